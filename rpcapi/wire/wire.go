@@ -1,0 +1,444 @@
+// Package wire holds the proxyfs protocol's types: JSON-RPC method names,
+// request and result structs, the error payload, and the binary data
+// channel's frame codec. PROTOCOL.md at the top of the repository is the
+// prose version; this package and that document must agree.
+//
+// Both the server (package rpcapi) and the Go client (package
+// rpcapi/client) use these types, so the two cannot drift apart.
+package wire
+
+// Version is the protocol version spoken by this package.
+const Version = 1
+
+// Method names, one per JSON-RPC method.
+const (
+	MethodPing            = "ping"
+	MethodMount           = "mount"
+	MethodUnmount         = "unmount"
+	MethodLookup          = "lookup"
+	MethodLookupPath      = "lookup_path"
+	MethodGetStat         = "get_stat"
+	MethodGetStatPath     = "get_stat_path"
+	MethodType            = "type"
+	MethodCreate          = "create"
+	MethodCreatePath      = "create_path"
+	MethodMkdir           = "mkdir"
+	MethodMkdirPath       = "mkdir_path"
+	MethodSymlink         = "symlink"
+	MethodSymlinkPath     = "symlink_path"
+	MethodReadSymlink     = "read_symlink"
+	MethodReadSymlinkPath = "read_symlink_path"
+	MethodLink            = "link"
+	MethodLinkPath        = "link_path"
+	MethodUnlink          = "unlink"
+	MethodUnlinkPath      = "unlink_path"
+	MethodRmdir           = "rmdir"
+	MethodRmdirPath       = "rmdir_path"
+	MethodRename          = "rename"
+	MethodRenamePath      = "rename_path"
+	MethodChmod           = "chmod"
+	MethodChmodPath       = "chmod_path"
+	MethodChown           = "chown"
+	MethodChownPath       = "chown_path"
+	MethodResize          = "resize"
+	MethodResizePath      = "resize_path"
+	MethodSettime         = "settime"
+	MethodSettimePath     = "settime_path"
+	MethodSetattr         = "setattr"
+	MethodSetattrPath     = "setattr_path"
+	MethodFlush           = "flush"
+	MethodRead            = "read"
+	MethodWrite           = "write"
+	MethodReaddir         = "readdir"
+	MethodReaddirPlus     = "readdir_plus"
+	MethodStatvfs         = "statvfs"
+	MethodGetXattr        = "get_xattr"
+	MethodGetXattrPath    = "get_xattr_path"
+	MethodSetXattr        = "set_xattr"
+	MethodSetXattrPath    = "set_xattr_path"
+	MethodListXattr       = "list_xattr"
+	MethodListXattrPath   = "list_xattr_path"
+	MethodRemoveXattr     = "remove_xattr"
+	MethodRemoveXattrPath = "remove_xattr_path"
+)
+
+// MountReadOnly is bit 0 of MountParams.Options.
+const MountReadOnly = 1
+
+// Setattr mask bits (SetattrParams.Mask).
+const (
+	SetSize   = 1 << 0
+	SetMode   = 1 << 1
+	SetUID    = 1 << 2
+	SetGID    = 1 << 3
+	SetAtime  = 1 << 4
+	SetMtime  = 1 << 5
+	SetCrtime = 1 << 6
+)
+
+// Xattr flags (SetXattrParams.Flags).
+const (
+	XattrCreate  = 1
+	XattrReplace = 2
+)
+
+// ReasonBadMount is ErrorData.Reason for a bad, stale or unmounted mount id.
+const ReasonBadMount = "bad_mount"
+
+// ErrorData is the "data" member of every JSON-RPC error reply.
+type ErrorData struct {
+	Errno  int    `json:"errno"`
+	Name   string `json:"name"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// Timespec is seconds and nanoseconds since the Unix epoch.
+type Timespec struct {
+	Sec  int64 `json:"sec"`
+	Nsec int64 `json:"nsec"`
+}
+
+// Stat is an inode's attributes (proxyfs_stat_t).
+type Stat struct {
+	Ino    uint64   `json:"ino"`
+	Mode   uint32   `json:"mode"`
+	Nlink  uint64   `json:"nlink"`
+	UID    uint32   `json:"uid"`
+	GID    uint32   `json:"gid"`
+	Size   uint64   `json:"size"`
+	Dev    uint64   `json:"dev"`
+	Atime  Timespec `json:"atime"`
+	Mtime  Timespec `json:"mtime"`
+	Ctime  Timespec `json:"ctime"`
+	Crtime Timespec `json:"crtime"`
+}
+
+// Empty is the result of calls that return nothing.
+type Empty struct{}
+
+// PingResult is the result of ping.
+type PingResult struct {
+	Version int    `json:"version"`
+	Server  string `json:"server"`
+}
+
+// MountParams are the params of mount.
+type MountParams struct {
+	Volume  string `json:"volume"`
+	Options uint64 `json:"options"`
+	User    string `json:"user"`
+	UID     uint32 `json:"uid"`
+	GID     uint32 `json:"gid"`
+}
+
+// MountResult is the result of mount.
+type MountResult struct {
+	MountID     uint64 `json:"mount_id"`
+	RootInode   uint64 `json:"root_inode"`
+	MaxIOSize   uint32 `json:"max_io_size"`
+	MaxInflight uint32 `json:"max_inflight"`
+}
+
+// MountOnly is the params of calls that take only a mount id (unmount,
+// statvfs).
+type MountOnly struct {
+	MountID uint64 `json:"mount_id"`
+}
+
+// InodeParams names an inode (get_stat, type, read_symlink, flush,
+// list_xattr).
+type InodeParams struct {
+	MountID uint64 `json:"mount_id"`
+	Inode   uint64 `json:"inode"`
+}
+
+// PathParams names a path (lookup_path, get_stat_path, read_symlink_path,
+// unlink_path, rmdir_path, list_xattr_path).
+type PathParams struct {
+	MountID uint64 `json:"mount_id"`
+	Path    string `json:"path"`
+}
+
+// EntryParams names an entry in a directory (lookup, unlink, rmdir).
+type EntryParams struct {
+	MountID uint64 `json:"mount_id"`
+	Inode   uint64 `json:"inode"`
+	Name    string `json:"name"`
+}
+
+// InodeResult is the result of lookup and lookup_path.
+type InodeResult struct {
+	Inode uint64 `json:"inode"`
+}
+
+// StatResult is the result of get_stat, get_stat_path, setattr and
+// setattr_path.
+type StatResult struct {
+	Stat Stat `json:"stat"`
+}
+
+// TypeResult is the result of type.
+type TypeResult struct {
+	Type uint16 `json:"type"`
+}
+
+// CreateParams are the params of create and mkdir.
+type CreateParams struct {
+	MountID uint64 `json:"mount_id"`
+	Inode   uint64 `json:"inode"`
+	Name    string `json:"name"`
+	Mode    uint32 `json:"mode"`
+}
+
+// CreatePathParams are the params of create_path and mkdir_path.
+type CreatePathParams struct {
+	MountID uint64 `json:"mount_id"`
+	Path    string `json:"path"`
+	Mode    uint32 `json:"mode"`
+}
+
+// NewInodeResult is the result of create, mkdir, symlink and their path
+// forms.
+type NewInodeResult struct {
+	Inode uint64 `json:"inode"`
+	Stat  Stat   `json:"stat"`
+}
+
+// SymlinkParams are the params of symlink.
+type SymlinkParams struct {
+	MountID uint64 `json:"mount_id"`
+	Inode   uint64 `json:"inode"`
+	Name    string `json:"name"`
+	Target  string `json:"target"`
+}
+
+// SymlinkPathParams are the params of symlink_path.
+type SymlinkPathParams struct {
+	MountID uint64 `json:"mount_id"`
+	Path    string `json:"path"`
+	Target  string `json:"target"`
+}
+
+// ReadSymlinkResult is the result of read_symlink and read_symlink_path.
+type ReadSymlinkResult struct {
+	Target string `json:"target"`
+}
+
+// LinkParams are the params of link: a new entry name in directory Inode
+// for the existing inode TargetInode.
+type LinkParams struct {
+	MountID     uint64 `json:"mount_id"`
+	Inode       uint64 `json:"inode"`
+	Name        string `json:"name"`
+	TargetInode uint64 `json:"target_inode"`
+}
+
+// TwoPathParams are the params of link_path (SrcPath exists, DstPath is the
+// new link) and rename_path.
+type TwoPathParams struct {
+	MountID uint64 `json:"mount_id"`
+	SrcPath string `json:"src_path"`
+	DstPath string `json:"dst_path"`
+}
+
+// RenameParams are the params of rename.
+type RenameParams struct {
+	MountID  uint64 `json:"mount_id"`
+	SrcInode uint64 `json:"src_inode"`
+	SrcName  string `json:"src_name"`
+	DstInode uint64 `json:"dst_inode"`
+	DstName  string `json:"dst_name"`
+}
+
+// ChmodParams are the params of chmod.
+type ChmodParams struct {
+	MountID uint64 `json:"mount_id"`
+	Inode   uint64 `json:"inode"`
+	Mode    uint32 `json:"mode"`
+}
+
+// ChmodPathParams are the params of chmod_path.
+type ChmodPathParams struct {
+	MountID uint64 `json:"mount_id"`
+	Path    string `json:"path"`
+	Mode    uint32 `json:"mode"`
+}
+
+// ChownParams are the params of chown; -1 leaves an id unchanged.
+type ChownParams struct {
+	MountID uint64 `json:"mount_id"`
+	Inode   uint64 `json:"inode"`
+	UID     int64  `json:"uid"`
+	GID     int64  `json:"gid"`
+}
+
+// ChownPathParams are the params of chown_path.
+type ChownPathParams struct {
+	MountID uint64 `json:"mount_id"`
+	Path    string `json:"path"`
+	UID     int64  `json:"uid"`
+	GID     int64  `json:"gid"`
+}
+
+// ResizeParams are the params of resize.
+type ResizeParams struct {
+	MountID uint64 `json:"mount_id"`
+	Inode   uint64 `json:"inode"`
+	Size    uint64 `json:"size"`
+}
+
+// ResizePathParams are the params of resize_path.
+type ResizePathParams struct {
+	MountID uint64 `json:"mount_id"`
+	Path    string `json:"path"`
+	Size    uint64 `json:"size"`
+}
+
+// SettimeParams are the params of settime; a nil time is left unchanged.
+type SettimeParams struct {
+	MountID uint64    `json:"mount_id"`
+	Inode   uint64    `json:"inode"`
+	Atime   *Timespec `json:"atime"`
+	Mtime   *Timespec `json:"mtime"`
+}
+
+// SettimePathParams are the params of settime_path.
+type SettimePathParams struct {
+	MountID uint64    `json:"mount_id"`
+	Path    string    `json:"path"`
+	Atime   *Timespec `json:"atime"`
+	Mtime   *Timespec `json:"mtime"`
+}
+
+// Attrs is the settable part of setattr: the fields Mask selects.
+type Attrs struct {
+	Mask   uint32    `json:"mask"`
+	Size   uint64    `json:"size,omitempty"`
+	Mode   uint32    `json:"mode,omitempty"`
+	UID    uint32    `json:"uid,omitempty"`
+	GID    uint32    `json:"gid,omitempty"`
+	Atime  *Timespec `json:"atime,omitempty"`
+	Mtime  *Timespec `json:"mtime,omitempty"`
+	Crtime *Timespec `json:"crtime,omitempty"`
+}
+
+// SetattrParams are the params of setattr.
+type SetattrParams struct {
+	MountID uint64 `json:"mount_id"`
+	Inode   uint64 `json:"inode"`
+	Attrs
+}
+
+// SetattrPathParams are the params of setattr_path.
+type SetattrPathParams struct {
+	MountID uint64 `json:"mount_id"`
+	Path    string `json:"path"`
+	Attrs
+}
+
+// ReadParams are the params of read.
+type ReadParams struct {
+	MountID uint64 `json:"mount_id"`
+	Inode   uint64 `json:"inode"`
+	Offset  uint64 `json:"offset"`
+	Length  uint64 `json:"length"`
+}
+
+// ReadResult is the result of read. encoding/json carries []byte as base64.
+type ReadResult struct {
+	Data []byte `json:"data"`
+}
+
+// WriteParams are the params of write.
+type WriteParams struct {
+	MountID uint64 `json:"mount_id"`
+	Inode   uint64 `json:"inode"`
+	Offset  uint64 `json:"offset"`
+	Data    []byte `json:"data"`
+}
+
+// WriteResult is the result of write.
+type WriteResult struct {
+	Size uint64 `json:"size"`
+}
+
+// ReaddirParams are the params of readdir and readdir_plus.
+type ReaddirParams struct {
+	MountID    uint64 `json:"mount_id"`
+	Inode      uint64 `json:"inode"`
+	PrevCookie int64  `json:"prev_cookie"`
+	MaxEntries uint32 `json:"max_entries"`
+}
+
+// DirEntry is one entry of a readdir result; Stat is set by readdir_plus
+// only.
+type DirEntry struct {
+	Name   string `json:"name"`
+	Inode  uint64 `json:"inode"`
+	Type   uint8  `json:"type"`
+	Cookie int64  `json:"cookie"`
+	Stat   *Stat  `json:"stat,omitempty"`
+}
+
+// ReaddirResult is the result of readdir and readdir_plus.
+type ReaddirResult struct {
+	Entries []DirEntry `json:"entries"`
+	EOF     bool       `json:"eof"`
+}
+
+// StatvfsResult is the result of statvfs (struct statvfs).
+type StatvfsResult struct {
+	Bsize   uint64 `json:"bsize"`
+	Frsize  uint64 `json:"frsize"`
+	Blocks  uint64 `json:"blocks"`
+	Bfree   uint64 `json:"bfree"`
+	Bavail  uint64 `json:"bavail"`
+	Files   uint64 `json:"files"`
+	Ffree   uint64 `json:"ffree"`
+	Favail  uint64 `json:"favail"`
+	Fsid    uint64 `json:"fsid"`
+	Flag    uint64 `json:"flag"`
+	Namemax uint64 `json:"namemax"`
+}
+
+// XattrParams are the params of get_xattr and remove_xattr.
+type XattrParams struct {
+	MountID uint64 `json:"mount_id"`
+	Inode   uint64 `json:"inode"`
+	Name    string `json:"name"`
+}
+
+// XattrPathParams are the params of get_xattr_path and remove_xattr_path.
+type XattrPathParams struct {
+	MountID uint64 `json:"mount_id"`
+	Path    string `json:"path"`
+	Name    string `json:"name"`
+}
+
+// SetXattrParams are the params of set_xattr.
+type SetXattrParams struct {
+	MountID uint64 `json:"mount_id"`
+	Inode   uint64 `json:"inode"`
+	Name    string `json:"name"`
+	Value   []byte `json:"value"`
+	Flags   int    `json:"flags"`
+}
+
+// SetXattrPathParams are the params of set_xattr_path.
+type SetXattrPathParams struct {
+	MountID uint64 `json:"mount_id"`
+	Path    string `json:"path"`
+	Name    string `json:"name"`
+	Value   []byte `json:"value"`
+	Flags   int    `json:"flags"`
+}
+
+// GetXattrResult is the result of get_xattr and get_xattr_path.
+type GetXattrResult struct {
+	Value []byte `json:"value"`
+}
+
+// ListXattrResult is the result of list_xattr and list_xattr_path.
+type ListXattrResult struct {
+	Names []string `json:"names"`
+}
