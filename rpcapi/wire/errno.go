@@ -1,6 +1,9 @@
 package wire
 
-import "syscall"
+import (
+	"strconv"
+	"syscall"
+)
 
 // errnoNames maps the errnos proxyfs reports to their symbolic names.
 var errnoNames = map[syscall.Errno]string{
@@ -42,27 +45,5 @@ func ErrnoName(e syscall.Errno) string {
 	if n, ok := errnoNames[e]; ok {
 		return n
 	}
-	return "E" + itoa(int(e))
-}
-
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b [20]byte
-	i := len(b)
-	neg := n < 0
-	if neg {
-		n = -n
-	}
-	for n > 0 {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-	}
-	if neg {
-		i--
-		b[i] = '-'
-	}
-	return string(b[i:])
+	return "E" + strconv.Itoa(int(e))
 }
