@@ -2,122 +2,269 @@ package inode
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"sync"
 	"syscall"
+	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/proxyfs/proxyfs/vfsbackend"
-	"go.uber.org/zap"
 )
 
 // Options configures an FS.
 type Options struct {
 	// Logger receives the FS's logs. Nil means no logs.
 	Logger *zap.Logger
-	// Now returns the current time; nil means the wall clock. Tests set it.
+	// Now returns the current time; nil means the wall clock.
 	Now func() Timespec
 }
 
-// FS implements POSIX semantics for one volume on top of a Backend.
+// stripes is the number of per-inode locks; inodes share them by number.
+const stripes = 256
+
+// FS implements POSIX semantics for one volume on top of a Backend. It is
+// safe for concurrent use.
 type FS struct {
-	be vfsbackend.Backend
+	be  vfsbackend.Backend
+	log *zap.Logger
+	now func() Timespec
+
+	// ns protects the namespace. Calls that add, remove or move entries
+	// hold it exclusively; every other call holds it shared. Take ns
+	// before a stripe lock.
+	ns sync.RWMutex
+	// stripe serializes changes to one inode's record by calls that hold
+	// ns shared (write, setattr, xattrs). Index: ino % stripes.
+	stripe [stripes]sync.Mutex
+
+	// nextIno and inodes mirror the counters stored under keyNextIno and
+	// keyInodeUsed; they change only under ns held exclusively.
+	nextIno Ino
+	inodes  uint64
 }
 
-// Open opens the volume stored in be, creating the root directory if the
-// store is empty and repairing leftovers of an interrupted run (data
-// objects of deleted inodes, data beyond an inode's size).
+func wallClock() Timespec {
+	t := time.Now()
+	return Timespec{Sec: t.Unix(), Nsec: int64(t.Nanosecond())}
+}
+
+// Open opens the volume stored in be. An empty store gets a root
+// directory (mode 0755, owner 0:0). Leftovers of an interrupted run are
+// repaired: data objects of inodes that no longer exist are deleted and
+// data beyond an inode's size is cut off (both are the traces of calls
+// that never returned success).
 func Open(ctx context.Context, be vfsbackend.Backend, opts Options) (*FS, error) {
-	return &FS{be: be}, nil
+	fs := &FS{be: be, log: opts.Logger, now: opts.Now}
+	if fs.log == nil {
+		fs.log = zap.NewNop()
+	}
+	if fs.now == nil {
+		fs.now = wallClock
+	}
+	if err := fs.loadOrFormat(ctx); err != nil {
+		return nil, err
+	}
+	if err := fs.recoverData(ctx); err != nil {
+		return nil, err
+	}
+	return fs, nil
 }
 
-// Lookup returns the inode number of name in directory dir.
+func (fs *FS) loadOrFormat(ctx context.Context) error {
+	v, err := fs.be.Get(ctx, keyNextIno)
+	if err == nil {
+		n, err := decodeUint64(v)
+		if err != nil {
+			return err
+		}
+		fs.nextIno = Ino(n)
+		v, err = fs.be.Get(ctx, keyInodeUsed)
+		if err != nil {
+			return fmt.Errorf("open volume: inode count: %w", err)
+		}
+		fs.inodes, err = decodeUint64(v)
+		return err
+	}
+	if !errors.Is(err, syscall.ENOENT) {
+		return fmt.Errorf("open volume: %w", err)
+	}
+	now := fs.now()
+	root := &record{
+		Attr: Attr{Ino: RootIno, Mode: ModeDir | 0o755, Nlink: 2,
+			Atime: now, Mtime: now, Ctime: now, Crtime: now},
+		Parent: RootIno, NextCookie: firstCookie,
+	}
+	var b vfsbackend.Batch
+	b.Put(inodeKey(RootIno), encodeRecord(root))
+	b.Put(keyNextIno, encodeUint64(uint64(RootIno+1)))
+	b.Put(keyInodeUsed, encodeUint64(1))
+	if err := fs.be.Commit(ctx, &b); err != nil {
+		return fmt.Errorf("format volume: %w", err)
+	}
+	fs.nextIno, fs.inodes = RootIno+1, 1
+	fs.log.Info("formatted new volume")
+	return nil
+}
+
+// recoverData removes data objects of missing inodes and cuts data beyond
+// an inode's size.
+func (fs *FS) recoverData(ctx context.Context) error {
+	type fix struct {
+		ino  Ino
+		size int64 // -1: delete
+	}
+	var objs []fix
+	if err := fs.be.ListData(ctx, func(ino Ino, size int64) bool {
+		objs = append(objs, fix{ino, size})
+		return true
+	}); err != nil {
+		return fmt.Errorf("recover: list data: %w", err)
+	}
+	for _, o := range objs {
+		r, err := fs.get(ctx, o.ino)
+		switch {
+		case errors.Is(err, syscall.ENOENT) || (err == nil && r.Mode&ModeType != ModeRegular):
+			fs.log.Info("recover: deleting data of removed inode", zap.Uint64("ino", uint64(o.ino)))
+			if err := fs.be.DeleteData(ctx, o.ino); err != nil {
+				return fmt.Errorf("recover: delete data %d: %w", o.ino, err)
+			}
+		case err != nil:
+			return fmt.Errorf("recover: %w", err)
+		case uint64(o.size) > r.Size:
+			fs.log.Info("recover: cutting data beyond size", zap.Uint64("ino", uint64(o.ino)),
+				zap.Int64("data", o.size), zap.Uint64("size", r.Size))
+			if err := fs.be.TruncateData(ctx, o.ino, int64(r.Size)); err != nil {
+				return fmt.Errorf("recover: truncate data %d: %w", o.ino, err)
+			}
+		}
+	}
+	return nil
+}
+
+// get loads ino's record; ENOENT if it does not exist.
+func (fs *FS) get(ctx context.Context, ino Ino) (*record, error) {
+	if ino == 0 {
+		return nil, fmt.Errorf("inode 0: %w", syscall.ENOENT)
+	}
+	v, err := fs.be.Get(ctx, inodeKey(ino))
+	if err != nil {
+		if errors.Is(err, syscall.ENOENT) {
+			return nil, fmt.Errorf("inode %d: %w", ino, syscall.ENOENT)
+		}
+		return nil, err
+	}
+	return decodeRecord(ino, v)
+}
+
+// getDir loads ino's record and checks that it is a directory.
+func (fs *FS) getDir(ctx context.Context, ino Ino) (*record, error) {
+	r, err := fs.get(ctx, ino)
+	if err != nil {
+		return nil, err
+	}
+	if !r.IsDir() {
+		return nil, fmt.Errorf("inode %d: %w", ino, syscall.ENOTDIR)
+	}
+	return r, nil
+}
+
+// lookupEntry returns the entry name in directory dir (which must have been
+// checked to be a directory).
+func (fs *FS) lookupEntry(ctx context.Context, dir Ino, name string) (entry, error) {
+	v, err := fs.be.Get(ctx, entryKey(dir, name))
+	if err != nil {
+		if errors.Is(err, syscall.ENOENT) {
+			return entry{}, fmt.Errorf("lookup %d/%q: %w", dir, name, syscall.ENOENT)
+		}
+		return entry{}, err
+	}
+	return decodeEntry(v)
+}
+
+// lookup resolves one name in dir, including "." and "..".
+func (fs *FS) lookup(ctx context.Context, dir Ino, name string) (Ino, error) {
+	d, err := fs.getDir(ctx, dir)
+	if err != nil {
+		return 0, err
+	}
+	switch name {
+	case ".":
+		return dir, nil
+	case "..":
+		return d.Parent, nil
+	}
+	e, err := fs.lookupEntry(ctx, dir, name)
+	if err != nil {
+		return 0, err
+	}
+	return e.Ino, nil
+}
+
+// Lookup returns the inode number of name in directory dir. "." and ".."
+// are understood; ".." of the root is the root.
 func (fs *FS) Lookup(ctx context.Context, dir Ino, name string) (Ino, error) {
-	return 0, syscall.ENOSYS
+	if err := checkName(name); err != nil {
+		return 0, err
+	}
+	fs.ns.RLock()
+	defer fs.ns.RUnlock()
+	return fs.lookup(ctx, dir, name)
 }
 
 // GetAttr returns ino's attributes.
-func (fs *FS) GetAttr(ctx context.Context, ino Ino) (Attr, error) { return Attr{}, syscall.ENOSYS }
-
-// Create makes a regular file name in dir (exclusive: EEXIST if name exists).
-func (fs *FS) Create(ctx context.Context, c Caller, dir Ino, name string, mode uint32) (Attr, error) {
-	return Attr{}, syscall.ENOSYS
+func (fs *FS) GetAttr(ctx context.Context, ino Ino) (Attr, error) {
+	fs.ns.RLock()
+	defer fs.ns.RUnlock()
+	r, err := fs.get(ctx, ino)
+	if err != nil {
+		return Attr{}, err
+	}
+	return r.Attr, nil
 }
 
-// Mkdir makes a directory name in dir.
-func (fs *FS) Mkdir(ctx context.Context, c Caller, dir Ino, name string, mode uint32) (Attr, error) {
-	return Attr{}, syscall.ENOSYS
+// Flush makes ino's data and metadata, and every change committed before,
+// durable against power loss.
+func (fs *FS) Flush(ctx context.Context, ino Ino) error {
+	fs.ns.RLock()
+	r, err := fs.get(ctx, ino)
+	fs.ns.RUnlock()
+	if err != nil {
+		return err
+	}
+	if r.Mode&ModeType == ModeRegular {
+		return fs.be.SyncData(ctx, ino)
+	}
+	return fs.be.Sync(ctx)
 }
 
-// Symlink makes a symbolic link name in dir pointing at target.
-func (fs *FS) Symlink(ctx context.Context, c Caller, dir Ino, name, target string) (Attr, error) {
-	return Attr{}, syscall.ENOSYS
-}
-
-// Link adds name in dir as a new link to target.
-func (fs *FS) Link(ctx context.Context, dir Ino, name string, target Ino) error { return syscall.ENOSYS }
-
-// Unlink removes the non-directory name from dir.
-func (fs *FS) Unlink(ctx context.Context, dir Ino, name string) error { return syscall.ENOSYS }
-
-// Rmdir removes the empty directory name from dir.
-func (fs *FS) Rmdir(ctx context.Context, dir Ino, name string) error { return syscall.ENOSYS }
-
-// Rename moves srcName in srcDir to dstName in dstDir, as rename(2).
-func (fs *FS) Rename(ctx context.Context, srcDir Ino, srcName string, dstDir Ino, dstName string) error {
-	return syscall.ENOSYS
-}
-
-// ReadSymlink returns a symlink's target.
-func (fs *FS) ReadSymlink(ctx context.Context, ino Ino) (string, error) { return "", syscall.ENOSYS }
-
-// SetAttr applies the fields of sa selected by sa.Mask in one step.
-func (fs *FS) SetAttr(ctx context.Context, ino Ino, sa SetAttr) (Attr, error) {
-	return Attr{}, syscall.ENOSYS
-}
-
-// Read reads into p from ino at off.
-func (fs *FS) Read(ctx context.Context, ino Ino, p []byte, off uint64) (int, error) {
-	return 0, syscall.ENOSYS
-}
-
-// Write writes p into ino at off.
-func (fs *FS) Write(ctx context.Context, ino Ino, p []byte, off uint64) error { return syscall.ENOSYS }
-
-// Flush makes ino's data and metadata durable.
-func (fs *FS) Flush(ctx context.Context, ino Ino) error { return syscall.ENOSYS }
-
-// ReadDir lists dir after prevCookie.
-func (fs *FS) ReadDir(ctx context.Context, dir Ino, prevCookie int64, max int, plus bool) ([]DirEntry, bool, error) {
-	return nil, false, syscall.ENOSYS
-}
-
-// GetXattr returns the value of ino's extended attribute name.
-func (fs *FS) GetXattr(ctx context.Context, ino Ino, name string) ([]byte, error) {
-	return nil, syscall.ENOSYS
-}
-
-// ListXattr returns the names of ino's extended attributes.
-func (fs *FS) ListXattr(ctx context.Context, ino Ino) ([]string, error) { return nil, syscall.ENOSYS }
-
-// SetXattr sets an extended attribute.
-func (fs *FS) SetXattr(ctx context.Context, ino Ino, name string, value []byte, flags int) error {
-	return syscall.ENOSYS
-}
-
-// RemoveXattr removes an extended attribute.
-func (fs *FS) RemoveXattr(ctx context.Context, ino Ino, name string) error { return syscall.ENOSYS }
+// Sync makes every committed change durable against power loss.
+func (fs *FS) Sync(ctx context.Context) error { return fs.be.Sync(ctx) }
 
 // StatFS reports the volume's space and inode use.
-func (fs *FS) StatFS(ctx context.Context) (StatFS, error) { return StatFS{}, syscall.ENOSYS }
-
-// Resolve returns the inode a path names.
-func (fs *FS) Resolve(ctx context.Context, path string) (Ino, error) { return 0, syscall.ENOSYS }
-
-// ResolveParent resolves all but the last component of path.
-func (fs *FS) ResolveParent(ctx context.Context, path string) (Ino, string, error) {
-	return 0, "", syscall.ENOSYS
+func (fs *FS) StatFS(ctx context.Context) (StatFS, error) {
+	u, err := fs.be.Usage(ctx)
+	if err != nil {
+		return StatFS{}, err
+	}
+	fs.ns.RLock()
+	used := fs.inodes
+	fs.ns.RUnlock()
+	const bs = 4096
+	free := u.FreeInodes
+	if free == 0 {
+		// Each inode costs at least a record in the store; count one per
+		// free block as the engine has no inode limit of its own.
+		free = u.AvailBytes / bs
+	}
+	return StatFS{
+		BlockSize:   bs,
+		Blocks:      u.TotalBytes / bs,
+		BlocksFree:  u.FreeBytes / bs,
+		BlocksAvail: u.AvailBytes / bs,
+		Files:       used + free,
+		FilesFree:   free,
+		NameMax:     MaxNameLen,
+	}, nil
 }
-
-// Check verifies the volume's consistency.
-func (fs *FS) Check(ctx context.Context) ([]string, error) { return nil, syscall.ENOSYS }
-
-// Sync makes all committed metadata durable.
-func (fs *FS) Sync(ctx context.Context) error { return fs.be.Sync(ctx) }

@@ -1,0 +1,302 @@
+package inode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"syscall"
+)
+
+// Cookies 1 and 2 are "." and ".."; entries get cookies from firstCookie on.
+const (
+	cookieDot    = 1
+	cookieDotDot = 2
+	firstCookie  = 3
+)
+
+// mknod creates an inode of the given type as name in dir: the shared body
+// of Create, Mkdir and Symlink.
+func (fs *FS) mknod(ctx context.Context, c Caller, dir Ino, name string, mode uint32, target string) (Attr, error) {
+	if err := checkNewName(name); err != nil {
+		return Attr{}, err
+	}
+	fs.ns.Lock()
+	defer fs.ns.Unlock()
+	t := fs.newTxn()
+	d, err := t.getDir(ctx, dir)
+	if err != nil {
+		return Attr{}, err
+	}
+	if _, err := fs.lookupEntry(ctx, dir, name); err == nil {
+		return Attr{}, fmt.Errorf("create %d/%q: %w", dir, name, syscall.EEXIST)
+	} else if !errors.Is(err, syscall.ENOENT) {
+		return Attr{}, err
+	}
+	now := fs.now()
+	r := &record{Attr: Attr{
+		Ino: t.newInode(), Mode: mode, Nlink: 1, UID: c.UID, GID: c.GID,
+		Atime: now, Mtime: now, Ctime: now, Crtime: now,
+	}}
+	switch mode & ModeType {
+	case ModeDir:
+		r.Nlink = 2
+		r.Parent = dir
+		r.NextCookie = firstCookie
+		d.Nlink++
+	case ModeSymlink:
+		r.Size = uint64(len(target))
+		t.batch.Put(symlinkKey(r.Ino), []byte(target))
+	}
+	t.put(r)
+	t.addEntry(d, name, r.Ino, r.DirType())
+	t.touchDir(d, now)
+	if err := t.commit(ctx); err != nil {
+		return Attr{}, fmt.Errorf("create %d/%q: %w", dir, name, err)
+	}
+	return r.Attr, nil
+}
+
+// Create makes a regular file name in dir, owned by the caller, with the
+// permission bits of mode. It is exclusive: EEXIST if name exists.
+func (fs *FS) Create(ctx context.Context, c Caller, dir Ino, name string, mode uint32) (Attr, error) {
+	return fs.mknod(ctx, c, dir, name, ModeRegular|mode&ModePerm, "")
+}
+
+// Mkdir makes a directory name in dir, owned by the caller (EEXIST if name
+// exists).
+func (fs *FS) Mkdir(ctx context.Context, c Caller, dir Ino, name string, mode uint32) (Attr, error) {
+	return fs.mknod(ctx, c, dir, name, ModeDir|mode&ModePerm, "")
+}
+
+// Symlink makes a symbolic link name in dir pointing at target, with mode
+// 0777. The target is stored as given (1..4096 bytes, no NUL); it is only
+// interpreted when a path resolution follows it.
+func (fs *FS) Symlink(ctx context.Context, c Caller, dir Ino, name, target string) (Attr, error) {
+	switch {
+	case target == "":
+		return Attr{}, fmt.Errorf("symlink %q: empty target: %w", name, syscall.ENOENT)
+	case len(target) > MaxSymlinkLen:
+		return Attr{}, fmt.Errorf("symlink target of %d bytes: %w", len(target), syscall.ENAMETOOLONG)
+	}
+	if _, err := splitPath(target, false); err != nil {
+		return Attr{}, err
+	}
+	return fs.mknod(ctx, c, dir, name, ModeSymlink|0o777, target)
+}
+
+// ReadSymlink returns a symlink's target; EINVAL if ino is not a symlink.
+func (fs *FS) ReadSymlink(ctx context.Context, ino Ino) (string, error) {
+	fs.ns.RLock()
+	defer fs.ns.RUnlock()
+	return fs.readSymlink(ctx, ino)
+}
+
+func (fs *FS) readSymlink(ctx context.Context, ino Ino) (string, error) {
+	r, err := fs.get(ctx, ino)
+	if err != nil {
+		return "", err
+	}
+	if r.Mode&ModeType != ModeSymlink {
+		return "", fmt.Errorf("inode %d is not a symlink: %w", ino, syscall.EINVAL)
+	}
+	v, err := fs.be.Get(ctx, symlinkKey(ino))
+	if err != nil {
+		return "", fmt.Errorf("symlink %d: target missing: %v: %w", ino, err, syscall.EIO)
+	}
+	return string(v), nil
+}
+
+// Link adds name in dir as a new link to target. Linking a directory is
+// EPERM; an existing name is EEXIST.
+func (fs *FS) Link(ctx context.Context, dir Ino, name string, target Ino) error {
+	if err := checkNewName(name); err != nil {
+		return err
+	}
+	fs.ns.Lock()
+	defer fs.ns.Unlock()
+	t := fs.newTxn()
+	d, err := t.getDir(ctx, dir)
+	if err != nil {
+		return err
+	}
+	r, err := t.get(ctx, target)
+	if err != nil {
+		return err
+	}
+	if r.IsDir() {
+		return fmt.Errorf("link to directory %d: %w", target, syscall.EPERM)
+	}
+	if _, err := fs.lookupEntry(ctx, dir, name); err == nil {
+		return fmt.Errorf("link %d/%q: %w", dir, name, syscall.EEXIST)
+	} else if !errors.Is(err, syscall.ENOENT) {
+		return err
+	}
+	now := fs.now()
+	r.Nlink++
+	r.Ctime = now
+	t.put(r)
+	t.addEntry(d, name, r.Ino, r.DirType())
+	t.touchDir(d, now)
+	return t.commit(ctx)
+}
+
+// Unlink removes the non-directory name from dir (EISDIR for a
+// directory). The inode and its data go when its last link does.
+func (fs *FS) Unlink(ctx context.Context, dir Ino, name string) error {
+	return fs.remove(ctx, dir, name, false)
+}
+
+// Rmdir removes the empty directory name from dir (ENOTDIR for a
+// non-directory, ENOTEMPTY for a directory with entries).
+func (fs *FS) Rmdir(ctx context.Context, dir Ino, name string) error {
+	return fs.remove(ctx, dir, name, true)
+}
+
+func (fs *FS) remove(ctx context.Context, dir Ino, name string, wantDir bool) error {
+	if err := checkNewName(name); err != nil {
+		if name == ".." && wantDir {
+			return fmt.Errorf("rmdir %q: %w", name, syscall.ENOTEMPTY)
+		}
+		return err
+	}
+	fs.ns.Lock()
+	defer fs.ns.Unlock()
+	t := fs.newTxn()
+	d, err := t.getDir(ctx, dir)
+	if err != nil {
+		return err
+	}
+	e, err := fs.lookupEntry(ctx, dir, name)
+	if err != nil {
+		return err
+	}
+	r, err := t.get(ctx, e.Ino)
+	if err != nil {
+		return err
+	}
+	switch {
+	case wantDir && !r.IsDir():
+		return errNotDir(r.Ino)
+	case !wantDir && r.IsDir():
+		return errIsDir(r.Ino)
+	case wantDir:
+		if err := fs.checkEmpty(ctx, r.Ino); err != nil {
+			return err
+		}
+		d.Nlink--
+	}
+	now := fs.now()
+	t.removeEntry(d, name, e)
+	t.touchDir(d, now)
+	if err := t.dropLink(ctx, r, now); err != nil {
+		return err
+	}
+	return t.commit(ctx)
+}
+
+// checkEmpty returns ENOTEMPTY if directory dir has any entry.
+func (fs *FS) checkEmpty(ctx context.Context, dir Ino) error {
+	empty := true
+	if err := fs.be.Scan(ctx, inoKey(pfxCookie, dir), nil, func(_, _ []byte) bool {
+		empty = false
+		return false
+	}); err != nil {
+		return err
+	}
+	if !empty {
+		return fmt.Errorf("directory %d: %w", dir, syscall.ENOTEMPTY)
+	}
+	return nil
+}
+
+// Rename moves srcName in srcDir to dstName in dstDir, as rename(2): an
+// existing file at the destination is replaced atomically, a directory may
+// replace an empty directory (ENOTEMPTY otherwise), a directory cannot
+// replace a file (ENOTDIR) nor a file a directory (EISDIR), and a directory
+// cannot move into its own subtree (EINVAL). Renaming an entry onto itself
+// or onto another link of the same inode succeeds and changes nothing.
+func (fs *FS) Rename(ctx context.Context, srcDir Ino, srcName string, dstDir Ino, dstName string) error {
+	if err := checkNewName(srcName); err != nil {
+		return err
+	}
+	if err := checkNewName(dstName); err != nil {
+		return err
+	}
+	fs.ns.Lock()
+	defer fs.ns.Unlock()
+	t := fs.newTxn()
+	sd, err := t.getDir(ctx, srcDir)
+	if err != nil {
+		return err
+	}
+	dd, err := t.getDir(ctx, dstDir)
+	if err != nil {
+		return err
+	}
+	se, err := fs.lookupEntry(ctx, srcDir, srcName)
+	if err != nil {
+		return err
+	}
+	src, err := t.get(ctx, se.Ino)
+	if err != nil {
+		return err
+	}
+	de, err := fs.lookupEntry(ctx, dstDir, dstName)
+	dstExists := err == nil
+	if err != nil && !errors.Is(err, syscall.ENOENT) {
+		return err
+	}
+	if dstExists && de.Ino == se.Ino {
+		return nil // same inode: POSIX says do nothing
+	}
+	if src.IsDir() && srcDir != dstDir {
+		// The destination directory must not be src or below it.
+		for p := dstDir; ; {
+			if p == src.Ino {
+				return fmt.Errorf("rename directory %d into its own subtree: %w", src.Ino, syscall.EINVAL)
+			}
+			if p == RootIno {
+				break
+			}
+			pr, err := t.getDir(ctx, p)
+			if err != nil {
+				return err
+			}
+			p = pr.Parent
+		}
+	}
+	now := fs.now()
+	if dstExists {
+		dst, err := t.get(ctx, de.Ino)
+		if err != nil {
+			return err
+		}
+		switch {
+		case src.IsDir() && !dst.IsDir():
+			return errNotDir(dst.Ino)
+		case !src.IsDir() && dst.IsDir():
+			return errIsDir(dst.Ino)
+		case dst.IsDir():
+			if err := fs.checkEmpty(ctx, dst.Ino); err != nil {
+				return err
+			}
+			dd.Nlink--
+		}
+		t.removeEntry(dd, dstName, de)
+		if err := t.dropLink(ctx, dst, now); err != nil {
+			return err
+		}
+	}
+	t.removeEntry(sd, srcName, se)
+	t.addEntry(dd, dstName, src.Ino, src.DirType())
+	if src.IsDir() && srcDir != dstDir {
+		sd.Nlink--
+		dd.Nlink++
+		src.Parent = dstDir
+	}
+	src.Ctime = now
+	t.put(src)
+	t.touchDir(sd, now)
+	t.touchDir(dd, now)
+	return t.commit(ctx)
+}

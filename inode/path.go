@@ -1,0 +1,97 @@
+package inode
+
+import (
+	"context"
+	"fmt"
+	"syscall"
+)
+
+// Resolve returns the inode a path names. Paths start at the volume root
+// (a leading '/' is optional), "." and empty components are ignored, ".."
+// goes to the parent but never above the root, and symlinks in
+// intermediate components are followed (absolute targets from the volume
+// root, ELOOP after MaxSymlinkFollow). The last component is never
+// followed. "" and "/" name the root.
+func (fs *FS) Resolve(ctx context.Context, path string) (Ino, error) {
+	comps, err := splitPath(path, false)
+	if err != nil {
+		return 0, err
+	}
+	fs.ns.RLock()
+	defer fs.ns.RUnlock()
+	return fs.walk(ctx, comps)
+}
+
+// ResolveParent resolves all but the last component of path, as Resolve
+// does, and returns the directory it names and the last component. The
+// last component may be "." or ".." (the inode calls reject those where
+// they cannot be used); a path naming the root has an empty last
+// component, which the inode calls reject with EINVAL.
+func (fs *FS) ResolveParent(ctx context.Context, path string) (Ino, string, error) {
+	comps, err := splitPath(path, true)
+	if err != nil {
+		return 0, "", err
+	}
+	if len(comps) == 0 {
+		return RootIno, "", nil
+	}
+	fs.ns.RLock()
+	defer fs.ns.RUnlock()
+	dir, err := fs.walk(ctx, comps[:len(comps)-1])
+	if err != nil {
+		return 0, "", err
+	}
+	if _, err := fs.getDir(ctx, dir); err != nil {
+		return 0, "", err
+	}
+	return dir, comps[len(comps)-1], nil
+}
+
+// walk resolves comps from the root, following symlinks in every
+// component but the last. Callers hold ns shared.
+func (fs *FS) walk(ctx context.Context, comps []string) (Ino, error) {
+	stack := []Ino{RootIno} // the directories from the root to here
+	follows := 0
+	for len(comps) > 0 {
+		name := comps[0]
+		comps = comps[1:]
+		cur := stack[len(stack)-1]
+		if _, err := fs.getDir(ctx, cur); err != nil {
+			return 0, err
+		}
+		if name == ".." {
+			if len(stack) > 1 {
+				stack = stack[:len(stack)-1]
+			}
+			continue
+		}
+		e, err := fs.lookupEntry(ctx, cur, name)
+		if err != nil {
+			return 0, err
+		}
+		if len(comps) > 0 && e.Type == DTSymlink {
+			follows++
+			if follows > MaxSymlinkFollow {
+				return 0, fmt.Errorf("resolve: too many symlinks: %w", syscall.ELOOP)
+			}
+			target, err := fs.readSymlink(ctx, e.Ino)
+			if err != nil {
+				return 0, err
+			}
+			tcomps, err := splitPath(target, false)
+			if err != nil {
+				return 0, err
+			}
+			if target[0] == '/' {
+				stack = stack[:1]
+			}
+			comps = append(tcomps, comps...)
+			if len(comps) > MaxPathLen {
+				return 0, fmt.Errorf("resolve: path too long after symlinks: %w", syscall.ENAMETOOLONG)
+			}
+			continue
+		}
+		stack = append(stack, e.Ino)
+	}
+	return stack[len(stack)-1], nil
+}

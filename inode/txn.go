@@ -1,0 +1,151 @@
+package inode
+
+import (
+	"context"
+
+	"github.com/proxyfs/proxyfs/vfsbackend"
+)
+
+// txn gathers the changes of one call into one atomic batch. It caches the
+// records it loads, so that a call touching the same inode twice (rename
+// within one directory) sees its own changes.
+type txn struct {
+	fs    *FS
+	recs  map[Ino]*record
+	dirty map[Ino]bool
+	batch vfsbackend.Batch
+	// deleteData lists inodes whose data is removed after the commit.
+	deleteData []Ino
+	// inodes is the FS's inode count when the txn began, restored if the
+	// commit fails.
+	inodes uint64
+}
+
+func (fs *FS) newTxn() *txn {
+	return &txn{fs: fs, recs: map[Ino]*record{}, dirty: map[Ino]bool{}, inodes: fs.inodes}
+}
+
+func (t *txn) get(ctx context.Context, ino Ino) (*record, error) {
+	if r, ok := t.recs[ino]; ok && r != nil {
+		return r, nil
+	}
+	r, err := t.fs.get(ctx, ino)
+	if err != nil {
+		return nil, err
+	}
+	t.recs[ino] = r
+	return r, nil
+}
+
+func (t *txn) getDir(ctx context.Context, ino Ino) (*record, error) {
+	r, err := t.get(ctx, ino)
+	if err != nil {
+		return nil, err
+	}
+	if !r.IsDir() {
+		return nil, errNotDir(ino)
+	}
+	return r, nil
+}
+
+// put marks r to be written at commit.
+func (t *txn) put(r *record) {
+	t.recs[r.Ino] = r
+	t.dirty[r.Ino] = true
+}
+
+// touchDir sets a directory's mtime and ctime, as an entry change does.
+func (t *txn) touchDir(d *record, now Timespec) {
+	d.Mtime, d.Ctime = now, now
+	t.put(d)
+}
+
+// addEntry adds name -> child to directory d with the next cookie.
+func (t *txn) addEntry(d *record, name string, child Ino, typ uint8) {
+	c := d.NextCookie
+	d.NextCookie++
+	t.batch.Put(entryKey(d.Ino, name), encodeEntry(entry{Ino: child, Cookie: c, Type: typ}))
+	t.batch.Put(cookieKey(d.Ino, c), encodeCookieValue(child, typ, name))
+	t.put(d)
+}
+
+// removeEntry removes the entry e named name from directory d.
+func (t *txn) removeEntry(d *record, name string, e entry) {
+	t.batch.Delete(entryKey(d.Ino, name))
+	t.batch.Delete(cookieKey(d.Ino, e.Cookie))
+	t.put(d)
+}
+
+// dropLink removes one link from r, deleting the inode when none is left
+// (directories: when called for their only entry).
+func (t *txn) dropLink(ctx context.Context, r *record, now Timespec) error {
+	if r.IsDir() || r.Nlink <= 1 {
+		return t.deleteInode(ctx, r)
+	}
+	r.Nlink--
+	r.Ctime = now
+	t.put(r)
+	return nil
+}
+
+// deleteInode removes r's record, symlink target and xattrs, and schedules
+// its data for deletion after the commit.
+func (t *txn) deleteInode(ctx context.Context, r *record) error {
+	t.batch.Delete(inodeKey(r.Ino))
+	delete(t.dirty, r.Ino)
+	t.recs[r.Ino] = nil
+	switch r.Mode & ModeType {
+	case ModeSymlink:
+		t.batch.Delete(symlinkKey(r.Ino))
+	case ModeRegular:
+		t.deleteData = append(t.deleteData, r.Ino)
+	}
+	var keys [][]byte
+	if err := t.fs.be.Scan(ctx, inoKey(pfxXattr, r.Ino), nil, func(k, _ []byte) bool {
+		keys = append(keys, append([]byte(nil), k...))
+		return true
+	}); err != nil {
+		return err
+	}
+	for _, k := range keys {
+		t.batch.Delete(k)
+	}
+	t.fs.inodes--
+	t.batch.Put(keyInodeUsed, encodeUint64(t.fs.inodes))
+	return nil
+}
+
+// newInode allocates an inode number and counts the inode. Only valid
+// with ns held exclusively.
+func (t *txn) newInode() Ino {
+	ino := t.fs.nextIno
+	t.fs.nextIno++
+	t.fs.inodes++
+	t.batch.Put(keyNextIno, encodeUint64(uint64(t.fs.nextIno)))
+	t.batch.Put(keyInodeUsed, encodeUint64(t.fs.inodes))
+	return ino
+}
+
+// commit writes every dirty record and the batch atomically, then deletes
+// the data of removed inodes. On failure nothing changed, and the inode
+// count is restored (inode numbers handed out stay used: they are never
+// reused, failure or not).
+func (t *txn) commit(ctx context.Context) error {
+	for ino := range t.dirty {
+		if r := t.recs[ino]; r != nil {
+			t.batch.Put(inodeKey(ino), encodeRecord(r))
+		}
+	}
+	if err := t.fs.be.Commit(ctx, &t.batch); err != nil {
+		t.fs.inodes = t.inodes
+		return err
+	}
+	for _, ino := range t.deleteData {
+		if err := t.fs.be.DeleteData(ctx, ino); err != nil {
+			// The inode is gone; its data is garbage that the next Open
+			// removes. Report success: the change itself is durable.
+			t.fs.log.Warn("delete data of removed inode", zapIno(ino), zapErr(err))
+		}
+	}
+	return nil
+}

@@ -1,0 +1,121 @@
+package inode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"syscall"
+)
+
+func checkXattrName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("empty xattr name: %w", syscall.EINVAL)
+	case len(name) > MaxXattrNameLen:
+		return fmt.Errorf("xattr name of %d bytes: %w", len(name), syscall.ERANGE)
+	case strings.IndexByte(name, 0) >= 0:
+		return fmt.Errorf("xattr name contains NUL: %w", syscall.EINVAL)
+	}
+	return nil
+}
+
+// GetXattr returns the value of ino's extended attribute name; ENODATA if
+// it has none of that name.
+func (fs *FS) GetXattr(ctx context.Context, ino Ino, name string) ([]byte, error) {
+	if err := checkXattrName(name); err != nil {
+		return nil, err
+	}
+	fs.ns.RLock()
+	defer fs.ns.RUnlock()
+	if _, err := fs.get(ctx, ino); err != nil {
+		return nil, err
+	}
+	v, err := fs.be.Get(ctx, xattrKey(ino, name))
+	if errors.Is(err, syscall.ENOENT) {
+		return nil, fmt.Errorf("xattr %d %q: %w", ino, name, syscall.ENODATA)
+	}
+	return v, err
+}
+
+// ListXattr returns the names of ino's extended attributes, sorted.
+func (fs *FS) ListXattr(ctx context.Context, ino Ino) ([]string, error) {
+	fs.ns.RLock()
+	defer fs.ns.RUnlock()
+	if _, err := fs.get(ctx, ino); err != nil {
+		return nil, err
+	}
+	names := []string{}
+	pfx := inoKey(pfxXattr, ino)
+	err := fs.be.Scan(ctx, pfx, nil, func(k, _ []byte) bool {
+		names = append(names, string(k[len(pfx):]))
+		return true
+	})
+	return names, err
+}
+
+// SetXattr sets ino's extended attribute name to value (at most 64 KiB).
+// With XattrCreate an existing attribute is EEXIST; with XattrReplace a
+// missing one is ENODATA. It sets ctime.
+func (fs *FS) SetXattr(ctx context.Context, ino Ino, name string, value []byte, flags int) error {
+	if err := checkXattrName(name); err != nil {
+		return err
+	}
+	if len(value) > MaxXattrValueLen {
+		return fmt.Errorf("xattr value of %d bytes: %w", len(value), syscall.E2BIG)
+	}
+	if flags&^(XattrCreate|XattrReplace) != 0 || flags == XattrCreate|XattrReplace {
+		return fmt.Errorf("xattr flags %#x: %w", flags, syscall.EINVAL)
+	}
+	return fs.changeXattr(ctx, ino, name, func(exists bool, t *txn) error {
+		switch {
+		case exists && flags&XattrCreate != 0:
+			return fmt.Errorf("xattr %d %q: %w", ino, name, syscall.EEXIST)
+		case !exists && flags&XattrReplace != 0:
+			return fmt.Errorf("xattr %d %q: %w", ino, name, syscall.ENODATA)
+		}
+		t.batch.Put(xattrKey(ino, name), append([]byte(nil), value...))
+		return nil
+	})
+}
+
+// RemoveXattr removes ino's extended attribute name; ENODATA if it has
+// none of that name. It sets ctime.
+func (fs *FS) RemoveXattr(ctx context.Context, ino Ino, name string) error {
+	if err := checkXattrName(name); err != nil {
+		return err
+	}
+	return fs.changeXattr(ctx, ino, name, func(exists bool, t *txn) error {
+		if !exists {
+			return fmt.Errorf("xattr %d %q: %w", ino, name, syscall.ENODATA)
+		}
+		t.batch.Delete(xattrKey(ino, name))
+		return nil
+	})
+}
+
+// changeXattr runs change with the inode locked and commits its batch
+// together with the new ctime.
+func (fs *FS) changeXattr(ctx context.Context, ino Ino, name string, change func(exists bool, t *txn) error) error {
+	fs.ns.RLock()
+	defer fs.ns.RUnlock()
+	mu := &fs.stripe[ino%stripes]
+	mu.Lock()
+	defer mu.Unlock()
+	r, err := fs.get(ctx, ino)
+	if err != nil {
+		return err
+	}
+	_, err = fs.be.Get(ctx, xattrKey(ino, name))
+	exists := err == nil
+	if err != nil && !errors.Is(err, syscall.ENOENT) {
+		return err
+	}
+	t := fs.newTxn()
+	if err := change(exists, t); err != nil {
+		return err
+	}
+	r.Ctime = fs.now()
+	t.put(r)
+	return t.commit(ctx)
+}
