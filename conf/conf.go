@@ -1,0 +1,356 @@
+// Package conf is proxyfsd's configuration: the TOML format, its loader
+// and validator, and the embedded default configuration (default.toml).
+//
+// A configuration file looks like default.toml. Every key is optional
+// except each volume's name; a missing key takes its default. Unknown keys
+// and bad values are errors that name the key, for example
+//
+//	config: volume[0].sync_interval: invalid duration "x"
+package conf
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// DefaultTOML is the embedded default configuration (conf/default.toml):
+// loopback TCP, a Unix socket and one durable volume "default", all under
+// proxyfs-data/ in the working directory.
+//
+//go:embed default.toml
+var DefaultTOML []byte
+
+// Defaults for keys a configuration leaves out.
+const (
+	DefaultTCP                = "127.0.0.1:9450"
+	DefaultUnix               = "proxyfs-data/proxyfsd.sock"
+	DefaultMaxMessageBytes    = 4 << 20
+	DefaultMaxIOBytes         = 8 << 20
+	DefaultMaxConnections     = 1024
+	DefaultMaxInflightPerConn = 256
+	DefaultShutdownGrace      = 10 * time.Second
+	DefaultMetricsListen      = "127.0.0.1:9451"
+	DefaultLogLevel           = "info"
+	DefaultLogFormat          = "console"
+	DefaultEngine             = "local"
+	DefaultSyncInterval       = time.Second
+	// DefaultDataDir is where volumes live when their path is not set:
+	// DefaultDataDir/<name>.
+	DefaultDataDir = "proxyfs-data"
+)
+
+// Limits on values.
+const (
+	// MaxIOBytesLimit is the largest max_io_bytes accepted (the binary
+	// channel's length field is 32 bits; 1 GiB keeps buffers sane).
+	MaxIOBytesLimit = 1 << 30
+	// MaxMessageBytesLimit is the largest max_message_bytes accepted.
+	MaxMessageBytesLimit = 1 << 30
+	// MinMessageBytes is the smallest max_message_bytes accepted: every
+	// call but read/write fits in it.
+	MinMessageBytes = 16 << 10
+	// MaxUnixPathLen is the longest Unix socket path Linux accepts.
+	MaxUnixPathLen = 107
+)
+
+// Engines are the storage engine names a volume may use.
+var Engines = []string{"local", "memory"}
+
+// Config is a validated proxyfsd configuration.
+type Config struct {
+	Server  Server
+	Metrics Metrics
+	Log     Log
+	Volumes []Volume
+}
+
+// Server configures the listeners and the limits they enforce.
+type Server struct {
+	// TCP is the TCP listen address ("host:port"); "" disables TCP. Port 0
+	// picks a free port (the daemon logs the one it got).
+	TCP string
+	// Unix is the Unix socket path; "" disables it.
+	Unix string
+	// MaxMessageBytes is the largest JSON-RPC message accepted.
+	MaxMessageBytes int
+	// MaxIOBytes is the largest read or write.
+	MaxIOBytes int
+	// MaxConnections is the number of connections served at once.
+	MaxConnections int
+	// MaxInflightPerConn is the number of requests in flight per
+	// connection.
+	MaxInflightPerConn int
+	// ShutdownGrace bounds how long shutdown waits for in-flight calls.
+	ShutdownGrace time.Duration
+}
+
+// Metrics configures the Prometheus endpoint.
+type Metrics struct {
+	// Listen is the HTTP listen address for /metrics; "" disables it.
+	Listen string
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is debug, info, warn or error.
+	Level string
+	// Format is console or json.
+	Format string
+}
+
+// Volume configures one volume.
+type Volume struct {
+	// Name is what clients pass to mount.
+	Name string
+	// Engine is the storage engine: "local" or "memory".
+	Engine string
+	// Path is the directory holding the volume's files.
+	Path string
+	// SyncInterval bounds how long committed metadata may stay unsynced.
+	SyncInterval time.Duration
+	// CapacityBytes is the capacity reported and enforced; 0 means the
+	// size of the filesystem holding Path (memory engine: 1 GiB).
+	CapacityBytes uint64
+}
+
+// raw mirrors the file; pointers tell a missing key from a zero value.
+type raw struct {
+	Server struct {
+		TCP                *string `toml:"tcp"`
+		Unix               *string `toml:"unix"`
+		MaxMessageBytes    *int64  `toml:"max_message_bytes"`
+		MaxIOBytes         *int64  `toml:"max_io_bytes"`
+		MaxConnections     *int64  `toml:"max_connections"`
+		MaxInflightPerConn *int64  `toml:"max_inflight_per_conn"`
+		ShutdownGrace      *string `toml:"shutdown_grace"`
+	} `toml:"server"`
+	Metrics struct {
+		Listen *string `toml:"listen"`
+	} `toml:"metrics"`
+	Log struct {
+		Level  *string `toml:"level"`
+		Format *string `toml:"format"`
+	} `toml:"log"`
+	Volume []struct {
+		Name          *string `toml:"name"`
+		Engine        *string `toml:"engine"`
+		Path          *string `toml:"path"`
+		SyncInterval  *string `toml:"sync_interval"`
+		CapacityBytes *int64  `toml:"capacity_bytes"`
+	} `toml:"volume"`
+}
+
+// Load reads and validates the configuration file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w (in %s)", err, path)
+	}
+	return c, nil
+}
+
+// Default returns the embedded default configuration.
+func Default() *Config {
+	c, err := Parse(DefaultTOML)
+	if err != nil {
+		panic("conf: embedded default.toml is invalid: " + err.Error())
+	}
+	return c
+}
+
+// Parse decodes and validates a configuration.
+func Parse(data []byte) (*Config, error) {
+	var r raw
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&r)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("config: line %d: %s", pe.Position.Line, pe.Message)
+		}
+		return nil, fmt.Errorf("config: %v", err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = strconv.Quote(k.String())
+		}
+		return nil, fmt.Errorf("config: unknown key %s", strings.Join(keys, ", "))
+	}
+	return r.validate()
+}
+
+func (r *raw) validate() (*Config, error) {
+	c := &Config{}
+	s := &r.Server
+	var err error
+	if c.Server.TCP, err = addr("server.tcp", s.TCP, DefaultTCP); err != nil {
+		return nil, err
+	}
+	c.Server.Unix = str(s.Unix, DefaultUnix)
+	if len(c.Server.Unix) > MaxUnixPathLen {
+		return nil, fmt.Errorf("config: server.unix: path of %d bytes is longer than %d", len(c.Server.Unix), MaxUnixPathLen)
+	}
+	if strings.IndexByte(c.Server.Unix, 0) >= 0 {
+		return nil, fmt.Errorf("config: server.unix: path contains NUL")
+	}
+	for _, n := range []struct {
+		key      string
+		v        *int64
+		def, min int64
+		max      int64
+		dst      *int
+	}{
+		{"server.max_message_bytes", s.MaxMessageBytes, DefaultMaxMessageBytes, MinMessageBytes, MaxMessageBytesLimit, &c.Server.MaxMessageBytes},
+		{"server.max_io_bytes", s.MaxIOBytes, DefaultMaxIOBytes, 1, MaxIOBytesLimit, &c.Server.MaxIOBytes},
+		{"server.max_connections", s.MaxConnections, DefaultMaxConnections, 1, 1 << 20, &c.Server.MaxConnections},
+		{"server.max_inflight_per_conn", s.MaxInflightPerConn, DefaultMaxInflightPerConn, 1, 1 << 16, &c.Server.MaxInflightPerConn},
+	} {
+		v := n.def
+		if n.v != nil {
+			v = *n.v
+		}
+		if v < n.min || v > n.max {
+			return nil, fmt.Errorf("config: %s: %d is out of range [%d, %d]", n.key, v, n.min, n.max)
+		}
+		*n.dst = int(v)
+	}
+	if c.Server.ShutdownGrace, err = duration("server.shutdown_grace", s.ShutdownGrace, DefaultShutdownGrace, true); err != nil {
+		return nil, err
+	}
+	if c.Metrics.Listen, err = addr("metrics.listen", r.Metrics.Listen, DefaultMetricsListen); err != nil {
+		return nil, err
+	}
+	c.Log.Level = str(r.Log.Level, DefaultLogLevel)
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return nil, fmt.Errorf("config: log.level: %q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	c.Log.Format = str(r.Log.Format, DefaultLogFormat)
+	switch c.Log.Format {
+	case "console", "json":
+	default:
+		return nil, fmt.Errorf("config: log.format: %q is not one of console, json", c.Log.Format)
+	}
+
+	if len(r.Volume) == 0 {
+		return nil, fmt.Errorf("config: no [[volume]]: at least one volume is needed")
+	}
+	names := map[string]int{}
+	paths := map[string]int{}
+	for i, rv := range r.Volume {
+		key := func(k string) string { return fmt.Sprintf("volume[%d].%s", i, k) }
+		v := Volume{}
+		if rv.Name == nil {
+			return nil, fmt.Errorf("config: %s: missing", key("name"))
+		}
+		v.Name = *rv.Name
+		if !validName.MatchString(v.Name) {
+			return nil, fmt.Errorf("config: %s: %q is not a valid volume name (1..255 of A-Z a-z 0-9 . _ -, starting with a letter or digit)", key("name"), v.Name)
+		}
+		if j, dup := names[v.Name]; dup {
+			return nil, fmt.Errorf("config: %s: %q is already the name of volume[%d]", key("name"), v.Name, j)
+		}
+		names[v.Name] = i
+		v.Engine = str(rv.Engine, DefaultEngine)
+		if !isEngine(v.Engine) {
+			return nil, fmt.Errorf("config: %s: unknown engine %q (have %s)", key("engine"), v.Engine, strings.Join(Engines, ", "))
+		}
+		v.Path = str(rv.Path, filepath.Join(DefaultDataDir, v.Name))
+		if v.Path == "" {
+			return nil, fmt.Errorf("config: %s: empty", key("path"))
+		}
+		if v.Engine != "memory" {
+			clean := filepath.Clean(v.Path)
+			if j, dup := paths[clean]; dup {
+				return nil, fmt.Errorf("config: %s: %q is already the path of volume[%d]", key("path"), v.Path, j)
+			}
+			paths[clean] = i
+		}
+		if v.SyncInterval, err = duration(key("sync_interval"), rv.SyncInterval, DefaultSyncInterval, false); err != nil {
+			return nil, err
+		}
+		if rv.CapacityBytes != nil {
+			if *rv.CapacityBytes < 0 {
+				return nil, fmt.Errorf("config: %s: %d is negative", key("capacity_bytes"), *rv.CapacityBytes)
+			}
+			v.CapacityBytes = uint64(*rv.CapacityBytes)
+		}
+		c.Volumes = append(c.Volumes, v)
+	}
+	return c, nil
+}
+
+var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$`)
+
+func isEngine(e string) bool {
+	for _, n := range Engines {
+		if n == e {
+			return true
+		}
+	}
+	return false
+}
+
+func str(v *string, def string) string {
+	if v == nil {
+		return def
+	}
+	return *v
+}
+
+// addr validates a "host:port" listen address; "" is allowed (disabled).
+func addr(key string, v *string, def string) (string, error) {
+	a := str(v, def)
+	if a == "" {
+		return "", nil
+	}
+	_, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return "", fmt.Errorf("config: %s: invalid address %q: want host:port", key, a)
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || (port != "0" && p == 0) {
+		return "", fmt.Errorf("config: %s: invalid port %q in %q", key, port, a)
+	}
+	return a, nil
+}
+
+// duration parses a Go duration string ("10s", "500ms").
+func duration(key string, v *string, def time.Duration, zeroOK bool) (time.Duration, error) {
+	if v == nil {
+		return def, nil
+	}
+	d, err := time.ParseDuration(*v)
+	if err != nil {
+		return 0, fmt.Errorf("config: %s: invalid duration %q", key, *v)
+	}
+	if d < 0 || (d == 0 && !zeroOK) {
+		return 0, fmt.Errorf("config: %s: duration %q must be positive", key, *v)
+	}
+	return d, nil
+}
+
+// Volume returns the volume named name, or nil.
+func (c *Config) Volume(name string) *Volume {
+	for i := range c.Volumes {
+		if c.Volumes[i].Name == name {
+			return &c.Volumes[i]
+		}
+	}
+	return nil
+}

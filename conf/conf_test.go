@@ -1,0 +1,152 @@
+package conf
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefault(t *testing.T) {
+	c := Default()
+	if c.Server.TCP != DefaultTCP || c.Server.Unix != DefaultUnix {
+		t.Errorf("listeners: %q %q", c.Server.TCP, c.Server.Unix)
+	}
+	if c.Server.MaxMessageBytes != 4<<20 || c.Server.MaxIOBytes != 8<<20 ||
+		c.Server.MaxConnections != 1024 || c.Server.MaxInflightPerConn != 256 ||
+		c.Server.ShutdownGrace != 10*time.Second {
+		t.Errorf("server limits: %+v", c.Server)
+	}
+	if c.Metrics.Listen != "127.0.0.1:9451" || c.Log.Level != "info" || c.Log.Format != "console" {
+		t.Errorf("metrics/log: %+v %+v", c.Metrics, c.Log)
+	}
+	if len(c.Volumes) != 1 {
+		t.Fatalf("volumes: %+v", c.Volumes)
+	}
+	v := c.Volumes[0]
+	if v.Name != "default" || v.Engine != "local" || v.Path != "proxyfs-data/default" ||
+		v.SyncInterval != time.Second || v.CapacityBytes != 0 {
+		t.Errorf("volume: %+v", v)
+	}
+	if c.Volume("default") != &c.Volumes[0] || c.Volume("nope") != nil {
+		t.Error("Config.Volume lookup")
+	}
+}
+
+func TestMinimalGetsDefaults(t *testing.T) {
+	c, err := Parse([]byte("[[volume]]\nname = \"v1\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := Default()
+	if c.Server != d.Server || c.Metrics != d.Metrics || c.Log != d.Log {
+		t.Errorf("got %+v, want defaults %+v", c, d)
+	}
+	v := c.Volumes[0]
+	if v.Engine != "local" || v.Path != filepath.Join("proxyfs-data", "v1") || v.SyncInterval != time.Second {
+		t.Errorf("volume defaults: %+v", v)
+	}
+}
+
+func TestFull(t *testing.T) {
+	c, err := Parse([]byte(`
+[server]
+tcp = ""
+unix = "/tmp/x.sock"
+max_message_bytes = 65536
+max_io_bytes = 1048576
+max_connections = 10
+max_inflight_per_conn = 4
+shutdown_grace = "250ms"
+[metrics]
+listen = ""
+[log]
+level = "debug"
+format = "json"
+[[volume]]
+name = "a"
+engine = "memory"
+capacity_bytes = 12345
+sync_interval = "5s"
+[[volume]]
+name = "b.c-d_e"
+path = "/var/lib/b"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Server{TCP: "", Unix: "/tmp/x.sock", MaxMessageBytes: 65536, MaxIOBytes: 1 << 20,
+		MaxConnections: 10, MaxInflightPerConn: 4, ShutdownGrace: 250 * time.Millisecond}
+	if c.Server != want {
+		t.Errorf("server %+v, want %+v", c.Server, want)
+	}
+	if c.Metrics.Listen != "" || c.Log != (Log{"debug", "json"}) {
+		t.Errorf("metrics/log %+v %+v", c.Metrics, c.Log)
+	}
+	if c.Volumes[0] != (Volume{Name: "a", Engine: "memory", Path: "proxyfs-data/a", SyncInterval: 5 * time.Second, CapacityBytes: 12345}) {
+		t.Errorf("volume a: %+v", c.Volumes[0])
+	}
+	if c.Volumes[1] != (Volume{Name: "b.c-d_e", Engine: "local", Path: "/var/lib/b", SyncInterval: time.Second}) {
+		t.Errorf("volume b: %+v", c.Volumes[1])
+	}
+}
+
+func TestErrors(t *testing.T) {
+	const vol = "\n[[volume]]\nname = \"v\"\n"
+	for _, tc := range []struct {
+		toml string
+		want string // substring of the error
+	}{
+		{"[server]\ntcpp = \"x\"" + vol, `unknown key "server.tcpp"`},
+		{"bogus = 1" + vol, `unknown key "bogus"`},
+		{"[[volume]]\nname = \"v\"\nfoo = 1\n", `unknown key "volume.foo"`},
+		{"[[volume]]\nname = \"v\"\nsync_interval = \"x\"\n", `config: volume[0].sync_interval: invalid duration "x"`},
+		{"[[volume]]\nname = \"v\"\nsync_interval = \"0s\"\n", `volume[0].sync_interval`},
+		{"[[volume]]\nname = \"v\"\n[[volume]]\nname = \"v\"\n", `volume[1].name: "v" is already the name of volume[0]`},
+		{"[[volume]]\nname = \"\"\n", `volume[0].name`},
+		{"[[volume]]\nname = \"../x\"\n", `volume[0].name`},
+		{"[[volume]]\nengine = \"local\"\n", `volume[0].name: missing`},
+		{"[[volume]]\nname = \"v\"\nengine = \"s3\"\n", `volume[0].engine: unknown engine "s3"`},
+		{"[[volume]]\nname = \"v\"\ncapacity_bytes = -1\n", `volume[0].capacity_bytes`},
+		{"[[volume]]\nname = \"a\"\npath = \"p\"\n[[volume]]\nname = \"b\"\npath = \"p/\"\n", `volume[1].path`},
+		{"[server]\nshutdown_grace = \"soon\"" + vol, `server.shutdown_grace: invalid duration "soon"`},
+		{"[server]\nmax_io_bytes = 0" + vol, `server.max_io_bytes: 0 is out of range`},
+		{"[server]\nmax_message_bytes = 10" + vol, `server.max_message_bytes`},
+		{"[server]\nmax_connections = -5" + vol, `server.max_connections`},
+		{"[server]\nmax_inflight_per_conn = 0" + vol, `server.max_inflight_per_conn`},
+		{"[server]\nmax_io_bytes = \"big\"" + vol, `max_io_bytes`},
+		{"[server]\ntcp = \"localhost\"" + vol, `server.tcp: invalid address "localhost"`},
+		{"[server]\ntcp = \"localhost:http\"" + vol, `server.tcp: invalid port`},
+		{"[server]\nunix = \"/" + strings.Repeat("x", 200) + "\"" + vol, `server.unix`},
+		{"[metrics]\nlisten = \"nope\"" + vol, `metrics.listen`},
+		{"[log]\nlevel = \"loud\"" + vol, `log.level: "loud"`},
+		{"[log]\nformat = \"xml\"" + vol, `log.format: "xml"`},
+		{"[server]\n", `no [[volume]]`},
+		{"[server\n", `config: line 2`},
+	} {
+		_, err := Parse([]byte(tc.toml))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Parse(%q) = %v, want error containing %q", tc.toml, err, tc.want)
+		}
+	}
+}
+
+func TestLoad(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "c.toml")
+	if _, err := Load(p); err == nil {
+		t.Error("Load of a missing file succeeded")
+	}
+	if err := os.WriteFile(p, []byte("[[volume]]\nname=\"x\"\nengine=\"nope\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(p); err == nil || !strings.Contains(err.Error(), p) {
+		t.Errorf("Load error %v does not name the file", err)
+	}
+	if err := os.WriteFile(p, DefaultTOML, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := Load(p); err != nil || c.Volumes[0].Name != "default" {
+		t.Errorf("Load(default) = %+v, %v", c, err)
+	}
+}

@@ -1,0 +1,120 @@
+package mount
+
+import (
+	"errors"
+	"sync"
+	"syscall"
+	"testing"
+)
+
+func vols(names ...string) func(string) bool {
+	return func(n string) bool {
+		for _, v := range names {
+			if v == n {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+func TestMountGetUnmount(t *testing.T) {
+	tb := NewTable(vols("a", "b"))
+	m, err := tb.Mount("a", ReadOnly, "alice", 1000, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.ID == 0 || m.ID > MaxID || m.Volume != "a" || m.User != "alice" || m.UID != 1000 || m.GID != 100 || !m.ReadOnly {
+		t.Fatalf("mount %+v", m)
+	}
+	got, err := tb.Get(m.ID)
+	if err != nil || got != m {
+		t.Fatalf("Get = %v, %v", got, err)
+	}
+	m2, err := tb.Mount("b", 0, "", 0, 0)
+	if err != nil || m2.ReadOnly || m2.ID == m.ID {
+		t.Fatalf("second mount %+v, %v", m2, err)
+	}
+	if tb.Count() != 2 {
+		t.Errorf("Count = %d", tb.Count())
+	}
+	if err := tb.Unmount(m.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tb.Get(m.ID); !IsBadMount(err) || !errors.Is(err, syscall.EINVAL) {
+		t.Errorf("Get after unmount: %v", err)
+	}
+	if err := tb.Unmount(m.ID); !IsBadMount(err) {
+		t.Errorf("second Unmount: %v", err)
+	}
+	var bm *BadMountError
+	if _, err := tb.Get(42); !errors.As(err, &bm) || bm.ID != 42 {
+		t.Errorf("Get(42): %v", err)
+	}
+	if tb.Count() != 1 {
+		t.Errorf("Count = %d", tb.Count())
+	}
+}
+
+func TestMountErrors(t *testing.T) {
+	tb := NewTable(vols("a"))
+	if _, err := tb.Mount("nope", 0, "", 0, 0); !errors.Is(err, syscall.ENOENT) {
+		t.Errorf("unknown volume: %v", err)
+	}
+	if _, err := tb.Mount("a", 2, "", 0, 0); !errors.Is(err, syscall.EINVAL) || IsBadMount(err) {
+		t.Errorf("bad options: %v", err)
+	}
+	if tb.Count() != 0 {
+		t.Errorf("failed mounts left entries: %d", tb.Count())
+	}
+}
+
+func TestIDsSkipZeroAndCollisions(t *testing.T) {
+	tb := NewTable(vols("a"))
+	seq := [][]byte{{0, 0, 0, 0, 0, 0, 0, 0}, {7}, {7}, {0, 0, 0, 0, 0, 0, 0xe0, 0xff}, {0, 0, 0, 0, 0, 0, 0xff, 0xff}}
+	tb.rand = func(b []byte) {
+		clear(b)
+		copy(b, seq[0])
+		seq = seq[1:]
+	}
+	m1, _ := tb.Mount("a", 0, "", 0, 0)
+	m2, _ := tb.Mount("a", 0, "", 0, 0)
+	if m1.ID != 7 || m2.ID != 0x1f_0000_0000_0000 {
+		t.Errorf("ids %#x %#x", m1.ID, m2.ID)
+	}
+}
+
+func TestConcurrent(t *testing.T) {
+	tb := NewTable(vols("a"))
+	var wg sync.WaitGroup
+	ids := make(chan uint64, 800)
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 100; i++ {
+				m, err := tb.Mount("a", 0, "", 0, 0)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if _, err := tb.Get(m.ID); err != nil {
+					t.Error(err)
+				}
+				ids <- m.ID
+			}
+		}()
+	}
+	wg.Wait()
+	close(ids)
+	seen := map[uint64]bool{}
+	for id := range ids {
+		if seen[id] {
+			t.Fatalf("duplicate id %d", id)
+		}
+		seen[id] = true
+	}
+	if tb.Count() != 800 {
+		t.Errorf("Count = %d", tb.Count())
+	}
+}
