@@ -19,7 +19,7 @@ func (fs *FS) Resolve(ctx context.Context, path string) (Ino, error) {
 	}
 	fs.ns.RLock()
 	defer fs.ns.RUnlock()
-	return fs.walk(ctx, comps)
+	return fs.walk(ctx, comps, false)
 }
 
 // ResolveParent resolves all but the last component of path, as Resolve
@@ -37,7 +37,7 @@ func (fs *FS) ResolveParent(ctx context.Context, path string) (Ino, string, erro
 	}
 	fs.ns.RLock()
 	defer fs.ns.RUnlock()
-	dir, err := fs.walk(ctx, comps[:len(comps)-1])
+	dir, err := fs.walk(ctx, comps[:len(comps)-1], true)
 	if err != nil {
 		return 0, "", err
 	}
@@ -48,8 +48,10 @@ func (fs *FS) ResolveParent(ctx context.Context, path string) (Ino, string, erro
 }
 
 // walk resolves comps from the root, following symlinks in every
-// component but the last. Callers hold ns shared.
-func (fs *FS) walk(ctx context.Context, comps []string) (Ino, error) {
+// component but the last, and in the last too when followLast is set (it
+// is when comps name the directory that holds an entry). Callers hold ns
+// shared.
+func (fs *FS) walk(ctx context.Context, comps []string, followLast bool) (Ino, error) {
 	stack := []Ino{RootIno} // the directories from the root to here
 	follows := 0
 	for len(comps) > 0 {
@@ -69,7 +71,7 @@ func (fs *FS) walk(ctx context.Context, comps []string) (Ino, error) {
 		if err != nil {
 			return 0, err
 		}
-		if len(comps) > 0 && e.Type == DTSymlink {
+		if (len(comps) > 0 || followLast) && e.Type == DTSymlink {
 			follows++
 			if follows > MaxSymlinkFollow {
 				return 0, fmt.Errorf("resolve: too many symlinks: %w", syscall.ELOOP)
