@@ -1,0 +1,405 @@
+package local
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+
+	"github.com/proxyfs/proxyfs/vfsbackend"
+)
+
+// dataFile is an open data file in the cache.
+type dataFile struct {
+	ino    vfsbackend.Ino
+	f      *os.File
+	refs   int           // goroutines using f; guarded by dataStore.mu
+	elem   *list.Element // position in the LRU while cached, else nil
+	doomed bool          // out of the cache: close f when refs drops to 0
+}
+
+// dataStore manages the per-inode data files and their descriptor cache.
+type dataStore struct {
+	root    string // <volume>/data
+	volume  string
+	maxOpen int
+
+	mu        sync.Mutex
+	open      map[vfsbackend.Ino]*dataFile
+	lru       *list.List // of *dataFile with refs == 0 first to evict at Back
+	dirty     map[vfsbackend.Ino]bool
+	dirtyDirs map[string]bool
+	haveDir   map[string]bool // directories known to exist
+}
+
+func (d *dataStore) init(volume string, maxOpen int) {
+	d.volume = volume
+	d.root = filepath.Join(volume, "data")
+	d.maxOpen = maxOpen
+	d.open = map[vfsbackend.Ino]*dataFile{}
+	d.lru = list.New()
+	d.dirty = map[vfsbackend.Ino]bool{}
+	d.dirtyDirs = map[string]bool{}
+	d.haveDir = map[string]bool{}
+}
+
+func (d *dataStore) subdir(ino vfsbackend.Ino) string {
+	return filepath.Join(d.root, fmt.Sprintf("%02x", uint8(ino)))
+}
+
+func (d *dataStore) path(ino vfsbackend.Ino) string {
+	return filepath.Join(d.subdir(ino), fmt.Sprintf("%016x", uint64(ino)))
+}
+
+// acquire returns ino's open file with a reference taken, or nil, nil if
+// the file does not exist and create is false. Call release when done.
+func (d *dataStore) acquire(ino vfsbackend.Ino, create bool) (*dataFile, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if df := d.open[ino]; df != nil {
+		df.refs++
+		d.lru.MoveToFront(df.elem)
+		return df, nil
+	}
+	p := d.path(ino)
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		if !create {
+			return nil, nil
+		}
+		if err := d.mkdirs(ino); err != nil {
+			return nil, err
+		}
+		f, err = os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
+		if err == nil {
+			d.dirtyDirs[d.subdir(ino)] = true
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	df := &dataFile{ino: ino, f: f, refs: 1}
+	df.elem = d.lru.PushFront(df)
+	d.open[ino] = df
+	d.evictLocked()
+	return df, nil
+}
+
+// mkdirs creates data/ and data/<xx> if needed, noting which directories
+// need an fsync for the new entries to be durable. d.mu is held.
+func (d *dataStore) mkdirs(ino vfsbackend.Ino) error {
+	sub := d.subdir(ino)
+	if d.haveDir[sub] {
+		return nil
+	}
+	for _, dir := range []string{d.root, sub} {
+		if d.haveDir[dir] {
+			continue
+		}
+		err := os.Mkdir(dir, 0o700)
+		switch {
+		case err == nil:
+			d.dirtyDirs[filepath.Dir(dir)] = true
+		case errors.Is(err, os.ErrExist):
+		default:
+			return err
+		}
+		d.haveDir[dir] = true
+	}
+	return nil
+}
+
+// evictLocked closes unused files beyond the cache size. d.mu is held.
+func (d *dataStore) evictLocked() {
+	for e := d.lru.Back(); e != nil && len(d.open) > d.maxOpen; {
+		df := e.Value.(*dataFile)
+		prev := e.Prev()
+		if df.refs == 0 {
+			d.dropLocked(df)
+		}
+		e = prev
+	}
+}
+
+// dropLocked removes df from the cache; its file is closed now or by the
+// last release. d.mu is held.
+func (d *dataStore) dropLocked(df *dataFile) {
+	if df.elem == nil {
+		return
+	}
+	d.lru.Remove(df.elem)
+	df.elem = nil
+	delete(d.open, df.ino)
+	df.doomed = true
+	if df.refs == 0 {
+		_ = df.f.Close() // data already written is in the page cache; close cannot lose it on a local filesystem
+	}
+}
+
+func (d *dataStore) release(df *dataFile) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	df.refs--
+	if df.refs == 0 {
+		if df.doomed {
+			_ = df.f.Close()
+			return
+		}
+		d.evictLocked()
+	}
+}
+
+func (d *dataStore) markDirty(ino vfsbackend.Ino) {
+	d.mu.Lock()
+	d.dirty[ino] = true
+	d.mu.Unlock()
+}
+
+// ReadData implements vfsbackend.Backend.
+func (b *Backend) ReadData(ctx context.Context, ino vfsbackend.Ino, p []byte, off int64) (int, error) {
+	if err := checkCtx(ctx, b); err != nil {
+		return 0, err
+	}
+	if off < 0 {
+		return 0, fmt.Errorf("local: read %d at %d: %w", ino, off, syscall.EINVAL)
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	df, err := b.data.acquire(ino, false)
+	if err != nil {
+		return 0, fmt.Errorf("local: read %d: %w", ino, err)
+	}
+	if df == nil {
+		return 0, nil
+	}
+	defer b.data.release(df)
+	n, err := df.f.ReadAt(p, off)
+	if err == io.EOF {
+		err = nil
+	}
+	if err != nil {
+		return n, fmt.Errorf("local: read %d: %w", ino, err)
+	}
+	return n, nil
+}
+
+// WriteData implements vfsbackend.Backend. A zero-length write changes
+// nothing (like pwrite(2), it does not extend the object).
+func (b *Backend) WriteData(ctx context.Context, ino vfsbackend.Ino, p []byte, off int64) error {
+	if err := checkCtx(ctx, b); err != nil {
+		return err
+	}
+	if off < 0 {
+		return fmt.Errorf("local: write %d at %d: %w", ino, off, syscall.EINVAL)
+	}
+	if off > math.MaxInt64-int64(len(p)) {
+		return fmt.Errorf("local: write %d at %d: %w", ino, off, syscall.EFBIG)
+	}
+	if len(p) == 0 {
+		return nil
+	}
+	df, err := b.data.acquire(ino, true)
+	if err != nil {
+		return fmt.Errorf("local: write %d: %w", ino, err)
+	}
+	defer b.data.release(df)
+	_, err = df.f.WriteAt(p, off)
+	// Marked after the write, so that a Sync that races with it and misses
+	// it leaves the mark for the next one. Marked on error too: part of p
+	// may have been written.
+	b.data.markDirty(ino)
+	if err != nil {
+		return fmt.Errorf("local: write %d: %w", ino, err)
+	}
+	return nil
+}
+
+// TruncateData implements vfsbackend.Backend.
+func (b *Backend) TruncateData(ctx context.Context, ino vfsbackend.Ino, size int64) error {
+	if err := checkCtx(ctx, b); err != nil {
+		return err
+	}
+	if size < 0 {
+		return fmt.Errorf("local: truncate %d to %d: %w", ino, size, syscall.EINVAL)
+	}
+	df, err := b.data.acquire(ino, size > 0)
+	if err != nil {
+		return fmt.Errorf("local: truncate %d: %w", ino, err)
+	}
+	if df == nil {
+		return nil // missing object truncated to 0
+	}
+	defer b.data.release(df)
+	err = df.f.Truncate(size)
+	b.data.markDirty(ino)
+	if err != nil {
+		return fmt.Errorf("local: truncate %d: %w", ino, err)
+	}
+	return nil
+}
+
+// DeleteData implements vfsbackend.Backend.
+func (b *Backend) DeleteData(ctx context.Context, ino vfsbackend.Ino) error {
+	if err := checkCtx(ctx, b); err != nil {
+		return err
+	}
+	d := &b.data
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if df := d.open[ino]; df != nil {
+		d.dropLocked(df)
+	}
+	delete(d.dirty, ino)
+	err := os.Remove(d.path(ino))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("local: delete %d: %w", ino, err)
+	}
+	d.dirtyDirs[d.subdir(ino)] = true
+	return nil
+}
+
+// takeDirtyDirs empties and returns the set of directories to fsync.
+func (d *dataStore) takeDirtyDirs() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	dirs := make([]string, 0, len(d.dirtyDirs))
+	// Parents last is not required: each fsync makes its own entries durable.
+	for dir := range d.dirtyDirs {
+		dirs = append(dirs, dir)
+	}
+	clear(d.dirtyDirs)
+	return dirs
+}
+
+func (d *dataStore) syncDirs() error {
+	dirs := d.takeDirtyDirs()
+	for i, dir := range dirs {
+		if err := syncDir(dir); err != nil {
+			d.mu.Lock()
+			for _, again := range dirs[i:] {
+				d.dirtyDirs[again] = true
+			}
+			d.mu.Unlock()
+			return err
+		}
+	}
+	return nil
+}
+
+// syncFile fsyncs ino's file if it exists. The dirty mark is cleared before
+// the fsync so that a write racing with it marks the file again.
+func (d *dataStore) syncFile(ino vfsbackend.Ino) error {
+	d.mu.Lock()
+	delete(d.dirty, ino)
+	d.mu.Unlock()
+	df, err := d.acquire(ino, false)
+	if err != nil || df == nil {
+		return err
+	}
+	defer d.release(df)
+	if err := df.f.Sync(); err != nil {
+		d.markDirty(ino)
+		return err
+	}
+	return nil
+}
+
+// syncOne makes ino's data durable, including its directory entry.
+func (d *dataStore) syncOne(ino vfsbackend.Ino) error {
+	if err := d.syncFile(ino); err != nil {
+		return err
+	}
+	return d.syncDirs()
+}
+
+// syncDirty fsyncs every data file written since the last sync and the
+// directories whose entries changed.
+func (d *dataStore) syncDirty() error {
+	d.mu.Lock()
+	inos := make([]vfsbackend.Ino, 0, len(d.dirty))
+	for ino := range d.dirty {
+		inos = append(inos, ino)
+	}
+	d.mu.Unlock()
+	var errs []error
+	for _, ino := range inos {
+		if err := d.syncFile(ino); err != nil {
+			errs = append(errs, fmt.Errorf("data %d: %w", ino, err))
+		}
+	}
+	if err := d.syncDirs(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// list walks data/ and calls fn for each data file.
+func (d *dataStore) list(fn func(ino vfsbackend.Ino, size int64) bool) error {
+	subs, err := os.ReadDir(d.root)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("local: list data: %w", err)
+	}
+	for _, sub := range subs {
+		if !sub.IsDir() || len(sub.Name()) != 2 {
+			continue
+		}
+		dir := filepath.Join(d.root, sub.Name())
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			return fmt.Errorf("local: list data: %w", err)
+		}
+		for _, e := range ents {
+			if len(e.Name()) != 16 || !e.Type().IsRegular() {
+				continue
+			}
+			ino, err := strconv.ParseUint(e.Name(), 16, 64)
+			if err != nil {
+				continue
+			}
+			info, err := e.Info()
+			if errors.Is(err, os.ErrNotExist) {
+				continue // deleted while we walked
+			}
+			if err != nil {
+				return fmt.Errorf("local: list data: %w", err)
+			}
+			if !fn(vfsbackend.Ino(ino), info.Size()) {
+				return nil
+			}
+		}
+	}
+	return nil
+}
+
+// closeAll closes every cached file.
+func (d *dataStore) closeAll() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var errs []error
+	for _, df := range d.open {
+		if df.elem != nil {
+			d.lru.Remove(df.elem)
+			df.elem = nil
+		}
+		df.doomed = true
+		if df.refs == 0 {
+			errs = append(errs, df.f.Close())
+		}
+	}
+	clear(d.open)
+	return errors.Join(errs...)
+}

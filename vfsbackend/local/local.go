@@ -1,0 +1,517 @@
+package local
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/google/btree"
+	"go.uber.org/zap"
+
+	"github.com/proxyfs/proxyfs/vfsbackend"
+)
+
+// Name is the name the engine is registered under.
+const Name = "local"
+
+const (
+	defaultSyncInterval     = time.Second
+	defaultCompactThreshold = 64 << 20
+	defaultMaxOpenFiles     = 256
+)
+
+// ErrLocked is returned (wrapped, together with syscall.EBUSY) by Open when
+// another process, or another Open in this process, holds the volume.
+var ErrLocked = errors.New("volume is in use by another process")
+
+func init() {
+	if err := vfsbackend.Register(Name, func(o vfsbackend.Options) (vfsbackend.Backend, error) { return Open(o) }); err != nil {
+		panic(err) // only reachable by a programming error at init time
+	}
+}
+
+// tuning holds knobs that tests change; Open uses the defaults.
+type tuning struct {
+	compactThreshold int64 // WAL size that triggers compaction
+	maxOpenFiles     int   // size of the data file descriptor cache
+}
+
+// Backend is the local engine. Create it with Open.
+type Backend struct {
+	dir     string
+	log     *zap.Logger
+	tune    tuning
+	lock    *os.File // holds the flock
+	closed  atomic.Bool
+	closeMu sync.Mutex // serializes Close
+
+	// commitMu serializes commits: seq assignment, the WAL write and the
+	// index update happen in the same order.
+	commitMu sync.Mutex
+	wal      *os.File // active WAL; swapped under commitMu and walMu
+	walGen   uint64
+	walSize  int64 // bytes in the active WAL
+	seq      uint64
+	broken   error // set when the WAL can no longer be appended to safely
+
+	// walMu is held shared by Sync while it uses a WAL file, and
+	// exclusively by compaction to close a retired one.
+	walMu     sync.RWMutex
+	syncedSeq atomic.Uint64 // every record <= syncedSeq is fsynced
+
+	idxMu sync.RWMutex // protects idx and live
+	idx   *btree.BTreeG[kv]
+	live  int64 // estimated bytes of the live index
+
+	compacting atomic.Bool
+	compactWG  sync.WaitGroup
+
+	data dataStore
+
+	stop     chan struct{}
+	syncerWG sync.WaitGroup
+}
+
+var _ vfsbackend.Backend = (*Backend)(nil)
+
+// Open opens (creating if needed) the volume in opts.Path.
+func Open(opts vfsbackend.Options) (*Backend, error) {
+	return open(opts, tuning{compactThreshold: defaultCompactThreshold, maxOpenFiles: defaultMaxOpenFiles})
+}
+
+func open(opts vfsbackend.Options, tune tuning) (_ *Backend, err error) {
+	if opts.Path == "" {
+		return nil, fmt.Errorf("local: open: empty Path: %w", syscall.EINVAL)
+	}
+	dir, err := filepath.Abs(opts.Path)
+	if err != nil {
+		return nil, fmt.Errorf("local: open %s: %w", opts.Path, err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("local: open: %w", err)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	log = log.With(zap.String("engine", Name), zap.String("path", dir))
+
+	lock, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("local: open: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		_ = lock.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("local: open %s: %w (LOCK is held; is another proxyfsd serving it?): %w", dir, ErrLocked, syscall.EBUSY)
+		}
+		return nil, fmt.Errorf("local: open %s: flock: %w", dir, err)
+	}
+	b := &Backend{
+		dir:  dir,
+		log:  log,
+		tune: tune,
+		lock: lock,
+		idx:  newIndex(),
+		stop: make(chan struct{}),
+	}
+	b.data.init(dir, tune.maxOpenFiles)
+	defer func() {
+		if err != nil {
+			if b.wal != nil {
+				_ = b.wal.Close()
+			}
+			_ = lock.Close()
+		}
+	}()
+	if err := b.recover(); err != nil {
+		return nil, fmt.Errorf("local: open %s: %w", dir, err)
+	}
+	interval := opts.SyncInterval
+	if interval <= 0 {
+		interval = defaultSyncInterval
+	}
+	b.syncerWG.Add(1)
+	go b.syncer(interval)
+	log.Info("volume opened", zap.Uint64("seq", b.seq), zap.Int("keys", b.idx.Len()), zap.Int64("wal_bytes", b.walSize))
+	return b, nil
+}
+
+// recover loads the snapshot and replays the WALs, leaving the last WAL
+// open for appending.
+func (b *Backend) recover() error {
+	_ = os.Remove(filepath.Join(b.dir, snapTmpName)) // a compaction that did not finish
+	snapSeq, err := loadSnapshot(filepath.Join(b.dir, snapName), b.idx, &b.live)
+	if err != nil {
+		return err
+	}
+	b.seq = snapSeq
+	wals, err := listWALs(b.dir)
+	if err != nil {
+		return err
+	}
+	for i, w := range wals {
+		data, err := os.ReadFile(w.path)
+		if err != nil {
+			return err
+		}
+		good, torn, err := replayWAL(data, b.idx, &b.seq, &b.live)
+		if err != nil {
+			return fmt.Errorf("%s: %w", w.path, err)
+		}
+		last := i == len(wals)-1
+		if torn && !last {
+			return fmt.Errorf("%w: %s is damaged at offset %d and is not the last WAL", errCorrupt, w.path, good)
+		}
+		if !last {
+			continue
+		}
+		if torn {
+			b.log.Warn("truncating torn WAL tail (an unacknowledged commit)",
+				zap.String("wal", w.path), zap.Int64("offset", good), zap.Int("size", len(data)))
+		}
+		f, err := os.OpenFile(w.path, os.O_RDWR, 0)
+		if err != nil {
+			return err
+		}
+		b.wal, b.walGen = f, w.gen
+		if good < int64(len(walMagic)) {
+			if err := f.Truncate(0); err != nil {
+				return err
+			}
+			if _, err := f.WriteAt([]byte(walMagic), 0); err != nil {
+				return err
+			}
+			good = int64(len(walMagic))
+		} else if torn {
+			if err := f.Truncate(good); err != nil {
+				return err
+			}
+		}
+		if torn {
+			if err := f.Sync(); err != nil {
+				return err
+			}
+		}
+		b.walSize = good
+	}
+	if b.wal == nil {
+		f, err := createWAL(b.dir, 1)
+		if err != nil {
+			return err
+		}
+		b.wal, b.walGen, b.walSize = f, 1, int64(len(walMagic))
+	}
+	// Everything replayed may only be in the page cache (the previous
+	// process was killed): make it durable before we build on it.
+	if err := b.wal.Sync(); err != nil {
+		return err
+	}
+	b.syncedSeq.Store(b.seq)
+	return nil
+}
+
+func (b *Backend) check() error {
+	if b.closed.Load() {
+		return fmt.Errorf("local: backend is closed: %w", syscall.EIO)
+	}
+	return nil
+}
+
+func checkCtx(ctx context.Context, b *Backend) error {
+	if err := b.check(); err != nil {
+		return err
+	}
+	if ctx != nil {
+		return ctx.Err()
+	}
+	return nil
+}
+
+// Get implements vfsbackend.Backend.
+func (b *Backend) Get(ctx context.Context, key []byte) ([]byte, error) {
+	if err := checkCtx(ctx, b); err != nil {
+		return nil, err
+	}
+	b.idxMu.RLock()
+	it, ok := b.idx.Get(kv{key: key})
+	b.idxMu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("local: get %q: %w", key, syscall.ENOENT)
+	}
+	// Values in the index are never modified in place (a put replaces the
+	// item), but callers may modify what we return.
+	return bytes.Clone(it.value), nil
+}
+
+// Scan implements vfsbackend.Backend.
+func (b *Backend) Scan(ctx context.Context, prefix, start []byte, fn func(key, value []byte) bool) error {
+	if err := checkCtx(ctx, b); err != nil {
+		return err
+	}
+	from := prefix
+	if bytes.Compare(start, prefix) > 0 {
+		from = start
+	}
+	b.idxMu.RLock()
+	defer b.idxMu.RUnlock()
+	b.idx.AscendGreaterOrEqual(kv{key: from}, func(it kv) bool {
+		if !bytes.HasPrefix(it.key, prefix) {
+			return false
+		}
+		return fn(it.key, it.value)
+	})
+	return nil
+}
+
+// Commit implements vfsbackend.Backend.
+func (b *Backend) Commit(ctx context.Context, batch *vfsbackend.Batch) error {
+	if err := checkCtx(ctx, b); err != nil {
+		return err
+	}
+	if batch == nil || len(batch.Ops) == 0 {
+		return nil
+	}
+	rec := encodeRecord(batch)
+	crc := crc32.Checksum(rec[recHeaderSize:], castagnoli)
+
+	b.commitMu.Lock()
+	defer b.commitMu.Unlock()
+	if err := b.check(); err != nil {
+		return err
+	}
+	if b.broken != nil {
+		return fmt.Errorf("local: commit: WAL unusable after an earlier error (%v): %w", b.broken, syscall.EIO)
+	}
+	seq := b.seq + 1
+	finishRecord(rec, crc, seq)
+	if _, err := b.wal.WriteAt(rec, b.walSize); err != nil {
+		// A partial record may be on disk: cut it off so the next record
+		// follows the last good one.
+		if terr := b.wal.Truncate(b.walSize); terr != nil {
+			b.broken = terr
+			b.log.Error("cannot truncate WAL after failed write", zap.Error(err), zap.NamedError("truncate_error", terr))
+		}
+		return fmt.Errorf("local: commit: %w", err)
+	}
+	b.walSize += int64(len(rec))
+	b.seq = seq
+
+	b.idxMu.Lock()
+	for _, op := range batch.Ops {
+		applyOp(b.idx, &b.live, op.Delete, op.Key, op.Value)
+	}
+	live := b.live
+	b.idxMu.Unlock()
+
+	if b.walSize > b.tune.compactThreshold && b.walSize > 2*live && b.compacting.CompareAndSwap(false, true) {
+		b.compactWG.Add(1)
+		go b.compact()
+	}
+	return nil
+}
+
+// Sync implements vfsbackend.Backend.
+func (b *Backend) Sync(ctx context.Context) error {
+	if err := checkCtx(ctx, b); err != nil {
+		return err
+	}
+	return b.sync()
+}
+
+func (b *Backend) sync() error {
+	if err := b.data.syncDirty(); err != nil {
+		return fmt.Errorf("local: sync data: %w", err)
+	}
+	return b.syncWAL()
+}
+
+// syncWAL fsyncs the active WAL if it holds records not yet fsynced.
+func (b *Backend) syncWAL() error {
+	b.walMu.RLock()
+	defer b.walMu.RUnlock()
+	b.commitMu.Lock()
+	w, seq := b.wal, b.seq
+	b.commitMu.Unlock()
+	if b.syncedSeq.Load() >= seq {
+		return nil
+	}
+	if err := w.Sync(); err != nil {
+		return fmt.Errorf("local: sync WAL: %w", err)
+	}
+	for {
+		old := b.syncedSeq.Load()
+		if old >= seq || b.syncedSeq.CompareAndSwap(old, seq) {
+			return nil
+		}
+	}
+}
+
+// SyncData implements vfsbackend.Backend.
+func (b *Backend) SyncData(ctx context.Context, ino vfsbackend.Ino) error {
+	if err := checkCtx(ctx, b); err != nil {
+		return err
+	}
+	if err := b.data.syncOne(ino); err != nil {
+		return fmt.Errorf("local: sync data %d: %w", ino, err)
+	}
+	return b.syncWAL()
+}
+
+// syncer calls Sync every interval until Close.
+func (b *Backend) syncer(interval time.Duration) {
+	defer b.syncerWG.Done()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-t.C:
+			if err := b.sync(); err != nil {
+				b.log.Error("periodic sync failed", zap.Error(err))
+			}
+		}
+	}
+}
+
+// compact writes a snapshot and retires the WALs it covers. It runs in its
+// own goroutine; b.compacting is true while it runs.
+func (b *Backend) compact() {
+	defer b.compactWG.Done()
+	defer b.compacting.Store(false)
+	start := time.Now()
+	if err := b.doCompact(); err != nil {
+		b.log.Error("compaction failed", zap.Error(err))
+		return
+	}
+	b.log.Info("compacted metadata", zap.Duration("took", time.Since(start)))
+}
+
+func (b *Backend) doCompact() error {
+	if b.closed.Load() {
+		return nil
+	}
+	// Create the next WAL before taking the lock.
+	b.commitMu.Lock()
+	gen := b.walGen + 1
+	b.commitMu.Unlock()
+	next, err := createWAL(b.dir, gen)
+	if err != nil {
+		return err
+	}
+
+	b.commitMu.Lock()
+	if b.closed.Load() || b.broken != nil {
+		b.commitMu.Unlock()
+		_ = next.Close()
+		return os.Remove(filepath.Join(b.dir, walName(gen)))
+	}
+	// The retired WAL must be durable before any record of the new one
+	// can reach the disk, or a power loss could leave a gap.
+	if err := b.wal.Sync(); err != nil {
+		b.commitMu.Unlock()
+		_ = next.Close()
+		_ = os.Remove(filepath.Join(b.dir, walName(gen)))
+		return err
+	}
+	b.syncedSeq.Store(b.seq)
+	old := b.wal
+	b.wal, b.walGen, b.walSize = next, gen, int64(len(walMagic))
+	seq := b.seq
+	b.idxMu.Lock()
+	clone := b.idx.Clone()
+	b.idxMu.Unlock()
+	b.commitMu.Unlock()
+
+	b.walMu.Lock()
+	cerr := old.Close()
+	b.walMu.Unlock()
+	if cerr != nil {
+		return cerr
+	}
+
+	if err := writeSnapshot(b.dir, clone, seq); err != nil {
+		return err
+	}
+	wals, err := listWALs(b.dir)
+	if err != nil {
+		return err
+	}
+	for _, w := range wals {
+		if w.gen < gen {
+			if err := os.Remove(w.path); err != nil {
+				return err
+			}
+		}
+	}
+	return syncDir(b.dir)
+}
+
+// ListData implements vfsbackend.Backend.
+func (b *Backend) ListData(ctx context.Context, fn func(ino vfsbackend.Ino, size int64) bool) error {
+	if err := checkCtx(ctx, b); err != nil {
+		return err
+	}
+	return b.data.list(fn)
+}
+
+// Usage implements vfsbackend.Backend. It reports the numbers of the
+// filesystem that holds the volume.
+func (b *Backend) Usage(ctx context.Context) (vfsbackend.Usage, error) {
+	if err := checkCtx(ctx, b); err != nil {
+		return vfsbackend.Usage{}, err
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(b.dir, &st); err != nil {
+		return vfsbackend.Usage{}, fmt.Errorf("local: statfs %s: %w", b.dir, err)
+	}
+	bs := uint64(st.Bsize)
+	return vfsbackend.Usage{
+		TotalBytes:  st.Blocks * bs,
+		FreeBytes:   st.Bfree * bs,
+		AvailBytes:  st.Bavail * bs,
+		TotalInodes: st.Files,
+		FreeInodes:  st.Ffree,
+	}, nil
+}
+
+// Close implements vfsbackend.Backend: it stops the background work, syncs
+// and closes every file. Calling Close again returns nil.
+func (b *Backend) Close() error {
+	b.closeMu.Lock()
+	defer b.closeMu.Unlock()
+	if b.closed.Load() {
+		return nil
+	}
+	close(b.stop)
+	b.syncerWG.Wait()
+	// From here on new calls fail and no compaction starts (both are
+	// decided under commitMu); wait for a running one to finish.
+	b.commitMu.Lock()
+	b.closed.Store(true)
+	b.commitMu.Unlock()
+	b.compactWG.Wait()
+	errs := []error{b.sync()}
+
+	b.commitMu.Lock()
+	b.walMu.Lock()
+	errs = append(errs, b.wal.Close())
+	b.walMu.Unlock()
+	b.commitMu.Unlock()
+
+	errs = append(errs, b.data.closeAll(), b.lock.Close())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("local: close: %w", err)
+	}
+	b.log.Info("volume closed")
+	return nil
+}

@@ -1,0 +1,357 @@
+package local
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/google/btree"
+
+	"github.com/proxyfs/proxyfs/vfsbackend"
+)
+
+const (
+	walMagic      = "PFSWAL01"
+	snapMagic     = "PFSSNP01"
+	walPrefix     = "wal."
+	snapName      = "snapshot"
+	snapTmpName   = "snapshot.tmp"
+	recHeaderSize = 16      // length u32, crc u32, seq u64
+	maxRecordSize = 1 << 30 // larger lengths are garbage (a torn header)
+	opPut         = 0
+	opDelete      = 1
+	entryOverhead = 16 // per-entry cost used to estimate the live size
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// errCorrupt marks damage that is not a torn tail.
+var errCorrupt = errors.New("local: corrupt volume")
+
+type kv struct {
+	key, value []byte
+}
+
+func lessKV(a, b kv) bool { return string(a.key) < string(b.key) }
+
+func newIndex() *btree.BTreeG[kv] { return btree.NewG(32, lessKV) }
+
+// encodeRecord encodes b's ops after a recHeaderSize gap and returns the
+// buffer and the CRC of the ops. finishRecord fills the header in.
+func encodeRecord(b *vfsbackend.Batch) []byte {
+	n := recHeaderSize + binary.MaxVarintLen64
+	for _, op := range b.Ops {
+		n += 1 + 2*binary.MaxVarintLen64 + len(op.Key) + len(op.Value)
+	}
+	buf := make([]byte, recHeaderSize, n)
+	buf = binary.AppendUvarint(buf, uint64(len(b.Ops)))
+	for _, op := range b.Ops {
+		if op.Delete {
+			buf = append(buf, opDelete)
+			buf = binary.AppendUvarint(buf, uint64(len(op.Key)))
+			buf = append(buf, op.Key...)
+			continue
+		}
+		buf = append(buf, opPut)
+		buf = binary.AppendUvarint(buf, uint64(len(op.Key)))
+		buf = append(buf, op.Key...)
+		buf = binary.AppendUvarint(buf, uint64(len(op.Value)))
+		buf = append(buf, op.Value...)
+	}
+	return buf
+}
+
+// finishRecord writes the header of a record built by encodeRecord; crc is
+// the CRC-32C of the ops part (buf[recHeaderSize:]).
+func finishRecord(buf []byte, crc uint32, seq uint64) {
+	var s [8]byte
+	binary.LittleEndian.PutUint64(s[:], seq)
+	crc = crc32.Update(crc, castagnoli, s[:])
+	binary.LittleEndian.PutUint32(buf[0:], uint32(len(buf)-recHeaderSize))
+	binary.LittleEndian.PutUint32(buf[4:], crc)
+	binary.LittleEndian.PutUint64(buf[8:], seq)
+}
+
+// decodeOps calls fn for each op of a record's ops part.
+func decodeOps(p []byte, fn func(del bool, key, value []byte)) error {
+	bad := fmt.Errorf("%w: malformed WAL record", errCorrupt)
+	nops, k := binary.Uvarint(p)
+	if k <= 0 {
+		return bad
+	}
+	p = p[k:]
+	field := func() ([]byte, bool) {
+		l, k := binary.Uvarint(p)
+		if k <= 0 || l > uint64(len(p)-k) {
+			return nil, false
+		}
+		f := p[k : k+int(l)]
+		p = p[k+int(l):]
+		return f, true
+	}
+	for i := uint64(0); i < nops; i++ {
+		if len(p) == 0 {
+			return bad
+		}
+		kind := p[0]
+		p = p[1:]
+		key, ok := field()
+		if !ok {
+			return bad
+		}
+		switch kind {
+		case opDelete:
+			fn(true, key, nil)
+		case opPut:
+			val, ok := field()
+			if !ok {
+				return bad
+			}
+			fn(false, key, val)
+		default:
+			return bad
+		}
+	}
+	if len(p) != 0 {
+		return bad
+	}
+	return nil
+}
+
+// walFile is one WAL file found on disk.
+type walFile struct {
+	gen  uint64
+	path string
+}
+
+func walName(gen uint64) string { return fmt.Sprintf("%s%016x", walPrefix, gen) }
+
+// listWALs returns the WAL files in dir, oldest first.
+func listWALs(dir string) ([]walFile, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []walFile
+	for _, e := range ents {
+		name := e.Name()
+		if !strings.HasPrefix(name, walPrefix) || len(name) != len(walPrefix)+16 {
+			continue
+		}
+		gen, err := strconv.ParseUint(name[len(walPrefix):], 16, 64)
+		if err != nil {
+			continue
+		}
+		out = append(out, walFile{gen: gen, path: filepath.Join(dir, name)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].gen < out[j].gen })
+	return out, nil
+}
+
+// replayWAL applies the records of data (a whole WAL file) with seq > *seq
+// to idx, checking that sequence numbers are contiguous. It returns the
+// offset just past the last good record and whether the file ended in a
+// torn or bad record (everything from that offset on is garbage).
+func replayWAL(data []byte, idx *btree.BTreeG[kv], seq *uint64, live *int64) (good int64, torn bool, err error) {
+	if len(data) < len(walMagic) || string(data[:len(walMagic)]) != walMagic {
+		return 0, true, nil
+	}
+	off := len(walMagic)
+	for off < len(data) {
+		if len(data)-off < recHeaderSize {
+			return int64(off), true, nil
+		}
+		l := binary.LittleEndian.Uint32(data[off:])
+		crc := binary.LittleEndian.Uint32(data[off+4:])
+		rseq := binary.LittleEndian.Uint64(data[off+8:])
+		if l > maxRecordSize || int64(l) > int64(len(data)-off-recHeaderSize) {
+			return int64(off), true, nil
+		}
+		ops := data[off+recHeaderSize : off+recHeaderSize+int(l)]
+		c := crc32.Checksum(ops, castagnoli)
+		c = crc32.Update(c, castagnoli, data[off+8:off+16])
+		if c != crc {
+			return int64(off), true, nil
+		}
+		if rseq > *seq {
+			if rseq != *seq+1 {
+				return int64(off), false, fmt.Errorf("%w: WAL sequence jumps from %d to %d", errCorrupt, *seq, rseq)
+			}
+			if err := decodeOps(ops, func(del bool, key, value []byte) { applyOp(idx, live, del, key, value) }); err != nil {
+				return int64(off), false, err
+			}
+			*seq = rseq
+		}
+		off += recHeaderSize + int(l)
+	}
+	return int64(off), false, nil
+}
+
+// applyOp applies one op to idx, keeping *live (estimated live bytes) up to
+// date. key and value are copied.
+func applyOp(idx *btree.BTreeG[kv], live *int64, del bool, key, value []byte) {
+	if del {
+		if old, ok := idx.Delete(kv{key: key}); ok {
+			*live -= int64(len(old.key) + len(old.value) + entryOverhead)
+		}
+		return
+	}
+	it := kv{key: append([]byte(nil), key...), value: append([]byte{}, value...)}
+	if old, ok := idx.ReplaceOrInsert(it); ok {
+		*live -= int64(len(old.key) + len(old.value) + entryOverhead)
+	}
+	*live += int64(len(it.key) + len(it.value) + entryOverhead)
+}
+
+// loadSnapshot reads the snapshot file, if any, into idx and returns its
+// sequence number (0 without a snapshot).
+func loadSnapshot(path string, idx *btree.BTreeG[kv], live *int64) (uint64, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	bad := fmt.Errorf("%w: bad snapshot %s", errCorrupt, path)
+	if len(data) < len(snapMagic)+16+4 || string(data[:len(snapMagic)]) != snapMagic {
+		return 0, bad
+	}
+	body, sum := data[:len(data)-4], binary.LittleEndian.Uint32(data[len(data)-4:])
+	if crc32.Checksum(body, castagnoli) != sum {
+		return 0, bad
+	}
+	p := body[len(snapMagic):]
+	seq := binary.LittleEndian.Uint64(p)
+	count := binary.LittleEndian.Uint64(p[8:])
+	p = p[16:]
+	field := func() ([]byte, bool) {
+		l, k := binary.Uvarint(p)
+		if k <= 0 || l > uint64(len(p)-k) {
+			return nil, false
+		}
+		f := p[k : k+int(l)]
+		p = p[k+int(l):]
+		return f, true
+	}
+	for i := uint64(0); i < count; i++ {
+		key, ok1 := field()
+		val, ok2 := field()
+		if !ok1 || !ok2 {
+			return 0, bad
+		}
+		applyOp(idx, live, false, key, val)
+	}
+	if len(p) != 0 {
+		return 0, bad
+	}
+	return seq, nil
+}
+
+// writeSnapshot writes idx as of seq to dir/snapshot atomically and durably.
+func writeSnapshot(dir string, idx *btree.BTreeG[kv], seq uint64) (err error) {
+	tmp := filepath.Join(dir, snapTmpName)
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if f != nil {
+			_ = f.Close()
+		}
+		if err != nil {
+			_ = os.Remove(tmp)
+		}
+	}()
+	h := crc32.New(castagnoli)
+	w := bufio.NewWriterSize(io.MultiWriter(f, h), 1<<20)
+	var hdr [len(snapMagic) + 16]byte
+	copy(hdr[:], snapMagic)
+	binary.LittleEndian.PutUint64(hdr[len(snapMagic):], seq)
+	binary.LittleEndian.PutUint64(hdr[len(snapMagic)+8:], uint64(idx.Len()))
+	if _, err := w.Write(hdr[:]); err != nil {
+		return err
+	}
+	var werr error
+	var vb [binary.MaxVarintLen64]byte
+	idx.Ascend(func(it kv) bool {
+		for _, f := range [][]byte{it.key, it.value} {
+			n := binary.PutUvarint(vb[:], uint64(len(f)))
+			if _, werr = w.Write(vb[:n]); werr != nil {
+				return false
+			}
+			if _, werr = w.Write(f); werr != nil {
+				return false
+			}
+		}
+		return true
+	})
+	if werr != nil {
+		return werr
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	var sum [4]byte
+	binary.LittleEndian.PutUint32(sum[:], h.Sum32())
+	if _, err := f.Write(sum[:]); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	cerr := f.Close()
+	f = nil
+	if cerr != nil {
+		return cerr
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, snapName)); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+// createWAL creates dir/wal.<gen> holding only the magic, durably.
+func createWAL(dir string, gen uint64) (*os.File, error) {
+	path := filepath.Join(dir, walName(gen))
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.WriteAt([]byte(walMagic), 0); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	if err := syncDir(dir); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// syncDir fsyncs a directory so that entries created, renamed or removed in
+// it are durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	serr := d.Sync()
+	cerr := d.Close()
+	if serr != nil {
+		return serr
+	}
+	return cerr
+}
