@@ -1,0 +1,241 @@
+package client
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/proxyfs/proxyfs/rpcapi/wire"
+)
+
+// binConn is one binary-channel connection with many requests in flight:
+// callers write whole frames under a writer lock (a one-slot semaphore, so
+// that waiting for it honours the context), and one reader goroutine reads
+// the replies and hands each to the caller waiting for its request id.
+type binConn struct {
+	nc       net.Conn
+	wsem     chan struct{}
+	wtimeout time.Duration
+
+	mu      sync.Mutex
+	pending map[uint64]*binCall
+	nextID  uint64
+	dead    chan struct{} // closed when the connection broke
+	err     error
+}
+
+// binCall is one request in flight.
+type binCall struct {
+	buf  []byte // READ: where the payload goes
+	done chan struct{}
+	hdr  wire.ReplyHeader
+	err  error // the connection broke before the reply was complete
+}
+
+func (c *Client) dialBinary(ctx context.Context) (*binConn, error) {
+	nc, err := c.dialNet(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b := &binConn{
+		nc:       nc,
+		wsem:     make(chan struct{}, 1),
+		wtimeout: c.writeTimeout(),
+		pending:  map[uint64]*binCall{},
+		nextID:   1,
+		dead:     make(chan struct{}),
+	}
+	c.readers.Add(1)
+	go func() {
+		defer c.readers.Done()
+		b.readLoop()
+	}()
+	return b, nil
+}
+
+func (b *binConn) broken() bool {
+	select {
+	case <-b.dead:
+		return true
+	default:
+		return false
+	}
+}
+
+func (b *binConn) close() { b.fail(net.ErrClosed) }
+
+// fail marks the connection broken, fails every call waiting on it and
+// closes the socket (which ends the reader).
+func (b *binConn) fail(err error) {
+	b.mu.Lock()
+	if b.err != nil {
+		b.mu.Unlock()
+		return
+	}
+	b.err = err
+	close(b.dead)
+	for id, call := range b.pending {
+		delete(b.pending, id)
+		call.err = err
+		close(call.done)
+	}
+	b.mu.Unlock()
+	_ = b.nc.Close()
+}
+
+func (b *binConn) readLoop() {
+	br := bufio.NewReaderSize(b.nc, 64<<10)
+	var hb [wire.ReplyHeaderSize]byte
+	for {
+		h, err := wire.ReadReply(br, &hb)
+		if err != nil {
+			b.fail(err)
+			return
+		}
+		b.mu.Lock()
+		call := b.pending[h.ID]
+		delete(b.pending, h.ID)
+		b.mu.Unlock()
+		var n int
+		if h.Opcode == wire.OpRead && h.Errno == 0 {
+			n = int(h.Length)
+		}
+		if call == nil {
+			// The caller gave up (its context ended): skip the payload.
+			if _, err := io.CopyN(io.Discard, br, int64(n)); err != nil {
+				b.fail(err)
+				return
+			}
+			continue
+		}
+		if n > len(call.buf) {
+			err := fmt.Errorf("%w: reply of %d bytes for a read of %d", wire.ErrBadFrame, n, len(call.buf))
+			call.err = err
+			close(call.done)
+			b.fail(err)
+			return
+		}
+		if n > 0 {
+			if _, err := io.ReadFull(br, call.buf[:n]); err != nil {
+				call.err = err
+				close(call.done)
+				b.fail(err)
+				return
+			}
+		}
+		call.hdr = h
+		close(call.done)
+	}
+}
+
+// do sends one request and waits for its reply. For a WRITE, payload
+// follows the header; for a READ, the reply's payload is read into dst.
+// It returns the reply header, a *connError if the connection broke, or a
+// context error.
+func (b *binConn) do(ctx context.Context, op string, h wire.RequestHeader, payload, dst []byte) (wire.ReplyHeader, error) {
+	call := &binCall{buf: dst, done: make(chan struct{})}
+	b.mu.Lock()
+	if b.err != nil {
+		err := b.err
+		b.mu.Unlock()
+		return wire.ReplyHeader{}, &connError{err: err}
+	}
+	h.ID = b.nextID
+	b.nextID++
+	b.pending[h.ID] = call
+	b.mu.Unlock()
+
+	select {
+	case b.wsem <- struct{}{}:
+	case <-ctx.Done():
+		b.forget(h.ID)
+		return wire.ReplyHeader{}, ctxError(op, ctx.Err())
+	case <-b.dead:
+		b.forget(h.ID)
+		return wire.ReplyHeader{}, &connError{err: b.deadErr()}
+	}
+	hdr := wire.AppendRequest(make([]byte, 0, wire.RequestHeaderSize), h)
+	_ = b.nc.SetWriteDeadline(time.Now().Add(b.wtimeout))
+	bufs := net.Buffers{hdr}
+	if len(payload) > 0 {
+		bufs = append(bufs, payload)
+	}
+	_, err := bufs.WriteTo(b.nc)
+	<-b.wsem
+	if err != nil {
+		// A failed write never delivers a complete frame, so the server
+		// did not run it.
+		b.fail(err)
+		return wire.ReplyHeader{}, &connError{err: err}
+	}
+
+	select {
+	case <-call.done:
+	case <-ctx.Done():
+		if b.forget(h.ID) {
+			return wire.ReplyHeader{}, ctxError(op, ctx.Err())
+		}
+		// The reader owns the call and may be filling dst: wait for it,
+		// but not for long.
+		t := time.NewTimer(time.Second)
+		select {
+		case <-call.done:
+			t.Stop()
+		case <-t.C:
+			b.fail(errors.New("read of a reply payload timed out"))
+			<-call.done
+		}
+		return wire.ReplyHeader{}, ctxError(op, ctx.Err())
+	}
+	if call.err != nil {
+		return wire.ReplyHeader{}, &connError{err: call.err, uncertain: true}
+	}
+	return call.hdr, nil
+}
+
+// forget removes a call from the pending table; it reports whether the
+// call was still there (so the reader will never touch it).
+func (b *binConn) forget(id uint64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_, ok := b.pending[id]
+	delete(b.pending, id)
+	return ok
+}
+
+func (b *binConn) deadErr() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
+}
+
+// binAttempt makes one binary-channel request on one of the pool's
+// connections. It returns the reply header (errno 0), an *Error, or a
+// *connError.
+func (c *Client) binAttempt(ctx context.Context, op string, h wire.RequestHeader, payload, dst []byte) (wire.ReplyHeader, error) {
+	s := c.binSlots[c.brr.Add(1)%uint64(len(c.binSlots))]
+	bc, err := s.get(ctx, op)
+	if err != nil {
+		return wire.ReplyHeader{}, err
+	}
+	rh, err := bc.do(ctx, op, h, payload, dst)
+	if err != nil {
+		var ce *connError
+		if errors.As(err, &ce) {
+			if c.closed() {
+				return rh, closedError(op)
+			}
+			s.invalidate(bc, ce.err)
+		}
+		return rh, err
+	}
+	if rh.Errno != 0 {
+		return rh, fromBinary(op, rh.Errno, rh.Flags)
+	}
+	return rh, nil
+}

@@ -1,0 +1,69 @@
+// Package client is the Go client of proxyfsd.
+//
+// A Client is a small pool of connections to one daemon: a few JSON-RPC
+// 2.0 connections (Content-Length framing) for metadata calls, and a few
+// binary data-channel connections for Read and Write (see PROTOCOL.md).
+// Many calls are in flight on each connection at once, so a Client is
+// meant to be shared by all the goroutines of a program. Close stops every
+// goroutine the Client started.
+//
+//	c, err := client.Dial(ctx, "127.0.0.1:9450") // or a Unix socket path
+//	if err != nil { ... }
+//	defer c.Close()
+//	m, err := c.Mount(ctx, "default", client.MountOptions{User: "alice", UID: 1000, GID: 1000})
+//	if err != nil { ... }
+//	st, err := m.CreatePath(ctx, "/hello.txt", 0o644)
+//	if errors.Is(err, syscall.EEXIST) { ... }
+//	_, err = m.Write(ctx, st.Ino, []byte("hello world"), 0)
+//	buf := make([]byte, 64)
+//	n, err := m.Read(ctx, st.Ino, buf, 0)
+//
+// # Errors
+//
+// Every method returns nil or an *Error carrying the operation, the errno
+// (errors.Is(err, syscall.ENOENT) works), the server's reason if any, and a
+// message. As DESIGN.md specifies, a missing inode (ENOENT) is reported as
+// EBADF by Read, Write and Flush only. A call that runs out of time fails
+// with ETIMEDOUT (and matches context.DeadlineExceeded), one whose context
+// is canceled with EINTR (matching context.Canceled), and calls on a
+// closed Client with EBADF (matching ErrClosed).
+//
+// Every call is bounded by its context and by the call timeout
+// (WithCallTimeout), which covers reconnects and retries too.
+//
+// # Reconnects and retries
+//
+// When a connection breaks (the daemon was restarted), the call reconnects
+// with exponential back-off (WithBackoff) until its deadline, and retries.
+// When the server answers bad_mount for a Mount that was not unmounted (the
+// restarted daemon no longer knows its mount id), the Mount mounts the
+// volume again with the same volume name and identity, switches atomically
+// to the new mount id (one remount serves all concurrent callers), and
+// retries the call. EAGAIN (the server's in-flight limit) is retried with
+// back-off too.
+//
+// Reads, writes (same offset, same data), lookups, stats, chmod, chown,
+// resize, settime, setattr, set_xattr without flags and readdir are
+// idempotent and are simply retried. A call that changes the namespace may
+// have been executed by the server before the connection broke without its
+// reply arriving; such an attempt's outcome is unknown ("uncertain"). If
+// the retry of an uncertain call then fails only because the first attempt
+// succeeded, the client reports success:
+//
+//   - Create, Mkdir, Symlink (and path forms) failing with EEXIST succeed if
+//     the existing entry has the type the call creates (and, for a
+//     symlink, the same target); they return the existing entry's Stat.
+//   - Link and LinkPath failing with EEXIST succeed if the existing entry is
+//     the link's target inode.
+//   - Unlink, Rmdir (and path forms) failing with ENOENT succeed.
+//   - Rename and RenamePath failing with ENOENT succeed if the destination
+//     exists.
+//   - SetXattr with wire.XattrCreate failing with EEXIST succeeds if the
+//     attribute holds the value being set; RemoveXattr failing with ENODATA
+//     succeeds.
+//
+// This cannot tell the call's own earlier attempt from another client
+// doing the same thing at the same moment; it is the usual NFS-style
+// trade-off. The rule applies only after an uncertain attempt: without a
+// broken connection, every errno is reported as the server sent it.
+package client

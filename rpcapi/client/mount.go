@@ -1,0 +1,229 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/proxyfs/proxyfs/rpcapi/wire"
+)
+
+// MountOptions are the identity and options of a mount.
+type MountOptions struct {
+	// ReadOnly mounts the volume read-only: changes fail with EROFS.
+	ReadOnly bool
+	// User is the user name the mount acts for (informational).
+	User string
+	// UID and GID own the inodes the mount creates.
+	UID, GID uint32
+}
+
+// Mount is a mounted volume. Its methods are safe for concurrent use. If
+// the daemon restarts, the Mount transparently mounts the volume again with
+// the same identity (the server hands out a new mount id) and retries the
+// call; see the package documentation for the rules.
+type Mount struct {
+	c      *Client
+	volume string
+	opts   MountOptions
+
+	st        atomic.Pointer[mountState]
+	remountMu chan struct{} // one-slot semaphore: one remount at a time
+	unmounted atomic.Bool
+}
+
+// mountState is what a (re)mount returned; it is replaced as a whole.
+type mountState struct {
+	wire.MountResult
+}
+
+// Mount mounts volume with the given identity.
+func (c *Client) Mount(ctx context.Context, volume string, opts MountOptions) (*Mount, error) {
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	res, err := c.mountCall(ctx, volume, opts)
+	if err != nil {
+		return nil, err
+	}
+	m := &Mount{c: c, volume: volume, opts: opts, remountMu: make(chan struct{}, 1)}
+	m.st.Store(&mountState{res})
+	c.mu.Lock()
+	c.mounts[m] = struct{}{}
+	c.mu.Unlock()
+	return m, nil
+}
+
+func (c *Client) mountCall(ctx context.Context, volume string, opts MountOptions) (wire.MountResult, error) {
+	p := wire.MountParams{Volume: volume, User: opts.User, UID: opts.UID, GID: opts.GID}
+	if opts.ReadOnly {
+		p.Options = wire.MountReadOnly
+	}
+	var res wire.MountResult
+	err := c.retryConn(ctx, wire.MethodMount, func(ctx context.Context) error {
+		return c.jsonAttempt(ctx, wire.MethodMount, p, &res)
+	})
+	if err == nil && res.MaxIOSize == 0 {
+		return res, protocolError(wire.MethodMount, errors.New("server returned max_io_size 0"))
+	}
+	return res, err
+}
+
+// Volume returns the mounted volume's name.
+func (m *Mount) Volume() string { return m.volume }
+
+// RootInode returns the inode number of the volume's root directory.
+func (m *Mount) RootInode() uint64 { return m.st.Load().RootInode }
+
+// MaxIOSize returns the server's maximum size of one read or write
+// request; Read and Write split larger buffers into several requests.
+func (m *Mount) MaxIOSize() uint32 { return m.st.Load().MaxIOSize }
+
+// MountID returns the server's current id for this mount. It changes when
+// the Mount mounts again after a daemon restart.
+func (m *Mount) MountID() uint64 { return m.st.Load().MountID }
+
+// Unmount unmounts the volume. The Mount cannot be used afterwards (calls
+// fail with EINVAL, reason bad_mount).
+func (m *Mount) Unmount(ctx context.Context) error {
+	if m.unmounted.Swap(true) {
+		return badMountError(wire.MethodUnmount)
+	}
+	m.c.mu.Lock()
+	delete(m.c.mounts, m)
+	m.c.mu.Unlock()
+	ctx, cancel := m.c.withTimeout(ctx)
+	defer cancel()
+	for n := 0; ; n++ {
+		st := m.st.Load()
+		err := m.c.jsonAttempt(ctx, wire.MethodUnmount, wire.MountOnly{MountID: st.MountID}, nil)
+		var ce *connError
+		switch {
+		case err == nil:
+			return nil
+		case IsBadMount(err):
+			// The daemon restarted: the mount is gone already.
+			return nil
+		case errors.As(err, &ce), errors.Is(err, syscall.EAGAIN):
+			if err := m.c.sleep(ctx, wire.MethodUnmount, m.c.backoff(n)); err != nil {
+				return err
+			}
+		default:
+			return err
+		}
+	}
+}
+
+// unmountOnClose unmounts on a connection that is already open, with a
+// short timeout, ignoring errors (Client.Close).
+func (m *Mount) unmountOnClose() {
+	if m.unmounted.Swap(true) {
+		return
+	}
+	for _, s := range m.c.jsonSlots {
+		jc, ok := s.peek()
+		if !ok {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = jc.rpc.Call(ctx, wire.MethodUnmount, wire.MountOnly{MountID: m.st.Load().MountID}, nil)
+		cancel()
+		return
+	}
+}
+
+func badMountError(op string) *Error {
+	return &Error{Op: op, Errno: syscall.EINVAL, Reason: wire.ReasonBadMount, Msg: "not mounted"}
+}
+
+// maxBadMounts bounds how often one call mounts again.
+const maxBadMounts = 8
+
+// do runs attempt until it succeeds or fails for good, within the call
+// timeout. It reconnects (through the pool) when a connection breaks,
+// mounts again when the server says bad_mount, and backs off on EAGAIN.
+// uncertain reports whether an earlier attempt was sent on a connection
+// that then broke, so that it may have been executed.
+func (m *Mount) do(ctx context.Context, op string, attempt func(context.Context, *mountState) error) (uncertain bool, err error) {
+	ctx, cancel := m.c.withTimeout(ctx)
+	defer cancel()
+	return m.doCtx(ctx, op, attempt)
+}
+
+// doCtx is do with the call timeout already applied to ctx.
+func (m *Mount) doCtx(ctx context.Context, op string, attempt func(context.Context, *mountState) error) (uncertain bool, err error) {
+	badMounts := 0
+	for n := 0; ; n++ {
+		if m.unmounted.Load() {
+			return uncertain, badMountError(op)
+		}
+		st := m.st.Load()
+		err := attempt(ctx, st)
+		if err == nil {
+			return uncertain, nil
+		}
+		var ce *connError
+		switch {
+		case errors.As(err, &ce):
+			uncertain = uncertain || ce.uncertain
+			if n > 0 {
+				// The pool redials with its own back-off; this one is for
+				// a server that accepts connections and drops them.
+				if err := m.c.sleep(ctx, op, m.c.backoff(n-1)); err != nil {
+					return uncertain, err
+				}
+			}
+		case IsBadMount(err):
+			badMounts++
+			if badMounts > maxBadMounts || m.unmounted.Load() {
+				return uncertain, err
+			}
+			if err := m.remount(ctx, op, st); err != nil {
+				return uncertain, err
+			}
+		case errors.Is(err, syscall.EAGAIN):
+			if err := m.c.sleep(ctx, op, m.c.backoff(n)); err != nil {
+				return uncertain, err
+			}
+		default:
+			return uncertain, err
+		}
+	}
+}
+
+// remount mounts the volume again unless another caller already did since
+// seen was current.
+func (m *Mount) remount(ctx context.Context, op string, seen *mountState) error {
+	select {
+	case m.remountMu <- struct{}{}:
+	case <-ctx.Done():
+		return ctxError(op, ctx.Err())
+	}
+	defer func() { <-m.remountMu }()
+	if m.st.Load() != seen {
+		return nil
+	}
+	res, err := m.c.mountCall(ctx, m.volume, m.opts)
+	if err != nil {
+		return err
+	}
+	m.st.Store(&mountState{res})
+	m.c.o.logger.Info("proxyfs: mounted again", "volume", m.volume, "old_mount_id", seen.MountID, "mount_id", res.MountID)
+	return nil
+}
+
+// rpc makes a JSON-RPC call for the mount, with retries; params builds the
+// params for a mount id.
+func (m *Mount) rpc(ctx context.Context, method string, params func(id uint64) any, result any) (uncertain bool, err error) {
+	return m.do(ctx, method, func(ctx context.Context, st *mountState) error {
+		return m.c.jsonAttempt(ctx, method, params(st.MountID), result)
+	})
+}
+
+// call is rpc for callers that need not know about uncertainty (idempotent
+// calls).
+func (m *Mount) call(ctx context.Context, method string, params func(id uint64) any, result any) error {
+	_, err := m.rpc(ctx, method, params, result)
+	return err
+}
