@@ -1,0 +1,146 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// unhex decodes the hex dumps of PROTOCOL.md (spaces, newlines and
+// trailing comments allowed).
+func unhex(t testing.TB, dump string) []byte {
+	t.Helper()
+	var b strings.Builder
+	for _, line := range strings.Split(dump, "\n") {
+		for _, f := range strings.Fields(line) {
+			if len(f) != 2 {
+				break // the comment starts
+			}
+			b.WriteString(f)
+		}
+	}
+	out, err := hex.DecodeString(b.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// The literal example of PROTOCOL.md section 2.
+const protocolWrite = `
+50 46 53 42  01 00  02 00  07 00 00 00 00 00 00 00     magic, version 1, WRITE, id 7
+2d ce d8 18 01 00 00 00  02 00 00 00 00 00 00 00        mount id, inode 2
+00 00 00 00 00 00 00 00  05 00 00 00  00 00 00 00        offset 0, length 5, flags 0
+68 65 6c 6c 6f                                          "hello"
+`
+
+const protocolReply = `
+50 46 53 52  01 00  02 00  07 00 00 00 00 00 00 00     magic, version 1, WRITE, id 7
+00 00 00 00  00 00 00 00  05 00 00 00  00 00 00 00     errno 0, flags 0, length 5, reserved
+`
+
+func TestProtocolExample(t *testing.T) {
+	frame := unhex(t, protocolWrite)
+	want := RequestHeader{Opcode: OpWrite, ID: 7, MountID: 4711829037, Inode: 2, Offset: 0, Length: 5}
+	h, err := DecodeRequest(frame)
+	if err != nil || h != want {
+		t.Fatalf("decode: %+v %v", h, err)
+	}
+	if got := AppendRequest(nil, want); !bytes.Equal(got, frame[:RequestHeaderSize]) {
+		t.Fatalf("encode:\n%x\n%x", got, frame[:RequestHeaderSize])
+	}
+	if string(frame[RequestHeaderSize:]) != "hello" {
+		t.Fatalf("payload %q", frame[RequestHeaderSize:])
+	}
+	reply := unhex(t, protocolReply)
+	rh, err := DecodeReply(reply)
+	if err != nil || rh != (ReplyHeader{Opcode: OpWrite, ID: 7, Length: 5}) {
+		t.Fatalf("decode reply: %+v %v", rh, err)
+	}
+	if got := AppendReply(nil, rh); !bytes.Equal(got, reply) {
+		t.Fatalf("encode reply:\n%x\n%x", got, reply)
+	}
+}
+
+func TestBadFrames(t *testing.T) {
+	good := AppendRequest(nil, RequestHeader{Opcode: OpRead, ID: 1, Length: 10})
+	mutate := func(off int, b byte) []byte {
+		c := append([]byte(nil), good...)
+		c[off] = b
+		return c
+	}
+	cases := map[string][]byte{
+		"short":   good[:47],
+		"magic":   mutate(0, 'X'),
+		"version": mutate(4, 2),
+		"opcode":  mutate(6, 3),
+		"opcode0": mutate(6, 0),
+		"flags":   mutate(44, 1),
+		"json":    []byte(`Content-Length: 10` + "\r\n\r\n" + strings.Repeat(" ", 40)),
+	}
+	for name, b := range cases {
+		if _, err := DecodeRequest(b); !errors.Is(err, ErrBadFrame) {
+			t.Errorf("%s: %v, want ErrBadFrame", name, err)
+		}
+	}
+	if _, err := DecodeReply(good[:31]); !errors.Is(err, ErrBadFrame) {
+		t.Errorf("short reply: %v", err)
+	}
+	if _, err := ReadRequest(bytes.NewReader(good[:20]), new([RequestHeaderSize]byte)); err == nil {
+		t.Errorf("truncated stream read without error")
+	}
+}
+
+func TestErrnoNames(t *testing.T) {
+	for errno, name := range map[syscall.Errno]string{2: "ENOENT", 22: "EINVAL", 61: "ENODATA", 39: "ENOTEMPTY"} {
+		if got := ErrnoName(errno); got != name {
+			t.Errorf("ErrnoName(%d) = %q, want %q", errno, got, name)
+		}
+	}
+	if got := ErrnoName(9999); got == "" {
+		t.Errorf("unknown errno has an empty name")
+	}
+}
+
+// FuzzDecodeRequest: any bytes either decode to a header that encodes back
+// to the same bytes or fail with ErrBadFrame; never a panic.
+func FuzzDecodeRequest(f *testing.F) {
+	f.Add(unhex(f, protocolWrite))
+	f.Add(AppendRequest(nil, RequestHeader{Opcode: OpRead, ID: 1<<64 - 1, Length: 1<<32 - 1, Offset: 1 << 63}))
+	f.Add([]byte("PFSB"))
+	f.Add([]byte("Content-Length: 2\r\n\r\n{}"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, err := DecodeRequest(b)
+		if err != nil {
+			if !errors.Is(err, ErrBadFrame) {
+				t.Fatalf("error %v is not ErrBadFrame", err)
+			}
+			return
+		}
+		if again := AppendRequest(nil, h); !bytes.Equal(again, b[:RequestHeaderSize]) {
+			t.Fatalf("round trip differs:\n%x\n%x", again, b[:RequestHeaderSize])
+		}
+	})
+}
+
+// FuzzDecodeReply: as FuzzDecodeRequest for replies.
+func FuzzDecodeReply(f *testing.F) {
+	f.Add(unhex(f, protocolReply))
+	f.Add([]byte("PFSR\x01\x00"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, err := DecodeReply(b)
+		if err != nil {
+			if !errors.Is(err, ErrBadFrame) {
+				t.Fatalf("error %v is not ErrBadFrame", err)
+			}
+			return
+		}
+		again := AppendReply(nil, h)
+		if !bytes.Equal(again[:28], b[:28]) {
+			t.Fatalf("round trip differs:\n%x\n%x", again, b[:ReplyHeaderSize])
+		}
+	})
+}
