@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"sync"
 	"syscall"
 
@@ -110,6 +111,9 @@ func (b *Backend) Commit(_ context.Context, batch *vfsbackend.Batch) error {
 	if err := b.check(); err != nil {
 		return err
 	}
+	if batch == nil {
+		return nil
+	}
 	var grow uint64
 	for _, op := range batch.Ops {
 		if !op.Delete {
@@ -173,6 +177,13 @@ func (b *Backend) WriteData(_ context.Context, ino vfsbackend.Ino, p []byte, off
 	}
 	if off < 0 {
 		return fmt.Errorf("mem: write %d at %d: %w", ino, off, syscall.EINVAL)
+	}
+	if off > math.MaxInt64-int64(len(p)) {
+		return fmt.Errorf("mem: write %d at %d: %w", ino, off, syscall.EFBIG)
+	}
+	if len(p) == 0 {
+		// Like pwrite(2): nothing is written, the object does not grow.
+		return nil
 	}
 	o := b.objects[ino]
 	if o == nil {
@@ -254,7 +265,9 @@ func (b *Backend) DeleteData(_ context.Context, ino vfsbackend.Ino) error {
 }
 
 // SyncData implements vfsbackend.Backend; memory has nothing to sync.
-func (b *Backend) SyncData(context.Context, vfsbackend.Ino) error { return b.Sync(context.Background()) }
+func (b *Backend) SyncData(context.Context, vfsbackend.Ino) error {
+	return b.Sync(context.Background())
+}
 
 // Sync implements vfsbackend.Backend; memory has nothing to sync.
 func (b *Backend) Sync(context.Context) error {
