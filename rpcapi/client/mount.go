@@ -155,6 +155,9 @@ func (m *Mount) do(ctx context.Context, op string, attempt func(context.Context,
 func (m *Mount) doCtx(ctx context.Context, op string, attempt func(context.Context, *mountState) error) (uncertain bool, err error) {
 	badMounts := 0
 	for n := 0; ; n++ {
+		if m.c.closed() {
+			return uncertain, closedError(op)
+		}
 		if m.unmounted.Load() {
 			return uncertain, badMountError(op)
 		}
