@@ -1,0 +1,142 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/proxyfs/proxyfs/vfsbackend"
+)
+
+// WrapBackend returns be with every operation timed and its failures
+// counted. With a nil m it returns be unchanged.
+func (m *Metrics) WrapBackend(be vfsbackend.Backend) vfsbackend.Backend {
+	if m == nil {
+		return be
+	}
+	return &instrumented{Backend: be, m: m}
+}
+
+type instrumented struct {
+	vfsbackend.Backend
+	m *Metrics
+}
+
+func (b *instrumented) Get(ctx context.Context, key []byte) ([]byte, error) {
+	t := time.Now()
+	v, err := b.Backend.Get(ctx, key)
+	if errors.Is(err, vfsbackend.ErrNotFound) {
+		b.m.engineOp("get", t, nil) // a missing key is an answer, not a failure
+	} else {
+		b.m.engineOp("get", t, err)
+	}
+	return v, err
+}
+
+func (b *instrumented) Scan(ctx context.Context, prefix, start []byte, fn func(k, v []byte) bool) error {
+	t := time.Now()
+	err := b.Backend.Scan(ctx, prefix, start, fn)
+	b.m.engineOp("scan", t, err)
+	return err
+}
+
+func (b *instrumented) Commit(ctx context.Context, batch *vfsbackend.Batch) error {
+	t := time.Now()
+	err := b.Backend.Commit(ctx, batch)
+	b.m.engineOp("commit", t, err)
+	return err
+}
+
+func (b *instrumented) ReadData(ctx context.Context, ino vfsbackend.Ino, p []byte, off int64) (int, error) {
+	t := time.Now()
+	n, err := b.Backend.ReadData(ctx, ino, p, off)
+	b.m.engineOp("read_data", t, err)
+	return n, err
+}
+
+func (b *instrumented) WriteData(ctx context.Context, ino vfsbackend.Ino, p []byte, off int64) error {
+	t := time.Now()
+	err := b.Backend.WriteData(ctx, ino, p, off)
+	b.m.engineOp("write_data", t, err)
+	return err
+}
+
+func (b *instrumented) TruncateData(ctx context.Context, ino vfsbackend.Ino, size int64) error {
+	t := time.Now()
+	err := b.Backend.TruncateData(ctx, ino, size)
+	b.m.engineOp("truncate_data", t, err)
+	return err
+}
+
+func (b *instrumented) DeleteData(ctx context.Context, ino vfsbackend.Ino) error {
+	t := time.Now()
+	err := b.Backend.DeleteData(ctx, ino)
+	b.m.engineOp("delete_data", t, err)
+	return err
+}
+
+func (b *instrumented) SyncData(ctx context.Context, ino vfsbackend.Ino) error {
+	t := time.Now()
+	err := b.Backend.SyncData(ctx, ino)
+	b.m.engineOp("sync_data", t, err)
+	return err
+}
+
+func (b *instrumented) Sync(ctx context.Context) error {
+	t := time.Now()
+	err := b.Backend.Sync(ctx)
+	b.m.engineOp("sync", t, err)
+	return err
+}
+
+// VolumeUsage is what RegisterVolume exports for a volume.
+type VolumeUsage struct {
+	SizeBytes, FreeBytes uint64
+	Inodes, FreeInodes   uint64
+}
+
+// RegisterVolume exports a volume's inode and space usage, read from
+// usage at scrape time, as gauges labelled with the volume's name.
+func (m *Metrics) RegisterVolume(name string, usage func() (VolumeUsage, error)) error {
+	if m == nil {
+		return nil
+	}
+	return m.reg.Register(&volumeCollector{name: name, usage: usage})
+}
+
+var (
+	descBytesTotal = prometheus.NewDesc("proxyfs_volume_size_bytes",
+		"Capacity of the volume's storage.", []string{"volume"}, nil)
+	descBytesFree = prometheus.NewDesc("proxyfs_volume_free_bytes",
+		"Free space of the volume's storage.", []string{"volume"}, nil)
+	descInodes = prometheus.NewDesc("proxyfs_volume_inodes",
+		"Inodes in use in the volume.", []string{"volume"}, nil)
+	descInodesFree = prometheus.NewDesc("proxyfs_volume_inodes_free",
+		"Inodes the volume can still create.", []string{"volume"}, nil)
+)
+
+type volumeCollector struct {
+	name  string
+	usage func() (VolumeUsage, error)
+}
+
+func (c *volumeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descBytesTotal
+	ch <- descBytesFree
+	ch <- descInodes
+	ch <- descInodesFree
+}
+
+func (c *volumeCollector) Collect(ch chan<- prometheus.Metric) {
+	u, err := c.usage()
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(descBytesTotal, err)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(descBytesTotal, prometheus.GaugeValue, float64(u.SizeBytes), c.name)
+	ch <- prometheus.MustNewConstMetric(descBytesFree, prometheus.GaugeValue, float64(u.FreeBytes), c.name)
+	ch <- prometheus.MustNewConstMetric(descInodes, prometheus.GaugeValue, float64(u.Inodes), c.name)
+	ch <- prometheus.MustNewConstMetric(descInodesFree, prometheus.GaugeValue, float64(u.FreeInodes), c.name)
+}
