@@ -1,0 +1,408 @@
+// Package daemontest runs the real proxyfsd binary for integration tests.
+//
+// Start builds proxyfsd once per test process (with -race when the test
+// binary has it; PROXYFS_DAEMON_RACE=0 or 1 overrides), writes a
+// configuration into a temporary directory, starts the daemon and waits
+// until it listens:
+//
+//	d := daemontest.Start(t, daemontest.Options{})
+//	conn, _ := net.Dial("tcp", d.TCPAddr)
+//
+// The daemon listens on a free loopback TCP port and on a Unix socket;
+// Restart brings it back on the same addresses with the same data. The
+// daemon is killed when the test ends; d.Check runs proxyfsd -check (the
+// fsck) on its volumes.
+package daemontest
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Volume is one volume of the daemon's configuration.
+type Volume struct {
+	// Name is the volume name; required.
+	Name string
+	// Engine is "local" (the default) or "memory".
+	Engine string
+	// CapacityBytes is the volume's capacity (0: engine default).
+	CapacityBytes uint64
+	// SyncInterval is the volume's sync interval (0: 1s).
+	SyncInterval time.Duration
+}
+
+// Options configures a test daemon. Zero values take the daemon's
+// defaults, except as noted.
+type Options struct {
+	// Volumes defaults to one local volume named "default".
+	Volumes []Volume
+	// NoTCP and NoUnix disable a listener.
+	NoTCP, NoUnix bool
+	// Limits (0: the daemon's default).
+	MaxMessageBytes    int
+	MaxIOBytes         int
+	MaxConnections     int
+	MaxInflightPerConn int
+	// ShutdownGrace defaults to 5s.
+	ShutdownGrace time.Duration
+	// LogLevel defaults to "debug".
+	LogLevel string
+	// StartTimeout bounds the wait for the daemon to listen (default 30s).
+	StartTimeout time.Duration
+}
+
+// Daemon is a running (or stopped) proxyfsd.
+type Daemon struct {
+	// TCPAddr is the loopback TCP address ("" with NoTCP).
+	TCPAddr string
+	// UnixPath is the Unix socket path ("" with NoUnix).
+	UnixPath string
+	// DataDir holds the volumes: DataDir/<volume name>.
+	DataDir string
+	// ConfigPath is the daemon's configuration file.
+	ConfigPath string
+
+	t       testing.TB
+	opts    Options
+	logPath string
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{} // closed when cmd has exited
+	werr error         // cmd.Wait's result, valid after done
+	logs *lockedBuffer
+}
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// Binary returns the path of a proxyfsd binary built from this checkout,
+// building it on first use.
+func Binary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() { binPath, buildErr = build() })
+	if buildErr != nil {
+		t.Fatalf("daemontest: %v", buildErr)
+	}
+	return binPath
+}
+
+func build() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", errors.New("not inside the proxyfs module")
+	}
+	dir, err := os.MkdirTemp("", "proxyfsd-bin-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "proxyfsd")
+	args := []string{"build", "-o", bin}
+	race := raceEnabled
+	if v := os.Getenv("PROXYFS_DAEMON_RACE"); v != "" {
+		race = v == "1"
+	}
+	if race {
+		args = append(args, "-race")
+	}
+	args = append(args, "./cmd/proxyfsd")
+	cmd := exec.Command("go", args...)
+	cmd.Dir = filepath.Dir(gomod)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return bin, nil
+}
+
+// Start starts a daemon for t and waits until it listens. The daemon is
+// killed when t ends.
+func Start(t testing.TB, opts Options) *Daemon {
+	t.Helper()
+	bin := Binary(t)
+	if len(opts.Volumes) == 0 {
+		opts.Volumes = []Volume{{Name: "default"}}
+	}
+	if opts.ShutdownGrace == 0 {
+		opts.ShutdownGrace = 5 * time.Second
+	}
+	if opts.LogLevel == "" {
+		opts.LogLevel = "debug"
+	}
+	if opts.StartTimeout == 0 {
+		opts.StartTimeout = 30 * time.Second
+	}
+	base := t.TempDir()
+	d := &Daemon{
+		t:          t,
+		opts:       opts,
+		DataDir:    filepath.Join(base, "data"),
+		ConfigPath: filepath.Join(base, "proxyfsd.toml"),
+		logPath:    filepath.Join(base, "proxyfsd.log"),
+		logs:       &lockedBuffer{},
+	}
+	if !opts.NoTCP {
+		d.TCPAddr = "127.0.0.1:0"
+	}
+	if !opts.NoUnix {
+		// Unix socket paths are limited to 107 bytes; t.TempDir() paths
+		// can be longer.
+		sdir, err := os.MkdirTemp("", "pfsd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(sdir) })
+		d.UnixPath = filepath.Join(sdir, "proxyfsd.sock")
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("daemontest: proxyfsd log (%s):\n%s", d.logPath, d.tail(80))
+		}
+		d.kill()
+	})
+	d.writeConfig()
+	d.start(bin)
+	// Keep the port: Restart comes back on the same address.
+	d.writeConfig()
+	return d
+}
+
+func (d *Daemon) writeConfig() {
+	var b strings.Builder
+	fmt.Fprintf(&b, "[server]\ntcp = %q\nunix = %q\n", d.TCPAddr, d.UnixPath)
+	o := d.opts
+	for _, n := range []struct {
+		key string
+		v   int
+	}{{"max_message_bytes", o.MaxMessageBytes}, {"max_io_bytes", o.MaxIOBytes},
+		{"max_connections", o.MaxConnections}, {"max_inflight_per_conn", o.MaxInflightPerConn}} {
+		if n.v != 0 {
+			fmt.Fprintf(&b, "%s = %d\n", n.key, n.v)
+		}
+	}
+	fmt.Fprintf(&b, "shutdown_grace = %q\n", o.ShutdownGrace.String())
+	fmt.Fprintf(&b, "\n[metrics]\nlisten = \"\"\n\n[log]\nlevel = %q\nformat = \"console\"\n", o.LogLevel)
+	for _, v := range o.Volumes {
+		engine := v.Engine
+		if engine == "" {
+			engine = "local"
+		}
+		fmt.Fprintf(&b, "\n[[volume]]\nname = %q\nengine = %q\npath = %q\n", v.Name, engine, filepath.Join(d.DataDir, v.Name))
+		if v.CapacityBytes != 0 {
+			fmt.Fprintf(&b, "capacity_bytes = %d\n", v.CapacityBytes)
+		}
+		if v.SyncInterval != 0 {
+			fmt.Fprintf(&b, "sync_interval = %q\n", v.SyncInterval.String())
+		}
+	}
+	if err := os.WriteFile(d.ConfigPath, []byte(b.String()), 0o644); err != nil {
+		d.t.Fatalf("daemontest: %v", err)
+	}
+}
+
+// start runs the binary and waits for its ready line.
+func (d *Daemon) start(bin string) {
+	d.t.Helper()
+	logf, err := os.OpenFile(d.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		d.t.Fatalf("daemontest: %v", err)
+	}
+	fmt.Fprintf(io.MultiWriter(logf, d.logs), "==== daemontest: starting %s -config %s\n", bin, d.ConfigPath)
+	cmd := exec.Command(bin, "-config", d.ConfigPath)
+	cmd.Dir = filepath.Dir(d.ConfigPath)
+	out := io.MultiWriter(logf, d.logs)
+	cmd.Stderr = out
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		d.t.Fatalf("daemontest: %v", err)
+	}
+	if err := cmd.Start(); err != nil {
+		d.t.Fatalf("daemontest: start proxyfsd: %v", err)
+	}
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			line := sc.Text()
+			fmt.Fprintln(out, line)
+			if strings.HasPrefix(line, "proxyfsd ready ") {
+				select {
+				case ready <- line:
+				default:
+				}
+			}
+		}
+	}()
+	done := make(chan struct{})
+	d.mu.Lock()
+	d.cmd, d.done = cmd, done
+	d.mu.Unlock()
+	go func() {
+		err := cmd.Wait()
+		logf.Close()
+		d.mu.Lock()
+		d.werr = err
+		d.mu.Unlock()
+		close(done)
+	}()
+
+	select {
+	case line := <-ready:
+		for _, f := range strings.Fields(line)[2:] {
+			k, v, _ := strings.Cut(f, "=")
+			if k == "tcp" && v != "-" {
+				d.TCPAddr = v
+			}
+		}
+	case <-done:
+		d.t.Fatalf("daemontest: proxyfsd exited before it was ready (%v); log:\n%s", d.exitErr(), d.tail(40))
+	case <-time.After(d.opts.StartTimeout):
+		d.kill()
+		d.t.Fatalf("daemontest: proxyfsd not ready after %v; log:\n%s", d.opts.StartTimeout, d.tail(40))
+	}
+}
+
+func (d *Daemon) exitErr() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.werr
+}
+
+// running returns the current process's done channel, or nil if the
+// daemon is not running.
+func (d *Daemon) running() chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.cmd == nil {
+		return nil
+	}
+	select {
+	case <-d.done:
+		return nil
+	default:
+		return d.done
+	}
+}
+
+// Running reports whether the daemon process is alive.
+func (d *Daemon) Running() bool { return d.running() != nil }
+
+func (d *Daemon) kill() {
+	done := d.running()
+	if done == nil {
+		return
+	}
+	d.mu.Lock()
+	d.cmd.Process.Signal(syscall.SIGKILL)
+	d.mu.Unlock()
+	<-done
+}
+
+// Kill kills the daemon with SIGKILL (a crash) and waits for it to exit.
+func (d *Daemon) Kill() {
+	d.t.Helper()
+	d.kill()
+}
+
+// Stop sends SIGTERM, waits for the daemon to exit and fails the test
+// unless it exits with status 0 within the shutdown grace plus 30s.
+func (d *Daemon) Stop() {
+	d.t.Helper()
+	done := d.running()
+	if done == nil {
+		d.t.Errorf("daemontest: Stop: daemon is not running (exit: %v)", d.exitErr())
+		return
+	}
+	d.mu.Lock()
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	d.mu.Unlock()
+	select {
+	case <-done:
+	case <-time.After(d.opts.ShutdownGrace + 30*time.Second):
+		d.kill()
+		d.t.Errorf("daemontest: proxyfsd did not exit after SIGTERM; log:\n%s", d.tail(40))
+		return
+	}
+	if err := d.exitErr(); err != nil {
+		d.t.Errorf("daemontest: proxyfsd exited after SIGTERM with %v; log:\n%s", err, d.tail(40))
+	}
+}
+
+// Restart starts the daemon again with the same configuration, data and
+// addresses. A running daemon is stopped first (SIGTERM).
+func (d *Daemon) Restart() {
+	d.t.Helper()
+	if d.Running() {
+		d.Stop()
+	}
+	d.start(Binary(d.t))
+}
+
+// Check runs proxyfsd -check on the daemon's volumes and fails the test
+// if it reports problems. A running daemon is stopped for the check
+// (SIGTERM) and started again afterwards. Memory volumes are empty after a
+// restart, so only durable volumes are really checked.
+func (d *Daemon) Check(t testing.TB) {
+	t.Helper()
+	wasRunning := d.Running()
+	if wasRunning {
+		d.Stop()
+	}
+	cmd := exec.Command(Binary(t), "-check", "-config", d.ConfigPath)
+	cmd.Dir = filepath.Dir(d.ConfigPath)
+	out, err := cmd.CombinedOutput()
+	fmt.Fprintf(d.logs, "==== daemontest: proxyfsd -check: %v\n%s", err, out)
+	if err != nil {
+		t.Errorf("daemontest: proxyfsd -check: %v\n%s", err, out)
+	}
+	if wasRunning {
+		d.start(Binary(t))
+	}
+}
+
+// Logs returns everything the daemon wrote to stdout and stderr so far,
+// across restarts.
+func (d *Daemon) Logs() string { return d.logs.String() }
+
+func (d *Daemon) tail(n int) string {
+	lines := strings.Split(strings.TrimRight(d.logs.String(), "\n"), "\n")
+	if len(lines) > n {
+		lines = append([]string{"... (" + strconv.Itoa(len(lines)-n) + " lines before)"}, lines[len(lines)-n:]...)
+	}
+	return strings.Join(lines, "\n")
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

@@ -1,0 +1,493 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"reflect"
+	"syscall"
+
+	"github.com/proxyfs/proxyfs/inode"
+	"github.com/proxyfs/proxyfs/mount"
+	"github.com/proxyfs/proxyfs/rpcapi/wire"
+)
+
+// method runs one JSON-RPC method on its raw params.
+type method func(ctx context.Context, s *Server, params *json.RawMessage) (any, error)
+
+// env is what a call on a mount works with.
+type env struct {
+	m  *mount.Mount
+	v  *volume
+	fs *inode.FS
+}
+
+// Readdir batch sizes.
+const (
+	readdirDefault = inode.DefaultReadDirMax
+	readdirMax     = 4096
+)
+
+// env resolves a mount id; EROFS for a change on a read-only mount.
+func (s *Server) env(id uint64, mutates bool) (*env, error) {
+	m, err := s.mounts.Get(id)
+	if err != nil {
+		return nil, err
+	}
+	v := s.volumes[m.Volume]
+	if v == nil { // volumes never go away while the server runs
+		return nil, fmt.Errorf("mount %d: volume %q not open: %w", id, m.Volume, syscall.EIO)
+	}
+	if mutates && m.ReadOnly {
+		return nil, fmt.Errorf("mount %d is read-only: %w", id, syscall.EROFS)
+	}
+	return &env{m: m, v: v, fs: v.fs}, nil
+}
+
+// handler builds a method from a function on decoded params of type P.
+// If P has a MountID member, the mount is resolved first (bad_mount if it
+// is not live; EROFS if mutates and it is read-only). optional names
+// members that may be left out.
+func handler[P any](mutates bool, optional []string, fn func(ctx context.Context, s *Server, e *env, p *P) (any, error)) method {
+	_, hasMount := reflect.TypeFor[P]().FieldByName("MountID")
+	return func(ctx context.Context, s *Server, raw *json.RawMessage) (any, error) {
+		p := new(P)
+		if err := decodeParams(raw, p, optional); err != nil {
+			return nil, err
+		}
+		var e *env
+		if hasMount {
+			var err error
+			if e, err = s.env(reflect.ValueOf(p).Elem().FieldByName("MountID").Uint(), mutates); err != nil {
+				return nil, err
+			}
+		}
+		return fn(ctx, s, e, p)
+	}
+}
+
+// Shorthands for the method table.
+const (
+	ro  = false // does not change the volume
+	mut = true  // changes the volume: EROFS on a read-only mount
+)
+
+// methods is the method table: every method of PROTOCOL.md.
+var methods = map[string]method{
+	wire.MethodPing: handler(ro, nil, func(_ context.Context, s *Server, _ *env, _ *struct{}) (any, error) {
+		return wire.PingResult{Version: wire.Version, Server: "proxyfsd " + s.version}, nil
+	}),
+	wire.MethodMount: handler(ro, []string{"options", "user"}, func(_ context.Context, s *Server, _ *env, p *wire.MountParams) (any, error) {
+		m, err := s.mounts.Mount(p.Volume, p.Options, p.User, p.UID, p.GID)
+		if err != nil {
+			return nil, err
+		}
+		return wire.MountResult{MountID: m.ID, RootInode: uint64(inode.RootIno),
+			MaxIOSize: uint32(s.cfg.MaxIOBytes), MaxInflight: uint32(s.cfg.MaxInflightPerConn)}, nil
+	}),
+	wire.MethodUnmount: handler(ro, nil, func(_ context.Context, s *Server, _ *env, p *wire.MountOnly) (any, error) {
+		return empty(s.mounts.Unmount(p.MountID))
+	}),
+
+	wire.MethodLookup: handler(ro, nil, func(ctx context.Context, _ *Server, e *env, p *wire.EntryParams) (any, error) {
+		return inodeResult(e.fs.Lookup(ctx, inode.Ino(p.Inode), p.Name))
+	}),
+	wire.MethodLookupPath: handler(ro, nil, func(ctx context.Context, _ *Server, e *env, p *wire.PathParams) (any, error) {
+		return inodeResult(e.fs.Resolve(ctx, p.Path))
+	}),
+	wire.MethodGetStat: handler(ro, nil, func(ctx context.Context, _ *Server, e *env, p *wire.InodeParams) (any, error) {
+		return e.getStat(ctx, inode.Ino(p.Inode))
+	}),
+	wire.MethodGetStatPath: handler(ro, nil, func(ctx context.Context, _ *Server, e *env, p *wire.PathParams) (any, error) {
+		return onPath(ctx, e, p.Path, e.getStat)
+	}),
+	wire.MethodType: handler(ro, nil, func(ctx context.Context, _ *Server, e *env, p *wire.InodeParams) (any, error) {
+		a, err := e.fs.GetAttr(ctx, inode.Ino(p.Inode))
+		if err != nil {
+			return nil, err
+		}
+		return wire.TypeResult{Type: uint16(a.DirType())}, nil
+	}),
+
+	wire.MethodCreate: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.CreateParams) (any, error) {
+		return e.newInode(e.fs.Create(ctx, e.caller(), inode.Ino(p.Inode), p.Name, p.Mode))
+	}),
+	wire.MethodCreatePath: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.CreatePathParams) (any, error) {
+		return onParent(ctx, e, p.Path, func(dir inode.Ino, name string) (any, error) {
+			return e.newInode(e.fs.Create(ctx, e.caller(), dir, name, p.Mode))
+		})
+	}),
+	wire.MethodMkdir: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.CreateParams) (any, error) {
+		return e.newInode(e.fs.Mkdir(ctx, e.caller(), inode.Ino(p.Inode), p.Name, p.Mode))
+	}),
+	wire.MethodMkdirPath: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.CreatePathParams) (any, error) {
+		return onParent(ctx, e, p.Path, func(dir inode.Ino, name string) (any, error) {
+			return e.newInode(e.fs.Mkdir(ctx, e.caller(), dir, name, p.Mode))
+		})
+	}),
+	wire.MethodSymlink: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.SymlinkParams) (any, error) {
+		return e.newInode(e.fs.Symlink(ctx, e.caller(), inode.Ino(p.Inode), p.Name, p.Target))
+	}),
+	wire.MethodSymlinkPath: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.SymlinkPathParams) (any, error) {
+		return onParent(ctx, e, p.Path, func(dir inode.Ino, name string) (any, error) {
+			return e.newInode(e.fs.Symlink(ctx, e.caller(), dir, name, p.Target))
+		})
+	}),
+	wire.MethodReadSymlink: handler(ro, nil, func(ctx context.Context, _ *Server, e *env, p *wire.InodeParams) (any, error) {
+		return e.readSymlink(ctx, inode.Ino(p.Inode))
+	}),
+	wire.MethodReadSymlinkPath: handler(ro, nil, func(ctx context.Context, _ *Server, e *env, p *wire.PathParams) (any, error) {
+		return onPath(ctx, e, p.Path, e.readSymlink)
+	}),
+
+	wire.MethodLink: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.LinkParams) (any, error) {
+		return empty(e.fs.Link(ctx, inode.Ino(p.Inode), p.Name, inode.Ino(p.TargetInode)))
+	}),
+	wire.MethodLinkPath: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.TwoPathParams) (any, error) {
+		target, err := e.fs.Resolve(ctx, p.SrcPath)
+		if err != nil {
+			return nil, err
+		}
+		return onParent(ctx, e, p.DstPath, func(dir inode.Ino, name string) (any, error) {
+			return empty(e.fs.Link(ctx, dir, name, target))
+		})
+	}),
+	wire.MethodUnlink: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.EntryParams) (any, error) {
+		return empty(e.fs.Unlink(ctx, inode.Ino(p.Inode), p.Name))
+	}),
+	wire.MethodUnlinkPath: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.PathParams) (any, error) {
+		return onParent(ctx, e, p.Path, func(dir inode.Ino, name string) (any, error) {
+			return empty(e.fs.Unlink(ctx, dir, name))
+		})
+	}),
+	wire.MethodRmdir: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.EntryParams) (any, error) {
+		return empty(e.fs.Rmdir(ctx, inode.Ino(p.Inode), p.Name))
+	}),
+	wire.MethodRmdirPath: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.PathParams) (any, error) {
+		return onParent(ctx, e, p.Path, func(dir inode.Ino, name string) (any, error) {
+			return empty(e.fs.Rmdir(ctx, dir, name))
+		})
+	}),
+	wire.MethodRename: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.RenameParams) (any, error) {
+		return empty(e.fs.Rename(ctx, inode.Ino(p.SrcInode), p.SrcName, inode.Ino(p.DstInode), p.DstName))
+	}),
+	wire.MethodRenamePath: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.TwoPathParams) (any, error) {
+		sdir, sname, err := e.fs.ResolveParent(ctx, p.SrcPath)
+		if err != nil {
+			return nil, err
+		}
+		return onParent(ctx, e, p.DstPath, func(ddir inode.Ino, dname string) (any, error) {
+			return empty(e.fs.Rename(ctx, sdir, sname, ddir, dname))
+		})
+	}),
+
+	wire.MethodChmod: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.ChmodParams) (any, error) {
+		return e.setEmpty(ctx, inode.Ino(p.Inode), inode.SetAttr{Mask: inode.SetMode, Mode: p.Mode})
+	}),
+	wire.MethodChmodPath: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.ChmodPathParams) (any, error) {
+		return e.setPath(ctx, p.Path, inode.SetAttr{Mask: inode.SetMode, Mode: p.Mode}, false)
+	}),
+	wire.MethodChown: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.ChownParams) (any, error) {
+		sa, err := chown(p.UID, p.GID)
+		if err != nil {
+			return nil, err
+		}
+		return e.setEmpty(ctx, inode.Ino(p.Inode), sa)
+	}),
+	wire.MethodChownPath: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.ChownPathParams) (any, error) {
+		sa, err := chown(p.UID, p.GID)
+		if err != nil {
+			return nil, err
+		}
+		return e.setPath(ctx, p.Path, sa, false)
+	}),
+	wire.MethodResize: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.ResizeParams) (any, error) {
+		return e.setEmpty(ctx, inode.Ino(p.Inode), inode.SetAttr{Mask: inode.SetSize, Size: p.Size})
+	}),
+	wire.MethodResizePath: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.ResizePathParams) (any, error) {
+		return e.setPath(ctx, p.Path, inode.SetAttr{Mask: inode.SetSize, Size: p.Size}, false)
+	}),
+	wire.MethodSettime: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.SettimeParams) (any, error) {
+		return e.setEmpty(ctx, inode.Ino(p.Inode), settime(p.Atime, p.Mtime))
+	}),
+	wire.MethodSettimePath: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.SettimePathParams) (any, error) {
+		return e.setPath(ctx, p.Path, settime(p.Atime, p.Mtime), false)
+	}),
+	wire.MethodSetattr: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.SetattrParams) (any, error) {
+		sa, err := setattr(&p.Attrs)
+		if err != nil {
+			return nil, err
+		}
+		return e.setStat(ctx, inode.Ino(p.Inode), sa)
+	}),
+	wire.MethodSetattrPath: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.SetattrPathParams) (any, error) {
+		sa, err := setattr(&p.Attrs)
+		if err != nil {
+			return nil, err
+		}
+		return e.setPath(ctx, p.Path, sa, true)
+	}),
+
+	wire.MethodFlush: handler(ro, nil, func(ctx context.Context, _ *Server, e *env, p *wire.InodeParams) (any, error) {
+		return empty(e.fs.Flush(ctx, inode.Ino(p.Inode)))
+	}),
+	wire.MethodRead: handler(ro, nil, func(ctx context.Context, s *Server, e *env, p *wire.ReadParams) (any, error) {
+		if p.Length > uint64(s.cfg.MaxIOBytes) {
+			return nil, fmt.Errorf("read of %d bytes exceeds max_io_size %d: %w", p.Length, s.cfg.MaxIOBytes, syscall.EINVAL)
+		}
+		buf := make([]byte, p.Length)
+		n, err := e.fs.Read(ctx, inode.Ino(p.Inode), buf, p.Offset)
+		if err != nil {
+			return nil, err
+		}
+		return wire.ReadResult{Data: buf[:n]}, nil
+	}),
+	wire.MethodWrite: handler(mut, nil, func(ctx context.Context, s *Server, e *env, p *wire.WriteParams) (any, error) {
+		if len(p.Data) > s.cfg.MaxIOBytes {
+			return nil, fmt.Errorf("write of %d bytes exceeds max_io_size %d: %w", len(p.Data), s.cfg.MaxIOBytes, syscall.EINVAL)
+		}
+		if err := e.fs.Write(ctx, inode.Ino(p.Inode), p.Data, p.Offset); err != nil {
+			return nil, err
+		}
+		return wire.WriteResult{Size: uint64(len(p.Data))}, nil
+	}),
+	wire.MethodReaddir: handler(ro, []string{"max_entries"}, func(ctx context.Context, _ *Server, e *env, p *wire.ReaddirParams) (any, error) {
+		return e.readdir(ctx, p, false)
+	}),
+	wire.MethodReaddirPlus: handler(ro, []string{"max_entries"}, func(ctx context.Context, _ *Server, e *env, p *wire.ReaddirParams) (any, error) {
+		return e.readdir(ctx, p, true)
+	}),
+	wire.MethodStatvfs: handler(ro, nil, func(ctx context.Context, _ *Server, e *env, _ *wire.MountOnly) (any, error) {
+		st, err := e.fs.StatFS(ctx)
+		if err != nil {
+			return nil, err
+		}
+		var flag uint64
+		if e.m.ReadOnly {
+			flag = 1 // ST_RDONLY
+		}
+		return wire.StatvfsResult{Bsize: st.BlockSize, Frsize: st.BlockSize, Blocks: st.Blocks,
+			Bfree: st.BlocksFree, Bavail: st.BlocksAvail, Files: st.Files, Ffree: st.FilesFree,
+			Favail: st.FilesFree, Fsid: e.v.dev, Flag: flag, Namemax: st.NameMax}, nil
+	}),
+
+	wire.MethodGetXattr: handler(ro, nil, func(ctx context.Context, _ *Server, e *env, p *wire.XattrParams) (any, error) {
+		return e.getXattr(ctx, inode.Ino(p.Inode), p.Name)
+	}),
+	wire.MethodGetXattrPath: handler(ro, nil, func(ctx context.Context, _ *Server, e *env, p *wire.XattrPathParams) (any, error) {
+		return onPath(ctx, e, p.Path, func(ctx context.Context, ino inode.Ino) (any, error) { return e.getXattr(ctx, ino, p.Name) })
+	}),
+	wire.MethodSetXattr: handler(mut, []string{"flags"}, func(ctx context.Context, _ *Server, e *env, p *wire.SetXattrParams) (any, error) {
+		return empty(e.fs.SetXattr(ctx, inode.Ino(p.Inode), p.Name, p.Value, p.Flags))
+	}),
+	wire.MethodSetXattrPath: handler(mut, []string{"flags"}, func(ctx context.Context, _ *Server, e *env, p *wire.SetXattrPathParams) (any, error) {
+		return onPath(ctx, e, p.Path, func(ctx context.Context, ino inode.Ino) (any, error) {
+			return empty(e.fs.SetXattr(ctx, ino, p.Name, p.Value, p.Flags))
+		})
+	}),
+	wire.MethodListXattr: handler(ro, nil, func(ctx context.Context, _ *Server, e *env, p *wire.InodeParams) (any, error) {
+		return e.listXattr(ctx, inode.Ino(p.Inode))
+	}),
+	wire.MethodListXattrPath: handler(ro, nil, func(ctx context.Context, _ *Server, e *env, p *wire.PathParams) (any, error) {
+		return onPath(ctx, e, p.Path, e.listXattr)
+	}),
+	wire.MethodRemoveXattr: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.XattrParams) (any, error) {
+		return empty(e.fs.RemoveXattr(ctx, inode.Ino(p.Inode), p.Name))
+	}),
+	wire.MethodRemoveXattrPath: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.XattrPathParams) (any, error) {
+		return onPath(ctx, e, p.Path, func(ctx context.Context, ino inode.Ino) (any, error) {
+			return empty(e.fs.RemoveXattr(ctx, ino, p.Name))
+		})
+	}),
+}
+
+// onPath resolves path and runs the inode form of a call on it.
+func onPath(ctx context.Context, e *env, path string, fn func(context.Context, inode.Ino) (any, error)) (any, error) {
+	ino, err := e.fs.Resolve(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	return fn(ctx, ino)
+}
+
+// onParent resolves all but path's last component and runs the inode
+// form of a call on the directory and the last name.
+func onParent(ctx context.Context, e *env, path string, fn func(dir inode.Ino, name string) (any, error)) (any, error) {
+	dir, name, err := e.fs.ResolveParent(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	return fn(dir, name)
+}
+
+func empty(err error) (any, error) {
+	if err != nil {
+		return nil, err
+	}
+	return wire.Empty{}, nil
+}
+
+func inodeResult(ino inode.Ino, err error) (any, error) {
+	if err != nil {
+		return nil, err
+	}
+	return wire.InodeResult{Inode: uint64(ino)}, nil
+}
+
+func (e *env) caller() inode.Caller { return inode.Caller{UID: e.m.UID, GID: e.m.GID} }
+
+// stat converts attributes to the wire form.
+func (e *env) stat(a inode.Attr) wire.Stat {
+	ts := func(t inode.Timespec) wire.Timespec { return wire.Timespec{Sec: t.Sec, Nsec: t.Nsec} }
+	return wire.Stat{Ino: uint64(a.Ino), Mode: a.Mode, Nlink: a.Nlink, UID: a.UID, GID: a.GID,
+		Size: a.Size, Dev: e.v.dev, Atime: ts(a.Atime), Mtime: ts(a.Mtime), Ctime: ts(a.Ctime), Crtime: ts(a.Crtime)}
+}
+
+func (e *env) getStat(ctx context.Context, ino inode.Ino) (any, error) {
+	a, err := e.fs.GetAttr(ctx, ino)
+	if err != nil {
+		return nil, err
+	}
+	return wire.StatResult{Stat: e.stat(a)}, nil
+}
+
+func (e *env) newInode(a inode.Attr, err error) (any, error) {
+	if err != nil {
+		return nil, err
+	}
+	return wire.NewInodeResult{Inode: uint64(a.Ino), Stat: e.stat(a)}, nil
+}
+
+func (e *env) readSymlink(ctx context.Context, ino inode.Ino) (any, error) {
+	t, err := e.fs.ReadSymlink(ctx, ino)
+	if err != nil {
+		return nil, err
+	}
+	return wire.ReadSymlinkResult{Target: t}, nil
+}
+
+func (e *env) setEmpty(ctx context.Context, ino inode.Ino, sa inode.SetAttr) (any, error) {
+	_, err := e.fs.SetAttr(ctx, ino, sa)
+	return empty(err)
+}
+
+func (e *env) setStat(ctx context.Context, ino inode.Ino, sa inode.SetAttr) (any, error) {
+	a, err := e.fs.SetAttr(ctx, ino, sa)
+	if err != nil {
+		return nil, err
+	}
+	return wire.StatResult{Stat: e.stat(a)}, nil
+}
+
+// setPath runs setattr on a path; withStat selects setattr's result.
+func (e *env) setPath(ctx context.Context, path string, sa inode.SetAttr, withStat bool) (any, error) {
+	return onPath(ctx, e, path, func(ctx context.Context, ino inode.Ino) (any, error) {
+		if withStat {
+			return e.setStat(ctx, ino, sa)
+		}
+		return e.setEmpty(ctx, ino, sa)
+	})
+}
+
+func (e *env) readdir(ctx context.Context, p *wire.ReaddirParams, plus bool) (any, error) {
+	max := int(p.MaxEntries)
+	switch {
+	case max == 0:
+		max = readdirDefault
+	case max > readdirMax:
+		max = readdirMax
+	}
+	ents, eof, err := e.fs.ReadDir(ctx, inode.Ino(p.Inode), p.PrevCookie, max, plus)
+	if err != nil {
+		return nil, err
+	}
+	res := wire.ReaddirResult{Entries: make([]wire.DirEntry, len(ents)), EOF: eof}
+	for i, d := range ents {
+		res.Entries[i] = wire.DirEntry{Name: d.Name, Inode: uint64(d.Ino), Type: d.Type, Cookie: d.Cookie}
+		if plus {
+			st := e.stat(d.Attr)
+			res.Entries[i].Stat = &st
+		}
+	}
+	return res, nil
+}
+
+func (e *env) getXattr(ctx context.Context, ino inode.Ino, name string) (any, error) {
+	v, err := e.fs.GetXattr(ctx, ino, name)
+	if err != nil {
+		return nil, err
+	}
+	if v == nil {
+		v = []byte{}
+	}
+	return wire.GetXattrResult{Value: v}, nil
+}
+
+func (e *env) listXattr(ctx context.Context, ino inode.Ino) (any, error) {
+	names, err := e.fs.ListXattr(ctx, ino)
+	if err != nil {
+		return nil, err
+	}
+	if names == nil {
+		names = []string{}
+	}
+	return wire.ListXattrResult{Names: names}, nil
+}
+
+// chown builds the attribute change of chown; -1 leaves an id unchanged.
+func chown(uid, gid int64) (inode.SetAttr, error) {
+	var sa inode.SetAttr
+	for _, id := range []struct {
+		v   int64
+		bit uint32
+		dst *uint32
+	}{{uid, inode.SetUID, &sa.UID}, {gid, inode.SetGID, &sa.GID}} {
+		switch {
+		case id.v == -1:
+		case id.v < 0 || id.v > math.MaxUint32:
+			return sa, fmt.Errorf("chown: id %d out of range: %w", id.v, syscall.EINVAL)
+		default:
+			sa.Mask |= id.bit
+			*id.dst = uint32(id.v)
+		}
+	}
+	return sa, nil
+}
+
+func ts(t *wire.Timespec) inode.Timespec { return inode.Timespec{Sec: t.Sec, Nsec: t.Nsec} }
+
+// settime builds the attribute change of settime; nil leaves a time.
+func settime(atime, mtime *wire.Timespec) inode.SetAttr {
+	var sa inode.SetAttr
+	if atime != nil {
+		sa.Mask |= inode.SetAtime
+		sa.Atime = ts(atime)
+	}
+	if mtime != nil {
+		sa.Mask |= inode.SetMtime
+		sa.Mtime = ts(mtime)
+	}
+	return sa
+}
+
+// setattr converts setattr's params; a time the mask selects must be
+// given.
+func setattr(a *wire.Attrs) (inode.SetAttr, error) {
+	sa := inode.SetAttr{Mask: a.Mask, Size: a.Size, Mode: a.Mode, UID: a.UID, GID: a.GID}
+	for _, t := range []struct {
+		bit  uint32
+		name string
+		v    *wire.Timespec
+		dst  *inode.Timespec
+	}{{wire.SetAtime, "atime", a.Atime, &sa.Atime}, {wire.SetMtime, "mtime", a.Mtime, &sa.Mtime}, {wire.SetCrtime, "crtime", a.Crtime, &sa.Crtime}} {
+		if a.Mask&t.bit == 0 {
+			continue
+		}
+		if t.v == nil {
+			return sa, errParams("mask selects %s but %q is missing", t.name, t.name)
+		}
+		*t.dst = ts(t.v)
+	}
+	return sa, nil
+}

@@ -1,0 +1,268 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/sourcegraph/jsonrpc2"
+	"go.uber.org/zap"
+)
+
+// Framing limits besides max_message_bytes.
+const (
+	maxHeaderLines = 32
+)
+
+// jsonStream is a jsonrpc2.ObjectStream with Content-Length framing (the
+// framing of jsonrpc2.VSCodeObjectCodec, which writes replies) that also
+// enforces max_message_bytes before allocating a body, and answers bodies
+// that are not JSON (-32700) or not a request (-32600) itself, so that
+// such a message does not close the connection (jsonrpc2.Conn closes on
+// any read error).
+type jsonStream struct {
+	s    *Server
+	nc   net.Conn
+	r    *bufio.Reader
+	max  int
+	wmu  sync.Mutex
+	w    *bufio.Writer
+	peer string
+}
+
+var _ jsonrpc2.ObjectStream = (*jsonStream)(nil)
+
+// WriteObject implements jsonrpc2.ObjectStream.
+func (st *jsonStream) WriteObject(obj any) error {
+	st.wmu.Lock()
+	defer st.wmu.Unlock()
+	if err := (jsonrpc2.VSCodeObjectCodec{}).WriteObject(st.w, obj); err != nil {
+		return err
+	}
+	return st.w.Flush()
+}
+
+// Close implements jsonrpc2.ObjectStream.
+func (st *jsonStream) Close() error { return st.nc.Close() }
+
+// ReadObject implements jsonrpc2.ObjectStream. An error closes the
+// connection, so it returns one only when the framing is broken.
+func (st *jsonStream) ReadObject(v any) error {
+	for {
+		body, err := st.readFrame()
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				st.s.log.Info("closing JSON-RPC connection", zap.String("remote", st.peer), zap.Error(err))
+			}
+			return err
+		}
+		if !json.Valid(body) {
+			st.replyRaw(nil, &protoError{code: jsonrpc2.CodeParseError, errno: syscall.EINVAL, msg: "parse error: body is not valid JSON"})
+			continue
+		}
+		// Decode into a fresh value: a failed decode may leave a partial
+		// one behind.
+		tmp := reflect.New(reflect.TypeOf(v).Elem())
+		if err := json.Unmarshal(body, tmp.Interface()); err != nil {
+			st.replyRaw(requestID(body), &protoError{code: jsonrpc2.CodeInvalidRequest, errno: syscall.EINVAL,
+				msg: "invalid request: " + err.Error()})
+			continue
+		}
+		reflect.ValueOf(v).Elem().Set(tmp.Elem())
+		return nil
+	}
+}
+
+// readFrame reads one message's header block and body.
+func (st *jsonStream) readFrame() ([]byte, error) {
+	length := -1
+	for n := 0; ; n++ {
+		if n == maxHeaderLines {
+			return nil, errors.New("too many header lines")
+		}
+		line, err := st.r.ReadSlice('\n')
+		if err != nil {
+			if errors.Is(err, bufio.ErrBufferFull) {
+				return nil, errors.New("header line too long")
+			}
+			if errors.Is(err, io.EOF) && (n > 0 || len(line) > 0) {
+				return nil, io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+		if len(line) < 2 || line[len(line)-2] != '\r' {
+			return nil, errors.New(`header line does not end with \r\n`)
+		}
+		line = line[:len(line)-2]
+		if len(line) == 0 {
+			break
+		}
+		name, val, ok := bytes.Cut(line, []byte(":"))
+		if !ok {
+			return nil, fmt.Errorf("malformed header line %q", line)
+		}
+		if !strings.EqualFold(string(bytes.TrimSpace(name)), "Content-Length") {
+			continue
+		}
+		l, err := strconv.ParseUint(string(bytes.TrimSpace(val)), 10, 63)
+		if err != nil {
+			return nil, fmt.Errorf("malformed Content-Length %q", val)
+		}
+		if l > uint64(st.max) {
+			return nil, fmt.Errorf("message of %d bytes exceeds max_message_bytes (%d)", l, st.max)
+		}
+		length = int(l)
+	}
+	if length < 0 {
+		return nil, errors.New("no Content-Length header")
+	}
+	body := make([]byte, length)
+	if _, err := io.ReadFull(st.r, body); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	return body, nil
+}
+
+// requestID returns the "id" member of a JSON object if it is a number or
+// a string, else nil.
+func requestID(body []byte) json.RawMessage {
+	var m struct {
+		ID json.RawMessage `json:"id"`
+	}
+	if json.Unmarshal(body, &m) != nil || len(m.ID) == 0 {
+		return nil
+	}
+	switch m.ID[0] {
+	case '"', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		return m.ID
+	}
+	return nil
+}
+
+// replyRaw sends an error reply for a message jsonrpc2 never saw.
+func (st *jsonStream) replyRaw(id json.RawMessage, err error) {
+	if id == nil {
+		id = json.RawMessage("null")
+	}
+	w := st.s.classify("jsonrpc", err)
+	msg := struct {
+		JSONRPC string          `json:"jsonrpc"`
+		ID      json.RawMessage `json:"id"`
+		Error   *jsonrpc2.Error `json:"error"`
+	}{"2.0", id, w.jsonError()}
+	if err := st.WriteObject(msg); err != nil {
+		st.s.log.Debug("write error reply", zap.String("remote", st.peer), zap.Error(err))
+	}
+}
+
+// jsonHandler runs requests concurrently, at most max_inflight_per_conn
+// at a time per connection.
+type jsonHandler struct {
+	s        *Server
+	peer     string
+	inflight atomic.Int64
+}
+
+// Handle implements jsonrpc2.Handler. It runs on the connection's read
+// loop: it only admits the request and starts it in its own goroutine.
+func (h *jsonHandler) Handle(ctx context.Context, conn *jsonrpc2.Conn, req *jsonrpc2.Request) {
+	if req.Notif {
+		return
+	}
+	if h.inflight.Add(1) > int64(h.s.cfg.MaxInflightPerConn) {
+		h.inflight.Add(-1)
+		h.reply(ctx, conn, req, nil, fmt.Errorf("more than %d requests in flight on this connection: %w",
+			h.s.cfg.MaxInflightPerConn, syscall.EAGAIN))
+		return
+	}
+	if !h.s.inflight.acquire() {
+		// Draining for shutdown: the connection closes soon and the
+		// client retries elsewhere or after a restart.
+		h.inflight.Add(-1)
+		return
+	}
+	go func() {
+		defer h.inflight.Add(-1)
+		defer h.s.inflight.release()
+		// A call that started finishes even if its client goes away.
+		result, err := h.s.dispatch(context.WithoutCancel(ctx), req.Method, req.Params)
+		h.reply(ctx, conn, req, result, err)
+	}()
+}
+
+func (h *jsonHandler) reply(ctx context.Context, conn *jsonrpc2.Conn, req *jsonrpc2.Request, result any, err error) {
+	var serr error
+	if err != nil {
+		serr = conn.ReplyWithError(ctx, req.ID, h.s.classify(req.Method, err).jsonError())
+	} else {
+		serr = conn.Reply(ctx, req.ID, result)
+	}
+	if serr != nil && !errors.Is(serr, jsonrpc2.ErrClosed) {
+		h.s.log.Debug("reply not sent", zap.String("remote", h.peer), zap.String("method", req.Method), zap.Error(serr))
+	}
+}
+
+// serveJSON serves a JSON-RPC connection until it closes.
+func (s *Server) serveJSON(nc net.Conn, br *bufio.Reader) {
+	peer := remote(nc)
+	st := &jsonStream{s: s, nc: nc, r: br, max: s.cfg.MaxMessageBytes, w: bufio.NewWriterSize(nc, ioBufSize), peer: peer}
+	h := &jsonHandler{s: s, peer: peer}
+	s.log.Debug("JSON-RPC connection", zap.String("remote", peer))
+	c := jsonrpc2.NewConn(context.Background(), st, h,
+		jsonrpc2.SetLogger(stdLogAtDebug(s.log)))
+	<-c.DisconnectNotify()
+	// Let running calls finish their replies (they fail fast on the
+	// closed connection) before the connection is forgotten.
+	for h.inflight.Load() > 0 {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// dispatch decodes and runs one call; it never panics.
+func (s *Server) dispatch(ctx context.Context, method string, params *json.RawMessage) (result any, err error) {
+	start := time.Now()
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("panic in handler", zap.String("method", method), zap.Any("panic", r), zap.Stack("stack"))
+			result, err = nil, fmt.Errorf("internal error in %s: %w", method, syscall.EIO)
+		}
+		if ce := s.log.Check(zap.DebugLevel, "call"); ce != nil {
+			f := []zap.Field{zap.String("method", method), zap.Duration("took", time.Since(start))}
+			if err != nil {
+				f = append(f, zap.String("error", err.Error()))
+			}
+			ce.Write(f...)
+		}
+	}()
+	m, ok := methods[method]
+	if !ok {
+		return nil, errMethod(method)
+	}
+	return m(ctx, s, params)
+}
+
+// stdLogAtDebug adapts log for jsonrpc2, whose messages (a client sent a
+// response, a protocol error already logged by jsonStream) are debug
+// material.
+func stdLogAtDebug(log *zap.Logger) jsonrpc2.Logger {
+	l, err := zap.NewStdLogAt(log, zap.DebugLevel)
+	if err != nil {
+		return zap.NewStdLog(zap.NewNop())
+	}
+	return l
+}

@@ -1,0 +1,422 @@
+// Package server is proxyfsd's protocol server: it owns the volumes (one
+// inode.FS per configured volume, on its storage engine), the mount table
+// and the listeners, and serves PROTOCOL.md on TCP and a Unix socket. A
+// connection whose first four bytes are "PFSB" is a binary data channel;
+// any other connection speaks JSON-RPC 2.0 with Content-Length framing.
+//
+// Limits from the configuration are enforced here: message size, I/O size,
+// connections, and requests in flight per connection. Shutdown stops
+// accepting, drains in-flight calls for a grace period, then syncs and
+// closes the engines.
+package server
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/proxyfs/proxyfs/conf"
+	"github.com/proxyfs/proxyfs/inode"
+	"github.com/proxyfs/proxyfs/mount"
+	"github.com/proxyfs/proxyfs/rpcapi/wire"
+	"github.com/proxyfs/proxyfs/vfsbackend"
+)
+
+// volume is one open volume.
+type volume struct {
+	name string
+	dev  uint64 // stat dev and statvfs fsid
+	be   vfsbackend.Backend
+	fs   *inode.FS
+}
+
+// Server serves the proxyfs protocol. Create it with Open, start it with
+// Start, stop it with Shutdown.
+type Server struct {
+	cfg     conf.Server
+	log     *zap.Logger
+	version string
+
+	volumes map[string]*volume
+	order   []*volume // config order, for shutdown
+	mounts  *mount.Table
+
+	inflight tracker
+
+	mu        sync.Mutex
+	listeners []net.Listener
+	tcpAddr   string
+	unixPath  string
+	conns     map[net.Conn]struct{}
+	closing   bool
+	connWG    sync.WaitGroup // connection goroutines
+	acceptWG  sync.WaitGroup
+	shutdown  bool
+	closedVol bool
+}
+
+// Options configures a Server beyond the configuration file.
+type Options struct {
+	// Logger receives the server's logs; nil means none.
+	Logger *zap.Logger
+	// Version is the server's version, reported by ping as
+	// "proxyfsd <Version>".
+	Version string
+}
+
+// Open opens every volume of cfg (creating and formatting new ones) and
+// returns a server that is not listening yet.
+func Open(ctx context.Context, cfg *conf.Config, opts Options) (*Server, error) {
+	log := opts.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	s := &Server{
+		cfg:     cfg.Server,
+		log:     log,
+		version: opts.Version,
+		volumes: map[string]*volume{},
+		conns:   map[net.Conn]struct{}{},
+	}
+	s.inflight.init()
+	for _, vc := range cfg.Volumes {
+		v, err := openVolume(ctx, vc, log)
+		if err != nil {
+			s.closeVolumes()
+			return nil, err
+		}
+		s.volumes[v.name] = v
+		s.order = append(s.order, v)
+	}
+	s.mounts = mount.NewTable(func(name string) bool { return s.volumes[name] != nil })
+	return s, nil
+}
+
+func openVolume(ctx context.Context, vc conf.Volume, log *zap.Logger) (*volume, error) {
+	vlog := log.With(zap.String("volume", vc.Name))
+	be, err := vfsbackend.Open(vc.Engine, vfsbackend.Options{
+		Path:          vc.Path,
+		SyncInterval:  vc.SyncInterval,
+		CapacityBytes: vc.CapacityBytes,
+		Logger:        vlog,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("volume %q: open %s engine at %s: %w", vc.Name, vc.Engine, vc.Path, err)
+	}
+	fs, err := inode.Open(ctx, be, inode.Options{Logger: vlog})
+	if err != nil {
+		be.Close()
+		return nil, fmt.Errorf("volume %q: %w", vc.Name, err)
+	}
+	h := fnv.New64a()
+	h.Write([]byte(vc.Name))
+	dev := h.Sum64() & mount.MaxID
+	if dev == 0 {
+		dev = 1
+	}
+	vlog.Info("volume ready", zap.String("engine", vc.Engine), zap.String("path", vc.Path))
+	return &volume{name: vc.Name, dev: dev, be: be, fs: fs}, nil
+}
+
+// Check opens every volume of cfg, runs the consistency check on each and
+// returns the problems found, each prefixed with its volume's name. The
+// volumes must not be in use by a running daemon.
+func Check(ctx context.Context, cfg *conf.Config, log *zap.Logger) ([]string, error) {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	var probs []string
+	for _, vc := range cfg.Volumes {
+		v, err := openVolume(ctx, vc, log)
+		if err != nil {
+			return probs, err
+		}
+		p, err := v.fs.Check(ctx)
+		cerr := v.be.Close()
+		if err != nil {
+			return probs, fmt.Errorf("volume %q: check: %w", vc.Name, err)
+		}
+		if cerr != nil {
+			return probs, fmt.Errorf("volume %q: close: %w", vc.Name, cerr)
+		}
+		for _, line := range p {
+			probs = append(probs, fmt.Sprintf("volume %q: %s", vc.Name, line))
+		}
+	}
+	return probs, nil
+}
+
+// Start opens the configured listeners and serves them in the background.
+// A TCP address with port 0 gets a free port; TCPAddr reports it. A stale
+// Unix socket file (nobody answering on it) is replaced.
+func (s *Server) Start() error {
+	if s.cfg.TCP != "" {
+		l, err := net.Listen("tcp", s.cfg.TCP)
+		if err != nil {
+			return fmt.Errorf("listen tcp %s: %w", s.cfg.TCP, err)
+		}
+		s.tcpAddr = l.Addr().String()
+		s.listeners = append(s.listeners, l)
+	}
+	if s.cfg.Unix != "" {
+		l, err := listenUnix(s.cfg.Unix)
+		if err != nil {
+			s.closeListeners()
+			return err
+		}
+		s.unixPath = s.cfg.Unix
+		s.listeners = append(s.listeners, l)
+	}
+	if len(s.listeners) == 0 {
+		return errors.New("no listener: server.tcp and server.unix are both disabled")
+	}
+	for _, l := range s.listeners {
+		s.log.Info("listening", zap.String("network", l.Addr().Network()), zap.String("addr", l.Addr().String()))
+		s.acceptWG.Add(1)
+		go s.accept(l)
+	}
+	return nil
+}
+
+func listenUnix(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("listen unix %s: %w", path, err)
+	}
+	if _, err := os.Lstat(path); err == nil {
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("listen unix %s: another process is serving this socket", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("listen unix %s: removing stale socket: %w", path, err)
+		}
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen unix %s: %w", path, err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(true)
+	return l, nil
+}
+
+// TCPAddr returns the TCP address the server listens on ("" if none).
+func (s *Server) TCPAddr() string { return s.tcpAddr }
+
+// UnixPath returns the Unix socket path the server listens on ("" if none).
+func (s *Server) UnixPath() string { return s.unixPath }
+
+// Mounts returns the number of live mounts.
+func (s *Server) Mounts() int { return s.mounts.Count() }
+
+func (s *Server) accept(l net.Listener) {
+	defer s.acceptWG.Done()
+	var backoff time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: wait and retry.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log.Warn("accept", zap.Error(err), zap.Duration("retry_in", backoff))
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		if !s.addConn(nc) {
+			nc.Close()
+			continue
+		}
+		go s.serveConn(nc)
+	}
+}
+
+// addConn registers a connection; false if the server is closing or at
+// max_connections.
+func (s *Server) addConn(nc net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	if len(s.conns) >= s.cfg.MaxConnections {
+		s.log.Warn("connection refused: max_connections reached",
+			zap.Int("max_connections", s.cfg.MaxConnections), zap.String("remote", remote(nc)))
+		return false
+	}
+	s.conns[nc] = struct{}{}
+	s.connWG.Add(1)
+	return true
+}
+
+func (s *Server) removeConn(nc net.Conn) {
+	s.mu.Lock()
+	delete(s.conns, nc)
+	s.mu.Unlock()
+	s.connWG.Done()
+}
+
+func remote(nc net.Conn) string {
+	if a := nc.RemoteAddr(); a != nil && a.String() != "" {
+		return a.String()
+	}
+	return nc.LocalAddr().Network()
+}
+
+// ioBufSize is the size of each connection's read buffer.
+const ioBufSize = 64 << 10
+
+// serveConn tells the two protocols apart by the first four bytes and
+// serves the connection until it closes.
+func (s *Server) serveConn(nc net.Conn) {
+	defer s.removeConn(nc)
+	defer nc.Close()
+	br := bufio.NewReaderSize(nc, ioBufSize)
+	magic, err := br.Peek(4)
+	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			s.log.Debug("connection closed before its first bytes", zap.String("remote", remote(nc)), zap.Error(err))
+		}
+		return
+	}
+	if string(magic) == wire.RequestMagic {
+		s.serveBinary(nc, br)
+		return
+	}
+	s.serveJSON(nc, br)
+}
+
+// Shutdown stops accepting connections, lets in-flight calls finish until
+// ctx is done, closes every connection, then syncs and closes the volumes.
+// Requests that arrive while it drains are not run and get no reply (their
+// connection closes; a client retries them after reconnecting). It returns
+// the first error from syncing or closing a volume.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if s.shutdown {
+		s.mu.Unlock()
+		return errors.New("server: already shut down")
+	}
+	s.shutdown = true
+	s.closing = true
+	s.mu.Unlock()
+	s.closeListeners()
+	s.acceptWG.Wait()
+
+	n := s.inflight.closeAndWait(ctx)
+	if n > 0 {
+		s.log.Warn("shutdown grace expired with calls in flight", zap.Int("inflight", n))
+	} else {
+		s.log.Info("in-flight calls drained")
+	}
+	s.mu.Lock()
+	for nc := range s.conns {
+		nc.Close()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.connWG.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+		s.log.Warn("connections still closing")
+	}
+	return s.closeVolumes()
+}
+
+func (s *Server) closeListeners() {
+	for _, l := range s.listeners {
+		l.Close()
+	}
+}
+
+// closeVolumes syncs and closes every open volume once.
+func (s *Server) closeVolumes() error {
+	s.mu.Lock()
+	if s.closedVol {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closedVol = true
+	s.mu.Unlock()
+	var first error
+	for _, v := range s.order {
+		if err := v.fs.Sync(context.Background()); err != nil {
+			s.log.Error("sync volume", zap.String("volume", v.name), zap.Error(err))
+			first = cmpErr(first, fmt.Errorf("volume %q: sync: %w", v.name, err))
+		}
+		if err := v.be.Close(); err != nil {
+			s.log.Error("close volume", zap.String("volume", v.name), zap.Error(err))
+			first = cmpErr(first, fmt.Errorf("volume %q: close: %w", v.name, err))
+		}
+	}
+	return first
+}
+
+func cmpErr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+// tracker counts calls in flight across the server so that Shutdown can
+// drain them.
+type tracker struct {
+	mu     sync.Mutex
+	n      int
+	closed bool
+	zero   chan struct{} // closed when closed && n == 0
+}
+
+func (t *tracker) init() { t.zero = make(chan struct{}) }
+
+// acquire registers a call; false once the server is draining.
+func (t *tracker) acquire() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return false
+	}
+	t.n++
+	return true
+}
+
+func (t *tracker) release() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.n--
+	if t.closed && t.n == 0 {
+		close(t.zero)
+	}
+}
+
+// closeAndWait refuses new calls and waits until none are in flight or ctx
+// is done; it returns how many are still in flight.
+func (t *tracker) closeAndWait(ctx context.Context) int {
+	t.mu.Lock()
+	t.closed = true
+	if t.n == 0 {
+		close(t.zero)
+	}
+	t.mu.Unlock()
+	select {
+	case <-t.zero:
+		return 0
+	case <-ctx.Done():
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		return t.n
+	}
+}
