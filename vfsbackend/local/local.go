@@ -95,6 +95,7 @@ func open(opts vfsbackend.Options, tune tuning) (_ *Backend, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("local: open %s: %w", opts.Path, err)
 	}
+	_, statErr := os.Stat(dir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("local: open: %w", err)
 	}
@@ -103,6 +104,12 @@ func open(opts vfsbackend.Options, tune tuning) (_ *Backend, err error) {
 		log = zap.NewNop()
 	}
 	log = log.With(zap.String("engine", Name), zap.String("path", dir))
+	if errors.Is(statErr, os.ErrNotExist) {
+		// We created the volume directory: make its entry durable.
+		if err := syncDir(filepath.Dir(dir)); err != nil {
+			return nil, fmt.Errorf("local: open: sync parent of %s: %w", dir, err)
+		}
+	}
 
 	lock, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -281,6 +288,10 @@ func (b *Backend) Commit(ctx context.Context, batch *vfsbackend.Batch) error {
 		return nil
 	}
 	rec := encodeRecord(batch)
+	if len(rec)-recHeaderSize > maxRecordSize {
+		// Replay would take a longer record for garbage.
+		return fmt.Errorf("local: commit: batch of %d bytes is over the %d byte limit: %w", len(rec), maxRecordSize, syscall.EFBIG)
+	}
 	crc := crc32.Checksum(rec[recHeaderSize:], castagnoli)
 
 	b.commitMu.Lock()
@@ -474,7 +485,10 @@ func (b *Backend) Usage(ctx context.Context) (vfsbackend.Usage, error) {
 	if err := syscall.Statfs(b.dir, &st); err != nil {
 		return vfsbackend.Usage{}, fmt.Errorf("local: statfs %s: %w", b.dir, err)
 	}
-	bs := uint64(st.Bsize)
+	bs := uint64(st.Frsize) // block counts are in fragment units
+	if bs == 0 {
+		bs = uint64(st.Bsize)
+	}
 	return vfsbackend.Usage{
 		TotalBytes:  st.Blocks * bs,
 		FreeBytes:   st.Bfree * bs,

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -45,7 +46,7 @@ func TestConformanceCompacting(t *testing.T) {
 	}, backendtest.Durable())
 }
 
-func openT(t *testing.T, dir string, tune tuning) *Backend {
+func openT(t testing.TB, dir string, tune tuning) *Backend {
 	t.Helper()
 	if tune.compactThreshold == 0 {
 		tune.compactThreshold = defaultCompactThreshold
@@ -559,4 +560,25 @@ func TestCrash(t *testing.T) {
 		acked = lastN // the child continues after what is visible
 		closeT(t, b)
 	}
+}
+
+// BenchmarkCommit measures a small metadata commit (what a create costs),
+// from several goroutines.
+func BenchmarkCommit(bm *testing.B) {
+	b := openT(bm, bm.TempDir(), tuning{})
+	defer b.Close()
+	var n atomic.Int64
+	bm.SetParallelism(4)
+	bm.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		for pb.Next() {
+			i := n.Add(1)
+			var bt vfsbackend.Batch
+			bt.Put(fmt.Appendf(nil, "i/%016x", i), bytes.Repeat([]byte{'a'}, 120))
+			bt.Put(fmt.Appendf(nil, "d/1/name%d", i), fmt.Appendf(nil, "%d", i))
+			if err := b.Commit(ctx, &bt); err != nil {
+				bm.Fatal(err)
+			}
+		}
+	})
 }
