@@ -1,0 +1,31 @@
+package client
+
+import (
+	"testing"
+
+	"github.com/proxyfs/proxyfs/internal/daemontest"
+)
+
+// daemon wraps daemontest.Daemon for these tests.
+type daemon struct {
+	d *daemontest.Daemon
+}
+
+// startDaemon starts a real proxyfsd with a small max_io_size, so that
+// large I/O spans several chunks without huge buffers.
+func startDaemon(t *testing.T) *daemon {
+	t.Helper()
+	return &daemon{daemontest.Start(t, daemontest.Options{MaxIOBytes: 256 << 10, LogLevel: "info"})}
+}
+
+func (d *daemon) tcp() string  { return d.d.TCPAddr }
+func (d *daemon) unix() string { return d.d.UnixPath }
+
+// kill kills the daemon with SIGKILL.
+func (d *daemon) kill(t *testing.T) { t.Helper(); d.d.Kill() }
+
+// term stops the daemon with SIGTERM.
+func (d *daemon) term(t *testing.T) { t.Helper(); d.d.Stop() }
+
+// restart starts the daemon again (it must not be running).
+func (d *daemon) restart(t *testing.T) { t.Helper(); d.d.Restart() }
