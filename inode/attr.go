@@ -81,10 +81,11 @@ func (fs *FS) SetAttr(ctx context.Context, ino Ino, sa SetAttr) (Attr, error) {
 		return Attr{}, err
 	}
 	if r.Size < oldSize {
-		// The new size is committed; data beyond it is unreachable even if
-		// this fails, and the next Open cuts it.
+		// The new size is committed, so the call succeeded; data beyond
+		// it is unreachable even if this fails, and Sync or Open cuts it.
 		if err := fs.be.TruncateData(ctx, ino, int64(r.Size)); err != nil {
-			return Attr{}, err
+			fs.log.Warn("cut data after shrink", zapIno(ino), zapErr(err))
+			fs.markUntidy(ino)
 		}
 	}
 	return r.Attr, nil

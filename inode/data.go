@@ -74,7 +74,18 @@ func (fs *FS) Write(ctx context.Context, ino Ino, p []byte, off uint64) error {
 		return err
 	}
 	now := fs.now()
+	oldSize := r.Size
 	r.Size = max(r.Size, off+uint64(len(p)))
 	r.Mtime, r.Ctime = now, now
-	return fs.putRecord(ctx, r)
+	if err := fs.putRecord(ctx, r); err != nil {
+		if r.Size > oldSize {
+			// The bytes past the old size are not part of the file; cut
+			// them now or, failing that, at the next Sync or Open.
+			if terr := fs.be.TruncateData(ctx, ino, int64(oldSize)); terr != nil {
+				fs.markUntidy(ino)
+			}
+		}
+		return err
+	}
+	return nil
 }

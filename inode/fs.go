@@ -43,6 +43,12 @@ type FS struct {
 	// keyInodeUsed; they change only under ns held exclusively.
 	nextIno Ino
 	inodes  uint64
+
+	// untidy holds inodes whose data a failed engine call left behind: a
+	// removed inode's data, or data beyond a file's size. Reads never see
+	// it; Sync (and the next Open) removes it.
+	untidyMu sync.Mutex
+	untidy   map[Ino]struct{}
 }
 
 func wallClock() Timespec {
@@ -239,8 +245,62 @@ func (fs *FS) Flush(ctx context.Context, ino Ino) error {
 	return fs.be.Sync(ctx)
 }
 
-// Sync makes every committed change durable against power loss.
-func (fs *FS) Sync(ctx context.Context) error { return fs.be.Sync(ctx) }
+// Sync removes data that failed calls left behind, then makes every
+// committed change durable against power loss.
+func (fs *FS) Sync(ctx context.Context) error {
+	if err := fs.tidy(ctx); err != nil {
+		return err
+	}
+	return fs.be.Sync(ctx)
+}
+
+// markUntidy notes that ino may have data to remove (see FS.untidy).
+func (fs *FS) markUntidy(ino Ino) {
+	fs.untidyMu.Lock()
+	defer fs.untidyMu.Unlock()
+	if fs.untidy == nil {
+		fs.untidy = map[Ino]struct{}{}
+	}
+	fs.untidy[ino] = struct{}{}
+}
+
+// isUntidy reports whether ino is marked untidy.
+func (fs *FS) isUntidy(ino Ino) bool {
+	fs.untidyMu.Lock()
+	defer fs.untidyMu.Unlock()
+	_, ok := fs.untidy[ino]
+	return ok
+}
+
+// tidy removes the data of removed inodes and cuts data beyond a file's
+// size for every untidy inode. It holds the namespace exclusively so that
+// no write is in progress while a file is cut to its committed size.
+func (fs *FS) tidy(ctx context.Context) error {
+	fs.untidyMu.Lock()
+	n := len(fs.untidy)
+	fs.untidyMu.Unlock()
+	if n == 0 {
+		return nil
+	}
+	fs.ns.Lock()
+	defer fs.ns.Unlock()
+	fs.untidyMu.Lock()
+	defer fs.untidyMu.Unlock()
+	for ino := range fs.untidy {
+		r, err := fs.get(ctx, ino)
+		switch {
+		case errors.Is(err, syscall.ENOENT):
+			err = fs.be.DeleteData(ctx, ino)
+		case err == nil && r.Mode&ModeType == ModeRegular:
+			err = fs.be.TruncateData(ctx, ino, int64(r.Size))
+		}
+		if err != nil {
+			return err
+		}
+		delete(fs.untidy, ino)
+	}
+	return nil
+}
 
 // StatFS reports the volume's space and inode use.
 func (fs *FS) StatFS(ctx context.Context) (StatFS, error) {

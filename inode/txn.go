@@ -142,9 +142,10 @@ func (t *txn) commit(ctx context.Context) error {
 	}
 	for _, ino := range t.deleteData {
 		if err := t.fs.be.DeleteData(ctx, ino); err != nil {
-			// The inode is gone; its data is garbage that the next Open
-			// removes. Report success: the change itself is durable.
+			// The inode is gone; its data is garbage that the next Sync
+			// or Open removes. Report success: the change is durable.
 			t.fs.log.Warn("delete data of removed inode", zapIno(ino), zapErr(err))
+			t.fs.markUntidy(ino)
 		}
 	}
 	return nil
