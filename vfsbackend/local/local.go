@@ -165,6 +165,30 @@ func (b *Backend) recover() error {
 	if err != nil {
 		return err
 	}
+	// A compaction creates the next WAL before it switches to it. If we
+	// died in between, the new WAL is empty and the previous one may end in
+	// a torn record: drop the empty one so that the torn tail is the last
+	// WAL's and gets truncated. The previous WAL becomes the active one,
+	// which is fine at any stage of a compaction (records the snapshot
+	// already holds are skipped by sequence number).
+	for len(wals) > 1 {
+		last := wals[len(wals)-1]
+		st, err := os.Stat(last.path)
+		if err != nil {
+			return err
+		}
+		if st.Size() > int64(len(walMagic)) {
+			break
+		}
+		b.log.Warn("removing empty WAL left by an interrupted compaction", zap.String("wal", last.path))
+		if err := os.Remove(last.path); err != nil {
+			return err
+		}
+		if err := syncDir(b.dir); err != nil {
+			return err
+		}
+		wals = wals[:len(wals)-1]
+	}
 	for i, w := range wals {
 		data, err := os.ReadFile(w.path)
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -221,6 +222,45 @@ func TestEmptyWALFile(t *testing.T) {
 	}
 }
 
+// TestCrashBeforeWALSwap covers a kill -9 during a commit's write while a
+// compaction had created the next WAL but not yet switched to it.
+func TestCrashBeforeWALSwap(t *testing.T) {
+	dir := t.TempDir()
+	b := openT(t, dir, tuning{})
+	commitT(t, b, putOp("a", "1"))
+	commitT(t, b, putOp("b", "2"))
+	closeT(t, b)
+	old := activeWAL(t, dir)
+	st, err := os.Stat(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(old, st.Size()-2); err != nil {
+		t.Fatal(err)
+	}
+	f, err := createWAL(dir, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b = openT(t, dir, tuning{})
+	if v, ok := getT(t, b, "a"); !ok || v != "1" {
+		t.Errorf("a = %q, %v", v, ok)
+	}
+	if _, ok := getT(t, b, "b"); ok {
+		t.Errorf("torn record b is visible")
+	}
+	commitT(t, b, putOp("c", "3"))
+	closeT(t, b)
+	b = openT(t, dir, tuning{})
+	defer closeT(t, b)
+	if v, ok := getT(t, b, "c"); !ok || v != "3" {
+		t.Errorf("c = %q, %v", v, ok)
+	}
+}
+
 // TestDamagedOlderWAL checks that damage before the last record of an older
 // WAL is reported, not silently dropped.
 func TestDamagedOlderWAL(t *testing.T) {
@@ -235,8 +275,14 @@ func TestDamagedOlderWAL(t *testing.T) {
 		t.Fatal(err)
 	}
 	flipByte(t, old, st.Size()-1)
+	// A later WAL with records: the damaged one was not the tail.
 	f, err := createWAL(dir, 2)
 	if err != nil {
+		t.Fatal(err)
+	}
+	rec := encodeRecord(&vfsbackend.Batch{Ops: []vfsbackend.Op{putOp("c", "3")}})
+	finishRecord(rec, crc32.Checksum(rec[recHeaderSize:], castagnoli), 3)
+	if _, err := f.WriteAt(rec, int64(len(walMagic))); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.Close(); err != nil {
