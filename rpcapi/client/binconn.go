@@ -50,7 +50,16 @@ func (c *Client) dialBinary(ctx context.Context) (*binConn, error) {
 		nextID:   1,
 		dead:     make(chan struct{}),
 	}
+	// Register the reader under c.mu so that Close, which closes c.done
+	// under c.mu before waiting for the readers, never races with Add.
+	c.mu.Lock()
+	if c.closed() {
+		c.mu.Unlock()
+		nc.Close()
+		return nil, net.ErrClosed
+	}
 	c.readers.Add(1)
+	c.mu.Unlock()
 	go func() {
 		defer c.readers.Done()
 		b.readLoop()

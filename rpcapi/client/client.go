@@ -186,7 +186,9 @@ func (c *Client) Close() error {
 		for _, m := range ms {
 			m.unmountOnClose()
 		}
+		c.mu.Lock()
 		close(c.done)
+		c.mu.Unlock()
 		for _, s := range c.jsonSlots {
 			s.close()
 		}

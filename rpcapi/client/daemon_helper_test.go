@@ -1,6 +1,10 @@
 package client
 
 import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
 	"testing"
 
 	"github.com/proxyfs/proxyfs/internal/daemontest"
@@ -29,3 +33,38 @@ func (d *daemon) term(t *testing.T) { t.Helper(); d.d.Stop() }
 
 // restart starts the daemon again (it must not be running).
 func (d *daemon) restart(t *testing.T) { t.Helper(); d.d.Restart() }
+
+// countingHandler is a slog.Handler that counts messages.
+type countingHandler struct {
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+func newCountingLogger() (*slog.Logger, *countingHandler) {
+	h := &countingHandler{counts: map[string]int{}}
+	return slog.New(h), h
+}
+
+func (h *countingHandler) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h *countingHandler) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	h.counts[r.Message]++
+	h.mu.Unlock()
+	return nil
+}
+
+func (h *countingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *countingHandler) WithGroup(string) slog.Handler      { return h }
+
+func (h *countingHandler) count(msg string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.counts[msg]
+}
+
+func (h *countingHandler) String() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return fmt.Sprint(h.counts)
+}

@@ -628,7 +628,8 @@ func TestDaemonReadDirWhileChanging(t *testing.T) {
 func TestDaemonRestart(t *testing.T) {
 	transports(t, func(t *testing.T, d *daemon, addr string) {
 		done := checkGoroutines(t)
-		c, m := dialMount(t, addr, alice, WithBackoff(5*time.Millisecond, 200*time.Millisecond))
+		logger, events := newCountingLogger()
+		c, m := dialMount(t, addr, alice, WithBackoff(5*time.Millisecond, 200*time.Millisecond), WithLogger(logger))
 		ctx := context.Background()
 		root := m.RootInode()
 		id0 := m.MountID()
@@ -756,6 +757,13 @@ func TestDaemonRestart(t *testing.T) {
 		}
 		if m.MountID() == id0 {
 			t.Error("mount id did not change across restarts")
+		}
+		t.Logf("client events: %v", events)
+		if n := events.count("proxyfs: mounted again"); n < 3 {
+			t.Errorf("mounted again %d times, want at least 3", n)
+		}
+		if events.count("proxyfs: connection lost") == 0 || events.count("proxyfs: reconnected") == 0 {
+			t.Error("no connection lost / reconnected events")
 		}
 
 		// Everything acknowledged is there, also after one more kill.
