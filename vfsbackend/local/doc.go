@@ -24,12 +24,21 @@
 // fsyncs one inode's data file and the WAL. Many commits thus share one fsync
 // (group commit) without any commit waiting for a disk flush.
 //
+// A batch is refused with EFBIG if its record would exceed 1 GiB. If the
+// WAL write fails (ENOSPC, EIO) the partial record is truncated away and the
+// commit fails; if even that truncate fails, every later commit fails with
+// EIO rather than append after garbage.
+//
 // On open the snapshot is loaded, then every WAL is replayed in order,
-// skipping records already in the snapshot. A torn or CRC-bad record at the
-// end of the last WAL was never acknowledged (its write did not complete) and
-// is truncated away; damage anywhere else is reported as corruption, because
-// silently dropping later records would break the rule that the visible
-// state is a prefix of the acknowledged commits.
+// skipping records already in the snapshot; sequence numbers must be
+// contiguous. The first torn or CRC-bad record of the last WAL ends the log:
+// it and anything after it were never acknowledged as durable (a kill -9
+// can only cut the write in progress; a power loss can only lose what was
+// not yet fsynced), so the file is truncated there and the result is still
+// a prefix of the acknowledged commits. Damage in an older WAL is reported
+// as corruption and the volume does not open. Empty WALs at the end (left
+// by a compaction interrupted between creating the next WAL and switching
+// to it) are removed first.
 //
 // # Compaction
 //
@@ -53,9 +62,12 @@
 // Each inode's data is a sparse file: WriteData is pwrite, ReadData is pread
 // (holes and ranges past EOF behave as in the memory engine), TruncateData is
 // ftruncate and DeleteData is unlink. Directories and files are created
-// lazily. Open files are kept in a bounded LRU cache (256 files); entries are
-// reference counted so a file is never closed while another goroutine is
-// using it. Data files (and the directories whose entries changed) written
+// lazily; a zero-length write changes nothing. Open files are kept in a
+// bounded LRU cache (256 files); entries are reference counted so a file is
+// never closed while another goroutine is using it (the cache may briefly
+// exceed its size while more files than that are in use). Files are opened
+// under the cache's mutex, which keeps the cache simple at the cost of
+// serializing open(2) calls for files that are not cached. Data files (and the directories whose entries changed) written
 // since the last Sync are fsynced by the next Sync.
 //
 // Usage reports the numbers of the filesystem that holds Path (statfs);
