@@ -94,6 +94,7 @@ type Client struct {
 	jrr, brr  atomic.Uint64
 
 	done      chan struct{}
+	closing   atomic.Bool // set when Close starts (before it unmounts)
 	closeOnce sync.Once
 	readers   sync.WaitGroup // binary-channel reader goroutines
 
@@ -177,6 +178,7 @@ func (c *Client) Ping(ctx context.Context) (wire.PingResult, error) {
 // matches ErrClosed. Close is idempotent.
 func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
+		c.closing.Store(true)
 		c.mu.Lock()
 		var ms []*Mount
 		for m := range c.mounts {

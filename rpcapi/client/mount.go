@@ -155,7 +155,7 @@ func (m *Mount) do(ctx context.Context, op string, attempt func(context.Context,
 func (m *Mount) doCtx(ctx context.Context, op string, attempt func(context.Context, *mountState) error) (uncertain bool, err error) {
 	badMounts := 0
 	for n := 0; ; n++ {
-		if m.c.closed() {
+		if m.c.closing.Load() {
 			return uncertain, closedError(op)
 		}
 		if m.unmounted.Load() {
@@ -177,6 +177,9 @@ func (m *Mount) doCtx(ctx context.Context, op string, attempt func(context.Conte
 					return uncertain, err
 				}
 			}
+		case IsBadMount(err) && m.c.closing.Load():
+			// Close unmounted it under our feet.
+			return uncertain, closedError(op)
 		case IsBadMount(err):
 			badMounts++
 			if badMounts > maxBadMounts || m.unmounted.Load() {

@@ -250,3 +250,47 @@ func TestFakeDialErrors(t *testing.T) {
 		t.Fatal("dial of missing socket succeeded")
 	}
 }
+
+// TestFakeCloseUnderLoad closes the Client while many calls are in flight:
+// every call returns (success or ErrClosed) and no goroutine is left.
+func TestFakeCloseUnderLoad(t *testing.T) {
+	s := newFakeServer(t)
+	done := checkGoroutines(t)
+	c, m := fakeMount(t, s)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 32)
+	for g := range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				var err error
+				if i%2 == 0 {
+					_, err = m.Write(ctx, uint64(g), []byte("data"), 0)
+				} else {
+					_, err = m.GetStatPath(ctx, "/nope")
+					if errors.Is(err, syscall.ENOENT) {
+						err = nil
+					}
+				}
+				if errors.Is(err, ErrClosed) {
+					return
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	time.Sleep(50 * time.Millisecond)
+	c.Close()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	c.Close() // idempotent
+	done()
+}
