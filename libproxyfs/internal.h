@@ -1,0 +1,361 @@
+/*
+ * internal.h - declarations shared by the libproxyfs sources. Nothing here is
+ * exported: the library is built with -fvisibility=hidden and a version
+ * script, so only the PROXYFS_API functions of proxyfs.h are visible.
+ *
+ * Layers, bottom up:
+ *   jsonrpc.c   JSON-RPC 2.0 codec: request framing, reply decoding (no I/O)
+ *   binproto.c  binary channel codec: header encoding/decoding (no I/O)
+ *   conn.c      one connection: connect, pipelined send, a reader thread that
+ *               matches replies to pending calls by id
+ *   pool.c      the per-process pool of connections, fork handling, the retry
+ *               worker, and the retrying call loops used by the API
+ *   mount.c     mount handles: mount, unmount, remount after a daemon restart
+ *   api.c       the synchronous API functions
+ *   readdir.c   readdir/readdir_plus served from cached batches
+ *   async.c     proxyfs_{read,write}_{send,recv}
+ *   util.c      errors, clocks, configuration
+ *
+ * Lock order (outer first): mounts list (pfs_mounts_lock) -> mount handle
+ * lock (mh->lock) -> global state (g_state.lock) -> connection write lock
+ * (c->wlock) -> connection lock (c->lock); the async registry lock and the
+ * worker lock are leaves. No lock is held while a callback runs.
+ */
+#ifndef PROXYFS_INTERNAL_H
+#define PROXYFS_INTERNAL_H
+
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../proxyfs.h"
+
+/* ---------------------------------------------------------------- util.c */
+
+#define PFS_DEFAULT_SERVER "127.0.0.1:9450"
+#define PFS_DEFAULT_TIMEOUT_MS 30000u
+#define PFS_MAX_ADDR 512
+
+/* Internal outcomes of one attempt, besides 0 and positive errnos. */
+#define PFS_NOTSENT (-1) /* nothing reached the server: safe to retry */
+#define PFS_LOST (-2)    /* sent, but the connection broke before the reply */
+
+/* Every public function saves errno on entry and restores it on exit. */
+#define PFS_API_ENTER()          \
+    int pfs_saved_errno_ = errno; \
+    pfs_clear_error()
+#define PFS_API_RETURN(rc)            \
+    do {                              \
+        int pfs_rc_ = (rc);           \
+        errno = pfs_saved_errno_;     \
+        return pfs_rc_;               \
+    } while (0)
+
+void pfs_clear_error(void);
+/* Records a detail for proxyfs_last_error() and returns code. */
+int pfs_set_error(int code, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+uint64_t pfs_now_ms(void);
+/* Sleeps for ms milliseconds (EINTR-safe, errno-preserving). */
+void pfs_sleep_ms(uint64_t ms);
+/* Converts a CLOCK_MONOTONIC deadline in ms into a timespec. */
+void pfs_deadline_ts(uint64_t deadline_ms, struct timespec *ts);
+/* Initializes a condition variable that waits on CLOCK_MONOTONIC. */
+int pfs_cond_init(pthread_cond_t *c);
+
+/* Copies the configured server address into buf (size PFS_MAX_ADDR). */
+void pfs_config_server(char *buf);
+uint64_t pfs_config_timeout_ms(void);
+
+const char *pfs_errno_name(int e);
+
+/* ------------------------------------------------------------ jsonrpc.c */
+
+/* Builds a framed request "Content-Length: N\r\n\r\n{...}". params is
+ * borrowed. Returns a malloc()ed buffer and its length, or NULL (ENOMEM). */
+char *pfs_json_encode_request(uint64_t id, const char *method,
+                              const json_t *params, size_t *out_len);
+
+/* Parses the header block hdr[0..len) (up to and including the blank line)
+ * and returns the Content-Length in *out. 0 or EPROTO. */
+int pfs_json_parse_header(const char *hdr, size_t len, size_t *out);
+
+/* Decodes a reply body. On success *out_reply is the reply object (the
+ * caller owns it) and *out_id its id; *out_has_id is false for "id":null.
+ * Returns 0 or EPROTO. */
+int pfs_json_decode_reply(const char *body, size_t len, json_t **out_reply,
+                          uint64_t *out_id, bool *out_has_id);
+
+/* Splits a reply into result or error. Returns 0 with *out_result borrowed
+ * from reply, or the positive errno of the error reply, with *out_bad_mount
+ * set when the error has "reason":"bad_mount". The error message is
+ * recorded with pfs_set_error. */
+int pfs_json_reply_status(json_t *reply, json_t **out_result,
+                          bool *out_bad_mount);
+
+/* Reads a stat object into *st. Returns 0 or EPROTO. */
+int pfs_json_to_stat(const json_t *obj, proxyfs_stat_t *st);
+/* Typed getters of a member: return 0 or EPROTO. */
+int pfs_json_get_u64(const json_t *obj, const char *key, uint64_t *out);
+int pfs_json_get_i64(const json_t *obj, const char *key, int64_t *out);
+json_t *pfs_json_timespec(const proxyfs_timespec_t *ts);
+/* Standard base64 with padding. encode returns a malloc()ed string or NULL;
+ * decode returns 0 with a malloc()ed *out, ENOMEM or EPROTO. */
+char *pfs_b64_encode(const uint8_t *in, size_t len);
+int pfs_b64_decode(const char *in, uint8_t **out, size_t *out_len);
+
+/* ----------------------------------------------------------- binproto.c */
+
+#define PFS_BIN_REQ_HDR 48
+#define PFS_BIN_REP_HDR 32
+#define PFS_BIN_OP_READ 1
+#define PFS_BIN_OP_WRITE 2
+#define PFS_BIN_FLAG_BAD_MOUNT 1u
+
+typedef struct {
+    uint16_t op;
+    uint64_t id;
+    uint64_t mount_id;
+    uint64_t inode;
+    uint64_t offset;
+    uint32_t length;
+} pfs_bin_req_t;
+
+typedef struct {
+    uint16_t op;
+    uint64_t id;
+    uint32_t err;
+    uint32_t flags;
+    uint32_t length;
+} pfs_bin_rep_t;
+
+void pfs_bin_encode_request(const pfs_bin_req_t *r, uint8_t out[PFS_BIN_REQ_HDR]);
+void pfs_bin_encode_reply(const pfs_bin_rep_t *r, uint8_t out[PFS_BIN_REP_HDR]);
+int pfs_bin_decode_request(const uint8_t in[PFS_BIN_REQ_HDR], pfs_bin_req_t *r);
+/* Returns 0 or EPROTO (bad magic or version). */
+int pfs_bin_decode_reply(const uint8_t in[PFS_BIN_REP_HDR], pfs_bin_rep_t *r);
+
+/* --------------------------------------------------------------- conn.c */
+
+enum pfs_conn_kind { PFS_CONN_JSON = 1, PFS_CONN_BIN = 2 };
+
+typedef struct pfs_call pfs_call_t;
+
+/* One request in flight. The submitter owns it; while it is pending on a
+ * connection the connection's reader may complete it. done() is called
+ * exactly once per successful pfs_conn_submit, without locks held. */
+struct pfs_call {
+    pfs_call_t *next, *prev; /* pending list of the connection */
+    uint64_t id;
+    int status; /* 0: reply below; PFS_NOTSENT, PFS_LOST, ETIMEDOUT */
+    bool pending;
+    bool is_async;
+    uint64_t deadline_ms; /* async calls: expired by the worker */
+    /* JSON reply (owned by the call once set) */
+    json_t *reply;
+    /* binary reply */
+    pfs_bin_rep_t brep;
+    uint8_t *rbuf; /* READ destination */
+    size_t rcap;
+    void (*done)(pfs_call_t *call);
+    void *arg;
+};
+
+typedef struct pfs_conn {
+    int kind;
+    pthread_mutex_t wlock; /* serializes writes; taken before lock */
+    pthread_mutex_t lock;  /* fd, shutdown, pending list */
+    pthread_cond_t cond;   /* reader waits here for a connection */
+    int fd;
+    bool shutdown;
+    pfs_call_t *head, *tail;
+    pthread_t reader;
+    bool reader_started;
+    /* reader's input buffer */
+    char *buf;
+    size_t bcap, blen, bpos;
+} pfs_conn_t;
+
+int pfs_conn_init(pfs_conn_t *c, int kind);
+/* Stops the reader, closes the socket, fails anything pending. */
+void pfs_conn_destroy(pfs_conn_t *c);
+/* In a forked child: forget the parent's connection without touching its
+ * threads (closes the fd copy, frees memory). */
+void pfs_conn_abandon(pfs_conn_t *c);
+/* Sends iov on the connection (connecting first if needed) and registers
+ * call as pending. Returns 0 when the call will be completed through
+ * call->done (also on later failure), else PFS_NOTSENT (done never called). */
+int pfs_conn_submit(pfs_conn_t *c, pfs_call_t *call, const void *a,
+                    size_t alen, const void *b, size_t blen);
+/* Removes call from the pending list. Returns true if it was pending (the
+ * caller owns it again, done will not be called), false if the reader has
+ * taken it (done is called or about to be). */
+bool pfs_conn_cancel(pfs_conn_t *c, pfs_call_t *call);
+/* Removes async calls whose deadline passed into *out (linked by next). */
+void pfs_conn_collect_expired(pfs_conn_t *c, uint64_t now, pfs_call_t **out);
+/* Opens a socket to addr. Returns an fd, or -1 with the error recorded. */
+int pfs_connect_addr(const char *addr, uint64_t timeout_ms);
+
+/* --------------------------------------------------------------- pool.c */
+
+#define PFS_POOL_JSON 2
+#define PFS_POOL_BIN 2
+#define PFS_MAX_LOST 5 /* attempts lost in flight before EIO */
+
+typedef struct pfs_async pfs_async_t;
+
+typedef struct pfs_pool {
+    pid_t pid;
+    pfs_conn_t json[PFS_POOL_JSON];
+    pfs_conn_t bin[PFS_POOL_BIN];
+    unsigned rr_json, rr_bin; /* round robin (atomic) */
+    uint64_t next_id;         /* request ids (atomic) */
+    /* retry worker */
+    pthread_mutex_t wl;
+    pthread_cond_t wc;
+    bool wstop;
+    bool wstarted;
+    pthread_t worker;
+    pfs_async_t *wq; /* async ops waiting for a retry */
+} pfs_pool_t;
+
+/* Returns the process's pool (creating it, and replacing a parent's pool
+ * after fork) or NULL (ENOMEM, recorded). */
+pfs_pool_t *pfs_pool_get(void);
+/* Counts a mount handle as a user of the pool; the last release destroys
+ * the pool and joins its threads. */
+int pfs_pool_acquire(void);
+void pfs_pool_release(void);
+pfs_conn_t *pfs_pool_json_conn(pfs_pool_t *p);
+pfs_conn_t *pfs_pool_bin_conn(pfs_pool_t *p);
+uint64_t pfs_pool_new_id(pfs_pool_t *p);
+/* Queues an async op for the worker (retry after delay_ms). */
+void pfs_pool_queue_retry(pfs_pool_t *p, pfs_async_t *a, uint64_t delay_ms);
+
+/* One JSON-RPC call attempt, waiting until deadline. Returns 0 with
+ * *out_reply (caller owns), PFS_NOTSENT, PFS_LOST, ETIMEDOUT or ENOMEM. */
+int pfs_json_call_once(const char *method, const json_t *params,
+                       uint64_t deadline_ms, json_t **out_reply);
+
+/* Retry semantics of a call when an attempt's outcome was unknown. */
+enum {
+    PFS_RETRY_IDEMPOTENT = 0,
+    PFS_RETRY_CREATES = 1,   /* EEXIST after an unknown attempt = success */
+    PFS_RETRY_REMOVES = 2,   /* ENOENT after an unknown attempt = success */
+    PFS_RETRY_XREMOVES = 3,  /* ENODATA after an unknown attempt = success */
+};
+
+/* A full JSON-RPC call on a mount: adds mount_id (if mh) to params,
+ * retries with back-off across reconnects, remounts after bad_mount.
+ * params is borrowed (and gets "mount_id" set). On success returns 0 and,
+ * if out_result is not NULL, *out_result (caller owns, json_decref) is the
+ * result, or NULL when the call succeeded only by the retry rule. */
+int pfs_rpc(mount_handle_t *mh, const char *method, json_t *params,
+            int retry, json_t **out_result);
+
+/* A synchronous binary read or write of at most max_io bytes. */
+int pfs_bin_io(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
+               uint8_t *buf, size_t len, size_t *out_len);
+
+/* ------------------------------------------------------------- mount.c */
+
+#define PFS_DCACHE_SLOTS 4
+
+typedef struct {
+    char name[256];
+    uint64_t ino;
+    uint8_t type;
+    int64_t cookie;
+    proxyfs_stat_t st;
+} pfs_dent_t;
+
+typedef struct {
+    bool valid;
+    bool plus;
+    bool eof;
+    uint64_t dir;
+    int64_t prev;   /* cookie the batch was fetched after */
+    uint64_t gen;   /* mh->mutations when fetched */
+    uint64_t when;  /* pfs_now_ms() when fetched */
+    uint64_t used;  /* for LRU */
+    size_t n;
+    pfs_dent_t *ents;
+} pfs_batch_t;
+
+struct proxyfs_mount_handle {
+    struct proxyfs_mount_handle *next; /* pfs_mounts list */
+    pthread_mutex_t lock; /* mount identity, async counter */
+    pthread_cond_t cond;  /* async_inflight reached 0 */
+    uint64_t mount_id;
+    uint64_t root_inode;
+    uint64_t max_io;
+    uint64_t options;
+    char *volume;
+    char *user;
+    uid_t uid;
+    gid_t gid;
+    unsigned async_inflight;
+    uint64_t mutations; /* atomic: bumped by each changing call */
+    pthread_mutex_t dlock; /* readdir cache */
+    pfs_batch_t dcache[PFS_DCACHE_SLOTS];
+    uint64_t dclock;
+};
+
+extern pthread_rwlock_t pfs_mounts_lock;
+extern mount_handle_t *pfs_mounts;
+
+/* Returns true if mh is a live mount handle of this process. */
+bool pfs_mount_valid(mount_handle_t *mh);
+uint64_t pfs_mount_id(mount_handle_t *mh);
+uint64_t pfs_mount_max_io(mount_handle_t *mh);
+/* Mounts again if the handle's mount id is still old_id. */
+int pfs_remount(mount_handle_t *mh, uint64_t old_id, uint64_t deadline_ms);
+void pfs_mount_changed(mount_handle_t *mh);
+void pfs_mount_async_begin(mount_handle_t *mh);
+void pfs_mount_async_end(mount_handle_t *mh);
+void pfs_dcache_clear(mount_handle_t *mh);
+
+/* Thread-local: set while a user callback runs on this thread. */
+extern __thread bool pfs_in_callback;
+
+/* ------------------------------------------------------------- async.c */
+
+struct pfs_async {
+    pfs_async_t *hnext; /* registry chain */
+    pfs_async_t *qnext; /* worker queue */
+    void *req_id;
+    int op;
+    mount_handle_t *mh;
+    uint64_t ino, off;
+    uint8_t *buf;
+    size_t len;
+    proxyfs_done_callback_t cb;
+    pfs_call_t call;
+    pfs_pool_t *pool;
+    uint64_t deadline_ms;
+    uint64_t retry_at;
+    uint64_t used_mount_id;
+    unsigned lost;
+    unsigned attempts;
+    bool need_remount;
+    bool done;
+    int status;
+    size_t result;
+};
+
+/* Worker side: retry (or fail) an async op taken from the queue. */
+void pfs_async_retry(pfs_pool_t *p, pfs_async_t *a);
+/* After fork, in the child: forget every async request. */
+void pfs_async_atfork_child(void);
+void pfs_async_atfork_prepare(void);
+void pfs_async_atfork_parent(void);
+/* At unmount: drop completed requests of mh that nobody received. */
+void pfs_async_forget_mount(mount_handle_t *mh);
+
+#endif /* PROXYFS_INTERNAL_H */

@@ -1,0 +1,242 @@
+/* mount.c - mount handles: mount, unmount, and mounting again with the same
+ * volume and identity when the daemon no longer knows the mount id (it
+ * restarted). The new mount id is swapped in under the handle's lock. */
+#define _GNU_SOURCE
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+pthread_rwlock_t pfs_mounts_lock = PTHREAD_RWLOCK_INITIALIZER;
+mount_handle_t *pfs_mounts;
+__thread bool pfs_in_callback;
+
+bool pfs_mount_valid(mount_handle_t *mh)
+{
+    bool ok = false;
+
+    if (mh == NULL)
+        return false;
+    pthread_rwlock_rdlock(&pfs_mounts_lock);
+    for (mount_handle_t *m = pfs_mounts; m != NULL; m = m->next) {
+        if (m == mh) {
+            ok = true;
+            break;
+        }
+    }
+    pthread_rwlock_unlock(&pfs_mounts_lock);
+    return ok;
+}
+
+uint64_t pfs_mount_id(mount_handle_t *mh)
+{
+    uint64_t id;
+
+    pthread_mutex_lock(&mh->lock);
+    id = mh->mount_id;
+    pthread_mutex_unlock(&mh->lock);
+    return id;
+}
+
+uint64_t pfs_mount_max_io(mount_handle_t *mh)
+{
+    uint64_t m;
+
+    pthread_mutex_lock(&mh->lock);
+    m = mh->max_io;
+    pthread_mutex_unlock(&mh->lock);
+    return m;
+}
+
+void pfs_mount_changed(mount_handle_t *mh)
+{
+    __atomic_fetch_add(&mh->mutations, 1, __ATOMIC_RELAXED);
+}
+
+void pfs_mount_async_begin(mount_handle_t *mh)
+{
+    pthread_mutex_lock(&mh->lock);
+    mh->async_inflight++;
+    pthread_mutex_unlock(&mh->lock);
+}
+
+void pfs_mount_async_end(mount_handle_t *mh)
+{
+    pthread_mutex_lock(&mh->lock);
+    if (--mh->async_inflight == 0)
+        pthread_cond_broadcast(&mh->cond);
+    pthread_mutex_unlock(&mh->lock);
+}
+
+static json_t *mount_params(mount_handle_t *mh)
+{
+    return json_pack("{sssIsssIsI}", "volume", mh->volume, "options",
+                     (json_int_t)mh->options, "user", mh->user, "uid",
+                     (json_int_t)mh->uid, "gid", (json_int_t)mh->gid);
+}
+
+static int mount_result(mount_handle_t *mh, json_t *res)
+{
+    uint64_t id, root, maxio = 0;
+
+    if (pfs_json_get_u64(res, "mount_id", &id) != 0 ||
+        pfs_json_get_u64(res, "root_inode", &root) != 0)
+        return pfs_set_error(EIO, "malformed mount reply");
+    pfs_json_get_u64(res, "max_io_size", &maxio);
+    if (maxio == 0 || maxio > UINT32_MAX)
+        maxio = 8u << 20;
+    mh->mount_id = id;
+    mh->root_inode = root;
+    mh->max_io = maxio;
+    return 0;
+}
+
+int pfs_remount(mount_handle_t *mh, uint64_t old_id, uint64_t deadline_ms)
+{
+    json_t *params, *res = NULL;
+    int rc = 0;
+
+    (void)deadline_ms;
+    pthread_mutex_lock(&mh->lock);
+    if (mh->mount_id == old_id) {
+        params = mount_params(mh);
+        if (params == NULL) {
+            rc = pfs_set_error(ENOMEM, "out of memory");
+        } else {
+            rc = pfs_rpc(NULL, "mount", params, PFS_RETRY_IDEMPOTENT, &res);
+            json_decref(params);
+            if (rc == 0)
+                rc = mount_result(mh, res);
+            json_decref(res);
+            if (rc != 0 && rc != ETIMEDOUT && rc != EIO && rc != ENOMEM)
+                rc = pfs_set_error(EINVAL, "mount lost and mounting again "
+                                   "failed: %s", proxyfs_last_error());
+        }
+    }
+    pthread_mutex_unlock(&mh->lock);
+    if (rc == 0)
+        pfs_mount_changed(mh);
+    return rc;
+}
+
+static void mh_free(mount_handle_t *mh)
+{
+    pfs_dcache_clear(mh);
+    pthread_cond_destroy(&mh->cond);
+    pthread_mutex_destroy(&mh->dlock);
+    pthread_mutex_destroy(&mh->lock);
+    free(mh->volume);
+    free(mh->user);
+    free(mh);
+}
+
+int proxyfs_mount(char *in_volume_name, uint64_t in_mount_options,
+                  char *in_auth_user, uid_t in_uid, gid_t in_gid,
+                  mount_handle_t **out_mount_handle)
+{
+    mount_handle_t *mh;
+    json_t *params, *reply = NULL, *res;
+    uint64_t deadline;
+    bool bad;
+    int rc = PFS_NOTSENT;
+
+    PFS_API_ENTER();
+    if (out_mount_handle == NULL || in_volume_name == NULL ||
+        in_volume_name[0] == '\0')
+        PFS_API_RETURN(pfs_set_error(EINVAL, "mount: missing volume name or "
+                                     "output pointer"));
+    *out_mount_handle = NULL;
+    if (in_mount_options & ~(uint64_t)PROXYFS_MOUNT_READ_ONLY)
+        PFS_API_RETURN(pfs_set_error(EINVAL, "mount: unknown option bits"));
+    mh = calloc(1, sizeof(*mh));
+    if (mh == NULL)
+        PFS_API_RETURN(pfs_set_error(ENOMEM, "out of memory"));
+    mh->volume = strdup(in_volume_name);
+    mh->user = strdup(in_auth_user != NULL ? in_auth_user : "");
+    if (mh->volume == NULL || mh->user == NULL) {
+        free(mh->volume);
+        free(mh->user);
+        free(mh);
+        PFS_API_RETURN(pfs_set_error(ENOMEM, "out of memory"));
+    }
+    mh->options = in_mount_options;
+    mh->uid = in_uid;
+    mh->gid = in_gid;
+    pthread_mutex_init(&mh->lock, NULL);
+    pthread_mutex_init(&mh->dlock, NULL);
+    pfs_cond_init(&mh->cond);
+
+    params = mount_params(mh);
+    if (params == NULL) {
+        mh_free(mh);
+        PFS_API_RETURN(pfs_set_error(EINVAL, "mount: volume or user name is "
+                                     "not valid UTF-8"));
+    }
+    pfs_pool_acquire();
+    /* A few quick attempts: an unreachable daemon is ENODEV, not a wait. */
+    deadline = pfs_now_ms() + pfs_config_timeout_ms();
+    for (int attempt = 0; attempt < 3; attempt++) {
+        if (attempt > 0)
+            pfs_sleep_ms(50u << attempt);
+        rc = pfs_json_call_once("mount", params, deadline, &reply);
+        if (rc != PFS_NOTSENT && rc != PFS_LOST)
+            break;
+    }
+    json_decref(params);
+    if (rc == PFS_NOTSENT || rc == PFS_LOST) {
+        rc = pfs_set_error(ENODEV, "cannot reach proxyfsd: %s",
+                           proxyfs_last_error());
+    } else if (rc == 0) {
+        rc = pfs_json_reply_status(reply, &res, &bad);
+        if (rc == 0)
+            rc = mount_result(mh, res);
+        json_decref(reply);
+    }
+    if (rc != 0) {
+        mh_free(mh);
+        pfs_pool_release();
+        PFS_API_RETURN(rc);
+    }
+    pthread_rwlock_wrlock(&pfs_mounts_lock);
+    mh->next = pfs_mounts;
+    pfs_mounts = mh;
+    pthread_rwlock_unlock(&pfs_mounts_lock);
+    *out_mount_handle = mh;
+    PFS_API_RETURN(0);
+}
+
+int proxyfs_unmount(mount_handle_t *in_mount_handle)
+{
+    mount_handle_t *mh = in_mount_handle, **pp;
+    json_t *params;
+    int rc;
+
+    PFS_API_ENTER();
+    if (pfs_in_callback)
+        PFS_API_RETURN(pfs_set_error(EBUSY, "unmount inside an async callback"));
+    if (!pfs_mount_valid(mh))
+        PFS_API_RETURN(pfs_set_error(EINVAL, "invalid mount handle"));
+
+    pthread_mutex_lock(&mh->lock);
+    while (mh->async_inflight > 0)
+        pthread_cond_wait(&mh->cond, &mh->lock);
+    pthread_mutex_unlock(&mh->lock);
+
+    params = json_object();
+    rc = params ? pfs_rpc(mh, "unmount", params, PFS_RETRY_IDEMPOTENT, NULL)
+                : pfs_set_error(ENOMEM, "out of memory");
+    json_decref(params);
+
+    pthread_rwlock_wrlock(&pfs_mounts_lock);
+    for (pp = &pfs_mounts; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == mh) {
+            *pp = mh->next;
+            break;
+        }
+    }
+    pthread_rwlock_unlock(&pfs_mounts_lock);
+    pfs_async_forget_mount(mh);
+    mh_free(mh);
+    pfs_pool_release();
+    PFS_API_RETURN(rc);
+}

@@ -1,0 +1,487 @@
+/* pool.c - the per-process connection pool, fork handling, the retry worker
+ * and the retrying call loops (pfs_rpc, pfs_bin_io) used by the API.
+ *
+ * The pool is created by the first call that needs it and destroyed, with
+ * every thread joined, when the last mount handle is released. A child
+ * process after fork() never touches the parent's pool: it abandons it
+ * (closing only its copies of the sockets) and builds its own. */
+#define _GNU_SOURCE
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static struct {
+    pthread_mutex_t lock;
+    pfs_pool_t *pool;
+    unsigned users;
+} g_state = { PTHREAD_MUTEX_INITIALIZER, NULL, 0 };
+
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+/* ------------------------------------------------------------- fork */
+
+static void atfork_prepare(void)
+{
+    pthread_rwlock_wrlock(&pfs_mounts_lock);
+    pthread_mutex_lock(&g_state.lock);
+    pfs_async_atfork_prepare();
+}
+
+static void atfork_parent(void)
+{
+    pfs_async_atfork_parent();
+    pthread_mutex_unlock(&g_state.lock);
+    pthread_rwlock_unlock(&pfs_mounts_lock);
+}
+
+static void pool_abandon(pfs_pool_t *p)
+{
+    for (int i = 0; i < PFS_POOL_JSON; i++)
+        pfs_conn_abandon(&p->json[i]);
+    for (int i = 0; i < PFS_POOL_BIN; i++)
+        pfs_conn_abandon(&p->bin[i]);
+    free(p);
+}
+
+static void atfork_child(void)
+{
+    pfs_async_atfork_child();
+    if (g_state.pool != NULL) {
+        pool_abandon(g_state.pool);
+        g_state.pool = NULL;
+    }
+    /* Locks of the handles may have been held by threads that do not exist
+     * in the child. */
+    for (mount_handle_t *mh = pfs_mounts; mh != NULL; mh = mh->next) {
+        pthread_mutex_init(&mh->lock, NULL);
+        pthread_mutex_init(&mh->dlock, NULL);
+        pfs_cond_init(&mh->cond);
+        mh->async_inflight = 0;
+    }
+    pthread_mutex_unlock(&g_state.lock);
+    pthread_rwlock_unlock(&pfs_mounts_lock);
+}
+
+static void register_atfork(void)
+{
+    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+}
+
+/* ------------------------------------------------------------ worker */
+
+static void *worker_main(void *arg)
+{
+    pfs_pool_t *p = arg;
+
+    pthread_mutex_lock(&p->wl);
+    while (!p->wstop) {
+        uint64_t now = pfs_now_ms();
+        uint64_t wake = now + 100;
+        pfs_async_t *ready = NULL, **pp = &p->wq;
+        pfs_call_t *expired = NULL;
+        struct timespec ts;
+
+        while (*pp != NULL) {
+            pfs_async_t *a = *pp;
+
+            if (a->retry_at <= now) {
+                *pp = a->qnext;
+                a->qnext = ready;
+                ready = a;
+            } else {
+                if (a->retry_at < wake)
+                    wake = a->retry_at;
+                pp = &a->qnext;
+            }
+        }
+        pthread_mutex_unlock(&p->wl);
+        while (ready != NULL) {
+            pfs_async_t *next = ready->qnext;
+
+            ready->qnext = NULL;
+            pfs_async_retry(p, ready);
+            ready = next;
+        }
+        for (int i = 0; i < PFS_POOL_BIN; i++)
+            pfs_conn_collect_expired(&p->bin[i], pfs_now_ms(), &expired);
+        while (expired != NULL) {
+            pfs_call_t *next = expired->next;
+
+            expired->next = NULL;
+            expired->status = ETIMEDOUT;
+            expired->done(expired);
+            expired = next;
+        }
+        pthread_mutex_lock(&p->wl);
+        if (p->wstop)
+            break;
+        if (p->wq != NULL) {
+            bool due = false;
+
+            now = pfs_now_ms();
+            for (pfs_async_t *a = p->wq; a != NULL; a = a->qnext)
+                if (a->retry_at <= now)
+                    due = true;
+            if (due)
+                continue;
+        }
+        pfs_deadline_ts(wake, &ts);
+        pthread_cond_timedwait(&p->wc, &p->wl, &ts);
+    }
+    pthread_mutex_unlock(&p->wl);
+    return NULL;
+}
+
+void pfs_pool_queue_retry(pfs_pool_t *p, pfs_async_t *a, uint64_t delay_ms)
+{
+    pthread_mutex_lock(&p->wl);
+    a->retry_at = pfs_now_ms() + delay_ms;
+    a->qnext = p->wq;
+    p->wq = a;
+    pthread_cond_signal(&p->wc);
+    pthread_mutex_unlock(&p->wl);
+}
+
+/* -------------------------------------------------------------- pool */
+
+static void pool_destroy(pfs_pool_t *p)
+{
+    if (p->wstarted) {
+        pthread_mutex_lock(&p->wl);
+        p->wstop = true;
+        pthread_cond_signal(&p->wc);
+        pthread_mutex_unlock(&p->wl);
+        pthread_join(p->worker, NULL);
+    }
+    for (int i = 0; i < PFS_POOL_JSON; i++)
+        pfs_conn_destroy(&p->json[i]);
+    for (int i = 0; i < PFS_POOL_BIN; i++)
+        pfs_conn_destroy(&p->bin[i]);
+    pthread_cond_destroy(&p->wc);
+    pthread_mutex_destroy(&p->wl);
+    free(p);
+}
+
+static pfs_pool_t *pool_create(void)
+{
+    pfs_pool_t *p = calloc(1, sizeof(*p));
+    sigset_t all, old;
+    int rc;
+
+    if (p == NULL)
+        return NULL;
+    p->pid = getpid();
+    p->next_id = 1;
+    pthread_mutex_init(&p->wl, NULL);
+    pfs_cond_init(&p->wc);
+    for (int i = 0; i < PFS_POOL_JSON; i++)
+        if (pfs_conn_init(&p->json[i], PFS_CONN_JSON) != 0)
+            goto fail;
+    for (int i = 0; i < PFS_POOL_BIN; i++)
+        if (pfs_conn_init(&p->bin[i], PFS_CONN_BIN) != 0)
+            goto fail;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc = pthread_create(&p->worker, NULL, worker_main, p);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0)
+        goto fail;
+    p->wstarted = true;
+    return p;
+fail:
+    pool_destroy(p);
+    return NULL;
+}
+
+pfs_pool_t *pfs_pool_get(void)
+{
+    pfs_pool_t *p;
+
+    pthread_once(&atfork_once, register_atfork);
+    pthread_mutex_lock(&g_state.lock);
+    if (g_state.pool != NULL && g_state.pool->pid != getpid()) {
+        pool_abandon(g_state.pool);
+        g_state.pool = NULL;
+    }
+    if (g_state.pool == NULL) {
+        json_object_seed(0);
+        g_state.pool = pool_create();
+    }
+    p = g_state.pool;
+    pthread_mutex_unlock(&g_state.lock);
+    if (p == NULL)
+        pfs_set_error(ENOMEM, "cannot create the connection pool");
+    return p;
+}
+
+int pfs_pool_acquire(void)
+{
+    pthread_once(&atfork_once, register_atfork);
+    pthread_mutex_lock(&g_state.lock);
+    g_state.users++;
+    pthread_mutex_unlock(&g_state.lock);
+    return 0;
+}
+
+void pfs_pool_release(void)
+{
+    pfs_pool_t *p = NULL;
+
+    pthread_mutex_lock(&g_state.lock);
+    if (g_state.users > 0 && --g_state.users == 0) {
+        p = g_state.pool;
+        g_state.pool = NULL;
+    }
+    pthread_mutex_unlock(&g_state.lock);
+    if (p != NULL) {
+        if (p->pid == getpid())
+            pool_destroy(p);
+        else
+            pool_abandon(p);
+    }
+}
+
+pfs_conn_t *pfs_pool_json_conn(pfs_pool_t *p)
+{
+    unsigned n = __atomic_fetch_add(&p->rr_json, 1, __ATOMIC_RELAXED);
+
+    return &p->json[n % PFS_POOL_JSON];
+}
+
+pfs_conn_t *pfs_pool_bin_conn(pfs_pool_t *p)
+{
+    unsigned n = __atomic_fetch_add(&p->rr_bin, 1, __ATOMIC_RELAXED);
+
+    return &p->bin[n % PFS_POOL_BIN];
+}
+
+uint64_t pfs_pool_new_id(pfs_pool_t *p)
+{
+    return __atomic_fetch_add(&p->next_id, 1, __ATOMIC_RELAXED);
+}
+
+/* ------------------------------------------------------ sync waiting */
+
+typedef struct {
+    pfs_call_t call;
+    pthread_mutex_t m;
+    pthread_cond_t cv;
+    bool done;
+} pfs_waiter_t;
+
+static void waiter_done(pfs_call_t *call)
+{
+    pfs_waiter_t *w = call->arg;
+
+    pthread_mutex_lock(&w->m);
+    w->done = true;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->m);
+}
+
+static void waiter_init(pfs_waiter_t *w, uint64_t id)
+{
+    memset(w, 0, sizeof(*w));
+    pthread_mutex_init(&w->m, NULL);
+    pfs_cond_init(&w->cv);
+    w->call.id = id;
+    w->call.done = waiter_done;
+    w->call.arg = w;
+}
+
+static void waiter_fini(pfs_waiter_t *w)
+{
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->m);
+}
+
+/* Submits and waits. Returns PFS_NOTSENT, ETIMEDOUT, or the call's status
+ * (0 = reply in the call, PFS_LOST). */
+static int submit_wait(pfs_conn_t *c, pfs_waiter_t *w, const void *a,
+                       size_t alen, const void *b, size_t blen,
+                       uint64_t deadline_ms)
+{
+    struct timespec ts;
+
+    if (pfs_conn_submit(c, &w->call, a, alen, b, blen) != 0)
+        return PFS_NOTSENT;
+    pfs_deadline_ts(deadline_ms, &ts);
+    pthread_mutex_lock(&w->m);
+    while (!w->done) {
+        if (pthread_cond_timedwait(&w->cv, &w->m, &ts) == ETIMEDOUT &&
+            !w->done) {
+            pthread_mutex_unlock(&w->m);
+            if (pfs_conn_cancel(c, &w->call))
+                return ETIMEDOUT;
+            /* The reader owns the call: it finishes soon. */
+            pthread_mutex_lock(&w->m);
+            while (!w->done)
+                pthread_cond_wait(&w->cv, &w->m);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&w->m);
+    return w->call.status;
+}
+
+int pfs_json_call_once(const char *method, const json_t *params,
+                       uint64_t deadline_ms, json_t **out_reply)
+{
+    pfs_pool_t *p = pfs_pool_get();
+    pfs_waiter_t w;
+    char *frame;
+    size_t len;
+    int rc;
+
+    if (p == NULL)
+        return ENOMEM;
+    waiter_init(&w, pfs_pool_new_id(p));
+    frame = pfs_json_encode_request(w.call.id, method, params, &len);
+    if (frame == NULL) {
+        waiter_fini(&w);
+        return pfs_set_error(ENOMEM, "cannot encode %s request", method);
+    }
+    rc = submit_wait(pfs_pool_json_conn(p), &w, frame, len, NULL, 0, deadline_ms);
+    free(frame);
+    if (rc == 0)
+        *out_reply = w.call.reply;
+    else if (w.call.reply != NULL)
+        json_decref(w.call.reply);
+    waiter_fini(&w);
+    return rc;
+}
+
+/* ------------------------------------------------------ retrying calls */
+
+static bool backoff(uint64_t *delay, uint64_t deadline_ms)
+{
+    uint64_t now = pfs_now_ms();
+
+    if (now >= deadline_ms)
+        return false;
+    pfs_sleep_ms(*delay < deadline_ms - now ? *delay : deadline_ms - now);
+    *delay = *delay * 2 > 500 ? 500 : *delay * 2;
+    return pfs_now_ms() < deadline_ms;
+}
+
+int pfs_rpc(mount_handle_t *mh, const char *method, json_t *params,
+            int retry, json_t **out_result)
+{
+    uint64_t deadline = pfs_now_ms() + pfs_config_timeout_ms();
+    uint64_t delay = 10;
+    unsigned lost = 0;
+    bool unknown = false;
+
+    if (out_result != NULL)
+        *out_result = NULL;
+    for (;;) {
+        uint64_t mid = 0;
+        json_t *reply = NULL, *res;
+        bool bad_mount;
+        int rc, e;
+
+        if (mh != NULL) {
+            mid = pfs_mount_id(mh);
+            if (json_object_set_new(params, "mount_id",
+                                    json_integer((json_int_t)mid)) != 0)
+                return pfs_set_error(ENOMEM, "out of memory");
+        }
+        rc = pfs_json_call_once(method, params, deadline, &reply);
+        if (rc == 0) {
+            e = pfs_json_reply_status(reply, &res, &bad_mount);
+            if (e == 0) {
+                if (out_result != NULL)
+                    *out_result = json_incref(res);
+                json_decref(reply);
+                return 0;
+            }
+            json_decref(reply);
+            if (bad_mount && mh != NULL) {
+                int r = pfs_remount(mh, mid, deadline);
+
+                if (r != 0)
+                    return r;
+                continue;
+            }
+            if (unknown &&
+                ((retry == PFS_RETRY_CREATES && e == EEXIST) ||
+                 (retry == PFS_RETRY_REMOVES && e == ENOENT) ||
+                 (retry == PFS_RETRY_XREMOVES && e == ENODATA)))
+                return 0; /* our own earlier attempt did it */
+            return e;
+        }
+        if (rc == ETIMEDOUT)
+            return pfs_set_error(ETIMEDOUT, "%s: no reply in time", method);
+        if (rc == ENOMEM)
+            return rc;
+        if (rc == PFS_LOST) {
+            unknown = true;
+            if (++lost >= PFS_MAX_LOST)
+                return pfs_set_error(EIO, "%s: connection lost %u times",
+                                     method, lost);
+        }
+        if (!backoff(&delay, deadline))
+            return pfs_set_error(ETIMEDOUT, "%s: proxyfsd unreachable: %s",
+                                 method, proxyfs_last_error());
+    }
+}
+
+int pfs_bin_io(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
+               uint8_t *buf, size_t len, size_t *out_len)
+{
+    uint64_t deadline = pfs_now_ms() + pfs_config_timeout_ms();
+    uint64_t delay = 10;
+    unsigned lost = 0;
+    pfs_pool_t *p;
+
+    for (;;) {
+        pfs_waiter_t w;
+        pfs_bin_req_t req;
+        uint8_t hdr[PFS_BIN_REQ_HDR];
+        int rc;
+
+        if ((p = pfs_pool_get()) == NULL)
+            return ENOMEM;
+        waiter_init(&w, pfs_pool_new_id(p));
+        req.op = (uint16_t)op;
+        req.id = w.call.id;
+        req.mount_id = pfs_mount_id(mh);
+        req.inode = ino;
+        req.offset = off;
+        req.length = (uint32_t)len;
+        pfs_bin_encode_request(&req, hdr);
+        if (op == PFS_BIN_OP_READ) {
+            w.call.rbuf = buf;
+            w.call.rcap = len;
+        }
+        rc = submit_wait(pfs_pool_bin_conn(p), &w, hdr, sizeof(hdr),
+                         op == PFS_BIN_OP_WRITE ? buf : NULL,
+                         op == PFS_BIN_OP_WRITE ? len : 0, deadline);
+        waiter_fini(&w);
+        if (rc == 0) {
+            if (w.call.brep.flags & PFS_BIN_FLAG_BAD_MOUNT) {
+                int r = pfs_remount(mh, req.mount_id, deadline);
+
+                if (r != 0)
+                    return r;
+                continue;
+            }
+            if (w.call.brep.err != 0)
+                return pfs_set_error((int)w.call.brep.err, "%s of inode %llu",
+                                     op == PFS_BIN_OP_READ ? "read" : "write",
+                                     (unsigned long long)ino);
+            *out_len = w.call.brep.length;
+            return 0;
+        }
+        if (rc == ETIMEDOUT)
+            return pfs_set_error(ETIMEDOUT, "no reply in time");
+        if (rc == PFS_LOST && ++lost >= PFS_MAX_LOST)
+            return pfs_set_error(EIO, "connection lost %u times", lost);
+        if (!backoff(&delay, deadline))
+            return pfs_set_error(ETIMEDOUT, "proxyfsd unreachable: %s",
+                                 proxyfs_last_error());
+    }
+}

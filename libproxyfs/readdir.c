@@ -1,0 +1,232 @@
+/* readdir.c - proxyfs_readdir and proxyfs_readdir_plus return one entry per
+ * call, as Samba asks for them, but fetch them from proxyfsd in batches.
+ *
+ * A batch fetched after cookie P holds entries e[0..n) with cookies c[i];
+ * the entry after cookie P is e[0] and the entry after c[i] is e[i+1]. The
+ * mount handle caches a few batches keyed by (directory, plus); a call with
+ * in_prev_dir_loc found in a cached batch is served from it. A cached batch
+ * is used only while nothing was changed through this mount handle since it
+ * was fetched and for at most PFS_DCACHE_MS; a listing that starts (-1)
+ * always fetches afresh. */
+#define _GNU_SOURCE
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define PFS_DCACHE_MS 1000
+#define PFS_READDIR_BATCH 256
+
+static void batch_free(pfs_batch_t *b)
+{
+    free(b->ents);
+    memset(b, 0, sizeof(*b));
+}
+
+void pfs_dcache_clear(mount_handle_t *mh)
+{
+    for (int i = 0; i < PFS_DCACHE_SLOTS; i++)
+        batch_free(&mh->dcache[i]);
+}
+
+static int fetch_batch(mount_handle_t *mh, uint64_t dir, int64_t prev, bool plus,
+                       pfs_batch_t *b)
+{
+    json_t *params, *res = NULL, *ents, *e;
+    size_t i;
+    int rc;
+
+    memset(b, 0, sizeof(*b));
+    b->gen = __atomic_load_n(&mh->mutations, __ATOMIC_RELAXED);
+    params = json_pack("{sIsIsI}", "inode", (json_int_t)dir, "prev_cookie",
+                       (json_int_t)prev, "max_entries",
+                       (json_int_t)PFS_READDIR_BATCH);
+    if (params == NULL)
+        return pfs_set_error(ENOMEM, "out of memory");
+    rc = pfs_rpc(mh, plus ? "readdir_plus" : "readdir", params,
+                 PFS_RETRY_IDEMPOTENT, &res);
+    json_decref(params);
+    if (rc != 0)
+        return rc;
+    ents = json_object_get(res, "entries");
+    if (ents != NULL && !json_is_null(ents) && !json_is_array(ents)) {
+        json_decref(res);
+        return pfs_set_error(EIO, "malformed readdir reply");
+    }
+    b->n = json_array_size(ents);
+    b->eof = json_is_true(json_object_get(res, "eof"));
+    if (b->n > 0) {
+        b->ents = calloc(b->n, sizeof(*b->ents));
+        if (b->ents == NULL) {
+            json_decref(res);
+            return pfs_set_error(ENOMEM, "out of memory");
+        }
+    }
+    json_array_foreach(ents, i, e) {
+        pfs_dent_t *d = &b->ents[i];
+        const char *name = json_string_value(json_object_get(e, "name"));
+        uint64_t type = 0;
+
+        if (name == NULL || strlen(name) >= sizeof(d->name) ||
+            pfs_json_get_u64(e, "inode", &d->ino) != 0 ||
+            pfs_json_get_i64(e, "cookie", &d->cookie) != 0 ||
+            (plus && pfs_json_to_stat(json_object_get(e, "stat"), &d->st) != 0)) {
+            json_decref(res);
+            batch_free(b);
+            return pfs_set_error(EIO, "malformed readdir entry");
+        }
+        pfs_json_get_u64(e, "type", &type);
+        strcpy(d->name, name);
+        d->type = (uint8_t)type;
+    }
+    json_decref(res);
+    b->valid = true;
+    b->plus = plus;
+    b->dir = dir;
+    b->prev = prev;
+    b->when = pfs_now_ms();
+    return 0;
+}
+
+/* Looks prev up in batch b. Returns the index of the entry after it (n if
+ * the batch ends there), or -1 if the batch does not know prev. */
+static long batch_find(const pfs_batch_t *b, int64_t prev)
+{
+    if (b->prev == prev)
+        return 0;
+    for (size_t i = 0; i < b->n; i++)
+        if (b->ents[i].cookie == prev)
+            return (long)i + 1;
+    return -1;
+}
+
+static int serve(const pfs_dent_t *d, struct dirent **out_de,
+                 proxyfs_stat_t **out_st)
+{
+    struct dirent *de = calloc(1, sizeof(*de));
+    proxyfs_stat_t *st = NULL;
+
+    if (de == NULL)
+        return pfs_set_error(ENOMEM, "out of memory");
+    if (out_st != NULL) {
+        st = malloc(sizeof(*st));
+        if (st == NULL) {
+            free(de);
+            return pfs_set_error(ENOMEM, "out of memory");
+        }
+        *st = d->st;
+    }
+    de->d_ino = d->ino;
+    de->d_off = d->cookie;
+    de->d_reclen = sizeof(*de);
+    de->d_type = d->type;
+    strcpy(de->d_name, d->name);
+    *out_de = de;
+    if (out_st != NULL)
+        *out_st = st;
+    return 0;
+}
+
+/* Serves the entry after prev from the cache, under dlock. Returns 1 if
+ * served (rc in *rc), 0 if the cache cannot answer. */
+static int from_cache(mount_handle_t *mh, uint64_t dir, int64_t prev, bool plus,
+                      struct dirent **out_de, proxyfs_stat_t **out_st, int *rc)
+{
+    uint64_t gen = __atomic_load_n(&mh->mutations, __ATOMIC_RELAXED);
+    uint64_t now = pfs_now_ms();
+
+    for (int s = 0; s < PFS_DCACHE_SLOTS; s++) {
+        pfs_batch_t *b = &mh->dcache[s];
+        long i;
+
+        if (!b->valid || b->dir != dir || b->plus != plus)
+            continue;
+        if (b->gen != gen || now - b->when > PFS_DCACHE_MS) {
+            batch_free(b);
+            continue;
+        }
+        if ((i = batch_find(b, prev)) < 0)
+            continue;
+        if ((size_t)i < b->n) {
+            b->used = ++mh->dclock;
+            *rc = serve(&b->ents[i], out_de, out_st);
+            return 1;
+        }
+        if (b->eof) {
+            *rc = 0; /* end of directory */
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int readdir_common(mount_handle_t *mh, uint64_t dir, int64_t prev,
+                          bool plus, struct dirent **out_de,
+                          proxyfs_stat_t **out_st)
+{
+    pfs_batch_t nb;
+    int rc, slot = 0;
+
+    *out_de = NULL;
+    if (out_st != NULL)
+        *out_st = NULL;
+    if (prev == 0)
+        prev = -1;
+    pthread_mutex_lock(&mh->dlock);
+    if (prev != -1 && from_cache(mh, dir, prev, plus, out_de, out_st, &rc)) {
+        pthread_mutex_unlock(&mh->dlock);
+        return rc;
+    }
+    pthread_mutex_unlock(&mh->dlock);
+
+    if ((rc = fetch_batch(mh, dir, prev, plus, &nb)) != 0)
+        return rc;
+    if (nb.n == 0) {
+        batch_free(&nb);
+        return 0; /* end of directory */
+    }
+    rc = serve(&nb.ents[0], out_de, out_st);
+
+    pthread_mutex_lock(&mh->dlock);
+    /* An empty slot, or else the least recently used one. */
+    for (int s = 0; s < PFS_DCACHE_SLOTS; s++) {
+        if (!mh->dcache[s].valid) {
+            slot = s;
+            break;
+        }
+        if (mh->dcache[s].used < mh->dcache[slot].used)
+            slot = s;
+    }
+    batch_free(&mh->dcache[slot]);
+    nb.used = ++mh->dclock;
+    mh->dcache[slot] = nb;
+    pthread_mutex_unlock(&mh->dlock);
+    return rc;
+}
+
+int proxyfs_readdir(mount_handle_t *in_mount_handle, uint64_t in_inode_number,
+                    int64_t in_prev_dir_loc, struct dirent **out_dir_ent)
+{
+    PFS_API_ENTER();
+    if (!pfs_mount_valid(in_mount_handle))
+        PFS_API_RETURN(pfs_set_error(EINVAL, "invalid mount handle"));
+    if (out_dir_ent == NULL)
+        PFS_API_RETURN(pfs_set_error(EINVAL, "NULL pointer"));
+    PFS_API_RETURN(readdir_common(in_mount_handle, in_inode_number,
+                                  in_prev_dir_loc, false, out_dir_ent, NULL));
+}
+
+int proxyfs_readdir_plus(mount_handle_t *in_mount_handle,
+                         uint64_t in_inode_number, int64_t in_prev_dir_loc,
+                         struct dirent **out_dir_ent,
+                         proxyfs_stat_t **out_dir_ent_stats)
+{
+    PFS_API_ENTER();
+    if (!pfs_mount_valid(in_mount_handle))
+        PFS_API_RETURN(pfs_set_error(EINVAL, "invalid mount handle"));
+    if (out_dir_ent == NULL || out_dir_ent_stats == NULL)
+        PFS_API_RETURN(pfs_set_error(EINVAL, "NULL pointer"));
+    PFS_API_RETURN(readdir_common(in_mount_handle, in_inode_number,
+                                  in_prev_dir_loc, true, out_dir_ent,
+                                  out_dir_ent_stats));
+}

@@ -1,0 +1,521 @@
+/*
+ * proxyfs.h - the C client API of proxyfs (libproxyfs.so.1).
+ *
+ * libproxyfs talks to proxyfsd over JSON-RPC 2.0 (metadata) and a binary
+ * channel (file data); see PROTOCOL.md. This header is the whole public API.
+ *
+ * Conventions (they hold for every function below unless its comment says
+ * otherwise):
+ *
+ *  - Return value: 0 on success, otherwise a positive errno value (EINVAL,
+ *    ENOENT, ...). The library never sets the global errno: its value is the
+ *    same after a call as before it.
+ *  - A NULL or already unmounted handle, a NULL required pointer, or a bad
+ *    argument returns EINVAL. A mount id the daemon does not know also
+ *    returns EINVAL (after the library has tried to mount again, see below).
+ *  - A human-readable detail of the last failure of the calling thread is
+ *    available from proxyfs_last_error().
+ *  - The server reports a missing inode as ENOENT; read, write and flush (sync
+ *    and async) return EBADF for it, every other call ENOENT.
+ *  - Input strings and buffers are only read during the call (except for the
+ *    async calls, whose buffers the library uses until the callback). Results
+ *    that the library allocates are allocated with malloc() and belong to the
+ *    caller, who frees them with free(); each prototype says which.
+ *  - Paths are relative to the volume root; a leading '/' is optional; the
+ *    final component is never followed if it is a symlink. The root inode is
+ *    found with proxyfs_lookup_path(mh, "/", &ino).
+ *
+ * Thread safety: every function may be called from any number of threads at
+ * once, on one mount handle or on many. A process keeps a small pool of
+ * connections to proxyfsd (shared by all its mount handles) with many requests
+ * in flight on each; the pool's threads (one reader per connection and one
+ * retry worker) are started by the first mount and joined when the last mount
+ * handle is unmounted.
+ *
+ * Failures: the library never exits, aborts or prints. When a connection
+ * breaks it reconnects with back-off, mounts again with the same volume and
+ * identity when the daemon has forgotten the mount (it restarted), and
+ * retries the call. A call that cannot complete within the call timeout (see
+ * proxyfs_set_timeout, default 30 s) returns ETIMEDOUT. A call whose request
+ * was lost in flight too many times returns EIO. Calls that create or remove
+ * a name and are retried after their first attempt's outcome became unknown
+ * do not report the EEXIST/ENOENT that their own first attempt caused.
+ *
+ * fork(): a child process may go on using mount handles it inherited; on its
+ * first call it opens its own connections (it never uses the parent's
+ * sockets or threads). Async requests in flight at fork() complete only in
+ * the parent.
+ */
+#ifndef PROXYFS_H
+#define PROXYFS_H
+
+#include <dirent.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PROXYFS_VERSION_MAJOR 1
+#define PROXYFS_VERSION_MINOR 0
+#define PROXYFS_VERSION_PATCH 0
+
+#if defined(__GNUC__)
+#define PROXYFS_API __attribute__((visibility("default")))
+#else
+#define PROXYFS_API
+#endif
+
+/* ------------------------------------------------------------------ types */
+
+/* An opaque mount handle, created by proxyfs_mount and released by
+ * proxyfs_unmount. */
+typedef struct proxyfs_mount_handle mount_handle_t;
+
+typedef struct {
+    uint64_t sec;  /* seconds */
+    uint64_t nsec; /* nanoseconds, 0..999999999 */
+} proxyfs_timespec_t;
+
+typedef struct {
+    uint64_t mode;            /* type bits (S_IFDIR/S_IFREG/S_IFLNK) | 07777 */
+    uint64_t ino;             /* inode number */
+    uint64_t dev;             /* identifies the volume */
+    uint64_t nlink;           /* number of hard links */
+    uint64_t uid;             /* owner */
+    uint64_t gid;             /* group */
+    uint64_t size;            /* size in bytes */
+    proxyfs_timespec_t atim;  /* last access */
+    proxyfs_timespec_t mtim;  /* last modification of the data */
+    proxyfs_timespec_t ctim;  /* last change of the inode */
+    proxyfs_timespec_t crtim; /* creation */
+} proxyfs_stat_t;
+
+/* proxyfs_mount options. */
+#define PROXYFS_MOUNT_READ_ONLY 0x1
+
+/* proxyfs_setattr mask bits: each selects one field of proxyfs_setattr_t. */
+#define PROXYFS_SETATTR_SIZE   0x01
+#define PROXYFS_SETATTR_MODE   0x02
+#define PROXYFS_SETATTR_UID    0x04
+#define PROXYFS_SETATTR_GID    0x08
+#define PROXYFS_SETATTR_ATIME  0x10
+#define PROXYFS_SETATTR_MTIME  0x20
+#define PROXYFS_SETATTR_CRTIME 0x40
+
+typedef struct {
+    uint64_t size;            /* new size (like resize) */
+    uint64_t mode;            /* permission bits 07777; type bits ignored */
+    uint64_t uid;             /* new owner */
+    uint64_t gid;             /* new group */
+    proxyfs_timespec_t atim;  /* new access time */
+    proxyfs_timespec_t mtim;  /* new modification time */
+    proxyfs_timespec_t crtim; /* new creation time (SMB create time) */
+} proxyfs_setattr_t;
+
+/* proxyfs_set_xattr flags; the values are those of Linux <sys/xattr.h>. */
+#define PROXYFS_XATTR_CREATE  0x1 /* fail with EEXIST if it exists */
+#define PROXYFS_XATTR_REPLACE 0x2 /* fail with ENODATA if it does not */
+
+/* Completion callback of the async calls; see proxyfs_read_send. */
+typedef void (*proxyfs_done_callback_t)(void *in_request_id);
+
+/* ----------------------------------------------------- configuration, errors */
+
+/* Set where proxyfsd listens: "HOST:PORT" (TCP), "unix:/path" or "/path"
+ * (Unix socket). It applies to connections opened after the call. Without
+ * it the address comes from the environment variable PROXYFS_SERVER, and
+ * without that it is "127.0.0.1:9450". The string is copied.
+ * Errors: EINVAL (NULL, empty or too long), ENOMEM. */
+PROXYFS_API int proxyfs_set_server(const char *in_address);
+
+/* Set the timeout of each call, in milliseconds (0 restores the default of
+ * 30000). It covers reconnecting and retrying: a call not done by then
+ * returns ETIMEDOUT. It applies to calls started after it. */
+PROXYFS_API int proxyfs_set_timeout(uint32_t in_timeout_ms);
+
+/* A human-readable description of the last failure of a proxyfs call made
+ * by the calling thread ("" if none). The string belongs to the library and
+ * stays valid until the calling thread's next proxyfs call; do not free it. */
+PROXYFS_API const char *proxyfs_last_error(void);
+
+/* ----------------------------------------------------------------- mount */
+
+/* Mount the volume in_volume_name for the user in_auth_user with in_uid and
+ * in_gid, which become the owner of the inodes this mount creates.
+ * in_mount_options: 0 or PROXYFS_MOUNT_READ_ONLY. The strings are copied.
+ * On success *out_mount_handle is a new handle that the caller releases with
+ * proxyfs_unmount.
+ * Errors: EINVAL, ENODEV (proxyfsd cannot be reached), ENOENT (no such
+ * volume), ENOMEM, ETIMEDOUT. */
+PROXYFS_API int proxyfs_mount(char *in_volume_name,
+                              uint64_t in_mount_options,
+                              char *in_auth_user,
+                              uid_t in_uid,
+                              gid_t in_gid,
+                              mount_handle_t **out_mount_handle);
+
+/* Unmount and free the handle (even when telling the daemon fails; the
+ * result says whether it did). It first waits for the async requests of
+ * this handle still in flight (their callbacks run). The handle must not be
+ * used afterwards, and must not be unmounted from inside an async callback
+ * (EBUSY). The last unmount in a process closes the connections and joins
+ * the library's threads.
+ * Errors: EINVAL (NULL handle), EBUSY, and errors telling the daemon. */
+PROXYFS_API int proxyfs_unmount(mount_handle_t *in_mount_handle);
+
+/* ------------------------------------------------------------ namespace */
+
+/* Look up in_basename in the directory in_inode_number, or the path
+ * in_fullpath, and return its inode number in *out_inode_number.
+ * Errors: EINVAL, ENAMETOOLONG, ENOENT, ENOTDIR, ELOOP. */
+PROXYFS_API int proxyfs_lookup(mount_handle_t *in_mount_handle,
+                               uint64_t in_inode_number,
+                               char *in_basename,
+                               uint64_t *out_inode_number);
+PROXYFS_API int proxyfs_lookup_path(mount_handle_t *in_mount_handle,
+                                    char *in_fullpath,
+                                    uint64_t *out_inode_number);
+
+/* Create a regular file (exclusively) with the permission bits of in_mode
+ * and return its inode number in *out_inode_number.
+ * Errors: EINVAL, ENAMETOOLONG, ENOENT, ENOTDIR, EEXIST, EROFS, ENOMEM. */
+PROXYFS_API int proxyfs_create(mount_handle_t *in_mount_handle,
+                               uint64_t in_inode_number,
+                               char *in_basename,
+                               mode_t in_mode,
+                               uint64_t *out_inode_number);
+PROXYFS_API int proxyfs_create_path(mount_handle_t *in_mount_handle,
+                                    char *in_fullpath,
+                                    mode_t in_mode,
+                                    uint64_t *out_inode_number);
+
+/* Create a directory; proxyfs_mkdir returns its inode number in
+ * *out_inode_number (which may be NULL).
+ * Errors: EINVAL, ENAMETOOLONG, ENOENT, EEXIST, ENOTDIR, EIO, EROFS,
+ * ENOMEM. */
+PROXYFS_API int proxyfs_mkdir(mount_handle_t *in_mount_handle,
+                              uint64_t in_inode_number,
+                              char *in_basename,
+                              mode_t in_mode,
+                              uint64_t *out_inode_number);
+PROXYFS_API int proxyfs_mkdir_path(mount_handle_t *in_mount_handle,
+                                   char *in_fullpath,
+                                   mode_t in_mode);
+
+/* Create a symlink in_basename (or in_fullpath) whose target is the string
+ * in_target (or in_target_fullpath), stored as given; mode 0777.
+ * Errors: EINVAL, ENAMETOOLONG, ENOENT, EEXIST, ENOTDIR, EIO, EROFS. */
+PROXYFS_API int proxyfs_symlink(mount_handle_t *in_mount_handle,
+                                uint64_t in_inode_number,
+                                char *in_basename,
+                                char *in_target);
+PROXYFS_API int proxyfs_symlink_path(mount_handle_t *in_mount_handle,
+                                     char *in_fullpath,
+                                     char *in_target_fullpath);
+
+/* Return the target of a symlink in *out_target: a NUL-terminated string
+ * allocated with malloc(); the caller frees it with free((void *)target).
+ * Errors: EINVAL (also: not a symlink), ENOENT, EIO, ENOMEM. */
+PROXYFS_API int proxyfs_read_symlink(mount_handle_t *in_mount_handle,
+                                     uint64_t in_inode_number,
+                                     const char **out_target);
+PROXYFS_API int proxyfs_read_symlink_path(mount_handle_t *in_mount_handle,
+                                          char *in_fullpath,
+                                          const char **out_target);
+
+/* Add the name in_basename in directory in_inode_number for the existing
+ * inode in_target_inode_number; the path form links in_tgt_fullpath (new)
+ * to in_src_fullpath (existing).
+ * Errors: EINVAL, ENOENT, ENOTDIR, EEXIST, EIO, ENOMEM, EPERM (directory). */
+PROXYFS_API int proxyfs_link(mount_handle_t *in_mount_handle,
+                             uint64_t in_inode_number,
+                             char *in_basename,
+                             uint64_t in_target_inode_number);
+PROXYFS_API int proxyfs_link_path(mount_handle_t *in_mount_handle,
+                                  char *in_src_fullpath,
+                                  char *in_tgt_fullpath);
+
+/* Remove a name that is not a directory.
+ * Errors: EINVAL, ENOENT, EIO, EISDIR, ENOMEM. */
+PROXYFS_API int proxyfs_unlink(mount_handle_t *in_mount_handle,
+                               uint64_t in_inode_number,
+                               char *in_basename);
+PROXYFS_API int proxyfs_unlink_path(mount_handle_t *in_mount_handle,
+                                    char *in_fullpath);
+
+/* Remove an empty directory.
+ * Errors: EINVAL, ENOENT, ENOTDIR, ENOTEMPTY. */
+PROXYFS_API int proxyfs_rmdir(mount_handle_t *in_mount_handle,
+                              uint64_t in_inode_number,
+                              char *in_basename);
+PROXYFS_API int proxyfs_rmdir_path(mount_handle_t *in_mount_handle,
+                                   char *in_fullpath);
+
+/* Rename as rename(2): atomically replaces a file, or an empty directory
+ * by a directory.
+ * Errors: EINVAL, EIO, ENOENT, ENOTDIR, EISDIR, ENOTEMPTY, ENOMEM. */
+PROXYFS_API int proxyfs_rename(mount_handle_t *in_mount_handle,
+                               uint64_t in_src_dir_inode_number,
+                               char *in_src_basename,
+                               uint64_t in_dst_dir_inode_number,
+                               char *in_dst_basename);
+PROXYFS_API int proxyfs_rename_path(mount_handle_t *in_mount_handle,
+                                    char *in_src_fullpath,
+                                    char *in_dst_fullpath);
+
+/* ------------------------------------------------------------ attributes */
+
+/* Return the attributes in *out_stat, a proxyfs_stat_t allocated with
+ * malloc(); the caller frees it with free().
+ * Errors: EINVAL, ENOENT, ENOMEM. */
+PROXYFS_API int proxyfs_get_stat(mount_handle_t *in_mount_handle,
+                                 uint64_t in_inode_number,
+                                 proxyfs_stat_t **out_stat);
+PROXYFS_API int proxyfs_get_stat_path(mount_handle_t *in_mount_handle,
+                                      char *in_fullpath,
+                                      proxyfs_stat_t **out_stat);
+
+/* Return the type of an inode in *out_file_type: DT_DIR, DT_REG or DT_LNK.
+ * Errors: EINVAL, ENOENT. */
+PROXYFS_API int proxyfs_type(mount_handle_t *in_mount_handle,
+                             uint64_t in_inode_number,
+                             uint16_t *out_file_type);
+
+/* Set the permission bits (07777) of in_mode; type bits are ignored.
+ * Errors: EINVAL, ENAMETOOLONG, ENOENT. */
+PROXYFS_API int proxyfs_chmod(mount_handle_t *in_mount_handle,
+                              uint64_t in_inode_number,
+                              mode_t in_mode);
+PROXYFS_API int proxyfs_chmod_path(mount_handle_t *in_mount_handle,
+                                   char *in_fullpath,
+                                   mode_t in_mode);
+
+/* Set owner and group; (uid_t)-1 or (gid_t)-1 leaves that id unchanged.
+ * Errors: EINVAL, ENAMETOOLONG, ENOENT. */
+PROXYFS_API int proxyfs_chown(mount_handle_t *in_mount_handle,
+                              uint64_t in_inode_number,
+                              uid_t in_owner,
+                              gid_t in_group);
+PROXYFS_API int proxyfs_chown_path(mount_handle_t *in_mount_handle,
+                                   char *in_fullpath,
+                                   uid_t in_owner,
+                                   gid_t in_group);
+
+/* Set the size of a file (truncate or extend with zeros).
+ * Errors: EINVAL, ENOENT, EIO, EISDIR. */
+PROXYFS_API int proxyfs_resize(mount_handle_t *in_mount_handle,
+                               uint64_t in_inode_number,
+                               uint64_t in_new_size);
+
+/* Set atime and/or mtime (utimens); a NULL pointer leaves that time as it
+ * is. The timespecs are only read.
+ * Errors: EINVAL (also nsec > 999999999), EIO, ENOENT. */
+PROXYFS_API int proxyfs_settime(mount_handle_t *in_mount_handle,
+                                uint64_t in_inode_number,
+                                proxyfs_timespec_t *in_atim,
+                                proxyfs_timespec_t *in_mtim);
+PROXYFS_API int proxyfs_settime_path(mount_handle_t *in_mount_handle,
+                                     char *in_fullpath,
+                                     proxyfs_timespec_t *in_atim,
+                                     proxyfs_timespec_t *in_mtim);
+
+/* Set in one call the fields of *in_attr that in_mask selects
+ * (PROXYFS_SETATTR_* bits). in_attr is only read. If out_stat is not NULL
+ * the caller-allocated *out_stat receives the attributes after the change.
+ * Errors: EINVAL (unknown mask bit, NULL in_attr with a nonzero mask),
+ * ENOENT, EISDIR (size of a directory), EIO. */
+PROXYFS_API int proxyfs_setattr(mount_handle_t *in_mount_handle,
+                                uint64_t in_inode_number,
+                                uint64_t in_mask,
+                                const proxyfs_setattr_t *in_attr,
+                                proxyfs_stat_t *out_stat);
+PROXYFS_API int proxyfs_setattr_path(mount_handle_t *in_mount_handle,
+                                     const char *in_fullpath,
+                                     uint64_t in_mask,
+                                     const proxyfs_setattr_t *in_attr,
+                                     proxyfs_stat_t *out_stat);
+
+/* Return filesystem statistics of the mounted volume in *out_statvfs, a
+ * struct statvfs allocated with malloc(); the caller frees it with free().
+ * Errors: EINVAL, EIO, ENOMEM. */
+PROXYFS_API int proxyfs_statvfs(mount_handle_t *in_mount_handle,
+                                struct statvfs **out_statvfs);
+
+/* ---------------------------------------------------------- directories */
+
+/* Return one directory entry in *out_dir_ent, a struct dirent allocated with
+ * malloc() that the caller frees with free(). in_prev_dir_loc is -1 for the
+ * first entry, and otherwise the d_off of the entry returned before: d_off is
+ * the cookie to continue after that entry. "." and ".." come first. At the
+ * end of the directory the call returns 0 with *out_dir_ent == NULL.
+ * proxyfs_readdir_plus also returns the entry's attributes in
+ * *out_dir_ent_stats (malloc()ed, caller frees; NULL at the end).
+ * The library fetches entries from the daemon in batches and serves
+ * one-entry calls from a batch cached in the mount handle.
+ * Errors: EINVAL, ENOENT, ENOTDIR, ENOMEM. */
+PROXYFS_API int proxyfs_readdir(mount_handle_t *in_mount_handle,
+                                uint64_t in_inode_number,
+                                int64_t in_prev_dir_loc,
+                                struct dirent **out_dir_ent);
+PROXYFS_API int proxyfs_readdir_plus(mount_handle_t *in_mount_handle,
+                                     uint64_t in_inode_number,
+                                     int64_t in_prev_dir_loc,
+                                     struct dirent **out_dir_ent,
+                                     proxyfs_stat_t **out_dir_ent_stats);
+
+/* ----------------------------------------------------------------- data */
+
+/* Read up to min(in_length, in_bufsize) bytes at in_offset into the
+ * caller's buffer in_bufptr; *out_bufsize is the number of bytes read
+ * (fewer at the end of the file, 0 past it). The buffer is the caller's and
+ * is only written during the call.
+ * Errors: EINVAL, EBADF (no such inode), EIO, EISDIR, ETIMEDOUT. */
+PROXYFS_API int proxyfs_read(mount_handle_t *in_mount_handle,
+                             uint64_t in_inode_number,
+                             uint64_t in_offset,
+                             uint64_t in_length,
+                             uint8_t *in_bufptr,
+                             size_t in_bufsize,
+                             size_t *out_bufsize);
+
+/* Write in_bufsize bytes from in_bufptr at in_offset (a write past the end
+ * leaves a hole of zeros); *out_size is the number of bytes written. The
+ * buffer is only read during the call.
+ * Errors: EINVAL, EBADF (no such inode), EIO, EISDIR, EROFS, ENOSPC,
+ * ETIMEDOUT. */
+PROXYFS_API int proxyfs_write(mount_handle_t *in_mount_handle,
+                              uint64_t in_inode_number,
+                              uint64_t in_offset,
+                              uint8_t *in_bufptr,
+                              size_t in_bufsize,
+                              size_t *out_size);
+
+/* Make the data and metadata of the inode durable (fsync).
+ * Errors: EINVAL, EBADF (no such inode), EIO. */
+PROXYFS_API int proxyfs_flush(mount_handle_t *in_mount_handle,
+                              uint64_t in_inode_number);
+
+/* --------------------------------------------------------- async data */
+
+/* Asynchronous read. The request is sent in the caller's thread (a single
+ * read may not exceed the volume's maximum I/O size, 8 MiB by default).
+ * in_request_id is the caller's key for the request: it must not equal the
+ * id of another request that has not been received yet (EEXIST).
+ *
+ * On success (0) the library owns in_bufptr until the callback: it writes
+ * the data there. in_done_callback (may be NULL) is then called exactly
+ * once, with in_request_id, on a library thread, when the request has
+ * completed, successfully or not (connection failures, timeouts and
+ * unmount included). The callback must not block; it may call
+ * proxyfs_read_recv/proxyfs_write_recv (which then return at once) and
+ * issue new _send calls, but not proxyfs_unmount.
+ * On failure (non-zero) nothing was sent, the callback is never called and
+ * proxyfs_read_recv returns ENOENT for the id.
+ * Errors: EINVAL, EEXIST (id in use), ENOMEM. */
+PROXYFS_API int proxyfs_read_send(mount_handle_t *in_mount_handle,
+                                  uint64_t in_inode_number,
+                                  uint64_t in_offset,
+                                  uint64_t in_length,
+                                  uint8_t *in_bufptr,
+                                  size_t in_bufsize,
+                                  void *in_request_id,
+                                  void (*in_done_callback)(void *in_request_id));
+
+/* Wait until the read request in_request_id has completed, then return 0
+ * with its status in *out_rsp_status (0, or EBADF, EISDIR, EIO, EINVAL,
+ * ETIMEDOUT, ...) and the number of bytes read in *out_bufsize, and forget
+ * the request. Returns ENOENT if no such request is known (never sent, send
+ * failed, already received, or a write request), EINVAL for NULL outputs. */
+PROXYFS_API int proxyfs_read_recv(void *in_request_id,
+                                  int *out_rsp_status,
+                                  size_t *out_bufsize);
+
+/* Asynchronous write; as proxyfs_read_send, except that the library only
+ * reads in_bufptr (until the callback). */
+PROXYFS_API int proxyfs_write_send(mount_handle_t *in_mount_handle,
+                                   uint64_t in_inode_number,
+                                   uint64_t in_offset,
+                                   uint8_t *in_bufptr,
+                                   size_t in_bufsize,
+                                   void *in_request_id,
+                                   void (*in_done_callback)(void *in_request_id));
+
+/* As proxyfs_read_recv, for a write: *out_size is the number of bytes
+ * written. */
+PROXYFS_API int proxyfs_write_recv(void *in_request_id,
+                                   int *out_rsp_status,
+                                   size_t *out_size);
+
+/* --------------------------------------------------------------- xattrs */
+
+/* Get the value of the extended attribute in_name (getxattr(2) rules):
+ * with in_size 0 only the value's size is returned in *out_size; otherwise
+ * the value is copied into the caller's buffer out_value and its size put in
+ * *out_size, or ERANGE is returned (with the size needed in *out_size) if
+ * in_size is too small. The value is not NUL-terminated.
+ * Errors: EINVAL, ENOENT, ENODATA (no such attribute), ERANGE. */
+PROXYFS_API int proxyfs_get_xattr(mount_handle_t *in_mount_handle,
+                                  uint64_t in_inode_number,
+                                  const char *in_name,
+                                  void *out_value,
+                                  size_t in_size,
+                                  size_t *out_size);
+PROXYFS_API int proxyfs_get_xattr_path(mount_handle_t *in_mount_handle,
+                                       const char *in_fullpath,
+                                       const char *in_name,
+                                       void *out_value,
+                                       size_t in_size,
+                                       size_t *out_size);
+
+/* List the attribute names (listxattr(2) rules): each name followed by a
+ * NUL, copied into the caller's buffer out_list; *out_size is the total
+ * length. in_size 0 asks for the size only; ERANGE (with the size needed in
+ * *out_size) if in_size is too small.
+ * Errors: EINVAL, ENOENT, ERANGE. */
+PROXYFS_API int proxyfs_list_xattr(mount_handle_t *in_mount_handle,
+                                   uint64_t in_inode_number,
+                                   char *out_list,
+                                   size_t in_size,
+                                   size_t *out_size);
+PROXYFS_API int proxyfs_list_xattr_path(mount_handle_t *in_mount_handle,
+                                        const char *in_fullpath,
+                                        char *out_list,
+                                        size_t in_size,
+                                        size_t *out_size);
+
+/* Set the attribute in_name to the in_size bytes at in_value (up to 64 KiB;
+ * in_value may be NULL if in_size is 0). in_flags: 0, PROXYFS_XATTR_CREATE
+ * or PROXYFS_XATTR_REPLACE.
+ * Errors: EINVAL, ENOENT, EEXIST (CREATE), ENODATA (REPLACE), ERANGE/E2BIG
+ * (too long), EROFS. */
+PROXYFS_API int proxyfs_set_xattr(mount_handle_t *in_mount_handle,
+                                  uint64_t in_inode_number,
+                                  const char *in_name,
+                                  const void *in_value,
+                                  size_t in_size,
+                                  int in_flags);
+PROXYFS_API int proxyfs_set_xattr_path(mount_handle_t *in_mount_handle,
+                                       const char *in_fullpath,
+                                       const char *in_name,
+                                       const void *in_value,
+                                       size_t in_size,
+                                       int in_flags);
+
+/* Remove the attribute in_name.
+ * Errors: EINVAL, ENOENT, ENODATA (no such attribute), EROFS. */
+PROXYFS_API int proxyfs_remove_xattr(mount_handle_t *in_mount_handle,
+                                     uint64_t in_inode_number,
+                                     const char *in_name);
+PROXYFS_API int proxyfs_remove_xattr_path(mount_handle_t *in_mount_handle,
+                                          const char *in_fullpath,
+                                          const char *in_name);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PROXYFS_H */
