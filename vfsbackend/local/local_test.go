@@ -501,6 +501,12 @@ func crashChild() {
 			fmt.Fprintln(os.Stderr, "child write:", err)
 			os.Exit(2)
 		}
+		if i%1000 == 0 {
+			if err := b.SyncData(ctx, vfsbackend.Ino(i%crashInos)); err != nil {
+				fmt.Fprintln(os.Stderr, "child sync:", err)
+				os.Exit(2)
+			}
+		}
 		if _, err := fmt.Fprintf(os.Stdout, "%d\n", i); err != nil {
 			os.Exit(2)
 		}
@@ -605,6 +611,10 @@ func TestCrash(t *testing.T) {
 		}
 		acked = lastN // the child continues after what is visible
 		closeT(t, b)
+	}
+	// The children's small threshold must have made them compact.
+	if _, err := os.Stat(filepath.Join(dir, snapName)); err != nil {
+		t.Errorf("no snapshot after the crash cycles: %v", err)
 	}
 }
 
