@@ -1,0 +1,308 @@
+/* unit.c - tests that need no daemon: the JSON-RPC and binary codecs
+ * (against the literal examples of PROTOCOL.md), base64, and the API's
+ * argument checks. Links the library objects directly to reach internals. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../internal.h"
+
+static int t_pass, t_fail;
+
+#define CHECK(cond)                                                          \
+    do {                                                                     \
+        if (cond) {                                                          \
+            t_pass++;                                                        \
+        } else {                                                             \
+            t_fail++;                                                        \
+            fprintf(stderr, "%s:%d: FAILED: %s\n", __FILE__, __LINE__, #cond); \
+        }                                                                    \
+    } while (0)
+
+static int unhex(const char *hex, uint8_t *out)
+{
+    int n = 0;
+
+    while (*hex) {
+        unsigned v;
+
+        if (*hex == ' ' || *hex == '\n') {
+            hex++;
+            continue;
+        }
+        sscanf(hex, "%2x", &v);
+        out[n++] = (uint8_t)v;
+        hex += 2;
+    }
+    return n;
+}
+
+/* PROTOCOL.md, "The binary data channel", Example. */
+static void test_bin_frames(void)
+{
+    uint8_t want[64], got[PFS_BIN_REQ_HDR], rep[PFS_BIN_REP_HDR];
+    pfs_bin_req_t req = { .op = PFS_BIN_OP_WRITE, .id = 7,
+                          .mount_id = 4711829037ull, .inode = 2,
+                          .offset = 0, .length = 5 };
+    pfs_bin_req_t back;
+    pfs_bin_rep_t r;
+    int n;
+
+    n = unhex("50 46 53 42  01 00  02 00  07 00 00 00 00 00 00 00"
+              "2d ce d8 18 01 00 00 00  02 00 00 00 00 00 00 00"
+              "00 00 00 00 00 00 00 00  05 00 00 00  00 00 00 00"
+              "68 65 6c 6c 6f", want);
+    CHECK(n == 53);
+    pfs_bin_encode_request(&req, got);
+    CHECK(memcmp(got, want, PFS_BIN_REQ_HDR) == 0);
+    CHECK(memcmp(want + 48, "hello", 5) == 0);
+    CHECK(pfs_bin_decode_request(got, &back) == 0);
+    CHECK(back.mount_id == 4711829037ull && back.id == 7 && back.length == 5);
+
+    n = unhex("50 46 53 52  01 00  02 00  07 00 00 00 00 00 00 00"
+              "00 00 00 00  00 00 00 00  05 00 00 00  00 00 00 00", rep);
+    CHECK(n == 32);
+    CHECK(pfs_bin_decode_reply(rep, &r) == 0);
+    CHECK(r.op == PFS_BIN_OP_WRITE && r.id == 7 && r.err == 0 && r.flags == 0 &&
+          r.length == 5);
+    {
+        uint8_t enc[PFS_BIN_REP_HDR];
+
+        pfs_bin_encode_reply(&r, enc);
+        CHECK(memcmp(enc, rep, sizeof(enc)) == 0);
+    }
+
+    /* READ of 16 bytes, id 8: opcode 01 00, id 08, length 10 00 00 00. */
+    req.op = PFS_BIN_OP_READ;
+    req.id = 8;
+    req.length = 16;
+    pfs_bin_encode_request(&req, got);
+    want[6] = 0x01;
+    want[8] = 0x08;
+    want[40] = 0x10;
+    CHECK(memcmp(got, want, PFS_BIN_REQ_HDR) == 0);
+
+    /* Broken frames. */
+    rep[3] = 'X';
+    CHECK(pfs_bin_decode_reply(rep, &r) == EPROTO);
+    rep[3] = 'R';
+    rep[4] = 2;
+    CHECK(pfs_bin_decode_reply(rep, &r) == EPROTO);
+    rep[4] = 1;
+    rep[6] = 9;
+    CHECK(pfs_bin_decode_reply(rep, &r) == EPROTO);
+    /* Error reply with bad mount flag. */
+    n = unhex("50 46 53 52  01 00  01 00  09 00 00 00 00 00 00 00"
+              "16 00 00 00  01 00 00 00  00 00 00 00  00 00 00 00", rep);
+    CHECK(pfs_bin_decode_reply(rep, &r) == 0);
+    CHECK(r.err == EINVAL && (r.flags & PFS_BIN_FLAG_BAD_MOUNT) && r.id == 9);
+}
+
+/* PROTOCOL.md, JSON-RPC Framing and Example session. */
+static void test_json_request(void)
+{
+    json_t *params = json_pack("{sssssIsI}", "volume", "default", "user",
+                               "alice", "uid", (json_int_t)1000, "gid",
+                               (json_int_t)1000);
+    const char *body = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"mount\","
+                       "\"params\":{\"volume\":\"default\",\"user\":\"alice\","
+                       "\"uid\":1000,\"gid\":1000}}";
+    char want[256];
+    size_t len = 0;
+    char *frame;
+
+    snprintf(want, sizeof(want), "Content-Length: 108\r\n\r\n%s", body);
+    CHECK(strlen(body) == 108);
+    frame = pfs_json_encode_request(1, "mount", params, &len);
+    CHECK(frame != NULL);
+    if (frame != NULL) {
+        CHECK(len == strlen(want));
+        CHECK(strcmp(frame, want) == 0);
+    }
+    free(frame);
+    json_decref(params);
+}
+
+static void test_json_header(void)
+{
+    size_t n = 0;
+    const char *h1 = "Content-Length: 93\r\n\r\n";
+    const char *h2 = "content-length:7\r\nContent-Type: x\r\n\r\n";
+    const char *h3 = "Content-Type: x\r\n\r\n";
+    const char *h4 = "Content-Length: 9x\r\n\r\n";
+    const char *h5 = "Content-Length: 93\n\n";
+
+    CHECK(pfs_json_parse_header(h1, strlen(h1), &n) == 0 && n == 93);
+    CHECK(pfs_json_parse_header(h2, strlen(h2), &n) == 0 && n == 7);
+    CHECK(pfs_json_parse_header(h3, strlen(h3), &n) == EPROTO);
+    CHECK(pfs_json_parse_header(h4, strlen(h4), &n) == EPROTO);
+    CHECK(pfs_json_parse_header(h5, strlen(h5), &n) == EPROTO);
+}
+
+static void test_json_reply(void)
+{
+    const char *ok = "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"mount_id\":"
+                     "4711829037,\"root_inode\":1,\"max_io_size\":8388608,"
+                     "\"max_inflight\":256}}";
+    const char *err = "{\"jsonrpc\":\"2.0\",\"id\":4,\"error\":{\"code\":2,"
+                      "\"message\":\"lookup 1/\\\"nope\\\": no such file or "
+                      "directory\",\"data\":{\"errno\":2,\"name\":\"ENOENT\"}}}";
+    const char *bad = "{\"jsonrpc\":\"2.0\",\"id\":5,\"error\":{\"code\":22,"
+                      "\"message\":\"bad mount\",\"data\":{\"errno\":22,"
+                      "\"name\":\"EINVAL\",\"reason\":\"bad_mount\"}}}";
+    const char *proto = "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":"
+                        "-32700,\"message\":\"parse error\"}}";
+    const char *nosys = "{\"jsonrpc\":\"2.0\",\"id\":6,\"error\":{\"code\":"
+                        "-32601,\"message\":\"no method\"}}";
+    json_t *reply, *res;
+    uint64_t id, v;
+    bool has_id, bm;
+
+    CHECK(pfs_json_decode_reply(ok, strlen(ok), &reply, &id, &has_id) == 0);
+    CHECK(has_id && id == 1);
+    CHECK(pfs_json_reply_status(reply, &res, &bm) == 0 && !bm);
+    CHECK(pfs_json_get_u64(res, "mount_id", &v) == 0 && v == 4711829037ull);
+    json_decref(reply);
+
+    CHECK(pfs_json_decode_reply(err, strlen(err), &reply, &id, &has_id) == 0);
+    CHECK(id == 4);
+    CHECK(pfs_json_reply_status(reply, &res, &bm) == ENOENT && !bm);
+    CHECK(strstr(proxyfs_last_error(), "ENOENT") != NULL);
+    CHECK(strstr(proxyfs_last_error(), "nope") != NULL);
+    json_decref(reply);
+
+    CHECK(pfs_json_decode_reply(bad, strlen(bad), &reply, &id, &has_id) == 0);
+    CHECK(pfs_json_reply_status(reply, &res, &bm) == EINVAL && bm);
+    json_decref(reply);
+
+    CHECK(pfs_json_decode_reply(proto, strlen(proto), &reply, &id, &has_id) == 0);
+    CHECK(!has_id);
+    CHECK(pfs_json_reply_status(reply, &res, &bm) == EINVAL);
+    json_decref(reply);
+
+    CHECK(pfs_json_decode_reply(nosys, strlen(nosys), &reply, &id, &has_id) == 0);
+    CHECK(pfs_json_reply_status(reply, &res, &bm) == ENOSYS);
+    json_decref(reply);
+
+    CHECK(pfs_json_decode_reply("{nope", 5, &reply, &id, &has_id) == EPROTO);
+    CHECK(pfs_json_decode_reply("[1]", 3, &reply, &id, &has_id) == EPROTO);
+}
+
+static void test_json_stat(void)
+{
+    const char *s = "{\"ino\":5,\"mode\":33188,\"nlink\":1,\"uid\":1000,"
+                    "\"gid\":1000,\"size\":11,\"dev\":1,"
+                    "\"atime\":{\"sec\":1763800000,\"nsec\":12},"
+                    "\"mtime\":{\"sec\":1763800001,\"nsec\":13},"
+                    "\"ctime\":{\"sec\":1763800002,\"nsec\":14},"
+                    "\"crtime\":{\"sec\":1763800003,\"nsec\":15}}";
+    json_t *o = json_loads(s, 0, NULL);
+    proxyfs_stat_t st;
+
+    CHECK(pfs_json_to_stat(o, &st) == 0);
+    CHECK(st.ino == 5 && st.mode == 0100644 && st.nlink == 1 && st.uid == 1000 &&
+          st.gid == 1000 && st.size == 11 && st.dev == 1);
+    CHECK(st.atim.sec == 1763800000 && st.atim.nsec == 12);
+    CHECK(st.mtim.sec == 1763800001 && st.ctim.nsec == 14 && st.crtim.nsec == 15);
+    json_decref(o);
+    o = json_loads("{\"mode\":1}", 0, NULL);
+    CHECK(pfs_json_to_stat(o, &st) == EPROTO);
+    json_decref(o);
+}
+
+static void test_base64(void)
+{
+    static const struct { const char *in, *out; } v[] = {
+        { "", "" }, { "f", "Zg==" }, { "fo", "Zm8=" }, { "foo", "Zm9v" },
+        { "hello world", "aGVsbG8gd29ybGQ=" },
+    };
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        char *e = pfs_b64_encode((const uint8_t *)v[i].in, strlen(v[i].in));
+        uint8_t *d = NULL;
+        size_t n = 0;
+
+        CHECK(e != NULL && strcmp(e, v[i].out) == 0);
+        CHECK(pfs_b64_decode(v[i].out, &d, &n) == 0);
+        CHECK(n == strlen(v[i].in) && memcmp(d, v[i].in, n) == 0);
+        free(e);
+        free(d);
+    }
+    {
+        uint8_t all[256], *d = NULL;
+        size_t n = 0;
+        char *e;
+
+        for (int i = 0; i < 256; i++)
+            all[i] = (uint8_t)i;
+        e = pfs_b64_encode(all, sizeof(all));
+        CHECK(pfs_b64_decode(e, &d, &n) == 0 && n == 256 &&
+              memcmp(d, all, 256) == 0);
+        free(e);
+        free(d);
+        CHECK(pfs_b64_decode("a*b", &d, &n) == EPROTO);
+    }
+}
+
+static void cb_never(void *id)
+{
+    (void)id;
+}
+
+/* The API without a daemon: argument checks, errno untouched. */
+static void test_api_args(void)
+{
+    mount_handle_t *mh = NULL;
+    mount_handle_t *bogus = (mount_handle_t *)&t_pass;
+    uint64_t ino;
+    proxyfs_stat_t *st;
+    struct dirent *de;
+    size_t n;
+    int status;
+    uint8_t buf[4];
+
+    errno = 4242;
+    CHECK(proxyfs_lookup(NULL, 1, "x", &ino) == EINVAL);
+    CHECK(proxyfs_lookup_path(bogus, "/", &ino) == EINVAL);
+    CHECK(proxyfs_get_stat(NULL, 1, &st) == EINVAL);
+    CHECK(proxyfs_readdir(NULL, 1, -1, &de) == EINVAL);
+    CHECK(proxyfs_read(NULL, 1, 0, 4, buf, 4, &n) == EINVAL);
+    CHECK(proxyfs_write(NULL, 1, 0, buf, 4, &n) == EINVAL);
+    CHECK(proxyfs_flush(NULL, 1) == EINVAL);
+    CHECK(proxyfs_read_send(NULL, 1, 0, 4, buf, 4, buf, cb_never) == EINVAL);
+    CHECK(proxyfs_write_send(NULL, 1, 0, buf, 4, buf, cb_never) == EINVAL);
+    CHECK(proxyfs_read_recv(buf, &status, &n) == ENOENT);
+    CHECK(proxyfs_write_recv(buf, &status, &n) == ENOENT);
+    CHECK(proxyfs_read_recv(buf, NULL, &n) == EINVAL);
+    CHECK(proxyfs_unmount(NULL) == EINVAL);
+    CHECK(proxyfs_unmount(bogus) == EINVAL);
+    CHECK(proxyfs_statvfs(NULL, NULL) == EINVAL);
+    CHECK(proxyfs_set_server(NULL) == EINVAL);
+    CHECK(proxyfs_set_server("") == EINVAL);
+    CHECK(proxyfs_mount(NULL, 0, "u", 0, 0, &mh) == EINVAL);
+    CHECK(proxyfs_mount("default", 0, "u", 0, 0, NULL) == EINVAL);
+    CHECK(proxyfs_mount("default", 0x80, "u", 0, 0, &mh) == EINVAL);
+    CHECK(strlen(proxyfs_last_error()) > 0);
+    /* Nothing listens on port 1: ENODEV, and no threads or memory left. */
+    CHECK(proxyfs_set_server("127.0.0.1:1") == 0);
+    CHECK(proxyfs_mount("default", 0, "u", 0, 0, &mh) == ENODEV);
+    CHECK(mh == NULL);
+    CHECK(proxyfs_set_server("unix:/nonexistent/proxyfs.sock") == 0);
+    CHECK(proxyfs_mount("default", 0, "u", 0, 0, &mh) == ENODEV);
+    CHECK(proxyfs_set_server("no-port") == 0);
+    CHECK(proxyfs_mount("default", 0, "u", 0, 0, &mh) == ENODEV);
+    CHECK(errno == 4242);
+}
+
+int main(void)
+{
+    test_bin_frames();
+    test_json_request();
+    test_json_header();
+    test_json_reply();
+    test_json_stat();
+    test_base64();
+    test_api_args();
+    printf("unit: %d passed, %d failed\n", t_pass, t_fail);
+    return t_fail == 0 ? 0 : 1;
+}
