@@ -406,3 +406,14 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// Pid returns the process id of the running daemon, or 0 if it is not
+// running.
+func (d *Daemon) Pid() int {
+	if d.running() == nil {
+		return 0
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cmd.Process.Pid
+}
