@@ -11,8 +11,12 @@ DESTDIR  ?=
 VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X main.version=$(VERSION)
 PROXYFSD := $(CURDIR)/bin/proxyfsd
+BINDIR     = $(PREFIX)/bin
+SYSCONFDIR ?= $(PREFIX)/etc
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+DOCDIR     ?= $(PREFIX)/share/doc/proxyfs
 
-.PHONY: all build run test go-test c-test vet lib install clean bench
+.PHONY: all build run test go-test c-test install-test vet lib install clean bench
 
 all: build lib
 
@@ -40,9 +44,24 @@ c-test: build
 test: go-test c-test
 
 install: build lib
-	install -d $(DESTDIR)$(PREFIX)/bin
-	install -m 0755 bin/proxyfsd $(DESTDIR)$(PREFIX)/bin/proxyfsd
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/proxyfs $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)
+	install -m 0755 bin/proxyfsd $(DESTDIR)$(BINDIR)/proxyfsd
+	test ! -e bin/pfs || install -m 0755 bin/pfs $(DESTDIR)$(BINDIR)/pfs
+	install -m 0644 dist/proxyfsd.toml $(DESTDIR)$(DOCDIR)/proxyfsd.toml.example
+	test -e $(DESTDIR)$(SYSCONFDIR)/proxyfs/proxyfsd.toml || \
+		install -m 0644 dist/proxyfsd.toml $(DESTDIR)$(SYSCONFDIR)/proxyfs/proxyfsd.toml
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g' \
+		dist/proxyfsd.service.in > $(DESTDIR)$(UNITDIR)/proxyfsd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/proxyfsd.service
+	install -m 0644 README.md PROTOCOL.md $(DESTDIR)$(DOCDIR)/
 	$(MAKE) -C libproxyfs install PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)
+
+# install-test installs into a temporary prefix and builds a C program
+# against the installed header and library with pkg-config only.
+install-test:
+	rm -rf $(CURDIR)/bin/install-test
+	$(MAKE) install PREFIX=/opt/proxyfs DESTDIR=$(CURDIR)/bin/install-test
+	sh dist/install-test.sh $(CURDIR)/bin/install-test /opt/proxyfs
 
 clean:
 	rm -rf bin
