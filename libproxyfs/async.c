@@ -57,21 +57,30 @@ static void finish(pfs_async_t *a, int status, size_t result)
     proxyfs_done_callback_t cb = a->cb;
     void *id = a->req_id;
     mount_handle_t *mh = a->mh;
+    pfs_async_t *self = a;
 
     if (status == ENOENT)
         status = EBADF; /* the inode is gone: EBADF for read and write */
+    /* The result is ready before the callback runs (a recv inside the
+     * callback returns it); other threads' recv return after it ran. */
     pthread_mutex_lock(&areg_lock);
     a->status = status;
     a->result = result;
-    a->done = true;
-    pthread_cond_broadcast(&areg_cond);
+    a->completed = true;
+    a->cb_thread = pthread_self();
     pthread_mutex_unlock(&areg_lock);
-    /* From here on a may be freed by proxyfs_*_recv. */
     if (cb != NULL) {
         pfs_in_callback = true;
         cb(id);
         pfs_in_callback = false;
     }
+    pthread_mutex_lock(&areg_lock);
+    a = areg_find(id);
+    if (a == self) /* not yet received by the callback itself */
+        a->done = true;
+    pthread_cond_broadcast(&areg_cond);
+    pthread_mutex_unlock(&areg_lock);
+    /* From here on the request may be freed by proxyfs_*_recv. */
     pfs_mount_async_end(mh);
 }
 
@@ -215,7 +224,8 @@ static int async_recv(int op, void *req_id, int *out_status, size_t *out_n)
                                  op == PFS_BIN_OP_READ ? "read" : "write",
                                  req_id);
         }
-        if (a->done)
+        if (a->done || (a->completed && pfs_in_callback &&
+                        pthread_equal(a->cb_thread, pthread_self())))
             break;
         pthread_cond_wait(&areg_cond, &areg_lock);
     }

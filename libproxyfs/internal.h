@@ -344,7 +344,9 @@ struct pfs_async {
     unsigned lost;
     unsigned attempts;
     bool need_remount;
-    bool done;
+    bool completed; /* result set; the callback may be running */
+    pthread_t cb_thread;
+    bool done;      /* the callback has returned */
     int status;
     size_t result;
 };

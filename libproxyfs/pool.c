@@ -61,8 +61,10 @@ static void atfork_child(void)
         pfs_cond_init(&mh->cond);
         mh->async_inflight = 0;
     }
-    pthread_mutex_unlock(&g_state.lock);
-    pthread_rwlock_unlock(&pfs_mounts_lock);
+    /* Re-initialized rather than unlocked: a write-locked rwlock records its
+     * owner's thread id, which differs in the child. */
+    pthread_mutex_init(&g_state.lock, NULL);
+    pthread_rwlock_init(&pfs_mounts_lock, NULL);
 }
 
 static void register_atfork(void)

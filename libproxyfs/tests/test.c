@@ -1,0 +1,1126 @@
+/* test.c - the integration suite of libproxyfs against a real proxyfsd.
+ *
+ *   PROXYFSD=/abs/path/proxyfsd ./tests/test [test-name ...]
+ *
+ * It starts the daemon in a temporary directory with its own config on a
+ * free port, points the library at it (PROXYFS_SERVER) and runs every test
+ * (or the named ones). Without PROXYFSD every test is skipped. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../../proxyfs.h"
+#include "harness.h"
+
+static test_daemon_t daemon_;
+static uint64_t root_ino;
+
+static void msleep(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+    nanosleep(&ts, NULL);
+}
+
+static mount_handle_t *do_mount(void)
+{
+    mount_handle_t *mh = NULL;
+    int rc = proxyfs_mount("default", 0, "tester", 1000, 1000, &mh);
+
+    CHECK_RC(rc, 0);
+    if (rc == 0)
+        CHECK_RC(proxyfs_lookup_path(mh, "/", &root_ino), 0);
+    return mh;
+}
+
+/* Makes a fresh directory for one test under the root; returns its inode. */
+static uint64_t fresh_dir(mount_handle_t *mh, const char *name)
+{
+    uint64_t ino = 0;
+
+    CHECK_RC(proxyfs_mkdir(mh, root_ino, (char *)name, 0755, &ino), 0);
+    return ino;
+}
+
+/* ------------------------------------------------------------ mount */
+
+static void test_mount_cycle(void)
+{
+    mount_handle_t *mh = NULL, *mh2 = NULL;
+    uint64_t ino;
+
+    for (int i = 0; i < 3; i++) {
+        mh = do_mount();
+        CHECK(mh != NULL);
+        CHECK_RC(proxyfs_unmount(mh), 0);
+    }
+    /* Two handles at once, read-only second. */
+    CHECK_RC(proxyfs_mount("default", 0, "a", 1, 1, &mh), 0);
+    CHECK_RC(proxyfs_mount("default", PROXYFS_MOUNT_READ_ONLY, "b", 2, 2, &mh2), 0);
+    CHECK_RC(proxyfs_lookup_path(mh2, "/", &ino), 0);
+    CHECK_RC(proxyfs_unmount(mh2), 0);
+    CHECK_RC(proxyfs_unmount(mh), 0);
+    /* Errors. */
+    CHECK_RC(proxyfs_mount("no-such-volume", 0, "a", 1, 1, &mh), ENOENT);
+    CHECK_RC(proxyfs_mount(NULL, 0, "a", 1, 1, &mh), EINVAL);
+    CHECK_RC(proxyfs_unmount(NULL), EINVAL);
+}
+
+static void test_mount_enodev(void)
+{
+    mount_handle_t *mh = NULL;
+
+    CHECK_RC(proxyfs_set_server("127.0.0.1:1"), 0);
+    CHECK_RC(proxyfs_mount("default", 0, "a", 1, 1, &mh), ENODEV);
+    CHECK_RC(proxyfs_set_server(daemon_.addr), 0);
+    /* The Unix socket works as well. */
+    {
+        char addr[400];
+
+        snprintf(addr, sizeof(addr), "unix:%s", daemon_.sock);
+        CHECK_RC(proxyfs_set_server(addr), 0);
+        mh = do_mount();
+        if (mh != NULL)
+            CHECK_RC(proxyfs_unmount(mh), 0);
+        CHECK_RC(proxyfs_set_server(daemon_.addr), 0);
+    }
+}
+
+/* ---------------------------------------------------------- namespace */
+
+static void test_namespace(void)
+{
+    mount_handle_t *mh = do_mount();
+    uint64_t d, f, f2, sub, ino, x;
+    const char *target = NULL;
+    char longname[300];
+
+    if (mh == NULL)
+        return;
+    d = fresh_dir(mh, "ns");
+    /* create / lookup */
+    CHECK_RC(proxyfs_create(mh, d, "a", 0644, &f), 0);
+    CHECK_RC(proxyfs_lookup(mh, d, "a", &ino), 0);
+    CHECK(ino == f);
+    CHECK_RC(proxyfs_lookup_path(mh, "/ns/a", &ino), 0);
+    CHECK(ino == f);
+    CHECK_RC(proxyfs_lookup_path(mh, "ns//./a", &ino), 0);
+    CHECK(ino == f);
+    CHECK_RC(proxyfs_create(mh, d, "a", 0644, &x), EEXIST);
+    CHECK_RC(proxyfs_create_path(mh, "/ns/b", 0600, &f2), 0);
+    CHECK_RC(proxyfs_create_path(mh, "/ns/b", 0600, &x), EEXIST);
+    CHECK_RC(proxyfs_create_path(mh, "/nope/b", 0600, &x), ENOENT);
+    CHECK_RC(proxyfs_create(mh, 999999, "b", 0600, &x), ENOENT);
+    CHECK_RC(proxyfs_create(mh, f, "b", 0600, &x), ENOTDIR);
+    CHECK_RC(proxyfs_create_path(mh, "/ns/a/b", 0600, &x), ENOTDIR);
+    memset(longname, 'n', 256);
+    longname[256] = '\0';
+    CHECK_RC(proxyfs_create(mh, d, longname, 0600, &x), ENAMETOOLONG);
+    CHECK_RC(proxyfs_create(mh, d, "", 0600, &x), EINVAL);
+    CHECK_RC(proxyfs_create(mh, d, NULL, 0600, &x), EINVAL);
+    CHECK_RC(proxyfs_create(mh, d, "bad\xff", 0600, &x), EINVAL);
+    CHECK_RC(proxyfs_lookup(mh, d, "missing", &ino), ENOENT);
+    CHECK_RC(proxyfs_lookup_path(mh, "/ns/missing", &ino), ENOENT);
+    CHECK_RC(proxyfs_lookup(mh, d, longname, &ino), ENAMETOOLONG);
+
+    /* mkdir */
+    CHECK_RC(proxyfs_mkdir(mh, d, "sub", 0700, &sub), 0);
+    CHECK_RC(proxyfs_mkdir(mh, d, "sub", 0700, &x), EEXIST);
+    CHECK_RC(proxyfs_mkdir(mh, d, "a", 0700, &x), EEXIST);
+    CHECK_RC(proxyfs_mkdir(mh, f, "x", 0700, &x), ENOTDIR);
+    CHECK_RC(proxyfs_mkdir(mh, 999999, "x", 0700, &x), ENOENT);
+    CHECK_RC(proxyfs_mkdir_path(mh, "/ns/sub/deeper", 0755), 0);
+    CHECK_RC(proxyfs_mkdir_path(mh, "/ns/sub/deeper", 0755), EEXIST);
+    CHECK_RC(proxyfs_mkdir_path(mh, "/ns/none/deeper", 0755), ENOENT);
+
+    /* symlink */
+    CHECK_RC(proxyfs_symlink(mh, d, "ln", "a"), 0);
+    CHECK_RC(proxyfs_symlink(mh, d, "ln", "a"), EEXIST);
+    CHECK_RC(proxyfs_symlink(mh, 999999, "ln", "a"), ENOENT);
+    CHECK_RC(proxyfs_symlink_path(mh, "/ns/ln2", "/ns/sub"), 0);
+    CHECK_RC(proxyfs_symlink_path(mh, "/ns/ln2", "/ns/sub"), EEXIST);
+    CHECK_RC(proxyfs_lookup(mh, d, "ln", &ino), 0);
+    CHECK_RC(proxyfs_read_symlink(mh, ino, &target), 0);
+    CHECK(target != NULL && strcmp(target, "a") == 0);
+    free((void *)target);
+    CHECK_RC(proxyfs_read_symlink_path(mh, "/ns/ln2", &target), 0);
+    CHECK(target != NULL && strcmp(target, "/ns/sub") == 0);
+    free((void *)target);
+    CHECK_RC(proxyfs_read_symlink(mh, f, &target), EINVAL);
+    CHECK_RC(proxyfs_read_symlink_path(mh, "/ns/nope", &target), ENOENT);
+    CHECK_RC(proxyfs_read_symlink(mh, 999999, &target), ENOENT);
+    /* An intermediate symlink is followed. */
+    CHECK_RC(proxyfs_lookup_path(mh, "/ns/ln2/deeper", &ino), 0);
+
+    /* link */
+    CHECK_RC(proxyfs_link(mh, d, "a2", f), 0);
+    CHECK_RC(proxyfs_link(mh, d, "a2", f), EEXIST);
+    CHECK_RC(proxyfs_link(mh, d, "s2", sub), EPERM);
+    CHECK_RC(proxyfs_link(mh, f, "x", f), ENOTDIR);
+    CHECK_RC(proxyfs_link(mh, d, "x", 999999), ENOENT);
+    CHECK_RC(proxyfs_link_path(mh, "/ns/a", "/ns/a3"), 0);
+    CHECK_RC(proxyfs_link_path(mh, "/ns/sub", "/ns/s3"), EPERM);
+    CHECK_RC(proxyfs_link_path(mh, "/ns/zz", "/ns/a4"), ENOENT);
+    {
+        proxyfs_stat_t *st = NULL;
+
+        CHECK_RC(proxyfs_get_stat(mh, f, &st), 0);
+        CHECK(st != NULL && st->nlink == 3);
+        free(st);
+    }
+
+    /* unlink */
+    CHECK_RC(proxyfs_unlink(mh, d, "a2"), 0);
+    CHECK_RC(proxyfs_unlink(mh, d, "a2"), ENOENT);
+    CHECK_RC(proxyfs_unlink(mh, d, "sub"), EISDIR);
+    CHECK_RC(proxyfs_unlink_path(mh, "/ns/a3"), 0);
+    CHECK_RC(proxyfs_unlink_path(mh, "/ns/a3"), ENOENT);
+    CHECK_RC(proxyfs_unlink_path(mh, "/ns/sub"), EISDIR);
+
+    /* rmdir */
+    CHECK_RC(proxyfs_rmdir(mh, d, "sub"), ENOTEMPTY);
+    CHECK_RC(proxyfs_rmdir(mh, d, "a"), ENOTDIR);
+    CHECK_RC(proxyfs_rmdir(mh, d, "zz"), ENOENT);
+    CHECK_RC(proxyfs_rmdir_path(mh, "/ns/sub/deeper"), 0);
+    CHECK_RC(proxyfs_rmdir_path(mh, "/ns/sub/deeper"), ENOENT);
+    CHECK_RC(proxyfs_rmdir_path(mh, "/ns/a"), ENOTDIR);
+
+    /* rename */
+    CHECK_RC(proxyfs_rename(mh, d, "a", d, "c"), 0);
+    CHECK_RC(proxyfs_lookup(mh, d, "c", &ino), 0);
+    CHECK(ino == f);
+    CHECK_RC(proxyfs_rename(mh, d, "a", d, "c"), ENOENT);
+    CHECK_RC(proxyfs_rename(mh, d, "c", d, "c"), 0);
+    CHECK_RC(proxyfs_rename(mh, d, "c", d, "b"), 0); /* replaces b */
+    CHECK_RC(proxyfs_lookup(mh, d, "b", &ino), 0);
+    CHECK(ino == f);
+    CHECK_RC(proxyfs_rename(mh, d, "sub", d, "b"), ENOTDIR);
+    CHECK_RC(proxyfs_rename(mh, d, "b", d, "sub"), EISDIR);
+    CHECK_RC(proxyfs_mkdir_path(mh, "/ns/sub/inner", 0755), 0);
+    CHECK_RC(proxyfs_mkdir_path(mh, "/ns/full", 0755), 0);
+    CHECK_RC(proxyfs_create_path(mh, "/ns/full/x", 0644, &x), 0);
+    CHECK_RC(proxyfs_rename_path(mh, "/ns/sub", "/ns/full"), ENOTEMPTY);
+    CHECK_RC(proxyfs_rename_path(mh, "/ns/sub", "/ns/sub/inner/x"), EINVAL);
+    CHECK_RC(proxyfs_rename_path(mh, "/ns/b", "/ns/sub/b"), 0);
+    CHECK_RC(proxyfs_rename_path(mh, "/ns/b", "/ns/sub/b"), ENOENT);
+    CHECK_RC(proxyfs_rename(mh, 999999, "b", d, "q"), ENOENT);
+    CHECK_RC(proxyfs_unmount(mh), 0);
+}
+
+/* --------------------------------------------------------- attributes */
+
+static void test_attrs(void)
+{
+    mount_handle_t *mh = do_mount();
+    proxyfs_stat_t *st = NULL, out;
+    proxyfs_timespec_t at = { 1000000000, 5 }, mt = { 1100000000, 7 };
+    proxyfs_setattr_t sa;
+    struct statvfs *sv = NULL;
+    uint64_t d, f, x;
+    uint16_t type;
+
+    if (mh == NULL)
+        return;
+    d = fresh_dir(mh, "attrs");
+    CHECK_RC(proxyfs_create(mh, d, "f", 0640, &f), 0);
+    CHECK_RC(proxyfs_get_stat(mh, f, &st), 0);
+    if (st != NULL) {
+        CHECK(st->ino == f);
+        CHECK(st->mode == (S_IFREG | 0640));
+        CHECK(st->uid == 1000 && st->gid == 1000);
+        CHECK(st->nlink == 1 && st->size == 0);
+        CHECK(st->crtim.sec > 0 && st->mtim.sec > 0);
+        free(st);
+    }
+    CHECK_RC(proxyfs_get_stat_path(mh, "/attrs", &st), 0);
+    if (st != NULL) {
+        CHECK(st->mode == (S_IFDIR | 0755));
+        CHECK(st->nlink == 2);
+        free(st);
+    }
+    CHECK_RC(proxyfs_get_stat(mh, 999999, &st), ENOENT);
+    CHECK_RC(proxyfs_get_stat_path(mh, "/attrs/none", &st), ENOENT);
+    CHECK_RC(proxyfs_get_stat(mh, f, NULL), EINVAL);
+
+    CHECK_RC(proxyfs_type(mh, f, &type), 0);
+    CHECK(type == DT_REG);
+    CHECK_RC(proxyfs_type(mh, d, &type), 0);
+    CHECK(type == DT_DIR);
+    CHECK_RC(proxyfs_symlink(mh, d, "l", "f"), 0);
+    CHECK_RC(proxyfs_lookup(mh, d, "l", &x), 0);
+    CHECK_RC(proxyfs_type(mh, x, &type), 0);
+    CHECK(type == DT_LNK);
+    CHECK_RC(proxyfs_type(mh, 999999, &type), ENOENT);
+
+    CHECK_RC(proxyfs_chmod(mh, f, 0600 | S_IFDIR), 0);
+    CHECK_RC(proxyfs_get_stat(mh, f, &st), 0);
+    CHECK(st != NULL && st->mode == (S_IFREG | 0600));
+    free(st);
+    CHECK_RC(proxyfs_chmod_path(mh, "/attrs/f", 04755), 0);
+    CHECK_RC(proxyfs_get_stat_path(mh, "/attrs/f", &st), 0);
+    CHECK(st != NULL && st->mode == (S_IFREG | 04755));
+    free(st);
+    CHECK_RC(proxyfs_chmod(mh, 999999, 0600), ENOENT);
+    CHECK_RC(proxyfs_chmod_path(mh, "/attrs/none", 0600), ENOENT);
+
+    CHECK_RC(proxyfs_chown(mh, f, 42, (gid_t)-1), 0);
+    CHECK_RC(proxyfs_get_stat(mh, f, &st), 0);
+    CHECK(st != NULL && st->uid == 42 && st->gid == 1000);
+    free(st);
+    CHECK_RC(proxyfs_chown_path(mh, "/attrs/f", (uid_t)-1, 43), 0);
+    CHECK_RC(proxyfs_get_stat(mh, f, &st), 0);
+    CHECK(st != NULL && st->uid == 42 && st->gid == 43);
+    free(st);
+    CHECK_RC(proxyfs_chown(mh, 999999, 1, 1), ENOENT);
+    CHECK_RC(proxyfs_chown_path(mh, "/attrs/none", 1, 1), ENOENT);
+
+    CHECK_RC(proxyfs_resize(mh, f, 12345), 0);
+    CHECK_RC(proxyfs_get_stat(mh, f, &st), 0);
+    CHECK(st != NULL && st->size == 12345);
+    free(st);
+    CHECK_RC(proxyfs_resize(mh, d, 1), EISDIR);
+    CHECK_RC(proxyfs_resize(mh, 999999, 1), ENOENT);
+
+    CHECK_RC(proxyfs_settime(mh, f, &at, &mt), 0);
+    CHECK_RC(proxyfs_get_stat(mh, f, &st), 0);
+    CHECK(st != NULL && st->atim.sec == at.sec && st->atim.nsec == at.nsec &&
+          st->mtim.sec == mt.sec && st->mtim.nsec == mt.nsec);
+    free(st);
+    mt.sec = 1200000000;
+    CHECK_RC(proxyfs_settime_path(mh, "/attrs/f", NULL, &mt), 0);
+    CHECK_RC(proxyfs_get_stat(mh, f, &st), 0);
+    CHECK(st != NULL && st->atim.sec == at.sec && st->mtim.sec == mt.sec);
+    free(st);
+    at.nsec = 1000000000;
+    CHECK_RC(proxyfs_settime(mh, f, &at, NULL), EINVAL);
+    CHECK_RC(proxyfs_settime(mh, 999999, NULL, &mt), ENOENT);
+    CHECK_RC(proxyfs_settime_path(mh, "/attrs/none", NULL, &mt), ENOENT);
+
+    memset(&sa, 0, sizeof(sa));
+    sa.size = 7;
+    sa.mode = 0611;
+    sa.uid = 7;
+    sa.gid = 8;
+    sa.atim.sec = 1300000000;
+    sa.mtim.sec = 1300000001;
+    sa.crtim.sec = 900000000;
+    sa.crtim.nsec = 9;
+    CHECK_RC(proxyfs_setattr(mh, f, PROXYFS_SETATTR_SIZE | PROXYFS_SETATTR_MODE |
+                                        PROXYFS_SETATTR_UID | PROXYFS_SETATTR_GID |
+                                        PROXYFS_SETATTR_ATIME | PROXYFS_SETATTR_MTIME |
+                                        PROXYFS_SETATTR_CRTIME,
+                             &sa, &out),
+             0);
+    CHECK(out.size == 7 && out.mode == (S_IFREG | 0611) && out.uid == 7 &&
+          out.gid == 8 && out.atim.sec == 1300000000 &&
+          out.mtim.sec == 1300000001 && out.crtim.sec == 900000000 &&
+          out.crtim.nsec == 9);
+    sa.crtim.sec = 800000000;
+    CHECK_RC(proxyfs_setattr_path(mh, "/attrs/f", PROXYFS_SETATTR_CRTIME, &sa, NULL), 0);
+    CHECK_RC(proxyfs_get_stat(mh, f, &st), 0);
+    CHECK(st != NULL && st->crtim.sec == 800000000 && st->size == 7);
+    free(st);
+    CHECK_RC(proxyfs_setattr(mh, f, 0x80, &sa, NULL), EINVAL);
+    CHECK_RC(proxyfs_setattr(mh, f, PROXYFS_SETATTR_SIZE, NULL, NULL), EINVAL);
+    CHECK_RC(proxyfs_setattr(mh, d, PROXYFS_SETATTR_SIZE, &sa, NULL), EISDIR);
+    CHECK_RC(proxyfs_setattr(mh, 999999, PROXYFS_SETATTR_MODE, &sa, NULL), ENOENT);
+    CHECK_RC(proxyfs_setattr_path(mh, "/attrs/none", PROXYFS_SETATTR_MODE, &sa, NULL),
+             ENOENT);
+
+    CHECK_RC(proxyfs_statvfs(mh, &sv), 0);
+    if (sv != NULL) {
+        CHECK(sv->f_bsize > 0 && sv->f_blocks > 0 && sv->f_bfree <= sv->f_blocks);
+        CHECK(sv->f_namemax == 255);
+        CHECK(sv->f_files > 0);
+        free(sv);
+    }
+    CHECK_RC(proxyfs_statvfs(mh, NULL), EINVAL);
+    CHECK_RC(proxyfs_unmount(mh), 0);
+}
+
+/* --------------------------------------------------------------- data */
+
+static void test_data(void)
+{
+    mount_handle_t *mh = do_mount();
+    uint64_t d, f;
+    uint8_t buf[64], *big, *back;
+    size_t n = 0;
+    const size_t bigsz = 3u << 20;
+
+    if (mh == NULL)
+        return;
+    d = fresh_dir(mh, "data");
+    CHECK_RC(proxyfs_create(mh, d, "f", 0644, &f), 0);
+    CHECK_RC(proxyfs_write(mh, f, 0, (uint8_t *)"hello world", 11, &n), 0);
+    CHECK(n == 11);
+    CHECK_RC(proxyfs_read(mh, f, 0, 64, buf, sizeof(buf), &n), 0);
+    CHECK(n == 11 && memcmp(buf, "hello world", 11) == 0);
+    CHECK_RC(proxyfs_read(mh, f, 6, 3, buf, sizeof(buf), &n), 0);
+    CHECK(n == 3 && memcmp(buf, "wor", 3) == 0);
+    CHECK_RC(proxyfs_read(mh, f, 100, 10, buf, sizeof(buf), &n), 0);
+    CHECK(n == 0);
+    /* A hole reads as zeros. */
+    CHECK_RC(proxyfs_write(mh, f, 20, (uint8_t *)"X", 1, &n), 0);
+    CHECK_RC(proxyfs_read(mh, f, 0, 64, buf, sizeof(buf), &n), 0);
+    CHECK(n == 21 && buf[11] == 0 && buf[19] == 0 && buf[20] == 'X');
+    /* in_length larger than the buffer: limited by the buffer. */
+    CHECK_RC(proxyfs_read(mh, f, 0, 1000, buf, 4, &n), 0);
+    CHECK(n == 4);
+    CHECK_RC(proxyfs_flush(mh, f), 0);
+    /* Errors: EBADF for a missing inode, EISDIR for a directory. */
+    CHECK_RC(proxyfs_read(mh, 999999, 0, 4, buf, 4, &n), EBADF);
+    CHECK_RC(proxyfs_write(mh, 999999, 0, buf, 4, &n), EBADF);
+    CHECK_RC(proxyfs_flush(mh, 999999), EBADF);
+    CHECK_RC(proxyfs_read(mh, d, 0, 4, buf, 4, &n), EISDIR);
+    CHECK_RC(proxyfs_write(mh, d, 0, buf, 4, &n), EISDIR);
+    CHECK_RC(proxyfs_read(mh, f, 0, 4, NULL, 4, &n), EINVAL);
+    CHECK_RC(proxyfs_write(mh, f, 0, buf, 4, NULL), EINVAL);
+
+    /* Several MiB in one call. */
+    big = malloc(bigsz);
+    back = malloc(bigsz);
+    if (big != NULL && back != NULL) {
+        for (size_t i = 0; i < bigsz; i++)
+            big[i] = (uint8_t)(i * 7 + (i >> 13));
+        CHECK_RC(proxyfs_write(mh, f, 0, big, bigsz, &n), 0);
+        CHECK(n == bigsz);
+        CHECK_RC(proxyfs_read(mh, f, 0, bigsz, back, bigsz, &n), 0);
+        CHECK(n == bigsz && memcmp(big, back, bigsz) == 0);
+    }
+    free(big);
+    free(back);
+    CHECK_RC(proxyfs_unmount(mh), 0);
+}
+
+/* Small create/write/read/unlink cycle (also run under valgrind). */
+static void test_io_cycle(void)
+{
+    mount_handle_t *mh = do_mount();
+    uint64_t f;
+    uint8_t buf[16];
+    size_t n;
+    struct dirent *de = NULL;
+    proxyfs_stat_t *st = NULL;
+
+    if (mh == NULL)
+        return;
+    proxyfs_unlink_path(mh, "/io-cycle");
+    CHECK_RC(proxyfs_create_path(mh, "/io-cycle", 0644, &f), 0);
+    CHECK_RC(proxyfs_write(mh, f, 0, (uint8_t *)"cycle", 5, &n), 0);
+    CHECK_RC(proxyfs_read(mh, f, 0, 16, buf, sizeof(buf), &n), 0);
+    CHECK(n == 5 && memcmp(buf, "cycle", 5) == 0);
+    CHECK_RC(proxyfs_readdir_plus(mh, root_ino, -1, &de, &st), 0);
+    CHECK(de != NULL && strcmp(de->d_name, ".") == 0);
+    free(de);
+    free(st);
+    CHECK_RC(proxyfs_unlink_path(mh, "/io-cycle"), 0);
+    CHECK_RC(proxyfs_unmount(mh), 0);
+}
+
+/* ------------------------------------------------------------- readdir */
+
+static void test_readdir(void)
+{
+    mount_handle_t *mh = do_mount();
+    enum { N = 600 };
+    static char seen[N];
+    uint64_t d, f, x;
+    int64_t loc = -1;
+    int count = 0, dots = 0, bad = 0;
+    char name[32];
+
+    if (mh == NULL)
+        return;
+    d = fresh_dir(mh, "rd");
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof(name), "f%04d", i);
+        if (proxyfs_create(mh, d, name, 0644, &x) != 0)
+            bad++;
+    }
+    CHECK(bad == 0);
+    /* readdir: . and .. first, each file exactly once, then the end. */
+    memset(seen, 0, sizeof(seen));
+    for (;;) {
+        struct dirent *de = NULL;
+        int rc = proxyfs_readdir(mh, d, loc, &de);
+
+        if (rc != 0) {
+            CHECK_RC(rc, 0);
+            break;
+        }
+        if (de == NULL)
+            break;
+        if (count == 0)
+            CHECK(strcmp(de->d_name, ".") == 0 && de->d_ino == d);
+        if (count == 1)
+            CHECK(strcmp(de->d_name, "..") == 0 && de->d_ino == root_ino);
+        if (count < 2) {
+            dots++;
+            CHECK(de->d_type == DT_DIR);
+        } else {
+            int i = atoi(de->d_name + 1);
+
+            if (i >= 0 && i < N)
+                seen[i]++;
+            CHECK(de->d_type == DT_REG);
+        }
+        loc = de->d_off;
+        count++;
+        free(de);
+        if (count > N + 10)
+            break;
+    }
+    CHECK(dots == 2);
+    CHECK(count == N + 2);
+    bad = 0;
+    for (int i = 0; i < N; i++)
+        if (seen[i] != 1)
+            bad++;
+    CHECK(bad == 0);
+    /* After the end, asking again from the last cookie still says end. */
+    {
+        struct dirent *de = (struct dirent *)1;
+
+        CHECK_RC(proxyfs_readdir(mh, d, loc, &de), 0);
+        CHECK(de == NULL);
+    }
+
+    /* readdir_plus, removing entries while listing. */
+    memset(seen, 0, sizeof(seen));
+    loc = -1;
+    count = 0;
+    bad = 0;
+    for (;;) {
+        struct dirent *de = NULL;
+        proxyfs_stat_t *st = NULL;
+        int rc = proxyfs_readdir_plus(mh, d, loc, &de, &st);
+
+        if (rc != 0) {
+            CHECK_RC(rc, 0);
+            break;
+        }
+        if (de == NULL) {
+            CHECK(st == NULL);
+            break;
+        }
+        if (st == NULL || st->ino != de->d_ino)
+            bad++;
+        if (count >= 2) {
+            int i = atoi(de->d_name + 1);
+
+            if (i >= 0 && i < N)
+                seen[i]++;
+            if (st == NULL || st->mode != (S_IFREG | 0644))
+                bad++;
+            /* Remove an entry far ahead, and the one just seen. */
+            if (i % 2 == 0 && i + 101 < N) {
+                snprintf(name, sizeof(name), "f%04d", i + 101);
+                proxyfs_unlink(mh, d, name);
+            }
+        }
+        loc = de->d_off;
+        count++;
+        free(de);
+        free(st);
+        if (count > N + 10)
+            break;
+    }
+    CHECK(bad == 0);
+    /* Every entry that existed throughout was seen exactly once. */
+    bad = 0;
+    for (int i = 0; i < N; i++) {
+        bool removed = (i >= 101) && ((i - 101) % 2 == 0);
+
+        if (!removed && seen[i] != 1)
+            bad++;
+        if (seen[i] > 1)
+            bad++;
+    }
+    CHECK(bad == 0);
+
+    /* Errors. */
+    {
+        struct dirent *de = NULL;
+        proxyfs_stat_t *st = NULL;
+
+        CHECK_RC(proxyfs_create(mh, d, "plain", 0644, &f), 0);
+        CHECK_RC(proxyfs_readdir(mh, f, -1, &de), ENOTDIR);
+        CHECK_RC(proxyfs_readdir_plus(mh, f, -1, &de, &st), ENOTDIR);
+        CHECK_RC(proxyfs_readdir(mh, 999999, -1, &de), ENOENT);
+        CHECK_RC(proxyfs_readdir_plus(mh, 999999, -1, &de, &st), ENOENT);
+        CHECK_RC(proxyfs_readdir(mh, d, -1, NULL), EINVAL);
+        CHECK_RC(proxyfs_readdir_plus(mh, d, -1, &de, NULL), EINVAL);
+    }
+    /* An empty directory: ., .., end. */
+    {
+        uint64_t e = 0;
+        struct dirent *de = NULL;
+        int64_t l = -1;
+        int c = 0;
+
+        CHECK_RC(proxyfs_mkdir(mh, d, "empty", 0755, &e), 0);
+        while (proxyfs_readdir(mh, e, l, &de) == 0 && de != NULL && c < 5) {
+            l = de->d_off;
+            c++;
+            free(de);
+        }
+        CHECK(c == 2);
+    }
+    CHECK_RC(proxyfs_unmount(mh), 0);
+}
+
+/* -------------------------------------------------------------- xattrs */
+
+static void test_xattr(void)
+{
+    mount_handle_t *mh = do_mount();
+    uint64_t d, f;
+    char buf[128];
+    size_t n = 0;
+    uint8_t bin[300];
+
+    if (mh == NULL)
+        return;
+    d = fresh_dir(mh, "xattr");
+    CHECK_RC(proxyfs_create(mh, d, "f", 0644, &f), 0);
+    CHECK_RC(proxyfs_list_xattr(mh, f, NULL, 0, &n), 0);
+    CHECK(n == 0);
+    CHECK_RC(proxyfs_set_xattr(mh, f, "user.a", "alpha", 5, 0), 0);
+    CHECK_RC(proxyfs_set_xattr(mh, f, "user.a", "x", 1, PROXYFS_XATTR_CREATE), EEXIST);
+    CHECK_RC(proxyfs_set_xattr(mh, f, "user.b", "x", 1, PROXYFS_XATTR_REPLACE), ENODATA);
+    CHECK_RC(proxyfs_set_xattr(mh, f, "user.b", "beta!", 5, PROXYFS_XATTR_CREATE), 0);
+    CHECK_RC(proxyfs_set_xattr(mh, f, "user.b", "BETA", 4, PROXYFS_XATTR_REPLACE), 0);
+    CHECK_RC(proxyfs_set_xattr(mh, f, "user.e", NULL, 0, 0), 0);
+    CHECK_RC(proxyfs_set_xattr(mh, f, "user.a", "x", 1, 7), EINVAL);
+    CHECK_RC(proxyfs_set_xattr(mh, 999999, "user.a", "x", 1, 0), ENOENT);
+    for (int i = 0; i < 300; i++)
+        bin[i] = (uint8_t)i;
+    CHECK_RC(proxyfs_set_xattr_path(mh, "/xattr/f", "user.bin", bin, sizeof(bin), 0), 0);
+    CHECK_RC(proxyfs_set_xattr_path(mh, "/xattr/none", "user.bin", bin, 1, 0), ENOENT);
+
+    /* get: size query, ERANGE, value */
+    CHECK_RC(proxyfs_get_xattr(mh, f, "user.a", NULL, 0, &n), 0);
+    CHECK(n == 5);
+    CHECK_RC(proxyfs_get_xattr(mh, f, "user.a", buf, 3, &n), ERANGE);
+    CHECK(n == 5);
+    CHECK_RC(proxyfs_get_xattr(mh, f, "user.a", buf, sizeof(buf), &n), 0);
+    CHECK(n == 5 && memcmp(buf, "alpha", 5) == 0);
+    CHECK_RC(proxyfs_get_xattr(mh, f, "user.b", buf, sizeof(buf), &n), 0);
+    CHECK(n == 4 && memcmp(buf, "BETA", 4) == 0);
+    CHECK_RC(proxyfs_get_xattr(mh, f, "user.e", buf, sizeof(buf), &n), 0);
+    CHECK(n == 0);
+    {
+        uint8_t got[300];
+
+        CHECK_RC(proxyfs_get_xattr_path(mh, "/xattr/f", "user.bin", got, sizeof(got), &n), 0);
+        CHECK(n == 300 && memcmp(got, bin, 300) == 0);
+    }
+    CHECK_RC(proxyfs_get_xattr(mh, f, "user.none", buf, sizeof(buf), &n), ENODATA);
+    CHECK_RC(proxyfs_get_xattr_path(mh, "/xattr/f", "user.none", buf, sizeof(buf), &n), ENODATA);
+    CHECK_RC(proxyfs_get_xattr(mh, 999999, "user.a", buf, sizeof(buf), &n), ENOENT);
+    CHECK_RC(proxyfs_get_xattr_path(mh, "/xattr/none", "user.a", buf, sizeof(buf), &n), ENOENT);
+
+    /* list */
+    CHECK_RC(proxyfs_list_xattr(mh, f, NULL, 0, &n), 0);
+    CHECK(n == strlen("user.a") + strlen("user.b") + strlen("user.e") +
+                   strlen("user.bin") + 4);
+    CHECK_RC(proxyfs_list_xattr(mh, f, buf, 5, &n), ERANGE);
+    CHECK_RC(proxyfs_list_xattr_path(mh, "/xattr/f", buf, sizeof(buf), &n), 0);
+    {
+        int found = 0;
+
+        for (size_t off = 0; off < n; off += strlen(buf + off) + 1)
+            if (strcmp(buf + off, "user.a") == 0 || strcmp(buf + off, "user.b") == 0 ||
+                strcmp(buf + off, "user.e") == 0 || strcmp(buf + off, "user.bin") == 0)
+                found++;
+        CHECK(found == 4);
+        CHECK(n > 0 && buf[n - 1] == '\0');
+    }
+    CHECK_RC(proxyfs_list_xattr(mh, 999999, buf, sizeof(buf), &n), ENOENT);
+    CHECK_RC(proxyfs_list_xattr_path(mh, "/xattr/none", buf, sizeof(buf), &n), ENOENT);
+
+    /* remove */
+    CHECK_RC(proxyfs_remove_xattr(mh, f, "user.a"), 0);
+    CHECK_RC(proxyfs_remove_xattr(mh, f, "user.a"), ENODATA);
+    CHECK_RC(proxyfs_remove_xattr_path(mh, "/xattr/f", "user.b"), 0);
+    CHECK_RC(proxyfs_remove_xattr_path(mh, "/xattr/f", "user.b"), ENODATA);
+    CHECK_RC(proxyfs_remove_xattr(mh, 999999, "user.b"), ENOENT);
+    CHECK_RC(proxyfs_get_xattr(mh, f, "user.a", buf, sizeof(buf), &n), ENODATA);
+    /* On a directory too. */
+    CHECK_RC(proxyfs_set_xattr(mh, d, "user.dir", "d", 1, 0), 0);
+    CHECK_RC(proxyfs_get_xattr(mh, d, "user.dir", buf, sizeof(buf), &n), 0);
+    CHECK(n == 1 && buf[0] == 'd');
+    CHECK_RC(proxyfs_unmount(mh), 0);
+}
+
+/* ----------------------------------------------------- errno, read-only */
+
+static void test_errno_untouched(void)
+{
+    mount_handle_t *mh = do_mount();
+    uint64_t ino;
+    proxyfs_stat_t *st;
+
+    if (mh == NULL)
+        return;
+    errno = 777;
+    CHECK_RC(proxyfs_lookup_path(mh, "/definitely-missing", &ino), ENOENT);
+    CHECK(errno == 777);
+    CHECK_RC(proxyfs_get_stat_path(mh, "/", &st), 0);
+    free(st);
+    CHECK(errno == 777);
+    CHECK(strlen(proxyfs_last_error()) == 0);
+    CHECK_RC(proxyfs_unmount(mh), 0);
+    CHECK(errno == 777);
+}
+
+static void test_read_only(void)
+{
+    mount_handle_t *mh = NULL;
+    uint64_t ino;
+    size_t n;
+
+    CHECK_RC(proxyfs_mount("default", PROXYFS_MOUNT_READ_ONLY, "ro", 1, 1, &mh), 0);
+    if (mh == NULL)
+        return;
+    CHECK_RC(proxyfs_create_path(mh, "/ro-file", 0644, &ino), EROFS);
+    CHECK_RC(proxyfs_mkdir_path(mh, "/ro-dir", 0755), EROFS);
+    CHECK_RC(proxyfs_lookup_path(mh, "/", &ino), 0);
+    CHECK_RC(proxyfs_write(mh, ino, 0, (uint8_t *)"x", 1, &n), EROFS);
+    CHECK_RC(proxyfs_unmount(mh), 0);
+}
+
+/* ------------------------------------------------------------- threads */
+
+typedef struct {
+    mount_handle_t *mh;
+    int idx;
+    int errors;
+} thr_arg_t;
+
+static void *thread_main(void *p)
+{
+    thr_arg_t *a = p;
+    char name[64], data[256], back[256];
+    uint64_t dir, f;
+    size_t n;
+
+    snprintf(name, sizeof(name), "/threads/t%d", a->idx);
+    if (proxyfs_mkdir_path(a->mh, name, 0755) != 0 ||
+        proxyfs_lookup_path(a->mh, name, &dir) != 0) {
+        a->errors++;
+        return NULL;
+    }
+    for (int i = 0; i < 40; i++) {
+        snprintf(name, sizeof(name), "file%d", i);
+        snprintf(data, sizeof(data), "thread %d file %d payload", a->idx, i);
+        if (proxyfs_create(a->mh, dir, name, 0644, &f) != 0 ||
+            proxyfs_write(a->mh, f, 0, (uint8_t *)data, strlen(data), &n) != 0 ||
+            n != strlen(data) ||
+            proxyfs_read(a->mh, f, 0, sizeof(back), (uint8_t *)back, sizeof(back), &n) != 0 ||
+            n != strlen(data) || memcmp(back, data, n) != 0)
+            a->errors++;
+    }
+    {
+        int64_t loc = -1;
+        int c = 0;
+        struct dirent *de;
+        proxyfs_stat_t *st;
+
+        while (proxyfs_readdir_plus(a->mh, dir, loc, &de, &st) == 0 && de != NULL) {
+            loc = de->d_off;
+            c++;
+            free(de);
+            free(st);
+        }
+        if (c != 42)
+            a->errors++;
+    }
+    for (int i = 0; i < 40; i++) {
+        snprintf(name, sizeof(name), "file%d", i);
+        if (proxyfs_unlink(a->mh, dir, name) != 0)
+            a->errors++;
+    }
+    return NULL;
+}
+
+static void test_threads(void)
+{
+    enum { T = 8 };
+    mount_handle_t *mh = do_mount();
+    pthread_t th[T];
+    thr_arg_t args[T];
+    int errors = 0;
+
+    if (mh == NULL)
+        return;
+    CHECK_RC(proxyfs_mkdir_path(mh, "/threads", 0755), 0);
+    for (int i = 0; i < T; i++) {
+        args[i] = (thr_arg_t){ mh, i, 0 };
+        pthread_create(&th[i], NULL, thread_main, &args[i]);
+    }
+    for (int i = 0; i < T; i++) {
+        pthread_join(th[i], NULL);
+        errors += args[i].errors;
+    }
+    CHECK(errors == 0);
+    CHECK_RC(proxyfs_unmount(mh), 0);
+}
+
+/* --------------------------------------------------------------- async */
+
+enum { ASYNC_N = 64, ASYNC_SZ = 64 * 1024 };
+static int async_calls[ASYNC_N];
+static int async_total;
+
+static void async_cb(void *id)
+{
+    int *slot = id;
+
+    __atomic_fetch_add(slot, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&async_total, 1, __ATOMIC_RELAXED);
+}
+
+static void test_async(void)
+{
+    mount_handle_t *mh = do_mount();
+    uint64_t f;
+    uint8_t *wbuf, *rbuf;
+    int status, bad = 0;
+    size_t n;
+
+    if (mh == NULL)
+        return;
+    CHECK_RC(proxyfs_create_path(mh, "/async", 0644, &f), 0);
+    wbuf = malloc((size_t)ASYNC_N * ASYNC_SZ);
+    rbuf = calloc(ASYNC_N, ASYNC_SZ);
+    if (wbuf == NULL || rbuf == NULL) {
+        CHECK(0);
+        free(wbuf);
+        free(rbuf);
+        return;
+    }
+    for (size_t i = 0; i < (size_t)ASYNC_N * ASYNC_SZ; i++)
+        wbuf[i] = (uint8_t)(i ^ (i >> 16));
+    memset(async_calls, 0, sizeof(async_calls));
+    async_total = 0;
+    /* 64 writes in flight. */
+    for (int i = 0; i < ASYNC_N; i++)
+        CHECK_RC(proxyfs_write_send(mh, f, (uint64_t)i * ASYNC_SZ,
+                                    wbuf + (size_t)i * ASYNC_SZ, ASYNC_SZ,
+                                    &async_calls[i], async_cb),
+                 0);
+    /* The same id again while in flight. */
+    CHECK_RC(proxyfs_write_send(mh, f, 0, wbuf, 1, &async_calls[0], async_cb), EEXIST);
+    for (int i = 0; i < ASYNC_N; i++) {
+        int rc = proxyfs_write_recv(&async_calls[i], &status, &n);
+
+        if (rc != 0 || status != 0 || n != ASYNC_SZ)
+            bad++;
+    }
+    CHECK(bad == 0);
+    CHECK(async_total == ASYNC_N);
+    bad = 0;
+    for (int i = 0; i < ASYNC_N; i++)
+        if (async_calls[i] != 1)
+            bad++;
+    CHECK(bad == 0);
+    CHECK_RC(proxyfs_write_recv(&async_calls[0], &status, &n), ENOENT);
+
+    /* 64 reads in flight, received in reverse order. */
+    async_total = 0;
+    for (int i = 0; i < ASYNC_N; i++)
+        CHECK_RC(proxyfs_read_send(mh, f, (uint64_t)i * ASYNC_SZ, ASYNC_SZ,
+                                   rbuf + (size_t)i * ASYNC_SZ, ASYNC_SZ,
+                                   &async_calls[i], async_cb),
+                 0);
+    bad = 0;
+    for (int i = ASYNC_N - 1; i >= 0; i--) {
+        int rc = proxyfs_read_recv(&async_calls[i], &status, &n);
+
+        if (rc != 0 || status != 0 || n != ASYNC_SZ)
+            bad++;
+    }
+    CHECK(bad == 0);
+    CHECK(memcmp(wbuf, rbuf, (size_t)ASYNC_N * ASYNC_SZ) == 0);
+    CHECK(async_total == ASYNC_N);
+
+    /* Errors come through the status. */
+    CHECK_RC(proxyfs_read_send(mh, 999999, 0, 10, rbuf, 10, &async_calls[0], async_cb), 0);
+    CHECK_RC(proxyfs_read_recv(&async_calls[0], &status, &n), 0);
+    CHECK(status == EBADF);
+    CHECK_RC(proxyfs_write_send(mh, 999999, 0, wbuf, 10, &async_calls[1], NULL), 0);
+    CHECK_RC(proxyfs_read_recv(&async_calls[1], &status, &n), ENOENT); /* not a read */
+    CHECK_RC(proxyfs_write_recv(&async_calls[1], &status, &n), 0);
+    CHECK(status == EBADF);
+    CHECK_RC(proxyfs_read_send(mh, root_ino, 0, 10, rbuf, 10, &async_calls[2], async_cb), 0);
+    CHECK_RC(proxyfs_read_recv(&async_calls[2], &status, &n), 0);
+    CHECK(status == EISDIR);
+    CHECK_RC(proxyfs_read_send(mh, f, 0, 10, NULL, 10, &async_calls[3], async_cb), EINVAL);
+    CHECK_RC(proxyfs_read_recv(&async_calls[3], &status, &n), ENOENT);
+    CHECK_RC(proxyfs_read_send(mh, f, 0, 10, rbuf, 10, NULL, async_cb), EINVAL);
+    /* A request nobody receives is dropped at unmount, after its callback. */
+    async_total = 0;
+    CHECK_RC(proxyfs_read_send(mh, f, 0, 10, rbuf, 10, &async_calls[4], async_cb), 0);
+    CHECK_RC(proxyfs_unmount(mh), 0);
+    CHECK(async_total == 1);
+    CHECK_RC(proxyfs_read_recv(&async_calls[4], &status, &n), ENOENT);
+    free(wbuf);
+    free(rbuf);
+}
+
+/* ------------------------------------------------------------- timeout */
+
+static void test_timeout(void)
+{
+    mount_handle_t *mh = do_mount();
+    uint64_t ino;
+    size_t n;
+    uint8_t buf[8];
+    int status;
+
+    if (mh == NULL)
+        return;
+    CHECK_RC(proxyfs_set_timeout(300), 0);
+    daemon_signal(&daemon_, SIGSTOP);
+    CHECK_RC(proxyfs_lookup_path(mh, "/", &ino), ETIMEDOUT);
+    CHECK_RC(proxyfs_read(mh, root_ino, 0, 8, buf, 8, &n), ETIMEDOUT);
+    CHECK_RC(proxyfs_read_send(mh, root_ino, 0, 8, buf, 8, &status, NULL), 0);
+    CHECK_RC(proxyfs_read_recv(&status, &status, &n), 0);
+    CHECK(status == ETIMEDOUT);
+    daemon_signal(&daemon_, SIGCONT);
+    CHECK_RC(proxyfs_set_timeout(0), 0);
+    CHECK_RC(proxyfs_lookup_path(mh, "/", &ino), 0);
+    CHECK_RC(proxyfs_unmount(mh), 0);
+}
+
+/* ---------------------------------------------------------------- kill */
+
+typedef struct {
+    mount_handle_t *mh;
+    int idx;
+    volatile int *stop;
+    int errors, ops;
+} kill_arg_t;
+
+static void *kill_worker(void *p)
+{
+    kill_arg_t *a = p;
+    char path[64], data[64], back[64];
+    uint64_t f;
+    size_t n;
+    int rc;
+
+    for (int i = 0; !*a->stop; i++) {
+        snprintf(path, sizeof(path), "/kill/w%d-%d", a->idx, i);
+        snprintf(data, sizeof(data), "worker %d op %d", a->idx, i);
+        if ((rc = proxyfs_create_path(a->mh, path, 0644, &f)) != 0 ||
+            (rc = proxyfs_write(a->mh, f, 0, (uint8_t *)data, strlen(data), &n)) != 0 ||
+            (rc = proxyfs_read(a->mh, f, 0, sizeof(back), (uint8_t *)back,
+                               sizeof(back), &n)) != 0 ||
+            n != strlen(data) || memcmp(back, data, n) != 0 ||
+            (rc = proxyfs_unlink_path(a->mh, path)) != 0) {
+            fprintf(stderr, "kill worker %d op %d: rc %d (%s) [%s]\n", a->idx, i,
+                    rc, strerror(rc), proxyfs_last_error());
+            a->errors++;
+        }
+        a->ops++;
+    }
+    return NULL;
+}
+
+static void test_kill(void)
+{
+    enum { W = 4 };
+    mount_handle_t *mh = do_mount();
+    pthread_t th[W];
+    kill_arg_t args[W];
+    volatile int stop = 0;
+    int errors = 0, ops = 0;
+    uint64_t ino;
+
+    if (mh == NULL)
+        return;
+    CHECK_RC(proxyfs_mkdir_path(mh, "/kill", 0755), 0);
+    for (int i = 0; i < W; i++) {
+        args[i] = (kill_arg_t){ mh, i, &stop, 0, 0 };
+        pthread_create(&th[i], NULL, kill_worker, &args[i]);
+    }
+    for (int round = 0; round < 2; round++) {
+        msleep(300);
+        daemon_signal(&daemon_, SIGKILL);
+        msleep(200);
+        CHECK(daemon_start(&daemon_) == 0);
+    }
+    msleep(300);
+    stop = 1;
+    for (int i = 0; i < W; i++) {
+        pthread_join(th[i], NULL);
+        errors += args[i].errors;
+        ops += args[i].ops;
+    }
+    CHECK(errors == 0);
+    CHECK(ops > W);
+    CHECK_RC(proxyfs_lookup_path(mh, "/kill", &ino), 0);
+    CHECK_RC(proxyfs_unmount(mh), 0);
+}
+
+/* Async requests in flight while the daemon dies complete after restart. */
+static void test_kill_async(void)
+{
+    mount_handle_t *mh = do_mount();
+    uint64_t f;
+    static uint8_t bufs[16][4096];
+    int status, bad = 0;
+    size_t n;
+
+    if (mh == NULL)
+        return;
+    CHECK_RC(proxyfs_create_path(mh, "/kill-async", 0644, &f), 0);
+    daemon_signal(&daemon_, SIGKILL);
+    memset(async_calls, 0, sizeof(async_calls));
+    async_total = 0;
+    for (int i = 0; i < 16; i++) {
+        memset(bufs[i], 'a' + i, sizeof(bufs[i]));
+        CHECK_RC(proxyfs_write_send(mh, f, (uint64_t)i * 4096, bufs[i], 4096,
+                                    &async_calls[i], async_cb),
+                 0);
+    }
+    msleep(200);
+    CHECK(daemon_start(&daemon_) == 0);
+    for (int i = 0; i < 16; i++) {
+        int rc = proxyfs_write_recv(&async_calls[i], &status, &n);
+
+        if (rc != 0 || status != 0 || n != 4096)
+            bad++;
+    }
+    CHECK(bad == 0);
+    CHECK(async_total == 16);
+    {
+        uint8_t back[4096];
+
+        CHECK_RC(proxyfs_read(mh, f, 15 * 4096, 4096, back, sizeof(back), &n), 0);
+        CHECK(n == 4096 && back[0] == 'a' + 15);
+    }
+    CHECK_RC(proxyfs_unmount(mh), 0);
+}
+
+/* ---------------------------------------------------------------- fork */
+
+static void test_fork(void)
+{
+    mount_handle_t *mh = do_mount();
+    uint64_t f, ino;
+    pid_t pid;
+    int st = 0;
+
+    if (mh == NULL)
+        return;
+    CHECK_RC(proxyfs_create_path(mh, "/forked-parent", 0644, &f), 0);
+    pid = fork();
+    if (pid == 0) {
+        /* The child: its own connections, the inherited handle. */
+        uint64_t c;
+        size_t n;
+        uint8_t buf[8];
+        int bad = 0;
+
+        if (proxyfs_lookup_path(mh, "/forked-parent", &c) != 0 || c != f)
+            bad |= 1;
+        if (proxyfs_create_path(mh, "/forked-child", 0644, &c) != 0)
+            bad |= 2;
+        if (proxyfs_write(mh, c, 0, (uint8_t *)"kid", 3, &n) != 0 ||
+            proxyfs_read(mh, c, 0, 8, buf, 8, &n) != 0 || n != 3)
+            bad |= 4;
+        if (proxyfs_unmount(mh) != 0)
+            bad |= 8;
+        _exit(bad);
+    }
+    CHECK(pid > 0);
+    /* The parent keeps working meanwhile. */
+    for (int i = 0; i < 20; i++)
+        CHECK_RC(proxyfs_lookup_path(mh, "/forked-parent", &ino), 0);
+    waitpid(pid, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    CHECK_RC(proxyfs_lookup_path(mh, "/forked-child", &ino), 0);
+    /* The child's unmount is its own: this handle still works. */
+    CHECK_RC(proxyfs_get_stat_path(mh, "/forked-child", &(proxyfs_stat_t *){ NULL }), 0);
+    CHECK_RC(proxyfs_unmount(mh), 0);
+}
+
+/* ------------------------------------------------------------------ main */
+
+static const struct {
+    const char *name;
+    void (*fn)(void);
+} tests[] = {
+    { "mount_cycle", test_mount_cycle },
+    { "mount_enodev", test_mount_enodev },
+    { "io_cycle", test_io_cycle },
+    { "namespace", test_namespace },
+    { "attrs", test_attrs },
+    { "data", test_data },
+    { "readdir", test_readdir },
+    { "xattr", test_xattr },
+    { "errno_untouched", test_errno_untouched },
+    { "read_only", test_read_only },
+    { "threads", test_threads },
+    { "async", test_async },
+    { "timeout", test_timeout },
+    { "kill", test_kill },
+    { "kill_async", test_kill_async },
+    { "fork", test_fork },
+};
+
+int main(int argc, char **argv)
+{
+    const char *bin = getenv("PROXYFSD");
+    size_t ntests = sizeof(tests) / sizeof(tests[0]);
+    int skipped = 0;
+
+    if (bin == NULL || bin[0] == '\0') {
+        printf("integration: PROXYFSD not set, %zu tests skipped\n", ntests);
+        printf("0 passed, 0 failed, %zu skipped\n", ntests);
+        return 0;
+    }
+    daemon_.bin = bin;
+    if (daemon_start(&daemon_) != 0) {
+        fprintf(stderr, "cannot start %s\n", bin);
+        daemon_cleanup(&daemon_);
+        return 1;
+    }
+    setenv("PROXYFS_SERVER", daemon_.addr, 1);
+    for (size_t i = 0; i < ntests; i++) {
+        int before = t_fail;
+        bool run = argc <= 1;
+
+        for (int a = 1; a < argc; a++)
+            if (strcmp(argv[a], tests[i].name) == 0)
+                run = true;
+        if (!run) {
+            skipped++;
+            continue;
+        }
+        if (daemon_.pid == 0 && daemon_start(&daemon_) != 0) {
+            fprintf(stderr, "cannot restart proxyfsd\n");
+            t_fail++;
+            break;
+        }
+        tests[i].fn();
+        printf("%-16s %s\n", tests[i].name, t_fail == before ? "ok" : "FAILED");
+        fflush(stdout);
+    }
+    daemon_cleanup(&daemon_);
+    printf("%d passed, %d failed, %d skipped\n", t_pass, t_fail, skipped);
+    return t_fail == 0 ? 0 : 1;
+}
