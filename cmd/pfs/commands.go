@@ -122,12 +122,14 @@ func (s *session) listDir(m *client.Mount, name string, ino uint64, long bool) (
 	return entries, true
 }
 
-// cmdStat shows every attribute of each path (symlinks are not followed).
+// cmdStat shows every attribute of each path (symlinks are not
+// followed), a blank line between two paths.
 func cmdStat(s *session, _ cmdFlags, args []string) {
 	m, err := s.mount()
 	if err != nil {
 		return
 	}
+	shown := false
 	for _, a := range args {
 		st, err := m.GetStatPath(s.ctx, a)
 		if err != nil {
@@ -141,7 +143,11 @@ func cmdStat(s *session, _ cmdFlags, args []string) {
 				continue
 			}
 		}
+		if shown {
+			s.out.WriteString("\n")
+		}
 		writeStat(s.out, a, st, target)
+		shown = true
 	}
 }
 
@@ -172,7 +178,8 @@ func (s *session) mkdirAll(m *client.Mount, p string) error {
 		return nil
 	}
 	cur := ""
-	for _, c := range strings.Split(clean[1:], "/") {
+	parts := strings.Split(clean[1:], "/")
+	for i, c := range parts {
 		cur += "/" + c
 		_, err := m.MkdirPath(s.ctx, cur, 0o755)
 		if err == nil {
@@ -183,9 +190,13 @@ func (s *session) mkdirAll(m *client.Mount, p string) error {
 		}
 		// It exists: fine if it is a directory (or a symlink to one).
 		_, st, serr := s.resolve(m, cur)
-		if serr != nil || !isDir(st) {
-			return err
+		if serr == nil && isDir(st) {
+			continue
 		}
+		if i < len(parts)-1 {
+			return syscall.ENOTDIR // a parent is not a directory
+		}
+		return err
 	}
 	return nil
 }

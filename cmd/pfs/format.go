@@ -136,6 +136,22 @@ func humanBytes(n uint64) string {
 	return fmt.Sprintf("%.1f %ciB", v, units[i])
 }
 
+// humanCount renders a count with a decimal unit above 9999: "42",
+// "16.4M".
+func humanCount(n uint64) string {
+	const units = "kMGTPE"
+	if n < 10000 {
+		return strconv.FormatUint(n, 10)
+	}
+	v := float64(n) / 1000
+	i := 0
+	for v >= 1000 && i < len(units)-1 {
+		v /= 1000
+		i++
+	}
+	return fmt.Sprintf("%.1f%c", v, units[i])
+}
+
 // percent is 100*part/whole rounded up (as df), 0 for an empty whole.
 func percent(part, whole uint64) uint64 {
 	if whole == 0 {
@@ -162,7 +178,8 @@ func writeStatvfs(w io.Writer, volume string, v client.StatVFS) {
 	fmt.Fprintf(w, "Size:       %s (%d blocks of %d bytes)\n", humanBytes(size), v.Blocks, frsize)
 	fmt.Fprintf(w, "Used:       %s (%d%%)\n", humanBytes(used), percent(used, size))
 	fmt.Fprintf(w, "Available:  %s\n", humanBytes(avail))
-	fmt.Fprintf(w, "Inodes:     %d total, %d used (%d%%), %d free\n", v.Files, iused, percent(iused, v.Files), v.Ffree)
+	fmt.Fprintf(w, "Inodes:     %s total, %s used (%d%%), %s free\n", humanCount(v.Files), humanCount(iused),
+		percent(iused, v.Files), humanCount(v.Ffree))
 	fmt.Fprintf(w, "Name max:   %d\n", v.Namemax)
 	fmt.Fprintf(w, "Fsid:       %#x\n", v.Fsid)
 }
