@@ -227,6 +227,12 @@ func TestDaemonMethods(t *testing.T) {
 		if st.UID != 3 || st.GID != 4 {
 			t.Errorf("SetAttrPath: %+v", st)
 		}
+		// Zero values the mask selects are sent and applied (truncate to 0,
+		// uid 0).
+		st = must[Stat](t, "SetAttr zero")(m.SetAttr(ctx, f.Ino, Attrs{Mask: wire.SetSize | wire.SetUID, Size: 0, UID: 0}))
+		if st.Size != 0 || st.UID != 0 {
+			t.Errorf("SetAttr zero values: %+v", st)
+		}
 		wantErrno(t, "SetAttrPath missing", errOf(m.SetAttrPath(ctx, "nope", Attrs{Mask: wire.SetMode})), syscall.ENOENT)
 
 		// Data, flush, EBADF.
