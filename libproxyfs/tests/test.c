@@ -1054,7 +1054,13 @@ static void test_fork(void)
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     CHECK_RC(proxyfs_lookup_path(mh, "/forked-child", &ino), 0);
     /* The child's unmount is its own: this handle still works. */
-    CHECK_RC(proxyfs_get_stat_path(mh, "/forked-child", &(proxyfs_stat_t *){ NULL }), 0);
+    {
+        proxyfs_stat_t *st = NULL;
+
+        CHECK_RC(proxyfs_get_stat_path(mh, "/forked-child", &st), 0);
+        CHECK(st != NULL && st->size == 3);
+        free(st);
+    }
     CHECK_RC(proxyfs_unmount(mh), 0);
 }
 
