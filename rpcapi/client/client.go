@@ -142,7 +142,7 @@ func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 		if ctx.Err() != nil {
 			return nil, ctxError("dial", ctx.Err())
 		}
-		return nil, &Error{Op: "dial", Errno: errnoOf(err), Reason: "connection", Msg: err.Error(), cause: err}
+		return nil, &Error{Op: "dial", Errno: errnoOf(err), Reason: ReasonConnection, Msg: err.Error(), cause: err}
 	}
 	c.jsonSlots[0].set(jc)
 	if _, err := c.Ping(ctx); err != nil {

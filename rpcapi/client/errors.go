@@ -23,7 +23,8 @@ type Error struct {
 	Errno syscall.Errno
 	// Reason is the server's machine-readable reason, if any
 	// (wire.ReasonBadMount), or one of the client's own reasons:
-	// "timeout", "canceled", "closed", "connection".
+	// ReasonTimeout, ReasonCanceled, ReasonClosed, ReasonConnection,
+	// ReasonProtocol.
 	Reason string
 	// Msg is a human-readable message (the server's, or the client's).
 	Msg string
@@ -41,6 +42,8 @@ const (
 	ReasonCanceled = "canceled"
 	// ReasonClosed means the Client was closed; Errno is EBADF.
 	ReasonClosed = "closed"
+	// ReasonConnection means Dial could not connect to the server.
+	ReasonConnection = "connection"
 	// ReasonProtocol means the server sent something the client could not
 	// understand; Errno is EIO.
 	ReasonProtocol = "protocol"
