@@ -127,6 +127,12 @@ func TestCommands(t *testing.T) {
 		if out := ok(t, addr, "cat", "/cat/big"); out != string(data) {
 			t.Errorf("cat big: %d bytes, differing", len(out))
 		}
+		// Exactly two max_io_size chunks: the end is found by an empty read.
+		local, data = randomFile(t, 2*testMaxIO)
+		ok(t, addr, "put", local, "/cat/aligned")
+		if out := ok(t, addr, "cat", "/cat/aligned"); out != string(data) {
+			t.Errorf("cat aligned: %d bytes, differing", len(out))
+		}
 		// Through symlinks, relative and absolute.
 		ok(t, addr, "ln", "-s", "a", "/cat/rel")
 		ok(t, addr, "ln", "-s", "/cat/rel", "/cat/abs")

@@ -58,6 +58,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -120,6 +121,9 @@ var commands = map[string]command{
 // run is pfs with its arguments (without the program name) and standard
 // streams; it returns the exit status.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if stdin == nil {
+		stdin = strings.NewReader("")
+	}
 	cfg := config{volume: "default", uid: uint32(os.Getuid()), gid: uint32(os.Getgid())}
 	cfg.server = os.Getenv("PROXYFS_SERVER")
 	if cfg.server == "" {
