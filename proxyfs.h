@@ -410,9 +410,13 @@ PROXYFS_API int proxyfs_flush(mount_handle_t *in_mount_handle,
  * the data there. in_done_callback (may be NULL) is then called exactly
  * once, with in_request_id, on a library thread, when the request has
  * completed, successfully or not (connection failures, timeouts and
- * unmount included). The callback must not block; it may call
- * proxyfs_read_recv/proxyfs_write_recv (which then return at once) and
- * issue new _send calls, but not proxyfs_unmount.
+ * unmount included). The callback must not block: it runs on the thread
+ * that reads the replies of other requests. It may call proxyfs_read_recv or
+ * proxyfs_write_recv for its own id (which then return at once) but should
+ * call no other proxyfs function (a send from there can stall that reader;
+ * proxyfs_unmount returns EBUSY). Typically it wakes the caller's event
+ * loop, which then calls *_recv. *_recv in any other thread returns only
+ * after the callback has returned.
  * On failure (non-zero) nothing was sent, the callback is never called and
  * proxyfs_read_recv returns ENOENT for the id.
  * Errors: EINVAL, EEXIST (id in use), ENOMEM. */

@@ -408,6 +408,12 @@ int pfs_rpc(mount_handle_t *mh, const char *method, json_t *params,
                     return r;
                 continue;
             }
+            if (e == EAGAIN) {
+                /* The connection is at its in-flight limit: wait a bit. */
+                if (!backoff(&delay, deadline))
+                    return pfs_set_error(ETIMEDOUT, "%s: server busy", method);
+                continue;
+            }
             if (unknown &&
                 ((retry == PFS_RETRY_CREATES && e == EEXIST) ||
                  (retry == PFS_RETRY_REMOVES && e == ENOENT) ||

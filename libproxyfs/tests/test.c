@@ -1064,6 +1064,243 @@ static void test_fork(void)
     CHECK_RC(proxyfs_unmount(mh), 0);
 }
 
+
+/* ---------------------------------------------------- lost replies */
+
+/* A TCP proxy between the library and proxyfsd that can drop the next
+ * replies: the daemon has done the work, the client never hears of it and
+ * must retry. This checks the retry rules for non-idempotent calls. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+static struct {
+    int lfd, port;
+    volatile int stop;
+    int drop; /* replies still to drop (atomic) */
+    int pairs[32][2];
+    int npairs;
+    pthread_t th;
+} px;
+
+static int px_connect_daemon(void)
+{
+    struct sockaddr_in sa;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)daemon_.port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void px_close(int i)
+{
+    close(px.pairs[i][0]);
+    close(px.pairs[i][1]);
+    px.pairs[i][0] = px.pairs[i][1] = -1;
+}
+
+static void *px_main(void *arg)
+{
+    char buf[65536];
+
+    (void)arg;
+    while (!px.stop) {
+        struct pollfd pf[65];
+        int n = 0, map[65][2];
+
+        pf[n].fd = px.lfd;
+        pf[n].events = POLLIN;
+        map[n][0] = -1;
+        n++;
+        for (int i = 0; i < px.npairs; i++) {
+            if (px.pairs[i][0] < 0)
+                continue;
+            for (int side = 0; side < 2; side++) {
+                pf[n].fd = px.pairs[i][side];
+                pf[n].events = POLLIN;
+                map[n][0] = i;
+                map[n][1] = side;
+                n++;
+            }
+        }
+        if (poll(pf, (nfds_t)n, 100) <= 0)
+            continue;
+        if (pf[0].revents & POLLIN) {
+            int c = accept(px.lfd, NULL, NULL), s = c >= 0 ? px_connect_daemon() : -1;
+
+            if (c >= 0 && s >= 0 && px.npairs < 32) {
+                px.pairs[px.npairs][0] = c;
+                px.pairs[px.npairs][1] = s;
+                px.npairs++;
+            } else {
+                if (c >= 0)
+                    close(c);
+                if (s >= 0)
+                    close(s);
+            }
+        }
+        for (int k = 1; k < n; k++) {
+            int i = map[k][0], side = map[k][1];
+            ssize_t r;
+
+            if (!(pf[k].revents & (POLLIN | POLLHUP | POLLERR)) || px.pairs[i][0] < 0)
+                continue;
+            r = read(px.pairs[i][side], buf, sizeof(buf));
+            if (r <= 0) {
+                px_close(i);
+                continue;
+            }
+            if (side == 1 && __atomic_load_n(&px.drop, __ATOMIC_SEQ_CST) > 0) {
+                __atomic_fetch_sub(&px.drop, 1, __ATOMIC_SEQ_CST);
+                px_close(i); /* the reply is lost with the connection */
+                continue;
+            }
+            if (write(px.pairs[i][1 - side], buf, (size_t)r) != r)
+                px_close(i);
+        }
+    }
+    for (int i = 0; i < px.npairs; i++)
+        if (px.pairs[i][0] >= 0)
+            px_close(i);
+    return NULL;
+}
+
+static int px_start(char *addr, size_t len)
+{
+    struct sockaddr_in sa;
+    socklen_t sl = sizeof(sa);
+
+    memset(&px, 0, sizeof(px));
+    px.lfd = socket(AF_INET, SOCK_STREAM, 0);
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(px.lfd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+        listen(px.lfd, 16) != 0 ||
+        getsockname(px.lfd, (struct sockaddr *)&sa, &sl) != 0)
+        return -1;
+    px.port = ntohs(sa.sin_port);
+    snprintf(addr, len, "127.0.0.1:%d", px.port);
+    return pthread_create(&px.th, NULL, px_main, NULL);
+}
+
+static void px_stop(void)
+{
+    px.stop = 1;
+    pthread_join(px.th, NULL);
+    close(px.lfd);
+}
+
+static void drop_next_reply(void)
+{
+    __atomic_store_n(&px.drop, 1, __ATOMIC_SEQ_CST);
+}
+
+static void test_lost_reply(void)
+{
+    mount_handle_t *mh;
+    char addr[64];
+    uint64_t d, f, x, ino;
+    size_t n;
+    uint8_t buf[16];
+    char val[8];
+    const char *t = NULL;
+
+    if (px_start(addr, sizeof(addr)) != 0) {
+        CHECK(0);
+        return;
+    }
+    CHECK_RC(proxyfs_set_server(addr), 0);
+    mh = do_mount();
+    if (mh == NULL) {
+        px_stop();
+        proxyfs_set_server(daemon_.addr);
+        return;
+    }
+    d = fresh_dir(mh, "lost");
+    /* Each call's first reply is lost: the daemon did the work, the retry
+     * sees EEXIST/ENOENT/ENODATA of its own first attempt, the caller sees
+     * success. */
+    drop_next_reply();
+    CHECK_RC(proxyfs_create(mh, d, "f", 0644, &f), 0);
+    CHECK_RC(proxyfs_lookup(mh, d, "f", &ino), 0);
+    CHECK(ino == f);
+    drop_next_reply();
+    CHECK_RC(proxyfs_create_path(mh, "/lost/g", 0644, &x), 0);
+    CHECK_RC(proxyfs_lookup_path(mh, "/lost/g", &ino), 0);
+    CHECK(ino == x);
+    drop_next_reply();
+    CHECK_RC(proxyfs_mkdir(mh, d, "sub", 0755, &x), 0);
+    CHECK_RC(proxyfs_lookup(mh, d, "sub", &ino), 0);
+    CHECK(ino == x);
+    drop_next_reply();
+    CHECK_RC(proxyfs_mkdir_path(mh, "/lost/sub2", 0755), 0);
+    drop_next_reply();
+    CHECK_RC(proxyfs_symlink(mh, d, "ln", "f"), 0);
+    drop_next_reply();
+    CHECK_RC(proxyfs_symlink_path(mh, "/lost/ln2", "g"), 0);
+    drop_next_reply();
+    CHECK_RC(proxyfs_read_symlink_path(mh, "/lost/ln2", &t), 0);
+    CHECK(t != NULL && strcmp(t, "g") == 0);
+    free((void *)t);
+    drop_next_reply();
+    CHECK_RC(proxyfs_link(mh, d, "f2", f), 0);
+    drop_next_reply();
+    CHECK_RC(proxyfs_link_path(mh, "/lost/f", "/lost/f3"), 0);
+    drop_next_reply();
+    CHECK_RC(proxyfs_write(mh, f, 0, (uint8_t *)"data", 4, &n), 0);
+    CHECK(n == 4);
+    drop_next_reply();
+    CHECK_RC(proxyfs_read(mh, f, 0, 16, buf, sizeof(buf), &n), 0);
+    CHECK(n == 4 && memcmp(buf, "data", 4) == 0);
+    drop_next_reply();
+    CHECK_RC(proxyfs_rename(mh, d, "f2", d, "f4"), 0);
+    drop_next_reply();
+    CHECK_RC(proxyfs_rename_path(mh, "/lost/f3", "/lost/f5"), 0);
+    drop_next_reply();
+    CHECK_RC(proxyfs_unlink(mh, d, "f4"), 0);
+    drop_next_reply();
+    CHECK_RC(proxyfs_unlink_path(mh, "/lost/f5"), 0);
+    drop_next_reply();
+    CHECK_RC(proxyfs_rmdir(mh, d, "sub"), 0);
+    drop_next_reply();
+    CHECK_RC(proxyfs_rmdir_path(mh, "/lost/sub2"), 0);
+    drop_next_reply();
+    CHECK_RC(proxyfs_set_xattr(mh, f, "user.x", "v", 1, PROXYFS_XATTR_CREATE), 0);
+    drop_next_reply();
+    CHECK_RC(proxyfs_get_xattr(mh, f, "user.x", val, sizeof(val), &n), 0);
+    CHECK(n == 1 && val[0] == 'v');
+    drop_next_reply();
+    CHECK_RC(proxyfs_remove_xattr(mh, f, "user.x"), 0);
+    {
+        proxyfs_stat_t *st = NULL;
+
+        CHECK_RC(proxyfs_get_stat(mh, f, &st), 0);
+        CHECK(st != NULL && st->nlink == 1 && st->size == 4);
+        free(st);
+    }
+    /* Genuine errors are still reported when nothing was lost. */
+    CHECK_RC(proxyfs_create(mh, d, "f", 0644, &x), EEXIST);
+    CHECK_RC(proxyfs_unlink(mh, d, "nope"), ENOENT);
+    /* A request lost again and again fails with EIO. */
+    __atomic_store_n(&px.drop, 1000, __ATOMIC_SEQ_CST);
+    CHECK_RC(proxyfs_lookup(mh, d, "f", &ino), EIO);
+    CHECK_RC(proxyfs_write(mh, f, 0, (uint8_t *)"data", 4, &n), EIO);
+    __atomic_store_n(&px.drop, 0, __ATOMIC_SEQ_CST);
+    CHECK_RC(proxyfs_lookup(mh, d, "f", &ino), 0);
+    CHECK_RC(proxyfs_unmount(mh), 0);
+    px_stop();
+    CHECK_RC(proxyfs_set_server(daemon_.addr), 0);
+}
+
 /* ------------------------------------------------------------------ main */
 
 static const struct {
@@ -1086,6 +1323,7 @@ static const struct {
     { "kill", test_kill },
     { "kill_async", test_kill_async },
     { "fork", test_fork },
+    { "lost_reply", test_lost_reply },
 };
 
 int main(int argc, char **argv)
