@@ -230,31 +230,39 @@ func TestPipelining(t *testing.T) {
 		}
 	}
 
+	// With max_inflight_per_conn 1, a slow call (readdir_plus of a big
+	// directory) followed at once by pings sent in the same write: the
+	// pings arrive while the readdir runs and get EAGAIN.
 	d2 := daemontest.Start(t, daemontest.Options{MaxInflightPerConn: 1})
 	rc = dial(t, "tcp", d2.TCPAddr)
 	id = rc.mount("default", 0).MountID
-	var f wire.NewInodeResult
-	rc.ok(wire.MethodCreatePath, obj{"mount_id": id, "path": "/f", "mode": 0o644}, &f)
-	data := make([]byte, 1<<20)
+	for i := 0; i < 500; i++ {
+		rc.ok(wire.MethodCreatePath, obj{"mount_id": id, "path": fmt.Sprintf("/f%d", i), "mode": 0o644}, nil)
+	}
 	eagain := 0
-	for round := 0; round < 10 && eagain == 0; round++ {
-		for i := 0; i < 20; i++ {
-			rc.send(wire.MethodWrite, obj{"mount_id": id, "inode": f.Inode, "offset": i << 20, "data": data})
+	for round := 0; round < 20 && eagain == 0; round++ {
+		var batch strings.Builder
+		frame := func(body string) { fmt.Fprintf(&batch, "Content-Length: %d\r\n\r\n%s", len(body), body) }
+		frame(fmt.Sprintf(`{"jsonrpc":"2.0","id":1,"method":"readdir_plus","params":{"mount_id":%d,"inode":1,"prev_cookie":-1,"max_entries":4096}}`, id))
+		for i := 0; i < 10; i++ {
+			frame(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"ping"}`, 2+i))
 		}
-		for i := 0; i < 20; i++ {
+		rc.write(batch.String())
+		for i := 0; i < 11; i++ {
 			r := rc.recv()
 			switch {
 			case r.Error == nil:
-			case r.Error.Data != nil && r.Error.Data.Name == "EAGAIN" && r.Error.Code == 11:
+			case string(r.ID) != "1" && r.Error.Data != nil && r.Error.Data.Name == "EAGAIN" && r.Error.Code == 11:
 				eagain++
 			default:
-				t.Fatalf("pipelined write: %+v", r.Error)
+				t.Fatalf("pipelined call %s: %+v", r.ID, r.Error)
 			}
 		}
 	}
 	if eagain == 0 {
 		t.Error("no EAGAIN with max_inflight_per_conn = 1")
 	}
+	rc.ok(wire.MethodPing, obj{}, nil)
 	d2.Check(t)
 }
 

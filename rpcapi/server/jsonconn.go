@@ -197,10 +197,12 @@ func (h *jsonHandler) Handle(ctx context.Context, conn *jsonrpc2.Conn, req *json
 		return
 	}
 	go func() {
-		defer h.inflight.Add(-1)
 		defer h.s.inflight.release()
 		// A call that started finishes even if its client goes away.
 		result, err := h.s.dispatch(context.WithoutCancel(ctx), req.Method, req.Params)
+		// Leave the per-connection count before replying: a client that
+		// waits for each reply must never see EAGAIN.
+		h.inflight.Add(-1)
 		h.reply(ctx, conn, req, result, err)
 	}()
 }
