@@ -474,6 +474,9 @@ func TestPathResolution(t *testing.T) {
 		{"loop1/x", 0, syscall.ELOOP},
 		{"tofile/x", 0, syscall.ENOTDIR},
 		{"a/b/f/x", 0, syscall.ENOTDIR},
+		{"a/b/f/", 0, syscall.ENOTDIR},
+		{"a/b/", b.Ino, 0},
+		{"abs/", b.Ino, 0}, // a trailing slash follows the symlink, as POSIX
 		{"a/nope/f", 0, syscall.ENOENT},
 		{"a/" + strings.Repeat("n", 256), 0, syscall.ENAMETOOLONG},
 		{strings.Repeat("a/", 2049), 0, syscall.ENAMETOOLONG},
@@ -509,6 +512,13 @@ func TestPathResolution(t *testing.T) {
 	dir, name, err := fs.ResolveParent(ctx, "/abs/newfile")
 	wantErr(t, "resolve parent", err, 0)
 	if dir != b.Ino || name != "newfile" {
+		t.Fatalf("parent %d %q", dir, name)
+	}
+	_, _, err = fs.ResolveParent(ctx, "a/b/f/")
+	wantErr(t, "resolve parent of file/", err, syscall.ENOTDIR)
+	dir, name, err = fs.ResolveParent(ctx, "a/newdir/")
+	wantErr(t, "resolve parent of newdir/", err, 0)
+	if dir != a.Ino || name != "newdir" {
 		t.Fatalf("parent %d %q", dir, name)
 	}
 	dir, name, err = fs.ResolveParent(ctx, "/")

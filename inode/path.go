@@ -19,7 +19,22 @@ func (fs *FS) Resolve(ctx context.Context, path string) (Ino, error) {
 	}
 	fs.ns.RLock()
 	defer fs.ns.RUnlock()
-	return fs.walk(ctx, comps, false)
+	// As in POSIX, a trailing slash makes the last component a directory
+	// to enter: a symlink there is followed, and anything but a directory
+	// is ENOTDIR.
+	ino, err := fs.walk(ctx, comps, trailingSlash(path))
+	if err == nil && trailingSlash(path) {
+		if _, err := fs.getDir(ctx, ino); err != nil {
+			return 0, err
+		}
+	}
+	return ino, err
+}
+
+// trailingSlash reports whether path ends in '/' (after a non-root
+// component), which requires the path to name a directory.
+func trailingSlash(path string) bool {
+	return len(path) > 1 && path[len(path)-1] == '/'
 }
 
 // ResolveParent resolves all but the last component of path, as Resolve
@@ -44,7 +59,14 @@ func (fs *FS) ResolveParent(ctx context.Context, path string) (Ino, string, erro
 	if _, err := fs.getDir(ctx, dir); err != nil {
 		return 0, "", err
 	}
-	return dir, comps[len(comps)-1], nil
+	last := comps[len(comps)-1]
+	if trailingSlash(path) && last != "." && last != ".." {
+		// "f/" must name a directory if it names anything.
+		if e, err := fs.lookupEntry(ctx, dir, last); err == nil && e.Type != DTDir {
+			return 0, "", fmt.Errorf("%q is not a directory: %w", path, syscall.ENOTDIR)
+		}
+	}
+	return dir, last, nil
 }
 
 // walk resolves comps from the root, following symlinks in every
