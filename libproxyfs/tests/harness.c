@@ -108,6 +108,31 @@ void daemon_signal(test_daemon_t *d, int sig)
     if (d->pid <= 0)
         return;
     kill(d->pid, sig);
+    if (sig == SIGSTOP) {
+        /* kill() returns before the process stops: wait for state T. */
+        char path[64], buf[256];
+
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)d->pid);
+        for (int i = 0; i < 200; i++) {
+            FILE *f = fopen(path, "r");
+            char *p = NULL;
+            size_t n = 0;
+
+            if (f != NULL) {
+                n = fread(buf, 1, sizeof(buf) - 1, f);
+                fclose(f);
+            }
+            buf[n] = '\0';
+            p = strrchr(buf, ')');
+            if (p != NULL && p[1] == ' ' && (p[2] == 'T' || p[2] == 't'))
+                break;
+            {
+                struct timespec ts = { 0, 5 * 1000 * 1000 };
+
+                nanosleep(&ts, NULL);
+            }
+        }
+    }
     if (sig == SIGKILL || sig == SIGTERM) {
         waitpid(d->pid, NULL, 0);
         d->pid = 0;
