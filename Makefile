@@ -41,7 +41,7 @@ c-test: build
 	$(MAKE) -C libproxyfs asan PROXYFSD=$(PROXYFSD)
 	$(MAKE) -C libproxyfs valgrind PROXYFSD=$(PROXYFSD)
 
-test: go-test c-test
+test: go-test c-test install-test
 
 install: build lib
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/proxyfs $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)
