@@ -208,6 +208,9 @@ func (r *raw) validate() (*Config, error) {
 	if strings.IndexByte(c.Server.Unix, 0) >= 0 {
 		return nil, fmt.Errorf("config: server.unix: path contains NUL")
 	}
+	if c.Server.TCP == "" && c.Server.Unix == "" {
+		return nil, fmt.Errorf("config: server.tcp and server.unix are both empty: nothing to listen on")
+	}
 	for _, n := range []struct {
 		key      string
 		v        *int64

@@ -123,6 +123,7 @@ func TestErrors(t *testing.T) {
 		{"[log]\nlevel = \"loud\"" + vol, `log.level: "loud"`},
 		{"[log]\nformat = \"xml\"" + vol, `log.format: "xml"`},
 		{"[server]\n", `no [[volume]]`},
+		{"[server]\ntcp = \"\"\nunix = \"\"" + vol, `server.tcp and server.unix are both empty`},
 		{"[server\n", `config: line 2`},
 	} {
 		_, err := Parse([]byte(tc.toml))

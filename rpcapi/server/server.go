@@ -163,7 +163,7 @@ func (s *Server) Start() error {
 	if s.cfg.TCP != "" {
 		l, err := net.Listen("tcp", s.cfg.TCP)
 		if err != nil {
-			return fmt.Errorf("listen tcp %s: %w", s.cfg.TCP, err)
+			return err // names the address: "listen tcp 127.0.0.1:9450: bind: ..."
 		}
 		s.tcpAddr = l.Addr().String()
 		s.listeners = append(s.listeners, l)
@@ -203,7 +203,7 @@ func listenUnix(path string) (net.Listener, error) {
 	}
 	l, err := net.Listen("unix", path)
 	if err != nil {
-		return nil, fmt.Errorf("listen unix %s: %w", path, err)
+		return nil, err // names the path
 	}
 	l.(*net.UnixListener).SetUnlinkOnClose(true)
 	return l, nil

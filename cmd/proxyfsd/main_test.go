@@ -1,0 +1,55 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runArgs(args ...string) (int, string, string) {
+	var out, errOut bytes.Buffer
+	rc := run(args, &out, &errOut)
+	return rc, out.String(), errOut.String()
+}
+
+func TestVersion(t *testing.T) {
+	rc, out, _ := runArgs("-version")
+	if rc != 0 || out != "proxyfsd "+version+"\n" {
+		t.Errorf("-version: %d %q", rc, out)
+	}
+}
+
+func TestBadUsage(t *testing.T) {
+	if rc, _, _ := runArgs("-nope"); rc != 2 {
+		t.Errorf("unknown flag: exit %d", rc)
+	}
+	if rc, _, errOut := runArgs("extra"); rc != 2 || !strings.Contains(errOut, "extra") {
+		t.Errorf("extra argument: exit %d %q", rc, errOut)
+	}
+}
+
+func TestStartupFailuresAreOneLine(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.toml")
+	os.WriteFile(bad, []byte("[[volume]]\nname = \"x\"\nsync_interval = \"x\"\n"), 0o644)
+	rc, _, errOut := runArgs("-config", bad)
+	if rc != 1 || errOut != "proxyfsd: config: volume[0].sync_interval: invalid duration \"x\" (in "+bad+")\n" {
+		t.Errorf("bad config: exit %d %q", rc, errOut)
+	}
+	rc, _, errOut = runArgs("-config", filepath.Join(dir, "missing.toml"))
+	if rc != 1 || !strings.HasPrefix(errOut, "proxyfsd: config: ") || strings.Count(errOut, "\n") != 1 {
+		t.Errorf("missing config: exit %d %q", rc, errOut)
+	}
+}
+
+func TestCheck(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.toml")
+	os.WriteFile(cfg, []byte("[log]\nlevel = \"error\"\n[[volume]]\nname = \"a\"\npath = \""+filepath.Join(dir, "a")+"\"\n[[volume]]\nname = \"m\"\nengine = \"memory\"\n"), 0o644)
+	rc, out, errOut := runArgs("-check", "-config", cfg)
+	if rc != 0 || !strings.Contains(out, "2 volume(s) consistent") {
+		t.Errorf("-check: exit %d %q %q", rc, out, errOut)
+	}
+}
