@@ -16,7 +16,8 @@
 
 int t_pass, t_fail;
 
-static int free_port(void)
+/* Returns a loopback TCP port nothing listens on (just released), or -1. */
+int free_port(void)
 {
     struct sockaddr_in sa;
     socklen_t len = sizeof(sa);

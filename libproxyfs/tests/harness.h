@@ -8,6 +8,9 @@
 
 extern int t_pass, t_fail;
 
+/* A loopback TCP port nothing listens on (one just released), or -1. */
+int free_port(void);
+
 #define CHECK(cond)                                                         \
     do {                                                                    \
         if (cond) {                                                         \

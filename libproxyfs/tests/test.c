@@ -79,7 +79,10 @@ static void test_mount_enodev(void)
 {
     mount_handle_t *mh = NULL;
 
-    CHECK_RC(proxyfs_set_server("127.0.0.1:1"), 0);
+    char unused[64];
+
+    snprintf(unused, sizeof(unused), "127.0.0.1:%d", free_port());
+    CHECK_RC(proxyfs_set_server(unused), 0);
     CHECK_RC(proxyfs_mount("default", 0, "a", 1, 1, &mh), ENODEV);
     CHECK_RC(proxyfs_set_server(daemon_.addr), 0);
     /* The Unix socket works as well. */

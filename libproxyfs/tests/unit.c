@@ -6,6 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <stdio.h>
 #include "../internal.h"
 
 static int t_pass, t_fail;
@@ -250,6 +255,23 @@ static void cb_never(void *id)
 }
 
 /* The API without a daemon: argument checks, errno untouched. */
+/* unused_port returns a loopback TCP port that nothing listens on: one
+ * the kernel just handed out and that was closed again. */
+static int unused_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sa;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &len) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return 1;
+    }
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
 static void test_api_args(void)
 {
     mount_handle_t *mh = NULL;
@@ -283,8 +305,11 @@ static void test_api_args(void)
     CHECK(proxyfs_mount("default", 0, "u", 0, 0, NULL) == EINVAL);
     CHECK(proxyfs_mount("default", 0x80, "u", 0, 0, &mh) == EINVAL);
     CHECK(strlen(proxyfs_last_error()) > 0);
-    /* Nothing listens on port 1: ENODEV, and no threads or memory left. */
-    CHECK(proxyfs_set_server("127.0.0.1:1") == 0);
+    /* Nothing listens on a port just released: ENODEV, and no threads or
+     * memory left. */
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", unused_port());
+    CHECK(proxyfs_set_server(addr) == 0);
     CHECK(proxyfs_mount("default", 0, "u", 0, 0, &mh) == ENODEV);
     CHECK(mh == NULL);
     CHECK(proxyfs_set_server("unix:/nonexistent/proxyfs.sock") == 0);
