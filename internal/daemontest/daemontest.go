@@ -111,16 +111,29 @@ func build() (string, error) {
 	if gomod == "" || gomod == os.DevNull {
 		return "", errors.New("not inside the proxyfs module")
 	}
-	dir, err := os.MkdirTemp("", "proxyfsd-bin-")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "proxyfsd")
-	args := []string{"build", "-o", bin}
 	race := raceEnabled
 	if v := os.Getenv("PROXYFS_DAEMON_RACE"); v != "" {
 		race = v == "1"
 	}
+	// One binary per user and build mode, shared by every test process:
+	// each process builds into a temporary file and renames it into place
+	// (a running daemon keeps its old inode), so nothing piles up in /tmp.
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("proxyfsd-test-%d", os.Getuid()))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	name := "proxyfsd"
+	if race {
+		name += "-race"
+	}
+	bin := filepath.Join(dir, name)
+	tmp, err := os.CreateTemp(dir, name+".tmp-")
+	if err != nil {
+		return "", err
+	}
+	tmp.Close()
+	defer os.Remove(tmp.Name())
+	args := []string{"build", "-o", tmp.Name()}
 	if race {
 		args = append(args, "-race")
 	}
@@ -129,6 +142,9 @@ func build() (string, error) {
 	cmd.Dir = filepath.Dir(gomod)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	if err := os.Rename(tmp.Name(), bin); err != nil {
+		return "", err
 	}
 	return bin, nil
 }
