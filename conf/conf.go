@@ -97,8 +97,11 @@ type Server struct {
 
 // Metrics configures the Prometheus endpoint.
 type Metrics struct {
-	// Listen is the HTTP listen address for /metrics; "" disables it.
+	// Listen is the HTTP listen address for /metrics, /healthz and
+	// /readyz; "" disables it.
 	Listen string
+	// Pprof also serves Go's profiler under /debug/pprof/ on Listen.
+	Pprof bool
 }
 
 // Log configures logging.
@@ -137,6 +140,7 @@ type raw struct {
 	} `toml:"server"`
 	Metrics struct {
 		Listen *string `toml:"listen"`
+		Pprof  *bool   `toml:"pprof"`
 	} `toml:"metrics"`
 	Log struct {
 		Level  *string `toml:"level"`
@@ -237,6 +241,9 @@ func (r *raw) validate() (*Config, error) {
 	}
 	if c.Metrics.Listen, err = addr("metrics.listen", r.Metrics.Listen, DefaultMetricsListen); err != nil {
 		return nil, err
+	}
+	if r.Metrics.Pprof != nil {
+		c.Metrics.Pprof = *r.Metrics.Pprof
 	}
 	c.Log.Level = str(r.Log.Level, DefaultLogLevel)
 	switch c.Log.Level {

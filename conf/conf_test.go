@@ -61,6 +61,7 @@ max_inflight_per_conn = 4
 shutdown_grace = "250ms"
 [metrics]
 listen = ""
+pprof = true
 [log]
 level = "debug"
 format = "json"
@@ -81,7 +82,7 @@ path = "/var/lib/b"
 	if c.Server != want {
 		t.Errorf("server %+v, want %+v", c.Server, want)
 	}
-	if c.Metrics.Listen != "" || c.Log != (Log{"debug", "json"}) {
+	if c.Metrics.Listen != "" || !c.Metrics.Pprof || c.Log != (Log{"debug", "json"}) {
 		t.Errorf("metrics/log %+v %+v", c.Metrics, c.Log)
 	}
 	if c.Volumes[0] != (Volume{Name: "a", Engine: "memory", Path: "proxyfs-data/a", SyncInterval: 5 * time.Second, CapacityBytes: 12345}) {
@@ -120,6 +121,7 @@ func TestErrors(t *testing.T) {
 		{"[server]\ntcp = \"localhost:http\"" + vol, `server.tcp: invalid port`},
 		{"[server]\nunix = \"/" + strings.Repeat("x", 200) + "\"" + vol, `server.unix`},
 		{"[metrics]\nlisten = \"nope\"" + vol, `metrics.listen`},
+		{"[metrics]\npprof = \"yes\"" + vol, `pprof`},
 		{"[log]\nlevel = \"loud\"" + vol, `log.level: "loud"`},
 		{"[log]\nformat = \"xml\"" + vol, `log.format: "xml"`},
 		{"[server]\n", `no [[volume]]`},

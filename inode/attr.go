@@ -71,6 +71,17 @@ func (fs *FS) SetAttr(ctx context.Context, ino Ino, sa SetAttr) (Attr, error) {
 	}
 	r.Ctime = now
 	if r.Size > oldSize {
+		if err := fs.reserve(r.Size - oldSize); err != nil {
+			return Attr{}, err
+		}
+	}
+	committed := false
+	defer func() {
+		if !committed && r.Size > oldSize {
+			fs.release(r.Size - oldSize)
+		}
+	}()
+	if r.Size > oldSize {
 		// Cut anything a failed call left beyond the old size before the
 		// new size exposes it.
 		if err := fs.be.TruncateData(ctx, ino, int64(oldSize)); err != nil {
@@ -80,7 +91,9 @@ func (fs *FS) SetAttr(ctx context.Context, ino Ino, sa SetAttr) (Attr, error) {
 	if err := fs.putRecord(ctx, r); err != nil {
 		return Attr{}, err
 	}
+	committed = true
 	if r.Size < oldSize {
+		fs.release(oldSize - r.Size)
 		// The new size is committed, so the call succeeded; data beyond
 		// it is unreachable even if this fails, and Sync or Open cuts it.
 		if err := fs.be.TruncateData(ctx, ino, int64(r.Size)); err != nil {

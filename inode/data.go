@@ -63,6 +63,20 @@ func (fs *FS) Write(ctx context.Context, ino Ino, p []byte, off uint64) error {
 	if len(p) == 0 {
 		return nil
 	}
+	oldSize := r.Size
+	grow := uint64(0)
+	if end := off + uint64(len(p)); end > oldSize {
+		grow = end - oldSize
+	}
+	if err := fs.reserve(grow); err != nil {
+		return err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			fs.release(grow)
+		}
+	}()
 	if off > r.Size {
 		// A hole: make sure nothing a failed call left beyond the old
 		// size shows through it.
@@ -74,7 +88,6 @@ func (fs *FS) Write(ctx context.Context, ino Ino, p []byte, off uint64) error {
 		return err
 	}
 	now := fs.now()
-	oldSize := r.Size
 	r.Size = max(r.Size, off+uint64(len(p)))
 	r.Mtime, r.Ctime = now, now
 	if err := fs.putRecord(ctx, r); err != nil {
@@ -87,5 +100,6 @@ func (fs *FS) Write(ctx context.Context, ino Ino, p []byte, off uint64) error {
 		}
 		return err
 	}
+	ok = true
 	return nil
 }

@@ -2,9 +2,11 @@ package inode
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -19,6 +21,11 @@ type Options struct {
 	Logger *zap.Logger
 	// Now returns the current time; nil means the wall clock.
 	Now func() Timespec
+	// CapacityBytes, if not 0, caps the sum of the sizes of the volume's
+	// files: writes and resizes beyond it fail with ENOSPC, and StatFS
+	// reports it as the volume's size. Sizes are counted as the files'
+	// lengths, holes included.
+	CapacityBytes uint64
 }
 
 // stripes is the number of per-inode locks; inodes share them by number.
@@ -49,6 +56,11 @@ type FS struct {
 	// it; Sync (and the next Open) removes it.
 	untidyMu sync.Mutex
 	untidy   map[Ino]struct{}
+
+	// capacity is Options.CapacityBytes; used is the sum of the sizes of
+	// every regular file, counted at Open and kept by every size change.
+	capacity uint64
+	used     atomic.Uint64
 }
 
 func wallClock() Timespec {
@@ -62,7 +74,7 @@ func wallClock() Timespec {
 // data beyond an inode's size is cut off (both are the traces of calls
 // that never returned success).
 func Open(ctx context.Context, be vfsbackend.Backend, opts Options) (*FS, error) {
-	fs := &FS{be: be, log: opts.Logger, now: opts.Now}
+	fs := &FS{be: be, log: opts.Logger, now: opts.Now, capacity: opts.CapacityBytes}
 	if fs.log == nil {
 		fs.log = zap.NewNop()
 	}
@@ -75,7 +87,59 @@ func Open(ctx context.Context, be vfsbackend.Backend, opts Options) (*FS, error)
 	if err := fs.recoverData(ctx); err != nil {
 		return nil, err
 	}
+	if err := fs.countUsed(ctx); err != nil {
+		return nil, err
+	}
 	return fs, nil
+}
+
+// countUsed sets fs.used from the inode records.
+func (fs *FS) countUsed(ctx context.Context) error {
+	var sum uint64
+	var derr error
+	err := fs.be.Scan(ctx, []byte{pfxInode}, nil, func(k, v []byte) bool {
+		r, err := decodeRecord(Ino(binary.BigEndian.Uint64(k[1:])), v)
+		if err != nil {
+			derr = err
+			return false
+		}
+		if r.Mode&ModeType == ModeRegular {
+			sum += r.Size
+		}
+		return true
+	})
+	if err == nil {
+		err = derr
+	}
+	if err != nil {
+		return fmt.Errorf("open volume: count space: %w", err)
+	}
+	fs.used.Store(sum)
+	return nil
+}
+
+// reserve accounts for n more bytes of file data, failing with ENOSPC if
+// that would exceed the volume's capacity.
+func (fs *FS) reserve(n uint64) error {
+	if n == 0 {
+		return nil
+	}
+	for {
+		cur := fs.used.Load()
+		if fs.capacity > 0 && (cur+n > fs.capacity || cur+n < cur) {
+			return fmt.Errorf("volume capacity of %d bytes reached: %w", fs.capacity, syscall.ENOSPC)
+		}
+		if fs.used.CompareAndSwap(cur, cur+n) {
+			return nil
+		}
+	}
+}
+
+// release gives back n bytes of file data.
+func (fs *FS) release(n uint64) {
+	if n > 0 {
+		fs.used.Add(^(n - 1))
+	}
 }
 
 func (fs *FS) loadOrFormat(ctx context.Context) error {
@@ -318,7 +382,7 @@ func (fs *FS) StatFS(ctx context.Context) (StatFS, error) {
 		// free block as the engine has no inode limit of its own.
 		free = u.AvailBytes / bs
 	}
-	return StatFS{
+	st := StatFS{
 		BlockSize:   bs,
 		Blocks:      u.TotalBytes / bs,
 		BlocksFree:  u.FreeBytes / bs,
@@ -326,5 +390,18 @@ func (fs *FS) StatFS(ctx context.Context) (StatFS, error) {
 		Files:       used + free,
 		FilesFree:   free,
 		NameMax:     MaxNameLen,
-	}, nil
+	}
+	if fs.capacity > 0 {
+		// The volume's own size; free space is what the capacity leaves,
+		// and never more than the engine has.
+		st.Blocks = fs.capacity / bs
+		usedBlocks := (fs.used.Load() + bs - 1) / bs
+		left := uint64(0)
+		if usedBlocks < st.Blocks {
+			left = st.Blocks - usedBlocks
+		}
+		st.BlocksFree = min(st.BlocksFree, left)
+		st.BlocksAvail = min(st.BlocksAvail, left)
+	}
+	return st, nil
 }

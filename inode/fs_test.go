@@ -13,6 +13,7 @@ import (
 	"github.com/proxyfs/proxyfs/inode"
 	"github.com/proxyfs/proxyfs/inode/inodetest"
 	"github.com/proxyfs/proxyfs/vfsbackend"
+	"github.com/proxyfs/proxyfs/vfsbackend/mem"
 )
 
 var (
@@ -770,4 +771,49 @@ func TestConcurrentChanges(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
+}
+
+// CapacityBytes caps the sum of file sizes: writes and resizes beyond it
+// are ENOSPC, removing files gives the space back, and the count survives
+// a reopen.
+func TestCapacity(t *testing.T) {
+	be := mem.New(vfsbackend.Options{})
+	open := func() *inode.FS {
+		fs, err := inode.Open(ctx, be, inode.Options{CapacityBytes: 40960})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fs
+	}
+	fs := open()
+	f := mustCreate(t, fs, inode.RootIno, "f")
+	g := mustCreate(t, fs, inode.RootIno, "g")
+	wantErr(t, "write 32K", fs.Write(ctx, f.Ino, make([]byte, 32768), 0), 0)
+	wantErr(t, "write past capacity", fs.Write(ctx, g.Ino, make([]byte, 8193), 0), syscall.ENOSPC)
+	wantErr(t, "overwrite within size", fs.Write(ctx, f.Ino, make([]byte, 32768), 0), 0)
+	_, err := fs.SetAttr(ctx, g.Ino, inode.SetAttr{Mask: inode.SetSize, Size: 9000})
+	wantErr(t, "grow past capacity", err, syscall.ENOSPC)
+	wantErr(t, "write up to capacity", fs.Write(ctx, g.Ino, make([]byte, 8192), 0), 0)
+	st, _ := fs.StatFS(ctx)
+	if st.Blocks != 10 || st.BlocksFree != 0 || st.BlocksAvail != 0 {
+		t.Fatalf("statfs at capacity: %+v", st)
+	}
+	if a := attr(t, fs, g.Ino); a.Size != 8192 {
+		t.Fatalf("failed grow changed size to %d", a.Size)
+	}
+	_, err = fs.SetAttr(ctx, f.Ino, inode.SetAttr{Mask: inode.SetSize, Size: 4096})
+	wantErr(t, "shrink", err, 0)
+	wantErr(t, "unlink g", fs.Unlink(ctx, inode.RootIno, "g"), 0)
+	st, _ = fs.StatFS(ctx)
+	if st.BlocksFree != 9 {
+		t.Fatalf("after shrink and unlink: %+v", st)
+	}
+	fs2 := open()
+	st, _ = fs2.StatFS(ctx)
+	if st.BlocksFree != 9 {
+		t.Fatalf("after reopen: %+v", st)
+	}
+	wantErr(t, "write after reopen", fs2.Write(ctx, f.Ino, make([]byte, 36864), 4096), 0)
+	wantErr(t, "write past capacity after reopen", fs2.Write(ctx, f.Ino, []byte{1}, 40960), syscall.ENOSPC)
+	inodetest.MustCheck(t, fs2)
 }

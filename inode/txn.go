@@ -16,6 +16,9 @@ type txn struct {
 	batch vfsbackend.Batch
 	// deleteData lists inodes whose data is removed after the commit.
 	deleteData []Ino
+	// freed is the size of the files the txn deletes, released from the
+	// volume's space count once the commit succeeded.
+	freed uint64
 	// inodes is the FS's inode count when the txn began, restored if the
 	// commit fails.
 	inodes uint64
@@ -99,6 +102,7 @@ func (t *txn) deleteInode(ctx context.Context, r *record) error {
 		t.batch.Delete(symlinkKey(r.Ino))
 	case ModeRegular:
 		t.deleteData = append(t.deleteData, r.Ino)
+		t.freed += r.Size
 	}
 	var keys [][]byte
 	if err := t.fs.be.Scan(ctx, inoKey(pfxXattr, r.Ino), nil, func(k, _ []byte) bool {
@@ -140,6 +144,7 @@ func (t *txn) commit(ctx context.Context) error {
 		t.fs.inodes = t.inodes
 		return err
 	}
+	t.fs.release(t.freed)
 	for _, ino := range t.deleteData {
 		if err := t.fs.be.DeleteData(ctx, ino); err != nil {
 			// The inode is gone; its data is garbage that the next Sync

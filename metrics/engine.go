@@ -3,6 +3,8 @@ package metrics
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -98,12 +100,19 @@ type VolumeUsage struct {
 }
 
 // RegisterVolume exports a volume's inode and space usage, read from
-// usage at scrape time, as gauges labelled with the volume's name.
+// usage at scrape time, as gauges labelled with the volume's name. Names
+// must be unique.
 func (m *Metrics) RegisterVolume(name string, usage func() (VolumeUsage, error)) error {
 	if m == nil {
 		return nil
 	}
-	return m.reg.Register(&volumeCollector{name: name, usage: usage})
+	m.volumes.mu.Lock()
+	defer m.volumes.mu.Unlock()
+	if _, dup := m.volumes.usage[name]; dup {
+		return fmt.Errorf("metrics: volume %q registered twice", name)
+	}
+	m.volumes.usage[name] = usage
+	return nil
 }
 
 var (
@@ -117,9 +126,10 @@ var (
 		"Inodes the volume can still create.", []string{"volume"}, nil)
 )
 
+// volumeCollector reports every registered volume's usage.
 type volumeCollector struct {
-	name  string
-	usage func() (VolumeUsage, error)
+	mu    sync.Mutex
+	usage map[string]func() (VolumeUsage, error)
 }
 
 func (c *volumeCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -130,13 +140,17 @@ func (c *volumeCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *volumeCollector) Collect(ch chan<- prometheus.Metric) {
-	u, err := c.usage()
-	if err != nil {
-		ch <- prometheus.NewInvalidMetric(descBytesTotal, err)
-		return
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for name, usage := range c.usage {
+		u, err := usage()
+		if err != nil {
+			ch <- prometheus.NewInvalidMetric(descBytesTotal, fmt.Errorf("volume %q: %w", name, err))
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(descBytesTotal, prometheus.GaugeValue, float64(u.SizeBytes), name)
+		ch <- prometheus.MustNewConstMetric(descBytesFree, prometheus.GaugeValue, float64(u.FreeBytes), name)
+		ch <- prometheus.MustNewConstMetric(descInodes, prometheus.GaugeValue, float64(u.Inodes), name)
+		ch <- prometheus.MustNewConstMetric(descInodesFree, prometheus.GaugeValue, float64(u.FreeInodes), name)
 	}
-	ch <- prometheus.MustNewConstMetric(descBytesTotal, prometheus.GaugeValue, float64(u.SizeBytes), c.name)
-	ch <- prometheus.MustNewConstMetric(descBytesFree, prometheus.GaugeValue, float64(u.FreeBytes), c.name)
-	ch <- prometheus.MustNewConstMetric(descInodes, prometheus.GaugeValue, float64(u.Inodes), c.name)
-	ch <- prometheus.MustNewConstMetric(descInodesFree, prometheus.GaugeValue, float64(u.FreeInodes), c.name)
 }

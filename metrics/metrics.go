@@ -32,9 +32,9 @@ type Metrics struct {
 	bytesRead    *prometheus.CounterVec
 	bytesWritten *prometheus.CounterVec
 	connections  *prometheus.GaugeVec
-	mounts       prometheus.Gauge
 	engineOps    *prometheus.HistogramVec
 	engineErrors *prometheus.CounterVec
+	volumes      *volumeCollector
 	reg          prometheus.Registerer
 }
 
@@ -46,7 +46,8 @@ var latencyBuckets = prometheus.ExponentialBuckets(10e-6, 2.5, 15)
 // process collectors, on reg.
 func New(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
-		reg: reg,
+		reg:     reg,
+		volumes: &volumeCollector{usage: map[string]func() (VolumeUsage, error){}},
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "proxyfs_requests_total",
 			Help: "Requests handled, by channel and method.",
@@ -76,10 +77,6 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "proxyfs_connections",
 			Help: "Open client connections, by channel.",
 		}, []string{"channel"}),
-		mounts: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "proxyfs_mounts",
-			Help: "Active mounts.",
-		}),
 		engineOps: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "proxyfs_engine_operation_duration_seconds",
 			Help:    "Storage engine operation latency, by operation (sync and sync_data are the syncs).",
@@ -92,7 +89,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 	}
 	for _, c := range []prometheus.Collector{
 		m.requests, m.errors, m.latency, m.inflight, m.bytesRead, m.bytesWritten,
-		m.connections, m.mounts, m.engineOps, m.engineErrors,
+		m.connections, m.engineOps, m.engineErrors, m.volumes,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	} {
@@ -147,11 +144,16 @@ func (m *Metrics) ConnOpened(channel string) (closed func()) {
 	return g.Dec
 }
 
-// SetMounts sets the number of active mounts.
-func (m *Metrics) SetMounts(n int) {
-	if m != nil {
-		m.mounts.Set(float64(n))
+// RegisterMounts exports the number of active mounts, read from count at
+// scrape time.
+func (m *Metrics) RegisterMounts(count func() int) error {
+	if m == nil {
+		return nil
 	}
+	return m.reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "proxyfs_mounts",
+		Help: "Active mounts.",
+	}, func() float64 { return float64(count()) }))
 }
 
 // engineOp records one engine operation.

@@ -67,7 +67,9 @@ func TestCountersAndHandler(t *testing.T) {
 	m.DataRead(metrics.ChannelBinary, 4096)
 	m.DataWritten(metrics.ChannelJSON, 11)
 	closed := m.ConnOpened(metrics.ChannelBinary)
-	m.SetMounts(2)
+	if err := m.RegisterMounts(func() int { return 2 }); err != nil {
+		t.Fatal(err)
+	}
 	be := m.WrapBackend(mem.New(vfsbackend.Options{}))
 	ctx := context.Background()
 	be.Get(ctx, []byte("missing"))
@@ -78,7 +80,13 @@ func TestCountersAndHandler(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	h := metrics.Handler(reg, func() error { return nil })
+	if err := m.RegisterVolume("other", func() (metrics.VolumeUsage, error) { return metrics.VolumeUsage{Inodes: 1}, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.RegisterVolume("other", nil); err == nil {
+		t.Fatal("duplicate volume registered")
+	}
+	h := metrics.Handler(reg, func() error { return nil }, true)
 	got := scrape(t, h)
 	want := map[string]float64{
 		"proxyfs_requests_total,channel=json,method=lookup":                    4,
@@ -112,18 +120,23 @@ func TestCountersAndHandler(t *testing.T) {
 	if got["proxyfs_requests_in_flight,channel=binary"].v != 0 || got["proxyfs_connections,channel=binary"].v != 0 {
 		t.Errorf("gauges did not go down")
 	}
-	for path, code := range map[string]int{"/healthz": 200, "/readyz": 200} {
+	for path, code := range map[string]int{"/healthz": 200, "/readyz": 200, "/debug/pprof/": 200} {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
 		if rec.Code != code {
 			t.Errorf("%s: %d", path, rec.Code)
 		}
 	}
-	notReady := metrics.Handler(reg, func() error { return io.ErrClosedPipe })
+	notReady := metrics.Handler(reg, func() error { return io.ErrClosedPipe }, false)
 	rec := httptest.NewRecorder()
 	notReady.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
 	if rec.Code != 503 || !strings.Contains(rec.Body.String(), "closed pipe") {
 		t.Errorf("/readyz not ready: %d %q", rec.Code, rec.Body.String())
+	}
+	rec = httptest.NewRecorder()
+	notReady.ServeHTTP(rec, httptest.NewRequest("GET", "/debug/pprof/", nil))
+	if rec.Code != 404 {
+		t.Errorf("pprof served without being enabled: %d", rec.Code)
 	}
 }
 
@@ -132,7 +145,9 @@ func TestNilMetricsRecordsNothing(t *testing.T) {
 	m.Request("json", "x")("EIO")
 	m.DataRead("json", 1)
 	m.ConnOpened("json")()
-	m.SetMounts(1)
+	if m.RegisterMounts(func() int { return 1 }) != nil {
+		t.Fatal("nil metrics registered")
+	}
 	be := mem.New(vfsbackend.Options{})
 	if m.WrapBackend(be) != be {
 		t.Fatal("nil metrics wrapped the backend")

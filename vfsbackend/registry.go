@@ -20,7 +20,8 @@ type Options struct {
 	SyncInterval time.Duration
 	// CapacityBytes is the size a memory engine reports to statvfs and
 	// enforces (ENOSPC). Zero means 1 GiB. Unused by disk engines, which
-	// report their filesystem's numbers.
+	// report their filesystem's numbers. (A volume's configured capacity
+	// is enforced above the engine, by package inode.)
 	CapacityBytes uint64
 	// Logger receives the engine's logs. Nil means no logs.
 	Logger *zap.Logger

@@ -7,26 +7,34 @@
 //
 // Once every listener is up it prints one line on standard output,
 //
-//	proxyfsd ready tcp=127.0.0.1:9450 unix=proxyfs-data/proxyfsd.sock
+//	proxyfsd ready tcp=127.0.0.1:9450 unix=proxyfs-data/proxyfsd.sock metrics=127.0.0.1:9451
 //
 // with "-" for a disabled listener; a TCP port 0 in the configuration
-// shows the port actually bound. SIGTERM and SIGINT drain in-flight calls
+// shows the port actually bound. The metrics address serves /metrics,
+// /healthz, /readyz (and /debug/pprof/ when metrics.pprof is set). SIGTERM and SIGINT drain in-flight calls
 // for server.shutdown_grace, sync the volumes and exit 0.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/proxyfs/proxyfs/conf"
+	"github.com/proxyfs/proxyfs/metrics"
 	"github.com/proxyfs/proxyfs/rpcapi/server"
 
 	// The storage engines.
@@ -94,22 +102,52 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 
 	log.Info("starting", zap.String("version", version), zap.String("config", configName(*configFile)))
-	srv, err := server.Open(ctx, cfg, server.Options{Logger: log, Version: version})
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg)
 	if err != nil {
+		return fail("metrics: %v", err)
+	}
+	// The metrics port first: a port in use fails before volumes open.
+	var ml net.Listener
+	if cfg.Metrics.Listen != "" {
+		if ml, err = net.Listen("tcp", cfg.Metrics.Listen); err != nil {
+			return fail("metrics: %v", err)
+		}
+	}
+	srv, err := server.Open(ctx, cfg, server.Options{Logger: log, Version: version, Metrics: m})
+	if err != nil {
+		closeQuietly(ml)
 		return fail("%v", err)
 	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	if err := srv.Start(); err != nil {
+		closeQuietly(ml)
 		srv.Shutdown(ctx)
 		return fail("%v", err)
 	}
-	fmt.Fprintf(stdout, "proxyfsd ready tcp=%s unix=%s\n", dash(srv.TCPAddr()), dash(srv.UnixPath()))
+	metricsAddr := ""
+	var hs *http.Server
+	if ml != nil {
+		metricsAddr = ml.Addr().String()
+		hs = &http.Server{Handler: metrics.Handler(reg, srv.Ready, cfg.Metrics.Pprof), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := hs.Serve(ml); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("metrics server", zap.Error(err))
+			}
+		}()
+		log.Info("metrics listening", zap.String("addr", metricsAddr), zap.Bool("pprof", cfg.Metrics.Pprof))
+	}
+	fmt.Fprintf(stdout, "proxyfsd ready tcp=%s unix=%s metrics=%s\n", dash(srv.TCPAddr()), dash(srv.UnixPath()), dash(metricsAddr))
 
 	sig := <-sigs
 	log.Info("shutting down", zap.String("signal", sig.String()), zap.Duration("grace", cfg.Server.ShutdownGrace))
 	sctx, cancel := context.WithTimeout(ctx, cfg.Server.ShutdownGrace)
 	defer cancel()
+	if hs != nil {
+		// /readyz answers 503 while the server drains; then it goes away.
+		defer hs.Close()
+	}
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Error("shutdown", zap.Error(err))
 		return 1
@@ -150,4 +188,11 @@ func newLogger(c conf.Log, w io.Writer) (*zap.Logger, error) {
 		enc = zapcore.NewConsoleEncoder(ec)
 	}
 	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(w), lvl), zap.ErrorOutput(zapcore.AddSync(w))), nil
+}
+
+// closeQuietly closes l if it is open; used on failure paths only.
+func closeQuietly(l net.Listener) {
+	if l != nil {
+		l.Close()
+	}
 }

@@ -61,6 +61,9 @@ type Options struct {
 	LogLevel string
 	// StartTimeout bounds the wait for the daemon to listen (default 30s).
 	StartTimeout time.Duration
+	// Metrics serves /metrics, /healthz and /readyz on a free loopback
+	// port (Daemon.MetricsAddr); Pprof adds /debug/pprof/.
+	Metrics, Pprof bool
 }
 
 // Daemon is a running (or stopped) proxyfsd.
@@ -69,6 +72,9 @@ type Daemon struct {
 	TCPAddr string
 	// UnixPath is the Unix socket path ("" with NoUnix).
 	UnixPath string
+	// MetricsAddr is the HTTP address of /metrics ("" without
+	// Options.Metrics).
+	MetricsAddr string
 	// DataDir holds the volumes: DataDir/<volume name>.
 	DataDir string
 	// ConfigPath is the daemon's configuration file.
@@ -215,7 +221,15 @@ func (d *Daemon) writeConfig() {
 		}
 	}
 	fmt.Fprintf(&b, "shutdown_grace = %q\n", o.ShutdownGrace.String())
-	fmt.Fprintf(&b, "\n[metrics]\nlisten = \"\"\n\n[log]\nlevel = %q\nformat = \"console\"\n", o.LogLevel)
+	metricsAddr := ""
+	if o.Metrics {
+		metricsAddr = d.MetricsAddr
+		if metricsAddr == "" {
+			metricsAddr = "127.0.0.1:0"
+		}
+	}
+	fmt.Fprintf(&b, "\n[metrics]\nlisten = %q\npprof = %v\n", metricsAddr, o.Pprof)
+	fmt.Fprintf(&b, "\n[log]\nlevel = %q\nformat = \"console\"\n", o.LogLevel)
 	for _, v := range o.Volumes {
 		engine := v.Engine
 		if engine == "" {
@@ -286,6 +300,9 @@ func (d *Daemon) start(bin string) {
 			k, v, _ := strings.Cut(f, "=")
 			if k == "tcp" && v != "-" {
 				d.TCPAddr = v
+			}
+			if k == "metrics" && v != "-" {
+				d.MetricsAddr = v
 			}
 		}
 	case <-done:

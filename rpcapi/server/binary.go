@@ -9,10 +9,12 @@ import (
 	"net"
 	"sync"
 	"syscall"
+	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/proxyfs/proxyfs/inode"
+	"github.com/proxyfs/proxyfs/metrics"
 	"github.com/proxyfs/proxyfs/rpcapi/wire"
 )
 
@@ -33,6 +35,7 @@ type binConn struct {
 // Replies are written whole, in completion order.
 func (s *Server) serveBinary(nc net.Conn, br *bufio.Reader) {
 	c := &binConn{s: s, nc: nc, peer: remote(nc), sem: make(chan struct{}, s.cfg.MaxInflightPerConn)}
+	defer s.metrics.ConnOpened(metrics.ChannelBinary)()
 	s.log.Debug("binary connection", zap.String("remote", c.peer))
 	defer c.wg.Wait() // every reply is written (or fails) before nc closes
 	var hdr [wire.RequestHeaderSize]byte
@@ -100,13 +103,31 @@ func (c *binConn) run(h wire.RequestHeader, payload []byte) {
 	defer c.wg.Done()
 	defer func() { <-c.sem }()
 	defer c.s.inflight.release()
+	start := time.Now()
+	done := c.s.metrics.Request(metrics.ChannelBinary, opName(h.Opcode))
 	n, data, err := c.s.binaryOp(h, payload)
 	var we wireErr
+	errno := ""
 	if err != nil {
 		we = c.s.classify("binary "+opName(h.Opcode), err)
+		errno = wire.ErrnoName(we.errno)
 		n, data = 0, nil
+	} else if h.Opcode == wire.OpRead {
+		c.s.metrics.DataRead(metrics.ChannelBinary, int(n))
+	} else {
+		c.s.metrics.DataWritten(metrics.ChannelBinary, int(n))
 	}
 	c.reply(h, we, n, data)
+	done(errno)
+	if ce := c.s.log.Check(zap.DebugLevel, "call"); ce != nil {
+		f := []zap.Field{zap.String("method", "binary "+opName(h.Opcode)), zap.Uint64("mount", h.MountID),
+			zap.Uint64("inode", h.Inode), zap.Uint64("offset", h.Offset), zap.Uint32("length", h.Length),
+			zap.Duration("took", time.Since(start))}
+		if errno != "" {
+			f = append(f, zap.String("errno", errno))
+		}
+		ce.Write(f...)
+	}
 }
 
 // binaryOp runs a READ or WRITE; it never panics.

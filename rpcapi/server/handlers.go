@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/proxyfs/proxyfs/inode"
+	"github.com/proxyfs/proxyfs/metrics"
 	"github.com/proxyfs/proxyfs/mount"
 	"github.com/proxyfs/proxyfs/rpcapi/wire"
 )
@@ -241,6 +242,7 @@ var methods = map[string]method{
 		if err != nil {
 			return nil, err
 		}
+		s.metrics.DataRead(metrics.ChannelJSON, n)
 		return wire.ReadResult{Data: buf[:n]}, nil
 	}),
 	wire.MethodWrite: handler(mut, nil, func(ctx context.Context, s *Server, e *env, p *wire.WriteParams) (any, error) {
@@ -250,6 +252,7 @@ var methods = map[string]method{
 		if err := e.fs.Write(ctx, inode.Ino(p.Inode), p.Data, p.Offset); err != nil {
 			return nil, err
 		}
+		s.metrics.DataWritten(metrics.ChannelJSON, len(p.Data))
 		return wire.WriteResult{Size: uint64(len(p.Data))}, nil
 	}),
 	wire.MethodReaddir: handler(ro, []string{"max_entries"}, func(ctx context.Context, _ *Server, e *env, p *wire.ReaddirParams) (any, error) {

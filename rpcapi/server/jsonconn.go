@@ -19,6 +19,9 @@ import (
 
 	"github.com/sourcegraph/jsonrpc2"
 	"go.uber.org/zap"
+
+	"github.com/proxyfs/proxyfs/metrics"
+	"github.com/proxyfs/proxyfs/rpcapi/wire"
 )
 
 // Framing limits besides max_message_bytes.
@@ -198,25 +201,42 @@ func (h *jsonHandler) Handle(ctx context.Context, conn *jsonrpc2.Conn, req *json
 	}
 	go func() {
 		defer h.s.inflight.release()
+		done := h.s.metrics.Request(metrics.ChannelJSON, methodLabel(req.Method))
 		// A call that started finishes even if its client goes away.
 		result, err := h.s.dispatch(context.WithoutCancel(ctx), req.Method, req.Params)
 		// Leave the per-connection count before replying: a client that
 		// waits for each reply must never see EAGAIN.
 		h.inflight.Add(-1)
-		h.reply(ctx, conn, req, result, err)
+		errno := h.reply(ctx, conn, req, result, err)
+		done(errno)
 	}()
 }
 
-func (h *jsonHandler) reply(ctx context.Context, conn *jsonrpc2.Conn, req *jsonrpc2.Request, result any, err error) {
+// methodLabel is method as a metrics label: unknown methods share one
+// value, so clients cannot grow the label set.
+func methodLabel(method string) string {
+	if _, ok := methods[method]; ok {
+		return method
+	}
+	return "unknown"
+}
+
+// reply sends the call's result or error and returns the errno name
+// reported ("" for success).
+func (h *jsonHandler) reply(ctx context.Context, conn *jsonrpc2.Conn, req *jsonrpc2.Request, result any, err error) string {
 	var serr error
+	errno := ""
 	if err != nil {
-		serr = conn.ReplyWithError(ctx, req.ID, h.s.classify(req.Method, err).jsonError())
+		we := h.s.classify(req.Method, err)
+		errno = wire.ErrnoName(we.errno)
+		serr = conn.ReplyWithError(ctx, req.ID, we.jsonError())
 	} else {
 		serr = conn.Reply(ctx, req.ID, result)
 	}
 	if serr != nil && !errors.Is(serr, jsonrpc2.ErrClosed) {
 		h.s.log.Debug("reply not sent", zap.String("remote", h.peer), zap.String("method", req.Method), zap.Error(serr))
 	}
+	return errno
 }
 
 // serveJSON serves a JSON-RPC connection until it closes.
@@ -224,6 +244,7 @@ func (s *Server) serveJSON(nc net.Conn, br *bufio.Reader) {
 	peer := remote(nc)
 	st := &jsonStream{s: s, nc: nc, r: br, max: s.cfg.MaxMessageBytes, w: bufio.NewWriterSize(nc, ioBufSize), peer: peer}
 	h := &jsonHandler{s: s, peer: peer}
+	defer s.metrics.ConnOpened(metrics.ChannelJSON)()
 	s.log.Debug("JSON-RPC connection", zap.String("remote", peer))
 	c := jsonrpc2.NewConn(context.Background(), st, h,
 		jsonrpc2.SetLogger(stdLogAtDebug(s.log)))
@@ -244,11 +265,7 @@ func (s *Server) dispatch(ctx context.Context, method string, params *json.RawMe
 			result, err = nil, fmt.Errorf("internal error in %s: %w", method, syscall.EIO)
 		}
 		if ce := s.log.Check(zap.DebugLevel, "call"); ce != nil {
-			f := []zap.Field{zap.String("method", method), zap.Duration("took", time.Since(start))}
-			if err != nil {
-				f = append(f, zap.String("error", err.Error()))
-			}
-			ce.Write(f...)
+			ce.Write(accessFields(method, params, time.Since(start), err)...)
 		}
 	}()
 	m, ok := methods[method]
@@ -267,4 +284,34 @@ func stdLogAtDebug(log *zap.Logger) jsonrpc2.Logger {
 		return zap.NewStdLog(zap.NewNop())
 	}
 	return l
+}
+
+// accessFields are the fields of a request's debug access line: method,
+// mount id and inode when the params have them, duration and error. Never
+// file data or paths' contents beyond what the error says.
+func accessFields(method string, params *json.RawMessage, took time.Duration, err error) []zap.Field {
+	f := []zap.Field{zap.String("method", method)}
+	if params != nil {
+		var ids struct {
+			MountID uint64 `json:"mount_id"`
+			Inode   uint64 `json:"inode"`
+		}
+		if json.Unmarshal(*params, &ids) == nil {
+			if ids.MountID != 0 {
+				f = append(f, zap.Uint64("mount", ids.MountID))
+			}
+			if ids.Inode != 0 {
+				f = append(f, zap.Uint64("inode", ids.Inode))
+			}
+		}
+	}
+	f = append(f, zap.Duration("took", took))
+	if err != nil {
+		var errno syscall.Errno
+		if errors.As(err, &errno) {
+			f = append(f, zap.String("errno", wire.ErrnoName(errno)))
+		}
+		f = append(f, zap.String("error", err.Error()))
+	}
+	return f
 }

@@ -27,6 +27,7 @@ import (
 
 	"github.com/proxyfs/proxyfs/conf"
 	"github.com/proxyfs/proxyfs/inode"
+	"github.com/proxyfs/proxyfs/metrics"
 	"github.com/proxyfs/proxyfs/mount"
 	"github.com/proxyfs/proxyfs/rpcapi/wire"
 	"github.com/proxyfs/proxyfs/vfsbackend"
@@ -46,6 +47,7 @@ type Server struct {
 	cfg     conf.Server
 	log     *zap.Logger
 	version string
+	metrics *metrics.Metrics // nil: no metrics
 
 	volumes map[string]*volume
 	order   []*volume // config order, for shutdown
@@ -63,6 +65,7 @@ type Server struct {
 	acceptWG  sync.WaitGroup
 	shutdown  bool
 	closedVol bool
+	started   bool
 }
 
 // Options configures a Server beyond the configuration file.
@@ -72,6 +75,8 @@ type Options struct {
 	// Version is the server's version, reported by ping as
 	// "proxyfsd <Version>".
 	Version string
+	// Metrics receives the server's metrics; nil means none.
+	Metrics *metrics.Metrics
 }
 
 // Open opens every volume of cfg (creating and formatting new ones) and
@@ -85,24 +90,48 @@ func Open(ctx context.Context, cfg *conf.Config, opts Options) (*Server, error) 
 		cfg:     cfg.Server,
 		log:     log,
 		version: opts.Version,
+		metrics: opts.Metrics,
 		volumes: map[string]*volume{},
 		conns:   map[net.Conn]struct{}{},
 	}
 	s.inflight.init()
 	for _, vc := range cfg.Volumes {
-		v, err := openVolume(ctx, vc, log)
+		v, err := openVolume(ctx, vc, log, s.metrics)
 		if err != nil {
 			s.closeVolumes()
 			return nil, err
 		}
 		s.volumes[v.name] = v
 		s.order = append(s.order, v)
+		if err := s.metrics.RegisterVolume(v.name, v.usage); err != nil {
+			s.closeVolumes()
+			return nil, err
+		}
 	}
 	s.mounts = mount.NewTable(func(name string) bool { return s.volumes[name] != nil })
+	if err := s.metrics.RegisterMounts(s.mounts.Count); err != nil {
+		s.closeVolumes()
+		return nil, err
+	}
 	return s, nil
 }
 
-func openVolume(ctx context.Context, vc conf.Volume, log *zap.Logger) (*volume, error) {
+// usage reports v's space and inode use for the metrics.
+func (v *volume) usage() (metrics.VolumeUsage, error) {
+	st, err := v.fs.StatFS(context.Background())
+	if err != nil {
+		return metrics.VolumeUsage{}, err
+	}
+	return metrics.VolumeUsage{
+		SizeBytes:  st.Blocks * st.BlockSize,
+		FreeBytes:  st.BlocksFree * st.BlockSize,
+		Inodes:     st.Files - st.FilesFree,
+		FreeInodes: st.FilesFree,
+	}, nil
+}
+
+// openVolume opens one volume; with m non-nil its engine is instrumented.
+func openVolume(ctx context.Context, vc conf.Volume, log *zap.Logger, m *metrics.Metrics) (*volume, error) {
 	vlog := log.With(zap.String("volume", vc.Name))
 	be, err := vfsbackend.Open(vc.Engine, vfsbackend.Options{
 		Path:          vc.Path,
@@ -113,7 +142,8 @@ func openVolume(ctx context.Context, vc conf.Volume, log *zap.Logger) (*volume, 
 	if err != nil {
 		return nil, fmt.Errorf("volume %q: open %s engine at %s: %w", vc.Name, vc.Engine, vc.Path, err)
 	}
-	fs, err := inode.Open(ctx, be, inode.Options{Logger: vlog})
+	be = m.WrapBackend(be)
+	fs, err := inode.Open(ctx, be, inode.Options{Logger: vlog, CapacityBytes: vc.CapacityBytes})
 	if err != nil {
 		be.Close()
 		return nil, fmt.Errorf("volume %q: %w", vc.Name, err)
@@ -137,7 +167,7 @@ func Check(ctx context.Context, cfg *conf.Config, log *zap.Logger) ([]string, er
 	}
 	var probs []string
 	for _, vc := range cfg.Volumes {
-		v, err := openVolume(ctx, vc, log)
+		v, err := openVolume(ctx, vc, log, nil)
 		if err != nil {
 			return probs, err
 		}
@@ -184,6 +214,23 @@ func (s *Server) Start() error {
 		s.log.Info("listening", zap.String("network", l.Addr().Network()), zap.String("addr", l.Addr().String()))
 		s.acceptWG.Add(1)
 		go s.accept(l)
+	}
+	s.mu.Lock()
+	s.started = true
+	s.mu.Unlock()
+	return nil
+}
+
+// Ready reports whether the server serves requests: its volumes are open
+// and its listeners up, and it is not shutting down (for /readyz).
+func (s *Server) Ready() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.shutdown:
+		return errors.New("shutting down")
+	case !s.started:
+		return errors.New("listeners not started")
 	}
 	return nil
 }

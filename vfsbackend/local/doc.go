@@ -71,7 +71,8 @@
 // since the last Sync are fsynced by the next Sync.
 //
 // Usage reports the numbers of the filesystem that holds Path (statfs);
-// Options.CapacityBytes is ignored, as the vfsbackend.Options doc says.
+// Options.CapacityBytes is ignored, as the vfsbackend.Options doc says; a
+// volume's configured capacity is enforced by package inode.
 //
 // # Why not an existing embedded store
 //

@@ -1,0 +1,154 @@
+package server_test
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/proxyfs/proxyfs/internal/daemontest"
+	"github.com/proxyfs/proxyfs/rpcapi/wire"
+)
+
+// scrape fetches /metrics from the daemon and returns every sample by
+// "name{label=value,...}" (labels in the parser's order); histograms give
+// their sample count.
+func scrape(t *testing.T, d *daemontest.Daemon) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + d.MetricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("/metrics: %s", resp.Status)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("parse /metrics: %v", err)
+	}
+	out := map[string]float64{}
+	for name, f := range fams {
+		for _, m := range f.Metric {
+			key := name + "{"
+			for i, l := range m.Label {
+				if i > 0 {
+					key += ","
+				}
+				key += l.GetName() + "=" + l.GetValue()
+			}
+			key += "}"
+			switch {
+			case m.Counter != nil:
+				out[key] = m.Counter.GetValue()
+			case m.Gauge != nil:
+				out[key] = m.Gauge.GetValue()
+			case m.Histogram != nil:
+				out[key] = float64(m.Histogram.GetSampleCount())
+			case m.Untyped != nil:
+				out[key] = m.Untyped.GetValue()
+			}
+		}
+	}
+	return out
+}
+
+func httpStatus(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestMetrics runs a known workload on both channels and checks that the
+// counters moved by exactly what was done.
+func TestMetrics(t *testing.T) {
+	d := daemontest.Start(t, daemontest.Options{Metrics: true, Pprof: true})
+	for _, p := range []string{"/healthz", "/readyz", "/debug/pprof/"} {
+		if code := httpStatus(t, "http://"+d.MetricsAddr+p); code != 200 {
+			t.Errorf("%s: %d", p, code)
+		}
+	}
+	before := scrape(t, d)
+	rc := dial(t, "tcp", d.TCPAddr)
+	id := rc.mount("default", 0).MountID
+	var f wire.NewInodeResult
+	rc.ok(wire.MethodCreatePath, obj{"mount_id": id, "path": "/f", "mode": 0o644}, &f)
+	for range 3 {
+		rc.ok(wire.MethodLookup, obj{"mount_id": id, "inode": 1, "name": "f"}, nil)
+	}
+	for range 2 {
+		rc.fails(wire.MethodLookup, obj{"mount_id": id, "inode": 1, "name": "nope"}, "ENOENT", 2)
+	}
+	rc.fails("no_such_method", obj{}, "ENOSYS", -32601)
+	rc.ok(wire.MethodWrite, obj{"mount_id": id, "inode": f.Inode, "offset": 0, "data": []byte("0123456789")}, nil)
+	rc.ok(wire.MethodRead, obj{"mount_id": id, "inode": f.Inode, "offset": 0, "length": 4}, nil)
+
+	bc := dialBin(t, "tcp", d.TCPAddr)
+	bc.request(wire.RequestHeader{Opcode: wire.OpWrite, ID: 1, MountID: id, Inode: f.Inode, Offset: 10, Length: 5}, []byte("hello"))
+	if h, _ := bc.reply(); h.Errno != 0 {
+		t.Fatalf("binary write: %+v", h)
+	}
+	bc.request(wire.RequestHeader{Opcode: wire.OpRead, ID: 2, MountID: id, Inode: f.Inode, Length: 100}, nil)
+	if h, _ := bc.reply(); h.Errno != 0 || h.Length != 15 {
+		t.Fatalf("binary read: %+v", h)
+	}
+	bc.request(wire.RequestHeader{Opcode: wire.OpRead, ID: 3, MountID: id, Inode: 999999, Length: 1}, nil)
+	if h, _ := bc.reply(); h.Errno != 2 {
+		t.Fatalf("binary read of a missing inode: %+v", h)
+	}
+
+	after := scrape(t, d)
+	delta := func(k string) float64 { return after[k] - before[k] }
+	want := map[string]float64{
+		"proxyfs_requests_total{channel=json,method=mount}":                      1,
+		"proxyfs_requests_total{channel=json,method=create_path}":                1,
+		"proxyfs_requests_total{channel=json,method=lookup}":                     5,
+		"proxyfs_request_errors_total{channel=json,errno=ENOENT,method=lookup}":  2,
+		"proxyfs_requests_total{channel=json,method=unknown}":                    1,
+		"proxyfs_request_errors_total{channel=json,errno=ENOSYS,method=unknown}": 1,
+		"proxyfs_request_duration_seconds{channel=json,method=lookup}":           5,
+		"proxyfs_written_bytes_total{channel=json}":                              10,
+		"proxyfs_read_bytes_total{channel=json}":                                 4,
+		"proxyfs_requests_total{channel=binary,method=write}":                    1,
+		"proxyfs_requests_total{channel=binary,method=read}":                     2,
+		"proxyfs_request_errors_total{channel=binary,errno=ENOENT,method=read}":  1,
+		"proxyfs_request_duration_seconds{channel=binary,method=read}":           2,
+		"proxyfs_written_bytes_total{channel=binary}":                            5,
+		"proxyfs_read_bytes_total{channel=binary}":                               15,
+		"proxyfs_mounts{}":                      1,
+		"proxyfs_connections{channel=json}":     1,
+		"proxyfs_connections{channel=binary}":   1,
+		"proxyfs_volume_inodes{volume=default}": 1,
+	}
+	for k, v := range want {
+		if got := delta(k); got != v {
+			t.Errorf("%s moved by %v, want %v", k, got, v)
+		}
+	}
+	// The workload's engine commits and reads were timed.
+	if delta("proxyfs_engine_operation_duration_seconds{op=commit}") < 3 {
+		t.Errorf("engine commits not counted: %v", delta("proxyfs_engine_operation_duration_seconds{op=commit}"))
+	}
+	for _, k := range []string{"proxyfs_volume_size_bytes{volume=default}", "go_goroutines{}", "process_resident_memory_bytes{}"} {
+		if after[k] <= 0 {
+			t.Errorf("%s = %v", k, after[k])
+		}
+	}
+	for k := range after {
+		for _, bad := range []string{"mount_id", "inode=", "path=", "user="} {
+			if strings.Contains(k, bad) {
+				t.Errorf("unbounded label in %s", k)
+			}
+		}
+	}
+	d.Check(t)
+}
