@@ -16,13 +16,17 @@ import (
 	"github.com/proxyfs/proxyfs/vfsbackend"
 )
 
-// dataFile is an open data file in the cache.
+// dataFile is an open data file in the cache. It enters the cache before
+// its file is open, so that open(2), which can be slow, runs without the
+// cache's mutex; ready is closed once f (or openErr) is set.
 type dataFile struct {
-	ino    vfsbackend.Ino
-	f      *os.File
-	refs   int           // goroutines using f; guarded by dataStore.mu
-	elem   *list.Element // position in the LRU while cached, else nil
-	doomed bool          // out of the cache: close f when refs drops to 0
+	ino     vfsbackend.Ino
+	ready   chan struct{}
+	f       *os.File // nil if the open failed or found no file
+	openErr error
+	refs    int           // goroutines using f; guarded by dataStore.mu
+	elem    *list.Element // position in the LRU while cached, else nil
+	doomed  bool          // out of the cache: close f when refs drops to 0
 }
 
 // dataStore manages the per-inode data files and their descriptor cache.
@@ -60,14 +64,70 @@ func (d *dataStore) path(ino vfsbackend.Ino) string {
 
 // acquire returns ino's open file with a reference taken, or nil, nil if
 // the file does not exist and create is false. Call release when done.
+// Only the goroutine that opens a file waits for open(2); others asking
+// for the same file wait for it, and everything else goes on.
 func (d *dataStore) acquire(ino vfsbackend.Ino, create bool) (*dataFile, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if df := d.open[ino]; df != nil {
-		df.refs++
-		d.lru.MoveToFront(df.elem)
+	for {
+		d.mu.Lock()
+		if df := d.open[ino]; df != nil {
+			df.refs++
+			if df.elem != nil {
+				d.lru.MoveToFront(df.elem)
+			}
+			d.mu.Unlock()
+			<-df.ready
+			if df.f != nil {
+				return df, nil
+			}
+			// Its opener failed or found no file, and took it out of the
+			// cache: report that, or try again to create it.
+			d.mu.Lock()
+			df.refs--
+			d.mu.Unlock()
+			if df.openErr != nil {
+				return nil, df.openErr
+			}
+			if !create {
+				return nil, nil
+			}
+			continue
+		}
+		df := &dataFile{ino: ino, refs: 1, ready: make(chan struct{})}
+		df.elem = d.lru.PushFront(df)
+		d.open[ino] = df
+		d.mu.Unlock()
+
+		f, err := d.openFile(ino, create)
+
+		d.mu.Lock()
+		if f == nil {
+			if df.elem != nil {
+				d.lru.Remove(df.elem)
+				df.elem = nil
+				delete(d.open, ino)
+			}
+			df.refs--
+			df.openErr = err
+			close(df.ready)
+			d.mu.Unlock()
+			return nil, err
+		}
+		df.f = f
+		close(df.ready)
+		if df.doomed && df.refs == 0 {
+			// Cannot happen (we hold a reference), but never leak f.
+			_ = f.Close()
+		}
+		d.evictLocked()
+		d.mu.Unlock()
 		return df, nil
 	}
+}
+
+// openFile opens ino's data file, creating it (and its directories) if
+// create is set; nil, nil if it does not exist and create is not set.
+// d.mu is not held.
+func (d *dataStore) openFile(ino vfsbackend.Ino, create bool) (*os.File, error) {
 	p := d.path(ino)
 	f, err := os.OpenFile(p, os.O_RDWR, 0)
 	if errors.Is(err, os.ErrNotExist) {
@@ -79,22 +139,23 @@ func (d *dataStore) acquire(ino vfsbackend.Ino, create bool) (*dataFile, error) 
 		}
 		f, err = os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
 		if err == nil {
+			d.mu.Lock()
 			d.dirtyDirs[d.subdir(ino)] = true
+			d.mu.Unlock()
 		}
 	}
 	if err != nil {
 		return nil, err
 	}
-	df := &dataFile{ino: ino, f: f, refs: 1}
-	df.elem = d.lru.PushFront(df)
-	d.open[ino] = df
-	d.evictLocked()
-	return df, nil
+	return f, nil
 }
 
 // mkdirs creates data/ and data/<xx> if needed, noting which directories
-// need an fsync for the new entries to be durable. d.mu is held.
+// need an fsync for the new entries to be durable. It holds d.mu (mkdir
+// is rare: once per directory per process).
 func (d *dataStore) mkdirs(ino vfsbackend.Ino) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	sub := d.subdir(ino)
 	if d.haveDir[sub] {
 		return nil
@@ -138,7 +199,7 @@ func (d *dataStore) dropLocked(df *dataFile) {
 	df.elem = nil
 	delete(d.open, df.ino)
 	df.doomed = true
-	if df.refs == 0 {
+	if df.refs == 0 && df.f != nil {
 		_ = df.f.Close() // data already written is in the page cache; close cannot lose it on a local filesystem
 	}
 }
@@ -149,7 +210,9 @@ func (d *dataStore) release(df *dataFile) {
 	df.refs--
 	if df.refs == 0 {
 		if df.doomed {
-			_ = df.f.Close()
+			if df.f != nil {
+				_ = df.f.Close()
+			}
 			return
 		}
 		d.evictLocked()
@@ -253,11 +316,13 @@ func (b *Backend) DeleteData(ctx context.Context, ino vfsbackend.Ino) error {
 	}
 	d := &b.data
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if df := d.open[ino]; df != nil {
 		d.dropLocked(df)
 	}
 	delete(d.dirty, ino)
+	d.mu.Unlock()
+	// unlink(2) runs without the cache's mutex; the caller does not use
+	// ino concurrently (package inode deletes data of removed inodes only).
 	err := os.Remove(d.path(ino))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -265,7 +330,9 @@ func (b *Backend) DeleteData(ctx context.Context, ino vfsbackend.Ino) error {
 	if err != nil {
 		return fmt.Errorf("local: delete %d: %w", ino, err)
 	}
+	d.mu.Lock()
 	d.dirtyDirs[d.subdir(ino)] = true
+	d.mu.Unlock()
 	return nil
 }
 
@@ -396,7 +463,7 @@ func (d *dataStore) closeAll() error {
 			df.elem = nil
 		}
 		df.doomed = true
-		if df.refs == 0 {
+		if df.refs == 0 && df.f != nil {
 			errs = append(errs, df.f.Close())
 		}
 	}
