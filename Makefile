@@ -22,6 +22,7 @@ all: build lib
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/proxyfsd ./cmd/proxyfsd
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/pfs ./cmd/pfs
 
 lib:
 	$(MAKE) -C libproxyfs
