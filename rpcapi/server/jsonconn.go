@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sourcegraph/jsonrpc2"
 	"go.uber.org/zap"
@@ -73,6 +74,12 @@ func (st *jsonStream) ReadObject(v any) error {
 		}
 		if !json.Valid(body) {
 			st.replyRaw(nil, &protoError{code: jsonrpc2.CodeParseError, errno: syscall.EINVAL, msg: "parse error: body is not valid JSON"})
+			continue
+		}
+		if err := checkUnicode(body); err != nil {
+			// encoding/json would quietly turn these into U+FFFD, so a
+			// name could silently become another name.
+			st.replyRaw(requestID(body), &protoError{code: jsonrpc2.CodeParseError, errno: syscall.EINVAL, msg: "parse error: " + err.Error()})
 			continue
 		}
 		// Decode into a fresh value: a failed decode may leave a partial
@@ -314,4 +321,64 @@ func accessFields(method string, params *json.RawMessage, took time.Duration, er
 		f = append(f, zap.String("error", err.Error()))
 	}
 	return f
+}
+
+// checkUnicode reports an error if body, valid JSON, is not valid UTF-8
+// or has a string escape that is a lone UTF-16 surrogate (\ud800 without
+// its pair): neither is a Unicode string, and RFC 8259 requires UTF-8.
+func checkUnicode(body []byte) error {
+	if !utf8.Valid(body) {
+		return errors.New("message is not valid UTF-8")
+	}
+	inString := false
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		switch {
+		case !inString:
+			inString = c == '"'
+		case c == '"':
+			inString = false
+		case c == '\\':
+			i++
+			if i >= len(body) || body[i] != 'u' {
+				continue
+			}
+			r := hex4(body[i+1:])
+			i += 4
+			if r < 0xd800 || r > 0xdfff {
+				continue
+			}
+			// A high surrogate must be followed by an escaped low one.
+			if r >= 0xdc00 || i+6 >= len(body) || body[i+1] != '\\' || body[i+2] != 'u' {
+				return errors.New("string has a lone UTF-16 surrogate escape")
+			}
+			if lo := hex4(body[i+3:]); lo < 0xdc00 || lo > 0xdfff {
+				return errors.New("string has a lone UTF-16 surrogate escape")
+			}
+			i += 6
+		}
+	}
+	return nil
+}
+
+// hex4 decodes the 4 hex digits at the start of b (valid JSON has them
+// after \u); -1 if they are not there.
+func hex4(b []byte) int {
+	if len(b) < 4 {
+		return -1
+	}
+	v := 0
+	for _, c := range b[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			v = v<<4 | int(c-'0')
+		case c >= 'a' && c <= 'f':
+			v = v<<4 | int(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			v = v<<4 | int(c-'A'+10)
+		default:
+			return -1
+		}
+	}
+	return v
 }
