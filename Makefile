@@ -16,7 +16,7 @@ SYSCONFDIR ?= $(PREFIX)/etc
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 DOCDIR     ?= $(PREFIX)/share/doc/proxyfs
 
-.PHONY: all build run test go-test c-test install-test vet lib install clean bench
+.PHONY: all build run test go-test c-test install-test fuzz vet lib install clean bench
 
 all: build lib
 
@@ -37,12 +37,27 @@ vet:
 go-test: vet
 	$(GO) test -race -count=1 -timeout 20m ./...
 
+# fuzz runs every fuzz target for FUZZTIME each (seeds are in the code and
+# in testdata/fuzz; go test runs those as plain tests too).
+FUZZTIME ?= 10s
+FUZZ_TARGETS := rpcapi/wire:FuzzDecodeRequest rpcapi/wire:FuzzDecodeReply \
+	inode:FuzzResolve inode:FuzzCreateName \
+	rpcapi/server:FuzzDispatch rpcapi/server:FuzzJSONStream rpcapi/server:FuzzBinaryStream
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t#*:}; \
+		echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
+		$(GO) test -run=NONE -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) ./$$pkg >/tmp/proxyfs-fuzz.log 2>&1 || \
+			{ cat /tmp/proxyfs-fuzz.log; exit 1; }; \
+		tail -1 /tmp/proxyfs-fuzz.log; \
+	done
+
 c-test: build
 	$(MAKE) -C libproxyfs test PROXYFSD=$(PROXYFSD)
 	$(MAKE) -C libproxyfs asan PROXYFSD=$(PROXYFSD)
 	$(MAKE) -C libproxyfs valgrind PROXYFSD=$(PROXYFSD)
 
-test: go-test c-test install-test
+test: go-test c-test install-test fuzz
 
 install: build lib
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/proxyfs $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)
