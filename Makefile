@@ -79,6 +79,14 @@ install-test:
 	$(MAKE) install PREFIX=/opt/proxyfs DESTDIR=$(CURDIR)/bin/install-test
 	sh dist/install-test.sh $(CURDIR)/bin/install-test /opt/proxyfs
 
+# bench runs the benchmark against a proxyfsd it starts itself (not part of
+# make test); BENCH_ARGS=-quick (or make bench-quick) for a short run.
+bench: build lib
+	$(MAKE) -C bench run PROXYFSD=$(PROXYFSD) BENCH_ARGS="$(BENCH_ARGS)"
+
+bench-quick: build lib
+	$(MAKE) -C bench run PROXYFSD=$(PROXYFSD) BENCH_ARGS="-quick $(BENCH_ARGS)"
+
 clean:
 	rm -rf bin
 	$(MAKE) -C libproxyfs clean
