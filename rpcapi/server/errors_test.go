@@ -276,6 +276,12 @@ func TestMaxConnections(t *testing.T) {
 	b.ok(wire.MethodPing, obj{}, nil)
 	c := dial(t, "tcp", d.TCPAddr)
 	c.write("Content-Length: 2\r\n\r\n{}")
+	// A clear error first (id null, EAGAIN), then the connection closes.
+	r := c.recv()
+	if string(r.ID) != "null" {
+		t.Errorf("refusal id %s, want null", r.ID)
+	}
+	c.checkErr(r, "refused connection", "EAGAIN", 11)
 	c.closed()
 	a.c.Close()
 	deadline := time.Now().Add(10 * time.Second)

@@ -13,6 +13,7 @@ package server
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -21,8 +22,10 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
+	"github.com/sourcegraph/jsonrpc2"
 	"go.uber.org/zap"
 
 	"github.com/proxyfs/proxyfs/conf"
@@ -282,11 +285,44 @@ func (s *Server) accept(l net.Listener) {
 		}
 		backoff = 0
 		if !s.addConn(nc) {
-			nc.Close()
+			s.refuse(nc)
 			continue
 		}
 		go s.serveConn(nc)
 	}
+}
+
+// refusing bounds the connections being refused at once.
+var refusing = make(chan struct{}, 64)
+
+// refuse closes a connection over max_connections. A JSON-RPC client gets
+// an error reply first (EAGAIN, id null) so that it can tell why; a binary
+// channel, which has no request id to answer yet, is just closed.
+func (s *Server) refuse(nc net.Conn) {
+	select {
+	case refusing <- struct{}{}:
+	default:
+		nc.Close() // a flood: no time for courtesy
+		return
+	}
+	go func() {
+		defer func() { <-refusing }()
+		defer nc.Close()
+		nc.SetDeadline(time.Now().Add(time.Second))
+		var magic [4]byte
+		if _, err := io.ReadFull(nc, magic[:]); err != nil || string(magic[:]) == wire.RequestMagic {
+			return
+		}
+		we := s.classify("accept", fmt.Errorf("too many connections (max_connections %d): %w", s.cfg.MaxConnections, syscall.EAGAIN))
+		body, err := json.Marshal(struct {
+			JSONRPC string          `json:"jsonrpc"`
+			ID      *int            `json:"id"`
+			Error   *jsonrpc2.Error `json:"error"`
+		}{"2.0", nil, we.jsonError()})
+		if err == nil {
+			fmt.Fprintf(nc, "Content-Length: %d\r\n\r\n%s", len(body), body)
+		}
+	}()
 }
 
 // addConn registers a connection; false if the server is closing or at
