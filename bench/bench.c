@@ -2,7 +2,11 @@
  * bench.c - proxyfs benchmark through libproxyfs, with baselines measured in
  * the same run (see ../BENCHMARKS.md).
  *
- *   bench [-quick] [-proxyfsd PATH] [-tmp DIR] [-only a,b,...] [-keep]
+ *   bench [-quick] [-proxyfsd PATH] [-tmp DIR] [-only a,b,...] [-n FILES]
+ *         [-mib MIB] [-keep]
+ *
+ * -only runs the named phases (create and unlink always run when any
+ * metadata phase does); -n and -mib override the sizes (for profiling).
  *
  * It starts proxyfsd itself (loopback TCP on a free port, engine "local",
  * data directory in a fresh temp dir under -tmp / $TMPDIR / /tmp, where the
@@ -27,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -165,11 +170,21 @@ static long srv_status_kb(const char *key)
 
 /* -------------------------------------------------------------- output */
 
-static double g_cpu0;
+static double g_cpu0, g_ccpu0;
+
+/* CPU seconds of this process (the client: library + bench). */
+static double cli_cpu(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 static void phase_begin(void)
 {
     g_cpu0 = srv_cpu();
+    g_ccpu0 = cli_cpu();
 }
 
 /* target <= 0: no target. */
@@ -185,9 +200,9 @@ static void report(const char *phase, int threads, double fig, const char *unit,
         if (ratio < target)
             g_misses++;
     }
-    printf("%-12s T=%d %11.1f %-8s base %11.1f %-9s ratio %6.3f target %-6s %-4s srv_cpu %6.2fs\n",
+    printf("%-12s T=%d %10.1f %-7s base %10.1f %-9s ratio %6.3f target %-6s %-4s cpu srv %5.2fs cli %5.2fs\n",
            phase, threads, fig, unit, base, bunit, ratio, tbuf, res,
-           srv_cpu() - g_cpu0);
+           srv_cpu() - g_cpu0, cli_cpu() - g_ccpu0);
     fflush(stdout);
 }
 
@@ -947,6 +962,8 @@ static void start_daemon(void)
     if (g_pid == 0) {
         int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
 
+        /* The daemon goes away with the benchmark, however it ends. */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (fd >= 0) {
             dup2(fd, 1);
             dup2(fd, 2);
@@ -1012,10 +1029,16 @@ static void print_machine(void)
 
 /* ------------------------------------------------------------------ main */
 
+static void on_signal(int sig)
+{
+    (void)sig;
+    die("interrupted");
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: bench [-quick] [-proxyfsd PATH] [-tmp DIR] "
-                    "[-only phase,...] [-keep]\n");
+                    "[-only phase,...] [-n FILES] [-mib MIB] [-keep]\n");
     exit(2);
 }
 
@@ -1023,6 +1046,7 @@ int main(int argc, char **argv)
 {
     char addr[64];
     double t_start = now_s(), rtt1 = 0, rtt4 = 0;
+    unsigned n_override = 0, mib_override = 0;
 
     cfg.proxyfsd = getenv("PROXYFSD");
     cfg.tmpbase = getenv("TMPDIR") != NULL ? getenv("TMPDIR") : "/tmp";
@@ -1035,6 +1059,10 @@ int main(int argc, char **argv)
             cfg.proxyfsd = argv[++i];
         } else if (strcmp(argv[i], "-tmp") == 0 && i + 1 < argc) {
             cfg.tmpbase = argv[++i];
+        } else if (strcmp(argv[i], "-n") == 0 && i + 1 < argc) {
+            n_override = (unsigned)strtoul(argv[++i], NULL, 10);
+        } else if (strcmp(argv[i], "-mib") == 0 && i + 1 < argc) {
+            mib_override = (unsigned)strtoul(argv[++i], NULL, 10);
         } else if (strcmp(argv[i], "-only") == 0 && i + 1 < argc) {
             cfg.only = argv[++i];
         } else {
@@ -1049,7 +1077,13 @@ int main(int argc, char **argv)
         cfg.mib = 32;
         cfg.rtt_secs = 0.4;
     }
+    if (n_override > 0)
+        cfg.nfiles = cfg.nsmall = n_override;
+    if (mib_override > 0)
+        cfg.mib = mib_override;
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
     make_pattern();
     start_daemon();
     print_machine();
@@ -1058,6 +1092,11 @@ int main(int argc, char **argv)
     CHECK(proxyfs_set_server(addr), "set_server");
     CHECK(proxyfs_mount("default", 0, "bench", getuid(), getgid(), &g_mh), "mount");
     CHECK(proxyfs_lookup_path(g_mh, "/", &g_root), "lookup /");
+    if (getenv("BENCH_PAUSE") != NULL) {
+        printf("# paused %s s before the phases\n", getenv("BENCH_PAUSE"));
+        fflush(stdout);
+        sleep((unsigned)atoi(getenv("BENCH_PAUSE")));
+    }
 
     if (want("create") || want("lookup") || want("getstat") || want("readdir_plus") ||
         want("unlink")) {

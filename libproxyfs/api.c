@@ -664,8 +664,9 @@ int proxyfs_read(mount_handle_t *in_mount_handle, uint64_t in_inode_number,
     while (done < want) {
         size_t chunk = want - done > maxio ? maxio : want - done, got = 0;
 
-        rc = pfs_bin_io(in_mount_handle, PFS_BIN_OP_READ, in_inode_number,
-                        in_offset + done, in_bufptr + done, chunk, &got);
+        rc = pfs_bin_io_striped(in_mount_handle, PFS_BIN_OP_READ,
+                                in_inode_number, in_offset + done,
+                                in_bufptr + done, chunk, &got);
         if (rc != 0)
             break;
         done += got;
@@ -699,8 +700,9 @@ int proxyfs_write(mount_handle_t *in_mount_handle, uint64_t in_inode_number,
         size_t chunk = in_bufsize - done > maxio ? maxio : in_bufsize - done;
         size_t put = 0;
 
-        rc = pfs_bin_io(in_mount_handle, PFS_BIN_OP_WRITE, in_inode_number,
-                        in_offset + done, in_bufptr + done, chunk, &put);
+        rc = pfs_bin_io_striped(in_mount_handle, PFS_BIN_OP_WRITE,
+                                in_inode_number, in_offset + done,
+                                in_bufptr + done, chunk, &put);
         if (rc != 0)
             break;
         done += put;

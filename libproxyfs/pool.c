@@ -300,16 +300,12 @@ static void waiter_fini(pfs_waiter_t *w)
     pthread_mutex_destroy(&w->m);
 }
 
-/* Submits and waits. Returns PFS_NOTSENT, ETIMEDOUT, or the call's status
+/* Waits for a submitted call. Returns ETIMEDOUT or the call's status
  * (0 = reply in the call, PFS_LOST). */
-static int submit_wait(pfs_conn_t *c, pfs_waiter_t *w, const void *a,
-                       size_t alen, const void *b, size_t blen,
-                       uint64_t deadline_ms)
+static int wait_done(pfs_conn_t *c, pfs_waiter_t *w, uint64_t deadline_ms)
 {
     struct timespec ts;
 
-    if (pfs_conn_submit(c, &w->call, a, alen, b, blen) != 0)
-        return PFS_NOTSENT;
     pfs_deadline_ts(deadline_ms, &ts);
     pthread_mutex_lock(&w->m);
     while (!w->done) {
@@ -327,6 +323,17 @@ static int submit_wait(pfs_conn_t *c, pfs_waiter_t *w, const void *a,
     }
     pthread_mutex_unlock(&w->m);
     return w->call.status;
+}
+
+/* Submits and waits. Returns PFS_NOTSENT, ETIMEDOUT, or the call's status
+ * (0 = reply in the call, PFS_LOST). */
+static int submit_wait(pfs_conn_t *c, pfs_waiter_t *w, const void *a,
+                       size_t alen, const void *b, size_t blen,
+                       uint64_t deadline_ms)
+{
+    if (pfs_conn_submit(c, &w->call, a, alen, b, blen) != 0)
+        return PFS_NOTSENT;
+    return wait_done(c, w, deadline_ms);
 }
 
 int pfs_json_call_once(const char *method, const json_t *params,
@@ -492,4 +499,101 @@ int pfs_bin_io(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
             return pfs_set_error(ETIMEDOUT, "proxyfsd unreachable: %s",
                                  proxyfs_last_error());
     }
+}
+
+/* A synchronous binary read or write of len bytes (at most max_io), split
+ * into pieces of about PFS_STRIPE bytes that are all in flight at once, over
+ * the binary connections in turn. The server runs requests concurrently, so
+ * its disk reads and writes overlap the transfer of the other pieces instead
+ * of alternating with it. A piece whose attempt did not get a clean reply
+ * (connection lost, not sent, stale mount) is done again alone through
+ * pfs_bin_io, with its retry rules. A short piece ends a read (end of file):
+ * the pieces after it do not count. */
+int pfs_bin_io_striped(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
+                       uint8_t *buf, size_t len, size_t *out_len)
+{
+    pfs_waiter_t w[PFS_STRIPE_MAX];
+    pfs_conn_t *conn[PFS_STRIPE_MAX];
+    size_t poff[PFS_STRIPE_MAX], plen[PFS_STRIPE_MAX], total = 0, piece;
+    int st[PFS_STRIPE_MAX];
+    unsigned n, i;
+    uint64_t deadline, mid;
+    pfs_pool_t *p;
+    int rc = 0;
+
+    if (len < 2 * PFS_STRIPE)
+        return pfs_bin_io(mh, op, ino, off, buf, len, out_len);
+    if ((p = pfs_pool_get()) == NULL)
+        return ENOMEM;
+    n = (unsigned)((len + PFS_STRIPE - 1) / PFS_STRIPE);
+    if (n > PFS_STRIPE_MAX)
+        n = PFS_STRIPE_MAX;
+    piece = (len + n - 1) / n;
+    piece = (piece + 4095) & ~(size_t)4095;
+    deadline = pfs_now_ms() + pfs_config_timeout_ms();
+    mid = pfs_mount_id(mh);
+    for (i = 0; i < n && i * piece < len; i++) {
+        pfs_bin_req_t req;
+        uint8_t hdr[PFS_BIN_REQ_HDR];
+
+        poff[i] = i * piece;
+        plen[i] = len - poff[i] < piece ? len - poff[i] : piece;
+        waiter_init(&w[i], pfs_pool_new_id(p));
+        req.op = (uint16_t)op;
+        req.id = w[i].call.id;
+        req.mount_id = mid;
+        req.inode = ino;
+        req.offset = off + poff[i];
+        req.length = (uint32_t)plen[i];
+        pfs_bin_encode_request(&req, hdr);
+        if (op == PFS_BIN_OP_READ) {
+            w[i].call.rbuf = buf + poff[i];
+            w[i].call.rcap = plen[i];
+        }
+        conn[i] = pfs_pool_bin_conn(p);
+        st[i] = pfs_conn_submit(conn[i], &w[i].call, hdr, sizeof(hdr),
+                                op == PFS_BIN_OP_WRITE ? buf + poff[i] : NULL,
+                                op == PFS_BIN_OP_WRITE ? plen[i] : 0) != 0
+                    ? PFS_NOTSENT
+                    : 0;
+    }
+    n = i;
+    for (i = 0; i < n; i++)
+        if (st[i] == 0)
+            st[i] = wait_done(conn[i], &w[i], deadline);
+    for (i = 0; i < n; i++) {
+        size_t got = 0;
+        int r;
+
+        if (rc != 0 || (total < poff[i] && op == PFS_BIN_OP_READ)) {
+            /* after an error or the end of file: only clean up */
+            waiter_fini(&w[i]);
+            continue;
+        }
+        if (st[i] == 0 && !(w[i].call.brep.flags & PFS_BIN_FLAG_BAD_MOUNT)) {
+            r = w[i].call.brep.err;
+            if (r != 0)
+                pfs_set_error(r, "%s of inode %llu",
+                              op == PFS_BIN_OP_READ ? "read" : "write",
+                              (unsigned long long)ino);
+            got = w[i].call.brep.length;
+        } else if (st[i] == ETIMEDOUT) {
+            r = pfs_set_error(ETIMEDOUT, "no reply in time");
+        } else {
+            r = pfs_bin_io(mh, op, ino, off + poff[i], buf + poff[i], plen[i],
+                           &got);
+        }
+        waiter_fini(&w[i]);
+        if (r != 0) {
+            rc = r;
+            continue;
+        }
+        total += got;
+        if (got < plen[i] && op == PFS_BIN_OP_WRITE)
+            rc = pfs_set_error(EIO, "short write of inode %llu",
+                               (unsigned long long)ino);
+    }
+    if (rc == 0)
+        *out_len = total;
+    return rc;
 }
