@@ -372,8 +372,25 @@ static void *ping_main(void *arg)
     return NULL;
 }
 
-/* Round trips per second (total) of T concurrent 64-byte ping-pong pairs. */
+/* Round trips per second (total) of T concurrent 64-byte ping-pong pairs:
+ * the best of three runs (the machine is noisy; the baseline should be
+ * what loopback can do). */
+static double raw_rtt_once(int nt);
+
 static double raw_rtt_rate(int nt)
+{
+    double best = 0;
+
+    for (int i = 0; i < 3; i++) {
+        double r = raw_rtt_once(nt);
+
+        if (r > best)
+            best = r;
+    }
+    return best;
+}
+
+static double raw_rtt_once(int nt)
 {
     int lport, lfd = listen_any(&lport);
     pthread_t et[MAXT], pt[MAXT];
@@ -385,7 +402,7 @@ static double raw_rtt_rate(int nt)
         int one = 1;
 
         p[i].fd = connect_port(lport);
-        p[i].secs = cfg.rtt_secs;
+        p[i].secs = cfg.rtt_secs / 3;
         p[i].count = 0;
         e[i].fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
         if (e[i].fd < 0)
@@ -430,8 +447,23 @@ static void *sink_main(void *arg)
     return NULL;
 }
 
-/* MiB/s of one loopback TCP stream written in 1 MiB writes. */
+/* MiB/s of one loopback TCP stream written in 1 MiB writes (best of 3). */
+static double raw_tcp_bw_once(double secs);
+
 static double raw_tcp_bw(void)
+{
+    double best = 0;
+
+    for (int i = 0; i < 3; i++) {
+        double r = raw_tcp_bw_once(cfg.rtt_secs / 3);
+
+        if (r > best)
+            best = r;
+    }
+    return best;
+}
+
+static double raw_tcp_bw_once(double secs)
 {
     int lport, lfd = listen_any(&lport), cfd;
     pthread_t st;
@@ -454,7 +486,7 @@ static double raw_tcp_bw(void)
             die("stream: %s", strerror(errno));
         sent += MIB;
         t = now_s();
-    } while (t - t0 < cfg.rtt_secs);
+    } while (t - t0 < secs);
     shutdown(cfd, SHUT_WR);
     pthread_join(st, NULL);
     t = now_s();

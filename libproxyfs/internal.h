@@ -290,6 +290,7 @@ typedef struct {
     uint64_t when;  /* pfs_now_ms() when fetched */
     uint64_t used;  /* for LRU */
     size_t n;
+    size_t last;    /* index of the entry served last (lookup hint) */
     pfs_dent_t *ents;
 } pfs_batch_t;
 

@@ -15,7 +15,7 @@
 #include "internal.h"
 
 #define PFS_DCACHE_MS 1000
-#define PFS_READDIR_BATCH 256
+#define PFS_READDIR_BATCH 1024
 
 static void batch_free(pfs_batch_t *b)
 {
@@ -94,6 +94,9 @@ static long batch_find(const pfs_batch_t *b, int64_t prev)
 {
     if (b->prev == prev)
         return 0;
+    /* A listing asks for the entry after the one served last: O(1). */
+    if (b->last < b->n && b->ents[b->last].cookie == prev)
+        return (long)b->last + 1;
     for (size_t i = 0; i < b->n; i++)
         if (b->ents[i].cookie == prev)
             return (long)i + 1;
@@ -149,6 +152,7 @@ static int from_cache(mount_handle_t *mh, uint64_t dir, int64_t prev, bool plus,
             continue;
         if ((size_t)i < b->n) {
             b->used = ++mh->dclock;
+            b->last = (size_t)i;
             *rc = serve(&b->ents[i], out_de, out_st);
             return 1;
         }
