@@ -47,24 +47,25 @@ func (s *Server) serveBinary(nc net.Conn, br *bufio.Reader) {
 			c.readErr(err)
 			return
 		}
-		if h.Length > uint32(s.cfg.MaxIOBytes) {
-			// Checked before anything is allocated.
-			err := fmt.Errorf("binary %s of %d bytes exceeds max_io_size %d: %w", opName(h.Opcode), h.Length, s.cfg.MaxIOBytes, syscall.EINVAL)
-			if h.Opcode == wire.OpRead {
-				c.reply(h, s.classify("read", err), 0, nil)
+		// Lengths are checked before anything is allocated.
+		if err, fatal := s.checkLength(h); err != nil {
+			if !fatal {
+				c.reply(h, s.classify(wire.OpName(h.Opcode), err), 0, nil, nil)
 				<-c.sem
 				continue
 			}
 			// The payload cannot be skipped safely: answer, then close.
 			c.wg.Wait()
-			c.reply(h, s.classify("write", err), 0, nil)
-			s.log.Info("closing binary connection: oversized write", zap.String("remote", c.peer), zap.Uint32("length", h.Length))
+			c.reply(h, s.classify(wire.OpName(h.Opcode), err), 0, nil, nil)
+			s.log.Info("closing binary connection: oversized payload", zap.String("remote", c.peer),
+				zap.String("op", wire.OpName(h.Opcode)), zap.Uint32("length", h.Length))
 			return
 		}
 		var payload []byte
-		if h.Opcode == wire.OpWrite {
-			payload = make([]byte, h.Length)
+		if wire.HasPayload(h.Opcode) {
+			payload = getBuf(int(h.Length))
 			if _, err := io.ReadFull(br, payload); err != nil {
+				putBuf(payload)
 				<-c.sem
 				c.readErr(err)
 				return
@@ -73,12 +74,30 @@ func (s *Server) serveBinary(nc net.Conn, br *bufio.Reader) {
 		if !s.inflight.acquire() {
 			// Draining for shutdown: stop reading; the connection is
 			// closed once in-flight calls are done.
+			putBuf(payload)
 			<-c.sem
 			return
 		}
 		c.wg.Add(1)
 		go c.run(h, payload)
 	}
+}
+
+// checkLength checks a request's length field; fatal means the payload
+// that follows cannot be skipped and the connection must close.
+func (s *Server) checkLength(h wire.RequestHeader) (err error, fatal bool) {
+	switch h.Opcode {
+	case wire.OpRead, wire.OpWrite:
+		if h.Length > uint32(s.cfg.MaxIOBytes) {
+			return fmt.Errorf("binary %s of %d bytes exceeds max_io_size %d: %w", wire.OpName(h.Opcode), h.Length, s.cfg.MaxIOBytes, syscall.EINVAL),
+				h.Opcode == wire.OpWrite
+		}
+	case wire.OpLookup, wire.OpCreate, wire.OpUnlink:
+		if h.Length > wire.MaxNamePayload {
+			return fmt.Errorf("binary %s: name of %d bytes: %w", wire.OpName(h.Opcode), h.Length, syscall.ENAMETOOLONG), true
+		}
+	}
+	return nil, false
 }
 
 func (c *binConn) readErr(err error) {
@@ -91,36 +110,34 @@ func (c *binConn) readErr(err error) {
 	}
 }
 
-func opName(op uint16) string {
-	if op == wire.OpRead {
-		return "read"
-	}
-	return "write"
-}
-
 // run executes one request and sends its reply.
 func (c *binConn) run(h wire.RequestHeader, payload []byte) {
 	defer c.wg.Done()
 	defer func() { <-c.sem }()
 	defer c.s.inflight.release()
 	start := time.Now()
-	done := c.s.metrics.Request(metrics.ChannelBinary, opName(h.Opcode))
-	n, data, err := c.s.binaryOp(h, payload)
+	op := wire.OpName(h.Opcode)
+	done := c.s.metrics.Request(metrics.ChannelBinary, op)
+	data, pooled, err := c.s.binaryOp(h, payload)
+	putBuf(payload)
 	var we wireErr
 	errno := ""
-	if err != nil {
-		we = c.s.classify("binary "+opName(h.Opcode), err)
+	n := uint32(len(data))
+	switch {
+	case err != nil:
+		we = c.s.classify("binary "+op, err)
 		errno = wire.ErrnoName(we.errno)
 		n, data = 0, nil
-	} else if h.Opcode == wire.OpRead {
-		c.s.metrics.DataRead(metrics.ChannelBinary, int(n))
-	} else {
+	case h.Opcode == wire.OpRead:
+		c.s.metrics.DataRead(metrics.ChannelBinary, len(data))
+	case h.Opcode == wire.OpWrite:
+		n = h.Length // WRITE replies carry the bytes written and no payload
 		c.s.metrics.DataWritten(metrics.ChannelBinary, int(n))
 	}
-	c.reply(h, we, n, data)
+	c.reply(h, we, n, data, pooled)
 	done(errno)
 	if ce := c.s.log.Check(zap.DebugLevel, "call"); ce != nil {
-		f := []zap.Field{zap.String("method", "binary "+opName(h.Opcode)), zap.Uint64("mount", h.MountID),
+		f := []zap.Field{zap.String("method", "binary "+op), zap.Uint64("mount", h.MountID),
 			zap.Uint64("inode", h.Inode), zap.Uint64("offset", h.Offset), zap.Uint32("length", h.Length),
 			zap.Duration("took", time.Since(start))}
 		if errno != "" {
@@ -130,36 +147,87 @@ func (c *binConn) run(h wire.RequestHeader, payload []byte) {
 	}
 }
 
-// binaryOp runs a READ or WRITE; it never panics.
-func (s *Server) binaryOp(h wire.RequestHeader, payload []byte) (n uint32, data []byte, err error) {
+// binaryOp runs one binary request; it never panics. It returns the reply
+// payload, and the pooled buffer backing it (to give back once sent).
+func (s *Server) binaryOp(h wire.RequestHeader, payload []byte) (data, pooled []byte, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("panic in binary handler", zap.Any("panic", r), zap.Stack("stack"))
-			n, data, err = 0, nil, fmt.Errorf("internal error: %w", syscall.EIO)
+			data, pooled, err = nil, nil, fmt.Errorf("internal error: %w", syscall.EIO)
 		}
 	}()
 	ctx := context.Background()
-	e, err := s.env(h.MountID, h.Opcode == wire.OpWrite)
+	mutates := h.Opcode == wire.OpWrite || h.Opcode == wire.OpCreate || h.Opcode == wire.OpUnlink
+	e, err := s.env(h.MountID, mutates)
 	if err != nil {
-		return 0, nil, err
+		return nil, nil, err
 	}
-	if h.Opcode == wire.OpRead {
-		buf := make([]byte, h.Length)
-		m, err := e.fs.Read(ctx, inode.Ino(h.Inode), buf, h.Offset)
+	ino := inode.Ino(h.Inode)
+	statReply := func(a inode.Attr, err error) ([]byte, []byte, error) {
 		if err != nil {
-			return 0, nil, err
+			return nil, nil, err
 		}
-		return uint32(m), buf[:m], nil
+		st := e.stat(a)
+		return wire.AppendStat(make([]byte, 0, wire.StatSize), &st), nil, nil
 	}
-	if err := e.fs.Write(ctx, inode.Ino(h.Inode), payload, h.Offset); err != nil {
-		return 0, nil, err
+	switch h.Opcode {
+	case wire.OpRead:
+		buf := getBuf(int(h.Length))
+		m, err := e.fs.Read(ctx, ino, buf, h.Offset)
+		if err != nil {
+			putBuf(buf)
+			return nil, nil, err
+		}
+		return buf[:m], buf, nil
+	case wire.OpWrite:
+		return nil, nil, e.fs.Write(ctx, ino, payload, h.Offset)
+	case wire.OpLookup:
+		child, err := e.fs.Lookup(ctx, ino, string(payload))
+		if err != nil {
+			return nil, nil, err
+		}
+		return statReply(e.fs.GetAttr(ctx, child))
+	case wire.OpGetStat:
+		return statReply(e.fs.GetAttr(ctx, ino))
+	case wire.OpCreate:
+		if h.Offset > inode.ModePerm|inode.ModeType {
+			return nil, nil, fmt.Errorf("create: mode %#o: %w", h.Offset, syscall.EINVAL)
+		}
+		return statReply(e.fs.Create(ctx, e.caller(), ino, string(payload), uint32(h.Offset)))
+	case wire.OpUnlink:
+		return nil, nil, e.fs.Unlink(ctx, ino, string(payload))
+	case wire.OpFlush:
+		return nil, nil, e.fs.Flush(ctx, ino)
+	case wire.OpReaddirPlus:
+		max := int(h.Length)
+		switch {
+		case max == 0:
+			max = readdirDefault
+		case max > readdirMax:
+			max = readdirMax
+		}
+		ents, eof, err := e.fs.ReadDir(ctx, ino, int64(h.Offset), max, true)
+		if err != nil {
+			return nil, nil, err
+		}
+		b := make([]byte, 1, 1+len(ents)*(18+32+wire.StatSize))
+		if eof {
+			b[0] = 1
+		}
+		for _, d := range ents {
+			st := e.stat(d.Attr)
+			b = wire.AppendDirEntry(b, &wire.DirEntry{Name: d.Name, Inode: uint64(d.Ino), Type: d.Type, Cookie: d.Cookie, Stat: &st})
+		}
+		return b, nil, nil
 	}
-	return uint32(len(payload)), nil, nil
+	return nil, nil, fmt.Errorf("binary opcode %d: %w", h.Opcode, syscall.ENOSYS)
 }
 
 // reply writes one reply frame; a failed write closes the connection
-// (which ends the read loop).
-func (c *binConn) reply(h wire.RequestHeader, we wireErr, n uint32, data []byte) {
+// (which ends the read loop). pooled, if not nil, goes back to the pool
+// once data is written.
+func (c *binConn) reply(h wire.RequestHeader, we wireErr, n uint32, data, pooled []byte) {
+	defer putBuf(pooled)
 	rh := wire.ReplyHeader{Opcode: h.Opcode, ID: h.ID, Length: n}
 	if we.errno != 0 {
 		rh.Errno = uint32(we.errno)
@@ -167,8 +235,8 @@ func (c *binConn) reply(h wire.RequestHeader, we wireErr, n uint32, data []byte)
 			rh.Flags = wire.ReplyFlagBadMount
 		}
 	}
-	hdr := wire.AppendReply(make([]byte, 0, wire.ReplyHeaderSize), rh)
-	bufs := net.Buffers{hdr}
+	var hdr [wire.ReplyHeaderSize]byte
+	bufs := net.Buffers{wire.AppendReply(hdr[:0], rh)}
 	if len(data) > 0 {
 		bufs = append(bufs, data)
 	}
@@ -178,4 +246,51 @@ func (c *binConn) reply(h wire.RequestHeader, we wireErr, n uint32, data []byte)
 		c.s.log.Debug("binary reply not sent", zap.String("remote", c.peer), zap.Error(err))
 		c.nc.Close()
 	}
+}
+
+// Buffers for file data come from pools by power-of-two size class, so a
+// stream of 1 MiB reads and writes does not allocate (and zero) 1 MiB per
+// request.
+const (
+	minBufClass = 12 // 4 KiB
+	maxBufClass = 24 // 16 MiB
+)
+
+var bufPools [maxBufClass + 1]sync.Pool
+
+func bufClass(n int) int {
+	c := minBufClass
+	for 1<<c < n {
+		c++
+	}
+	return c
+}
+
+// getBuf returns a buffer of length n (contents undefined).
+func getBuf(n int) []byte {
+	if n == 0 {
+		return nil
+	}
+	c := bufClass(n)
+	if c > maxBufClass {
+		return make([]byte, n)
+	}
+	if b, ok := bufPools[c].Get().(*[]byte); ok {
+		return (*b)[:n]
+	}
+	return make([]byte, n, 1<<c)
+}
+
+// putBuf gives b, from getBuf, back to its pool.
+func putBuf(b []byte) {
+	c := cap(b)
+	if c < 1<<minBufClass || c&(c-1) != 0 {
+		return
+	}
+	k := bufClass(c)
+	if k > maxBufClass {
+		return
+	}
+	b = b[:0]
+	bufPools[k].Put(&b)
 }

@@ -213,7 +213,7 @@ func (b *binConn) reply() (wire.ReplyHeader, []byte) {
 		b.t.Fatalf("binary reply: %v", err)
 	}
 	var data []byte
-	if h.Opcode == wire.OpRead && h.Errno == 0 {
+	if h.Opcode != wire.OpWrite && h.Errno == 0 && h.Length > 0 {
 		data = make([]byte, h.Length)
 		if _, err := io.ReadFull(b.r, data); err != nil {
 			b.t.Fatalf("binary reply payload: %v", err)

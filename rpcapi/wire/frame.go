@@ -22,6 +22,29 @@ const (
 	OpRead = 1
 	// OpWrite writes the Length payload bytes that follow the header.
 	OpWrite = 2
+	// OpLookup looks up the name in the payload in directory Inode; the
+	// reply carries the entry's stat record.
+	OpLookup = 3
+	// OpGetStat returns Inode's stat record.
+	OpGetStat = 4
+	// OpCreate creates the file named by the payload in directory Inode
+	// with the permission bits in Offset; the reply carries its stat
+	// record.
+	OpCreate = 5
+	// OpUnlink removes the name in the payload from directory Inode.
+	OpUnlink = 6
+	// OpReaddirPlus lists directory Inode after cookie int64(Offset), at
+	// most Length entries (0: the server's default); the reply carries
+	// an eof byte and the entries with their stat records.
+	OpReaddirPlus = 7
+	// OpFlush makes Inode's data and metadata durable.
+	OpFlush = 8
+
+	// StatSize is the size of an encoded stat record.
+	StatSize = 120
+	// MaxNamePayload is the largest name payload accepted; anything
+	// larger breaks the stream (the server closes the connection).
+	MaxNamePayload = 4096
 
 	// ReplyFlagBadMount is set in ReplyHeader.Flags when the mount id is
 	// bad or stale.
@@ -86,7 +109,7 @@ func DecodeRequest(b []byte) (RequestHeader, error) {
 		Offset:  binary.LittleEndian.Uint64(b[32:]),
 		Length:  binary.LittleEndian.Uint32(b[40:]),
 	}
-	if h.Opcode != OpRead && h.Opcode != OpWrite {
+	if h.Opcode < OpRead || h.Opcode > OpFlush {
 		return RequestHeader{}, fmt.Errorf("%w: opcode %d", ErrBadFrame, h.Opcode)
 	}
 	if f := binary.LittleEndian.Uint32(b[44:]); f != 0 {
@@ -143,4 +166,102 @@ func ReadReply(r io.Reader, buf *[ReplyHeaderSize]byte) (ReplyHeader, error) {
 		return ReplyHeader{}, err
 	}
 	return DecodeReply(buf[:])
+}
+
+// OpName is the name of a binary opcode, as in the JSON-RPC method table
+// ("read", "lookup", ...), or "" for an unknown one.
+func OpName(op uint16) string {
+	switch op {
+	case OpRead:
+		return MethodRead
+	case OpWrite:
+		return MethodWrite
+	case OpLookup:
+		return MethodLookup
+	case OpGetStat:
+		return MethodGetStat
+	case OpCreate:
+		return MethodCreate
+	case OpUnlink:
+		return MethodUnlink
+	case OpReaddirPlus:
+		return MethodReaddirPlus
+	case OpFlush:
+		return MethodFlush
+	}
+	return ""
+}
+
+// HasPayload reports whether a request with opcode op carries Length
+// payload bytes after its header (WRITE data, or a name).
+func HasPayload(op uint16) bool {
+	return op == OpWrite || op == OpLookup || op == OpCreate || op == OpUnlink
+}
+
+// AppendStat appends st's 120-byte encoding: fifteen little-endian 64-bit
+// fields, ino, mode, nlink, uid, gid, size, dev, then seconds and
+// nanoseconds of atime, mtime, ctime and crtime.
+func AppendStat(b []byte, st *Stat) []byte {
+	for _, v := range [...]uint64{st.Ino, uint64(st.Mode), st.Nlink, uint64(st.UID), uint64(st.GID), st.Size, st.Dev,
+		uint64(st.Atime.Sec), uint64(st.Atime.Nsec), uint64(st.Mtime.Sec), uint64(st.Mtime.Nsec),
+		uint64(st.Ctime.Sec), uint64(st.Ctime.Nsec), uint64(st.Crtime.Sec), uint64(st.Crtime.Nsec)} {
+		b = binary.LittleEndian.AppendUint64(b, v)
+	}
+	return b
+}
+
+// DecodeStat decodes a stat record from the first StatSize bytes of b.
+func DecodeStat(b []byte) (Stat, error) {
+	if len(b) < StatSize {
+		return Stat{}, fmt.Errorf("%w: short stat record (%d bytes)", ErrBadFrame, len(b))
+	}
+	u := func(i int) uint64 { return binary.LittleEndian.Uint64(b[8*i:]) }
+	return Stat{
+		Ino: u(0), Mode: uint32(u(1)), Nlink: u(2), UID: uint32(u(3)), GID: uint32(u(4)), Size: u(5), Dev: u(6),
+		Atime:  Timespec{Sec: int64(u(7)), Nsec: int64(u(8))},
+		Mtime:  Timespec{Sec: int64(u(9)), Nsec: int64(u(10))},
+		Ctime:  Timespec{Sec: int64(u(11)), Nsec: int64(u(12))},
+		Crtime: Timespec{Sec: int64(u(13)), Nsec: int64(u(14))},
+	}, nil
+}
+
+// AppendDirEntry appends one READDIR_PLUS entry: cookie (int64), inode,
+// type (1 byte), name length (1 byte), the name, and the stat record.
+func AppendDirEntry(b []byte, e *DirEntry) []byte {
+	b = binary.LittleEndian.AppendUint64(b, uint64(e.Cookie))
+	b = binary.LittleEndian.AppendUint64(b, e.Inode)
+	b = append(b, e.Type, byte(len(e.Name)))
+	b = append(b, e.Name...)
+	var st Stat
+	if e.Stat != nil {
+		st = *e.Stat
+	}
+	return AppendStat(b, &st)
+}
+
+// DecodeReaddirPlus decodes a READDIR_PLUS reply payload: the eof byte,
+// then entries.
+func DecodeReaddirPlus(b []byte) (entries []DirEntry, eof bool, err error) {
+	if len(b) < 1 {
+		return nil, false, fmt.Errorf("%w: empty readdir_plus payload", ErrBadFrame)
+	}
+	eof = b[0] != 0
+	b = b[1:]
+	for len(b) > 0 {
+		if len(b) < 18 {
+			return nil, false, fmt.Errorf("%w: short directory entry", ErrBadFrame)
+		}
+		e := DirEntry{Cookie: int64(binary.LittleEndian.Uint64(b)), Inode: binary.LittleEndian.Uint64(b[8:]), Type: b[16]}
+		n := int(b[17])
+		b = b[18:]
+		if len(b) < n+StatSize {
+			return nil, false, fmt.Errorf("%w: short directory entry", ErrBadFrame)
+		}
+		e.Name = string(b[:n])
+		st, _ := DecodeStat(b[n:])
+		e.Stat = &st
+		b = b[n+StatSize:]
+		entries = append(entries, e)
+	}
+	return entries, eof, nil
 }

@@ -76,7 +76,7 @@ func TestBadFrames(t *testing.T) {
 		"short":   good[:47],
 		"magic":   mutate(0, 'X'),
 		"version": mutate(4, 2),
-		"opcode":  mutate(6, 3),
+		"opcode":  mutate(6, 9),
 		"opcode0": mutate(6, 0),
 		"flags":   mutate(44, 1),
 		"json":    []byte(`Content-Length: 10` + "\r\n\r\n" + strings.Repeat(" ", 40)),
@@ -143,4 +143,37 @@ func FuzzDecodeReply(f *testing.F) {
 			t.Fatalf("round trip differs:\n%x\n%x", again, b[:ReplyHeaderSize])
 		}
 	})
+}
+
+func TestStatAndDirEntryRecords(t *testing.T) {
+	st := Stat{Ino: 1 << 52, Mode: 0o100644, Nlink: 3, UID: 1 << 31, GID: 7, Size: 1 << 40, Dev: 99,
+		Atime: Timespec{Sec: -5, Nsec: 999999999}, Mtime: Timespec{Sec: 1, Nsec: 2},
+		Ctime: Timespec{Sec: 3, Nsec: 4}, Crtime: Timespec{Sec: 1 << 40, Nsec: 6}}
+	b := AppendStat(nil, &st)
+	if len(b) != StatSize {
+		t.Fatalf("stat record of %d bytes", len(b))
+	}
+	if got, err := DecodeStat(b); err != nil || got != st {
+		t.Fatalf("stat round trip: %+v %v", got, err)
+	}
+	if _, err := DecodeStat(b[:StatSize-1]); !errors.Is(err, ErrBadFrame) {
+		t.Fatalf("short stat: %v", err)
+	}
+	ents := []DirEntry{{Name: ".", Inode: 1, Type: 4, Cookie: 1, Stat: &st}, {Name: strings.Repeat("é", 127), Inode: 5, Type: 8, Cookie: -7, Stat: &st}}
+	p := []byte{1}
+	for i := range ents {
+		p = AppendDirEntry(p, &ents[i])
+	}
+	got, eof, err := DecodeReaddirPlus(p)
+	if err != nil || !eof || len(got) != 2 || got[1].Name != ents[1].Name || got[1].Cookie != -7 || *got[1].Stat != st {
+		t.Fatalf("readdir_plus round trip: %+v %v %v", got, eof, err)
+	}
+	if _, _, err := DecodeReaddirPlus(p[:len(p)-1]); !errors.Is(err, ErrBadFrame) {
+		t.Fatalf("truncated readdir_plus: %v", err)
+	}
+	for op := uint16(OpRead); op <= OpFlush; op++ {
+		if OpName(op) == "" {
+			t.Errorf("opcode %d has no name", op)
+		}
+	}
 }
