@@ -382,14 +382,6 @@ func (d *dataStore) syncFile(ino vfsbackend.Ino) error {
 	return nil
 }
 
-// syncOne makes ino's data durable, including its directory entry.
-func (d *dataStore) syncOne(ino vfsbackend.Ino) error {
-	if err := d.syncFile(ino); err != nil {
-		return err
-	}
-	return d.syncDirs()
-}
-
 // syncDirty fsyncs every data file written since the last sync and the
 // directories whose entries changed.
 func (d *dataStore) syncDirty() error {
