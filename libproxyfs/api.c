@@ -1,7 +1,8 @@
 /* api.c - the synchronous API of proxyfs.h: each function checks its
  * arguments, builds the JSON-RPC params, runs the call through pfs_rpc
  * (retries, remount) and converts the result. Data goes over the binary
- * channel (pfs_bin_io). */
+ * channel (pfs_bin_io), and so do the hot metadata calls of the inode form
+ * (lookup, get_stat, create, unlink, flush: pfs_bin_call). */
 #define _GNU_SOURCE
 #include <stdlib.h>
 #include <string.h>
@@ -50,24 +51,46 @@ static int result_inode(json_t *res, uint64_t *out)
     return 0;
 }
 
+/* ------------------------------------------------ binary metadata */
+
+/* A binary call whose reply is a stat record (LOOKUP, GET_STAT, CREATE).
+ * *by_rule (if not NULL) tells a success by the retry rule, which has no
+ * stat. */
+static int bin_stat_call(mount_handle_t *mh, uint16_t op, uint64_t ino,
+                         const char *name, uint64_t off, int retry,
+                         proxyfs_stat_t *st, bool *by_rule)
+{
+    uint8_t rec[PFS_BIN_STAT];
+    pfs_bin_call_t bc = { .op = op, .ino = ino, .off = off, .name = name,
+                          .namelen = name != NULL ? strlen(name) : 0,
+                          .retry = retry, .rbuf = rec, .rcap = sizeof(rec) };
+    int rc = pfs_bin_call(mh, &bc);
+
+    if (by_rule != NULL)
+        *by_rule = bc.by_rule;
+    if (rc != 0 || bc.by_rule)
+        return rc;
+    if (bc.rlen != PFS_BIN_STAT)
+        return pfs_set_error(EIO, "malformed stat reply (%zu bytes)", bc.rlen);
+    pfs_bin_decode_stat(rec, st);
+    return 0;
+}
+
 /* ----------------------------------------------------------- lookups */
 
 int proxyfs_lookup(mount_handle_t *in_mount_handle, uint64_t in_inode_number,
                    char *in_basename, uint64_t *out_inode_number)
 {
-    json_t *res;
+    proxyfs_stat_t st;
     int rc;
 
     PFS_API_ENTER();
     CHECK_MH(in_mount_handle);
     CHECK_ARG(in_basename != NULL && out_inode_number != NULL, "NULL pointer");
-    rc = call(in_mount_handle, "lookup",
-              json_pack("{sIss}", "inode", (json_int_t)in_inode_number, "name",
-                        in_basename),
-              PFS_RETRY_IDEMPOTENT, false, &res);
+    rc = bin_stat_call(in_mount_handle, PFS_BIN_OP_LOOKUP, in_inode_number,
+                       in_basename, 0, PFS_RETRY_IDEMPOTENT, &st, NULL);
     if (rc == 0)
-        rc = result_inode(res, out_inode_number);
-    json_decref(res);
+        *out_inode_number = st.ino;
     PFS_API_RETURN(rc);
 }
 
@@ -123,14 +146,24 @@ static int create_common(mount_handle_t *mh, const char *method, json_t *params,
 int proxyfs_create(mount_handle_t *in_mount_handle, uint64_t in_inode_number,
                    char *in_basename, mode_t in_mode, uint64_t *out_inode_number)
 {
+    proxyfs_stat_t st;
+    bool by_rule = false;
+    int rc;
+
     PFS_API_ENTER();
     CHECK_MH(in_mount_handle);
     CHECK_ARG(in_basename != NULL && out_inode_number != NULL, "NULL pointer");
-    PFS_API_RETURN(create_common(
-        in_mount_handle, "create",
-        json_pack("{sIsssI}", "inode", (json_int_t)in_inode_number, "name",
-                  in_basename, "mode", (json_int_t)(in_mode & 07777)),
-        in_inode_number, in_basename, NULL, out_inode_number));
+    rc = bin_stat_call(in_mount_handle, PFS_BIN_OP_CREATE, in_inode_number,
+                       in_basename, (uint64_t)(in_mode & 07777),
+                       PFS_RETRY_CREATES, &st, &by_rule);
+    pfs_mount_changed(in_mount_handle);
+    /* Created by an attempt whose reply was lost: look the inode up. */
+    if (rc == 0 && by_rule)
+        rc = bin_stat_call(in_mount_handle, PFS_BIN_OP_LOOKUP, in_inode_number,
+                           in_basename, 0, PFS_RETRY_IDEMPOTENT, &st, NULL);
+    if (rc == 0)
+        *out_inode_number = st.ino;
+    PFS_API_RETURN(rc);
 }
 
 int proxyfs_create_path(mount_handle_t *in_mount_handle, char *in_fullpath,
@@ -266,13 +299,17 @@ int proxyfs_link_path(mount_handle_t *in_mount_handle, char *in_src_fullpath,
 int proxyfs_unlink(mount_handle_t *in_mount_handle, uint64_t in_inode_number,
                    char *in_basename)
 {
+    pfs_bin_call_t bc = { .op = PFS_BIN_OP_UNLINK, .ino = in_inode_number,
+                          .name = in_basename, .retry = PFS_RETRY_REMOVES };
+    int rc;
+
     PFS_API_ENTER();
     CHECK_MH(in_mount_handle);
     CHECK_ARG(in_basename != NULL, "NULL name");
-    PFS_API_RETURN(call(in_mount_handle, "unlink",
-                        json_pack("{sIss}", "inode", (json_int_t)in_inode_number,
-                                  "name", in_basename),
-                        PFS_RETRY_REMOVES, true, NULL));
+    bc.namelen = strlen(in_basename);
+    rc = pfs_bin_call(in_mount_handle, &bc);
+    pfs_mount_changed(in_mount_handle);
+    PFS_API_RETURN(rc);
 }
 
 int proxyfs_unlink_path(mount_handle_t *in_mount_handle, char *in_fullpath)
@@ -362,13 +399,23 @@ static int stat_common(mount_handle_t *mh, const char *method, json_t *params,
 int proxyfs_get_stat(mount_handle_t *in_mount_handle, uint64_t in_inode_number,
                      proxyfs_stat_t **out_stat)
 {
+    proxyfs_stat_t st, *out;
+    int rc;
+
     PFS_API_ENTER();
     CHECK_MH(in_mount_handle);
     CHECK_ARG(out_stat != NULL, "NULL pointer");
-    PFS_API_RETURN(stat_common(in_mount_handle, "get_stat",
-                               json_pack("{sI}", "inode",
-                                         (json_int_t)in_inode_number),
-                               out_stat));
+    rc = bin_stat_call(in_mount_handle, PFS_BIN_OP_GET_STAT, in_inode_number,
+                       NULL, 0, PFS_RETRY_IDEMPOTENT, &st, NULL);
+    if (rc == 0) {
+        if ((out = malloc(sizeof(*out))) == NULL) {
+            rc = pfs_set_error(ENOMEM, "out of memory");
+        } else {
+            *out = st;
+            *out_stat = out;
+        }
+    }
+    PFS_API_RETURN(rc);
 }
 
 int proxyfs_get_stat_path(mount_handle_t *in_mount_handle, char *in_fullpath,
@@ -640,11 +687,12 @@ int proxyfs_flush(mount_handle_t *in_mount_handle, uint64_t in_inode_number)
 {
     int rc;
 
+    pfs_bin_call_t bc = { .op = PFS_BIN_OP_FLUSH, .ino = in_inode_number,
+                          .retry = PFS_RETRY_IDEMPOTENT };
+
     PFS_API_ENTER();
     CHECK_MH(in_mount_handle);
-    rc = call(in_mount_handle, "flush",
-              json_pack("{sI}", "inode", (json_int_t)in_inode_number),
-              PFS_RETRY_IDEMPOTENT, false, NULL);
+    rc = pfs_bin_call(in_mount_handle, &bc);
     PFS_API_RETURN(rc == ENOENT ? EBADF : rc);
 }
 

@@ -1,6 +1,7 @@
-/* binproto.c - the binary data channel codec (PROTOCOL.md section 2): fixed
- * little-endian headers, encoded byte by byte so that host order and
- * alignment never matter. No I/O. */
+/* binproto.c - the binary channel codec (PROTOCOL.md section 2): fixed
+ * little-endian headers, the 120-byte stat record and READDIR_PLUS entries,
+ * encoded byte by byte so that host order and alignment never matter.
+ * No I/O. */
 #include <string.h>
 
 #include "internal.h"
@@ -93,7 +94,89 @@ int pfs_bin_decode_reply(const uint8_t in[PFS_BIN_REP_HDR], pfs_bin_rep_t *r)
     r->err = get32(in + 16);
     r->flags = get32(in + 20);
     r->length = get32(in + 24);
-    if (r->op != PFS_BIN_OP_READ && r->op != PFS_BIN_OP_WRITE)
+    if (r->op < PFS_BIN_OP_READ || r->op > PFS_BIN_OP_MAX)
         return EPROTO;
     return 0;
+}
+
+/* Stat record: ino, mode, nlink, uid, gid, size, dev, then sec and nsec of
+ * atime, mtime, ctime, crtime. */
+void pfs_bin_encode_stat(const proxyfs_stat_t *st, uint8_t out[PFS_BIN_STAT])
+{
+    const uint64_t v[15] = { st->ino, st->mode, st->nlink, st->uid, st->gid,
+                             st->size, st->dev, st->atim.sec, st->atim.nsec,
+                             st->mtim.sec, st->mtim.nsec, st->ctim.sec,
+                             st->ctim.nsec, st->crtim.sec, st->crtim.nsec };
+
+    for (int i = 0; i < 15; i++)
+        put64(out + 8 * i, v[i]);
+}
+
+void pfs_bin_decode_stat(const uint8_t in[PFS_BIN_STAT], proxyfs_stat_t *st)
+{
+    st->ino = get64(in);
+    st->mode = get64(in + 8);
+    st->nlink = get64(in + 16);
+    st->uid = get64(in + 24);
+    st->gid = get64(in + 32);
+    st->size = get64(in + 40);
+    st->dev = get64(in + 48);
+    st->atim.sec = get64(in + 56);
+    st->atim.nsec = get64(in + 64);
+    st->mtim.sec = get64(in + 72);
+    st->mtim.nsec = get64(in + 80);
+    st->ctim.sec = get64(in + 88);
+    st->ctim.nsec = get64(in + 96);
+    st->crtim.sec = get64(in + 104);
+    st->crtim.nsec = get64(in + 112);
+}
+
+size_t pfs_bin_encode_dirent(const pfs_dent_t *d, uint8_t *out)
+{
+    size_t nl = strlen(d->name);
+
+    put64(out, (uint64_t)d->cookie);
+    put64(out + 8, d->ino);
+    out[16] = d->type;
+    out[17] = (uint8_t)nl;
+    memcpy(out + 18, d->name, nl);
+    pfs_bin_encode_stat(&d->st, out + 18 + nl);
+    return PFS_BIN_DIRENT_FIXED + nl;
+}
+
+int pfs_bin_count_dirents(const uint8_t *in, size_t len, bool *eof, size_t *n)
+{
+    size_t pos = 1, cnt = 0;
+
+    if (len < 1 || in[0] > 1)
+        return EPROTO;
+    while (pos < len) {
+        size_t nl;
+
+        if (len - pos < 18)
+            return EPROTO;
+        nl = in[pos + 17];
+        if (nl == 0 || len - pos < PFS_BIN_DIRENT_FIXED + nl)
+            return EPROTO;
+        if (memchr(in + pos + 18, '\0', nl) != NULL)
+            return EPROTO;
+        pos += PFS_BIN_DIRENT_FIXED + nl;
+        cnt++;
+    }
+    *eof = in[0] == 1;
+    *n = cnt;
+    return 0;
+}
+
+size_t pfs_bin_decode_dirent(const uint8_t *in, pfs_dent_t *d)
+{
+    size_t nl = in[17];
+
+    d->cookie = (int64_t)get64(in);
+    d->ino = get64(in + 8);
+    d->type = in[16];
+    memcpy(d->name, in + 18, nl);
+    d->name[nl] = '\0';
+    pfs_bin_decode_stat(in + 18 + nl, &d->st);
+    return PFS_BIN_DIRENT_FIXED + nl;
 }

@@ -349,15 +349,25 @@ static int read_bin_frame(pfs_conn_t *c, int fd)
     if (pfs_bin_decode_reply((const uint8_t *)c->buf + c->bpos, &rep) != 0)
         return EPROTO;
     c->bpos += PFS_BIN_REP_HDR;
-    plen = (rep.op == PFS_BIN_OP_READ && rep.err == 0) ? rep.length : 0;
+    /* Every successful reply but WRITE's carries length payload bytes. */
+    plen = (rep.op != PFS_BIN_OP_WRITE && rep.err == 0) ? rep.length : 0;
 
     pthread_mutex_lock(&c->lock);
     call = pending_take(c, rep.id);
     pthread_mutex_unlock(&c->lock);
 
+    if (call != NULL && call->ralloc && plen > call->rcap &&
+        plen <= PFS_MAX_BIN_REPLY) {
+        uint8_t *nb = malloc(plen);
+
+        if (nb != NULL) {
+            call->rbuf = nb;
+            call->rcap = plen;
+        }
+    }
     if (call == NULL || plen > call->rcap) {
-        /* Unknown (timed out) call or a reply larger than asked: skip the
-         * payload. The second case is a server bug: fail the call. */
+        /* Unknown (timed out) call or a reply larger than asked (a server
+         * bug, or no memory for it): skip the payload and fail the call. */
         size_t left = plen;
 
         while (left > 0) {
@@ -381,7 +391,8 @@ static int read_bin_frame(pfs_conn_t *c, int fd)
         if (call != NULL) {
             call->status = 0;
             call->brep = rep;
-            call->brep.err = EIO;
+            call->brep.err = call->ralloc && plen <= PFS_MAX_BIN_REPLY ? ENOMEM : EIO;
+            call->brep.flags = 0;
             call->brep.length = 0;
             call->done(call);
         }

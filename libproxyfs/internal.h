@@ -116,7 +116,18 @@ int pfs_b64_decode(const char *in, uint8_t **out, size_t *out_len);
 #define PFS_BIN_REP_HDR 32
 #define PFS_BIN_OP_READ 1
 #define PFS_BIN_OP_WRITE 2
+#define PFS_BIN_OP_LOOKUP 3       /* inode = dir, payload = name -> stat */
+#define PFS_BIN_OP_GET_STAT 4     /* inode -> stat */
+#define PFS_BIN_OP_CREATE 5       /* inode = dir, offset = mode, name -> stat */
+#define PFS_BIN_OP_UNLINK 6       /* inode = dir, payload = name */
+#define PFS_BIN_OP_READDIR_PLUS 7 /* offset = prev cookie, length = max */
+#define PFS_BIN_OP_FLUSH 8        /* inode */
+#define PFS_BIN_OP_MAX 8
 #define PFS_BIN_FLAG_BAD_MOUNT 1u
+#define PFS_BIN_STAT 120         /* stat record: 15 little-endian u64 */
+#define PFS_BIN_MAX_NAME 4096    /* larger name payloads break the stream */
+/* READDIR_PLUS entry: cookie, inode, type, namelen, name, stat record */
+#define PFS_BIN_DIRENT_FIXED (18 + PFS_BIN_STAT)
 
 typedef struct {
     uint16_t op;
@@ -138,12 +149,26 @@ typedef struct {
 void pfs_bin_encode_request(const pfs_bin_req_t *r, uint8_t out[PFS_BIN_REQ_HDR]);
 void pfs_bin_encode_reply(const pfs_bin_rep_t *r, uint8_t out[PFS_BIN_REP_HDR]);
 int pfs_bin_decode_request(const uint8_t in[PFS_BIN_REQ_HDR], pfs_bin_req_t *r);
-/* Returns 0 or EPROTO (bad magic or version). */
+/* Returns 0 or EPROTO (bad magic, version or opcode). */
 int pfs_bin_decode_reply(const uint8_t in[PFS_BIN_REP_HDR], pfs_bin_rep_t *r);
+void pfs_bin_encode_stat(const proxyfs_stat_t *st, uint8_t out[PFS_BIN_STAT]);
+void pfs_bin_decode_stat(const uint8_t in[PFS_BIN_STAT], proxyfs_stat_t *st);
+
+typedef struct pfs_dent pfs_dent_t;
+/* READDIR_PLUS reply payloads: the eof byte, then entries. count checks a
+ * whole payload (every entry complete, names 1..255 bytes without NUL)
+ * and returns 0 with *eof and the number of entries, or EPROTO. decode
+ * reads one entry of a checked payload into *d and returns its size. */
+int pfs_bin_count_dirents(const uint8_t *in, size_t len, bool *eof, size_t *n);
+size_t pfs_bin_decode_dirent(const uint8_t *in, pfs_dent_t *d);
+/* Appends one entry (for tests); returns its size. */
+size_t pfs_bin_encode_dirent(const pfs_dent_t *d, uint8_t *out);
 
 /* --------------------------------------------------------------- conn.c */
 
 enum pfs_conn_kind { PFS_CONN_JSON = 1, PFS_CONN_BIN = 2 };
+
+#define PFS_MAX_BIN_REPLY (16u * 1024 * 1024) /* metadata reply payloads */
 
 typedef struct pfs_call pfs_call_t;
 
@@ -161,8 +186,11 @@ struct pfs_call {
     json_t *reply;
     /* binary reply */
     pfs_bin_rep_t brep;
-    uint8_t *rbuf; /* READ destination */
+    uint8_t *rbuf; /* payload destination (READ data, metadata reply) */
     size_t rcap;
+    /* ralloc: the reader malloc()s rbuf for a payload larger than rcap (up
+     * to PFS_MAX_BIN_REPLY); the submitter frees rbuf if it changed. */
+    bool ralloc;
     void (*done)(pfs_call_t *call);
     void *arg;
 };
@@ -268,17 +296,41 @@ int pfs_bin_io(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
 int pfs_bin_io_striped(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
                        uint8_t *buf, size_t len, size_t *out_len);
 
+/* A binary metadata call (LOOKUP .. FLUSH) on a mount, with the retry
+ * rules of pfs_rpc: reconnects, remount after bad_mount, and the retry
+ * rule for EEXIST/ENOENT after an attempt lost in flight. */
+typedef struct {
+    uint16_t op;
+    uint64_t ino;
+    uint64_t off;
+    uint32_t length;   /* header length field when there is no name */
+    const char *name;  /* name payload (LOOKUP, CREATE, UNLINK) or NULL */
+    size_t namelen;
+    int retry;         /* PFS_RETRY_IDEMPOTENT, _CREATES or _REMOVES */
+    uint8_t *rbuf;     /* reply payload destination, rcap bytes */
+    size_t rcap;
+    bool ralloc;       /* a larger reply is malloc()ed */
+    /* results */
+    uint8_t *reply;    /* the payload: rbuf, or malloc()ed (free if != rbuf) */
+    size_t rlen;       /* its length */
+    bool by_rule;      /* succeeded by the retry rule: no reply payload */
+} pfs_bin_call_t;
+
+/* Returns 0 or a positive errno (recorded). A name longer than
+ * PFS_BIN_MAX_NAME is ENAMETOOLONG without a request. */
+int pfs_bin_call(mount_handle_t *mh, pfs_bin_call_t *bc);
+
 /* ------------------------------------------------------------- mount.c */
 
 #define PFS_DCACHE_SLOTS 4
 
-typedef struct {
+struct pfs_dent {
     char name[256];
     uint64_t ino;
     uint8_t type;
     int64_t cookie;
     proxyfs_stat_t st;
-} pfs_dent_t;
+};
 
 typedef struct {
     bool valid;

@@ -597,3 +597,116 @@ int pfs_bin_io_striped(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
         *out_len = total;
     return rc;
 }
+
+/* ------------------------------------------------- binary metadata calls */
+
+static const char *bin_op_name(int op)
+{
+    switch (op) {
+    case PFS_BIN_OP_LOOKUP: return "lookup";
+    case PFS_BIN_OP_GET_STAT: return "get_stat";
+    case PFS_BIN_OP_CREATE: return "create";
+    case PFS_BIN_OP_UNLINK: return "unlink";
+    case PFS_BIN_OP_READDIR_PLUS: return "readdir_plus";
+    case PFS_BIN_OP_FLUSH: return "flush";
+    case PFS_BIN_OP_READ: return "read";
+    case PFS_BIN_OP_WRITE: return "write";
+    }
+    return "binary call";
+}
+
+/* Records the error of a binary metadata reply, in the style of the
+ * server's JSON-RPC messages: "lookup 1/\"name\"" or "get_stat 5". */
+static int bin_error(const pfs_bin_call_t *bc, int e, const char *what)
+{
+    if (bc->name != NULL)
+        return pfs_set_error(e, "%s %llu/\"%.*s\"%s%s", bin_op_name(bc->op),
+                             (unsigned long long)bc->ino,
+                             (int)(bc->namelen > 200 ? 200 : bc->namelen),
+                             bc->name, what[0] ? ": " : "", what);
+    return pfs_set_error(e, "%s %llu%s%s", bin_op_name(bc->op),
+                         (unsigned long long)bc->ino, what[0] ? ": " : "", what);
+}
+
+int pfs_bin_call(mount_handle_t *mh, pfs_bin_call_t *bc)
+{
+    uint64_t deadline = pfs_now_ms() + pfs_config_timeout_ms();
+    uint64_t delay = 10;
+    unsigned lost = 0;
+    bool unknown = false;
+    pfs_pool_t *p;
+
+    bc->reply = NULL;
+    bc->rlen = 0;
+    bc->by_rule = false;
+    if (bc->name != NULL && bc->namelen > PFS_BIN_MAX_NAME)
+        return bin_error(bc, ENAMETOOLONG, "name too long");
+    for (;;) {
+        pfs_waiter_t w;
+        pfs_bin_req_t req;
+        uint8_t hdr[PFS_BIN_REQ_HDR];
+        pfs_bin_rep_t rep;
+        int rc, e;
+
+        if ((p = pfs_pool_get()) == NULL)
+            return ENOMEM;
+        waiter_init(&w, pfs_pool_new_id(p));
+        req.op = bc->op;
+        req.id = w.call.id;
+        req.mount_id = pfs_mount_id(mh);
+        req.inode = bc->ino;
+        req.offset = bc->off;
+        req.length = bc->name != NULL ? (uint32_t)bc->namelen : bc->length;
+        pfs_bin_encode_request(&req, hdr);
+        w.call.rbuf = bc->rbuf;
+        w.call.rcap = bc->rcap;
+        w.call.ralloc = bc->ralloc;
+        rc = submit_wait(pfs_pool_bin_conn(p), &w, hdr, sizeof(hdr), bc->name,
+                         bc->name != NULL ? bc->namelen : 0, deadline);
+        waiter_fini(&w);
+        rep = w.call.brep;
+        if (w.call.rbuf != bc->rbuf &&
+            (rc != 0 || rep.err != 0 || (rep.flags & PFS_BIN_FLAG_BAD_MOUNT))) {
+            free(w.call.rbuf); /* a reply buffer the reader allocated */
+            w.call.rbuf = bc->rbuf;
+        }
+        if (rc == 0) {
+            if (rep.flags & PFS_BIN_FLAG_BAD_MOUNT) {
+                int r = pfs_remount(mh, req.mount_id, deadline);
+
+                if (r != 0)
+                    return r;
+                continue;
+            }
+            e = (int)rep.err;
+            if (e == 0) {
+                bc->reply = w.call.rbuf;
+                bc->rlen = rep.length;
+                return 0;
+            }
+            if (e == EAGAIN) {
+                if (!backoff(&delay, deadline))
+                    return bin_error(bc, ETIMEDOUT, "server busy");
+                continue;
+            }
+            if (unknown &&
+                ((bc->retry == PFS_RETRY_CREATES && e == EEXIST) ||
+                 (bc->retry == PFS_RETRY_REMOVES && e == ENOENT))) {
+                bc->by_rule = true; /* our own earlier attempt did it */
+                return 0;
+            }
+            return bin_error(bc, e, "");
+        }
+        if (rc == ETIMEDOUT)
+            return bin_error(bc, ETIMEDOUT, "no reply in time");
+        if (rc == PFS_LOST) {
+            unknown = true;
+            if (++lost >= PFS_MAX_LOST)
+                return pfs_set_error(EIO, "%s: connection lost %u times",
+                                     bin_op_name(bc->op), lost);
+        }
+        if (!backoff(&delay, deadline))
+            return pfs_set_error(ETIMEDOUT, "%s: proxyfsd unreachable: %s",
+                                 bin_op_name(bc->op), proxyfs_last_error());
+    }
+}

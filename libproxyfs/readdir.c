@@ -29,9 +29,46 @@ void pfs_dcache_clear(mount_handle_t *mh)
         batch_free(&mh->dcache[i]);
 }
 
+/* Fetches a readdir_plus batch over the binary channel (READDIR_PLUS). */
+static int fetch_batch_bin(mount_handle_t *mh, uint64_t dir, int64_t prev,
+                           pfs_batch_t *b)
+{
+    pfs_bin_call_t bc = { .op = PFS_BIN_OP_READDIR_PLUS, .ino = dir,
+                          .off = (uint64_t)prev, .length = PFS_READDIR_BATCH,
+                          .retry = PFS_RETRY_IDEMPOTENT, .ralloc = true };
+    const uint8_t *p;
+    int rc;
+
+    memset(b, 0, sizeof(*b));
+    b->gen = __atomic_load_n(&mh->mutations, __ATOMIC_RELAXED);
+    if ((rc = pfs_bin_call(mh, &bc)) != 0)
+        return rc;
+    if (pfs_bin_count_dirents(bc.reply, bc.rlen, &b->eof, &b->n) != 0) {
+        free(bc.reply);
+        return pfs_set_error(EIO, "malformed readdir_plus reply");
+    }
+    if (b->n > 0 && (b->ents = malloc(b->n * sizeof(*b->ents))) == NULL) {
+        free(bc.reply);
+        return pfs_set_error(ENOMEM, "out of memory");
+    }
+    p = bc.reply + 1;
+    for (size_t i = 0; i < b->n; i++)
+        p += pfs_bin_decode_dirent(p, &b->ents[i]);
+    free(bc.reply);
+    b->valid = true;
+    b->plus = true;
+    b->dir = dir;
+    b->prev = prev;
+    b->when = pfs_now_ms();
+    return 0;
+}
+
 static int fetch_batch(mount_handle_t *mh, uint64_t dir, int64_t prev, bool plus,
                        pfs_batch_t *b)
 {
+    if (plus)
+        return fetch_batch_bin(mh, dir, prev, b);
+
     json_t *params, *res = NULL, *ents, *e;
     size_t i;
     int rc;

@@ -104,6 +104,148 @@ static void test_bin_frames(void)
     CHECK(r.err == EINVAL && (r.flags & PFS_BIN_FLAG_BAD_MOUNT) && r.id == 9);
 }
 
+/* Metadata on the binary channel: request headers with a name payload,
+ * the stat record (PROTOCOL.md: fifteen little-endian u64, 120 bytes) and
+ * READDIR_PLUS entries, against bytes written out by hand. */
+static const char stat_hex[] =
+    "05 00 00 00 00 00 00 00"  /* ino 5 */
+    "a4 81 00 00 00 00 00 00"  /* mode 0100644 = 0x81a4 */
+    "01 00 00 00 00 00 00 00"  /* nlink 1 */
+    "e8 03 00 00 00 00 00 00"  /* uid 1000 */
+    "e9 03 00 00 00 00 00 00"  /* gid 1001 */
+    "0b 00 00 00 00 00 00 00"  /* size 11 */
+    "01 00 00 00 00 00 00 00"  /* dev 1 */
+    "c0 73 21 69 00 00 00 00"  /* atime sec 1763800000 = 0x692173c0 */
+    "0c 00 00 00 00 00 00 00"  /* atime nsec 12 */
+    "c1 73 21 69 00 00 00 00"  /* mtime sec 1763800001 */
+    "0d 00 00 00 00 00 00 00"  /* mtime nsec 13 */
+    "c2 73 21 69 00 00 00 00"  /* ctime sec 1763800002 */
+    "ff c9 9a 3b 00 00 00 00"  /* ctime nsec 999999999 = 0x3b9ac9ff */
+    "ff ff ff ff ff ff ff ff"  /* crtime sec -1 (two's complement) */
+    "0f 00 00 00 00 00 00 00"; /* crtime nsec 15 */
+
+static void test_bin_meta(void)
+{
+    uint8_t want[PFS_BIN_REQ_HDR + 8], got[PFS_BIN_REQ_HDR], rec[PFS_BIN_STAT];
+    uint8_t enc[PFS_BIN_STAT], rep[PFS_BIN_REP_HDR];
+    pfs_bin_req_t req = { .op = PFS_BIN_OP_LOOKUP, .id = 0x0102,
+                          .mount_id = 4711829037ull, .inode = 1, .offset = 0,
+                          .length = 5 };
+    pfs_bin_rep_t r;
+    proxyfs_stat_t st;
+    int n;
+
+    /* LOOKUP of "hello" in directory 1, id 0x102. */
+    n = unhex("50 46 53 42  01 00  03 00  02 01 00 00 00 00 00 00"
+              "2d ce d8 18 01 00 00 00  01 00 00 00 00 00 00 00"
+              "00 00 00 00 00 00 00 00  05 00 00 00  00 00 00 00",
+              want);
+    CHECK(n == PFS_BIN_REQ_HDR);
+    pfs_bin_encode_request(&req, got);
+    CHECK(memcmp(got, want, PFS_BIN_REQ_HDR) == 0);
+    /* CREATE with mode 0644 in offset; READDIR_PLUS after cookie -1 with
+     * 1024 entries wanted. */
+    req.op = PFS_BIN_OP_CREATE;
+    req.offset = 0644;
+    pfs_bin_encode_request(&req, got);
+    CHECK(got[6] == 5 && got[7] == 0 && got[32] == 0xa4 && got[33] == 0x01 &&
+          got[34] == 0);
+    req.op = PFS_BIN_OP_READDIR_PLUS;
+    req.offset = (uint64_t)(int64_t)-1;
+    req.length = 1024;
+    pfs_bin_encode_request(&req, got);
+    n = unhex("ff ff ff ff ff ff ff ff  00 04 00 00  00 00 00 00", want);
+    CHECK(got[6] == 7 && memcmp(got + 32, want, 16) == 0);
+
+    /* A GET_STAT reply header with a 120-byte payload, and one of every
+     * metadata opcode decodes; 0 and 9 do not. */
+    n = unhex("50 46 53 52  01 00  04 00  09 00 00 00 00 00 00 00"
+              "00 00 00 00  00 00 00 00  78 00 00 00  00 00 00 00", rep);
+    CHECK(pfs_bin_decode_reply(rep, &r) == 0);
+    CHECK(r.op == PFS_BIN_OP_GET_STAT && r.id == 9 && r.err == 0 &&
+          r.length == PFS_BIN_STAT);
+    for (int op = 3; op <= 8; op++) {
+        rep[6] = (uint8_t)op;
+        CHECK(pfs_bin_decode_reply(rep, &r) == 0 && r.op == op);
+    }
+    rep[6] = 0;
+    CHECK(pfs_bin_decode_reply(rep, &r) == EPROTO);
+    rep[6] = 9;
+    CHECK(pfs_bin_decode_reply(rep, &r) == EPROTO);
+
+    /* The stat record. */
+    n = unhex(stat_hex, rec);
+    CHECK(n == PFS_BIN_STAT);
+    memset(&st, 0x55, sizeof(st));
+    pfs_bin_decode_stat(rec, &st);
+    CHECK(st.ino == 5 && st.mode == 0100644 && st.nlink == 1 && st.uid == 1000 &&
+          st.gid == 1001 && st.size == 11 && st.dev == 1);
+    CHECK(st.atim.sec == 1763800000 && st.atim.nsec == 12);
+    CHECK(st.mtim.sec == 1763800001 && st.mtim.nsec == 13);
+    CHECK(st.ctim.sec == 1763800002 && st.ctim.nsec == 999999999);
+    CHECK(st.crtim.sec == UINT64_MAX && st.crtim.nsec == 15);
+    pfs_bin_encode_stat(&st, enc);
+    CHECK(memcmp(enc, rec, PFS_BIN_STAT) == 0);
+}
+
+static void test_bin_readdir(void)
+{
+    uint8_t buf[1 + 2 * (PFS_BIN_DIRENT_FIXED + 8)], rec[PFS_BIN_STAT], hdr[18];
+    pfs_dent_t d, back;
+    size_t n = 99, len;
+    bool eof = false;
+
+    /* eof 1, then ".." with cookie 2, inode 1, DT_DIR, and the stat above,
+     * then "a.txt" with cookie -2 (two's complement). */
+    buf[0] = 1;
+    unhex("02 00 00 00 00 00 00 00  01 00 00 00 00 00 00 00  04 02", hdr);
+    memcpy(buf + 1, hdr, 18);
+    memcpy(buf + 19, "..", 2);
+    unhex(stat_hex, rec);
+    memcpy(buf + 21, rec, PFS_BIN_STAT);
+    len = 21 + PFS_BIN_STAT;
+    memset(&d, 0, sizeof(d));
+    d.cookie = -2;
+    d.ino = 0x1122334455667788ull;
+    d.type = 8;
+    strcpy(d.name, "a.txt");
+    pfs_bin_decode_stat(rec, &d.st);
+    d.st.ino = d.ino;
+    CHECK(pfs_bin_encode_dirent(&d, buf + len) == PFS_BIN_DIRENT_FIXED + 5);
+    CHECK(memcmp(buf + len, "\xfe\xff\xff\xff\xff\xff\xff\xff"
+                            "\x88\x77\x66\x55\x44\x33\x22\x11\x08\x05" "a.txt",
+                 23) == 0);
+    len += PFS_BIN_DIRENT_FIXED + 5;
+
+    CHECK(pfs_bin_count_dirents(buf, len, &eof, &n) == 0);
+    CHECK(eof && n == 2);
+    CHECK(pfs_bin_decode_dirent(buf + 1, &back) == PFS_BIN_DIRENT_FIXED + 2);
+    CHECK(back.cookie == 2 && back.ino == 1 && back.type == 4 &&
+          strcmp(back.name, "..") == 0 && back.st.ino == 5 &&
+          back.st.ctim.nsec == 999999999);
+    CHECK(pfs_bin_decode_dirent(buf + 1 + PFS_BIN_DIRENT_FIXED + 2, &back) ==
+          PFS_BIN_DIRENT_FIXED + 5);
+    CHECK(back.cookie == -2 && back.ino == d.ino && back.type == 8 &&
+          strcmp(back.name, "a.txt") == 0 && back.st.ino == d.ino &&
+          back.st.crtim.sec == UINT64_MAX);
+
+    /* Only the eof byte: an empty batch, not at the end. */
+    buf[0] = 0;
+    CHECK(pfs_bin_count_dirents(buf, 1, &eof, &n) == 0 && !eof && n == 0);
+    /* Broken payloads. */
+    CHECK(pfs_bin_count_dirents(buf, 0, &eof, &n) == EPROTO);
+    CHECK(pfs_bin_count_dirents(buf, len - 1, &eof, &n) == EPROTO);
+    CHECK(pfs_bin_count_dirents(buf, 1 + 17, &eof, &n) == EPROTO);
+    buf[0] = 2;
+    CHECK(pfs_bin_count_dirents(buf, len, &eof, &n) == EPROTO);
+    buf[0] = 1;
+    buf[18] = 0; /* empty name */
+    CHECK(pfs_bin_count_dirents(buf, len, &eof, &n) == EPROTO);
+    buf[18] = 2;
+    buf[20] = '\0'; /* NUL in a name */
+    CHECK(pfs_bin_count_dirents(buf, len, &eof, &n) == EPROTO);
+}
+
 /* PROTOCOL.md, JSON-RPC Framing and Example session. */
 static void test_json_request(void)
 {
@@ -322,6 +464,8 @@ static void test_api_args(void)
 int main(void)
 {
     test_bin_frames();
+    test_bin_meta();
+    test_bin_readdir();
     test_json_request();
     test_json_header();
     test_json_reply();
