@@ -324,6 +324,7 @@ int pfs_bin_call(mount_handle_t *mh, pfs_bin_call_t *bc);
 
 #define PFS_DCACHE_SLOTS 4
 
+/* One directory entry of a READDIR_PLUS batch. */
 struct pfs_dent {
     char name[256];
     uint64_t ino;
@@ -334,7 +335,6 @@ struct pfs_dent {
 
 typedef struct {
     bool valid;
-    bool plus;
     bool eof;
     uint64_t dir;
     int64_t prev;   /* cookie the batch was fetched after */
