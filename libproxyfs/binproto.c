@@ -2,6 +2,7 @@
  * little-endian headers, the 120-byte stat record and READDIR_PLUS entries,
  * encoded byte by byte so that host order and alignment never matter.
  * No I/O. */
+#include <endian.h>
 #include <string.h>
 
 #include "internal.h"
@@ -20,8 +21,8 @@ static void put32(uint8_t *p, uint32_t v)
 
 static void put64(uint8_t *p, uint64_t v)
 {
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
+    v = htole64(v);
+    memcpy(p, &v, sizeof(v));
 }
 
 static uint16_t get16(const uint8_t *p)
@@ -40,11 +41,11 @@ static uint32_t get32(const uint8_t *p)
 
 static uint64_t get64(const uint8_t *p)
 {
-    uint64_t v = 0;
+    uint64_t v;
 
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
+    /* One unaligned load (and a byte swap on big-endian hosts). */
+    memcpy(&v, p, sizeof(v));
+    return le64toh(v);
 }
 
 void pfs_bin_encode_request(const pfs_bin_req_t *r, uint8_t out[PFS_BIN_REQ_HDR])

@@ -20,6 +20,7 @@ static struct {
 } g_state = { PTHREAD_MUTEX_INITIALIZER, NULL, 0 };
 
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static pid_t g_pid; /* the pid the pool was created in (0: none) */
 
 /* ------------------------------------------------------------- fork */
 
@@ -49,6 +50,7 @@ static void pool_abandon(pfs_pool_t *p)
 static void atfork_child(void)
 {
     pfs_async_atfork_child();
+    g_pid = 0;
     if (g_state.pool != NULL) {
         pool_abandon(g_state.pool);
         g_state.pool = NULL;
@@ -202,15 +204,22 @@ pfs_pool_t *pfs_pool_get(void)
 {
     pfs_pool_t *p;
 
+    /* Fast path, no lock: the pool exists and belongs to this process (the
+     * atfork child handler clears g_state.pool and g_pid). A caller holds a
+     * mount handle, so the pool is not released under it. */
+    p = __atomic_load_n(&g_state.pool, __ATOMIC_ACQUIRE);
+    if (p != NULL && p->pid == __atomic_load_n(&g_pid, __ATOMIC_RELAXED))
+        return p;
     pthread_once(&atfork_once, register_atfork);
     pthread_mutex_lock(&g_state.lock);
     if (g_state.pool != NULL && g_state.pool->pid != getpid()) {
         pool_abandon(g_state.pool);
-        g_state.pool = NULL;
+        __atomic_store_n(&g_state.pool, NULL, __ATOMIC_RELEASE);
     }
     if (g_state.pool == NULL) {
         json_object_seed(0);
-        g_state.pool = pool_create();
+        __atomic_store_n(&g_pid, getpid(), __ATOMIC_RELAXED);
+        __atomic_store_n(&g_state.pool, pool_create(), __ATOMIC_RELEASE);
     }
     p = g_state.pool;
     pthread_mutex_unlock(&g_state.lock);
@@ -235,7 +244,7 @@ void pfs_pool_release(void)
     pthread_mutex_lock(&g_state.lock);
     if (g_state.users > 0 && --g_state.users == 0) {
         p = g_state.pool;
-        g_state.pool = NULL;
+        __atomic_store_n(&g_state.pool, NULL, __ATOMIC_RELEASE);
     }
     pthread_mutex_unlock(&g_state.lock);
     if (p != NULL) {
