@@ -5,7 +5,8 @@
  *
  * Layers, bottom up:
  *   jsonrpc.c   JSON-RPC 2.0 codec: request framing, reply decoding (no I/O)
- *   binproto.c  binary channel codec: header encoding/decoding (no I/O)
+ *   binproto.c  binary channel codec: headers, stat records, READDIR_PLUS
+ *               entries (no I/O)
  *   conn.c      one connection: connect, pipelined send, a reader thread that
  *               matches replies to pending calls by id
  *   pool.c      the per-process pool of connections, fork handling, the retry

@@ -1047,6 +1047,8 @@ static void test_binary_meta(void)
 static void test_timeout(void)
 {
     mount_handle_t *mh = do_mount();
+    proxyfs_stat_t *st = NULL;
+    struct dirent *de = NULL;
     uint64_t ino;
     size_t n;
     uint8_t buf[8];
@@ -1058,12 +1060,26 @@ static void test_timeout(void)
     daemon_signal(&daemon_, SIGSTOP);
     CHECK_RC(proxyfs_lookup_path(mh, "/", &ino), ETIMEDOUT);
     CHECK_RC(proxyfs_read(mh, root_ino, 0, 8, buf, 8, &n), ETIMEDOUT);
+    /* Binary metadata calls time out too; their late replies are dropped. */
+    CHECK_RC(proxyfs_lookup(mh, root_ino, ".", &ino), ETIMEDOUT);
+    CHECK_RC(proxyfs_get_stat(mh, root_ino, &st), ETIMEDOUT);
+    CHECK_RC(proxyfs_readdir_plus(mh, root_ino, -1, &de, &st), ETIMEDOUT);
+    CHECK(de == NULL && st == NULL);
     CHECK_RC(proxyfs_read_send(mh, root_ino, 0, 8, buf, 8, &status, NULL), 0);
     CHECK_RC(proxyfs_read_recv(&status, &status, &n), 0);
     CHECK(status == ETIMEDOUT);
     daemon_signal(&daemon_, SIGCONT);
     CHECK_RC(proxyfs_set_timeout(0), 0);
     CHECK_RC(proxyfs_lookup_path(mh, "/", &ino), 0);
+    CHECK_RC(proxyfs_lookup(mh, root_ino, ".", &ino), 0);
+    CHECK(ino == root_ino);
+    CHECK_RC(proxyfs_get_stat(mh, root_ino, &st), 0);
+    CHECK(st != NULL && st->ino == root_ino);
+    free(st);
+    CHECK_RC(proxyfs_readdir_plus(mh, root_ino, -1, &de, &st), 0);
+    CHECK(de != NULL && st != NULL && strcmp(de->d_name, ".") == 0);
+    free(de);
+    free(st);
     CHECK_RC(proxyfs_unmount(mh), 0);
 }
 
