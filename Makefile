@@ -34,8 +34,14 @@ vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 
+# The reliability tests run verbosely so that their figures (crash cycles,
+# operations verified, load latencies, memory) are printed.
 go-test: vet
-	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v /reliability$$)
+	@mkdir -p bin
+	$(GO) test -race -count=1 -timeout 20m -v ./reliability > bin/reliability.log 2>&1; rc=$$?; \
+		if [ $$rc = 0 ]; then grep -E '^(--- |ok )|_test.go:[0-9]+:' bin/reliability.log; else cat bin/reliability.log; fi; \
+		exit $$rc
 
 # fuzz runs every fuzz target for FUZZTIME each (seeds are in the code and
 # in testdata/fuzz; go test runs those as plain tests too).
