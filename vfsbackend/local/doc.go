@@ -35,7 +35,10 @@
 // it and anything after it were never acknowledged as durable (a kill -9
 // can only cut the write in progress; a power loss can only lose what was
 // not yet fsynced), so the file is truncated there and the result is still
-// a prefix of the acknowledged commits. Damage in an older WAL is reported
+// a prefix of the acknowledged commits. If intact records follow the
+// damage (which a kill -9 cannot cause: a lost page after a power failure,
+// or corruption), they are dropped too, to keep that prefix, and an error
+// names how many and which sequence numbers. Damage in an older WAL is reported
 // as corruption and the volume does not open. Empty WALs at the end (left
 // by a compaction interrupted between creating the next WAL and switching
 // to it) are removed first.

@@ -206,8 +206,17 @@ func (b *Backend) recover() error {
 			continue
 		}
 		if torn {
-			b.log.Warn("truncating torn WAL tail (an unacknowledged commit)",
-				zap.String("wal", w.path), zap.Int64("offset", good), zap.Int("size", len(data)))
+			if n, last := recordsAfterDamage(data, good, b.seq); n > 0 {
+				// Not a torn tail: say loudly what is dropped to keep the
+				// volume a consistent prefix of its history.
+				b.log.Error("WAL damaged before its end: dropping the intact records behind the damage "+
+					"(after a power failure these were not yet fsynced; otherwise this is corruption)",
+					zap.String("wal", w.path), zap.Int64("offset", good), zap.Int("records", n),
+					zap.Uint64("from_seq", b.seq+1), zap.Uint64("to_seq", last))
+			} else {
+				b.log.Warn("truncating torn WAL tail (an unacknowledged commit)",
+					zap.String("wal", w.path), zap.Int64("offset", good), zap.Int("size", len(data)))
+			}
 		}
 		f, err := os.OpenFile(w.path, os.O_RDWR, 0)
 		if err != nil {

@@ -638,3 +638,32 @@ func BenchmarkCommit(bm *testing.B) {
 		}
 	})
 }
+
+// recordsAfterDamage tells damage in the middle of the last WAL (intact
+// records behind it, dropped loudly) from a torn tail (nothing behind).
+func TestRecordsAfterDamage(t *testing.T) {
+	var data []byte
+	data = append(data, walMagic...)
+	var offs []int64
+	for seq := uint64(1); seq <= 10; seq++ {
+		var b vfsbackend.Batch
+		b.Put([]byte(fmt.Sprintf("key%d", seq)), []byte("value"))
+		rec := encodeRecord(&b)
+		finishRecord(rec, crc32.Checksum(rec[recHeaderSize:], castagnoli), seq)
+		offs = append(offs, int64(len(data)))
+		data = append(data, rec...)
+	}
+	mid := bytes.Clone(data)
+	mid[offs[4]+recHeaderSize+2] ^= 0x40 // record 5's ops
+	if n, last := recordsAfterDamage(mid, offs[4], 4); n != 5 || last != 10 {
+		t.Errorf("damage in record 5: found %d intact records up to seq %d, want 5 up to 10", n, last)
+	}
+	torn := data[:len(data)-3]
+	if n, _ := recordsAfterDamage(torn, offs[9], 9); n != 0 {
+		t.Errorf("torn tail: found %d intact records behind it", n)
+	}
+	zeros := append(bytes.Clone(data[:offs[9]]), make([]byte, 4096)...)
+	if n, _ := recordsAfterDamage(zeros, offs[9], 9); n != 0 {
+		t.Errorf("zeros: found %d records", n)
+	}
+}

@@ -355,3 +355,42 @@ func syncDir(dir string) error {
 	}
 	return cerr
 }
+
+// recordsAfterDamage looks for intact records past a bad one at offset
+// bad of a WAL: after a crash only the last record can be torn, so intact
+// records behind it mean the damage is something else (a lost page after
+// a power failure, or corruption) and those records will be dropped. It
+// scans at most maxScan bytes and returns how many records it found and
+// the highest sequence number among them.
+func recordsAfterDamage(data []byte, bad int64, seq uint64) (n int, last uint64) {
+	const maxScan = 16 << 20
+	end := min(int64(len(data)), bad+maxScan)
+	for off := bad + 1; off+recHeaderSize <= end; off++ {
+		if rseq, l, ok := intactRecord(data, off, seq); ok {
+			// Walk on from the first intact record.
+			for ok {
+				n, last, seq = n+1, rseq, rseq
+				off += recHeaderSize + int64(l)
+				rseq, l, ok = intactRecord(data, off, seq)
+			}
+			return n, last
+		}
+	}
+	return 0, 0
+}
+
+// intactRecord reports whether a record with a sequence number above seq
+// starts at off and passes its CRC.
+func intactRecord(data []byte, off int64, seq uint64) (rseq uint64, l uint32, ok bool) {
+	if off+recHeaderSize > int64(len(data)) {
+		return 0, 0, false
+	}
+	l = binary.LittleEndian.Uint32(data[off:])
+	rseq = binary.LittleEndian.Uint64(data[off+8:])
+	if rseq <= seq || rseq > seq+1<<20 || int64(l) > int64(len(data))-off-recHeaderSize {
+		return 0, 0, false
+	}
+	c := crc32.Checksum(data[off+recHeaderSize:off+recHeaderSize+int64(l)], castagnoli)
+	c = crc32.Update(c, castagnoli, data[off+8:off+16])
+	return rseq, l, c == binary.LittleEndian.Uint32(data[off+4:])
+}
