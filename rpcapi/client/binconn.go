@@ -31,7 +31,8 @@ type binConn struct {
 
 // binCall is one request in flight.
 type binCall struct {
-	buf  []byte // READ: where the payload goes
+	buf  []byte // where the reply payload goes
+	grow bool   // buf may be replaced by a larger one for the payload
 	done chan struct{}
 	hdr  wire.ReplyHeader
 	err  error // the connection broke before the reply was complete
@@ -111,7 +112,8 @@ func (b *binConn) readLoop() {
 		delete(b.pending, h.ID)
 		b.mu.Unlock()
 		var n int
-		if h.Opcode == wire.OpRead && h.Errno == 0 {
+		if h.Opcode != wire.OpWrite && h.Errno == 0 {
+			// Every successful reply but WRITE's carries Length bytes.
 			n = int(h.Length)
 		}
 		if call == nil {
@@ -122,8 +124,11 @@ func (b *binConn) readLoop() {
 			}
 			continue
 		}
+		if n > len(call.buf) && call.grow && n <= maxReplyPayload {
+			call.buf = make([]byte, n)
+		}
 		if n > len(call.buf) {
-			err := fmt.Errorf("%w: reply of %d bytes for a read of %d", wire.ErrBadFrame, n, len(call.buf))
+			err := fmt.Errorf("%w: reply of %d bytes for a buffer of %d", wire.ErrBadFrame, n, len(call.buf))
 			call.err = err
 			close(call.done)
 			b.fail(err)
@@ -147,7 +152,27 @@ func (b *binConn) readLoop() {
 // It returns the reply header, a *connError if the connection broke, or a
 // context error.
 func (b *binConn) do(ctx context.Context, op string, h wire.RequestHeader, payload, dst []byte) (wire.ReplyHeader, error) {
-	call := &binCall{buf: dst, done: make(chan struct{})}
+	rh, _, err := b.doBuf(ctx, op, h, payload, dst, false)
+	return rh, err
+}
+
+// maxReplyPayload bounds a reply payload the reader allocates for (a
+// READDIR_PLUS batch of 4096 entries is under 1.7 MB).
+const maxReplyPayload = 64 << 20
+
+// doBuf is do that also returns the reply payload; with grow, a payload
+// larger than dst gets a buffer of its own.
+func (b *binConn) doBuf(ctx context.Context, op string, h wire.RequestHeader, payload, dst []byte, grow bool) (wire.ReplyHeader, []byte, error) {
+	call := &binCall{buf: dst, grow: grow, done: make(chan struct{})}
+	rh, err := b.send(ctx, op, h, payload, call)
+	if err != nil || rh.Opcode == wire.OpWrite {
+		return rh, nil, err
+	}
+	return rh, call.buf[:rh.Length], nil
+}
+
+// send sends one request for call and waits for its reply.
+func (b *binConn) send(ctx context.Context, op string, h wire.RequestHeader, payload []byte, call *binCall) (wire.ReplyHeader, error) {
 	b.mu.Lock()
 	if b.err != nil {
 		err := b.err
@@ -227,24 +252,31 @@ func (b *binConn) deadErr() error {
 // connections. It returns the reply header (errno 0), an *Error, or a
 // *connError.
 func (c *Client) binAttempt(ctx context.Context, op string, h wire.RequestHeader, payload, dst []byte) (wire.ReplyHeader, error) {
+	rh, _, err := c.binAttemptBuf(ctx, op, h, payload, dst, false)
+	return rh, err
+}
+
+// binAttemptBuf is binAttempt that also returns the reply payload (see
+// binConn.doBuf).
+func (c *Client) binAttemptBuf(ctx context.Context, op string, h wire.RequestHeader, payload, dst []byte, grow bool) (wire.ReplyHeader, []byte, error) {
 	s := c.binSlots[c.brr.Add(1)%uint64(len(c.binSlots))]
 	bc, err := s.get(ctx, op)
 	if err != nil {
-		return wire.ReplyHeader{}, err
+		return wire.ReplyHeader{}, nil, err
 	}
-	rh, err := bc.do(ctx, op, h, payload, dst)
+	rh, data, err := bc.doBuf(ctx, op, h, payload, dst, grow)
 	if err != nil {
 		var ce *connError
 		if errors.As(err, &ce) {
 			if c.closed() {
-				return rh, closedError(op)
+				return rh, nil, closedError(op)
 			}
 			s.invalidate(bc, ce.err)
 		}
-		return rh, err
+		return rh, nil, err
 	}
 	if rh.Errno != 0 {
-		return rh, fromBinary(op, rh.Errno, rh.Flags)
+		return rh, nil, fromBinary(op, rh.Errno, rh.Flags)
 	}
-	return rh, nil
+	return rh, data, nil
 }

@@ -107,11 +107,6 @@ func (m *Mount) ReadDir(ctx context.Context, ino uint64, prevCookie int64, max i
 	return m.readDir(ctx, wire.MethodReaddir, ino, prevCookie, max)
 }
 
-// ReadDirPlus is ReadDir with each entry's Stat filled in.
-func (m *Mount) ReadDirPlus(ctx context.Context, ino uint64, prevCookie int64, max int) ([]DirEntry, bool, error) {
-	return m.readDir(ctx, wire.MethodReaddirPlus, ino, prevCookie, max)
-}
-
 func (m *Mount) readDir(ctx context.Context, method string, ino uint64, prevCookie int64, max int) ([]DirEntry, bool, error) {
 	var res wire.ReaddirResult
 	err := m.call(ctx, method, func(id uint64) any {

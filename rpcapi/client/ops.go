@@ -39,15 +39,6 @@ func TimespecOf(t time.Time) *Timespec {
 	return &Timespec{Sec: t.Unix(), Nsec: int64(t.Nanosecond())}
 }
 
-// Lookup returns the inode number of name in directory dir.
-func (m *Mount) Lookup(ctx context.Context, dir uint64, name string) (uint64, error) {
-	var res wire.InodeResult
-	err := m.call(ctx, wire.MethodLookup, func(id uint64) any {
-		return wire.EntryParams{MountID: id, Inode: dir, Name: name}
-	}, &res)
-	return res.Inode, err
-}
-
 // LookupPath returns the inode number of path (the last component is not
 // followed if it is a symlink).
 func (m *Mount) LookupPath(ctx context.Context, path string) (uint64, error) {
@@ -56,15 +47,6 @@ func (m *Mount) LookupPath(ctx context.Context, path string) (uint64, error) {
 		return wire.PathParams{MountID: id, Path: path}
 	}, &res)
 	return res.Inode, err
-}
-
-// GetStat returns the attributes of inode ino.
-func (m *Mount) GetStat(ctx context.Context, ino uint64) (Stat, error) {
-	var res wire.StatResult
-	err := m.call(ctx, wire.MethodGetStat, func(id uint64) any {
-		return wire.InodeParams{MountID: id, Inode: ino}
-	}, &res)
-	return res.Stat, err
 }
 
 // GetStatPath returns the attributes of path.
@@ -397,14 +379,6 @@ func (m *Mount) SetAttrPath(ctx context.Context, path string, a Attrs) (Stat, er
 		return wire.SetattrPathParams{MountID: id, Path: path, Attrs: a}
 	}, &res)
 	return res.Stat, err
-}
-
-// Flush returns once the data and metadata of file ino are on stable
-// storage. A missing inode is EBADF.
-func (m *Mount) Flush(ctx context.Context, ino uint64) error {
-	return toEBADF(m.call(ctx, wire.MethodFlush, func(id uint64) any {
-		return wire.InodeParams{MountID: id, Inode: ino}
-	}, nil))
 }
 
 // StatVFS returns the volume's statvfs numbers.
