@@ -153,3 +153,14 @@ func TestLoad(t *testing.T) {
 		t.Errorf("Load(default) = %+v, %v", c, err)
 	}
 }
+
+// The example config that make install ships must load.
+func TestShippedExample(t *testing.T) {
+	c, err := Load("../dist/proxyfsd.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Server.Unix != "/run/proxyfs/proxyfsd.sock" || c.Volumes[0].Path != "/var/lib/proxyfs/default" || c.Log.Format != "json" {
+		t.Errorf("example config: %+v", c)
+	}
+}
