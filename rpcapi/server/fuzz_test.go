@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -100,24 +101,8 @@ func FuzzJSONStream(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		s, logs := fuzzServer(t)
 		s.cfg.MaxMessageBytes = 1 << 16
-		client, server := connPair(t)
-		done := make(chan struct{})
-		if !s.addConn(server) {
-			t.Fatal("connection refused")
-		}
-		go func() {
-			defer close(done)
-			s.serveConn(server)
-		}()
-		go func() {
-			client.Write(in)
-			client.Write(frame(`{"jsonrpc":"2.0","id":"last","method":"ping","params":{}}`))
-			client.CloseWrite() // an unfinished message ends here
-		}()
-		// Read replies until the server closes.
-		io.Copy(io.Discard, client)
-		client.Close()
-		<-done
+		// After in, a last ping; an unfinished message ends with the stream.
+		serveStream(t, s, append(bytes.Clone(in), frame(`{"jsonrpc":"2.0","id":"last","method":"ping","params":{}}`)...))
 		failOnErrorLogs(t, logs, fmt.Sprintf("%q", in))
 	})
 }
@@ -130,23 +115,31 @@ func FuzzBinaryStream(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		s, logs := fuzzServer(t)
 		s.cfg.MaxIOBytes = 1 << 16
-		client, server := connPair(t)
-		done := make(chan struct{})
-		if !s.addConn(server) {
-			t.Fatal("connection refused")
-		}
-		go func() {
-			defer close(done)
-			s.serveConn(server)
-		}()
-		go func() {
-			client.Write(append([]byte(wire.RequestMagic), in...))
-			client.CloseWrite() // end of the stream: the server must finish
-		}()
-		go io.Copy(io.Discard, client)
-		<-done
+		serveStream(t, s, append([]byte(wire.RequestMagic), in...))
 		failOnErrorLogs(t, logs, fmt.Sprintf("%q", in))
 	})
+}
+
+// serveStream serves one loopback connection on which a client sends in
+// and half-closes; it returns once the server has finished with it (the
+// test's timeout catches a hang). The replies are read and discarded.
+func serveStream(t *testing.T, s *Server, in []byte) {
+	client, server := connPair(t)
+	defer client.Close()
+	if !s.addConn(server) {
+		t.Fatal("connection refused")
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.serveConn(server)
+	}()
+	go func() {
+		client.Write(in)
+		client.CloseWrite() // end of the stream: the server must finish
+	}()
+	io.Copy(io.Discard, client)
+	<-done
 }
 
 // connPair returns both ends of a loopback TCP connection (unlike
