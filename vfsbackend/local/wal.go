@@ -89,13 +89,10 @@ func decodeOps(p []byte, fn func(del bool, key, value []byte)) error {
 	}
 	p = p[k:]
 	field := func() ([]byte, bool) {
-		l, k := binary.Uvarint(p)
-		if k <= 0 || l > uint64(len(p)-k) {
-			return nil, false
-		}
-		f := p[k : k+int(l)]
-		p = p[k+int(l):]
-		return f, true
+		var f []byte
+		var ok bool
+		f, p, ok = nextField(p)
+		return f, ok
 	}
 	for i := uint64(0); i < nops; i++ {
 		if len(p) == 0 {
@@ -234,13 +231,10 @@ func loadSnapshot(path string, idx *btree.BTreeG[kv], live *int64) (uint64, erro
 	count := binary.LittleEndian.Uint64(p[8:])
 	p = p[16:]
 	field := func() ([]byte, bool) {
-		l, k := binary.Uvarint(p)
-		if k <= 0 || l > uint64(len(p)-k) {
-			return nil, false
-		}
-		f := p[k : k+int(l)]
-		p = p[k+int(l):]
-		return f, true
+		var f []byte
+		var ok bool
+		f, p, ok = nextField(p)
+		return f, ok
 	}
 	for i := uint64(0); i < count; i++ {
 		key, ok1 := field()
@@ -393,4 +387,14 @@ func intactRecord(data []byte, off int64, seq uint64) (rseq uint64, l uint32, ok
 	c := crc32.Checksum(data[off+recHeaderSize:off+recHeaderSize+int64(l)], castagnoli)
 	c = crc32.Update(c, castagnoli, data[off+8:off+16])
 	return rseq, l, c == binary.LittleEndian.Uint32(data[off+4:])
+}
+
+// nextField splits a uvarint-length-prefixed field off the front of p; ok
+// is false if p does not start with a whole one.
+func nextField(p []byte) (field, rest []byte, ok bool) {
+	l, k := binary.Uvarint(p)
+	if k <= 0 || l > uint64(len(p)-k) {
+		return nil, p, false
+	}
+	return p[k : k+int(l)], p[k+int(l):], true
 }
