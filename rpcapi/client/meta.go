@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"fmt"
+	"math"
 	"syscall"
 
 	"github.com/proxyfs/proxyfs/rpcapi/wire"
@@ -67,7 +68,7 @@ func (m *Mount) Flush(ctx context.Context, ino uint64) error {
 
 // ReadDirPlus is ReadDir with each entry's Stat filled in.
 func (m *Mount) ReadDirPlus(ctx context.Context, ino uint64, prevCookie int64, max int) ([]DirEntry, bool, error) {
-	if max < 0 || max > 1<<32-1 {
+	if max < 0 || uint64(max) > math.MaxUint32 {
 		return nil, false, &Error{Op: wire.MethodReaddirPlus, Errno: syscall.EINVAL, Msg: fmt.Sprintf("max %d", max)}
 	}
 	data, err := m.binMeta(ctx, wire.OpReaddirPlus, ino, uint64(prevCookie), uint32(max), "", 0)

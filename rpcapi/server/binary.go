@@ -48,7 +48,7 @@ func (s *Server) serveBinary(nc net.Conn, br *bufio.Reader) {
 			return
 		}
 		// Lengths are checked before anything is allocated.
-		if err, fatal := s.checkLength(h); err != nil {
+		if fatal, err := s.checkLength(h); err != nil {
 			if !fatal {
 				c.reply(h, s.classify(wire.OpName(h.Opcode), err), 0, nil, nil)
 				<-c.sem
@@ -85,19 +85,19 @@ func (s *Server) serveBinary(nc net.Conn, br *bufio.Reader) {
 
 // checkLength checks a request's length field; fatal means the payload
 // that follows cannot be skipped and the connection must close.
-func (s *Server) checkLength(h wire.RequestHeader) (err error, fatal bool) {
+func (s *Server) checkLength(h wire.RequestHeader) (fatal bool, err error) {
 	switch h.Opcode {
 	case wire.OpRead, wire.OpWrite:
 		if h.Length > uint32(s.cfg.MaxIOBytes) {
-			return fmt.Errorf("binary %s of %d bytes exceeds max_io_size %d: %w", wire.OpName(h.Opcode), h.Length, s.cfg.MaxIOBytes, syscall.EINVAL),
-				h.Opcode == wire.OpWrite
+			return h.Opcode == wire.OpWrite,
+				fmt.Errorf("binary %s of %d bytes exceeds max_io_size %d: %w", wire.OpName(h.Opcode), h.Length, s.cfg.MaxIOBytes, syscall.EINVAL)
 		}
 	case wire.OpLookup, wire.OpCreate, wire.OpUnlink:
 		if h.Length > wire.MaxNamePayload {
-			return fmt.Errorf("binary %s: name of %d bytes: %w", wire.OpName(h.Opcode), h.Length, syscall.ENAMETOOLONG), true
+			return true, fmt.Errorf("binary %s: name of %d bytes: %w", wire.OpName(h.Opcode), h.Length, syscall.ENAMETOOLONG)
 		}
 	}
-	return nil, false
+	return false, nil
 }
 
 func (c *binConn) readErr(err error) {

@@ -57,6 +57,9 @@ type Server struct {
 	mounts  *mount.Table
 
 	inflight tracker
+	// refusing bounds the connections being refused (over
+	// max_connections) at once.
+	refusing chan struct{}
 
 	mu        sync.Mutex
 	listeners []net.Listener
@@ -90,12 +93,13 @@ func Open(ctx context.Context, cfg *conf.Config, opts Options) (*Server, error) 
 		log = zap.NewNop()
 	}
 	s := &Server{
-		cfg:     cfg.Server,
-		log:     log,
-		version: opts.Version,
-		metrics: opts.Metrics,
-		volumes: map[string]*volume{},
-		conns:   map[net.Conn]struct{}{},
+		cfg:      cfg.Server,
+		log:      log,
+		version:  opts.Version,
+		metrics:  opts.Metrics,
+		volumes:  map[string]*volume{},
+		conns:    map[net.Conn]struct{}{},
+		refusing: make(chan struct{}, 64),
 	}
 	s.inflight.init()
 	for _, vc := range cfg.Volumes {
@@ -292,21 +296,18 @@ func (s *Server) accept(l net.Listener) {
 	}
 }
 
-// refusing bounds the connections being refused at once.
-var refusing = make(chan struct{}, 64)
-
 // refuse closes a connection over max_connections. A JSON-RPC client gets
 // an error reply first (EAGAIN, id null) so that it can tell why; a binary
 // channel, which has no request id to answer yet, is just closed.
 func (s *Server) refuse(nc net.Conn) {
 	select {
-	case refusing <- struct{}{}:
+	case s.refusing <- struct{}{}:
 	default:
 		nc.Close() // a flood: no time for courtesy
 		return
 	}
 	go func() {
-		defer func() { <-refusing }()
+		defer func() { <-s.refusing }()
 		defer nc.Close()
 		nc.SetDeadline(time.Now().Add(time.Second))
 		var magic [4]byte
