@@ -28,9 +28,10 @@
  * Thread safety: every function may be called from any number of threads at
  * once, on one mount handle or on many. A process keeps a small pool of
  * connections to proxyfsd (shared by all its mount handles) with many requests
- * in flight on each; the pool's threads (one reader per connection and one
- * retry worker) are started by the first mount and joined when the last mount
- * handle is unmounted.
+ * in flight on each, plus up to 8 sockets that synchronous calls check out
+ * one at a time; the pool's threads (one reader per pipelined connection and
+ * one retry worker) are started by the first mount and joined when the last
+ * mount handle is unmounted.
  *
  * Failures: the library never exits, aborts or prints. When a connection
  * breaks it reconnects with back-off, mounts again with the same volume and

@@ -167,8 +167,8 @@ int pfs_connect_addr(const char *addr, uint64_t timeout_ms)
     return fd;
 }
 
-static int send_all(int fd, const void *a, size_t alen, const void *b,
-                    size_t blen)
+int pfs_send_all(int fd, const void *a, size_t alen, const void *b,
+                 size_t blen)
 {
     struct iovec iov[2] = { { (void *)a, alen }, { (void *)b, blen } };
     struct iovec *v = iov;
@@ -582,7 +582,7 @@ int pfs_conn_submit(pfs_conn_t *c, pfs_call_t *call, const void *a,
     fd = c->fd;
     pending_add(c, call);
     pthread_mutex_unlock(&c->lock);
-    if (send_all(fd, a, alen, b, blen) != 0) {
+    if (pfs_send_all(fd, a, alen, b, blen) != 0) {
         /* The reader sees the broken socket and completes the call. */
         shutdown(fd, SHUT_RDWR);
     }

@@ -9,6 +9,8 @@
  *               entries (no I/O)
  *   conn.c      one connection: connect, pipelined send, a reader thread that
  *               matches replies to pending calls by id
+ *   direct.c    sockets a synchronous binary call checks out and reads its
+ *               own reply from (no reader thread hand-off)
  *   pool.c      the per-process pool of connections, fork handling, the retry
  *               worker, and the retrying call loops used by the API
  *   mount.c     mount handles: mount, unmount, remount after a daemon restart
@@ -19,8 +21,9 @@
  *
  * Lock order (outer first): mounts list (pfs_mounts_lock) -> mount handle
  * lock (mh->lock) -> global state (g_state.lock) -> connection write lock
- * (c->wlock) -> connection lock (c->lock); the async registry lock and the
- * worker lock are leaves. No lock is held while a callback runs.
+ * (c->wlock) -> connection lock (c->lock); the async registry lock, the
+ * worker lock and the direct sockets' lock (p->dl) are leaves. No lock is
+ * held while a callback runs.
  */
 #ifndef PROXYFS_INTERNAL_H
 #define PROXYFS_INTERNAL_H
@@ -230,14 +233,27 @@ bool pfs_conn_cancel(pfs_conn_t *c, pfs_call_t *call);
 void pfs_conn_collect_expired(pfs_conn_t *c, uint64_t now, pfs_call_t **out);
 /* Opens a socket to addr. Returns an fd, or -1 with the error recorded. */
 int pfs_connect_addr(const char *addr, uint64_t timeout_ms);
+/* Writes a then b (blen may be 0) completely. Returns 0 or an errno. */
+int pfs_send_all(int fd, const void *a, size_t alen, const void *b,
+                 size_t blen);
 
 /* --------------------------------------------------------------- pool.c */
 
 #define PFS_POOL_JSON 2
 #define PFS_POOL_BIN 2
+#define PFS_POOL_DIRECT 8
 #define PFS_MAX_LOST 5 /* attempts lost in flight before EIO */
 
 typedef struct pfs_async pfs_async_t;
+
+/* A binary-channel socket that one synchronous call at a time checks out,
+ * sends on and reads its own reply from (direct.c). */
+typedef struct {
+    int fd;          /* -1: not connected */
+    bool busy;       /* checked out */
+    unsigned gen;    /* pool's dgen when connected */
+    uint64_t rcvtimeo_ms; /* SO_RCVTIMEO currently set */
+} pfs_direct_t;
 
 typedef struct pfs_pool {
     pid_t pid;
@@ -252,6 +268,10 @@ typedef struct pfs_pool {
     bool wstarted;
     pthread_t worker;
     pfs_async_t *wq; /* async ops waiting for a retry */
+    /* direct sockets of synchronous binary calls (direct.c) */
+    pthread_mutex_t dl;
+    pfs_direct_t direct[PFS_POOL_DIRECT];
+    unsigned dgen; /* bumped when a direct socket breaks */
 } pfs_pool_t;
 
 /* Returns the process's pool (creating it, and replacing a parent's pool
@@ -264,6 +284,23 @@ void pfs_pool_release(void);
 pfs_conn_t *pfs_pool_json_conn(pfs_pool_t *p);
 pfs_conn_t *pfs_pool_bin_conn(pfs_pool_t *p);
 uint64_t pfs_pool_new_id(pfs_pool_t *p);
+/* ------------------------------------------------------------- direct.c */
+
+#define PFS_BUSY (-3) /* every direct socket is checked out */
+
+void pfs_direct_init(pfs_pool_t *p);
+/* Closes the direct sockets (none may be checked out). */
+void pfs_direct_close(pfs_pool_t *p);
+/* One binary call attempt on a checked-out direct socket: sends a then b
+ * and reads the reply into call (brep, and the payload into rbuf with the
+ * ralloc rule of pfs_call_t) in the calling thread, without the reader
+ * thread hand-off of pfs_conn_submit. Returns 0 (reply in call),
+ * PFS_NOTSENT, PFS_LOST, ETIMEDOUT, or PFS_BUSY when every direct socket
+ * is in use (nothing was sent: use the pipelined connections). */
+int pfs_direct_call(pfs_pool_t *p, pfs_call_t *call, const void *a,
+                    size_t alen, const void *b, size_t blen,
+                    uint64_t deadline_ms);
+
 /* Queues an async op for the worker (retry after delay_ms). */
 void pfs_pool_queue_retry(pfs_pool_t *p, pfs_async_t *a, uint64_t delay_ms);
 

@@ -44,6 +44,7 @@ static void pool_abandon(pfs_pool_t *p)
         pfs_conn_abandon(&p->json[i]);
     for (int i = 0; i < PFS_POOL_BIN; i++)
         pfs_conn_abandon(&p->bin[i]);
+    pfs_direct_close(p);
     free(p);
 }
 
@@ -164,6 +165,8 @@ static void pool_destroy(pfs_pool_t *p)
         pfs_conn_destroy(&p->json[i]);
     for (int i = 0; i < PFS_POOL_BIN; i++)
         pfs_conn_destroy(&p->bin[i]);
+    pfs_direct_close(p);
+    pthread_mutex_destroy(&p->dl);
     pthread_cond_destroy(&p->wc);
     pthread_mutex_destroy(&p->wl);
     free(p);
@@ -181,6 +184,7 @@ static pfs_pool_t *pool_create(void)
     p->next_id = 1;
     pthread_mutex_init(&p->wl, NULL);
     pfs_cond_init(&p->wc);
+    pfs_direct_init(p);
     for (int i = 0; i < PFS_POOL_JSON; i++)
         if (pfs_conn_init(&p->json[i], PFS_CONN_JSON) != 0)
             goto fail;
@@ -345,6 +349,19 @@ static int submit_wait(pfs_conn_t *c, pfs_waiter_t *w, const void *a,
     return wait_done(c, w, deadline_ms);
 }
 
+/* One synchronous binary attempt: on a direct socket when one is free,
+ * else pipelined. Same results as submit_wait. */
+static int bin_attempt(pfs_pool_t *p, pfs_waiter_t *w, const void *a,
+                       size_t alen, const void *b, size_t blen,
+                       uint64_t deadline_ms)
+{
+    int rc = pfs_direct_call(p, &w->call, a, alen, b, blen, deadline_ms);
+
+    if (rc != PFS_BUSY)
+        return rc;
+    return submit_wait(pfs_pool_bin_conn(p), w, a, alen, b, blen, deadline_ms);
+}
+
 int pfs_json_call_once(const char *method, const json_t *params,
                        uint64_t deadline_ms, json_t **out_reply)
 {
@@ -481,7 +498,7 @@ int pfs_bin_io(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
             w.call.rbuf = buf;
             w.call.rcap = len;
         }
-        rc = submit_wait(pfs_pool_bin_conn(p), &w, hdr, sizeof(hdr),
+        rc = bin_attempt(p, &w, hdr, sizeof(hdr),
                          op == PFS_BIN_OP_WRITE ? buf : NULL,
                          op == PFS_BIN_OP_WRITE ? len : 0, deadline);
         waiter_fini(&w);
@@ -670,7 +687,7 @@ int pfs_bin_call(mount_handle_t *mh, pfs_bin_call_t *bc)
         w.call.rbuf = bc->rbuf;
         w.call.rcap = bc->rcap;
         w.call.ralloc = bc->ralloc;
-        rc = submit_wait(pfs_pool_bin_conn(p), &w, hdr, sizeof(hdr), bc->name,
+        rc = bin_attempt(p, &w, hdr, sizeof(hdr), bc->name,
                          bc->name != NULL ? bc->namelen : 0, deadline);
         waiter_fini(&w);
         rep = w.call.brep;
