@@ -79,8 +79,25 @@ func (s *Server) serveBinary(nc net.Conn, br *bufio.Reader) {
 			return
 		}
 		c.wg.Add(1)
-		go c.run(h, payload)
+		if inlineOp(h.Opcode) && br.Buffered() == 0 {
+			// Nothing else is waiting on this connection: a short
+			// metadata call runs on the read loop, which saves a
+			// goroutine hand-off (and often a thread wake-up) per call.
+			c.run(h, payload)
+		} else {
+			go c.run(h, payload)
+		}
 	}
+}
+
+// inlineOp reports whether an opcode is short, CPU-only work (no data
+// transfer, no fsync) that may run on the connection's read loop.
+func inlineOp(op uint16) bool {
+	switch op {
+	case wire.OpLookup, wire.OpGetStat, wire.OpCreate, wire.OpUnlink, wire.OpReaddirPlus:
+		return true
+	}
+	return false
 }
 
 // checkLength checks a request's length field; fatal means the payload
