@@ -2,8 +2,12 @@ package inode
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"syscall"
+
+	"github.com/proxyfs/proxyfs/vfsbackend"
 )
 
 // checkFile returns ino's record if it is a regular file: EISDIR for a
@@ -42,6 +46,53 @@ func (fs *FS) Read(ctx context.Context, ino Ino, p []byte, off uint64) (int, err
 	}
 	clear(p[m:n])
 	return n, nil
+}
+
+// Span is what a read returns, described rather than copied: N bytes,
+// of which the first come from File at Off and the rest, past File's end,
+// are zeros. File is nil when the file has no data at all (all zeros).
+// Call Release when done; File must only be read with positional reads.
+type Span struct {
+	File    *os.File
+	Off     int64
+	N       int
+	release func()
+}
+
+// Release gives the span's file back. It may be called more than once.
+func (s *Span) Release() {
+	if s.release != nil {
+		s.release()
+		s.release = nil
+	}
+}
+
+// ReadSpan is Read for callers that move the data themselves (sendfile):
+// the same checks and length, but it returns where the bytes are. It
+// returns an error wrapping errors.ErrUnsupported when the engine does not
+// keep data in files. No lock is held once it returns: a truncate racing
+// with the copy may make the file shorter than N, and the caller sends
+// zeros for what is missing, as Read would have after the truncate.
+func (fs *FS) ReadSpan(ctx context.Context, ino Ino, off uint64, length int) (Span, error) {
+	fd, ok := fs.be.(vfsbackend.FileData)
+	if !ok {
+		return Span{}, fmt.Errorf("read span: %w", errors.ErrUnsupported)
+	}
+	fs.ns.RLock()
+	defer fs.ns.RUnlock()
+	r, err := fs.checkFile(ctx, ino)
+	if err != nil {
+		return Span{}, err
+	}
+	if off >= r.Size || length <= 0 {
+		return Span{}, nil
+	}
+	n := int(min(uint64(length), r.Size-off))
+	f, release, err := fd.DataFile(ctx, ino)
+	if err != nil {
+		return Span{}, err
+	}
+	return Span{File: f, Off: int64(off), N: n, release: release}, nil
 }
 
 // Write writes p into ino at off, extending the file as needed; a gap

@@ -40,6 +40,7 @@ package vfsbackend
 
 import (
 	"context"
+	"os"
 	"syscall"
 )
 
@@ -105,6 +106,21 @@ type Backend interface {
 	// Close syncs and releases everything. No method may be called after
 	// Close.
 	Close() error
+}
+
+// FileData is implemented by engines that keep each data object in an
+// operating-system file, so that callers can have the kernel copy file
+// data to a socket (sendfile) instead of reading it into a buffer first.
+//
+// DataFile returns ino's data file, or a nil file when ino has no data
+// object, and a function to call when done with it; until then the file
+// stays open (also if the object is deleted meanwhile). The file may only
+// be read, with positional reads (pread, sendfile with an offset): it is
+// shared. Bytes past the file's end, within the inode's size, read as
+// zeros, as with ReadData. Wrappers return an error wrapping
+// errors.ErrUnsupported when the engine they wrap has no data files.
+type FileData interface {
+	DataFile(ctx context.Context, ino Ino) (f *os.File, release func(), err error)
 }
 
 // Usage is an engine's view of its space, in bytes.

@@ -27,7 +27,15 @@ type binConn struct {
 	wmu sync.Mutex // serializes reply frames
 	wg  sync.WaitGroup
 	sem chan struct{} // one token per request in flight
+
+	// raw is the socket for sendfile(2), nil when nc is not an OS socket
+	// (then large reads are copied through a buffer like small ones).
+	raw syscall.RawConn
 }
+
+// sendfileMin is the smallest READ sent from the data file by sendfile(2);
+// smaller ones cost less through a buffer (one writev for header and data).
+const sendfileMin = 64 << 10
 
 // serveBinary serves a binary data channel until it closes. Requests run
 // concurrently, at most max_inflight_per_conn at a time: at the limit the
@@ -35,6 +43,11 @@ type binConn struct {
 // Replies are written whole, in completion order.
 func (s *Server) serveBinary(nc net.Conn, br *bufio.Reader) {
 	c := &binConn{s: s, nc: nc, peer: remote(nc), sem: make(chan struct{}, s.cfg.MaxInflightPerConn)}
+	if sc, ok := nc.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			c.raw = raw
+		}
+	}
 	defer s.metrics.ConnOpened(metrics.ChannelBinary)()
 	s.log.Debug("binary connection", zap.String("remote", c.peer))
 	defer c.wg.Wait() // every reply is written (or fails) before nc closes
@@ -135,7 +148,22 @@ func (c *binConn) run(h wire.RequestHeader, payload []byte) {
 	start := time.Now()
 	op := wire.OpName(h.Opcode)
 	done := c.s.metrics.Request(metrics.ChannelBinary, op)
-	data, pooled, err := c.s.binaryOp(h, payload)
+	var (
+		data, pooled []byte
+		span         inode.Span
+		spanned      bool
+		err          error
+	)
+	if h.Opcode == wire.OpRead && h.Length >= sendfileMin && c.raw != nil {
+		span, err = c.s.readSpan(h)
+		spanned = err == nil
+		if errors.Is(err, errors.ErrUnsupported) {
+			err = nil // an engine without data files: through a buffer
+		}
+	}
+	if !spanned && err == nil {
+		data, pooled, err = c.s.binaryOp(h, payload)
+	}
 	putBuf(payload)
 	var we wireErr
 	errno := ""
@@ -145,13 +173,21 @@ func (c *binConn) run(h wire.RequestHeader, payload []byte) {
 		we = c.s.classify("binary "+op, err)
 		errno = wire.ErrnoName(we.errno)
 		n, data = 0, nil
+	case spanned:
+		n = uint32(span.N)
+		c.s.metrics.DataRead(metrics.ChannelBinary, span.N)
 	case h.Opcode == wire.OpRead:
 		c.s.metrics.DataRead(metrics.ChannelBinary, len(data))
 	case h.Opcode == wire.OpWrite:
 		n = h.Length // WRITE replies carry the bytes written and no payload
 		c.s.metrics.DataWritten(metrics.ChannelBinary, int(n))
 	}
-	c.reply(h, we, n, data, pooled)
+	if spanned {
+		c.replySpan(h, &span)
+		span.Release()
+	} else {
+		c.reply(h, we, n, data, pooled)
+	}
 	done(errno)
 	if ce := c.s.log.Check(zap.DebugLevel, "call"); ce != nil {
 		f := []zap.Field{zap.String("method", "binary "+op), zap.Uint64("mount", h.MountID),
@@ -162,6 +198,24 @@ func (c *binConn) run(h wire.RequestHeader, payload []byte) {
 		}
 		ce.Write(f...)
 	}
+}
+
+// readSpan looks up where a binary READ's bytes are, for replySpan; it
+// never panics. An error wrapping errors.ErrUnsupported means the volume's
+// engine has no data files.
+func (s *Server) readSpan(h wire.RequestHeader) (span inode.Span, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("panic in binary handler", zap.Any("panic", r), zap.Stack("stack"))
+			span.Release()
+			span, err = inode.Span{}, fmt.Errorf("internal error: %w", syscall.EIO)
+		}
+	}()
+	e, err := s.env(h.MountID, false)
+	if err != nil {
+		return inode.Span{}, err
+	}
+	return e.fs.ReadSpan(context.Background(), inode.Ino(h.Inode), h.Offset, int(h.Length))
 }
 
 // binaryOp runs one binary request; it never panics. It returns the reply
@@ -263,6 +317,77 @@ func (c *binConn) reply(h wire.RequestHeader, we wireErr, n uint32, data, pooled
 		c.s.log.Debug("binary reply not sent", zap.String("remote", c.peer), zap.Error(err))
 		c.nc.Close()
 	}
+}
+
+// replySpan writes a successful READ reply whose data the kernel copies
+// from the data file to the socket (sendfile(2)): no read into a buffer,
+// no copy out of it. A failed write closes the connection.
+func (c *binConn) replySpan(h wire.RequestHeader, sp *inode.Span) {
+	var hdr [wire.ReplyHeaderSize]byte
+	rh := wire.ReplyHeader{Opcode: h.Opcode, ID: h.ID, Length: uint32(sp.N)}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if err := c.writeSpan(wire.AppendReply(hdr[:0], rh), sp); err != nil {
+		c.s.log.Debug("binary reply not sent", zap.String("remote", c.peer), zap.Error(err))
+		c.nc.Close()
+	}
+}
+
+// zeros is sent for the part of a span past its file's end.
+var zeros [64 << 10]byte
+
+// writeSpan writes hdr and then the span's N bytes: sendfile from the file
+// while it has data, zeros after its end (a sparse tail, or a truncate
+// that raced with the read). Called with c.wmu held.
+func (c *binConn) writeSpan(hdr []byte, sp *inode.Span) error {
+	if _, err := c.nc.Write(hdr); err != nil {
+		return err
+	}
+	sent := 0
+	if sp.File != nil {
+		fc, err := sp.File.SyscallConn()
+		if err != nil {
+			return err
+		}
+		var serr error
+		cerr := fc.Control(func(src uintptr) {
+			off := sp.Off
+			werr := c.raw.Write(func(dst uintptr) bool {
+				for sent < sp.N {
+					m, err := syscall.Sendfile(int(dst), int(src), &off, sp.N-sent)
+					if m > 0 {
+						sent += m
+						continue
+					}
+					switch err {
+					case nil:
+						return true // the file ends here
+					case syscall.EINTR:
+						continue
+					case syscall.EAGAIN:
+						return false // wait until the socket takes more
+					}
+					serr = fmt.Errorf("sendfile: %w", err)
+					return true
+				}
+				return true
+			})
+			if serr == nil {
+				serr = werr
+			}
+		})
+		if err := errors.Join(cerr, serr); err != nil {
+			return err
+		}
+	}
+	for sent < sp.N {
+		k := min(len(zeros), sp.N-sent)
+		if _, err := c.nc.Write(zeros[:k]); err != nil {
+			return err
+		}
+		sent += k
+	}
+	return nil
 }
 
 // Buffers for file data come from pools by power-of-two size class, so a

@@ -156,3 +156,50 @@ func TestBinaryChannel(t *testing.T) {
 		rc.ok(wire.MethodPing, obj{}, nil)
 	})
 }
+
+// TestBinarySendfileReads covers large binary READs, which the daemon
+// sends from the data file with sendfile(2): holes, a sparse tail past the
+// data file's end (sent as zeros), a file with no data at all, a read
+// crossing the end of the file, and the same reads on both transports.
+func TestBinarySendfileReads(t *testing.T) {
+	transports(t, daemontest.Options{}, func(t *testing.T, d *daemontest.Daemon, network, addr string) {
+		rc := dial(t, network, addr)
+		id := rc.mount("default", 0).MountID
+		var f, empty wire.NewInodeResult
+		rc.ok(wire.MethodCreatePath, obj{"mount_id": id, "path": "/sparse", "mode": 0o644}, &f)
+		rc.ok(wire.MethodCreatePath, obj{"mount_id": id, "path": "/empty", "mode": 0o644}, &empty)
+		const size = 1 << 20
+		want := make([]byte, size)
+		copy(want, "head")
+		copy(want[300<<10:], "middle")
+		rc.ok(wire.MethodWrite, obj{"mount_id": id, "inode": f.Inode, "offset": 0, "data": []byte("head")}, nil)
+		rc.ok(wire.MethodWrite, obj{"mount_id": id, "inode": f.Inode, "offset": 300 << 10, "data": []byte("middle")}, nil)
+		rc.ok(wire.MethodResize, obj{"mount_id": id, "inode": f.Inode, "size": size}, nil)
+		rc.ok(wire.MethodResize, obj{"mount_id": id, "inode": empty.Inode, "size": 200 << 10}, nil)
+
+		bc := dialBin(t, network, addr)
+		for i, r := range []struct {
+			ino       uint64
+			off, n    uint64
+			wantBytes []byte
+		}{
+			{f.Inode, 0, size, want},                                 // data, hole, data, sparse tail
+			{f.Inode, 100 << 10, 256 << 10, want[100<<10 : 356<<10]}, // hole into data
+			{f.Inode, 900 << 10, 512 << 10, want[900<<10:]},          // tail only, crosses EOF
+			{f.Inode, size - 10, 128 << 10, want[size-10:]},          // below the sendfile size
+			{empty.Inode, 0, 256 << 10, make([]byte, 200<<10)},       // no data file at all
+			{f.Inode, size, 128 << 10, nil},                          // at EOF
+		} {
+			bc.request(wire.RequestHeader{Opcode: wire.OpRead, ID: uint64(i + 1), MountID: id, Inode: r.ino, Offset: r.off, Length: uint32(r.n)}, nil)
+			h, data := bc.reply()
+			if h.Errno != 0 || h.ID != uint64(i+1) || int(h.Length) != len(r.wantBytes) || !bytes.Equal(data, r.wantBytes) {
+				t.Fatalf("read %d (%d bytes at %d): %+v, %d bytes, data equal %v", i, r.n, r.off, h, len(data), bytes.Equal(data, r.wantBytes))
+			}
+		}
+		// The stream is still in step: a small read after them.
+		bc.request(wire.RequestHeader{Opcode: wire.OpRead, ID: 99, MountID: id, Inode: f.Inode, Length: 4}, nil)
+		if h, data := bc.reply(); h.Errno != 0 || string(data) != "head" {
+			t.Fatalf("read after: %+v %q", h, data)
+		}
+	})
+}

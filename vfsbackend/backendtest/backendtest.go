@@ -73,6 +73,7 @@ func Run(t *testing.T, open OpenFunc, opts ...Option) {
 	t.Run("Data", s.testData)
 	t.Run("Truncate", s.testTruncate)
 	t.Run("DeleteData", s.testDeleteData)
+	t.Run("DataFile", s.testDataFile)
 	t.Run("ListData", s.testListData)
 	t.Run("Usage", s.testUsage)
 	t.Run("Sync", s.testSync)
@@ -647,6 +648,39 @@ func (s *suite) testTruncate(t *testing.T) {
 		e.truncate(5, 3)
 		e.wantData(5, 0, []byte("abc"), 10)
 	})
+}
+
+// testDataFile checks vfsbackend.FileData, for engines that have it: the
+// file holds what ReadData reads, nil for no object, and stays readable
+// until released even when the object is deleted meanwhile.
+func (s *suite) testDataFile(t *testing.T) {
+	e := s.fresh(t)
+	fd, ok := e.Backend.(vfsbackend.FileData)
+	if !ok {
+		t.Skip("engine has no data files")
+	}
+	f, release, err := fd.DataFile(ctx, 5)
+	if err != nil || f != nil || release == nil {
+		t.Fatalf("DataFile of a missing object: %v, %v", f, err)
+	}
+	release()
+	want := pattern(100000, 12)
+	e.write(5, want, 4096)
+	f, release, err = fd.DataFile(ctx, 5)
+	if err != nil || f == nil {
+		t.Fatalf("DataFile: %v, %v", f, err)
+	}
+	if err := e.DeleteData(ctx, 5); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 4096+len(want)+10)
+	n, err := f.ReadAt(got, 0)
+	if n != 4096+len(want) || !bytes.Equal(got[4096:n], want) || !bytes.Equal(got[:4096], make([]byte, 4096)) {
+		t.Fatalf("pread of the data file after DeleteData: %d bytes, %v", n, err)
+	}
+	release()
+	release() // twice is harmless
+	e.wantSize(5, -1)
 }
 
 func (s *suite) testDeleteData(t *testing.T) {

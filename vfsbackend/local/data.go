@@ -254,6 +254,25 @@ func (b *Backend) ReadData(ctx context.Context, ino vfsbackend.Ino, p []byte, of
 	return n, nil
 }
 
+// DataFile implements vfsbackend.FileData: ino's open data file (nil
+// when it has none) for positional reads, such as sendfile with an
+// offset, and the function that gives it back. The file stays open until
+// then, even if the data is deleted meanwhile.
+func (b *Backend) DataFile(ctx context.Context, ino vfsbackend.Ino) (*os.File, func(), error) {
+	if err := checkCtx(ctx, b); err != nil {
+		return nil, nil, err
+	}
+	df, err := b.data.acquire(ino, false)
+	if err != nil {
+		return nil, nil, fmt.Errorf("local: open data %d: %w", ino, err)
+	}
+	if df == nil {
+		return nil, func() {}, nil
+	}
+	var once sync.Once
+	return df.f, func() { once.Do(func() { b.data.release(df) }) }, nil
+}
+
 // WriteData implements vfsbackend.Backend. A zero-length write changes
 // nothing (like pwrite(2), it does not extend the object).
 func (b *Backend) WriteData(ctx context.Context, ino vfsbackend.Ino, p []byte, off int64) error {

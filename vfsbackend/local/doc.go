@@ -64,8 +64,9 @@
 //
 // Each inode's data is a sparse file: WriteData is pwrite, ReadData is pread
 // (holes and ranges past EOF behave as in the memory engine), TruncateData is
-// ftruncate and DeleteData is unlink. Directories and files are created
-// lazily; a zero-length write changes nothing. Open files are kept in a
+// ftruncate and DeleteData is unlink; DataFile (vfsbackend.FileData) hands
+// out the open file, so the daemon sends large reads with sendfile(2).
+// Directories and files are created lazily; a zero-length write changes nothing. Open files are kept in a
 // bounded LRU cache (256 files); entries are reference counted so a file is
 // never closed while another goroutine is using it (the cache may briefly
 // exceed its size while more files than that are in use). A file enters
