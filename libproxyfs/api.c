@@ -712,9 +712,12 @@ int proxyfs_read(mount_handle_t *in_mount_handle, uint64_t in_inode_number,
     while (done < want) {
         size_t chunk = want - done > maxio ? maxio : want - done, got = 0;
 
-        rc = pfs_bin_io_striped(in_mount_handle, PFS_BIN_OP_READ,
-                                in_inode_number, in_offset + done,
-                                in_bufptr + done, chunk, &got);
+        /* One request on a direct socket: the daemon sends the data with
+         * sendfile(2) as the socket drains, so (unlike writes, below)
+         * splitting it into pieces in flight at once gains nothing; it
+         * measured 1.5-2x slower. */
+        rc = pfs_bin_io(in_mount_handle, PFS_BIN_OP_READ, in_inode_number,
+                        in_offset + done, in_bufptr + done, chunk, &got);
         if (rc != 0)
             break;
         done += got;
