@@ -219,6 +219,7 @@ typedef struct {
     char ldir[600];     /* local directory of this thread */
     unsigned n;
     uint64_t count;     /* ops done (e.g. entries read) */
+    double step[4];     /* small_files: seconds in each of the 4 steps */
 } worker_t;
 
 static pthread_barrier_t g_bar;
@@ -866,15 +867,24 @@ static void *w_small_pfs(void *arg)
 
         name_of(name, sizeof(name), i);
         small_content(buf, (unsigned)w->idx, i);
+        double t[5];
+
+        t[0] = now_s();
         CHECK(proxyfs_create(g_mh, w->dir, name, 0644, &ino), "create %s", name);
+        t[1] = now_s();
         CHECK(proxyfs_write(g_mh, ino, 0, buf, sizeof(buf), &out), "write %s", name);
         if (out != sizeof(buf))
             die("write %s: %zu bytes", name, out);
+        t[2] = now_s();
         CHECK(proxyfs_flush(g_mh, ino), "flush %s", name);
+        t[3] = now_s();
         CHECK(proxyfs_read(g_mh, ino, 0, sizeof(rbuf), rbuf, sizeof(rbuf), &out),
               "read %s", name);
+        t[4] = now_s();
         if (out != sizeof(rbuf) || memcmp(buf, rbuf, sizeof(buf)) != 0)
             die("read %s: wrong data", name);
+        for (int k = 0; k < 4; k++)
+            w->step[k] += t[k + 1] - t[k];
     }
     return NULL;
 }
@@ -889,18 +899,27 @@ static void *w_small_local(void *arg)
         int fd;
 
         snprintf(path, sizeof(path), "%s/file-%06u", w->ldir, i);
+        double t[5];
+
         small_content(buf, (unsigned)w->idx, i);
+        t[0] = now_s();
         fd = open(path, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0644);
         if (fd < 0)
             die("open %s: %s", path, strerror(errno));
+        t[1] = now_s();
         if (pwrite(fd, buf, sizeof(buf), 0) != (ssize_t)sizeof(buf))
             die("pwrite %s: %s", path, strerror(errno));
+        t[2] = now_s();
         if (fsync(fd) != 0)
             die("fsync %s: %s", path, strerror(errno));
+        t[3] = now_s();
         if (pread(fd, rbuf, sizeof(rbuf), 0) != (ssize_t)sizeof(rbuf) ||
             memcmp(buf, rbuf, sizeof(buf)) != 0)
             die("pread %s: wrong data", path);
+        t[4] = now_s();
         close(fd);
+        for (int k = 0; k < 4; k++)
+            w->step[k] += t[k + 1] - t[k];
     }
     return NULL;
 }
@@ -923,13 +942,28 @@ static void small_files_phase(int nt)
         CHECK(proxyfs_mkdir(g_mh, g_root, name, 0755, &ws[i].dir), "mkdir %s", name);
     }
     lsecs = run_workers(ws, nt, w_small_local);
+    double lstep[4] = { 0 };
+
+    for (int i = 0; i < nt; i++)
+        for (int k = 0; k < 4; k++) {
+            lstep[k] += ws[i].step[k];
+            ws[i].step[k] = 0;
+        }
     phase_begin();
     psecs = run_workers(ws, nt, w_small_pfs);
     {
-        double n = (double)(ws[0].n * (unsigned)nt);
+        double n = (double)(ws[0].n * (unsigned)nt), pstep[4] = { 0 };
 
         report("small_files", nt, n / psecs, "files/s", n / lsecs, "disk f/s",
                nt == 1 ? 0.5 : 0);
+        for (int i = 0; i < nt; i++)
+            for (int k = 0; k < 4; k++)
+                pstep[k] += ws[i].step[k];
+        printf("#   small_files T=%d mean us per file: proxyfs create %.0f write %.0f "
+               "flush %.0f read %.0f | disk open %.0f pwrite %.0f fsync %.0f "
+               "pread %.0f\n", nt, pstep[0] / n * 1e6, pstep[1] / n * 1e6,
+               pstep[2] / n * 1e6, pstep[3] / n * 1e6, lstep[0] / n * 1e6,
+               lstep[1] / n * 1e6, lstep[2] / n * 1e6, lstep[3] / n * 1e6);
     }
     for (int i = 0; i < nt; i++) {
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", ws[i].ldir);

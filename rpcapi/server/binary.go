@@ -92,7 +92,7 @@ func (s *Server) serveBinary(nc net.Conn, br *bufio.Reader) {
 			return
 		}
 		c.wg.Add(1)
-		if inlineOp(h.Opcode) && br.Buffered() == 0 {
+		if inlineOp(h) && br.Buffered() == 0 {
 			// Nothing else is waiting on this connection: a short
 			// metadata call runs on the read loop, which saves a
 			// goroutine hand-off (and often a thread wake-up) per call.
@@ -103,15 +103,20 @@ func (s *Server) serveBinary(nc net.Conn, br *bufio.Reader) {
 	}
 }
 
-// inlineOp reports whether an opcode is short, CPU-only work (no data
-// transfer, no fsync) that may run on the connection's read loop.
-func inlineOp(op uint16) bool {
-	switch op {
+// inlineOp reports whether a request is short work (no fsync, no large
+// transfer) that may run on the connection's read loop.
+func inlineOp(h wire.RequestHeader) bool {
+	switch h.Opcode {
 	case wire.OpLookup, wire.OpGetStat, wire.OpCreate, wire.OpUnlink, wire.OpReaddirPlus:
 		return true
+	case wire.OpRead, wire.OpWrite:
+		return h.Length <= inlineIOMax
 	}
 	return false
 }
+
+// inlineIOMax is the largest READ or WRITE run on the read loop.
+const inlineIOMax = 64 << 10
 
 // checkLength checks a request's length field; fatal means the payload
 // that follows cannot be skipped and the connection must close.
