@@ -236,6 +236,12 @@ func (b *Backend) ReadData(ctx context.Context, ino vfsbackend.Ino, p []byte, of
 	if len(p) == 0 {
 		return 0, nil
 	}
+	if data, ok := b.inline(ino); ok {
+		if off >= int64(len(data)) {
+			return 0, nil
+		}
+		return copy(p, data[off:]), nil
+	}
 	df, err := b.data.acquire(ino, false)
 	if err != nil {
 		return 0, fmt.Errorf("local: read %d: %w", ino, err)
@@ -257,10 +263,14 @@ func (b *Backend) ReadData(ctx context.Context, ino vfsbackend.Ino, p []byte, of
 // DataFile implements vfsbackend.FileData: ino's open data file (nil
 // when it has none) for positional reads, such as sendfile with an
 // offset, and the function that gives it back. The file stays open until
-// then, even if the data is deleted meanwhile.
+// then, even if the data is deleted meanwhile. Inline data (a small file)
+// is not in a file: errors.ErrUnsupported.
 func (b *Backend) DataFile(ctx context.Context, ino vfsbackend.Ino) (*os.File, func(), error) {
 	if err := checkCtx(ctx, b); err != nil {
 		return nil, nil, err
+	}
+	if _, ok := b.inline(ino); ok {
+		return nil, nil, fmt.Errorf("local: data of %d is inline: %w", ino, errors.ErrUnsupported)
 	}
 	df, err := b.data.acquire(ino, false)
 	if err != nil {
@@ -288,9 +298,16 @@ func (b *Backend) WriteData(ctx context.Context, ino vfsbackend.Ino, p []byte, o
 	if len(p) == 0 {
 		return nil
 	}
-	df, err := b.data.acquire(ino, true)
-	if err != nil {
-		return fmt.Errorf("local: write %d: %w", ino, err)
+	mu := b.lockIno(ino)
+	defer mu.Unlock()
+	df, done, err := b.writeInline(ino, p, off)
+	if done || err != nil {
+		return err
+	}
+	if df == nil {
+		if df, err = b.data.acquire(ino, true); err != nil {
+			return fmt.Errorf("local: write %d: %w", ino, err)
+		}
 	}
 	defer b.data.release(df)
 	_, err = df.f.WriteAt(p, off)
@@ -312,12 +329,19 @@ func (b *Backend) TruncateData(ctx context.Context, ino vfsbackend.Ino, size int
 	if size < 0 {
 		return fmt.Errorf("local: truncate %d to %d: %w", ino, size, syscall.EINVAL)
 	}
-	df, err := b.data.acquire(ino, size > 0)
-	if err != nil {
-		return fmt.Errorf("local: truncate %d: %w", ino, err)
+	mu := b.lockIno(ino)
+	defer mu.Unlock()
+	df, done, err := b.truncateInline(ino, size)
+	if done || err != nil {
+		return err
 	}
 	if df == nil {
-		return nil // missing object truncated to 0
+		if df, err = b.data.acquire(ino, size > 0); err != nil {
+			return fmt.Errorf("local: truncate %d: %w", ino, err)
+		}
+		if df == nil {
+			return nil // missing object truncated to 0
+		}
 	}
 	defer b.data.release(df)
 	err = df.f.Truncate(size)
@@ -332,6 +356,15 @@ func (b *Backend) TruncateData(ctx context.Context, ino vfsbackend.Ino, size int
 func (b *Backend) DeleteData(ctx context.Context, ino vfsbackend.Ino) error {
 	if err := checkCtx(ctx, b); err != nil {
 		return err
+	}
+	mu := b.lockIno(ino)
+	defer mu.Unlock()
+	if _, ok := b.inline(ino); ok {
+		if err := b.commitOps(walOp{kind: opInlineDel, key: inoKey(ino)}); err != nil {
+			return fmt.Errorf("local: delete %d: %w", ino, err)
+		}
+		// A data file may be left from a move to a file that a crash
+		// interrupted: remove it too.
 	}
 	d := &b.data
 	d.mu.Lock()

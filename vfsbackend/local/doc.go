@@ -5,7 +5,8 @@
 //	LOCK                     flock(LOCK_EX|LOCK_NB): one process per volume
 //	snapshot                 the whole metadata index as of some sequence number
 //	wal.<16 hex digits>      write-ahead logs, oldest first, the last one active
-//	data/<xx>/<16 hex>       one sparse file per inode; xx is the inode's low byte
+//	data/<xx>/<16 hex>       one sparse file per inode whose data outgrew the
+//	                         inline limit; xx is the inode's low byte
 //
 // # Metadata
 //
@@ -14,7 +15,9 @@
 //
 //	length uint32 | CRC32-C uint32 | seq uint64 | ops
 //
-// (little endian; the CRC covers ops and seq) and appends it to the active
+// (little endian; the CRC covers ops and seq; an op is a kind byte, put,
+// delete, inline put or inline delete, then its uvarint-prefixed key and, for
+// puts, value) and appends it to the active
 // WAL with a single pwrite(2), then applies it to the index. Commits are
 // serialized by a mutex whose critical section is just "assign seq, write,
 // apply". Once the write returned the record is in the kernel's page cache,
@@ -53,7 +56,9 @@
 //     blocks commits for the duration of one fsync of the WAL's unsynced
 //     tail; everything else runs without the lock.
 //  2. Write the clone to snapshot.tmp, fsync it, rename it over snapshot and
-//     fsync the directory.
+//     fsync the directory. A snapshot ("PFSSNP02") holds the keys, then the
+//     inline data objects; the older format without the second section
+//     ("PFSSNP01") is still read.
 //  3. Remove the WALs the snapshot covers.
 //
 // A crash at any point leaves either the old snapshot plus all WALs, or the
@@ -62,12 +67,23 @@
 //
 // # Data
 //
-// Each inode's data is a sparse file: WriteData is pwrite, ReadData is pread
+// A data object that has never been longer than 4 KiB is inline: it lives
+// in the metadata (each WriteData or TruncateData appends one WAL record with
+// the whole object; snapshots and memory hold it like a key), so a small
+// file costs no file creation, and SyncData of it is one fsync of the WAL.
+// When a write or a truncate takes it past 4 KiB it moves to a data file
+// for good: the file is written, fsynced with its directory, and only then
+// is the inline copy's removal committed, so a crash leaves either the
+// inline object or the complete file (a file left by an interrupted move is
+// ignored, and replaced or removed later). See inline.go. The price is
+// memory: up to 4 KiB per small file stays in memory with the metadata.
+//
+// Every other inode's data is a sparse file: WriteData is pwrite, ReadData is pread
 // (holes and ranges past EOF behave as in the memory engine), TruncateData is
 // ftruncate and DeleteData is unlink; DataFile (vfsbackend.FileData) hands
 // out the open file, so the daemon sends large reads with sendfile(2).
-// Directories and files are created lazily; a zero-length write changes nothing. Open files are kept in a
-// bounded LRU cache (256 files); entries are reference counted so a file is
+// Directories and files are created lazily; a zero-length write changes
+// nothing. Open files are kept in a bounded LRU cache (256 files); entries are reference counted so a file is
 // never closed while another goroutine is using it (the cache may briefly
 // exceed its size while more files than that are in use). A file enters
 // the cache before it is open, so open(2) and unlink(2), which can take

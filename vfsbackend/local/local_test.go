@@ -34,12 +34,12 @@ func TestConformance(t *testing.T) {
 	}, backendtest.Durable())
 }
 
-// TestConformanceCompacting runs the suite with a tiny compaction threshold
-// and a tiny descriptor cache, so that compaction and eviction run all the
-// time.
+// TestConformanceCompacting runs the suite with a tiny compaction threshold,
+// a tiny descriptor cache and tiny inline objects, so that compaction,
+// eviction and moves of inline data to files run all the time.
 func TestConformanceCompacting(t *testing.T) {
 	backendtest.Run(t, func(t *testing.T, dir string) vfsbackend.Backend {
-		b, err := open(vfsbackend.Options{Path: dir}, tuning{compactThreshold: 4 << 10, maxOpenFiles: 2})
+		b, err := open(vfsbackend.Options{Path: dir}, tuning{compactThreshold: 4 << 10, maxOpenFiles: 2, inlineMax: 64})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -54,6 +54,9 @@ func openT(t testing.TB, dir string, tune tuning) *Backend {
 	}
 	if tune.maxOpenFiles == 0 {
 		tune.maxOpenFiles = defaultMaxOpenFiles
+	}
+	if tune.inlineMax == 0 {
+		tune.inlineMax = defaultInlineMax
 	}
 	b, err := open(vfsbackend.Options{Path: dir}, tune)
 	if err != nil {
@@ -378,9 +381,9 @@ func TestCompaction(t *testing.T) {
 	// crash came right after the snapshot's rename).
 	b = openT(t, dir, tuning{})
 	b.commitMu.Lock()
-	clone, seq := b.idx.Clone(), b.seq
+	clone, inlClone, seq := b.st.idx.Clone(), b.st.inl.Clone(), b.seq
 	b.commitMu.Unlock()
-	if err := writeSnapshot(dir, clone, seq); err != nil {
+	if err := writeSnapshot(dir, clone, inlClone, seq); err != nil {
 		t.Fatal(err)
 	}
 	closeT(t, b)
@@ -477,7 +480,7 @@ const (
 // and writes numbered data, printing each number once both returned.
 func crashChild() {
 	ctx := context.Background()
-	b, err := open(vfsbackend.Options{Path: os.Getenv(crashEnvDir)}, tuning{compactThreshold: 32 << 10, maxOpenFiles: 8})
+	b, err := open(vfsbackend.Options{Path: os.Getenv(crashEnvDir)}, tuning{compactThreshold: 32 << 10, maxOpenFiles: 8, inlineMax: 1024})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child open:", err)
 		os.Exit(2)

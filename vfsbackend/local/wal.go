@@ -20,7 +20,8 @@ import (
 
 const (
 	walMagic      = "PFSWAL01"
-	snapMagic     = "PFSSNP01"
+	snapMagic     = "PFSSNP02" // a key section, then a section of inline data
+	snapMagicV1   = "PFSSNP01" // a key section only (read, never written)
 	walPrefix     = "wal."
 	snapName      = "snapshot"
 	snapTmpName   = "snapshot.tmp"
@@ -28,6 +29,8 @@ const (
 	maxRecordSize = 1 << 30 // larger lengths are garbage (a torn header)
 	opPut         = 0
 	opDelete      = 1
+	opInlinePut   = 2  // key: 8-byte inode number; value: the whole data object
+	opInlineDel   = 3  // key: 8-byte inode number
 	entryOverhead = 16 // per-entry cost used to estimate the live size
 )
 
@@ -44,27 +47,54 @@ func lessKV(a, b kv) bool { return string(a.key) < string(b.key) }
 
 func newIndex() *btree.BTreeG[kv] { return btree.NewG(32, lessKV) }
 
+// inlineData is the data object of a small file, kept in the metadata
+// (the WAL, the snapshot and memory) instead of in a data file.
+type inlineData struct {
+	ino  vfsbackend.Ino
+	data []byte
+}
+
+func lessInline(a, b inlineData) bool { return a.ino < b.ino }
+
+func newInlineIndex() *btree.BTreeG[inlineData] { return btree.NewG(32, lessInline) }
+
+func inoKey(ino vfsbackend.Ino) []byte { return binary.BigEndian.AppendUint64(nil, uint64(ino)) }
+
+// walOp is one operation of a WAL record.
+type walOp struct {
+	kind       byte
+	key, value []byte
+}
+
 // encodeRecord encodes b's ops after a recHeaderSize gap and returns the
 // buffer and the CRC of the ops. finishRecord fills the header in.
 func encodeRecord(b *vfsbackend.Batch) []byte {
+	ops := make([]walOp, len(b.Ops))
+	for i, op := range b.Ops {
+		ops[i] = walOp{kind: opPut, key: op.Key, value: op.Value}
+		if op.Delete {
+			ops[i] = walOp{kind: opDelete, key: op.Key}
+		}
+	}
+	return encodeOps(ops)
+}
+
+// encodeOps is encodeRecord for any ops.
+func encodeOps(ops []walOp) []byte {
 	n := recHeaderSize + binary.MaxVarintLen64
-	for _, op := range b.Ops {
-		n += 1 + 2*binary.MaxVarintLen64 + len(op.Key) + len(op.Value)
+	for _, op := range ops {
+		n += 1 + 2*binary.MaxVarintLen64 + len(op.key) + len(op.value)
 	}
 	buf := make([]byte, recHeaderSize, n)
-	buf = binary.AppendUvarint(buf, uint64(len(b.Ops)))
-	for _, op := range b.Ops {
-		if op.Delete {
-			buf = append(buf, opDelete)
-			buf = binary.AppendUvarint(buf, uint64(len(op.Key)))
-			buf = append(buf, op.Key...)
-			continue
+	buf = binary.AppendUvarint(buf, uint64(len(ops)))
+	for _, op := range ops {
+		buf = append(buf, op.kind)
+		buf = binary.AppendUvarint(buf, uint64(len(op.key)))
+		buf = append(buf, op.key...)
+		if op.kind == opPut || op.kind == opInlinePut {
+			buf = binary.AppendUvarint(buf, uint64(len(op.value)))
+			buf = append(buf, op.value...)
 		}
-		buf = append(buf, opPut)
-		buf = binary.AppendUvarint(buf, uint64(len(op.Key)))
-		buf = append(buf, op.Key...)
-		buf = binary.AppendUvarint(buf, uint64(len(op.Value)))
-		buf = append(buf, op.Value...)
 	}
 	return buf
 }
@@ -81,7 +111,7 @@ func finishRecord(buf []byte, crc uint32, seq uint64) {
 }
 
 // decodeOps calls fn for each op of a record's ops part.
-func decodeOps(p []byte, fn func(del bool, key, value []byte)) error {
+func decodeOps(p []byte, fn func(kind byte, key, value []byte)) error {
 	bad := fmt.Errorf("%w: malformed WAL record", errCorrupt)
 	nops, k := binary.Uvarint(p)
 	if k <= 0 {
@@ -106,13 +136,18 @@ func decodeOps(p []byte, fn func(del bool, key, value []byte)) error {
 		}
 		switch kind {
 		case opDelete:
-			fn(true, key, nil)
-		case opPut:
-			val, ok := field()
-			if !ok {
+			fn(kind, key, nil)
+		case opInlineDel:
+			if len(key) != 8 {
 				return bad
 			}
-			fn(false, key, val)
+			fn(kind, key, nil)
+		case opPut, opInlinePut:
+			val, ok := field()
+			if !ok || (kind == opInlinePut && len(key) != 8) {
+				return bad
+			}
+			fn(kind, key, val)
 		default:
 			return bad
 		}
@@ -157,7 +192,7 @@ func listWALs(dir string) ([]walFile, error) {
 // to idx, checking that sequence numbers are contiguous. It returns the
 // offset just past the last good record and whether the file ended in a
 // torn or bad record (everything from that offset on is garbage).
-func replayWAL(data []byte, idx *btree.BTreeG[kv], seq *uint64, live *int64) (good int64, torn bool, err error) {
+func replayWAL(data []byte, st *state, seq *uint64) (good int64, torn bool, err error) {
 	if len(data) < len(walMagic) || string(data[:len(walMagic)]) != walMagic {
 		return 0, true, nil
 	}
@@ -182,7 +217,7 @@ func replayWAL(data []byte, idx *btree.BTreeG[kv], seq *uint64, live *int64) (go
 			if rseq != *seq+1 {
 				return int64(off), false, fmt.Errorf("%w: WAL sequence jumps from %d to %d", errCorrupt, *seq, rseq)
 			}
-			if err := decodeOps(ops, func(del bool, key, value []byte) { applyOp(idx, live, del, key, value) }); err != nil {
+			if err := decodeOps(ops, st.apply); err != nil {
 				return int64(off), false, err
 			}
 			*seq = rseq
@@ -192,25 +227,46 @@ func replayWAL(data []byte, idx *btree.BTreeG[kv], seq *uint64, live *int64) (go
 	return int64(off), false, nil
 }
 
-// applyOp applies one op to idx, keeping *live (estimated live bytes) up to
-// date. key and value are copied.
-func applyOp(idx *btree.BTreeG[kv], live *int64, del bool, key, value []byte) {
-	if del {
-		if old, ok := idx.Delete(kv{key: key}); ok {
-			*live -= int64(len(old.key) + len(old.value) + entryOverhead)
-		}
-		return
-	}
-	it := kv{key: append([]byte(nil), key...), value: append([]byte{}, value...)}
-	if old, ok := idx.ReplaceOrInsert(it); ok {
-		*live -= int64(len(old.key) + len(old.value) + entryOverhead)
-	}
-	*live += int64(len(it.key) + len(it.value) + entryOverhead)
+// state is what the WAL and the snapshot hold: the key space, the inline
+// data of small files, and the estimated live size of both.
+type state struct {
+	idx  *btree.BTreeG[kv]
+	inl  *btree.BTreeG[inlineData]
+	live int64
 }
 
-// loadSnapshot reads the snapshot file, if any, into idx and returns its
+func newState() state { return state{idx: newIndex(), inl: newInlineIndex()} }
+
+// apply applies one op, keeping live up to date. key and value are
+// copied.
+func (st *state) apply(kind byte, key, value []byte) {
+	switch kind {
+	case opDelete:
+		if old, ok := st.idx.Delete(kv{key: key}); ok {
+			st.live -= int64(len(old.key) + len(old.value) + entryOverhead)
+		}
+	case opPut:
+		it := kv{key: append([]byte(nil), key...), value: append([]byte{}, value...)}
+		if old, ok := st.idx.ReplaceOrInsert(it); ok {
+			st.live -= int64(len(old.key) + len(old.value) + entryOverhead)
+		}
+		st.live += int64(len(it.key) + len(it.value) + entryOverhead)
+	case opInlineDel:
+		if old, ok := st.inl.Delete(inlineData{ino: vfsbackend.Ino(binary.BigEndian.Uint64(key))}); ok {
+			st.live -= int64(8 + len(old.data) + entryOverhead)
+		}
+	case opInlinePut:
+		it := inlineData{ino: vfsbackend.Ino(binary.BigEndian.Uint64(key)), data: append([]byte{}, value...)}
+		if old, ok := st.inl.ReplaceOrInsert(it); ok {
+			st.live -= int64(8 + len(old.data) + entryOverhead)
+		}
+		st.live += int64(8 + len(it.data) + entryOverhead)
+	}
+}
+
+// loadSnapshot reads the snapshot file, if any, into st and returns its
 // sequence number (0 without a snapshot).
-func loadSnapshot(path string, idx *btree.BTreeG[kv], live *int64) (uint64, error) {
+func loadSnapshot(path string, st *state) (uint64, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, nil
@@ -219,7 +275,11 @@ func loadSnapshot(path string, idx *btree.BTreeG[kv], live *int64) (uint64, erro
 		return 0, err
 	}
 	bad := fmt.Errorf("%w: bad snapshot %s", errCorrupt, path)
-	if len(data) < len(snapMagic)+16+4 || string(data[:len(snapMagic)]) != snapMagic {
+	if len(data) < len(snapMagic)+16+4 {
+		return 0, bad
+	}
+	v1 := string(data[:len(snapMagic)]) == snapMagicV1
+	if !v1 && string(data[:len(snapMagic)]) != snapMagic {
 		return 0, bad
 	}
 	body, sum := data[:len(data)-4], binary.LittleEndian.Uint32(data[len(data)-4:])
@@ -242,7 +302,23 @@ func loadSnapshot(path string, idx *btree.BTreeG[kv], live *int64) (uint64, erro
 		if !ok1 || !ok2 {
 			return 0, bad
 		}
-		applyOp(idx, live, false, key, val)
+		st.apply(opPut, key, val)
+	}
+	if !v1 {
+		// The inline section: a count, then (inode number, data) pairs.
+		if len(p) < 8 {
+			return 0, bad
+		}
+		count = binary.LittleEndian.Uint64(p)
+		p = p[8:]
+		for i := uint64(0); i < count; i++ {
+			key, ok1 := field()
+			val, ok2 := field()
+			if !ok1 || !ok2 || len(key) != 8 {
+				return 0, bad
+			}
+			st.apply(opInlinePut, key, val)
+		}
 	}
 	if len(p) != 0 {
 		return 0, bad
@@ -250,8 +326,9 @@ func loadSnapshot(path string, idx *btree.BTreeG[kv], live *int64) (uint64, erro
 	return seq, nil
 }
 
-// writeSnapshot writes idx as of seq to dir/snapshot atomically and durably.
-func writeSnapshot(dir string, idx *btree.BTreeG[kv], seq uint64) (err error) {
+// writeSnapshot writes idx and inl as of seq to dir/snapshot atomically
+// and durably.
+func writeSnapshot(dir string, idx *btree.BTreeG[kv], inl *btree.BTreeG[inlineData], seq uint64) (err error) {
 	tmp := filepath.Join(dir, snapTmpName)
 	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
@@ -276,8 +353,8 @@ func writeSnapshot(dir string, idx *btree.BTreeG[kv], seq uint64) (err error) {
 	}
 	var werr error
 	var vb [binary.MaxVarintLen64]byte
-	idx.Ascend(func(it kv) bool {
-		for _, f := range [][]byte{it.key, it.value} {
+	pair := func(key, value []byte) bool {
+		for _, f := range [][]byte{key, value} {
 			n := binary.PutUvarint(vb[:], uint64(len(f)))
 			if _, werr = w.Write(vb[:n]); werr != nil {
 				return false
@@ -287,7 +364,17 @@ func writeSnapshot(dir string, idx *btree.BTreeG[kv], seq uint64) (err error) {
 			}
 		}
 		return true
-	})
+	}
+	idx.Ascend(func(it kv) bool { return pair(it.key, it.value) })
+	if werr != nil {
+		return werr
+	}
+	var cnt [8]byte
+	binary.LittleEndian.PutUint64(cnt[:], uint64(inl.Len()))
+	if _, err := w.Write(cnt[:]); err != nil {
+		return err
+	}
+	inl.Ascend(func(it inlineData) bool { return pair(inoKey(it.ino), it.data) })
 	if werr != nil {
 		return werr
 	}

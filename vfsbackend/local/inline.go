@@ -1,0 +1,157 @@
+package local
+
+import (
+	"fmt"
+	"os"
+	"sync"
+
+	"github.com/proxyfs/proxyfs/vfsbackend"
+)
+
+// Small files keep their data inline: a data object that has never been
+// longer than inlineMax bytes lives in the metadata (one WAL record per
+// write, the snapshot, and memory) instead of in a data file of its own.
+// A new small file then costs no file creation, and its flush is one fsync
+// of the WAL instead of fsyncs of the WAL, a new file and its directory.
+//
+// An object moves to a data file, for good, when a write or a truncate
+// takes it past inlineMax (toFile). The move writes the file, fsyncs it
+// and its directory, and only then commits the removal of the inline copy:
+// until that commit the inline copy is the object, whatever the file holds,
+// so a crash at any point leaves either the old inline object or the
+// complete file. A file left behind by an interrupted move is ignored while
+// the inline copy exists (reads, ListData) and overwritten by the next move
+// or removed by DeleteData.
+//
+// The cost is memory: inline objects are held in memory like the rest of
+// the metadata, up to inlineMax bytes per small file.
+const defaultInlineMax = 4096
+
+// lockIno locks the stripe of ino's data operations that may move its data
+// between inline and a file, and returns it for Unlock.
+func (b *Backend) lockIno(ino vfsbackend.Ino) *sync.Mutex {
+	mu := &b.inoMu[uint64(ino)%uint64(len(b.inoMu))]
+	mu.Lock()
+	return mu
+}
+
+// inline returns ino's inline data (shared: never modify it) and whether
+// it has any.
+func (b *Backend) inline(ino vfsbackend.Ino) ([]byte, bool) {
+	b.idxMu.RLock()
+	it, ok := b.st.inl.Get(inlineData{ino: ino})
+	b.idxMu.RUnlock()
+	return it.data, ok
+}
+
+// putInline commits data as ino's inline object.
+func (b *Backend) putInline(ino vfsbackend.Ino, data []byte) error {
+	return b.commitOps(walOp{kind: opInlinePut, key: inoKey(ino), value: data})
+}
+
+// writeInline does WriteData when the object is, or may become, inline;
+// called with ino's stripe locked. done reports that it did the write (or
+// failed it). Otherwise the write goes to the data file: df, acquired here
+// when the file exists (the caller releases it), or nil to create it.
+func (b *Backend) writeInline(ino vfsbackend.Ino, p []byte, off int64) (df *dataFile, done bool, err error) {
+	end := off + int64(len(p))
+	cur, ok := b.inline(ino)
+	switch {
+	case ok && end > b.tune.inlineMax:
+		return nil, true, b.toFile(ino, cur, func(f *os.File) error {
+			_, err := f.WriteAt(p, off)
+			return err
+		})
+	case !ok && end > b.tune.inlineMax:
+		return nil, false, nil
+	case !ok:
+		// No inline object: there is a data file, or no data yet.
+		if df, err = b.data.acquire(ino, false); err != nil || df != nil {
+			if err != nil {
+				err = fmt.Errorf("local: write %d: %w", ino, err)
+			}
+			return df, err != nil, err
+		}
+	}
+	data := make([]byte, max(int64(len(cur)), end))
+	copy(data, cur)
+	copy(data[off:], p)
+	if err := b.putInline(ino, data); err != nil {
+		return nil, true, fmt.Errorf("local: write %d: %w", ino, err)
+	}
+	return nil, true, nil
+}
+
+// truncateInline is writeInline for TruncateData.
+func (b *Backend) truncateInline(ino vfsbackend.Ino, size int64) (df *dataFile, done bool, err error) {
+	cur, ok := b.inline(ino)
+	switch {
+	case ok && size > b.tune.inlineMax:
+		return nil, true, b.toFile(ino, cur, func(f *os.File) error { return f.Truncate(size) })
+	case !ok && size > b.tune.inlineMax:
+		return nil, false, nil
+	case !ok:
+		if df, err = b.data.acquire(ino, false); err != nil || df != nil {
+			if err != nil {
+				err = fmt.Errorf("local: truncate %d: %w", ino, err)
+			}
+			return df, err != nil, err
+		}
+		if size == 0 {
+			return nil, true, nil // missing object truncated to 0
+		}
+	}
+	data := make([]byte, size)
+	copy(data, cur)
+	if err := b.putInline(ino, data); err != nil {
+		return nil, true, fmt.Errorf("local: truncate %d: %w", ino, err)
+	}
+	return nil, true, nil
+}
+
+// toFile moves ino's inline object cur to a data file and applies change
+// to the file; see the comment at the top of this file for the order.
+func (b *Backend) toFile(ino vfsbackend.Ino, cur []byte, change func(*os.File) error) error {
+	df, err := b.data.acquire(ino, true)
+	if err != nil {
+		return fmt.Errorf("local: move %d to a data file: %w", ino, err)
+	}
+	defer b.data.release(df)
+	err = df.f.Truncate(0) // a file left by an interrupted move
+	if err == nil && len(cur) > 0 {
+		_, err = df.f.WriteAt(cur, 0)
+	}
+	if err == nil {
+		err = change(df.f)
+	}
+	if err == nil {
+		err = df.f.Sync()
+	}
+	if err == nil {
+		err = b.data.syncDirs()
+	}
+	if err == nil {
+		err = b.commitOps(walOp{kind: opInlineDel, key: inoKey(ino)})
+	}
+	if err != nil {
+		b.data.markDirty(ino)
+		return fmt.Errorf("local: move %d to a data file: %w", ino, err)
+	}
+	return nil
+}
+
+// listInline calls fn for each inline object, then returns the set of
+// their inode numbers (for ListData to skip their leftover files).
+func (b *Backend) listInline(fn func(ino vfsbackend.Ino, size int64) bool) (map[vfsbackend.Ino]bool, bool) {
+	b.idxMu.RLock()
+	inl := b.st.inl.Clone()
+	b.idxMu.RUnlock()
+	seen := make(map[vfsbackend.Ino]bool, inl.Len())
+	more := true
+	inl.Ascend(func(it inlineData) bool {
+		seen[it.ino] = true
+		more = fn(it.ino, int64(len(it.data)))
+		return more
+	})
+	return seen, more
+}
