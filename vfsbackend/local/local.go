@@ -323,17 +323,30 @@ func (b *Backend) Commit(ctx context.Context, batch *vfsbackend.Batch) error {
 	if batch == nil || len(batch.Ops) == 0 {
 		return nil
 	}
-	return b.commitRecord(encodeRecord(batch))
+	return b.commitRecord(encodeRecord(batch), func() {
+		for _, op := range batch.Ops {
+			if op.Delete {
+				b.st.apply(opDelete, op.Key, nil)
+			} else {
+				b.st.apply(opPut, op.Key, op.Value)
+			}
+		}
+	})
 }
 
 // commitOps appends one WAL record holding ops and applies them.
 func (b *Backend) commitOps(ops ...walOp) error {
-	return b.commitRecord(encodeOps(ops))
+	return b.commitRecord(encodeOps(ops), func() {
+		for _, op := range ops {
+			b.st.apply(op.kind, op.key, op.value)
+		}
+	})
 }
 
 // commitRecord appends rec (from encodeRecord or encodeOps) to the WAL
-// and applies its ops to the in-memory state.
-func (b *Backend) commitRecord(rec []byte) error {
+// and then calls apply, which applies the same ops to b.st, with idxMu
+// held.
+func (b *Backend) commitRecord(rec []byte, apply func()) error {
 	if len(rec)-recHeaderSize > maxRecordSize {
 		// Replay would take a longer record for garbage.
 		return fmt.Errorf("local: commit: batch of %d bytes is over the %d byte limit: %w", len(rec), maxRecordSize, syscall.EFBIG)
@@ -363,8 +376,7 @@ func (b *Backend) commitRecord(rec []byte) error {
 	b.seq = seq
 
 	b.idxMu.Lock()
-	// Cannot fail: the record was just encoded.
-	_ = decodeOps(rec[recHeaderSize:], b.st.apply)
+	apply()
 	live := b.st.live
 	b.idxMu.Unlock()
 
