@@ -45,6 +45,8 @@ const (
 	DefaultLogFormat          = "console"
 	DefaultEngine             = "local"
 	DefaultSyncInterval       = time.Second
+	DefaultInlineBytes        = 4096
+	MaxInlineBytes            = 64 << 10
 	// DefaultDataDir is where volumes live when their path is not set:
 	// DefaultDataDir/<name>.
 	DefaultDataDir = "proxyfs-data"
@@ -125,6 +127,10 @@ type Volume struct {
 	// CapacityBytes is the capacity reported and enforced; 0 means the
 	// size of the filesystem holding Path (memory engine: 1 GiB).
 	CapacityBytes uint64
+	// InlineBytes is the size up to which a file's data is kept in the
+	// metadata instead of a data file of its own (local engine); 0 means
+	// never.
+	InlineBytes int
 }
 
 // raw mirrors the file; pointers tell a missing key from a zero value.
@@ -152,6 +158,7 @@ type raw struct {
 		Path          *string `toml:"path"`
 		SyncInterval  *string `toml:"sync_interval"`
 		CapacityBytes *int64  `toml:"capacity_bytes"`
+		InlineBytes   *int64  `toml:"inline_bytes"`
 	} `toml:"volume"`
 }
 
@@ -300,6 +307,13 @@ func (r *raw) validate() (*Config, error) {
 				return nil, fmt.Errorf("config: %s: %d is negative", key("capacity_bytes"), *rv.CapacityBytes)
 			}
 			v.CapacityBytes = uint64(*rv.CapacityBytes)
+		}
+		v.InlineBytes = DefaultInlineBytes
+		if rv.InlineBytes != nil {
+			if *rv.InlineBytes < 0 || *rv.InlineBytes > MaxInlineBytes {
+				return nil, fmt.Errorf("config: %s: %d is out of range 0..%d", key("inline_bytes"), *rv.InlineBytes, MaxInlineBytes)
+			}
+			v.InlineBytes = int(*rv.InlineBytes)
 		}
 		c.Volumes = append(c.Volumes, v)
 	}

@@ -70,6 +70,7 @@ name = "a"
 engine = "memory"
 capacity_bytes = 12345
 sync_interval = "5s"
+inline_bytes = 0
 [[volume]]
 name = "b.c-d_e"
 path = "/var/lib/b"
@@ -85,10 +86,10 @@ path = "/var/lib/b"
 	if c.Metrics.Listen != "" || !c.Metrics.Pprof || c.Log != (Log{"debug", "json"}) {
 		t.Errorf("metrics/log %+v %+v", c.Metrics, c.Log)
 	}
-	if c.Volumes[0] != (Volume{Name: "a", Engine: "memory", Path: "proxyfs-data/a", SyncInterval: 5 * time.Second, CapacityBytes: 12345}) {
+	if c.Volumes[0] != (Volume{Name: "a", Engine: "memory", Path: "proxyfs-data/a", SyncInterval: 5 * time.Second, CapacityBytes: 12345, InlineBytes: 0}) {
 		t.Errorf("volume a: %+v", c.Volumes[0])
 	}
-	if c.Volumes[1] != (Volume{Name: "b.c-d_e", Engine: "local", Path: "/var/lib/b", SyncInterval: time.Second}) {
+	if c.Volumes[1] != (Volume{Name: "b.c-d_e", Engine: "local", Path: "/var/lib/b", SyncInterval: time.Second, InlineBytes: DefaultInlineBytes}) {
 		t.Errorf("volume b: %+v", c.Volumes[1])
 	}
 }
@@ -110,6 +111,8 @@ func TestErrors(t *testing.T) {
 		{"[[volume]]\nengine = \"local\"\n", `volume[0].name: missing`},
 		{"[[volume]]\nname = \"v\"\nengine = \"s3\"\n", `volume[0].engine: unknown engine "s3"`},
 		{"[[volume]]\nname = \"v\"\ncapacity_bytes = -1\n", `volume[0].capacity_bytes`},
+		{"[[volume]]\nname = \"v\"\ninline_bytes = 65537\n", `volume[0].inline_bytes: 65537 is out of range`},
+		{"[[volume]]\nname = \"v\"\ninline_bytes = -1\n", `volume[0].inline_bytes`},
 		{"[[volume]]\nname = \"a\"\npath = \"p\"\n[[volume]]\nname = \"b\"\npath = \"p/\"\n", `volume[1].path`},
 		{"[server]\nshutdown_grace = \"soon\"" + vol, `server.shutdown_grace: invalid duration "soon"`},
 		{"[server]\nmax_io_bytes = 0" + vol, `server.max_io_bytes: 0 is out of range`},

@@ -23,6 +23,11 @@ type Options struct {
 	// report their filesystem's numbers. (A volume's configured capacity
 	// is enforced above the engine, by package inode.)
 	CapacityBytes uint64
+	// InlineBytes is the size up to which a disk engine may keep a data
+	// object in its metadata instead of in a file of its own (small files;
+	// see package local). Zero means the engine's default (local: 4096);
+	// a negative value means never.
+	InlineBytes int
 	// Logger receives the engine's logs. Nil means no logs.
 	Logger *zap.Logger
 }

@@ -140,10 +140,15 @@ func (v *volume) usage() (metrics.VolumeUsage, error) {
 // openVolume opens one volume; with m non-nil its engine is instrumented.
 func openVolume(ctx context.Context, vc conf.Volume, log *zap.Logger, m *metrics.Metrics) (*volume, error) {
 	vlog := log.With(zap.String("volume", vc.Name))
+	inline := vc.InlineBytes
+	if inline == 0 {
+		inline = -1 // the engine's "never"
+	}
 	be, err := vfsbackend.Open(vc.Engine, vfsbackend.Options{
 		Path:          vc.Path,
 		SyncInterval:  vc.SyncInterval,
 		CapacityBytes: vc.CapacityBytes,
+		InlineBytes:   inline,
 		Logger:        vlog,
 	})
 	if err != nil {

@@ -168,3 +168,28 @@ func TestInlineLeftoverFile(t *testing.T) {
 		})
 	}
 }
+
+// TestInlineOption checks Options.InlineBytes: negative turns inlining off,
+// a size sets the limit, too large is refused.
+func TestInlineOption(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		inline   int
+		wantFile bool // does a 100-byte object get a data file?
+	}{{-1, true}, {50, true}, {0, false}, {200, false}} {
+		b, err := Open(vfsbackend.Options{Path: t.TempDir(), InlineBytes: tc.inline})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.WriteData(ctx, 3, make([]byte, 100), 0); err != nil {
+			t.Fatal(err)
+		}
+		if got := exists(b.data.path(3)); got != tc.wantFile {
+			t.Errorf("InlineBytes %d: data file %v, want %v", tc.inline, got, tc.wantFile)
+		}
+		closeT(t, b)
+	}
+	if _, err := Open(vfsbackend.Options{Path: t.TempDir(), InlineBytes: maxInline + 1}); err == nil {
+		t.Error("InlineBytes over the limit accepted")
+	}
+}

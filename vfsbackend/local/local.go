@@ -87,7 +87,16 @@ var _ vfsbackend.Backend = (*Backend)(nil)
 
 // Open opens (creating if needed) the volume in opts.Path.
 func Open(opts vfsbackend.Options) (*Backend, error) {
-	return open(opts, tuning{compactThreshold: defaultCompactThreshold, maxOpenFiles: defaultMaxOpenFiles, inlineMax: defaultInlineMax})
+	tune := tuning{compactThreshold: defaultCompactThreshold, maxOpenFiles: defaultMaxOpenFiles, inlineMax: defaultInlineMax}
+	switch {
+	case opts.InlineBytes < 0:
+		tune.inlineMax = 0
+	case opts.InlineBytes > maxInline:
+		return nil, fmt.Errorf("local: open: InlineBytes %d is over %d: %w", opts.InlineBytes, maxInline, syscall.EINVAL)
+	case opts.InlineBytes > 0:
+		tune.inlineMax = int64(opts.InlineBytes)
+	}
+	return open(opts, tune)
 }
 
 func open(opts vfsbackend.Options, tune tuning) (_ *Backend, err error) {
