@@ -147,9 +147,9 @@ func (b *Backend) toFile(ino vfsbackend.Ino, cur []byte, change func(*os.File) e
 // listInline calls fn for each inline object, then returns the set of
 // their inode numbers (for ListData to skip their leftover files).
 func (b *Backend) listInline(fn func(ino vfsbackend.Ino, size int64) bool) (map[vfsbackend.Ino]bool, bool) {
-	b.idxMu.RLock()
+	b.idxMu.Lock() // Clone writes to the tree (copy-on-write marks)
 	inl := b.st.inl.Clone()
-	b.idxMu.RUnlock()
+	b.idxMu.Unlock()
 	seen := make(map[vfsbackend.Ino]bool, inl.Len())
 	more := true
 	inl.Ascend(func(it inlineData) bool {
