@@ -288,6 +288,11 @@ func checkCtx(ctx context.Context, b *Backend) error {
 	return nil
 }
 
+// errNoKey is Get's answer for a missing key: the inode layer asks for
+// missing keys on every create (is the name free?), so the error is made
+// once rather than formatted with the key each time.
+var errNoKey = fmt.Errorf("local: get: key not found: %w", syscall.ENOENT)
+
 // Get implements vfsbackend.Backend.
 func (b *Backend) Get(ctx context.Context, key []byte) ([]byte, error) {
 	if err := checkCtx(ctx, b); err != nil {
@@ -297,7 +302,7 @@ func (b *Backend) Get(ctx context.Context, key []byte) ([]byte, error) {
 	it, ok := b.st.idx.Get(kv{key: key})
 	b.idxMu.RUnlock()
 	if !ok {
-		return nil, fmt.Errorf("local: get %q: %w", key, syscall.ENOENT)
+		return nil, errNoKey
 	}
 	// Values in the index are never modified in place (a put replaces the
 	// item), but callers may modify what we return.
