@@ -98,11 +98,15 @@ static void async_done(pfs_call_t *call)
     if (call->status == ETIMEDOUT) {
         finish(a, ETIMEDOUT, 0);
     } else if (call->status != 0) { /* lost with its connection */
-        a->lost++;
+        if (call->status != PFS_NOTSENT) /* not just a refused connection */
+            a->lost++;
         pfs_pool_queue_retry(a->pool, a, retry_delay(a->attempts++));
     } else if (call->brep.flags & PFS_BIN_FLAG_BAD_MOUNT) {
         a->need_remount = true;
         pfs_pool_queue_retry(a->pool, a, 0);
+    } else if (call->brep.err == EAGAIN) {
+        /* a connection refused at the daemon's max_connections: not run */
+        pfs_pool_queue_retry(a->pool, a, retry_delay(a->attempts++));
     } else {
         finish(a, (int)call->brep.err, call->brep.err ? 0 : call->brep.length);
     }

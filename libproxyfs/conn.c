@@ -320,7 +320,13 @@ static int read_json_frame(pfs_conn_t *c, int fd)
     if (rc != 0)
         return rc;
     if (!has_id) {
-        /* A protocol error the server could not tie to a request. */
+        /* A protocol error the server could not tie to a request, or the
+         * refusal of the connection (EAGAIN). */
+        json_t *result;
+        bool bad_mount;
+
+        if (pfs_json_reply_status(reply, &result, &bad_mount) == EAGAIN)
+            c->refused = true;
         json_decref(reply);
         return 0;
     }
@@ -351,6 +357,10 @@ static int read_bin_frame(pfs_conn_t *c, int fd)
     c->bpos += PFS_BIN_REP_HDR;
     /* Every successful reply but WRITE's carries length payload bytes. */
     plen = (rep.op != PFS_BIN_OP_WRITE && rep.err == 0) ? rep.length : 0;
+    /* The binary channel answers EAGAIN only when it refuses the
+     * connection (max_connections). */
+    if (rep.err == EAGAIN)
+        c->refused = true;
 
     pthread_mutex_lock(&c->lock);
     call = pending_take(c, rep.id);
@@ -428,6 +438,9 @@ static int read_bin_frame(pfs_conn_t *c, int fd)
 static void conn_fail(pfs_conn_t *c, int fd)
 {
     pfs_call_t *list;
+    /* On a refused connection nothing was run: the calls can be sent again
+     * without the rules for calls whose outcome is unknown. */
+    int status = c->refused ? PFS_NOTSENT : PFS_LOST;
 
     shutdown(fd, SHUT_RDWR);
     pthread_mutex_lock(&c->wlock);
@@ -442,7 +455,8 @@ static void conn_fail(pfs_conn_t *c, int fd)
     c->head = c->tail = NULL;
     pthread_mutex_unlock(&c->lock);
     pthread_mutex_unlock(&c->wlock);
-    complete_list(list, PFS_LOST);
+    c->refused = false;
+    complete_list(list, status);
 }
 
 static void *reader_main(void *arg)

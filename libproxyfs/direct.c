@@ -207,6 +207,10 @@ static int read_reply(pfs_direct_t *d, pfs_call_t *call, uint64_t deadline_ms,
     }
     call->brep = rep;
     call->status = 0;
+    /* EAGAIN on the binary channel is the daemon refusing the connection
+     * (max_connections): it closes it after this reply. */
+    if (rep.err == EAGAIN)
+        *spoiled = true;
     return 0;
 }
 

@@ -206,6 +206,10 @@ typedef struct pfs_conn {
     pthread_cond_t cond;   /* reader waits here for a connection */
     int fd;
     bool shutdown;
+    /* The daemon refused this connection (max_connections: an EAGAIN reply,
+     * then the close); the requests it did not answer were not run. Read
+     * and written by the reader thread only. */
+    bool refused;
     pfs_call_t *head, *tail;
     pthread_t reader;
     bool reader_started;

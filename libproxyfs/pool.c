@@ -510,6 +510,12 @@ int pfs_bin_io(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
                     return r;
                 continue;
             }
+            if (w.call.brep.err == EAGAIN) {
+                /* a connection refused at the daemon's max_connections */
+                if (!backoff(&delay, deadline))
+                    return pfs_set_error(ETIMEDOUT, "server busy");
+                continue;
+            }
             if (w.call.brep.err != 0)
                 return pfs_set_error((int)w.call.brep.err, "%s of inode %llu",
                                      op == PFS_BIN_OP_READ ? "read" : "write",
@@ -596,7 +602,8 @@ int pfs_bin_io_striped(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
             waiter_fini(&w[i]);
             continue;
         }
-        if (st[i] == 0 && !(w[i].call.brep.flags & PFS_BIN_FLAG_BAD_MOUNT)) {
+        if (st[i] == 0 && !(w[i].call.brep.flags & PFS_BIN_FLAG_BAD_MOUNT) &&
+            w[i].call.brep.err != EAGAIN) {
             r = w[i].call.brep.err;
             if (r != 0)
                 pfs_set_error(r, "%s of inode %llu",

@@ -66,12 +66,12 @@ int daemon_start(test_daemon_t *d)
         if (f == NULL)
             return -1;
         fprintf(f,
-                "[server]\ntcp = \"%s\"\nunix = \"%s\"\n"
+                "[server]\ntcp = \"%s\"\nunix = \"%s\"\n%s"
                 "[metrics]\nlisten = \"\"\n"
                 "[log]\nlevel = \"warn\"\n"
                 "[[volume]]\nname = \"default\"\nengine = \"local\"\n"
                 "path = \"%s/data\"\n",
-                d->addr, d->sock, d->dir);
+                d->addr, d->sock, d->server_extra ? d->server_extra : "", d->dir);
         fclose(f);
     }
     snprintf(log, sizeof(log), "%s/proxyfsd.log", d->dir);

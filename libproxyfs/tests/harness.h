@@ -38,6 +38,7 @@ int free_port(void);
 /* A proxyfsd started for the tests, in its own temporary directory. */
 typedef struct {
     const char *bin;
+    const char *server_extra; /* more [server] lines for the config, or NULL */
     char dir[256];
     char conf[320];
     char sock[320];

@@ -782,6 +782,42 @@ static void test_threads(void)
     CHECK_RC(proxyfs_unmount(mh), 0);
 }
 
+/* A daemon at its max_connections refuses the library's extra sockets
+ * (direct sockets, the second pipelined connection) with an EAGAIN reply;
+ * every call still succeeds, after back-offs, on the connections it has. */
+static void test_max_connections(void)
+{
+    enum { T = 12 };
+    test_daemon_t d2 = { .bin = daemon_.bin, .server_extra = "max_connections = 4\n" };
+    mount_handle_t *mh;
+    pthread_t th[T];
+    thr_arg_t args[T];
+    int errors = 0;
+
+    if (daemon_start(&d2) != 0) {
+        CHECK(0);
+        daemon_cleanup(&d2);
+        return;
+    }
+    CHECK_RC(proxyfs_set_server(d2.addr), 0);
+    mh = do_mount();
+    if (mh != NULL) {
+        CHECK_RC(proxyfs_mkdir_path(mh, "/threads", 0755), 0);
+        for (int i = 0; i < T; i++) {
+            args[i] = (thr_arg_t){ mh, i, 0 };
+            pthread_create(&th[i], NULL, thread_main, &args[i]);
+        }
+        for (int i = 0; i < T; i++) {
+            pthread_join(th[i], NULL);
+            errors += args[i].errors;
+        }
+        CHECK(errors == 0);
+        CHECK_RC(proxyfs_unmount(mh), 0);
+    }
+    CHECK_RC(proxyfs_set_server(daemon_.addr), 0);
+    daemon_cleanup(&d2);
+}
+
 /* --------------------------------------------------------------- async */
 
 enum { ASYNC_N = 64, ASYNC_SZ = 64 * 1024 };
@@ -1519,6 +1555,7 @@ static const struct {
     { "errno_untouched", test_errno_untouched },
     { "read_only", test_read_only },
     { "threads", test_threads },
+    { "max_connections", test_max_connections },
     { "async", test_async },
     { "binary_meta", test_binary_meta },
     { "timeout", test_timeout },

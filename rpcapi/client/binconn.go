@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/proxyfs/proxyfs/rpcapi/wire"
@@ -27,6 +28,10 @@ type binConn struct {
 	nextID  uint64
 	dead    chan struct{} // closed when the connection broke
 	err     error
+	// wasRefused: the server refused the connection (max_connections):
+	// it answered one request with EAGAIN and closes it without running
+	// the others.
+	wasRefused bool
 }
 
 // binCall is one request in flight.
@@ -36,6 +41,9 @@ type binCall struct {
 	done chan struct{}
 	hdr  wire.ReplyHeader
 	err  error // the connection broke before the reply was complete
+	// notRun: the connection broke because the server refused it, so the
+	// request was not run (its outcome is not uncertain).
+	notRun bool
 }
 
 func (c *Client) dialBinary(ctx context.Context) (*binConn, error) {
@@ -79,6 +87,14 @@ func (b *binConn) broken() bool {
 
 func (b *binConn) close() { b.fail(net.ErrClosed) }
 
+// refused reports that the server refused the connection (see
+// wasRefused) and it is broken.
+func (b *binConn) refused() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.wasRefused && b.err != nil
+}
+
 // fail marks the connection broken, fails every call waiting on it and
 // closes the socket (which ends the reader).
 func (b *binConn) fail(err error) {
@@ -92,6 +108,7 @@ func (b *binConn) fail(err error) {
 	for id, call := range b.pending {
 		delete(b.pending, id)
 		call.err = err
+		call.notRun = b.wasRefused
 		close(call.done)
 	}
 	b.mu.Unlock()
@@ -110,6 +127,11 @@ func (b *binConn) readLoop() {
 		b.mu.Lock()
 		call := b.pending[h.ID]
 		delete(b.pending, h.ID)
+		if h.Errno == uint32(syscall.EAGAIN) {
+			// The binary channel answers EAGAIN only to refuse the
+			// connection (PROTOCOL.md, max_connections).
+			b.wasRefused = true
+		}
 		b.mu.Unlock()
 		var n int
 		if h.Opcode != wire.OpWrite && h.Errno == 0 {
@@ -227,7 +249,7 @@ func (b *binConn) send(ctx context.Context, op string, h wire.RequestHeader, pay
 		return wire.ReplyHeader{}, ctxError(op, ctx.Err())
 	}
 	if call.err != nil {
-		return wire.ReplyHeader{}, &connError{err: call.err, uncertain: true}
+		return wire.ReplyHeader{}, &connError{err: call.err, uncertain: !call.notRun}
 	}
 	return call.hdr, nil
 }
@@ -259,7 +281,7 @@ func (c *Client) binAttempt(ctx context.Context, op string, h wire.RequestHeader
 // binAttemptBuf is binAttempt that also returns the reply payload (see
 // binConn.doBuf).
 func (c *Client) binAttemptBuf(ctx context.Context, op string, h wire.RequestHeader, payload, dst []byte, grow bool) (wire.ReplyHeader, []byte, error) {
-	s := c.binSlots[c.brr.Add(1)%uint64(len(c.binSlots))]
+	s := pickSlot(c.binSlots, &c.brr)
 	bc, err := s.get(ctx, op)
 	if err != nil {
 		return wire.ReplyHeader{}, nil, err

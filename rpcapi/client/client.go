@@ -311,6 +311,11 @@ func (j *jsonConn) broken() bool {
 
 func (j *jsonConn) close() { _ = j.rpc.Close() }
 
+// refused is always false: a JSON-RPC refusal (an EAGAIN reply with id
+// null) cannot be told apart from other protocol errors without the
+// request id.
+func (j *jsonConn) refused() bool { return false }
+
 // deadlineConn puts a deadline on every write, so that a server that stops
 // reading cannot block a writer (and the callers queued behind it) forever.
 type deadlineConn struct {
@@ -347,7 +352,7 @@ func (c *Client) dialJSON(ctx context.Context) (*jsonConn, error) {
 // jsonAttempt makes one JSON-RPC call on one of the pool's connections.
 // It returns nil, an *Error, or a *connError.
 func (c *Client) jsonAttempt(ctx context.Context, method string, params, result any) error {
-	s := c.jsonSlots[c.jrr.Add(1)%uint64(len(c.jsonSlots))]
+	s := pickSlot(c.jsonSlots, &c.jrr)
 	jc, err := s.get(ctx, method)
 	if err != nil {
 		return err
@@ -391,7 +396,35 @@ func (c *Client) jsonAttempt(ctx context.Context, method string, params, result 
 // pooledConn is a connection a slot holds.
 type pooledConn interface {
 	broken() bool
+	// refused reports that the server refused the connection (over its
+	// max_connections): the slot then backs off before dialing again.
+	refused() bool
 	close()
+}
+
+// refusedBackoffStep is the back-off step (see Client.backoff) a slot
+// waits after the server refused its connection.
+const refusedBackoffStep = 4
+
+// pickSlot returns the next slot in round-robin order or, when that one
+// has no live connection and is waiting to dial (after failures or
+// refusals) or dialing, a slot that has one: a slot the server keeps
+// refusing, or one still reconnecting after a restart, does not hold up
+// calls while others work. A slot that is free to dial is used as is, so
+// dead slots are redialed.
+func pickSlot[T pooledConn](slots []*slot[T], rr *atomic.Uint64) *slot[T] {
+	i := rr.Add(1)
+	s := slots[i%uint64(len(slots))]
+	if !s.waiting() {
+		return s
+	}
+	for k := 1; k < len(slots); k++ {
+		o := slots[(i+uint64(k))%uint64(len(slots))]
+		if _, ok := o.peek(); ok {
+			return o
+		}
+	}
+	return s
 }
 
 // slot holds one connection of the pool and (re)dials it on demand, with
@@ -432,6 +465,12 @@ func (s *slot[T]) get(ctx context.Context, op string) (T, error) {
 			return conn, nil
 		}
 		if s.has {
+			if s.cur.refused() {
+				// Dialing worked but the server refused the connection:
+				// wait a while before dialing again. (A fixed delay: the
+				// failure count resets with each dial that connects.)
+				s.next = time.Now().Add(s.c.backoff(refusedBackoffStep))
+			}
 			s.cur.close()
 			s.cur, s.has = zero, false
 		}
@@ -509,6 +548,17 @@ func (s *slot[T]) invalidate(conn T, err error) {
 		s.c.o.logger.Info("proxyfs: connection lost", "kind", s.kind, "addr", s.c.addr, "err", err)
 	}
 	s.mu.Unlock()
+}
+
+// waiting reports whether the slot has no live connection and is dialing
+// or must wait before it may dial.
+func (s *slot[T]) waiting() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.has && !s.cur.broken() {
+		return false
+	}
+	return s.dialing != nil || time.Now().Before(s.next) || (s.has && s.cur.refused())
 }
 
 // peek returns the slot's connection if it has a live one, without

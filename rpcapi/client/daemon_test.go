@@ -8,8 +8,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/proxyfs/proxyfs/internal/daemontest"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -445,6 +447,38 @@ func TestDaemonConcurrent(t *testing.T) {
 		c.Close()
 		done()
 	})
+}
+
+// TestDaemonMaxConnections runs the concurrent workload against a daemon
+// whose max_connections is below what the client wants: the connections
+// over the limit are refused (EAGAIN) and every call still succeeds on the
+// ones it has, without a caller seeing an error.
+func TestDaemonMaxConnections(t *testing.T) {
+	d := daemontest.Start(t, daemontest.Options{MaxConnections: 3})
+	c, m := dialMount(t, d.TCPAddr, alice, WithConns(2, 4))
+	ctx := context.Background()
+	const G, N = 16, 10
+	var wg sync.WaitGroup
+	errs := make(chan error, G)
+	for g := range G {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := concurrentWorker(ctx, m, m.RootInode(), g, N); err != nil {
+				errs <- fmt.Errorf("worker %d: %w", g, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	c.Close()
+	if !strings.Contains(d.Logs(), "max_connections reached") {
+		t.Error("no connection was refused: the test tests nothing")
+	}
+	d.Check(t)
 }
 
 func concurrentWorker(ctx context.Context, m *Mount, root uint64, g, n int) error {

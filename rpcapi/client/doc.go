@@ -42,7 +42,10 @@
 // volume again with the same volume name and identity, switches atomically
 // to the new mount id (one remount serves all concurrent callers), and
 // retries the call. EAGAIN (the server's in-flight limit) is retried with
-// back-off too.
+// back-off too. A binary connection the server refuses (over its
+// max_connections: an EAGAIN reply, then the close) makes the calls on it
+// retry as never run, and its slot waits before dialing again while calls
+// go to the connections that work.
 //
 // Reads, writes (same offset, same data), lookups, stats, chmod, chown,
 // resize, settime, setattr, set_xattr without flags and readdir are

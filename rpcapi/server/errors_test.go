@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -283,6 +284,17 @@ func TestMaxConnections(t *testing.T) {
 	}
 	c.checkErr(r, "refused connection", "EAGAIN", 11)
 	c.closed()
+	// A binary channel: an EAGAIN reply to its first request, with its
+	// id, then the connection closes.
+	bc := dialBin(t, "tcp", d.TCPAddr)
+	bc.request(wire.RequestHeader{Opcode: wire.OpGetStat, ID: 77, MountID: 1, Inode: 1}, nil)
+	if h, data := bc.reply(); h.Errno != uint32(syscall.EAGAIN) || h.ID != 77 || h.Opcode != wire.OpGetStat || len(data) != 0 {
+		t.Errorf("binary refusal %+v %q", h, data)
+	}
+	bc.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := bc.c.Read(make([]byte, 1)); n != 0 || err == nil {
+		t.Errorf("refused binary connection still open: %d, %v", n, err)
+	}
 	a.c.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for {

@@ -303,7 +303,9 @@ func (s *Server) accept(l net.Listener) {
 
 // refuse closes a connection over max_connections. A JSON-RPC client gets
 // an error reply first (EAGAIN, id null) so that it can tell why; a binary
-// channel, which has no request id to answer yet, is just closed.
+// channel gets an EAGAIN reply to its first request (which is not run), so
+// that a client can tell a refusal, to retry after a back-off, from a
+// connection lost with its request in flight.
 func (s *Server) refuse(nc net.Conn) {
 	select {
 	case s.refusing <- struct{}{}:
@@ -316,7 +318,20 @@ func (s *Server) refuse(nc net.Conn) {
 		defer nc.Close()
 		nc.SetDeadline(time.Now().Add(time.Second))
 		var magic [4]byte
-		if _, err := io.ReadFull(nc, magic[:]); err != nil || string(magic[:]) == wire.RequestMagic {
+		if _, err := io.ReadFull(nc, magic[:]); err != nil {
+			return
+		}
+		if string(magic[:]) == wire.RequestMagic {
+			var hdr [wire.RequestHeaderSize]byte
+			copy(hdr[:], magic[:])
+			if _, err := io.ReadFull(nc, hdr[len(magic):]); err != nil {
+				return
+			}
+			h, err := wire.DecodeRequest(hdr[:])
+			if err != nil {
+				return
+			}
+			nc.Write(wire.AppendReply(nil, wire.ReplyHeader{Opcode: h.Opcode, ID: h.ID, Errno: uint32(syscall.EAGAIN)}))
 			return
 		}
 		we := s.classify("accept", fmt.Errorf("too many connections (max_connections %d): %w", s.cfg.MaxConnections, syscall.EAGAIN))
