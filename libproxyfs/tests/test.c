@@ -757,28 +757,35 @@ static void *thread_main(void *p)
     return NULL;
 }
 
-/* 16 threads: twice the library's direct sockets, so that calls also take
- * the pipelined connections when every direct socket is checked out. */
-static void test_threads(void)
+/* Runs thread_main in nthreads threads (at most 16) under /threads of
+ * mh's volume and checks that none saw an error. */
+static void run_threads(mount_handle_t *mh, int nthreads)
 {
-    enum { T = 16 };
-    mount_handle_t *mh = do_mount();
-    pthread_t th[T];
-    thr_arg_t args[T];
+    pthread_t th[16];
+    thr_arg_t args[16];
     int errors = 0;
 
-    if (mh == NULL)
-        return;
     CHECK_RC(proxyfs_mkdir_path(mh, "/threads", 0755), 0);
-    for (int i = 0; i < T; i++) {
+    for (int i = 0; i < nthreads; i++) {
         args[i] = (thr_arg_t){ mh, i, 0 };
         pthread_create(&th[i], NULL, thread_main, &args[i]);
     }
-    for (int i = 0; i < T; i++) {
+    for (int i = 0; i < nthreads; i++) {
         pthread_join(th[i], NULL);
         errors += args[i].errors;
     }
     CHECK(errors == 0);
+}
+
+/* 16 threads: twice the library's direct sockets, so that calls also take
+ * the pipelined connections when every direct socket is checked out. */
+static void test_threads(void)
+{
+    mount_handle_t *mh = do_mount();
+
+    if (mh == NULL)
+        return;
+    run_threads(mh, 16);
     CHECK_RC(proxyfs_unmount(mh), 0);
 }
 
@@ -787,12 +794,8 @@ static void test_threads(void)
  * every call still succeeds, after back-offs, on the connections it has. */
 static void test_max_connections(void)
 {
-    enum { T = 12 };
     test_daemon_t d2 = { .bin = daemon_.bin, .server_extra = "max_connections = 4\n" };
     mount_handle_t *mh;
-    pthread_t th[T];
-    thr_arg_t args[T];
-    int errors = 0;
 
     if (daemon_start(&d2) != 0) {
         CHECK(0);
@@ -802,16 +805,7 @@ static void test_max_connections(void)
     CHECK_RC(proxyfs_set_server(d2.addr), 0);
     mh = do_mount();
     if (mh != NULL) {
-        CHECK_RC(proxyfs_mkdir_path(mh, "/threads", 0755), 0);
-        for (int i = 0; i < T; i++) {
-            args[i] = (thr_arg_t){ mh, i, 0 };
-            pthread_create(&th[i], NULL, thread_main, &args[i]);
-        }
-        for (int i = 0; i < T; i++) {
-            pthread_join(th[i], NULL);
-            errors += args[i].errors;
-        }
-        CHECK(errors == 0);
+        run_threads(mh, 12);
         CHECK_RC(proxyfs_unmount(mh), 0);
     }
     CHECK_RC(proxyfs_set_server(daemon_.addr), 0);

@@ -423,23 +423,8 @@ func TestDaemonConcurrent(t *testing.T) {
 		c, m := dialMount(t, addr, alice)
 		ctx := context.Background()
 		root := m.RootInode()
-		const G, N = 64, 40
-		var wg sync.WaitGroup
-		errs := make(chan error, G)
-		for g := range G {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if err := concurrentWorker(ctx, m, root, g, N); err != nil {
-					errs <- fmt.Errorf("worker %d: %w", g, err)
-				}
-			}()
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Error(err)
-		}
+		const G = 64
+		runConcurrentWorkers(t, m, G, 40)
 		all, err := m.ReadDirAll(ctx, root)
 		if err != nil || len(all) != 2+G {
 			t.Errorf("root has %d entries (%v), want %d", len(all), err, 2+G)
@@ -456,16 +441,26 @@ func TestDaemonConcurrent(t *testing.T) {
 func TestDaemonMaxConnections(t *testing.T) {
 	d := daemontest.Start(t, daemontest.Options{MaxConnections: 3})
 	c, m := dialMount(t, d.TCPAddr, alice, WithConns(2, 4))
-	ctx := context.Background()
-	const G, N = 16, 10
+	runConcurrentWorkers(t, m, 16, 10)
+	c.Close()
+	if !strings.Contains(d.Logs(), "max_connections reached") {
+		t.Error("no connection was refused: the test tests nothing")
+	}
+	d.Check(t)
+}
+
+// runConcurrentWorkers runs g concurrentWorkers of n files each in the
+// root of m and reports their errors.
+func runConcurrentWorkers(t *testing.T, m *Mount, g, n int) {
+	t.Helper()
 	var wg sync.WaitGroup
-	errs := make(chan error, G)
-	for g := range G {
+	errs := make(chan error, g)
+	for i := range g {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := concurrentWorker(ctx, m, m.RootInode(), g, N); err != nil {
-				errs <- fmt.Errorf("worker %d: %w", g, err)
+			if err := concurrentWorker(context.Background(), m, m.RootInode(), i, n); err != nil {
+				errs <- fmt.Errorf("worker %d: %w", i, err)
 			}
 		}()
 	}
@@ -474,11 +469,6 @@ func TestDaemonMaxConnections(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	c.Close()
-	if !strings.Contains(d.Logs(), "max_connections reached") {
-		t.Error("no connection was refused: the test tests nothing")
-	}
-	d.Check(t)
 }
 
 func concurrentWorker(ctx context.Context, m *Mount, root uint64, g, n int) error {
