@@ -61,41 +61,37 @@ type engineSeries struct {
 // reqSeriesFor returns the series of (channel, method), creating them
 // once.
 func (m *Metrics) reqSeriesFor(channel, method string) *reqSeries {
-	k := seriesKey{channel, method}
-	m.mu.RLock()
-	s := m.series[k]
-	m.mu.RUnlock()
-	if s != nil {
-		return s
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if s = m.series[k]; s == nil {
-		s = &reqSeries{
+	return once(&m.mu, m.series, seriesKey{channel, method}, func() *reqSeries {
+		return &reqSeries{
 			inflight: m.inflight.WithLabelValues(channel),
 			requests: m.requests.WithLabelValues(channel, method),
 			latency:  m.latency.WithLabelValues(channel, method),
 		}
-		m.series[k] = s
-	}
-	return s
+	})
 }
 
 // engineSeriesFor is reqSeriesFor for an engine operation.
 func (m *Metrics) engineSeriesFor(op string) *engineSeries {
-	m.mu.RLock()
-	s := m.engines[op]
-	m.mu.RUnlock()
-	if s != nil {
-		return s
+	return once(&m.mu, m.engines, op, func() *engineSeries {
+		return &engineSeries{latency: m.engineOps.WithLabelValues(op)}
+	})
+}
+
+// once returns cache[k], made by mk (with mu held) the first time.
+func once[K comparable, V any](mu *sync.RWMutex, cache map[K]V, k K, mk func() V) V {
+	mu.RLock()
+	v, ok := cache[k]
+	mu.RUnlock()
+	if ok {
+		return v
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if s = m.engines[op]; s == nil {
-		s = &engineSeries{latency: m.engineOps.WithLabelValues(op)}
-		m.engines[op] = s
+	mu.Lock()
+	defer mu.Unlock()
+	if v, ok = cache[k]; !ok {
+		v = mk()
+		cache[k] = v
 	}
-	return s
+	return v
 }
 
 // latencyBuckets spans 10µs to ~5s: loopback metadata calls take tens of

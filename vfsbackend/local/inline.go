@@ -59,56 +59,63 @@ func (b *Backend) putInline(ino vfsbackend.Ino, data []byte) error {
 // when the file exists (the caller releases it), or nil to create it.
 func (b *Backend) writeInline(ino vfsbackend.Ino, p []byte, off int64) (df *dataFile, done bool, err error) {
 	end := off + int64(len(p))
-	cur, ok := b.inline(ino)
-	switch {
-	case ok && end > b.tune.inlineMax:
-		return nil, true, b.toFile(ino, cur, func(f *os.File) error {
+	return b.updateInline(ino, end, "write",
+		func(f *os.File) error {
 			_, err := f.WriteAt(p, off)
 			return err
+		},
+		func(cur []byte) []byte {
+			data := make([]byte, max(int64(len(cur)), end))
+			copy(data, cur)
+			copy(data[off:], p)
+			return data
 		})
-	case !ok && end > b.tune.inlineMax:
+}
+
+// truncateInline is writeInline for TruncateData.
+func (b *Backend) truncateInline(ino vfsbackend.Ino, size int64) (df *dataFile, done bool, err error) {
+	return b.updateInline(ino, size, "truncate",
+		func(f *os.File) error { return f.Truncate(size) },
+		func(cur []byte) []byte {
+			if cur == nil && size == 0 {
+				return nil // a missing object truncated to 0: nothing to do
+			}
+			data := make([]byte, size)
+			copy(data, cur)
+			return data
+		})
+}
+
+// updateInline is the part writeInline and truncateInline share. When the
+// object is inline, or there is no object yet, and its new size (newSize)
+// fits inline, edit makes the new object from the current one (nil when
+// there is none; a nil result means nothing to do) and it is committed;
+// an inline object that outgrows the limit moves to a data file, where
+// change is applied. Otherwise the caller does the operation on the data
+// file (df, as for writeInline). what names the operation in errors.
+func (b *Backend) updateInline(ino vfsbackend.Ino, newSize int64, what string,
+	change func(*os.File) error, edit func(cur []byte) []byte) (df *dataFile, done bool, err error) {
+	cur, ok := b.inline(ino)
+	switch {
+	case ok && newSize > b.tune.inlineMax:
+		return nil, true, b.toFile(ino, cur, change)
+	case !ok && newSize > b.tune.inlineMax:
 		return nil, false, nil
 	case !ok:
 		// No inline object: there is a data file, or no data yet.
 		if df, err = b.data.acquire(ino, false); err != nil || df != nil {
 			if err != nil {
-				err = fmt.Errorf("local: write %d: %w", ino, err)
+				err = fmt.Errorf("local: %s %d: %w", what, ino, err)
 			}
 			return df, err != nil, err
 		}
 	}
-	data := make([]byte, max(int64(len(cur)), end))
-	copy(data, cur)
-	copy(data[off:], p)
-	if err := b.putInline(ino, data); err != nil {
-		return nil, true, fmt.Errorf("local: write %d: %w", ino, err)
+	data := edit(cur)
+	if data == nil {
+		return nil, true, nil
 	}
-	return nil, true, nil
-}
-
-// truncateInline is writeInline for TruncateData.
-func (b *Backend) truncateInline(ino vfsbackend.Ino, size int64) (df *dataFile, done bool, err error) {
-	cur, ok := b.inline(ino)
-	switch {
-	case ok && size > b.tune.inlineMax:
-		return nil, true, b.toFile(ino, cur, func(f *os.File) error { return f.Truncate(size) })
-	case !ok && size > b.tune.inlineMax:
-		return nil, false, nil
-	case !ok:
-		if df, err = b.data.acquire(ino, false); err != nil || df != nil {
-			if err != nil {
-				err = fmt.Errorf("local: truncate %d: %w", ino, err)
-			}
-			return df, err != nil, err
-		}
-		if size == 0 {
-			return nil, true, nil // missing object truncated to 0
-		}
-	}
-	data := make([]byte, size)
-	copy(data, cur)
 	if err := b.putInline(ino, data); err != nil {
-		return nil, true, fmt.Errorf("local: truncate %d: %w", ino, err)
+		return nil, true, fmt.Errorf("local: %s %d: %w", what, ino, err)
 	}
 	return nil, true, nil
 }
