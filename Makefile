@@ -53,9 +53,7 @@ fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t#*:}; \
 		echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
-		$(GO) test -run=NONE -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) ./$$pkg >/tmp/proxyfs-fuzz.log 2>&1 || \
-			{ cat /tmp/proxyfs-fuzz.log; exit 1; }; \
-		tail -1 /tmp/proxyfs-fuzz.log; \
+		scripts/fuzz-one.sh $(GO) $$pkg $$fn $(FUZZTIME) || exit 1; \
 	done
 
 c-test: build
