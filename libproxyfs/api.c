@@ -751,9 +751,9 @@ int proxyfs_write(mount_handle_t *in_mount_handle, uint64_t in_inode_number,
         size_t chunk = in_bufsize - done > maxio ? maxio : in_bufsize - done;
         size_t put = 0;
 
-        rc = pfs_bin_io_striped(in_mount_handle, PFS_BIN_OP_WRITE,
-                                in_inode_number, in_offset + done,
-                                in_bufptr + done, chunk, &put);
+        rc = pfs_bin_write_striped(in_mount_handle, in_inode_number,
+                                   in_offset + done, in_bufptr + done, chunk,
+                                   &put);
         if (rc != 0)
             break;
         done += put;

@@ -332,11 +332,12 @@ int pfs_rpc(mount_handle_t *mh, const char *method, json_t *params,
 /* A synchronous binary read or write of at most max_io bytes. */
 int pfs_bin_io(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
                uint8_t *buf, size_t len, size_t *out_len);
-/* The same, with len split into pieces that are in flight at once. */
+/* A write like pfs_bin_io's, with len split into pieces that are in
+ * flight at once. */
 #define PFS_STRIPE (256u * 1024)
 #define PFS_STRIPE_MAX 8
-int pfs_bin_io_striped(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
-                       uint8_t *buf, size_t len, size_t *out_len);
+int pfs_bin_write_striped(mount_handle_t *mh, uint64_t ino, uint64_t off,
+                          uint8_t *buf, size_t len, size_t *out_len);
 
 /* A binary metadata call (LOOKUP .. FLUSH) on a mount, with the retry
  * rules of pfs_rpc: reconnects, remount after bad_mount, and the retry

@@ -533,17 +533,18 @@ int pfs_bin_io(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
     }
 }
 
-/* A synchronous binary read or write of len bytes (at most max_io), split
- * into pieces of about PFS_STRIPE bytes that are all in flight at once, over
- * the binary connections in turn. The server runs requests concurrently, so
- * its disk reads and writes overlap the transfer of the other pieces instead
- * of alternating with it. A piece whose attempt did not get a clean reply
- * (connection lost, not sent, stale mount) is done again alone through
- * pfs_bin_io, with its retry rules. A short piece ends a read (end of file):
- * the pieces after it do not count. */
-int pfs_bin_io_striped(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
-                       uint8_t *buf, size_t len, size_t *out_len)
+/* A synchronous binary write of len bytes (at most max_io), split into
+ * pieces of about PFS_STRIPE bytes that are all in flight at once, over the
+ * binary connections in turn. The server runs requests concurrently, so its
+ * disk writes overlap the transfer of the other pieces instead of
+ * alternating with it. A piece whose attempt did not get a clean reply
+ * (connection lost, not sent, stale mount, refused connection) is done
+ * again alone through pfs_bin_io, with its retry rules. (Reads are not
+ * striped: the daemon sends them with sendfile as the socket drains.) */
+int pfs_bin_write_striped(mount_handle_t *mh, uint64_t ino, uint64_t off,
+                          uint8_t *buf, size_t len, size_t *out_len)
 {
+    const int op = PFS_BIN_OP_WRITE;
     pfs_waiter_t w[PFS_STRIPE_MAX];
     pfs_conn_t *conn[PFS_STRIPE_MAX];
     size_t poff[PFS_STRIPE_MAX], plen[PFS_STRIPE_MAX], total = 0, piece;
@@ -578,14 +579,9 @@ int pfs_bin_io_striped(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
         req.offset = off + poff[i];
         req.length = (uint32_t)plen[i];
         pfs_bin_encode_request(&req, hdr);
-        if (op == PFS_BIN_OP_READ) {
-            w[i].call.rbuf = buf + poff[i];
-            w[i].call.rcap = plen[i];
-        }
         conn[i] = pfs_pool_bin_conn(p);
         st[i] = pfs_conn_submit(conn[i], &w[i].call, hdr, sizeof(hdr),
-                                op == PFS_BIN_OP_WRITE ? buf + poff[i] : NULL,
-                                op == PFS_BIN_OP_WRITE ? plen[i] : 0) != 0
+                                buf + poff[i], plen[i]) != 0
                     ? PFS_NOTSENT
                     : 0;
     }
@@ -597,8 +593,8 @@ int pfs_bin_io_striped(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
         size_t got = 0;
         int r;
 
-        if (rc != 0 || (total < poff[i] && op == PFS_BIN_OP_READ)) {
-            /* after an error or the end of file: only clean up */
+        if (rc != 0) {
+            /* after an error: only clean up */
             waiter_fini(&w[i]);
             continue;
         }
@@ -606,9 +602,7 @@ int pfs_bin_io_striped(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
             w[i].call.brep.err != EAGAIN) {
             r = w[i].call.brep.err;
             if (r != 0)
-                pfs_set_error(r, "%s of inode %llu",
-                              op == PFS_BIN_OP_READ ? "read" : "write",
-                              (unsigned long long)ino);
+                pfs_set_error(r, "write of inode %llu", (unsigned long long)ino);
             got = w[i].call.brep.length;
         } else if (st[i] == ETIMEDOUT) {
             r = pfs_set_error(ETIMEDOUT, "no reply in time");
@@ -622,7 +616,7 @@ int pfs_bin_io_striped(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
             continue;
         }
         total += got;
-        if (got < plen[i] && op == PFS_BIN_OP_WRITE)
+        if (got < plen[i])
             rc = pfs_set_error(EIO, "short write of inode %llu",
                                (unsigned long long)ino);
     }
