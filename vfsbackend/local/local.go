@@ -63,7 +63,11 @@ type Backend struct {
 	broken   error // set when the WAL can no longer be appended to safely
 
 	// walMu is held shared by Sync while it uses a WAL file, and
-	// exclusively by compaction to close a retired one.
+	// exclusively by compaction and Close to close one.
+	//
+	// Lock order: walMu before commitMu before idxMu. syncWAL holds walMu
+	// while it takes commitMu to read the active WAL, so anything that
+	// holds commitMu must never wait for walMu.
 	walMu     sync.RWMutex
 	syncedSeq atomic.Uint64 // every record <= syncedSeq is fsynced
 
@@ -612,11 +616,11 @@ func (b *Backend) Close() error {
 	b.compactWG.Wait()
 	errs := []error{b.sync()}
 
+	b.walMu.Lock() // lock order: walMu before commitMu (see Backend)
 	b.commitMu.Lock()
-	b.walMu.Lock()
 	errs = append(errs, b.wal.Close())
-	b.walMu.Unlock()
 	b.commitMu.Unlock()
+	b.walMu.Unlock()
 
 	errs = append(errs, b.data.closeAll(), b.lock.Close())
 	if err := errors.Join(errs...); err != nil {
