@@ -1028,7 +1028,7 @@ static void start_daemon(void)
             "[metrics]\nlisten = \"127.0.0.1:%d\"\npprof = true\n"
             "[log]\nlevel = \"warn\"\n"
             "[[volume]]\nname = \"default\"\nengine = \"local\"\n"
-            "path = \"%s/data\"\n",
+            "path = \"%s/data\"\nauto_format = true\n",
             g_port, g_mport, g_dir);
     fclose(f);
     g_pid = fork();

@@ -131,6 +131,12 @@ type Volume struct {
 	// metadata instead of a data file of its own (local engine); 0 means
 	// never.
 	InlineBytes int
+	// AutoFormat lets the daemon format the volume at start when its
+	// directory is new (absent or empty) and no volume was ever formatted
+	// there. Without it, a volume is created only by proxyfsd -format, so
+	// that a deleted directory or an unmounted disk stops the daemon
+	// instead of being replaced by an empty volume.
+	AutoFormat bool
 }
 
 // raw mirrors the file; pointers tell a missing key from a zero value.
@@ -159,6 +165,7 @@ type raw struct {
 		SyncInterval  *string `toml:"sync_interval"`
 		CapacityBytes *int64  `toml:"capacity_bytes"`
 		InlineBytes   *int64  `toml:"inline_bytes"`
+		AutoFormat    *bool   `toml:"auto_format"`
 	} `toml:"volume"`
 }
 
@@ -314,6 +321,9 @@ func (r *raw) validate() (*Config, error) {
 				return nil, fmt.Errorf("config: %s: %d is out of range 0..%d", key("inline_bytes"), *rv.InlineBytes, MaxInlineBytes)
 			}
 			v.InlineBytes = int(*rv.InlineBytes)
+		}
+		if rv.AutoFormat != nil {
+			v.AutoFormat = *rv.AutoFormat
 		}
 		c.Volumes = append(c.Volumes, v)
 	}

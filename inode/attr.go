@@ -83,8 +83,14 @@ func (fs *FS) SetAttr(ctx context.Context, ino Ino, sa SetAttr) (Attr, error) {
 	}()
 	if r.Size > oldSize {
 		// Cut anything a failed call left beyond the old size before the
-		// new size exposes it.
+		// new size exposes it, then extend the data object (sparse) to
+		// the new size: data objects cover their files' sizes, so that
+		// short data can be told from a hole (keyDataCovers).
 		if err := fs.be.TruncateData(ctx, ino, int64(oldSize)); err != nil {
+			return Attr{}, err
+		}
+		if err := fs.be.TruncateData(ctx, ino, int64(r.Size)); err != nil {
+			fs.markUntidy(ino) // cut back to the old size by the next Sync
 			return Attr{}, err
 		}
 	}

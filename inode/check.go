@@ -182,7 +182,9 @@ func (fs *FS) Check(ctx context.Context) ([]string, error) {
 			return nil, err
 		}
 	}
+	dataSize := map[Ino]int64{}
 	err = fs.be.ListData(ctx, func(ino Ino, size int64) bool {
+		dataSize[ino] = size
 		r := recs[ino]
 		switch {
 		case fs.isUntidy(ino):
@@ -199,6 +201,22 @@ func (fs *FS) Check(ctx context.Context) ([]string, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+
+	if fs.dataCovers {
+		// Every file's data must cover its size: anything short was lost
+		// (a data file truncated or deleted outside proxyfs).
+		for ino, r := range recs {
+			if r.Mode&ModeType != ModeRegular || r.Size == 0 {
+				continue
+			}
+			switch have, ok := dataSize[ino]; {
+			case !ok:
+				report("inode %d: size %d, but its data is missing", ino, r.Size)
+			case uint64(have) < r.Size:
+				report("inode %d: size %d, but its data ends at %d", ino, r.Size, have)
+			}
+		}
 	}
 
 	if v, err := fs.be.Get(ctx, keyNextIno); err != nil {

@@ -7,6 +7,8 @@ import (
 	"os"
 	"syscall"
 
+	"go.uber.org/zap"
+
 	"github.com/proxyfs/proxyfs/vfsbackend"
 )
 
@@ -44,8 +46,32 @@ func (fs *FS) Read(ctx context.Context, ino Ino, p []byte, off uint64) (int, err
 	if err != nil {
 		return 0, err
 	}
+	if m < n {
+		if err := fs.missingData(ctx, ino, off+uint64(m)); err != nil {
+			return 0, err
+		}
+	}
 	clear(p[m:n])
 	return n, nil
+}
+
+// missingData is called when ino's data object ends at end, before the
+// end of a read within the file's size. Data objects cover their files'
+// sizes (keyDataCovers), so unless the file was cut meanwhile by a racing
+// resize (then the read's zeros are what it would have read after it),
+// the data is damaged or missing: EIO, and an error in the log, never
+// invented zeros.
+func (fs *FS) missingData(ctx context.Context, ino Ino, end uint64) error {
+	if !fs.dataCovers {
+		return nil // short objects are holes on a volume not yet upgraded
+	}
+	r, err := fs.get(ctx, ino)
+	if err != nil || r.Size <= end {
+		return nil // removed or cut meanwhile
+	}
+	fs.log.Error("file data missing: the data object ends before the file's size (damaged or deleted outside proxyfs?)",
+		zapIno(ino), zap.Uint64("data_end", end), zap.Uint64("size", r.Size))
+	return fmt.Errorf("read %d: data missing from offset %d of %d: %w", ino, end, r.Size, syscall.EIO)
 }
 
 // Span is what a read returns, described rather than copied: N bytes,
@@ -91,6 +117,21 @@ func (fs *FS) ReadSpan(ctx context.Context, ino Ino, off uint64, length int) (Sp
 	f, release, err := fd.DataFile(ctx, ino)
 	if err != nil {
 		return Span{}, err
+	}
+	end := uint64(0)
+	if f != nil {
+		st, err := f.Stat()
+		if err != nil {
+			release()
+			return Span{}, fmt.Errorf("read %d: stat data: %w", ino, err)
+		}
+		end = uint64(st.Size())
+	}
+	if end < off+uint64(n) {
+		if err := fs.missingData(ctx, ino, end); err != nil {
+			release()
+			return Span{}, err
+		}
 	}
 	return Span{File: f, Off: int64(off), N: n, release: release}, nil
 }

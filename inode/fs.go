@@ -2,6 +2,7 @@ package inode
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -26,6 +27,11 @@ type Options struct {
 	// reports it as the volume's size. Sizes are counted as the files'
 	// lengths, holes included.
 	CapacityBytes uint64
+	// ReadOnly opens the volume for inspection (Check): nothing is
+	// written, not even to format it or to repair the leftovers of a
+	// crash (those are marked untidy instead, which Check does not report
+	// as problems).
+	ReadOnly bool
 }
 
 // stripes is the number of per-inode locks; inodes share them by number.
@@ -57,6 +63,13 @@ type FS struct {
 	untidyMu sync.Mutex
 	untidy   map[Ino]struct{}
 
+	readOnly bool
+	// volumeID is the volume's identity, chosen at format time.
+	volumeID [16]byte
+	// dataCovers says that data objects cover their files' sizes (see
+	// keyDataCovers).
+	dataCovers bool
+
 	// capacity is Options.CapacityBytes; used is the sum of the sizes of
 	// every regular file, counted at Open and kept by every size change.
 	capacity uint64
@@ -74,7 +87,7 @@ func wallClock() Timespec {
 // data beyond an inode's size is cut off (both are the traces of calls
 // that never returned success).
 func Open(ctx context.Context, be vfsbackend.Backend, opts Options) (*FS, error) {
-	fs := &FS{be: be, log: opts.Logger, now: opts.Now, capacity: opts.CapacityBytes}
+	fs := &FS{be: be, log: opts.Logger, now: opts.Now, capacity: opts.CapacityBytes, readOnly: opts.ReadOnly}
 	if fs.log == nil {
 		fs.log = zap.NewNop()
 	}
@@ -90,7 +103,108 @@ func Open(ctx context.Context, be vfsbackend.Backend, opts Options) (*FS, error)
 	if err := fs.countUsed(ctx); err != nil {
 		return nil, err
 	}
+	if err := fs.upgrade(ctx); err != nil {
+		return nil, err
+	}
 	return fs, nil
+}
+
+// VolumeID returns the volume's identity: 16 bytes chosen at random when
+// it was formatted. It tells volumes apart even when they have the same
+// name (stat dev, statvfs fsid). A volume formatted before identities
+// existed gets one at its first read-write open; opened read-only before
+// that, it has none (all zeros).
+func (fs *FS) VolumeID() [16]byte { return fs.volumeID }
+
+// upgrade brings a volume formatted by an earlier version up to date:
+// it gives it an identity, and makes every file's data object cover its
+// size (files grown by a resize used to have short data objects). A
+// read-only FS only reads what is there.
+func (fs *FS) upgrade(ctx context.Context) error {
+	v, err := fs.be.Get(ctx, keyVolumeID)
+	switch {
+	case err == nil && len(v) == len(fs.volumeID):
+		copy(fs.volumeID[:], v)
+	case err == nil:
+		return fmt.Errorf("open volume: bad volume id of %d bytes: %w", len(v), syscall.EIO)
+	case !errors.Is(err, syscall.ENOENT):
+		return fmt.Errorf("open volume: volume id: %w", err)
+	case !fs.readOnly:
+		if _, err := rand.Read(fs.volumeID[:]); err != nil {
+			return err
+		}
+		var b vfsbackend.Batch
+		b.Put(keyVolumeID, fs.volumeID[:])
+		if err := fs.be.Commit(ctx, &b); err != nil {
+			return fmt.Errorf("open volume: set volume id: %w", err)
+		}
+		fs.log.Info("gave the volume an identity", zap.String("volume_id", fmt.Sprintf("%x", fs.volumeID)))
+	}
+
+	_, err = fs.be.Get(ctx, keyDataCovers)
+	switch {
+	case err == nil:
+		fs.dataCovers = true
+		return nil
+	case !errors.Is(err, syscall.ENOENT):
+		return fmt.Errorf("open volume: %w", err)
+	case fs.readOnly:
+		return nil
+	}
+	sizes := map[Ino]int64{}
+	if err := fs.be.ListData(ctx, func(ino Ino, size int64) bool {
+		sizes[ino] = size
+		return true
+	}); err != nil {
+		return fmt.Errorf("open volume: upgrade: %w", err)
+	}
+	type grow struct {
+		ino  Ino
+		size uint64
+	}
+	var grows []grow
+	var derr error
+	err = fs.be.Scan(ctx, []byte{pfxInode}, nil, func(k, v []byte) bool {
+		r, err := decodeRecord(Ino(binary.BigEndian.Uint64(k[1:])), v)
+		if err != nil {
+			derr = err
+			return false
+		}
+		if r.Mode&ModeType == ModeRegular && r.Size > 0 {
+			if have, ok := sizes[r.Ino]; !ok || uint64(have) < r.Size {
+				grows = append(grows, grow{r.Ino, r.Size})
+			}
+		}
+		return true
+	})
+	if err == nil {
+		err = derr
+	}
+	if err != nil {
+		return fmt.Errorf("open volume: upgrade: %w", err)
+	}
+	for _, g := range grows {
+		if err := fs.be.TruncateData(ctx, g.ino, int64(g.size)); err != nil {
+			return fmt.Errorf("open volume: upgrade: extend data of %d: %w", g.ino, err)
+		}
+	}
+	// The extended objects must be durable before the key says so.
+	if err := fs.be.Sync(ctx); err != nil {
+		return fmt.Errorf("open volume: upgrade: %w", err)
+	}
+	for _, g := range grows {
+		if err := fs.be.SyncData(ctx, g.ino); err != nil {
+			return fmt.Errorf("open volume: upgrade: %w", err)
+		}
+	}
+	var b vfsbackend.Batch
+	b.Put(keyDataCovers, encodeUint64(1))
+	if err := fs.be.Commit(ctx, &b); err != nil {
+		return fmt.Errorf("open volume: upgrade: %w", err)
+	}
+	fs.dataCovers = true
+	fs.log.Info("upgraded the volume: data objects now cover their files' sizes", zap.Int("extended", len(grows)))
+	return nil
 }
 
 // countUsed sets fs.used from the inode records.
@@ -160,6 +274,12 @@ func (fs *FS) loadOrFormat(ctx context.Context) error {
 	if !errors.Is(err, syscall.ENOENT) {
 		return fmt.Errorf("open volume: %w", err)
 	}
+	if fs.readOnly {
+		return fmt.Errorf("open volume: not formatted (no root directory): %w", syscall.ENOENT)
+	}
+	if _, err := rand.Read(fs.volumeID[:]); err != nil {
+		return err
+	}
 	now := fs.now()
 	root := &record{
 		Attr: Attr{Ino: RootIno, Mode: ModeDir | 0o755, Nlink: 2,
@@ -170,6 +290,8 @@ func (fs *FS) loadOrFormat(ctx context.Context) error {
 	b.Put(inodeKey(RootIno), encodeRecord(root))
 	b.Put(keyNextIno, encodeUint64(uint64(RootIno+1)))
 	b.Put(keyInodeUsed, encodeUint64(1))
+	b.Put(keyVolumeID, fs.volumeID[:])
+	b.Put(keyDataCovers, encodeUint64(1))
 	if err := fs.be.Commit(ctx, &b); err != nil {
 		return fmt.Errorf("format volume: %w", err)
 	}
@@ -195,6 +317,10 @@ func (fs *FS) recoverData(ctx context.Context) error {
 	for _, o := range objs {
 		r, err := fs.get(ctx, o.ino)
 		switch {
+		case fs.readOnly && (errors.Is(err, syscall.ENOENT) || (err == nil && (r.Mode&ModeType != ModeRegular || uint64(o.size) > r.Size))):
+			// The leftovers of a crash, which the next read-write open
+			// removes: not problems for Check.
+			fs.markUntidy(o.ino)
 		case errors.Is(err, syscall.ENOENT) || (err == nil && r.Mode&ModeType != ModeRegular):
 			fs.log.Info("recover: deleting data of removed inode", zap.Uint64("ino", uint64(o.ino)))
 			if err := fs.be.DeleteData(ctx, o.ino); err != nil {

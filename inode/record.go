@@ -27,6 +27,15 @@ const (
 var (
 	keyNextIno   = []byte("snext_ino")
 	keyInodeUsed = []byte("sinodes")
+	// keyVolumeID holds 16 random bytes chosen when the volume is
+	// formatted: the volume's identity (stat dev, statvfs fsid).
+	keyVolumeID = []byte("svolume_id")
+	// keyDataCovers is present when every regular file's data object
+	// covers its size (a file grown by a resize has a data object of that
+	// length, sparse): then short data is damage, and reads of it fail
+	// with EIO. Volumes formatted before it existed are upgraded at their
+	// first read-write open.
+	keyDataCovers = []byte("sdata_covers")
 )
 
 func inoKey(pfx byte, ino Ino) []byte {

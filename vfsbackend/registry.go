@@ -1,6 +1,7 @@
 package vfsbackend
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -30,7 +31,50 @@ type Options struct {
 	InlineBytes int
 	// Logger receives the engine's logs. Nil means no logs.
 	Logger *zap.Logger
+	// Format says whether Open may create a new volume when the store
+	// holds none. The zero value, FormatNever, opens existing volumes
+	// only, so that a deleted directory or an unmounted disk is an error
+	// rather than a new, empty volume. Engines without persistent state
+	// (memory) ignore it.
+	Format FormatPolicy
+	// ReadOnly opens the volume for inspection (the consistency check):
+	// the engine writes nothing at all to its store, not even to recover
+	// from a crash, and every change fails with EROFS.
+	ReadOnly bool
+	// Repair allows recovery that drops acknowledged data to make the
+	// volume usable again, such as intact log records behind damage in the
+	// middle of the log. The engine saves what it drops aside first and
+	// logs it. Without it, such damage makes Open fail with an error that
+	// wraps ErrDamaged.
+	Repair bool
 }
+
+// FormatPolicy is Options.Format.
+type FormatPolicy int
+
+const (
+	// FormatNever opens an existing volume only; a store that holds none
+	// is an error wrapping ErrNoVolume.
+	FormatNever FormatPolicy = iota
+	// FormatIfNew formats a volume when the store is new (absent or
+	// empty) and the engine finds no sign that a volume was ever formatted
+	// there. It is the first-start convenience of a configuration.
+	FormatIfNew
+	// FormatForce formats a volume when the store holds none, even if one
+	// was formatted there before (the operator asked: proxyfsd -format). It
+	// never formats over an existing volume, nor a store holding anything
+	// else.
+	FormatForce
+)
+
+// ErrNoVolume is wrapped by Open's error when the store holds no volume
+// and Options.Format did not allow creating one.
+var ErrNoVolume = errors.New("no volume here")
+
+// ErrDamaged is wrapped by Open's error when the volume is damaged in a
+// way that recovery would lose acknowledged changes to fix; Options.Repair
+// allows that.
+var ErrDamaged = errors.New("volume damaged")
 
 // Factory opens an engine.
 type Factory func(opts Options) (Backend, error)

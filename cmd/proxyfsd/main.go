@@ -2,7 +2,10 @@
 // configuration over JSON-RPC and the binary data channel (PROTOCOL.md).
 //
 //	proxyfsd [-config FILE]         serve (no -config: the embedded default)
-//	proxyfsd -check [-config FILE]  check every volume's consistency and exit
+//	proxyfsd -check [-config FILE]  check every volume's consistency, writing nothing, and exit
+//	proxyfsd -repair [-config FILE] open every volume allowing repairs that drop damaged
+//	                                log records (saved aside first), check it, and exit
+//	proxyfsd -format [-config FILE] create every volume that does not exist yet, and exit
 //	proxyfsd -version               print the version and exit
 //
 // Once every listener is up it prints one line on standard output,
@@ -53,7 +56,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fl := flag.NewFlagSet("proxyfsd", flag.ContinueOnError)
 	fl.SetOutput(stderr)
 	configFile := fl.String("config", "", "configuration `file` (TOML); none: the embedded default")
-	check := fl.Bool("check", false, "check the consistency of every volume (daemon must not be running) and exit: 0 clean, 1 problems")
+	check := fl.Bool("check", false, "check the consistency of every volume, writing nothing (daemon must not be running), and exit: 0 clean, 1 problems")
+	repair := fl.Bool("repair", false, "open every volume allowing repairs that drop damaged log records (saved aside first), check it, and exit: 0 clean, 1 problems")
+	format := fl.Bool("format", false, "create every volume that does not exist yet (never touching an existing one) and exit")
 	showVersion := fl.Bool("version", false, "print the version and exit")
 	if err := fl.Parse(args); err != nil {
 		return 2
@@ -85,19 +90,36 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer log.Sync()
 	ctx := context.Background()
 
-	if *check {
-		probs, err := server.Check(ctx, cfg, log)
+	if n := count(*check, *repair, *format); n > 1 {
+		return fail("-check, -repair and -format exclude each other")
+	}
+	if *format {
+		lines, err := server.Format(ctx, cfg, log)
+		for _, l := range lines {
+			fmt.Fprintln(stdout, l)
+		}
+		if err != nil {
+			return fail("format: %v", err)
+		}
+		return 0
+	}
+	if *check || *repair {
+		what, checkFn := "check", server.Check
+		if *repair {
+			what, checkFn = "repair", server.Repair
+		}
+		probs, err := checkFn(ctx, cfg, log)
 		for _, p := range probs {
 			fmt.Fprintln(stdout, p)
 		}
 		if err != nil {
-			return fail("check: %v", err)
+			return fail("%s: %v", what, err)
 		}
 		if len(probs) > 0 {
-			fmt.Fprintf(stdout, "proxyfsd: check: %d problem(s)\n", len(probs))
+			fmt.Fprintf(stdout, "proxyfsd: %s: %d problem(s)\n", what, len(probs))
 			return 1
 		}
-		fmt.Fprintf(stdout, "proxyfsd: check: %d volume(s) consistent\n", len(cfg.Volumes))
+		fmt.Fprintf(stdout, "proxyfsd: %s: %d volume(s) consistent\n", what, len(cfg.Volumes))
 		return 0
 	}
 
@@ -154,6 +176,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	log.Info("stopped")
 	return 0
+}
+
+// count returns how many of flags are set.
+func count(flags ...bool) int {
+	n := 0
+	for _, f := range flags {
+		if f {
+			n++
+		}
+	}
+	return n
 }
 
 func dash(s string) string {

@@ -47,9 +47,41 @@ func TestStartupFailuresAreOneLine(t *testing.T) {
 func TestCheck(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "c.toml")
-	os.WriteFile(cfg, []byte("[log]\nlevel = \"error\"\n[[volume]]\nname = \"a\"\npath = \""+filepath.Join(dir, "a")+"\"\n[[volume]]\nname = \"m\"\nengine = \"memory\"\n"), 0o644)
+	os.WriteFile(cfg, []byte("[log]\nlevel = \"error\"\n[[volume]]\nname = \"a\"\npath = \""+filepath.Join(dir, "a")+"\"\nauto_format = true\n[[volume]]\nname = \"m\"\nengine = \"memory\"\n"), 0o644)
+	// -check writes nothing: a volume that does not exist yet is a
+	// problem, and is still not there afterwards.
 	rc, out, errOut := runArgs("-check", "-config", cfg)
+	if rc != 1 || !strings.Contains(out, "no volume here") {
+		t.Errorf("-check before -format: exit %d %q %q", rc, out, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "a")); err == nil {
+		t.Errorf("-check created the volume directory")
+	}
+	rc, out, errOut = runArgs("-format", "-config", cfg)
+	if rc != 0 || !strings.Contains(out, "formatted a new, empty volume") || !strings.Contains(out, "memory engine, nothing to format") {
+		t.Errorf("-format: exit %d %q %q", rc, out, errOut)
+	}
+	rc, out, errOut = runArgs("-check", "-config", cfg)
 	if rc != 0 || !strings.Contains(out, "2 volume(s) consistent") {
 		t.Errorf("-check: exit %d %q %q", rc, out, errOut)
+	}
+	rc, _, errOut = runArgs("-check", "-format", "-config", cfg)
+	if rc != 1 || !strings.Contains(errOut, "exclude each other") {
+		t.Errorf("-check -format: exit %d %q", rc, errOut)
+	}
+}
+
+// TestNoSilentFormat: without auto_format, a missing volume stops the
+// daemon with a message that says what to do.
+func TestNoSilentFormat(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.toml")
+	os.WriteFile(cfg, []byte("[log]\nlevel = \"error\"\n[server]\ntcp = \"127.0.0.1:0\"\nunix = \"\"\n[metrics]\nlisten = \"\"\n[[volume]]\nname = \"a\"\npath = \""+filepath.Join(dir, "a")+"\"\n"), 0o644)
+	rc, _, errOut := runArgs("-config", cfg)
+	if rc != 1 || !strings.Contains(errOut, "run proxyfsd -format") {
+		t.Errorf("start without a volume: exit %d %q", rc, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "a")); err == nil {
+		t.Errorf("the refused start created the volume directory")
 	}
 }

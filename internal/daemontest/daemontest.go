@@ -235,7 +235,7 @@ func (d *Daemon) writeConfig() {
 		if engine == "" {
 			engine = "local"
 		}
-		fmt.Fprintf(&b, "\n[[volume]]\nname = %q\nengine = %q\npath = %q\n", v.Name, engine, filepath.Join(d.DataDir, v.Name))
+		fmt.Fprintf(&b, "\n[[volume]]\nname = %q\nengine = %q\npath = %q\nauto_format = true\n", v.Name, engine, filepath.Join(d.DataDir, v.Name))
 		if v.CapacityBytes != 0 {
 			fmt.Fprintf(&b, "capacity_bytes = %d\n", v.CapacityBytes)
 		}
@@ -409,6 +409,41 @@ func (d *Daemon) Check(t testing.TB) {
 	if wasRunning {
 		d.start(Binary(t))
 	}
+}
+
+// Run runs the daemon's binary with its configuration and args (for
+// example -check, -repair, -format, or none to see it refuse to start)
+// and returns its exit code and everything it printed. A run that has not
+// ended after timeout is killed and fails the test. The daemon must not be
+// running.
+func (d *Daemon) Run(t testing.TB, timeout time.Duration, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(Binary(t), append([]string{"-config", d.ConfigPath}, args...)...)
+	cmd.Dir = filepath.Dir(d.ConfigPath)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("daemontest: run proxyfsd %v: %v", args, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(timeout):
+		_ = cmd.Process.Kill()
+		<-done
+		t.Fatalf("daemontest: proxyfsd %v still running after %v:\n%s", args, timeout, out.String())
+	}
+	fmt.Fprintf(d.logs, "==== daemontest: proxyfsd %v: %v\n%s", args, err, out.String())
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("daemontest: run proxyfsd %v: %v", args, err)
+	}
+	return code, out.String()
 }
 
 // Logs returns everything the daemon wrote to stdout and stderr so far,

@@ -70,7 +70,7 @@ int daemon_start(test_daemon_t *d)
                 "[metrics]\nlisten = \"\"\n"
                 "[log]\nlevel = \"warn\"\n"
                 "[[volume]]\nname = \"default\"\nengine = \"local\"\n"
-                "path = \"%s/data\"\n",
+                "path = \"%s/data\"\nauto_format = true\n",
                 d->addr, d->sock, d->server_extra ? d->server_extra : "", d->dir);
         fclose(f);
     }

@@ -38,10 +38,12 @@ import (
 
 // volume is one open volume.
 type volume struct {
-	name string
-	dev  uint64 // stat dev and statvfs fsid
-	be   vfsbackend.Backend
-	fs   *inode.FS
+	name      string
+	dev       uint64 // stat dev and statvfs fsid
+	be        vfsbackend.Backend
+	fs        *inode.FS
+	health    func() error // nil: the engine cannot tell
+	formatted bool         // the engine formatted it at open
 }
 
 // Server serves the proxyfs protocol. Create it with Open, start it with
@@ -85,8 +87,10 @@ type Options struct {
 	Metrics *metrics.Metrics
 }
 
-// Open opens every volume of cfg (creating and formatting new ones) and
-// returns a server that is not listening yet.
+// Open opens every volume of cfg and returns a server that is not
+// listening yet. A volume that does not exist yet is formatted only if its
+// configuration sets auto_format and the engine finds no sign that one
+// existed there before; otherwise Open fails (see Format).
 func Open(ctx context.Context, cfg *conf.Config, opts Options) (*Server, error) {
 	log := opts.Logger
 	if log == nil {
@@ -103,7 +107,11 @@ func Open(ctx context.Context, cfg *conf.Config, opts Options) (*Server, error) 
 	}
 	s.inflight.init()
 	for _, vc := range cfg.Volumes {
-		v, err := openVolume(ctx, vc, log, s.metrics)
+		format := vfsbackend.FormatNever
+		if vc.AutoFormat {
+			format = vfsbackend.FormatIfNew
+		}
+		v, err := openVolume(ctx, vc, log, s.metrics, openMode{format: format})
 		if err != nil {
 			s.closeVolumes()
 			return nil, err
@@ -137,51 +145,112 @@ func (v *volume) usage() (metrics.VolumeUsage, error) {
 	}, nil
 }
 
+// healthChecker is implemented by engines that can tell when their
+// storage went away under them (the local engine: a deleted or unmounted
+// volume directory).
+type healthChecker interface {
+	Health() error
+}
+
+// formatReporter is implemented by engines that can say whether Open
+// formatted a new volume.
+type formatReporter interface {
+	Formatted() bool
+}
+
+// openMode is how openVolume opens a volume.
+type openMode struct {
+	format   vfsbackend.FormatPolicy
+	readOnly bool // for Check: write nothing
+	repair   bool // for Repair
+}
+
 // openVolume opens one volume; with m non-nil its engine is instrumented.
-func openVolume(ctx context.Context, vc conf.Volume, log *zap.Logger, m *metrics.Metrics) (*volume, error) {
+func openVolume(ctx context.Context, vc conf.Volume, log *zap.Logger, m *metrics.Metrics, mode openMode) (*volume, error) {
 	vlog := log.With(zap.String("volume", vc.Name))
 	inline := vc.InlineBytes
 	if inline == 0 {
 		inline = -1 // the engine's "never"
 	}
-	be, err := vfsbackend.Open(vc.Engine, vfsbackend.Options{
+	raw, err := vfsbackend.Open(vc.Engine, vfsbackend.Options{
 		Path:          vc.Path,
 		SyncInterval:  vc.SyncInterval,
 		CapacityBytes: vc.CapacityBytes,
 		InlineBytes:   inline,
 		Logger:        vlog,
+		Format:        mode.format,
+		ReadOnly:      mode.readOnly,
+		Repair:        mode.repair,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("volume %q: open %s engine at %s: %w", vc.Name, vc.Engine, vc.Path, err)
 	}
-	be = m.WrapBackend(be)
-	fs, err := inode.Open(ctx, be, inode.Options{Logger: vlog, CapacityBytes: vc.CapacityBytes})
+	be := m.WrapBackend(raw)
+	fs, err := inode.Open(ctx, be, inode.Options{Logger: vlog, CapacityBytes: vc.CapacityBytes, ReadOnly: mode.readOnly})
 	if err != nil {
 		be.Close()
 		return nil, fmt.Errorf("volume %q: %w", vc.Name, err)
 	}
+	v := &volume{name: vc.Name, dev: volumeDev(fs.VolumeID(), vc.Name), be: be, fs: fs}
+	if hc, ok := raw.(healthChecker); ok {
+		v.health = hc.Health
+	}
+	if fr, ok := raw.(formatReporter); ok {
+		v.formatted = fr.Formatted()
+	}
+	vlog.Info("volume ready", zap.String("engine", vc.Engine), zap.String("path", vc.Path),
+		zap.String("volume_id", fmt.Sprintf("%x", fs.VolumeID())))
+	return v, nil
+}
+
+// volumeDev derives a volume's stat dev and statvfs fsid from its
+// identity, so that two volumes never share one, even with the same name
+// on two daemons. A volume without an identity (opened read-only before
+// it got one) falls back to its name.
+func volumeDev(id [16]byte, name string) uint64 {
 	h := fnv.New64a()
-	h.Write([]byte(vc.Name))
+	if id == ([16]byte{}) {
+		h.Write([]byte(name))
+	} else {
+		h.Write(id[:])
+	}
 	dev := h.Sum64() & mount.MaxID
 	if dev == 0 {
 		dev = 1
 	}
-	vlog.Info("volume ready", zap.String("engine", vc.Engine), zap.String("path", vc.Path))
-	return &volume{name: vc.Name, dev: dev, be: be, fs: fs}, nil
+	return dev
 }
 
-// Check opens every volume of cfg, runs the consistency check on each and
-// returns the problems found, each prefixed with its volume's name. The
-// volumes must not be in use by a running daemon.
+// Check opens every volume of cfg read-only (it writes nothing, not even
+// to recover from a crash), runs the consistency check on each and returns
+// the problems found, each prefixed with its volume's name. A volume that
+// cannot be opened (damaged, missing) is a problem too. The volumes must
+// not be in use by a running daemon.
 func Check(ctx context.Context, cfg *conf.Config, log *zap.Logger) ([]string, error) {
+	return checkVolumes(ctx, cfg, log, openMode{readOnly: true})
+}
+
+// Repair opens every volume of cfg allowing the recovery that drops
+// acknowledged changes (such as log records behind damage in the middle
+// of the log, which the engine saves aside first), then checks each as
+// Check does. Opening for service refuses such damage.
+func Repair(ctx context.Context, cfg *conf.Config, log *zap.Logger) ([]string, error) {
+	return checkVolumes(ctx, cfg, log, openMode{repair: true})
+}
+
+func checkVolumes(ctx context.Context, cfg *conf.Config, log *zap.Logger, mode openMode) ([]string, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
 	var probs []string
 	for _, vc := range cfg.Volumes {
-		v, err := openVolume(ctx, vc, log, nil)
+		if vc.Engine == "memory" {
+			continue // nothing outlives the daemon: nothing to check
+		}
+		v, err := openVolume(ctx, vc, log, nil, mode)
 		if err != nil {
-			return probs, err
+			probs = append(probs, fmt.Sprintf("volume %q: cannot open: %v", vc.Name, err))
+			continue
 		}
 		p, err := v.fs.Check(ctx)
 		cerr := v.be.Close()
@@ -196,6 +265,36 @@ func Check(ctx context.Context, cfg *conf.Config, log *zap.Logger) ([]string, er
 		}
 	}
 	return probs, nil
+}
+
+// Format creates every volume of cfg that does not exist yet, even where
+// one was formatted before (the operator asked), and returns one line per
+// volume saying what it did. It never formats over an existing volume or
+// a directory holding anything else.
+func Format(ctx context.Context, cfg *conf.Config, log *zap.Logger) ([]string, error) {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	var out []string
+	for _, vc := range cfg.Volumes {
+		if vc.Engine == "memory" {
+			out = append(out, fmt.Sprintf("volume %q: memory engine, nothing to format", vc.Name))
+			continue
+		}
+		v, err := openVolume(ctx, vc, log, nil, openMode{format: vfsbackend.FormatForce})
+		if err != nil {
+			return out, err
+		}
+		what := "already holds a volume, left as it is"
+		if v.formatted {
+			what = "formatted a new, empty volume"
+		}
+		out = append(out, fmt.Sprintf("volume %q at %s: %s (id %x)", vc.Name, vc.Path, what, v.fs.VolumeID()))
+		if err := v.be.Close(); err != nil {
+			return out, fmt.Errorf("volume %q: close: %w", vc.Name, err)
+		}
+	}
+	return out, nil
 }
 
 // Start opens the configured listeners and serves them in the background.
@@ -243,6 +342,14 @@ func (s *Server) Ready() error {
 		return errors.New("shutting down")
 	case !s.started:
 		return errors.New("listeners not started")
+	}
+	for _, v := range s.order {
+		if v.health == nil {
+			continue
+		}
+		if err := v.health(); err != nil {
+			return fmt.Errorf("volume %q: %w", v.name, err)
+		}
 	}
 	return nil
 }

@@ -286,7 +286,7 @@ func (b *Backend) DataFile(ctx context.Context, ino vfsbackend.Ino) (*os.File, f
 // WriteData implements vfsbackend.Backend. A zero-length write changes
 // nothing (like pwrite(2), it does not extend the object).
 func (b *Backend) WriteData(ctx context.Context, ino vfsbackend.Ino, p []byte, off int64) error {
-	if err := checkCtx(ctx, b); err != nil {
+	if err := checkWrite(ctx, b); err != nil {
 		return err
 	}
 	if off < 0 {
@@ -323,7 +323,7 @@ func (b *Backend) WriteData(ctx context.Context, ino vfsbackend.Ino, p []byte, o
 
 // TruncateData implements vfsbackend.Backend.
 func (b *Backend) TruncateData(ctx context.Context, ino vfsbackend.Ino, size int64) error {
-	if err := checkCtx(ctx, b); err != nil {
+	if err := checkWrite(ctx, b); err != nil {
 		return err
 	}
 	if size < 0 {
@@ -354,7 +354,7 @@ func (b *Backend) TruncateData(ctx context.Context, ino vfsbackend.Ino, size int
 
 // DeleteData implements vfsbackend.Backend.
 func (b *Backend) DeleteData(ctx context.Context, ino vfsbackend.Ino) error {
-	if err := checkCtx(ctx, b); err != nil {
+	if err := checkWrite(ctx, b); err != nil {
 		return err
 	}
 	mu := b.lockIno(ino)

@@ -177,7 +177,7 @@ func TestInlineOption(t *testing.T) {
 		inline   int
 		wantFile bool // does a 100-byte object get a data file?
 	}{{-1, true}, {50, true}, {0, false}, {200, false}} {
-		b, err := Open(vfsbackend.Options{Path: t.TempDir(), InlineBytes: tc.inline})
+		b, err := Open(vfsbackend.Options{Path: t.TempDir(), Format: vfsbackend.FormatIfNew, InlineBytes: tc.inline})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -189,7 +189,7 @@ func TestInlineOption(t *testing.T) {
 		}
 		closeT(t, b)
 	}
-	if _, err := Open(vfsbackend.Options{Path: t.TempDir(), InlineBytes: maxInline + 1}); err == nil {
+	if _, err := Open(vfsbackend.Options{Path: t.TempDir(), Format: vfsbackend.FormatIfNew, InlineBytes: maxInline + 1}); err == nil {
 		t.Error("InlineBytes over the limit accepted")
 	}
 }

@@ -50,8 +50,14 @@ type Backend struct {
 	log     *zap.Logger
 	tune    tuning
 	lock    *os.File // holds the flock
+	dirFile *os.File // the volume directory, open, for Health
 	closed  atomic.Bool
-	closeMu sync.Mutex // serializes Close
+	failed  atomic.Pointer[error] // set by fail: every call returns it
+
+	readOnly  bool       // Options.ReadOnly: nothing is ever written
+	repair    bool       // Options.Repair
+	formatted bool       // Open formatted a new volume
+	closeMu   sync.Mutex // serializes Close
 
 	// commitMu serializes commits: seq assignment, the WAL write and the
 	// index update happen in the same order.
@@ -111,23 +117,23 @@ func open(opts vfsbackend.Options, tune tuning) (_ *Backend, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("local: open %s: %w", opts.Path, err)
 	}
-	_, statErr := os.Stat(dir)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("local: open: %w", err)
-	}
 	log := opts.Logger
 	if log == nil {
 		log = zap.NewNop()
 	}
 	log = log.With(zap.String("engine", Name), zap.String("path", dir))
-	if errors.Is(statErr, os.ErrNotExist) {
-		// We created the volume directory: make its entry durable.
-		if err := syncDir(filepath.Dir(dir)); err != nil {
-			return nil, fmt.Errorf("local: open: sync parent of %s: %w", dir, err)
-		}
+	if err := prepareDir(dir, opts); err != nil {
+		return nil, fmt.Errorf("local: open: %w", err)
 	}
 
-	lock, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_RDWR|os.O_CREATE, 0o600)
+	lockFlags := os.O_RDWR | os.O_CREATE
+	if opts.ReadOnly {
+		lockFlags = os.O_RDONLY
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, "LOCK"), lockFlags, 0o600)
+	if opts.ReadOnly && errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("local: open: %w", noVolume(dir, "it has no LOCK file"))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("local: open: %w", err)
 	}
@@ -139,12 +145,14 @@ func open(opts vfsbackend.Options, tune tuning) (_ *Backend, err error) {
 		return nil, fmt.Errorf("local: open %s: flock: %w", dir, err)
 	}
 	b := &Backend{
-		dir:  dir,
-		log:  log,
-		tune: tune,
-		lock: lock,
-		st:   newState(),
-		stop: make(chan struct{}),
+		dir:      dir,
+		log:      log,
+		tune:     tune,
+		lock:     lock,
+		readOnly: opts.ReadOnly,
+		repair:   opts.Repair,
+		st:       newState(),
+		stop:     make(chan struct{}),
 	}
 	b.data.init(dir, tune.maxOpenFiles)
 	defer func() {
@@ -152,11 +160,24 @@ func open(opts vfsbackend.Options, tune tuning) (_ *Backend, err error) {
 			if b.wal != nil {
 				_ = b.wal.Close()
 			}
+			if b.dirFile != nil {
+				_ = b.dirFile.Close()
+			}
 			_ = lock.Close()
 		}
 	}()
+	if b.formatted, err = identify(dir, opts, log); err != nil {
+		return nil, fmt.Errorf("local: open: %w", err)
+	}
+	if err := b.watchDir(); err != nil {
+		return nil, fmt.Errorf("local: open: %w", err)
+	}
 	if err := b.recover(); err != nil {
 		return nil, fmt.Errorf("local: open %s: %w", dir, err)
+	}
+	if opts.ReadOnly {
+		log.Info("volume opened read-only", zap.Uint64("seq", b.seq), zap.Int("keys", b.st.idx.Len()))
+		return b, nil
 	}
 	interval := opts.SyncInterval
 	if interval <= 0 {
@@ -169,9 +190,16 @@ func open(opts vfsbackend.Options, tune tuning) (_ *Backend, err error) {
 }
 
 // recover loads the snapshot and replays the WALs, leaving the last WAL
-// open for appending.
+// open for appending. A torn tail (the last record of the last WAL cut
+// short or garbled, with nothing intact behind it: an unacknowledged
+// commit) is cut off. Damage with intact records behind it is not a
+// torn tail: recover refuses to drop those records (ErrDamaged) unless
+// b.repair is set, in which case it saves the damaged WAL aside first. A
+// read-only backend replays in memory and writes nothing.
 func (b *Backend) recover() error {
-	_ = os.Remove(filepath.Join(b.dir, snapTmpName)) // a compaction that did not finish
+	if !b.readOnly {
+		_ = os.Remove(filepath.Join(b.dir, snapTmpName)) // a compaction that did not finish
+	}
 	snapSeq, err := loadSnapshot(filepath.Join(b.dir, snapName), &b.st)
 	if err != nil {
 		return err
@@ -196,6 +224,10 @@ func (b *Backend) recover() error {
 		if st.Size() > int64(len(walMagic)) {
 			break
 		}
+		wals = wals[:len(wals)-1]
+		if b.readOnly {
+			continue
+		}
 		b.log.Warn("removing empty WAL left by an interrupted compaction", zap.String("wal", last.path))
 		if err := os.Remove(last.path); err != nil {
 			return err
@@ -203,7 +235,6 @@ func (b *Backend) recover() error {
 		if err := syncDir(b.dir); err != nil {
 			return err
 		}
-		wals = wals[:len(wals)-1]
 	}
 	for i, w := range wals {
 		data, err := os.ReadFile(w.path)
@@ -216,23 +247,37 @@ func (b *Backend) recover() error {
 		}
 		last := i == len(wals)-1
 		if torn && !last {
-			return fmt.Errorf("%w: %s is damaged at offset %d and is not the last WAL", errCorrupt, w.path, good)
+			return fmt.Errorf("%w: %w: %s is damaged at offset %d and is not the last WAL; restore the volume from a backup",
+				errCorrupt, vfsbackend.ErrDamaged, w.path, good)
 		}
 		if !last {
 			continue
 		}
 		if torn {
-			if n, last := recordsAfterDamage(data, good, b.seq); n > 0 {
-				// Not a torn tail: say loudly what is dropped to keep the
-				// volume a consistent prefix of its history.
-				b.log.Error("WAL damaged before its end: dropping the intact records behind the damage "+
-					"(after a power failure these were not yet fsynced; otherwise this is corruption)",
-					zap.String("wal", w.path), zap.Int64("offset", good), zap.Int("records", n),
-					zap.Uint64("from_seq", b.seq+1), zap.Uint64("to_seq", last))
+			if n, lastSeq := recordsAfterDamage(data, good, b.seq); n > 0 {
+				if !b.repair {
+					return fmt.Errorf("%w: %w: %s is damaged at offset %d of %d, and %d intact records "+
+						"(sequence %d to %d) follow the damage, so this is not the torn tail of a crash; "+
+						"nothing was changed. Run proxyfsd -repair to save the WAL aside and keep only the "+
+						"records before the damage (losing those %d), or restore the volume from a backup",
+						errCorrupt, vfsbackend.ErrDamaged, w.path, good, len(data), n, b.seq+1, lastSeq, n)
+				}
+				saved, err := saveAside(w.path, data)
+				if err != nil {
+					return fmt.Errorf("repair: save %s aside: %w", w.path, err)
+				}
+				b.log.Error("repair: WAL damaged before its end: dropping the intact records behind the damage; "+
+					"the damaged WAL was saved aside",
+					zap.String("wal", w.path), zap.String("saved", saved), zap.Int64("offset", good), zap.Int("records", n),
+					zap.Uint64("from_seq", b.seq+1), zap.Uint64("to_seq", lastSeq))
 			} else {
 				b.log.Warn("truncating torn WAL tail (an unacknowledged commit)",
-					zap.String("wal", w.path), zap.Int64("offset", good), zap.Int("size", len(data)))
+					zap.String("wal", w.path), zap.Int64("offset", good), zap.Int("size", len(data)), zap.Bool("read_only", b.readOnly))
 			}
+		}
+		if b.readOnly {
+			b.walGen, b.walSize = w.gen, good
+			continue
 		}
 		f, err := os.OpenFile(w.path, os.O_RDWR, 0)
 		if err != nil {
@@ -259,6 +304,10 @@ func (b *Backend) recover() error {
 		}
 		b.walSize = good
 	}
+	b.syncedSeq.Store(b.seq)
+	if b.readOnly {
+		return nil
+	}
 	if b.wal == nil {
 		f, err := createWAL(b.dir, 1)
 		if err != nil {
@@ -268,18 +317,49 @@ func (b *Backend) recover() error {
 	}
 	// Everything replayed may only be in the page cache (the previous
 	// process was killed): make it durable before we build on it.
-	if err := b.wal.Sync(); err != nil {
-		return err
-	}
-	b.syncedSeq.Store(b.seq)
-	return nil
+	return b.wal.Sync()
 }
+
+// saveAside copies a damaged file's content (data) to a new file beside it
+// named <path>.damaged-<time>, durably, and returns its path.
+func saveAside(path string, data []byte) (string, error) {
+	dst := fmt.Sprintf("%s.damaged-%s", path, time.Now().UTC().Format("20060102T150405.000000000Z"))
+	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", err
+	}
+	_, werr := f.Write(data)
+	serr := f.Sync()
+	cerr := f.Close()
+	if err := errors.Join(werr, serr, cerr); err != nil {
+		return "", err
+	}
+	return dst, syncDir(filepath.Dir(dst))
+}
+
+// Formatted reports whether Open formatted a new volume (rather than
+// opening an existing one).
+func (b *Backend) Formatted() bool { return b.formatted }
 
 func (b *Backend) check() error {
 	if b.closed.Load() {
 		return fmt.Errorf("local: backend is closed: %w", syscall.EIO)
 	}
+	if p := b.failed.Load(); p != nil {
+		return *p
+	}
 	return nil
+}
+
+// errReadOnly is what every change of a volume opened read-only returns.
+var errReadOnly = fmt.Errorf("local: volume opened read-only: %w", syscall.EROFS)
+
+// checkWrite is checkCtx for calls that change the volume.
+func checkWrite(ctx context.Context, b *Backend) error {
+	if b.readOnly {
+		return errReadOnly
+	}
+	return checkCtx(ctx, b)
 }
 
 func checkCtx(ctx context.Context, b *Backend) error {
@@ -335,7 +415,7 @@ func (b *Backend) Scan(ctx context.Context, prefix, start []byte, fn func(key, v
 
 // Commit implements vfsbackend.Backend.
 func (b *Backend) Commit(ctx context.Context, batch *vfsbackend.Batch) error {
-	if err := checkCtx(ctx, b); err != nil {
+	if err := checkWrite(ctx, b); err != nil {
 		return err
 	}
 	if batch == nil || len(batch.Ops) == 0 {
@@ -414,6 +494,10 @@ func (b *Backend) Sync(ctx context.Context) error {
 }
 
 func (b *Backend) sync() error {
+	// A flush must not be acknowledged into a deleted directory.
+	if err := b.Health(); err != nil {
+		return err
+	}
 	if err := b.data.syncDirty(); err != nil {
 		return fmt.Errorf("local: sync data: %w", err)
 	}
@@ -452,6 +536,9 @@ func (b *Backend) SyncData(ctx context.Context, ino vfsbackend.Ino) error {
 	if err := checkCtx(ctx, b); err != nil {
 		return err
 	}
+	if err := b.Health(); err != nil {
+		return err
+	}
 	if _, ok := b.inline(ino); ok {
 		return b.syncWAL() // the object is in the WAL
 	}
@@ -478,6 +565,9 @@ func (b *Backend) syncer(interval time.Duration) {
 		case <-b.stop:
 			return
 		case <-t.C:
+			if b.failed.Load() != nil {
+				continue // logged once, by fail
+			}
 			if err := b.sync(); err != nil {
 				b.log.Error("periodic sync failed", zap.Error(err))
 			}
@@ -618,11 +708,13 @@ func (b *Backend) Close() error {
 
 	b.walMu.Lock() // lock order: walMu before commitMu (see Backend)
 	b.commitMu.Lock()
-	errs = append(errs, b.wal.Close())
+	if b.wal != nil {
+		errs = append(errs, b.wal.Close())
+	}
 	b.commitMu.Unlock()
 	b.walMu.Unlock()
 
-	errs = append(errs, b.data.closeAll(), b.lock.Close())
+	errs = append(errs, b.data.closeAll(), b.dirFile.Close(), b.lock.Close())
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("local: close: %w", err)
 	}

@@ -26,7 +26,7 @@ import (
 
 func TestConformance(t *testing.T) {
 	backendtest.Run(t, func(t *testing.T, dir string) vfsbackend.Backend {
-		b, err := Open(vfsbackend.Options{Path: dir})
+		b, err := Open(vfsbackend.Options{Path: dir, Format: vfsbackend.FormatIfNew})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -39,7 +39,7 @@ func TestConformance(t *testing.T) {
 // eviction and moves of inline data to files run all the time.
 func TestConformanceCompacting(t *testing.T) {
 	backendtest.Run(t, func(t *testing.T, dir string) vfsbackend.Backend {
-		b, err := open(vfsbackend.Options{Path: dir}, tuning{compactThreshold: 4 << 10, maxOpenFiles: 2, inlineMax: 64})
+		b, err := open(vfsbackend.Options{Path: dir, Format: vfsbackend.FormatIfNew}, tuning{compactThreshold: 4 << 10, maxOpenFiles: 2, inlineMax: 64})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -58,7 +58,7 @@ func openT(t testing.TB, dir string, tune tuning) *Backend {
 	if tune.inlineMax == 0 {
 		tune.inlineMax = defaultInlineMax
 	}
-	b, err := open(vfsbackend.Options{Path: dir}, tune)
+	b, err := open(vfsbackend.Options{Path: dir, Format: vfsbackend.FormatIfNew}, tune)
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
@@ -291,7 +291,7 @@ func TestDamagedOlderWAL(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if b, err := open(vfsbackend.Options{Path: dir}, tuning{compactThreshold: defaultCompactThreshold, maxOpenFiles: 8}); err == nil {
+	if b, err := open(vfsbackend.Options{Path: dir, Format: vfsbackend.FormatIfNew}, tuning{compactThreshold: defaultCompactThreshold, maxOpenFiles: 8}); err == nil {
 		_ = b.Close()
 		t.Fatal("open succeeded on a volume whose older WAL is damaged")
 	} else if !errors.Is(err, errCorrupt) {
@@ -409,13 +409,13 @@ func TestCompaction(t *testing.T) {
 func TestLock(t *testing.T) {
 	dir := t.TempDir()
 	b := openT(t, dir, tuning{})
-	_, err := Open(vfsbackend.Options{Path: dir})
+	_, err := Open(vfsbackend.Options{Path: dir, Format: vfsbackend.FormatIfNew})
 	if !errors.Is(err, ErrLocked) || !errors.Is(err, syscall.EBUSY) {
 		t.Fatalf("second Open: %v, want ErrLocked/EBUSY", err)
 	}
 	t.Log(err)
 	closeT(t, b)
-	b2, err := vfsbackend.Open(Name, vfsbackend.Options{Path: dir})
+	b2, err := vfsbackend.Open(Name, vfsbackend.Options{Path: dir, Format: vfsbackend.FormatIfNew})
 	if err != nil {
 		t.Fatalf("Open after Close: %v", err)
 	}
@@ -480,7 +480,7 @@ const (
 // and writes numbered data, printing each number once both returned.
 func crashChild() {
 	ctx := context.Background()
-	b, err := open(vfsbackend.Options{Path: os.Getenv(crashEnvDir)}, tuning{compactThreshold: 32 << 10, maxOpenFiles: 8, inlineMax: 1024})
+	b, err := open(vfsbackend.Options{Path: os.Getenv(crashEnvDir), Format: vfsbackend.FormatIfNew}, tuning{compactThreshold: 32 << 10, maxOpenFiles: 8, inlineMax: 1024})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child open:", err)
 		os.Exit(2)
