@@ -94,7 +94,10 @@ func (fs *FS) SetAttr(ctx context.Context, ino Ino, sa SetAttr) (Attr, error) {
 			return Attr{}, err
 		}
 	}
-	if err := fs.putRecord(ctx, r); err != nil {
+	t := fs.newTxn()
+	t.put(r)
+	t.frees = r.Size < oldSize // a full volume can still be cleaned up
+	if err := t.commit(ctx); err != nil {
 		return Attr{}, err
 	}
 	committed = true

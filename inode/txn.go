@@ -22,6 +22,8 @@ type txn struct {
 	// inodes is the FS's inode count when the txn began, restored if the
 	// commit fails.
 	inodes uint64
+	// frees says the txn gives space back (vfsbackend.Batch.Frees).
+	frees bool
 }
 
 func (fs *FS) newTxn() *txn {
@@ -94,6 +96,7 @@ func (t *txn) dropLink(ctx context.Context, r *record, now Timespec) error {
 // deleteInode removes r's record, symlink target and xattrs, and schedules
 // its data for deletion after the commit.
 func (t *txn) deleteInode(ctx context.Context, r *record) error {
+	t.frees = true
 	t.batch.Delete(inodeKey(r.Ino))
 	delete(t.dirty, r.Ino)
 	t.recs[r.Ino] = nil
@@ -140,6 +143,7 @@ func (t *txn) commit(ctx context.Context) error {
 			t.batch.Put(inodeKey(ino), encodeRecord(r))
 		}
 	}
+	t.batch.Frees = t.frees
 	if err := t.fs.be.Commit(ctx, &t.batch); err != nil {
 		t.fs.inodes = t.inodes
 		return err

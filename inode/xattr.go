@@ -90,6 +90,7 @@ func (fs *FS) RemoveXattr(ctx context.Context, ino Ino, name string) error {
 			return fmt.Errorf("xattr %d %q: %w", ino, name, syscall.ENODATA)
 		}
 		t.batch.Delete(xattrKey(ino, name))
+		t.frees = true
 		return nil
 	})
 }

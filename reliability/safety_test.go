@@ -334,3 +334,100 @@ func TestVolumeIdentity(t *testing.T) {
 		t.Errorf("dev changed across a restart: %d, then %d", devA, dev)
 	}
 }
+
+// TestFullDisk fills a small tmpfs that holds the volume: big files
+// first, then small files and xattrs so that the WAL grows last. Unlink,
+// resize to 0 and rmdir used to fail with ENOSPC, also after a restart,
+// until someone made room by hand. Now removals always go through (the
+// engine's space reserve), and once they freed space, creates work again.
+func TestFullDisk(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a tmpfs")
+	}
+	mnt := t.TempDir()
+	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size=40m"); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v", err)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount(mnt, syscall.MNT_DETACH) })
+	d := daemontest.Start(t, daemontest.Options{LogLevel: "info", DataDir: filepath.Join(mnt, "data")})
+	c, m := dialMount(t, d.TCPAddr)
+	defer func() { c.Close() }()
+	ctx := context.Background()
+	isFull := func(err error) bool { return errors.Is(err, syscall.ENOSPC) }
+
+	block := bytes.Repeat([]byte("x"), 1<<20)
+	var bigs []uint64
+	for i := 0; ; i++ {
+		st, err := m.CreatePath(ctx, fmt.Sprintf("/big%03d", i), 0o644)
+		if isFull(err) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("create big%03d: %v", i, err)
+		}
+		bigs = append(bigs, st.Ino)
+		if _, err := m.Write(ctx, st.Ino, block, 0); isFull(err) {
+			break
+		} else if err != nil {
+			t.Fatalf("write big%03d: %v", i, err)
+		}
+	}
+	if _, err := m.MkdirPath(ctx, "/dir", 0o755); err != nil && !isFull(err) {
+		t.Fatal(err)
+	}
+	small := 0
+	for ; ; small++ {
+		st, err := m.CreatePath(ctx, fmt.Sprintf("/s%05d", small), 0o644)
+		if isFull(err) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("create s%05d: %v", small, err)
+		}
+		if err := m.SetXattr(ctx, st.Ino, "user.pad", bytes.Repeat([]byte("p"), 2000), 0); isFull(err) {
+			continue // smaller records may still fit: create until nothing does
+		} else if err != nil {
+			t.Fatalf("setxattr s%05d: %v", small, err)
+		}
+	}
+	if _, err := m.CreatePath(ctx, "/one-more", 0o644); !isFull(err) {
+		t.Fatalf("the volume is not full: create gave %v", err)
+	}
+	t.Logf("full after %d 1 MiB files and %d small files with xattrs", len(bigs), small)
+
+	// Removals go through on the full disk.
+	if err := m.UnlinkPath(ctx, "/s00000"); err != nil {
+		t.Errorf("unlink a small file on a full disk: %v", err)
+	}
+	if err := m.Resize(ctx, bigs[0], 0); err != nil {
+		t.Errorf("resize to 0 on a full disk: %v", err)
+	}
+	if err := m.UnlinkPath(ctx, "/big001"); err != nil {
+		t.Errorf("unlink a big file on a full disk: %v", err)
+	}
+
+	// And after a crash and a restart.
+	c.Close()
+	d.Kill()
+	d.Restart()
+	c, m = dialMount(t, d.TCPAddr)
+	for i := 2; i < 6 && i < len(bigs); i++ {
+		if err := m.UnlinkPath(ctx, fmt.Sprintf("/big%03d", i)); err != nil {
+			t.Errorf("unlink big%03d after a restart: %v", i, err)
+		}
+	}
+	if err := m.RmdirPath(ctx, "/dir"); err != nil && !errors.Is(err, syscall.ENOENT) {
+		t.Errorf("rmdir after a restart: %v", err)
+	}
+	// The space the removals freed is usable again.
+	st, err := m.CreatePath(ctx, "/after", 0o644)
+	if err != nil {
+		t.Fatalf("create after removals: %v", err)
+	}
+	if _, err := m.Write(ctx, st.Ino, block, 0); err != nil {
+		t.Errorf("write after removals: %v", err)
+	}
+	c.Close()
+	d.Stop()
+	d.Check(t)
+}

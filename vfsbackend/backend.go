@@ -141,6 +141,12 @@ type Usage struct {
 // Backend.Commit. The zero value is an empty batch ready to use.
 type Batch struct {
 	Ops []Op
+	// Frees marks a batch that gives space back (it removes an inode or
+	// shrinks a file). An engine lets such a batch use the space it keeps
+	// in reserve when its storage is full, so that a full volume can
+	// always be cleaned up: without it, deleting a file needs a log
+	// append that a full disk refuses.
+	Frees bool
 }
 
 // Op is one change in a Batch.

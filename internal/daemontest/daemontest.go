@@ -64,6 +64,10 @@ type Options struct {
 	// Metrics serves /metrics, /healthz and /readyz on a free loopback
 	// port (Daemon.MetricsAddr); Pprof adds /debug/pprof/.
 	Metrics, Pprof bool
+	// DataDir is where the volumes live (default: a directory under the
+	// test's temporary directory); set it to put them on a filesystem of
+	// the test's own, such as a small tmpfs.
+	DataDir string
 }
 
 // Daemon is a running (or stopped) proxyfsd.
@@ -176,10 +180,13 @@ func Start(t testing.TB, opts Options) *Daemon {
 	d := &Daemon{
 		t:          t,
 		opts:       opts,
-		DataDir:    filepath.Join(base, "data"),
+		DataDir:    opts.DataDir,
 		ConfigPath: filepath.Join(base, "proxyfsd.toml"),
 		logPath:    filepath.Join(base, "proxyfsd.log"),
 		logs:       &lockedBuffer{},
+	}
+	if d.DataDir == "" {
+		d.DataDir = filepath.Join(base, "data")
 	}
 	if !opts.NoTCP {
 		d.TCPAddr = "127.0.0.1:0"

@@ -360,7 +360,7 @@ func (b *Backend) DeleteData(ctx context.Context, ino vfsbackend.Ino) error {
 	mu := b.lockIno(ino)
 	defer mu.Unlock()
 	if _, ok := b.inline(ino); ok {
-		if err := b.commitOps(walOp{kind: opInlineDel, key: inoKey(ino)}); err != nil {
+		if err := b.commitOps(true, walOp{kind: opInlineDel, key: inoKey(ino)}); err != nil {
 			return fmt.Errorf("local: delete %d: %w", ino, err)
 		}
 		// A data file may be left from a move to a file that a crash

@@ -48,9 +48,10 @@ func (b *Backend) inline(ino vfsbackend.Ino) ([]byte, bool) {
 	return it.data, ok
 }
 
-// putInline commits data as ino's inline object.
-func (b *Backend) putInline(ino vfsbackend.Ino, data []byte) error {
-	return b.commitOps(walOp{kind: opInlinePut, key: inoKey(ino), value: data})
+// putInline commits data as ino's inline object; frees says it is
+// smaller than the object it replaces.
+func (b *Backend) putInline(ino vfsbackend.Ino, data []byte, frees bool) error {
+	return b.commitOps(frees, walOp{kind: opInlinePut, key: inoKey(ino), value: data})
 }
 
 // writeInline does WriteData when the object is, or may become, inline;
@@ -114,7 +115,7 @@ func (b *Backend) updateInline(ino vfsbackend.Ino, newSize int64, what string,
 	if data == nil {
 		return nil, true, nil
 	}
-	if err := b.putInline(ino, data); err != nil {
+	if err := b.putInline(ino, data, len(data) < len(cur)); err != nil {
 		return nil, true, fmt.Errorf("local: %s %d: %w", what, ino, err)
 	}
 	return nil, true, nil
@@ -142,7 +143,7 @@ func (b *Backend) toFile(ino vfsbackend.Ino, cur []byte, change func(*os.File) e
 		err = b.data.syncDirs()
 	}
 	if err == nil {
-		err = b.commitOps(walOp{kind: opInlineDel, key: inoKey(ino)})
+		err = b.commitOps(false, walOp{kind: opInlineDel, key: inoKey(ino)})
 	}
 	if err != nil {
 		b.data.markDirty(ino)

@@ -42,6 +42,7 @@ type tuning struct {
 	compactThreshold int64 // WAL size that triggers compaction
 	maxOpenFiles     int   // size of the data file descriptor cache
 	inlineMax        int64 // largest inline data object (0: none inline)
+	reserveBytes     int64 // space held back for records that free space
 }
 
 // Backend is the local engine. Create it with Open.
@@ -84,6 +85,10 @@ type Backend struct {
 	// between inline and a data file (see inline.go).
 	inoMu [64]sync.Mutex
 
+	// reserve is space held back for records that free space (see
+	// reserve.go).
+	reserve reserve
+
 	compacting atomic.Bool
 	compactWG  sync.WaitGroup
 
@@ -97,7 +102,7 @@ var _ vfsbackend.Backend = (*Backend)(nil)
 
 // Open opens (creating if needed) the volume in opts.Path.
 func Open(opts vfsbackend.Options) (*Backend, error) {
-	tune := tuning{compactThreshold: defaultCompactThreshold, maxOpenFiles: defaultMaxOpenFiles, inlineMax: defaultInlineMax}
+	tune := tuning{compactThreshold: defaultCompactThreshold, maxOpenFiles: defaultMaxOpenFiles, inlineMax: defaultInlineMax, reserveBytes: defaultReserveBytes}
 	switch {
 	case opts.InlineBytes < 0:
 		tune.inlineMax = 0
@@ -174,6 +179,10 @@ func open(opts vfsbackend.Options, tune tuning) (_ *Backend, err error) {
 	}
 	if err := b.recover(); err != nil {
 		return nil, fmt.Errorf("local: open %s: %w", dir, err)
+	}
+	if !opts.ReadOnly {
+		b.reserve.init(filepath.Join(dir, reserveName), tune.reserveBytes)
+		b.reserve.refill(log)
 	}
 	if opts.ReadOnly {
 		log.Info("volume opened read-only", zap.Uint64("seq", b.seq), zap.Int("keys", b.st.idx.Len()))
@@ -421,7 +430,7 @@ func (b *Backend) Commit(ctx context.Context, batch *vfsbackend.Batch) error {
 	if batch == nil || len(batch.Ops) == 0 {
 		return nil
 	}
-	return b.commitRecord(encodeRecord(batch), func() {
+	return b.commitRecord(encodeRecord(batch), batch.Frees, func() {
 		for _, op := range batch.Ops {
 			if op.Delete {
 				b.st.apply(opDelete, op.Key, nil)
@@ -432,9 +441,10 @@ func (b *Backend) Commit(ctx context.Context, batch *vfsbackend.Batch) error {
 	})
 }
 
-// commitOps appends one WAL record holding ops and applies them.
-func (b *Backend) commitOps(ops ...walOp) error {
-	return b.commitRecord(encodeOps(ops), func() {
+// commitOps appends one WAL record holding ops and applies them; frees is
+// vfsbackend.Batch.Frees.
+func (b *Backend) commitOps(frees bool, ops ...walOp) error {
+	return b.commitRecord(encodeOps(ops), frees, func() {
 		for _, op := range ops {
 			b.st.apply(op.kind, op.key, op.value)
 		}
@@ -443,8 +453,9 @@ func (b *Backend) commitOps(ops ...walOp) error {
 
 // commitRecord appends rec (from encodeRecord or encodeOps) to the WAL
 // and then calls apply, which applies the same ops to b.st, with idxMu
-// held.
-func (b *Backend) commitRecord(rec []byte, apply func()) error {
+// held. A record that frees space and meets a full disk gives up the
+// space reserve and tries again.
+func (b *Backend) commitRecord(rec []byte, frees bool, apply func()) error {
 	if len(rec)-recHeaderSize > maxRecordSize {
 		// Replay would take a longer record for garbage.
 		return fmt.Errorf("local: commit: batch of %d bytes is over the %d byte limit: %w", len(rec), maxRecordSize, syscall.EFBIG)
@@ -461,13 +472,11 @@ func (b *Backend) commitRecord(rec []byte, apply func()) error {
 	}
 	seq := b.seq + 1
 	finishRecord(rec, crc, seq)
-	if _, err := b.wal.WriteAt(rec, b.walSize); err != nil {
-		// A partial record may be on disk: cut it off so the next record
-		// follows the last good one.
-		if terr := b.wal.Truncate(b.walSize); terr != nil {
-			b.broken = terr
-			b.log.Error("cannot truncate WAL after failed write", zap.Error(err), zap.NamedError("truncate_error", terr))
-		}
+	err := b.appendWAL(rec)
+	if err != nil && frees && errors.Is(err, syscall.ENOSPC) && b.reserve.release(b.log) {
+		err = b.appendWAL(rec)
+	}
+	if err != nil {
 		return fmt.Errorf("local: commit: %w", err)
 	}
 	b.walSize += int64(len(rec))
@@ -481,6 +490,24 @@ func (b *Backend) commitRecord(rec []byte, apply func()) error {
 	if b.walSize > b.tune.compactThreshold && b.walSize > 2*live && b.compacting.CompareAndSwap(false, true) {
 		b.compactWG.Add(1)
 		go b.compact()
+	}
+	return nil
+}
+
+// appendWAL writes rec at the end of the active WAL, with commitMu held.
+// After a failure the WAL is cut back to its last good record.
+func (b *Backend) appendWAL(rec []byte) error {
+	if b.broken != nil {
+		return fmt.Errorf("WAL unusable after an earlier error (%v): %w", b.broken, syscall.EIO)
+	}
+	if _, err := b.wal.WriteAt(rec, b.walSize); err != nil {
+		// A partial record may be on disk: cut it off so the next record
+		// follows the last good one.
+		if terr := b.wal.Truncate(b.walSize); terr != nil {
+			b.broken = terr
+			b.log.Error("cannot truncate WAL after failed write", zap.Error(err), zap.NamedError("truncate_error", terr))
+		}
+		return err
 	}
 	return nil
 }
@@ -571,6 +598,7 @@ func (b *Backend) syncer(interval time.Duration) {
 			if err := b.sync(); err != nil {
 				b.log.Error("periodic sync failed", zap.Error(err))
 			}
+			b.reserve.refill(b.log)
 		}
 	}
 }

@@ -56,7 +56,7 @@ func classify(dir string) (dirKind, error) {
 			return dirVolume, nil
 		case strings.HasPrefix(name, walPrefix) || name == snapName:
 			kind = dirLegacy
-		case name == "LOCK" || name == "lost+found":
+		case name == "LOCK" || name == "lost+found" || name == reserveName:
 		default:
 			if kind == dirEmpty {
 				kind = dirOther
