@@ -19,6 +19,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"os"
 	"os/exec"
@@ -128,7 +129,11 @@ func build() (string, error) {
 	// One binary per user and build mode, shared by every test process:
 	// each process builds into a temporary file and renames it into place
 	// (a running daemon keeps its old inode), so nothing piles up in /tmp.
-	dir := filepath.Join(os.TempDir(), fmt.Sprintf("proxyfsd-test-%d", os.Getuid()))
+	// Per checkout too (a hash of its go.mod path), so that two work
+	// trees testing at once never run each other's daemon.
+	h := fnv.New32a()
+	h.Write([]byte(gomod))
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("proxyfsd-test-%d-%08x", os.Getuid(), h.Sum32()))
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}

@@ -50,8 +50,9 @@ type Backend struct {
 	dir     string
 	log     *zap.Logger
 	tune    tuning
-	lock    *os.File // holds the flock
-	dirFile *os.File // the volume directory, open, for Health
+	lock    *os.File     // holds the flock
+	dirMu   sync.RWMutex // protects dirFile against Close
+	dirFile *os.File     // the volume directory, open, for Health
 	closed  atomic.Bool
 	failed  atomic.Pointer[error] // set by fail: every call returns it
 
@@ -165,9 +166,7 @@ func open(opts vfsbackend.Options, tune tuning) (_ *Backend, err error) {
 			if b.wal != nil {
 				_ = b.wal.Close()
 			}
-			if b.dirFile != nil {
-				_ = b.dirFile.Close()
-			}
+			_ = b.closeDir()
 			_ = lock.Close()
 		}
 	}()
@@ -742,7 +741,7 @@ func (b *Backend) Close() error {
 	b.commitMu.Unlock()
 	b.walMu.Unlock()
 
-	errs = append(errs, b.data.closeAll(), b.dirFile.Close(), b.lock.Close())
+	errs = append(errs, b.data.closeAll(), b.closeDir(), b.lock.Close())
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("local: close: %w", err)
 	}

@@ -217,8 +217,22 @@ func (b *Backend) watchDir() error {
 	if err != nil {
 		return err
 	}
+	b.dirMu.Lock()
 	b.dirFile = f
+	b.dirMu.Unlock()
 	return nil
+}
+
+// closeDir closes the directory watchDir opened.
+func (b *Backend) closeDir() error {
+	b.dirMu.Lock()
+	defer b.dirMu.Unlock()
+	if b.dirFile == nil {
+		return nil
+	}
+	err := b.dirFile.Close()
+	b.dirFile = nil
+	return err
 }
 
 // Health reports whether the volume's directory is still the one opened:
@@ -230,8 +244,10 @@ func (b *Backend) Health() error {
 	if p := b.failed.Load(); p != nil {
 		return *p
 	}
-	if b.dirFile == nil || b.closed.Load() {
-		return nil
+	b.dirMu.RLock()
+	defer b.dirMu.RUnlock()
+	if b.dirFile == nil {
+		return nil // read-only before watchDir, or closed
 	}
 	var open, now syscall.Stat_t
 	var why string
