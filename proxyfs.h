@@ -38,9 +38,11 @@
  * identity when the daemon has forgotten the mount (it restarted), and
  * retries the call. A call that cannot complete within the call timeout (see
  * proxyfs_set_timeout, default 30 s) returns ETIMEDOUT. A call whose request
- * was lost in flight too many times returns EIO. Calls that create or remove
- * a name and are retried after their first attempt's outcome became unknown
- * do not report the EEXIST/ENOENT that their own first attempt caused.
+ * was lost in flight too many times returns EIO. A call that creates or
+ * removes something and is retried after an attempt was lost in flight
+ * checks a retry's EEXIST/ENOENT/ENODATA against the server's state: success
+ * if it is what the call makes, the errno if another client made something
+ * else, EIO if the check cannot be made (PROTOCOL.md, section 3 "Retries").
  *
  * fork(): a child process may go on using mount handles it inherited; on its
  * first call it opens its own connections (it never uses the parent's

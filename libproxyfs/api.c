@@ -2,10 +2,12 @@
  * arguments, builds the JSON-RPC params, runs the call through pfs_rpc
  * (retries, remount) and converts the result. Data goes over the binary
  * channel (pfs_bin_io), and so do the hot metadata calls of the inode form
- * (lookup, get_stat, create, unlink, flush: pfs_bin_call). */
+ * (lookup, get_stat, create, unlink, flush: pfs_bin_call). Non-idempotent
+ * calls apply the retry rule of PROTOCOL.md, "Retries" (below). */
 #define _GNU_SOURCE
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "internal.h"
 
@@ -22,18 +24,21 @@
     } while (0)
 
 /* Runs method with params (consumed) and returns the result in *out (may be
- * NULL). mutates marks calls that change the namespace or attributes. */
+ * NULL). mutates marks calls that change the namespace or attributes.
+ * *uncertain (if not NULL): an attempt was lost in flight (pfs_rpc). */
 static int call(mount_handle_t *mh, const char *method, json_t *params,
-                int retry, bool mutates, json_t **out)
+                bool *uncertain, bool mutates, json_t **out)
 {
     int rc;
 
     if (out != NULL)
         *out = NULL;
+    if (uncertain != NULL)
+        *uncertain = false;
     if (params == NULL)
         return pfs_set_error(EINVAL, "%s: invalid argument (a string is not "
                              "valid UTF-8, or out of memory)", method);
-    rc = pfs_rpc(mh, method, params, retry, out);
+    rc = pfs_rpc(mh, method, params, uncertain, out);
     json_decref(params);
     if (mutates)
         pfs_mount_changed(mh);
@@ -54,21 +59,20 @@ static int result_inode(json_t *res, uint64_t *out)
 /* ------------------------------------------------ binary metadata */
 
 /* A binary call whose reply is a stat record (LOOKUP, GET_STAT, CREATE).
- * *by_rule (if not NULL) tells a success by the retry rule, which has no
- * stat. */
+ * *uncertain (if not NULL): an attempt was lost in flight (pfs_rpc). */
 static int bin_stat_call(mount_handle_t *mh, uint16_t op, uint64_t ino,
-                         const char *name, uint64_t off, int retry,
-                         proxyfs_stat_t *st, bool *by_rule)
+                         const char *name, uint64_t off, proxyfs_stat_t *st,
+                         bool *uncertain)
 {
     uint8_t rec[PFS_BIN_STAT];
     pfs_bin_call_t bc = { .op = op, .ino = ino, .off = off, .name = name,
                           .namelen = name != NULL ? strlen(name) : 0,
-                          .retry = retry, .rbuf = rec, .rcap = sizeof(rec) };
+                          .rbuf = rec, .rcap = sizeof(rec) };
     int rc = pfs_bin_call(mh, &bc);
 
-    if (by_rule != NULL)
-        *by_rule = bc.by_rule;
-    if (rc != 0 || bc.by_rule)
+    if (uncertain != NULL)
+        *uncertain = bc.uncertain;
+    if (rc != 0)
         return rc;
     if (bc.rlen != PFS_BIN_STAT)
         return pfs_set_error(EIO, "malformed stat reply (%zu bytes)", bc.rlen);
@@ -88,146 +92,44 @@ int proxyfs_lookup(mount_handle_t *in_mount_handle, uint64_t in_inode_number,
     CHECK_MH(in_mount_handle);
     CHECK_ARG(in_basename != NULL && out_inode_number != NULL, "NULL pointer");
     rc = bin_stat_call(in_mount_handle, PFS_BIN_OP_LOOKUP, in_inode_number,
-                       in_basename, 0, PFS_RETRY_IDEMPOTENT, &st, NULL);
+                       in_basename, 0, &st, NULL);
     if (rc == 0)
         *out_inode_number = st.ino;
     PFS_API_RETURN(rc);
+}
+
+static int lookup_path(mount_handle_t *mh, const char *path, uint64_t *out)
+{
+    json_t *res;
+    int rc = call(mh, "lookup_path", json_pack("{ss}", "path", path), NULL,
+                  false, &res);
+
+    if (rc == 0)
+        rc = result_inode(res, out);
+    json_decref(res);
+    return rc;
 }
 
 int proxyfs_lookup_path(mount_handle_t *in_mount_handle, char *in_fullpath,
                         uint64_t *out_inode_number)
 {
-    json_t *res;
-    int rc;
-
     PFS_API_ENTER();
     CHECK_MH(in_mount_handle);
     CHECK_ARG(in_fullpath != NULL && out_inode_number != NULL, "NULL pointer");
-    rc = call(in_mount_handle, "lookup_path",
-              json_pack("{ss}", "path", in_fullpath), PFS_RETRY_IDEMPOTENT,
-              false, &res);
-    if (rc == 0)
-        rc = result_inode(res, out_inode_number);
-    json_decref(res);
-    PFS_API_RETURN(rc);
+    PFS_API_RETURN(lookup_path(in_mount_handle, in_fullpath, out_inode_number));
 }
 
-/* ------------------------------------------------- create and friends */
-
-/* Creating calls: on success by the retry rule (no result), look the new
- * entry up to return its inode. */
-static int create_common(mount_handle_t *mh, const char *method, json_t *params,
-                         uint64_t dir, const char *name, const char *path,
-                         uint64_t *out)
+/* get_stat_path into *st. */
+static int stat_path(mount_handle_t *mh, const char *path, proxyfs_stat_t *st)
 {
     json_t *res;
-    int rc = call(mh, method, params, PFS_RETRY_CREATES, true, &res);
+    int rc = call(mh, "get_stat_path", json_pack("{ss}", "path", path), NULL,
+                  false, &res);
 
-    if (rc == 0 && res != NULL) {
-        rc = result_inode(res, out);
-    } else if (rc == 0 && out != NULL) {
-        json_t *lr = NULL;
-
-        if (path != NULL)
-            rc = call(mh, "lookup_path", json_pack("{ss}", "path", path),
-                      PFS_RETRY_IDEMPOTENT, false, &lr);
-        else
-            rc = call(mh, "lookup", json_pack("{sIss}", "inode", (json_int_t)dir,
-                                              "name", name),
-                      PFS_RETRY_IDEMPOTENT, false, &lr);
-        if (rc == 0)
-            rc = result_inode(lr, out);
-        json_decref(lr);
-    }
+    if (rc == 0 && pfs_json_to_stat(json_object_get(res, "stat"), st) != 0)
+        rc = pfs_set_error(EIO, "malformed stat reply");
     json_decref(res);
     return rc;
-}
-
-int proxyfs_create(mount_handle_t *in_mount_handle, uint64_t in_inode_number,
-                   char *in_basename, mode_t in_mode, uint64_t *out_inode_number)
-{
-    proxyfs_stat_t st;
-    bool by_rule = false;
-    int rc;
-
-    PFS_API_ENTER();
-    CHECK_MH(in_mount_handle);
-    CHECK_ARG(in_basename != NULL && out_inode_number != NULL, "NULL pointer");
-    rc = bin_stat_call(in_mount_handle, PFS_BIN_OP_CREATE, in_inode_number,
-                       in_basename, (uint64_t)(in_mode & 07777),
-                       PFS_RETRY_CREATES, &st, &by_rule);
-    pfs_mount_changed(in_mount_handle);
-    /* Created by an attempt whose reply was lost: look the inode up. */
-    if (rc == 0 && by_rule)
-        rc = bin_stat_call(in_mount_handle, PFS_BIN_OP_LOOKUP, in_inode_number,
-                           in_basename, 0, PFS_RETRY_IDEMPOTENT, &st, NULL);
-    if (rc == 0)
-        *out_inode_number = st.ino;
-    PFS_API_RETURN(rc);
-}
-
-int proxyfs_create_path(mount_handle_t *in_mount_handle, char *in_fullpath,
-                        mode_t in_mode, uint64_t *out_inode_number)
-{
-    PFS_API_ENTER();
-    CHECK_MH(in_mount_handle);
-    CHECK_ARG(in_fullpath != NULL && out_inode_number != NULL, "NULL pointer");
-    PFS_API_RETURN(create_common(
-        in_mount_handle, "create_path",
-        json_pack("{sssI}", "path", in_fullpath, "mode",
-                  (json_int_t)(in_mode & 07777)),
-        0, NULL, in_fullpath, out_inode_number));
-}
-
-int proxyfs_mkdir(mount_handle_t *in_mount_handle, uint64_t in_inode_number,
-                  char *in_basename, mode_t in_mode, uint64_t *out_inode_number)
-{
-    PFS_API_ENTER();
-    CHECK_MH(in_mount_handle);
-    CHECK_ARG(in_basename != NULL, "NULL name");
-    PFS_API_RETURN(create_common(
-        in_mount_handle, "mkdir",
-        json_pack("{sIsssI}", "inode", (json_int_t)in_inode_number, "name",
-                  in_basename, "mode", (json_int_t)(in_mode & 07777)),
-        in_inode_number, in_basename, NULL, out_inode_number));
-}
-
-int proxyfs_mkdir_path(mount_handle_t *in_mount_handle, char *in_fullpath,
-                       mode_t in_mode)
-{
-    PFS_API_ENTER();
-    CHECK_MH(in_mount_handle);
-    CHECK_ARG(in_fullpath != NULL, "NULL path");
-    PFS_API_RETURN(create_common(
-        in_mount_handle, "mkdir_path",
-        json_pack("{sssI}", "path", in_fullpath, "mode",
-                  (json_int_t)(in_mode & 07777)),
-        0, NULL, in_fullpath, NULL));
-}
-
-int proxyfs_symlink(mount_handle_t *in_mount_handle, uint64_t in_inode_number,
-                    char *in_basename, char *in_target)
-{
-    PFS_API_ENTER();
-    CHECK_MH(in_mount_handle);
-    CHECK_ARG(in_basename != NULL && in_target != NULL, "NULL pointer");
-    PFS_API_RETURN(create_common(
-        in_mount_handle, "symlink",
-        json_pack("{sIssss}", "inode", (json_int_t)in_inode_number, "name",
-                  in_basename, "target", in_target),
-        in_inode_number, in_basename, NULL, NULL));
-}
-
-int proxyfs_symlink_path(mount_handle_t *in_mount_handle, char *in_fullpath,
-                         char *in_target_fullpath)
-{
-    PFS_API_ENTER();
-    CHECK_MH(in_mount_handle);
-    CHECK_ARG(in_fullpath != NULL && in_target_fullpath != NULL, "NULL pointer");
-    PFS_API_RETURN(create_common(
-        in_mount_handle, "symlink_path",
-        json_pack("{ssss}", "path", in_fullpath, "target", in_target_fullpath),
-        0, NULL, in_fullpath, NULL));
 }
 
 static int read_symlink_common(mount_handle_t *mh, const char *method,
@@ -235,7 +137,7 @@ static int read_symlink_common(mount_handle_t *mh, const char *method,
 {
     json_t *res;
     const char *t;
-    int rc = call(mh, method, params, PFS_RETRY_IDEMPOTENT, false, &res);
+    int rc = call(mh, method, params, NULL, false, &res);
 
     if (rc == 0) {
         t = json_string_value(json_object_get(res, "target"));
@@ -247,6 +149,239 @@ static int read_symlink_common(mount_handle_t *mh, const char *method,
     }
     json_decref(res);
     return rc;
+}
+
+/* ------------------------------------------------------ the retry rule */
+
+/* PROTOCOL.md, "Retries". A non-idempotent call whose attempt was lost in
+ * flight (uncertain: the server may have run it) and whose later attempt
+ * failed with the errno its own earlier success would cause -- EEXIST for
+ * create, mkdir, symlink, link and set_xattr with XATTR_CREATE, ENOENT for
+ * rename -- checks the server's state:
+ *   - it is what the call makes: success (rule_ok);
+ *   - something else is there, or nothing: that errno (rule_differs);
+ *   - the check itself fails: EIO, the outcome is unknown
+ *     (rule_check_failed).
+ * unlink and rmdir (ENOENT) and remove_xattr (ENODATA) need no check: the
+ * reply itself says that the entry is gone (removed_by_rule). */
+
+static int rule_ok(void)
+{
+    pfs_clear_error();
+    return 0;
+}
+
+static int rule_differs(const char *method, int orig, const char *what)
+{
+    return pfs_set_error(orig, "%s: retried after a lost reply: %s", method,
+                         what);
+}
+
+/* The check failed with check_rc: ENOENT, ENOTDIR and ENODATA are answers
+ * (nothing is there: orig); any other error leaves the outcome unknown. */
+static int rule_check_failed(const char *method, int orig, int check_rc)
+{
+    if (check_rc == ENOENT || check_rc == ENOTDIR || check_rc == ENODATA)
+        return rule_differs(method, orig, "it is not there any more");
+    return pfs_set_error(EIO, "%s: retried after a lost reply and got %s; "
+                         "its outcome is unknown: checking failed: %s",
+                         method, pfs_errno_name(orig), proxyfs_last_error());
+}
+
+/* A remove (unlink, rmdir, remove_xattr; gone = ENOENT or ENODATA). */
+static int removed_by_rule(int rc, bool uncertain, int gone)
+{
+    return rc == gone && uncertain ? rule_ok() : rc;
+}
+
+/* What a create, mkdir or symlink makes, and where. */
+typedef struct {
+    const char *method;
+    uint64_t type;       /* S_IFREG, S_IFDIR or S_IFLNK */
+    uint64_t perm;       /* permission bits (not checked for symlinks) */
+    const char *target;  /* symlink target, else NULL */
+    uint64_t dir;        /* inode form: directory and name */
+    const char *name;
+    const char *path;    /* path form (name NULL) */
+} pfs_newent_t;
+
+/* The rule for a create, mkdir or symlink that got EEXIST after an
+ * uncertain attempt: the entry must have the call's type, the mount's
+ * uid and gid, and the call's permission bits (create, mkdir) or target
+ * (symlink). On success *out (if not NULL) is its inode. */
+static int newent_rule(mount_handle_t *mh, const pfs_newent_t *e,
+                       uint64_t *out)
+{
+    proxyfs_stat_t st;
+    const char *t = NULL;
+    bool same;
+    int rc;
+
+    if (e->name != NULL)
+        rc = bin_stat_call(mh, PFS_BIN_OP_LOOKUP, e->dir, e->name, 0, &st,
+                           NULL);
+    else
+        rc = stat_path(mh, e->path, &st);
+    if (rc != 0)
+        return rule_check_failed(e->method, EEXIST, rc);
+    if ((st.mode & S_IFMT) != e->type)
+        return rule_differs(e->method, EEXIST, "an entry of another type is there");
+    if (st.uid != (uint64_t)mh->uid || st.gid != (uint64_t)mh->gid)
+        return rule_differs(e->method, EEXIST, "the entry has another owner");
+    if (e->type != S_IFLNK && (st.mode & 07777) != e->perm)
+        return rule_differs(e->method, EEXIST,
+                            "the entry has other permission bits");
+    if (e->target != NULL) {
+        rc = read_symlink_common(mh, "read_symlink",
+                                 json_pack("{sI}", "inode", (json_int_t)st.ino),
+                                 &t);
+        if (rc != 0)
+            return rule_check_failed(e->method, EEXIST, rc);
+        same = strcmp(t, e->target) == 0;
+        free((void *)t);
+        if (!same)
+            return rule_differs(e->method, EEXIST,
+                                "the symlink has another target");
+    }
+    if (out != NULL)
+        *out = st.ino;
+    return rule_ok();
+}
+
+/* The rule for a rename that got ENOENT after an uncertain attempt: the
+ * destination must exist (path, or name in dir). */
+static int renamed_rule(mount_handle_t *mh, const char *method, uint64_t dir,
+                        const char *name, const char *path)
+{
+    proxyfs_stat_t st;
+    uint64_t ino;
+    int rc = name != NULL ? bin_stat_call(mh, PFS_BIN_OP_LOOKUP, dir, name, 0,
+                                          &st, NULL)
+                          : lookup_path(mh, path, &ino);
+
+    return rc != 0 ? rule_check_failed(method, ENOENT, rc) : rule_ok();
+}
+
+/* ------------------------------------------------- create and friends */
+
+/* A create, mkdir or symlink over JSON-RPC: *out (if not NULL) gets the
+ * new inode. */
+static int create_common(mount_handle_t *mh, json_t *params,
+                         const pfs_newent_t *e, uint64_t *out)
+{
+    json_t *res;
+    bool uncertain;
+    int rc = call(mh, e->method, params, &uncertain, true, &res);
+
+    if (rc == 0)
+        rc = result_inode(res, out);
+    else if (rc == EEXIST && uncertain)
+        rc = newent_rule(mh, e, out);
+    json_decref(res);
+    return rc;
+}
+
+int proxyfs_create(mount_handle_t *in_mount_handle, uint64_t in_inode_number,
+                   char *in_basename, mode_t in_mode, uint64_t *out_inode_number)
+{
+    pfs_newent_t e = { .method = "create", .type = S_IFREG,
+                       .perm = in_mode & 07777, .dir = in_inode_number,
+                       .name = in_basename };
+    proxyfs_stat_t st;
+    bool uncertain = false;
+    int rc;
+
+    PFS_API_ENTER();
+    CHECK_MH(in_mount_handle);
+    CHECK_ARG(in_basename != NULL && out_inode_number != NULL, "NULL pointer");
+    rc = bin_stat_call(in_mount_handle, PFS_BIN_OP_CREATE, in_inode_number,
+                       in_basename, (uint64_t)(in_mode & 07777), &st,
+                       &uncertain);
+    pfs_mount_changed(in_mount_handle);
+    if (rc == 0)
+        *out_inode_number = st.ino;
+    else if (rc == EEXIST && uncertain)
+        rc = newent_rule(in_mount_handle, &e, out_inode_number);
+    PFS_API_RETURN(rc);
+}
+
+int proxyfs_create_path(mount_handle_t *in_mount_handle, char *in_fullpath,
+                        mode_t in_mode, uint64_t *out_inode_number)
+{
+    pfs_newent_t e = { .method = "create_path", .type = S_IFREG,
+                       .perm = in_mode & 07777, .path = in_fullpath };
+
+    PFS_API_ENTER();
+    CHECK_MH(in_mount_handle);
+    CHECK_ARG(in_fullpath != NULL && out_inode_number != NULL, "NULL pointer");
+    PFS_API_RETURN(create_common(
+        in_mount_handle,
+        json_pack("{sssI}", "path", in_fullpath, "mode", (json_int_t)e.perm),
+        &e, out_inode_number));
+}
+
+int proxyfs_mkdir(mount_handle_t *in_mount_handle, uint64_t in_inode_number,
+                  char *in_basename, mode_t in_mode, uint64_t *out_inode_number)
+{
+    pfs_newent_t e = { .method = "mkdir", .type = S_IFDIR,
+                       .perm = in_mode & 07777, .dir = in_inode_number,
+                       .name = in_basename };
+
+    PFS_API_ENTER();
+    CHECK_MH(in_mount_handle);
+    CHECK_ARG(in_basename != NULL, "NULL name");
+    PFS_API_RETURN(create_common(
+        in_mount_handle,
+        json_pack("{sIsssI}", "inode", (json_int_t)in_inode_number, "name",
+                  in_basename, "mode", (json_int_t)e.perm),
+        &e, out_inode_number));
+}
+
+int proxyfs_mkdir_path(mount_handle_t *in_mount_handle, char *in_fullpath,
+                       mode_t in_mode)
+{
+    pfs_newent_t e = { .method = "mkdir_path", .type = S_IFDIR,
+                       .perm = in_mode & 07777, .path = in_fullpath };
+
+    PFS_API_ENTER();
+    CHECK_MH(in_mount_handle);
+    CHECK_ARG(in_fullpath != NULL, "NULL path");
+    PFS_API_RETURN(create_common(
+        in_mount_handle,
+        json_pack("{sssI}", "path", in_fullpath, "mode", (json_int_t)e.perm),
+        &e, NULL));
+}
+
+int proxyfs_symlink(mount_handle_t *in_mount_handle, uint64_t in_inode_number,
+                    char *in_basename, char *in_target)
+{
+    pfs_newent_t e = { .method = "symlink", .type = S_IFLNK,
+                       .target = in_target, .dir = in_inode_number,
+                       .name = in_basename };
+
+    PFS_API_ENTER();
+    CHECK_MH(in_mount_handle);
+    CHECK_ARG(in_basename != NULL && in_target != NULL, "NULL pointer");
+    PFS_API_RETURN(create_common(
+        in_mount_handle,
+        json_pack("{sIssss}", "inode", (json_int_t)in_inode_number, "name",
+                  in_basename, "target", in_target),
+        &e, NULL));
+}
+
+int proxyfs_symlink_path(mount_handle_t *in_mount_handle, char *in_fullpath,
+                         char *in_target_fullpath)
+{
+    pfs_newent_t e = { .method = "symlink_path", .type = S_IFLNK,
+                       .target = in_target_fullpath, .path = in_fullpath };
+
+    PFS_API_ENTER();
+    CHECK_MH(in_mount_handle);
+    CHECK_ARG(in_fullpath != NULL && in_target_fullpath != NULL, "NULL pointer");
+    PFS_API_RETURN(create_common(
+        in_mount_handle,
+        json_pack("{ssss}", "path", in_fullpath, "target", in_target_fullpath),
+        &e, NULL));
 }
 
 int proxyfs_read_symlink(mount_handle_t *in_mount_handle,
@@ -274,33 +409,78 @@ int proxyfs_read_symlink_path(mount_handle_t *in_mount_handle,
 int proxyfs_link(mount_handle_t *in_mount_handle, uint64_t in_inode_number,
                  char *in_basename, uint64_t in_target_inode_number)
 {
+    proxyfs_stat_t st;
+    bool uncertain;
+    int rc;
+
     PFS_API_ENTER();
     CHECK_MH(in_mount_handle);
     CHECK_ARG(in_basename != NULL, "NULL name");
-    PFS_API_RETURN(call(in_mount_handle, "link",
-                        json_pack("{sIsssI}", "inode", (json_int_t)in_inode_number,
-                                  "name", in_basename, "target_inode",
-                                  (json_int_t)in_target_inode_number),
-                        PFS_RETRY_CREATES, true, NULL));
+    rc = call(in_mount_handle, "link",
+              json_pack("{sIsssI}", "inode", (json_int_t)in_inode_number,
+                        "name", in_basename, "target_inode",
+                        (json_int_t)in_target_inode_number),
+              &uncertain, true, NULL);
+    if (rc == EEXIST && uncertain) {
+        /* The rule: the name must be a link of the target inode. */
+        int c = bin_stat_call(in_mount_handle, PFS_BIN_OP_LOOKUP,
+                              in_inode_number, in_basename, 0, &st, NULL);
+
+        if (c != 0)
+            rc = rule_check_failed("link", EEXIST, c);
+        else if (st.ino != in_target_inode_number)
+            rc = rule_differs("link", EEXIST, "the name is another inode");
+        else
+            rc = rule_ok();
+    }
+    PFS_API_RETURN(rc);
 }
 
 int proxyfs_link_path(mount_handle_t *in_mount_handle, char *in_src_fullpath,
                       char *in_tgt_fullpath)
 {
+    uint64_t src, dst;
+    bool uncertain;
+    int rc;
+
     PFS_API_ENTER();
     CHECK_MH(in_mount_handle);
     CHECK_ARG(in_src_fullpath != NULL && in_tgt_fullpath != NULL, "NULL path");
-    PFS_API_RETURN(call(in_mount_handle, "link_path",
-                        json_pack("{ssss}", "src_path", in_src_fullpath,
-                                  "dst_path", in_tgt_fullpath),
-                        PFS_RETRY_CREATES, true, NULL));
+    rc = call(in_mount_handle, "link_path",
+              json_pack("{ssss}", "src_path", in_src_fullpath, "dst_path",
+                        in_tgt_fullpath),
+              &uncertain, true, NULL);
+    if (rc == EEXIST && uncertain) {
+        /* The rule: both paths must name the same inode. */
+        int c = lookup_path(in_mount_handle, in_src_fullpath, &src);
+
+        if (c == 0)
+            c = lookup_path(in_mount_handle, in_tgt_fullpath, &dst);
+        if (c != 0)
+            rc = rule_check_failed("link_path", EEXIST, c);
+        else if (src != dst)
+            rc = rule_differs("link_path", EEXIST, "the name is another inode");
+        else
+            rc = rule_ok();
+    }
+    PFS_API_RETURN(rc);
+}
+
+/* unlink, rmdir and remove_xattr (inode and path forms) over JSON-RPC. */
+static int removal(mount_handle_t *mh, const char *method, json_t *params,
+                   int gone)
+{
+    bool uncertain;
+    int rc = call(mh, method, params, &uncertain, true, NULL);
+
+    return removed_by_rule(rc, uncertain, gone);
 }
 
 int proxyfs_unlink(mount_handle_t *in_mount_handle, uint64_t in_inode_number,
                    char *in_basename)
 {
     pfs_bin_call_t bc = { .op = PFS_BIN_OP_UNLINK, .ino = in_inode_number,
-                          .name = in_basename, .retry = PFS_RETRY_REMOVES };
+                          .name = in_basename };
     int rc;
 
     PFS_API_ENTER();
@@ -309,7 +489,7 @@ int proxyfs_unlink(mount_handle_t *in_mount_handle, uint64_t in_inode_number,
     bc.namelen = strlen(in_basename);
     rc = pfs_bin_call(in_mount_handle, &bc);
     pfs_mount_changed(in_mount_handle);
-    PFS_API_RETURN(rc);
+    PFS_API_RETURN(removed_by_rule(rc, bc.uncertain, ENOENT));
 }
 
 int proxyfs_unlink_path(mount_handle_t *in_mount_handle, char *in_fullpath)
@@ -317,9 +497,8 @@ int proxyfs_unlink_path(mount_handle_t *in_mount_handle, char *in_fullpath)
     PFS_API_ENTER();
     CHECK_MH(in_mount_handle);
     CHECK_ARG(in_fullpath != NULL, "NULL path");
-    PFS_API_RETURN(call(in_mount_handle, "unlink_path",
-                        json_pack("{ss}", "path", in_fullpath),
-                        PFS_RETRY_REMOVES, true, NULL));
+    PFS_API_RETURN(removal(in_mount_handle, "unlink_path",
+                           json_pack("{ss}", "path", in_fullpath), ENOENT));
 }
 
 int proxyfs_rmdir(mount_handle_t *in_mount_handle, uint64_t in_inode_number,
@@ -328,10 +507,11 @@ int proxyfs_rmdir(mount_handle_t *in_mount_handle, uint64_t in_inode_number,
     PFS_API_ENTER();
     CHECK_MH(in_mount_handle);
     CHECK_ARG(in_basename != NULL, "NULL name");
-    PFS_API_RETURN(call(in_mount_handle, "rmdir",
-                        json_pack("{sIss}", "inode", (json_int_t)in_inode_number,
-                                  "name", in_basename),
-                        PFS_RETRY_REMOVES, true, NULL));
+    PFS_API_RETURN(removal(in_mount_handle, "rmdir",
+                           json_pack("{sIss}", "inode",
+                                     (json_int_t)in_inode_number, "name",
+                                     in_basename),
+                           ENOENT));
 }
 
 int proxyfs_rmdir_path(mount_handle_t *in_mount_handle, char *in_fullpath)
@@ -339,93 +519,91 @@ int proxyfs_rmdir_path(mount_handle_t *in_mount_handle, char *in_fullpath)
     PFS_API_ENTER();
     CHECK_MH(in_mount_handle);
     CHECK_ARG(in_fullpath != NULL, "NULL path");
-    PFS_API_RETURN(call(in_mount_handle, "rmdir_path",
-                        json_pack("{ss}", "path", in_fullpath),
-                        PFS_RETRY_REMOVES, true, NULL));
+    PFS_API_RETURN(removal(in_mount_handle, "rmdir_path",
+                           json_pack("{ss}", "path", in_fullpath), ENOENT));
 }
 
 int proxyfs_rename(mount_handle_t *in_mount_handle,
                    uint64_t in_src_dir_inode_number, char *in_src_basename,
                    uint64_t in_dst_dir_inode_number, char *in_dst_basename)
 {
+    bool uncertain;
+    int rc;
+
     PFS_API_ENTER();
     CHECK_MH(in_mount_handle);
     CHECK_ARG(in_src_basename != NULL && in_dst_basename != NULL, "NULL name");
-    PFS_API_RETURN(call(in_mount_handle, "rename",
-                        json_pack("{sIsssIss}", "src_inode",
-                                  (json_int_t)in_src_dir_inode_number, "src_name",
-                                  in_src_basename, "dst_inode",
-                                  (json_int_t)in_dst_dir_inode_number, "dst_name",
-                                  in_dst_basename),
-                        PFS_RETRY_REMOVES, true, NULL));
+    rc = call(in_mount_handle, "rename",
+              json_pack("{sIsssIss}", "src_inode",
+                        (json_int_t)in_src_dir_inode_number, "src_name",
+                        in_src_basename, "dst_inode",
+                        (json_int_t)in_dst_dir_inode_number, "dst_name",
+                        in_dst_basename),
+              &uncertain, true, NULL);
+    if (rc == ENOENT && uncertain)
+        rc = renamed_rule(in_mount_handle, "rename", in_dst_dir_inode_number,
+                          in_dst_basename, NULL);
+    PFS_API_RETURN(rc);
 }
 
 int proxyfs_rename_path(mount_handle_t *in_mount_handle, char *in_src_fullpath,
                         char *in_dst_fullpath)
 {
+    bool uncertain;
+    int rc;
+
     PFS_API_ENTER();
     CHECK_MH(in_mount_handle);
     CHECK_ARG(in_src_fullpath != NULL && in_dst_fullpath != NULL, "NULL path");
-    PFS_API_RETURN(call(in_mount_handle, "rename_path",
-                        json_pack("{ssss}", "src_path", in_src_fullpath,
-                                  "dst_path", in_dst_fullpath),
-                        PFS_RETRY_REMOVES, true, NULL));
+    rc = call(in_mount_handle, "rename_path",
+              json_pack("{ssss}", "src_path", in_src_fullpath, "dst_path",
+                        in_dst_fullpath),
+              &uncertain, true, NULL);
+    if (rc == ENOENT && uncertain)
+        rc = renamed_rule(in_mount_handle, "rename_path", 0, NULL,
+                          in_dst_fullpath);
+    PFS_API_RETURN(rc);
 }
 
 /* --------------------------------------------------------- attributes */
 
-static int stat_common(mount_handle_t *mh, const char *method, json_t *params,
-                       proxyfs_stat_t **out)
+/* A stat copied to a malloc()ed *out. */
+static int stat_out(int rc, const proxyfs_stat_t *st, proxyfs_stat_t **out)
 {
-    json_t *res;
-    proxyfs_stat_t *st;
-    int rc = call(mh, method, params, PFS_RETRY_IDEMPOTENT, false, &res);
+    proxyfs_stat_t *p;
 
-    if (rc == 0) {
-        st = malloc(sizeof(*st));
-        if (st == NULL) {
-            rc = pfs_set_error(ENOMEM, "out of memory");
-        } else if (pfs_json_to_stat(json_object_get(res, "stat"), st) != 0) {
-            free(st);
-            rc = pfs_set_error(EIO, "malformed stat reply");
-        } else {
-            *out = st;
-        }
-    }
-    json_decref(res);
-    return rc;
+    if (rc != 0)
+        return rc;
+    if ((p = malloc(sizeof(*p))) == NULL)
+        return pfs_set_error(ENOMEM, "out of memory");
+    *p = *st;
+    *out = p;
+    return 0;
 }
 
 int proxyfs_get_stat(mount_handle_t *in_mount_handle, uint64_t in_inode_number,
                      proxyfs_stat_t **out_stat)
 {
-    proxyfs_stat_t st, *out;
-    int rc;
+    proxyfs_stat_t st;
 
     PFS_API_ENTER();
     CHECK_MH(in_mount_handle);
     CHECK_ARG(out_stat != NULL, "NULL pointer");
-    rc = bin_stat_call(in_mount_handle, PFS_BIN_OP_GET_STAT, in_inode_number,
-                       NULL, 0, PFS_RETRY_IDEMPOTENT, &st, NULL);
-    if (rc == 0) {
-        if ((out = malloc(sizeof(*out))) == NULL) {
-            rc = pfs_set_error(ENOMEM, "out of memory");
-        } else {
-            *out = st;
-            *out_stat = out;
-        }
-    }
-    PFS_API_RETURN(rc);
+    PFS_API_RETURN(stat_out(bin_stat_call(in_mount_handle, PFS_BIN_OP_GET_STAT,
+                                          in_inode_number, NULL, 0, &st, NULL),
+                            &st, out_stat));
 }
 
 int proxyfs_get_stat_path(mount_handle_t *in_mount_handle, char *in_fullpath,
                           proxyfs_stat_t **out_stat)
 {
+    proxyfs_stat_t st;
+
     PFS_API_ENTER();
     CHECK_MH(in_mount_handle);
     CHECK_ARG(in_fullpath != NULL && out_stat != NULL, "NULL pointer");
-    PFS_API_RETURN(stat_common(in_mount_handle, "get_stat_path",
-                               json_pack("{ss}", "path", in_fullpath), out_stat));
+    PFS_API_RETURN(stat_out(stat_path(in_mount_handle, in_fullpath, &st), &st,
+                            out_stat));
 }
 
 int proxyfs_type(mount_handle_t *in_mount_handle, uint64_t in_inode_number,
@@ -440,7 +618,7 @@ int proxyfs_type(mount_handle_t *in_mount_handle, uint64_t in_inode_number,
     CHECK_ARG(out_file_type != NULL, "NULL pointer");
     rc = call(in_mount_handle, "type",
               json_pack("{sI}", "inode", (json_int_t)in_inode_number),
-              PFS_RETRY_IDEMPOTENT, false, &res);
+              NULL, false, &res);
     if (rc == 0) {
         if (pfs_json_get_u64(res, "type", &t) != 0)
             rc = pfs_set_error(EIO, "malformed type reply");
@@ -459,7 +637,7 @@ int proxyfs_chmod(mount_handle_t *in_mount_handle, uint64_t in_inode_number,
     PFS_API_RETURN(call(in_mount_handle, "chmod",
                         json_pack("{sIsI}", "inode", (json_int_t)in_inode_number,
                                   "mode", (json_int_t)(in_mode & 07777)),
-                        PFS_RETRY_IDEMPOTENT, true, NULL));
+                        NULL, true, NULL));
 }
 
 int proxyfs_chmod_path(mount_handle_t *in_mount_handle, char *in_fullpath,
@@ -471,7 +649,7 @@ int proxyfs_chmod_path(mount_handle_t *in_mount_handle, char *in_fullpath,
     PFS_API_RETURN(call(in_mount_handle, "chmod_path",
                         json_pack("{sssI}", "path", in_fullpath, "mode",
                                   (json_int_t)(in_mode & 07777)),
-                        PFS_RETRY_IDEMPOTENT, true, NULL));
+                        NULL, true, NULL));
 }
 
 static json_int_t id_or_minus1(uint32_t id)
@@ -488,7 +666,7 @@ int proxyfs_chown(mount_handle_t *in_mount_handle, uint64_t in_inode_number,
                         json_pack("{sIsIsI}", "inode", (json_int_t)in_inode_number,
                                   "uid", id_or_minus1(in_owner), "gid",
                                   id_or_minus1(in_group)),
-                        PFS_RETRY_IDEMPOTENT, true, NULL));
+                        NULL, true, NULL));
 }
 
 int proxyfs_chown_path(mount_handle_t *in_mount_handle, char *in_fullpath,
@@ -501,7 +679,7 @@ int proxyfs_chown_path(mount_handle_t *in_mount_handle, char *in_fullpath,
                         json_pack("{sssIsI}", "path", in_fullpath, "uid",
                                   id_or_minus1(in_owner), "gid",
                                   id_or_minus1(in_group)),
-                        PFS_RETRY_IDEMPOTENT, true, NULL));
+                        NULL, true, NULL));
 }
 
 int proxyfs_resize(mount_handle_t *in_mount_handle, uint64_t in_inode_number,
@@ -513,7 +691,7 @@ int proxyfs_resize(mount_handle_t *in_mount_handle, uint64_t in_inode_number,
     PFS_API_RETURN(call(in_mount_handle, "resize",
                         json_pack("{sIsI}", "inode", (json_int_t)in_inode_number,
                                   "size", (json_int_t)in_new_size),
-                        PFS_RETRY_IDEMPOTENT, true, NULL));
+                        NULL, true, NULL));
 }
 
 static json_t *ts_or_null(const proxyfs_timespec_t *ts)
@@ -536,7 +714,7 @@ int proxyfs_settime(mount_handle_t *in_mount_handle, uint64_t in_inode_number,
                         json_pack("{sIsoso}", "inode", (json_int_t)in_inode_number,
                                   "atime", ts_or_null(in_atim), "mtime",
                                   ts_or_null(in_mtim)),
-                        PFS_RETRY_IDEMPOTENT, true, NULL));
+                        NULL, true, NULL));
 }
 
 int proxyfs_settime_path(mount_handle_t *in_mount_handle, char *in_fullpath,
@@ -550,7 +728,7 @@ int proxyfs_settime_path(mount_handle_t *in_mount_handle, char *in_fullpath,
                         json_pack("{sssoso}", "path", in_fullpath, "atime",
                                   ts_or_null(in_atim), "mtime",
                                   ts_or_null(in_mtim)),
-                        PFS_RETRY_IDEMPOTENT, true, NULL));
+                        NULL, true, NULL));
 }
 
 #define SETATTR_ALL 0x7f
@@ -590,7 +768,7 @@ static int setattr_common(mount_handle_t *mh, const char *method, json_t *params
                           proxyfs_stat_t *out_stat)
 {
     json_t *res;
-    int rc = call(mh, method, params, PFS_RETRY_IDEMPOTENT, true, &res);
+    int rc = call(mh, method, params, NULL, true, &res);
 
     if (rc == 0 && out_stat != NULL &&
         pfs_json_to_stat(json_object_get(res, "stat"), out_stat) != 0)
@@ -653,8 +831,7 @@ int proxyfs_statvfs(mount_handle_t *in_mount_handle, struct statvfs **out_statvf
     PFS_API_ENTER();
     CHECK_MH(in_mount_handle);
     CHECK_ARG(out_statvfs != NULL, "NULL pointer");
-    rc = call(in_mount_handle, "statvfs", json_object(), PFS_RETRY_IDEMPOTENT,
-              false, &res);
+    rc = call(in_mount_handle, "statvfs", json_object(), NULL, false, &res);
     for (int i = 0; rc == 0 && i < 11; i++)
         if (pfs_json_get_u64(res, keys[i], &v[i]) != 0)
             rc = pfs_set_error(EIO, "malformed statvfs reply: %s", keys[i]);
@@ -685,10 +862,8 @@ int proxyfs_statvfs(mount_handle_t *in_mount_handle, struct statvfs **out_statvf
 
 int proxyfs_flush(mount_handle_t *in_mount_handle, uint64_t in_inode_number)
 {
+    pfs_bin_call_t bc = { .op = PFS_BIN_OP_FLUSH, .ino = in_inode_number };
     int rc;
-
-    pfs_bin_call_t bc = { .op = PFS_BIN_OP_FLUSH, .ino = in_inode_number,
-                          .retry = PFS_RETRY_IDEMPOTENT };
 
     PFS_API_ENTER();
     CHECK_MH(in_mount_handle);
@@ -775,7 +950,7 @@ static int get_xattr_common(mount_handle_t *mh, const char *method,
     json_t *res, *v;
     uint8_t *data = NULL;
     size_t n = 0;
-    int rc = call(mh, method, params, PFS_RETRY_IDEMPOTENT, false, &res);
+    int rc = call(mh, method, params, NULL, false, &res);
 
     if (rc == 0) {
         v = json_object_get(res, "value");
@@ -836,7 +1011,7 @@ static int list_xattr_common(mount_handle_t *mh, const char *method,
 {
     json_t *res, *names, *nm;
     size_t total = 0, i, off = 0;
-    int rc = call(mh, method, params, PFS_RETRY_IDEMPOTENT, false, &res);
+    int rc = call(mh, method, params, NULL, false, &res);
 
     if (rc == 0) {
         names = json_object_get(res, "names");
@@ -891,32 +1066,68 @@ int proxyfs_list_xattr_path(mount_handle_t *in_mount_handle,
                                      out_list, in_size, out_size));
 }
 
-static int set_xattr_common(mount_handle_t *mh, const char *method,
-                            json_t *params, const char *name, const void *value,
-                            size_t size, int flags)
+/* The rule for a set_xattr with XATTR_CREATE that got EEXIST after an
+ * uncertain attempt: the attribute must hold the call's value. gp is the
+ * get_xattr(_path) params (consumed). */
+static int xattr_created_rule(mount_handle_t *mh, const char *method,
+                              const char *get_method, json_t *gp,
+                              const void *value, size_t size)
 {
+    uint8_t *buf = malloc(size + 1);
+    size_t n = 0;
+    int rc;
+
+    if (buf == NULL) {
+        json_decref(gp);
+        return rule_check_failed(method, EEXIST,
+                                 pfs_set_error(ENOMEM, "out of memory"));
+    }
+    /* A buffer one byte larger than the value: a longer one is ERANGE. */
+    rc = get_xattr_common(mh, get_method, gp, buf, size + 1, &n);
+    if (rc == ERANGE || (rc == 0 && (n != size ||
+                                     (size > 0 && memcmp(buf, value, size) != 0))))
+        rc = rule_differs(method, EEXIST, "the attribute has another value");
+    else if (rc != 0)
+        rc = rule_check_failed(method, EEXIST, rc);
+    else
+        rc = rule_ok();
+    free(buf);
+    return rc;
+}
+
+static int set_xattr_common(mount_handle_t *mh, const char *method,
+                            const char *get_method, json_t *params,
+                            const char *name, const void *value, size_t size,
+                            int flags)
+{
+    json_t *gp = NULL;
+    bool uncertain;
     char *b64;
+    int rc;
 
     if (params == NULL)
-        return call(mh, method, NULL, 0, false, NULL);
+        return call(mh, method, NULL, NULL, false, NULL);
     b64 = pfs_b64_encode(value, size);
     if (b64 == NULL) {
         json_decref(params);
         return pfs_set_error(ENOMEM, "out of memory");
     }
     if (json_object_set_new(params, "name", json_string(name)) != 0 ||
+        ((flags & PROXYFS_XATTR_CREATE) && (gp = json_copy(params)) == NULL) ||
         json_object_set_new(params, "value", json_string(b64)) != 0 ||
         json_object_set_new(params, "flags", json_integer(flags)) != 0) {
         json_decref(params);
         params = NULL;
     }
     free(b64);
-    /* A retried XATTR_CREATE whose first attempt's outcome is unknown must
-     * not report its own EEXIST. */
-    return call(mh, method, params,
-                (flags & PROXYFS_XATTR_CREATE) ? PFS_RETRY_CREATES
-                                               : PFS_RETRY_IDEMPOTENT,
-                true, NULL);
+    rc = call(mh, method, params, &uncertain, true, NULL);
+    /* XATTR_REPLACE and no flags are idempotent: the same value again. */
+    if (rc == EEXIST && uncertain && gp != NULL) {
+        rc = xattr_created_rule(mh, method, get_method, gp, value, size);
+        gp = NULL;
+    }
+    json_decref(gp);
+    return rc;
 }
 
 int proxyfs_set_xattr(mount_handle_t *in_mount_handle, uint64_t in_inode_number,
@@ -930,7 +1141,7 @@ int proxyfs_set_xattr(mount_handle_t *in_mount_handle, uint64_t in_inode_number,
     CHECK_ARG((in_flags & ~(PROXYFS_XATTR_CREATE | PROXYFS_XATTR_REPLACE)) == 0,
               "xattr flags");
     PFS_API_RETURN(set_xattr_common(
-        in_mount_handle, "set_xattr",
+        in_mount_handle, "set_xattr", "get_xattr",
         json_pack("{sI}", "inode", (json_int_t)in_inode_number), in_name,
         in_value, in_size, in_flags));
 }
@@ -947,6 +1158,7 @@ int proxyfs_set_xattr_path(mount_handle_t *in_mount_handle,
     CHECK_ARG((in_flags & ~(PROXYFS_XATTR_CREATE | PROXYFS_XATTR_REPLACE)) == 0,
               "xattr flags");
     PFS_API_RETURN(set_xattr_common(in_mount_handle, "set_xattr_path",
+                                    "get_xattr_path",
                                     json_pack("{ss}", "path", in_fullpath),
                                     in_name, in_value, in_size, in_flags));
 }
@@ -957,10 +1169,11 @@ int proxyfs_remove_xattr(mount_handle_t *in_mount_handle,
     PFS_API_ENTER();
     CHECK_MH(in_mount_handle);
     CHECK_ARG(in_name != NULL, "NULL name");
-    PFS_API_RETURN(call(in_mount_handle, "remove_xattr",
-                        json_pack("{sIss}", "inode", (json_int_t)in_inode_number,
-                                  "name", in_name),
-                        PFS_RETRY_XREMOVES, true, NULL));
+    PFS_API_RETURN(removal(in_mount_handle, "remove_xattr",
+                           json_pack("{sIss}", "inode",
+                                     (json_int_t)in_inode_number, "name",
+                                     in_name),
+                           ENODATA));
 }
 
 int proxyfs_remove_xattr_path(mount_handle_t *in_mount_handle,
@@ -969,7 +1182,8 @@ int proxyfs_remove_xattr_path(mount_handle_t *in_mount_handle,
     PFS_API_ENTER();
     CHECK_MH(in_mount_handle);
     CHECK_ARG(in_fullpath != NULL && in_name != NULL, "NULL pointer");
-    PFS_API_RETURN(call(in_mount_handle, "remove_xattr_path",
-                        json_pack("{ssss}", "path", in_fullpath, "name", in_name),
-                        PFS_RETRY_XREMOVES, true, NULL));
+    PFS_API_RETURN(removal(in_mount_handle, "remove_xattr_path",
+                           json_pack("{ssss}", "path", in_fullpath, "name",
+                                     in_name),
+                           ENODATA));
 }

@@ -313,21 +313,18 @@ void pfs_pool_queue_retry(pfs_pool_t *p, pfs_async_t *a, uint64_t delay_ms);
 int pfs_json_call_once(const char *method, const json_t *params,
                        uint64_t deadline_ms, json_t **out_reply);
 
-/* Retry semantics of a call when an attempt's outcome was unknown. */
-enum {
-    PFS_RETRY_IDEMPOTENT = 0,
-    PFS_RETRY_CREATES = 1,   /* EEXIST after an unknown attempt = success */
-    PFS_RETRY_REMOVES = 2,   /* ENOENT after an unknown attempt = success */
-    PFS_RETRY_XREMOVES = 3,  /* ENODATA after an unknown attempt = success */
-};
-
 /* A full JSON-RPC call on a mount: adds mount_id (if mh) to params,
  * retries with back-off across reconnects, remounts after bad_mount.
  * params is borrowed (and gets "mount_id" set). On success returns 0 and,
  * if out_result is not NULL, *out_result (caller owns, json_decref) is the
- * result, or NULL when the call succeeded only by the retry rule. */
+ * result. An error reply's errno is returned as the server sent it.
+ * *out_uncertain (if not NULL) tells whether an attempt was lost in flight
+ * (sent, then the connection broke before its reply), so that the server
+ * may have run the call before the attempt that answered: a
+ * non-idempotent call then applies the retry rule of PROTOCOL.md,
+ * "Retries" (api.c). */
 int pfs_rpc(mount_handle_t *mh, const char *method, json_t *params,
-            int retry, json_t **out_result);
+            bool *out_uncertain, json_t **out_result);
 
 /* A synchronous binary read or write of at most max_io bytes. */
 int pfs_bin_io(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
@@ -339,9 +336,9 @@ int pfs_bin_io(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
 int pfs_bin_write_striped(mount_handle_t *mh, uint64_t ino, uint64_t off,
                           uint8_t *buf, size_t len, size_t *out_len);
 
-/* A binary metadata call (LOOKUP .. FLUSH) on a mount, with the retry
- * rules of pfs_rpc: reconnects, remount after bad_mount, and the retry
- * rule for EEXIST/ENOENT after an attempt lost in flight. */
+/* A binary metadata call (LOOKUP .. FLUSH) on a mount, with the retries
+ * of pfs_rpc: reconnects, remount after bad_mount; errnos are returned as
+ * the server sent them, with uncertain set as pfs_rpc's *out_uncertain. */
 typedef struct {
     uint16_t op;
     uint64_t ino;
@@ -349,14 +346,13 @@ typedef struct {
     uint32_t length;   /* header length field when there is no name */
     const char *name;  /* name payload (LOOKUP, CREATE, UNLINK) or NULL */
     size_t namelen;
-    int retry;         /* PFS_RETRY_IDEMPOTENT, _CREATES or _REMOVES */
     uint8_t *rbuf;     /* reply payload destination, rcap bytes */
     size_t rcap;
     bool ralloc;       /* a larger reply is malloc()ed */
     /* results */
     uint8_t *reply;    /* the payload: rbuf, or malloc()ed (free if != rbuf) */
     size_t rlen;       /* its length */
-    bool by_rule;      /* succeeded by the retry rule: no reply payload */
+    bool uncertain;    /* an attempt was lost in flight (see pfs_rpc) */
 } pfs_bin_call_t;
 
 /* Returns 0 or a positive errno (recorded). A name longer than

@@ -103,7 +103,7 @@ int pfs_remount(mount_handle_t *mh, uint64_t old_id, uint64_t deadline_ms)
         if (params == NULL) {
             rc = pfs_set_error(ENOMEM, "out of memory");
         } else {
-            rc = pfs_rpc(NULL, "mount", params, PFS_RETRY_IDEMPOTENT, &res);
+            rc = pfs_rpc(NULL, "mount", params, NULL, &res);
             json_decref(params);
             if (rc == 0)
                 rc = mount_result(mh, res);
@@ -223,7 +223,7 @@ int proxyfs_unmount(mount_handle_t *in_mount_handle)
     pthread_mutex_unlock(&mh->lock);
 
     params = json_object();
-    rc = params ? pfs_rpc(mh, "unmount", params, PFS_RETRY_IDEMPOTENT, NULL)
+    rc = params ? pfs_rpc(mh, "unmount", params, NULL, NULL)
                 : pfs_set_error(ENOMEM, "out of memory");
     json_decref(params);
 

@@ -403,15 +403,18 @@ static bool backoff(uint64_t *delay, uint64_t deadline_ms)
 }
 
 int pfs_rpc(mount_handle_t *mh, const char *method, json_t *params,
-            int retry, json_t **out_result)
+            bool *out_uncertain, json_t **out_result)
 {
     uint64_t deadline = pfs_now_ms() + pfs_config_timeout_ms();
     uint64_t delay = 10;
     unsigned lost = 0;
-    bool unknown = false;
+    bool uncertain = false; /* when the caller does not ask */
 
     if (out_result != NULL)
         *out_result = NULL;
+    if (out_uncertain == NULL)
+        out_uncertain = &uncertain;
+    *out_uncertain = false;
     for (;;) {
         uint64_t mid = 0;
         json_t *reply = NULL, *res;
@@ -447,11 +450,9 @@ int pfs_rpc(mount_handle_t *mh, const char *method, json_t *params,
                     return pfs_set_error(ETIMEDOUT, "%s: server busy", method);
                 continue;
             }
-            if (unknown &&
-                ((retry == PFS_RETRY_CREATES && e == EEXIST) ||
-                 (retry == PFS_RETRY_REMOVES && e == ENOENT) ||
-                 (retry == PFS_RETRY_XREMOVES && e == ENODATA)))
-                return 0; /* our own earlier attempt did it */
+            /* Reported as the server sent it; after an attempt lost in
+             * flight (*out_uncertain) the caller applies the retry rule
+             * of PROTOCOL.md, "Retries". */
             return e;
         }
         if (rc == ETIMEDOUT)
@@ -459,7 +460,7 @@ int pfs_rpc(mount_handle_t *mh, const char *method, json_t *params,
         if (rc == ENOMEM)
             return rc;
         if (rc == PFS_LOST) {
-            unknown = true;
+            *out_uncertain = true;
             if (++lost >= PFS_MAX_LOST)
                 return pfs_set_error(EIO, "%s: connection lost %u times",
                                      method, lost);
@@ -660,12 +661,11 @@ int pfs_bin_call(mount_handle_t *mh, pfs_bin_call_t *bc)
     uint64_t deadline = pfs_now_ms() + pfs_config_timeout_ms();
     uint64_t delay = 10;
     unsigned lost = 0;
-    bool unknown = false;
     pfs_pool_t *p;
 
     bc->reply = NULL;
     bc->rlen = 0;
-    bc->by_rule = false;
+    bc->uncertain = false;
     if (bc->name != NULL && bc->namelen > PFS_BIN_MAX_NAME)
         return bin_error(bc, ENAMETOOLONG, "name too long");
     for (;;) {
@@ -716,18 +716,13 @@ int pfs_bin_call(mount_handle_t *mh, pfs_bin_call_t *bc)
                     return bin_error(bc, ETIMEDOUT, "server busy");
                 continue;
             }
-            if (unknown &&
-                ((bc->retry == PFS_RETRY_CREATES && e == EEXIST) ||
-                 (bc->retry == PFS_RETRY_REMOVES && e == ENOENT))) {
-                bc->by_rule = true; /* our own earlier attempt did it */
-                return 0;
-            }
+            /* As the server sent it; see pfs_rpc. */
             return bin_error(bc, e, "");
         }
         if (rc == ETIMEDOUT)
             return bin_error(bc, ETIMEDOUT, "no reply in time");
         if (rc == PFS_LOST) {
-            unknown = true;
+            bc->uncertain = true;
             if (++lost >= PFS_MAX_LOST)
                 return pfs_set_error(EIO, "%s: connection lost %u times",
                                      bin_op_name(bc->op), lost);

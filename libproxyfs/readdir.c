@@ -37,7 +37,7 @@ static int fetch_batch(mount_handle_t *mh, uint64_t dir, int64_t prev,
 {
     pfs_bin_call_t bc = { .op = PFS_BIN_OP_READDIR_PLUS, .ino = dir,
                           .off = (uint64_t)prev, .length = PFS_READDIR_BATCH,
-                          .retry = PFS_RETRY_IDEMPOTENT, .ralloc = true };
+                          .ralloc = true };
     const uint8_t *p;
     int rc;
 

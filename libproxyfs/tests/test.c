@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -1281,7 +1282,11 @@ static void test_fork(void)
 
 /* A TCP proxy between the library and proxyfsd that can drop the next
  * replies: the daemon has done the work, the client never hears of it and
- * must retry. This checks the retry rules for non-idempotent calls. */
+ * must retry. This checks the retry rules for non-idempotent calls. A hook
+ * runs when a reply is dropped, before the connection is closed (so before
+ * the library can retry): another client acting in between. kill breaks
+ * every connection that carries a request containing that string, so that
+ * such requests are lost in flight again and again. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -1291,6 +1296,8 @@ static struct {
     int lfd, port;
     volatile int stop;
     int drop; /* replies still to drop (atomic) */
+    void (*hook)(void); /* run (once) at the next drop */
+    const char *kill;   /* requests to lose, or NULL */
     int pairs[32][2];
     int npairs;
     pthread_t th;
@@ -1370,6 +1377,7 @@ static void *px_main(void *arg)
         }
         for (int k = 1; k < n; k++) {
             int i = map[k][0], side = map[k][1];
+            const char *kill;
             ssize_t r;
 
             if (!(pf[k].revents & (POLLIN | POLLHUP | POLLERR)) || px.pairs[i][0] < 0)
@@ -1380,8 +1388,18 @@ static void *px_main(void *arg)
                 continue;
             }
             if (side == 1 && __atomic_load_n(&px.drop, __ATOMIC_SEQ_CST) > 0) {
+                void (*hook)(void) = __atomic_exchange_n(&px.hook, NULL,
+                                                         __ATOMIC_SEQ_CST);
+
                 __atomic_fetch_sub(&px.drop, 1, __ATOMIC_SEQ_CST);
+                if (hook != NULL)
+                    hook();
                 px_close(i); /* the reply is lost with the connection */
+                continue;
+            }
+            if (side == 0 && (kill = __atomic_load_n(&px.kill, __ATOMIC_SEQ_CST)) != NULL &&
+                memmem(buf, (size_t)r, kill, strlen(kill)) != NULL) {
+                px_close(i); /* the request is lost with the connection */
                 continue;
             }
             if (write(px.pairs[i][1 - side], buf, (size_t)r) != r)
@@ -1532,6 +1550,287 @@ static void test_lost_reply(void)
     CHECK_RC(proxyfs_set_server(daemon_.addr), 0);
 }
 
+/* Other clients of the daemon: their own JSON-RPC connection straight to
+ * proxyfsd, not through the proxy, with two mounts, one as the tests' user
+ * (uid and gid 1000, say another process of the same user) and one as
+ * another user (2000). The proxy's hooks use them while the library waits
+ * for a reply that is lost. */
+static struct {
+    int fd;
+    uint64_t mount_id; /* the mount oc_call uses */
+    uint64_t same, other;
+    unsigned id;
+} oc = { -1, 0, 0, 0, 0 };
+
+/* Sends method with the params members pfmt (without braces; the current
+ * mount_id is added, if any) and returns the reply's errno, 0 for a result.
+ * A mount's id goes to *mid. */
+static int oc_call(uint64_t *mid, const char *method, const char *pfmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int oc_call(uint64_t *mid, const char *method, const char *pfmt, ...)
+{
+    char params[512], body[1024], msg[1200], rbuf[4096];
+    size_t have = 0, need = 0;
+    const char *p;
+    va_list ap;
+    int n;
+
+    va_start(ap, pfmt);
+    vsnprintf(params, sizeof(params), pfmt, ap);
+    va_end(ap);
+    n = snprintf(body, sizeof(body),
+                 "{\"jsonrpc\":\"2.0\",\"id\":%u,\"method\":\"%s\","
+                 "\"params\":{",
+                 ++oc.id, method);
+    if (oc.mount_id != 0)
+        n += snprintf(body + n, sizeof(body) - (size_t)n, "\"mount_id\":%llu%s",
+                      (unsigned long long)oc.mount_id, params[0] ? "," : "");
+    n += snprintf(body + n, sizeof(body) - (size_t)n, "%s}}", params);
+    n = snprintf(msg, sizeof(msg), "Content-Length: %d\r\n\r\n%s", n, body);
+    if (write(oc.fd, msg, (size_t)n) != n)
+        return EIO;
+    for (;;) {
+        ssize_t r;
+        char *e;
+
+        if (need == 0 && (e = memmem(rbuf, have, "\r\n\r\n", 4)) != NULL) {
+            p = memmem(rbuf, have, "Content-Length:", 15);
+            if (p == NULL)
+                return EIO;
+            need = (size_t)(e - rbuf) + 4 + strtoul(p + 15, NULL, 10);
+            if (need >= sizeof(rbuf))
+                return EIO;
+        }
+        if (need != 0 && have >= need)
+            break;
+        r = read(oc.fd, rbuf + have, sizeof(rbuf) - 1 - have);
+        if (r <= 0)
+            return EIO;
+        have += (size_t)r;
+    }
+    rbuf[need] = '\0';
+    if ((p = strstr(rbuf, "\"errno\":")) != NULL)
+        return atoi(p + 8);
+    if (mid != NULL && (p = strstr(rbuf, "\"mount_id\":")) != NULL)
+        *mid = strtoull(p + 11, NULL, 10);
+    return 0;
+}
+
+static int oc_open(void)
+{
+    oc.fd = px_connect_daemon();
+    oc.mount_id = oc.same = oc.other = 0;
+    if (oc.fd < 0)
+        return -1;
+    oc_call(&oc.same, "mount", "\"volume\":\"default\",\"uid\":1000,\"gid\":1000");
+    oc_call(&oc.other, "mount", "\"volume\":\"default\",\"uid\":2000,\"gid\":2000");
+    return oc.same != 0 && oc.other != 0 ? 0 : -1;
+}
+
+static void oc_close(void)
+{
+    if (oc.fd >= 0) {
+        if ((oc.mount_id = oc.same) != 0)
+            oc_call(NULL, "unmount", "%s", "");
+        if ((oc.mount_id = oc.other) != 0)
+            oc_call(NULL, "unmount", "%s", "");
+        close(oc.fd);
+    }
+    oc.fd = -1;
+}
+
+/* The other clients' steps, each run by the proxy after the daemon ran the
+ * library's call and before the library can retry it. */
+static int oc_rc; /* their errors, all expected 0 */
+
+static void oc_file_to_dir(void) /* "a": a directory instead */
+{
+    oc.mount_id = oc.same;
+    oc_rc |= oc_call(NULL, "unlink_path", "\"path\":\"/other/a\"");
+    oc_rc |= oc_call(NULL, "mkdir_path", "\"path\":\"/other/a\",\"mode\":420");
+}
+
+static void oc_owner(void) /* "b": another user's file, same mode */
+{
+    oc.mount_id = oc.other;
+    oc_rc |= oc_call(NULL, "unlink_path", "\"path\":\"/other/b\"");
+    oc_rc |= oc_call(NULL, "create_path", "\"path\":\"/other/b\",\"mode\":420");
+}
+
+static void oc_perm(void) /* "b2": a file of another mode */
+{
+    oc.mount_id = oc.same;
+    oc_rc |= oc_call(NULL, "unlink_path", "\"path\":\"/other/b2\"");
+    oc_rc |= oc_call(NULL, "create_path", "\"path\":\"/other/b2\",\"mode\":384");
+}
+
+static void oc_dir_to_file(void) /* "c": a file instead */
+{
+    oc.mount_id = oc.same;
+    oc_rc |= oc_call(NULL, "rmdir_path", "\"path\":\"/other/c\"");
+    oc_rc |= oc_call(NULL, "create_path", "\"path\":\"/other/c\",\"mode\":493");
+}
+
+static void oc_dir_owner(void) /* "d": another user's directory */
+{
+    oc.mount_id = oc.other;
+    oc_rc |= oc_call(NULL, "rmdir_path", "\"path\":\"/other/d\"");
+    oc_rc |= oc_call(NULL, "mkdir_path", "\"path\":\"/other/d\",\"mode\":493");
+}
+
+static void oc_retarget(void) /* "s": a symlink to elsewhere */
+{
+    oc.mount_id = oc.same;
+    oc_rc |= oc_call(NULL, "unlink_path", "\"path\":\"/other/s\"");
+    oc_rc |= oc_call(NULL, "symlink_path",
+                     "\"path\":\"/other/s\",\"target\":\"elsewhere\"");
+}
+
+static void oc_relink(void) /* "l": another file */
+{
+    oc.mount_id = oc.same;
+    oc_rc |= oc_call(NULL, "unlink_path", "\"path\":\"/other/l\"");
+    oc_rc |= oc_call(NULL, "create_path", "\"path\":\"/other/l\",\"mode\":420");
+}
+
+static void oc_xattr(void) /* user.x of "f": another value */
+{
+    oc.mount_id = oc.same;
+    oc_rc |= oc_call(NULL, "set_xattr_path",
+                     "\"path\":\"/other/f\",\"name\":\"user.x\",\"value\":\"b3RoZXI=\"");
+}
+
+static void oc_unlink_dst(void) /* "r2" is removed */
+{
+    oc.mount_id = oc.same;
+    oc_rc |= oc_call(NULL, "unlink_path", "\"path\":\"/other/r2\"");
+}
+
+static void oc_mkdir_u(void) /* "u": a directory */
+{
+    oc.mount_id = oc.same;
+    oc_rc |= oc_call(NULL, "mkdir_path", "\"path\":\"/other/u\",\"mode\":493");
+}
+
+static void oc_lose_checks(void) /* the checks are lost in flight */
+{
+    __atomic_store_n(&px.kill, "\"get_stat_path\"", __ATOMIC_SEQ_CST);
+}
+
+/* Drops the next reply after the daemon executed the call, with hook run
+ * before the library can retry. */
+static void drop_next_reply_with(void (*hook)(void))
+{
+    __atomic_store_n(&px.hook, hook, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&px.drop, 1, __ATOMIC_SEQ_CST);
+}
+
+/* PROTOCOL.md, "Retries": a non-idempotent call executed by the daemon
+ * whose reply was lost is retried; the retry's EEXIST/ENOENT is success
+ * only when the server's state is what the call made, its errno when
+ * another client made something else in between, and EIO when the check
+ * cannot be made. */
+static void test_uncertain_check(void)
+{
+    mount_handle_t *mh;
+    char addr[64], val[16];
+    uint64_t d, x = 0, ino = 0, f;
+    proxyfs_stat_t *st = NULL;
+    const char *t = NULL;
+    size_t n;
+
+    if (px_start(addr, sizeof(addr)) != 0) {
+        CHECK(0);
+        return;
+    }
+    CHECK_RC(proxyfs_set_server(addr), 0);
+    mh = do_mount();
+    if (mh == NULL || oc_open() != 0) {
+        CHECK(0);
+        if (mh != NULL)
+            proxyfs_unmount(mh);
+        oc_close();
+        px_stop();
+        proxyfs_set_server(daemon_.addr);
+        return;
+    }
+    d = fresh_dir(mh, "other");
+    oc_rc = 0;
+
+    /* The state is what the call made: success, with the inode made. */
+    drop_next_reply();
+    CHECK_RC(proxyfs_create(mh, d, "ok", 0640, &x), 0);
+    CHECK_RC(proxyfs_lookup(mh, d, "ok", &ino), 0);
+    CHECK(x == ino && x != 0);
+    drop_next_reply();
+    CHECK_RC(proxyfs_symlink_path(mh, "/other/okl", "ok"), 0);
+    drop_next_reply();
+    CHECK_RC(proxyfs_rename_path(mh, "/other/okl", "/other/okl2"), 0);
+
+    /* create: another client replaced the file by a directory. */
+    drop_next_reply_with(oc_file_to_dir);
+    x = 0;
+    CHECK_RC(proxyfs_create(mh, d, "a", 0644, &x), EEXIST);
+    CHECK(x == 0);
+    CHECK_RC(proxyfs_get_stat_path(mh, "/other/a", &st), 0);
+    CHECK(st != NULL && (st->mode & S_IFMT) == S_IFDIR);
+    free(st);
+    st = NULL;
+    /* create_path: another user's file of the same mode. */
+    drop_next_reply_with(oc_owner);
+    CHECK_RC(proxyfs_create_path(mh, "/other/b", 0644, &x), EEXIST);
+    /* create_path: a file of other permission bits. */
+    drop_next_reply_with(oc_perm);
+    CHECK_RC(proxyfs_create_path(mh, "/other/b2", 0644, &x), EEXIST);
+    /* mkdir: a file. */
+    drop_next_reply_with(oc_dir_to_file);
+    CHECK_RC(proxyfs_mkdir(mh, d, "c", 0755, &x), EEXIST);
+    /* mkdir_path: another user's directory of the same mode. */
+    drop_next_reply_with(oc_dir_owner);
+    CHECK_RC(proxyfs_mkdir_path(mh, "/other/d", 0755), EEXIST);
+    /* symlink: the same name points elsewhere. */
+    drop_next_reply_with(oc_retarget);
+    CHECK_RC(proxyfs_symlink(mh, d, "s", "ok"), EEXIST);
+    CHECK_RC(proxyfs_read_symlink_path(mh, "/other/s", &t), 0);
+    CHECK(t != NULL && strcmp(t, "elsewhere") == 0);
+    free((void *)t);
+    /* link: the name is another file. */
+    CHECK_RC(proxyfs_create(mh, d, "f", 0644, &f), 0);
+    drop_next_reply_with(oc_relink);
+    CHECK_RC(proxyfs_link(mh, d, "l", f), EEXIST);
+    CHECK_RC(proxyfs_lookup(mh, d, "l", &ino), 0);
+    CHECK(ino != f);
+    /* set_xattr XATTR_CREATE: the attribute has another value. */
+    drop_next_reply_with(oc_xattr);
+    CHECK_RC(proxyfs_set_xattr(mh, f, "user.x", "mine", 4, PROXYFS_XATTR_CREATE),
+             EEXIST);
+    CHECK_RC(proxyfs_get_xattr(mh, f, "user.x", val, sizeof(val), &n), 0);
+    CHECK(n == 5 && memcmp(val, "other", 5) == 0);
+    /* rename: the destination was removed. */
+    CHECK_RC(proxyfs_create(mh, d, "r1", 0644, &x), 0);
+    drop_next_reply_with(oc_unlink_dst);
+    CHECK_RC(proxyfs_rename(mh, d, "r1", d, "r2"), ENOENT);
+    /* unlink: a directory of another client is not removed. */
+    CHECK_RC(proxyfs_create(mh, d, "u", 0644, &x), 0);
+    drop_next_reply_with(oc_mkdir_u);
+    CHECK_RC(proxyfs_unlink(mh, d, "u"), EISDIR);
+    CHECK_RC(proxyfs_get_stat_path(mh, "/other/u", &st), 0);
+    CHECK(st != NULL && (st->mode & S_IFMT) == S_IFDIR);
+    free(st);
+    st = NULL;
+    /* The check cannot be made (its requests are lost): EIO. */
+    drop_next_reply_with(oc_lose_checks);
+    CHECK_RC(proxyfs_create_path(mh, "/other/e", 0644, &x), EIO);
+    __atomic_store_n(&px.kill, NULL, __ATOMIC_SEQ_CST);
+    CHECK_RC(proxyfs_lookup_path(mh, "/other/e", &ino), 0);
+    CHECK(oc_rc == 0);
+
+    CHECK_RC(proxyfs_unmount(mh), 0);
+    oc_close();
+    px_stop();
+    CHECK_RC(proxyfs_set_server(daemon_.addr), 0);
+}
+
 /* ------------------------------------------------------------------ main */
 
 static const struct {
@@ -1557,6 +1856,7 @@ static const struct {
     { "kill_async", test_kill_async },
     { "fork", test_fork },
     { "lost_reply", test_lost_reply },
+    { "uncertain_check", test_uncertain_check },
 };
 
 int main(int argc, char **argv)

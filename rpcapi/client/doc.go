@@ -48,27 +48,34 @@
 // go to the connections that work.
 //
 // Reads, writes (same offset, same data), lookups, stats, chmod, chown,
-// resize, settime, setattr, set_xattr without flags and readdir are
-// idempotent and are simply retried. A call that changes the namespace may
-// have been executed by the server before the connection broke without its
-// reply arriving; such an attempt's outcome is unknown ("uncertain"). If
-// the retry of an uncertain call then fails only because the first attempt
-// succeeded, the client reports success:
+// resize, settime, setattr, set_xattr without flags or with
+// wire.XattrReplace and readdir are idempotent and are simply retried. A
+// call that changes the namespace may have been executed by the server
+// before the connection broke without its reply arriving; such an
+// attempt's outcome is unknown ("uncertain"). If a retry of an uncertain
+// call then fails with the errno that its own earlier success would cause,
+// the client checks the server's state, following the rule of PROTOCOL.md,
+// section 3 "Retries", which libproxyfs follows too:
 //
-//   - Create, Mkdir, Symlink (and path forms) failing with EEXIST succeed if
-//     the existing entry has the type the call creates (and, for a
-//     symlink, the same target); they return the existing entry's Stat.
-//   - Link and LinkPath failing with EEXIST succeed if the existing entry is
-//     the link's target inode.
-//   - Unlink, Rmdir (and path forms) failing with ENOENT succeed.
+//   - Create, Mkdir (and path forms) failing with EEXIST succeed if the
+//     existing entry has the type the call creates, the Mount's UID and
+//     GID and the call's permission bits; Symlink (and SymlinkPath) if it
+//     is a symlink with the Mount's UID and GID and the same target. They
+//     return the existing entry's Stat.
+//   - Link failing with EEXIST succeeds if the existing entry is the
+//     link's target inode; LinkPath if both paths name the same inode.
 //   - Rename and RenamePath failing with ENOENT succeed if the destination
 //     exists.
 //   - SetXattr with wire.XattrCreate failing with EEXIST succeeds if the
-//     attribute holds the value being set; RemoveXattr failing with ENODATA
-//     succeeds.
+//     attribute holds the value being set.
+//   - Unlink, Rmdir (and path forms) failing with ENOENT, and RemoveXattr
+//     failing with ENODATA, succeed: the reply says that it is gone.
 //
-// This cannot tell the call's own earlier attempt from another client
-// doing the same thing at the same moment; it is the usual NFS-style
-// trade-off. The rule applies only after an uncertain attempt: without a
-// broken connection, every errno is reported as the server sent it.
+// When the check finds something else, or nothing (ENOENT, ENOTDIR,
+// ENODATA), the retry's errno is returned; when the check itself fails
+// otherwise, EIO (the outcome is unknown). The check cannot tell the
+// call's own earlier attempt from another client doing the same thing at
+// the same moment; it is the usual NFS-style trade-off. The rule applies
+// only after an uncertain attempt: without a broken connection, every
+// errno is reported as the server sent it.
 package client

@@ -29,9 +29,10 @@ type fakeServer struct {
 
 	mu       sync.Mutex
 	conns    map[net.Conn]bool
-	mounts   map[uint64]bool
+	mounts   map[uint64]wire.MountParams
 	nextID   uint64
-	names    map[string]uint64 // path -> inode
+	names    map[string]uint64    // path -> inode
+	owners   map[uint64][2]uint32 // inode -> uid, gid of the mount that made it
 	data     map[uint64][]byte
 	nextIno  uint64
 	dropOnce map[string]bool // method: execute, then drop the connection without replying
@@ -45,8 +46,8 @@ func newFakeServer(t *testing.T) *fakeServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &fakeServer{t: t, ln: ln, conns: map[net.Conn]bool{}, mounts: map[uint64]bool{}, nextID: 1000,
-		names: map[string]uint64{}, data: map[uint64][]byte{}, nextIno: 2,
+	s := &fakeServer{t: t, ln: ln, conns: map[net.Conn]bool{}, mounts: map[uint64]wire.MountParams{}, nextID: 1000,
+		names: map[string]uint64{}, owners: map[uint64][2]uint32{}, data: map[uint64][]byte{}, nextIno: 2,
 		dropOnce: map[string]bool{}, stall: map[string]bool{}, calls: map[string]int{}}
 	s.serve(ln)
 	t.Cleanup(s.stop)
@@ -97,7 +98,7 @@ func (s *fakeServer) restart() {
 	for nc := range s.conns {
 		nc.Close()
 	}
-	s.mounts = map[uint64]bool{}
+	s.mounts = map[uint64]wire.MountParams{}
 }
 
 type prefixConn struct {
@@ -141,6 +142,8 @@ func (s *fakeServer) handleJSON(ctx context.Context, conn *jsonrpc2.Conn, req *j
 		MountID uint64 `json:"mount_id"`
 		Path    string `json:"path"`
 		Volume  string `json:"volume"`
+		UID     uint32 `json:"uid"`
+		GID     uint32 `json:"gid"`
 	}
 	if req.Params != nil {
 		_ = json.Unmarshal(*req.Params, &p)
@@ -157,7 +160,8 @@ func (s *fakeServer) handleJSON(ctx context.Context, conn *jsonrpc2.Conn, req *j
 	delete(s.dropOnce, req.Method)
 	var res any
 	var err error
-	if req.Method != wire.MethodPing && req.Method != wire.MethodMount && !s.mounts[p.MountID] {
+	mnt, mounted := s.mounts[p.MountID]
+	if req.Method != wire.MethodPing && req.Method != wire.MethodMount && !mounted {
 		err = rpcErr(syscall.EINVAL, wire.ReasonBadMount)
 	} else {
 		switch req.Method {
@@ -165,7 +169,7 @@ func (s *fakeServer) handleJSON(ctx context.Context, conn *jsonrpc2.Conn, req *j
 			res = wire.PingResult{Version: 1, Server: "fake"}
 		case wire.MethodMount:
 			s.nextID++
-			s.mounts[s.nextID] = true
+			s.mounts[s.nextID] = wire.MountParams{Volume: p.Volume, UID: p.UID, GID: p.GID}
 			res = wire.MountResult{MountID: s.nextID, RootInode: 1, MaxIOSize: 1024, MaxInflight: 256}
 		case wire.MethodUnmount:
 			delete(s.mounts, p.MountID)
@@ -177,14 +181,17 @@ func (s *fakeServer) handleJSON(ctx context.Context, conn *jsonrpc2.Conn, req *j
 			}
 			s.nextIno++
 			s.names[path] = s.nextIno
-			res = wire.NewInodeResult{Inode: s.nextIno, Stat: wire.Stat{Ino: s.nextIno, Mode: syscall.S_IFREG | 0o644, Nlink: 1}}
+			s.owners[s.nextIno] = [2]uint32{mnt.UID, mnt.GID}
+			res = wire.NewInodeResult{Inode: s.nextIno, Stat: wire.Stat{Ino: s.nextIno, Mode: syscall.S_IFREG | 0o644, Nlink: 1,
+				UID: mnt.UID, GID: mnt.GID}}
 		case wire.MethodGetStatPath:
 			ino, ok := s.names[path]
 			if !ok {
 				err = rpcErr(syscall.ENOENT, "")
 				break
 			}
-			res = wire.StatResult{Stat: wire.Stat{Ino: ino, Mode: syscall.S_IFREG | 0o644, Nlink: 1, Size: uint64(len(s.data[ino]))}}
+			res = wire.StatResult{Stat: wire.Stat{Ino: ino, Mode: syscall.S_IFREG | 0o644, Nlink: 1, Size: uint64(len(s.data[ino])),
+				UID: s.owners[ino][0], GID: s.owners[ino][1]}}
 		case wire.MethodUnlinkPath:
 			if _, ok := s.names[path]; !ok {
 				err = rpcErr(syscall.ENOENT, "")
@@ -236,7 +243,7 @@ func (s *fakeServer) serveBinary(nc net.Conn, br *bufio.Reader) {
 			}
 			s.calls[method]++
 			stall := s.stall[method]
-			if !s.mounts[h.MountID] {
+			if _, ok := s.mounts[h.MountID]; !ok {
 				rh.Errno, rh.Flags = uint32(syscall.EINVAL), wire.ReplyFlagBadMount
 			} else if h.Inode == 999 {
 				rh.Errno = uint32(syscall.ENOENT)

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"syscall"
 	"time"
 
@@ -81,12 +82,37 @@ func modeType(dt uint8) uint32 {
 	}
 }
 
+// The retry rule (PROTOCOL.md, "Retries"): a non-idempotent call that had
+// an uncertain attempt and then fails with the errno its own earlier
+// success would cause checks the server's state. It succeeds if the state
+// is what the call makes, returns that errno if something else (or
+// nothing) is there, and EIO if the check itself fails.
+
+// ruleCheckFailed is the result of a check that failed with cerr after the
+// retry failed with err: ENOENT, ENOTDIR and ENODATA say that nothing is
+// there (err); any other error leaves the outcome unknown (EIO).
+func ruleCheckFailed(op string, err, cerr error) error {
+	if errors.Is(cerr, syscall.ENOENT) || errors.Is(cerr, syscall.ENOTDIR) || errors.Is(cerr, syscall.ENODATA) {
+		return err
+	}
+	var errno syscall.Errno
+	errors.As(err, &errno)
+	return &Error{Op: op, Errno: syscall.EIO,
+		Msg: fmt.Sprintf("retried after a lost reply and got %s; its outcome is unknown: checking failed: %v",
+			wire.ErrnoName(errno), cerr)}
+}
+
+// ruleOK logs a success by the retry rule.
+func (m *Mount) ruleOK(op string) {
+	m.c.o.logger.Debug("proxyfs: retried call found its own result", "op", op)
+}
+
 // newInode runs a create, mkdir or symlink call. If it fails with EEXIST
-// after an attempt whose outcome is unknown, and the existing entry is of
-// the type the call creates (and for a symlink has the same target), the
-// earlier attempt is taken to have succeeded and the entry's stat is
-// returned. stat looks the existing entry up; target is the symlink's.
-func (m *Mount) newInode(ctx context.Context, method string, dt uint8, target string,
+// after an uncertain attempt, the existing entry is taken as the call's own
+// (and its stat returned) if it has the type the call creates, the mount's
+// uid and gid, and the call's permission bits (create, mkdir) or target
+// (symlink). stat looks the existing entry up; target is the symlink's.
+func (m *Mount) newInode(ctx context.Context, method string, dt uint8, mode uint32, target string,
 	params func(id uint64) any, stat func(context.Context) (Stat, error),
 	readlink func(context.Context, uint64) (string, error)) (Stat, error) {
 	ctx, cancel := m.c.withTimeout(ctx)
@@ -105,15 +131,24 @@ func (m *Mount) newInode(ctx context.Context, method string, dt uint8, target st
 		return Stat{}, err
 	}
 	s, serr := stat(ctx)
-	if serr != nil || s.Mode&syscall.S_IFMT != modeType(dt) {
+	switch {
+	case serr != nil:
+		return Stat{}, ruleCheckFailed(method, err, serr)
+	case s.Mode&syscall.S_IFMT != modeType(dt),
+		s.UID != m.opts.UID || s.GID != m.opts.GID,
+		dt != DTLnk && s.Mode&0o7777 != mode&0o7777:
 		return Stat{}, err
 	}
 	if dt == DTLnk {
-		if t, terr := readlink(ctx, s.Ino); terr != nil || t != target {
+		t, terr := readlink(ctx, s.Ino)
+		if terr != nil {
+			return Stat{}, ruleCheckFailed(method, err, terr)
+		}
+		if t != target {
 			return Stat{}, err
 		}
 	}
-	m.c.o.logger.Debug("proxyfs: retried call found its own result", "op", method)
+	m.ruleOK(method)
 	return s, nil
 }
 
@@ -136,14 +171,14 @@ func (m *Mount) statPath(path string) func(context.Context) (Stat, error) {
 // Create creates the regular file name in directory dir with permission
 // bits mode (exclusive: EEXIST if name exists) and returns its attributes.
 func (m *Mount) Create(ctx context.Context, dir uint64, name string, mode uint32) (Stat, error) {
-	return m.newInode(ctx, wire.MethodCreate, DTReg, "", func(id uint64) any {
+	return m.newInode(ctx, wire.MethodCreate, DTReg, mode, "", func(id uint64) any {
 		return wire.CreateParams{MountID: id, Inode: dir, Name: name, Mode: mode}
 	}, m.statAt(dir, name), nil)
 }
 
 // CreatePath is Create for a path.
 func (m *Mount) CreatePath(ctx context.Context, path string, mode uint32) (Stat, error) {
-	return m.newInode(ctx, wire.MethodCreatePath, DTReg, "", func(id uint64) any {
+	return m.newInode(ctx, wire.MethodCreatePath, DTReg, mode, "", func(id uint64) any {
 		return wire.CreatePathParams{MountID: id, Path: path, Mode: mode}
 	}, m.statPath(path), nil)
 }
@@ -151,14 +186,14 @@ func (m *Mount) CreatePath(ctx context.Context, path string, mode uint32) (Stat,
 // Mkdir creates the directory name in directory dir and returns its
 // attributes.
 func (m *Mount) Mkdir(ctx context.Context, dir uint64, name string, mode uint32) (Stat, error) {
-	return m.newInode(ctx, wire.MethodMkdir, DTDir, "", func(id uint64) any {
+	return m.newInode(ctx, wire.MethodMkdir, DTDir, mode, "", func(id uint64) any {
 		return wire.CreateParams{MountID: id, Inode: dir, Name: name, Mode: mode}
 	}, m.statAt(dir, name), nil)
 }
 
 // MkdirPath is Mkdir for a path.
 func (m *Mount) MkdirPath(ctx context.Context, path string, mode uint32) (Stat, error) {
-	return m.newInode(ctx, wire.MethodMkdirPath, DTDir, "", func(id uint64) any {
+	return m.newInode(ctx, wire.MethodMkdirPath, DTDir, mode, "", func(id uint64) any {
 		return wire.CreatePathParams{MountID: id, Path: path, Mode: mode}
 	}, m.statPath(path), nil)
 }
@@ -166,14 +201,14 @@ func (m *Mount) MkdirPath(ctx context.Context, path string, mode uint32) (Stat, 
 // Symlink creates the symlink name in directory dir pointing to target and
 // returns its attributes.
 func (m *Mount) Symlink(ctx context.Context, dir uint64, name, target string) (Stat, error) {
-	return m.newInode(ctx, wire.MethodSymlink, DTLnk, target, func(id uint64) any {
+	return m.newInode(ctx, wire.MethodSymlink, DTLnk, 0, target, func(id uint64) any {
 		return wire.SymlinkParams{MountID: id, Inode: dir, Name: name, Target: target}
 	}, m.statAt(dir, name), m.ReadSymlink)
 }
 
 // SymlinkPath is Symlink for a path.
 func (m *Mount) SymlinkPath(ctx context.Context, path, target string) (Stat, error) {
-	return m.newInode(ctx, wire.MethodSymlinkPath, DTLnk, target, func(id uint64) any {
+	return m.newInode(ctx, wire.MethodSymlinkPath, DTLnk, 0, target, func(id uint64) any {
 		return wire.SymlinkPathParams{MountID: id, Path: path, Target: target}
 	}, m.statPath(path), m.ReadSymlink)
 }
@@ -205,7 +240,12 @@ func (m *Mount) Link(ctx context.Context, dir uint64, name string, target uint64
 		return m.c.jsonAttempt(ctx, wire.MethodLink, wire.LinkParams{MountID: st.MountID, Inode: dir, Name: name, TargetInode: target}, nil)
 	})
 	if err != nil && uncertain && errors.Is(err, syscall.EEXIST) {
-		if ino, lerr := m.Lookup(ctx, dir, name); lerr == nil && ino == target {
+		ino, lerr := m.Lookup(ctx, dir, name)
+		switch {
+		case lerr != nil:
+			return ruleCheckFailed(wire.MethodLink, err, lerr)
+		case ino == target:
+			m.ruleOK(wire.MethodLink)
 			return nil
 		}
 	}
@@ -220,9 +260,16 @@ func (m *Mount) LinkPath(ctx context.Context, src, dst string) error {
 		return m.c.jsonAttempt(ctx, wire.MethodLinkPath, wire.TwoPathParams{MountID: st.MountID, SrcPath: src, DstPath: dst}, nil)
 	})
 	if err != nil && uncertain && errors.Is(err, syscall.EEXIST) {
-		si, serr := m.LookupPath(ctx, src)
-		di, derr := m.LookupPath(ctx, dst)
-		if serr == nil && derr == nil && si == di {
+		si, lerr := m.LookupPath(ctx, src)
+		var di uint64
+		if lerr == nil {
+			di, lerr = m.LookupPath(ctx, dst)
+		}
+		switch {
+		case lerr != nil:
+			return ruleCheckFailed(wire.MethodLinkPath, err, lerr)
+		case si == di:
+			m.ruleOK(wire.MethodLinkPath)
 			return nil
 		}
 	}
@@ -232,11 +279,12 @@ func (m *Mount) LinkPath(ctx context.Context, src, dst string) error {
 // ---- removing and renaming ----
 
 // removal runs a call that removes something; ENOENT (or gone, for
-// xattrs ENODATA) after an attempt whose outcome is unknown is success.
+// xattrs ENODATA) after an uncertain attempt is success: the reply itself
+// says that the entry is gone.
 func (m *Mount) removal(ctx context.Context, method string, gone syscall.Errno, params func(id uint64) any) error {
 	uncertain, err := m.rpc(ctx, method, params, nil)
 	if err != nil && uncertain && errors.Is(err, gone) {
-		m.c.o.logger.Debug("proxyfs: retried call found its own result", "op", method)
+		m.ruleOK(method)
 		return nil
 	}
 	return err
@@ -280,9 +328,11 @@ func (m *Mount) Rename(ctx context.Context, srcDir uint64, srcName string, dstDi
 			SrcInode: srcDir, SrcName: srcName, DstInode: dstDir, DstName: dstName}, nil)
 	})
 	if err != nil && uncertain && errors.Is(err, syscall.ENOENT) {
-		if _, lerr := m.Lookup(ctx, dstDir, dstName); lerr == nil {
-			return nil
+		if _, lerr := m.Lookup(ctx, dstDir, dstName); lerr != nil {
+			return ruleCheckFailed(wire.MethodRename, err, lerr)
 		}
+		m.ruleOK(wire.MethodRename)
+		return nil
 	}
 	return err
 }
@@ -295,9 +345,11 @@ func (m *Mount) RenamePath(ctx context.Context, src, dst string) error {
 		return m.c.jsonAttempt(ctx, wire.MethodRenamePath, wire.TwoPathParams{MountID: st.MountID, SrcPath: src, DstPath: dst}, nil)
 	})
 	if err != nil && uncertain && errors.Is(err, syscall.ENOENT) {
-		if _, lerr := m.LookupPath(ctx, dst); lerr == nil {
-			return nil
+		if _, lerr := m.LookupPath(ctx, dst); lerr != nil {
+			return ruleCheckFailed(wire.MethodRenamePath, err, lerr)
 		}
+		m.ruleOK(wire.MethodRenamePath)
+		return nil
 	}
 	return err
 }
@@ -412,7 +464,7 @@ func (m *Mount) GetXattrPath(ctx context.Context, path, name string) ([]byte, er
 }
 
 // setXattr runs set_xattr(_path); an EEXIST for XATTR_CREATE after an
-// attempt whose outcome is unknown is success if the value is ours.
+// uncertain attempt is success if the attribute holds the value being set.
 func (m *Mount) setXattr(ctx context.Context, method string, value []byte, flags int, params func(id uint64) any,
 	get func(context.Context) ([]byte, error)) error {
 	ctx, cancel := m.c.withTimeout(ctx)
@@ -421,7 +473,12 @@ func (m *Mount) setXattr(ctx context.Context, method string, value []byte, flags
 		return m.c.jsonAttempt(ctx, method, params(st.MountID), nil)
 	})
 	if err != nil && uncertain && flags&wire.XattrCreate != 0 && errors.Is(err, syscall.EEXIST) {
-		if v, gerr := get(ctx); gerr == nil && string(v) == string(value) {
+		v, gerr := get(ctx)
+		switch {
+		case gerr != nil:
+			return ruleCheckFailed(method, err, gerr)
+		case string(v) == string(value):
+			m.ruleOK(method)
 			return nil
 		}
 	}

@@ -21,15 +21,18 @@ import (
 
 // dropProxy forwards connections to the daemon. When armed for a JSON-RPC
 // method, it forwards the next request of that method, gives the daemon
-// time to execute it, and then breaks the connection before the reply can
-// reach the client: the client cannot know whether the call happened.
+// time to execute it, runs the hook armed with it (another client acting
+// in between), and then breaks the connection before the reply can reach
+// the client: the client cannot know whether the call happened. Requests
+// of a killed method are never forwarded: their connection breaks.
 type dropProxy struct {
 	t      *testing.T
 	ln     net.Listener
 	target string
 
 	mu    sync.Mutex
-	arm   map[string]bool
+	arm   map[string]func()
+	kill  map[string]bool
 	drops int
 	conns map[net.Conn]bool
 	wg    sync.WaitGroup
@@ -40,7 +43,7 @@ func newDropProxy(t *testing.T, target string) *dropProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &dropProxy{t: t, ln: ln, target: target, arm: map[string]bool{}, conns: map[net.Conn]bool{}}
+	p := &dropProxy{t: t, ln: ln, target: target, arm: map[string]func(){}, kill: map[string]bool{}, conns: map[net.Conn]bool{}}
 	p.wg.Add(1)
 	go p.accept()
 	t.Cleanup(func() {
@@ -57,9 +60,17 @@ func newDropProxy(t *testing.T, target string) *dropProxy {
 
 func (p *dropProxy) addr() string { return p.ln.Addr().String() }
 
-func (p *dropProxy) armFor(method string) {
+func (p *dropProxy) armFor(method string) { p.armWith(method, func() {}) }
+
+func (p *dropProxy) armWith(method string, hook func()) {
 	p.mu.Lock()
-	p.arm[method] = true
+	p.arm[method] = hook
+	p.mu.Unlock()
+}
+
+func (p *dropProxy) killFor(method string, on bool) {
+	p.mu.Lock()
+	p.kill[method] = on
 	p.mu.Unlock()
 }
 
@@ -98,8 +109,11 @@ func (p *dropProxy) accept() {
 			br := bufio.NewReader(sc)
 			for {
 				frame, err := readFrame(br)
-				if err != nil || cut.Load() {
+				if err != nil {
 					return
+				}
+				if cut.Load() {
+					continue // lost; forward closes the connection
 				}
 				if _, err := cc.Write(frame); err != nil {
 					return
@@ -154,7 +168,7 @@ func readFrame(br *bufio.Reader) ([]byte, error) {
 
 // forward copies client-to-server traffic frame by frame. Before it
 // forwards an armed request it sets cut, so that no reply reaches the
-// client any more, and after it the connection is closed.
+// client any more, and after it (and its hook) the connection is closed.
 func (p *dropProxy) forward(br *bufio.Reader, sc net.Conn, cut *atomic.Bool) {
 	for {
 		frame, err := readFrame(br)
@@ -168,18 +182,24 @@ func (p *dropProxy) forward(br *bufio.Reader, sc net.Conn, cut *atomic.Bool) {
 			_ = json.Unmarshal(frame[i+4:], &req)
 		}
 		p.mu.Lock()
-		drop := req.Method != "" && p.arm[req.Method]
+		hook, drop := p.arm[req.Method]
+		drop = drop && req.Method != ""
 		delete(p.arm, req.Method)
 		if drop {
 			p.drops++
 			cut.Store(true)
 		}
+		kill := p.kill[req.Method]
 		p.mu.Unlock()
+		if kill {
+			return // the request is lost with the connection
+		}
 		if _, err := sc.Write(frame); err != nil {
 			return
 		}
 		if drop {
-			time.Sleep(100 * time.Millisecond) // the daemon executes it
+			time.Sleep(100 * time.Millisecond) // the daemon executes it,
+			hook()                             // another client acts,
 			return                             // and the reply is lost
 		}
 	}
@@ -270,5 +290,85 @@ func TestDaemonUncertainRetries(t *testing.T) {
 	}
 	if got := fmt.Sprint(sorted(entryNames(all))); got != "[. .. cp-link sp]" {
 		t.Errorf("d: %s", got)
+	}
+}
+
+// TestDaemonUncertainOthers checks the other outcomes of the rule
+// (PROTOCOL.md, "Retries"): when another client makes something else with
+// the name between the lost reply and the retry, the retry's errno is
+// reported; when the check cannot be made, EIO.
+func TestDaemonUncertainOthers(t *testing.T) {
+	d := startDaemon(t)
+	p := newDropProxy(t, d.tcp())
+	_, m := dialMount(t, p.addr(), alice, WithConns(1, 1), WithBackoff(time.Millisecond, 10*time.Millisecond),
+		WithCallTimeout(3*time.Second))
+	_, same := dialMount(t, d.tcp(), alice)
+	_, bob := dialMount(t, d.tcp(), MountOptions{User: "bob", UID: 2000, GID: 2000})
+	ctx := context.Background()
+	must[Stat](t, "MkdirPath")(m.MkdirPath(ctx, "o", 0o755))
+	f := must[Stat](t, "CreatePath")(m.CreatePath(ctx, "o/f", 0o644))
+	must[Stat](t, "CreatePath")(m.CreatePath(ctx, "o/r1", 0o644))
+	dir := must[uint64](t, "LookupPath")(m.LookupPath(ctx, "o"))
+
+	ok := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Errorf("%s (another client): %v", what, err)
+		}
+	}
+	statErr := func(_ Stat, err error) error { return err }
+	// other runs call with the reply of method lost and hook run in
+	// between, and expects errno.
+	other := func(method string, errno syscall.Errno, hook func(), call func() error) {
+		t.Helper()
+		before := p.dropped()
+		p.armWith(method, hook)
+		wantErrno(t, method, call(), errno)
+		if p.dropped() != before+1 {
+			t.Errorf("%s: the proxy did not drop a reply", method)
+		}
+	}
+
+	other(wire.MethodCreatePath, syscall.EEXIST, func() { // a directory
+		ok("UnlinkPath", same.UnlinkPath(ctx, "o/a"))
+		ok("MkdirPath", statErr(same.MkdirPath(ctx, "o/a", 0o644)))
+	}, func() error { return statErr(m.CreatePath(ctx, "o/a", 0o644)) })
+	other(wire.MethodCreate, syscall.EEXIST, func() { // another user's file
+		ok("UnlinkPath", bob.UnlinkPath(ctx, "o/b"))
+		ok("CreatePath", statErr(bob.CreatePath(ctx, "o/b", 0o644)))
+	}, func() error { return statErr(m.Create(ctx, dir, "b", 0o644)) })
+	other(wire.MethodCreatePath, syscall.EEXIST, func() { // other permission bits
+		ok("UnlinkPath", same.UnlinkPath(ctx, "o/b2"))
+		ok("CreatePath", statErr(same.CreatePath(ctx, "o/b2", 0o600)))
+	}, func() error { return statErr(m.CreatePath(ctx, "o/b2", 0o644)) })
+	other(wire.MethodMkdir, syscall.EEXIST, func() { // another user's directory
+		ok("RmdirPath", bob.RmdirPath(ctx, "o/c"))
+		ok("MkdirPath", statErr(bob.MkdirPath(ctx, "o/c", 0o755)))
+	}, func() error { return statErr(m.Mkdir(ctx, dir, "c", 0o755)) })
+	other(wire.MethodSymlinkPath, syscall.EEXIST, func() { // another target
+		ok("UnlinkPath", same.UnlinkPath(ctx, "o/s"))
+		ok("SymlinkPath", statErr(same.SymlinkPath(ctx, "o/s", "elsewhere")))
+	}, func() error { return statErr(m.SymlinkPath(ctx, "o/s", "f")) })
+	other(wire.MethodLink, syscall.EEXIST, func() { // another inode
+		ok("UnlinkPath", same.UnlinkPath(ctx, "o/l"))
+		ok("CreatePath", statErr(same.CreatePath(ctx, "o/l", 0o644)))
+	}, func() error { return m.Link(ctx, dir, "l", f.Ino) })
+	other(wire.MethodSetXattrPath, syscall.EEXIST, func() { // another value
+		ok("SetXattrPath", same.SetXattrPath(ctx, "o/f", "user.x", []byte("other"), 0))
+	}, func() error { return m.SetXattrPath(ctx, "o/f", "user.x", []byte("mine"), wire.XattrCreate) })
+	other(wire.MethodRenamePath, syscall.ENOENT, func() { // the destination is gone
+		ok("UnlinkPath", same.UnlinkPath(ctx, "o/r2"))
+	}, func() error { return m.RenamePath(ctx, "o/r1", "o/r2") })
+	// The check cannot be made: its requests are lost again and again.
+	other(wire.MethodCreatePath, syscall.EIO, func() { p.killFor(wire.MethodGetStatPath, true) },
+		func() error { return statErr(m.CreatePath(ctx, "o/e", 0o644)) })
+	p.killFor(wire.MethodGetStatPath, false)
+
+	all, err := m.ReadDirAll(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(sorted(entryNames(all))); got != "[. .. a b b2 c e f l s]" {
+		t.Errorf("o: %s", got)
 	}
 }
