@@ -216,14 +216,14 @@ var methods = map[string]method{
 		return e.setPath(ctx, p.Path, settime(p.Atime, p.Mtime), false)
 	}),
 	wire.MethodSetattr: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.SetattrParams) (any, error) {
-		sa, err := setattr(&p.Attrs)
+		sa, err := setattr(&p.SetattrFields)
 		if err != nil {
 			return nil, err
 		}
 		return e.setStat(ctx, inode.Ino(p.Inode), sa)
 	}),
 	wire.MethodSetattrPath: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.SetattrPathParams) (any, error) {
-		sa, err := setattr(&p.Attrs)
+		sa, err := setattr(&p.SetattrFields)
 		if err != nil {
 			return nil, err
 		}
@@ -474,23 +474,32 @@ func settime(atime, mtime *wire.Timespec) inode.SetAttr {
 	return sa
 }
 
-// setattr converts setattr's params; a time the mask selects must be
-// given.
-func setattr(a *wire.Attrs) (inode.SetAttr, error) {
-	sa := inode.SetAttr{Mask: a.Mask, Size: a.Size, Mode: a.Mode, UID: a.UID, GID: a.GID}
-	for _, t := range []struct {
-		bit  uint32
-		name string
-		v    *wire.Timespec
-		dst  *inode.Timespec
-	}{{wire.SetAtime, "atime", a.Atime, &sa.Atime}, {wire.SetMtime, "mtime", a.Mtime, &sa.Mtime}, {wire.SetCrtime, "crtime", a.Crtime, &sa.Crtime}} {
-		if a.Mask&t.bit == 0 {
+// setattr converts setattr's params. Every field the mask selects must be
+// given (a missing or null member is a nil pointer here); the others are
+// ignored. Unknown mask bits are left to inode.SetAttr (EINVAL).
+func setattr(a *wire.SetattrFields) (inode.SetAttr, error) {
+	sa := inode.SetAttr{Mask: a.Mask}
+	for _, f := range []struct {
+		bit   uint32
+		name  string
+		given bool
+		set   func()
+	}{
+		{wire.SetSize, "size", a.Size != nil, func() { sa.Size = *a.Size }},
+		{wire.SetMode, "mode", a.Mode != nil, func() { sa.Mode = *a.Mode }},
+		{wire.SetUID, "uid", a.UID != nil, func() { sa.UID = *a.UID }},
+		{wire.SetGID, "gid", a.GID != nil, func() { sa.GID = *a.GID }},
+		{wire.SetAtime, "atime", a.Atime != nil, func() { sa.Atime = ts(a.Atime) }},
+		{wire.SetMtime, "mtime", a.Mtime != nil, func() { sa.Mtime = ts(a.Mtime) }},
+		{wire.SetCrtime, "crtime", a.Crtime != nil, func() { sa.Crtime = ts(a.Crtime) }},
+	} {
+		if a.Mask&f.bit == 0 {
 			continue
 		}
-		if t.v == nil {
-			return sa, errParams("mask selects %s but %q is missing", t.name, t.name)
+		if !f.given {
+			return sa, errParams("mask selects %s but %q is missing or null", f.name, f.name)
 		}
-		*t.dst = ts(t.v)
+		f.set()
 	}
 	return sa, nil
 }
