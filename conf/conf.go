@@ -40,6 +40,8 @@ const (
 	DefaultMaxConnections     = 1024
 	DefaultMaxInflightPerConn = 256
 	DefaultShutdownGrace      = 10 * time.Second
+	DefaultMountGrace         = 60 * time.Second
+	DefaultMaxMountsPerConn   = 256
 	DefaultMetricsListen      = "127.0.0.1:9451"
 	DefaultLogLevel           = "info"
 	DefaultLogFormat          = "console"
@@ -64,6 +66,11 @@ const (
 	MinMessageBytes = 16 << 10
 	// MaxUnixPathLen is the longest Unix socket path Linux accepts.
 	MaxUnixPathLen = 107
+	// MaxMountGrace is the longest mount_grace accepted.
+	MaxMountGrace = 24 * time.Hour
+	// MaxMountsPerConnLimit is the largest max_mounts_per_connection
+	// accepted.
+	MaxMountsPerConnLimit = 1 << 16
 )
 
 // Engines are the storage engine names a volume may use.
@@ -95,6 +102,13 @@ type Server struct {
 	MaxInflightPerConn int
 	// ShutdownGrace bounds how long shutdown waits for in-flight calls.
 	ShutdownGrace time.Duration
+	// MountGrace is how long a mount outlives the last connection that
+	// held it (created or used it); a client that reconnects within it
+	// keeps its mount id. 0: the mount goes with that connection.
+	MountGrace time.Duration
+	// MaxMountsPerConn is the number of mounts one connection may hold
+	// (EMFILE beyond).
+	MaxMountsPerConn int
 }
 
 // Metrics configures the Prometheus endpoint.
@@ -149,6 +163,8 @@ type raw struct {
 		MaxConnections     *int64  `toml:"max_connections"`
 		MaxInflightPerConn *int64  `toml:"max_inflight_per_conn"`
 		ShutdownGrace      *string `toml:"shutdown_grace"`
+		MountGrace         *string `toml:"mount_grace"`
+		MaxMountsPerConn   *int64  `toml:"max_mounts_per_connection"`
 	} `toml:"server"`
 	Metrics struct {
 		Listen *string `toml:"listen"`
@@ -240,6 +256,7 @@ func (r *raw) validate() (*Config, error) {
 		{"server.max_io_bytes", s.MaxIOBytes, DefaultMaxIOBytes, 1, MaxIOBytesLimit, &c.Server.MaxIOBytes},
 		{"server.max_connections", s.MaxConnections, DefaultMaxConnections, 1, 1 << 20, &c.Server.MaxConnections},
 		{"server.max_inflight_per_conn", s.MaxInflightPerConn, DefaultMaxInflightPerConn, 1, 1 << 16, &c.Server.MaxInflightPerConn},
+		{"server.max_mounts_per_connection", s.MaxMountsPerConn, DefaultMaxMountsPerConn, 1, MaxMountsPerConnLimit, &c.Server.MaxMountsPerConn},
 	} {
 		v := n.def
 		if n.v != nil {
@@ -252,6 +269,12 @@ func (r *raw) validate() (*Config, error) {
 	}
 	if c.Server.ShutdownGrace, err = duration("server.shutdown_grace", s.ShutdownGrace, DefaultShutdownGrace, true); err != nil {
 		return nil, err
+	}
+	if c.Server.MountGrace, err = duration("server.mount_grace", s.MountGrace, DefaultMountGrace, true); err != nil {
+		return nil, err
+	}
+	if c.Server.MountGrace > MaxMountGrace {
+		return nil, fmt.Errorf("config: server.mount_grace: %q is longer than %v", *s.MountGrace, MaxMountGrace)
 	}
 	if c.Metrics.Listen, err = addr("metrics.listen", r.Metrics.Listen, DefaultMetricsListen); err != nil {
 		return nil, err

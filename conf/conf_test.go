@@ -15,7 +15,8 @@ func TestDefault(t *testing.T) {
 	}
 	if c.Server.MaxMessageBytes != 4<<20 || c.Server.MaxIOBytes != 8<<20 ||
 		c.Server.MaxConnections != 1024 || c.Server.MaxInflightPerConn != 256 ||
-		c.Server.ShutdownGrace != 10*time.Second {
+		c.Server.ShutdownGrace != 10*time.Second || c.Server.MountGrace != time.Minute ||
+		c.Server.MaxMountsPerConn != 256 {
 		t.Errorf("server limits: %+v", c.Server)
 	}
 	if c.Metrics.Listen != "127.0.0.1:9451" || c.Log.Level != "info" || c.Log.Format != "console" {
@@ -59,6 +60,8 @@ max_io_bytes = 1048576
 max_connections = 10
 max_inflight_per_conn = 4
 shutdown_grace = "250ms"
+mount_grace = "0s"
+max_mounts_per_connection = 1
 [metrics]
 listen = ""
 pprof = true
@@ -79,7 +82,8 @@ path = "/var/lib/b"
 		t.Fatal(err)
 	}
 	want := Server{TCP: "", Unix: "/tmp/x.sock", MaxMessageBytes: 65536, MaxIOBytes: 1 << 20,
-		MaxConnections: 10, MaxInflightPerConn: 4, ShutdownGrace: 250 * time.Millisecond}
+		MaxConnections: 10, MaxInflightPerConn: 4, ShutdownGrace: 250 * time.Millisecond,
+		MountGrace: 0, MaxMountsPerConn: 1}
 	if c.Server != want {
 		t.Errorf("server %+v, want %+v", c.Server, want)
 	}
@@ -119,6 +123,12 @@ func TestErrors(t *testing.T) {
 		{"[server]\nmax_message_bytes = 10" + vol, `server.max_message_bytes`},
 		{"[server]\nmax_connections = -5" + vol, `server.max_connections`},
 		{"[server]\nmax_inflight_per_conn = 0" + vol, `server.max_inflight_per_conn`},
+		{"[server]\nmount_grace = \"1 min\"" + vol, `server.mount_grace: invalid duration "1 min"`},
+		{"[server]\nmount_grace = 60" + vol, `mount_grace`},
+		{"[server]\nmount_grace = \"-1s\"" + vol, `server.mount_grace: duration "-1s" must be positive`},
+		{"[server]\nmount_grace = \"25h\"" + vol, `server.mount_grace: "25h" is longer than 24h0m0s`},
+		{"[server]\nmax_mounts_per_connection = 0" + vol, `server.max_mounts_per_connection: 0 is out of range [1, 65536]`},
+		{"[server]\nmax_mounts_per_connection = 65537" + vol, `server.max_mounts_per_connection`},
 		{"[server]\nmax_io_bytes = \"big\"" + vol, `max_io_bytes`},
 		{"[server]\ntcp = \"localhost\"" + vol, `server.tcp: invalid address "localhost"`},
 		{"[server]\ntcp = \"localhost:http\"" + vol, `server.tcp: invalid port`},

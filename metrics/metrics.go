@@ -202,16 +202,51 @@ func (m *Metrics) ConnOpened(channel string) (closed func()) {
 	return g.Dec
 }
 
-// RegisterMounts exports the number of active mounts, read from count at
-// scrape time.
-func (m *Metrics) RegisterMounts(count func() int) error {
+// MountStats are the mount table's numbers, for RegisterMounts.
+type MountStats struct {
+	// Mounts is the number of live mounts, orphaned ones included.
+	Mounts int
+	// Orphaned is the number of mounts that no connection holds, in their
+	// grace period.
+	Orphaned int
+	// Reclaimed counts the mounts unmounted because no connection held
+	// them for the grace period.
+	Reclaimed uint64
+}
+
+var (
+	descMounts = prometheus.NewDesc("proxyfs_mounts",
+		"Active mounts (orphaned ones included).", nil, nil)
+	descMountsOrphaned = prometheus.NewDesc("proxyfs_mounts_orphaned",
+		"Mounts that no connection holds, waiting out their grace period.", nil, nil)
+	descMountsReclaimed = prometheus.NewDesc("proxyfs_mounts_reclaimed_total",
+		"Mounts unmounted because no connection held them for the grace period.", nil, nil)
+)
+
+// mountCollector reports the mount table's numbers, read once per scrape.
+type mountCollector struct{ stats func() MountStats }
+
+func (c mountCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descMounts
+	ch <- descMountsOrphaned
+	ch <- descMountsReclaimed
+}
+
+func (c mountCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.stats()
+	ch <- prometheus.MustNewConstMetric(descMounts, prometheus.GaugeValue, float64(st.Mounts))
+	ch <- prometheus.MustNewConstMetric(descMountsOrphaned, prometheus.GaugeValue, float64(st.Orphaned))
+	ch <- prometheus.MustNewConstMetric(descMountsReclaimed, prometheus.CounterValue, float64(st.Reclaimed))
+}
+
+// RegisterMounts exports the mount table's numbers, read from stats at
+// scrape time: proxyfs_mounts, proxyfs_mounts_orphaned and
+// proxyfs_mounts_reclaimed_total.
+func (m *Metrics) RegisterMounts(stats func() MountStats) error {
 	if m == nil {
 		return nil
 	}
-	return m.reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "proxyfs_mounts",
-		Help: "Active mounts.",
-	}, func() float64 { return float64(count()) }))
+	return m.reg.Register(mountCollector{stats: stats})
 }
 
 // engineOp records one engine operation.

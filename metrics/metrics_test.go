@@ -67,7 +67,7 @@ func TestCountersAndHandler(t *testing.T) {
 	m.DataRead(metrics.ChannelBinary, 4096)
 	m.DataWritten(metrics.ChannelJSON, 11)
 	closed := m.ConnOpened(metrics.ChannelBinary)
-	if err := m.RegisterMounts(func() int { return 2 }); err != nil {
+	if err := m.RegisterMounts(func() metrics.MountStats { return metrics.MountStats{Mounts: 2, Orphaned: 1, Reclaimed: 5} }); err != nil {
 		t.Fatal(err)
 	}
 	be := m.WrapBackend(mem.New(vfsbackend.Options{}))
@@ -97,6 +97,8 @@ func TestCountersAndHandler(t *testing.T) {
 		"proxyfs_written_bytes_total,channel=json":                             11,
 		"proxyfs_connections,channel=binary":                                   1,
 		"proxyfs_mounts":                                                       2,
+		"proxyfs_mounts_orphaned":                                              1,
+		"proxyfs_mounts_reclaimed_total":                                       5,
 		"proxyfs_engine_operation_duration_seconds,op=get":                     1,
 		"proxyfs_engine_operation_duration_seconds,op=commit":                  1,
 		"proxyfs_engine_operation_duration_seconds,op=sync":                    1,
@@ -145,7 +147,7 @@ func TestNilMetricsRecordsNothing(t *testing.T) {
 	m.Request("json", "x")("EIO")
 	m.DataRead("json", 1)
 	m.ConnOpened("json")()
-	if m.RegisterMounts(func() int { return 1 }) != nil {
+	if m.RegisterMounts(func() metrics.MountStats { return metrics.MountStats{Mounts: 1} }) != nil {
 		t.Fatal("nil metrics registered")
 	}
 	be := mem.New(vfsbackend.Options{})

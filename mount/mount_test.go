@@ -5,6 +5,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func vols(names ...string) func(string) bool {
@@ -19,8 +20,9 @@ func vols(names ...string) func(string) bool {
 }
 
 func TestMountGetUnmount(t *testing.T) {
-	tb := NewTable(vols("a", "b"))
-	m, err := tb.Mount("a", ReadOnly, "alice", 1000, 100)
+	tb := NewTable(vols("a", "b"), Options{Grace: time.Hour})
+	h := tb.NewHolder()
+	m, err := h.Mount("a", ReadOnly, "alice", 1000, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +33,10 @@ func TestMountGetUnmount(t *testing.T) {
 	if err != nil || got != m {
 		t.Fatalf("Get = %v, %v", got, err)
 	}
-	m2, err := tb.Mount("b", 0, "", 0, 0)
+	if got, err := h.Get(m.ID); err != nil || got != m {
+		t.Fatalf("Holder.Get = %v, %v", got, err)
+	}
+	m2, err := h.Mount("b", 0, "", 0, 0)
 	if err != nil || m2.ReadOnly || m2.ID == m.ID {
 		t.Fatalf("second mount %+v, %v", m2, err)
 	}
@@ -43,6 +48,9 @@ func TestMountGetUnmount(t *testing.T) {
 	}
 	if _, err := tb.Get(m.ID); !IsBadMount(err) || !errors.Is(err, syscall.EINVAL) {
 		t.Errorf("Get after unmount: %v", err)
+	}
+	if _, err := h.Get(m.ID); !IsBadMount(err) {
+		t.Errorf("Holder.Get after unmount: %v", err)
 	}
 	if err := tb.Unmount(m.ID); !IsBadMount(err) {
 		t.Errorf("second Unmount: %v", err)
@@ -57,11 +65,12 @@ func TestMountGetUnmount(t *testing.T) {
 }
 
 func TestMountErrors(t *testing.T) {
-	tb := NewTable(vols("a"))
-	if _, err := tb.Mount("nope", 0, "", 0, 0); !errors.Is(err, syscall.ENOENT) {
+	tb := NewTable(vols("a"), Options{})
+	h := tb.NewHolder()
+	if _, err := h.Mount("nope", 0, "", 0, 0); !errors.Is(err, syscall.ENOENT) {
 		t.Errorf("unknown volume: %v", err)
 	}
-	if _, err := tb.Mount("a", 2, "", 0, 0); !errors.Is(err, syscall.EINVAL) || IsBadMount(err) {
+	if _, err := h.Mount("a", 2, "", 0, 0); !errors.Is(err, syscall.EINVAL) || IsBadMount(err) {
 		t.Errorf("bad options: %v", err)
 	}
 	if tb.Count() != 0 {
@@ -70,30 +79,32 @@ func TestMountErrors(t *testing.T) {
 }
 
 func TestIDsSkipZeroAndCollisions(t *testing.T) {
-	tb := NewTable(vols("a"))
+	tb := NewTable(vols("a"), Options{})
+	h := tb.NewHolder()
 	seq := [][]byte{{0, 0, 0, 0, 0, 0, 0, 0}, {7}, {7}, {0, 0, 0, 0, 0, 0, 0xe0, 0xff}, {0, 0, 0, 0, 0, 0, 0xff, 0xff}}
 	tb.rand = func(b []byte) {
 		clear(b)
 		copy(b, seq[0])
 		seq = seq[1:]
 	}
-	m1, _ := tb.Mount("a", 0, "", 0, 0)
-	m2, _ := tb.Mount("a", 0, "", 0, 0)
+	m1, _ := h.Mount("a", 0, "", 0, 0)
+	m2, _ := h.Mount("a", 0, "", 0, 0)
 	if m1.ID != 7 || m2.ID != 0x1f_0000_0000_0000 {
 		t.Errorf("ids %#x %#x", m1.ID, m2.ID)
 	}
 }
 
 func TestConcurrent(t *testing.T) {
-	tb := NewTable(vols("a"))
+	tb := NewTable(vols("a"), Options{Grace: time.Hour})
 	var wg sync.WaitGroup
 	ids := make(chan uint64, 800)
 	for g := 0; g < 8; g++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			h := tb.NewHolder()
 			for i := 0; i < 100; i++ {
-				m, err := tb.Mount("a", 0, "", 0, 0)
+				m, err := h.Mount("a", 0, "", 0, 0)
 				if err != nil {
 					t.Error(err)
 					return

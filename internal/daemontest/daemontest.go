@@ -58,6 +58,11 @@ type Options struct {
 	MaxInflightPerConn int
 	// ShutdownGrace defaults to 5s.
 	ShutdownGrace time.Duration
+	// MountGrace is server.mount_grace (0: the daemon's default).
+	MountGrace time.Duration
+	// MaxMountsPerConnection is server.max_mounts_per_connection (0: the
+	// daemon's default).
+	MaxMountsPerConnection int
 	// LogLevel defaults to "debug".
 	LogLevel string
 	// StartTimeout bounds the wait for the daemon to listen (default 30s).
@@ -227,12 +232,16 @@ func (d *Daemon) writeConfig() {
 		key string
 		v   int
 	}{{"max_message_bytes", o.MaxMessageBytes}, {"max_io_bytes", o.MaxIOBytes},
-		{"max_connections", o.MaxConnections}, {"max_inflight_per_conn", o.MaxInflightPerConn}} {
+		{"max_connections", o.MaxConnections}, {"max_inflight_per_conn", o.MaxInflightPerConn},
+		{"max_mounts_per_connection", o.MaxMountsPerConnection}} {
 		if n.v != 0 {
 			fmt.Fprintf(&b, "%s = %d\n", n.key, n.v)
 		}
 	}
 	fmt.Fprintf(&b, "shutdown_grace = %q\n", o.ShutdownGrace.String())
+	if o.MountGrace != 0 {
+		fmt.Fprintf(&b, "mount_grace = %q\n", o.MountGrace.String())
+	}
 	metricsAddr := ""
 	if o.Metrics {
 		metricsAddr = d.MetricsAddr

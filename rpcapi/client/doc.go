@@ -38,7 +38,9 @@
 // When a connection breaks (the daemon was restarted), the call reconnects
 // with exponential back-off (WithBackoff) until its deadline, and retries.
 // When the server answers bad_mount for a Mount that was not unmounted (the
-// restarted daemon no longer knows its mount id), the Mount mounts the
+// restarted daemon no longer knows its mount id, or it reclaimed the mount
+// because none of the client's connections was open for the daemon's
+// mount_grace; see PROTOCOL.md, "Mounts and connections"), the Mount mounts the
 // volume again with the same volume name and identity, switches atomically
 // to the new mount id (one remount serves all concurrent callers), and
 // retries the call. EAGAIN (the server's in-flight limit) is retried with

@@ -419,7 +419,7 @@ func (m *Mount) SetTimePath(ctx context.Context, path string, atime, mtime *Time
 func (m *Mount) SetAttr(ctx context.Context, ino uint64, a Attrs) (Stat, error) {
 	var res wire.StatResult
 	err := m.call(ctx, wire.MethodSetattr, func(id uint64) any {
-		return wire.SetattrParams{MountID: id, Inode: ino, Attrs: a}
+		return wire.SetattrParams{MountID: id, Inode: ino, SetattrFields: a.Fields()}
 	}, &res)
 	return res.Stat, err
 }
@@ -428,7 +428,7 @@ func (m *Mount) SetAttr(ctx context.Context, ino uint64, a Attrs) (Stat, error) 
 func (m *Mount) SetAttrPath(ctx context.Context, path string, a Attrs) (Stat, error) {
 	var res wire.StatResult
 	err := m.call(ctx, wire.MethodSetattrPath, func(id uint64) any {
-		return wire.SetattrPathParams{MountID: id, Path: path, Attrs: a}
+		return wire.SetattrPathParams{MountID: id, Path: path, SetattrFields: a.Fields()}
 	}, &res)
 	return res.Stat, err
 }

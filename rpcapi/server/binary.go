@@ -15,6 +15,7 @@ import (
 
 	"github.com/proxyfs/proxyfs/inode"
 	"github.com/proxyfs/proxyfs/metrics"
+	"github.com/proxyfs/proxyfs/mount"
 	"github.com/proxyfs/proxyfs/rpcapi/wire"
 )
 
@@ -23,6 +24,7 @@ type binConn struct {
 	s    *Server
 	nc   net.Conn
 	peer string
+	hd   *mount.Holder // the connection's mounts
 
 	wmu sync.Mutex // serializes reply frames
 	wg  sync.WaitGroup
@@ -42,7 +44,8 @@ const sendfileMin = 64 << 10
 // connection is not read until a reply has been sent (back-pressure).
 // Replies are written whole, in completion order.
 func (s *Server) serveBinary(nc net.Conn, br *bufio.Reader) {
-	c := &binConn{s: s, nc: nc, peer: remote(nc), sem: make(chan struct{}, s.cfg.MaxInflightPerConn)}
+	c := &binConn{s: s, nc: nc, peer: remote(nc), hd: s.mounts.NewHolder(), sem: make(chan struct{}, s.cfg.MaxInflightPerConn)}
+	defer c.hd.Release() // after c.wg.Wait below: every call has finished
 	if sc, ok := nc.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			c.raw = raw
@@ -160,14 +163,14 @@ func (c *binConn) run(h wire.RequestHeader, payload []byte) {
 		err          error
 	)
 	if h.Opcode == wire.OpRead && h.Length >= sendfileMin && c.raw != nil {
-		span, err = c.s.readSpan(h)
+		span, err = c.s.readSpan(c.hd, h)
 		spanned = err == nil
 		if errors.Is(err, errors.ErrUnsupported) {
 			err = nil // an engine without data files: through a buffer
 		}
 	}
 	if !spanned && err == nil {
-		data, pooled, err = c.s.binaryOp(h, payload)
+		data, pooled, err = c.s.binaryOp(c.hd, h, payload)
 	}
 	putBuf(payload)
 	var we wireErr
@@ -208,7 +211,7 @@ func (c *binConn) run(h wire.RequestHeader, payload []byte) {
 // readSpan looks up where a binary READ's bytes are, for replySpan; it
 // never panics. An error wrapping errors.ErrUnsupported means the volume's
 // engine has no data files.
-func (s *Server) readSpan(h wire.RequestHeader) (span inode.Span, err error) {
+func (s *Server) readSpan(hd *mount.Holder, h wire.RequestHeader) (span inode.Span, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("panic in binary handler", zap.Any("panic", r), zap.Stack("stack"))
@@ -216,7 +219,7 @@ func (s *Server) readSpan(h wire.RequestHeader) (span inode.Span, err error) {
 			span, err = inode.Span{}, fmt.Errorf("internal error: %w", syscall.EIO)
 		}
 	}()
-	e, err := s.env(h.MountID, false)
+	e, err := s.env(hd, h.MountID, false)
 	if err != nil {
 		return inode.Span{}, err
 	}
@@ -225,7 +228,7 @@ func (s *Server) readSpan(h wire.RequestHeader) (span inode.Span, err error) {
 
 // binaryOp runs one binary request; it never panics. It returns the reply
 // payload, and the pooled buffer backing it (to give back once sent).
-func (s *Server) binaryOp(h wire.RequestHeader, payload []byte) (data, pooled []byte, err error) {
+func (s *Server) binaryOp(hd *mount.Holder, h wire.RequestHeader, payload []byte) (data, pooled []byte, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("panic in binary handler", zap.Any("panic", r), zap.Stack("stack"))
@@ -234,7 +237,7 @@ func (s *Server) binaryOp(h wire.RequestHeader, payload []byte) (data, pooled []
 	}()
 	ctx := context.Background()
 	mutates := h.Opcode == wire.OpWrite || h.Opcode == wire.OpCreate || h.Opcode == wire.OpUnlink
-	e, err := s.env(h.MountID, mutates)
+	e, err := s.env(hd, h.MountID, mutates)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -30,7 +30,7 @@ func fuzzServer(t testing.TB) (*Server, *observer.ObservedLogs) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.closeVolumes() })
+	t.Cleanup(func() { s.mounts.Close(); s.closeVolumes() })
 	return s, logs
 }
 
@@ -58,7 +58,9 @@ func FuzzDispatch(f *testing.F) {
 	f.Fuzz(func(t *testing.T, method, params string) {
 		s, logs := fuzzServer(t)
 		ctx := context.Background()
-		m, err := s.mounts.Mount("default", 0, "fuzz", 1, 1)
+		hd := s.mounts.NewHolder()
+		defer hd.Release()
+		m, err := hd.Mount("default", 0, "fuzz", 1, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -70,7 +72,7 @@ func FuzzDispatch(f *testing.F) {
 		params = strings.ReplaceAll(params, "MID", fmt.Sprint(m.ID))
 		params = strings.ReplaceAll(params, "FID", fmt.Sprint(a.Ino))
 		raw := json.RawMessage(params)
-		res, err := s.dispatch(ctx, method, &raw)
+		res, err := s.dispatch(ctx, hd, method, &raw)
 		if err == nil {
 			if _, merr := json.Marshal(res); merr != nil {
 				t.Fatalf("%s: result does not encode: %v", method, merr)

@@ -14,8 +14,9 @@ import (
 	"github.com/proxyfs/proxyfs/rpcapi/wire"
 )
 
-// method runs one JSON-RPC method on its raw params.
-type method func(ctx context.Context, s *Server, params *json.RawMessage) (any, error)
+// method runs one JSON-RPC method on its raw params, for the connection
+// whose mounts hd holds.
+type method func(ctx context.Context, s *Server, hd *mount.Holder, params *json.RawMessage) (any, error)
 
 // env is what a call on a mount works with.
 type env struct {
@@ -30,9 +31,11 @@ const (
 	readdirMax     = 4096
 )
 
-// env resolves a mount id; EROFS for a change on a read-only mount.
-func (s *Server) env(id uint64, mutates bool) (*env, error) {
-	m, err := s.mounts.Get(id)
+// env resolves a mount id for the connection whose mounts hd holds (the
+// first use of a mount on a connection attaches it: see package mount);
+// EROFS for a change on a read-only mount.
+func (s *Server) env(hd *mount.Holder, id uint64, mutates bool) (*env, error) {
+	m, err := hd.Get(id)
 	if err != nil {
 		return nil, err
 	}
@@ -52,7 +55,7 @@ func (s *Server) env(id uint64, mutates bool) (*env, error) {
 // members that may be left out.
 func handler[P any](mutates bool, optional []string, fn func(ctx context.Context, s *Server, e *env, p *P) (any, error)) method {
 	_, hasMount := reflect.TypeFor[P]().FieldByName("MountID")
-	return func(ctx context.Context, s *Server, raw *json.RawMessage) (any, error) {
+	return func(ctx context.Context, s *Server, hd *mount.Holder, raw *json.RawMessage) (any, error) {
 		p := new(P)
 		if err := decodeParams(raw, p, optional); err != nil {
 			return nil, err
@@ -60,7 +63,7 @@ func handler[P any](mutates bool, optional []string, fn func(ctx context.Context
 		var e *env
 		if hasMount {
 			var err error
-			if e, err = s.env(reflect.ValueOf(p).Elem().FieldByName("MountID").Uint(), mutates); err != nil {
+			if e, err = s.env(hd, reflect.ValueOf(p).Elem().FieldByName("MountID").Uint(), mutates); err != nil {
 				return nil, err
 			}
 		}
@@ -79,17 +82,29 @@ var methods = map[string]method{
 	wire.MethodPing: handler(ro, nil, func(_ context.Context, s *Server, _ *env, _ *struct{}) (any, error) {
 		return wire.PingResult{Version: wire.Version, Server: "proxyfsd " + s.version}, nil
 	}),
-	wire.MethodMount: handler(ro, []string{"options", "user"}, func(_ context.Context, s *Server, _ *env, p *wire.MountParams) (any, error) {
-		m, err := s.mounts.Mount(p.Volume, p.Options, p.User, p.UID, p.GID)
+	// mount and unmount work on the connection's holder itself: the new
+	// mount is held by the connection that made it, and unmount does not
+	// attach the mount first (a connection at max_mounts_per_connection
+	// can always unmount).
+	wire.MethodMount: func(_ context.Context, s *Server, hd *mount.Holder, raw *json.RawMessage) (any, error) {
+		var p wire.MountParams
+		if err := decodeParams(raw, &p, []string{"options", "user"}); err != nil {
+			return nil, err
+		}
+		m, err := hd.Mount(p.Volume, p.Options, p.User, p.UID, p.GID)
 		if err != nil {
 			return nil, err
 		}
 		return wire.MountResult{MountID: m.ID, RootInode: uint64(inode.RootIno),
 			MaxIOSize: uint32(s.cfg.MaxIOBytes), MaxInflight: uint32(s.cfg.MaxInflightPerConn)}, nil
-	}),
-	wire.MethodUnmount: handler(ro, nil, func(_ context.Context, s *Server, _ *env, p *wire.MountOnly) (any, error) {
-		return empty(s.mounts.Unmount(p.MountID))
-	}),
+	},
+	wire.MethodUnmount: func(_ context.Context, _ *Server, hd *mount.Holder, raw *json.RawMessage) (any, error) {
+		var p wire.MountOnly
+		if err := decodeParams(raw, &p, nil); err != nil {
+			return nil, err
+		}
+		return empty(hd.Unmount(p.MountID))
+	},
 
 	wire.MethodLookup: handler(ro, nil, func(ctx context.Context, _ *Server, e *env, p *wire.EntryParams) (any, error) {
 		return inodeResult(e.fs.Lookup(ctx, inode.Ino(p.Inode), p.Name))
@@ -216,14 +231,14 @@ var methods = map[string]method{
 		return e.setPath(ctx, p.Path, settime(p.Atime, p.Mtime), false)
 	}),
 	wire.MethodSetattr: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.SetattrParams) (any, error) {
-		sa, err := setattr(&p.Attrs)
+		sa, err := setattr(&p.SetattrFields)
 		if err != nil {
 			return nil, err
 		}
 		return e.setStat(ctx, inode.Ino(p.Inode), sa)
 	}),
 	wire.MethodSetattrPath: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.SetattrPathParams) (any, error) {
-		sa, err := setattr(&p.Attrs)
+		sa, err := setattr(&p.SetattrFields)
 		if err != nil {
 			return nil, err
 		}
@@ -474,23 +489,32 @@ func settime(atime, mtime *wire.Timespec) inode.SetAttr {
 	return sa
 }
 
-// setattr converts setattr's params; a time the mask selects must be
-// given.
-func setattr(a *wire.Attrs) (inode.SetAttr, error) {
-	sa := inode.SetAttr{Mask: a.Mask, Size: a.Size, Mode: a.Mode, UID: a.UID, GID: a.GID}
-	for _, t := range []struct {
-		bit  uint32
-		name string
-		v    *wire.Timespec
-		dst  *inode.Timespec
-	}{{wire.SetAtime, "atime", a.Atime, &sa.Atime}, {wire.SetMtime, "mtime", a.Mtime, &sa.Mtime}, {wire.SetCrtime, "crtime", a.Crtime, &sa.Crtime}} {
-		if a.Mask&t.bit == 0 {
+// setattr converts setattr's params. Every field the mask selects must be
+// given (a missing or null member is a nil pointer here); the others are
+// ignored. Unknown mask bits are left to inode.SetAttr (EINVAL).
+func setattr(a *wire.SetattrFields) (inode.SetAttr, error) {
+	sa := inode.SetAttr{Mask: a.Mask}
+	for _, f := range []struct {
+		bit   uint32
+		name  string
+		given bool
+		set   func()
+	}{
+		{wire.SetSize, "size", a.Size != nil, func() { sa.Size = *a.Size }},
+		{wire.SetMode, "mode", a.Mode != nil, func() { sa.Mode = *a.Mode }},
+		{wire.SetUID, "uid", a.UID != nil, func() { sa.UID = *a.UID }},
+		{wire.SetGID, "gid", a.GID != nil, func() { sa.GID = *a.GID }},
+		{wire.SetAtime, "atime", a.Atime != nil, func() { sa.Atime = ts(a.Atime) }},
+		{wire.SetMtime, "mtime", a.Mtime != nil, func() { sa.Mtime = ts(a.Mtime) }},
+		{wire.SetCrtime, "crtime", a.Crtime != nil, func() { sa.Crtime = ts(a.Crtime) }},
+	} {
+		if a.Mask&f.bit == 0 {
 			continue
 		}
-		if t.v == nil {
-			return sa, errParams("mask selects %s but %q is missing", t.name, t.name)
+		if !f.given {
+			return sa, errParams("mask selects %s but %q is missing or null", f.name, f.name)
 		}
-		*t.dst = ts(t.v)
+		f.set()
 	}
 	return sa, nil
 }

@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/proxyfs/proxyfs/metrics"
+	"github.com/proxyfs/proxyfs/mount"
 	"github.com/proxyfs/proxyfs/rpcapi/wire"
 )
 
@@ -185,6 +186,7 @@ func (st *jsonStream) replyRaw(id json.RawMessage, err error) {
 type jsonHandler struct {
 	s        *Server
 	peer     string
+	hd       *mount.Holder // the connection's mounts
 	inflight atomic.Int64
 }
 
@@ -210,7 +212,7 @@ func (h *jsonHandler) Handle(ctx context.Context, conn *jsonrpc2.Conn, req *json
 		defer h.s.inflight.release()
 		done := h.s.metrics.Request(metrics.ChannelJSON, methodLabel(req.Method))
 		// A call that started finishes even if its client goes away.
-		result, err := h.s.dispatch(context.WithoutCancel(ctx), req.Method, req.Params)
+		result, err := h.s.dispatch(context.WithoutCancel(ctx), h.hd, req.Method, req.Params)
 		// Leave the per-connection count before replying: a client that
 		// waits for each reply must never see EAGAIN.
 		h.inflight.Add(-1)
@@ -250,7 +252,9 @@ func (h *jsonHandler) reply(ctx context.Context, conn *jsonrpc2.Conn, req *jsonr
 func (s *Server) serveJSON(nc net.Conn, br *bufio.Reader) {
 	peer := remote(nc)
 	st := &jsonStream{s: s, nc: nc, r: br, max: s.cfg.MaxMessageBytes, w: bufio.NewWriterSize(nc, ioBufSize), peer: peer}
-	h := &jsonHandler{s: s, peer: peer}
+	hd := s.mounts.NewHolder()
+	defer hd.Release() // after the calls below have finished
+	h := &jsonHandler{s: s, peer: peer, hd: hd}
 	defer s.metrics.ConnOpened(metrics.ChannelJSON)()
 	s.log.Debug("JSON-RPC connection", zap.String("remote", peer))
 	c := jsonrpc2.NewConn(context.Background(), st, h,
@@ -263,8 +267,9 @@ func (s *Server) serveJSON(nc net.Conn, br *bufio.Reader) {
 	}
 }
 
-// dispatch decodes and runs one call; it never panics.
-func (s *Server) dispatch(ctx context.Context, method string, params *json.RawMessage) (result any, err error) {
+// dispatch decodes and runs one call on a connection whose mounts hd
+// holds; it never panics.
+func (s *Server) dispatch(ctx context.Context, hd *mount.Holder, method string, params *json.RawMessage) (result any, err error) {
 	start := time.Now()
 	defer func() {
 		if r := recover(); r != nil {
@@ -279,7 +284,7 @@ func (s *Server) dispatch(ctx context.Context, method string, params *json.RawMe
 	if !ok {
 		return nil, errMethod(method)
 	}
-	return m(ctx, s, params)
+	return m(ctx, s, hd, params)
 }
 
 // stdLogAtDebug adapts log for jsonrpc2, whose messages (a client sent a

@@ -123,8 +123,18 @@ func Open(ctx context.Context, cfg *conf.Config, opts Options) (*Server, error) 
 			return nil, err
 		}
 	}
-	s.mounts = mount.NewTable(func(name string) bool { return s.volumes[name] != nil })
-	if err := s.metrics.RegisterMounts(s.mounts.Count); err != nil {
+	s.mounts = mount.NewTable(func(name string) bool { return s.volumes[name] != nil }, mount.Options{
+		Grace:        s.cfg.MountGrace,
+		MaxPerHolder: s.cfg.MaxMountsPerConn,
+		OnReclaim: func(m *mount.Mount) {
+			s.log.Debug("mount reclaimed: no connection used it for mount_grace",
+				zap.Uint64("mount", m.ID), zap.String("volume", m.Volume), zap.String("user", m.User))
+		},
+	})
+	if err := s.metrics.RegisterMounts(func() metrics.MountStats {
+		st := s.mounts.Stats()
+		return metrics.MountStats{Mounts: st.Mounts, Orphaned: st.Orphaned, Reclaimed: st.Reclaimed}
+	}); err != nil {
 		s.closeVolumes()
 		return nil, err
 	}
@@ -543,6 +553,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-time.After(time.Second):
 		s.log.Warn("connections still closing")
 	}
+	s.mounts.Close() // stops the grace timers
 	return s.closeVolumes()
 }
 

@@ -310,7 +310,9 @@ type SettimePathParams struct {
 	Mtime   *Timespec `json:"mtime"`
 }
 
-// Attrs is the settable part of setattr: the fields Mask selects.
+// Attrs is the settable part of setattr as a program gives it: Mask
+// selects the fields to change and the others are ignored. It is not sent
+// as it is: Fields gives its wire form.
 type Attrs struct {
 	Mask   uint32    `json:"mask"`
 	Size   uint64    `json:"size,omitempty"`
@@ -322,18 +324,61 @@ type Attrs struct {
 	Crtime *Timespec `json:"crtime,omitempty"`
 }
 
+// SetattrFields are the attribute members of setattr and setattr_path as
+// they travel: the mask, and a member for each field the mask selects (a
+// selected field that is missing or null is EINVAL; the others may be
+// left out and are ignored). A nil pointer is a missing member.
+type SetattrFields struct {
+	Mask   uint32    `json:"mask"`
+	Size   *uint64   `json:"size,omitempty"`
+	Mode   *uint32   `json:"mode,omitempty"`
+	UID    *uint32   `json:"uid,omitempty"`
+	GID    *uint32   `json:"gid,omitempty"`
+	Atime  *Timespec `json:"atime,omitempty"`
+	Mtime  *Timespec `json:"mtime,omitempty"`
+	Crtime *Timespec `json:"crtime,omitempty"`
+}
+
+// Fields returns a in its wire form: every field a.Mask selects, zeros
+// included, and no other.
+func (a Attrs) Fields() SetattrFields {
+	f := SetattrFields{Mask: a.Mask}
+	if a.Mask&SetSize != 0 {
+		f.Size = &a.Size
+	}
+	if a.Mask&SetMode != 0 {
+		f.Mode = &a.Mode
+	}
+	if a.Mask&SetUID != 0 {
+		f.UID = &a.UID
+	}
+	if a.Mask&SetGID != 0 {
+		f.GID = &a.GID
+	}
+	if a.Mask&SetAtime != 0 {
+		f.Atime = a.Atime
+	}
+	if a.Mask&SetMtime != 0 {
+		f.Mtime = a.Mtime
+	}
+	if a.Mask&SetCrtime != 0 {
+		f.Crtime = a.Crtime
+	}
+	return f
+}
+
 // SetattrParams are the params of setattr.
 type SetattrParams struct {
 	MountID uint64 `json:"mount_id"`
 	Inode   uint64 `json:"inode"`
-	Attrs
+	SetattrFields
 }
 
 // SetattrPathParams are the params of setattr_path.
 type SetattrPathParams struct {
 	MountID uint64 `json:"mount_id"`
 	Path    string `json:"path"`
-	Attrs
+	SetattrFields
 }
 
 // ReadParams are the params of read.
