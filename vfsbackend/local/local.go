@@ -217,6 +217,15 @@ func (b *Backend) recover() error {
 	if err != nil {
 		return err
 	}
+	if len(wals) == 0 && !b.formatted {
+		if _, err := os.Stat(filepath.Join(b.dir, snapName)); errors.Is(err, os.ErrNotExist) {
+			// Every volume has a WAL from its format on: its metadata was
+			// removed, and opening it would serve an empty volume.
+			return fmt.Errorf("%w: %w: %s has a %s file but no WAL and no snapshot: its metadata is gone; "+
+				"nothing was changed. Restore it from a backup, or move the directory away and run proxyfsd -format",
+				errCorrupt, vfsbackend.ErrDamaged, b.dir, volumeFileName)
+		}
+	}
 	// A compaction creates the next WAL before it switches to it. If we
 	// died in between, the new WAL is empty and the previous one may end in
 	// a torn record: drop the empty one so that the torn tail is the last

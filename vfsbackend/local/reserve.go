@@ -3,6 +3,7 @@ package local
 import (
 	"errors"
 	"os"
+	"path/filepath"
 	"sync"
 	"syscall"
 
@@ -45,7 +46,7 @@ func (r *reserve) refill(log *zap.Logger) {
 		return
 	}
 	var st syscall.Statfs_t
-	if err := syscall.Statfs(r.path[:len(r.path)-len(reserveName)], &st); err != nil {
+	if err := syscall.Statfs(filepath.Dir(r.path), &st); err != nil {
 		return
 	}
 	if int64(st.Bavail)*st.Bsize < 2*r.size {

@@ -113,6 +113,22 @@ func TestFormatPolicy(t *testing.T) {
 	}
 	closeT(t, b)
 
+	// A volume whose metadata was removed is not served empty.
+	walsNow, _ := filepath.Glob(filepath.Join(dir, walPrefix+"*"))
+	for _, w := range walsNow {
+		if err := os.Rename(w, w+".away"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := openP(vfsbackend.FormatForce); !errors.Is(err, vfsbackend.ErrDamaged) {
+		t.Fatalf("a volume without its WAL: %v", err)
+	}
+	for _, w := range walsNow {
+		if err := os.Rename(w+".away", w); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	// Something that is not a volume is never formatted over.
 	other := filepath.Join(parent, "other")
 	if err := os.MkdirAll(other, 0o700); err != nil {
