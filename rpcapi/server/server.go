@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -200,7 +201,8 @@ func Check(ctx context.Context, cfg *conf.Config, log *zap.Logger) ([]string, er
 
 // Start opens the configured listeners and serves them in the background.
 // A TCP address with port 0 gets a free port; TCPAddr reports it. A stale
-// Unix socket file (nobody answering on it) is replaced.
+// Unix socket file (nobody answering on it) is replaced; anything else at
+// the Unix socket's path is an error.
 func (s *Server) Start() error {
 	if s.cfg.TCP != "" {
 		l, err := net.Listen("tcp", s.cfg.TCP)
@@ -247,18 +249,17 @@ func (s *Server) Ready() error {
 	return nil
 }
 
+// listenUnix listens on the Unix socket path. Whatever is at path stays
+// untouched unless it is a stale socket: a socket file that nobody answers
+// on (a daemon that was killed leaves one) is removed; anything else there
+// (a regular file, a directory, a symlink, a socket that answers or that
+// cannot be probed) is an error naming the path.
 func listenUnix(path string) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("listen unix %s: %w", path, err)
 	}
-	if _, err := os.Lstat(path); err == nil {
-		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-			c.Close()
-			return nil, fmt.Errorf("listen unix %s: another process is serving this socket", path)
-		}
-		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("listen unix %s: removing stale socket: %w", path, err)
-		}
+	if err := removeStaleSocket(path); err != nil {
+		return nil, fmt.Errorf("listen unix %s: %w", path, err)
 	}
 	l, err := net.Listen("unix", path)
 	if err != nil {
@@ -266,6 +267,51 @@ func listenUnix(path string) (net.Listener, error) {
 	}
 	l.(*net.UnixListener).SetUnlinkOnClose(true)
 	return l, nil
+}
+
+// removeStaleSocket removes path if it is a socket that refuses
+// connections; nil if there is nothing at path.
+func removeStaleSocket(path string) error {
+	fi, err := os.Lstat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return err
+	case fi.Mode().Type() != fs.ModeSocket:
+		return fmt.Errorf("exists and is not a socket (%s); remove it or choose another server.unix", fileKind(fi.Mode()))
+	}
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err == nil {
+		c.Close()
+		return errors.New("another process is serving this socket")
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		// EACCES, a full backlog, a timeout: perhaps alive; not ours to
+		// remove.
+		return fmt.Errorf("socket exists and may be in use: %w", err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("removing stale socket: %w", err)
+	}
+	return nil
+}
+
+// fileKind names a file type for an error message.
+func fileKind(m fs.FileMode) string {
+	switch m.Type() {
+	case 0:
+		return "a regular file"
+	case fs.ModeDir:
+		return "a directory"
+	case fs.ModeSymlink:
+		return "a symlink"
+	case fs.ModeNamedPipe:
+		return "a named pipe"
+	case fs.ModeDevice, fs.ModeDevice | fs.ModeCharDevice:
+		return "a device"
+	}
+	return "a file of another type"
 }
 
 // TCPAddr returns the TCP address the server listens on ("" if none).
