@@ -40,6 +40,8 @@ const (
 	DefaultMaxConnections     = 1024
 	DefaultMaxInflightPerConn = 256
 	DefaultShutdownGrace      = 10 * time.Second
+	DefaultHandshakeTimeout   = 10 * time.Second
+	DefaultIdleTimeout        = 10 * time.Minute
 	DefaultMetricsListen      = "127.0.0.1:9451"
 	DefaultLogLevel           = "info"
 	DefaultLogFormat          = "console"
@@ -90,11 +92,23 @@ type Server struct {
 	MaxIOBytes int
 	// MaxConnections is the number of connections served at once.
 	MaxConnections int
+	// MaxConnectionsPerPeer is the number of connections one peer may
+	// hold at once: one remote IP address on TCP, one user id (the
+	// peer's credentials) on the Unix socket. The file's 0, the default,
+	// is MaxConnections - MaxConnections/4 here.
+	MaxConnectionsPerPeer int
 	// MaxInflightPerConn is the number of requests in flight per
 	// connection.
 	MaxInflightPerConn int
 	// ShutdownGrace bounds how long shutdown waits for in-flight calls.
 	ShutdownGrace time.Duration
+	// HandshakeTimeout is how long a new connection has to send its first
+	// complete request before it is closed.
+	HandshakeTimeout time.Duration
+	// IdleTimeout closes a connection that has no request in flight and
+	// has sent nothing for this long, and one that takes no bytes of a
+	// reply for this long; 0 never closes idle connections.
+	IdleTimeout time.Duration
 }
 
 // Metrics configures the Prometheus endpoint.
@@ -141,8 +155,11 @@ type raw struct {
 		MaxMessageBytes    *int64  `toml:"max_message_bytes"`
 		MaxIOBytes         *int64  `toml:"max_io_bytes"`
 		MaxConnections     *int64  `toml:"max_connections"`
+		MaxConnsPerPeer    *int64  `toml:"max_connections_per_peer"`
 		MaxInflightPerConn *int64  `toml:"max_inflight_per_conn"`
 		ShutdownGrace      *string `toml:"shutdown_grace"`
+		HandshakeTimeout   *string `toml:"handshake_timeout"`
+		IdleTimeout        *string `toml:"idle_timeout"`
 	} `toml:"server"`
 	Metrics struct {
 		Listen *string `toml:"listen"`
@@ -243,7 +260,20 @@ func (r *raw) validate() (*Config, error) {
 		}
 		*n.dst = int(v)
 	}
+	c.Server.MaxConnectionsPerPeer = c.Server.MaxConnections - c.Server.MaxConnections/4
+	if v := s.MaxConnsPerPeer; v != nil && *v != 0 {
+		if *v < 0 || *v > int64(c.Server.MaxConnections) {
+			return nil, fmt.Errorf("config: server.max_connections_per_peer: %d is out of range [0, max_connections %d]", *v, c.Server.MaxConnections)
+		}
+		c.Server.MaxConnectionsPerPeer = int(*v)
+	}
 	if c.Server.ShutdownGrace, err = duration("server.shutdown_grace", s.ShutdownGrace, DefaultShutdownGrace, true); err != nil {
+		return nil, err
+	}
+	if c.Server.HandshakeTimeout, err = duration("server.handshake_timeout", s.HandshakeTimeout, DefaultHandshakeTimeout, false); err != nil {
+		return nil, err
+	}
+	if c.Server.IdleTimeout, err = duration("server.idle_timeout", s.IdleTimeout, DefaultIdleTimeout, true); err != nil {
 		return nil, err
 	}
 	if c.Metrics.Listen, err = addr("metrics.listen", r.Metrics.Listen, DefaultMetricsListen); err != nil {

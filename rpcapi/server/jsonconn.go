@@ -39,23 +39,37 @@ const (
 type jsonStream struct {
 	s    *Server
 	nc   net.Conn
+	cr   *connReader
 	r    *bufio.Reader
 	max  int
 	wmu  sync.Mutex
 	w    *bufio.Writer
+	wd   writeDeadline
 	peer string
 }
 
 var _ jsonrpc2.ObjectStream = (*jsonStream)(nil)
 
-// WriteObject implements jsonrpc2.ObjectStream.
+// WriteObject implements jsonrpc2.ObjectStream, with the framing of
+// jsonrpc2.VSCodeObjectCodec. A failed write closes the connection: part
+// of a message may have been sent, so the stream is broken.
 func (st *jsonStream) WriteObject(obj any) error {
+	data, err := json.Marshal(obj)
+	if err != nil {
+		return err // nothing was sent
+	}
 	st.wmu.Lock()
 	defer st.wmu.Unlock()
-	if err := (jsonrpc2.VSCodeObjectCodec{}).WriteObject(st.w, obj); err != nil {
-		return err
+	st.wd.arm()
+	if _, err = fmt.Fprintf(st.w, "Content-Length: %d\r\n\r\n", len(data)); err == nil {
+		if _, err = st.w.Write(data); err == nil {
+			err = st.w.Flush()
+		}
 	}
-	return st.w.Flush()
+	if err != nil {
+		st.nc.Close()
+	}
+	return err
 }
 
 // Close implements jsonrpc2.ObjectStream.
@@ -67,11 +81,16 @@ func (st *jsonStream) ReadObject(v any) error {
 	for {
 		body, err := st.readFrame()
 		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+			switch {
+			case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+			case errors.Is(err, errIdleTimeout):
+				st.s.log.Debug("closing idle JSON-RPC connection", zap.String("remote", st.peer))
+			default:
 				st.s.log.Info("closing JSON-RPC connection", zap.String("remote", st.peer), zap.Error(err))
 			}
 			return err
 		}
+		st.cr.started()
 		if !json.Valid(body) {
 			st.replyRaw(nil, &protoError{code: jsonrpc2.CodeParseError, errno: syscall.EINVAL, msg: "parse error: body is not valid JSON"})
 			continue
@@ -185,6 +204,7 @@ func (st *jsonStream) replyRaw(id json.RawMessage, err error) {
 type jsonHandler struct {
 	s        *Server
 	peer     string
+	cr       *connReader
 	inflight atomic.Int64
 }
 
@@ -206,6 +226,7 @@ func (h *jsonHandler) Handle(ctx context.Context, conn *jsonrpc2.Conn, req *json
 		h.inflight.Add(-1)
 		return
 	}
+	h.cr.begin()
 	go func() {
 		defer h.s.inflight.release()
 		done := h.s.metrics.Request(metrics.ChannelJSON, methodLabel(req.Method))
@@ -215,6 +236,7 @@ func (h *jsonHandler) Handle(ctx context.Context, conn *jsonrpc2.Conn, req *json
 		// waits for each reply must never see EAGAIN.
 		h.inflight.Add(-1)
 		errno := h.reply(ctx, conn, req, result, err)
+		h.cr.end()
 		done(errno)
 	}()
 }
@@ -247,10 +269,11 @@ func (h *jsonHandler) reply(ctx context.Context, conn *jsonrpc2.Conn, req *jsonr
 }
 
 // serveJSON serves a JSON-RPC connection until it closes.
-func (s *Server) serveJSON(nc net.Conn, br *bufio.Reader) {
+func (s *Server) serveJSON(nc net.Conn, br *bufio.Reader, cr *connReader) {
 	peer := remote(nc)
-	st := &jsonStream{s: s, nc: nc, r: br, max: s.cfg.MaxMessageBytes, w: bufio.NewWriterSize(nc, ioBufSize), peer: peer}
-	h := &jsonHandler{s: s, peer: peer}
+	st := &jsonStream{s: s, nc: nc, cr: cr, r: br, max: s.cfg.MaxMessageBytes, w: bufio.NewWriterSize(nc, ioBufSize),
+		wd: writeDeadline{nc: nc, idle: s.cfg.IdleTimeout}, peer: peer}
+	h := &jsonHandler{s: s, peer: peer, cr: cr}
 	defer s.metrics.ConnOpened(metrics.ChannelJSON)()
 	s.log.Debug("JSON-RPC connection", zap.String("remote", peer))
 	c := jsonrpc2.NewConn(context.Background(), st, h,

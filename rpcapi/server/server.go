@@ -5,9 +5,9 @@
 // any other connection speaks JSON-RPC 2.0 with Content-Length framing.
 //
 // Limits from the configuration are enforced here: message size, I/O size,
-// connections, and requests in flight per connection. Shutdown stops
-// accepting, drains in-flight calls for a grace period, then syncs and
-// closes the engines.
+// connections (in all and per peer), requests in flight per connection,
+// and the handshake and idle timeouts. Shutdown stops accepting, drains
+// in-flight calls for a grace period, then syncs and closes the engines.
 package server
 
 import (
@@ -66,7 +66,8 @@ type Server struct {
 	listeners []net.Listener
 	tcpAddr   string
 	unixPath  string
-	conns     map[net.Conn]struct{}
+	conns     map[net.Conn]string // the peer key of each connection
+	peers     map[string]int      // connections by peer key
 	closing   bool
 	connWG    sync.WaitGroup // connection goroutines
 	acceptWG  sync.WaitGroup
@@ -99,7 +100,8 @@ func Open(ctx context.Context, cfg *conf.Config, opts Options) (*Server, error) 
 		version:  opts.Version,
 		metrics:  opts.Metrics,
 		volumes:  map[string]*volume{},
-		conns:    map[net.Conn]struct{}{},
+		conns:    map[net.Conn]string{},
+		peers:    map[string]int{},
 		refusing: make(chan struct{}, 64),
 	}
 	s.inflight.init()
@@ -339,20 +341,21 @@ func (s *Server) accept(l net.Listener) {
 			continue
 		}
 		backoff = 0
-		if !s.addConn(nc) {
-			s.refuse(nc)
+		if why := s.addConn(nc); why != nil {
+			s.refuse(nc, why)
 			continue
 		}
 		go s.serveConn(nc)
 	}
 }
 
-// refuse closes a connection over max_connections. A JSON-RPC client gets
-// an error reply first (EAGAIN, id null) so that it can tell why; a binary
+// refuse closes a connection over max_connections or
+// max_connections_per_peer; why says which. A JSON-RPC client gets an
+// error reply first (EAGAIN, id null) so that it can tell why; a binary
 // channel gets an EAGAIN reply to its first request (which is not run), so
 // that a client can tell a refusal, to retry after a back-off, from a
 // connection lost with its request in flight.
-func (s *Server) refuse(nc net.Conn) {
+func (s *Server) refuse(nc net.Conn, why error) {
 	select {
 	case s.refusing <- struct{}{}:
 	default:
@@ -380,7 +383,7 @@ func (s *Server) refuse(nc net.Conn) {
 			nc.Write(wire.AppendReply(nil, wire.ReplyHeader{Opcode: h.Opcode, ID: h.ID, Errno: uint32(syscall.EAGAIN)}))
 			return
 		}
-		we := s.classify("accept", fmt.Errorf("too many connections (max_connections %d): %w", s.cfg.MaxConnections, syscall.EAGAIN))
+		we := s.classify("accept", why)
 		body, err := json.Marshal(struct {
 			JSONRPC string          `json:"jsonrpc"`
 			ID      *int            `json:"id"`
@@ -392,27 +395,42 @@ func (s *Server) refuse(nc net.Conn) {
 	}()
 }
 
-// addConn registers a connection; false if the server is closing or at
-// max_connections.
-func (s *Server) addConn(nc net.Conn) bool {
+// addConn registers a connection; an error (wrapping EAGAIN) if the
+// server is closing, at max_connections, or at max_connections_per_peer
+// for the connection's peer.
+func (s *Server) addConn(nc net.Conn) error {
+	peer := peerKey(nc)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
-		return false
+		return fmt.Errorf("server shutting down: %w", syscall.EAGAIN)
 	}
 	if len(s.conns) >= s.cfg.MaxConnections {
 		s.log.Warn("connection refused: max_connections reached",
 			zap.Int("max_connections", s.cfg.MaxConnections), zap.String("remote", remote(nc)))
-		return false
+		return fmt.Errorf("too many connections (max_connections %d): %w", s.cfg.MaxConnections, syscall.EAGAIN)
 	}
-	s.conns[nc] = struct{}{}
+	if s.peers[peer] >= s.cfg.MaxConnectionsPerPeer {
+		s.log.Warn("connection refused: max_connections_per_peer reached",
+			zap.Int("max_connections_per_peer", s.cfg.MaxConnectionsPerPeer), zap.String("peer", peer),
+			zap.String("remote", remote(nc)))
+		return fmt.Errorf("too many connections from this peer (%s, max_connections_per_peer %d): %w",
+			peer, s.cfg.MaxConnectionsPerPeer, syscall.EAGAIN)
+	}
+	s.conns[nc] = peer
+	s.peers[peer]++
 	s.connWG.Add(1)
-	return true
+	return nil
 }
 
 func (s *Server) removeConn(nc net.Conn) {
 	s.mu.Lock()
-	delete(s.conns, nc)
+	if peer, ok := s.conns[nc]; ok {
+		if s.peers[peer]--; s.peers[peer] <= 0 {
+			delete(s.peers, peer)
+		}
+		delete(s.conns, nc)
+	}
 	s.mu.Unlock()
 	s.connWG.Done()
 }
@@ -428,23 +446,29 @@ func remote(nc net.Conn) string {
 const ioBufSize = 64 << 10
 
 // serveConn tells the two protocols apart by the first four bytes and
-// serves the connection until it closes.
+// serves the connection until it closes. The connection has
+// handshake_timeout to send its first complete request.
 func (s *Server) serveConn(nc net.Conn) {
 	defer s.removeConn(nc)
 	defer nc.Close()
-	br := bufio.NewReaderSize(nc, ioBufSize)
+	cr := newConnReader(nc, s.cfg.HandshakeTimeout, s.cfg.IdleTimeout)
+	br := bufio.NewReaderSize(cr, ioBufSize)
 	magic, err := br.Peek(4)
 	if err != nil {
-		if !errors.Is(err, io.EOF) {
+		switch {
+		case errors.Is(err, errHandshakeTimeout):
+			s.log.Info("closing connection: no request within handshake_timeout",
+				zap.String("remote", remote(nc)), zap.Duration("handshake_timeout", s.cfg.HandshakeTimeout))
+		case !errors.Is(err, io.EOF):
 			s.log.Debug("connection closed before its first bytes", zap.String("remote", remote(nc)), zap.Error(err))
 		}
 		return
 	}
 	if string(magic) == wire.RequestMagic {
-		s.serveBinary(nc, br)
+		s.serveBinary(nc, br, cr)
 		return
 	}
-	s.serveJSON(nc, br)
+	s.serveJSON(nc, br, cr)
 }
 
 // Shutdown stops accepting connections, lets in-flight calls finish until
