@@ -5,9 +5,10 @@
 // any other connection speaks JSON-RPC 2.0 with Content-Length framing.
 //
 // Limits from the configuration are enforced here: message size, I/O size,
-// connections (in all and per peer), requests in flight per connection,
-// and the handshake and idle timeouts. Shutdown stops accepting, drains
-// in-flight calls for a grace period, then syncs and closes the engines.
+// connections (in all and per peer), requests in flight and unsent reply
+// bytes per connection, and the handshake and idle timeouts. Shutdown
+// stops accepting, drains in-flight calls for a grace period, then syncs
+// and closes the engines.
 package server
 
 import (
