@@ -93,7 +93,7 @@ type Server struct {
 	// MaxConnections is the number of connections served at once.
 	MaxConnections int
 	// MaxConnectionsPerPeer is the number of connections one peer may
-	// hold at once: one remote IP address on TCP, one user id (the
+	// hold at once: one remote IP address (an IPv6 /64) on TCP, one user id (the
 	// peer's credentials) on the Unix socket. The file's 0, the default,
 	// is MaxConnections - MaxConnections/4 here.
 	MaxConnectionsPerPeer int
