@@ -252,10 +252,9 @@ func (h *jsonHandler) Handle(ctx context.Context, conn *jsonrpc2.Conn, req *json
 		// Leave the per-connection count before replying: a client that
 		// waits for each reply must never see EAGAIN.
 		h.inflight.Add(-1)
-		errno := h.reply(ctx, conn, req, result, err)
+		done(h.reply(ctx, conn, req, result, err))
 		h.budget.release(cost)
 		h.cr.end()
-		done(errno)
 	}()
 }
 
