@@ -160,6 +160,13 @@ func TestJSONReadFitsMessage(t *testing.T) {
 		t.Errorf("reason %q", e.Data.Reason)
 	}
 
+	// Well over: a reply of 80 KB, which the server used to send.
+	_, r = read("4", 60000)
+	if r.Error == nil {
+		t.Fatalf("read of 60000 succeeded with %d bytes of reply (max_message_bytes %d)", len(r.Result), maxMsg)
+	}
+	rc.checkErr(r, "read well over the limit", "EINVAL", 0)
+
 	// An id of 3000 bytes (as JSON) takes 2000 more bytes of the reply.
 	longID := `"` + strings.Repeat("i", 2998) + `"`
 	_, r = read(longID, limit)
