@@ -42,6 +42,8 @@ const (
 	DefaultShutdownGrace      = 10 * time.Second
 	DefaultMountGrace         = 60 * time.Second
 	DefaultMaxMountsPerConn   = 256
+	DefaultHandshakeTimeout   = 10 * time.Second
+	DefaultIdleTimeout        = 10 * time.Minute
 	DefaultMetricsListen      = "127.0.0.1:9451"
 	DefaultLogLevel           = "info"
 	DefaultLogFormat          = "console"
@@ -97,6 +99,11 @@ type Server struct {
 	MaxIOBytes int
 	// MaxConnections is the number of connections served at once.
 	MaxConnections int
+	// MaxConnectionsPerPeer is the number of connections one peer may
+	// hold at once: one remote IP address (an IPv6 /64) on TCP, one user id (the
+	// peer's credentials) on the Unix socket. The file's 0, the default,
+	// is MaxConnections - MaxConnections/4 here.
+	MaxConnectionsPerPeer int
 	// MaxInflightPerConn is the number of requests in flight per
 	// connection.
 	MaxInflightPerConn int
@@ -109,6 +116,13 @@ type Server struct {
 	// MaxMountsPerConn is the number of mounts one connection may hold
 	// (EMFILE beyond).
 	MaxMountsPerConn int
+	// HandshakeTimeout is how long a new connection has to send its first
+	// complete request before it is closed.
+	HandshakeTimeout time.Duration
+	// IdleTimeout closes a connection that has no request in flight and
+	// has sent nothing for this long, and one that takes no bytes of a
+	// reply for this long; 0 never closes idle connections.
+	IdleTimeout time.Duration
 }
 
 // Metrics configures the Prometheus endpoint.
@@ -161,10 +175,13 @@ type raw struct {
 		MaxMessageBytes    *int64  `toml:"max_message_bytes"`
 		MaxIOBytes         *int64  `toml:"max_io_bytes"`
 		MaxConnections     *int64  `toml:"max_connections"`
+		MaxConnsPerPeer    *int64  `toml:"max_connections_per_peer"`
 		MaxInflightPerConn *int64  `toml:"max_inflight_per_conn"`
 		ShutdownGrace      *string `toml:"shutdown_grace"`
 		MountGrace         *string `toml:"mount_grace"`
 		MaxMountsPerConn   *int64  `toml:"max_mounts_per_connection"`
+		HandshakeTimeout   *string `toml:"handshake_timeout"`
+		IdleTimeout        *string `toml:"idle_timeout"`
 	} `toml:"server"`
 	Metrics struct {
 		Listen *string `toml:"listen"`
@@ -267,6 +284,13 @@ func (r *raw) validate() (*Config, error) {
 		}
 		*n.dst = int(v)
 	}
+	c.Server.MaxConnectionsPerPeer = c.Server.MaxConnections - c.Server.MaxConnections/4
+	if v := s.MaxConnsPerPeer; v != nil && *v != 0 {
+		if *v < 0 || *v > int64(c.Server.MaxConnections) {
+			return nil, fmt.Errorf("config: server.max_connections_per_peer: %d is out of range [0, max_connections %d]", *v, c.Server.MaxConnections)
+		}
+		c.Server.MaxConnectionsPerPeer = int(*v)
+	}
 	if c.Server.ShutdownGrace, err = duration("server.shutdown_grace", s.ShutdownGrace, DefaultShutdownGrace, true); err != nil {
 		return nil, err
 	}
@@ -275,6 +299,12 @@ func (r *raw) validate() (*Config, error) {
 	}
 	if c.Server.MountGrace > MaxMountGrace {
 		return nil, fmt.Errorf("config: server.mount_grace: %q is longer than %v", *s.MountGrace, MaxMountGrace)
+	}
+	if c.Server.HandshakeTimeout, err = duration("server.handshake_timeout", s.HandshakeTimeout, DefaultHandshakeTimeout, false); err != nil {
+		return nil, err
+	}
+	if c.Server.IdleTimeout, err = duration("server.idle_timeout", s.IdleTimeout, DefaultIdleTimeout, true); err != nil {
+		return nil, err
 	}
 	if c.Metrics.Listen, err = addr("metrics.listen", r.Metrics.Listen, DefaultMetricsListen); err != nil {
 		return nil, err

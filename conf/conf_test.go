@@ -1,6 +1,7 @@
 package conf
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,7 +17,8 @@ func TestDefault(t *testing.T) {
 	if c.Server.MaxMessageBytes != 4<<20 || c.Server.MaxIOBytes != 8<<20 ||
 		c.Server.MaxConnections != 1024 || c.Server.MaxInflightPerConn != 256 ||
 		c.Server.ShutdownGrace != 10*time.Second || c.Server.MountGrace != time.Minute ||
-		c.Server.MaxMountsPerConn != 256 {
+		c.Server.MaxMountsPerConn != 256 || c.Server.MaxConnectionsPerPeer != 768 ||
+		c.Server.HandshakeTimeout != 10*time.Second || c.Server.IdleTimeout != 10*time.Minute {
 		t.Errorf("server limits: %+v", c.Server)
 	}
 	if c.Metrics.Listen != "127.0.0.1:9451" || c.Log.Level != "info" || c.Log.Format != "console" {
@@ -58,10 +60,13 @@ unix = "/tmp/x.sock"
 max_message_bytes = 65536
 max_io_bytes = 1048576
 max_connections = 10
+max_connections_per_peer = 3
 max_inflight_per_conn = 4
 shutdown_grace = "250ms"
 mount_grace = "0s"
 max_mounts_per_connection = 1
+handshake_timeout = "2s"
+idle_timeout = "0s"
 [metrics]
 listen = ""
 pprof = true
@@ -82,8 +87,8 @@ path = "/var/lib/b"
 		t.Fatal(err)
 	}
 	want := Server{TCP: "", Unix: "/tmp/x.sock", MaxMessageBytes: 65536, MaxIOBytes: 1 << 20,
-		MaxConnections: 10, MaxInflightPerConn: 4, ShutdownGrace: 250 * time.Millisecond,
-		MountGrace: 0, MaxMountsPerConn: 1}
+		MaxConnections: 10, MaxConnectionsPerPeer: 3, MaxInflightPerConn: 4, ShutdownGrace: 250 * time.Millisecond,
+		MountGrace: 0, MaxMountsPerConn: 1, HandshakeTimeout: 2 * time.Second, IdleTimeout: 0}
 	if c.Server != want {
 		t.Errorf("server %+v, want %+v", c.Server, want)
 	}
@@ -129,6 +134,13 @@ func TestErrors(t *testing.T) {
 		{"[server]\nmount_grace = \"25h\"" + vol, `server.mount_grace: "25h" is longer than 24h0m0s`},
 		{"[server]\nmax_mounts_per_connection = 0" + vol, `server.max_mounts_per_connection: 0 is out of range [1, 65536]`},
 		{"[server]\nmax_mounts_per_connection = 65537" + vol, `server.max_mounts_per_connection`},
+		{"[server]\nmax_connections = 10\nmax_connections_per_peer = 11" + vol, `server.max_connections_per_peer: 11 is out of range`},
+		{"[server]\nmax_connections_per_peer = -1" + vol, `server.max_connections_per_peer`},
+		{"[server]\nhandshake_timeout = \"0s\"" + vol, `server.handshake_timeout: duration "0s" must be positive`},
+		{"[server]\nhandshake_timeout = \"-1s\"" + vol, `server.handshake_timeout`},
+		{"[server]\nidle_timeout = \"-1s\"" + vol, `server.idle_timeout`},
+		{"[server]\nidle_timeout = \"soon\"" + vol, `server.idle_timeout: invalid duration "soon"`},
+		{"[server]\nidle_timeout = 600" + vol, `idle_timeout`},
 		{"[server]\nmax_io_bytes = \"big\"" + vol, `max_io_bytes`},
 		{"[server]\ntcp = \"localhost\"" + vol, `server.tcp: invalid address "localhost"`},
 		{"[server]\ntcp = \"localhost:http\"" + vol, `server.tcp: invalid port`},
@@ -145,6 +157,24 @@ func TestErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Parse(%q) = %v, want error containing %q", tc.toml, err, tc.want)
 		}
+	}
+}
+
+// max_connections_per_peer defaults to three quarters of max_connections
+// (rounded up), whatever max_connections is.
+func TestPerPeerDefault(t *testing.T) {
+	for max, want := range map[int]int{1: 1, 2: 2, 3: 3, 4: 3, 10: 8, 1024: 768, 4096: 3072} {
+		c, err := Parse([]byte(fmt.Sprintf("[server]\nmax_connections = %d\n[[volume]]\nname = \"v\"\n", max)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Server.MaxConnectionsPerPeer != want {
+			t.Errorf("max_connections %d: per peer %d, want %d", max, c.Server.MaxConnectionsPerPeer, want)
+		}
+	}
+	c, err := Parse([]byte("[server]\nmax_connections = 10\nmax_connections_per_peer = 0\n[[volume]]\nname = \"v\"\n"))
+	if err != nil || c.Server.MaxConnectionsPerPeer != 8 {
+		t.Errorf("max_connections_per_peer = 0: %+v, %v", c, err)
 	}
 }
 

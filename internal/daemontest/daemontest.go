@@ -63,6 +63,9 @@ type Options struct {
 	// MaxMountsPerConnection is server.max_mounts_per_connection (0: the
 	// daemon's default).
 	MaxMountsPerConnection int
+	// Connection limits (0: the daemon's default).
+	MaxConnectionsPerPeer         int
+	HandshakeTimeout, IdleTimeout time.Duration
 	// LogLevel defaults to "debug".
 	LogLevel string
 	// StartTimeout bounds the wait for the daemon to listen (default 30s).
@@ -233,9 +236,18 @@ func (d *Daemon) writeConfig() {
 		v   int
 	}{{"max_message_bytes", o.MaxMessageBytes}, {"max_io_bytes", o.MaxIOBytes},
 		{"max_connections", o.MaxConnections}, {"max_inflight_per_conn", o.MaxInflightPerConn},
-		{"max_mounts_per_connection", o.MaxMountsPerConnection}} {
+		{"max_mounts_per_connection", o.MaxMountsPerConnection},
+		{"max_connections_per_peer", o.MaxConnectionsPerPeer}} {
 		if n.v != 0 {
 			fmt.Fprintf(&b, "%s = %d\n", n.key, n.v)
+		}
+	}
+	for _, n := range []struct {
+		key string
+		v   time.Duration
+	}{{"handshake_timeout", o.HandshakeTimeout}, {"idle_timeout", o.IdleTimeout}} {
+		if n.v != 0 {
+			fmt.Fprintf(&b, "%s = %q\n", n.key, n.v.String())
 		}
 	}
 	fmt.Fprintf(&b, "shutdown_grace = %q\n", o.ShutdownGrace.String())

@@ -813,6 +813,59 @@ static void test_max_connections(void)
     daemon_cleanup(&d2);
 }
 
+/* A daemon with a short idle_timeout closes the library's idle
+ * connections; every kind of call still succeeds afterwards, the pool
+ * dialing again without an error reaching the caller. */
+static void test_idle_timeout(void)
+{
+    test_daemon_t d2 = { .bin = daemon_.bin, .server_extra = "idle_timeout = \"500ms\"\n" };
+    mount_handle_t *mh;
+
+    if (daemon_start(&d2) != 0) {
+        CHECK(0);
+        daemon_cleanup(&d2);
+        return;
+    }
+    CHECK_RC(proxyfs_set_server(d2.addr), 0);
+    mh = do_mount();
+    if (mh != NULL) {
+        uint64_t f = 0, g = 0, ino = 0;
+        uint8_t buf[16];
+        size_t n = 0;
+
+        CHECK_RC(proxyfs_create(mh, root_ino, "f", 0644, &f), 0);
+        CHECK_RC(proxyfs_write(mh, f, 0, (uint8_t *)"before", 6, &n), 0);
+        for (int round = 0; round < 3; round++) {
+            char name[16];
+            struct dirent *de = NULL;
+            proxyfs_stat_t *st = NULL;
+
+            msleep(1500); /* the daemon closes every connection */
+            snprintf(name, sizeof name, "g%d", round);
+            CHECK_RC(proxyfs_create(mh, root_ino, name, 0644, &g), 0);
+            CHECK_RC(proxyfs_lookup(mh, root_ino, name, &ino), 0);
+            CHECK(ino == g);
+            CHECK_RC(proxyfs_write(mh, g, 0, (uint8_t *)"after", 5, &n), 0);
+            CHECK_RC(proxyfs_read(mh, f, 0, sizeof buf, buf, sizeof buf, &n), 0);
+            CHECK(n == 6 && memcmp(buf, "before", 6) == 0);
+            CHECK_RC(proxyfs_get_stat(mh, g, &st), 0);
+            CHECK(st != NULL && st->size == 5);
+            free(st);
+            st = NULL;
+            CHECK_RC(proxyfs_readdir_plus(mh, root_ino, -1, &de, &st), 0);
+            free(de);
+            free(st);
+            CHECK_RC(proxyfs_flush(mh, g), 0);
+            CHECK_RC(proxyfs_unlink(mh, root_ino, name), 0);
+            msleep(1500);
+            CHECK_RC(proxyfs_mkdir(mh, root_ino, name, 0755, &ino), 0);
+        }
+        CHECK_RC(proxyfs_unmount(mh), 0);
+    }
+    CHECK_RC(proxyfs_set_server(daemon_.addr), 0);
+    daemon_cleanup(&d2);
+}
+
 /* --------------------------------------------------------------- async */
 
 enum { ASYNC_N = 64, ASYNC_SZ = 64 * 1024 };
@@ -1849,6 +1902,7 @@ static const struct {
     { "read_only", test_read_only },
     { "threads", test_threads },
     { "max_connections", test_max_connections },
+    { "idle_timeout", test_idle_timeout },
     { "async", test_async },
     { "binary_meta", test_binary_meta },
     { "timeout", test_timeout },

@@ -45,9 +45,11 @@
 // to the new mount id (one remount serves all concurrent callers), and
 // retries the call. EAGAIN (the server's in-flight limit) is retried with
 // back-off too. A binary connection the server refuses (over its
-// max_connections: an EAGAIN reply, then the close) makes the calls on it
-// retry as never run, and its slot waits before dialing again while calls
-// go to the connections that work.
+// max_connections or max_connections_per_peer: an EAGAIN reply, then the
+// close) makes the calls on it retry as never run, and its slot waits
+// before dialing again while calls go to the connections that work. A
+// connection the server closed for its idle_timeout is dialed again on
+// the next call that needs it.
 //
 // Reads, writes (same offset, same data), lookups, stats, chmod, chown,
 // resize, settime, setattr, set_xattr without flags or with

@@ -26,7 +26,9 @@ type binConn struct {
 	peer string
 	hd   *mount.Holder // the connection's mounts
 
+	cr  *connReader
 	wmu sync.Mutex // serializes reply frames
+	wd  writeDeadline
 	wg  sync.WaitGroup
 	sem chan struct{} // one token per request in flight
 
@@ -43,8 +45,9 @@ const sendfileMin = 64 << 10
 // concurrently, at most max_inflight_per_conn at a time: at the limit the
 // connection is not read until a reply has been sent (back-pressure).
 // Replies are written whole, in completion order.
-func (s *Server) serveBinary(nc net.Conn, br *bufio.Reader) {
-	c := &binConn{s: s, nc: nc, peer: remote(nc), hd: s.mounts.NewHolder(), sem: make(chan struct{}, s.cfg.MaxInflightPerConn)}
+func (s *Server) serveBinary(nc net.Conn, br *bufio.Reader, cr *connReader) {
+	c := &binConn{s: s, nc: nc, peer: remote(nc), hd: s.mounts.NewHolder(), cr: cr, sem: make(chan struct{}, s.cfg.MaxInflightPerConn),
+		wd: writeDeadline{nc: nc, idle: s.cfg.IdleTimeout}}
 	defer c.hd.Release() // after c.wg.Wait below: every call has finished
 	if sc, ok := nc.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
@@ -66,6 +69,7 @@ func (s *Server) serveBinary(nc net.Conn, br *bufio.Reader) {
 		// Lengths are checked before anything is allocated.
 		if fatal, err := s.checkLength(h); err != nil {
 			if !fatal {
+				cr.started()
 				c.reply(h, s.classify(wire.OpName(h.Opcode), err), 0, nil, nil)
 				<-c.sem
 				continue
@@ -87,6 +91,7 @@ func (s *Server) serveBinary(nc net.Conn, br *bufio.Reader) {
 				return
 			}
 		}
+		cr.started()
 		if !s.inflight.acquire() {
 			// Draining for shutdown: stop reading; the connection is
 			// closed once in-flight calls are done.
@@ -94,6 +99,7 @@ func (s *Server) serveBinary(nc net.Conn, br *bufio.Reader) {
 			<-c.sem
 			return
 		}
+		cr.begin()
 		c.wg.Add(1)
 		if inlineOp(h) && br.Buffered() == 0 {
 			// Nothing else is waiting on this connection: a short
@@ -141,6 +147,10 @@ func (s *Server) checkLength(h wire.RequestHeader) (fatal bool, err error) {
 func (c *binConn) readErr(err error) {
 	switch {
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+	case errors.Is(err, errHandshakeTimeout):
+		c.s.log.Info("closing binary connection: no complete request within handshake_timeout", zap.String("remote", c.peer))
+	case errors.Is(err, errIdleTimeout):
+		c.s.log.Debug("closing idle binary connection", zap.String("remote", c.peer))
 	case errors.Is(err, wire.ErrBadFrame):
 		c.s.log.Info("closing binary connection: broken stream", zap.String("remote", c.peer), zap.Error(err))
 	default:
@@ -152,6 +162,7 @@ func (c *binConn) readErr(err error) {
 func (c *binConn) run(h wire.RequestHeader, payload []byte) {
 	defer c.wg.Done()
 	defer func() { <-c.sem }()
+	defer c.cr.end()
 	defer c.s.inflight.release()
 	start := time.Now()
 	op := wire.OpName(h.Opcode)
@@ -321,6 +332,7 @@ func (c *binConn) reply(h wire.RequestHeader, we wireErr, n uint32, data, pooled
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	c.wd.arm()
 	if _, err := bufs.WriteTo(c.nc); err != nil {
 		c.s.log.Debug("binary reply not sent", zap.String("remote", c.peer), zap.Error(err))
 		c.nc.Close()
@@ -335,6 +347,7 @@ func (c *binConn) replySpan(h wire.RequestHeader, sp *inode.Span) {
 	rh := wire.ReplyHeader{Opcode: h.Opcode, ID: h.ID, Length: uint32(sp.N)}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	c.wd.arm()
 	if err := c.writeSpan(wire.AppendReply(hdr[:0], rh), sp); err != nil {
 		c.s.log.Debug("binary reply not sent", zap.String("remote", c.peer), zap.Error(err))
 		c.nc.Close()

@@ -128,8 +128,8 @@ func FuzzBinaryStream(f *testing.F) {
 func serveStream(t *testing.T, s *Server, in []byte) {
 	client, server := connPair(t)
 	defer client.Close()
-	if !s.addConn(server) {
-		t.Fatal("connection refused")
+	if err := s.addConn(server); err != nil {
+		t.Fatalf("connection refused: %v", err)
 	}
 	done := make(chan struct{})
 	go func() {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,23 +41,37 @@ const (
 type jsonStream struct {
 	s    *Server
 	nc   net.Conn
+	cr   *connReader
 	r    *bufio.Reader
 	max  int
 	wmu  sync.Mutex
 	w    *bufio.Writer
+	wd   writeDeadline
 	peer string
 }
 
 var _ jsonrpc2.ObjectStream = (*jsonStream)(nil)
 
-// WriteObject implements jsonrpc2.ObjectStream.
+// WriteObject implements jsonrpc2.ObjectStream, with the framing of
+// jsonrpc2.VSCodeObjectCodec. A failed write closes the connection: part
+// of a message may have been sent, so the stream is broken.
 func (st *jsonStream) WriteObject(obj any) error {
+	data, err := json.Marshal(obj)
+	if err != nil {
+		return err // nothing was sent
+	}
 	st.wmu.Lock()
 	defer st.wmu.Unlock()
-	if err := (jsonrpc2.VSCodeObjectCodec{}).WriteObject(st.w, obj); err != nil {
-		return err
+	st.wd.arm()
+	if _, err = fmt.Fprintf(st.w, "Content-Length: %d\r\n\r\n", len(data)); err == nil {
+		if _, err = st.w.Write(data); err == nil {
+			err = st.w.Flush()
+		}
 	}
-	return st.w.Flush()
+	if err != nil {
+		st.nc.Close()
+	}
+	return err
 }
 
 // Close implements jsonrpc2.ObjectStream.
@@ -68,11 +83,16 @@ func (st *jsonStream) ReadObject(v any) error {
 	for {
 		body, err := st.readFrame()
 		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+			switch {
+			case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+			case errors.Is(err, errIdleTimeout):
+				st.s.log.Debug("closing idle JSON-RPC connection", zap.String("remote", st.peer))
+			default:
 				st.s.log.Info("closing JSON-RPC connection", zap.String("remote", st.peer), zap.Error(err))
 			}
 			return err
 		}
+		st.cr.started()
 		if !json.Valid(body) {
 			st.replyRaw(nil, &protoError{code: jsonrpc2.CodeParseError, errno: syscall.EINVAL, msg: "parse error: body is not valid JSON"})
 			continue
@@ -182,22 +202,38 @@ func (st *jsonStream) replyRaw(id json.RawMessage, err error) {
 }
 
 // jsonHandler runs requests concurrently, at most max_inflight_per_conn
-// at a time per connection.
+// at a time per connection, and bounds the memory its replies hold.
 type jsonHandler struct {
 	s        *Server
 	peer     string
 	hd       *mount.Holder // the connection's mounts
+	cr       *connReader
+	budget   replyBudget
 	inflight atomic.Int64
 }
 
 // Handle implements jsonrpc2.Handler. It runs on the connection's read
 // loop: it only admits the request and starts it in its own goroutine.
+// While the replies the connection is owed (estimated by replyCost) add
+// up to more than max_message_bytes, it waits for them to be sent before
+// admitting another request: a client that does not read its replies
+// stops being read (back-pressure), as on the binary channel, instead of
+// making the server hold every reply it would send.
 func (h *jsonHandler) Handle(ctx context.Context, conn *jsonrpc2.Conn, req *jsonrpc2.Request) {
 	if req.Notif {
 		return
 	}
+	cost, err := h.s.replyCost(req)
+	if err != nil {
+		h.reply(ctx, conn, req, nil, err)
+		return
+	}
+	if !h.budget.acquire(cost) {
+		return // the connection is closed
+	}
 	if h.inflight.Add(1) > int64(h.s.cfg.MaxInflightPerConn) {
 		h.inflight.Add(-1)
+		h.budget.release(cost)
 		h.reply(ctx, conn, req, nil, fmt.Errorf("more than %d requests in flight on this connection: %w",
 			h.s.cfg.MaxInflightPerConn, syscall.EAGAIN))
 		return
@@ -206,8 +242,10 @@ func (h *jsonHandler) Handle(ctx context.Context, conn *jsonrpc2.Conn, req *json
 		// Draining for shutdown: the connection closes soon and the
 		// client retries elsewhere or after a restart.
 		h.inflight.Add(-1)
+		h.budget.release(cost)
 		return
 	}
+	h.cr.begin()
 	go func() {
 		defer h.s.inflight.release()
 		done := h.s.metrics.Request(metrics.ChannelJSON, methodLabel(req.Method))
@@ -216,9 +254,116 @@ func (h *jsonHandler) Handle(ctx context.Context, conn *jsonrpc2.Conn, req *json
 		// Leave the per-connection count before replying: a client that
 		// waits for each reply must never see EAGAIN.
 		h.inflight.Add(-1)
-		errno := h.reply(ctx, conn, req, result, err)
-		done(errno)
+		done(h.reply(ctx, conn, req, result, err))
+		h.budget.release(cost)
+		h.cr.end()
 	}()
+}
+
+// Reply sizes for replyCost.
+const (
+	// replyCostMin is the cost of a reply of no particular size.
+	replyCostMin = 1 << 10
+	// Per entry of readdir and readdir_plus (an estimate).
+	replyCostDirEntry     = 256
+	replyCostDirEntryPlus = 512
+	// get_xattr and list_xattr: up to a 64 KiB value in base64.
+	replyCostXattr = 96 << 10
+	// jsonReplyReserve is what a read's reply needs besides the base64
+	// of its data, for an id of up to jsonReplyReserve-64 bytes.
+	jsonReplyReserve = 1 << 10
+)
+
+// replyCost estimates how many bytes the reply to req will hold, from the
+// request alone: for a read, the base64 of its length. It fails a read
+// whose reply could exceed max_message_bytes (EINVAL).
+func (s *Server) replyCost(req *jsonrpc2.Request) (int64, error) {
+	switch req.Method {
+	case wire.MethodRead:
+		var p struct {
+			Length uint64 `json:"length"`
+		}
+		if req.Params == nil || json.Unmarshal(*req.Params, &p) != nil || p.Length > uint64(s.cfg.MaxIOBytes) {
+			return replyCostMin, nil // the handler reports what is wrong
+		}
+		if max := s.jsonReadMax(req.ID); p.Length > uint64(max) {
+			return 0, fmt.Errorf("read of %d bytes: its base64 reply would exceed max_message_bytes %d (JSON reads are limited to %d bytes; the binary channel takes up to max_io_size): %w",
+				p.Length, s.cfg.MaxMessageBytes, max, syscall.EINVAL)
+		}
+		return int64(base64.StdEncoding.EncodedLen(int(p.Length))) + replyCostMin, nil
+	case wire.MethodReaddir, wire.MethodReaddirPlus:
+		var p struct {
+			MaxEntries uint32 `json:"max_entries"`
+		}
+		n := int64(readdirDefault)
+		if req.Params != nil && json.Unmarshal(*req.Params, &p) == nil && p.MaxEntries != 0 {
+			n = int64(min(p.MaxEntries, readdirMax))
+		}
+		if req.Method == wire.MethodReaddirPlus {
+			return replyCostMin + n*replyCostDirEntryPlus, nil
+		}
+		return replyCostMin + n*replyCostDirEntry, nil
+	case wire.MethodGetXattr, wire.MethodGetXattrPath, wire.MethodListXattr, wire.MethodListXattrPath:
+		return replyCostXattr, nil
+	}
+	return replyCostMin, nil
+}
+
+// jsonReadMax is the longest JSON read whose reply, with request id id,
+// fits in max_message_bytes: 3 * floor((max_message_bytes - 1024) / 4),
+// less for an id longer than 960 bytes.
+func (s *Server) jsonReadMax(id jsonrpc2.ID) int {
+	reserve := jsonReplyReserve
+	if b, err := json.Marshal(id); err == nil {
+		reserve = max(reserve, 64+len(b))
+	}
+	return max(0, (s.cfg.MaxMessageBytes-reserve)/4*3)
+}
+
+// replyBudget bounds the bytes of the replies a JSON-RPC connection owes:
+// acquire waits while the replies in flight cost more than max, except
+// that a request is always admitted when none is in flight (so any single
+// request can be served).
+type replyBudget struct {
+	mu     sync.Mutex
+	cond   sync.Cond
+	used   int64
+	max    int64
+	closed bool
+}
+
+func (b *replyBudget) init(max int64) {
+	b.max = max
+	b.cond.L = &b.mu
+}
+
+// acquire waits until cost fits; false once the budget is closed.
+func (b *replyBudget) acquire(cost int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for !b.closed && b.used > 0 && b.used+cost > b.max {
+		b.cond.Wait()
+	}
+	if b.closed {
+		return false
+	}
+	b.used += cost
+	return true
+}
+
+func (b *replyBudget) release(cost int64) {
+	b.mu.Lock()
+	b.used -= cost
+	b.mu.Unlock()
+	b.cond.Broadcast()
+}
+
+// close wakes acquire for good.
+func (b *replyBudget) close() {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	b.cond.Broadcast()
 }
 
 // methodLabel is method as a metrics label: unknown methods share one
@@ -249,17 +394,20 @@ func (h *jsonHandler) reply(ctx context.Context, conn *jsonrpc2.Conn, req *jsonr
 }
 
 // serveJSON serves a JSON-RPC connection until it closes.
-func (s *Server) serveJSON(nc net.Conn, br *bufio.Reader) {
+func (s *Server) serveJSON(nc net.Conn, br *bufio.Reader, cr *connReader) {
 	peer := remote(nc)
-	st := &jsonStream{s: s, nc: nc, r: br, max: s.cfg.MaxMessageBytes, w: bufio.NewWriterSize(nc, ioBufSize), peer: peer}
+	st := &jsonStream{s: s, nc: nc, cr: cr, r: br, max: s.cfg.MaxMessageBytes, w: bufio.NewWriterSize(nc, ioBufSize),
+		wd: writeDeadline{nc: nc, idle: s.cfg.IdleTimeout}, peer: peer}
 	hd := s.mounts.NewHolder()
 	defer hd.Release() // after the calls below have finished
-	h := &jsonHandler{s: s, peer: peer, hd: hd}
+	h := &jsonHandler{s: s, peer: peer, hd: hd, cr: cr}
+	h.budget.init(int64(s.cfg.MaxMessageBytes))
 	defer s.metrics.ConnOpened(metrics.ChannelJSON)()
 	s.log.Debug("JSON-RPC connection", zap.String("remote", peer))
 	c := jsonrpc2.NewConn(context.Background(), st, h,
 		jsonrpc2.SetLogger(stdLogAtDebug(s.log)))
 	<-c.DisconnectNotify()
+	h.budget.close()
 	// Let running calls finish their replies (they fail fast on the
 	// closed connection) before the connection is forgotten.
 	for h.inflight.Load() > 0 {

@@ -5,9 +5,10 @@
 // any other connection speaks JSON-RPC 2.0 with Content-Length framing.
 //
 // Limits from the configuration are enforced here: message size, I/O size,
-// connections, and requests in flight per connection. Shutdown stops
-// accepting, drains in-flight calls for a grace period, then syncs and
-// closes the engines.
+// connections (in all and per peer), requests in flight and unsent reply
+// bytes per connection, and the handshake and idle timeouts. Shutdown
+// stops accepting, drains in-flight calls for a grace period, then syncs
+// and closes the engines.
 package server
 
 import (
@@ -18,6 +19,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -67,7 +69,8 @@ type Server struct {
 	listeners []net.Listener
 	tcpAddr   string
 	unixPath  string
-	conns     map[net.Conn]struct{}
+	conns     map[net.Conn]string // the peer key of each connection
+	peers     map[string]int      // connections by peer key
 	closing   bool
 	connWG    sync.WaitGroup // connection goroutines
 	acceptWG  sync.WaitGroup
@@ -102,7 +105,8 @@ func Open(ctx context.Context, cfg *conf.Config, opts Options) (*Server, error) 
 		version:  opts.Version,
 		metrics:  opts.Metrics,
 		volumes:  map[string]*volume{},
-		conns:    map[net.Conn]struct{}{},
+		conns:    map[net.Conn]string{},
+		peers:    map[string]int{},
 		refusing: make(chan struct{}, 64),
 	}
 	s.inflight.init()
@@ -309,7 +313,8 @@ func Format(ctx context.Context, cfg *conf.Config, log *zap.Logger) ([]string, e
 
 // Start opens the configured listeners and serves them in the background.
 // A TCP address with port 0 gets a free port; TCPAddr reports it. A stale
-// Unix socket file (nobody answering on it) is replaced.
+// Unix socket file (nobody answering on it) is replaced; anything else at
+// the Unix socket's path is an error.
 func (s *Server) Start() error {
 	if s.cfg.TCP != "" {
 		l, err := net.Listen("tcp", s.cfg.TCP)
@@ -364,18 +369,17 @@ func (s *Server) Ready() error {
 	return nil
 }
 
+// listenUnix listens on the Unix socket path. Whatever is at path stays
+// untouched unless it is a stale socket: a socket file that nobody answers
+// on (a daemon that was killed leaves one) is removed; anything else there
+// (a regular file, a directory, a symlink, a socket that answers or that
+// cannot be probed) is an error naming the path.
 func listenUnix(path string) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("listen unix %s: %w", path, err)
 	}
-	if _, err := os.Lstat(path); err == nil {
-		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-			c.Close()
-			return nil, fmt.Errorf("listen unix %s: another process is serving this socket", path)
-		}
-		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("listen unix %s: removing stale socket: %w", path, err)
-		}
+	if err := removeStaleSocket(path); err != nil {
+		return nil, fmt.Errorf("listen unix %s: %w", path, err)
 	}
 	l, err := net.Listen("unix", path)
 	if err != nil {
@@ -383,6 +387,51 @@ func listenUnix(path string) (net.Listener, error) {
 	}
 	l.(*net.UnixListener).SetUnlinkOnClose(true)
 	return l, nil
+}
+
+// removeStaleSocket removes path if it is a socket that refuses
+// connections; nil if there is nothing at path.
+func removeStaleSocket(path string) error {
+	fi, err := os.Lstat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return err
+	case fi.Mode().Type() != fs.ModeSocket:
+		return fmt.Errorf("exists and is not a socket (%s); remove it or choose another server.unix", fileKind(fi.Mode()))
+	}
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err == nil {
+		c.Close()
+		return errors.New("another process is serving this socket")
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		// EACCES, a full backlog, a timeout: perhaps alive; not ours to
+		// remove.
+		return fmt.Errorf("socket exists and may be in use: %w", err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("removing stale socket: %w", err)
+	}
+	return nil
+}
+
+// fileKind names a file type for an error message.
+func fileKind(m fs.FileMode) string {
+	switch m.Type() {
+	case 0:
+		return "a regular file"
+	case fs.ModeDir:
+		return "a directory"
+	case fs.ModeSymlink:
+		return "a symlink"
+	case fs.ModeNamedPipe:
+		return "a named pipe"
+	case fs.ModeDevice, fs.ModeDevice | fs.ModeCharDevice:
+		return "a device"
+	}
+	return "a file of another type"
 }
 
 // TCPAddr returns the TCP address the server listens on ("" if none).
@@ -410,20 +459,21 @@ func (s *Server) accept(l net.Listener) {
 			continue
 		}
 		backoff = 0
-		if !s.addConn(nc) {
-			s.refuse(nc)
+		if why := s.addConn(nc); why != nil {
+			s.refuse(nc, why)
 			continue
 		}
 		go s.serveConn(nc)
 	}
 }
 
-// refuse closes a connection over max_connections. A JSON-RPC client gets
-// an error reply first (EAGAIN, id null) so that it can tell why; a binary
+// refuse closes a connection over max_connections or
+// max_connections_per_peer; why says which. A JSON-RPC client gets an
+// error reply first (EAGAIN, id null) so that it can tell why; a binary
 // channel gets an EAGAIN reply to its first request (which is not run), so
 // that a client can tell a refusal, to retry after a back-off, from a
 // connection lost with its request in flight.
-func (s *Server) refuse(nc net.Conn) {
+func (s *Server) refuse(nc net.Conn, why error) {
 	select {
 	case s.refusing <- struct{}{}:
 	default:
@@ -451,7 +501,7 @@ func (s *Server) refuse(nc net.Conn) {
 			nc.Write(wire.AppendReply(nil, wire.ReplyHeader{Opcode: h.Opcode, ID: h.ID, Errno: uint32(syscall.EAGAIN)}))
 			return
 		}
-		we := s.classify("accept", fmt.Errorf("too many connections (max_connections %d): %w", s.cfg.MaxConnections, syscall.EAGAIN))
+		we := s.classify("accept", why)
 		body, err := json.Marshal(struct {
 			JSONRPC string          `json:"jsonrpc"`
 			ID      *int            `json:"id"`
@@ -463,27 +513,42 @@ func (s *Server) refuse(nc net.Conn) {
 	}()
 }
 
-// addConn registers a connection; false if the server is closing or at
-// max_connections.
-func (s *Server) addConn(nc net.Conn) bool {
+// addConn registers a connection; an error (wrapping EAGAIN) if the
+// server is closing, at max_connections, or at max_connections_per_peer
+// for the connection's peer.
+func (s *Server) addConn(nc net.Conn) error {
+	peer := peerKey(nc)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
-		return false
+		return fmt.Errorf("server shutting down: %w", syscall.EAGAIN)
 	}
 	if len(s.conns) >= s.cfg.MaxConnections {
 		s.log.Warn("connection refused: max_connections reached",
 			zap.Int("max_connections", s.cfg.MaxConnections), zap.String("remote", remote(nc)))
-		return false
+		return fmt.Errorf("too many connections (max_connections %d): %w", s.cfg.MaxConnections, syscall.EAGAIN)
 	}
-	s.conns[nc] = struct{}{}
+	if s.peers[peer] >= s.cfg.MaxConnectionsPerPeer {
+		s.log.Warn("connection refused: max_connections_per_peer reached",
+			zap.Int("max_connections_per_peer", s.cfg.MaxConnectionsPerPeer), zap.String("peer", peer),
+			zap.String("remote", remote(nc)))
+		return fmt.Errorf("too many connections from this peer (%s, max_connections_per_peer %d): %w",
+			peer, s.cfg.MaxConnectionsPerPeer, syscall.EAGAIN)
+	}
+	s.conns[nc] = peer
+	s.peers[peer]++
 	s.connWG.Add(1)
-	return true
+	return nil
 }
 
 func (s *Server) removeConn(nc net.Conn) {
 	s.mu.Lock()
-	delete(s.conns, nc)
+	if peer, ok := s.conns[nc]; ok {
+		if s.peers[peer]--; s.peers[peer] <= 0 {
+			delete(s.peers, peer)
+		}
+		delete(s.conns, nc)
+	}
 	s.mu.Unlock()
 	s.connWG.Done()
 }
@@ -499,23 +564,29 @@ func remote(nc net.Conn) string {
 const ioBufSize = 64 << 10
 
 // serveConn tells the two protocols apart by the first four bytes and
-// serves the connection until it closes.
+// serves the connection until it closes. The connection has
+// handshake_timeout to send its first complete request.
 func (s *Server) serveConn(nc net.Conn) {
 	defer s.removeConn(nc)
 	defer nc.Close()
-	br := bufio.NewReaderSize(nc, ioBufSize)
+	cr := newConnReader(nc, s.cfg.HandshakeTimeout, s.cfg.IdleTimeout)
+	br := bufio.NewReaderSize(cr, ioBufSize)
 	magic, err := br.Peek(4)
 	if err != nil {
-		if !errors.Is(err, io.EOF) {
+		switch {
+		case errors.Is(err, errHandshakeTimeout):
+			s.log.Info("closing connection: no request within handshake_timeout",
+				zap.String("remote", remote(nc)), zap.Duration("handshake_timeout", s.cfg.HandshakeTimeout))
+		case !errors.Is(err, io.EOF):
 			s.log.Debug("connection closed before its first bytes", zap.String("remote", remote(nc)), zap.Error(err))
 		}
 		return
 	}
 	if string(magic) == wire.RequestMagic {
-		s.serveBinary(nc, br)
+		s.serveBinary(nc, br, cr)
 		return
 	}
-	s.serveJSON(nc, br)
+	s.serveJSON(nc, br, cr)
 }
 
 // Shutdown stops accepting connections, lets in-flight calls finish until
