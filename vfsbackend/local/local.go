@@ -25,6 +25,7 @@ const (
 	defaultSyncInterval     = time.Second
 	defaultCompactThreshold = 64 << 20
 	defaultMaxOpenFiles     = 256
+	compactRetry            = 10 * time.Second // pause after a failed compaction
 )
 
 // ErrLocked is returned (wrapped, together with syscall.EBUSY) by Open when
@@ -91,7 +92,10 @@ type Backend struct {
 	reserve reserve
 
 	compacting atomic.Bool
-	compactWG  sync.WaitGroup
+	// compactAfter holds back compaction after a failed one (UnixNano):
+	// on a full disk, every commit would start one and log its failure.
+	compactAfter atomic.Int64
+	compactWG    sync.WaitGroup
 
 	data dataStore
 
@@ -495,7 +499,8 @@ func (b *Backend) commitRecord(rec []byte, frees bool, apply func()) error {
 	live := b.st.live
 	b.idxMu.Unlock()
 
-	if b.walSize > b.tune.compactThreshold && b.walSize > 2*live && b.compacting.CompareAndSwap(false, true) {
+	if b.walSize > b.tune.compactThreshold && b.walSize > 2*live && time.Now().UnixNano() >= b.compactAfter.Load() &&
+		b.compacting.CompareAndSwap(false, true) {
 		b.compactWG.Add(1)
 		go b.compact()
 	}
@@ -618,7 +623,8 @@ func (b *Backend) compact() {
 	defer b.compacting.Store(false)
 	start := time.Now()
 	if err := b.doCompact(); err != nil {
-		b.log.Error("compaction failed", zap.Error(err))
+		b.compactAfter.Store(time.Now().Add(compactRetry).UnixNano())
+		b.log.Error("compaction failed; trying again after a pause", zap.Duration("pause", compactRetry), zap.Error(err))
 		return
 	}
 	b.log.Info("compacted metadata", zap.Duration("took", time.Since(start)))
