@@ -2,6 +2,8 @@ package inode_test
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"slices"
 	"syscall"
 	"testing"
@@ -225,4 +227,52 @@ func TestOrphanRestartReclaim(t *testing.T) {
 	_, err = fs2.GetAttr(ctx, keep)
 	wantErr(t, "kept orphan after close", err, syscall.ENOENT)
 	inodetest.MustCheck(t, fs2)
+}
+
+// Opens, closes, unlinks and re-creations of one name race; at the end,
+// with every handle closed, no orphan is left and the volume is consistent.
+func TestOrphanConcurrent(t *testing.T) {
+	fs, _ := inodetest.New(t)
+	const workers, rounds = 4, 200
+	done := make(chan error, workers)
+	for w := range workers {
+		go func() {
+			for i := range rounds {
+				a, err := fs.Create(ctx, alice, inode.RootIno, "f", 0o644)
+				if err != nil && !errors.Is(err, syscall.EEXIST) {
+					done <- err
+					return
+				}
+				ino := a.Ino
+				if err != nil {
+					if ino, err = fs.Lookup(ctx, inode.RootIno, "f"); err != nil {
+						continue // unlinked meanwhile
+					}
+				}
+				if _, err := fs.OpenInode(ctx, ino, false); err != nil {
+					continue // unlinked (and freed, or orphaned) meanwhile
+				}
+				if (w+i)%2 == 0 {
+					_ = fs.Unlink(ctx, inode.RootIno, "f")
+				}
+				if err := fs.Write(ctx, ino, []byte("x"), 0); err != nil {
+					done <- fmt.Errorf("write to an open file: %w", err)
+					return
+				}
+				if err := fs.CloseInode(ctx, ino); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range workers {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if o := fs.Orphans(); len(o) != 0 {
+		t.Fatalf("orphans left with no handle open: %v", o)
+	}
 }
