@@ -270,6 +270,39 @@ PROXYFS_API int proxyfs_rename_path(mount_handle_t *in_mount_handle,
                                     char *in_src_fullpath,
                                     char *in_dst_fullpath);
 
+/* ------------------------------------------------------------ open files */
+
+/* Open inode in_inode_number and return a handle in *out_fh (nonzero;
+ * meaningful only with this mount handle). in_flags is the access mode
+ * alone: O_RDONLY, O_WRONLY or O_RDWR (creating and truncating are separate
+ * calls); any other bit is EINVAL. While a handle is open the file stays
+ * usable through its inode number even after its last name is removed
+ * (proxyfs_unlink, or a rename over it): read, write, get_stat, setattr,
+ * flush and the xattr calls by inode number keep working, and the file is
+ * freed when its last handle (of any client) closes. The handle needs no
+ * buffer and allocates nothing the caller frees; every handle must be
+ * closed with proxyfs_close, or goes when the mount handle is unmounted.
+ * If the daemon restarts, the library opens its handles again when it
+ * mounts again (at the first call after the restart; this must happen
+ * within the daemon's reclaim_grace for unlinked files) and the fh stays
+ * the same. A file that could not be opened again is lost: proxyfs_close
+ * then returns EBADF. After fork(), parent and child share the handles
+ * (closing one in either closes it for both).
+ * Errors: EINVAL, ENOENT (no such inode, or no name left), EISDIR (a
+ * directory for writing), EROFS, EMFILE (too many open files on the mount),
+ * ENOMEM, EIO, ETIMEDOUT. */
+PROXYFS_API int proxyfs_open(mount_handle_t *in_mount_handle,
+                             uint64_t in_inode_number,
+                             int in_flags,
+                             uint64_t *out_fh);
+
+/* Close a handle of proxyfs_open. The last close of a file without names
+ * frees it.
+ * Errors: EINVAL (bad mount handle), EBADF (not an open handle of this
+ * mount handle: closed already, never opened, or lost), EIO, ETIMEDOUT. */
+PROXYFS_API int proxyfs_close(mount_handle_t *in_mount_handle,
+                              uint64_t in_fh);
+
 /* ------------------------------------------------------------ attributes */
 
 /* Return the attributes in *out_stat, a proxyfs_stat_t allocated with

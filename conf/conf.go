@@ -41,6 +41,7 @@ const (
 	DefaultMaxInflightPerConn = 256
 	DefaultShutdownGrace      = 10 * time.Second
 	DefaultMountGrace         = 60 * time.Second
+	DefaultReclaimGrace       = 60 * time.Second
 	DefaultMaxMountsPerConn   = 256
 	DefaultHandshakeTimeout   = 10 * time.Second
 	DefaultIdleTimeout        = 10 * time.Minute
@@ -70,6 +71,8 @@ const (
 	MaxUnixPathLen = 107
 	// MaxMountGrace is the longest mount_grace accepted.
 	MaxMountGrace = 24 * time.Hour
+	// MaxReclaimGrace is the longest reclaim_grace accepted.
+	MaxReclaimGrace = 24 * time.Hour
 	// MaxMountsPerConnLimit is the largest max_mounts_per_connection
 	// accepted.
 	MaxMountsPerConnLimit = 1 << 16
@@ -113,6 +116,10 @@ type Server struct {
 	// held it (created or used it); a client that reconnects within it
 	// keeps its mount id. 0: the mount goes with that connection.
 	MountGrace time.Duration
+	// ReclaimGrace is how long after the daemon starts clients may reopen
+	// (reclaim) the unlinked files they had open before; then the orphans
+	// nobody reopened are freed. 0: at once.
+	ReclaimGrace time.Duration
 	// MaxMountsPerConn is the number of mounts one connection may hold
 	// (EMFILE beyond).
 	MaxMountsPerConn int
@@ -179,6 +186,7 @@ type raw struct {
 		MaxInflightPerConn *int64  `toml:"max_inflight_per_conn"`
 		ShutdownGrace      *string `toml:"shutdown_grace"`
 		MountGrace         *string `toml:"mount_grace"`
+		ReclaimGrace       *string `toml:"reclaim_grace"`
 		MaxMountsPerConn   *int64  `toml:"max_mounts_per_connection"`
 		HandshakeTimeout   *string `toml:"handshake_timeout"`
 		IdleTimeout        *string `toml:"idle_timeout"`
@@ -299,6 +307,12 @@ func (r *raw) validate() (*Config, error) {
 	}
 	if c.Server.MountGrace > MaxMountGrace {
 		return nil, fmt.Errorf("config: server.mount_grace: %q is longer than %v", *s.MountGrace, MaxMountGrace)
+	}
+	if c.Server.ReclaimGrace, err = duration("server.reclaim_grace", s.ReclaimGrace, DefaultReclaimGrace, true); err != nil {
+		return nil, err
+	}
+	if c.Server.ReclaimGrace > MaxReclaimGrace {
+		return nil, fmt.Errorf("config: server.reclaim_grace: %q is longer than %v", *s.ReclaimGrace, MaxReclaimGrace)
 	}
 	if c.Server.HandshakeTimeout, err = duration("server.handshake_timeout", s.HandshakeTimeout, DefaultHandshakeTimeout, false); err != nil {
 		return nil, err

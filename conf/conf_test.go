@@ -64,6 +64,7 @@ max_connections_per_peer = 3
 max_inflight_per_conn = 4
 shutdown_grace = "250ms"
 mount_grace = "0s"
+reclaim_grace = "5s"
 max_mounts_per_connection = 1
 handshake_timeout = "2s"
 idle_timeout = "0s"
@@ -88,7 +89,7 @@ path = "/var/lib/b"
 	}
 	want := Server{TCP: "", Unix: "/tmp/x.sock", MaxMessageBytes: 65536, MaxIOBytes: 1 << 20,
 		MaxConnections: 10, MaxConnectionsPerPeer: 3, MaxInflightPerConn: 4, ShutdownGrace: 250 * time.Millisecond,
-		MountGrace: 0, MaxMountsPerConn: 1, HandshakeTimeout: 2 * time.Second, IdleTimeout: 0}
+		MountGrace: 0, ReclaimGrace: 5 * time.Second, MaxMountsPerConn: 1, HandshakeTimeout: 2 * time.Second, IdleTimeout: 0}
 	if c.Server != want {
 		t.Errorf("server %+v, want %+v", c.Server, want)
 	}

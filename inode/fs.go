@@ -74,6 +74,9 @@ type FS struct {
 	// every regular file, counted at Open and kept by every size change.
 	capacity uint64
 	used     atomic.Uint64
+
+	// pins are the open inodes and the orphan list (orphan.go).
+	pins pins
 }
 
 func wallClock() Timespec {
@@ -98,6 +101,9 @@ func Open(ctx context.Context, be vfsbackend.Backend, opts Options) (*FS, error)
 		return nil, err
 	}
 	if err := fs.recoverData(ctx); err != nil {
+		return nil, err
+	}
+	if err := fs.loadOrphans(ctx); err != nil {
 		return nil, err
 	}
 	if err := fs.countUsed(ctx); err != nil {

@@ -126,6 +126,9 @@ func (fs *FS) Link(ctx context.Context, dir Ino, name string, target Ino) error 
 	if r.IsDir() {
 		return fmt.Errorf("link to directory %d: %w", target, syscall.EPERM)
 	}
+	if r.Nlink == 0 {
+		return fmt.Errorf("link to unlinked inode %d: %w", target, syscall.ENOENT)
+	}
 	if _, err := fs.lookupEntry(ctx, dir, name); err == nil {
 		return fmt.Errorf("link %d/%q: %w", dir, name, syscall.EEXIST)
 	} else if !errors.Is(err, syscall.ENOENT) {

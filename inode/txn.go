@@ -24,6 +24,9 @@ type txn struct {
 	inodes uint64
 	// frees says the txn gives space back (vfsbackend.Batch.Frees).
 	frees bool
+	// orphaned lists the open inodes whose last link the txn removes:
+	// listed as orphans once the commit succeeded (orphan.go).
+	orphaned []Ino
 }
 
 func (fs *FS) newTxn() *txn {
@@ -82,8 +85,13 @@ func (t *txn) removeEntry(d *record, name string, e entry) {
 }
 
 // dropLink removes one link from r, deleting the inode when none is left
-// (directories: when called for their only entry).
+// (directories: when called for their only entry), unless it is open: then
+// it becomes an orphan (orphan.go).
 func (t *txn) dropLink(ctx context.Context, r *record, now Timespec) error {
+	if !r.IsDir() && r.Nlink <= 1 && t.fs.isOpen(r.Ino) {
+		t.orphanInode(r, now)
+		return nil
+	}
 	if r.IsDir() || r.Nlink <= 1 {
 		return t.deleteInode(ctx, r)
 	}
@@ -149,6 +157,9 @@ func (t *txn) commit(ctx context.Context) error {
 		return err
 	}
 	t.fs.release(t.freed)
+	for _, ino := range t.orphaned {
+		t.fs.pins.orphans[ino] = struct{}{}
+	}
 	for _, ino := range t.deleteData {
 		if err := t.fs.be.DeleteData(ctx, ino); err != nil {
 			// The inode is gone; its data is garbage that the next Sync

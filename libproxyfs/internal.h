@@ -417,6 +417,14 @@ void pfs_mount_changed(mount_handle_t *mh);
 void pfs_mount_async_begin(mount_handle_t *mh);
 void pfs_mount_async_end(mount_handle_t *mh);
 void pfs_dcache_clear(mount_handle_t *mh);
+/* Open handles (handles.c): opens every handle of mh again on its
+ * current mount (after a remount); frees mh's handles (at unmount). */
+void pfs_handles_reopen(mount_handle_t *mh);
+void pfs_handles_forget(mount_handle_t *mh);
+/* fork(): the handle table's lock is held across it. */
+void pfs_handles_atfork_prepare(void);
+void pfs_handles_atfork_parent(void);
+void pfs_handles_atfork_child(void);
 
 /* Thread-local: set while a user callback runs on this thread. */
 extern __thread bool pfs_in_callback;

@@ -114,8 +114,10 @@ int pfs_remount(mount_handle_t *mh, uint64_t old_id, uint64_t deadline_ms)
         }
     }
     pthread_mutex_unlock(&mh->lock);
-    if (rc == 0)
+    if (rc == 0) {
         pfs_mount_changed(mh);
+        pfs_handles_reopen(mh); /* open files again, within reclaim_grace */
+    }
     return rc;
 }
 
@@ -236,6 +238,7 @@ int proxyfs_unmount(mount_handle_t *in_mount_handle)
     }
     pthread_rwlock_unlock(&pfs_mounts_lock);
     pfs_async_forget_mount(mh);
+    pfs_handles_forget(mh);
     mh_free(mh);
     pfs_pool_release();
     PFS_API_RETURN(rc);

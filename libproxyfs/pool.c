@@ -29,10 +29,12 @@ static void atfork_prepare(void)
     pthread_rwlock_wrlock(&pfs_mounts_lock);
     pthread_mutex_lock(&g_state.lock);
     pfs_async_atfork_prepare();
+    pfs_handles_atfork_prepare();
 }
 
 static void atfork_parent(void)
 {
+    pfs_handles_atfork_parent();
     pfs_async_atfork_parent();
     pthread_mutex_unlock(&g_state.lock);
     pthread_rwlock_unlock(&pfs_mounts_lock);
@@ -50,6 +52,7 @@ static void pool_abandon(pfs_pool_t *p)
 
 static void atfork_child(void)
 {
+    pfs_handles_atfork_child();
     pfs_async_atfork_child();
     g_pid = 0;
     if (g_state.pool != NULL) {

@@ -60,6 +60,8 @@ type Options struct {
 	ShutdownGrace time.Duration
 	// MountGrace is server.mount_grace (0: the daemon's default).
 	MountGrace time.Duration
+	// ReclaimGrace is server.reclaim_grace (0: the daemon's default).
+	ReclaimGrace time.Duration
 	// MaxMountsPerConnection is server.max_mounts_per_connection (0: the
 	// daemon's default).
 	MaxMountsPerConnection int
@@ -245,7 +247,8 @@ func (d *Daemon) writeConfig() {
 	for _, n := range []struct {
 		key string
 		v   time.Duration
-	}{{"handshake_timeout", o.HandshakeTimeout}, {"idle_timeout", o.IdleTimeout}} {
+	}{{"handshake_timeout", o.HandshakeTimeout}, {"idle_timeout", o.IdleTimeout},
+		{"reclaim_grace", o.ReclaimGrace}} {
 		if n.v != 0 {
 			fmt.Fprintf(&b, "%s = %q\n", n.key, n.v.String())
 		}

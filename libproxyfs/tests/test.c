@@ -1886,6 +1886,10 @@ static void test_uncertain_check(void)
 
 /* ------------------------------------------------------------------ main */
 
+/* tests/handles.c */
+void handles_tests(test_daemon_t *d);
+static void test_handles(void) { handles_tests(&daemon_); }
+
 static const struct {
     const char *name;
     void (*fn)(void);
@@ -1911,6 +1915,7 @@ static const struct {
     { "fork", test_fork },
     { "lost_reply", test_lost_reply },
     { "uncertain_check", test_uncertain_check },
+    { "handles", test_handles },
 };
 
 int main(int argc, char **argv)

@@ -43,7 +43,10 @@
 // mount_grace; see PROTOCOL.md, "Mounts and connections"), the Mount mounts the
 // volume again with the same volume name and identity, switches atomically
 // to the new mount id (one remount serves all concurrent callers), and
-// retries the call. EAGAIN (the server's in-flight limit) is retried with
+// retries the call. Before that call goes on, the remount opens every
+// open Handle (Mount.Open) again with "reclaim", so that files unlinked
+// while open survive a daemon restart (see Handle). EAGAIN (the server's
+// in-flight limit) is retried with
 // back-off too. A binary connection the server refuses (over its
 // max_connections or max_connections_per_peer: an EAGAIN reply, then the
 // close) makes the calls on it retry as never run, and its slot waits

@@ -32,6 +32,7 @@ type Mount struct {
 	st        atomic.Pointer[mountState]
 	remountMu chan struct{} // one-slot semaphore: one remount at a time
 	unmounted atomic.Bool
+	hs        handleSet // open files (handles.go)
 }
 
 // mountState is what a (re)mount returned; it is replaced as a whole.
@@ -214,8 +215,11 @@ func (m *Mount) remount(ctx context.Context, op string, seen *mountState) error 
 	if err != nil {
 		return err
 	}
-	m.st.Store(&mountState{res})
+	st := &mountState{res}
+	m.st.Store(st)
 	m.c.o.logger.Info("proxyfs: mounted again", "volume", m.volume, "old_mount_id", seen.MountID, "mount_id", res.MountID)
+	// Open files again before the callers waiting for this remount go on.
+	m.reopenHandles(ctx, st)
 	return nil
 }
 

@@ -98,12 +98,16 @@ var methods = map[string]method{
 		return wire.MountResult{MountID: m.ID, RootInode: uint64(inode.RootIno),
 			MaxIOSize: uint32(s.cfg.MaxIOBytes), MaxInflight: uint32(s.cfg.MaxInflightPerConn)}, nil
 	},
-	wire.MethodUnmount: func(_ context.Context, _ *Server, hd *mount.Holder, raw *json.RawMessage) (any, error) {
+	wire.MethodUnmount: func(_ context.Context, s *Server, hd *mount.Holder, raw *json.RawMessage) (any, error) {
 		var p wire.MountOnly
 		if err := decodeParams(raw, &p, nil); err != nil {
 			return nil, err
 		}
-		return empty(hd.Unmount(p.MountID))
+		if err := hd.Unmount(p.MountID); err != nil {
+			return nil, err
+		}
+		s.closeMount(p.MountID) // its open files close with it
+		return wire.Empty{}, nil
 	},
 
 	wire.MethodLookup: handler(ro, nil, func(ctx context.Context, _ *Server, e *env, p *wire.EntryParams) (any, error) {

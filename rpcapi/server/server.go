@@ -59,6 +59,7 @@ type Server struct {
 	volumes map[string]*volume
 	order   []*volume // config order, for shutdown
 	mounts  *mount.Table
+	hs      handles // open file handles (handles.go)
 
 	inflight tracker
 	// refusing bounds the connections being refused (over
@@ -133,6 +134,7 @@ func Open(ctx context.Context, cfg *conf.Config, opts Options) (*Server, error) 
 		OnReclaim: func(m *mount.Mount) {
 			s.log.Debug("mount reclaimed: no connection used it for mount_grace",
 				zap.Uint64("mount", m.ID), zap.String("volume", m.Volume), zap.String("user", m.User))
+			s.closeMount(m.ID)
 		},
 	})
 	if err := s.metrics.RegisterMounts(func() metrics.MountStats {
@@ -344,6 +346,7 @@ func (s *Server) Start() error {
 	s.mu.Lock()
 	s.started = true
 	s.mu.Unlock()
+	s.startReclaim()
 	return nil
 }
 
@@ -625,6 +628,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.log.Warn("connections still closing")
 	}
 	s.mounts.Close() // stops the grace timers
+	s.stopReclaim()
 	return s.closeVolumes()
 }
 

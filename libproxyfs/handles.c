@@ -1,0 +1,257 @@
+/* handles.c - open file handles: proxyfs_open, proxyfs_close (PROTOCOL.md,
+ * "Open files and orphans").
+ *
+ * The library keeps a table of the handles it opened. The caller's fh is
+ * the server's handle from the first open; when the library mounts again
+ * (the daemon restarted or reclaimed the mount), it opens every handle of
+ * that mount handle again with "reclaim" and keeps a map from the caller's
+ * fh to the server's new one, so callers see nothing (pfs_handles_reopen,
+ * called by pfs_remount). */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+typedef struct pfs_fh {
+    struct pfs_fh *next;
+    mount_handle_t *mh;
+    uint64_t fh;       /* the caller's handle: the server's first one */
+    uint64_t sfh;      /* the server's current handle */
+    uint64_t mount_id; /* the mount sfh belongs to */
+    uint64_t ino;
+    int acc;           /* O_RDONLY, O_WRONLY or O_RDWR */
+    int lost;          /* an errno: could not be opened again */
+} pfs_fh_t;
+
+static pthread_mutex_t fh_lock = PTHREAD_MUTEX_INITIALIZER;
+static pfs_fh_t *fh_list;
+
+/* Finds (mh, fh); called with fh_lock held. */
+static pfs_fh_t **fh_find(mount_handle_t *mh, uint64_t fh)
+{
+    pfs_fh_t **pp;
+
+    for (pp = &fh_list; *pp != NULL; pp = &(*pp)->next)
+        if ((*pp)->mh == mh && (*pp)->fh == fh)
+            return pp;
+    return NULL;
+}
+
+/* One open call on mount id mount_id, without remounting (mh NULL in
+ * pfs_rpc): the server's fh in *out_sfh. */
+static int open_on(uint64_t mount_id, uint64_t ino, int acc, bool reclaim,
+                   uint64_t *out_sfh)
+{
+    json_t *params, *res = NULL;
+    int rc;
+
+    params = json_pack("{sIsIsIsb}", "mount_id", (json_int_t)mount_id,
+                       "inode", (json_int_t)ino, "flags", (json_int_t)acc,
+                       "reclaim", reclaim);
+    if (params == NULL)
+        return pfs_set_error(ENOMEM, "out of memory");
+    rc = pfs_rpc(NULL, "open", params, NULL, &res);
+    json_decref(params);
+    if (rc == 0 && (pfs_json_get_u64(res, "fh", out_sfh) != 0 || *out_sfh == 0))
+        rc = pfs_set_error(EIO, "open: malformed reply: no fh");
+    json_decref(res);
+    return rc;
+}
+
+/* Closes server handle sfh of mount mount_id, ignoring errors. */
+static void close_on(uint64_t mount_id, uint64_t sfh)
+{
+    json_t *params = json_pack("{sIsI}", "mount_id", (json_int_t)mount_id,
+                               "fh", (json_int_t)sfh);
+
+    if (params != NULL)
+        (void)pfs_rpc(NULL, "close", params, NULL, NULL);
+    json_decref(params);
+}
+
+void pfs_handles_reopen(mount_handle_t *mh)
+{
+    uint64_t mid = pfs_mount_id(mh);
+
+    for (;;) {
+        pfs_fh_t *h, want = { 0 };
+        uint64_t sfh = 0;
+        int rc;
+
+        pthread_mutex_lock(&fh_lock);
+        for (h = fh_list; h != NULL; h = h->next)
+            if (h->mh == mh && h->mount_id != mid && h->lost == 0)
+                break;
+        if (h != NULL)
+            want = *h;
+        pthread_mutex_unlock(&fh_lock);
+        if (h == NULL)
+            return;
+        rc = open_on(mid, want.ino, want.acc, true, &sfh);
+        pthread_mutex_lock(&fh_lock);
+        {
+            pfs_fh_t **pp = fh_find(mh, want.fh);
+
+            if (pp == NULL || (*pp)->mount_id != want.mount_id) {
+                /* Closed (or reopened) meanwhile. */
+                pthread_mutex_unlock(&fh_lock);
+                if (rc == 0)
+                    close_on(mid, sfh);
+                continue;
+            }
+            if (rc == 0) {
+                (*pp)->sfh = sfh;
+                (*pp)->mount_id = mid;
+            } else {
+                (*pp)->lost = rc == ENOENT ? EBADF : rc;
+            }
+        }
+        pthread_mutex_unlock(&fh_lock);
+    }
+}
+
+void pfs_handles_atfork_prepare(void)
+{
+    pthread_mutex_lock(&fh_lock);
+}
+
+void pfs_handles_atfork_parent(void)
+{
+    pthread_mutex_unlock(&fh_lock);
+}
+
+/* The child keeps the table: its handles are the parent's server handles
+ * (closing one in either process closes it for both). */
+void pfs_handles_atfork_child(void)
+{
+    pthread_mutex_init(&fh_lock, NULL);
+}
+
+void pfs_handles_forget(mount_handle_t *mh)
+{
+    pfs_fh_t **pp, *h;
+
+    pthread_mutex_lock(&fh_lock);
+    for (pp = &fh_list; *pp != NULL;) {
+        h = *pp;
+        if (h->mh == mh) {
+            *pp = h->next;
+            free(h);
+        } else {
+            pp = &h->next;
+        }
+    }
+    pthread_mutex_unlock(&fh_lock);
+}
+
+int proxyfs_open(mount_handle_t *in_mount_handle, uint64_t in_inode_number,
+                 int in_flags, uint64_t *out_fh)
+{
+    mount_handle_t *mh = in_mount_handle;
+    json_t *params, *res = NULL, *used;
+    pfs_fh_t *h;
+    uint64_t sfh = 0, mid;
+    int rc;
+
+    PFS_API_ENTER();
+    if (!pfs_mount_valid(mh))
+        PFS_API_RETURN(pfs_set_error(EINVAL, "invalid mount handle"));
+    if (out_fh == NULL)
+        PFS_API_RETURN(pfs_set_error(EINVAL, "invalid argument: NULL pointer"));
+    *out_fh = 0;
+    if ((in_flags & ~O_ACCMODE) != 0 || (in_flags & O_ACCMODE) == O_ACCMODE)
+        PFS_API_RETURN(pfs_set_error(EINVAL, "open: flags %#x: only O_RDONLY, "
+                                     "O_WRONLY or O_RDWR", (unsigned)in_flags));
+    h = calloc(1, sizeof(*h));
+    if (h == NULL)
+        PFS_API_RETURN(pfs_set_error(ENOMEM, "out of memory"));
+    for (;;) {
+        params = json_pack("{sIsI}", "inode", (json_int_t)in_inode_number,
+                           "flags", (json_int_t)in_flags);
+        if (params == NULL) {
+            free(h);
+            PFS_API_RETURN(pfs_set_error(ENOMEM, "out of memory"));
+        }
+        rc = pfs_rpc(mh, "open", params, NULL, &res);
+        /* pfs_rpc set mount_id to the mount of the attempt that answered. */
+        used = json_object_get(params, "mount_id");
+        mid = json_is_integer(used) ? (uint64_t)json_integer_value(used) : 0;
+        json_decref(params);
+        if (rc == 0 && (pfs_json_get_u64(res, "fh", &sfh) != 0 || sfh == 0))
+            rc = pfs_set_error(EIO, "open: malformed reply: no fh");
+        json_decref(res);
+        res = NULL;
+        if (rc != 0) {
+            free(h);
+            PFS_API_RETURN(rc);
+        }
+        pthread_mutex_lock(&fh_lock);
+        if (fh_find(mh, sfh) == NULL)
+            break;
+        /* The caller already holds this number (a handle from before a
+         * remount): vanishingly rare; take another one. */
+        pthread_mutex_unlock(&fh_lock);
+        close_on(mid, sfh);
+    }
+    *h = (pfs_fh_t){ .next = fh_list, .mh = mh, .fh = sfh, .sfh = sfh,
+                     .mount_id = mid, .ino = in_inode_number,
+                     .acc = in_flags & O_ACCMODE };
+    fh_list = h;
+    pthread_mutex_unlock(&fh_lock);
+    /* A remount between the open and the insertion did not see it. */
+    if (pfs_mount_id(mh) != mid)
+        pfs_handles_reopen(mh);
+    *out_fh = sfh;
+    PFS_API_RETURN(0);
+}
+
+int proxyfs_close(mount_handle_t *in_mount_handle, uint64_t in_fh)
+{
+    mount_handle_t *mh = in_mount_handle;
+    pfs_fh_t **pp, *h;
+    json_t *params;
+    bool uncertain = false;
+    int rc;
+
+    PFS_API_ENTER();
+    if (!pfs_mount_valid(mh))
+        PFS_API_RETURN(pfs_set_error(EINVAL, "invalid mount handle"));
+    pthread_mutex_lock(&fh_lock);
+    pp = fh_find(mh, in_fh);
+    h = pp != NULL ? *pp : NULL;
+    if (h != NULL)
+        *pp = h->next;
+    pthread_mutex_unlock(&fh_lock);
+    if (h == NULL)
+        PFS_API_RETURN(pfs_set_error(EBADF, "close: no open handle %llu on "
+                                     "this mount", (unsigned long long)in_fh));
+    if (h->lost != 0) {
+        rc = pfs_set_error(EBADF, "close: the file was lost when the volume "
+                           "was mounted again (errno %d)", h->lost);
+        free(h);
+        PFS_API_RETURN(rc);
+    }
+    if (h->mount_id != pfs_mount_id(mh)) {
+        /* Mounted again and not reopened yet: the server handle went
+         * with the old mount. */
+        free(h);
+        PFS_API_RETURN(0);
+    }
+    params = json_pack("{sI}", "fh", (json_int_t)h->sfh);
+    if (params == NULL) {
+        free(h);
+        PFS_API_RETURN(pfs_set_error(ENOMEM, "out of memory"));
+    }
+    rc = pfs_rpc(mh, "close", params, &uncertain, NULL);
+    json_decref(params);
+    /* EBADF after an attempt lost in flight: that attempt closed it; after
+     * a remount: the handle went with the old mount. */
+    if (rc == EBADF && (uncertain || pfs_mount_id(mh) != h->mount_id)) {
+        pfs_clear_error();
+        rc = 0;
+    }
+    free(h);
+    PFS_API_RETURN(rc);
+}
