@@ -120,14 +120,16 @@
 // # Cost and concurrency
 //
 // Files are spread over 64 shards, and each file with locks has its own
-// mutex, so requests on different files do not contend. A file's POSIX
-// locks are kept in one slice sorted by start: a conflict test scans the
-// locks that start before the range ends, O(n) for n locks on the file
-// (an interval tree would make it O(log n + k); files with thousands of
-// locks are rare), and a change costs O(n + r log r) to rebuild the
-// owner's r ranges and merge them back. Waking waiters costs O(w·n) per
-// pass over the file's w waiters, repeated only after a pass granted a
-// POSIX lock (which may have downgraded another). Deadlock
+// mutex, so requests on different files do not contend. A file keeps
+// each owner's POSIX locks in a slice sorted by start; an owner's ranges
+// are disjoint, so they are sorted by end too and binary search finds
+// the ones a range touches. For a file with p owners and an owner with r
+// ranges there: a conflict test costs O(p log r + k) (k ranges
+// examined), a change O(p log r + c) plus a copy of the owner's slice
+// when its count changes (c ranges replaced). So one owner's many
+// locks (up to MaxPerOwner) cost others little. Waking waiters costs one
+// conflict test per waiter of the file per pass, repeated only after a
+// pass granted a POSIX lock (which may have downgraded another). Deadlock
 // detection runs only before a wait and costs O(edges) of the wait-for
 // graph; the graph and the wait queues of files that have waiters are
 // changed under one manager-wide mutex, so only contended files (with
@@ -457,7 +459,7 @@ func (m *Manager) file(k Key) *inode {
 		sh.mu.Lock()
 		ino := sh.files[k]
 		if ino == nil {
-			ino = &inode{key: k, sh: sh}
+			ino = &inode{key: k, sh: sh, owners: map[Owner][]rng{}}
 			sh.files[k] = ino
 		}
 		sh.mu.Unlock()
@@ -489,7 +491,7 @@ func (m *Manager) lookup(k Key) *inode {
 // unlock unlocks ino, first removing it from its shard if it holds
 // nothing.
 func (ino *inode) unlock() {
-	if len(ino.locks) == 0 && len(ino.flocks) == 0 && len(ino.waiters) == 0 {
+	if len(ino.owners) == 0 && len(ino.flocks) == 0 && len(ino.waiters) == 0 {
 		ino.dead = true
 		ino.sh.mu.Lock()
 		if ino.sh.files[ino.key] == ino {
@@ -505,9 +507,11 @@ type inode struct {
 	key Key
 	sh  *shard
 
-	mu     sync.Mutex
-	dead   bool    // removed from the shard: look it up again
-	locks  []plock // POSIX locks of every owner, sorted by start
+	mu   sync.Mutex
+	dead bool // removed from the shard: look it up again
+	// owners holds each owner's POSIX locks, sorted by start and
+	// disjoint (so sorted by end too).
+	owners map[Owner][]rng
 	flocks []flock // flock holders, one per owner
 	// waiters are the queued waiters (POSIX and flock), oldest first.
 	// Changed under mu and graphMu.

@@ -1,26 +1,37 @@
 package lock
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
 	"syscall"
 )
 
-// plock is one POSIX lock: the bytes [start, end) held by owner; end is
-// eof for a lock to end of file.
-type plock struct {
-	owner      Owner
+// rng is one POSIX lock of an owner: the bytes [start, end); end is eof
+// for a lock to end of file.
+type rng struct {
 	typ        Type
 	start, end uint64
 }
 
-func (p plock) lock() Lock {
-	l := Lock{Type: p.typ, Start: int64(p.start), Owner: p.owner}
-	if p.end != eof {
-		l.Len = int64(p.end - p.start)
+func (r rng) lock(o Owner) Lock {
+	l := Lock{Type: r.typ, Start: int64(r.start), Owner: o}
+	if r.end != eof {
+		l.Len = int64(r.end - r.start)
 	}
 	return l
+}
+
+// lessOwner orders owners, to make answers deterministic.
+func lessOwner(a, b Owner) bool {
+	if a.Mount != b.Mount {
+		return a.Mount < b.Mount
+	}
+	if a.Handle != b.Handle {
+		return a.Handle < b.Handle
+	}
+	return a.ID < b.ID
 }
 
 // span checks a range and returns it as [start, end).
@@ -63,32 +74,50 @@ func (r *Request) check(unlock bool) (uint64, uint64, error) {
 	return span(r.Start, r.Len)
 }
 
-// conflicts returns the locks of other owners that conflict with a lock
-// of type t on [s, e) by o, in start order; with first it stops at the
-// first. Called with ino.mu held.
-func (ino *inode) conflicts(o Owner, t Type, s, e uint64, first bool) []plock {
-	var out []plock
-	for _, l := range ino.locks {
-		if l.start >= e {
-			break // sorted by start: none further overlaps
+// firstConflict returns the index of the first (lowest start) range of
+// rs that conflicts with a lock of type t on [s, e), or -1. rs is one
+// owner's ranges: sorted, disjoint, so their ends are sorted too.
+func firstConflict(rs []rng, t Type, s, e uint64) int {
+	i, _ := slices.BinarySearchFunc(rs, s, func(r rng, s uint64) int {
+		if r.end <= s {
+			return -1
 		}
-		if l.end > s && l.owner != o && (t == Write || l.typ == Write) {
-			out = append(out, l)
-			if first {
-				break
+		return 1
+	}) // the first range that ends after s
+	for ; i < len(rs) && rs[i].start < e; i++ {
+		if t == Write || rs[i].typ == Write {
+			return i
+		}
+	}
+	return -1
+}
+
+// firstConflict returns the conflicting lock of another owner with the
+// lowest start (then the lowest owner), if any. Called with ino.mu held.
+func (ino *inode) firstConflict(o Owner, t Type, s, e uint64) (Lock, bool) {
+	var best Lock
+	found := false
+	for x, rs := range ino.owners {
+		if x == o {
+			continue
+		}
+		if i := firstConflict(rs, t, s, e); i >= 0 {
+			l := rs[i].lock(x)
+			if !found || l.Start < best.Start || (l.Start == best.Start && lessOwner(x, best.Owner)) {
+				best, found = l, true
 			}
 		}
 	}
-	return out
+	return best, found
 }
 
 // blockers returns the owners whose locks block a lock of type t on
-// [s, e) by o, each once. Called with ino.mu held.
+// [s, e) by o. Called with ino.mu held.
 func (ino *inode) blockers(o Owner, t Type, s, e uint64) []Owner {
 	var out []Owner
-	for _, l := range ino.conflicts(o, t, s, e, false) {
-		if !slices.Contains(out, l.owner) {
-			out = append(out, l.owner)
+	for x, rs := range ino.owners {
+		if x != o && firstConflict(rs, t, s, e) >= 0 {
+			out = append(out, x)
 		}
 	}
 	return out
@@ -96,72 +125,59 @@ func (ino *inode) blockers(o Owner, t Type, s, e uint64) []Owner {
 
 // apply sets o's locks on [s, e) to type t (Unlock removes them): the
 // owner's ranges are split, replaced and merged as fcntl(2) does. It
-// changes nothing and returns ENOLCK if o would go over a limit. Called
-// with ino.mu held, and graphMu if ino has waiters.
+// changes nothing and returns ENOLCK if o would go over a limit. Cost:
+// O(log r + c) for r ranges of o of which c touch [s, e), plus the
+// slice's copy when the count changes. Called with ino.mu held, and
+// graphMu if ino has waiters.
 func (m *Manager) apply(ino *inode, o Owner, t Type, s, e uint64) error {
-	var mine []plock
-	for _, l := range ino.locks {
-		if l.owner == o {
-			mine = append(mine, l)
-		}
-	}
-	if len(mine) == 0 && t == Unlock {
+	rs := ino.owners[o]
+	if len(rs) == 0 && t == Unlock {
 		return nil
 	}
-	nw := make([]plock, 0, len(mine)+2)
-	for _, l := range mine {
-		if l.end <= s || l.start >= e {
-			nw = append(nw, l)
-			continue
+	// rs[lo:hi] are the ranges that overlap or touch [s, e]: the only ones
+	// that can change or merge.
+	lo, _ := slices.BinarySearchFunc(rs, s, func(r rng, s uint64) int {
+		if r.end < s {
+			return -1
 		}
-		if l.start < s {
-			nw = append(nw, plock{o, l.typ, l.start, s})
+		return 1
+	})
+	hi := lo
+	for hi < len(rs) && rs[hi].start <= e {
+		hi++
+	}
+	var left, right []rng
+	for _, r := range rs[lo:hi] {
+		if r.start < s {
+			left = append(left, rng{r.typ, r.start, min(r.end, s)})
 		}
-		if l.end > e {
-			nw = append(nw, plock{o, l.typ, e, l.end})
+		if r.end > e {
+			right = append(right, rng{r.typ, max(r.start, e), r.end})
 		}
 	}
+	nw := left
 	if t != Unlock {
-		nw = append(nw, plock{o, t, s, e})
+		nw = append(nw, rng{t, s, e})
 	}
-	slices.SortFunc(nw, func(a, b plock) int { return cmpU(a.start, b.start) })
+	nw = append(nw, right...)
 	merged := nw[:0]
-	for _, l := range nw {
-		if n := len(merged); n > 0 && merged[n-1].typ == l.typ && merged[n-1].end >= l.start {
-			merged[n-1].end = max(merged[n-1].end, l.end)
+	for _, r := range nw {
+		if n := len(merged); n > 0 && merged[n-1].typ == r.typ && merged[n-1].end >= r.start {
+			merged[n-1].end = max(merged[n-1].end, r.end)
 			continue
 		}
-		merged = append(merged, l)
+		merged = append(merged, r)
 	}
-	if err := m.charge(ino.key, o, len(merged)-len(mine)); err != nil {
+	if err := m.charge(ino.key, o, len(merged)-(hi-lo)); err != nil {
 		return err
 	}
-	// Merge the others' locks (sorted) with the new ones (sorted).
-	all := make([]plock, 0, len(ino.locks)-len(mine)+len(merged))
-	j := 0
-	for _, l := range ino.locks {
-		if l.owner == o {
-			continue
-		}
-		for j < len(merged) && merged[j].start < l.start {
-			all = append(all, merged[j])
-			j++
-		}
-		all = append(all, l)
+	rs = slices.Replace(rs, lo, hi, merged...)
+	if len(rs) == 0 {
+		delete(ino.owners, o)
+	} else {
+		ino.owners[o] = rs
 	}
-	all = append(all, merged[j:]...)
-	ino.locks = all
 	return nil
-}
-
-func cmpU(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // change runs f, which changes ino's locks, and then grants the waiters
@@ -190,8 +206,8 @@ func (m *Manager) GetLk(r Request) (Lock, error) {
 		return Lock{Type: Unlock}, nil
 	}
 	defer ino.mu.Unlock()
-	if c := ino.conflicts(r.Owner, r.Type, s, e, true); len(c) > 0 {
-		return c[0].lock(), nil
+	if l, ok := ino.firstConflict(r.Owner, r.Type, s, e); ok {
+		return l, nil
 	}
 	return Lock{Type: Unlock}, nil
 }
@@ -211,7 +227,7 @@ func (m *Manager) SetLk(r Request) error {
 	}
 	ino := m.file(r.Key)
 	defer ino.unlock()
-	if r.Type != Unlock && len(ino.conflicts(r.Owner, r.Type, s, e, true)) > 0 {
+	if r.Type != Unlock && len(ino.blockers(r.Owner, r.Type, s, e)) > 0 {
 		m.stats.conflicts.Add(1)
 		return syscall.EAGAIN
 	}
@@ -296,10 +312,23 @@ func (m *Manager) Locks(k Key) []Lock {
 		return nil
 	}
 	defer ino.mu.Unlock()
-	out := make([]Lock, len(ino.locks))
-	for i, l := range ino.locks {
-		out[i] = l.lock()
+	var out []Lock
+	for o, rs := range ino.owners {
+		for _, r := range rs {
+			out = append(out, r.lock(o))
+		}
 	}
+	slices.SortFunc(out, func(a, b Lock) int {
+		switch {
+		case a.Start != b.Start:
+			return cmp.Compare(a.Start, b.Start)
+		case lessOwner(a.Owner, b.Owner):
+			return -1
+		case lessOwner(b.Owner, a.Owner):
+			return 1
+		}
+		return 0
+	})
 	return out
 }
 
@@ -352,13 +381,12 @@ func (m *Manager) release(mount uint64, match func(Owner) bool) {
 		}
 		_ = m.change(ino, func() error {
 			removed := map[Owner]int{}
-			ino.locks = slices.DeleteFunc(ino.locks, func(l plock) bool {
-				if match(l.owner) {
-					removed[l.owner]++
-					return true
+			for o, rs := range ino.owners {
+				if match(o) {
+					removed[o] += len(rs)
+					delete(ino.owners, o)
 				}
-				return false
-			})
+			}
 			ino.flocks = slices.DeleteFunc(ino.flocks, func(f flock) bool {
 				if match(f.owner) {
 					removed[f.owner]++
