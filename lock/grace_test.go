@@ -24,6 +24,9 @@ func TestGrace(t *testing.T) {
 	if err := m.SetLk(rq(fileA, ownA, Write, 0, 10)); !errors.Is(err, ErrGrace) || errnoOf(err) != syscall.EAGAIN {
 		t.Fatalf("non-reclaim SetLk in grace: %v", err)
 	}
+	if r := Reason(m.SetLk(rq(fileA, ownA, Write, 0, 10))); r != "grace" {
+		t.Fatalf("Reason = %q", r)
+	}
 	if err := m.Flock(bg, FlockRequest{Key: fileA, Owner: ownA, Type: Read, NonBlock: true}); !errors.Is(err, ErrGrace) {
 		t.Fatalf("non-reclaim flock NB in grace: %v", err)
 	}
@@ -79,6 +82,12 @@ func TestGrace(t *testing.T) {
 
 	if err := m.SetLk(reclaim(rq(fileA, ownA, Write, 50, 1))); !errors.Is(err, ErrNoGrace) || errnoOf(err) != syscall.ENOLCK {
 		t.Fatalf("reclaim after grace: %v", err)
+	}
+	if r := Reason(m.SetLk(reclaim(rq(fileA, ownA, Write, 50, 1)))); r != "no_grace" {
+		t.Fatalf("Reason = %q", r)
+	}
+	if r := Reason(m.SetLk(rq(fileA, ownB, Write, 100, 1))); r != "" {
+		t.Fatalf("Reason of a conflict = %q", r)
 	}
 	if err := m.Flock(bg, FlockRequest{Key: fileB, Owner: ownA, Type: Read, Reclaim: true}); !errors.Is(err, ErrNoGrace) {
 		t.Fatalf("flock reclaim after grace: %v", err)

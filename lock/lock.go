@@ -135,6 +135,34 @@
 // changed under one manager-wide mutex, so only contended files (with
 // waiters) share it. Limits are counted per mount in 64 shards.
 //
+// # Wiring into the server
+//
+// One Manager serves the daemon: New(Options{GraceUntil: start.Add(
+// lock_grace)}) at startup, Close at shutdown. Then, per call of
+// PROTOCOL.md section 4:
+//
+//   - lock: look up the handle (mount_id, fh) for its volume, inode and
+//     open mode (EBADF if it is not open on that mount, or if a write lock
+//     is asked on a handle not open for writing, a read lock on one not
+//     open for reading); Key{Volume, Inode}; Owner{mount_id, fh, owner};
+//     ParseType(type); then GetLk, SetLk, or SetLkW with a context that is
+//     cancelled when the call's connection closes or the daemon stops.
+//   - flock: the same lookup, Owner{mount_id, fh, ""}, ParseFlockOp(op),
+//     Flock with that context (NonBlock, Reclaim from the params).
+//   - lock_cancel: Cancel(Owner{mount_id, fh, owner}).
+//   - close of a handle: ReleaseHandle(mount_id, fh), once the handle is
+//     out of the handle table and no lock call on it is still running (a
+//     call that looked the handle up before the close and takes a lock
+//     after ReleaseHandle would leave that lock behind: hold a reference
+//     on the handle for the length of a lock call, or release again when
+//     the last one returns).
+//   - unmount, and the mount table's OnReclaim: ReleaseMount(mount_id),
+//     after the handles of the mount are closed.
+//   - errors: the errno is the syscall.Errno the error matches
+//     (errors.As); Reason(err) is the error's data.reason ("grace",
+//     "no_grace" or "").
+//   - metrics: Stats.
+//
 // # Scaling out
 //
 // The server should depend on the Locker interface, which Manager
@@ -149,6 +177,7 @@ package lock
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"sync"
@@ -196,6 +225,32 @@ func ParseType(s string) (Type, error) {
 		return Write, nil
 	}
 	return 0, fmt.Errorf("lock type %q: %w", s, syscall.EINVAL)
+}
+
+// ParseFlockOp returns the Type of a flock wire op ("shared", "exclusive",
+// "unlock"), or EINVAL.
+func ParseFlockOp(s string) (Type, error) {
+	switch s {
+	case "unlock":
+		return Unlock, nil
+	case "shared":
+		return Read, nil
+	case "exclusive":
+		return Write, nil
+	}
+	return 0, fmt.Errorf("flock op %q: %w", s, syscall.EINVAL)
+}
+
+// Reason returns the wire reason of an error of the manager: "grace" for
+// ErrGrace, "no_grace" for ErrNoGrace, "" for every other error.
+func Reason(err error) string {
+	switch {
+	case errors.Is(err, ErrGrace):
+		return "grace"
+	case errors.Is(err, ErrNoGrace):
+		return "no_grace"
+	}
+	return ""
 }
 
 // MaxOffset is the largest byte offset a lock covers: a Len of 0 locks up
@@ -274,13 +329,21 @@ type FlockRequest struct {
 // depend on so that a distributed implementation can replace Manager.
 // Every method is safe for concurrent use.
 type Locker interface {
+	// GetLk is F_GETLK: the first conflicting lock, or type Unlock.
 	GetLk(r Request) (Lock, error)
+	// SetLk is F_SETLK: grant, or EAGAIN.
 	SetLk(r Request) error
+	// SetLkW is F_SETLKW: grant, waiting if need be.
 	SetLkW(ctx context.Context, r Request) error
+	// Flock is flock(2).
 	Flock(ctx context.Context, r FlockRequest) error
+	// Cancel ends the owner's waits with EINTR.
 	Cancel(o Owner) int
+	// ReleaseOwner drops the owner's POSIX locks on one file.
 	ReleaseOwner(k Key, o Owner)
+	// ReleaseHandle drops the locks of a handle's owners (close).
 	ReleaseHandle(mount, handle uint64)
+	// ReleaseMount drops the locks of a mount's owners (unmount).
 	ReleaseMount(mount uint64)
 }
 

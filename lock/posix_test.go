@@ -200,6 +200,14 @@ func TestBadInput(t *testing.T) {
 	if _, err := ParseType("exclusive"); errnoOf(err) != syscall.EINVAL {
 		t.Fatalf("ParseType: %v", err)
 	}
+	for op, ty := range map[string]Type{"shared": Read, "exclusive": Write, "unlock": Unlock} {
+		if got, err := ParseFlockOp(op); err != nil || got != ty {
+			t.Fatalf("ParseFlockOp(%q) = %v, %v", op, got, err)
+		}
+	}
+	if _, err := ParseFlockOp("read"); errnoOf(err) != syscall.EINVAL {
+		t.Fatalf("ParseFlockOp: %v", err)
+	}
 	for _, ty := range []Type{Unlock, Read, Write} {
 		if got, err := ParseType(ty.String()); err != nil || got != ty {
 			t.Fatalf("ParseType(%q) = %v, %v", ty.String(), got, err)
