@@ -591,6 +591,8 @@ type Stats struct {
 	Granted uint64
 	// Conflicts counts requests that found a conflict (EAGAIN or a wait).
 	Conflicts uint64
+	// Waits counts the waits begun (SetLkW and Flock queued).
+	Waits uint64
 	// Deadlocks counts EDEADLK answers.
 	Deadlocks uint64
 	// Cancelled counts waits ended by EINTR or EBADF.
@@ -614,6 +616,7 @@ func (m *Manager) Stats() Stats {
 	m.graphMu.Unlock()
 	s.Granted = m.stats.granted.Load()
 	s.Conflicts = m.stats.conflicts.Load()
+	s.Waits = m.stats.waits.Load()
 	s.Deadlocks = m.stats.deadlocks.Load()
 	s.Cancelled = m.stats.cancelled.Load()
 	s.Limited = m.stats.limited.Load()

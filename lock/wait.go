@@ -56,9 +56,7 @@ func (m *Manager) wait(ctx context.Context, w *waiter) error {
 		return err
 	case <-ctx.Done():
 	}
-	if m.cancel(w, eintr(ctx)) {
-		m.stats.cancelled.Add(1)
-	}
+	m.cancel(w, eintr(ctx))
 	return <-w.done
 }
 
@@ -71,6 +69,7 @@ func (m *Manager) cancel(w *waiter, err error) bool {
 	was := w.queued
 	if was {
 		m.finish(w, err)
+		m.stats.cancelled.Add(1)
 	}
 	m.graphMu.Unlock()
 	ino.unlock()
@@ -89,7 +88,6 @@ func (m *Manager) Cancel(o Owner) int {
 			n++
 		}
 	}
-	m.stats.cancelled.Add(uint64(n))
 	return n
 }
 

@@ -285,3 +285,42 @@ func TestDeadlock(t *testing.T) {
 		})
 	}
 }
+
+// TestCancelRacesGrant races a wait's cancellation with the unlock that
+// grants it, many times: the wait must end either granted with the lock
+// held, or with EINTR and nothing held, and never leave a waiter behind.
+func TestCancelRacesGrant(t *testing.T) {
+	m, _ := newTest(Options{})
+	var granted, interrupted int
+	for i := range 300 {
+		if err := m.SetLk(rq(fileA, ownA, Write, 0, 0)); err != nil {
+			t.Fatal(err)
+		}
+		ctx, stop := context.WithCancel(bg)
+		ch := async(func() error { return m.SetLkW(ctx, rq(fileA, ownB, Write, 0, 10)) })
+		waitQueued(t, m, 1)
+		go stop()
+		if i%2 == 0 {
+			m.Cancel(ownB)
+		}
+		if err := m.SetLk(rq(fileA, ownA, Unlock, 0, 0)); err != nil {
+			t.Fatal(err)
+		}
+		err := result(t, "waiter", ch)
+		holds := len(m.Locks(fileA)) == 1
+		switch {
+		case err == nil && holds:
+			granted++
+		case errnoOf(err) == syscall.EINTR && !holds:
+			interrupted++
+		default:
+			t.Fatalf("wait %v, holds %v", err, holds)
+		}
+		m.ReleaseOwner(fileA, ownB)
+		stop()
+		if s := m.Stats(); s.Waiting != 0 || s.Files != 0 {
+			t.Fatalf("left behind: %+v", s)
+		}
+	}
+	t.Logf("granted %d, interrupted %d", granted, interrupted)
+}
