@@ -15,9 +15,11 @@
 // semantics are those of Linux's open file description locks
 // (F_OFD_SETLK), where a lock belongs to an open file, rather than of
 // classic per-process POSIX locks, where one process's locks through two
-// descriptors of one file merge. A client that wants the classic rule
-// calls ReleaseOwner for every owner of a file when any of its handles
-// closes (see "Release").
+// descriptors of one file merge. A client that needs per-process locks
+// across handles uses one handle for its locks of a file; the classic
+// rule that closing any descriptor drops the process's locks on the file
+// is applied by the client (an Unlock of the whole file per owner) or by
+// the server with ReleaseOwner (see "Release").
 //
 // # POSIX record locks
 //
@@ -33,8 +35,8 @@
 // bytes the owner already holds replaces them, so that a read lock over
 // part of a write lock converts that part, an Unlock in the middle of a
 // lock splits it in two, and ranges of one type that touch or overlap
-// merge into one. This is fcntl(2)'s rule; the result of any sequence of
-// requests is the same as on Linux.
+// merge into one. This is fcntl(2)'s rule: the ranges one owner holds
+// after any sequence of requests are those Linux reports.
 //
 // GetLk reports the conflicting lock with the lowest start, or a Lock of
 // type Unlock when there is none. SetLk grants a lock or fails with EAGAIN
