@@ -324,3 +324,32 @@ func TestCancelRacesGrant(t *testing.T) {
 	}
 	t.Logf("granted %d, interrupted %d", granted, interrupted)
 }
+
+// TestDeadlockEdgesFollowGrants checks that the wait-for graph follows
+// the locks: when a waiter is granted, the waiters it now blocks wait for
+// it, so a cycle through it is detected.
+func TestDeadlockEdgesFollowGrants(t *testing.T) {
+	m, _ := newTest(Options{})
+	if err := m.SetLk(rq(fileA, ownA, Write, 0, 10)); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SetLk(rq(fileB, ownC, Write, 0, 10)); err != nil {
+		t.Fatal(err)
+	}
+	b := async(func() error { return m.SetLkW(bg, rq(fileA, ownB, Write, 0, 10)) })
+	waitQueued(t, m, 1)
+	c := async(func() error { return m.SetLkW(bg, rq(fileA, ownC, Write, 0, 10)) })
+	waitQueued(t, m, 2)
+	m.ReleaseOwner(fileA, ownA) // b is granted; c now waits for b
+	if err := result(t, "b", b); err != nil {
+		t.Fatal(err)
+	}
+	ch := async(func() error { return m.SetLkW(bg, rq(fileB, ownB, Write, 0, 10)) })
+	if err := result(t, "b's wait for c", ch); errnoOf(err) != syscall.EDEADLK {
+		t.Fatalf("b waiting for c who waits for b: %v", err)
+	}
+	m.ReleaseOwner(fileA, ownB)
+	if err := result(t, "c", c); err != nil {
+		t.Fatal(err)
+	}
+}
