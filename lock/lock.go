@@ -76,7 +76,13 @@
 // requests, on any file). If some owner that blocks the request waits,
 // directly or through others, for the requesting owner, the request fails
 // with EDEADLK instead of waiting. flock waits are not in the graph (as on
-// Linux, flock deadlocks are not detected).
+// Linux, flock deadlocks are not detected). The graph follows the locks:
+// when a waiter is granted, the waiters it now blocks wait for it. As on
+// Linux, the test runs when a request would wait: a cycle closed by a
+// grant (possible only when one owner has several waits at once, from
+// several threads) is not detected; those waits end by cancellation.
+// An EDEADLK may also be a false alarm when a wait in the cycle was
+// about to be cancelled.
 //
 // # Release
 //
