@@ -1,0 +1,372 @@
+package inode
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"syscall"
+	"unicode"
+	"unicode/utf8"
+
+	"go.uber.org/zap"
+
+	"github.com/proxyfs/proxyfs/vfsbackend"
+)
+
+// Case-insensitive lookup (LookupCI) for gateways whose clients name files
+// case-insensitively (SMB). Every directory entry has a second key, its
+// case-fold index key:
+//
+//	f<dir><fold(name)>\x00<name>   value: the entry's ino (8 bytes)
+//
+// written and deleted in the same batch as the entry itself (txn.addEntry,
+// txn.removeEntry), so the index can never disagree with the entries
+// after a crash. Names never contain NUL, so the NUL after the folded name
+// makes "every name of dir that folds to F" exactly the keys under the
+// prefix f<dir><F>\x00: one ordered scan of the backend, O(log n) in the
+// size of the directory, never a scan of the directory.
+//
+// Folding (foldName) is Unicode simple case folding, rune by rune, as Go's
+// unicode package defines it (unicode.SimpleFold; Unicode
+// unicode.Version): two names match when they have the same number of
+// runes and each pair of runes is equivalent under simple folding. ASCII
+// letters match their other case; so do Latin-1 and other letters with
+// case (É/é, Ä/ä), Greek (Σ/σ/ς), Cyrillic, and the few cross-script
+// equivalents of simple folding (the Kelvin sign K with K and k, the long
+// s ſ with S and s). Full folding is not applied: ß matches only ẞ
+// (U+1E9E), not "ss"; ﬁ does not match "fi". No Unicode normalization is
+// done: a precomposed é (U+00E9) and e plus a combining acute (U+0065
+// U+0301) are different names. The Turkish dotted and dotless i (İ, ı)
+// match nothing but themselves. This is what NTFS and Samba do for the
+// names that matter (one upper-case mapping per UTF-16 unit, no ß to ss,
+// no normalization); the differences are in rare characters outside the
+// Basic Multilingual Plane.
+//
+// A case-sensitive volume may hold several names that fold alike ("a" and
+// "A"). LookupCI then returns the name asked for if it exists exactly,
+// else the first of them in byte order of their UTF-8 names ("A" before
+// "a", since upper-case ASCII sorts first).
+//
+// Volumes created before the index existed get it at their first
+// read-write open (upgradeCI); keyCIIndex records that it is complete and
+// the Unicode version it was folded with: a daemon built with another
+// Unicode version rebuilds it at open, since folding may differ.
+const pfxFold = 'f'
+
+// keyCIIndex holds the Unicode version (unicode.Version) the case-fold
+// index was built with; absent: the volume has no complete index.
+var keyCIIndex = []byte("sci_index")
+
+// foldName returns the case-fold key of a name: each rune replaced by the
+// smallest rune of its simple case folding orbit (so 'a', 'A' -> 'A';
+// 'k', 'K', U+212A KELVIN SIGN -> 'K'). Names are valid UTF-8.
+func foldName(name string) string {
+	ascii := true
+	lower := false
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c >= utf8.RuneSelf {
+			ascii = false
+			break
+		}
+		if 'a' <= c && c <= 'z' {
+			lower = true
+		}
+	}
+	if ascii {
+		// The orbit minimum of an ASCII letter is its upper case.
+		if !lower {
+			return name
+		}
+		b := []byte(name)
+		for i, c := range b {
+			if 'a' <= c && c <= 'z' {
+				b[i] = c - 'a' + 'A'
+			}
+		}
+		return string(b)
+	}
+	b := make([]byte, 0, len(name))
+	for _, r := range name {
+		b = utf8.AppendRune(b, foldRune(r))
+	}
+	return string(b)
+}
+
+// foldRune returns the smallest rune equivalent to r under simple case
+// folding.
+func foldRune(r rune) rune {
+	m := r
+	for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+		m = min(m, f)
+	}
+	return m
+}
+
+// foldPrefix is the key prefix of every index key of dir whose name folds
+// to fold.
+func foldPrefix(dir Ino, fold string) []byte {
+	k := make([]byte, 0, 9+len(fold)+1+MaxNameLen)
+	k = append(k, pfxFold)
+	k = binary.BigEndian.AppendUint64(k, uint64(dir))
+	k = append(k, fold...)
+	return append(k, 0)
+}
+
+// foldKey is the index key of name in dir.
+func foldKey(dir Ino, name string) []byte {
+	return append(foldPrefix(dir, foldName(name)), name...)
+}
+
+// addFold and delFold maintain the index; txn.addEntry and
+// txn.removeEntry call them, so every entry change keeps it.
+func (t *txn) addFold(dir Ino, name string, ino Ino) {
+	t.batch.Put(foldKey(dir, name), encodeUint64(uint64(ino)))
+}
+
+func (t *txn) delFold(dir Ino, name string) {
+	t.batch.Delete(foldKey(dir, name))
+}
+
+// LookupCI finds name in directory dir ignoring case (see foldName): the
+// entry named exactly name if there is one, else the first entry, in byte
+// order of names, whose name folds like name. It returns the entry's real
+// name and its attributes; ENOENT if no name folds like it. "." and ".."
+// are themselves. It costs an exact lookup plus, on a miss, one ordered
+// scan of the index: O(log n) in the directory's size.
+func (fs *FS) LookupCI(ctx context.Context, dir Ino, name string) (string, Attr, error) {
+	if err := checkName(name); err != nil {
+		return "", Attr{}, err
+	}
+	fs.ns.RLock()
+	defer fs.ns.RUnlock()
+	d, err := fs.getDir(ctx, dir)
+	if err != nil {
+		return "", Attr{}, err
+	}
+	var ino Ino
+	switch name {
+	case ".":
+		return name, d.Attr, nil
+	case "..":
+		ino = d.Parent
+	default:
+		e, err := fs.lookupEntry(ctx, dir, name)
+		switch {
+		case err == nil:
+			ino = e.Ino
+		case !errors.Is(err, syscall.ENOENT):
+			return "", Attr{}, err
+		case fs.ciIndexed:
+			name, ino, err = fs.scanFold(ctx, dir, name)
+		default:
+			// A volume opened read-only before it got its index.
+			name, ino, err = fs.scanDirFold(ctx, dir, name)
+		}
+		if err != nil {
+			return "", Attr{}, err
+		}
+	}
+	r, err := fs.get(ctx, ino)
+	if err != nil {
+		if errors.Is(err, syscall.ENOENT) {
+			return "", Attr{}, fmt.Errorf("lookup_ci %d/%q: entry %q points at missing inode %d: %w", dir, name, name, ino, syscall.EIO)
+		}
+		return "", Attr{}, err
+	}
+	return name, r.Attr, nil
+}
+
+// scanFold returns the first name in dir's index that folds like name.
+func (fs *FS) scanFold(ctx context.Context, dir Ino, name string) (string, Ino, error) {
+	pfx := foldPrefix(dir, foldName(name))
+	var (
+		found string
+		ino   Ino
+		ok    bool
+	)
+	err := fs.be.Scan(ctx, pfx, nil, func(k, v []byte) bool {
+		if len(v) == 8 {
+			found, ino, ok = string(k[len(pfx):]), Ino(binary.BigEndian.Uint64(v)), true
+		}
+		return false
+	})
+	if err != nil {
+		return "", 0, err
+	}
+	if !ok {
+		// Either nothing folds like name, or the first key was corrupt.
+		return "", 0, fmt.Errorf("lookup_ci %d/%q: %w", dir, name, syscall.ENOENT)
+	}
+	return found, ino, nil
+}
+
+// scanDirFold is scanFold without the index: it reads every entry of dir.
+func (fs *FS) scanDirFold(ctx context.Context, dir Ino, name string) (string, Ino, error) {
+	want := foldName(name)
+	pfx := inoKey(pfxEntry, dir)
+	var (
+		found string
+		ino   Ino
+		ok    bool
+		derr  error
+	)
+	err := fs.be.Scan(ctx, pfx, nil, func(k, v []byte) bool {
+		n := string(k[len(pfx):])
+		if foldName(n) != want {
+			return true
+		}
+		e, err := decodeEntry(v)
+		if err != nil {
+			derr = err
+			return false
+		}
+		// Entry keys sort by name, so the first match is the smallest.
+		found, ino, ok = n, e.Ino, true
+		return false
+	})
+	if err == nil {
+		err = derr
+	}
+	if err != nil {
+		return "", 0, err
+	}
+	if !ok {
+		return "", 0, fmt.Errorf("lookup_ci %d/%q: %w", dir, name, syscall.ENOENT)
+	}
+	return found, ino, nil
+}
+
+// ciBatchOps bounds the operations of one batch while the index is built.
+const ciBatchOps = 8192
+
+// upgradeCI builds the case-fold index of a volume that has none, or one
+// folded with another Unicode version: it removes every index key, adds
+// one per entry, and then records keyCIIndex. Until that key is there the
+// index is not used, so an interrupted build is simply done again at the
+// next open. A read-only FS only notes whether the index is usable.
+func (fs *FS) upgradeCI(ctx context.Context) error {
+	v, err := fs.be.Get(ctx, keyCIIndex)
+	switch {
+	case err == nil && string(v) == unicode.Version:
+		fs.ciIndexed = true
+		return nil
+	case err != nil && !errors.Is(err, syscall.ENOENT):
+		return fmt.Errorf("open volume: case-fold index: %w", err)
+	case fs.readOnly:
+		return nil
+	}
+	var stale [][]byte
+	if err := fs.be.Scan(ctx, []byte{pfxFold}, nil, func(k, _ []byte) bool {
+		stale = append(stale, bytes.Clone(k))
+		return true
+	}); err != nil {
+		return fmt.Errorf("open volume: case-fold index: %w", err)
+	}
+	var b vfsbackend.Batch
+	flush := func() error {
+		if b.Len() == 0 {
+			return nil
+		}
+		err := fs.be.Commit(ctx, &b)
+		b = vfsbackend.Batch{}
+		return err
+	}
+	// Deleting first and adding second keeps a key that is both stale and
+	// current (an index folded alike by both Unicode versions).
+	for _, k := range stale {
+		b.Delete(k)
+		if b.Len() >= ciBatchOps {
+			if err := flush(); err != nil {
+				return fmt.Errorf("open volume: case-fold index: %w", err)
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return fmt.Errorf("open volume: case-fold index: %w", err)
+	}
+	type ent struct {
+		dir  Ino
+		name string
+		ino  Ino
+	}
+	var ents []ent
+	var derr error
+	if err := fs.be.Scan(ctx, []byte{pfxEntry}, nil, func(k, v []byte) bool {
+		e, err := decodeEntry(v)
+		if err != nil {
+			derr = fmt.Errorf("entry %q: %w", k, err)
+			return false
+		}
+		ents = append(ents, ent{Ino(binary.BigEndian.Uint64(k[1:9])), string(k[9:]), e.Ino})
+		return true
+	}); err != nil || derr != nil {
+		return fmt.Errorf("open volume: case-fold index: %w", errors.Join(err, derr))
+	}
+	for _, e := range ents {
+		b.Put(foldKey(e.dir, e.name), encodeUint64(uint64(e.ino)))
+		if b.Len() >= ciBatchOps {
+			if err := flush(); err != nil {
+				return fmt.Errorf("open volume: case-fold index: %w", err)
+			}
+		}
+	}
+	b.Put(keyCIIndex, []byte(unicode.Version))
+	if err := flush(); err != nil {
+		return fmt.Errorf("open volume: case-fold index: %w", err)
+	}
+	fs.ciIndexed = true
+	if len(ents) > 0 || len(stale) > 0 {
+		fs.log.Info("upgraded the volume: built the case-fold index", zap.Int("entries", len(ents)),
+			zap.Int("removed", len(stale)), zap.String("unicode", unicode.Version))
+	}
+	return nil
+}
+
+// checkCI verifies the case-fold index against the entries, both ways:
+// every entry has its index key with its ino, and every index key belongs
+// to an entry. A volume without a complete index (opened read-only before
+// its first read-write open with this version) is not checked: its index
+// is built at that open. Called by Check with ns held.
+func (fs *FS) checkCI(ctx context.Context, report func(format string, args ...any)) error {
+	if !fs.ciIndexed {
+		return nil
+	}
+	type ent struct {
+		dir  Ino
+		name string
+		ino  Ino
+	}
+	want := map[string]ent{}
+	err := fs.be.Scan(ctx, []byte{pfxEntry}, nil, func(k, v []byte) bool {
+		if e, err := decodeEntry(v); err == nil { // Check reports bad entries
+			dir, name := Ino(binary.BigEndian.Uint64(k[1:9])), string(k[9:])
+			want[string(foldKey(dir, name))] = ent{dir, name, e.Ino}
+		}
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	err = fs.be.Scan(ctx, []byte{pfxFold}, nil, func(k, v []byte) bool {
+		e, ok := want[string(k)]
+		if !ok {
+			report("case-fold index key %q: no such entry", k)
+			return true
+		}
+		delete(want, string(k))
+		if got, err := decodeUint64(v); err != nil || Ino(got) != e.ino {
+			report("case-fold index key of %d/%q: inode %d, the entry has %d (%v)", e.dir, e.name, got, e.ino, err)
+		}
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	for _, e := range want {
+		report("entry %d/%q: no case-fold index key", e.dir, e.name)
+	}
+	return nil
+}
