@@ -1,6 +1,8 @@
 package server_test
 
 import (
+	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -81,4 +83,33 @@ func TestLookupCI(t *testing.T) {
 		}
 		d.Check(t)
 	})
+}
+
+// TestLookupCIExample sends the literal example of PROTOCOL.md,
+// "Case-insensitive lookup" (with the real mount id).
+func TestLookupCIExample(t *testing.T) {
+	d := daemontest.Start(t, daemontest.Options{})
+	rc := dial(t, "tcp", d.TCPAddr)
+	id := rc.mount("default", 0).MountID
+	var f wire.NewInodeResult
+	rc.ok(wire.MethodCreatePath, obj{"mount_id": id, "path": "/hello.txt", "mode": 0o644}, &f)
+	if f.Inode != 2 {
+		t.Fatalf("hello.txt is inode %d, the example has 2", f.Inode)
+	}
+	rc.sendRaw(fmt.Sprintf(`{"jsonrpc":"2.0","id":5,"method":"lookup_ci","params":{"mount_id":%d,"inode":1,"name":"HELLO.TXT"}}`, id))
+	r := rc.recv()
+	var res wire.LookupCIResult
+	if err := json.Unmarshal(r.Result, &res); err != nil || string(r.ID) != "5" {
+		t.Fatalf("lookup_ci: %+v %v", r, err)
+	}
+	if res.Name != "hello.txt" || res.Inode != 2 || res.Stat != f.Stat {
+		t.Fatalf("lookup_ci result %+v, want hello.txt %+v", res, f.Stat)
+	}
+	rc.sendRaw(fmt.Sprintf(`{"jsonrpc":"2.0","id":6,"method":"lookup_ci","params":{"mount_id":%d,"inode":1,"name":"hello.txt.bak"}}`, id))
+	body, err := rc.readMsg()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameJSON(t, "lookup_ci error reply", body,
+		`{"jsonrpc":"2.0","id":6,"error":{"code":2,"message":"lookup_ci 1/\"hello.txt.bak\": no such file or directory","data":{"errno":2,"name":"ENOENT"}}}`)
 }
