@@ -52,7 +52,10 @@ import (
 // Volumes created before the index existed get it at their first
 // read-write open (upgradeCI); keyCIIndex records that it is complete and
 // the Unicode version it was folded with: a daemon built with another
-// Unicode version rebuilds it at open, since folding may differ.
+// Unicode version rebuilds it at open, since folding may differ. A
+// proxyfsd older than the index that serves a volume afterwards leaves it
+// stale; Check reports that, and RebuildCaseFoldIndex (proxyfsd -repair)
+// rebuilds it.
 const pfxFold = 'f'
 
 // keyCIIndex holds the Unicode version (unicode.Version) the case-fold
@@ -239,14 +242,14 @@ func (fs *FS) scanDirFold(ctx context.Context, dir Ino, name string) (string, In
 	return found, ino, nil
 }
 
-// ciBatchOps bounds the operations of one batch while the index is built.
-const ciBatchOps = 8192
+// ciBatchOps bounds the keys read and the operations committed at a time
+// while the index is built, so that building it needs little memory
+// whatever the volume's size.
+var ciBatchOps = 8192 // a variable for the tests
 
 // upgradeCI builds the case-fold index of a volume that has none, or one
-// folded with another Unicode version: it removes every index key, adds
-// one per entry, and then records keyCIIndex. Until that key is there the
-// index is not used, so an interrupted build is simply done again at the
-// next open. A read-only FS only notes whether the index is usable.
+// folded with another Unicode version (see buildCI). A read-only FS only
+// notes whether the index is usable.
 func (fs *FS) upgradeCI(ctx context.Context) error {
 	v, err := fs.be.Get(ctx, keyCIIndex)
 	switch {
@@ -258,71 +261,101 @@ func (fs *FS) upgradeCI(ctx context.Context) error {
 	case fs.readOnly:
 		return nil
 	}
-	var stale [][]byte
-	if err := fs.be.Scan(ctx, []byte{pfxFold}, nil, func(k, _ []byte) bool {
-		stale = append(stale, bytes.Clone(k))
-		return true
-	}); err != nil {
-		return fmt.Errorf("open volume: case-fold index: %w", err)
-	}
-	var b vfsbackend.Batch
-	flush := func() error {
-		if b.Len() == 0 {
-			return nil
-		}
-		err := fs.be.Commit(ctx, &b)
-		b = vfsbackend.Batch{}
-		return err
-	}
-	// Deleting first and adding second keeps a key that is both stale and
-	// current (an index folded alike by both Unicode versions).
-	for _, k := range stale {
-		b.Delete(k)
-		if b.Len() >= ciBatchOps {
-			if err := flush(); err != nil {
-				return fmt.Errorf("open volume: case-fold index: %w", err)
-			}
-		}
-	}
-	if err := flush(); err != nil {
-		return fmt.Errorf("open volume: case-fold index: %w", err)
-	}
-	type ent struct {
-		dir  Ino
-		name string
-		ino  Ino
-	}
-	var ents []ent
-	var derr error
-	if err := fs.be.Scan(ctx, []byte{pfxEntry}, nil, func(k, v []byte) bool {
-		e, err := decodeEntry(v)
-		if err != nil {
-			derr = fmt.Errorf("entry %q: %w", k, err)
-			return false
-		}
-		ents = append(ents, ent{Ino(binary.BigEndian.Uint64(k[1:9])), string(k[9:]), e.Ino})
-		return true
-	}); err != nil || derr != nil {
-		return fmt.Errorf("open volume: case-fold index: %w", errors.Join(err, derr))
-	}
-	for _, e := range ents {
-		b.Put(foldKey(e.dir, e.name), encodeUint64(uint64(e.ino)))
-		if b.Len() >= ciBatchOps {
-			if err := flush(); err != nil {
-				return fmt.Errorf("open volume: case-fold index: %w", err)
-			}
-		}
-	}
-	b.Put(keyCIIndex, []byte(unicode.Version))
-	if err := flush(); err != nil {
-		return fmt.Errorf("open volume: case-fold index: %w", err)
-	}
-	fs.ciIndexed = true
-	if len(ents) > 0 || len(stale) > 0 {
-		fs.log.Info("upgraded the volume: built the case-fold index", zap.Int("entries", len(ents)),
-			zap.Int("removed", len(stale)), zap.String("unicode", unicode.Version))
+	if err := fs.buildCI(ctx, err == nil); err != nil {
+		return fmt.Errorf("open volume: %w", err)
 	}
 	return nil
+}
+
+// RebuildCaseFoldIndex builds the case-fold index again from the entries
+// (proxyfsd -repair): the way out of an index that Check finds wrong, for
+// instance after a proxyfsd without the index served the volume.
+func (fs *FS) RebuildCaseFoldIndex(ctx context.Context) error {
+	if fs.readOnly {
+		return fmt.Errorf("rebuild case-fold index: read-only: %w", syscall.EROFS)
+	}
+	fs.ns.Lock()
+	defer fs.ns.Unlock()
+	return fs.buildCI(ctx, true)
+}
+
+// buildCI removes every index key, adds one per entry, and then records
+// keyCIIndex; hadMarker says that key exists (it is removed first). Until
+// the key is back the index is not used, so an interrupted build is
+// simply done again at the next open. Called with ns held exclusively, or
+// before the FS serves.
+func (fs *FS) buildCI(ctx context.Context, hadMarker bool) error {
+	fail := func(err error) error { return fmt.Errorf("case-fold index: %w", err) }
+	fs.ciIndexed = false
+	if hadMarker {
+		if err := fs.be.Commit(ctx, &vfsbackend.Batch{Ops: []vfsbackend.Op{{Delete: true, Key: keyCIIndex}}}); err != nil {
+			return fail(err)
+		}
+	}
+	// Every key first removed, then added: a key that is both stale and
+	// current (folded alike by both Unicode versions) stays.
+	removed, added := 0, 0
+	err := fs.scanChunks(ctx, []byte{pfxFold}, func(b *vfsbackend.Batch, k, _ []byte) error {
+		b.Delete(bytes.Clone(k))
+		removed++
+		return nil
+	})
+	if err != nil {
+		return fail(err)
+	}
+	err = fs.scanChunks(ctx, []byte{pfxEntry}, func(b *vfsbackend.Batch, k, v []byte) error {
+		e, err := decodeEntry(v)
+		if err != nil {
+			return fmt.Errorf("entry %q: %w", k, err)
+		}
+		b.Put(foldKey(Ino(binary.BigEndian.Uint64(k[1:9])), string(k[9:])), encodeUint64(uint64(e.Ino)))
+		added++
+		return nil
+	})
+	if err != nil {
+		return fail(err)
+	}
+	if err := fs.be.Commit(ctx, &vfsbackend.Batch{Ops: []vfsbackend.Op{{Key: keyCIIndex, Value: []byte(unicode.Version)}}}); err != nil {
+		return fail(err)
+	}
+	fs.ciIndexed = true
+	if added > 0 || removed > 0 {
+		fs.log.Info("built the case-fold index", zap.Int("entries", added),
+			zap.Int("removed", removed), zap.String("unicode", unicode.Version))
+	}
+	return nil
+}
+
+// scanChunks calls fn for every key with prefix pfx, ciBatchOps keys at a
+// time, committing the batch fn fills after each chunk. (A Scan callback
+// must not call into the backend, hence the chunks.)
+func (fs *FS) scanChunks(ctx context.Context, pfx []byte, fn func(b *vfsbackend.Batch, k, v []byte) error) error {
+	var start []byte
+	for {
+		var keys, vals [][]byte
+		if err := fs.be.Scan(ctx, pfx, start, func(k, v []byte) bool {
+			keys = append(keys, bytes.Clone(k))
+			vals = append(vals, bytes.Clone(v))
+			return len(keys) < ciBatchOps
+		}); err != nil {
+			return err
+		}
+		var b vfsbackend.Batch
+		for i := range keys {
+			if err := fn(&b, keys[i], vals[i]); err != nil {
+				return err
+			}
+		}
+		if b.Len() > 0 {
+			if err := fs.be.Commit(ctx, &b); err != nil {
+				return err
+			}
+		}
+		if len(keys) < ciBatchOps {
+			return nil
+		}
+		start = append(keys[len(keys)-1], 0) // the next key after the last
+	}
 }
 
 // checkCI verifies the case-fold index against the entries, both ways:

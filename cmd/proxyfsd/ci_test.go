@@ -14,8 +14,9 @@ import (
 )
 
 // TestCheckCaseFoldIndex: proxyfsd -check reports an index key of
-// lookup_ci that is missing, and the next read-write open of a volume
-// without the index (made by an earlier version) builds it.
+// lookup_ci that is missing, -repair rebuilds the index, and the next
+// read-write open of a volume without the index (made by an earlier
+// version) builds it.
 func TestCheckCaseFoldIndex(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -63,6 +64,13 @@ func TestCheckCaseFoldIndex(t *testing.T) {
 	rc, out, errOut := runArgs("-check", "-config", cfg)
 	if rc != 1 || !strings.Contains(out, `entry 1/"One": no case-fold index key`) {
 		t.Fatalf("-check of a broken index: exit %d %q %q", rc, out, errOut)
+	}
+	// -repair rebuilds it.
+	if rc, out, errOut := runArgs("-repair", "-config", cfg); rc != 0 {
+		t.Fatalf("-repair of a broken index: exit %d %q %q", rc, out, errOut)
+	}
+	if rc, out, errOut := runArgs("-check", "-config", cfg); rc != 0 {
+		t.Fatalf("-check after -repair: exit %d %q %q", rc, out, errOut)
 	}
 	// An old volume: no index at all. -check is silent about it, and
 	// the next read-write open builds it.
