@@ -137,8 +137,8 @@ func (t *txn) delFold(dir Ino, name string) {
 // entry named exactly name if there is one, else the first entry, in byte
 // order of names, whose name folds like name. It returns the entry's real
 // name and its attributes; ENOENT if no name folds like it. "." and ".."
-// are themselves. It costs an exact lookup plus, on a miss, one ordered
-// scan of the index: O(log n) in the directory's size.
+// are themselves. It costs one ordered scan of the index: O(log n) in the
+// directory's size.
 func (fs *FS) LookupCI(ctx context.Context, dir Ino, name string) (string, Attr, error) {
 	if err := checkName(name); err != nil {
 		return "", Attr{}, err
@@ -156,15 +156,10 @@ func (fs *FS) LookupCI(ctx context.Context, dir Ino, name string) (string, Attr,
 	case "..":
 		ino = d.Parent
 	default:
-		e, err := fs.lookupEntry(ctx, dir, name)
-		switch {
-		case err == nil:
-			ino = e.Ino
-		case !errors.Is(err, syscall.ENOENT):
-			return "", Attr{}, err
-		case fs.ciIndexed:
+		var err error
+		if fs.ciIndexed {
 			name, ino, err = fs.scanFold(ctx, dir, name)
-		default:
+		} else {
 			// A volume opened read-only before it got its index.
 			name, ino, err = fs.scanDirFold(ctx, dir, name)
 		}
@@ -175,39 +170,76 @@ func (fs *FS) LookupCI(ctx context.Context, dir Ino, name string) (string, Attr,
 	r, err := fs.get(ctx, ino)
 	if err != nil {
 		if errors.Is(err, syscall.ENOENT) {
-			return "", Attr{}, fmt.Errorf("lookup_ci %d/%q: entry %q points at missing inode %d: %w", dir, name, name, ino, syscall.EIO)
+			return "", Attr{}, fmt.Errorf("lookup_ci %d/%q: points at missing inode %d: %w", dir, name, ino, syscall.EIO)
 		}
 		return "", Attr{}, err
 	}
 	return name, r.Attr, nil
 }
 
-// scanFold returns the first name in dir's index that folds like name.
+// ciScanMax bounds the index keys scanFold reads looking for the exact
+// name among names that fold alike (there are rarely more than one or
+// two); beyond it, the exact name is looked up by its entry key.
+const ciScanMax = 64
+
+// scanFold finds name in dir's index: the exact name if it is there, else
+// the first name in byte order that folds like it. A miss, the call a
+// gateway makes before each create, is one ordered scan that finds
+// nothing.
 func (fs *FS) scanFold(ctx context.Context, dir Ino, name string) (string, Ino, error) {
 	pfx := foldPrefix(dir, foldName(name))
 	var (
-		found string
-		ino   Ino
-		ok    bool
+		first, found string
+		ino, fino    Ino
+		n            int
+		exact        bool
+		bad          []byte
 	)
 	err := fs.be.Scan(ctx, pfx, nil, func(k, v []byte) bool {
-		if len(v) == 8 {
-			found, ino, ok = string(k[len(pfx):]), Ino(binary.BigEndian.Uint64(v)), true
+		if len(v) != 8 {
+			bad = bytes.Clone(k)
+			return false
 		}
-		return false
+		n++
+		if string(k[len(pfx):]) == name {
+			found, ino, exact = name, Ino(binary.BigEndian.Uint64(v)), true
+			return false
+		}
+		if n == 1 {
+			first, fino = string(k[len(pfx):]), Ino(binary.BigEndian.Uint64(v))
+		}
+		return n < ciScanMax
 	})
-	if err != nil {
+	switch {
+	case err != nil:
 		return "", 0, err
-	}
-	if !ok {
-		// Either nothing folds like name, or the first key was corrupt.
+	case bad != nil:
+		return "", 0, fmt.Errorf("lookup_ci %d/%q: corrupt case-fold index key %q: %w", dir, name, bad, syscall.EIO)
+	case exact:
+		return found, ino, nil
+	case n == 0:
 		return "", 0, fmt.Errorf("lookup_ci %d/%q: %w", dir, name, syscall.ENOENT)
+	case n == ciScanMax:
+		// Too many names fold alike to look at them all: is the exact
+		// one among them?
+		e, err := fs.lookupEntry(ctx, dir, name)
+		if err == nil {
+			return name, e.Ino, nil
+		}
+		if !errors.Is(err, syscall.ENOENT) {
+			return "", 0, err
+		}
 	}
-	return found, ino, nil
+	return first, fino, nil
 }
 
 // scanDirFold is scanFold without the index: it reads every entry of dir.
 func (fs *FS) scanDirFold(ctx context.Context, dir Ino, name string) (string, Ino, error) {
+	if e, err := fs.lookupEntry(ctx, dir, name); err == nil {
+		return name, e.Ino, nil
+	} else if !errors.Is(err, syscall.ENOENT) {
+		return "", 0, err
+	}
 	want := foldName(name)
 	pfx := inoKey(pfxEntry, dir)
 	var (

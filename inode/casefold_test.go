@@ -265,6 +265,10 @@ func TestCheckFindsBrokenCIIndex(t *testing.T) {
 	wantProbs("missing key", "no case-fold index key")
 	commit(vfsbackend.Op{Key: key, Value: []byte{0, 0, 0, 0, 0, 0, 0, 99}})
 	wantProbs("wrong inode", "inode 99")
+	lookupCI(t, fs, inode.RootIno, "alpha", "", 0, syscall.EIO)
+	commit(vfsbackend.Op{Key: key, Value: []byte{1, 2, 3}})
+	wantProbs("short value", "inode 0, the entry has")
+	lookupCI(t, fs, inode.RootIno, "alpha", "", 0, syscall.EIO)
 	commit(vfsbackend.Op{Key: key, Value: val})
 	inodetest.MustCheck(t, fs)
 	extra := append(bytes.Clone(key[:9]), "ALPHB\x00alphb"...)
@@ -272,4 +276,32 @@ func TestCheckFindsBrokenCIIndex(t *testing.T) {
 	wantProbs("extra key", "no such entry")
 	commit(vfsbackend.Op{Key: extra, Delete: true})
 	lookupCI(t, fs, inode.RootIno, "ALPHA", "Alpha", a, 0)
+}
+
+// Many names folding alike (all 128 case variants of a 7-letter name,
+// more than LookupCI scans before it looks the exact name up by its
+// entry key): the exact name is still preferred, else the first.
+func TestLookupCIManyCollisions(t *testing.T) {
+	fs, _ := inodetest.New(t)
+	variant := func(bits int) string {
+		b := []byte("abcdefg")
+		for i := range b {
+			if bits&(1<<i) != 0 {
+				b[i] -= 'a' - 'A'
+			}
+		}
+		return string(b)
+	}
+	inos := map[string]inode.Ino{}
+	for bits := range 128 {
+		inos[variant(bits)] = mustCreate(t, fs, inode.RootIno, variant(bits)).Ino
+	}
+	for _, bits := range []int{0, 1, 64, 127, 85} {
+		n := variant(bits)
+		lookupCI(t, fs, inode.RootIno, n, n, inos[n], 0)
+	}
+	// "abcdefg" sorts last of all; without it, the first ("ABCDEFG") is found.
+	wantErr(t, "unlink", fs.Unlink(ctx, inode.RootIno, "abcdefg"), 0)
+	lookupCI(t, fs, inode.RootIno, "abcdefg", "ABCDEFG", inos["ABCDEFG"], 0)
+	lookupCI(t, fs, inode.RootIno, "abcdefgh", "", 0, syscall.ENOENT)
 }
