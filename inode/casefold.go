@@ -39,10 +39,13 @@ import (
 // (U+1E9E), not "ss"; ﬁ does not match "fi". No Unicode normalization is
 // done: a precomposed é (U+00E9) and e plus a combining acute (U+0065
 // U+0301) are different names. The Turkish dotted and dotless i (İ, ı)
-// match nothing but themselves. This is what NTFS and Samba do for the
-// names that matter (one upper-case mapping per UTF-16 unit, no ß to ss,
-// no normalization); the differences are in rare characters outside the
-// Basic Multilingual Plane.
+// match nothing but themselves. This is close to what NTFS and Samba do:
+// they compare names by upper-casing each character (no ß to ss, no
+// normalization). The two rules differ for a handful of characters: the
+// Kelvin sign (U+212A) and the Ohm sign (U+2126) match k and ω here but
+// are their own upper case there, the dotless ı upper-cases to I there but
+// matches only itself here, and NTFS folds nothing outside the Basic
+// Multilingual Plane.
 //
 // A case-sensitive volume may hold several names that fold alike ("a" and
 // "A"). LookupCI then returns the name asked for if it exists exactly,
