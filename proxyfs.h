@@ -183,6 +183,26 @@ PROXYFS_API int proxyfs_lookup_path(mount_handle_t *in_mount_handle,
                                     char *in_fullpath,
                                     uint64_t *out_inode_number);
 
+/* Look up in_name in the directory in_dir_ino ignoring case, as an SMB
+ * gateway does before it creates a file: the entry named exactly in_name if
+ * there is one, else the first entry, in byte order of the UTF-8 names,
+ * whose name matches under Unicode simple case folding (ASCII and other
+ * letters with case, É/é, Σ/σ/ς; ß matches only ẞ, never "ss"; no
+ * normalization: PROTOCOL.md, "Case-insensitive lookup"). The server finds
+ * it in an index, in O(log n) of the directory's size: no directory scan.
+ * Outputs (each may be NULL): *out_name, the entry's real name,
+ * NUL-terminated, malloc()ed: the caller frees it with free(); *out_ino,
+ * its inode number; *out_stat, its attributes. On failure the outputs are
+ * left unchanged. "." and ".." are themselves.
+ * Errors: EINVAL, ENAMETOOLONG, ENOENT (no name matches, or no such
+ * directory), ENOTDIR, ENOMEM. */
+PROXYFS_API int proxyfs_lookup_ci(mount_handle_t *mh,
+                                  uint64_t dir_ino,
+                                  const char *name,
+                                  char **out_name,
+                                  uint64_t *out_ino,
+                                  proxyfs_stat_t *out_stat);
+
 /* Create a regular file (exclusively) with the permission bits of in_mode
  * and return its inode number in *out_inode_number.
  * Errors: EINVAL, ENAMETOOLONG, ENOENT, ENOTDIR, EEXIST, EROFS, ENOMEM. */

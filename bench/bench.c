@@ -55,8 +55,9 @@ static struct {
     unsigned nfiles;     /* metadata phases: files per thread directory */
     unsigned nsmall;     /* small_files: files in all, split over threads */
     unsigned mib;        /* write_seq/read_seq/write_async size */
+    unsigned ci_n;       /* ci_create: entries in its one directory */
     double rtt_secs;     /* duration of each raw-TCP baseline */
-} cfg = { .nfiles = 5000, .nsmall = 2000, .mib = 256, .rtt_secs = 1.5 };
+} cfg = { .nfiles = 5000, .nsmall = 2000, .mib = 256, .rtt_secs = 1.5, .ci_n = 100000 };
 
 static char g_dir[512];  /* temp dir: daemon config, data, local files */
 static int g_port, g_mport;
@@ -981,6 +982,107 @@ static void small_files_phase(int nt)
     }
 }
 
+/* ------------------------------------------- case-insensitive creates */
+
+/* ci_create: what an SMB gateway does to fill one directory. Every create
+ * is preceded by a case-insensitive existence check (proxyfs_lookup_ci of
+ * the name in another case, which must be ENOENT), and, as the baseline in
+ * the same loop, an exact proxyfs_lookup miss. Per band of cfg.ci_n / 10
+ * entries it prints the mean cost of each call, the ratio lookup_ci /
+ * lookup, and what one miss would cost a gateway without the index: a
+ * readdir_plus of the whole directory at that size. A flat lookup_ci column
+ * (and ratio) is the point: the index makes a miss O(log n). */
+static double ci_scan_ms(uint64_t dir, unsigned want_entries)
+{
+    double t0 = now_s();
+    int64_t prev = -1;
+    unsigned n = 0;
+
+    for (;;) {
+        struct dirent *de = NULL;
+        proxyfs_stat_t *st = NULL;
+
+        CHECK(proxyfs_readdir_plus(g_mh, dir, prev, &de, &st), "readdir_plus ci");
+        if (de == NULL)
+            break;
+        prev = de->d_off;
+        n++;
+        free(de);
+        free(st);
+    }
+    if (n != want_entries + 2)
+        die("readdir_plus ci: %u entries, expected %u", n, want_entries + 2);
+    return (now_s() - t0) * 1e3;
+}
+
+static void ci_create_phase(void)
+{
+    const unsigned n = cfg.ci_n, band = n / 10 > 0 ? n / 10 : 1;
+    double t_ci = 0, t_lk = 0, t_cr = 0, last_ci = 0, last_lk = 0, last_scan = 0;
+    double all_ci = 0, all_lk = 0;
+    uint64_t dir, ino = 0;
+    unsigned lo = 0;
+    char name[64], ask[64], *real = NULL;
+
+    phase_begin();
+    CHECK(proxyfs_mkdir(g_mh, g_root, "ci-big", 0755, &dir), "mkdir ci-big");
+    printf("# ci_create: %u creates in one directory, each after a lookup_ci miss "
+           "(baseline: an exact lookup miss in the same loop); mean us per call\n", n);
+    printf("#   %-15s %9s %9s %7s %9s %14s\n", "entries", "lookup_ci", "lookup",
+           "ratio", "create", "scan miss ms");
+    for (unsigned i = 0; i < n; i++) {
+        double t0, t1, t2, t3;
+        int rc;
+
+        snprintf(name, sizeof(name), "Doc-%07u.TXT", i);
+        snprintf(ask, sizeof(ask), "doc-%07u.txt", i);
+        t0 = now_s();
+        rc = proxyfs_lookup_ci(g_mh, dir, ask, NULL, NULL, NULL);
+        t1 = now_s();
+        if (rc != ENOENT)
+            die("lookup_ci %s before its create: %s, want ENOENT", ask, strerror(rc));
+        rc = proxyfs_lookup(g_mh, dir, ask, &ino);
+        t2 = now_s();
+        if (rc != ENOENT)
+            die("lookup %s: %s, want ENOENT", ask, strerror(rc));
+        CHECK(proxyfs_create(g_mh, dir, name, 0644, &ino), "create %s", name);
+        t3 = now_s();
+        t_ci += t1 - t0;
+        t_lk += t2 - t1;
+        t_cr += t3 - t2;
+        if ((i + 1) % band == 0 || i + 1 == n) {
+            unsigned cnt = i + 1 - lo;
+            double ci_us = t_ci / cnt * 1e6, lk_us = t_lk / cnt * 1e6;
+            uint64_t got = 0;
+
+            /* The name just created is found in any case. */
+            CHECK(proxyfs_lookup_ci(g_mh, dir, ask, &real, &got, NULL), "lookup_ci %s", ask);
+            if (strcmp(real, name) != 0 || got != ino)
+                die("lookup_ci %s: %s (%llu), want %s (%llu)", ask, real,
+                    (unsigned long long)got, name, (unsigned long long)ino);
+            free(real);
+            real = NULL;
+            last_scan = ci_scan_ms(dir, i + 1);
+            printf("#   %7u-%-7u %9.1f %9.1f %7.2f %9.1f %14.1f\n", lo, i + 1, ci_us,
+                   lk_us, ci_us / lk_us, t_cr / cnt * 1e6, last_scan);
+            fflush(stdout);
+            last_ci = ci_us;
+            last_lk = lk_us;
+            all_ci += t_ci;
+            all_lk += t_lk;
+            t_ci = t_lk = t_cr = 0;
+            lo = i + 1;
+        }
+    }
+    /* lookup_ci misses against exact lookup misses: over the whole run, and
+     * in the last band (the largest directory). */
+    printf("#   without the index, a miss at %u entries would cost a gateway a "
+           "directory scan: %.1f ms, %.0f times a lookup_ci\n", n, last_scan,
+           last_scan * 1e3 / last_ci);
+    report("ci_lookup", 1, n / all_ci, "ops/s", n / all_lk, "lookup/s", 0.5);
+    report("ci_last", 1, 1e6 / last_ci, "ops/s", 1e6 / last_lk, "lookup/s", 0.5);
+}
+
 /* ---------------------------------------------------------------- daemon */
 
 static int free_port(void)
@@ -1151,6 +1253,7 @@ int main(int argc, char **argv)
         cfg.nsmall = 200;
         cfg.mib = 32;
         cfg.rtt_secs = 0.4;
+        cfg.ci_n = 10000;
     }
     if (n_override > 0)
         cfg.nfiles = cfg.nsmall = n_override;
@@ -1195,6 +1298,8 @@ int main(int argc, char **argv)
         small_files_phase(1);
         small_files_phase(4);
     }
+    if (want("ci_create"))
+        ci_create_phase();
     CHECK(proxyfs_unmount(g_mh), "unmount");
     printf("# server: cpu %.2fs total, peak RSS (VmHWM) %ld KiB; run %.1fs; %d target(s) missed\n",
            srv_cpu(), srv_status_kb("VmHWM"), now_s() - t_start, g_misses);

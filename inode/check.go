@@ -236,5 +236,8 @@ func (fs *FS) Check(ctx context.Context) ([]string, error) {
 	} else if n, err := decodeUint64(v); err != nil || n != uint64(len(recs)) {
 		report("inode count %d, but %d inodes (%v)", n, len(recs), err)
 	}
+	if err := fs.checkCI(ctx, report); err != nil {
+		return nil, err
+	}
 	return probs, nil
 }

@@ -69,6 +69,8 @@ type FS struct {
 	// dataCovers says that data objects cover their files' sizes (see
 	// keyDataCovers).
 	dataCovers bool
+	// ciIndexed says that the case-fold index is complete (keyCIIndex).
+	ciIndexed bool
 
 	// capacity is Options.CapacityBytes; used is the sum of the sizes of
 	// every regular file, counted at Open and kept by every size change.
@@ -110,6 +112,9 @@ func Open(ctx context.Context, be vfsbackend.Backend, opts Options) (*FS, error)
 		return nil, err
 	}
 	if err := fs.upgrade(ctx); err != nil {
+		return nil, err
+	}
+	if err := fs.upgradeCI(ctx); err != nil {
 		return nil, err
 	}
 	return fs, nil

@@ -14,6 +14,7 @@ import (
 //	c<dir><cookie>       the same entry by cookie: ino, type, name
 //	l<ino>               symlink target
 //	x<ino><name>         extended attribute value
+//	f<dir><fold>\0<name>  case-fold index of an entry: ino (casefold.go)
 //	s<name>              volume counters (next inode number, inode count)
 const (
 	pfxInode   = 'i'

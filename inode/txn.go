@@ -74,6 +74,7 @@ func (t *txn) addEntry(d *record, name string, child Ino, typ uint8) {
 	d.NextCookie++
 	t.batch.Put(entryKey(d.Ino, name), encodeEntry(entry{Ino: child, Cookie: c, Type: typ}))
 	t.batch.Put(cookieKey(d.Ino, c), encodeCookieValue(child, typ, name))
+	t.addFold(d.Ino, name, child)
 	t.put(d)
 }
 
@@ -81,6 +82,7 @@ func (t *txn) addEntry(d *record, name string, child Ino, typ uint8) {
 func (t *txn) removeEntry(d *record, name string, e entry) {
 	t.batch.Delete(entryKey(d.Ino, name))
 	t.batch.Delete(cookieKey(d.Ino, e.Cookie))
+	t.delFold(d.Ino, name)
 	t.put(d)
 }
 

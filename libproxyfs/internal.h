@@ -126,7 +126,8 @@ int pfs_b64_decode(const char *in, uint8_t **out, size_t *out_len);
 #define PFS_BIN_OP_UNLINK 6       /* inode = dir, payload = name */
 #define PFS_BIN_OP_READDIR_PLUS 7 /* offset = prev cookie, length = max */
 #define PFS_BIN_OP_FLUSH 8        /* inode */
-#define PFS_BIN_OP_MAX 8
+#define PFS_BIN_OP_LOOKUP_CI 9    /* inode = dir, name -> stat, real name */
+#define PFS_BIN_OP_MAX 9
 #define PFS_BIN_FLAG_BAD_MOUNT 1u
 #define PFS_BIN_STAT 120         /* stat record: 15 little-endian u64 */
 #define PFS_BIN_MAX_NAME 4096    /* larger name payloads break the stream */

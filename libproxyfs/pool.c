@@ -640,6 +640,7 @@ static const char *bin_op_name(int op)
     case PFS_BIN_OP_UNLINK: return "unlink";
     case PFS_BIN_OP_READDIR_PLUS: return "readdir_plus";
     case PFS_BIN_OP_FLUSH: return "flush";
+    case PFS_BIN_OP_LOOKUP_CI: return "lookup_ci";
     case PFS_BIN_OP_READ: return "read";
     case PFS_BIN_OP_WRITE: return "write";
     }

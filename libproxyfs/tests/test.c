@@ -1884,6 +1884,74 @@ static void test_uncertain_check(void)
     CHECK_RC(proxyfs_set_server(daemon_.addr), 0);
 }
 
+/* -------------------------------------------------- case-insensitive */
+
+/* proxyfs_lookup_ci: the real name, inode and stat; the exact name first,
+ * else the first in byte order; ENOENT; optional outputs; errno kept. */
+static void test_lookup_ci(void)
+{
+    mount_handle_t *mh = do_mount();
+    uint64_t dir, f, g, ino = 0;
+    proxyfs_stat_t st;
+    char *name = NULL;
+    char long_name[5000];
+
+    if (mh == NULL)
+        return;
+    dir = fresh_dir(mh, "ci");
+    CHECK_RC(proxyfs_create(mh, dir, "Élan.TXT", 0640, &f), 0);
+    CHECK_RC(proxyfs_lookup_ci(mh, dir, "élan.txt", &name, &ino, &st), 0);
+    CHECK(name != NULL && strcmp(name, "Élan.TXT") == 0);
+    CHECK(ino == f && st.ino == f && st.mode == (S_IFREG | 0640) && st.nlink == 1);
+    free(name);
+    name = NULL;
+    CHECK_RC(proxyfs_lookup_ci(mh, root_ino, "CI", &name, &ino, NULL), 0);
+    CHECK(name != NULL && strcmp(name, "ci") == 0 && ino == dir);
+    free(name);
+    name = NULL;
+    /* Only the status: every output may be NULL. */
+    CHECK_RC(proxyfs_lookup_ci(mh, dir, "ÉLAN.txt", NULL, NULL, NULL), 0);
+    /* A second name folding alike: exact first, else byte order. */
+    CHECK_RC(proxyfs_create(mh, dir, "élan.txt", 0600, &g), 0);
+    CHECK_RC(proxyfs_lookup_ci(mh, dir, "élan.txt", &name, &ino, NULL), 0);
+    CHECK(name != NULL && strcmp(name, "élan.txt") == 0 && ino == g);
+    free(name);
+    name = NULL;
+    CHECK_RC(proxyfs_lookup_ci(mh, dir, "ÉLAN.TXT", &name, &ino, NULL), 0);
+    CHECK(name != NULL && strcmp(name, "Élan.TXT") == 0 && ino == f);
+    free(name);
+    name = NULL;
+    /* Rename changing only the case, unlink one of the two. */
+    CHECK_RC(proxyfs_rename(mh, dir, "Élan.TXT", dir, "ÉLAN.TXT"), 0);
+    CHECK_RC(proxyfs_unlink(mh, dir, "élan.txt"), 0);
+    CHECK_RC(proxyfs_lookup_ci(mh, dir, "élan.txt", &name, &ino, NULL), 0);
+    CHECK(name != NULL && strcmp(name, "ÉLAN.TXT") == 0 && ino == f);
+    free(name);
+    name = NULL;
+    /* Misses and errors leave the outputs alone and errno untouched. */
+    errno = 777;
+    ino = 42;
+    CHECK_RC(proxyfs_lookup_ci(mh, dir, "elan.txt", &name, &ino, &st), ENOENT);
+    CHECK(name == NULL && ino == 42 && errno == 777);
+    CHECK_RC(proxyfs_lookup_ci(mh, f, "x", &name, &ino, &st), ENOTDIR);
+    CHECK_RC(proxyfs_lookup_ci(mh, 987654321, "x", &name, &ino, &st), ENOENT);
+    CHECK_RC(proxyfs_lookup_ci(mh, dir, "a/b", &name, &ino, &st), EINVAL);
+    CHECK_RC(proxyfs_lookup_ci(mh, dir, "", &name, &ino, &st), EINVAL);
+    CHECK_RC(proxyfs_lookup_ci(mh, dir, NULL, &name, &ino, &st), EINVAL);
+    CHECK_RC(proxyfs_lookup_ci(NULL, dir, "x", &name, &ino, &st), EINVAL);
+    memset(long_name, 'x', 300);
+    long_name[300] = '\0';
+    CHECK_RC(proxyfs_lookup_ci(mh, dir, long_name, &name, &ino, &st), ENAMETOOLONG);
+    memset(long_name, 'x', sizeof(long_name) - 1);
+    long_name[sizeof(long_name) - 1] = '\0';
+    CHECK_RC(proxyfs_lookup_ci(mh, dir, long_name, &name, &ino, &st), ENAMETOOLONG);
+    CHECK(name == NULL && ino == 42 && errno == 777);
+    /* The connection is still good after the errors. */
+    CHECK_RC(proxyfs_lookup_ci(mh, dir, "élan.TXT", NULL, &ino, NULL), 0);
+    CHECK(ino == f);
+    CHECK_RC(proxyfs_unmount(mh), 0);
+}
+
 /* ------------------------------------------------------------------ main */
 
 /* tests/handles.c */
@@ -1916,6 +1984,7 @@ static const struct {
     { "lost_reply", test_lost_reply },
     { "uncertain_check", test_uncertain_check },
     { "handles", test_handles },
+    { "lookup_ci", test_lookup_ci },
 };
 
 int main(int argc, char **argv)

@@ -95,7 +95,7 @@ static void test_bin_frames(void)
     rep[4] = 2;
     CHECK(pfs_bin_decode_reply(rep, &r) == EPROTO);
     rep[4] = 1;
-    rep[6] = 9;
+    rep[6] = PFS_BIN_OP_MAX + 1;
     CHECK(pfs_bin_decode_reply(rep, &r) == EPROTO);
     /* Error reply with bad mount flag. */
     n = unhex("50 46 53 52  01 00  01 00  09 00 00 00 00 00 00 00"
@@ -158,19 +158,19 @@ static void test_bin_meta(void)
     CHECK(got[6] == 7 && memcmp(got + 32, want, 16) == 0);
 
     /* A GET_STAT reply header with a 120-byte payload, and one of every
-     * metadata opcode decodes; 0 and 9 do not. */
+     * metadata opcode decodes; 0 and PFS_BIN_OP_MAX + 1 do not. */
     n = unhex("50 46 53 52  01 00  04 00  09 00 00 00 00 00 00 00"
               "00 00 00 00  00 00 00 00  78 00 00 00  00 00 00 00", rep);
     CHECK(pfs_bin_decode_reply(rep, &r) == 0);
     CHECK(r.op == PFS_BIN_OP_GET_STAT && r.id == 9 && r.err == 0 &&
           r.length == PFS_BIN_STAT);
-    for (int op = 3; op <= 8; op++) {
+    for (int op = 3; op <= PFS_BIN_OP_MAX; op++) {
         rep[6] = (uint8_t)op;
         CHECK(pfs_bin_decode_reply(rep, &r) == 0 && r.op == op);
     }
     rep[6] = 0;
     CHECK(pfs_bin_decode_reply(rep, &r) == EPROTO);
-    rep[6] = 9;
+    rep[6] = PFS_BIN_OP_MAX + 1;
     CHECK(pfs_bin_decode_reply(rep, &r) == EPROTO);
 
     /* The stat record. */

@@ -116,7 +116,7 @@ func (s *Server) serveBinary(nc net.Conn, br *bufio.Reader, cr *connReader) {
 // transfer) that may run on the connection's read loop.
 func inlineOp(h wire.RequestHeader) bool {
 	switch h.Opcode {
-	case wire.OpLookup, wire.OpGetStat, wire.OpCreate, wire.OpUnlink, wire.OpReaddirPlus:
+	case wire.OpLookup, wire.OpGetStat, wire.OpCreate, wire.OpUnlink, wire.OpReaddirPlus, wire.OpLookupCI:
 		return true
 	case wire.OpRead, wire.OpWrite:
 		return h.Length <= inlineIOMax
@@ -136,7 +136,7 @@ func (s *Server) checkLength(h wire.RequestHeader) (fatal bool, err error) {
 			return h.Opcode == wire.OpWrite,
 				fmt.Errorf("binary %s of %d bytes exceeds max_io_size %d: %w", wire.OpName(h.Opcode), h.Length, s.cfg.MaxIOBytes, syscall.EINVAL)
 		}
-	case wire.OpLookup, wire.OpCreate, wire.OpUnlink:
+	case wire.OpLookup, wire.OpCreate, wire.OpUnlink, wire.OpLookupCI:
 		if h.Length > wire.MaxNamePayload {
 			return true, fmt.Errorf("binary %s: name of %d bytes: %w", wire.OpName(h.Opcode), h.Length, syscall.ENAMETOOLONG)
 		}
@@ -288,6 +288,8 @@ func (s *Server) binaryOp(hd *mount.Holder, h wire.RequestHeader, payload []byte
 		return nil, nil, e.fs.Unlink(ctx, ino, string(payload))
 	case wire.OpFlush:
 		return nil, nil, e.fs.Flush(ctx, ino)
+	case wire.OpLookupCI:
+		return e.binLookupCI(ctx, ino, string(payload))
 	case wire.OpReaddirPlus:
 		max := int(h.Length)
 		switch {

@@ -137,7 +137,7 @@ func TestBinaryChannel(t *testing.T) {
 		for name, frame := range map[string][]byte{
 			"magic":   append([]byte("XXXX"), good[4:]...),
 			"version": append(append([]byte("PFSB"), 2, 0), good[6:]...),
-			"opcode":  append(append(bytes.Clone(good[:6]), 9, 0), good[8:]...),
+			"opcode":  append(append(bytes.Clone(good[:6]), 0xee, 0), good[8:]...),
 			"flags":   append(bytes.Clone(good[:44]), 1, 0, 0, 0),
 		} {
 			bc := dialBin(t, network, addr)

@@ -268,6 +268,12 @@ func checkVolumes(ctx context.Context, cfg *conf.Config, log *zap.Logger, mode o
 			probs = append(probs, fmt.Sprintf("volume %q: cannot open: %v", vc.Name, err))
 			continue
 		}
+		if mode.repair {
+			// The case-fold index is derived from the entries: rebuild it.
+			if err := v.fs.RebuildCaseFoldIndex(ctx); err != nil {
+				probs = append(probs, fmt.Sprintf("volume %q: %v", vc.Name, err))
+			}
+		}
 		p, err := v.fs.Check(ctx)
 		cerr := v.be.Close()
 		if err != nil {

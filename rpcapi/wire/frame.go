@@ -109,7 +109,7 @@ func DecodeRequest(b []byte) (RequestHeader, error) {
 		Offset:  binary.LittleEndian.Uint64(b[32:]),
 		Length:  binary.LittleEndian.Uint32(b[40:]),
 	}
-	if h.Opcode < OpRead || h.Opcode > OpFlush {
+	if h.Opcode < OpRead || h.Opcode > OpLookupCI {
 		return RequestHeader{}, fmt.Errorf("%w: opcode %d", ErrBadFrame, h.Opcode)
 	}
 	if f := binary.LittleEndian.Uint32(b[44:]); f != 0 {
@@ -188,6 +188,8 @@ func OpName(op uint16) string {
 		return MethodReaddirPlus
 	case OpFlush:
 		return MethodFlush
+	case OpLookupCI:
+		return MethodLookupCI
 	}
 	return ""
 }
@@ -195,7 +197,7 @@ func OpName(op uint16) string {
 // HasPayload reports whether a request with opcode op carries Length
 // payload bytes after its header (WRITE data, or a name).
 func HasPayload(op uint16) bool {
-	return op == OpWrite || op == OpLookup || op == OpCreate || op == OpUnlink
+	return op == OpWrite || op == OpLookup || op == OpCreate || op == OpUnlink || op == OpLookupCI
 }
 
 // AppendStat appends st's 120-byte encoding: fifteen little-endian 64-bit

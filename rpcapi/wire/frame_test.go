@@ -76,7 +76,7 @@ func TestBadFrames(t *testing.T) {
 		"short":   good[:47],
 		"magic":   mutate(0, 'X'),
 		"version": mutate(4, 2),
-		"opcode":  mutate(6, 9),
+		"opcode":  mutate(6, 0xee),
 		"opcode0": mutate(6, 0),
 		"flags":   mutate(44, 1),
 		"json":    []byte(`Content-Length: 10` + "\r\n\r\n" + strings.Repeat(" ", 40)),
