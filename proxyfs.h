@@ -436,7 +436,8 @@ PROXYFS_API int proxyfs_read_send(mount_handle_t *in_mount_handle,
  * with its status in *out_rsp_status (0, or EBADF, EISDIR, EIO, EINVAL,
  * ETIMEDOUT, ...) and the number of bytes read in *out_bufsize, and forget
  * the request. Returns ENOENT if no such request is known (never sent, send
- * failed, already received, or a write request), EINVAL for NULL outputs. */
+ * failed, already received, or a write or flush request), EINVAL for NULL
+ * outputs. */
 PROXYFS_API int proxyfs_read_recv(void *in_request_id,
                                   int *out_rsp_status,
                                   size_t *out_bufsize);
@@ -456,6 +457,26 @@ PROXYFS_API int proxyfs_write_send(mount_handle_t *in_mount_handle,
 PROXYFS_API int proxyfs_write_recv(void *in_request_id,
                                    int *out_rsp_status,
                                    size_t *out_size);
+
+/* Asynchronous flush (fsync), for SMB2 FLUSH and write-through (Samba's
+ * fsync_send): as proxyfs_read_send, with no buffer. On success (0) the
+ * callback (may be NULL) is called exactly once on a library thread when
+ * the data and metadata of the inode are durable, or the flush failed;
+ * proxyfs_flush_recv then returns the status. in_request_id shares the
+ * namespace of the read and write request ids (EEXIST if in use).
+ * Errors: EINVAL, EEXIST (id in use), ENOMEM. */
+PROXYFS_API int proxyfs_flush_send(mount_handle_t *in_mount_handle,
+                                   uint64_t in_inode_number,
+                                   void *in_request_id,
+                                   void (*in_done_callback)(void *in_request_id));
+
+/* Wait until the flush request in_request_id has completed (and its
+ * callback returned), then return 0 with its status in *out_rsp_status (0,
+ * or EBADF for an inode that does not exist, EIO, ETIMEDOUT, ...), and
+ * forget the request. Returns ENOENT if no such flush request is known
+ * (never sent, send failed, already received, or a read or write request),
+ * EINVAL for a NULL out_rsp_status. Nothing is allocated. */
+PROXYFS_API int proxyfs_flush_recv(void *in_request_id, int *out_rsp_status);
 
 /* --------------------------------------------------------------- xattrs */
 

@@ -448,6 +448,16 @@ struct pfs_async {
     size_t result;
 };
 
+/* Sends an async binary request (READ, WRITE or FLUSH; buf/len are the
+ * data of READ and WRITE, NULL/0 for FLUSH) registered under req_id.
+ * 0, or EINVAL, EEXIST, ENOMEM (nothing sent). ENOENT in the reply is
+ * reported as EBADF. */
+int pfs_async_send(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
+                   uint8_t *buf, size_t len, void *req_id,
+                   proxyfs_done_callback_t cb);
+/* Waits for the request req_id of opcode op and forgets it: 0 with its
+ * status and result, or ENOENT (no such request of that opcode). */
+int pfs_async_recv(int op, void *req_id, int *out_status, size_t *out_n);
 /* Worker side: retry (or fail) an async op taken from the queue. */
 void pfs_async_retry(pfs_pool_t *p, pfs_async_t *a);
 /* After fork, in the child: forget every async request. */

@@ -1,0 +1,292 @@
+/* gw.c - integration tests of the gateway calls of libproxyfs (async
+ * flush, calls that return the stat, fallocate and sparse files, server
+ * side copy) against a real proxyfsd.
+ *
+ *   PROXYFSD=/abs/path/proxyfsd ./tests/gw [test-name ...]
+ *
+ * Unlike test.c it writes its own daemon config, with the metrics
+ * endpoint on a free port: tests count the requests a call makes from
+ * proxyfs_requests_total. Without PROXYFSD every test is skipped. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../../proxyfs.h"
+#include "harness.h"
+
+static test_daemon_t daemon_;
+static int metrics_port;
+static uint64_t root_ino;
+
+static void msleep(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+    nanosleep(&ts, NULL);
+}
+
+static mount_handle_t *do_mount(void)
+{
+    mount_handle_t *mh = NULL;
+    int rc = proxyfs_mount("default", 0, "tester", 1000, 1000, &mh);
+
+    CHECK_RC(rc, 0);
+    if (rc == 0)
+        CHECK_RC(proxyfs_lookup_path(mh, "/", &root_ino), 0);
+    return mh;
+}
+
+/* The sum of every proxyfs_requests_total series: the requests the daemon
+ * has answered, on both channels. -1 if /metrics cannot be read. */
+static long requests_total(void)
+{
+    struct sockaddr_in sa;
+    static char buf[1 << 20];
+    const char *req = "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n";
+    size_t len = 0;
+    ssize_t n;
+    long total = 0;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    if (fd < 0)
+        return -1;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)metrics_port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+        write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
+        close(fd);
+        return -1;
+    }
+    while (len < sizeof(buf) - 1 &&
+           (n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
+        len += (size_t)n;
+    close(fd);
+    buf[len] = '\0';
+    for (char *p = buf; (p = strstr(p, "\nproxyfs_requests_total{")) != NULL; p++) {
+        char *sp = strchr(p + 1, '}');
+
+        if (sp != NULL)
+            total += strtol(sp + 1, NULL, 10);
+    }
+    return total;
+}
+
+/* The requests answered since *mark (then moves *mark). A request is
+ * counted right after its reply is sent, so it waits for the count to
+ * settle. */
+static long requests_since(long *mark)
+{
+    long now = requests_total(), prev = -2, d;
+
+    for (int i = 0; i < 50 && now != prev; i++) {
+        msleep(20);
+        prev = now;
+        now = requests_total();
+    }
+    d = now - *mark;
+    *mark = now;
+    return d;
+}
+
+/* ------------------------------------------------------- async flush */
+
+enum { FL_N = 16 };
+static int fl_calls[FL_N];
+static int fl_total;
+
+static void fl_cb(void *id)
+{
+    int *slot = id;
+
+    __atomic_fetch_add(slot, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&fl_total, 1, __ATOMIC_RELAXED);
+}
+
+/* A callback that receives its own request, as proxyfs_read_recv may. */
+static int fl_inner_status = -1;
+static void fl_cb_recv(void *id)
+{
+    int st = -1;
+
+    if (proxyfs_flush_recv(id, &st) == 0)
+        fl_inner_status = st;
+}
+
+static void test_flush_async(void)
+{
+    mount_handle_t *mh = do_mount();
+    uint8_t data[4096], rbuf[8];
+    uint64_t f;
+    int status, bad = 0, wid;
+    size_t n;
+
+    if (mh == NULL)
+        return;
+    memset(data, 'f', sizeof(data));
+    CHECK_RC(proxyfs_create(mh, root_ino, "flushme", 0644, &f), 0);
+    CHECK_RC(proxyfs_write(mh, f, 0, data, sizeof(data), &n), 0);
+
+    /* Many flushes in flight, each completes once, received in reverse. */
+    memset(fl_calls, 0, sizeof(fl_calls));
+    fl_total = 0;
+    for (int i = 0; i < FL_N; i++)
+        CHECK_RC(proxyfs_flush_send(mh, f, &fl_calls[i], fl_cb), 0);
+    CHECK_RC(proxyfs_flush_send(mh, f, &fl_calls[0], fl_cb), EEXIST);
+    for (int i = FL_N - 1; i >= 0; i--) {
+        int rc = proxyfs_flush_recv(&fl_calls[i], &status);
+
+        if (rc != 0 || status != 0)
+            bad++;
+    }
+    CHECK(bad == 0);
+    CHECK(fl_total == FL_N);
+    bad = 0;
+    for (int i = 0; i < FL_N; i++)
+        if (fl_calls[i] != 1)
+            bad++;
+    CHECK(bad == 0);
+    /* Received: the id is forgotten. */
+    CHECK_RC(proxyfs_flush_recv(&fl_calls[0], &status), ENOENT);
+    /* Never sent. */
+    CHECK_RC(proxyfs_flush_recv(&bad, &status), ENOENT);
+
+    /* A missing inode is EBADF in the status, as for proxyfs_flush. */
+    CHECK_RC(proxyfs_flush_send(mh, 999999, &fl_calls[0], NULL), 0);
+    CHECK_RC(proxyfs_flush_recv(&fl_calls[0], &status), 0);
+    CHECK(status == EBADF);
+    CHECK_RC(proxyfs_flush(mh, 999999), EBADF);
+
+    /* Ids are shared with reads and writes; recv of the other kind is
+     * ENOENT and leaves the request. */
+    CHECK_RC(proxyfs_write_send(mh, f, 0, data, 10, &wid, NULL), 0);
+    CHECK_RC(proxyfs_flush_send(mh, f, &wid, NULL), EEXIST);
+    CHECK_RC(proxyfs_flush_recv(&wid, &status), ENOENT);
+    CHECK_RC(proxyfs_write_recv(&wid, &status, &n), 0);
+    CHECK(status == 0 && n == 10);
+    CHECK_RC(proxyfs_flush_send(mh, f, &wid, NULL), 0);
+    CHECK_RC(proxyfs_read_recv(&wid, &status, &n), ENOENT);
+    CHECK_RC(proxyfs_write_recv(&wid, &status, &n), ENOENT);
+    CHECK_RC(proxyfs_flush_recv(&wid, &status), 0);
+    CHECK(status == 0);
+
+    /* recv inside the callback returns at once. */
+    fl_inner_status = -1;
+    CHECK_RC(proxyfs_flush_send(mh, f, &fl_calls[1], fl_cb_recv), 0);
+    for (int i = 0; i < 500 && __atomic_load_n(&fl_inner_status, __ATOMIC_ACQUIRE) == -1; i++)
+        msleep(10);
+    CHECK(fl_inner_status == 0);
+    CHECK_RC(proxyfs_flush_recv(&fl_calls[1], &status), ENOENT);
+
+    /* Argument checks: nothing sent, nothing to receive. */
+    CHECK_RC(proxyfs_flush_send(NULL, f, &fl_calls[2], NULL), EINVAL);
+    CHECK_RC(proxyfs_flush_send(mh, f, NULL, NULL), EINVAL);
+    CHECK_RC(proxyfs_flush_recv(&fl_calls[2], &status), ENOENT);
+    CHECK_RC(proxyfs_flush_recv(&fl_calls[2], NULL), EINVAL);
+
+    /* The data is there after the flush. */
+    CHECK_RC(proxyfs_read(mh, f, 0, sizeof(rbuf), rbuf, sizeof(rbuf), &n), 0);
+    CHECK(n == sizeof(rbuf) && memcmp(rbuf, data, sizeof(rbuf)) == 0);
+
+    /* Each flush is one binary request. */
+    {
+        long mark = 0;
+
+        requests_since(&mark);
+        CHECK_RC(proxyfs_flush_send(mh, f, &fl_calls[3], NULL), 0);
+        CHECK_RC(proxyfs_flush_recv(&fl_calls[3], &status), 0);
+        CHECK(requests_since(&mark) == 1);
+    }
+
+    /* A flush nobody receives is dropped at unmount, after its callback. */
+    fl_total = 0;
+    CHECK_RC(proxyfs_flush_send(mh, f, &fl_calls[4], fl_cb), 0);
+    CHECK_RC(proxyfs_unmount(mh), 0);
+    CHECK(fl_total == 1);
+    CHECK_RC(proxyfs_flush_recv(&fl_calls[4], &status), ENOENT);
+}
+
+/* ------------------------------------------------------------------ main */
+
+static const struct {
+    const char *name;
+    void (*fn)(void);
+} tests[] = {
+    { "flush_async", test_flush_async },
+};
+
+/* Writes the daemon's config (metrics on a free port) before the harness
+ * would write its own. */
+static int write_config(test_daemon_t *d)
+{
+    FILE *f;
+
+    strcpy(d->dir, "/tmp/libproxyfs-gw.XXXXXX");
+    if (mkdtemp(d->dir) == NULL)
+        return -1;
+    d->port = free_port();
+    metrics_port = free_port();
+    if (d->port < 0 || metrics_port < 0 || d->port == metrics_port)
+        return -1;
+    snprintf(d->conf, sizeof(d->conf), "%s/proxyfsd.toml", d->dir);
+    snprintf(d->sock, sizeof(d->sock), "%s/sock", d->dir);
+    snprintf(d->addr, sizeof(d->addr), "127.0.0.1:%d", d->port);
+    f = fopen(d->conf, "w");
+    if (f == NULL)
+        return -1;
+    fprintf(f,
+            "[server]\ntcp = \"%s\"\nunix = \"%s\"\n"
+            "[metrics]\nlisten = \"127.0.0.1:%d\"\n"
+            "[log]\nlevel = \"warn\"\n"
+            "[[volume]]\nname = \"default\"\nengine = \"local\"\n"
+            "path = \"%s/data\"\nauto_format = true\n",
+            d->addr, d->sock, metrics_port, d->dir);
+    return fclose(f) == 0 ? 0 : -1;
+}
+
+int main(int argc, char **argv)
+{
+    const char *bin = getenv("PROXYFSD");
+    size_t ntests = sizeof(tests) / sizeof(tests[0]);
+    int skipped = 0;
+
+    if (bin == NULL || bin[0] == '\0') {
+        printf("gw: PROXYFSD not set, %zu tests skipped\n", ntests);
+        printf("0 passed, 0 failed, %zu skipped\n", ntests);
+        return 0;
+    }
+    daemon_.bin = bin;
+    if (write_config(&daemon_) != 0 || daemon_start(&daemon_) != 0) {
+        fprintf(stderr, "cannot start %s\n", bin);
+        daemon_cleanup(&daemon_);
+        return 1;
+    }
+    setenv("PROXYFS_SERVER", daemon_.addr, 1);
+    for (size_t i = 0; i < ntests; i++) {
+        int before = t_fail;
+        bool run = argc <= 1;
+
+        for (int a = 1; a < argc; a++)
+            if (strcmp(argv[a], tests[i].name) == 0)
+                run = true;
+        if (!run) {
+            skipped++;
+            continue;
+        }
+        tests[i].fn();
+        printf("%-16s %s\n", tests[i].name, t_fail == before ? "ok" : "FAILED");
+        fflush(stdout);
+    }
+    daemon_cleanup(&daemon_);
+    printf("%d passed, %d failed, %d skipped\n", t_pass, t_fail, skipped);
+    return t_fail == 0 ? 0 : 1;
+}
