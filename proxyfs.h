@@ -270,6 +270,50 @@ PROXYFS_API int proxyfs_rename_path(mount_handle_t *in_mount_handle,
                                     char *in_src_fullpath,
                                     char *in_dst_fullpath);
 
+/* ------------------------------------------- namespace calls with stat */
+
+/* The namespace calls above, returning the entry's attributes as well, in
+ * the same single request (an SMB CREATE is an open and a stat: one round
+ * trip instead of two). *out_stat is the caller's proxyfs_stat_t, filled
+ * on success only; nothing is allocated, nothing is to be freed.
+ * out_inode_number may be NULL (the inode is also out_stat->ino). The
+ * strings are only read during the call. Errors and the retry rule are
+ * those of the call without _stat (after a lost attempt, an EEXIST whose
+ * entry is what the call makes is success, with that entry's stat).
+ *
+ * proxyfs_lookup_stat: lookup + stat of in_basename in the directory.
+ * proxyfs_stat_at: the same without the inode number (fstatat with
+ *   AT_SYMLINK_NOFOLLOW: a symlink's own attributes).
+ * proxyfs_create_stat, proxyfs_mkdir_stat, proxyfs_symlink_stat: create,
+ *   and return the new entry's attributes. */
+PROXYFS_API int proxyfs_lookup_stat(mount_handle_t *in_mount_handle,
+                                    uint64_t in_inode_number,
+                                    const char *in_basename,
+                                    uint64_t *out_inode_number,
+                                    proxyfs_stat_t *out_stat);
+PROXYFS_API int proxyfs_stat_at(mount_handle_t *in_mount_handle,
+                                uint64_t in_inode_number,
+                                const char *in_basename,
+                                proxyfs_stat_t *out_stat);
+PROXYFS_API int proxyfs_create_stat(mount_handle_t *in_mount_handle,
+                                    uint64_t in_inode_number,
+                                    const char *in_basename,
+                                    mode_t in_mode,
+                                    uint64_t *out_inode_number,
+                                    proxyfs_stat_t *out_stat);
+PROXYFS_API int proxyfs_mkdir_stat(mount_handle_t *in_mount_handle,
+                                   uint64_t in_inode_number,
+                                   const char *in_basename,
+                                   mode_t in_mode,
+                                   uint64_t *out_inode_number,
+                                   proxyfs_stat_t *out_stat);
+PROXYFS_API int proxyfs_symlink_stat(mount_handle_t *in_mount_handle,
+                                     uint64_t in_inode_number,
+                                     const char *in_basename,
+                                     const char *in_target,
+                                     uint64_t *out_inode_number,
+                                     proxyfs_stat_t *out_stat);
+
 /* ------------------------------------------------------------ attributes */
 
 /* Return the attributes in *out_stat, a proxyfs_stat_t allocated with

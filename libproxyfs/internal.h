@@ -359,6 +359,32 @@ typedef struct {
  * PFS_BIN_MAX_NAME is ENAMETOOLONG without a request. */
 int pfs_bin_call(mount_handle_t *mh, pfs_bin_call_t *bc);
 
+/* --------------------------------------------------------------- api.c */
+
+/* A binary call whose reply is a stat record (LOOKUP, GET_STAT, CREATE):
+ * 0 with *st, or a positive errno (recorded). *uncertain (if not NULL): an
+ * attempt was lost in flight (see pfs_rpc). */
+int pfs_bin_stat_call(mount_handle_t *mh, uint16_t op, uint64_t ino,
+                      const char *name, uint64_t off, proxyfs_stat_t *st,
+                      bool *uncertain);
+
+/* What a create, mkdir or symlink makes, and where. */
+typedef struct {
+    const char *method;
+    uint64_t type;       /* S_IFREG, S_IFDIR or S_IFLNK */
+    uint64_t perm;       /* permission bits (not checked for symlinks) */
+    const char *target;  /* symlink target, else NULL */
+    uint64_t dir;        /* inode form: directory and name */
+    const char *name;
+    const char *path;    /* path form (name NULL) */
+} pfs_newent_t;
+
+/* The retry rule (PROTOCOL.md, "Retries") for a create, mkdir or symlink
+ * that got EEXIST after an uncertain attempt: 0 with the entry's stat in
+ * *out_st if it is what the call makes, else EEXIST or EIO (recorded). */
+int pfs_newent_rule(mount_handle_t *mh, const pfs_newent_t *e,
+                    proxyfs_stat_t *out_st);
+
 /* ------------------------------------------------------------- mount.c */
 
 #define PFS_DCACHE_SLOTS 4

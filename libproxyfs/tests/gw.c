@@ -215,6 +215,111 @@ static void test_flush_async(void)
     CHECK_RC(proxyfs_flush_recv(&fl_calls[4], &status), ENOENT);
 }
 
+
+/* ------------------------------------------------ calls with the stat */
+
+/* Each call returns the stat that a separate get_stat returns, in exactly
+ * one request. */
+static bool same_as_get_stat(mount_handle_t *mh, const proxyfs_stat_t *st)
+{
+    proxyfs_stat_t *g = NULL;
+    bool same;
+
+    if (proxyfs_get_stat(mh, st->ino, &g) != 0)
+        return false;
+    same = memcmp(g, st, sizeof(*st)) == 0;
+    free(g);
+    return same;
+}
+
+static void test_stat_calls(void)
+{
+    mount_handle_t *mh = do_mount();
+    proxyfs_stat_t st, st2;
+    uint64_t dir, ino = 0, ino2 = 0;
+    uint8_t data[100];
+    size_t n;
+    long mark = 0;
+
+    if (mh == NULL)
+        return;
+    memset(data, 'x', sizeof(data));
+    CHECK_RC(proxyfs_mkdir(mh, root_ino, "statcalls", 0755, &dir), 0);
+
+    /* create_stat */
+    requests_since(&mark);
+    memset(&st, 0xa5, sizeof(st));
+    CHECK_RC(proxyfs_create_stat(mh, dir, "f", 0640, &ino, &st), 0);
+    CHECK(requests_since(&mark) == 1);
+    CHECK(ino == st.ino && ino != 0);
+    CHECK(st.mode == (S_IFREG | 0640) && st.nlink == 1 && st.size == 0);
+    CHECK(st.uid == 1000 && st.gid == 1000);
+    CHECK(same_as_get_stat(mh, &st));
+    CHECK_RC(proxyfs_create_stat(mh, dir, "f", 0640, &ino2, &st2), EEXIST);
+    CHECK_RC(proxyfs_create_stat(mh, dir, "g", 0600, NULL, &st2), 0);
+    CHECK(st2.mode == (S_IFREG | 0600));
+    CHECK_RC(proxyfs_create_stat(mh, dir, "h", 0600, &ino2, NULL), EINVAL);
+    CHECK_RC(proxyfs_create_stat(mh, 999999, "h", 0600, &ino2, &st2), ENOENT);
+    CHECK_RC(proxyfs_write(mh, ino, 0, data, sizeof(data), &n), 0);
+
+    /* lookup_stat and stat_at */
+    requests_since(&mark);
+    memset(&st, 0, sizeof(st));
+    ino2 = 0;
+    CHECK_RC(proxyfs_lookup_stat(mh, dir, "f", &ino2, &st), 0);
+    CHECK(requests_since(&mark) == 1);
+    CHECK(ino2 == ino && st.ino == ino && st.size == sizeof(data));
+    CHECK(same_as_get_stat(mh, &st));
+    requests_since(&mark);
+    memset(&st2, 0, sizeof(st2));
+    CHECK_RC(proxyfs_stat_at(mh, dir, "f", &st2), 0);
+    CHECK(requests_since(&mark) == 1);
+    CHECK(memcmp(&st, &st2, sizeof(st)) == 0);
+    CHECK_RC(proxyfs_lookup_stat(mh, dir, "f", NULL, &st2), 0);
+    CHECK_RC(proxyfs_lookup_stat(mh, dir, "nope", &ino2, &st2), ENOENT);
+    CHECK_RC(proxyfs_stat_at(mh, dir, "nope", &st2), ENOENT);
+    CHECK_RC(proxyfs_stat_at(mh, ino, "x", &st2), ENOTDIR);
+    CHECK_RC(proxyfs_lookup_stat(mh, dir, "f", &ino2, NULL), EINVAL);
+    CHECK_RC(proxyfs_stat_at(mh, dir, NULL, &st2), EINVAL);
+    CHECK_RC(proxyfs_stat_at(NULL, dir, "f", &st2), EINVAL);
+
+    /* mkdir_stat */
+    requests_since(&mark);
+    CHECK_RC(proxyfs_mkdir_stat(mh, dir, "d", 0750, &ino2, &st), 0);
+    CHECK(requests_since(&mark) == 1);
+    CHECK(ino2 == st.ino && st.mode == (S_IFDIR | 0750) && st.nlink == 2);
+    CHECK(same_as_get_stat(mh, &st));
+    CHECK_RC(proxyfs_mkdir_stat(mh, dir, "d", 0750, &ino2, &st), EEXIST);
+    CHECK_RC(proxyfs_mkdir_stat(mh, dir, "d2", 0750, &ino2, NULL), EINVAL);
+
+    /* symlink_stat; stat_at does not follow it */
+    requests_since(&mark);
+    CHECK_RC(proxyfs_symlink_stat(mh, dir, "l", "f", &ino2, &st), 0);
+    CHECK(requests_since(&mark) == 1);
+    CHECK(ino2 == st.ino && st.mode == (S_IFLNK | 0777) && st.size == 1);
+    CHECK(same_as_get_stat(mh, &st));
+    CHECK_RC(proxyfs_stat_at(mh, dir, "l", &st2), 0);
+    CHECK(st2.ino == ino2 && (st2.mode & S_IFMT) == S_IFLNK);
+    CHECK_RC(proxyfs_symlink_stat(mh, dir, "l", "f", &ino2, &st), EEXIST);
+    CHECK_RC(proxyfs_symlink_stat(mh, dir, "l2", NULL, &ino2, &st), EINVAL);
+
+    /* read-only mount */
+    {
+        mount_handle_t *ro = NULL;
+
+        CHECK_RC(proxyfs_mount("default", PROXYFS_MOUNT_READ_ONLY, "tester",
+                               1000, 1000, &ro), 0);
+        if (ro != NULL) {
+            CHECK_RC(proxyfs_create_stat(ro, dir, "r", 0600, NULL, &st), EROFS);
+            CHECK_RC(proxyfs_mkdir_stat(ro, dir, "r", 0700, NULL, &st), EROFS);
+            CHECK_RC(proxyfs_symlink_stat(ro, dir, "r", "x", NULL, &st), EROFS);
+            CHECK_RC(proxyfs_lookup_stat(ro, dir, "f", NULL, &st), 0);
+            CHECK_RC(proxyfs_unmount(ro), 0);
+        }
+    }
+    CHECK_RC(proxyfs_unmount(mh), 0);
+}
+
 /* ------------------------------------------------------------------ main */
 
 static const struct {
@@ -222,6 +327,7 @@ static const struct {
     void (*fn)(void);
 } tests[] = {
     { "flush_async", test_flush_async },
+    { "stat_calls", test_stat_calls },
 };
 
 /* Writes the daemon's config (metrics on a free port) before the harness

@@ -1,0 +1,16 @@
+package client
+
+import (
+	"context"
+
+	"github.com/proxyfs/proxyfs/rpcapi/wire"
+)
+
+// LookupStat returns the attributes of name in directory dir (its inode
+// number is the Stat's Ino) in one request: the binary LOOKUP's reply is
+// the entry's stat record. A symlink is not followed (fstatat with
+// AT_SYMLINK_NOFOLLOW). Create, Mkdir and Symlink return the new entry's
+// Stat the same way.
+func (m *Mount) LookupStat(ctx context.Context, dir uint64, name string) (Stat, error) {
+	return m.binStat(ctx, wire.OpLookup, dir, name)
+}

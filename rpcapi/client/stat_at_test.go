@@ -1,0 +1,25 @@
+package client
+
+import (
+	"context"
+	"syscall"
+	"testing"
+)
+
+func TestDaemonLookupStat(t *testing.T) {
+	d := startDaemon(t)
+	_, m := dialMount(t, d.tcp(), alice)
+	ctx := context.Background()
+	root := m.RootInode()
+	f := must[Stat](t, "Create")(m.Create(ctx, root, "f", 0o640))
+	l := must[Stat](t, "Symlink")(m.Symlink(ctx, root, "l", "f"))
+	st := must[Stat](t, "LookupStat")(m.LookupStat(ctx, root, "f"))
+	if g := must[Stat](t, "GetStat")(m.GetStat(ctx, f.Ino)); st != g || st.Ino != f.Ino {
+		t.Errorf("LookupStat = %+v, GetStat = %+v", st, g)
+	}
+	if st := must[Stat](t, "LookupStat symlink")(m.LookupStat(ctx, root, "l")); st.Ino != l.Ino || st.Mode&syscall.S_IFMT != syscall.S_IFLNK {
+		t.Errorf("LookupStat of a symlink = %+v", st)
+	}
+	wantErrno(t, "LookupStat missing", errOf(m.LookupStat(ctx, root, "nope")), syscall.ENOENT)
+	wantErrno(t, "LookupStat in a file", errOf(m.LookupStat(ctx, f.Ino, "x")), syscall.ENOTDIR)
+}
