@@ -14,3 +14,14 @@ import (
 func (m *Mount) LookupStat(ctx context.Context, dir uint64, name string) (Stat, error) {
 	return m.binStat(ctx, wire.OpLookup, dir, name)
 }
+
+// statExt returns the request flags of a binary metadata call: the
+// opcodes that reply with stat records ask for the extended record, with
+// st_blocks and st_blksize.
+func statExt(op uint16) uint32 {
+	switch op {
+	case wire.OpLookup, wire.OpGetStat, wire.OpCreate, wire.OpReaddirPlus:
+		return wire.RequestFlagStatExt
+	}
+	return 0
+}

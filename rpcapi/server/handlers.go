@@ -359,7 +359,8 @@ func (e *env) caller() inode.Caller { return inode.Caller{UID: e.m.UID, GID: e.m
 func (e *env) stat(a inode.Attr) wire.Stat {
 	ts := func(t inode.Timespec) wire.Timespec { return wire.Timespec{Sec: t.Sec, Nsec: t.Nsec} }
 	return wire.Stat{Ino: uint64(a.Ino), Mode: a.Mode, Nlink: a.Nlink, UID: a.UID, GID: a.GID,
-		Size: a.Size, Dev: e.v.dev, Atime: ts(a.Atime), Mtime: ts(a.Mtime), Ctime: ts(a.Ctime), Crtime: ts(a.Crtime)}
+		Size: a.Size, Dev: e.v.dev, Atime: ts(a.Atime), Mtime: ts(a.Mtime), Ctime: ts(a.Ctime), Crtime: ts(a.Crtime),
+		Blocks: e.fs.Blocks(context.Background(), a), Blksize: inode.BlockSize}
 }
 
 func (e *env) getStat(ctx context.Context, ino inode.Ino) (any, error) {
