@@ -1,0 +1,69 @@
+package server_test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"testing"
+
+	"github.com/proxyfs/proxyfs/internal/daemontest"
+	"github.com/proxyfs/proxyfs/rpcapi/wire"
+)
+
+// TestAllocExamples sends the literal fallocate/lseek and STAT_EXT
+// examples of PROTOCOL.md (with the real mount id).
+func TestAllocExamples(t *testing.T) {
+	d := daemontest.Start(t, daemontest.Options{})
+	rc := dial(t, "tcp", d.TCPAddr)
+	id := rc.mount("default", 0).MountID
+	var cr wire.NewInodeResult
+	rc.ok(wire.MethodCreatePath, obj{"mount_id": id, "path": "/hello.txt", "mode": 0o644}, &cr)
+	if cr.Inode != 2 {
+		t.Fatalf("first file is inode %d", cr.Inode)
+	}
+	rc.ok(wire.MethodWrite, obj{"mount_id": id, "inode": 2, "offset": 0, "data": []byte("hello world")}, nil)
+
+	// GET_STAT with STAT_EXT.
+	bc := dialBin(t, "tcp", d.TCPAddr)
+	req := unhex(t, `
+50 46 53 42  01 00  04 00  09 00 00 00 00 00 00 00     magic, version 1, GET_STAT, id 9
+2d ce d8 18 01 00 00 00  02 00 00 00 00 00 00 00        mount id, inode 2
+00 00 00 00 00 00 00 00  00 00 00 00  01 00 00 00        offset 0, length 0, flags STAT_EXT
+`)
+	binary.LittleEndian.PutUint64(req[16:], id)
+	bc.write(req)
+	h, data := bc.reply()
+	if h.Errno != 0 || h.Length != 136 || len(data) != 136 {
+		t.Fatalf("GET_STAT STAT_EXT: %+v, %d bytes", h, len(data))
+	}
+	if !bytes.Equal(data[120:], unhex(t, "01 00 00 00 00 00 00 00  00 10 00 00 00 00 00 00")) {
+		t.Errorf("blocks, blksize: % x", data[120:])
+	}
+	st, err := wire.DecodeStatExt(data)
+	var js wire.StatResult
+	rc.ok(wire.MethodGetStat, obj{"mount_id": id, "inode": 2}, &js)
+	if err != nil || st != js.Stat {
+		t.Errorf("binary %+v %v, JSON %+v", st, err, js.Stat)
+	}
+
+	// The fallocate/lseek example on a 1 MiB file.
+	rc.ok(wire.MethodWrite, obj{"mount_id": id, "inode": 2, "offset": 0, "data": bytes.Repeat([]byte("x"), 1<<20)}, nil)
+	for _, ex := range []struct{ req, rep string }{
+		{`{"jsonrpc":"2.0","id":9,"method":"fallocate","params":{"mount_id":%d,"inode":2,"mode":3,"offset":262144,"length":524288}}`,
+			`{"jsonrpc":"2.0","id":9,"result":{}}`},
+		{`{"jsonrpc":"2.0","id":10,"method":"lseek","params":{"mount_id":%d,"inode":2,"offset":0,"whence":"hole"}}`,
+			`{"jsonrpc":"2.0","id":10,"result":{"offset":262144}}`},
+		{`{"jsonrpc":"2.0","id":11,"method":"lseek","params":{"mount_id":%d,"inode":2,"offset":300000,"whence":"data"}}`,
+			`{"jsonrpc":"2.0","id":11,"result":{"offset":786432}}`},
+	} {
+		rc.sendRaw(fmt.Sprintf(ex.req, id))
+		sameJSON(t, ex.req, mustMarshal(rc.recv()), ex.rep)
+	}
+	rc.sendRaw(fmt.Sprintf(`{"jsonrpc":"2.0","id":12,"method":"lseek","params":{"mount_id":%d,"inode":2,"offset":1048576,"whence":"data"}}`, id))
+	rc.checkErr(rc.recv(), "lseek", "ENXIO", 6)
+	rc.fails(wire.MethodLseek, obj{"mount_id": id, "inode": 2, "offset": 0, "whence": "middle"}, "EINVAL", -32602)
+	rc.fails(wire.MethodFallocate, obj{"mount_id": id, "inode": 2, "mode": 2, "offset": 0, "length": 1}, "ENOTSUP", 95)
+	ro := rc.mount("default", wire.MountReadOnly).MountID
+	rc.fails(wire.MethodFallocate, obj{"mount_id": ro, "inode": 2, "mode": 0, "offset": 0, "length": 1}, "EROFS", 30)
+	rc.ok(wire.MethodLseek, obj{"mount_id": ro, "inode": 2, "offset": 0, "whence": "data"}, nil)
+}
