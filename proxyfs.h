@@ -95,6 +95,11 @@ typedef struct {
     proxyfs_timespec_t mtim;  /* last modification of the data */
     proxyfs_timespec_t ctim;  /* last change of the inode */
     proxyfs_timespec_t crtim; /* creation */
+    /* Appended in 1.1 (the fields above keep their offsets): */
+    uint64_t blocks;          /* st_blocks: 512-byte blocks allocated to the
+                               * data (fewer than size/512 for a sparse
+                               * file; 0 for directories and symlinks) */
+    uint64_t blksize;         /* st_blksize: preferred I/O size (4096) */
 } proxyfs_stat_t;
 
 /* proxyfs_mount options. */
@@ -445,6 +450,42 @@ PROXYFS_API int proxyfs_write(mount_handle_t *in_mount_handle,
  * Errors: EINVAL, EBADF (no such inode), EIO. */
 PROXYFS_API int proxyfs_flush(mount_handle_t *in_mount_handle,
                               uint64_t in_inode_number);
+
+/* ------------------------------------------------- allocation, sparse */
+
+/* proxyfs_fallocate modes: Linux's FALLOC_FL_* values. */
+#define PROXYFS_FALLOC_KEEP_SIZE  0x01
+#define PROXYFS_FALLOC_PUNCH_HOLE 0x02 /* only with KEEP_SIZE, as Linux */
+#define PROXYFS_FALLOC_ZERO_RANGE 0x10
+
+/* fallocate(2) on a regular file: mode 0 allocates [in_offset,
+ * in_offset + in_length) and extends the size if the range ends beyond it;
+ * KEEP_SIZE allocates without changing the size; PUNCH_HOLE|KEEP_SIZE
+ * deallocates the range (it reads as zeros, st_blocks drops); ZERO_RANGE
+ * (optionally with KEEP_SIZE) zeroes it. One JSON-RPC call; nothing is
+ * allocated for the caller.
+ * Errors: EINVAL (also length 0), EOPNOTSUPP (other modes, PUNCH_HOLE
+ * without KEEP_SIZE), ENOENT, EISDIR, EFBIG, ENOSPC, EROFS, EIO. */
+PROXYFS_API int proxyfs_fallocate(mount_handle_t *in_mount_handle,
+                                  uint64_t in_inode_number,
+                                  int in_mode,
+                                  uint64_t in_offset,
+                                  uint64_t in_length);
+
+/* proxyfs_lseek whences: the values of Linux's SEEK_DATA and SEEK_HOLE. */
+#define PROXYFS_SEEK_DATA 3
+#define PROXYFS_SEEK_HOLE 4
+
+/* lseek(2) SEEK_DATA / SEEK_HOLE on a regular file: *out_offset is the
+ * first offset at or after in_offset that is data (or a hole; the end of
+ * the file counts as one). Only writes *out_offset (the caller's).
+ * Errors: EINVAL (whence, NULL out_offset), ENXIO (in_offset at or past
+ * the size, or SEEK_DATA with only holes after it), ENOENT, EISDIR. */
+PROXYFS_API int proxyfs_lseek(mount_handle_t *in_mount_handle,
+                              uint64_t in_inode_number,
+                              uint64_t in_offset,
+                              int in_whence,
+                              uint64_t *out_offset);
 
 /* --------------------------------------------------------- async data */
 

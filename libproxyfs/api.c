@@ -64,9 +64,10 @@ static int bin_stat_call(mount_handle_t *mh, uint16_t op, uint64_t ino,
                          const char *name, uint64_t off, proxyfs_stat_t *st,
                          bool *uncertain)
 {
-    uint8_t rec[PFS_BIN_STAT];
+    uint8_t rec[PFS_BIN_STAT_EXT];
     pfs_bin_call_t bc = { .op = op, .ino = ino, .off = off, .name = name,
                           .namelen = name != NULL ? strlen(name) : 0,
+                          .flags = PFS_BIN_REQ_STAT_EXT,
                           .rbuf = rec, .rcap = sizeof(rec) };
     int rc = pfs_bin_call(mh, &bc);
 
@@ -74,9 +75,9 @@ static int bin_stat_call(mount_handle_t *mh, uint16_t op, uint64_t ino,
         *uncertain = bc.uncertain;
     if (rc != 0)
         return rc;
-    if (bc.rlen != PFS_BIN_STAT)
+    if (bc.rlen != PFS_BIN_STAT_EXT)
         return pfs_set_error(EIO, "malformed stat reply (%zu bytes)", bc.rlen);
-    pfs_bin_decode_stat(rec, st);
+    pfs_bin_decode_stat_ext(rec, st);
     return 0;
 }
 

@@ -116,7 +116,7 @@ static void async_done(pfs_call_t *call)
 /* Sends one attempt. 0: async_done will be called; PFS_NOTSENT: not. */
 static int start_attempt(pfs_async_t *a)
 {
-    pfs_bin_req_t req;
+    pfs_bin_req_t req = { .flags = 0 };
     uint8_t hdr[PFS_BIN_REQ_HDR];
 
     memset(&a->call, 0, sizeof(a->call));

@@ -129,6 +129,10 @@ int pfs_b64_decode(const char *in, uint8_t **out, size_t *out_len);
 #define PFS_BIN_OP_MAX 8
 #define PFS_BIN_FLAG_BAD_MOUNT 1u
 #define PFS_BIN_STAT 120         /* stat record: 15 little-endian u64 */
+/* Request flag: stat records of PFS_BIN_STAT_EXT bytes (+ blocks, blksize)
+ * in LOOKUP, GET_STAT, CREATE and READDIR_PLUS replies. */
+#define PFS_BIN_REQ_STAT_EXT 1u
+#define PFS_BIN_STAT_EXT 136
 #define PFS_BIN_MAX_NAME 4096    /* larger name payloads break the stream */
 /* READDIR_PLUS entry: cookie, inode, type, namelen, name, stat record */
 #define PFS_BIN_DIRENT_FIXED (18 + PFS_BIN_STAT)
@@ -140,6 +144,7 @@ typedef struct {
     uint64_t inode;
     uint64_t offset;
     uint32_t length;
+    uint32_t flags; /* 0 or PFS_BIN_REQ_STAT_EXT */
 } pfs_bin_req_t;
 
 typedef struct {
@@ -157,6 +162,9 @@ int pfs_bin_decode_request(const uint8_t in[PFS_BIN_REQ_HDR], pfs_bin_req_t *r);
 int pfs_bin_decode_reply(const uint8_t in[PFS_BIN_REP_HDR], pfs_bin_rep_t *r);
 void pfs_bin_encode_stat(const proxyfs_stat_t *st, uint8_t out[PFS_BIN_STAT]);
 void pfs_bin_decode_stat(const uint8_t in[PFS_BIN_STAT], proxyfs_stat_t *st);
+/* The extended record (PFS_BIN_STAT_EXT bytes: + blocks, blksize). */
+void pfs_bin_encode_stat_ext(const proxyfs_stat_t *st, uint8_t out[PFS_BIN_STAT_EXT]);
+void pfs_bin_decode_stat_ext(const uint8_t in[PFS_BIN_STAT_EXT], proxyfs_stat_t *st);
 
 typedef struct pfs_dent pfs_dent_t;
 /* READDIR_PLUS reply payloads: the eof byte, then entries. count checks a
@@ -165,6 +173,12 @@ typedef struct pfs_dent pfs_dent_t;
  * reads one entry of a checked payload into *d and returns its size. */
 int pfs_bin_count_dirents(const uint8_t *in, size_t len, bool *eof, size_t *n);
 size_t pfs_bin_decode_dirent(const uint8_t *in, pfs_dent_t *d);
+/* The same for entries whose stat records are statlen bytes
+ * (PFS_BIN_STAT or PFS_BIN_STAT_EXT). */
+int pfs_bin_count_dirents_ext(const uint8_t *in, size_t len, size_t statlen,
+                              bool *eof, size_t *n);
+size_t pfs_bin_decode_dirent_ext(const uint8_t *in, size_t statlen,
+                                 pfs_dent_t *d);
 /* Appends one entry (for tests); returns its size. */
 size_t pfs_bin_encode_dirent(const pfs_dent_t *d, uint8_t *out);
 
@@ -344,6 +358,7 @@ typedef struct {
     uint64_t ino;
     uint64_t off;
     uint32_t length;   /* header length field when there is no name */
+    uint32_t flags;    /* request flags (PFS_BIN_REQ_STAT_EXT) */
     const char *name;  /* name payload (LOOKUP, CREATE, UNLINK) or NULL */
     size_t namelen;
     uint8_t *rbuf;     /* reply payload destination, rcap bytes */

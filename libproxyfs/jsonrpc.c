@@ -208,6 +208,8 @@ int pfs_json_to_stat(const json_t *obj, proxyfs_stat_t *st)
     pfs_json_get_u64(obj, "gid", &st->gid);
     pfs_json_get_u64(obj, "size", &st->size);
     pfs_json_get_u64(obj, "dev", &st->dev);
+    pfs_json_get_u64(obj, "blocks", &st->blocks);
+    pfs_json_get_u64(obj, "blksize", &st->blksize);
     if (get_ts(obj, "atime", &st->atim) != 0 ||
         get_ts(obj, "mtime", &st->mtim) != 0 ||
         get_ts(obj, "ctime", &st->ctim) != 0 ||

@@ -481,7 +481,7 @@ int pfs_bin_io(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
 
     for (;;) {
         pfs_waiter_t w;
-        pfs_bin_req_t req;
+        pfs_bin_req_t req = { .flags = 0 };
         uint8_t hdr[PFS_BIN_REQ_HDR];
         int rc;
 
@@ -567,7 +567,7 @@ int pfs_bin_write_striped(mount_handle_t *mh, uint64_t ino, uint64_t off,
     deadline = pfs_now_ms() + pfs_config_timeout_ms();
     mid = pfs_mount_id(mh);
     for (i = 0; i < n && i * piece < len; i++) {
-        pfs_bin_req_t req;
+        pfs_bin_req_t req = { .flags = 0 };
         uint8_t hdr[PFS_BIN_REQ_HDR];
 
         poff[i] = i * piece;
@@ -670,7 +670,7 @@ int pfs_bin_call(mount_handle_t *mh, pfs_bin_call_t *bc)
         return bin_error(bc, ENAMETOOLONG, "name too long");
     for (;;) {
         pfs_waiter_t w;
-        pfs_bin_req_t req;
+        pfs_bin_req_t req = { .flags = 0 };
         uint8_t hdr[PFS_BIN_REQ_HDR];
         pfs_bin_rep_t rep;
         int rc, e;
@@ -684,6 +684,7 @@ int pfs_bin_call(mount_handle_t *mh, pfs_bin_call_t *bc)
         req.inode = bc->ino;
         req.offset = bc->off;
         req.length = bc->name != NULL ? (uint32_t)bc->namelen : bc->length;
+        req.flags = bc->flags;
         pfs_bin_encode_request(&req, hdr);
         w.call.rbuf = bc->rbuf;
         w.call.rcap = bc->rcap;

@@ -320,6 +320,137 @@ static void test_stat_calls(void)
     CHECK_RC(proxyfs_unmount(mh), 0);
 }
 
+
+/* ------------------------------------------------ fallocate, sparse */
+
+static void test_sparse(void)
+{
+    enum { SZ = 1 << 20, CH = 128 << 10 };
+    mount_handle_t *mh = do_mount();
+    proxyfs_stat_t *st = NULL, *pst = NULL, lst;
+    struct dirent *de = NULL;
+    uint8_t *buf, *rbuf;
+    uint64_t f, off = 0, before = 0;
+    size_t n;
+    int64_t prev = -1;
+    bool found = false;
+
+    if (mh == NULL)
+        return;
+    buf = malloc(SZ);
+    rbuf = malloc(SZ);
+    if (buf == NULL || rbuf == NULL) {
+        CHECK(0);
+        free(buf);
+        free(rbuf);
+        return;
+    }
+    for (size_t i = 0; i < SZ; i++)
+        buf[i] = (uint8_t)('a' + i % 26);
+    CHECK_RC(proxyfs_create(mh, root_ino, "sparse", 0644, &f), 0);
+    for (size_t o = 0; o < SZ; o += CH)
+        CHECK_RC(proxyfs_write(mh, f, o, buf + o, CH, &n), 0);
+    CHECK_RC(proxyfs_get_stat(mh, f, &st), 0);
+    if (st != NULL) {
+        CHECK(st->size == SZ && st->blocks >= SZ / 512 && st->blksize == 4096);
+        before = st->blocks;
+        free(st);
+        st = NULL;
+    }
+    /* Punch [256K, 768K): st_blocks drops, the range reads as zeros. */
+    CHECK_RC(proxyfs_fallocate(mh, f, PROXYFS_FALLOC_PUNCH_HOLE |
+                               PROXYFS_FALLOC_KEEP_SIZE, 256 << 10, 512 << 10), 0);
+    CHECK_RC(proxyfs_get_stat(mh, f, &st), 0);
+    if (st != NULL) {
+        CHECK(st->size == SZ);
+        CHECK(st->blocks + (512 << 10) / 512 <= before);
+    }
+    CHECK_RC(proxyfs_read(mh, f, 0, SZ, rbuf, SZ, &n), 0);
+    memset(buf + (256 << 10), 0, 512 << 10);
+    CHECK(n == SZ && memcmp(buf, rbuf, SZ) == 0);
+    /* SEEK_HOLE / SEEK_DATA against the layout. */
+    CHECK_RC(proxyfs_lseek(mh, f, 0, PROXYFS_SEEK_HOLE, &off), 0);
+    CHECK(off == 256 << 10);
+    CHECK_RC(proxyfs_lseek(mh, f, 300 << 10, PROXYFS_SEEK_DATA, &off), 0);
+    CHECK(off == 768 << 10);
+    CHECK_RC(proxyfs_lseek(mh, f, 0, PROXYFS_SEEK_DATA, &off), 0);
+    CHECK(off == 0);
+    CHECK_RC(proxyfs_lseek(mh, f, 800 << 10, PROXYFS_SEEK_HOLE, &off), 0);
+    CHECK(off == SZ);
+    CHECK_RC(proxyfs_lseek(mh, f, SZ, PROXYFS_SEEK_DATA, &off), ENXIO);
+    CHECK_RC(proxyfs_lseek(mh, f, SZ, PROXYFS_SEEK_HOLE, &off), ENXIO);
+    CHECK_RC(proxyfs_lseek(mh, f, 0, 0, &off), EINVAL);
+    CHECK_RC(proxyfs_lseek(mh, f, 0, PROXYFS_SEEK_DATA, NULL), EINVAL);
+    CHECK_RC(proxyfs_lseek(mh, root_ino, 0, PROXYFS_SEEK_DATA, &off), EISDIR);
+    CHECK_RC(proxyfs_lseek(mh, 999999, 0, PROXYFS_SEEK_DATA, &off), ENOENT);
+    /* Every way to get the stat agrees on blocks and blksize: binary
+     * (get_stat, lookup_stat), JSON (get_stat_path), readdir_plus. */
+    CHECK_RC(proxyfs_get_stat_path(mh, "/sparse", &pst), 0);
+    CHECK_RC(proxyfs_lookup_stat(mh, root_ino, "sparse", NULL, &lst), 0);
+    if (st != NULL && pst != NULL) {
+        CHECK(memcmp(st, pst, sizeof(*st)) == 0);
+        CHECK(memcmp(st, &lst, sizeof(*st)) == 0);
+    }
+    for (;;) {
+        proxyfs_stat_t *es = NULL;
+
+        if (proxyfs_readdir_plus(mh, root_ino, prev, &de, &es) != 0 || de == NULL)
+            break;
+        if (strcmp(de->d_name, "sparse") == 0 && st != NULL && es != NULL) {
+            found = true;
+            CHECK(es->blocks == st->blocks && es->blksize == 4096);
+        }
+        prev = de->d_off;
+        free(de);
+        free(es);
+    }
+    CHECK(found);
+    free(st);
+    free(pst);
+    st = pst = NULL;
+    /* Allocate past the end: the size grows and the space is allocated. */
+    CHECK_RC(proxyfs_get_stat(mh, f, &pst), 0);
+    CHECK_RC(proxyfs_fallocate(mh, f, 0, SZ, 64 << 10), 0);
+    CHECK_RC(proxyfs_get_stat(mh, f, &st), 0);
+    if (st != NULL && pst != NULL)
+        CHECK(st->size == SZ + (64 << 10) && st->blocks >= pst->blocks + 128);
+    free(st);
+    free(pst);
+    st = pst = NULL;
+    /* KEEP_SIZE: the size stays. ZERO_RANGE zeroes. */
+    CHECK_RC(proxyfs_fallocate(mh, f, PROXYFS_FALLOC_KEEP_SIZE, 0, 4 << 20), 0);
+    CHECK_RC(proxyfs_fallocate(mh, f, PROXYFS_FALLOC_ZERO_RANGE |
+                               PROXYFS_FALLOC_KEEP_SIZE, 0, 10), 0);
+    CHECK_RC(proxyfs_get_stat(mh, f, &st), 0);
+    if (st != NULL)
+        CHECK(st->size == SZ + (64 << 10));
+    free(st);
+    CHECK_RC(proxyfs_read(mh, f, 0, 16, rbuf, 16, &n), 0);
+    CHECK(n == 16 && rbuf[0] == 0 && rbuf[9] == 0 && rbuf[10] == buf[10]);
+    /* Modes and arguments as Linux. */
+    CHECK_RC(proxyfs_fallocate(mh, f, PROXYFS_FALLOC_PUNCH_HOLE, 0, 1), EOPNOTSUPP);
+    CHECK_RC(proxyfs_fallocate(mh, f, 0x40, 0, 1), EOPNOTSUPP);
+    CHECK_RC(proxyfs_fallocate(mh, f, 0, 0, 0), EINVAL);
+    CHECK_RC(proxyfs_fallocate(mh, f, -1, 0, 1), EINVAL);
+    CHECK_RC(proxyfs_fallocate(mh, root_ino, 0, 0, 1), EISDIR);
+    CHECK_RC(proxyfs_fallocate(mh, 999999, 0, 0, 1), ENOENT);
+    CHECK_RC(proxyfs_fallocate(NULL, f, 0, 0, 1), EINVAL);
+    {
+        mount_handle_t *ro = NULL;
+
+        CHECK_RC(proxyfs_mount("default", PROXYFS_MOUNT_READ_ONLY, "tester",
+                               1000, 1000, &ro), 0);
+        if (ro != NULL) {
+            CHECK_RC(proxyfs_fallocate(ro, f, 0, 0, 1), EROFS);
+            CHECK_RC(proxyfs_lseek(ro, f, 0, PROXYFS_SEEK_HOLE, &off), 0);
+            CHECK_RC(proxyfs_unmount(ro), 0);
+        }
+    }
+    free(buf);
+    free(rbuf);
+    CHECK_RC(proxyfs_unmount(mh), 0);
+}
+
 /* ------------------------------------------------------------------ main */
 
 static const struct {
@@ -328,6 +459,7 @@ static const struct {
 } tests[] = {
     { "flush_async", test_flush_async },
     { "stat_calls", test_stat_calls },
+    { "sparse", test_sparse },
 };
 
 /* Writes the daemon's config (metrics on a free port) before the harness
