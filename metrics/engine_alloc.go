@@ -45,3 +45,23 @@ func (b *instrumented) AllocatedData(ctx context.Context, ino vfsbackend.Ino) (i
 	}
 	return a.AllocatedData(ctx, ino)
 }
+
+// copyEngine is the optional in-engine copy (package inode's copier).
+type copyEngine interface {
+	CopyData(ctx context.Context, src vfsbackend.Ino, srcOff int64, dst vfsbackend.Ino, dstOff int64, n int64) (int64, error)
+}
+
+func (b *instrumented) CopyData(ctx context.Context, src vfsbackend.Ino, srcOff int64, dst vfsbackend.Ino, dstOff int64, n int64) (int64, error) {
+	c, ok := b.Backend.(copyEngine)
+	if !ok {
+		return 0, fmt.Errorf("engine has no copy: %w", errors.ErrUnsupported)
+	}
+	t := time.Now()
+	m, err := c.CopyData(ctx, src, srcOff, dst, dstOff, n)
+	merr := err
+	if errors.Is(err, errors.ErrUnsupported) {
+		merr = nil // the caller copies through a buffer: not a failure
+	}
+	b.m.engineOp("copy_data", t, merr)
+	return m, err
+}
