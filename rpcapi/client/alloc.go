@@ -45,3 +45,16 @@ func (m *Mount) lseek(ctx context.Context, ino, off uint64, whence string) (uint
 	}, &r)
 	return r.Offset, err
 }
+
+// CopyRange copies up to length bytes of file src at srcOff into file dst
+// at dstOff inside the server (SMB copy-chunk, copy_file_range): the data
+// does not cross the wire. It returns the bytes copied: fewer at the end
+// of src (0 at or past it), and at most 64 MiB per call (call again for
+// the rest). Overlapping ranges of one file are EINVAL.
+func (m *Mount) CopyRange(ctx context.Context, src, srcOff, dst, dstOff, length uint64) (uint64, error) {
+	var r wire.CopyRangeResult
+	err := m.call(ctx, wire.MethodCopyRange, func(id uint64) any {
+		return wire.CopyRangeParams{MountID: id, SrcInode: src, SrcOffset: srcOff, DstInode: dst, DstOffset: dstOff, Length: length}
+	}, &r)
+	return r.Size, err
+}

@@ -63,7 +63,21 @@ func TestAllocExamples(t *testing.T) {
 	rc.checkErr(rc.recv(), "lseek", "ENXIO", 6)
 	rc.fails(wire.MethodLseek, obj{"mount_id": id, "inode": 2, "offset": 0, "whence": "middle"}, "EINVAL", -32602)
 	rc.fails(wire.MethodFallocate, obj{"mount_id": id, "inode": 2, "mode": 2, "offset": 0, "length": 1}, "ENOTSUP", 95)
+	// The copy_range example: inode 3 gets 4096 bytes of inode 2 at 8192.
+	var c3 wire.NewInodeResult
+	rc.ok(wire.MethodCreatePath, obj{"mount_id": id, "path": "/copy", "mode": 0o644}, &c3)
+	if c3.Inode != 3 {
+		t.Fatalf("second file is inode %d", c3.Inode)
+	}
+	rc.sendRaw(fmt.Sprintf(`{"jsonrpc":"2.0","id":13,"method":"copy_range","params":{"mount_id":%d,"src_inode":2,"src_offset":0,"dst_inode":3,"dst_offset":8192,"length":4096}}`, id))
+	sameJSON(t, "copy_range", mustMarshal(rc.recv()), `{"jsonrpc":"2.0","id":13,"result":{"size":4096}}`)
+	var rr wire.ReadResult
+	rc.ok(wire.MethodRead, obj{"mount_id": id, "inode": 3, "offset": 0, "length": 20000}, &rr)
+	if len(rr.Data) != 8192+4096 || !bytes.Equal(rr.Data[:8192], make([]byte, 8192)) || !bytes.Equal(rr.Data[8192:], bytes.Repeat([]byte("x"), 4096)) {
+		t.Errorf("copy_range result: %d bytes", len(rr.Data))
+	}
 	ro := rc.mount("default", wire.MountReadOnly).MountID
+	rc.fails(wire.MethodCopyRange, obj{"mount_id": ro, "src_inode": 2, "src_offset": 0, "dst_inode": 3, "dst_offset": 0, "length": 1}, "EROFS", 30)
 	rc.fails(wire.MethodFallocate, obj{"mount_id": ro, "inode": 2, "mode": 0, "offset": 0, "length": 1}, "EROFS", 30)
 	rc.ok(wire.MethodLseek, obj{"mount_id": ro, "inode": 2, "offset": 0, "whence": "data"}, nil)
 }

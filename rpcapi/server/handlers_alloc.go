@@ -29,3 +29,13 @@ func init() {
 		return wire.LseekResult{Offset: off}, nil
 	})
 }
+
+func init() {
+	methods[wire.MethodCopyRange] = handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.CopyRangeParams) (any, error) {
+		n, err := e.fs.CopyRange(ctx, inode.Ino(p.SrcInode), p.SrcOffset, inode.Ino(p.DstInode), p.DstOffset, p.Length)
+		if err != nil {
+			return nil, err
+		}
+		return wire.CopyRangeResult{Size: n}, nil
+	})
+}
