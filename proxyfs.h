@@ -487,6 +487,24 @@ PROXYFS_API int proxyfs_lseek(mount_handle_t *in_mount_handle,
                               int in_whence,
                               uint64_t *out_offset);
 
+/* Server-side copy (SMB copy-chunk, copy_file_range): copy up to in_length
+ * bytes of file in_src_inode_number at in_src_offset into file
+ * in_dst_inode_number at in_dst_offset inside proxyfsd; the data never
+ * crosses the wire. *out_copied (the caller's) is the bytes copied: fewer
+ * at the end of the source (0 at or past it) and at most 64 MiB per call,
+ * so a caller loops until it has copied what it wants or gets 0. The
+ * destination grows as with proxyfs_write (a gap reads as zeros). One
+ * JSON-RPC call; nothing is allocated.
+ * Errors: EINVAL (NULL out_copied, overlapping ranges of one file), ENOENT
+ * (either inode missing; not EBADF), EISDIR, EFBIG, ENOSPC, EROFS, EIO. */
+PROXYFS_API int proxyfs_copy_range(mount_handle_t *in_mount_handle,
+                                   uint64_t in_src_inode_number,
+                                   uint64_t in_src_offset,
+                                   uint64_t in_dst_inode_number,
+                                   uint64_t in_dst_offset,
+                                   uint64_t in_length,
+                                   uint64_t *out_copied);
+
 /* --------------------------------------------------------- async data */
 
 /* Asynchronous read. The request is sent in the caller's thread (a single

@@ -451,6 +451,81 @@ static void test_sparse(void)
     CHECK_RC(proxyfs_unmount(mh), 0);
 }
 
+
+/* ------------------------------------------------- server-side copy */
+
+static void test_copy_range(void)
+{
+    enum { SZ = 700000 };
+    mount_handle_t *mh = do_mount();
+    uint8_t *buf, *rbuf;
+    uint64_t src, dst, copied = 0, total = 0;
+    size_t n;
+    long mark = 0, nreq;
+
+    if (mh == NULL)
+        return;
+    buf = malloc(SZ);
+    rbuf = calloc(1, 2 * SZ);
+    if (buf == NULL || rbuf == NULL) {
+        CHECK(0);
+        free(buf);
+        free(rbuf);
+        return;
+    }
+    for (size_t i = 0; i < SZ; i++)
+        buf[i] = (uint8_t)(i * 7 + (i >> 9));
+    CHECK_RC(proxyfs_create(mh, root_ino, "csrc", 0644, &src), 0);
+    CHECK_RC(proxyfs_create(mh, root_ino, "cdst", 0644, &dst), 0);
+    CHECK_RC(proxyfs_write(mh, src, 0, buf, SZ, &n), 0);
+    /* A loop as a gateway does it: until done or 0. One request each. */
+    requests_since(&mark);
+    while (total < SZ) {
+        int rc = proxyfs_copy_range(mh, src, total, dst, 4096 + total,
+                                    SZ - total, &copied);
+
+        CHECK_RC(rc, 0);
+        if (rc != 0 || copied == 0)
+            break;
+        total += copied;
+    }
+    CHECK(total == SZ);
+    nreq = requests_since(&mark);
+    CHECK(nreq == 1); /* 700000 bytes in one call */
+    CHECK_RC(proxyfs_read(mh, dst, 0, 2 * SZ, rbuf, 2 * SZ, &n), 0);
+    CHECK(n == 4096 + SZ);
+    CHECK(memcmp(rbuf + 4096, buf, SZ) == 0);
+    for (size_t i = 0; i < 4096; i++)
+        if (rbuf[i] != 0) {
+            CHECK(rbuf[i] == 0);
+            break;
+        }
+    /* At and past the end of the source. */
+    CHECK_RC(proxyfs_copy_range(mh, src, SZ - 10, dst, 0, 100, &copied), 0);
+    CHECK(copied == 10);
+    CHECK_RC(proxyfs_copy_range(mh, src, SZ, dst, 0, 100, &copied), 0);
+    CHECK(copied == 0);
+    /* Errors. */
+    CHECK_RC(proxyfs_copy_range(mh, src, 0, src, 10, 100, &copied), EINVAL);
+    CHECK_RC(proxyfs_copy_range(mh, src, 0, dst, 0, 100, NULL), EINVAL);
+    CHECK_RC(proxyfs_copy_range(mh, root_ino, 0, dst, 0, 100, &copied), EISDIR);
+    CHECK_RC(proxyfs_copy_range(mh, 999999, 0, dst, 0, 100, &copied), ENOENT);
+    CHECK_RC(proxyfs_copy_range(NULL, src, 0, dst, 0, 100, &copied), EINVAL);
+    {
+        mount_handle_t *ro = NULL;
+
+        CHECK_RC(proxyfs_mount("default", PROXYFS_MOUNT_READ_ONLY, "tester",
+                               1000, 1000, &ro), 0);
+        if (ro != NULL) {
+            CHECK_RC(proxyfs_copy_range(ro, src, 0, dst, 0, 1, &copied), EROFS);
+            CHECK_RC(proxyfs_unmount(ro), 0);
+        }
+    }
+    free(buf);
+    free(rbuf);
+    CHECK_RC(proxyfs_unmount(mh), 0);
+}
+
 /* ------------------------------------------------------------------ main */
 
 static const struct {
@@ -460,6 +535,7 @@ static const struct {
     { "flush_async", test_flush_async },
     { "stat_calls", test_stat_calls },
     { "sparse", test_sparse },
+    { "copy_range", test_copy_range },
 };
 
 /* Writes the daemon's config (metrics on a free port) before the harness
