@@ -175,6 +175,13 @@ PROXYFS_API int proxyfs_mount(char *in_volume_name,
  * Errors: EINVAL (NULL handle), EBUSY, and errors telling the daemon. */
 PROXYFS_API int proxyfs_unmount(mount_handle_t *in_mount_handle);
 
+/* The volume's maximum I/O size in bytes (the largest single async read
+ * or write; synchronous calls split larger ones), as the daemon gave it at
+ * mount (and again at a remount), in *out_size (the caller's).
+ * Errors: EINVAL (bad handle, NULL out_size). */
+PROXYFS_API int proxyfs_max_io_size(mount_handle_t *in_mount_handle,
+                                    uint64_t *out_size);
+
 /* ------------------------------------------------------------ namespace */
 
 /* Look up in_basename in the directory in_inode_number, or the path
@@ -238,6 +245,11 @@ PROXYFS_API int proxyfs_read_symlink_path(mount_handle_t *in_mount_handle,
 /* Add the name in_basename in directory in_inode_number for the existing
  * inode in_target_inode_number; the path form links in_tgt_fullpath (new)
  * to in_src_fullpath (existing).
+ *
+ * !!! ARGUMENT ORDER: proxyfs_link_path(mh, EXISTING, NEW), as link(2) and
+ * !!! ln(1). The original ProxyFS server's link-by-path call took (new,
+ * !!! existing): code ported from it must swap the two paths, or it
+ * !!! creates the link the other way round (or fails with EEXIST/ENOENT).
  * Errors: EINVAL, ENOENT, ENOTDIR, EEXIST, EIO, ENOMEM, EPERM (directory). */
 PROXYFS_API int proxyfs_link(mount_handle_t *in_mount_handle,
                              uint64_t in_inode_number,

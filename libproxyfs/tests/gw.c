@@ -526,6 +526,24 @@ static void test_copy_range(void)
     CHECK_RC(proxyfs_unmount(mh), 0);
 }
 
+
+/* ----------------------------------------------------------- getters */
+
+static void test_info(void)
+{
+    mount_handle_t *mh = do_mount();
+    uint64_t sz = 0;
+
+    if (mh == NULL)
+        return;
+    CHECK_RC(proxyfs_max_io_size(mh, &sz), 0);
+    CHECK(sz == 8u << 20); /* the daemon's default max_io_size */
+    CHECK_RC(proxyfs_max_io_size(mh, NULL), EINVAL);
+    CHECK_RC(proxyfs_max_io_size(NULL, &sz), EINVAL);
+    CHECK_RC(proxyfs_unmount(mh), 0);
+    CHECK_RC(proxyfs_max_io_size(mh, &sz), EINVAL); /* unmounted */
+}
+
 /* ------------------------------------------------------------------ main */
 
 static const struct {
@@ -536,6 +554,7 @@ static const struct {
     { "stat_calls", test_stat_calls },
     { "sparse", test_sparse },
     { "copy_range", test_copy_range },
+    { "info", test_info },
 };
 
 /* Writes the daemon's config (metrics on a free port) before the harness
