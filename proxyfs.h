@@ -331,6 +331,27 @@ PROXYFS_API int proxyfs_symlink_stat(mount_handle_t *in_mount_handle,
                                      uint64_t *out_inode_number,
                                      proxyfs_stat_t *out_stat);
 
+/* stat(2) of a path, following a final symlink (proxyfs_get_stat_path is
+ * lstat(2)), into the caller's *out_stat; nothing is allocated. One
+ * JSON-RPC call (get_stat_path with "follow").
+ * Errors: EINVAL, ENOENT (also a dangling symlink), ENOTDIR, ELOOP,
+ * ENAMETOOLONG. */
+PROXYFS_API int proxyfs_stat_path_follow(mount_handle_t *in_mount_handle,
+                                         const char *in_fullpath,
+                                         proxyfs_stat_t *out_stat);
+
+/* realpath(3) within the volume: the canonical path of what in_fullpath
+ * names, every symlink followed (the last component's too), "/" for the
+ * root. *out_path is a NUL-terminated string allocated with malloc(); the
+ * caller frees it with free(). *out_inode_number (may be NULL) is the
+ * inode it names. One JSON-RPC call.
+ * Errors: EINVAL, ENOENT (also a dangling symlink), ENOTDIR, ELOOP,
+ * ENAMETOOLONG, ENOMEM. */
+PROXYFS_API int proxyfs_realpath(mount_handle_t *in_mount_handle,
+                                 const char *in_fullpath,
+                                 char **out_path,
+                                 uint64_t *out_inode_number);
+
 /* ------------------------------------------------------------ attributes */
 
 /* Return the attributes in *out_stat, a proxyfs_stat_t allocated with

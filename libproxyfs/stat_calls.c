@@ -163,3 +163,63 @@ int proxyfs_symlink_stat(mount_handle_t *in_mount_handle,
         stat_result(&st, out_inode_number, out_stat);
     PFS_API_RETURN(rc);
 }
+
+int proxyfs_stat_path_follow(mount_handle_t *in_mount_handle,
+                             const char *in_fullpath, proxyfs_stat_t *out_stat)
+{
+    json_t *params, *res = NULL;
+    proxyfs_stat_t st;
+    int rc;
+
+    PFS_API_ENTER();
+    CHECK_MH(in_mount_handle);
+    CHECK_ARG(in_fullpath != NULL && out_stat != NULL, "NULL pointer");
+    params = json_pack("{sssb}", "path", in_fullpath, "follow", 1);
+    if (params == NULL)
+        PFS_API_RETURN(pfs_set_error(EINVAL, "get_stat_path: invalid path "
+                                     "(not UTF-8) or out of memory"));
+    rc = pfs_rpc(in_mount_handle, "get_stat_path", params, NULL, &res);
+    json_decref(params);
+    if (rc == 0) {
+        if (pfs_json_to_stat(json_object_get(res, "stat"), &st) != 0)
+            rc = pfs_set_error(EIO, "malformed stat reply");
+        else
+            *out_stat = st;
+    }
+    json_decref(res);
+    PFS_API_RETURN(rc);
+}
+
+int proxyfs_realpath(mount_handle_t *in_mount_handle, const char *in_fullpath,
+                     char **out_path, uint64_t *out_inode_number)
+{
+    json_t *params, *res = NULL;
+    const char *p;
+    uint64_t ino = 0;
+    char *copy;
+    int rc;
+
+    PFS_API_ENTER();
+    CHECK_MH(in_mount_handle);
+    CHECK_ARG(in_fullpath != NULL && out_path != NULL, "NULL pointer");
+    params = json_pack("{ss}", "path", in_fullpath);
+    if (params == NULL)
+        PFS_API_RETURN(pfs_set_error(EINVAL, "realpath: invalid path (not "
+                                     "UTF-8) or out of memory"));
+    rc = pfs_rpc(in_mount_handle, "realpath", params, NULL, &res);
+    json_decref(params);
+    if (rc == 0) {
+        p = json_string_value(json_object_get(res, "path"));
+        if (p == NULL || pfs_json_get_u64(res, "inode", &ino) != 0) {
+            rc = pfs_set_error(EIO, "malformed realpath reply");
+        } else if ((copy = strdup(p)) == NULL) {
+            rc = pfs_set_error(ENOMEM, "out of memory");
+        } else {
+            *out_path = copy;
+            if (out_inode_number != NULL)
+                *out_inode_number = ino;
+        }
+    }
+    json_decref(res);
+    PFS_API_RETURN(rc);
+}

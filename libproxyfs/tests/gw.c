@@ -544,6 +544,50 @@ static void test_info(void)
     CHECK_RC(proxyfs_max_io_size(mh, &sz), EINVAL); /* unmounted */
 }
 
+
+/* ------------------------------------------------ realpath, follow */
+
+static void test_realpath(void)
+{
+    mount_handle_t *mh = do_mount();
+    proxyfs_stat_t st, fst;
+    uint64_t d, f, ino = 0;
+    char *p = NULL;
+
+    if (mh == NULL)
+        return;
+    CHECK_RC(proxyfs_mkdir(mh, root_ino, "rp", 0755, &d), 0);
+    CHECK_RC(proxyfs_create_stat(mh, d, "f", 0640, &f, &fst), 0);
+    CHECK_RC(proxyfs_symlink(mh, root_ino, "rpl", "/rp/f"), 0);
+    CHECK_RC(proxyfs_symlink(mh, d, "up", ".."), 0);
+    CHECK_RC(proxyfs_symlink(mh, root_ino, "rpdangling", "nope"), 0);
+    CHECK_RC(proxyfs_realpath(mh, "//rpl", &p, &ino), 0);
+    CHECK(p != NULL && strcmp(p, "/rp/f") == 0 && ino == f);
+    free(p);
+    p = NULL;
+    CHECK_RC(proxyfs_realpath(mh, "rp/up/rp/./f", &p, NULL), 0);
+    CHECK(p != NULL && strcmp(p, "/rp/f") == 0);
+    free(p);
+    p = NULL;
+    CHECK_RC(proxyfs_realpath(mh, "/", &p, &ino), 0);
+    CHECK(p != NULL && strcmp(p, "/") == 0 && ino == root_ino);
+    free(p);
+    p = NULL;
+    CHECK_RC(proxyfs_realpath(mh, "rpdangling", &p, NULL), ENOENT);
+    CHECK(p == NULL);
+    CHECK_RC(proxyfs_realpath(mh, "rp/f/x", &p, NULL), ENOTDIR);
+    CHECK_RC(proxyfs_realpath(mh, NULL, &p, NULL), EINVAL);
+    CHECK_RC(proxyfs_realpath(mh, "/", NULL, NULL), EINVAL);
+    /* stat follows the symlink; lstat (get_stat_path) does not. */
+    CHECK_RC(proxyfs_stat_path_follow(mh, "rpl", &st), 0);
+    CHECK(memcmp(&st, &fst, sizeof(st)) == 0);
+    CHECK_RC(proxyfs_stat_at(mh, root_ino, "rpl", &st), 0);
+    CHECK((st.mode & S_IFMT) == S_IFLNK);
+    CHECK_RC(proxyfs_stat_path_follow(mh, "rpdangling", &st), ENOENT);
+    CHECK_RC(proxyfs_stat_path_follow(mh, "rpl", NULL), EINVAL);
+    CHECK_RC(proxyfs_unmount(mh), 0);
+}
+
 /* ------------------------------------------------------------------ main */
 
 static const struct {
@@ -555,6 +599,7 @@ static const struct {
     { "sparse", test_sparse },
     { "copy_range", test_copy_range },
     { "info", test_info },
+    { "realpath", test_realpath },
 };
 
 /* Writes the daemon's config (metrics on a free port) before the harness

@@ -25,3 +25,24 @@ func statExt(op uint16) uint32 {
 	}
 	return 0
 }
+
+// Realpath returns the canonical path of what path names, following every
+// symlink (the last component's too), and its inode; a dangling symlink is
+// ENOENT.
+func (m *Mount) Realpath(ctx context.Context, path string) (string, uint64, error) {
+	var r wire.RealpathResult
+	err := m.call(ctx, wire.MethodRealpath, func(id uint64) any {
+		return wire.PathParams{MountID: id, Path: path}
+	}, &r)
+	return r.Path, r.Inode, err
+}
+
+// GetStatPathFollow is GetStatPath following a final symlink (stat(2)
+// rather than lstat(2)).
+func (m *Mount) GetStatPathFollow(ctx context.Context, path string) (Stat, error) {
+	var r wire.StatResult
+	err := m.call(ctx, wire.MethodGetStatPath, func(id uint64) any {
+		return wire.GetStatPathParams{MountID: id, Path: path, Follow: true}
+	}, &r)
+	return r.Stat, err
+}

@@ -23,3 +23,26 @@ func TestDaemonLookupStat(t *testing.T) {
 	wantErrno(t, "LookupStat missing", errOf(m.LookupStat(ctx, root, "nope")), syscall.ENOENT)
 	wantErrno(t, "LookupStat in a file", errOf(m.LookupStat(ctx, f.Ino, "x")), syscall.ENOTDIR)
 }
+
+func TestDaemonRealpathFollow(t *testing.T) {
+	d := startDaemon(t)
+	_, m := dialMount(t, d.tcp(), alice)
+	ctx := context.Background()
+	root := m.RootInode()
+	dir := must[Stat](t, "Mkdir")(m.Mkdir(ctx, root, "d", 0o755))
+	f := must[Stat](t, "Create")(m.Create(ctx, dir.Ino, "f", 0o640))
+	must[Stat](t, "Symlink")(m.Symlink(ctx, root, "l", "/d/f"))
+	must[Stat](t, "Symlink")(m.Symlink(ctx, root, "dl", "nope"))
+	p, ino, err := m.Realpath(ctx, "//l")
+	if err != nil || p != "/d/f" || ino != f.Ino {
+		t.Errorf("Realpath = %q %d %v", p, ino, err)
+	}
+	wantErrno(t, "Realpath dangling", errOf3(m.Realpath(ctx, "dl")), syscall.ENOENT)
+	if st := must[Stat](t, "GetStatPathFollow")(m.GetStatPathFollow(ctx, "l")); st.Ino != f.Ino || st.Mode != syscall.S_IFREG|0o640 {
+		t.Errorf("GetStatPathFollow %+v", st)
+	}
+	if st := must[Stat](t, "GetStatPath")(m.GetStatPath(ctx, "l")); st.Mode&syscall.S_IFMT != syscall.S_IFLNK {
+		t.Errorf("GetStatPath of a symlink followed it: %+v", st)
+	}
+	wantErrno(t, "GetStatPathFollow dangling", errOf(m.GetStatPathFollow(ctx, "dl")), syscall.ENOENT)
+}

@@ -76,6 +76,22 @@ func TestAllocExamples(t *testing.T) {
 	if len(rr.Data) != 8192+4096 || !bytes.Equal(rr.Data[:8192], make([]byte, 8192)) || !bytes.Equal(rr.Data[8192:], bytes.Repeat([]byte("x"), 4096)) {
 		t.Errorf("copy_range result: %d bytes", len(rr.Data))
 	}
+	// The realpath example: /l -> d/f (the inode is whatever /d/f got).
+	var dr, fr wire.NewInodeResult
+	rc.ok(wire.MethodMkdirPath, obj{"mount_id": id, "path": "/d", "mode": 0o755}, &dr)
+	rc.ok(wire.MethodCreatePath, obj{"mount_id": id, "path": "/d/f", "mode": 0o644}, &fr)
+	rc.ok(wire.MethodSymlinkPath, obj{"mount_id": id, "path": "/l", "target": "d/f"}, nil)
+	rc.sendRaw(fmt.Sprintf(`{"jsonrpc":"2.0","id":14,"method":"realpath","params":{"mount_id":%d,"path":"//l"}}`, id))
+	sameJSON(t, "realpath", mustMarshal(rc.recv()), fmt.Sprintf(`{"jsonrpc":"2.0","id":14,"result":{"path":"/d/f","inode":%d}}`, fr.Inode))
+	var fs wire.StatResult
+	rc.ok(wire.MethodGetStatPath, obj{"mount_id": id, "path": "/l", "follow": true}, &fs)
+	if fs.Stat.Ino != fr.Inode {
+		t.Errorf("get_stat_path follow: %+v", fs.Stat)
+	}
+	rc.ok(wire.MethodGetStatPath, obj{"mount_id": id, "path": "/l"}, &fs)
+	if fs.Stat.Mode&0o170000 != 0o120000 {
+		t.Errorf("get_stat_path without follow: %+v", fs.Stat)
+	}
 	ro := rc.mount("default", wire.MountReadOnly).MountID
 	rc.fails(wire.MethodCopyRange, obj{"mount_id": ro, "src_inode": 2, "src_offset": 0, "dst_inode": 3, "dst_offset": 0, "length": 1}, "EROFS", 30)
 	rc.fails(wire.MethodFallocate, obj{"mount_id": ro, "inode": 2, "mode": 0, "offset": 0, "length": 1}, "EROFS", 30)

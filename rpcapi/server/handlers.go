@@ -115,7 +115,14 @@ var methods = map[string]method{
 	wire.MethodGetStat: handler(ro, nil, func(ctx context.Context, _ *Server, e *env, p *wire.InodeParams) (any, error) {
 		return e.getStat(ctx, inode.Ino(p.Inode))
 	}),
-	wire.MethodGetStatPath: handler(ro, nil, func(ctx context.Context, _ *Server, e *env, p *wire.PathParams) (any, error) {
+	wire.MethodGetStatPath: handler(ro, []string{"follow"}, func(ctx context.Context, _ *Server, e *env, p *wire.GetStatPathParams) (any, error) {
+		if p.Follow {
+			_, ino, err := e.fs.Realpath(ctx, p.Path)
+			if err != nil {
+				return nil, err
+			}
+			return e.getStat(ctx, ino)
+		}
 		return onPath(ctx, e, p.Path, e.getStat)
 	}),
 	wire.MethodType: handler(ro, nil, func(ctx context.Context, _ *Server, e *env, p *wire.InodeParams) (any, error) {

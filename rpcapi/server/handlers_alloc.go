@@ -39,3 +39,13 @@ func init() {
 		return wire.CopyRangeResult{Size: n}, nil
 	})
 }
+
+func init() {
+	methods[wire.MethodRealpath] = handler(ro, nil, func(ctx context.Context, _ *Server, e *env, p *wire.PathParams) (any, error) {
+		path, ino, err := e.fs.Realpath(ctx, p.Path)
+		if err != nil {
+			return nil, err
+		}
+		return wire.RealpathResult{Path: path, Inode: uint64(ino)}, nil
+	})
+}
