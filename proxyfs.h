@@ -79,7 +79,9 @@ extern "C" {
 typedef struct proxyfs_mount_handle mount_handle_t;
 
 typedef struct {
-    uint64_t sec;  /* seconds */
+    uint64_t sec;  /* seconds since 1970 in two's complement: read it as
+                    * (int64_t)ts.sec, which is negative before 1970; set
+                    * it with ts.sec = (uint64_t)(int64_t)s */
     uint64_t nsec; /* nanoseconds, 0..999999999 */
 } proxyfs_timespec_t;
 

@@ -708,7 +708,8 @@ static json_t *ts_or_null(const proxyfs_timespec_t *ts)
 
 static bool ts_ok(const proxyfs_timespec_t *ts)
 {
-    return ts == NULL || (ts->nsec <= 999999999u && ts->sec <= INT64_MAX);
+    /* Any sec: it is two's complement (before 1970 when negative). */
+    return ts == NULL || ts->nsec <= 999999999u;
 }
 
 int proxyfs_settime(mount_handle_t *in_mount_handle, uint64_t in_inode_number,

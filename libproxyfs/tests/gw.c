@@ -588,6 +588,54 @@ static void test_realpath(void)
     CHECK_RC(proxyfs_unmount(mh), 0);
 }
 
+
+/* ------------------------------------------------- times before 1970 */
+
+static void test_old_times(void)
+{
+    mount_handle_t *mh = do_mount();
+    proxyfs_stat_t st, *gs = NULL, *ps = NULL;
+    proxyfs_setattr_t sa;
+    proxyfs_timespec_t at, mt;
+    uint64_t f;
+
+    if (mh == NULL)
+        return;
+    CHECK_RC(proxyfs_create_stat(mh, root_ino, "old", 0644, &f, &st), 0);
+    /* setattr: mtime 1969-12-31T23:59:59.5, crtime 1901-12-13. */
+    memset(&sa, 0, sizeof(sa));
+    sa.mtim.sec = (uint64_t)(int64_t)-1;
+    sa.mtim.nsec = 500000000;
+    sa.crtim.sec = (uint64_t)(int64_t)-2147483648LL;
+    CHECK_RC(proxyfs_setattr(mh, f, PROXYFS_SETATTR_MTIME | PROXYFS_SETATTR_CRTIME,
+                             &sa, &st), 0);
+    CHECK((int64_t)st.mtim.sec == -1 && st.mtim.nsec == 500000000);
+    CHECK((int64_t)st.crtim.sec == -2147483648LL);
+    /* The binary (get_stat) and JSON (get_stat_path) stats agree. */
+    CHECK_RC(proxyfs_get_stat(mh, f, &gs), 0);
+    CHECK_RC(proxyfs_get_stat_path(mh, "/old", &ps), 0);
+    if (gs != NULL && ps != NULL) {
+        CHECK((int64_t)gs->mtim.sec == -1 && (int64_t)ps->mtim.sec == -1);
+        CHECK(memcmp(gs, ps, sizeof(*gs)) == 0);
+    }
+    free(gs);
+    free(ps);
+    /* settime: atime and mtime before 1970. */
+    at.sec = (uint64_t)(int64_t)-86400;
+    at.nsec = 1;
+    mt.sec = (uint64_t)(int64_t)-315619200; /* 1960-01-01 */
+    mt.nsec = 0;
+    CHECK_RC(proxyfs_settime(mh, f, &at, &mt), 0);
+    CHECK_RC(proxyfs_settime_path(mh, "/old", &at, &mt), 0);
+    CHECK_RC(proxyfs_stat_at(mh, root_ino, "old", &st), 0);
+    CHECK((int64_t)st.atim.sec == -86400 && st.atim.nsec == 1);
+    CHECK((int64_t)st.mtim.sec == -315619200);
+    /* nsec is still checked. */
+    at.nsec = 1000000000;
+    CHECK_RC(proxyfs_settime(mh, f, &at, NULL), EINVAL);
+    CHECK_RC(proxyfs_unmount(mh), 0);
+}
+
 /* ------------------------------------------------------------------ main */
 
 static const struct {
@@ -600,6 +648,7 @@ static const struct {
     { "copy_range", test_copy_range },
     { "info", test_info },
     { "realpath", test_realpath },
+    { "old_times", test_old_times },
 };
 
 /* Writes the daemon's config (metrics on a free port) before the harness
