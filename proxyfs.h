@@ -147,6 +147,15 @@ PROXYFS_API int proxyfs_set_server(const char *in_address);
  * returns ETIMEDOUT. It applies to calls started after it. */
 PROXYFS_API int proxyfs_set_timeout(uint32_t in_timeout_ms);
 
+/* Set the call timeout of one mount handle's calls, in milliseconds, as
+ * proxyfs_set_timeout does for the process (which stays the timeout of
+ * the other handles); 0 goes back to the process-wide timeout. It applies
+ * to calls started after it. (The server address is process-wide: all
+ * handles share one pool of connections.)
+ * Errors: EINVAL (bad handle). */
+PROXYFS_API int proxyfs_set_mount_timeout(mount_handle_t *in_mount_handle,
+                                          uint32_t in_timeout_ms);
+
 /* A human-readable description of the last failure of a proxyfs call made
  * by the calling thread ("" if none). The string belongs to the library and
  * stays valid until the calling thread's next proxyfs call; do not free it. */

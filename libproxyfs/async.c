@@ -194,7 +194,7 @@ int pfs_async_send(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
     a->len = len;
     a->cb = cb;
     a->pool = p;
-    a->deadline_ms = pfs_now_ms() + pfs_config_timeout_ms();
+    a->deadline_ms = pfs_now_ms() + pfs_mount_timeout_ms(mh);
 
     pthread_mutex_lock(&areg_lock);
     if (areg_find(req_id) != NULL) {

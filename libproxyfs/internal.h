@@ -440,6 +440,7 @@ struct proxyfs_mount_handle {
     gid_t gid;
     unsigned async_inflight;
     uint64_t mutations; /* atomic: bumped by each changing call */
+    uint32_t timeout_ms; /* atomic: the call timeout; 0: the process's */
     pthread_mutex_t dlock; /* readdir cache */
     pfs_batch_t dcache[PFS_DCACHE_SLOTS];
     uint64_t dclock;
@@ -452,6 +453,9 @@ extern mount_handle_t *pfs_mounts;
 bool pfs_mount_valid(mount_handle_t *mh);
 uint64_t pfs_mount_id(mount_handle_t *mh);
 uint64_t pfs_mount_max_io(mount_handle_t *mh);
+/* The call timeout of mh's calls (proxyfs_set_mount_timeout, else the
+ * process-wide one); mh may be NULL (info.c). */
+uint64_t pfs_mount_timeout_ms(mount_handle_t *mh);
 /* Mounts again if the handle's mount id is still old_id. */
 int pfs_remount(mount_handle_t *mh, uint64_t old_id, uint64_t deadline_ms);
 void pfs_mount_changed(mount_handle_t *mh);

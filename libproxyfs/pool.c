@@ -405,7 +405,7 @@ static bool backoff(uint64_t *delay, uint64_t deadline_ms)
 int pfs_rpc(mount_handle_t *mh, const char *method, json_t *params,
             bool *out_uncertain, json_t **out_result)
 {
-    uint64_t deadline = pfs_now_ms() + pfs_config_timeout_ms();
+    uint64_t deadline = pfs_now_ms() + pfs_mount_timeout_ms(mh);
     uint64_t delay = 10;
     unsigned lost = 0;
     bool uncertain = false; /* when the caller does not ask */
@@ -474,7 +474,7 @@ int pfs_rpc(mount_handle_t *mh, const char *method, json_t *params,
 int pfs_bin_io(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
                uint8_t *buf, size_t len, size_t *out_len)
 {
-    uint64_t deadline = pfs_now_ms() + pfs_config_timeout_ms();
+    uint64_t deadline = pfs_now_ms() + pfs_mount_timeout_ms(mh);
     uint64_t delay = 10;
     unsigned lost = 0;
     pfs_pool_t *p;
@@ -564,7 +564,7 @@ int pfs_bin_write_striped(mount_handle_t *mh, uint64_t ino, uint64_t off,
         n = PFS_STRIPE_MAX;
     piece = (len + n - 1) / n;
     piece = (piece + 4095) & ~(size_t)4095;
-    deadline = pfs_now_ms() + pfs_config_timeout_ms();
+    deadline = pfs_now_ms() + pfs_mount_timeout_ms(mh);
     mid = pfs_mount_id(mh);
     for (i = 0; i < n && i * piece < len; i++) {
         pfs_bin_req_t req = { .flags = 0 };
@@ -658,7 +658,7 @@ static int bin_error(const pfs_bin_call_t *bc, int e, const char *what)
 
 int pfs_bin_call(mount_handle_t *mh, pfs_bin_call_t *bc)
 {
-    uint64_t deadline = pfs_now_ms() + pfs_config_timeout_ms();
+    uint64_t deadline = pfs_now_ms() + pfs_mount_timeout_ms(mh);
     uint64_t delay = 10;
     unsigned lost = 0;
     pfs_pool_t *p;

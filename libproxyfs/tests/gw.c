@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -636,6 +637,52 @@ static void test_old_times(void)
     CHECK_RC(proxyfs_unmount(mh), 0);
 }
 
+
+/* ---------------------------------------------- per-handle timeouts */
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void test_mount_timeout(void)
+{
+    mount_handle_t *mh = do_mount(), *other = do_mount();
+    proxyfs_stat_t *st = NULL;
+    uint64_t t0, took, f;
+    int rc;
+
+    if (mh == NULL || other == NULL) {
+        proxyfs_unmount(mh);
+        proxyfs_unmount(other);
+        return;
+    }
+    CHECK_RC(proxyfs_create(mh, root_ino, "tmo", 0644, &f), 0);
+    CHECK_RC(proxyfs_set_mount_timeout(mh, 300), 0);
+    CHECK_RC(proxyfs_set_mount_timeout(NULL, 300), EINVAL);
+    daemon_signal(&daemon_, SIGSTOP);
+    t0 = now_ms();
+    rc = proxyfs_get_stat(mh, f, &st);
+    took = now_ms() - t0;
+    CHECK_RC(rc, ETIMEDOUT);
+    CHECK(took >= 250 && took < 5000);
+    t0 = now_ms();
+    CHECK_RC(proxyfs_lseek(mh, f, 0, PROXYFS_SEEK_DATA, &t0), ETIMEDOUT);
+    daemon_signal(&daemon_, SIGCONT);
+    /* The other handle (process-wide timeout) works on as before. */
+    CHECK_RC(proxyfs_get_stat(other, f, &st), 0);
+    free(st);
+    st = NULL;
+    CHECK_RC(proxyfs_set_mount_timeout(mh, 0), 0);
+    CHECK_RC(proxyfs_get_stat(mh, f, &st), 0);
+    free(st);
+    CHECK_RC(proxyfs_unmount(mh), 0);
+    CHECK_RC(proxyfs_unmount(other), 0);
+}
+
 /* ------------------------------------------------------------------ main */
 
 static const struct {
@@ -649,6 +696,7 @@ static const struct {
     { "info", test_info },
     { "realpath", test_realpath },
     { "old_times", test_old_times },
+    { "mount_timeout", test_mount_timeout },
 };
 
 /* Writes the daemon's config (metrics on a free port) before the harness
