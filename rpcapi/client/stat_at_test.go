@@ -4,6 +4,8 @@ import (
 	"context"
 	"syscall"
 	"testing"
+
+	"github.com/proxyfs/proxyfs/rpcapi/wire"
 )
 
 func TestDaemonLookupStat(t *testing.T) {
@@ -45,4 +47,28 @@ func TestDaemonRealpathFollow(t *testing.T) {
 		t.Errorf("GetStatPath of a symlink followed it: %+v", st)
 	}
 	wantErrno(t, "GetStatPathFollow dangling", errOf(m.GetStatPathFollow(ctx, "dl")), syscall.ENOENT)
+}
+
+// Times before 1970 (negative seconds) go through setattr and settime and
+// come back from every stat (JSON and binary).
+func TestDaemonTimesBefore1970(t *testing.T) {
+	d := startDaemon(t)
+	_, m := dialMount(t, d.tcp(), alice)
+	ctx := context.Background()
+	f := must[Stat](t, "Create")(m.Create(ctx, m.RootInode(), "old", 0o644))
+	mt := Timespec{Sec: -1, Nsec: 500000000}
+	ct := Timespec{Sec: -2147483648}
+	st := must[Stat](t, "SetAttr")(m.SetAttr(ctx, f.Ino, Attrs{Mask: wire.SetMtime | wire.SetCrtime, Mtime: &mt, Crtime: &ct}))
+	if st.Mtime != mt || st.Crtime != ct {
+		t.Errorf("SetAttr stat %+v", st)
+	}
+	at := Timespec{Sec: -86400, Nsec: 1}
+	if err := m.SetTime(ctx, f.Ino, &at, nil); err != nil {
+		t.Fatal(err)
+	}
+	b := must[Stat](t, "GetStat")(m.GetStat(ctx, f.Ino))
+	j := must[Stat](t, "GetStatPath")(m.GetStatPath(ctx, "old"))
+	if b != j || b.Atime != at || b.Mtime != mt || b.Crtime != ct {
+		t.Errorf("binary %+v, JSON %+v", b, j)
+	}
 }
