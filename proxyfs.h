@@ -79,7 +79,9 @@ extern "C" {
 typedef struct proxyfs_mount_handle mount_handle_t;
 
 typedef struct {
-    uint64_t sec;  /* seconds */
+    uint64_t sec;  /* seconds since 1970 in two's complement: read it as
+                    * (int64_t)ts.sec, which is negative before 1970; set
+                    * it with ts.sec = (uint64_t)(int64_t)s */
     uint64_t nsec; /* nanoseconds, 0..999999999 */
 } proxyfs_timespec_t;
 
@@ -95,6 +97,11 @@ typedef struct {
     proxyfs_timespec_t mtim;  /* last modification of the data */
     proxyfs_timespec_t ctim;  /* last change of the inode */
     proxyfs_timespec_t crtim; /* creation */
+    /* Appended in 1.1 (the fields above keep their offsets): */
+    uint64_t blocks;          /* st_blocks: 512-byte blocks allocated to the
+                               * data (fewer than size/512 for a sparse
+                               * file; 0 for directories and symlinks) */
+    uint64_t blksize;         /* st_blksize: preferred I/O size (4096) */
 } proxyfs_stat_t;
 
 /* proxyfs_mount options. */
@@ -140,6 +147,15 @@ PROXYFS_API int proxyfs_set_server(const char *in_address);
  * returns ETIMEDOUT. It applies to calls started after it. */
 PROXYFS_API int proxyfs_set_timeout(uint32_t in_timeout_ms);
 
+/* Set the call timeout of one mount handle's calls, in milliseconds, as
+ * proxyfs_set_timeout does for the process (which stays the timeout of
+ * the other handles); 0 goes back to the process-wide timeout. It applies
+ * to calls started after it. (The server address is process-wide: all
+ * handles share one pool of connections.)
+ * Errors: EINVAL (bad handle). */
+PROXYFS_API int proxyfs_set_mount_timeout(mount_handle_t *in_mount_handle,
+                                          uint32_t in_timeout_ms);
+
 /* A human-readable description of the last failure of a proxyfs call made
  * by the calling thread ("" if none). The string belongs to the library and
  * stays valid until the calling thread's next proxyfs call; do not free it. */
@@ -169,6 +185,13 @@ PROXYFS_API int proxyfs_mount(char *in_volume_name,
  * the library's threads.
  * Errors: EINVAL (NULL handle), EBUSY, and errors telling the daemon. */
 PROXYFS_API int proxyfs_unmount(mount_handle_t *in_mount_handle);
+
+/* The volume's maximum I/O size in bytes (the largest single async read
+ * or write; synchronous calls split larger ones), as the daemon gave it at
+ * mount (and again at a remount), in *out_size (the caller's).
+ * Errors: EINVAL (bad handle, NULL out_size). */
+PROXYFS_API int proxyfs_max_io_size(mount_handle_t *in_mount_handle,
+                                    uint64_t *out_size);
 
 /* ------------------------------------------------------------ namespace */
 
@@ -253,6 +276,11 @@ PROXYFS_API int proxyfs_read_symlink_path(mount_handle_t *in_mount_handle,
 /* Add the name in_basename in directory in_inode_number for the existing
  * inode in_target_inode_number; the path form links in_tgt_fullpath (new)
  * to in_src_fullpath (existing).
+ *
+ * !!! ARGUMENT ORDER: proxyfs_link_path(mh, EXISTING, NEW), as link(2) and
+ * !!! ln(1). The original ProxyFS server's link-by-path call took (new,
+ * !!! existing): code ported from it must swap the two paths, or it
+ * !!! creates the link the other way round (or fails with EEXIST/ENOENT).
  * Errors: EINVAL, ENOENT, ENOTDIR, EEXIST, EIO, ENOMEM, EPERM (directory). */
 PROXYFS_API int proxyfs_link(mount_handle_t *in_mount_handle,
                              uint64_t in_inode_number,
@@ -322,6 +350,71 @@ PROXYFS_API int proxyfs_open(mount_handle_t *in_mount_handle,
  * mount handle: closed already, never opened, or lost), EIO, ETIMEDOUT. */
 PROXYFS_API int proxyfs_close(mount_handle_t *in_mount_handle,
                               uint64_t in_fh);
+
+/* ------------------------------------------- namespace calls with stat */
+
+/* The namespace calls above, returning the entry's attributes as well, in
+ * the same single request (an SMB CREATE is an open and a stat: one round
+ * trip instead of two). *out_stat is the caller's proxyfs_stat_t, filled
+ * on success only; nothing is allocated, nothing is to be freed.
+ * out_inode_number may be NULL (the inode is also out_stat->ino). The
+ * strings are only read during the call. Errors and the retry rule are
+ * those of the call without _stat (after a lost attempt, an EEXIST whose
+ * entry is what the call makes is success, with that entry's stat).
+ *
+ * proxyfs_lookup_stat: lookup + stat of in_basename in the directory.
+ * proxyfs_stat_at: the same without the inode number (fstatat with
+ *   AT_SYMLINK_NOFOLLOW: a symlink's own attributes).
+ * proxyfs_create_stat, proxyfs_mkdir_stat, proxyfs_symlink_stat: create,
+ *   and return the new entry's attributes. */
+PROXYFS_API int proxyfs_lookup_stat(mount_handle_t *in_mount_handle,
+                                    uint64_t in_inode_number,
+                                    const char *in_basename,
+                                    uint64_t *out_inode_number,
+                                    proxyfs_stat_t *out_stat);
+PROXYFS_API int proxyfs_stat_at(mount_handle_t *in_mount_handle,
+                                uint64_t in_inode_number,
+                                const char *in_basename,
+                                proxyfs_stat_t *out_stat);
+PROXYFS_API int proxyfs_create_stat(mount_handle_t *in_mount_handle,
+                                    uint64_t in_inode_number,
+                                    const char *in_basename,
+                                    mode_t in_mode,
+                                    uint64_t *out_inode_number,
+                                    proxyfs_stat_t *out_stat);
+PROXYFS_API int proxyfs_mkdir_stat(mount_handle_t *in_mount_handle,
+                                   uint64_t in_inode_number,
+                                   const char *in_basename,
+                                   mode_t in_mode,
+                                   uint64_t *out_inode_number,
+                                   proxyfs_stat_t *out_stat);
+PROXYFS_API int proxyfs_symlink_stat(mount_handle_t *in_mount_handle,
+                                     uint64_t in_inode_number,
+                                     const char *in_basename,
+                                     const char *in_target,
+                                     uint64_t *out_inode_number,
+                                     proxyfs_stat_t *out_stat);
+
+/* stat(2) of a path, following a final symlink (proxyfs_get_stat_path is
+ * lstat(2)), into the caller's *out_stat; nothing is allocated. One
+ * JSON-RPC call (get_stat_path with "follow").
+ * Errors: EINVAL, ENOENT (also a dangling symlink), ENOTDIR, ELOOP,
+ * ENAMETOOLONG. */
+PROXYFS_API int proxyfs_stat_path_follow(mount_handle_t *in_mount_handle,
+                                         const char *in_fullpath,
+                                         proxyfs_stat_t *out_stat);
+
+/* realpath(3) within the volume: the canonical path of what in_fullpath
+ * names, every symlink followed (the last component's too), "/" for the
+ * root. *out_path is a NUL-terminated string allocated with malloc(); the
+ * caller frees it with free(). *out_inode_number (may be NULL) is the
+ * inode it names. One JSON-RPC call.
+ * Errors: EINVAL, ENOENT (also a dangling symlink), ENOTDIR, ELOOP,
+ * ENAMETOOLONG, ENOMEM. */
+PROXYFS_API int proxyfs_realpath(mount_handle_t *in_mount_handle,
+                                 const char *in_fullpath,
+                                 char **out_path,
+                                 uint64_t *out_inode_number);
 
 /* ------------------------------------------------------------ attributes */
 
@@ -455,6 +548,60 @@ PROXYFS_API int proxyfs_write(mount_handle_t *in_mount_handle,
 PROXYFS_API int proxyfs_flush(mount_handle_t *in_mount_handle,
                               uint64_t in_inode_number);
 
+/* ------------------------------------------------- allocation, sparse */
+
+/* proxyfs_fallocate modes: Linux's FALLOC_FL_* values. */
+#define PROXYFS_FALLOC_KEEP_SIZE  0x01
+#define PROXYFS_FALLOC_PUNCH_HOLE 0x02 /* only with KEEP_SIZE, as Linux */
+#define PROXYFS_FALLOC_ZERO_RANGE 0x10
+
+/* fallocate(2) on a regular file: mode 0 allocates [in_offset,
+ * in_offset + in_length) and extends the size if the range ends beyond it;
+ * KEEP_SIZE allocates without changing the size; PUNCH_HOLE|KEEP_SIZE
+ * deallocates the range (it reads as zeros, st_blocks drops); ZERO_RANGE
+ * (optionally with KEEP_SIZE) zeroes it. One JSON-RPC call; nothing is
+ * allocated for the caller.
+ * Errors: EINVAL (also length 0), EOPNOTSUPP (other modes, PUNCH_HOLE
+ * without KEEP_SIZE), ENOENT, EISDIR, EFBIG, ENOSPC, EROFS, EIO. */
+PROXYFS_API int proxyfs_fallocate(mount_handle_t *in_mount_handle,
+                                  uint64_t in_inode_number,
+                                  int in_mode,
+                                  uint64_t in_offset,
+                                  uint64_t in_length);
+
+/* proxyfs_lseek whences: the values of Linux's SEEK_DATA and SEEK_HOLE. */
+#define PROXYFS_SEEK_DATA 3
+#define PROXYFS_SEEK_HOLE 4
+
+/* lseek(2) SEEK_DATA / SEEK_HOLE on a regular file: *out_offset is the
+ * first offset at or after in_offset that is data (or a hole; the end of
+ * the file counts as one). Only writes *out_offset (the caller's).
+ * Errors: EINVAL (whence, NULL out_offset), ENXIO (in_offset at or past
+ * the size, or SEEK_DATA with only holes after it), ENOENT, EISDIR. */
+PROXYFS_API int proxyfs_lseek(mount_handle_t *in_mount_handle,
+                              uint64_t in_inode_number,
+                              uint64_t in_offset,
+                              int in_whence,
+                              uint64_t *out_offset);
+
+/* Server-side copy (SMB copy-chunk, copy_file_range): copy up to in_length
+ * bytes of file in_src_inode_number at in_src_offset into file
+ * in_dst_inode_number at in_dst_offset inside proxyfsd; the data never
+ * crosses the wire. *out_copied (the caller's) is the bytes copied: fewer
+ * at the end of the source (0 at or past it) and at most 64 MiB per call,
+ * so a caller loops until it has copied what it wants or gets 0. The
+ * destination grows as with proxyfs_write (a gap reads as zeros). One
+ * JSON-RPC call; nothing is allocated.
+ * Errors: EINVAL (NULL out_copied, overlapping ranges of one file), ENOENT
+ * (either inode missing; not EBADF), EISDIR, EFBIG, ENOSPC, EROFS, EIO. */
+PROXYFS_API int proxyfs_copy_range(mount_handle_t *in_mount_handle,
+                                   uint64_t in_src_inode_number,
+                                   uint64_t in_src_offset,
+                                   uint64_t in_dst_inode_number,
+                                   uint64_t in_dst_offset,
+                                   uint64_t in_length,
+                                   uint64_t *out_copied);
+
 /* --------------------------------------------------------- async data */
 
 /* Asynchronous read. The request is sent in the caller's thread (a single
@@ -489,7 +636,8 @@ PROXYFS_API int proxyfs_read_send(mount_handle_t *in_mount_handle,
  * with its status in *out_rsp_status (0, or EBADF, EISDIR, EIO, EINVAL,
  * ETIMEDOUT, ...) and the number of bytes read in *out_bufsize, and forget
  * the request. Returns ENOENT if no such request is known (never sent, send
- * failed, already received, or a write request), EINVAL for NULL outputs. */
+ * failed, already received, or a write or flush request), EINVAL for NULL
+ * outputs. */
 PROXYFS_API int proxyfs_read_recv(void *in_request_id,
                                   int *out_rsp_status,
                                   size_t *out_bufsize);
@@ -509,6 +657,26 @@ PROXYFS_API int proxyfs_write_send(mount_handle_t *in_mount_handle,
 PROXYFS_API int proxyfs_write_recv(void *in_request_id,
                                    int *out_rsp_status,
                                    size_t *out_size);
+
+/* Asynchronous flush (fsync), for SMB2 FLUSH and write-through (Samba's
+ * fsync_send): as proxyfs_read_send, with no buffer. On success (0) the
+ * callback (may be NULL) is called exactly once on a library thread when
+ * the data and metadata of the inode are durable, or the flush failed;
+ * proxyfs_flush_recv then returns the status. in_request_id shares the
+ * namespace of the read and write request ids (EEXIST if in use).
+ * Errors: EINVAL, EEXIST (id in use), ENOMEM. */
+PROXYFS_API int proxyfs_flush_send(mount_handle_t *in_mount_handle,
+                                   uint64_t in_inode_number,
+                                   void *in_request_id,
+                                   void (*in_done_callback)(void *in_request_id));
+
+/* Wait until the flush request in_request_id has completed (and its
+ * callback returned), then return 0 with its status in *out_rsp_status (0,
+ * or EBADF for an inode that does not exist, EIO, ETIMEDOUT, ...), and
+ * forget the request. Returns ENOENT if no such flush request is known
+ * (never sent, send failed, already received, or a read or write request),
+ * EINVAL for a NULL out_rsp_status. Nothing is allocated. */
+PROXYFS_API int proxyfs_flush_recv(void *in_request_id, int *out_rsp_status);
 
 /* --------------------------------------------------------------- xattrs */
 

@@ -64,9 +64,10 @@ static int bin_stat_call(mount_handle_t *mh, uint16_t op, uint64_t ino,
                          const char *name, uint64_t off, proxyfs_stat_t *st,
                          bool *uncertain)
 {
-    uint8_t rec[PFS_BIN_STAT];
+    uint8_t rec[PFS_BIN_STAT_EXT];
     pfs_bin_call_t bc = { .op = op, .ino = ino, .off = off, .name = name,
                           .namelen = name != NULL ? strlen(name) : 0,
+                          .flags = PFS_BIN_REQ_STAT_EXT,
                           .rbuf = rec, .rcap = sizeof(rec) };
     int rc = pfs_bin_call(mh, &bc);
 
@@ -74,10 +75,17 @@ static int bin_stat_call(mount_handle_t *mh, uint16_t op, uint64_t ino,
         *uncertain = bc.uncertain;
     if (rc != 0)
         return rc;
-    if (bc.rlen != PFS_BIN_STAT)
+    if (bc.rlen != PFS_BIN_STAT_EXT)
         return pfs_set_error(EIO, "malformed stat reply (%zu bytes)", bc.rlen);
-    pfs_bin_decode_stat(rec, st);
+    pfs_bin_decode_stat_ext(rec, st);
     return 0;
+}
+
+int pfs_bin_stat_call(mount_handle_t *mh, uint16_t op, uint64_t ino,
+                      const char *name, uint64_t off, proxyfs_stat_t *st,
+                      bool *uncertain)
+{
+    return bin_stat_call(mh, op, ino, name, off, st, uncertain);
 }
 
 /* ----------------------------------------------------------- lookups */
@@ -194,23 +202,23 @@ static int removed_by_rule(int rc, bool uncertain, int gone)
     return rc == gone && uncertain ? rule_ok() : rc;
 }
 
-/* What a create, mkdir or symlink makes, and where. */
-typedef struct {
-    const char *method;
-    uint64_t type;       /* S_IFREG, S_IFDIR or S_IFLNK */
-    uint64_t perm;       /* permission bits (not checked for symlinks) */
-    const char *target;  /* symlink target, else NULL */
-    uint64_t dir;        /* inode form: directory and name */
-    const char *name;
-    const char *path;    /* path form (name NULL) */
-} pfs_newent_t;
-
 /* The rule for a create, mkdir or symlink that got EEXIST after an
  * uncertain attempt: the entry must have the call's type, the mount's
  * uid and gid, and the call's permission bits (create, mkdir) or target
  * (symlink). On success *out (if not NULL) is its inode. */
 static int newent_rule(mount_handle_t *mh, const pfs_newent_t *e,
                        uint64_t *out)
+{
+    proxyfs_stat_t st;
+    int rc = pfs_newent_rule(mh, e, &st);
+
+    if (rc == 0 && out != NULL)
+        *out = st.ino;
+    return rc;
+}
+
+int pfs_newent_rule(mount_handle_t *mh, const pfs_newent_t *e,
+                    proxyfs_stat_t *out_st)
 {
     proxyfs_stat_t st;
     const char *t = NULL;
@@ -243,8 +251,7 @@ static int newent_rule(mount_handle_t *mh, const pfs_newent_t *e,
             return rule_differs(e->method, EEXIST,
                                 "the symlink has another target");
     }
-    if (out != NULL)
-        *out = st.ino;
+    *out_st = st;
     return rule_ok();
 }
 
@@ -701,7 +708,8 @@ static json_t *ts_or_null(const proxyfs_timespec_t *ts)
 
 static bool ts_ok(const proxyfs_timespec_t *ts)
 {
-    return ts == NULL || (ts->nsec <= 999999999u && ts->sec <= INT64_MAX);
+    /* Any sec: it is two's complement (before 1970 when negative). */
+    return ts == NULL || ts->nsec <= 999999999u;
 }
 
 int proxyfs_settime(mount_handle_t *in_mount_handle, uint64_t in_inode_number,

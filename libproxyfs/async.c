@@ -1,4 +1,5 @@
-/* async.c - proxyfs_read_send/_recv and proxyfs_write_send/_recv.
+/* async.c - proxyfs_read_send/_recv and proxyfs_write_send/_recv (and the
+ * machinery of proxyfs_flush_send/_recv, flush_async.c).
  *
  * Each request is a pfs_async_t kept in a process-wide registry keyed by the
  * caller's request id. The send goes out in the caller's thread on a binary
@@ -115,7 +116,7 @@ static void async_done(pfs_call_t *call)
 /* Sends one attempt. 0: async_done will be called; PFS_NOTSENT: not. */
 static int start_attempt(pfs_async_t *a)
 {
-    pfs_bin_req_t req;
+    pfs_bin_req_t req = { .flags = 0 };
     uint8_t hdr[PFS_BIN_REQ_HDR];
 
     memset(&a->call, 0, sizeof(a->call));
@@ -165,7 +166,7 @@ void pfs_async_retry(pfs_pool_t *p, pfs_async_t *a)
         pfs_pool_queue_retry(a->pool, a, retry_delay(a->attempts++));
 }
 
-static int async_send(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
+int pfs_async_send(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
                       uint8_t *buf, size_t len, void *req_id,
                       proxyfs_done_callback_t cb)
 {
@@ -193,7 +194,7 @@ static int async_send(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
     a->len = len;
     a->cb = cb;
     a->pool = p;
-    a->deadline_ms = pfs_now_ms() + pfs_config_timeout_ms();
+    a->deadline_ms = pfs_now_ms() + pfs_mount_timeout_ms(mh);
 
     pthread_mutex_lock(&areg_lock);
     if (areg_find(req_id) != NULL) {
@@ -213,7 +214,7 @@ static int async_send(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
     return 0;
 }
 
-static int async_recv(int op, void *req_id, int *out_status, size_t *out_n)
+int pfs_async_recv(int op, void *req_id, int *out_status, size_t *out_n)
 {
     pfs_async_t *a;
 
@@ -225,7 +226,9 @@ static int async_recv(int op, void *req_id, int *out_status, size_t *out_n)
         if (a == NULL || a->op != op) {
             pthread_mutex_unlock(&areg_lock);
             return pfs_set_error(ENOENT, "no %s request %p",
-                                 op == PFS_BIN_OP_READ ? "read" : "write",
+                                 op == PFS_BIN_OP_READ    ? "read"
+                                 : op == PFS_BIN_OP_WRITE ? "write"
+                                                          : "flush",
                                  req_id);
         }
         if (a->done || (a->completed && pfs_in_callback &&
@@ -249,7 +252,7 @@ int proxyfs_read_send(mount_handle_t *in_mount_handle, uint64_t in_inode_number,
     size_t n = in_length < in_bufsize ? (size_t)in_length : in_bufsize;
 
     PFS_API_ENTER();
-    PFS_API_RETURN(async_send(in_mount_handle, PFS_BIN_OP_READ, in_inode_number,
+    PFS_API_RETURN(pfs_async_send(in_mount_handle, PFS_BIN_OP_READ, in_inode_number,
                               in_offset, in_bufptr, n, in_request_id,
                               in_done_callback));
 }
@@ -258,7 +261,7 @@ int proxyfs_read_recv(void *in_request_id, int *out_rsp_status,
                       size_t *out_bufsize)
 {
     PFS_API_ENTER();
-    PFS_API_RETURN(async_recv(PFS_BIN_OP_READ, in_request_id, out_rsp_status,
+    PFS_API_RETURN(pfs_async_recv(PFS_BIN_OP_READ, in_request_id, out_rsp_status,
                               out_bufsize));
 }
 
@@ -268,7 +271,7 @@ int proxyfs_write_send(mount_handle_t *in_mount_handle, uint64_t in_inode_number
                        void (*in_done_callback)(void *in_request_id))
 {
     PFS_API_ENTER();
-    PFS_API_RETURN(async_send(in_mount_handle, PFS_BIN_OP_WRITE, in_inode_number,
+    PFS_API_RETURN(pfs_async_send(in_mount_handle, PFS_BIN_OP_WRITE, in_inode_number,
                               in_offset, in_bufptr, in_bufsize, in_request_id,
                               in_done_callback));
 }
@@ -277,7 +280,7 @@ int proxyfs_write_recv(void *in_request_id, int *out_rsp_status,
                        size_t *out_size)
 {
     PFS_API_ENTER();
-    PFS_API_RETURN(async_recv(PFS_BIN_OP_WRITE, in_request_id, out_rsp_status,
+    PFS_API_RETURN(pfs_async_recv(PFS_BIN_OP_WRITE, in_request_id, out_rsp_status,
                               out_size));
 }
 

@@ -58,13 +58,15 @@ void pfs_bin_encode_request(const pfs_bin_req_t *r, uint8_t out[PFS_BIN_REQ_HDR]
     put64(out + 24, r->inode);
     put64(out + 32, r->offset);
     put32(out + 40, r->length);
-    put32(out + 44, 0);
+    put32(out + 44, r->flags);
 }
 
 int pfs_bin_decode_request(const uint8_t in[PFS_BIN_REQ_HDR], pfs_bin_req_t *r)
 {
-    if (memcmp(in, "PFSB", 4) != 0 || get16(in + 4) != 1 || get32(in + 44) != 0)
+    if (memcmp(in, "PFSB", 4) != 0 || get16(in + 4) != 1 ||
+        (get32(in + 44) & ~PFS_BIN_REQ_STAT_EXT) != 0)
         return EPROTO;
+    r->flags = get32(in + 44);
     r->op = get16(in + 6);
     r->id = get64(in + 8);
     r->mount_id = get64(in + 16);
@@ -130,6 +132,22 @@ void pfs_bin_decode_stat(const uint8_t in[PFS_BIN_STAT], proxyfs_stat_t *st)
     st->ctim.nsec = get64(in + 96);
     st->crtim.sec = get64(in + 104);
     st->crtim.nsec = get64(in + 112);
+    st->blocks = 0;
+    st->blksize = 0;
+}
+
+void pfs_bin_encode_stat_ext(const proxyfs_stat_t *st, uint8_t out[PFS_BIN_STAT_EXT])
+{
+    pfs_bin_encode_stat(st, out);
+    put64(out + PFS_BIN_STAT, st->blocks);
+    put64(out + PFS_BIN_STAT + 8, st->blksize);
+}
+
+void pfs_bin_decode_stat_ext(const uint8_t in[PFS_BIN_STAT_EXT], proxyfs_stat_t *st)
+{
+    pfs_bin_decode_stat(in, st);
+    st->blocks = get64(in + PFS_BIN_STAT);
+    st->blksize = get64(in + PFS_BIN_STAT + 8);
 }
 
 size_t pfs_bin_encode_dirent(const pfs_dent_t *d, uint8_t *out)
@@ -147,6 +165,12 @@ size_t pfs_bin_encode_dirent(const pfs_dent_t *d, uint8_t *out)
 
 int pfs_bin_count_dirents(const uint8_t *in, size_t len, bool *eof, size_t *n)
 {
+    return pfs_bin_count_dirents_ext(in, len, PFS_BIN_STAT, eof, n);
+}
+
+int pfs_bin_count_dirents_ext(const uint8_t *in, size_t len, size_t statlen,
+                              bool *eof, size_t *n)
+{
     size_t pos = 1, cnt = 0;
 
     if (len < 1 || in[0] > 1)
@@ -157,11 +181,11 @@ int pfs_bin_count_dirents(const uint8_t *in, size_t len, bool *eof, size_t *n)
         if (len - pos < 18)
             return EPROTO;
         nl = in[pos + 17];
-        if (nl == 0 || len - pos < PFS_BIN_DIRENT_FIXED + nl)
+        if (nl == 0 || len - pos < 18 + statlen + nl)
             return EPROTO;
         if (memchr(in + pos + 18, '\0', nl) != NULL)
             return EPROTO;
-        pos += PFS_BIN_DIRENT_FIXED + nl;
+        pos += 18 + statlen + nl;
         cnt++;
     }
     *eof = in[0] == 1;
@@ -171,6 +195,12 @@ int pfs_bin_count_dirents(const uint8_t *in, size_t len, bool *eof, size_t *n)
 
 size_t pfs_bin_decode_dirent(const uint8_t *in, pfs_dent_t *d)
 {
+    return pfs_bin_decode_dirent_ext(in, PFS_BIN_STAT, d);
+}
+
+size_t pfs_bin_decode_dirent_ext(const uint8_t *in, size_t statlen,
+                                 pfs_dent_t *d)
+{
     size_t nl = in[17];
 
     d->cookie = (int64_t)get64(in);
@@ -178,6 +208,9 @@ size_t pfs_bin_decode_dirent(const uint8_t *in, pfs_dent_t *d)
     d->type = in[16];
     memcpy(d->name, in + 18, nl);
     d->name[nl] = '\0';
-    pfs_bin_decode_stat(in + 18 + nl, &d->st);
-    return PFS_BIN_DIRENT_FIXED + nl;
+    if (statlen == PFS_BIN_STAT_EXT)
+        pfs_bin_decode_stat_ext(in + 18 + nl, &d->st);
+    else
+        pfs_bin_decode_stat(in + 18 + nl, &d->st);
+    return 18 + statlen + nl;
 }

@@ -130,6 +130,10 @@ int pfs_b64_decode(const char *in, uint8_t **out, size_t *out_len);
 #define PFS_BIN_OP_MAX 9
 #define PFS_BIN_FLAG_BAD_MOUNT 1u
 #define PFS_BIN_STAT 120         /* stat record: 15 little-endian u64 */
+/* Request flag: stat records of PFS_BIN_STAT_EXT bytes (+ blocks, blksize)
+ * in LOOKUP, GET_STAT, CREATE and READDIR_PLUS replies. */
+#define PFS_BIN_REQ_STAT_EXT 1u
+#define PFS_BIN_STAT_EXT 136
 #define PFS_BIN_MAX_NAME 4096    /* larger name payloads break the stream */
 /* READDIR_PLUS entry: cookie, inode, type, namelen, name, stat record */
 #define PFS_BIN_DIRENT_FIXED (18 + PFS_BIN_STAT)
@@ -141,6 +145,7 @@ typedef struct {
     uint64_t inode;
     uint64_t offset;
     uint32_t length;
+    uint32_t flags; /* 0 or PFS_BIN_REQ_STAT_EXT */
 } pfs_bin_req_t;
 
 typedef struct {
@@ -158,6 +163,9 @@ int pfs_bin_decode_request(const uint8_t in[PFS_BIN_REQ_HDR], pfs_bin_req_t *r);
 int pfs_bin_decode_reply(const uint8_t in[PFS_BIN_REP_HDR], pfs_bin_rep_t *r);
 void pfs_bin_encode_stat(const proxyfs_stat_t *st, uint8_t out[PFS_BIN_STAT]);
 void pfs_bin_decode_stat(const uint8_t in[PFS_BIN_STAT], proxyfs_stat_t *st);
+/* The extended record (PFS_BIN_STAT_EXT bytes: + blocks, blksize). */
+void pfs_bin_encode_stat_ext(const proxyfs_stat_t *st, uint8_t out[PFS_BIN_STAT_EXT]);
+void pfs_bin_decode_stat_ext(const uint8_t in[PFS_BIN_STAT_EXT], proxyfs_stat_t *st);
 
 typedef struct pfs_dent pfs_dent_t;
 /* READDIR_PLUS reply payloads: the eof byte, then entries. count checks a
@@ -166,6 +174,12 @@ typedef struct pfs_dent pfs_dent_t;
  * reads one entry of a checked payload into *d and returns its size. */
 int pfs_bin_count_dirents(const uint8_t *in, size_t len, bool *eof, size_t *n);
 size_t pfs_bin_decode_dirent(const uint8_t *in, pfs_dent_t *d);
+/* The same for entries whose stat records are statlen bytes
+ * (PFS_BIN_STAT or PFS_BIN_STAT_EXT). */
+int pfs_bin_count_dirents_ext(const uint8_t *in, size_t len, size_t statlen,
+                              bool *eof, size_t *n);
+size_t pfs_bin_decode_dirent_ext(const uint8_t *in, size_t statlen,
+                                 pfs_dent_t *d);
 /* Appends one entry (for tests); returns its size. */
 size_t pfs_bin_encode_dirent(const pfs_dent_t *d, uint8_t *out);
 
@@ -345,6 +359,7 @@ typedef struct {
     uint64_t ino;
     uint64_t off;
     uint32_t length;   /* header length field when there is no name */
+    uint32_t flags;    /* request flags (PFS_BIN_REQ_STAT_EXT) */
     const char *name;  /* name payload (LOOKUP, CREATE, UNLINK) or NULL */
     size_t namelen;
     uint8_t *rbuf;     /* reply payload destination, rcap bytes */
@@ -359,6 +374,32 @@ typedef struct {
 /* Returns 0 or a positive errno (recorded). A name longer than
  * PFS_BIN_MAX_NAME is ENAMETOOLONG without a request. */
 int pfs_bin_call(mount_handle_t *mh, pfs_bin_call_t *bc);
+
+/* --------------------------------------------------------------- api.c */
+
+/* A binary call whose reply is a stat record (LOOKUP, GET_STAT, CREATE):
+ * 0 with *st, or a positive errno (recorded). *uncertain (if not NULL): an
+ * attempt was lost in flight (see pfs_rpc). */
+int pfs_bin_stat_call(mount_handle_t *mh, uint16_t op, uint64_t ino,
+                      const char *name, uint64_t off, proxyfs_stat_t *st,
+                      bool *uncertain);
+
+/* What a create, mkdir or symlink makes, and where. */
+typedef struct {
+    const char *method;
+    uint64_t type;       /* S_IFREG, S_IFDIR or S_IFLNK */
+    uint64_t perm;       /* permission bits (not checked for symlinks) */
+    const char *target;  /* symlink target, else NULL */
+    uint64_t dir;        /* inode form: directory and name */
+    const char *name;
+    const char *path;    /* path form (name NULL) */
+} pfs_newent_t;
+
+/* The retry rule (PROTOCOL.md, "Retries") for a create, mkdir or symlink
+ * that got EEXIST after an uncertain attempt: 0 with the entry's stat in
+ * *out_st if it is what the call makes, else EEXIST or EIO (recorded). */
+int pfs_newent_rule(mount_handle_t *mh, const pfs_newent_t *e,
+                    proxyfs_stat_t *out_st);
 
 /* ------------------------------------------------------------- mount.c */
 
@@ -400,6 +441,7 @@ struct proxyfs_mount_handle {
     gid_t gid;
     unsigned async_inflight;
     uint64_t mutations; /* atomic: bumped by each changing call */
+    uint32_t timeout_ms; /* atomic: the call timeout; 0: the process's */
     pthread_mutex_t dlock; /* readdir cache */
     pfs_batch_t dcache[PFS_DCACHE_SLOTS];
     uint64_t dclock;
@@ -412,6 +454,9 @@ extern mount_handle_t *pfs_mounts;
 bool pfs_mount_valid(mount_handle_t *mh);
 uint64_t pfs_mount_id(mount_handle_t *mh);
 uint64_t pfs_mount_max_io(mount_handle_t *mh);
+/* The call timeout of mh's calls (proxyfs_set_mount_timeout, else the
+ * process-wide one); mh may be NULL (info.c). */
+uint64_t pfs_mount_timeout_ms(mount_handle_t *mh);
 /* Mounts again if the handle's mount id is still old_id. */
 int pfs_remount(mount_handle_t *mh, uint64_t old_id, uint64_t deadline_ms);
 void pfs_mount_changed(mount_handle_t *mh);
@@ -457,6 +502,16 @@ struct pfs_async {
     size_t result;
 };
 
+/* Sends an async binary request (READ, WRITE or FLUSH; buf/len are the
+ * data of READ and WRITE, NULL/0 for FLUSH) registered under req_id.
+ * 0, or EINVAL, EEXIST, ENOMEM (nothing sent). ENOENT in the reply is
+ * reported as EBADF. */
+int pfs_async_send(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
+                   uint8_t *buf, size_t len, void *req_id,
+                   proxyfs_done_callback_t cb);
+/* Waits for the request req_id of opcode op and forgets it: 0 with its
+ * status and result, or ENOENT (no such request of that opcode). */
+int pfs_async_recv(int op, void *req_id, int *out_status, size_t *out_n);
 /* Worker side: retry (or fail) an async op taken from the queue. */
 void pfs_async_retry(pfs_pool_t *p, pfs_async_t *a);
 /* After fork, in the child: forget every async request. */

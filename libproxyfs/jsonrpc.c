@@ -183,14 +183,18 @@ int pfs_json_get_i64(const json_t *obj, const char *key, int64_t *out)
 static int get_ts(const json_t *obj, const char *key, proxyfs_timespec_t *ts)
 {
     json_t *v = json_object_get(obj, key);
+    int64_t sec;
 
     if (v == NULL || json_is_null(v)) {
         ts->sec = ts->nsec = 0;
         return 0;
     }
-    if (!json_is_object(v) || pfs_json_get_u64(v, "sec", &ts->sec) != 0 ||
+    /* Seconds are signed on the wire (before 1970: negative); the unsigned
+     * field holds them in two's complement, as the binary record does. */
+    if (!json_is_object(v) || pfs_json_get_i64(v, "sec", &sec) != 0 ||
         pfs_json_get_u64(v, "nsec", &ts->nsec) != 0)
         return EPROTO;
+    ts->sec = (uint64_t)sec;
     return 0;
 }
 
@@ -208,6 +212,8 @@ int pfs_json_to_stat(const json_t *obj, proxyfs_stat_t *st)
     pfs_json_get_u64(obj, "gid", &st->gid);
     pfs_json_get_u64(obj, "size", &st->size);
     pfs_json_get_u64(obj, "dev", &st->dev);
+    pfs_json_get_u64(obj, "blocks", &st->blocks);
+    pfs_json_get_u64(obj, "blksize", &st->blksize);
     if (get_ts(obj, "atime", &st->atim) != 0 ||
         get_ts(obj, "mtime", &st->mtim) != 0 ||
         get_ts(obj, "ctime", &st->ctim) != 0 ||
@@ -218,7 +224,8 @@ int pfs_json_to_stat(const json_t *obj, proxyfs_stat_t *st)
 
 json_t *pfs_json_timespec(const proxyfs_timespec_t *ts)
 {
-    return json_pack("{sIsI}", "sec", (json_int_t)ts->sec, "nsec",
+    /* sec is two's complement: a value above INT64_MAX is before 1970. */
+    return json_pack("{sIsI}", "sec", (json_int_t)(int64_t)ts->sec, "nsec",
                      (json_int_t)ts->nsec);
 }
 

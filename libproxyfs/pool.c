@@ -408,7 +408,7 @@ static bool backoff(uint64_t *delay, uint64_t deadline_ms)
 int pfs_rpc(mount_handle_t *mh, const char *method, json_t *params,
             bool *out_uncertain, json_t **out_result)
 {
-    uint64_t deadline = pfs_now_ms() + pfs_config_timeout_ms();
+    uint64_t deadline = pfs_now_ms() + pfs_mount_timeout_ms(mh);
     uint64_t delay = 10;
     unsigned lost = 0;
     bool uncertain = false; /* when the caller does not ask */
@@ -477,14 +477,14 @@ int pfs_rpc(mount_handle_t *mh, const char *method, json_t *params,
 int pfs_bin_io(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
                uint8_t *buf, size_t len, size_t *out_len)
 {
-    uint64_t deadline = pfs_now_ms() + pfs_config_timeout_ms();
+    uint64_t deadline = pfs_now_ms() + pfs_mount_timeout_ms(mh);
     uint64_t delay = 10;
     unsigned lost = 0;
     pfs_pool_t *p;
 
     for (;;) {
         pfs_waiter_t w;
-        pfs_bin_req_t req;
+        pfs_bin_req_t req = { .flags = 0 };
         uint8_t hdr[PFS_BIN_REQ_HDR];
         int rc;
 
@@ -567,10 +567,10 @@ int pfs_bin_write_striped(mount_handle_t *mh, uint64_t ino, uint64_t off,
         n = PFS_STRIPE_MAX;
     piece = (len + n - 1) / n;
     piece = (piece + 4095) & ~(size_t)4095;
-    deadline = pfs_now_ms() + pfs_config_timeout_ms();
+    deadline = pfs_now_ms() + pfs_mount_timeout_ms(mh);
     mid = pfs_mount_id(mh);
     for (i = 0; i < n && i * piece < len; i++) {
-        pfs_bin_req_t req;
+        pfs_bin_req_t req = { .flags = 0 };
         uint8_t hdr[PFS_BIN_REQ_HDR];
 
         poff[i] = i * piece;
@@ -662,7 +662,7 @@ static int bin_error(const pfs_bin_call_t *bc, int e, const char *what)
 
 int pfs_bin_call(mount_handle_t *mh, pfs_bin_call_t *bc)
 {
-    uint64_t deadline = pfs_now_ms() + pfs_config_timeout_ms();
+    uint64_t deadline = pfs_now_ms() + pfs_mount_timeout_ms(mh);
     uint64_t delay = 10;
     unsigned lost = 0;
     pfs_pool_t *p;
@@ -674,7 +674,7 @@ int pfs_bin_call(mount_handle_t *mh, pfs_bin_call_t *bc)
         return bin_error(bc, ENAMETOOLONG, "name too long");
     for (;;) {
         pfs_waiter_t w;
-        pfs_bin_req_t req;
+        pfs_bin_req_t req = { .flags = 0 };
         uint8_t hdr[PFS_BIN_REQ_HDR];
         pfs_bin_rep_t rep;
         int rc, e;
@@ -688,6 +688,7 @@ int pfs_bin_call(mount_handle_t *mh, pfs_bin_call_t *bc)
         req.inode = bc->ino;
         req.offset = bc->off;
         req.length = bc->name != NULL ? (uint32_t)bc->namelen : bc->length;
+        req.flags = bc->flags;
         pfs_bin_encode_request(&req, hdr);
         w.call.rbuf = bc->rbuf;
         w.call.rcap = bc->rcap;

@@ -37,7 +37,7 @@ static int fetch_batch(mount_handle_t *mh, uint64_t dir, int64_t prev,
 {
     pfs_bin_call_t bc = { .op = PFS_BIN_OP_READDIR_PLUS, .ino = dir,
                           .off = (uint64_t)prev, .length = PFS_READDIR_BATCH,
-                          .ralloc = true };
+                          .flags = PFS_BIN_REQ_STAT_EXT, .ralloc = true };
     const uint8_t *p;
     int rc;
 
@@ -45,7 +45,8 @@ static int fetch_batch(mount_handle_t *mh, uint64_t dir, int64_t prev,
     b->gen = __atomic_load_n(&mh->mutations, __ATOMIC_RELAXED);
     if ((rc = pfs_bin_call(mh, &bc)) != 0)
         return rc;
-    if (pfs_bin_count_dirents(bc.reply, bc.rlen, &b->eof, &b->n) != 0) {
+    if (pfs_bin_count_dirents_ext(bc.reply, bc.rlen, PFS_BIN_STAT_EXT, &b->eof,
+                                  &b->n) != 0) {
         free(bc.reply);
         return pfs_set_error(EIO, "malformed readdir_plus reply");
     }
@@ -55,7 +56,7 @@ static int fetch_batch(mount_handle_t *mh, uint64_t dir, int64_t prev,
     }
     p = bc.reply + 1;
     for (size_t i = 0; i < b->n; i++)
-        p += pfs_bin_decode_dirent(p, &b->ents[i]);
+        p += pfs_bin_decode_dirent_ext(p, PFS_BIN_STAT_EXT, &b->ents[i]);
     free(bc.reply);
     b->valid = true;
     b->dir = dir;

@@ -19,16 +19,16 @@ const maxNameLen = 255
 // matches. It is one call on the binary channel, and costs the server
 // O(log n) in the size of the directory.
 func (m *Mount) LookupCI(ctx context.Context, dir uint64, name string) (realName string, st Stat, err error) {
-	data, err := m.binMeta(ctx, wire.OpLookupCI, dir, 0, 0, name, wire.StatSize+maxNameLen)
+	data, err := m.binMeta(ctx, wire.OpLookupCI, dir, 0, 0, name, wire.StatExtSize+maxNameLen)
 	if err != nil {
 		return "", Stat{}, err
 	}
-	if len(data) <= wire.StatSize {
+	if len(data) <= wire.StatExtSize {
 		return "", Stat{}, protocolError(wire.MethodLookupCI, fmt.Errorf("%w: reply of %d bytes", wire.ErrBadFrame, len(data)))
 	}
-	st, derr := wire.DecodeStat(data[:wire.StatSize])
+	st, derr := wire.DecodeStatExt(data[:wire.StatExtSize])
 	if derr != nil {
 		return "", Stat{}, protocolError(wire.MethodLookupCI, derr)
 	}
-	return string(data[wire.StatSize:]), st, nil
+	return string(data[wire.StatExtSize:]), st, nil
 }

@@ -28,7 +28,7 @@ func (m *Mount) binMeta(ctx context.Context, op uint16, ino, off uint64, length 
 	_, err := m.do(ctx, method, func(ctx context.Context, st *mountState) error {
 		var err error
 		_, data, err = m.c.binAttemptBuf(ctx, method, wire.RequestHeader{
-			Opcode: op, MountID: st.MountID, Inode: ino, Offset: off, Length: length,
+			Opcode: op, MountID: st.MountID, Inode: ino, Offset: off, Length: length, Flags: statExt(op),
 		}, payload, make([]byte, dstSize), dstSize == 0)
 		return err
 	})
@@ -37,11 +37,11 @@ func (m *Mount) binMeta(ctx context.Context, op uint16, ino, off uint64, length 
 
 // binStat makes a call whose reply is a stat record.
 func (m *Mount) binStat(ctx context.Context, op uint16, ino uint64, name string) (Stat, error) {
-	data, err := m.binMeta(ctx, op, ino, 0, 0, name, wire.StatSize)
+	data, err := m.binMeta(ctx, op, ino, 0, 0, name, wire.StatExtSize)
 	if err != nil {
 		return Stat{}, err
 	}
-	st, derr := wire.DecodeStat(data)
+	st, derr := wire.DecodeStatExt(data)
 	if derr != nil {
 		return Stat{}, protocolError(wire.OpName(op), derr)
 	}
@@ -75,7 +75,7 @@ func (m *Mount) ReadDirPlus(ctx context.Context, ino uint64, prevCookie int64, m
 	if err != nil {
 		return nil, false, err
 	}
-	ents, eof, derr := wire.DecodeReaddirPlus(data)
+	ents, eof, derr := wire.DecodeReaddirPlusExt(data)
 	if derr != nil {
 		return nil, false, protocolError(wire.MethodReaddirPlus, derr)
 	}

@@ -258,7 +258,7 @@ func (s *Server) binaryOp(hd *mount.Holder, h wire.RequestHeader, payload []byte
 			return nil, nil, err
 		}
 		st := e.stat(a)
-		return wire.AppendStat(make([]byte, 0, wire.StatSize), &st), nil, nil
+		return wire.AppendStatRecord(make([]byte, 0, wire.StatExtSize), &st, h.Flags), nil, nil
 	}
 	switch h.Opcode {
 	case wire.OpRead:
@@ -289,7 +289,7 @@ func (s *Server) binaryOp(hd *mount.Holder, h wire.RequestHeader, payload []byte
 	case wire.OpFlush:
 		return nil, nil, e.fs.Flush(ctx, ino)
 	case wire.OpLookupCI:
-		return e.binLookupCI(ctx, ino, string(payload))
+		return e.binLookupCI(ctx, ino, string(payload), h.Flags)
 	case wire.OpReaddirPlus:
 		max := int(h.Length)
 		switch {
@@ -302,13 +302,13 @@ func (s *Server) binaryOp(hd *mount.Holder, h wire.RequestHeader, payload []byte
 		if err != nil {
 			return nil, nil, err
 		}
-		b := make([]byte, 1, 1+len(ents)*(18+32+wire.StatSize))
+		b := make([]byte, 1, 1+len(ents)*(18+32+wire.StatRecordSize(h.Flags)))
 		if eof {
 			b[0] = 1
 		}
 		for _, d := range ents {
 			st := e.stat(d.Attr)
-			b = wire.AppendDirEntry(b, &wire.DirEntry{Name: d.Name, Inode: uint64(d.Ino), Type: d.Type, Cookie: d.Cookie, Stat: &st})
+			b = wire.AppendDirEntryRecord(b, &wire.DirEntry{Name: d.Name, Inode: uint64(d.Ino), Type: d.Type, Cookie: d.Cookie, Stat: &st}, h.Flags)
 		}
 		return b, nil, nil
 	}

@@ -59,8 +59,17 @@ func TestLookupCI(t *testing.T) {
 			t.Fatalf("binary lookup_ci: %+v", h)
 		}
 		st, err := wire.DecodeStat(data[:wire.StatSize])
-		if err != nil || st != f.Stat || string(data[wire.StatSize:]) != "Élan.TXT" {
+		short := f.Stat // the 120-byte record has no blocks and blksize
+		short.Blocks, short.Blksize = 0, 0
+		if err != nil || st != short || string(data[wire.StatSize:]) != "Élan.TXT" {
 			t.Fatalf("binary lookup_ci: %+v %q %v", st, data[wire.StatSize:], err)
+		}
+		// With STAT_EXT: the 136-byte record, then the name.
+		bc.request(wire.RequestHeader{Opcode: wire.OpLookupCI, ID: 5, MountID: id, Inode: dir.Inode, Length: uint32(len("ÉLAN.txt")), Flags: wire.RequestFlagStatExt}, []byte("ÉLAN.txt"))
+		if h, data := bc.reply(); h.Errno != 0 || int(h.Length) != wire.StatExtSize+len("Élan.TXT") || string(data[wire.StatExtSize:]) != "Élan.TXT" {
+			t.Fatalf("binary lookup_ci with STAT_EXT: %+v %q", h, data)
+		} else if st, err := wire.DecodeStatExt(data); err != nil || st.Ino != f.Inode || st.Blksize == 0 {
+			t.Fatalf("binary lookup_ci with STAT_EXT: %+v %v", st, err)
 		}
 		for _, c := range []struct {
 			name  string

@@ -119,7 +119,14 @@ var methods = map[string]method{
 	wire.MethodGetStat: handler(ro, nil, func(ctx context.Context, _ *Server, e *env, p *wire.InodeParams) (any, error) {
 		return e.getStat(ctx, inode.Ino(p.Inode))
 	}),
-	wire.MethodGetStatPath: handler(ro, nil, func(ctx context.Context, _ *Server, e *env, p *wire.PathParams) (any, error) {
+	wire.MethodGetStatPath: handler(ro, []string{"follow"}, func(ctx context.Context, _ *Server, e *env, p *wire.GetStatPathParams) (any, error) {
+		if p.Follow {
+			_, ino, err := e.fs.Realpath(ctx, p.Path)
+			if err != nil {
+				return nil, err
+			}
+			return e.getStat(ctx, ino)
+		}
 		return onPath(ctx, e, p.Path, e.getStat)
 	}),
 	wire.MethodType: handler(ro, nil, func(ctx context.Context, _ *Server, e *env, p *wire.InodeParams) (any, error) {
@@ -363,7 +370,8 @@ func (e *env) caller() inode.Caller { return inode.Caller{UID: e.m.UID, GID: e.m
 func (e *env) stat(a inode.Attr) wire.Stat {
 	ts := func(t inode.Timespec) wire.Timespec { return wire.Timespec{Sec: t.Sec, Nsec: t.Nsec} }
 	return wire.Stat{Ino: uint64(a.Ino), Mode: a.Mode, Nlink: a.Nlink, UID: a.UID, GID: a.GID,
-		Size: a.Size, Dev: e.v.dev, Atime: ts(a.Atime), Mtime: ts(a.Mtime), Ctime: ts(a.Ctime), Crtime: ts(a.Crtime)}
+		Size: a.Size, Dev: e.v.dev, Atime: ts(a.Atime), Mtime: ts(a.Mtime), Ctime: ts(a.Ctime), Crtime: ts(a.Crtime),
+		Blocks: e.fs.Blocks(context.Background(), a), Blksize: inode.BlockSize}
 }
 
 func (e *env) getStat(ctx context.Context, ino inode.Ino) (any, error) {

@@ -17,13 +17,14 @@ func init() {
 	})
 }
 
-// binLookupCI is the binary LOOKUP_CI: a stat record, then the real name.
-func (e *env) binLookupCI(ctx context.Context, dir inode.Ino, name string) (data, pooled []byte, err error) {
+// binLookupCI is the binary LOOKUP_CI: a stat record (136 bytes with
+// STAT_EXT in flags), then the real name.
+func (e *env) binLookupCI(ctx context.Context, dir inode.Ino, name string, flags uint32) (data, pooled []byte, err error) {
 	found, a, err := e.fs.LookupCI(ctx, dir, name)
 	if err != nil {
 		return nil, nil, err
 	}
 	st := e.stat(a)
-	b := wire.AppendStat(make([]byte, 0, wire.StatSize+len(found)), &st)
+	b := wire.AppendStatRecord(make([]byte, 0, wire.StatExtSize+len(found)), &st, flags)
 	return append(b, found...), nil, nil
 }

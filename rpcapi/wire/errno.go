@@ -37,6 +37,7 @@ var errnoNames = map[syscall.Errno]string{
 	syscall.ENOTSUP:      "ENOTSUP",
 	syscall.ETIMEDOUT:    "ETIMEDOUT",
 	syscall.E2BIG:        "E2BIG",
+	syscall.ENXIO:        "ENXIO",
 }
 
 // ErrnoName returns the symbolic name of e ("ENOENT"), or "E<number>" for

@@ -63,6 +63,8 @@ type RequestHeader struct {
 	Inode   uint64
 	Offset  uint64
 	Length  uint32
+	// Flags: 0, or RequestFlagStatExt.
+	Flags uint32
 }
 
 // ReplyHeader is a binary-channel reply header.
@@ -84,7 +86,7 @@ func AppendRequest(b []byte, h RequestHeader) []byte {
 	b = binary.LittleEndian.AppendUint64(b, h.Inode)
 	b = binary.LittleEndian.AppendUint64(b, h.Offset)
 	b = binary.LittleEndian.AppendUint32(b, h.Length)
-	b = binary.LittleEndian.AppendUint32(b, 0)
+	b = binary.LittleEndian.AppendUint32(b, h.Flags)
 	return b
 }
 
@@ -112,8 +114,9 @@ func DecodeRequest(b []byte) (RequestHeader, error) {
 	if h.Opcode < OpRead || h.Opcode > OpLookupCI {
 		return RequestHeader{}, fmt.Errorf("%w: opcode %d", ErrBadFrame, h.Opcode)
 	}
-	if f := binary.LittleEndian.Uint32(b[44:]); f != 0 {
-		return RequestHeader{}, fmt.Errorf("%w: flags %#x", ErrBadFrame, f)
+	h.Flags = binary.LittleEndian.Uint32(b[44:])
+	if h.Flags&^RequestFlagStatExt != 0 {
+		return RequestHeader{}, fmt.Errorf("%w: flags %#x", ErrBadFrame, h.Flags)
 	}
 	return h, nil
 }
@@ -127,7 +130,7 @@ func AppendReply(b []byte, h ReplyHeader) []byte {
 	b = binary.LittleEndian.AppendUint32(b, h.Errno)
 	b = binary.LittleEndian.AppendUint32(b, h.Flags)
 	b = binary.LittleEndian.AppendUint32(b, h.Length)
-	b = binary.LittleEndian.AppendUint32(b, 0)
+	b = binary.LittleEndian.AppendUint32(b, h.Flags)
 	return b
 }
 

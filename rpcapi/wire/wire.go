@@ -111,6 +111,10 @@ type Stat struct {
 	Mtime  Timespec `json:"mtime"`
 	Ctime  Timespec `json:"ctime"`
 	Crtime Timespec `json:"crtime"`
+	// Blocks is st_blocks: 512-byte blocks allocated to the data (fewer
+	// than the size for a sparse file). Blksize is st_blksize.
+	Blocks  uint64 `json:"blocks"`
+	Blksize uint64 `json:"blksize"`
 }
 
 // Empty is the result of calls that return nothing.

@@ -74,6 +74,8 @@ func Run(t *testing.T, open OpenFunc, opts ...Option) {
 	t.Run("Truncate", s.testTruncate)
 	t.Run("DeleteData", s.testDeleteData)
 	t.Run("DataFile", s.testDataFile)
+	t.Run("Alloc", s.testAlloc)
+	t.Run("Copy", s.testCopy)
 	t.Run("ListData", s.testListData)
 	t.Run("Usage", s.testUsage)
 	t.Run("Sync", s.testSync)

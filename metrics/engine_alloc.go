@@ -1,0 +1,67 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/proxyfs/proxyfs/vfsbackend"
+)
+
+// allocEngine is the optional allocation capability of an engine (see
+// package inode's allocator), passed through by the wrapper, timed.
+type allocEngine interface {
+	FallocateData(ctx context.Context, ino vfsbackend.Ino, mode uint32, off, length int64) error
+	SeekData(ctx context.Context, ino vfsbackend.Ino, off int64, hole bool) (int64, error)
+	AllocatedData(ctx context.Context, ino vfsbackend.Ino) (int64, error)
+}
+
+var errNoAlloc = fmt.Errorf("engine has no allocation: %w", errors.ErrUnsupported)
+
+func (b *instrumented) FallocateData(ctx context.Context, ino vfsbackend.Ino, mode uint32, off, length int64) error {
+	a, ok := b.Backend.(allocEngine)
+	if !ok {
+		return errNoAlloc
+	}
+	t := time.Now()
+	err := a.FallocateData(ctx, ino, mode, off, length)
+	b.m.engineOp("fallocate_data", t, err)
+	return err
+}
+
+func (b *instrumented) SeekData(ctx context.Context, ino vfsbackend.Ino, off int64, hole bool) (int64, error) {
+	a, ok := b.Backend.(allocEngine)
+	if !ok {
+		return 0, errNoAlloc
+	}
+	return a.SeekData(ctx, ino, off, hole) // ENXIO is an answer: not timed as a failure
+}
+
+func (b *instrumented) AllocatedData(ctx context.Context, ino vfsbackend.Ino) (int64, error) {
+	a, ok := b.Backend.(allocEngine)
+	if !ok {
+		return 0, errNoAlloc
+	}
+	return a.AllocatedData(ctx, ino)
+}
+
+// copyEngine is the optional in-engine copy (package inode's copier).
+type copyEngine interface {
+	CopyData(ctx context.Context, src vfsbackend.Ino, srcOff int64, dst vfsbackend.Ino, dstOff int64, n int64) (int64, error)
+}
+
+func (b *instrumented) CopyData(ctx context.Context, src vfsbackend.Ino, srcOff int64, dst vfsbackend.Ino, dstOff int64, n int64) (int64, error) {
+	c, ok := b.Backend.(copyEngine)
+	if !ok {
+		return 0, fmt.Errorf("engine has no copy: %w", errors.ErrUnsupported)
+	}
+	t := time.Now()
+	m, err := c.CopyData(ctx, src, srcOff, dst, dstOff, n)
+	merr := err
+	if errors.Is(err, errors.ErrUnsupported) {
+		merr = nil // the caller copies through a buffer: not a failure
+	}
+	b.m.engineOp("copy_data", t, merr)
+	return m, err
+}
