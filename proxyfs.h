@@ -53,8 +53,10 @@
 #define PROXYFS_H
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/file.h>
 #include <sys/statvfs.h>
 #include <sys/types.h>
 
@@ -350,6 +352,139 @@ PROXYFS_API int proxyfs_open(mount_handle_t *in_mount_handle,
  * mount handle: closed already, never opened, or lost), EIO, ETIMEDOUT. */
 PROXYFS_API int proxyfs_close(mount_handle_t *in_mount_handle,
                               uint64_t in_fh);
+
+/* ------------------------------------------------------------------ locks */
+
+/* POSIX record locks (fcntl(2) F_GETLK, F_SETLK, F_SETLKW) and whole-file
+ * flock(2) locks, held by proxyfsd for every client of the volume
+ * (PROTOCOL.md, section 4 "Locks"). The constants are those of <fcntl.h>
+ * and <sys/file.h>. Locks are advisory: read and write ignore them.
+ *
+ * A lock is taken through a handle of proxyfs_open, on its file, and is
+ * held by an owner: the handle together with an owner string the caller
+ * chooses to tell its lockers apart (an SMB lock context, a FUSE
+ * lock_owner formatted as text, e.g. "%016" PRIx64). Locks of one owner
+ * never conflict with each other; two handles are two owners even with the
+ * same string (the semantics of Linux's open file description locks,
+ * F_OFD_SETLK, not of per-process POSIX locks). proxyfs_close drops every
+ * lock of the handle and ends its waits (EBADF); so does proxyfs_unmount
+ * for all the mount handle's handles, and so does the daemon when a
+ * process dies without unmounting (once its mount_grace is over). The
+ * classic POSIX rule that closing any descriptor of a file drops the
+ * process's locks on it is the caller's to apply (an F_UNLCK of the whole
+ * file for each of its owners).
+ *
+ * Restarts. The library remembers the locks each handle holds (as the
+ * server holds them, after fcntl's merging and splitting: memory grows
+ * with the ranges held, not with the calls made). When the daemon
+ * restarts, the first call that notices it mounts again, opens the
+ * handles again and re-takes their locks ("reclaim") before it goes on; a
+ * daemon that restarted grants only reclaims during its reclaim_grace, so
+ * no other client takes them first. A lock that cannot be reclaimed (the
+ * grace was over: another client may have taken it and changed the data)
+ * is forgotten and counted: see proxyfs_lost_locks.
+ *
+ * Waiting. F_SETLKW and flock without LOCK_NB block the calling thread
+ * until the lock is granted, without the call timeout (which still bounds
+ * reconnecting if the connection breaks during the wait; the wait is then
+ * sent again). Another thread ends such a wait with proxyfs_lock_cancel.
+ * A non-waiting call made while a restarted daemon is in its grace period
+ * is sent again every second until the grace ends (or the call timeout:
+ * ETIMEDOUT).
+ *
+ * fork(): a child inherits the handles and what the library remembers of
+ * their locks, but waits and reclaims are per process. */
+
+/* A lock reported by F_GETLK (the caller's struct; nothing is allocated). */
+typedef struct {
+    short type;      /* F_RDLCK, F_WRLCK, or F_UNLCK: nothing conflicts */
+    int64_t start;   /* the conflicting lock's range (0 with F_UNLCK) */
+    int64_t len;     /* 0: to end of file */
+    char owner[65];  /* its owner string, NUL-terminated ("" with F_UNLCK);
+                        the other client's handle and mount are not shown */
+} proxyfs_lock_t;
+
+/* A POSIX record lock through handle in_fh on its file.
+ *  - in_cmd: F_SETLK takes the lock or fails with EAGAIN at once; F_SETLKW
+ *    waits until it is granted (see "Waiting" above), failing with EDEADLK
+ *    at once if waiting would close a cycle of owners waiting for each
+ *    other (on any files of any clients), and with EINTR if
+ *    proxyfs_lock_cancel ends the wait; F_GETLK tests: *out_conflict
+ *    receives the conflicting lock with the lowest start, or type F_UNLCK
+ *    if in_type could be taken.
+ *  - in_type: F_RDLCK (needs a handle open for reading, else EBADF),
+ *    F_WRLCK (needs one open for writing), F_UNLCK (not with F_GETLK;
+ *    always succeeds, also when nothing was held; never waits). Within one
+ *    owner a new lock or unlock over bytes it holds replaces them, as
+ *    fcntl(2) does: a lock in the middle of another splits it, touching or
+ *    overlapping ranges of one type merge.
+ *  - in_start >= 0 and in_len: the bytes [start, start+len); len 0 runs to
+ *    the end of the file, however far it grows; a negative len covers
+ *    [start+len, start), as fcntl(2)'s negative l_len (EINVAL if that
+ *    begins before 0). The range may not run past offset 2^63-1 (EINVAL).
+ *  - in_owner: a NUL-terminated UTF-8 string of at most 64 bytes, possibly
+ *    empty; the library does not keep the pointer.
+ *  - out_conflict: the caller's struct, written only by a successful
+ *    F_GETLK (required then; ignored, may be NULL, otherwise).
+ * Errors: EINVAL (bad handle, cmd, type, range or owner, NULL
+ * out_conflict with F_GETLK), EBADF (in_fh is not an open handle of this
+ * mount handle, was lost at a remount, does not allow the lock type, or
+ * was closed during a wait), EAGAIN (F_SETLK: a conflicting lock),
+ * EDEADLK, EINTR, ENOLCK (over the daemon's limits: 10000 ranges per
+ * owner, 100000 locks per mount), ENOMEM, EIO, ETIMEDOUT (also: a restarted
+ * daemon still in its grace period when the call timeout passed). After
+ * EIO or ETIMEDOUT the lock may or may not have been taken. */
+PROXYFS_API int proxyfs_lock(mount_handle_t *in_mount_handle,
+                             uint64_t in_fh,
+                             int in_cmd,
+                             short in_type,
+                             int64_t in_start,
+                             int64_t in_len,
+                             const char *in_owner,
+                             proxyfs_lock_t *out_conflict);
+
+/* A flock(2) lock through handle in_fh on its whole file: in_operation is
+ * LOCK_SH, LOCK_EX or LOCK_UN, optionally | LOCK_NB. One flock lock per
+ * handle; taking the other type converts it. flock and POSIX locks do not
+ * interact. Without LOCK_NB the call waits until granted (see "Waiting";
+ * no deadlock detection, as on Linux); a conversion that has to wait first
+ * drops the lock held before, as flock(2) does, so a wait cancelled with
+ * proxyfs_lock_cancel(mh, fh, "", ...) (EINTR) leaves no flock lock held.
+ * With LOCK_NB a conflict is EWOULDBLOCK (= EAGAIN) and a conversion that
+ * fails keeps the lock held before. The handle's open mode does not
+ * matter.
+ * Errors: EINVAL (bad handle or operation), EBADF, EWOULDBLOCK, EINTR,
+ * ENOLCK, EIO, ETIMEDOUT. */
+PROXYFS_API int proxyfs_flock(mount_handle_t *in_mount_handle,
+                              uint64_t in_fh,
+                              int in_operation);
+
+/* End, with EINTR, every wait of owner in_owner of handle in_fh: the
+ * F_SETLKW calls of that owner string, and with "" also the handle's
+ * blocking flock calls (and F_SETLKW calls with owner ""), in any thread
+ * of this process. A waiting call that the cancel races with may still
+ * return 0, holding the lock. The library sends the cancel again while a
+ * wait it marked has not ended (its request may have reached the daemon
+ * after the first cancel), so a wait begun by another thread during this
+ * call may end too. *out_cancelled (may be NULL) receives how many waits
+ * the daemon ended (a wait that was reconnecting at the time ends without
+ * the daemon counting it).
+ * Errors: EINVAL (bad handle, NULL or bad owner), EBADF, EIO, ETIMEDOUT. */
+PROXYFS_API int proxyfs_lock_cancel(mount_handle_t *in_mount_handle,
+                                    uint64_t in_fh,
+                                    const char *in_owner,
+                                    int *out_cancelled);
+
+/* How many locks of this mount handle could not be reclaimed after the
+ * daemon restarted (or forgot the mount) and were forgotten, since the
+ * mount: each POSIX range and each flock lock counts one, as do the locks
+ * of a handle that could not be opened again. The count only grows; a
+ * caller compares it with an earlier value to learn of new losses (the
+ * data such a lock protected may have been changed by another client).
+ * *out_count is the caller's.
+ * Errors: EINVAL (bad handle, NULL out_count). */
+PROXYFS_API int proxyfs_lost_locks(mount_handle_t *in_mount_handle,
+                                   uint64_t *out_count);
 
 /* ------------------------------------------- namespace calls with stat */
 

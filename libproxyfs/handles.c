@@ -6,7 +6,10 @@
  * (the daemon restarted or reclaimed the mount), it opens every handle of
  * that mount handle again with "reclaim" and keeps a map from the caller's
  * fh to the server's new one, so callers see nothing (pfs_handles_reopen,
- * called by pfs_remount). */
+ * called by pfs_remount). Each handle also keeps the locks held through it
+ * (locks.c), which the reopening thread reclaims before the handle is
+ * usable again: one thread reopens a handle (pfs_fh_t.reopening) while the
+ * other threads that noticed the remount wait for it. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <pthread.h>
@@ -14,18 +17,9 @@
 
 #include "internal.h"
 
-typedef struct pfs_fh {
-    struct pfs_fh *next;
-    mount_handle_t *mh;
-    uint64_t fh;       /* the caller's handle: the server's first one */
-    uint64_t sfh;      /* the server's current handle */
-    uint64_t mount_id; /* the mount sfh belongs to */
-    uint64_t ino;
-    int acc;           /* O_RDONLY, O_WRONLY or O_RDWR */
-    int lost;          /* an errno: could not be opened again */
-} pfs_fh_t;
-
 static pthread_mutex_t fh_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Broadcast when a thread is done opening a handle again. */
+static pthread_cond_t fh_cond = PTHREAD_COND_INITIALIZER;
 static pfs_fh_t *fh_list;
 
 /* Finds (mh, fh); called with fh_lock held. */
@@ -37,6 +31,29 @@ static pfs_fh_t **fh_find(mount_handle_t *mh, uint64_t fh)
         if ((*pp)->mh == mh && (*pp)->fh == fh)
             return pp;
     return NULL;
+}
+
+void pfs_handles_lock(void)
+{
+    pthread_mutex_lock(&fh_lock);
+}
+
+void pfs_handles_unlock(void)
+{
+    pthread_mutex_unlock(&fh_lock);
+}
+
+pfs_fh_t *pfs_handle_find(mount_handle_t *mh, uint64_t fh)
+{
+    pfs_fh_t **pp = fh_find(mh, fh);
+
+    return pp != NULL ? *pp : NULL;
+}
+
+static void fh_free(pfs_fh_t *h)
+{
+    pfs_lockset_free(&h->locks);
+    free(h);
 }
 
 /* One open call on mount id mount_id, without remounting (mh NULL in
@@ -75,41 +92,63 @@ void pfs_handles_reopen(mount_handle_t *mh)
 {
     uint64_t mid = pfs_mount_id(mh);
 
+    pthread_mutex_lock(&fh_lock);
     for (;;) {
-        pfs_fh_t *h, want = { 0 };
+        pfs_fh_t *h, **pp, want;
+        pfs_lockset_t locks;
+        bool busy = false;
         uint64_t sfh = 0;
         int rc;
 
-        pthread_mutex_lock(&fh_lock);
-        for (h = fh_list; h != NULL; h = h->next)
-            if (h->mh == mh && h->mount_id != mid && h->lost == 0)
-                break;
-        if (h != NULL)
-            want = *h;
-        pthread_mutex_unlock(&fh_lock);
-        if (h == NULL)
-            return;
-        rc = open_on(mid, want.ino, want.acc, true, &sfh);
-        pthread_mutex_lock(&fh_lock);
-        {
-            pfs_fh_t **pp = fh_find(mh, want.fh);
-
-            if (pp == NULL || (*pp)->mount_id != want.mount_id) {
-                /* Closed (or reopened) meanwhile. */
-                pthread_mutex_unlock(&fh_lock);
-                if (rc == 0)
-                    close_on(mid, sfh);
+        for (h = fh_list; h != NULL; h = h->next) {
+            if (h->mh != mh || h->mount_id == mid || h->lost != 0)
                 continue;
-            }
-            if (rc == 0) {
-                (*pp)->sfh = sfh;
-                (*pp)->mount_id = mid;
-            } else {
-                (*pp)->lost = rc == ENOENT ? EBADF : rc;
-            }
+            if (!h->reopening)
+                break;
+            busy = true;
         }
+        if (h == NULL) {
+            if (!busy)
+                break;
+            /* Another thread is opening a handle again: its locks must be
+             * back before this thread's call goes on. */
+            pthread_cond_wait(&fh_cond, &fh_lock);
+            continue;
+        }
+        h->reopening = true;
+        want = *h;
+        locks = h->locks;
+        h->locks = (pfs_lockset_t){ 0 };
         pthread_mutex_unlock(&fh_lock);
+        rc = open_on(mid, want.ino, want.acc, true, &sfh);
+        if (rc == 0)
+            pfs_locks_reclaim(mh, mid, sfh, &locks);
+        pthread_mutex_lock(&fh_lock);
+        pp = fh_find(mh, want.fh);
+        if (pp == NULL || (*pp)->mount_id != want.mount_id) {
+            /* Closed meanwhile (closing a handle that is being opened
+             * again leaves the server's new handle to this thread). */
+            pthread_cond_broadcast(&fh_cond);
+            pthread_mutex_unlock(&fh_lock);
+            pfs_lockset_free(&locks);
+            if (rc == 0)
+                close_on(mid, sfh);
+            pthread_mutex_lock(&fh_lock);
+            continue;
+        }
+        h = *pp;
+        h->reopening = false;
+        if (rc == 0) {
+            h->sfh = sfh;
+            h->mount_id = mid;
+            h->locks = locks;
+        } else {
+            h->lost = rc == ENOENT ? EBADF : rc;
+            pfs_locks_lose(mh, &locks);
+        }
+        pthread_cond_broadcast(&fh_cond);
     }
+    pthread_mutex_unlock(&fh_lock);
 }
 
 void pfs_handles_atfork_prepare(void)
@@ -123,10 +162,15 @@ void pfs_handles_atfork_parent(void)
 }
 
 /* The child keeps the table: its handles are the parent's server handles
- * (closing one in either process closes it for both). */
+ * (closing one in either process closes it for both). A handle that a
+ * parent's thread was opening again stays to be opened again (its locks
+ * were with that thread: the child does not hold them). */
 void pfs_handles_atfork_child(void)
 {
+    for (pfs_fh_t *h = fh_list; h != NULL; h = h->next)
+        h->reopening = false;
     pthread_mutex_init(&fh_lock, NULL);
+    pthread_cond_init(&fh_cond, NULL);
 }
 
 void pfs_handles_forget(mount_handle_t *mh)
@@ -138,7 +182,7 @@ void pfs_handles_forget(mount_handle_t *mh)
         h = *pp;
         if (h->mh == mh) {
             *pp = h->next;
-            free(h);
+            fh_free(h);
         } else {
             pp = &h->next;
         }
@@ -230,18 +274,18 @@ int proxyfs_close(mount_handle_t *in_mount_handle, uint64_t in_fh)
     if (h->lost != 0) {
         rc = pfs_set_error(EBADF, "close: the file was lost when the volume "
                            "was mounted again (errno %d)", h->lost);
-        free(h);
+        fh_free(h);
         PFS_API_RETURN(rc);
     }
     if (h->mount_id != pfs_mount_id(mh)) {
         /* Mounted again and not reopened yet: the server handle went
          * with the old mount. */
-        free(h);
+        fh_free(h);
         PFS_API_RETURN(0);
     }
     params = json_pack("{sI}", "fh", (json_int_t)h->sfh);
     if (params == NULL) {
-        free(h);
+        fh_free(h);
         PFS_API_RETURN(pfs_set_error(ENOMEM, "out of memory"));
     }
     rc = pfs_rpc(mh, "close", params, &uncertain, NULL);
@@ -252,6 +296,6 @@ int proxyfs_close(mount_handle_t *in_mount_handle, uint64_t in_fh)
         pfs_clear_error();
         rc = 0;
     }
-    free(h);
+    fh_free(h);
     PFS_API_RETURN(rc);
 }

@@ -17,13 +17,17 @@
  *   api.c       the synchronous API functions
  *   readdir.c   readdir/readdir_plus served from cached batches
  *   async.c     proxyfs_{read,write}_{send,recv}
+ *   handles.c   open handles, opened again after a remount
+ *   locks.c     fcntl and flock locks on handles, reclaimed after a remount
  *   util.c      errors, clocks, configuration
  *
  * Lock order (outer first): mounts list (pfs_mounts_lock) -> mount handle
  * lock (mh->lock) -> global state (g_state.lock) -> connection write lock
  * (c->wlock) -> connection lock (c->lock); the async registry lock, the
- * worker lock and the direct sockets' lock (p->dl) are leaves. No lock is
- * held while a callback runs.
+ * worker lock and the direct sockets' lock (p->dl) are leaves. So are the
+ * handle table's lock (handles.c) and, after it, the lock waiters' lock
+ * (locks.c): nothing else is taken while they are held. No lock is held
+ * while a callback runs.
  */
 #ifndef PROXYFS_INTERNAL_H
 #define PROXYFS_INTERNAL_H
@@ -48,6 +52,10 @@
 /* Internal outcomes of one attempt, besides 0 and positive errnos. */
 #define PFS_NOTSENT (-1) /* nothing reached the server: safe to retry */
 #define PFS_LOST (-2)    /* sent, but the connection broke before the reply */
+
+/* A deadline that never passes: an attempt that waits at the server for as
+ * long as it takes (F_SETLKW, blocking flock). */
+#define PFS_NO_DEADLINE UINT64_MAX
 
 /* Every public function saves errno on entry and restores it on exit. */
 #define PFS_API_ENTER()          \
@@ -102,6 +110,9 @@ int pfs_json_decode_reply(const char *body, size_t len, json_t **out_reply,
  * recorded with pfs_set_error. */
 int pfs_json_reply_status(json_t *reply, json_t **out_result,
                           bool *out_bad_mount);
+/* The error.data.reason string of an error reply ("bad_mount", "grace",
+ * "no_grace"), borrowed from reply, or NULL. */
+const char *pfs_json_reply_reason(const json_t *reply);
 
 /* Reads a stat object into *st. Returns 0 or EPROTO. */
 int pfs_json_to_stat(const json_t *obj, proxyfs_stat_t *st);
@@ -323,8 +334,9 @@ int pfs_direct_call(pfs_pool_t *p, pfs_call_t *call, const void *a,
 /* Queues an async op for the worker (retry after delay_ms). */
 void pfs_pool_queue_retry(pfs_pool_t *p, pfs_async_t *a, uint64_t delay_ms);
 
-/* One JSON-RPC call attempt, waiting until deadline. Returns 0 with
- * *out_reply (caller owns), PFS_NOTSENT, PFS_LOST, ETIMEDOUT or ENOMEM. */
+/* One JSON-RPC call attempt, waiting until deadline (PFS_NO_DEADLINE: as
+ * long as it takes). Returns 0 with *out_reply (caller owns), PFS_NOTSENT,
+ * PFS_LOST, ETIMEDOUT or ENOMEM. */
 int pfs_json_call_once(const char *method, const json_t *params,
                        uint64_t deadline_ms, json_t **out_reply);
 
@@ -340,6 +352,10 @@ int pfs_json_call_once(const char *method, const json_t *params,
  * "Retries" (api.c). */
 int pfs_rpc(mount_handle_t *mh, const char *method, json_t *params,
             bool *out_uncertain, json_t **out_result);
+
+/* Sleeps *delay ms (less if deadline_ms comes first) and doubles *delay up
+ * to 500; false if the deadline has passed. */
+bool pfs_backoff(uint64_t *delay, uint64_t deadline_ms);
 
 /* A synchronous binary read or write of at most max_io bytes. */
 int pfs_bin_io(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
@@ -442,6 +458,7 @@ struct proxyfs_mount_handle {
     unsigned async_inflight;
     uint64_t mutations; /* atomic: bumped by each changing call */
     uint32_t timeout_ms; /* atomic: the call timeout; 0: the process's */
+    uint64_t lost_locks; /* atomic: locks that could not be reclaimed */
     pthread_mutex_t dlock; /* readdir cache */
     pfs_batch_t dcache[PFS_DCACHE_SLOTS];
     uint64_t dclock;
@@ -463,9 +480,94 @@ void pfs_mount_changed(mount_handle_t *mh);
 void pfs_mount_async_begin(mount_handle_t *mh);
 void pfs_mount_async_end(mount_handle_t *mh);
 void pfs_dcache_clear(mount_handle_t *mh);
-/* Open handles (handles.c): opens every handle of mh again on its
- * current mount (after a remount); frees mh's handles (at unmount). */
+/* ----------------------------------------------------------- locks.c */
+
+#define PFS_LK_OWNER_MAX 64  /* bytes of an owner string */
+#define PFS_LK_EOF ((uint64_t)1 << 63) /* end of a range to end of file */
+
+/* One POSIX lock of an owner: the bytes [start, end), end PFS_LK_EOF for a
+ * lock to end of file; type F_RDLCK or F_WRLCK. */
+typedef struct {
+    uint64_t start, end;
+    short type;
+} pfs_lk_range_t;
+
+/* An owner's locks on one handle, as the server holds them: sorted by
+ * start, disjoint, and ranges of one type that touch are merged. */
+typedef struct {
+    pfs_lk_range_t *r; /* malloc()ed, cap entries */
+    size_t n, cap;
+} pfs_lk_set_t;
+
+/* Makes room for one change (cap >= n + 2, the most one change adds), so
+ * that pfs_lk_apply does not allocate. 0 or ENOMEM (s unchanged). */
+int pfs_lk_reserve(pfs_lk_set_t *s);
+/* Sets the bytes [start, end) (start < end <= PFS_LK_EOF) to type:
+ * F_RDLCK or F_WRLCK replace what the set held there, F_UNLCK removes it,
+ * as fcntl(2) does (a lock over part of another is split, touching or
+ * overlapping ranges of one type merge). 0, or ENOMEM (s unchanged) when
+ * it needs room that pfs_lk_reserve did not make and none can be had. */
+int pfs_lk_apply(pfs_lk_set_t *s, short type, uint64_t start, uint64_t end);
+void pfs_lk_set_free(pfs_lk_set_t *s);
+
+typedef struct pfs_lk_owner {
+    struct pfs_lk_owner *next;
+    char id[PFS_LK_OWNER_MAX + 1];
+    pfs_lk_set_t set;
+} pfs_lk_owner_t;
+
+/* The locks a handle holds: POSIX locks per owner string, and its flock
+ * (0, LOCK_SH or LOCK_EX). */
+typedef struct {
+    pfs_lk_owner_t *owners;
+    short flock;
+} pfs_lockset_t;
+
+/* How many locks ls holds (each range, and the flock, counts one). */
+size_t pfs_lockset_count(const pfs_lockset_t *ls);
+void pfs_lockset_free(pfs_lockset_t *ls);
+/* Re-takes the locks of ls with "reclaim": true on server handle sfh of
+ * mount mid (the handle was just opened again after a remount). The locks
+ * that cannot be re-taken are removed from ls and counted in
+ * mh->lost_locks. Called without locks held. */
+void pfs_locks_reclaim(mount_handle_t *mh, uint64_t mid, uint64_t sfh,
+                       pfs_lockset_t *ls);
+/* Counts every lock of ls as lost (its handle could not be opened again)
+ * and frees them. */
+void pfs_locks_lose(mount_handle_t *mh, pfs_lockset_t *ls);
+/* fork(): the waiters' lock is held across it; the child forgets the
+ * waits (their threads are the parent's). */
+void pfs_locks_atfork_prepare(void);
+void pfs_locks_atfork_parent(void);
+void pfs_locks_atfork_child(void);
+
+/* ---------------------------------------------------------- handles.c */
+
+/* One handle of proxyfs_open. */
+typedef struct pfs_fh {
+    struct pfs_fh *next;
+    mount_handle_t *mh;
+    uint64_t fh;       /* the caller's handle: the server's first one */
+    uint64_t sfh;      /* the server's current handle */
+    uint64_t mount_id; /* the mount sfh belongs to */
+    uint64_t ino;
+    int acc;           /* O_RDONLY, O_WRONLY or O_RDWR */
+    int lost;          /* an errno: could not be opened again */
+    /* A thread is opening it again and reclaiming its locks (which it
+     * took out of locks meanwhile). */
+    bool reopening;
+    pfs_lockset_t locks; /* the locks held through it (locks.c) */
+} pfs_fh_t;
+
+/* The handle table's lock, and a lookup made with it held. */
+void pfs_handles_lock(void);
+void pfs_handles_unlock(void);
+pfs_fh_t *pfs_handle_find(mount_handle_t *mh, uint64_t fh);
+/* Opens every handle of mh again on its current mount (after a remount)
+ * and reclaims its locks; returns when no handle of mh is left to open
+ * again, including those other threads were opening. */
 void pfs_handles_reopen(mount_handle_t *mh);
+/* Frees mh's handles (at unmount). */
 void pfs_handles_forget(mount_handle_t *mh);
 /* fork(): the handle table's lock is held across it. */
 void pfs_handles_atfork_prepare(void);

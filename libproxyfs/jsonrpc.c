@@ -308,3 +308,11 @@ int pfs_b64_decode(const char *in, uint8_t **out, size_t *out_len)
     *out_len = n;
     return 0;
 }
+
+const char *pfs_json_reply_reason(const json_t *reply)
+{
+    json_t *err = json_object_get(reply, "error");
+    json_t *reason = json_object_get(json_object_get(err, "data"), "reason");
+
+    return json_is_string(reason) ? json_string_value(reason) : NULL;
+}

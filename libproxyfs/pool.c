@@ -30,10 +30,12 @@ static void atfork_prepare(void)
     pthread_mutex_lock(&g_state.lock);
     pfs_async_atfork_prepare();
     pfs_handles_atfork_prepare();
+    pfs_locks_atfork_prepare();
 }
 
 static void atfork_parent(void)
 {
+    pfs_locks_atfork_parent();
     pfs_handles_atfork_parent();
     pfs_async_atfork_parent();
     pthread_mutex_unlock(&g_state.lock);
@@ -52,6 +54,7 @@ static void pool_abandon(pfs_pool_t *p)
 
 static void atfork_child(void)
 {
+    pfs_locks_atfork_child();
     pfs_handles_atfork_child();
     pfs_async_atfork_child();
     g_pid = 0;
@@ -317,13 +320,22 @@ static void waiter_fini(pfs_waiter_t *w)
 }
 
 /* Waits for a submitted call. Returns ETIMEDOUT or the call's status
- * (0 = reply in the call, PFS_LOST). */
+ * (0 = reply in the call, PFS_LOST). With PFS_NO_DEADLINE (a lock call
+ * that waits at the server: F_SETLKW, blocking flock) it waits until the
+ * reply comes or the connection breaks, however long that takes: the
+ * call timeout does not apply to a wait. */
 static int wait_done(pfs_conn_t *c, pfs_waiter_t *w, uint64_t deadline_ms)
 {
     struct timespec ts;
 
-    pfs_deadline_ts(deadline_ms, &ts);
     pthread_mutex_lock(&w->m);
+    if (deadline_ms == PFS_NO_DEADLINE) {
+        while (!w->done)
+            pthread_cond_wait(&w->cv, &w->m);
+        pthread_mutex_unlock(&w->m);
+        return w->call.status;
+    }
+    pfs_deadline_ts(deadline_ms, &ts);
     while (!w->done) {
         if (pthread_cond_timedwait(&w->cv, &w->m, &ts) == ETIMEDOUT &&
             !w->done) {
@@ -394,7 +406,7 @@ int pfs_json_call_once(const char *method, const json_t *params,
 
 /* ------------------------------------------------------ retrying calls */
 
-static bool backoff(uint64_t *delay, uint64_t deadline_ms)
+bool pfs_backoff(uint64_t *delay, uint64_t deadline_ms)
 {
     uint64_t now = pfs_now_ms();
 
@@ -449,7 +461,7 @@ int pfs_rpc(mount_handle_t *mh, const char *method, json_t *params,
             }
             if (e == EAGAIN) {
                 /* The connection is at its in-flight limit: wait a bit. */
-                if (!backoff(&delay, deadline))
+                if (!pfs_backoff(&delay, deadline))
                     return pfs_set_error(ETIMEDOUT, "%s: server busy", method);
                 continue;
             }
@@ -468,7 +480,7 @@ int pfs_rpc(mount_handle_t *mh, const char *method, json_t *params,
                 return pfs_set_error(EIO, "%s: connection lost %u times",
                                      method, lost);
         }
-        if (!backoff(&delay, deadline))
+        if (!pfs_backoff(&delay, deadline))
             return pfs_set_error(ETIMEDOUT, "%s: proxyfsd unreachable: %s",
                                  method, proxyfs_last_error());
     }
@@ -516,7 +528,7 @@ int pfs_bin_io(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
             }
             if (w.call.brep.err == EAGAIN) {
                 /* a connection refused at the daemon's max_connections */
-                if (!backoff(&delay, deadline))
+                if (!pfs_backoff(&delay, deadline))
                     return pfs_set_error(ETIMEDOUT, "server busy");
                 continue;
             }
@@ -531,7 +543,7 @@ int pfs_bin_io(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
             return pfs_set_error(ETIMEDOUT, "no reply in time");
         if (rc == PFS_LOST && ++lost >= PFS_MAX_LOST)
             return pfs_set_error(EIO, "connection lost %u times", lost);
-        if (!backoff(&delay, deadline))
+        if (!pfs_backoff(&delay, deadline))
             return pfs_set_error(ETIMEDOUT, "proxyfsd unreachable: %s",
                                  proxyfs_last_error());
     }
@@ -717,7 +729,7 @@ int pfs_bin_call(mount_handle_t *mh, pfs_bin_call_t *bc)
                 return 0;
             }
             if (e == EAGAIN) {
-                if (!backoff(&delay, deadline))
+                if (!pfs_backoff(&delay, deadline))
                     return bin_error(bc, ETIMEDOUT, "server busy");
                 continue;
             }
@@ -732,7 +744,7 @@ int pfs_bin_call(mount_handle_t *mh, pfs_bin_call_t *bc)
                 return pfs_set_error(EIO, "%s: connection lost %u times",
                                      bin_op_name(bc->op), lost);
         }
-        if (!backoff(&delay, deadline))
+        if (!pfs_backoff(&delay, deadline))
             return pfs_set_error(ETIMEDOUT, "%s: proxyfsd unreachable: %s",
                                  bin_op_name(bc->op), proxyfs_last_error());
     }
