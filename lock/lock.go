@@ -464,7 +464,11 @@ func newManager(opts Options, now func() time.Time, afterFunc func(time.Duration
 	}
 	if d := opts.GraceUntil.Sub(now()); !opts.GraceUntil.IsZero() && d > 0 {
 		m.graceEnd = opts.GraceUntil
+		// EndGrace reads graceTimer under graceMu, and the timer may
+		// fire before afterFunc returns.
+		m.graceMu.Lock()
 		m.graceTimer = afterFunc(d, m.EndGrace)
+		m.graceMu.Unlock()
 	} else {
 		m.graceOver.Store(true)
 		close(m.graceDone)
