@@ -145,9 +145,10 @@
 //
 // # Wiring into the server
 //
-// One Manager serves the daemon: New(Options{GraceUntil: start.Add(
-// lock_grace)}) at startup, Close at shutdown. Then, per call of
-// PROTOCOL.md section 4:
+// The server (rpcapi/server, locks.go) keeps one Manager per volume,
+// created at startup with GraceUntil = start + reclaim_grace when the
+// volume is marked as having held locks, and closed at shutdown. Per call
+// of PROTOCOL.md section 4:
 //
 //   - lock: look up the handle (mount_id, fh) for its volume, inode and
 //     open mode (EBADF if it is not open on that mount, or if a write lock
