@@ -31,9 +31,21 @@ import (
 // progress) before its mark is removed.
 const lockMarkIdle = 10 * time.Second
 
+// locker is what the server needs of a lock manager: lock.Manager, or
+// one whose state lives in a store shared by several gateways.
+type locker interface {
+	lock.Locker
+	// Stats tells whether the volume holds locks (Files).
+	Stats() lock.Stats
+	// InGrace reports whether only reclaims are granted.
+	InGrace() bool
+	// Close stops its timers at shutdown.
+	Close()
+}
+
 // volumeLocks is a volume's lock manager and its durable mark.
 type volumeLocks struct {
-	m *lock.Manager
+	m locker
 
 	mu     sync.Mutex
 	marked bool      // the volume carries the mark
