@@ -151,7 +151,7 @@ func (s *Server) lock(ctx context.Context, e *env, p *wire.LockParams) (any, err
 		err = lm.m.SetLkW(ctx, r)
 	}
 	if err != nil {
-		return nil, err
+		return nil, conflict("lock", err)
 	}
 	return wire.Empty{}, s.lockedThrough(h)
 }
@@ -175,9 +175,18 @@ func (s *Server) flock(ctx context.Context, e *env, p *wire.FlockParams) error {
 	}
 	defer done()
 	if err := h.v.locks.m.Flock(ctx, r); err != nil {
-		return err
+		return conflict("flock", err)
 	}
 	return s.lockedThrough(h)
+}
+
+// conflict names the manager's bare EAGAIN (a conflicting lock) in the
+// reply's message.
+func conflict(op string, err error) error {
+	if err == syscall.EAGAIN {
+		return fmt.Errorf("%s: conflicting lock: %w", op, err)
+	}
+	return err
 }
 
 // lockedThrough checks, after a lock was granted through h, that h is

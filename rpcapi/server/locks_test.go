@@ -2,7 +2,10 @@ package server_test
 
 import (
 	"encoding/json"
+	"fmt"
+	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -284,4 +287,90 @@ func TestLockGrace(t *testing.T) {
 	c.ok(wire.MethodOpen, obj{"mount_id": mc, "inode": st.Stat.Ino, "flags": 2}, &oc)
 	c.ok(wire.MethodLock, lk(mc, oc.Fh, "setlk", "write", 0, 0, "c"), nil)
 	d.Check(t)
+}
+
+// TestLockExamples replays the first example of PROTOCOL.md section 4,
+// "Examples", as it is written there: the requests are sent (with the
+// real mount ids and handles in place of the example's) on one
+// connection per mount, and every reply must be the one shown.
+func TestLockExamples(t *testing.T) {
+	doc, err := os.ReadFile("../../PROTOCOL.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec := string(doc)
+	sec = sec[strings.Index(sec, "## 4. Locks"):]
+	sec = sec[strings.Index(sec, "### Examples"):]
+	sec = sec[strings.Index(sec, "```\n")+4:]
+	sec = sec[:strings.Index(sec, "```")]
+
+	d := daemontest.Start(t, daemontest.Options{})
+	a := dial(t, "tcp", d.TCPAddr)
+	b := dial(t, "tcp", d.TCPAddr)
+	ma := a.mount("default", 0).MountID
+	mb := b.mount("default", 0).MountID
+	fh := lockFile(t, a, "/f", 2, ma)[0]
+	var st wire.StatResult
+	a.ok(wire.MethodGetStatPath, obj{"mount_id": ma, "path": "/f"}, &st)
+	var o wire.OpenResult
+	b.ok(wire.MethodOpen, obj{"mount_id": mb, "inode": st.Stat.Ino, "flags": 2}, &o)
+	subst := strings.NewReplacer(
+		`"mount_id":4711829037,"fh":3`, fmt.Sprintf(`"mount_id":%d,"fh":%d`, ma, fh),
+		`"mount_id":5533001977,"fh":1`, fmt.Sprintf(`"mount_id":%d,"fh":%d`, mb, o.Fh))
+	connOf := map[string]*rawConn{} // request id -> its connection
+	pending := map[string][]byte{}  // replies read ahead, by id
+	n := 0
+	for _, line := range strings.Split(sec, "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(line, "--> "):
+			req := subst.Replace(line[4:])
+			var m struct {
+				ID     json.RawMessage `json:"id"`
+				Params struct {
+					MountID uint64 `json:"mount_id"`
+				} `json:"params"`
+			}
+			if err := json.Unmarshal([]byte(req), &m); err != nil {
+				t.Fatalf("example %s: %v", req, err)
+			}
+			rc := a
+			if m.Params.MountID == mb {
+				rc = b
+			}
+			connOf[string(m.ID)] = rc
+			rc.sendRaw(req)
+			n++
+		case strings.HasPrefix(line, "("):
+			// "(no reply yet: the call waits)": let it begin to wait.
+			time.Sleep(200 * time.Millisecond)
+		case strings.HasPrefix(line, "<-- "):
+			var m struct {
+				ID json.RawMessage `json:"id"`
+			}
+			if err := json.Unmarshal([]byte(line[4:]), &m); err != nil {
+				t.Fatalf("example %s: %v", line, err)
+			}
+			id := string(m.ID)
+			rc := connOf[id]
+			for pending[id] == nil {
+				body, err := rc.readMsg()
+				if err != nil {
+					t.Fatalf("reply %s: %v", id, err)
+				}
+				var r struct {
+					ID json.RawMessage `json:"id"`
+				}
+				if err := json.Unmarshal(body, &r); err != nil {
+					t.Fatal(err)
+				}
+				pending[string(r.ID)] = body
+			}
+			sameJSON(t, "reply "+id, pending[id], line[4:])
+			delete(pending, id)
+		}
+	}
+	if n < 8 {
+		t.Fatalf("only %d requests in the example", n)
+	}
 }
