@@ -172,8 +172,18 @@ func TestLocksWire(t *testing.T) {
 	a.ok(wire.MethodLock, lk(ma, fa, "setlk", "write", 0, 0, "smb:a"), nil)
 	a.ok(wire.MethodLock, lk(ma, hs[0], "setlk", "write", 0, 0, "smb:a"), nil)
 
-	if m := scrape(t, d); m["proxyfs_requests_total{channel=json,method=lock}"] == 0 {
+	m := scrape(t, d)
+	if m["proxyfs_requests_total{channel=json,method=lock}"] == 0 {
 		t.Errorf("lock not counted under its own method label")
+	}
+	// a holds /f, /h, /g (two handles) and /ro, /wo, /k (closed): 6 open
+	// handles; locks on /f, /h, /g and /ro; 4 conflicts seen so far at
+	// least, one deadlock.
+	if m["proxyfs_open_handles{}"] != 6 || m["proxyfs_locked_files{}"] != 4 || m["proxyfs_lock_waiters{}"] != 0 ||
+		m["proxyfs_lock_conflicts_total{}"] < 4 || m["proxyfs_lock_deadlocks_total{}"] != 1 || m["proxyfs_volumes_in_lock_grace{}"] != 0 {
+		t.Errorf("lock metrics: handles %v files %v waiters %v conflicts %v deadlocks %v grace %v",
+			m["proxyfs_open_handles{}"], m["proxyfs_locked_files{}"], m["proxyfs_lock_waiters{}"],
+			m["proxyfs_lock_conflicts_total{}"], m["proxyfs_lock_deadlocks_total{}"], m["proxyfs_volumes_in_lock_grace{}"])
 	}
 	d.Check(t)
 }

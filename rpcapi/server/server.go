@@ -152,7 +152,18 @@ func Open(ctx context.Context, cfg *conf.Config, opts Options) (*Server, error) 
 	})
 	if err := s.metrics.RegisterMounts(func() metrics.MountStats {
 		st := s.mounts.Stats()
-		return metrics.MountStats{Mounts: st.Mounts, Orphaned: st.Orphaned, Reclaimed: st.Reclaimed}
+		ms := metrics.MountStats{Mounts: st.Mounts, Orphaned: st.Orphaned, Reclaimed: st.Reclaimed, Handles: s.hs.count()}
+		for _, v := range s.order {
+			ls := v.locks.m.Stats()
+			ms.LockedFiles += ls.Files
+			ms.LockWaiters += ls.Waiting
+			ms.LockConflicts += ls.Conflicts
+			ms.LockDeadlocks += ls.Deadlocks
+			if v.locks.m.InGrace() {
+				ms.LockGrace++
+			}
+		}
+		return ms
 	}); err != nil {
 		s.closeVolumes()
 		return nil, err
