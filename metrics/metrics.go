@@ -212,6 +212,17 @@ type MountStats struct {
 	// Reclaimed counts the mounts unmounted because no connection held
 	// them for the grace period.
 	Reclaimed uint64
+	// Handles is the number of open file handles.
+	Handles int
+	// LockedFiles is the number of files with locks or lock waiters.
+	LockedFiles int
+	// LockWaiters is the number of lock calls waiting.
+	LockWaiters int
+	// LockConflicts counts lock requests that found a conflict (EAGAIN
+	// or a wait); LockDeadlocks the EDEADLK answers.
+	LockConflicts, LockDeadlocks uint64
+	// LockGrace is the number of volumes in their lock grace period.
+	LockGrace int
 }
 
 var (
@@ -221,6 +232,18 @@ var (
 		"Mounts that no connection holds, waiting out their grace period.", nil, nil)
 	descMountsReclaimed = prometheus.NewDesc("proxyfs_mounts_reclaimed_total",
 		"Mounts unmounted because no connection held them for the grace period.", nil, nil)
+	descHandles = prometheus.NewDesc("proxyfs_open_handles",
+		"Open file handles.", nil, nil)
+	descLockedFiles = prometheus.NewDesc("proxyfs_locked_files",
+		"Files with byte-range or flock locks, or lock waiters.", nil, nil)
+	descLockWaiters = prometheus.NewDesc("proxyfs_lock_waiters",
+		"Lock calls waiting for a lock.", nil, nil)
+	descLockConflicts = prometheus.NewDesc("proxyfs_lock_conflicts_total",
+		"Lock requests that found a conflicting lock (EAGAIN or a wait).", nil, nil)
+	descLockDeadlocks = prometheus.NewDesc("proxyfs_lock_deadlocks_total",
+		"Lock waits refused with EDEADLK.", nil, nil)
+	descLockGrace = prometheus.NewDesc("proxyfs_volumes_in_lock_grace",
+		"Volumes in their lock grace period after a start (only reclaims are granted).", nil, nil)
 )
 
 // mountCollector reports the mount table's numbers, read once per scrape.
@@ -230,6 +253,12 @@ func (c mountCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descMounts
 	ch <- descMountsOrphaned
 	ch <- descMountsReclaimed
+	ch <- descHandles
+	ch <- descLockedFiles
+	ch <- descLockWaiters
+	ch <- descLockConflicts
+	ch <- descLockDeadlocks
+	ch <- descLockGrace
 }
 
 func (c mountCollector) Collect(ch chan<- prometheus.Metric) {
@@ -237,11 +266,17 @@ func (c mountCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descMounts, prometheus.GaugeValue, float64(st.Mounts))
 	ch <- prometheus.MustNewConstMetric(descMountsOrphaned, prometheus.GaugeValue, float64(st.Orphaned))
 	ch <- prometheus.MustNewConstMetric(descMountsReclaimed, prometheus.CounterValue, float64(st.Reclaimed))
+	ch <- prometheus.MustNewConstMetric(descHandles, prometheus.GaugeValue, float64(st.Handles))
+	ch <- prometheus.MustNewConstMetric(descLockedFiles, prometheus.GaugeValue, float64(st.LockedFiles))
+	ch <- prometheus.MustNewConstMetric(descLockWaiters, prometheus.GaugeValue, float64(st.LockWaiters))
+	ch <- prometheus.MustNewConstMetric(descLockConflicts, prometheus.CounterValue, float64(st.LockConflicts))
+	ch <- prometheus.MustNewConstMetric(descLockDeadlocks, prometheus.CounterValue, float64(st.LockDeadlocks))
+	ch <- prometheus.MustNewConstMetric(descLockGrace, prometheus.GaugeValue, float64(st.LockGrace))
 }
 
 // RegisterMounts exports the mount table's numbers, read from stats at
-// scrape time: proxyfs_mounts, proxyfs_mounts_orphaned and
-// proxyfs_mounts_reclaimed_total.
+// scrape time: proxyfs_mounts, proxyfs_mounts_orphaned,
+// proxyfs_mounts_reclaimed_total, and the open handles and locks.
 func (m *Metrics) RegisterMounts(stats func() MountStats) error {
 	if m == nil {
 		return nil
