@@ -1957,6 +1957,9 @@ static void test_lookup_ci(void)
 /* tests/handles.c */
 void handles_tests(test_daemon_t *d);
 static void test_handles(void) { handles_tests(&daemon_); }
+/* tests/locks.c */
+void locks_tests(test_daemon_t *d);
+static void test_locks(void) { locks_tests(&daemon_); }
 
 static const struct {
     const char *name;
@@ -1985,6 +1988,7 @@ static const struct {
     { "uncertain_check", test_uncertain_check },
     { "handles", test_handles },
     { "lookup_ci", test_lookup_ci },
+    { "locks", test_locks },
 };
 
 int main(int argc, char **argv)
