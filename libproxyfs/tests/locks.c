@@ -2,7 +2,11 @@
  * proxyfs_lock_cancel and proxyfs_lost_locks, across processes: each
  * child process (a "kid") has its own mount and runs the lock calls the
  * test sends it over a pipe, so that one test reads as a conversation
- * between the parent and its kids. The test runs its own daemon, with a
+ * between the parent and its kids. The kids are forked at the start,
+ * while the test process has no library threads (a child forked later
+ * would inherit the TLS blocks of the parent's connection threads, which
+ * valgrind reports as possibly lost in the child), and mount on their
+ * first request. The test runs its own daemon, with a
  * short mount_grace (a dead client's locks go after 1 s) and a short
  * reclaim_grace (3 s of lock grace after a restart). */
 #define _GNU_SOURCE
@@ -72,7 +76,7 @@ static uint64_t open_path(mount_handle_t *mh, const char *path, int flags)
 
 /* ----------------------------------------------------------------- kids */
 
-enum { K_OPEN = 1, K_LOCK, K_FLOCK, K_CLOSE, K_TIMEOUT, K_EXIT, K_DIE };
+enum { K_OPEN = 1, K_LOCK, K_FLOCK, K_CLOSE, K_TIMEOUT, K_EXIT, K_KILL };
 
 typedef struct {
     int op;
@@ -113,7 +117,7 @@ static bool full_io(int fd, void *buf, size_t len, bool wr)
     return true;
 }
 
-/* The kid: its own mount, then requests until K_EXIT or K_DIE. It uses
+/* The kid: its own mount, then requests until K_EXIT (or a SIGKILL). It uses
  * no CHECK (its counters are its own): everything goes back in replies. */
 static void kid_main(int in, int out)
 {
@@ -121,13 +125,15 @@ static void kid_main(int in, int out)
     uint64_t fh[8] = { 0 };
     kreq_t q;
 
-    if (proxyfs_mount("default", 0, "kid", 1000, 1000, &mh) != 0)
-        _exit(2);
     while (full_io(in, &q, sizeof q, false)) {
         krep_t r = { 0 };
         int64_t t0 = now_ms();
         uint64_t ino = 0;
 
+        if (q.op == K_EXIT && mh == NULL)
+            _exit(0);
+        if (mh == NULL && proxyfs_mount("default", 0, "kid", 1000, 1000, &mh) != 0)
+            _exit(2);
         switch (q.op) {
         case K_OPEN:
             r.rc = proxyfs_lookup_path(mh, q.path, &ino);
@@ -149,8 +155,6 @@ static void kid_main(int in, int out)
             break;
         case K_EXIT:
             _exit(proxyfs_unmount(mh) == 0 ? 0 : 3);
-        case K_DIE:
-            _exit(0); /* no unmount: the daemon ends the mount later */
         }
         r.ms = now_ms() - t0;
         if (!full_io(out, &r, sizeof r, true))
@@ -159,29 +163,71 @@ static void kid_main(int in, int out)
     _exit(4);
 }
 
+#define NKIDS 12
+static kid_t kids[NKIDS];
+static int nkids, next_kid;
+
+/* Forks the kids (before the test process mounts: see the top). */
+static void kids_fork(void)
+{
+    nkids = next_kid = 0;
+    for (int i = 0; i < NKIDS; i++) {
+        kid_t *k = &kids[nkids];
+        int a[2], b[2];
+
+        if (pipe(a) != 0)
+            break;
+        if (pipe(b) != 0) {
+            close(a[0]);
+            close(a[1]);
+            break;
+        }
+        k->pid = fork();
+        if (k->pid == 0) {
+            /* Only its own pipe ends: the other kids see EOF when the
+             * parent closes theirs. */
+            for (int j = 0; j < nkids; j++) {
+                close(kids[j].to);
+                close(kids[j].from);
+            }
+            close(a[1]);
+            close(b[0]);
+            kid_main(a[0], b[1]);
+        }
+        close(a[0]);
+        close(b[1]);
+        k->to = a[1];
+        k->from = b[0];
+        if (k->pid < 0) {
+            close(k->to);
+            close(k->from);
+            break;
+        }
+        nkids++;
+    }
+    CHECK(nkids == NKIDS);
+}
+
+/* The next unused kid. */
 static bool kid_start(kid_t *k)
 {
-    int a[2], b[2];
+    CHECK(next_kid < nkids);
+    if (next_kid >= nkids)
+        return false;
+    *k = kids[next_kid++];
+    return true;
+}
 
-    if (pipe(a) != 0)
-        return false;
-    if (pipe(b) != 0) {
-        close(a[0]);
-        close(a[1]);
-        return false;
+static int kid_end(kid_t *k, int op);
+
+/* Ends the kids no test used. */
+static void kids_end_unused(void)
+{
+    while (next_kid < nkids) {
+        kid_t k = kids[next_kid++];
+
+        CHECK(kid_end(&k, K_EXIT) == 0);
     }
-    k->pid = fork();
-    if (k->pid == 0) {
-        close(a[1]);
-        close(b[0]);
-        kid_main(a[0], b[1]);
-    }
-    close(a[0]);
-    close(b[1]);
-    k->to = a[1];
-    k->from = b[0];
-    CHECK(k->pid > 0);
-    return k->pid > 0;
 }
 
 static void kid_send(kid_t *k, const kreq_t *q)
@@ -257,19 +303,27 @@ static int kid_simple(kid_t *k, int op, int slot, int arg)
     return kid_do(k, &q, NULL);
 }
 
-/* Ends the kid (op K_EXIT: unmounting; K_DIE: without) and reaps it;
- * its exit status, or -1. */
+/* Ends the kid and reaps it. K_EXIT: it unmounts and exits; its exit
+ * status, or -1. K_KILL: the parent kills it (SIGKILL: no unmount, the
+ * daemon ends its mount later); 0 if it died so. (A kid that ended itself
+ * without unmounting, with _exit or even SIGKILL, would have valgrind
+ * report the library threads still running as leaks.) */
 static int kid_end(kid_t *k, int op)
 {
     kreq_t q = { .op = op };
     int st = 0;
 
-    kid_send(k, &q);
+    if (op == K_KILL)
+        kill(k->pid, SIGKILL);
+    else
+        kid_send(k, &q);
     close(k->to);
     close(k->from);
-    if (waitpid(k->pid, &st, 0) != k->pid || !WIFEXITED(st))
+    if (waitpid(k->pid, &st, 0) != k->pid)
         return -1;
-    return WEXITSTATUS(st);
+    if (op == K_KILL)
+        return WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL ? 0 : -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 /* ---------------------------------------------------- threads (waits) */
@@ -577,9 +631,9 @@ static void close_releases(mount_handle_t *mh)
     CHECK_RC(kid_end(&k, K_EXIT), 0);
 }
 
-/* A client that dies holding locks: its mount ends after mount_grace
- * (1 s here), and its locks with it. Once with _exit, once with kill -9
- * while it waits. */
+/* A client that dies (kill -9) holding locks: its mount ends after
+ * mount_grace (1 s here), and its locks with it. Once while it holds
+ * locks, once while it also waits for one. */
 static void client_death(mount_handle_t *mh)
 {
     uint64_t fh;
@@ -598,17 +652,14 @@ static void client_death(mount_handle_t *mh)
         CHECK_RC(kid_lock(&k, 0, F_SETLK, F_WRLCK, 0, 1000, "kid", NULL), 0);
         CHECK_RC(kid_flock(&k, 0, LOCK_EX), 0);
         if (how == 0) {
-            CHECK(kid_end(&k, K_DIE) == 0);
+            CHECK(kid_end(&k, K_KILL) == 0);
         } else {
             /* Holding one lock, waiting for one of the parent's. */
             CHECK_RC(proxyfs_lock(mh, fh, F_SETLK, F_WRLCK, 1000, 10, "parent", NULL), 0);
             q = kq_lock(0, F_SETLKW, F_WRLCK, 1000, 10, "kid");
             kid_send(&k, &q);
             CHECK(kid_reply(&k, &r, 300) == 0);
-            kill(k.pid, SIGKILL);
-            waitpid(k.pid, NULL, 0);
-            close(k.to);
-            close(k.from);
+            CHECK(kid_end(&k, K_KILL) == 0);
             msleep(100); /* the daemon sees the connections close */
         }
         t0 = now_ms();
@@ -896,6 +947,7 @@ void locks_tests(test_daemon_t *d)
         return;
     }
     CHECK_RC(proxyfs_set_server(ld.addr), 0);
+    kids_fork();
     mh = mount_one();
     if (mh != NULL) {
         conflicts(mh);
@@ -909,6 +961,7 @@ void locks_tests(test_daemon_t *d)
         lost_locks(mh);
         CHECK_RC(proxyfs_unmount(mh), 0);
     }
+    kids_end_unused();
     CHECK_RC(proxyfs_set_server(d->addr), 0);
     daemon_cleanup(&ld);
 }
