@@ -390,7 +390,14 @@ PROXYFS_API int proxyfs_close(mount_handle_t *in_mount_handle,
  * sent again). Another thread ends such a wait with proxyfs_lock_cancel.
  * A non-waiting call made while a restarted daemon is in its grace period
  * is sent again every second until the grace ends (or the call timeout:
- * ETIMEDOUT).
+ * ETIMEDOUT). A waiting call occupies one of the daemon's in-flight slots
+ * (max_inflight_per_conn, default 256) on one of the process's two
+ * JSON-RPC connections: hundreds of waits at once slow down the process's
+ * other calls, and at that limit an F_SETLK or LOCK_NB call may fail with
+ * EAGAIN (the daemon's in-flight refusal looks like a conflict on the
+ * wire). Closing a handle ends its waits (EBADF), but no call may
+ * be running on a mount handle being unmounted: end its waits with
+ * proxyfs_lock_cancel before proxyfs_unmount.
  *
  * fork(): a child inherits the handles and what the library remembers of
  * their locks, but waits and reclaims are per process. */
@@ -408,13 +415,16 @@ typedef struct {
  *  - in_cmd: F_SETLK takes the lock or fails with EAGAIN at once; F_SETLKW
  *    waits until it is granted (see "Waiting" above), failing with EDEADLK
  *    at once if waiting would close a cycle of owners waiting for each
- *    other (on any files of any clients), and with EINTR if
+ *    other (of any clients; an owner is bound to a handle, so such a
+ *    cycle lies within one file), and with EINTR if
  *    proxyfs_lock_cancel ends the wait; F_GETLK tests: *out_conflict
  *    receives the conflicting lock with the lowest start, or type F_UNLCK
  *    if in_type could be taken.
  *  - in_type: F_RDLCK (needs a handle open for reading, else EBADF),
  *    F_WRLCK (needs one open for writing), F_UNLCK (not with F_GETLK;
- *    always succeeds, also when nothing was held; never waits). Within one
+ *    never waits; succeeds also when nothing was held, but an unlock in
+ *    the middle of a range adds one, and at the daemon's limit of ranges
+ *    per owner the daemon refuses it with ENOLCK). Within one
  *    owner a new lock or unlock over bytes it holds replaces them, as
  *    fcntl(2) does: a lock in the middle of another splits it, touching or
  *    overlapping ranges of one type merge.
