@@ -145,9 +145,10 @@
 //
 // # Wiring into the server
 //
-// One Manager serves the daemon: New(Options{GraceUntil: start.Add(
-// lock_grace)}) at startup, Close at shutdown. Then, per call of
-// PROTOCOL.md section 4:
+// The server (rpcapi/server, locks.go) keeps one Manager per volume,
+// created at startup with GraceUntil = start + reclaim_grace when the
+// volume is marked as having held locks, and closed at shutdown. Per call
+// of PROTOCOL.md section 4:
 //
 //   - lock: look up the handle (mount_id, fh) for its volume, inode and
 //     open mode (EBADF if it is not open on that mount, or if a write lock
@@ -464,7 +465,11 @@ func newManager(opts Options, now func() time.Time, afterFunc func(time.Duration
 	}
 	if d := opts.GraceUntil.Sub(now()); !opts.GraceUntil.IsZero() && d > 0 {
 		m.graceEnd = opts.GraceUntil
+		// EndGrace reads graceTimer under graceMu, and the timer may
+		// fire before afterFunc returns.
+		m.graceMu.Lock()
 		m.graceTimer = afterFunc(d, m.EndGrace)
+		m.graceMu.Unlock()
 	} else {
 		m.graceOver.Store(true)
 		close(m.graceDone)

@@ -9,6 +9,7 @@ import (
 	"github.com/sourcegraph/jsonrpc2"
 	"go.uber.org/zap"
 
+	"github.com/proxyfs/proxyfs/lock"
 	"github.com/proxyfs/proxyfs/mount"
 	"github.com/proxyfs/proxyfs/rpcapi/wire"
 )
@@ -41,6 +42,7 @@ type wireErr struct {
 	code     int64         // JSON-RPC error code
 	errno    syscall.Errno // never 0
 	badMount bool
+	reason   string // data.reason besides bad_mount (the lock calls')
 	msg      string
 }
 
@@ -61,7 +63,7 @@ func (s *Server) classify(op string, err error) wireErr {
 		if errno == syscall.EIO {
 			s.log.Warn("I/O error", zap.String("op", op), zap.Error(err))
 		}
-		return wireErr{code: int64(errno), errno: errno, msg: err.Error()}
+		return wireErr{code: int64(errno), errno: errno, reason: lock.Reason(err), msg: err.Error()}
 	default:
 		s.log.Error("unexpected error, reported as EIO", zap.String("op", op), zap.Error(err))
 		return wireErr{code: int64(syscall.EIO), errno: syscall.EIO, msg: fmt.Sprintf("%v: %v", err, syscall.EIO)}
@@ -71,8 +73,11 @@ func (s *Server) classify(op string, err error) wireErr {
 // data is the error's "data" member.
 func (w wireErr) data() wire.ErrorData {
 	d := wire.ErrorData{Errno: int(w.errno), Name: wire.ErrnoName(w.errno)}
-	if w.badMount {
+	switch {
+	case w.badMount:
 		d.Reason = wire.ReasonBadMount
+	case w.reason != "":
+		d.Reason = w.reason
 	}
 	return d
 }

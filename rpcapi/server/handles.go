@@ -35,6 +35,7 @@ type handle struct {
 	mountID uint64
 	v       *volume
 	ino     inode.Ino
+	acc     uint32 // the access mode it was opened with (wire.OpenReadOnly, ...)
 }
 
 // handles is the server's handle table and the orphan reclaim timer.
@@ -76,7 +77,7 @@ func (s *Server) open(ctx context.Context, e *env, p *wire.OpenParams) (any, err
 		_ = e.fs.CloseInode(ctx, ino)
 		return nil, fmt.Errorf("open directory %d for writing: %w", ino, syscall.EISDIR)
 	}
-	h := &handle{mountID: e.m.ID, v: e.v, ino: ino}
+	h := &handle{mountID: e.m.ID, v: e.v, ino: ino, acc: acc}
 	if err := s.hs.add(h); err != nil {
 		_ = e.fs.CloseInode(ctx, ino)
 		return nil, err
@@ -153,6 +154,16 @@ func (t *handles) takeMount(mountID uint64) []*handle {
 	return out
 }
 
+// get returns handle fh of mount mountID; nil if there is none.
+func (t *handles) get(mountID, fh uint64) *handle {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if h := t.byFh[fh]; h != nil && h.mountID == mountID {
+		return h
+	}
+	return nil
+}
+
 // count returns the number of open handles.
 func (t *handles) count() int {
 	t.mu.Lock()
@@ -165,8 +176,9 @@ func (t *handles) count() int {
 func (s *Server) closeHandle(ctx context.Context, mountID, fh uint64) error {
 	h := s.hs.take(mountID, fh)
 	if h == nil {
-		return fmt.Errorf("close: no handle %d on mount %d: %w", fh, mountID, syscall.EBADF)
+		return errNoHandle("close", mountID, fh)
 	}
+	h.releaseLocks()
 	return h.v.fs.CloseInode(ctx, h.ino)
 }
 
@@ -174,6 +186,9 @@ func (s *Server) closeHandle(ctx context.Context, mountID, fh uint64) error {
 // reclaimed).
 func (s *Server) closeMount(mountID uint64) {
 	hs := s.hs.takeMount(mountID)
+	for _, v := range s.order {
+		v.locks.m.ReleaseMount(mountID)
+	}
 	for _, h := range hs {
 		if err := h.v.fs.CloseInode(context.Background(), h.ino); err != nil {
 			s.log.Warn("close handle of a gone mount", zap.Uint64("mount", mountID), zap.Uint64("ino", uint64(h.ino)), zap.Error(err))

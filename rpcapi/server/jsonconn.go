@@ -210,6 +210,9 @@ type jsonHandler struct {
 	cr       *connReader
 	budget   replyBudget
 	inflight atomic.Int64
+	// connCtx is done when the connection closes or the server begins
+	// to shut down: the context of lock calls, whose waits end with it.
+	connCtx context.Context
 }
 
 // Handle implements jsonrpc2.Handler. It runs on the connection's read
@@ -249,12 +252,26 @@ func (h *jsonHandler) Handle(ctx context.Context, conn *jsonrpc2.Conn, req *json
 	go func() {
 		defer h.s.inflight.release()
 		done := h.s.metrics.Request(metrics.ChannelJSON, methodLabel(req.Method))
-		// A call that started finishes even if its client goes away.
-		result, err := h.s.dispatch(context.WithoutCancel(ctx), h.hd, req.Method, req.Params)
+		// A call that started finishes even if its client goes away,
+		// except a lock wait, which ends with the connection (PROTOCOL.md
+		// section 4, "Waiting").
+		callCtx := context.WithoutCancel(ctx)
+		waits := req.Method == wire.MethodLock || req.Method == wire.MethodFlock
+		if waits {
+			callCtx = h.connCtx
+		}
+		result, err := h.s.dispatch(callCtx, h.hd, req.Method, req.Params)
 		// Leave the per-connection count before replying: a client that
 		// waits for each reply must never see EAGAIN.
 		h.inflight.Add(-1)
-		done(h.reply(ctx, conn, req, result, err))
+		if waits && err != nil && callCtx.Err() != nil {
+			// The wait ended because the connection closed or the server
+			// is stopping: no reply; the client sends the call again
+			// after reconnecting.
+			done(wire.ErrnoName(syscall.EINTR))
+		} else {
+			done(h.reply(ctx, conn, req, result, err))
+		}
 		h.budget.release(cost)
 		h.cr.end()
 	}()
@@ -400,13 +417,16 @@ func (s *Server) serveJSON(nc net.Conn, br *bufio.Reader, cr *connReader) {
 		wd: writeDeadline{nc: nc, idle: s.cfg.IdleTimeout}, peer: peer}
 	hd := s.mounts.NewHolder()
 	defer hd.Release() // after the calls below have finished
-	h := &jsonHandler{s: s, peer: peer, hd: hd, cr: cr}
+	connCtx, cancelConn := context.WithCancel(s.stopCtx)
+	defer cancelConn()
+	h := &jsonHandler{s: s, peer: peer, hd: hd, cr: cr, connCtx: connCtx}
 	h.budget.init(int64(s.cfg.MaxMessageBytes))
 	defer s.metrics.ConnOpened(metrics.ChannelJSON)()
 	s.log.Debug("JSON-RPC connection", zap.String("remote", peer))
 	c := jsonrpc2.NewConn(context.Background(), st, h,
 		jsonrpc2.SetLogger(stdLogAtDebug(s.log)))
 	<-c.DisconnectNotify()
+	cancelConn() // lock waits of this connection end
 	h.budget.close()
 	// Let running calls finish their replies (they fail fast on the
 	// closed connection) before the connection is forgotten.

@@ -171,7 +171,9 @@ func (rc *rawConn) checkErr(r reply, method, name string, code int64) *rpcError 
 	if e.Code != code {
 		rc.t.Fatalf("%s: code %d, want %d (%+v)", method, e.Code, code, e)
 	}
-	if e.Data.Reason != "" && e.Data.Reason != wire.ReasonBadMount {
+	switch e.Data.Reason {
+	case "", wire.ReasonBadMount, wire.ReasonGrace, wire.ReasonNoGrace:
+	default:
 		rc.t.Fatalf("%s: unexpected reason %q", method, e.Data.Reason)
 	}
 	return e

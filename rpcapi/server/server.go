@@ -46,6 +46,7 @@ type volume struct {
 	fs        *inode.FS
 	health    func() error // nil: the engine cannot tell
 	formatted bool         // the engine formatted it at open
+	locks     *volumeLocks // its lock manager (locks.go)
 }
 
 // Server serves the proxyfs protocol. Create it with Open, start it with
@@ -60,6 +61,12 @@ type Server struct {
 	order   []*volume // config order, for shutdown
 	mounts  *mount.Table
 	hs      handles // open file handles (handles.go)
+
+	// stopCtx is cancelled when Shutdown begins: lock waits end with it.
+	stopCtx   context.Context
+	stop      context.CancelFunc
+	sweepDone chan struct{} // closed to stop the lock mark sweeper
+	sweepWG   sync.WaitGroup
 
 	inflight tracker
 	// refusing bounds the connections being refused (over
@@ -101,15 +108,17 @@ func Open(ctx context.Context, cfg *conf.Config, opts Options) (*Server, error) 
 		log = zap.NewNop()
 	}
 	s := &Server{
-		cfg:      cfg.Server,
-		log:      log,
-		version:  opts.Version,
-		metrics:  opts.Metrics,
-		volumes:  map[string]*volume{},
-		conns:    map[net.Conn]string{},
-		peers:    map[string]int{},
-		refusing: make(chan struct{}, 64),
+		cfg:       cfg.Server,
+		log:       log,
+		version:   opts.Version,
+		metrics:   opts.Metrics,
+		volumes:   map[string]*volume{},
+		conns:     map[net.Conn]string{},
+		peers:     map[string]int{},
+		refusing:  make(chan struct{}, 64),
+		sweepDone: make(chan struct{}),
 	}
+	s.stopCtx, s.stop = context.WithCancel(context.Background())
 	s.inflight.init()
 	for _, vc := range cfg.Volumes {
 		format := vfsbackend.FormatNever
@@ -123,6 +132,10 @@ func Open(ctx context.Context, cfg *conf.Config, opts Options) (*Server, error) 
 		}
 		s.volumes[v.name] = v
 		s.order = append(s.order, v)
+		if err := s.openLocks(ctx, v); err != nil {
+			s.closeVolumes()
+			return nil, err
+		}
 		if err := s.metrics.RegisterVolume(v.name, v.usage); err != nil {
 			s.closeVolumes()
 			return nil, err
@@ -353,6 +366,11 @@ func (s *Server) Start() error {
 	s.started = true
 	s.mu.Unlock()
 	s.startReclaim()
+	s.sweepWG.Add(1)
+	go func() {
+		defer s.sweepWG.Done()
+		s.runLockSweeper(s.sweepDone)
+	}()
 	return nil
 }
 
@@ -612,6 +630,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutdown = true
 	s.closing = true
 	s.mu.Unlock()
+	s.stop() // lock waits end (their connections close without a reply)
 	s.closeListeners()
 	s.acceptWG.Wait()
 
@@ -635,6 +654,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mounts.Close() // stops the grace timers
 	s.stopReclaim()
+	close(s.sweepDone)
+	s.sweepWG.Wait()
+	s.closeLocks()
 	return s.closeVolumes()
 }
 

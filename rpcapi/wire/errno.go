@@ -38,6 +38,8 @@ var errnoNames = map[syscall.Errno]string{
 	syscall.ETIMEDOUT:    "ETIMEDOUT",
 	syscall.E2BIG:        "E2BIG",
 	syscall.ENXIO:        "ENXIO",
+	syscall.EDEADLK:      "EDEADLK",
+	syscall.ENOLCK:       "ENOLCK",
 }
 
 // ErrnoName returns the symbolic name of e ("ENOENT"), or "E<number>" for
