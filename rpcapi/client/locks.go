@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/proxyfs/proxyfs/rpcapi/wire"
 )
@@ -173,8 +174,9 @@ func (r *lockReq) cancelOwner() string {
 //
 // The wait of SetLkW is not bounded by the call timeout (WithCallTimeout),
 // only by ctx. When ctx ends while Lock waits, Lock sends LockCancel for
-// the owner (which ends every wait of that owner through h) and reads the
-// wait's answer: if the lock was granted before the cancellation took
+// the owner (which ends every wait of that owner through h; again every
+// 200 ms while no answer came, since a cancel that overtook the wait ends
+// nothing) and reads the wait's answer: if the lock was granted before the cancellation took
 // effect, Lock returns nil and the lock is held (it is not undone: an
 // unlock would also drop what the owner held there before); otherwise it
 // returns ctx's error (ETIMEDOUT or EINTR, matching
@@ -416,9 +418,15 @@ func (m *Mount) lockAttempt(sctx, wctx context.Context, h *Handle, r *lockReq, r
 	return err
 }
 
+// cancelResend is how long a client that gave up on a wait waits for its
+// answer before it sends lock_cancel again: a cancel that ran before the
+// wait began ends nothing (PROTOCOL.md section 4, "Waiting").
+const cancelResend = 200 * time.Millisecond
+
 // waitAnswer waits for the answer to a waiting call until wctx ends; it
-// then sends lock_cancel for the call's owner and reads the answer still,
-// for at most the call timeout. gaveUp reports that wctx ended first.
+// then sends lock_cancel for the call's owner (again every cancelResend)
+// and reads the answer still, for at most the call timeout. gaveUp
+// reports that wctx ended first.
 func (m *Mount) waitAnswer(wctx context.Context, call *jsonCall, st *mountState, fh uint64, r *lockReq, res any) (err error, gaveUp bool) {
 	c := m.c
 	rctx, stop := context.WithCancel(context.Background())
@@ -434,19 +442,23 @@ func (m *Mount) waitAnswer(wctx context.Context, call *jsonCall, st *mountState,
 		case <-wctx.Done():
 		}
 		close(gave)
+		// The answer should follow at once; do not wait for it forever.
 		cctx, cancel := c.withTimeout(rctx)
 		defer cancel()
+		defer stop()
 		p := wire.LockCancelParams{MountID: st.MountID, Fh: fh, Owner: r.cancelOwner()}
-		var cres wire.LockCancelResult
-		err := c.retryConn(cctx, wire.MethodLockCancel, func(ctx context.Context) error {
-			return c.jsonAttempt(ctx, wire.MethodLockCancel, p, &cres)
-		})
-		if err != nil && rctx.Err() == nil {
-			c.o.logger.Debug("proxyfs: lock_cancel failed", "op", r.method, "err", err)
+		for {
+			var cres wire.LockCancelResult
+			err := c.retryConn(cctx, wire.MethodLockCancel, func(ctx context.Context) error {
+				return c.jsonAttempt(ctx, wire.MethodLockCancel, p, &cres)
+			})
+			if err != nil && rctx.Err() == nil {
+				c.o.logger.Debug("proxyfs: lock_cancel failed", "op", r.method, "err", err)
+			}
+			if c.sleep(cctx, wire.MethodLockCancel, cancelResend) != nil {
+				return
+			}
 		}
-		// The answer should follow at once; do not wait for it forever.
-		<-cctx.Done()
-		stop()
 	}()
 	err = call.wait(rctx, res)
 	stop()

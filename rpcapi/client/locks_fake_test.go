@@ -82,7 +82,10 @@ func newFakeLocks(t *testing.T) (*fakeServer, *fakeLocks) {
 			f.mu.Lock()
 			f.cancels = append(f.cancels, p)
 			f.mu.Unlock()
-			f.cancelled <- p
+			select {
+			case f.cancelled <- p:
+			default:
+			}
 			return wire.LockCancelResult{Cancelled: 1}, nil
 		},
 	}
