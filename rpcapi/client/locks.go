@@ -322,14 +322,15 @@ func (m *Mount) lockCall(ctx context.Context, h *Handle, r *lockReq, res any) er
 			return m.lockAttempt(sctx, ctx, h, r, res)
 		})
 	}
-	_, err := m.doOpts0(ctx, r.method, func(ctx context.Context, _ *mountState) error {
+	_, err := m.doLock(ctx, r.method, func(ctx context.Context, _ *mountState) error {
 		return m.lockAttempt(ctx, nil, h, r, res)
 	})
 	return err
 }
 
-// doOpts0 is do (with the call timeout) for lock calls.
-func (m *Mount) doOpts0(ctx context.Context, op string, attempt func(context.Context, *mountState) error) (bool, error) {
+// doLock is do (with the call timeout) with the retry rules of the lock
+// calls.
+func (m *Mount) doLock(ctx context.Context, op string, attempt func(context.Context, *mountState) error) (bool, error) {
 	ctx, cancel := m.c.withTimeout(ctx)
 	defer cancel()
 	return m.doOpts(ctx, op, callOpts{lock: true}, attempt)
