@@ -187,8 +187,14 @@ func (r *lockReq) cancelOwner() string {
 // Right after a daemon restart the server grants only reclaims, for its
 // reclaim_grace; a SetLk refused for it (EAGAIN with Reason
 // wire.ReasonGrace) is sent again every second until it is answered
-// otherwise or the call timeout passes (the grace refusal is returned
-// then); SetLkW waits for the grace to end.
+// otherwise or the call timeout would pass before another attempt is
+// answered (the grace refusal is returned then); SetLkW waits for the
+// grace to end.
+//
+// Like any call, a SetLk that fails with ETIMEDOUT (or EINTR for a
+// canceled ctx) while its request was on the wire may have been granted
+// on the server; the Mount then does not know the lock, which the server
+// holds until an unlock over it or the handle's close.
 //
 // The Mount remembers the locks h holds, as the server holds them, and
 // takes them again after a daemon restart (see Handle and

@@ -147,7 +147,7 @@ func flockOf(h *Handle) FlockOp {
 
 func shortGrace(t *testing.T) {
 	old := graceRetryDelay
-	graceRetryDelay = 30 * time.Millisecond
+	graceRetryDelay = 50 * time.Millisecond
 	t.Cleanup(func() { graceRetryDelay = old })
 }
 

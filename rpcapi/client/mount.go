@@ -207,6 +207,11 @@ func (m *Mount) doOpts(ctx context.Context, op string, o callOpts, attempt func(
 				return uncertain, err
 			}
 		case o.lock && errors.Is(err, syscall.EAGAIN) && reasonOf(err) == wire.ReasonGrace:
+			if dl, ok := ctx.Deadline(); ok && time.Until(dl) < 2*graceRetryDelay {
+				// No time for another attempt to be answered: report
+				// the refusal (EAGAIN, reason grace).
+				return uncertain, err
+			}
 			if serr := m.c.sleep(ctx, op, graceRetryDelay); serr != nil {
 				if errors.Is(serr, context.DeadlineExceeded) {
 					// The call timeout passed in the grace: report
