@@ -31,7 +31,8 @@
 // closed Client with EBADF (matching ErrClosed).
 //
 // Every call is bounded by its context and by the call timeout
-// (WithCallTimeout), which covers reconnects and retries too.
+// (WithCallTimeout), which covers reconnects and retries too; only the
+// lock waits are bounded by their context alone (see Locks).
 //
 // # Locks
 //
