@@ -160,8 +160,9 @@ func (m *Mount) doCtx(ctx context.Context, op string, attempt func(context.Conte
 // callOpts changes how doOpts retries.
 type callOpts struct {
 	// lock: the call is lock or flock, whose EAGAIN is its answer (a
-	// conflict) rather than the server's in-flight limit; an EAGAIN with
-	// reason grace is sent again after graceRetryDelay.
+	// conflict) unless its reason is busy (the server's in-flight limit,
+	// backed off as for any call); an EAGAIN with reason grace is sent
+	// again after graceRetryDelay.
 	lock bool
 }
 
@@ -220,8 +221,8 @@ func (m *Mount) doOpts(ctx context.Context, op string, o callOpts, attempt func(
 				}
 				return uncertain, serr
 			}
-		case o.lock && errors.Is(err, syscall.EAGAIN):
-			return uncertain, err
+		case o.lock && errors.Is(err, syscall.EAGAIN) && reasonOf(err) != wire.ReasonBusy:
+			return uncertain, err // a conflict
 		case errors.Is(err, syscall.EAGAIN):
 			if err := m.c.sleep(ctx, op, m.c.backoff(n)); err != nil {
 				return uncertain, err
