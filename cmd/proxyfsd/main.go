@@ -126,6 +126,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	log.Info("starting", zap.String("version", version), zap.String("config", configName(*configFile)))
 	reg := prometheus.NewRegistry()
 	m, err := metrics.New(reg)
+	if err == nil {
+		err = m.RegisterBuildInfo(version)
+	}
 	if err != nil {
 		return fail("metrics: %v", err)
 	}

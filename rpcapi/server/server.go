@@ -179,7 +179,7 @@ func (v *volume) usage() (metrics.VolumeUsage, error) {
 	}
 	return metrics.VolumeUsage{
 		SizeBytes:  st.Blocks * st.BlockSize,
-		FreeBytes:  st.BlocksFree * st.BlockSize,
+		FreeBytes:  st.BlocksAvail * st.BlockSize,
 		Inodes:     st.Files - st.FilesFree,
 		FreeInodes: st.FilesFree,
 	}, nil
@@ -221,11 +221,12 @@ func openVolume(ctx context.Context, vc conf.Volume, log *zap.Logger, m *metrics
 		Format:        mode.format,
 		ReadOnly:      mode.readOnly,
 		Repair:        mode.repair,
+		Observe:       m.EngineObserver(vc.Name),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("volume %q: open %s engine at %s: %w", vc.Name, vc.Engine, vc.Path, err)
 	}
-	be := m.WrapBackend(raw)
+	be := m.WrapBackend(vc.Name, raw)
 	fs, err := inode.Open(ctx, be, inode.Options{Logger: vlog, CapacityBytes: vc.CapacityBytes, ReadOnly: mode.readOnly})
 	if err != nil {
 		be.Close()
