@@ -27,11 +27,12 @@
  *
  * Thread safety: every function may be called from any number of threads at
  * once, on one mount handle or on many. A process keeps a small pool of
- * connections to proxyfsd (shared by all its mount handles) with many requests
+ * connections to proxyfsd per server address (shared by all the mount
+ * handles of that address: see proxyfs_mount_server) with many requests
  * in flight on each, plus up to 8 sockets that synchronous calls check out
- * one at a time; the pool's threads (one reader per pipelined connection and
- * one retry worker) are started by the first mount and joined when the last
- * mount handle is unmounted.
+ * one at a time; a pool's threads (one reader per pipelined connection and
+ * one retry worker) are started by the first mount of its address and
+ * joined when the last mount handle of that address is unmounted.
  *
  * Failures: the library never exits, aborts or prints. When a connection
  * breaks it reconnects with back-off, mounts again with the same volume and
@@ -150,8 +151,8 @@ PROXYFS_API int proxyfs_set_timeout(uint32_t in_timeout_ms);
 /* Set the call timeout of one mount handle's calls, in milliseconds, as
  * proxyfs_set_timeout does for the process (which stays the timeout of
  * the other handles); 0 goes back to the process-wide timeout. It applies
- * to calls started after it. (The server address is process-wide: all
- * handles share one pool of connections.)
+ * to calls started after it. (A handle's server address is chosen at
+ * mount: proxyfs_mount_server.)
  * Errors: EINVAL (bad handle). */
 PROXYFS_API int proxyfs_set_mount_timeout(mount_handle_t *in_mount_handle,
                                           uint32_t in_timeout_ms);
@@ -177,12 +178,46 @@ PROXYFS_API int proxyfs_mount(char *in_volume_name,
                               gid_t in_gid,
                               mount_handle_t **out_mount_handle);
 
+/* As proxyfs_mount, on the proxyfsd at in_server ("HOST:PORT", "unix:/path"
+ * or "/path", as proxyfs_set_server; copied) instead of the process-wide
+ * address; in_server NULL is proxyfs_mount. It lets one process (an smbd
+ * serving shares of several volumes) use several daemons at once.
+ *
+ * Pools: the handles mounted on one address share one pool of connections
+ * and threads (the addresses are compared as strings: "unix:/s" and "/s"
+ * are two pools, to the same daemon); handles on different addresses use
+ * different pools, and so do handles of proxyfs_mount, whose pool follows
+ * proxyfs_set_server (a handle of proxyfs_mount and one of
+ * proxyfs_mount_server may thus reach one daemon on two pools, which is
+ * harmless). Everything the library does for a pool it does for each:
+ * reconnecting, mounting again after a daemon restart (reopening the open
+ * file handles), retrying async requests, fork() handling. A daemon that is
+ * down or stalled delays only the calls on its own pool's handles. The
+ * first mount of an address creates its pool (its threads start on first
+ * use); the last unmount of a handle of that address closes the pool's
+ * connections and joins its threads, leaving the other pools untouched.
+ * The server address of a handle never changes (proxyfs_set_server does not
+ * affect it).
+ * Errors: as proxyfs_mount; EINVAL also for an empty or too long
+ * in_server; ENODEV (after three quick attempts, well under a second when
+ * the address refuses connections) if nothing answers at in_server or it
+ * cannot be parsed or resolved (see proxyfs_last_error). */
+PROXYFS_API int proxyfs_mount_server(const char *in_server,
+                                     char *in_volume_name,
+                                     uint64_t in_mount_options,
+                                     char *in_auth_user,
+                                     uid_t in_uid,
+                                     gid_t in_gid,
+                                     mount_handle_t **out_mount_handle);
+
 /* Unmount and free the handle (even when telling the daemon fails; the
  * result says whether it did). It first waits for the async requests of
  * this handle still in flight (their callbacks run). The handle must not be
  * used afterwards, and must not be unmounted from inside an async callback
- * (EBUSY). The last unmount in a process closes the connections and joins
- * the library's threads.
+ * (EBUSY). The last unmount of the handles of a server address (all the
+ * handles of proxyfs_mount count as one address) closes that pool's
+ * connections and joins its threads; the last unmount in a process thus
+ * leaves no library thread or socket.
  * Errors: EINVAL (NULL handle), EBUSY, and errors telling the daemon. */
 PROXYFS_API int proxyfs_unmount(mount_handle_t *in_mount_handle);
 

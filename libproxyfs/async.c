@@ -180,7 +180,7 @@ int pfs_async_send(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
     if (len > pfs_mount_max_io(mh))
         return pfs_set_error(EINVAL, "request of %zu bytes is over the "
                              "maximum I/O size", len);
-    if ((p = pfs_pool_get()) == NULL)
+    if ((p = pfs_pool_get(mh->pool)) == NULL)
         return ENOMEM;
     a = calloc(1, sizeof(*a));
     if (a == NULL)

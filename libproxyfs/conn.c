@@ -489,13 +489,14 @@ static void *reader_main(void *arg)
 
 /* ----------------------------------------------------------- lifecycle */
 
-int pfs_conn_init(pfs_conn_t *c, int kind)
+int pfs_conn_init(pfs_conn_t *c, int kind, const char *addr)
 {
     sigset_t all, old;
     int rc;
 
     memset(c, 0, sizeof(*c));
     c->kind = kind;
+    c->addr = addr;
     c->fd = -1;
     c->buf = malloc(PFS_RBUF_INIT);
     if (c->buf == NULL)
@@ -582,7 +583,7 @@ int pfs_conn_submit(pfs_conn_t *c, pfs_call_t *call, const void *a,
         char addr[PFS_MAX_ADDR];
 
         pthread_mutex_unlock(&c->lock);
-        pfs_config_server(addr);
+        pfs_server_addr(c->addr, addr);
         fd = pfs_connect_addr(addr, 5000);
         pthread_mutex_lock(&c->lock);
         if (fd < 0) {

@@ -11,8 +11,9 @@
  *               matches replies to pending calls by id
  *   direct.c    sockets a synchronous binary call checks out and reads its
  *               own reply from (no reader thread hand-off)
- *   pool.c      the per-process pool of connections, fork handling, the retry
- *               worker, and the retrying call loops used by the API
+ *   pool.c      the pools of connections (one per server address, in a
+ *               registry of slots), fork handling, the retry worker, and
+ *               the retrying call loops used by the API
  *   mount.c     mount handles: mount, unmount, remount after a daemon restart
  *   api.c       the synchronous API functions
  *   readdir.c   readdir/readdir_plus served from cached batches
@@ -20,7 +21,7 @@
  *   util.c      errors, clocks, configuration
  *
  * Lock order (outer first): mounts list (pfs_mounts_lock) -> mount handle
- * lock (mh->lock) -> global state (g_state.lock) -> connection write lock
+ * lock (mh->lock) -> pool registry (g_state.lock) -> connection write lock
  * (c->wlock) -> connection lock (c->lock); the async registry lock, the
  * worker lock and the direct sockets' lock (p->dl) are leaves. No lock is
  * held while a callback runs.
@@ -75,6 +76,9 @@ int pfs_cond_init(pthread_cond_t *c);
 
 /* Copies the configured server address into buf (size PFS_MAX_ADDR). */
 void pfs_config_server(char *buf);
+/* Copies fixed (a pool's own address, proxyfs_mount_server) into buf, or
+ * the configured address if fixed is NULL. */
+void pfs_server_addr(const char *fixed, char *buf);
 uint64_t pfs_config_timeout_ms(void);
 
 const char *pfs_errno_name(int e);
@@ -216,6 +220,7 @@ struct pfs_call {
 
 typedef struct pfs_conn {
     int kind;
+    const char *addr;      /* the pool's address; NULL: the configured one */
     pthread_mutex_t wlock; /* serializes writes; taken before lock */
     pthread_mutex_t lock;  /* fd, shutdown, pending list */
     pthread_cond_t cond;   /* reader waits here for a connection */
@@ -233,7 +238,7 @@ typedef struct pfs_conn {
     size_t bcap, blen, bpos;
 } pfs_conn_t;
 
-int pfs_conn_init(pfs_conn_t *c, int kind);
+int pfs_conn_init(pfs_conn_t *c, int kind, const char *addr);
 /* Stops the reader, closes the socket, fails anything pending. */
 void pfs_conn_destroy(pfs_conn_t *c);
 /* In a forked child: forget the parent's connection without touching its
@@ -276,6 +281,7 @@ typedef struct {
 
 typedef struct pfs_pool {
     pid_t pid;
+    const char *addr; /* the slot's address; NULL: the configured one */
     pfs_conn_t json[PFS_POOL_JSON];
     pfs_conn_t bin[PFS_POOL_BIN];
     unsigned rr_json, rr_bin; /* round robin (atomic) */
@@ -293,13 +299,23 @@ typedef struct pfs_pool {
     unsigned dgen; /* bumped when a direct socket breaks */
 } pfs_pool_t;
 
-/* Returns the process's pool (creating it, and replacing a parent's pool
- * after fork) or NULL (ENOMEM, recorded). */
-pfs_pool_t *pfs_pool_get(void);
-/* Counts a mount handle as a user of the pool; the last release destroys
- * the pool and joins its threads. */
-int pfs_pool_acquire(void);
-void pfs_pool_release(void);
+/* The registry of pools: one slot per server address (and one for the
+ * process-wide address of proxyfs_set_server / PROXYFS_SERVER), holding
+ * the number of mount handles that use it and its pool. A slot outlives
+ * its pool: the pool is created on first use and, in a child after fork,
+ * created again; the slot goes with its last user. */
+typedef struct pfs_pool_slot pfs_pool_slot_t;
+
+/* Returns the slot's pool (creating it, and replacing a parent's pool
+ * after fork) or NULL (ENOMEM, recorded). The caller holds a mount handle
+ * of the slot, so the pool is not released under it. */
+pfs_pool_t *pfs_pool_get(pfs_pool_slot_t *s);
+/* Counts a mount handle as a user of the pool of addr (NULL: the
+ * process-wide address; otherwise compared as a string) and returns its
+ * slot, or NULL (ENOMEM, recorded). The last release of a slot destroys
+ * its pool (closing its connections, joining its threads). */
+pfs_pool_slot_t *pfs_pool_acquire(const char *addr);
+void pfs_pool_release(pfs_pool_slot_t *s);
 pfs_conn_t *pfs_pool_json_conn(pfs_pool_t *p);
 pfs_conn_t *pfs_pool_bin_conn(pfs_pool_t *p);
 uint64_t pfs_pool_new_id(pfs_pool_t *p);
@@ -323,10 +339,12 @@ int pfs_direct_call(pfs_pool_t *p, pfs_call_t *call, const void *a,
 /* Queues an async op for the worker (retry after delay_ms). */
 void pfs_pool_queue_retry(pfs_pool_t *p, pfs_async_t *a, uint64_t delay_ms);
 
-/* One JSON-RPC call attempt, waiting until deadline. Returns 0 with
- * *out_reply (caller owns), PFS_NOTSENT, PFS_LOST, ETIMEDOUT or ENOMEM. */
-int pfs_json_call_once(const char *method, const json_t *params,
-                       uint64_t deadline_ms, json_t **out_reply);
+/* One JSON-RPC call attempt on the pool of slot s, waiting until
+ * deadline. Returns 0 with *out_reply (caller owns), PFS_NOTSENT,
+ * PFS_LOST, ETIMEDOUT or ENOMEM. */
+int pfs_json_call_once(pfs_pool_slot_t *s, const char *method,
+                       const json_t *params, uint64_t deadline_ms,
+                       json_t **out_reply);
 
 /* A full JSON-RPC call on a mount: adds mount_id (if mh) to params,
  * retries with back-off across reconnects, remounts after bad_mount.
@@ -340,6 +358,11 @@ int pfs_json_call_once(const char *method, const json_t *params,
  * "Retries" (api.c). */
 int pfs_rpc(mount_handle_t *mh, const char *method, json_t *params,
             bool *out_uncertain, json_t **out_result);
+/* The same on mh's pool, with mh's timeout, but params as given (no
+ * "mount_id" added) and no remount after bad_mount: for the mount call
+ * itself and for calls on an explicit mount id (handles.c). */
+int pfs_rpc_nomount(mount_handle_t *mh, const char *method, json_t *params,
+                    json_t **out_result);
 
 /* A synchronous binary read or write of at most max_io bytes. */
 int pfs_bin_io(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
@@ -429,6 +452,7 @@ typedef struct {
 
 struct proxyfs_mount_handle {
     struct proxyfs_mount_handle *next; /* pfs_mounts list */
+    pfs_pool_slot_t *pool; /* the pool of its server address */
     pthread_mutex_t lock; /* mount identity, async counter */
     pthread_cond_t cond;  /* async_inflight reached 0 */
     uint64_t mount_id;
