@@ -713,6 +713,43 @@ PROXYFS_API int proxyfs_flush_send(mount_handle_t *in_mount_handle,
  * EINVAL for a NULL out_rsp_status. Nothing is allocated. */
 PROXYFS_API int proxyfs_flush_recv(void *in_request_id, int *out_rsp_status);
 
+/* Cancel the async request in_request_id (of proxyfs_read_send,
+ * proxyfs_write_send or proxyfs_flush_send), as Samba's tevent cancel
+ * functions do: the library stops waiting for it.
+ *
+ * Returns 0 if the request had not completed: it is now cancelled. Its
+ * callback is still called, exactly once (it may be running already, or
+ * be called on a library thread soon after this returns, even while the
+ * daemon is unreachable or stopped), and *_recv then reports the status
+ * ECANCELED with 0 bytes. Whatever the reply brings later is dropped.
+ *  - read: the library writes nothing into the caller's buffer once this
+ *    function has returned (bytes of the reply may have been written
+ *    before: the buffer's content is undefined). The buffer is the
+ *    caller's again as soon as this returns 0.
+ *  - write: the write may still have happened on the server, wholly or in
+ *    part (it may have been sent before the cancel, or be being sent):
+ *    the file's content in that range is unknown. The library may still
+ *    read the buffer until the callback (if the request is being written
+ *    to a stalled daemon, the callback waits for that write to end or
+ *    fail: at most the call timeout).
+ *  - flush: the flush may still have happened (or be happening).
+ * Returns EALREADY if the request has already completed (its result is
+ * final, its callback has been or is being called): nothing changes, and
+ * *_recv reports the request's own status. Returns ENOENT if no such
+ * request is known (never sent, send failed, or already received), EINVAL
+ * for a NULL id. Cancelling again before the request completes returns 0
+ * again.
+ *
+ * Race-free with the reply: the request completes either before the
+ * cancel (EALREADY, the real result) or after it (0, ECANCELED), never
+ * both. The request is still received with *_recv, which forgets it (the
+ * id can then be used again); proxyfs_unmount waits for the callbacks of
+ * cancelled requests too, which come without waiting for the daemon.
+ * Never blocks on the network; may be called from any thread, including
+ * from inside a callback. Nothing is allocated.
+ * Errors: EINVAL, ENOENT, EALREADY. */
+PROXYFS_API int proxyfs_async_cancel(void *in_request_id);
+
 /* --------------------------------------------------------------- xattrs */
 
 /* Get the value of the extended attribute in_name (getxattr(2) rules):

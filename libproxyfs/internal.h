@@ -17,14 +17,15 @@
  *   mount.c     mount handles: mount, unmount, remount after a daemon restart
  *   api.c       the synchronous API functions
  *   readdir.c   readdir/readdir_plus served from cached batches
- *   async.c     proxyfs_{read,write}_{send,recv}
+ *   async.c     proxyfs_{read,write}_{send,recv}, proxyfs_async_cancel
  *   util.c      errors, clocks, configuration
  *
  * Lock order (outer first): mounts list (pfs_mounts_lock) -> mount handle
  * lock (mh->lock) -> pool registry (g_state.lock) -> connection write lock
- * (c->wlock) -> connection lock (c->lock); the async registry lock, the
- * worker lock and the direct sockets' lock (p->dl) are leaves. No lock is
- * held while a callback runs.
+ * (c->wlock) -> connection lock (c->lock); the async registry lock ->
+ * an async request's cancel lock (a->cancel.lock), the worker lock (p->wl)
+ * (proxyfs_async_cancel); the cancel lock, the worker lock and the direct
+ * sockets' lock (p->dl) are leaves. No lock is held while a callback runs.
  */
 #ifndef PROXYFS_INTERNAL_H
 #define PROXYFS_INTERNAL_H
@@ -195,6 +196,24 @@ enum pfs_conn_kind { PFS_CONN_JSON = 1, PFS_CONN_BIN = 2 };
 
 typedef struct pfs_call pfs_call_t;
 
+/* The cancel state of an async request (proxyfs_async_cancel, async.c).
+ * cancelled is only set, with lock held (and the async registry's lock),
+ * and read with __atomic loads (pfs_is_cancelled). The reader thread
+ * writes a READ reply's payload into the caller's buffer only in pieces,
+ * each with lock held and after checking cancelled (a non-blocking recv;
+ * the wait for data is outside the lock), and skips the rest once it is
+ * set: no byte lands in the buffer after cancelling returns, and
+ * cancelling never waits for the network. */
+typedef struct {
+    pthread_mutex_t lock;
+    bool cancelled;
+} pfs_cancel_t;
+
+static inline bool pfs_is_cancelled(pfs_cancel_t *k)
+{
+    return __atomic_load_n(&k->cancelled, __ATOMIC_ACQUIRE);
+}
+
 /* One request in flight. The submitter owns it; while it is pending on a
  * connection the connection's reader may complete it. done() is called
  * exactly once per successful pfs_conn_submit, without locks held. */
@@ -214,6 +233,11 @@ struct pfs_call {
     /* ralloc: the reader malloc()s rbuf for a payload larger than rcap (up
      * to PFS_MAX_BIN_REPLY); the submitter frees rbuf if it changed. */
     bool ralloc;
+    /* async requests: their cancel state (else NULL). A cancelled call is
+     * not sent (pfs_conn_submit: PFS_NOTSENT), its payload is not written
+     * (see pfs_cancel_t), and the worker takes it off the pending list
+     * (pfs_conn_collect_expired). */
+    pfs_cancel_t *cancel;
     void (*done)(pfs_call_t *call);
     void *arg;
 };
@@ -231,6 +255,10 @@ typedef struct pfs_conn {
      * and written by the reader thread only. */
     bool refused;
     pfs_call_t *head, *tail;
+    /* The async call whose request is being written (under wlock): it is
+     * not expired or cancelled until the write ends, so that its callback
+     * never runs while the library still reads a write's buffer. */
+    pfs_call_t *sending;
     pthread_t reader;
     bool reader_started;
     /* reader's input buffer */
@@ -253,7 +281,8 @@ int pfs_conn_submit(pfs_conn_t *c, pfs_call_t *call, const void *a,
  * caller owns it again, done will not be called), false if the reader has
  * taken it (done is called or about to be). */
 bool pfs_conn_cancel(pfs_conn_t *c, pfs_call_t *call);
-/* Removes async calls whose deadline passed into *out (linked by next). */
+/* Removes async calls whose deadline passed, or that were cancelled, into
+ * *out (linked by next), but not one whose request is being written. */
 void pfs_conn_collect_expired(pfs_conn_t *c, uint64_t now, pfs_call_t **out);
 /* Opens a socket to addr. Returns an fd, or -1 with the error recorded. */
 int pfs_connect_addr(const char *addr, uint64_t timeout_ms);
@@ -290,6 +319,7 @@ typedef struct pfs_pool {
     pthread_mutex_t wl;
     pthread_cond_t wc;
     bool wstop;
+    bool wwake; /* pfs_pool_wake: scan again before waiting */
     bool wstarted;
     pthread_t worker;
     pfs_async_t *wq; /* async ops waiting for a retry */
@@ -336,8 +366,11 @@ int pfs_direct_call(pfs_pool_t *p, pfs_call_t *call, const void *a,
                     size_t alen, const void *b, size_t blen,
                     uint64_t deadline_ms);
 
-/* Queues an async op for the worker (retry after delay_ms). */
+/* Queues an async op for the worker (retry after delay_ms; at once if it
+ * is cancelled). */
 void pfs_pool_queue_retry(pfs_pool_t *p, pfs_async_t *a, uint64_t delay_ms);
+/* Wakes the worker (a request was cancelled: it collects it). */
+void pfs_pool_wake(pfs_pool_t *p);
 
 /* One JSON-RPC call attempt on the pool of slot s, waiting until
  * deadline. Returns 0 with *out_reply (caller owns), PFS_NOTSENT,
@@ -512,6 +545,7 @@ struct pfs_async {
     size_t len;
     proxyfs_done_callback_t cb;
     pfs_call_t call;
+    pfs_cancel_t cancel; /* proxyfs_async_cancel */
     pfs_pool_t *pool;
     uint64_t deadline_ms;
     uint64_t retry_at;

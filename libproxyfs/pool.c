@@ -107,7 +107,7 @@ static void *worker_main(void *arg)
         while (*pp != NULL) {
             pfs_async_t *a = *pp;
 
-            if (a->retry_at <= now) {
+            if (a->retry_at <= now || pfs_is_cancelled(&a->cancel)) {
                 *pp = a->qnext;
                 a->qnext = ready;
                 ready = a;
@@ -143,10 +143,14 @@ static void *worker_main(void *arg)
 
             now = pfs_now_ms();
             for (pfs_async_t *a = p->wq; a != NULL; a = a->qnext)
-                if (a->retry_at <= now)
+                if (a->retry_at <= now || pfs_is_cancelled(&a->cancel))
                     due = true;
             if (due)
                 continue;
+        }
+        if (p->wwake) {
+            p->wwake = false;
+            continue;
         }
         pfs_deadline_ts(wake, &ts);
         pthread_cond_timedwait(&p->wc, &p->wl, &ts);
@@ -161,6 +165,14 @@ void pfs_pool_queue_retry(pfs_pool_t *p, pfs_async_t *a, uint64_t delay_ms)
     a->retry_at = pfs_now_ms() + delay_ms;
     a->qnext = p->wq;
     p->wq = a;
+    pthread_cond_signal(&p->wc);
+    pthread_mutex_unlock(&p->wl);
+}
+
+void pfs_pool_wake(pfs_pool_t *p)
+{
+    pthread_mutex_lock(&p->wl);
+    p->wwake = true;
     pthread_cond_signal(&p->wc);
     pthread_mutex_unlock(&p->wl);
 }
