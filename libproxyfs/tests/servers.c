@@ -305,7 +305,7 @@ static void *busy(void *arg)
     uint64_t f;
     size_t n;
 
-    for (int i = 0; !*a->stop; i++) {
+    for (int i = 0; !__atomic_load_n(a->stop, __ATOMIC_SEQ_CST); i++) {
         uint64_t t = now_ms();
 
         snprintf(path, sizeof(path), "/busy-%d", i);
@@ -389,7 +389,7 @@ static void kill_one(test_daemon_t *d1, test_daemon_t *d2)
     CHECK_RC(proxyfs_get_stat(b, ino, &sp), ENOENT);
     free(sp);
 
-    stop = 1;
+    __atomic_store_n(&stop, 1, __ATOMIC_SEQ_CST);
     pthread_join(bt, NULL);
     CHECK(ba.errors == 0);
     CHECK(ba.max_ms < 2000);

@@ -1960,6 +1960,9 @@ static void test_handles(void) { handles_tests(&daemon_); }
 /* tests/servers.c */
 void servers_tests(test_daemon_t *d);
 static void test_servers(void) { servers_tests(&daemon_); }
+/* tests/cancel.c */
+void cancel_tests(test_daemon_t *d);
+static void test_cancel(void) { cancel_tests(&daemon_); }
 
 static const struct {
     const char *name;
@@ -1989,6 +1992,7 @@ static const struct {
     { "handles", test_handles },
     { "lookup_ci", test_lookup_ci },
     { "servers", test_servers },
+    { "cancel", test_cancel },
 };
 
 int main(int argc, char **argv)
