@@ -199,9 +199,11 @@ PROXYFS_API int proxyfs_mount(char *in_volume_name,
  * The server address of a handle never changes (proxyfs_set_server does not
  * affect it).
  * Errors: as proxyfs_mount; EINVAL also for an empty or too long
- * in_server; ENODEV (after three quick attempts, well under a second when
- * the address refuses connections) if nothing answers at in_server or it
- * cannot be parsed or resolved (see proxyfs_last_error). */
+ * in_server; ENODEV if nothing answers at in_server or it cannot be parsed
+ * or resolved (see proxyfs_last_error), after three quick attempts: well
+ * under a second when the address refuses connections, longer only when
+ * connecting itself hangs (a host that drops the packets: up to 5 s per
+ * attempt) or name resolution is slow. */
 PROXYFS_API int proxyfs_mount_server(const char *in_server,
                                      char *in_volume_name,
                                      uint64_t in_mount_options,
@@ -647,8 +649,8 @@ PROXYFS_API int proxyfs_copy_range(mount_handle_t *in_mount_handle,
  * On success (0) the library owns in_bufptr until the callback: it writes
  * the data there. in_done_callback (may be NULL) is then called exactly
  * once, with in_request_id, on a library thread, when the request has
- * completed, successfully or not (connection failures, timeouts and
- * unmount included). The callback must not block: it runs on the thread
+ * completed, successfully or not (connection failures, timeouts, cancel
+ * (proxyfs_async_cancel) and unmount included). The callback must not block: it runs on the thread
  * that reads the replies of other requests. It may call proxyfs_read_recv or
  * proxyfs_write_recv for its own id (which then return at once) but should
  * call no other proxyfs function (a send from there can stall that reader;
@@ -669,7 +671,7 @@ PROXYFS_API int proxyfs_read_send(mount_handle_t *in_mount_handle,
 
 /* Wait until the read request in_request_id has completed, then return 0
  * with its status in *out_rsp_status (0, or EBADF, EISDIR, EIO, EINVAL,
- * ETIMEDOUT, ...) and the number of bytes read in *out_bufsize, and forget
+ * ETIMEDOUT, ECANCELED after proxyfs_async_cancel, ...) and the number of bytes read in *out_bufsize, and forget
  * the request. Returns ENOENT if no such request is known (never sent, send
  * failed, already received, or a write or flush request), EINVAL for NULL
  * outputs. */
