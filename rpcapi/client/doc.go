@@ -24,7 +24,7 @@
 //
 // Every method returns nil or an *Error carrying the operation, the errno
 // (errors.Is(err, syscall.ENOENT) works), the server's reason if any, and a
-// message. As DESIGN.md specifies, a missing inode (ENOENT) is reported as
+// message. As PROTOCOL.md ("Errors") specifies, a missing inode (ENOENT) is reported as
 // EBADF by Read, Write and Flush only. A call that runs out of time fails
 // with ETIMEDOUT (and matches context.DeadlineExceeded), one whose context
 // is canceled with EINTR (matching context.Canceled), and calls on a
