@@ -27,11 +27,12 @@
  *
  * Thread safety: every function may be called from any number of threads at
  * once, on one mount handle or on many. A process keeps a small pool of
- * connections to proxyfsd (shared by all its mount handles) with many requests
+ * connections to proxyfsd per server address (shared by all the mount
+ * handles of that address: see proxyfs_mount_server) with many requests
  * in flight on each, plus up to 8 sockets that synchronous calls check out
- * one at a time; the pool's threads (one reader per pipelined connection and
- * one retry worker) are started by the first mount and joined when the last
- * mount handle is unmounted.
+ * one at a time; a pool's threads (one reader per pipelined connection and
+ * one retry worker) are started by the first mount of its address and
+ * joined when the last mount handle of that address is unmounted.
  *
  * Failures: the library never exits, aborts or prints. When a connection
  * breaks it reconnects with back-off, mounts again with the same volume and
@@ -152,8 +153,8 @@ PROXYFS_API int proxyfs_set_timeout(uint32_t in_timeout_ms);
 /* Set the call timeout of one mount handle's calls, in milliseconds, as
  * proxyfs_set_timeout does for the process (which stays the timeout of
  * the other handles); 0 goes back to the process-wide timeout. It applies
- * to calls started after it. (The server address is process-wide: all
- * handles share one pool of connections.)
+ * to calls started after it. (A handle's server address is chosen at
+ * mount: proxyfs_mount_server.)
  * Errors: EINVAL (bad handle). */
 PROXYFS_API int proxyfs_set_mount_timeout(mount_handle_t *in_mount_handle,
                                           uint32_t in_timeout_ms);
@@ -179,12 +180,48 @@ PROXYFS_API int proxyfs_mount(char *in_volume_name,
                               gid_t in_gid,
                               mount_handle_t **out_mount_handle);
 
+/* As proxyfs_mount, on the proxyfsd at in_server ("HOST:PORT", "unix:/path"
+ * or "/path", as proxyfs_set_server; copied) instead of the process-wide
+ * address; in_server NULL is proxyfs_mount. It lets one process (an smbd
+ * serving shares of several volumes) use several daemons at once.
+ *
+ * Pools: the handles mounted on one address share one pool of connections
+ * and threads (the addresses are compared as strings: "unix:/s" and "/s"
+ * are two pools, to the same daemon); handles on different addresses use
+ * different pools, and so do handles of proxyfs_mount, whose pool follows
+ * proxyfs_set_server (a handle of proxyfs_mount and one of
+ * proxyfs_mount_server may thus reach one daemon on two pools, which is
+ * harmless). Everything the library does for a pool it does for each:
+ * reconnecting, mounting again after a daemon restart (reopening the open
+ * file handles), retrying async requests, fork() handling. A daemon that is
+ * down or stalled delays only the calls on its own pool's handles. The
+ * first mount of an address creates its pool (its threads start on first
+ * use); the last unmount of a handle of that address closes the pool's
+ * connections and joins its threads, leaving the other pools untouched.
+ * The server address of a handle never changes (proxyfs_set_server does not
+ * affect it).
+ * Errors: as proxyfs_mount; EINVAL also for an empty or too long
+ * in_server; ENODEV if nothing answers at in_server or it cannot be parsed
+ * or resolved (see proxyfs_last_error), after three quick attempts: well
+ * under a second when the address refuses connections, longer only when
+ * connecting itself hangs (a host that drops the packets: up to 5 s per
+ * attempt) or name resolution is slow. */
+PROXYFS_API int proxyfs_mount_server(const char *in_server,
+                                     char *in_volume_name,
+                                     uint64_t in_mount_options,
+                                     char *in_auth_user,
+                                     uid_t in_uid,
+                                     gid_t in_gid,
+                                     mount_handle_t **out_mount_handle);
+
 /* Unmount and free the handle (even when telling the daemon fails; the
  * result says whether it did). It first waits for the async requests of
  * this handle still in flight (their callbacks run). The handle must not be
  * used afterwards, and must not be unmounted from inside an async callback
- * (EBUSY). The last unmount in a process closes the connections and joins
- * the library's threads.
+ * (EBUSY). The last unmount of the handles of a server address (all the
+ * handles of proxyfs_mount count as one address) closes that pool's
+ * connections and joins its threads; the last unmount in a process thus
+ * leaves no library thread or socket.
  * Errors: EINVAL (NULL handle), EBUSY, and errors telling the daemon. */
 PROXYFS_API int proxyfs_unmount(mount_handle_t *in_mount_handle);
 
@@ -393,9 +430,7 @@ PROXYFS_API int proxyfs_close(mount_handle_t *in_mount_handle,
  * ETIMEDOUT). A waiting call occupies one of the daemon's in-flight slots
  * (max_inflight_per_conn, default 256) on one of the process's two
  * JSON-RPC connections: hundreds of waits at once slow down the process's
- * other calls, and at that limit an F_SETLK or LOCK_NB call may fail with
- * EAGAIN (the daemon's in-flight refusal looks like a conflict on the
- * wire). Closing a handle ends its waits (EBADF), but no call may
+ * other calls. Closing a handle ends its waits (EBADF), but no call may
  * be running on a mount handle being unmounted: end its waits with
  * proxyfs_lock_cancel before proxyfs_unmount.
  *
@@ -757,8 +792,8 @@ PROXYFS_API int proxyfs_copy_range(mount_handle_t *in_mount_handle,
  * On success (0) the library owns in_bufptr until the callback: it writes
  * the data there. in_done_callback (may be NULL) is then called exactly
  * once, with in_request_id, on a library thread, when the request has
- * completed, successfully or not (connection failures, timeouts and
- * unmount included). The callback must not block: it runs on the thread
+ * completed, successfully or not (connection failures, timeouts, cancel
+ * (proxyfs_async_cancel) and unmount included). The callback must not block: it runs on the thread
  * that reads the replies of other requests. It may call proxyfs_read_recv or
  * proxyfs_write_recv for its own id (which then return at once) but should
  * call no other proxyfs function (a send from there can stall that reader;
@@ -779,7 +814,7 @@ PROXYFS_API int proxyfs_read_send(mount_handle_t *in_mount_handle,
 
 /* Wait until the read request in_request_id has completed, then return 0
  * with its status in *out_rsp_status (0, or EBADF, EISDIR, EIO, EINVAL,
- * ETIMEDOUT, ...) and the number of bytes read in *out_bufsize, and forget
+ * ETIMEDOUT, ECANCELED after proxyfs_async_cancel, ...) and the number of bytes read in *out_bufsize, and forget
  * the request. Returns ENOENT if no such request is known (never sent, send
  * failed, already received, or a write or flush request), EINVAL for NULL
  * outputs. */
@@ -822,6 +857,43 @@ PROXYFS_API int proxyfs_flush_send(mount_handle_t *in_mount_handle,
  * (never sent, send failed, already received, or a read or write request),
  * EINVAL for a NULL out_rsp_status. Nothing is allocated. */
 PROXYFS_API int proxyfs_flush_recv(void *in_request_id, int *out_rsp_status);
+
+/* Cancel the async request in_request_id (of proxyfs_read_send,
+ * proxyfs_write_send or proxyfs_flush_send), as Samba's tevent cancel
+ * functions do: the library stops waiting for it.
+ *
+ * Returns 0 if the request had not completed: it is now cancelled. Its
+ * callback is still called, exactly once (it may be running already, or
+ * be called on a library thread soon after this returns, even while the
+ * daemon is unreachable or stopped), and *_recv then reports the status
+ * ECANCELED with 0 bytes. Whatever the reply brings later is dropped.
+ *  - read: the library writes nothing into the caller's buffer once this
+ *    function has returned (bytes of the reply may have been written
+ *    before: the buffer's content is undefined). The buffer is the
+ *    caller's again as soon as this returns 0.
+ *  - write: the write may still have happened on the server, wholly or in
+ *    part (it may have been sent before the cancel, or be being sent):
+ *    the file's content in that range is unknown. The library may still
+ *    read the buffer until the callback (if the request is being written
+ *    to a stalled daemon, the callback waits for that write to end or
+ *    fail: at most the call timeout).
+ *  - flush: the flush may still have happened (or be happening).
+ * Returns EALREADY if the request has already completed (its result is
+ * final, its callback has been or is being called): nothing changes, and
+ * *_recv reports the request's own status. Returns ENOENT if no such
+ * request is known (never sent, send failed, or already received), EINVAL
+ * for a NULL id. Cancelling again before the request completes returns 0
+ * again.
+ *
+ * Race-free with the reply: the request completes either before the
+ * cancel (EALREADY, the real result) or after it (0, ECANCELED), never
+ * both. The request is still received with *_recv, which forgets it (the
+ * id can then be used again); proxyfs_unmount waits for the callbacks of
+ * cancelled requests too, which come without waiting for the daemon.
+ * Never blocks on the network; may be called from any thread, including
+ * from inside a callback. Nothing is allocated.
+ * Errors: EINVAL, ENOENT, EALREADY. */
+PROXYFS_API int proxyfs_async_cancel(void *in_request_id);
 
 /* --------------------------------------------------------------- xattrs */
 

@@ -15,7 +15,9 @@ import (
 //	l<ino>               symlink target
 //	x<ino><name>         extended attribute value
 //	f<dir><fold>\0<name>  case-fold index of an entry: ino (casefold.go)
-//	s<name>              volume counters (next inode number, inode count)
+//	o<ino>               orphan list: unlinked files still open (orphan.go)
+//	s<name>              volume counters (next inode number, inode count),
+//	                     identity and marks (sci_index, slocks_held, ...)
 const (
 	pfxInode   = 'i'
 	pfxEntry   = 'e'

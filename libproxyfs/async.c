@@ -1,5 +1,6 @@
 /* async.c - proxyfs_read_send/_recv and proxyfs_write_send/_recv (and the
- * machinery of proxyfs_flush_send/_recv, flush_async.c).
+ * machinery of proxyfs_flush_send/_recv, flush_async.c), and
+ * proxyfs_async_cancel.
  *
  * Each request is a pfs_async_t kept in a process-wide registry keyed by the
  * caller's request id. The send goes out in the caller's thread on a binary
@@ -53,6 +54,12 @@ static void areg_remove(pfs_async_t *a)
     }
 }
 
+static void async_free(pfs_async_t *a)
+{
+    pthread_mutex_destroy(&a->cancel.lock);
+    free(a);
+}
+
 static void finish(pfs_async_t *a, int status, size_t result)
 {
     proxyfs_done_callback_t cb = a->cb;
@@ -65,6 +72,12 @@ static void finish(pfs_async_t *a, int status, size_t result)
     /* The result is ready before the callback runs (a recv inside the
      * callback returns it); other threads' recv return after it ran. */
     pthread_mutex_lock(&areg_lock);
+    if (pfs_is_cancelled(&a->cancel)) {
+        /* Cancelled before this completion (under the same lock): the
+         * request's outcome is ECANCELED whatever the reply said. */
+        status = ECANCELED;
+        result = 0;
+    }
     a->status = status;
     a->result = result;
     a->completed = true;
@@ -119,7 +132,10 @@ static int start_attempt(pfs_async_t *a)
     pfs_bin_req_t req = { .flags = 0 };
     uint8_t hdr[PFS_BIN_REQ_HDR];
 
+    if (pfs_is_cancelled(&a->cancel))
+        return PFS_NOTSENT; /* the worker finishes it */
     memset(&a->call, 0, sizeof(a->call));
+    a->call.cancel = &a->cancel;
     a->call.id = pfs_pool_new_id(a->pool);
     a->call.is_async = true;
     a->call.deadline_ms = a->deadline_ms;
@@ -145,6 +161,10 @@ static int start_attempt(pfs_async_t *a)
 void pfs_async_retry(pfs_pool_t *p, pfs_async_t *a)
 {
     (void)p;
+    if (pfs_is_cancelled(&a->cancel)) {
+        finish(a, ECANCELED, 0);
+        return;
+    }
     if (pfs_now_ms() >= a->deadline_ms) {
         finish(a, ETIMEDOUT, 0);
         return;
@@ -180,7 +200,7 @@ int pfs_async_send(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
     if (len > pfs_mount_max_io(mh))
         return pfs_set_error(EINVAL, "request of %zu bytes is over the "
                              "maximum I/O size", len);
-    if ((p = pfs_pool_get()) == NULL)
+    if ((p = pfs_pool_get(mh->pool)) == NULL)
         return ENOMEM;
     a = calloc(1, sizeof(*a));
     if (a == NULL)
@@ -195,11 +215,12 @@ int pfs_async_send(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
     a->cb = cb;
     a->pool = p;
     a->deadline_ms = pfs_now_ms() + pfs_mount_timeout_ms(mh);
+    pthread_mutex_init(&a->cancel.lock, NULL);
 
     pthread_mutex_lock(&areg_lock);
     if (areg_find(req_id) != NULL) {
         pthread_mutex_unlock(&areg_lock);
-        free(a);
+        async_free(a);
         return pfs_set_error(EEXIST, "request id %p is in use", req_id);
     }
     a->hnext = areg[areg_hash(req_id)];
@@ -240,8 +261,40 @@ int pfs_async_recv(int op, void *req_id, int *out_status, size_t *out_n)
     pthread_mutex_unlock(&areg_lock);
     *out_status = a->status;
     *out_n = a->result;
-    free(a);
+    async_free(a);
     return 0;
+}
+
+int proxyfs_async_cancel(void *in_request_id)
+{
+    pfs_async_t *a;
+    int rc = 0;
+
+    PFS_API_ENTER();
+    if (in_request_id == NULL)
+        PFS_API_RETURN(pfs_set_error(EINVAL, "NULL request id"));
+    pthread_mutex_lock(&areg_lock);
+    a = areg_find(in_request_id);
+    if (a == NULL) {
+        rc = pfs_set_error(ENOENT, "no request %p", in_request_id);
+    } else if (a->completed) {
+        rc = pfs_set_error(EALREADY, "request %p has completed",
+                           in_request_id);
+    } else {
+        /* Not completed: finish() has not taken areg_lock yet, so the
+         * request, its mount handle and its pool stay alive while we hold
+         * it. Once the flag is set under the cancel lock, the reader thread
+         * writes nothing more into a read's buffer. */
+        pthread_mutex_lock(&a->cancel.lock);
+        __atomic_store_n(&a->cancel.cancelled, true, __ATOMIC_RELEASE);
+        pthread_mutex_unlock(&a->cancel.lock);
+        /* The worker takes it off its connection (or its retry queue) and
+         * completes it; a reply arriving meanwhile completes it as well,
+         * as ECANCELED (finish). */
+        pfs_pool_wake(a->pool);
+    }
+    pthread_mutex_unlock(&areg_lock);
+    PFS_API_RETURN(rc);
 }
 
 int proxyfs_read_send(mount_handle_t *in_mount_handle, uint64_t in_inode_number,
@@ -295,7 +348,7 @@ void pfs_async_forget_mount(mount_handle_t *mh)
 
             if (a->mh == mh && a->done) {
                 *pp = a->hnext;
-                free(a);
+                async_free(a);
             } else {
                 pp = &a->hnext;
             }
@@ -323,7 +376,7 @@ void pfs_async_atfork_child(void)
             pfs_async_t *a = areg[i];
 
             areg[i] = a->hnext;
-            free(a);
+            free(a); /* its cancel lock may be held by a parent's thread */
         }
     }
     pthread_mutex_init(&areg_lock, NULL);

@@ -343,6 +343,76 @@ static int read_json_frame(pfs_conn_t *c, int fd)
     return 0;
 }
 
+/* Skips left payload bytes of the stream. 0 or an error. */
+static int skip_bytes(pfs_conn_t *c, int fd, size_t left)
+{
+    while (left > 0) {
+        size_t avail = c->blen - c->bpos;
+        int rc;
+
+        if (avail == 0) {
+            if ((rc = rd_fill(c, fd, 1)) != 0)
+                return rc;
+            continue;
+        }
+        if (avail > left)
+            avail = left;
+        c->bpos += avail;
+        left -= avail;
+    }
+    return 0;
+}
+
+/* Reads the plen payload bytes of an async call (call->cancel set) into
+ * its buffer, by the rule of pfs_cancel_t: each piece under the cancel
+ * lock, after checking the flag, with a non-blocking recv; the wait for
+ * more data (poll) outside the lock; once cancelled, the rest is skipped.
+ * 0, or EPIPE (the stream broke). */
+static int read_payload_cancellable(pfs_conn_t *c, int fd, pfs_call_t *call,
+                                    size_t plen)
+{
+    pfs_cancel_t *k = call->cancel;
+    size_t got = 0;
+
+    while (got < plen) {
+        size_t have = c->blen - c->bpos;
+        ssize_t n;
+        int e = 0;
+
+        pthread_mutex_lock(&k->lock);
+        if (pfs_is_cancelled(k)) {
+            pthread_mutex_unlock(&k->lock);
+            return skip_bytes(c, fd, plen - got) != 0 ? EPIPE : 0;
+        }
+        if (have > 0) {
+            n = (ssize_t)(have < plen - got ? have : plen - got);
+            memcpy(call->rbuf + got, c->buf + c->bpos, (size_t)n);
+            c->bpos += (size_t)n;
+        } else {
+            n = recv(fd, call->rbuf + got, plen - got, MSG_DONTWAIT);
+            e = errno;
+        }
+        pthread_mutex_unlock(&k->lock);
+        if (n > 0) {
+            got += (size_t)n;
+            continue;
+        }
+        if (n < 0 && e == EINTR)
+            continue;
+        if (n == 0 || (e != EAGAIN && e != EWOULDBLOCK))
+            return EPIPE;
+        for (;;) {
+            struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+            if (poll(&pfd, 1, -1) >= 0)
+                break;
+            if (errno != EINTR)
+                return EPIPE;
+        }
+    }
+    return 0;
+}
+
 static int read_bin_frame(pfs_conn_t *c, int fd)
 {
     pfs_bin_rep_t rep;
@@ -376,27 +446,15 @@ static int read_bin_frame(pfs_conn_t *c, int fd)
         }
     }
     if (call == NULL || plen > call->rcap) {
-        /* Unknown (timed out) call or a reply larger than asked (a server
-         * bug, or no memory for it): skip the payload and fail the call. */
-        size_t left = plen;
-
-        while (left > 0) {
-            size_t avail = c->blen - c->bpos;
-
-            if (avail == 0) {
-                if ((rc = rd_fill(c, fd, 1)) != 0) {
-                    if (call != NULL) {
-                        call->status = PFS_LOST;
-                        call->done(call);
-                    }
-                    return rc;
-                }
-                continue;
+        /* Unknown (timed out, cancelled) call or a reply larger than asked
+         * (a server bug, or no memory for it): skip the payload and fail
+         * the call. */
+        if ((rc = skip_bytes(c, fd, plen)) != 0) {
+            if (call != NULL) {
+                call->status = PFS_LOST;
+                call->done(call);
             }
-            if (avail > left)
-                avail = left;
-            c->bpos += avail;
-            left -= avail;
+            return rc;
         }
         if (call != NULL) {
             call->status = 0;
@@ -406,6 +464,17 @@ static int read_bin_frame(pfs_conn_t *c, int fd)
             call->brep.length = 0;
             call->done(call);
         }
+        return 0;
+    }
+    if (call->cancel != NULL) {
+        if ((rc = read_payload_cancellable(c, fd, call, plen)) != 0) {
+            call->status = PFS_LOST;
+            call->done(call);
+            return rc;
+        }
+        call->brep = rep;
+        call->status = 0;
+        call->done(call);
         return 0;
     }
     have = c->blen - c->bpos;
@@ -489,13 +558,14 @@ static void *reader_main(void *arg)
 
 /* ----------------------------------------------------------- lifecycle */
 
-int pfs_conn_init(pfs_conn_t *c, int kind)
+int pfs_conn_init(pfs_conn_t *c, int kind, const char *addr)
 {
     sigset_t all, old;
     int rc;
 
     memset(c, 0, sizeof(*c));
     c->kind = kind;
+    c->addr = addr;
     c->fd = -1;
     c->buf = malloc(PFS_RBUF_INIT);
     if (c->buf == NULL)
@@ -582,7 +652,7 @@ int pfs_conn_submit(pfs_conn_t *c, pfs_call_t *call, const void *a,
         char addr[PFS_MAX_ADDR];
 
         pthread_mutex_unlock(&c->lock);
-        pfs_config_server(addr);
+        pfs_server_addr(c->addr, addr);
         fd = pfs_connect_addr(addr, 5000);
         pthread_mutex_lock(&c->lock);
         if (fd < 0) {
@@ -593,12 +663,26 @@ int pfs_conn_submit(pfs_conn_t *c, pfs_call_t *call, const void *a,
         c->fd = fd;
         pthread_cond_broadcast(&c->cond);
     }
+    if (call->cancel != NULL && pfs_is_cancelled(call->cancel)) {
+        /* Cancelled: nothing is sent (the caller completes it). */
+        pthread_mutex_unlock(&c->lock);
+        pthread_mutex_unlock(&c->wlock);
+        return PFS_NOTSENT;
+    }
     fd = c->fd;
     pending_add(c, call);
+    if (call->is_async)
+        c->sending = call;
     pthread_mutex_unlock(&c->lock);
     if (pfs_send_all(fd, a, alen, b, blen) != 0) {
         /* The reader sees the broken socket and completes the call. */
         shutdown(fd, SHUT_RDWR);
+    }
+    if (c->sending != NULL) { /* only written under wlock, which we hold */
+        /* Not call->is_async: the call may be completed and freed by now. */
+        pthread_mutex_lock(&c->lock);
+        c->sending = NULL;
+        pthread_mutex_unlock(&c->lock);
     }
     pthread_mutex_unlock(&c->wlock);
     return 0;
@@ -623,7 +707,11 @@ void pfs_conn_collect_expired(pfs_conn_t *c, uint64_t now, pfs_call_t **out)
     pthread_mutex_lock(&c->lock);
     for (call = c->head; call != NULL; call = next) {
         next = call->next;
-        if (call->is_async && call->deadline_ms <= now) {
+        if (call == c->sending)
+            continue;
+        if (call->is_async &&
+            (call->deadline_ms <= now ||
+             (call->cancel != NULL && pfs_is_cancelled(call->cancel)))) {
             pending_del(c, call);
             call->next = *out;
             *out = call;

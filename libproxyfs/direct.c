@@ -227,7 +227,7 @@ int pfs_direct_call(pfs_pool_t *p, pfs_call_t *call, const void *a,
     if (d->fd < 0) {
         char addr[PFS_MAX_ADDR];
 
-        pfs_config_server(addr);
+        pfs_server_addr(p->addr, addr);
         d->fd = pfs_connect_addr(addr, 5000);
         if (d->fd < 0) {
             checkin(p, d, false);

@@ -56,10 +56,10 @@ static void fh_free(pfs_fh_t *h)
     free(h);
 }
 
-/* One open call on mount id mount_id, without remounting (mh NULL in
- * pfs_rpc): the server's fh in *out_sfh. */
-static int open_on(uint64_t mount_id, uint64_t ino, int acc, bool reclaim,
-                   uint64_t *out_sfh)
+/* One open call on mount id mount_id (on mh's pool), without remounting:
+ * the server's fh in *out_sfh. */
+static int open_on(mount_handle_t *mh, uint64_t mount_id, uint64_t ino,
+                   int acc, bool reclaim, uint64_t *out_sfh)
 {
     json_t *params, *res = NULL;
     int rc;
@@ -69,7 +69,7 @@ static int open_on(uint64_t mount_id, uint64_t ino, int acc, bool reclaim,
                        "reclaim", reclaim);
     if (params == NULL)
         return pfs_set_error(ENOMEM, "out of memory");
-    rc = pfs_rpc(NULL, "open", params, NULL, &res);
+    rc = pfs_rpc_nomount(mh, "open", params, &res);
     json_decref(params);
     if (rc == 0 && (pfs_json_get_u64(res, "fh", out_sfh) != 0 || *out_sfh == 0))
         rc = pfs_set_error(EIO, "open: malformed reply: no fh");
@@ -78,13 +78,13 @@ static int open_on(uint64_t mount_id, uint64_t ino, int acc, bool reclaim,
 }
 
 /* Closes server handle sfh of mount mount_id, ignoring errors. */
-static void close_on(uint64_t mount_id, uint64_t sfh)
+static void close_on(mount_handle_t *mh, uint64_t mount_id, uint64_t sfh)
 {
     json_t *params = json_pack("{sIsI}", "mount_id", (json_int_t)mount_id,
                                "fh", (json_int_t)sfh);
 
     if (params != NULL)
-        (void)pfs_rpc(NULL, "close", params, NULL, NULL);
+        (void)pfs_rpc_nomount(mh, "close", params, NULL);
     json_decref(params);
 }
 
@@ -120,7 +120,7 @@ void pfs_handles_reopen(mount_handle_t *mh)
         locks = h->locks;
         h->locks = (pfs_lockset_t){ 0 };
         pthread_mutex_unlock(&fh_lock);
-        rc = open_on(mid, want.ino, want.acc, true, &sfh);
+        rc = open_on(mh, mid, want.ino, want.acc, true, &sfh);
         if (rc == 0)
             pfs_locks_reclaim(mh, mid, sfh, &locks);
         pthread_mutex_lock(&fh_lock);
@@ -132,7 +132,7 @@ void pfs_handles_reopen(mount_handle_t *mh)
             pthread_mutex_unlock(&fh_lock);
             pfs_lockset_free(&locks);
             if (rc == 0)
-                close_on(mid, sfh);
+                close_on(mh, mid, sfh);
             pthread_mutex_lock(&fh_lock);
             continue;
         }
@@ -237,7 +237,7 @@ int proxyfs_open(mount_handle_t *in_mount_handle, uint64_t in_inode_number,
         /* The caller already holds this number (a handle from before a
          * remount): vanishingly rare; take another one. */
         pthread_mutex_unlock(&fh_lock);
-        close_on(mid, sfh);
+        close_on(mh, mid, sfh);
     }
     *h = (pfs_fh_t){ .next = fh_list, .mh = mh, .fh = sfh, .sfh = sfh,
                      .mount_id = mid, .ino = in_inode_number,

@@ -11,23 +11,26 @@
  *               matches replies to pending calls by id
  *   direct.c    sockets a synchronous binary call checks out and reads its
  *               own reply from (no reader thread hand-off)
- *   pool.c      the per-process pool of connections, fork handling, the retry
- *               worker, and the retrying call loops used by the API
+ *   pool.c      the pools of connections (one per server address, in a
+ *               registry of slots), fork handling, the retry worker, and
+ *               the retrying call loops used by the API
  *   mount.c     mount handles: mount, unmount, remount after a daemon restart
  *   api.c       the synchronous API functions
  *   readdir.c   readdir/readdir_plus served from cached batches
- *   async.c     proxyfs_{read,write}_{send,recv}
+ *   async.c     proxyfs_{read,write}_{send,recv}, proxyfs_async_cancel
  *   handles.c   open handles, opened again after a remount
  *   locks.c     fcntl and flock locks on handles, reclaimed after a remount
  *   util.c      errors, clocks, configuration
  *
  * Lock order (outer first): mounts list (pfs_mounts_lock) -> mount handle
- * lock (mh->lock) -> global state (g_state.lock) -> connection write lock
- * (c->wlock) -> connection lock (c->lock); the async registry lock, the
- * worker lock and the direct sockets' lock (p->dl) are leaves. So are the
- * handle table's lock (handles.c) and, after it, the lock waiters' lock
- * (locks.c): nothing else is taken while they are held. No lock is held
- * while a callback runs.
+ * lock (mh->lock) -> pool registry (g_state.lock) -> connection write lock
+ * (c->wlock) -> connection lock (c->lock); the async registry lock ->
+ * an async request's cancel lock (a->cancel.lock), the worker lock (p->wl)
+ * (proxyfs_async_cancel); the cancel lock, the worker lock and the direct
+ * sockets' lock (p->dl) are leaves. So are the handle table's lock
+ * (handles.c) and, after it, the lock waiters' lock (locks.c): nothing
+ * else is taken while they are held. No lock is held while a callback
+ * runs.
  */
 #ifndef PROXYFS_INTERNAL_H
 #define PROXYFS_INTERNAL_H
@@ -83,6 +86,9 @@ int pfs_cond_init(pthread_cond_t *c);
 
 /* Copies the configured server address into buf (size PFS_MAX_ADDR). */
 void pfs_config_server(char *buf);
+/* Copies fixed (a pool's own address, proxyfs_mount_server) into buf, or
+ * the configured address if fixed is NULL. */
+void pfs_server_addr(const char *fixed, char *buf);
 uint64_t pfs_config_timeout_ms(void);
 
 const char *pfs_errno_name(int e);
@@ -202,6 +208,24 @@ enum pfs_conn_kind { PFS_CONN_JSON = 1, PFS_CONN_BIN = 2 };
 
 typedef struct pfs_call pfs_call_t;
 
+/* The cancel state of an async request (proxyfs_async_cancel, async.c).
+ * cancelled is only set, with lock held (and the async registry's lock),
+ * and read with __atomic loads (pfs_is_cancelled). The reader thread
+ * writes a READ reply's payload into the caller's buffer only in pieces,
+ * each with lock held and after checking cancelled (a non-blocking recv;
+ * the wait for data is outside the lock), and skips the rest once it is
+ * set: no byte lands in the buffer after cancelling returns, and
+ * cancelling never waits for the network. */
+typedef struct {
+    pthread_mutex_t lock;
+    bool cancelled;
+} pfs_cancel_t;
+
+static inline bool pfs_is_cancelled(pfs_cancel_t *k)
+{
+    return __atomic_load_n(&k->cancelled, __ATOMIC_ACQUIRE);
+}
+
 /* One request in flight. The submitter owns it; while it is pending on a
  * connection the connection's reader may complete it. done() is called
  * exactly once per successful pfs_conn_submit, without locks held. */
@@ -221,12 +245,18 @@ struct pfs_call {
     /* ralloc: the reader malloc()s rbuf for a payload larger than rcap (up
      * to PFS_MAX_BIN_REPLY); the submitter frees rbuf if it changed. */
     bool ralloc;
+    /* async requests: their cancel state (else NULL). A cancelled call is
+     * not sent (pfs_conn_submit: PFS_NOTSENT), its payload is not written
+     * (see pfs_cancel_t), and the worker takes it off the pending list
+     * (pfs_conn_collect_expired). */
+    pfs_cancel_t *cancel;
     void (*done)(pfs_call_t *call);
     void *arg;
 };
 
 typedef struct pfs_conn {
     int kind;
+    const char *addr;      /* the pool's address; NULL: the configured one */
     pthread_mutex_t wlock; /* serializes writes; taken before lock */
     pthread_mutex_t lock;  /* fd, shutdown, pending list */
     pthread_cond_t cond;   /* reader waits here for a connection */
@@ -237,6 +267,10 @@ typedef struct pfs_conn {
      * and written by the reader thread only. */
     bool refused;
     pfs_call_t *head, *tail;
+    /* The async call whose request is being written (under wlock): it is
+     * not expired or cancelled until the write ends, so that its callback
+     * never runs while the library still reads a write's buffer. */
+    pfs_call_t *sending;
     pthread_t reader;
     bool reader_started;
     /* reader's input buffer */
@@ -244,7 +278,7 @@ typedef struct pfs_conn {
     size_t bcap, blen, bpos;
 } pfs_conn_t;
 
-int pfs_conn_init(pfs_conn_t *c, int kind);
+int pfs_conn_init(pfs_conn_t *c, int kind, const char *addr);
 /* Stops the reader, closes the socket, fails anything pending. */
 void pfs_conn_destroy(pfs_conn_t *c);
 /* In a forked child: forget the parent's connection without touching its
@@ -259,7 +293,8 @@ int pfs_conn_submit(pfs_conn_t *c, pfs_call_t *call, const void *a,
  * caller owns it again, done will not be called), false if the reader has
  * taken it (done is called or about to be). */
 bool pfs_conn_cancel(pfs_conn_t *c, pfs_call_t *call);
-/* Removes async calls whose deadline passed into *out (linked by next). */
+/* Removes async calls whose deadline passed, or that were cancelled, into
+ * *out (linked by next), but not one whose request is being written. */
 void pfs_conn_collect_expired(pfs_conn_t *c, uint64_t now, pfs_call_t **out);
 /* Opens a socket to addr. Returns an fd, or -1 with the error recorded. */
 int pfs_connect_addr(const char *addr, uint64_t timeout_ms);
@@ -287,6 +322,7 @@ typedef struct {
 
 typedef struct pfs_pool {
     pid_t pid;
+    const char *addr; /* the slot's address; NULL: the configured one */
     pfs_conn_t json[PFS_POOL_JSON];
     pfs_conn_t bin[PFS_POOL_BIN];
     unsigned rr_json, rr_bin; /* round robin (atomic) */
@@ -295,6 +331,7 @@ typedef struct pfs_pool {
     pthread_mutex_t wl;
     pthread_cond_t wc;
     bool wstop;
+    bool wwake; /* pfs_pool_wake: scan again before waiting */
     bool wstarted;
     pthread_t worker;
     pfs_async_t *wq; /* async ops waiting for a retry */
@@ -304,13 +341,23 @@ typedef struct pfs_pool {
     unsigned dgen; /* bumped when a direct socket breaks */
 } pfs_pool_t;
 
-/* Returns the process's pool (creating it, and replacing a parent's pool
- * after fork) or NULL (ENOMEM, recorded). */
-pfs_pool_t *pfs_pool_get(void);
-/* Counts a mount handle as a user of the pool; the last release destroys
- * the pool and joins its threads. */
-int pfs_pool_acquire(void);
-void pfs_pool_release(void);
+/* The registry of pools: one slot per server address (and one for the
+ * process-wide address of proxyfs_set_server / PROXYFS_SERVER), holding
+ * the number of mount handles that use it and its pool. A slot outlives
+ * its pool: the pool is created on first use and, in a child after fork,
+ * created again; the slot goes with its last user. */
+typedef struct pfs_pool_slot pfs_pool_slot_t;
+
+/* Returns the slot's pool (creating it, and replacing a parent's pool
+ * after fork) or NULL (ENOMEM, recorded). The caller holds a mount handle
+ * of the slot, so the pool is not released under it. */
+pfs_pool_t *pfs_pool_get(pfs_pool_slot_t *s);
+/* Counts a mount handle as a user of the pool of addr (NULL: the
+ * process-wide address; otherwise compared as a string) and returns its
+ * slot, or NULL (ENOMEM, recorded). The last release of a slot destroys
+ * its pool (closing its connections, joining its threads). */
+pfs_pool_slot_t *pfs_pool_acquire(const char *addr);
+void pfs_pool_release(pfs_pool_slot_t *s);
 pfs_conn_t *pfs_pool_json_conn(pfs_pool_t *p);
 pfs_conn_t *pfs_pool_bin_conn(pfs_pool_t *p);
 uint64_t pfs_pool_new_id(pfs_pool_t *p);
@@ -331,14 +378,18 @@ int pfs_direct_call(pfs_pool_t *p, pfs_call_t *call, const void *a,
                     size_t alen, const void *b, size_t blen,
                     uint64_t deadline_ms);
 
-/* Queues an async op for the worker (retry after delay_ms). */
+/* Queues an async op for the worker (retry after delay_ms; at once if it
+ * is cancelled). */
 void pfs_pool_queue_retry(pfs_pool_t *p, pfs_async_t *a, uint64_t delay_ms);
+/* Wakes the worker (a request was cancelled: it collects it). */
+void pfs_pool_wake(pfs_pool_t *p);
 
-/* One JSON-RPC call attempt, waiting until deadline (PFS_NO_DEADLINE: as
- * long as it takes). Returns 0 with *out_reply (caller owns), PFS_NOTSENT,
- * PFS_LOST, ETIMEDOUT or ENOMEM. */
-int pfs_json_call_once(const char *method, const json_t *params,
-                       uint64_t deadline_ms, json_t **out_reply);
+/* One JSON-RPC call attempt on the pool of slot s, waiting until
+ * deadline (PFS_NO_DEADLINE: as long as it takes). Returns 0 with
+ * *out_reply (caller owns), PFS_NOTSENT, PFS_LOST, ETIMEDOUT or ENOMEM. */
+int pfs_json_call_once(pfs_pool_slot_t *s, const char *method,
+                       const json_t *params, uint64_t deadline_ms,
+                       json_t **out_reply);
 
 /* A full JSON-RPC call on a mount: adds mount_id (if mh) to params,
  * retries with back-off across reconnects, remounts after bad_mount.
@@ -352,6 +403,11 @@ int pfs_json_call_once(const char *method, const json_t *params,
  * "Retries" (api.c). */
 int pfs_rpc(mount_handle_t *mh, const char *method, json_t *params,
             bool *out_uncertain, json_t **out_result);
+/* The same on mh's pool, with mh's timeout, but params as given (no
+ * "mount_id" added) and no remount after bad_mount: for the mount call
+ * itself and for calls on an explicit mount id (handles.c). */
+int pfs_rpc_nomount(mount_handle_t *mh, const char *method, json_t *params,
+                    json_t **out_result);
 
 /* Sleeps *delay ms (less if deadline_ms comes first) and doubles *delay up
  * to 500; false if the deadline has passed. */
@@ -445,6 +501,7 @@ typedef struct {
 
 struct proxyfs_mount_handle {
     struct proxyfs_mount_handle *next; /* pfs_mounts list */
+    pfs_pool_slot_t *pool; /* the pool of its server address */
     pthread_mutex_t lock; /* mount identity, async counter */
     pthread_cond_t cond;  /* async_inflight reached 0 */
     uint64_t mount_id;
@@ -590,6 +647,7 @@ struct pfs_async {
     size_t len;
     proxyfs_done_callback_t cb;
     pfs_call_t call;
+    pfs_cancel_t cancel; /* proxyfs_async_cancel */
     pfs_pool_t *pool;
     uint64_t deadline_ms;
     uint64_t retry_at;

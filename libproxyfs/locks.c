@@ -11,7 +11,9 @@
  * the call is sent again after reconnecting (lock calls are idempotent;
  * the call timeout then bounds the reconnecting). An EAGAIN with
  * "reason":"grace" (the daemon restarted and waits for its clients to
- * reclaim their locks) is sent again every second until the call timeout.
+ * reclaim their locks) is sent again every second until the call timeout;
+ * one with "reason":"busy" (the connection's in-flight limit) after a
+ * back-off, like any call's; a plain EAGAIN is F_SETLK's conflict.
  *
  * Bookkeeping. Each handle (pfs_fh_t) keeps the locks held through it as
  * the server holds them: per owner string the sorted disjoint ranges
@@ -352,7 +354,7 @@ static int lk_call(lk_call_t *c)
         json_t *reply = NULL, *res;
         const char *reason;
         uint64_t sent;
-        bool bad, grace;
+        bool bad, grace, busy;
         int rc, e;
 
         if (!c->fixed && (rc = lk_resolve(c->mh, c->fh, deadline, &c->mid,
@@ -366,7 +368,7 @@ static int lk_call(lk_call_t *c)
                                 json_integer((json_int_t)c->sfh)) != 0)
             return pfs_set_error(ENOMEM, "out of memory");
         sent = pfs_now_ms();
-        rc = pfs_json_call_once(c->method, c->params,
+        rc = pfs_json_call_once(c->mh->pool, c->method, c->params,
                                 c->blocking ? PFS_NO_DEADLINE : deadline, &reply);
         if (rc == 0) {
             e = pfs_json_reply_status(reply, &res, &bad);
@@ -377,6 +379,7 @@ static int lk_call(lk_call_t *c)
             }
             reason = pfs_json_reply_reason(reply);
             grace = reason != NULL && strcmp(reason, "grace") == 0;
+            busy = reason != NULL && strcmp(reason, "busy") == 0;
             c->no_grace = reason != NULL && strcmp(reason, "no_grace") == 0;
             json_decref(reply);
             if (bad && !c->fixed) {
@@ -398,8 +401,10 @@ static int lk_call(lk_call_t *c)
                                  ? deadline - now : LK_GRACE_RETRY_MS);
                 continue;
             }
-            if (e == EAGAIN && !c->eagain_answer) {
-                /* The connection is at its in-flight limit. */
+            if (e == EAGAIN && (busy || !c->eagain_answer)) {
+                /* The connection is at its in-flight limit ("busy"; a
+                 * daemon older than that reason says EAGAIN alone, which
+                 * only F_SETLK and LOCK_NB calls take for a conflict). */
                 if (!pfs_backoff(&delay, deadline))
                     return pfs_set_error(ETIMEDOUT, "%s: server busy", c->method);
                 continue;

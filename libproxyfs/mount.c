@@ -103,7 +103,7 @@ int pfs_remount(mount_handle_t *mh, uint64_t old_id, uint64_t deadline_ms)
         if (params == NULL) {
             rc = pfs_set_error(ENOMEM, "out of memory");
         } else {
-            rc = pfs_rpc(NULL, "mount", params, NULL, &res);
+            rc = pfs_rpc_nomount(mh, "mount", params, &res);
             json_decref(params);
             if (rc == 0)
                 rc = mount_result(mh, res);
@@ -132,9 +132,12 @@ static void mh_free(mount_handle_t *mh)
     free(mh);
 }
 
-int proxyfs_mount(char *in_volume_name, uint64_t in_mount_options,
-                  char *in_auth_user, uid_t in_uid, gid_t in_gid,
-                  mount_handle_t **out_mount_handle)
+/* proxyfs_mount (server NULL: the process-wide address) and
+ * proxyfs_mount_server. Returns 0 or an errno (recorded). */
+static int mount_at(const char *server, char *in_volume_name,
+                    uint64_t in_mount_options, char *in_auth_user,
+                    uid_t in_uid, gid_t in_gid,
+                    mount_handle_t **out_mount_handle)
 {
     mount_handle_t *mh;
     json_t *params, *reply = NULL, *res;
@@ -142,24 +145,23 @@ int proxyfs_mount(char *in_volume_name, uint64_t in_mount_options,
     bool bad;
     int rc = PFS_NOTSENT;
 
-    PFS_API_ENTER();
     if (out_mount_handle == NULL || in_volume_name == NULL ||
         in_volume_name[0] == '\0')
-        PFS_API_RETURN(pfs_set_error(EINVAL, "mount: missing volume name or "
-                                     "output pointer"));
+        return pfs_set_error(EINVAL, "mount: missing volume name or "
+                             "output pointer");
     *out_mount_handle = NULL;
     if (in_mount_options & ~(uint64_t)PROXYFS_MOUNT_READ_ONLY)
-        PFS_API_RETURN(pfs_set_error(EINVAL, "mount: unknown option bits"));
+        return pfs_set_error(EINVAL, "mount: unknown option bits");
     mh = calloc(1, sizeof(*mh));
     if (mh == NULL)
-        PFS_API_RETURN(pfs_set_error(ENOMEM, "out of memory"));
+        return pfs_set_error(ENOMEM, "out of memory");
     mh->volume = strdup(in_volume_name);
     mh->user = strdup(in_auth_user != NULL ? in_auth_user : "");
     if (mh->volume == NULL || mh->user == NULL) {
         free(mh->volume);
         free(mh->user);
         free(mh);
-        PFS_API_RETURN(pfs_set_error(ENOMEM, "out of memory"));
+        return pfs_set_error(ENOMEM, "out of memory");
     }
     mh->options = in_mount_options;
     mh->uid = in_uid;
@@ -171,16 +173,20 @@ int proxyfs_mount(char *in_volume_name, uint64_t in_mount_options,
     params = mount_params(mh);
     if (params == NULL) {
         mh_free(mh);
-        PFS_API_RETURN(pfs_set_error(EINVAL, "mount: volume or user name is "
-                                     "not valid UTF-8"));
+        return pfs_set_error(EINVAL, "mount: volume or user name is not "
+                             "valid UTF-8");
     }
-    pfs_pool_acquire();
+    if ((mh->pool = pfs_pool_acquire(server)) == NULL) {
+        json_decref(params);
+        mh_free(mh);
+        return ENOMEM;
+    }
     /* A few quick attempts: an unreachable daemon is ENODEV, not a wait. */
     deadline = pfs_now_ms() + pfs_config_timeout_ms();
     for (int attempt = 0; attempt < 3; attempt++) {
         if (attempt > 0)
             pfs_sleep_ms(50u << attempt);
-        rc = pfs_json_call_once("mount", params, deadline, &reply);
+        rc = pfs_json_call_once(mh->pool, "mount", params, deadline, &reply);
         if (rc != PFS_NOTSENT && rc != PFS_LOST)
             break;
     }
@@ -195,16 +201,47 @@ int proxyfs_mount(char *in_volume_name, uint64_t in_mount_options,
         json_decref(reply);
     }
     if (rc != 0) {
+        pfs_pool_slot_t *s = mh->pool;
+
         mh_free(mh);
-        pfs_pool_release();
-        PFS_API_RETURN(rc);
+        pfs_pool_release(s);
+        return rc;
     }
     pthread_rwlock_wrlock(&pfs_mounts_lock);
     mh->next = pfs_mounts;
     pfs_mounts = mh;
     pthread_rwlock_unlock(&pfs_mounts_lock);
     *out_mount_handle = mh;
-    PFS_API_RETURN(0);
+    return 0;
+}
+
+int proxyfs_mount(char *in_volume_name, uint64_t in_mount_options,
+                  char *in_auth_user, uid_t in_uid, gid_t in_gid,
+                  mount_handle_t **out_mount_handle)
+{
+    PFS_API_ENTER();
+    PFS_API_RETURN(mount_at(NULL, in_volume_name, in_mount_options,
+                            in_auth_user, in_uid, in_gid, out_mount_handle));
+}
+
+int proxyfs_mount_server(const char *in_server, char *in_volume_name,
+                         uint64_t in_mount_options, char *in_auth_user,
+                         uid_t in_uid, gid_t in_gid,
+                         mount_handle_t **out_mount_handle)
+{
+    PFS_API_ENTER();
+    if (in_server != NULL && in_server[0] == '\0') {
+        if (out_mount_handle != NULL)
+            *out_mount_handle = NULL;
+        PFS_API_RETURN(pfs_set_error(EINVAL, "mount: empty server address"));
+    }
+    if (in_server != NULL && strlen(in_server) >= PFS_MAX_ADDR) {
+        if (out_mount_handle != NULL)
+            *out_mount_handle = NULL;
+        PFS_API_RETURN(pfs_set_error(EINVAL, "mount: server address too long"));
+    }
+    PFS_API_RETURN(mount_at(in_server, in_volume_name, in_mount_options,
+                            in_auth_user, in_uid, in_gid, out_mount_handle));
 }
 
 int proxyfs_unmount(mount_handle_t *in_mount_handle)
@@ -239,7 +276,11 @@ int proxyfs_unmount(mount_handle_t *in_mount_handle)
     pthread_rwlock_unlock(&pfs_mounts_lock);
     pfs_async_forget_mount(mh);
     pfs_handles_forget(mh);
-    mh_free(mh);
-    pfs_pool_release();
+    {
+        pfs_pool_slot_t *s = mh->pool;
+
+        mh_free(mh);
+        pfs_pool_release(s); /* the last handle of the pool closes it */
+    }
     PFS_API_RETURN(rc);
 }

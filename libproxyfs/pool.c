@@ -1,9 +1,13 @@
-/* pool.c - the per-process connection pool, fork handling, the retry worker
- * and the retrying call loops (pfs_rpc, pfs_bin_io) used by the API.
+/* pool.c - the connection pools, fork handling, the retry worker and the
+ * retrying call loops (pfs_rpc, pfs_bin_io) used by the API.
  *
- * The pool is created by the first call that needs it and destroyed, with
- * every thread joined, when the last mount handle is released. A child
- * process after fork() never touches the parent's pool: it abandons it
+ * There is one pool per server address: a registry of slots, one for the
+ * process-wide address (proxyfs_mount: proxyfs_set_server, PROXYFS_SERVER,
+ * read when a connection is opened) and one for each address given to
+ * proxyfs_mount_server. A mount handle points to its slot. A slot's pool
+ * is created by the first call that needs it and destroyed, with every
+ * thread joined, when the slot's last mount handle is released. A child
+ * process after fork() never touches the parent's pools: it abandons them
  * (closing only its copies of the sockets) and builds its own. */
 #define _GNU_SOURCE
 #include <signal.h>
@@ -13,14 +17,20 @@
 
 #include "internal.h"
 
+struct pfs_pool_slot {
+    pfs_pool_slot_t *next;
+    char *addr;       /* NULL: the process-wide address */
+    unsigned users;   /* mount handles (under g_state.lock) */
+    pfs_pool_t *pool; /* atomic; NULL until first use, and after fork */
+};
+
 static struct {
     pthread_mutex_t lock;
-    pfs_pool_t *pool;
-    unsigned users;
-} g_state = { PTHREAD_MUTEX_INITIALIZER, NULL, 0 };
+    pfs_pool_slot_t *slots;
+} g_state = { PTHREAD_MUTEX_INITIALIZER, NULL };
 
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
-static pid_t g_pid; /* the pid the pool was created in (0: none) */
+static pid_t g_pid; /* the pid the pools were created in (0: none) */
 
 /* ------------------------------------------------------------- fork */
 
@@ -58,9 +68,11 @@ static void atfork_child(void)
     pfs_handles_atfork_child();
     pfs_async_atfork_child();
     g_pid = 0;
-    if (g_state.pool != NULL) {
-        pool_abandon(g_state.pool);
-        g_state.pool = NULL;
+    for (pfs_pool_slot_t *s = g_state.slots; s != NULL; s = s->next) {
+        if (s->pool != NULL) {
+            pool_abandon(s->pool);
+            s->pool = NULL;
+        }
     }
     /* Locks of the handles may have been held by threads that do not exist
      * in the child. */
@@ -98,7 +110,7 @@ static void *worker_main(void *arg)
         while (*pp != NULL) {
             pfs_async_t *a = *pp;
 
-            if (a->retry_at <= now) {
+            if (a->retry_at <= now || pfs_is_cancelled(&a->cancel)) {
                 *pp = a->qnext;
                 a->qnext = ready;
                 ready = a;
@@ -134,10 +146,14 @@ static void *worker_main(void *arg)
 
             now = pfs_now_ms();
             for (pfs_async_t *a = p->wq; a != NULL; a = a->qnext)
-                if (a->retry_at <= now)
+                if (a->retry_at <= now || pfs_is_cancelled(&a->cancel))
                     due = true;
             if (due)
                 continue;
+        }
+        if (p->wwake) {
+            p->wwake = false;
+            continue;
         }
         pfs_deadline_ts(wake, &ts);
         pthread_cond_timedwait(&p->wc, &p->wl, &ts);
@@ -152,6 +168,14 @@ void pfs_pool_queue_retry(pfs_pool_t *p, pfs_async_t *a, uint64_t delay_ms)
     a->retry_at = pfs_now_ms() + delay_ms;
     a->qnext = p->wq;
     p->wq = a;
+    pthread_cond_signal(&p->wc);
+    pthread_mutex_unlock(&p->wl);
+}
+
+void pfs_pool_wake(pfs_pool_t *p)
+{
+    pthread_mutex_lock(&p->wl);
+    p->wwake = true;
     pthread_cond_signal(&p->wc);
     pthread_mutex_unlock(&p->wl);
 }
@@ -178,7 +202,7 @@ static void pool_destroy(pfs_pool_t *p)
     free(p);
 }
 
-static pfs_pool_t *pool_create(void)
+static pfs_pool_t *pool_create(const char *addr)
 {
     pfs_pool_t *p = calloc(1, sizeof(*p));
     sigset_t all, old;
@@ -187,15 +211,16 @@ static pfs_pool_t *pool_create(void)
     if (p == NULL)
         return NULL;
     p->pid = getpid();
+    p->addr = addr;
     p->next_id = 1;
     pthread_mutex_init(&p->wl, NULL);
     pfs_cond_init(&p->wc);
     pfs_direct_init(p);
     for (int i = 0; i < PFS_POOL_JSON; i++)
-        if (pfs_conn_init(&p->json[i], PFS_CONN_JSON) != 0)
+        if (pfs_conn_init(&p->json[i], PFS_CONN_JSON, addr) != 0)
             goto fail;
     for (int i = 0; i < PFS_POOL_BIN; i++)
-        if (pfs_conn_init(&p->bin[i], PFS_CONN_BIN) != 0)
+        if (pfs_conn_init(&p->bin[i], PFS_CONN_BIN, addr) != 0)
             goto fail;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -210,51 +235,84 @@ fail:
     return NULL;
 }
 
-pfs_pool_t *pfs_pool_get(void)
+pfs_pool_t *pfs_pool_get(pfs_pool_slot_t *s)
 {
     pfs_pool_t *p;
 
     /* Fast path, no lock: the pool exists and belongs to this process (the
-     * atfork child handler clears g_state.pool and g_pid). A caller holds a
-     * mount handle, so the pool is not released under it. */
-    p = __atomic_load_n(&g_state.pool, __ATOMIC_ACQUIRE);
+     * atfork child handler clears the slots' pools and g_pid). A caller
+     * holds a mount handle of the slot, so the pool is not released under
+     * it. */
+    p = __atomic_load_n(&s->pool, __ATOMIC_ACQUIRE);
     if (p != NULL && p->pid == __atomic_load_n(&g_pid, __ATOMIC_RELAXED))
         return p;
     pthread_once(&atfork_once, register_atfork);
     pthread_mutex_lock(&g_state.lock);
-    if (g_state.pool != NULL && g_state.pool->pid != getpid()) {
-        pool_abandon(g_state.pool);
-        __atomic_store_n(&g_state.pool, NULL, __ATOMIC_RELEASE);
+    if (s->pool != NULL && s->pool->pid != getpid()) {
+        pool_abandon(s->pool);
+        __atomic_store_n(&s->pool, NULL, __ATOMIC_RELEASE);
     }
-    if (g_state.pool == NULL) {
+    if (s->pool == NULL) {
         json_object_seed(0);
         __atomic_store_n(&g_pid, getpid(), __ATOMIC_RELAXED);
-        __atomic_store_n(&g_state.pool, pool_create(), __ATOMIC_RELEASE);
+        __atomic_store_n(&s->pool, pool_create(s->addr), __ATOMIC_RELEASE);
     }
-    p = g_state.pool;
+    p = s->pool;
     pthread_mutex_unlock(&g_state.lock);
     if (p == NULL)
         pfs_set_error(ENOMEM, "cannot create the connection pool");
     return p;
 }
 
-int pfs_pool_acquire(void)
+static bool same_addr(const char *a, const char *b)
 {
-    pthread_once(&atfork_once, register_atfork);
-    pthread_mutex_lock(&g_state.lock);
-    g_state.users++;
-    pthread_mutex_unlock(&g_state.lock);
-    return 0;
+    return a == NULL ? b == NULL : b != NULL && strcmp(a, b) == 0;
 }
 
-void pfs_pool_release(void)
+pfs_pool_slot_t *pfs_pool_acquire(const char *addr)
+{
+    pfs_pool_slot_t *s;
+
+    pthread_once(&atfork_once, register_atfork);
+    pthread_mutex_lock(&g_state.lock);
+    for (s = g_state.slots; s != NULL; s = s->next)
+        if (same_addr(s->addr, addr))
+            break;
+    if (s == NULL && (s = calloc(1, sizeof(*s))) != NULL) {
+        if (addr != NULL && (s->addr = strdup(addr)) == NULL) {
+            free(s);
+            s = NULL;
+        } else {
+            s->next = g_state.slots;
+            g_state.slots = s;
+        }
+    }
+    if (s != NULL)
+        s->users++;
+    pthread_mutex_unlock(&g_state.lock);
+    if (s == NULL)
+        pfs_set_error(ENOMEM, "out of memory");
+    return s;
+}
+
+void pfs_pool_release(pfs_pool_slot_t *s)
 {
     pfs_pool_t *p = NULL;
+    bool last = false;
 
     pthread_mutex_lock(&g_state.lock);
-    if (g_state.users > 0 && --g_state.users == 0) {
-        p = g_state.pool;
-        __atomic_store_n(&g_state.pool, NULL, __ATOMIC_RELEASE);
+    if (s->users > 0 && --s->users == 0) {
+        pfs_pool_slot_t **pp;
+
+        for (pp = &g_state.slots; *pp != NULL; pp = &(*pp)->next) {
+            if (*pp == s) {
+                *pp = s->next;
+                break;
+            }
+        }
+        p = s->pool;
+        __atomic_store_n(&s->pool, NULL, __ATOMIC_RELEASE);
+        last = true;
     }
     pthread_mutex_unlock(&g_state.lock);
     if (p != NULL) {
@@ -262,6 +320,10 @@ void pfs_pool_release(void)
             pool_destroy(p);
         else
             pool_abandon(p);
+    }
+    if (last) {
+        free(s->addr); /* after the pool: its connections point to it */
+        free(s);
     }
 }
 
@@ -377,10 +439,11 @@ static int bin_attempt(pfs_pool_t *p, pfs_waiter_t *w, const void *a,
     return submit_wait(pfs_pool_bin_conn(p), w, a, alen, b, blen, deadline_ms);
 }
 
-int pfs_json_call_once(const char *method, const json_t *params,
-                       uint64_t deadline_ms, json_t **out_reply)
+int pfs_json_call_once(pfs_pool_slot_t *s, const char *method,
+                       const json_t *params, uint64_t deadline_ms,
+                       json_t **out_reply)
 {
-    pfs_pool_t *p = pfs_pool_get();
+    pfs_pool_t *p = pfs_pool_get(s);
     pfs_waiter_t w;
     char *frame;
     size_t len;
@@ -417,8 +480,9 @@ bool pfs_backoff(uint64_t *delay, uint64_t deadline_ms)
     return pfs_now_ms() < deadline_ms;
 }
 
-int pfs_rpc(mount_handle_t *mh, const char *method, json_t *params,
-            bool *out_uncertain, json_t **out_result)
+/* pfs_rpc (with_mount) and pfs_rpc_nomount. */
+static int rpc(mount_handle_t *mh, bool with_mount, const char *method,
+               json_t *params, bool *out_uncertain, json_t **out_result)
 {
     uint64_t deadline = pfs_now_ms() + pfs_mount_timeout_ms(mh);
     uint64_t delay = 10;
@@ -436,13 +500,13 @@ int pfs_rpc(mount_handle_t *mh, const char *method, json_t *params,
         bool bad_mount;
         int rc, e;
 
-        if (mh != NULL) {
+        if (with_mount) {
             mid = pfs_mount_id(mh);
             if (json_object_set_new(params, "mount_id",
                                     json_integer((json_int_t)mid)) != 0)
                 return pfs_set_error(ENOMEM, "out of memory");
         }
-        rc = pfs_json_call_once(method, params, deadline, &reply);
+        rc = pfs_json_call_once(mh->pool, method, params, deadline, &reply);
         if (rc == 0) {
             e = pfs_json_reply_status(reply, &res, &bad_mount);
             if (e == 0) {
@@ -452,7 +516,7 @@ int pfs_rpc(mount_handle_t *mh, const char *method, json_t *params,
                 return 0;
             }
             json_decref(reply);
-            if (bad_mount && mh != NULL) {
+            if (bad_mount && with_mount) {
                 int r = pfs_remount(mh, mid, deadline);
 
                 if (r != 0)
@@ -486,6 +550,18 @@ int pfs_rpc(mount_handle_t *mh, const char *method, json_t *params,
     }
 }
 
+int pfs_rpc(mount_handle_t *mh, const char *method, json_t *params,
+            bool *out_uncertain, json_t **out_result)
+{
+    return rpc(mh, true, method, params, out_uncertain, out_result);
+}
+
+int pfs_rpc_nomount(mount_handle_t *mh, const char *method, json_t *params,
+                    json_t **out_result)
+{
+    return rpc(mh, false, method, params, NULL, out_result);
+}
+
 int pfs_bin_io(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
                uint8_t *buf, size_t len, size_t *out_len)
 {
@@ -500,7 +576,7 @@ int pfs_bin_io(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
         uint8_t hdr[PFS_BIN_REQ_HDR];
         int rc;
 
-        if ((p = pfs_pool_get()) == NULL)
+        if ((p = pfs_pool_get(mh->pool)) == NULL)
             return ENOMEM;
         waiter_init(&w, pfs_pool_new_id(p));
         req.op = (uint16_t)op;
@@ -572,7 +648,7 @@ int pfs_bin_write_striped(mount_handle_t *mh, uint64_t ino, uint64_t off,
 
     if (len < 2 * PFS_STRIPE)
         return pfs_bin_io(mh, op, ino, off, buf, len, out_len);
-    if ((p = pfs_pool_get()) == NULL)
+    if ((p = pfs_pool_get(mh->pool)) == NULL)
         return ENOMEM;
     n = (unsigned)((len + PFS_STRIPE - 1) / PFS_STRIPE);
     if (n > PFS_STRIPE_MAX)
@@ -691,7 +767,7 @@ int pfs_bin_call(mount_handle_t *mh, pfs_bin_call_t *bc)
         pfs_bin_rep_t rep;
         int rc, e;
 
-        if ((p = pfs_pool_get()) == NULL)
+        if ((p = pfs_pool_get(mh->pool)) == NULL)
             return ENOMEM;
         waiter_init(&w, pfs_pool_new_id(p));
         req.op = bc->op;

@@ -118,6 +118,16 @@ void pfs_config_server(char *buf)
         strcpy(buf, PFS_DEFAULT_SERVER);
 }
 
+void pfs_server_addr(const char *fixed, char *buf)
+{
+    if (fixed != NULL) {
+        strncpy(buf, fixed, PFS_MAX_ADDR - 1);
+        buf[PFS_MAX_ADDR - 1] = '\0';
+    } else {
+        pfs_config_server(buf);
+    }
+}
+
 uint64_t pfs_config_timeout_ms(void)
 {
     uint64_t t;

@@ -73,7 +73,7 @@ func (m *Manager) Flock(ctx context.Context, r FlockRequest) error {
 		if _, err := m.graceCheck(r.Reclaim); err != nil {
 			return err
 		}
-	} else if err := m.waitGrace(ctx, r.Reclaim); err != nil {
+	} else if err := m.waitGrace(ctx, r.Owner, r.Reclaim); err != nil {
 		return err
 	}
 	ino := m.file(r.Key)

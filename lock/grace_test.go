@@ -127,3 +127,49 @@ func TestGraceEnds(t *testing.T) {
 		m.Close()
 	}
 }
+
+// TestGraceWaitEnds checks that a wait for the grace to end is ended by
+// Cancel (EINTR, counted) and by the release of its handle or mount
+// (EBADF), as a queued wait is, and that an ended one takes no lock when
+// the grace ends.
+func TestGraceWaitEnds(t *testing.T) {
+	c := newFakeClock()
+	m := newManager(Options{GraceUntil: c.Now().Add(time.Minute)}, c.Now, c.afterFunc)
+	posix := async(func() error { return m.SetLkW(bg, rq(fileA, ownA, Write, 0, 10)) })
+	fl := async(func() error { return m.Flock(bg, FlockRequest{Key: fileB, Owner: ownA, Type: Write}) })
+	byHandle := async(func() error { return m.SetLkW(bg, rq(fileA, ownB, Read, 0, 1)) })
+	byMount := async(func() error { return m.Flock(bg, FlockRequest{Key: fileA, Owner: ownC, Type: Read}) })
+	ownE := Owner{Mount: 3, Handle: 1, ID: "e"}
+	kept := async(func() error { return m.SetLkW(bg, rq(fileA, ownE, Read, 50, 1)) })
+	pending(t, "SetLkW in grace", posix)
+	for m.graceWaitCount() < 5 {
+		time.Sleep(time.Millisecond)
+	}
+	if n := m.Cancel(ownA); n != 2 {
+		t.Fatalf("Cancel ended %d grace waits, want 2", n)
+	}
+	for _, w := range []<-chan error{posix, fl} {
+		if err := result(t, "cancelled", w); errnoOf(err) != syscall.EINTR {
+			t.Fatalf("cancelled grace wait: %v", err)
+		}
+	}
+	m.ReleaseHandle(ownB.Mount, ownB.Handle)
+	if err := result(t, "released handle", byHandle); errnoOf(err) != syscall.EBADF {
+		t.Fatalf("grace wait of a released handle: %v", err)
+	}
+	m.ReleaseMount(ownC.Mount)
+	if err := result(t, "released mount", byMount); errnoOf(err) != syscall.EBADF {
+		t.Fatalf("grace wait of a released mount: %v", err)
+	}
+	pending(t, "kept", kept)
+	c.advance(time.Minute)
+	if err := result(t, "kept", kept); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Locks(fileA); len(got) != 1 || got[0].Owner != ownE {
+		t.Fatalf("locks after the grace: %+v", got)
+	}
+	if n := m.graceWaitCount(); n != 0 {
+		t.Fatalf("%d grace waits left", n)
+	}
+}

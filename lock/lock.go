@@ -424,6 +424,7 @@ type Manager struct {
 	graceDone  chan struct{} // closed when the grace ends
 	graceOver  atomic.Bool
 	graceTimer stopper
+	graceWaits map[*graceWait]struct{} // requests waiting for the grace to end
 
 	stats struct {
 		granted, conflicts, waits, deadlocks, cancelled, limited atomic.Uint64

@@ -259,7 +259,7 @@ func (m *Manager) SetLkW(ctx context.Context, r Request) error {
 	if err != nil {
 		return err
 	}
-	if err := m.waitGrace(ctx, r.Reclaim); err != nil {
+	if err := m.waitGrace(ctx, r.Owner, r.Reclaim); err != nil {
 		return err
 	}
 	ino := m.file(r.Key)
@@ -291,17 +291,66 @@ func (m *Manager) SetLkW(ctx context.Context, r Request) error {
 // waitGrace waits, if the manager is in its grace period and the request
 // is not a reclaim, for the grace to end; it returns ErrNoGrace for a
 // reclaim outside the grace.
-func (m *Manager) waitGrace(ctx context.Context, reclaim bool) error {
+// Cancel and release end such a wait too (graceWait).
+func (m *Manager) waitGrace(ctx context.Context, o Owner, reclaim bool) error {
 	ch, err := m.graceCheck(reclaim)
 	if err != ErrGrace {
 		return err
 	}
+	gw := &graceWait{owner: o, end: make(chan error, 1)}
+	m.graceMu.Lock()
+	if m.graceWaits == nil {
+		m.graceWaits = map[*graceWait]struct{}{}
+	}
+	m.graceWaits[gw] = struct{}{}
+	m.graceMu.Unlock()
+	forget := func() {
+		m.graceMu.Lock()
+		delete(m.graceWaits, gw)
+		m.graceMu.Unlock()
+	}
 	select {
 	case <-ch:
-		return nil
 	case <-ctx.Done():
+		forget()
 		return eintr(ctx)
+	case err := <-gw.end:
+		forget()
+		return err
 	}
+	forget()
+	// A Cancel that counted this wait as the grace ended must end it.
+	select {
+	case err := <-gw.end:
+		return err
+	default:
+		return nil
+	}
+}
+
+// graceWait is a request waiting for the grace to end.
+type graceWait struct {
+	owner Owner
+	end   chan error // receives the error that ends the wait (buffered)
+}
+
+// endGraceWaits ends the grace waits of the owners that match with err,
+// and returns how many it ended.
+func (m *Manager) endGraceWaits(match func(Owner) bool, err error) int {
+	m.graceMu.Lock()
+	defer m.graceMu.Unlock()
+	n := 0
+	for gw := range m.graceWaits {
+		if !match(gw.owner) {
+			continue
+		}
+		select {
+		case gw.end <- err:
+			n++
+		default: // ended already
+		}
+	}
+	return n
 }
 
 // Locks returns the POSIX locks held on k, in start order (for tests,
@@ -363,6 +412,7 @@ func (m *Manager) ReleaseMount(mount uint64) {
 // release ends the waits, then drops the locks, of the owners of mount
 // that match.
 func (m *Manager) release(mount uint64, match func(Owner) bool) {
+	m.endGraceWaits(match, errReleased)
 	m.graphMu.Lock()
 	var ws []*waiter
 	for o, l := range m.waiting {
@@ -401,4 +451,12 @@ func (m *Manager) release(mount uint64, match func(Owner) bool) {
 		})
 		ino.unlock()
 	}
+}
+
+// graceWaitCount returns the number of requests waiting for the grace
+// to end (for tests).
+func (m *Manager) graceWaitCount() int {
+	m.graceMu.Lock()
+	defer m.graceMu.Unlock()
+	return len(m.graceWaits)
 }

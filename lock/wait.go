@@ -82,7 +82,7 @@ func (m *Manager) Cancel(o Owner) int {
 	m.graphMu.Lock()
 	ws := slices.Clone(m.waiting[o])
 	m.graphMu.Unlock()
-	n := 0
+	n := m.endGraceWaits(func(w Owner) bool { return w == o }, errCancelled)
 	for _, w := range ws {
 		if m.cancel(w, errCancelled) {
 			n++

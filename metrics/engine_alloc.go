@@ -26,7 +26,7 @@ func (b *instrumented) FallocateData(ctx context.Context, ino vfsbackend.Ino, mo
 	}
 	t := time.Now()
 	err := a.FallocateData(ctx, ino, mode, off, length)
-	b.m.engineOp("fallocate_data", t, err)
+	b.m.engineOp(b.volume, "fallocate_data", t, err)
 	return err
 }
 
@@ -62,6 +62,6 @@ func (b *instrumented) CopyData(ctx context.Context, src vfsbackend.Ino, srcOff 
 	if errors.Is(err, errors.ErrUnsupported) {
 		merr = nil // the caller copies through a buffer: not a failure
 	}
-	b.m.engineOp("copy_data", t, merr)
+	b.m.engineOp(b.volume, "copy_data", t, merr)
 	return m, err
 }

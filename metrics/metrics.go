@@ -10,6 +10,7 @@
 package metrics
 
 import (
+	"runtime"
 	"sync"
 	"time"
 
@@ -43,8 +44,10 @@ type Metrics struct {
 	// which is a measurable part of a call that takes microseconds.
 	mu      sync.RWMutex
 	series  map[seriesKey]*reqSeries
-	engines map[string]*engineSeries
+	engines map[engineKey]*engineSeries
 }
+
+type engineKey struct{ volume, op string }
 
 type seriesKey struct{ channel, method string }
 
@@ -70,10 +73,10 @@ func (m *Metrics) reqSeriesFor(channel, method string) *reqSeries {
 	})
 }
 
-// engineSeriesFor is reqSeriesFor for an engine operation.
-func (m *Metrics) engineSeriesFor(op string) *engineSeries {
-	return once(&m.mu, m.engines, op, func() *engineSeries {
-		return &engineSeries{latency: m.engineOps.WithLabelValues(op)}
+// engineSeriesFor is reqSeriesFor for an engine operation on a volume.
+func (m *Metrics) engineSeriesFor(volume, op string) *engineSeries {
+	return once(&m.mu, m.engines, engineKey{volume, op}, func() *engineSeries {
+		return &engineSeries{latency: m.engineOps.WithLabelValues(volume, op)}
 	})
 }
 
@@ -105,7 +108,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		reg:     reg,
 		volumes: &volumeCollector{usage: map[string]func() (VolumeUsage, error){}},
 		series:  map[seriesKey]*reqSeries{},
-		engines: map[string]*engineSeries{},
+		engines: map[engineKey]*engineSeries{},
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "proxyfs_requests_total",
 			Help: "Requests handled, by channel and method.",
@@ -137,13 +140,13 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"channel"}),
 		engineOps: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "proxyfs_engine_operation_duration_seconds",
-			Help:    "Storage engine operation latency, by operation (sync and sync_data are the syncs).",
+			Help:    "Storage engine operation latency, by volume and operation (sync and sync_data are the syncs; sync includes the engine's periodic one).",
 			Buckets: latencyBuckets,
-		}, []string{"op"}),
+		}, []string{"volume", "op"}),
 		engineErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "proxyfs_engine_operation_errors_total",
-			Help: "Storage engine operations that failed, by operation.",
-		}, []string{"op"}),
+			Help: "Storage engine operations that failed, by volume and operation.",
+		}, []string{"volume", "op"}),
 	}
 	for _, c := range []prometheus.Collector{
 		m.requests, m.errors, m.latency, m.inflight, m.bytesRead, m.bytesWritten,
@@ -284,10 +287,25 @@ func (m *Metrics) RegisterMounts(stats func() MountStats) error {
 	return m.reg.Register(mountCollector{stats: stats})
 }
 
-// engineOp records one engine operation.
-func (m *Metrics) engineOp(op string, start time.Time, err error) {
-	m.engineSeriesFor(op).latency.Observe(time.Since(start).Seconds())
+// engineOp records one engine operation on a volume.
+func (m *Metrics) engineOp(volume, op string, start time.Time, err error) {
+	m.engineSeriesFor(volume, op).latency.Observe(time.Since(start).Seconds())
 	if err != nil {
-		m.engineErrors.WithLabelValues(op).Inc() // rare: a series only once it happens
+		m.engineErrors.WithLabelValues(volume, op).Inc() // rare: a series only once it happens
 	}
+}
+
+// RegisterBuildInfo exports proxyfs_build_info{version, go_version}, a
+// gauge of 1: what is running, for dashboards and alerts.
+func (m *Metrics) RegisterBuildInfo(version string) error {
+	if m == nil {
+		return nil
+	}
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "proxyfs_build_info",
+		Help:        "1, labelled with the daemon's version and the Go version it was built with.",
+		ConstLabels: prometheus.Labels{"version": version, "go_version": runtime.Version()},
+	})
+	g.Set(1)
+	return m.reg.Register(g)
 }

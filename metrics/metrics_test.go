@@ -5,8 +5,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
@@ -70,11 +72,17 @@ func TestCountersAndHandler(t *testing.T) {
 	if err := m.RegisterMounts(func() metrics.MountStats { return metrics.MountStats{Mounts: 2, Orphaned: 1, Reclaimed: 5} }); err != nil {
 		t.Fatal(err)
 	}
-	be := m.WrapBackend(mem.New(vfsbackend.Options{}))
+	be := m.WrapBackend("default", mem.New(vfsbackend.Options{}))
 	ctx := context.Background()
 	be.Get(ctx, []byte("missing"))
 	be.Commit(ctx, &vfsbackend.Batch{Ops: []vfsbackend.Op{{Key: []byte("k"), Value: []byte("v")}}})
 	be.Sync(ctx)
+	// The engine's own periodic sync, through the observer.
+	m.EngineObserver("other")("sync", time.Now(), nil)
+	m.EngineObserver("other")("sync", time.Now(), io.ErrClosedPipe)
+	if err := m.RegisterBuildInfo("9.9.9"); err != nil {
+		t.Fatal(err)
+	}
 	if err := m.RegisterVolume("default", func() (metrics.VolumeUsage, error) {
 		return metrics.VolumeUsage{SizeBytes: 100, FreeBytes: 40, Inodes: 7, FreeInodes: 3}, nil
 	}); err != nil {
@@ -89,28 +97,31 @@ func TestCountersAndHandler(t *testing.T) {
 	h := metrics.Handler(reg, func() error { return nil }, true)
 	got := scrape(t, h)
 	want := map[string]float64{
-		"proxyfs_requests_total,channel=json,method=lookup":                    4,
-		"proxyfs_request_errors_total,channel=json,errno=ENOENT,method=lookup": 1,
-		"proxyfs_request_duration_seconds,channel=json,method=lookup":          4,
-		"proxyfs_requests_in_flight,channel=binary":                            1,
-		"proxyfs_read_bytes_total,channel=binary":                              4096,
-		"proxyfs_written_bytes_total,channel=json":                             11,
-		"proxyfs_connections,channel=binary":                                   1,
-		"proxyfs_mounts":                                                       2,
-		"proxyfs_mounts_orphaned":                                              1,
-		"proxyfs_mounts_reclaimed_total":                                       5,
-		"proxyfs_engine_operation_duration_seconds,op=get":                     1,
-		"proxyfs_engine_operation_duration_seconds,op=commit":                  1,
-		"proxyfs_engine_operation_duration_seconds,op=sync":                    1,
-		"proxyfs_volume_size_bytes,volume=default":                             100,
-		"proxyfs_volume_inodes,volume=default":                                 7,
+		"proxyfs_requests_total,channel=json,method=lookup":                     4,
+		"proxyfs_request_errors_total,channel=json,errno=ENOENT,method=lookup":  1,
+		"proxyfs_request_duration_seconds,channel=json,method=lookup":           4,
+		"proxyfs_requests_in_flight,channel=binary":                             1,
+		"proxyfs_read_bytes_total,channel=binary":                               4096,
+		"proxyfs_written_bytes_total,channel=json":                              11,
+		"proxyfs_connections,channel=binary":                                    1,
+		"proxyfs_mounts":                                                        2,
+		"proxyfs_mounts_orphaned":                                               1,
+		"proxyfs_mounts_reclaimed_total":                                        5,
+		"proxyfs_engine_operation_duration_seconds,op=get,volume=default":       1,
+		"proxyfs_engine_operation_duration_seconds,op=commit,volume=default":    1,
+		"proxyfs_engine_operation_duration_seconds,op=sync,volume=default":      1,
+		"proxyfs_engine_operation_duration_seconds,op=sync,volume=other":        2,
+		"proxyfs_engine_operation_errors_total,op=sync,volume=other":            1,
+		"proxyfs_build_info,go_version=" + runtime.Version() + ",version=9.9.9": 1,
+		"proxyfs_volume_size_bytes,volume=default":                              100,
+		"proxyfs_volume_inodes,volume=default":                                  7,
 	}
 	for k, v := range want {
 		if got[k] == nil || got[k].v != v {
 			t.Errorf("%s = %v, want %v", k, got[k], v)
 		}
 	}
-	if got["proxyfs_engine_operation_errors_total,op=get"] != nil {
+	if got["proxyfs_engine_operation_errors_total,op=get,volume=default"] != nil {
 		t.Errorf("a missing key counted as an engine error")
 	}
 	if got["go_goroutines"] == nil || got["process_cpu_seconds_total"] == nil {
@@ -151,7 +162,7 @@ func TestNilMetricsRecordsNothing(t *testing.T) {
 		t.Fatal("nil metrics registered")
 	}
 	be := mem.New(vfsbackend.Options{})
-	if m.WrapBackend(be) != be {
+	if m.WrapBackend("v", be) != be || m.EngineObserver("v") != nil || m.RegisterBuildInfo("x") != nil {
 		t.Fatal("nil metrics wrapped the backend")
 	}
 }

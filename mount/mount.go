@@ -334,6 +334,20 @@ func (h *Holder) roomForOne() error {
 	return &TooManyMountsError{Max: max}
 }
 
+// Any reports whether fn returns true for the id of a mount h holds
+// (stopping at the first).
+func (h *Holder) Any(fn func(id uint64) bool) bool {
+	found := false
+	h.held.Range(func(k, v any) bool {
+		if !v.(*entry).gone.Load() && fn(k.(uint64)) {
+			found = true
+			return false
+		}
+		return true
+	})
+	return found
+}
+
 // Unmount removes the mount with that id, whoever holds it; an id that is
 // not mounted is a *BadMountError. It does not attach the mount to h, so
 // a holder at its cap can always unmount. Calls already running on the

@@ -47,6 +47,11 @@ type Options struct {
 	// logs it. Without it, such damage makes Open fail with an error that
 	// wraps ErrDamaged.
 	Repair bool
+	// Observe, if set, is called after each operation the engine runs on
+	// its own rather than for a caller (the local engine's periodic
+	// sync, as op "sync"), with its start and outcome: the metrics
+	// wrapper sees only the calls made through it.
+	Observe func(op string, start time.Time, err error)
 }
 
 // FormatPolicy is Options.Format.

@@ -123,22 +123,32 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 
-	log.Info("starting", zap.String("version", version), zap.String("config", configName(*configFile)))
 	reg := prometheus.NewRegistry()
 	m, err := metrics.New(reg)
+	if err == nil {
+		err = m.RegisterBuildInfo(version)
+	}
 	if err != nil {
 		return fail("metrics: %v", err)
 	}
-	// The metrics port first: a port in use fails before volumes open.
+	// Every socket first: a port in use or a bad socket path fails the
+	// start, in one line, before any volume is opened (or formatted).
 	var ml net.Listener
 	if cfg.Metrics.Listen != "" {
 		if ml, err = net.Listen("tcp", cfg.Metrics.Listen); err != nil {
 			return fail("metrics: %v", err)
 		}
 	}
-	srv, err := server.Open(ctx, cfg, server.Options{Logger: log, Version: version, Metrics: m})
+	ls, err := server.Listen(cfg.Server)
 	if err != nil {
 		closeQuietly(ml)
+		return fail("%v", err)
+	}
+	log.Info("starting", zap.String("version", version), zap.String("config", configName(*configFile)))
+	srv, err := server.Open(ctx, cfg, server.Options{Logger: log, Version: version, Metrics: m, Listeners: ls})
+	if err != nil {
+		closeQuietly(ml)
+		ls.Close()
 		return fail("%v", err)
 	}
 	sigs := make(chan os.Signal, 1)

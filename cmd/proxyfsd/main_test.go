@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,6 +43,31 @@ func TestStartupFailuresAreOneLine(t *testing.T) {
 	rc, _, errOut = runArgs("-config", filepath.Join(dir, "missing.toml"))
 	if rc != 1 || !strings.HasPrefix(errOut, "proxyfsd: config: ") || strings.Count(errOut, "\n") != 1 {
 		t.Errorf("missing config: exit %d %q", rc, errOut)
+	}
+
+	// A port in use, or a Unix socket path taken by a file: one line, and
+	// the new volume is not formatted (the sockets are bound first).
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	taken := filepath.Join(dir, "taken")
+	os.WriteFile(taken, nil, 0o644)
+	for name, server := range map[string]string{
+		"port in use": fmt.Sprintf("tcp = %q\nunix = \"\"", busy.Addr()),
+		"socket path": fmt.Sprintf("tcp = \"127.0.0.1:0\"\nunix = %q", taken),
+	} {
+		vol := filepath.Join(dir, "vol-"+strings.ReplaceAll(name, " ", "-"))
+		cfg := filepath.Join(dir, "cfg.toml")
+		os.WriteFile(cfg, []byte(fmt.Sprintf("[server]\n%s\n[metrics]\nlisten = \"\"\n[[volume]]\nname = \"default\"\nengine = \"local\"\npath = %q\nauto_format = true\n", server, vol)), 0o644)
+		rc, _, errOut := runArgs("-config", cfg)
+		if rc != 1 || !strings.HasPrefix(errOut, "proxyfsd: listen ") || strings.Count(errOut, "\n") != 1 {
+			t.Errorf("%s: exit %d %q", name, rc, errOut)
+		}
+		if _, err := os.Stat(vol); !os.IsNotExist(err) {
+			t.Errorf("%s: the volume was created before the start failed: %v", name, err)
+		}
 	}
 }
 

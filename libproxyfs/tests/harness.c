@@ -69,9 +69,10 @@ int daemon_start(test_daemon_t *d)
                 "[server]\ntcp = \"%s\"\nunix = \"%s\"\n%s"
                 "[metrics]\nlisten = \"\"\n"
                 "[log]\nlevel = \"warn\"\n"
-                "[[volume]]\nname = \"default\"\nengine = \"local\"\n"
+                "[[volume]]\nname = \"%s\"\nengine = \"local\"\n"
                 "path = \"%s/data\"\nauto_format = true\n",
-                d->addr, d->sock, d->server_extra ? d->server_extra : "", d->dir);
+                d->addr, d->sock, d->server_extra ? d->server_extra : "",
+                d->volume ? d->volume : "default", d->dir);
         fclose(f);
     }
     snprintf(log, sizeof(log), "%s/proxyfsd.log", d->dir);

@@ -45,10 +45,13 @@ typedef struct {
     char addr[64];
     int port;
     pid_t pid;
+    const char *volume; /* the volume's name; NULL: "default" */
 } test_daemon_t;
 
 /* Creates the directory and config (first call) and starts the daemon;
- * waits until it accepts connections. Returns 0 or -1. */
+ * waits until it accepts connections. Returns 0 or -1. Any number of
+ * daemons can run at once, each with its own test_daemon_t (bin and
+ * optionally volume and server_extra set, the rest zero). */
 int daemon_start(test_daemon_t *d);
 /* Sends sig and, for SIGKILL/SIGTERM, reaps the daemon. */
 void daemon_signal(test_daemon_t *d, int sig);

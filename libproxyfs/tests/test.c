@@ -1957,6 +1957,12 @@ static void test_lookup_ci(void)
 /* tests/handles.c */
 void handles_tests(test_daemon_t *d);
 static void test_handles(void) { handles_tests(&daemon_); }
+/* tests/servers.c */
+void servers_tests(test_daemon_t *d);
+static void test_servers(void) { servers_tests(&daemon_); }
+/* tests/cancel.c */
+void cancel_tests(test_daemon_t *d);
+static void test_cancel(void) { cancel_tests(&daemon_); }
 /* tests/locks.c */
 void locks_tests(test_daemon_t *d);
 static void test_locks(void) { locks_tests(&daemon_); }
@@ -1988,6 +1994,8 @@ static const struct {
     { "uncertain_check", test_uncertain_check },
     { "handles", test_handles },
     { "lookup_ci", test_lookup_ci },
+    { "servers", test_servers },
+    { "cancel", test_cancel },
     { "locks", test_locks },
 };
 

@@ -240,6 +240,13 @@ static void test_reason(void)
                    "\"data\":{\"errno\":11,\"name\":\"EAGAIN\"}}}", 0, NULL);
     CHECK(r != NULL && pfs_json_reply_reason(r) == NULL);
     json_decref(r);
+    r = json_loads("{\"jsonrpc\":\"2.0\",\"id\":3,\"error\":{\"code\":11,"
+                   "\"message\":\"more than 256 requests in flight\","
+                   "\"data\":{\"errno\":11,\"name\":\"EAGAIN\",\"reason\":\"busy\"}}}",
+                   0, NULL);
+    CHECK(r != NULL && pfs_json_reply_reason(r) != NULL &&
+          strcmp(pfs_json_reply_reason(r), "busy") == 0);
+    json_decref(r);
     r = json_loads("{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}", 0, NULL);
     CHECK(r != NULL && pfs_json_reply_reason(r) == NULL);
     json_decref(r);

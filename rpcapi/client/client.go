@@ -100,6 +100,8 @@ type Client struct {
 
 	mu     sync.Mutex
 	mounts map[*Mount]struct{}
+
+	lostLocks atomic.Uint64 // LostLocks
 }
 
 // Dial connects to proxyfsd at addr: "host:port" for TCP, or the path of
@@ -352,26 +354,55 @@ func (c *Client) dialJSON(ctx context.Context) (*jsonConn, error) {
 // jsonAttempt makes one JSON-RPC call on one of the pool's connections.
 // It returns nil, an *Error, or a *connError.
 func (c *Client) jsonAttempt(ctx context.Context, method string, params, result any) error {
+	jc, err := c.jsonSend(ctx, method, params)
+	if err != nil {
+		return err
+	}
+	return jc.wait(ctx, result)
+}
+
+// jsonCall is a JSON-RPC request sent whole on one connection, waiting
+// for its reply (see jsonSend).
+type jsonCall struct {
+	c      *Client
+	s      *slot[*jsonConn]
+	jc     *jsonConn
+	w      jsonrpc2.Waiter
+	method string
+}
+
+// jsonSend sends one JSON-RPC request on one of the pool's connections;
+// wait then reads its reply. It returns an *Error or a *connError (never
+// uncertain: the request was not sent whole).
+func (c *Client) jsonSend(ctx context.Context, method string, params any) (*jsonCall, error) {
 	s := pickSlot(c.jsonSlots, &c.jrr)
 	jc, err := s.get(ctx, method)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	w, err := jc.rpc.DispatchCall(ctx, method, params)
 	if err != nil {
 		if c.closed() {
-			return closedError(method)
+			return nil, closedError(method)
 		}
 		var ne net.Error
 		if jc.broken() || errors.Is(err, jsonrpc2.ErrClosed) || errors.As(err, &ne) ||
 			errors.Is(err, io.ErrShortWrite) || errors.Is(err, syscall.EPIPE) {
 			s.invalidate(jc, err)
 			// A failed write cannot have delivered a complete request.
-			return &connError{err: err}
+			return nil, &connError{err: err}
 		}
-		return protocolError(method, err)
+		return nil, protocolError(method, err)
 	}
-	err = w.Wait(ctx, result)
+	return &jsonCall{c: c, s: s, jc: jc, w: w, method: method}, nil
+}
+
+// wait reads the reply of a request jsonSend sent, until ctx ends. It
+// returns nil, an *Error, or a *connError (uncertain). It may be called
+// again after ctx ended.
+func (jc *jsonCall) wait(ctx context.Context, result any) error {
+	c, s, method := jc.c, jc.s, jc.method
+	err := jc.w.Wait(ctx, result)
 	if err == nil {
 		return nil
 	}
@@ -384,7 +415,7 @@ func (c *Client) jsonAttempt(ctx context.Context, method string, params, result 
 	case c.closed():
 		return closedError(method)
 	case errors.Is(err, jsonrpc2.ErrClosed):
-		s.invalidate(jc, err)
+		s.invalidate(jc.jc, err)
 		return &connError{err: err, uncertain: true}
 	default:
 		return protocolError(method, err)

@@ -24,14 +24,42 @@
 //
 // Every method returns nil or an *Error carrying the operation, the errno
 // (errors.Is(err, syscall.ENOENT) works), the server's reason if any, and a
-// message. As DESIGN.md specifies, a missing inode (ENOENT) is reported as
+// message. As PROTOCOL.md ("Errors") specifies, a missing inode (ENOENT) is reported as
 // EBADF by Read, Write and Flush only. A call that runs out of time fails
 // with ETIMEDOUT (and matches context.DeadlineExceeded), one whose context
 // is canceled with EINTR (matching context.Canceled), and calls on a
 // closed Client with EBADF (matching ErrClosed).
 //
 // Every call is bounded by its context and by the call timeout
-// (WithCallTimeout), which covers reconnects and retries too.
+// (WithCallTimeout), which covers reconnects and retries too; only the
+// lock waits are bounded by their context alone (see Locks).
+//
+// # Locks
+//
+// POSIX record locks and flock locks are taken through an open Handle
+// (PROTOCOL.md section 4):
+//
+//	h, _, err := m.Open(ctx, ino, client.OpenReadWrite)
+//	_, err = m.Lock(ctx, h, client.SetLk, client.LockWrite, 0, 100, "owner-1") // EAGAIN on conflict
+//	conflict, err := m.Lock(ctx, h, client.GetLk, client.LockRead, 0, 0, "owner-2") // nil: none
+//	_, err = m.Lock(ctx, h, client.SetLkW, client.LockRead, 0, 0, "owner-2") // waits
+//	n, err := m.LockCancel(ctx, h, "owner-2") // ends owner-2's waits with EINTR
+//	err = m.Flock(ctx, h, client.FlockExclusive, true) // nonblock
+//
+// A lock's owner is the handle together with the owner string (Linux's
+// open file description locks); closing the handle, or unmounting,
+// releases its locks. Waiting calls (SetLkW, Flock without nonblock) are
+// bounded by their context only, not by the call timeout; when the
+// context ends first, the client cancels the wait on the server and
+// reports whether the lock was granted meanwhile (see Mount.Lock). Lock,
+// Flock and LockCancel are idempotent and are simply sent again after a
+// broken connection. EAGAIN from Lock and Flock is a conflict, and is
+// returned; an EAGAIN with Reason wire.ReasonGrace (the server grants
+// only reclaims for its reclaim_grace after a restart) is sent again
+// every second within the call timeout. Each Handle keeps a record of the
+// locks it holds, as the server holds them, and takes them again with
+// "reclaim" when it is opened again after a daemon restart; locks that
+// cannot be taken again are forgotten and counted by Client.LostLocks.
 //
 // # Reconnects and retries
 //

@@ -22,7 +22,8 @@ type Error struct {
 	// Errno is the Linux errno the operation failed with.
 	Errno syscall.Errno
 	// Reason is the server's machine-readable reason, if any
-	// (wire.ReasonBadMount), or one of the client's own reasons:
+	// (wire.ReasonBadMount; for the lock calls wire.ReasonGrace and
+	// wire.ReasonNoGrace), or one of the client's own reasons:
 	// ReasonTimeout, ReasonCanceled, ReasonClosed, ReasonConnection,
 	// ReasonProtocol.
 	Reason string
@@ -80,6 +81,15 @@ func (e *Error) Is(target error) bool {
 func IsBadMount(err error) bool {
 	var e *Error
 	return errors.As(err, &e) && e.Reason == wire.ReasonBadMount
+}
+
+// reasonOf returns the Reason of err if it is an *Error, else "".
+func reasonOf(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Reason
+	}
+	return ""
 }
 
 // fromRPC converts a JSON-RPC error reply into an *Error.

@@ -38,7 +38,10 @@ type fakeServer struct {
 	dropOnce map[string]bool // method: execute, then drop the connection without replying
 	stall    map[string]bool // method: never answer
 	calls    map[string]int
-	wg       sync.WaitGroup
+	// extra serves methods the fake does not know (set before the
+	// client connects): called without mu held, on a mounted mount id.
+	extra map[string]func(ctx context.Context, params json.RawMessage) (any, error)
+	wg    sync.WaitGroup
 }
 
 func newFakeServer(t *testing.T) *fakeServer {
@@ -161,6 +164,14 @@ func (s *fakeServer) handleJSON(ctx context.Context, conn *jsonrpc2.Conn, req *j
 	var res any
 	var err error
 	mnt, mounted := s.mounts[p.MountID]
+	if f := s.extra[req.Method]; f != nil && mounted {
+		s.mu.Unlock()
+		var raw json.RawMessage
+		if req.Params != nil {
+			raw = *req.Params
+		}
+		return f(ctx, raw)
+	}
 	if req.Method != wire.MethodPing && req.Method != wire.MethodMount && !mounted {
 		err = rpcErr(syscall.EINVAL, wire.ReasonBadMount)
 	} else {

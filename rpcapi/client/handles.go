@@ -31,6 +31,13 @@ const (
 // again (it was freed meanwhile: its mount was reclaimed after
 // mount_grace, or the grace ran out) is lost: Close then reports EBADF.
 //
+// Locks are taken through a Handle (Mount.Lock, Mount.Flock) and live no
+// longer than it: Close releases them. The Handle keeps a record of the
+// locks it holds, as the server holds them, and when it is opened again
+// after a restart it takes them again with "reclaim" before the call that
+// noticed the restart goes on; a lock that cannot be taken again is lost
+// (Client.LostLocks).
+//
 // Its methods are safe for concurrent use.
 type Handle struct {
 	m     *Mount
@@ -42,6 +49,11 @@ type Handle struct {
 	fh     uint64      // the server's handle
 	lost   error       // not nil: could not be opened again after a remount
 	closed bool
+	// The locks held through the handle, as the server holds them
+	// (locks.go): per owner, the sorted disjoint POSIX ranges; the flock
+	// lock (FlockUnlock: none).
+	posix map[string][]lockRange
+	flock FlockOp
 }
 
 // handleSet is a Mount's open handles.
@@ -114,7 +126,8 @@ func (m *Mount) reopenHandles(ctx context.Context, st *mountState) {
 }
 
 // reopen opens h again, with reclaim, on mount st, unless it is closed,
-// lost or already open there. Called with h.mu held.
+// lost or already open there, and takes its locks again (reclaimLocks).
+// Called with h.mu held.
 func (h *Handle) reopen(ctx context.Context, st *mountState) {
 	if h.closed || h.lost != nil || h.st == st {
 		return
@@ -128,9 +141,11 @@ func (h *Handle) reopen(ctx context.Context, st *mountState) {
 	if err != nil {
 		h.lost = err
 		m.c.o.logger.Warn("proxyfs: could not open a file again after mounting again", "ino", h.ino, "err", err)
+		h.forgetLocks(true, err)
 		return
 	}
 	h.st, h.fh = st, res.Fh
+	h.reclaimLocks(ctx, st)
 }
 
 // Close closes the handle. The last close of a file without links frees
@@ -145,6 +160,7 @@ func (h *Handle) Close(ctx context.Context) error {
 	}
 	h.closed = true
 	lost := h.lost
+	h.forgetLocks(false, nil) // the server drops them with the handle
 	h.mu.Unlock()
 	m.hs.mu.Lock()
 	delete(m.hs.hs, h)

@@ -154,6 +154,24 @@ func (m *Mount) do(ctx context.Context, op string, attempt func(context.Context,
 
 // doCtx is do with the call timeout already applied to ctx.
 func (m *Mount) doCtx(ctx context.Context, op string, attempt func(context.Context, *mountState) error) (uncertain bool, err error) {
+	return m.doOpts(ctx, op, callOpts{}, attempt)
+}
+
+// callOpts changes how doOpts retries.
+type callOpts struct {
+	// lock: the call is lock or flock, whose EAGAIN is its answer (a
+	// conflict) unless its reason is busy (the server's in-flight limit,
+	// backed off as for any call); an EAGAIN with reason grace is sent
+	// again after graceRetryDelay.
+	lock bool
+}
+
+// graceRetryDelay is how long a lock call refused for the server's grace
+// period waits before it is sent again (a variable for the tests).
+var graceRetryDelay = time.Second
+
+// doOpts is doCtx with options.
+func (m *Mount) doOpts(ctx context.Context, op string, o callOpts, attempt func(context.Context, *mountState) error) (uncertain bool, err error) {
 	badMounts := 0
 	for n := 0; ; n++ {
 		if m.c.closing.Load() {
@@ -189,6 +207,22 @@ func (m *Mount) doCtx(ctx context.Context, op string, attempt func(context.Conte
 			if err := m.remount(ctx, op, st); err != nil {
 				return uncertain, err
 			}
+		case o.lock && errors.Is(err, syscall.EAGAIN) && reasonOf(err) == wire.ReasonGrace:
+			if dl, ok := ctx.Deadline(); ok && time.Until(dl) < 2*graceRetryDelay {
+				// No time for another attempt to be answered: report
+				// the refusal (EAGAIN, reason grace).
+				return uncertain, err
+			}
+			if serr := m.c.sleep(ctx, op, graceRetryDelay); serr != nil {
+				if errors.Is(serr, context.DeadlineExceeded) {
+					// The call timeout passed in the grace: report
+					// the refusal (EAGAIN, reason grace).
+					return uncertain, err
+				}
+				return uncertain, serr
+			}
+		case o.lock && errors.Is(err, syscall.EAGAIN) && reasonOf(err) != wire.ReasonBusy:
+			return uncertain, err // a conflict
 		case errors.Is(err, syscall.EAGAIN):
 			if err := m.c.sleep(ctx, op, m.c.backoff(n)); err != nil {
 				return uncertain, err

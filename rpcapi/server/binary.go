@@ -49,6 +49,7 @@ func (s *Server) serveBinary(nc net.Conn, br *bufio.Reader, cr *connReader) {
 	c := &binConn{s: s, nc: nc, peer: remote(nc), hd: s.mounts.NewHolder(), cr: cr, sem: make(chan struct{}, s.cfg.MaxInflightPerConn),
 		wd: writeDeadline{nc: nc, idle: s.cfg.IdleTimeout}}
 	defer c.hd.Release() // after c.wg.Wait below: every call has finished
+	cr.keep = s.holdsOpenFiles(c.hd)
 	if sc, ok := nc.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			c.raw = raw

@@ -31,6 +31,10 @@ type connReader struct {
 	raw  syscall.RawConn // for the last look before an idle close; nil if none
 	idle time.Duration   // 0: never idle out
 	t0   time.Time       // base of the monotonic stamps below
+	// keep, if set (before the connection is served), tells that the
+	// connection must not idle out: it holds a mount with open files,
+	// which would die with the mount.
+	keep func() bool
 
 	handshook atomic.Bool
 	inflight  atomic.Int64
@@ -114,6 +118,9 @@ func (r *connReader) nextDeadline() (next time.Time, expired bool) {
 	last := max(r.lastRecv.Load(), r.idleSince.Load())
 	if now-last < int64(r.idle) {
 		return r.t0.Add(time.Duration(last) + r.idle), false
+	}
+	if r.keep != nil && r.keep() {
+		return r.t0.Add(time.Duration(now) + r.idle), false
 	}
 	return time.Time{}, true
 }

@@ -200,3 +200,41 @@ func TestIdleTimeout(t *testing.T) {
 	busy = dial(t, "tcp", d.TCPAddr)
 	busy.ok(wire.MethodGetStat, obj{"mount_id": id, "inode": 1}, nil)
 }
+
+// TestIdleKeepsOpenFiles checks that a connection holding a mount with
+// open files is not closed for idleness (the files, and their locks, would
+// close with the mount), on both channels, and that it idles out once the
+// files are closed.
+func TestIdleKeepsOpenFiles(t *testing.T) {
+	const idle = 500 * time.Millisecond
+	d := daemontest.Start(t, daemontest.Options{IdleTimeout: idle, MountGrace: 200 * time.Millisecond})
+	rc := dial(t, "tcp", d.TCPAddr)
+	id := rc.mount("default", 0).MountID
+	fh := lockFile(t, rc, "/f", 2, id)[0]
+	rc.ok(wire.MethodLock, lk(id, fh, "setlk", "write", 0, 0, "o"), nil)
+	bc := dialBin(t, "unix", d.UnixPath)
+	bc.request(wire.RequestHeader{Opcode: wire.OpGetStat, ID: 1, MountID: id, Inode: 1}, nil)
+	if h, _ := bc.reply(); h.Errno != 0 {
+		t.Fatalf("binary getstat: %+v", h)
+	}
+	other := dial(t, "tcp", d.TCPAddr)
+	other.mount("default", 0)
+	time.Sleep(4 * idle)
+	// The connections with the open file are still there, the other one
+	// is not.
+	rc.ok(wire.MethodLock, lk(id, fh, "getlk", "write", 0, 0, "o"), nil)
+	bc.request(wire.RequestHeader{Opcode: wire.OpGetStat, ID: 2, MountID: id, Inode: 1}, nil)
+	if h, _ := bc.reply(); h.Errno != 0 {
+		t.Fatalf("binary getstat after idling: %+v", h)
+	}
+	other.c.SetReadDeadline(time.Now().Add(time.Second))
+	if n, err := other.c.Read(make([]byte, 1)); n != 0 || err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("idle connection without open files still open: %d %v", n, err)
+	}
+	// Closed files: the connection idles out.
+	rc.ok(wire.MethodClose, obj{"mount_id": id, "fh": fh}, nil)
+	rc.c.SetReadDeadline(time.Now().Add(4 * idle))
+	if n, err := rc.c.Read(make([]byte, 1)); n != 0 || err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("idle connection whose files are closed still open: %d %v", n, err)
+	}
+}

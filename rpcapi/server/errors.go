@@ -37,6 +37,15 @@ func errMethod(method string) error {
 	return &protoError{code: jsonrpc2.CodeMethodNotFound, errno: syscall.ENOSYS, msg: fmt.Sprintf("method %q not found", method)}
 }
 
+// reasonError gives an error a data.reason of its own.
+type reasonError struct {
+	err    error
+	reason string
+}
+
+func (e *reasonError) Error() string { return e.err.Error() }
+func (e *reasonError) Unwrap() error { return e.err }
+
 // wireErr is an error as the wire shows it.
 type wireErr struct {
 	code     int64         // JSON-RPC error code
@@ -63,7 +72,12 @@ func (s *Server) classify(op string, err error) wireErr {
 		if errno == syscall.EIO {
 			s.log.Warn("I/O error", zap.String("op", op), zap.Error(err))
 		}
-		return wireErr{code: int64(errno), errno: errno, reason: lock.Reason(err), msg: err.Error()}
+		reason := lock.Reason(err)
+		var re *reasonError
+		if errors.As(err, &re) {
+			reason = re.reason
+		}
+		return wireErr{code: int64(errno), errno: errno, reason: reason, msg: err.Error()}
 	default:
 		s.log.Error("unexpected error, reported as EIO", zap.String("op", op), zap.Error(err))
 		return wireErr{code: int64(syscall.EIO), errno: syscall.EIO, msg: fmt.Sprintf("%v: %v", err, syscall.EIO)}

@@ -253,7 +253,8 @@ func TestPipelining(t *testing.T) {
 			r := rc.recv()
 			switch {
 			case r.Error == nil:
-			case string(r.ID) != "1" && r.Error.Data != nil && r.Error.Data.Name == "EAGAIN" && r.Error.Code == 11:
+			case string(r.ID) != "1" && r.Error.Data != nil && r.Error.Data.Name == "EAGAIN" && r.Error.Code == 11 &&
+				r.Error.Data.Reason == wire.ReasonBusy:
 				eagain++
 			default:
 				t.Fatalf("pipelined call %s: %+v", r.ID, r.Error)

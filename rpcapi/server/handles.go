@@ -164,6 +164,21 @@ func (t *handles) get(mountID, fh uint64) *handle {
 	return nil
 }
 
+// mountHasHandles reports whether mount mountID holds open handles.
+func (t *handles) mountHasHandles(mountID uint64) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.byMount[mountID]) > 0
+}
+
+// holdsOpenFiles returns connReader.keep for a connection whose mounts hd
+// holds: a connection that holds a mount with open handles (and so,
+// perhaps, locks) is not closed for idleness, because the end of the
+// mount would close them.
+func (s *Server) holdsOpenFiles(hd *mount.Holder) func() bool {
+	return func() bool { return hd.Any(s.hs.mountHasHandles) }
+}
+
 // count returns the number of open handles.
 func (t *handles) count() int {
 	t.mu.Lock()

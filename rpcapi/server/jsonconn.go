@@ -237,8 +237,8 @@ func (h *jsonHandler) Handle(ctx context.Context, conn *jsonrpc2.Conn, req *json
 	if h.inflight.Add(1) > int64(h.s.cfg.MaxInflightPerConn) {
 		h.inflight.Add(-1)
 		h.budget.release(cost)
-		h.reply(ctx, conn, req, nil, fmt.Errorf("more than %d requests in flight on this connection: %w",
-			h.s.cfg.MaxInflightPerConn, syscall.EAGAIN))
+		h.reply(ctx, conn, req, nil, &reasonError{reason: wire.ReasonBusy, err: fmt.Errorf("more than %d requests in flight on this connection: %w",
+			h.s.cfg.MaxInflightPerConn, syscall.EAGAIN)})
 		return
 	}
 	if !h.s.inflight.acquire() {
@@ -417,6 +417,7 @@ func (s *Server) serveJSON(nc net.Conn, br *bufio.Reader, cr *connReader) {
 		wd: writeDeadline{nc: nc, idle: s.cfg.IdleTimeout}, peer: peer}
 	hd := s.mounts.NewHolder()
 	defer hd.Release() // after the calls below have finished
+	cr.keep = s.holdsOpenFiles(hd)
 	connCtx, cancelConn := context.WithCancel(s.stopCtx)
 	defer cancelConn()
 	h := &jsonHandler{s: s, peer: peer, hd: hd, cr: cr, connCtx: connCtx}

@@ -4,7 +4,9 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -134,9 +136,43 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("%s moved by %v, want %v", k, got, v)
 		}
 	}
-	// The workload's engine commits and reads were timed.
-	if delta("proxyfs_engine_operation_duration_seconds{op=commit}") < 3 {
-		t.Errorf("engine commits not counted: %v", delta("proxyfs_engine_operation_duration_seconds{op=commit}"))
+	// The workload's engine commits and reads were timed, per volume.
+	if delta("proxyfs_engine_operation_duration_seconds{op=commit,volume=default}") < 3 {
+		t.Errorf("engine commits not counted: %v", delta("proxyfs_engine_operation_duration_seconds{op=commit,volume=default}"))
+	}
+	// The file is small, kept inline: each of the two reads that got data
+	// is one engine read, not two, and none is an engine error (the
+	// binary read asks for the data file first, which inline data has
+	// not).
+	if got := delta("proxyfs_engine_operation_duration_seconds{op=read_data,volume=default}"); got != 2 {
+		t.Errorf("engine reads: %v, want 2", got)
+	}
+	if got := after["proxyfs_engine_operation_errors_total{op=read_data,volume=default}"]; got != 0 {
+		t.Errorf("engine read errors: %v", got)
+	}
+	// The engine's own periodic sync (every second) is timed.
+	time.Sleep(1500 * time.Millisecond)
+	later := scrape(t, d)
+	if later["proxyfs_engine_operation_duration_seconds{op=sync,volume=default}"] < 1 {
+		t.Errorf("periodic sync not timed")
+	}
+	// Free space is what the volume may use: statvfs f_bavail.
+	var sfs syscall.Statfs_t
+	if err := syscall.Statfs(d.DataDir, &sfs); err != nil {
+		t.Fatal(err)
+	}
+	avail, free := float64(sfs.Bavail)*float64(sfs.Bsize), float64(sfs.Bfree)*float64(sfs.Bsize)
+	if got := later["proxyfs_volume_free_bytes{volume=default}"]; got < avail*0.99 || got > avail*1.01 {
+		t.Errorf("proxyfs_volume_free_bytes %v, want about f_bavail %v (f_bfree %v)", got, avail, free)
+	}
+	info := 0
+	for k, v := range later {
+		if strings.HasPrefix(k, "proxyfs_build_info{") && strings.Contains(k, "version=") && v == 1 {
+			info++
+		}
+	}
+	if info != 1 {
+		t.Errorf("proxyfs_build_info: %d series", info)
 	}
 	for _, k := range []string{"proxyfs_volume_size_bytes{volume=default}", "go_goroutines{}", "process_resident_memory_bytes{}"} {
 		if after[k] <= 0 {

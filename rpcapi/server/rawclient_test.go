@@ -172,7 +172,7 @@ func (rc *rawConn) checkErr(r reply, method, name string, code int64) *rpcError 
 		rc.t.Fatalf("%s: code %d, want %d (%+v)", method, e.Code, code, e)
 	}
 	switch e.Data.Reason {
-	case "", wire.ReasonBadMount, wire.ReasonGrace, wire.ReasonNoGrace:
+	case "", wire.ReasonBadMount, wire.ReasonGrace, wire.ReasonNoGrace, wire.ReasonBusy:
 	default:
 		rc.t.Fatalf("%s: unexpected reason %q", method, e.Data.Reason)
 	}

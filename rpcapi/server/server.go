@@ -62,6 +62,8 @@ type Server struct {
 	mounts  *mount.Table
 	hs      handles // open file handles (handles.go)
 
+	preBound *Listeners // Options.Listeners
+
 	// stopCtx is cancelled when Shutdown begins: lock waits end with it.
 	stopCtx   context.Context
 	stop      context.CancelFunc
@@ -96,6 +98,9 @@ type Options struct {
 	Version string
 	// Metrics receives the server's metrics; nil means none.
 	Metrics *metrics.Metrics
+	// Listeners, if set, are the sockets (from Listen) that Start serves;
+	// the server closes them at Shutdown.
+	Listeners *Listeners
 }
 
 // Open opens every volume of cfg and returns a server that is not
@@ -112,6 +117,7 @@ func Open(ctx context.Context, cfg *conf.Config, opts Options) (*Server, error) 
 		log:       log,
 		version:   opts.Version,
 		metrics:   opts.Metrics,
+		preBound:  opts.Listeners,
 		volumes:   map[string]*volume{},
 		conns:     map[net.Conn]string{},
 		peers:     map[string]int{},
@@ -179,7 +185,7 @@ func (v *volume) usage() (metrics.VolumeUsage, error) {
 	}
 	return metrics.VolumeUsage{
 		SizeBytes:  st.Blocks * st.BlockSize,
-		FreeBytes:  st.BlocksFree * st.BlockSize,
+		FreeBytes:  st.BlocksAvail * st.BlockSize,
 		Inodes:     st.Files - st.FilesFree,
 		FreeInodes: st.FilesFree,
 	}, nil
@@ -221,11 +227,12 @@ func openVolume(ctx context.Context, vc conf.Volume, log *zap.Logger, m *metrics
 		Format:        mode.format,
 		ReadOnly:      mode.readOnly,
 		Repair:        mode.repair,
+		Observe:       m.EngineObserver(vc.Name),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("volume %q: open %s engine at %s: %w", vc.Name, vc.Engine, vc.Path, err)
 	}
-	be := m.WrapBackend(raw)
+	be := m.WrapBackend(vc.Name, raw)
 	fs, err := inode.Open(ctx, be, inode.Options{Logger: vlog, CapacityBytes: vc.CapacityBytes, ReadOnly: mode.readOnly})
 	if err != nil {
 		be.Close()
@@ -343,30 +350,65 @@ func Format(ctx context.Context, cfg *conf.Config, log *zap.Logger) ([]string, e
 	return out, nil
 }
 
-// Start opens the configured listeners and serves them in the background.
-// A TCP address with port 0 gets a free port; TCPAddr reports it. A stale
-// Unix socket file (nobody answering on it) is replaced; anything else at
-// the Unix socket's path is an error.
-func (s *Server) Start() error {
-	if s.cfg.TCP != "" {
-		l, err := net.Listen("tcp", s.cfg.TCP)
-		if err != nil {
-			return err // names the address: "listen tcp 127.0.0.1:9450: bind: ..."
-		}
-		s.tcpAddr = l.Addr().String()
-		s.listeners = append(s.listeners, l)
+// Listeners are the server's bound sockets, opened by Listen before the
+// volumes so that a port in use or a bad socket path fails a start
+// before anything is changed on disk.
+type Listeners struct {
+	tcp, unix net.Listener
+}
+
+// Listen binds the listeners cfg configures. A TCP address with port 0
+// gets a free port. A stale Unix socket file (nobody answering on it) is
+// replaced; anything else at the Unix socket's path is an error.
+func Listen(cfg conf.Server) (*Listeners, error) {
+	ls := &Listeners{}
+	if cfg.TCP == "" && cfg.Unix == "" {
+		return nil, errors.New("no listener: server.tcp and server.unix are both disabled")
 	}
-	if s.cfg.Unix != "" {
-		l, err := listenUnix(s.cfg.Unix)
+	if cfg.TCP != "" {
+		l, err := net.Listen("tcp", cfg.TCP)
 		if err != nil {
-			s.closeListeners()
+			return nil, err // names the address: "listen tcp 127.0.0.1:9450: bind: ..."
+		}
+		ls.tcp = l
+	}
+	if cfg.Unix != "" {
+		l, err := listenUnix(cfg.Unix)
+		if err != nil {
+			ls.Close()
+			return nil, err
+		}
+		ls.unix = l
+	}
+	return ls, nil
+}
+
+// Close closes the listeners (when the start fails before Start).
+func (ls *Listeners) Close() {
+	for _, l := range []net.Listener{ls.tcp, ls.unix} {
+		if l != nil {
+			l.Close()
+		}
+	}
+}
+
+// Start serves the listeners in the background: those of
+// Options.Listeners, else it binds them first as Listen does.
+func (s *Server) Start() error {
+	ls := s.preBound
+	if ls == nil {
+		var err error
+		if ls, err = Listen(s.cfg); err != nil {
 			return err
 		}
-		s.unixPath = s.cfg.Unix
-		s.listeners = append(s.listeners, l)
 	}
-	if len(s.listeners) == 0 {
-		return errors.New("no listener: server.tcp and server.unix are both disabled")
+	if ls.tcp != nil {
+		s.tcpAddr = ls.tcp.Addr().String()
+		s.listeners = append(s.listeners, ls.tcp)
+	}
+	if ls.unix != nil {
+		s.unixPath = s.cfg.Unix
+		s.listeners = append(s.listeners, ls.unix)
 	}
 	for _, l := range s.listeners {
 		s.log.Info("listening", zap.String("network", l.Addr().Network()), zap.String("addr", l.Addr().String()))

@@ -85,6 +85,11 @@ const (
 // ReasonBadMount is ErrorData.Reason for a bad, stale or unmounted mount id.
 const ReasonBadMount = "bad_mount"
 
+// ReasonBusy is ErrorData.Reason for the EAGAIN of a request over its
+// connection's in-flight limit (the request did not run), so that it is
+// not taken for the EAGAIN of a lock conflict.
+const ReasonBusy = "busy"
+
 // ErrorData is the "data" member of every JSON-RPC error reply.
 type ErrorData struct {
 	Errno  int    `json:"errno"`

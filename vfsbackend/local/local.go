@@ -99,7 +99,10 @@ type Backend struct {
 
 	data dataStore
 
-	stop     chan struct{}
+	stop chan struct{}
+	// observe times the periodic sync (vfsbackend.Options.Observe); nil
+	// if not asked for.
+	observe  func(op string, start time.Time, err error)
 	syncerWG sync.WaitGroup
 }
 
@@ -163,6 +166,7 @@ func open(opts vfsbackend.Options, tune tuning) (_ *Backend, err error) {
 		repair:   opts.Repair,
 		st:       newState(),
 		stop:     make(chan struct{}),
+		observe:  opts.Observe,
 	}
 	b.data.init(dir, tune.maxOpenFiles)
 	defer func() {
@@ -608,7 +612,12 @@ func (b *Backend) syncer(interval time.Duration) {
 			if b.failed.Load() != nil {
 				continue // logged once, by fail
 			}
-			if err := b.sync(); err != nil {
+			start := time.Now()
+			err := b.sync()
+			if b.observe != nil {
+				b.observe("sync", start, err)
+			}
+			if err != nil {
 				b.log.Error("periodic sync failed", zap.Error(err))
 			}
 			b.reserve.refill(b.log)
