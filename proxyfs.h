@@ -65,7 +65,7 @@
 extern "C" {
 #endif
 
-#define PROXYFS_VERSION_MAJOR 1
+#define PROXYFS_VERSION_MAJOR 2
 #define PROXYFS_VERSION_MINOR 0
 #define PROXYFS_VERSION_PATCH 0
 
@@ -100,7 +100,8 @@ typedef struct {
     proxyfs_timespec_t mtim;  /* last modification of the data */
     proxyfs_timespec_t ctim;  /* last change of the inode */
     proxyfs_timespec_t crtim; /* creation */
-    /* Appended in 1.1 (the fields above keep their offsets): */
+    /* Appended in 2.0 (the fields above keep their offsets; the struct
+     * grew, hence the new soname libproxyfs.so.2): */
     uint64_t blocks;          /* st_blocks: 512-byte blocks allocated to the
                                * data (fewer than size/512 for a sparse
                                * file; 0 for directories and symlinks) */

@@ -3,7 +3,7 @@
 # DESTDIR/PREFIX and compiles a C program against it with pkg-config only.
 set -eu
 root=$1$2
-for f in bin/proxyfsd include/proxyfs.h lib/libproxyfs.so lib/libproxyfs.so.1 \
+for f in bin/proxyfsd include/proxyfs.h lib/libproxyfs.so lib/libproxyfs.so.2 \
 	lib/pkgconfig/libproxyfs.pc etc/proxyfs/proxyfsd.toml lib/systemd/system/proxyfsd.service \
 	share/doc/proxyfs/proxyfsd.toml.example; do
 	test -e "$root/$f" || { echo "install-test: $f not installed" >&2; exit 1; }
