@@ -137,6 +137,31 @@ func TestMoreCommands(t *testing.T) {
 		mustFail(t, addr, 1, "pfs: get "+filepath.Join(dst, "exec")+": not a directory\n", "get", "/rec/a", "/rec/exec", filepath.Join(dst, "exec"))
 	})
 
+	t.Run("PutReplace", func(t *testing.T) {
+		t.Parallel()
+		ok(t, addr, "mkdir", "/pr")
+		putString(t, addr, "/pr/f", "old")
+		ok(t, addr, "chmod", "640", "/pr/f")
+		ok(t, addr, "chown", "42:43", "/pr/f")
+		ok(t, addr, "ln", "/pr/f", "/pr/hard")
+		ok(t, addr, "ln", "-s", "f", "/pr/link")
+		before, _ := m.GetStatPath(ctx, "/pr/f")
+		putString(t, addr, "/pr/link", "new") // through the symlink: replaces f
+		st, err := m.GetStatPath(ctx, "/pr/f")
+		if err != nil || st.Ino == before.Ino || st.Mode != syscall.S_IFREG|0o640 || st.UID != 42 || st.GID != 43 {
+			t.Errorf("replaced file %+v %v (old %+v)", st, err, before)
+		}
+		if out := ok(t, addr, "cat", "/pr/f", "/pr/hard", "/pr/link"); out != "newoldnew" {
+			t.Errorf("after put over a symlink: %q", out)
+		}
+		if target, err := m.ReadSymlinkPath(ctx, "/pr/link"); err != nil || target != "f" {
+			t.Errorf("the symlink became %q %v", target, err)
+		}
+		if out := ok(t, addr, "ls", "/pr"); out != "f\nhard\nlink\n" {
+			t.Errorf("ls: %q", out)
+		}
+	})
+
 	t.Run("Cp", func(t *testing.T) {
 		t.Parallel()
 		ok(t, addr, "mkdir", "-p", "/cp/d/sub")
@@ -210,6 +235,10 @@ func TestMoreCommands(t *testing.T) {
 		}
 		if got := mode("/ch/l"); got != 0o777 {
 			t.Errorf("the symlink's own mode changed: %o", got)
+		}
+		ok(t, addr, "chmod", "--", "-w", "/ch/f") // a mode that looks like a flag
+		if got := mode("/ch/f"); got != 0o555 {
+			t.Errorf("chmod -- -w: %04o", got)
 		}
 		ok(t, addr, "chmod", "go-rx,a+X", "/ch") // X: a directory gets x
 		if got := mode("/ch"); got != 0o711 {
