@@ -9,7 +9,7 @@ GO       ?= go
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS  := -X main.version=$(VERSION)
+LDFLAGS  := -X github.com/proxyfs/proxyfs/internal/version.Version=$(VERSION)
 PROXYFSD := $(CURDIR)/bin/proxyfsd
 BINDIR     = $(PREFIX)/bin
 SYSCONFDIR ?= $(PREFIX)/etc

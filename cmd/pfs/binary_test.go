@@ -66,3 +66,24 @@ func TestBinary(t *testing.T) {
 		t.Errorf("help: exit %d, %q", code, stdout)
 	}
 }
+
+// TestVersionShared builds pfs and proxyfsd with a version set at link
+// time, as the Makefile does: both print it.
+func TestVersionShared(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds two binaries")
+	}
+	const v = "9.8.7-pfs-test"
+	dir := t.TempDir()
+	for _, name := range []string{"pfs", "proxyfsd"} {
+		cmd := exec.Command("go", "build", "-ldflags", "-X github.com/proxyfs/proxyfs/internal/version.Version="+v,
+			"-o", filepath.Join(dir, name), "../"+name)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", name, err, out)
+		}
+		out, err := exec.Command(filepath.Join(dir, name), "-version").Output()
+		if err != nil || string(out) != name+" "+v+"\n" {
+			t.Errorf("%s -version: %q %v", name, out, err)
+		}
+	}
+}

@@ -24,7 +24,7 @@ func cmdLs(s *session, f cmdFlags, args []string) {
 	if err != nil {
 		return
 	}
-	long := f['l']
+	long := f.on('l')
 	if len(args) == 0 {
 		args = []string{"/"}
 	}
@@ -159,7 +159,7 @@ func cmdMkdir(s *session, f cmdFlags, args []string) {
 		return
 	}
 	for _, a := range args {
-		if !f['p'] {
+		if !f.on('p') {
 			if _, err := m.MkdirPath(s.ctx, a, 0o755); err != nil {
 				s.fail("mkdir", a, err)
 			}
@@ -212,7 +212,7 @@ func cmdRm(s *session, f cmdFlags, args []string) {
 			s.fail("rm", a, errors.New("refusing to remove the volume root"))
 			continue
 		}
-		if !f['r'] {
+		if !f.on('r') {
 			// The server refuses to unlink a directory (EISDIR).
 			if err := m.UnlinkPath(s.ctx, a); err != nil {
 				s.fail("rm", a, err)
@@ -303,7 +303,7 @@ func cmdLn(s *session, f cmdFlags, args []string) {
 		return
 	}
 	target, link := args[0], s.intoDir(m, args[0], args[1])
-	if f['s'] {
+	if f.on('s') {
 		if _, err := m.SymlinkPath(s.ctx, link, target); err != nil {
 			s.fail("ln", link, err)
 		}
@@ -313,19 +313,3 @@ func cmdLn(s *session, f cmdFlags, args []string) {
 		s.fail("ln", target+" "+link, err)
 	}
 }
-
-// cmdStatvfs shows the volume's size, usage and inode counts.
-func cmdStatvfs(s *session, _ cmdFlags, _ []string) {
-	m, err := s.mount()
-	if err != nil {
-		return
-	}
-	v, err := m.StatVFS(s.ctx)
-	if err != nil {
-		s.fail("statvfs", s.cfg.volume, err)
-		return
-	}
-	writeStatvfs(s.out, s.cfg.volume, v)
-}
-
-func isSymlink(st client.Stat) bool { return st.Mode&syscall.S_IFMT == syscall.S_IFLNK }

@@ -3,7 +3,8 @@
 //
 // Usage:
 //
-//	pfs [-server ADDR] [-volume NAME] [-uid N -gid N] COMMAND [ARGS...]
+//	pfs [-server ADDR] [-volume NAME] [-uid N -gid N] [-timeout D] COMMAND [ARGS...]
+//	pfs -version
 //
 // Global flags:
 //
@@ -13,40 +14,80 @@
 //	-volume NAME   volume to mount (default "default")
 //	-uid N, -gid N identity of the mount; new files and directories are
 //	               owned by it (default: the caller's uid and gid)
+//	-timeout D     bound of every call, reconnects and retries included
+//	               (default 30s; 0: none)
+//	-version       print pfs's version and exit
 //
 // Commands (remote paths are paths from the volume root):
 //
-//	ls [-l] [PATH...]        list directories (default /); -l shows mode,
-//	                         nlink, uid, gid, size, mtime, name, and
-//	                         "-> target" for symlinks
-//	stat PATH...             show every attribute (ino, times with
-//	                         nanoseconds, crtime, ...)
-//	cat PATH...              write files to stdout
-//	put LOCAL REMOTE         upload LOCAL ("-" = stdin) to REMOTE, creating
-//	                         or truncating it, and flush it
-//	get REMOTE LOCAL         download REMOTE to LOCAL ("-" = stdout)
-//	mkdir [-p] PATH...       create directories (-p: with parents, no
-//	                         error if they exist)
-//	rm [-r] PATH...          remove files, symlinks (-r: and directories,
-//	                         recursively)
-//	mv SRC DST               rename SRC to DST (into DST if it is a
-//	                         directory)
-//	ln [-s] TARGET LINKNAME  make a hard link (-s: a symbolic link)
-//	statvfs                  show the volume's size, usage and inodes
-//	help                     show this help
+//	ls [-l] [PATH...]          list directories (default /); -l shows
+//	                           mode, nlink, uid, gid, size, mtime, name,
+//	                           and "-> target" for symlinks
+//	stat PATH...               show every attribute (ino, times with
+//	                           nanoseconds, crtime, ...)
+//	cat PATH...                write files to stdout
+//	put [-r] LOCAL... REMOTE   upload LOCAL ("-" = stdin) to REMOTE,
+//	                           replacing it, and flush it; -r: directories
+//	                           recursively; several LOCALs: into the
+//	                           directory REMOTE
+//	get [-r] REMOTE... LOCAL   download REMOTE to LOCAL ("-" = stdout)
+//	cp [-r] SRC... DST         copy on the server (copy_range: the data
+//	                           does not cross the wire)
+//	mv SRC DST                 rename SRC to DST (into DST if it is a
+//	                           directory)
+//	rm [-r] PATH...            remove files, symlinks (-r: and directories,
+//	                           recursively)
+//	mkdir [-p] PATH...         create directories (-p: with parents, no
+//	                           error if they exist)
+//	ln [-s] TARGET LINKNAME    make a hard link (-s: a symbolic link)
+//	chmod MODE PATH...         set permission bits: octal (644) or
+//	                           symbolic (u+x,go-w)
+//	chown OWNER PATH...        set the owner: UID, UID:GID or :GID,
+//	                           numbers or local user and group names
+//	touch [-d TIME] PATH...    create empty files, or set the access and
+//	                           modification times to now (or TIME)
+//	truncate -s SIZE PATH...   set sizes (SIZE: bytes, with K, M, G, T
+//	                           suffixes; +SIZE, -SIZE: relative); creates
+//	                           missing files
+//	xattr list PATH            list extended attribute names
+//	xattr get PATH NAME        write an attribute's value to stdout
+//	xattr set PATH NAME VALUE  set an attribute (VALUE "-": stdin)
+//	xattr rm PATH NAME         remove an attribute
+//	du [-s] [-h] [PATH...]     space used under each directory, in KiB
+//	                           (-s: only the total of each PATH; -h:
+//	                           human-readable)
+//	statvfs                    the mounted volume's size, usage and inodes
+//	df                         size, usage and inodes of every volume
+//	volumes                    every volume with its size, inodes and
+//	                           mounts
+//	status                     the server's version, uptime, connections,
+//	                           mounts, open files and volume states
+//	help                       show this help
 //
 // Command flags may appear anywhere among the command's arguments; "--"
-// ends them. cat, get, put and ls follow a symlink named on the command
-// line (ls only without -l); rm, mv, stat and ln never do.
+// ends them. cat, get, put, ls (without -l), cp, chmod, chown, touch,
+// truncate and xattr follow a symlink named on the command line; rm, mv,
+// stat, du and ln never do.
+//
+// put, get and cp write to a temporary name in the destination's
+// directory (".NAME.pfs-partial-XXXXXXXX") and rename it over NAME at the
+// end, so that NAME is either the old file or the whole new one. A
+// transfer that fails, or that SIGINT or SIGTERM interrupts, removes the
+// temporary file (remote or local).
 //
 // Errors go to stderr as "pfs: OP PATH: message", for example
 // "pfs: stat /a/b: no such file or directory". A command given several
 // paths goes on with the next one after an error. The exit status is 0 on
-// success, 1 if an operation failed, and 2 for a usage error (unknown
-// command, missing arguments, bad flag).
+// success, 1 if an operation failed, 2 for a usage error (unknown
+// command, missing arguments, bad flag), and 128+N after signal N (130
+// for SIGINT, 143 for SIGTERM).
 //
-// put and get show a progress bar on stderr for files larger than 8 MiB
-// when stderr is a terminal.
+// When the server cannot be reached during a command (the daemon went
+// away), pfs says so at once on stderr and retries until -timeout, then
+// fails with the server's address and the last connection error.
+//
+// put and get show progress on stderr for files larger than 8 MiB (and
+// for stdin once 8 MiB went through) when stderr is a terminal.
 package main
 
 import (
@@ -60,6 +101,10 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
+
+	"github.com/proxyfs/proxyfs/internal/version"
+	"github.com/proxyfs/proxyfs/rpcapi/client"
 )
 
 // Exit statuses.
@@ -72,50 +117,84 @@ const (
 // defaultServer is the daemon address without -server or $PROXYFS_SERVER.
 const defaultServer = "127.0.0.1:9450"
 
-const usageText = `usage: pfs [-server ADDR] [-volume NAME] [-uid N -gid N] COMMAND [ARGS...]
+const usageText = `usage: pfs [-server ADDR] [-volume NAME] [-uid N -gid N] [-timeout D] COMMAND [ARGS...]
+       pfs -version
 
-Commands:
-  ls [-l] [PATH...]        list directories (-l: long format)
-  stat PATH...             show all attributes
-  cat PATH...              write files to stdout
-  put LOCAL REMOTE         upload a file (LOCAL "-" = stdin)
-  get REMOTE LOCAL         download a file (LOCAL "-" = stdout)
-  mkdir [-p] PATH...       create directories (-p: with parents)
-  rm [-r] PATH...          remove files (-r: directories recursively)
-  mv SRC DST               rename or move
-  ln [-s] TARGET LINKNAME  make a hard link (-s: a symbolic link)
-  statvfs                  show volume usage
-  help                     show this help
+Files:
+  ls [-l] [PATH...]          list directories (-l: long format)
+  stat PATH...               show all attributes
+  cat PATH...                write files to stdout
+  put [-r] LOCAL... REMOTE   upload files (LOCAL "-" = stdin; -r: directories)
+  get [-r] REMOTE... LOCAL   download files (LOCAL "-" = stdout; -r: directories)
+  cp [-r] SRC... DST         copy on the server (-r: directories)
+  mv SRC DST                 rename or move
+  rm [-r] PATH...            remove files (-r: directories recursively)
+  mkdir [-p] PATH...         create directories (-p: with parents)
+  ln [-s] TARGET LINKNAME    make a hard link (-s: a symbolic link)
+  chmod MODE PATH...         set permissions (644, u+x,go-w)
+  chown OWNER PATH...        set the owner (UID, UID:GID, :GID; names too)
+  touch [-d TIME] PATH...    create files or set their times to now (or TIME)
+  truncate -s SIZE PATH...   set sizes (SIZE: 10M, +1G, -4K)
+  xattr list PATH            list extended attributes
+  xattr get PATH NAME        write an attribute's value to stdout
+  xattr set PATH NAME VALUE  set an attribute (VALUE "-" = stdin)
+  xattr rm PATH NAME         remove an attribute
+  du [-s] [-h] [PATH...]     space used, in KiB (-s: totals; -h: human-readable)
+
+Volumes and server:
+  statvfs                    usage of the mounted volume
+  df                         usage of every volume
+  volumes                    list volumes with size, inodes and mounts
+  status                     server version, uptime, connections, volume states
+  help                       show this help
 
 Global flags:
   -server ADDR  host:port or Unix socket path (default $PROXYFS_SERVER or 127.0.0.1:9450)
   -volume NAME  volume to mount (default "default")
   -uid N        uid of the mount (default: yours)
   -gid N        gid of the mount (default: yours)
+  -timeout D    bound of every call, retries included (default 30s; 0: none)
+  -version      print the version
 `
 
 // command is one pfs command.
 type command struct {
-	// flags are the single-letter flags the command accepts.
-	flags string
+	// flags are the single-letter flags the command accepts; valueFlags
+	// those that take a value ("-s SIZE").
+	flags, valueFlags string
 	// minArgs and maxArgs bound the operands (maxArgs -1: no limit).
 	minArgs, maxArgs int
+	// noMount: the command needs a connection but no mount.
+	noMount bool
+	// check validates the flags and operands before connecting (nil:
+	// nothing beyond the counts); its error is a usage error.
+	check func(f cmdFlags, args []string) error
 	// run runs the command; it reports operation errors through s.
 	run func(s *session, f cmdFlags, args []string)
 }
 
 // commands is the dispatch table.
 var commands = map[string]command{
-	"ls":      {flags: "l", minArgs: 0, maxArgs: -1, run: cmdLs},
-	"stat":    {minArgs: 1, maxArgs: -1, run: cmdStat},
-	"cat":     {minArgs: 1, maxArgs: -1, run: cmdCat},
-	"put":     {minArgs: 2, maxArgs: 2, run: cmdPut},
-	"get":     {minArgs: 2, maxArgs: 2, run: cmdGet},
-	"mkdir":   {flags: "p", minArgs: 1, maxArgs: -1, run: cmdMkdir},
-	"rm":      {flags: "r", minArgs: 1, maxArgs: -1, run: cmdRm},
-	"mv":      {minArgs: 2, maxArgs: 2, run: cmdMv},
-	"ln":      {flags: "s", minArgs: 2, maxArgs: 2, run: cmdLn},
-	"statvfs": {minArgs: 0, maxArgs: 0, run: cmdStatvfs},
+	"ls":       {flags: "l", minArgs: 0, maxArgs: -1, run: cmdLs},
+	"stat":     {minArgs: 1, maxArgs: -1, run: cmdStat},
+	"cat":      {minArgs: 1, maxArgs: -1, run: cmdCat},
+	"put":      {flags: "r", minArgs: 2, maxArgs: -1, run: cmdPut},
+	"get":      {flags: "r", minArgs: 2, maxArgs: -1, run: cmdGet},
+	"cp":       {flags: "r", minArgs: 2, maxArgs: -1, run: cmdCp},
+	"mkdir":    {flags: "p", minArgs: 1, maxArgs: -1, run: cmdMkdir},
+	"rm":       {flags: "r", minArgs: 1, maxArgs: -1, run: cmdRm},
+	"mv":       {minArgs: 2, maxArgs: 2, run: cmdMv},
+	"ln":       {flags: "s", minArgs: 2, maxArgs: 2, run: cmdLn},
+	"chmod":    {minArgs: 2, maxArgs: -1, check: checkChmod, run: cmdChmod},
+	"chown":    {minArgs: 2, maxArgs: -1, check: checkChown, run: cmdChown},
+	"touch":    {valueFlags: "d", minArgs: 1, maxArgs: -1, check: checkTouch, run: cmdTouch},
+	"truncate": {valueFlags: "s", minArgs: 1, maxArgs: -1, check: checkTruncate, run: cmdTruncate},
+	"xattr":    {minArgs: 2, maxArgs: 4, check: checkXattr, run: cmdXattr},
+	"du":       {flags: "sh", minArgs: 0, maxArgs: -1, run: cmdDu},
+	"statvfs":  {minArgs: 0, maxArgs: 0, run: cmdStatvfs},
+	"df":       {minArgs: 0, maxArgs: 0, noMount: true, run: cmdDf},
+	"volumes":  {minArgs: 0, maxArgs: 0, noMount: true, run: cmdVolumes},
+	"status":   {minArgs: 0, maxArgs: 0, noMount: true, run: cmdStatus},
 }
 
 // run is pfs with its arguments (without the program name) and standard
@@ -124,7 +203,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if stdin == nil {
 		stdin = strings.NewReader("")
 	}
-	cfg := config{volume: "default", uid: uint32(os.Getuid()), gid: uint32(os.Getgid())}
+	cfg := config{volume: "default", uid: uint32(os.Getuid()), gid: uint32(os.Getgid()), timeout: client.DefaultCallTimeout}
 	cfg.server = os.Getenv("PROXYFS_SERVER")
 	if cfg.server == "" {
 		cfg.server = defaultServer
@@ -135,12 +214,25 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs.StringVar(&cfg.volume, "volume", cfg.volume, "")
 	fs.Func("uid", "", idFlag(&cfg.uid))
 	fs.Func("gid", "", idFlag(&cfg.gid))
+	fs.Func("timeout", "", func(v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return errors.New("not a duration such as 30s or 2m")
+		}
+		cfg.timeout = d
+		return nil
+	})
+	showVersion := fs.Bool("version", false, "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, usageText)
 			return exitOK
 		}
 		return usageError(stderr, err.Error())
+	}
+	if *showVersion {
+		fmt.Fprintf(stdout, "pfs %s\n", version.Version)
+		return exitOK
 	}
 	args = fs.Args()
 	if len(args) == 0 {
@@ -155,7 +247,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if !ok {
 		return usageError(stderr, fmt.Sprintf("unknown command %q", name))
 	}
-	f, args, err := parseCmdFlags(cmd.flags, args)
+	f, args, err := parseCmdFlags(cmd.flags, cmd.valueFlags, args)
 	if err != nil {
 		return usageError(stderr, name+": "+err.Error())
 	}
@@ -165,9 +257,20 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case cmd.maxArgs >= 0 && len(args) > cmd.maxArgs:
 		return usageError(stderr, name+": too many operands")
 	}
+	if cmd.check != nil {
+		if err := cmd.check(f, args); err != nil {
+			return usageError(stderr, name+": "+err.Error())
+		}
+	}
 	s := newSession(ctx, cfg, stdin, stdout, stderr)
 	defer s.close()
-	cmd.run(s, f, args)
+	if cmd.noMount {
+		if _, err := s.connect(); err == nil {
+			cmd.run(s, f, args)
+		}
+	} else {
+		cmd.run(s, f, args)
+	}
 	if err := s.out.Flush(); err != nil && !s.failed {
 		s.fail("write", "stdout", err)
 	}
@@ -195,14 +298,27 @@ func idFlag(p *uint32) func(string) error {
 	}
 }
 
-// cmdFlags are the single-letter flags given to a command.
-type cmdFlags map[byte]bool
+// cmdFlags are the flags given to a command.
+type cmdFlags struct {
+	set  map[byte]bool
+	vals map[byte]string
+}
+
+// on reports whether flag c was given.
+func (f cmdFlags) on(c byte) bool { return f.set[c] }
+
+// val returns the value of flag c and whether it was given.
+func (f cmdFlags) val(c byte) (string, bool) {
+	v, ok := f.vals[c]
+	return v, ok
+}
 
 // parseCmdFlags takes the flags among args (anywhere before "--"; "-" is
 // an operand) and returns them and the operands. Flags may be combined
-// ("-rl").
-func parseCmdFlags(allowed string, args []string) (cmdFlags, []string, error) {
-	f := cmdFlags{}
+// ("-rl"); a flag of valueFlags takes the rest of its argument or, if
+// that is empty, the next argument ("-s10M", "-s 10M").
+func parseCmdFlags(allowed, valueFlags string, args []string) (cmdFlags, []string, error) {
+	f := cmdFlags{set: map[byte]bool{}, vals: map[byte]string{}}
 	var rest []string
 	for i := 0; i < len(args); i++ {
 		a := args[i]
@@ -214,29 +330,55 @@ func parseCmdFlags(allowed string, args []string) (cmdFlags, []string, error) {
 			rest = append(rest, a)
 			continue
 		}
+	letters:
 		for j := 1; j < len(a); j++ {
 			c := a[j]
-			if !containsByte(allowed, c) {
-				return nil, nil, fmt.Errorf("unknown flag -%c", c)
+			switch {
+			case containsByte(valueFlags, c):
+				v := a[j+1:]
+				if v == "" {
+					if i+1 >= len(args) {
+						return f, nil, fmt.Errorf("flag -%c needs a value", c)
+					}
+					i++
+					v = args[i]
+				}
+				f.set[c] = true
+				f.vals[c] = v
+				break letters
+			case containsByte(allowed, c):
+				f.set[c] = true
+			default:
+				return f, nil, fmt.Errorf("unknown flag -%c", c)
 			}
-			f[c] = true
 		}
 	}
 	return f, rest, nil
 }
 
 func containsByte(s string, c byte) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] == c {
-			return true
-		}
-	}
-	return false
+	return strings.IndexByte(s, c) >= 0
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	var got syscall.Signal
+	caught := make(chan struct{})
+	go func() {
+		sig := <-sigs
+		got = sig.(syscall.Signal)
+		close(caught)
+		cancel() // the command cleans up (temporary files) and returns
+		<-sigs   // a second signal: give up on the cleanup
+		os.Exit(128 + int(got))
+	}()
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
-	stop()
+	select {
+	case <-caught:
+		code = 128 + int(got)
+	default:
+	}
 	os.Exit(code)
 }

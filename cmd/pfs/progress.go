@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -15,9 +16,12 @@ const progressBarWidth = 20
 
 // progress draws a one-line progress bar on a terminal. A nil *progress
 // does nothing, which is what newProgress returns when there is nothing
-// to show.
+// to show. For a transfer of unknown size (total < 0: stdin), the line
+// shows the bytes done and the rate, without a bar, once more than
+// progressThreshold bytes went through.
 type progress struct {
 	w       io.Writer
+	mu      *sync.Mutex // if set, held while drawing (shared with other writers of w)
 	total   int64
 	done    int64
 	start   time.Time
@@ -28,10 +32,10 @@ type progress struct {
 }
 
 // newProgress returns a progress bar for a transfer of total bytes on w,
-// or nil if w is not a terminal or total is unknown (< 0) or at most
+// or nil if w is not a terminal or total is known (>= 0) and at most
 // progressThreshold.
 func newProgress(w io.Writer, total int64) *progress {
-	if total <= progressThreshold || !isTerminal(w) {
+	if total >= 0 && total <= progressThreshold || !isTerminal(w) {
 		return nil
 	}
 	return newProgressOn(w, total, time.Now)
@@ -49,14 +53,26 @@ func (p *progress) add(n int64) {
 	if p == nil {
 		return
 	}
+	if p.mu != nil {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+	}
 	p.done += n
+	if p.total < 0 && p.done <= progressThreshold {
+		return
+	}
 	t := p.now()
 	if p.started && t.Sub(p.last) < progressInterval {
 		return
 	}
 	p.started = true
 	p.last = t
-	line := formatProgress(p.done, p.total, t.Sub(p.start))
+	var line string
+	if p.total < 0 {
+		line = formatProgressUnknown(p.done, t.Sub(p.start))
+	} else {
+		line = formatProgress(p.done, p.total, t.Sub(p.start))
+	}
 	pad := ""
 	if d := p.drawn - len(line); d > 0 {
 		pad = strings.Repeat(" ", d)
@@ -67,11 +83,25 @@ func (p *progress) add(n int64) {
 
 // finish clears the line if anything was drawn.
 func (p *progress) finish() {
+	if p == nil {
+		return
+	}
+	if p.mu != nil {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+	}
+	p.clear()
+}
+
+// clear erases the line on screen, if any, with p.mu held (if set); the
+// next add draws it again.
+func (p *progress) clear() {
 	if p == nil || p.drawn == 0 {
 		return
 	}
 	fmt.Fprint(p.w, "\r"+strings.Repeat(" ", p.drawn)+"\r")
 	p.drawn = 0
+	p.started = false
 }
 
 // formatProgress renders a progress line: bar, percentage, bytes done and
@@ -85,10 +115,21 @@ func formatProgress(done, total int64, elapsed time.Duration) string {
 	}
 	cells := int(frac * progressBarWidth)
 	bar := strings.Repeat("#", cells) + strings.Repeat(" ", progressBarWidth-cells)
-	rate := "--- MiB/s"
-	if elapsed > 0 {
-		rate = fmt.Sprintf("%.1f MiB/s", float64(done)/(1<<20)/elapsed.Seconds())
-	}
 	return fmt.Sprintf("[%s] %3d%%  %s / %s  %s", bar, int(frac*100),
-		humanBytes(uint64(max(done, 0))), humanBytes(uint64(max(total, 0))), rate)
+		humanBytes(uint64(max(done, 0))), humanBytes(uint64(max(total, 0))), formatRate(done, elapsed))
+}
+
+// formatProgressUnknown renders the progress of a transfer of unknown
+// size: bytes done and the average rate.
+//
+//	25.0 MiB  12.5 MiB/s
+func formatProgressUnknown(done int64, elapsed time.Duration) string {
+	return fmt.Sprintf("%s  %s", humanBytes(uint64(max(done, 0))), formatRate(done, elapsed))
+}
+
+func formatRate(done int64, elapsed time.Duration) string {
+	if elapsed <= 0 {
+		return "--- MiB/s"
+	}
+	return fmt.Sprintf("%.1f MiB/s", float64(done)/(1<<20)/elapsed.Seconds())
 }

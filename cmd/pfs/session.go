@@ -10,7 +10,9 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/proxyfs/proxyfs/rpcapi/client"
 )
@@ -19,6 +21,7 @@ import (
 type config struct {
 	server, volume string
 	uid, gid       uint32
+	timeout        time.Duration // the call timeout (0: none)
 }
 
 // session is one run of a command: the streams, the (lazily opened)
@@ -29,17 +32,42 @@ type session struct {
 	stdin  io.Reader
 	stdout io.Writer     // unbuffered, for bulk data
 	out    *bufio.Writer // buffered stdout, for listings
-	stderr io.Writer
+
+	// errMu serializes writes to stderr: the outage hook runs on the
+	// goroutines of the client's calls. prog is the progress line on
+	// screen, cleared before a message.
+	errMu       sync.Mutex
+	stderr      io.Writer
+	prog        *progress
+	unreachable bool // the outage message was printed
 
 	c       *client.Client
 	m       *client.Mount
-	connErr error // set once connecting failed
+	connErr error // set once connecting or mounting failed
 
-	failed bool
+	failed      bool
+	interrupted bool // "interrupted" was reported
 }
 
 func newSession(ctx context.Context, cfg config, stdin io.Reader, stdout, stderr io.Writer) *session {
 	return &session{ctx: ctx, cfg: cfg, stdin: stdin, stdout: stdout, out: bufio.NewWriter(stdout), stderr: stderr}
+}
+
+// connect dials the server on first use. A failure is reported (once)
+// and returned; the command should then stop.
+func (s *session) connect() (*client.Client, error) {
+	if s.c != nil || s.connErr != nil {
+		return s.c, s.connErr
+	}
+	c, err := client.Dial(s.ctx, s.cfg.server, client.WithConns(1, 2),
+		client.WithCallTimeout(s.cfg.timeout), client.WithOutageHook(s.outage))
+	if err != nil {
+		s.connErr = err
+		s.fail("connect", s.cfg.server, err)
+		return nil, err
+	}
+	s.c = c
+	return c, nil
 }
 
 // mount connects and mounts the volume on first use. A failure is
@@ -48,20 +76,17 @@ func (s *session) mount() (*client.Mount, error) {
 	if s.m != nil || s.connErr != nil {
 		return s.m, s.connErr
 	}
-	c, err := client.Dial(s.ctx, s.cfg.server, client.WithConns(1, 2))
+	c, err := s.connect()
 	if err != nil {
-		s.connErr = err
-		s.fail("connect", s.cfg.server, err)
 		return nil, err
 	}
 	m, err := c.Mount(s.ctx, s.cfg.volume, client.MountOptions{User: userName(), UID: s.cfg.uid, GID: s.cfg.gid})
 	if err != nil {
-		c.Close()
 		s.connErr = err
 		s.fail("mount", s.cfg.volume, err)
 		return nil, err
 	}
-	s.c, s.m = c, m
+	s.m = m
 	return m, nil
 }
 
@@ -72,22 +97,113 @@ func (s *session) close() {
 	}
 }
 
+// outage is the client's outage hook: it says at once that the server is
+// unreachable and that pfs retries, and when it is back.
+func (s *session) outage(o client.Outage) {
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	if o.Reconnected {
+		if s.unreachable {
+			s.unreachable = false
+			s.noticeLocked(fmt.Sprintf("pfs: proxyfsd at %s reachable again after %s", o.Addr, roughDuration(o.Down)))
+		}
+		return
+	}
+	s.unreachable = true
+	msg := fmt.Sprintf("pfs: proxyfsd at %s unreachable (%s), retrying", o.Addr, errText(o.Err))
+	if o.RetryFor > 0 {
+		msg += " for " + roughDuration(o.RetryFor).String()
+	}
+	s.noticeLocked(msg + "...")
+}
+
+// roughDuration rounds d for a message: whole seconds from 1s up.
+func roughDuration(d time.Duration) time.Duration {
+	if d >= time.Second {
+		return d.Round(time.Second)
+	}
+	return d.Round(100 * time.Millisecond)
+}
+
+// noticeLocked writes line to stderr, clearing the progress line first;
+// s.errMu is held.
+func (s *session) noticeLocked(line string) {
+	s.prog.clear()
+	fmt.Fprintln(s.stderr, line)
+}
+
 // fail reports "pfs: OP PATH: message" on stderr and marks the run as
-// failed.
+// failed. After an interrupt (SIGINT, SIGTERM), the calls that fail
+// because of it are reported once.
 func (s *session) fail(op, name string, err error) {
 	s.failed = true
+	if errors.Is(err, context.Canceled) && s.ctx.Err() != nil {
+		if s.interrupted {
+			return
+		}
+		s.interrupted = true
+	}
 	_ = s.out.Flush() // keep stdout and stderr in order
-	fmt.Fprintf(s.stderr, "pfs: %s %s: %s\n", op, name, errText(err))
+	s.errMu.Lock()
+	s.noticeLocked(fmt.Sprintf("pfs: %s %s: %s", op, name, errText(err)))
+	s.errMu.Unlock()
 }
 
 // errText is the message of err: the strerror of its errno if it has one
-// ("no such file or directory"), else its text.
+// ("no such file or directory"), else its text; "interrupted" for a call
+// canceled by a signal; for a call that gave up while the server was
+// unreachable, the server, how long it was retried and the last error.
 func errText(err error) string {
-	var errno syscall.Errno
-	if errors.As(err, &errno) {
-		return errno.Error()
+	if errors.Is(err, context.Canceled) {
+		return "interrupted"
 	}
-	return err.Error()
+	var errno syscall.Errno
+	if !errors.As(err, &errno) {
+		return err.Error()
+	}
+	var ue *client.UnreachableError
+	if errors.As(err, &ue) {
+		return fmt.Sprintf("%s: proxyfsd at %s unreachable, retried for %s (%s)", errno.Error(), ue.Addr,
+			roughDuration(ue.For), errText(ue.Err))
+	}
+	return errno.Error()
+}
+
+// newProgress returns the progress of a transfer of total bytes (< 0:
+// unknown) on stderr, or nil (see newProgress in progress.go).
+func (s *session) newProgress(total int64) *progress {
+	p := newProgress(s.stderr, total)
+	if p == nil {
+		return nil
+	}
+	p.mu = &s.errMu
+	s.errMu.Lock()
+	s.prog = p
+	s.errMu.Unlock()
+	return p
+}
+
+// endProgress clears p's line and forgets it.
+func (s *session) endProgress(p *progress) {
+	if p == nil {
+		return
+	}
+	p.finish()
+	s.errMu.Lock()
+	if s.prog == p {
+		s.prog = nil
+	}
+	s.errMu.Unlock()
+}
+
+// cleanupCtx is the context of the cleanup after a failed or interrupted
+// transfer: not canceled by the interrupt, and bounded.
+func (s *session) cleanupCtx() (context.Context, context.CancelFunc) {
+	d := 10 * time.Second
+	if s.cfg.timeout > 0 {
+		d = min(d, s.cfg.timeout)
+	}
+	return context.WithTimeout(context.WithoutCancel(s.ctx), d)
 }
 
 // remoteName is the name of a remote path for display and joining: a
@@ -133,6 +249,8 @@ func (s *session) resolve(m *client.Mount, p string) (string, client.Stat, error
 
 // isDir reports whether st is a directory.
 func isDir(st client.Stat) bool { return st.Mode&syscall.S_IFMT == syscall.S_IFDIR }
+
+func isSymlink(st client.Stat) bool { return st.Mode&syscall.S_IFMT == syscall.S_IFLNK }
 
 // userName is the user name the mount is made for (informational).
 func userName() string {

@@ -37,6 +37,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/proxyfs/proxyfs/conf"
+	pversion "github.com/proxyfs/proxyfs/internal/version"
 	"github.com/proxyfs/proxyfs/metrics"
 	"github.com/proxyfs/proxyfs/rpcapi/server"
 
@@ -45,8 +46,9 @@ import (
 	_ "github.com/proxyfs/proxyfs/vfsbackend/mem"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "0.1.0"
+// version is the build's version (package internal/version, set at
+// build time with -ldflags "-X github.com/proxyfs/proxyfs/internal/version.Version=...").
+var version = pversion.Version
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))

@@ -37,6 +37,7 @@ type options struct {
 	logger      *slog.Logger
 	minBackoff  time.Duration
 	maxBackoff  time.Duration
+	outageHook  func(Outage)
 }
 
 // WithConns sets how many JSON-RPC and binary-channel connections the
@@ -102,6 +103,9 @@ type Client struct {
 	mounts map[*Mount]struct{}
 
 	lostLocks atomic.Uint64 // LostLocks
+
+	outMu sync.Mutex
+	out   outage // the server is unreachable (outage.go)
 }
 
 // Dial connects to proxyfsd at addr: "host:port" for TCP, or the path of
@@ -279,6 +283,7 @@ func (e *connError) Unwrap() error { return e.err }
 // connection or an EAGAIN (server in-flight limit), with back-off, within
 // ctx. It is for calls that do not depend on a mount.
 func (c *Client) retryConn(ctx context.Context, op string, attempt func(context.Context) error) error {
+	start := time.Now()
 	for n := 0; ; n++ {
 		err := attempt(ctx)
 		var ce *connError
@@ -288,10 +293,10 @@ func (c *Client) retryConn(ctx context.Context, op string, attempt func(context.
 		case errors.As(err, &ce):
 		case errors.Is(err, syscall.EAGAIN):
 		default:
-			return err
+			return c.unreachable(err, start)
 		}
 		if err := c.sleep(ctx, op, c.backoff(n)); err != nil {
-			return err
+			return c.unreachable(err, start)
 		}
 	}
 }
@@ -546,6 +551,7 @@ func (s *slot[T]) get(ctx context.Context, op string) (T, error) {
 			s.failures = 0
 			s.next = time.Time{}
 			s.mu.Unlock()
+			s.c.dialSucceeded()
 			return conn, nil
 		}
 		var ee *Error
@@ -566,6 +572,7 @@ func (s *slot[T]) get(ctx context.Context, op string) (T, error) {
 		if s.c.closed() {
 			return zero, closedError(op)
 		}
+		s.c.dialFailed(ctx, op, err)
 	}
 }
 

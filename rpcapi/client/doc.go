@@ -82,6 +82,21 @@
 // connection the server closed for its idle_timeout is dialed again on
 // the next call that needs it.
 //
+// A server that cannot be reached (every dial fails: the daemon is down)
+// is retried like a broken connection, until the call's deadline. To hear
+// of it at once rather than when the call gives up, set WithOutageHook: it
+// is called on the first failed dial of an outage (with the address, the
+// dial error and how long the call will go on retrying) and when a dial
+// succeeds again. A call that gives up during an outage keeps its errno
+// and reason (ETIMEDOUT and ReasonTimeout, or EINTR and ReasonCanceled),
+// and its message names the server, how long the call retried and the
+// last dial error:
+//
+//	proxyfs: get_stat: ETIMEDOUT (timeout): call timed out: proxyfsd at 127.0.0.1:9450 unreachable, retried for 30s; last dial error: dial tcp 127.0.0.1:9450: connect: connection refused
+//
+// errors.As(err, &ue), with ue an *UnreachableError, gets these as fields.
+// (Dial itself does not retry: it fails at once with ReasonConnection.)
+//
 // Reads, writes (same offset, same data), lookups, stats, chmod, chown,
 // resize, settime, setattr, set_xattr without flags or with
 // wire.XattrReplace and readdir are idempotent and are simply retried. A

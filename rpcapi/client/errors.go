@@ -76,6 +76,21 @@ func (e *Error) Is(target error) bool {
 	return e.cause != nil && errors.Is(e.cause, target)
 }
 
+// As sets target, an **UnreachableError, to the UnreachableError of a
+// call that ended while the server was unreachable. It matches nothing
+// else: the errno of the dial error is not the call's.
+func (e *Error) As(target any) bool {
+	t, ok := target.(**UnreachableError)
+	if !ok {
+		return false
+	}
+	if u, ok := e.cause.(*unreachableCause); ok {
+		*t = u.ue
+		return true
+	}
+	return false
+}
+
 // IsBadMount reports whether err is the server's "bad or stale mount"
 // error (EINVAL with reason bad_mount).
 func IsBadMount(err error) bool {

@@ -172,6 +172,8 @@ var graceRetryDelay = time.Second
 
 // doOpts is doCtx with options.
 func (m *Mount) doOpts(ctx context.Context, op string, o callOpts, attempt func(context.Context, *mountState) error) (uncertain bool, err error) {
+	start := time.Now()
+	defer func() { err = m.c.unreachable(err, start) }()
 	badMounts := 0
 	for n := 0; ; n++ {
 		if m.c.closing.Load() {

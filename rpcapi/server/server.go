@@ -87,6 +87,7 @@ type Server struct {
 	shutdown  bool
 	closedVol bool
 	started   bool
+	startTime time.Time // when Start began serving (status: uptime)
 }
 
 // Options configures a Server beyond the configuration file.
@@ -417,6 +418,7 @@ func (s *Server) Start() error {
 	}
 	s.mu.Lock()
 	s.started = true
+	s.startTime = time.Now()
 	s.mu.Unlock()
 	s.startReclaim()
 	s.sweepWG.Add(1)
