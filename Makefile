@@ -8,8 +8,12 @@
 GO       ?= go
 PREFIX   ?= /usr/local
 DESTDIR  ?=
-VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS  := -X github.com/proxyfs/proxyfs/internal/version.Version=$(VERSION)
+# VERSION is the one version of everything (the file VERSION); COMMIT the
+# revision, reported beside it by -version and in the start log.
+VERSION  := $(shell cat $(CURDIR)/VERSION)
+COMMIT   ?= $(shell git describe --always --dirty 2>/dev/null)
+LDFLAGS  := -X github.com/proxyfs/proxyfs/internal/version.Version=$(VERSION) \
+            -X github.com/proxyfs/proxyfs/internal/version.Commit=$(COMMIT)
 PROXYFSD := $(CURDIR)/bin/proxyfsd
 BINDIR     = $(PREFIX)/bin
 SYSCONFDIR ?= $(PREFIX)/etc

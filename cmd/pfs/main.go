@@ -231,7 +231,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return usageError(stderr, err.Error())
 	}
 	if *showVersion {
-		fmt.Fprintf(stdout, "pfs %s\n", version.Version)
+		fmt.Fprintf(stdout, "pfs %s\n", version.String())
 		return exitOK
 	}
 	args = fs.Args()

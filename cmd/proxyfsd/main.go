@@ -70,7 +70,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if *showVersion {
-		fmt.Fprintf(stdout, "proxyfsd %s\n", version)
+		fmt.Fprintf(stdout, "proxyfsd %s\n", pversion.String())
 		return 0
 	}
 	fail := func(format string, args ...any) int {
@@ -146,7 +146,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		closeQuietly(ml)
 		return fail("%v", err)
 	}
-	log.Info("starting", zap.String("version", version), zap.String("config", configName(*configFile)))
+	log.Info("starting", zap.String("version", version), zap.String("commit", pversion.Commit), zap.String("config", configName(*configFile)))
 	srv, err := server.Open(ctx, cfg, server.Options{Logger: log, Version: version, Metrics: m, Listeners: ls})
 	if err != nil {
 		closeQuietly(ml)

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"github.com/proxyfs/proxyfs/internal/version"
 	"testing"
 
 	"github.com/proxyfs/proxyfs/internal/daemontest"
@@ -17,7 +18,7 @@ func TestMethods(t *testing.T) {
 		rc := dial(t, network, addr)
 		var ping wire.PingResult
 		rc.ok(wire.MethodPing, obj{}, &ping)
-		if ping.Version != 1 || ping.Server != "proxyfsd 0.1.0" {
+		if ping.Version != 1 || ping.Server != "proxyfsd "+version.Version {
 			t.Errorf("ping %+v", ping)
 		}
 		m := rc.mount("default", 0)
