@@ -16,11 +16,15 @@ LDFLAGS  := -X github.com/proxyfs/proxyfs/internal/version.Version=$(VERSION) \
             -X github.com/proxyfs/proxyfs/internal/version.Commit=$(COMMIT)
 PROXYFSD := $(CURDIR)/bin/proxyfsd
 BINDIR     = $(PREFIX)/bin
-SYSCONFDIR ?= $(PREFIX)/etc
+# GNU/FHS: the configuration of a system install (PREFIX=/usr) lives in /etc,
+# that of any other prefix under it (/usr/local/etc, /opt/proxyfs/etc).
+SYSCONFDIR ?= $(if $(filter /usr /usr/,$(PREFIX)),/etc,$(PREFIX)/etc)
+# INSTALL_STRIP=-s strips the binaries (make install-strip).
+INSTALL_STRIP ?=
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 DOCDIR     ?= $(PREFIX)/share/doc/proxyfs
 
-.PHONY: all build run test go-test c-test install-test fuzz vet lib install clean bench
+.PHONY: all build run test go-test c-test install-test fuzz vet lib install install-strip clean bench
 
 all: build lib
 
@@ -69,8 +73,8 @@ test: go-test c-test install-test fuzz
 
 install: build lib
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/proxyfs $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)
-	install -m 0755 bin/proxyfsd $(DESTDIR)$(BINDIR)/proxyfsd
-	test ! -e bin/pfs || install -m 0755 bin/pfs $(DESTDIR)$(BINDIR)/pfs
+	install -m 0755 $(INSTALL_STRIP) bin/proxyfsd $(DESTDIR)$(BINDIR)/proxyfsd
+	test ! -e bin/pfs || install -m 0755 $(INSTALL_STRIP) bin/pfs $(DESTDIR)$(BINDIR)/pfs
 	install -m 0644 dist/proxyfsd.toml $(DESTDIR)$(DOCDIR)/proxyfsd.toml.example
 	test -e $(DESTDIR)$(SYSCONFDIR)/proxyfs/proxyfsd.toml || \
 		install -m 0644 dist/proxyfsd.toml $(DESTDIR)$(SYSCONFDIR)/proxyfs/proxyfsd.toml
@@ -78,7 +82,11 @@ install: build lib
 		dist/proxyfsd.service.in > $(DESTDIR)$(UNITDIR)/proxyfsd.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/proxyfsd.service
 	install -m 0644 README.md PROTOCOL.md $(DESTDIR)$(DOCDIR)/
-	$(MAKE) -C libproxyfs install PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)
+	$(MAKE) -C libproxyfs install PREFIX=$(PREFIX) DESTDIR=$(DESTDIR) INSTALL_STRIP=$(INSTALL_STRIP)
+
+# install-strip is install with the binaries and the library stripped.
+install-strip:
+	$(MAKE) install INSTALL_STRIP=-s
 
 # install-test installs into a temporary prefix and builds a C program
 # against the installed header and library with pkg-config only.
@@ -86,6 +94,13 @@ install-test:
 	rm -rf $(CURDIR)/bin/install-test
 	$(MAKE) install PREFIX=/opt/proxyfs DESTDIR=$(CURDIR)/bin/install-test
 	sh dist/install-test.sh $(CURDIR)/bin/install-test /opt/proxyfs
+	rm -rf $(CURDIR)/bin/install-usr
+	$(MAKE) install-strip PREFIX=/usr DESTDIR=$(CURDIR)/bin/install-usr >/dev/null
+	test -f $(CURDIR)/bin/install-usr/etc/proxyfs/proxyfsd.toml
+	test ! -e $(CURDIR)/bin/install-usr/usr/etc
+	grep -q 'config /etc/proxyfs/proxyfsd.toml' $(CURDIR)/bin/install-usr/usr/lib/systemd/system/proxyfsd.service
+	! readelf -S $(CURDIR)/bin/install-usr/usr/bin/proxyfsd | grep -q '\.symtab'
+	@echo "install-test: PREFIX=/usr puts the config in /etc; install-strip strips"
 
 # bench runs the benchmark against a proxyfsd it starts itself (not part of
 # make test); BENCH_ARGS=-quick (or make bench-quick) for a short run.
