@@ -876,7 +876,7 @@ int proxyfs_flush(mount_handle_t *in_mount_handle, uint64_t in_inode_number)
     PFS_API_ENTER();
     CHECK_MH(in_mount_handle);
     rc = pfs_bin_call(in_mount_handle, &bc);
-    PFS_API_RETURN(rc == ENOENT ? EBADF : rc);
+    PFS_API_RETURN(pfs_gone(in_inode_number, rc));
 }
 
 int proxyfs_read(mount_handle_t *in_mount_handle, uint64_t in_inode_number,
@@ -915,7 +915,7 @@ int proxyfs_read(mount_handle_t *in_mount_handle, uint64_t in_inode_number,
     }
     if (rc == 0)
         *out_bufsize = done;
-    PFS_API_RETURN(rc == ENOENT ? EBADF : rc);
+    PFS_API_RETURN(pfs_gone(in_inode_number, rc));
 }
 
 int proxyfs_write(mount_handle_t *in_mount_handle, uint64_t in_inode_number,
@@ -946,7 +946,7 @@ int proxyfs_write(mount_handle_t *in_mount_handle, uint64_t in_inode_number,
     pfs_mount_changed(in_mount_handle);
     if (rc == 0)
         *out_size = done;
-    PFS_API_RETURN(rc == ENOENT ? EBADF : rc);
+    PFS_API_RETURN(pfs_gone(in_inode_number, rc));
 }
 
 /* ------------------------------------------------------------- xattrs */

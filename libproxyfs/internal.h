@@ -75,6 +75,10 @@ void pfs_clear_error(void);
 /* Records a detail for proxyfs_last_error() and returns code. */
 int pfs_set_error(int code, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* The ENOENT -> EBADF mapping of read, write and flush: rc, or EBADF with
+ * a last error that says what happened (the inode is gone) rather than
+ * the server's "no such file or directory". */
+int pfs_gone(uint64_t ino, int rc);
 
 uint64_t pfs_now_ms(void);
 /* Sleeps for ms milliseconds (EINTR-safe, errno-preserving). */

@@ -1,5 +1,6 @@
 /* util.c - per-thread error detail, clocks and process-wide configuration. */
 #define _GNU_SOURCE
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,4 +169,11 @@ const char *pfs_errno_name(int e)
     case E2BIG: return "E2BIG";
     default: return "errno";
     }
+}
+
+int pfs_gone(uint64_t ino, int rc)
+{
+    if (rc != ENOENT)
+        return rc;
+    return pfs_set_error(EBADF, "inode %" PRIu64 " is gone (removed, and open nowhere)", ino);
 }

@@ -224,6 +224,21 @@ func (e *TooManyMountsError) Error() string {
 // Unwrap returns syscall.EMFILE.
 func (e *TooManyMountsError) Unwrap() error { return syscall.EMFILE }
 
+// NoVolumeError is the error for a mount of a volume the server does not
+// serve; it matches syscall.ENOENT, and its text says which volume.
+type NoVolumeError struct {
+	// Volume is the name asked for.
+	Volume string
+}
+
+// Error implements error.
+func (e *NoVolumeError) Error() string {
+	return fmt.Sprintf("mount: this server has no volume %q (ENOENT)", e.Volume)
+}
+
+// Unwrap returns syscall.ENOENT.
+func (e *NoVolumeError) Unwrap() error { return syscall.ENOENT }
+
 // Mount adds a mount of volume for the given identity, held by h, and
 // returns it. An unknown volume is ENOENT; options with bits other than
 // KnownOptions are EINVAL; a holder at its cap is EMFILE. A mount made
@@ -233,7 +248,7 @@ func (h *Holder) Mount(volume string, options uint64, user string, uid, gid uint
 		return nil, fmt.Errorf("mount %q: unknown option bits %#x: %w", volume, options&^KnownOptions, syscall.EINVAL)
 	}
 	if !h.t.volumes(volume) {
-		return nil, fmt.Errorf("mount %q: no such volume: %w", volume, syscall.ENOENT)
+		return nil, &NoVolumeError{Volume: volume}
 	}
 	e := &entry{m: &Mount{Volume: volume, User: user, UID: uid, GID: gid, ReadOnly: options&ReadOnly != 0}}
 	h.mu.Lock()

@@ -448,7 +448,7 @@ func TestDefaults(t *testing.T) {
 // TestConnectErrors checks errors reaching the daemon or the volume.
 func TestConnectErrors(t *testing.T) {
 	d := startDaemon(t)
-	mustFail(t, d.TCPAddr, 1, "pfs: mount nope: no such file or directory\n", "-volume", "nope", "ls")
+	mustFail(t, d.TCPAddr, 1, "pfs: mount nope: no such volume on this server (pfs volumes lists them)\n", "-volume", "nope", "ls")
 	sock := filepath.Join(t.TempDir(), "no.sock")
 	mustFail(t, sock, 1, "pfs: connect "+sock+": no such file or directory\n", "ls")
 	// A port nobody listens on: the daemon's, once it is stopped.

@@ -83,7 +83,12 @@ func (s *session) mount() (*client.Mount, error) {
 	m, err := c.Mount(s.ctx, s.cfg.volume, client.MountOptions{User: userName(), UID: s.cfg.uid, GID: s.cfg.gid})
 	if err != nil {
 		s.connErr = err
-		s.fail("mount", s.cfg.volume, err)
+		shown := err
+		if errors.Is(err, syscall.ENOENT) {
+			// One message for an unknown volume, not the errno's text.
+			shown = errors.New("no such volume on this server (pfs volumes lists them)")
+		}
+		s.fail("mount", s.cfg.volume, shown)
 		return nil, err
 	}
 	s.m = m

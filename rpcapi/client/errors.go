@@ -163,6 +163,9 @@ func toEBADF(err error) error {
 	if errors.As(err, &e) && e.Errno == syscall.ENOENT {
 		c := *e
 		c.Errno = syscall.EBADF
+		// Say what the mapping means rather than the server's "no such
+		// file or directory" beside EBADF.
+		c.Msg = "the file is gone (removed, and open nowhere); the server said: " + e.Msg
 		return &c
 	}
 	return err
