@@ -184,6 +184,10 @@ func (c *binConn) run(h wire.RequestHeader, payload []byte) {
 	if !spanned && err == nil {
 		data, pooled, err = c.s.binaryOp(c.hd, h, payload)
 	}
+	var name string // for the access log: the name a metadata call carries
+	if h.Opcode != wire.OpWrite && wire.HasPayload(h.Opcode) && c.s.log.Core().Enabled(zap.DebugLevel) {
+		name = string(payload)
+	}
 	putBuf(payload)
 	var we wireErr
 	errno := ""
@@ -210,9 +214,13 @@ func (c *binConn) run(h wire.RequestHeader, payload []byte) {
 	}
 	done(errno)
 	if ce := c.s.log.Check(zap.DebugLevel, "call"); ce != nil {
-		f := []zap.Field{zap.String("method", "binary "+op), zap.Uint64("mount", h.MountID),
-			zap.Uint64("inode", h.Inode), zap.Uint64("offset", h.Offset), zap.Uint32("length", h.Length),
-			zap.Duration("took", time.Since(start))}
+		f := []zap.Field{zap.String("method", "binary "+op), zap.String("peer", c.peer), zap.Uint64("mount", h.MountID)}
+		f = append(f, c.s.identityFields(h.MountID)...)
+		f = append(f, zap.Uint64("inode", h.Inode))
+		if name != "" {
+			f = append(f, zap.String("name", name))
+		}
+		f = append(f, zap.Uint64("offset", h.Offset), zap.Uint32("length", h.Length), zap.Duration("took", time.Since(start)))
 		if errno != "" {
 			f = append(f, zap.String("errno", errno))
 		}

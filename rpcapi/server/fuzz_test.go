@@ -72,7 +72,7 @@ func FuzzDispatch(f *testing.F) {
 		params = strings.ReplaceAll(params, "MID", fmt.Sprint(m.ID))
 		params = strings.ReplaceAll(params, "FID", fmt.Sprint(a.Ino))
 		raw := json.RawMessage(params)
-		res, err := s.dispatch(ctx, hd, method, &raw)
+		res, err := s.dispatch(ctx, hd, "fuzz", method, &raw)
 		if err == nil {
 			if _, merr := json.Marshal(res); merr != nil {
 				t.Fatalf("%s: result does not encode: %v", method, merr)

@@ -260,7 +260,7 @@ func (h *jsonHandler) Handle(ctx context.Context, conn *jsonrpc2.Conn, req *json
 		if waits {
 			callCtx = h.connCtx
 		}
-		result, err := h.s.dispatch(callCtx, h.hd, req.Method, req.Params)
+		result, err := h.s.dispatch(callCtx, h.hd, h.peer, req.Method, req.Params)
 		// Leave the per-connection count before replying: a client that
 		// waits for each reply must never see EAGAIN.
 		h.inflight.Add(-1)
@@ -438,7 +438,7 @@ func (s *Server) serveJSON(nc net.Conn, br *bufio.Reader, cr *connReader) {
 
 // dispatch decodes and runs one call on a connection whose mounts hd
 // holds; it never panics.
-func (s *Server) dispatch(ctx context.Context, hd *mount.Holder, method string, params *json.RawMessage) (result any, err error) {
+func (s *Server) dispatch(ctx context.Context, hd *mount.Holder, peer, method string, params *json.RawMessage) (result any, err error) {
 	start := time.Now()
 	defer func() {
 		if r := recover(); r != nil {
@@ -446,7 +446,7 @@ func (s *Server) dispatch(ctx context.Context, hd *mount.Holder, method string, 
 			result, err = nil, fmt.Errorf("internal error in %s: %w", method, syscall.EIO)
 		}
 		if ce := s.log.Check(zap.DebugLevel, "call"); ce != nil {
-			ce.Write(accessFields(method, params, time.Since(start), err)...)
+			ce.Write(s.accessFields(peer, method, params, time.Since(start), err)...)
 		}
 	}()
 	m, ok := methods[method]
@@ -467,22 +467,41 @@ func stdLogAtDebug(log *zap.Logger) jsonrpc2.Logger {
 	return l
 }
 
-// accessFields are the fields of a request's debug access line: method,
-// mount id and inode when the params have them, duration and error. Never
-// file data or paths' contents beyond what the error says.
-func accessFields(method string, params *json.RawMessage, took time.Duration, err error) []zap.Field {
-	f := []zap.Field{zap.String("method", method)}
+// accessFields are the fields of a request's debug access line, which
+// answers who did what: method, peer (address, or uid on the Unix
+// socket), mount id and the mount's user and uid, the inode, handle, name
+// or path the params have, duration and error. Never file data or
+// xattr values.
+func (s *Server) accessFields(peer, method string, params *json.RawMessage, took time.Duration, err error) []zap.Field {
+	f := []zap.Field{zap.String("method", method), zap.String("peer", peer)}
 	if params != nil {
 		var ids struct {
 			MountID uint64 `json:"mount_id"`
 			Inode   uint64 `json:"inode"`
+			Fh      uint64 `json:"fh"`
+			Name    string `json:"name"`
+			Path    string `json:"path"`
+			SrcName string `json:"src_name"`
+			DstName string `json:"dst_name"`
+			SrcPath string `json:"src_path"`
+			DstPath string `json:"dst_path"`
 		}
 		if json.Unmarshal(*params, &ids) == nil {
 			if ids.MountID != 0 {
 				f = append(f, zap.Uint64("mount", ids.MountID))
+				f = append(f, s.identityFields(ids.MountID)...)
 			}
 			if ids.Inode != 0 {
 				f = append(f, zap.Uint64("inode", ids.Inode))
+			}
+			if ids.Fh != 0 {
+				f = append(f, zap.Uint64("fh", ids.Fh))
+			}
+			for _, kv := range [][2]string{{"name", ids.Name}, {"path", ids.Path},
+				{"src_name", ids.SrcName}, {"dst_name", ids.DstName}, {"src_path", ids.SrcPath}, {"dst_path", ids.DstPath}} {
+				if kv[1] != "" {
+					f = append(f, zap.String(kv[0], kv[1]))
+				}
 			}
 		}
 	}
@@ -495,6 +514,16 @@ func accessFields(method string, params *json.RawMessage, took time.Duration, er
 		f = append(f, zap.String("error", err.Error()))
 	}
 	return f
+}
+
+// identityFields are the access log's user and uid of mount id, if it is
+// live.
+func (s *Server) identityFields(id uint64) []zap.Field {
+	m, err := s.mounts.Get(id)
+	if err != nil {
+		return nil
+	}
+	return []zap.Field{zap.String("user", m.User), zap.Uint32("uid", m.UID)}
 }
 
 // checkUnicode reports an error if body, valid JSON, is not valid UTF-8
