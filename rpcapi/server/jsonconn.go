@@ -210,6 +210,7 @@ type jsonHandler struct {
 	cr       *connReader
 	budget   replyBudget
 	inflight atomic.Int64
+	calls    sync.WaitGroup // the calls' goroutines, until their replies are written
 	// connCtx is done when the connection closes or the server begins
 	// to shut down: the context of lock calls, whose waits end with it.
 	connCtx context.Context
@@ -249,7 +250,9 @@ func (h *jsonHandler) Handle(ctx context.Context, conn *jsonrpc2.Conn, req *json
 		return
 	}
 	h.cr.begin()
+	h.calls.Add(1)
 	go func() {
+		defer h.calls.Done() // last: after the reply
 		defer h.s.inflight.release()
 		done := h.s.metrics.Request(metrics.ChannelJSON, methodLabel(req.Method))
 		// A call that started finishes even if its client goes away,
@@ -431,9 +434,7 @@ func (s *Server) serveJSON(nc net.Conn, br *bufio.Reader, cr *connReader) {
 	h.budget.close()
 	// Let running calls finish their replies (they fail fast on the
 	// closed connection) before the connection is forgotten.
-	for h.inflight.Load() > 0 {
-		time.Sleep(time.Millisecond)
-	}
+	h.calls.Wait()
 }
 
 // dispatch decodes and runs one call on a connection whose mounts hd
