@@ -54,7 +54,9 @@ func (s *Server) env(hd *mount.Holder, id uint64, mutates bool) (*env, error) {
 // is not live; EROFS if mutates and it is read-only). optional names
 // members that may be left out.
 func handler[P any](mutates bool, optional []string, fn func(ctx context.Context, s *Server, e *env, p *P) (any, error)) method {
-	_, hasMount := reflect.TypeFor[P]().FieldByName("MountID")
+	// The MountID member is found once, here, not by name on every call.
+	f, hasMount := reflect.TypeFor[P]().FieldByName("MountID")
+	idx := f.Index
 	return func(ctx context.Context, s *Server, hd *mount.Holder, raw *json.RawMessage) (any, error) {
 		p := new(P)
 		if err := decodeParams(raw, p, optional); err != nil {
@@ -63,7 +65,7 @@ func handler[P any](mutates bool, optional []string, fn func(ctx context.Context
 		var e *env
 		if hasMount {
 			var err error
-			if e, err = s.env(hd, reflect.ValueOf(p).Elem().FieldByName("MountID").Uint(), mutates); err != nil {
+			if e, err = s.env(hd, reflect.ValueOf(p).Elem().FieldByIndex(idx).Uint(), mutates); err != nil {
 				return nil, err
 			}
 		}
