@@ -223,13 +223,14 @@ func Load(path string) (*Config, error) {
 	return c, nil
 }
 
-// Default returns the embedded default configuration.
-func Default() *Config {
+// Default returns the embedded default configuration. An error means a
+// broken build (the embedded file is tested).
+func Default() (*Config, error) {
 	c, err := Parse(DefaultTOML)
 	if err != nil {
-		panic("conf: embedded default.toml is invalid: " + err.Error())
+		return nil, fmt.Errorf("config: the embedded default is invalid: %w", err)
 	}
-	return c
+	return c, nil
 }
 
 // Parse decodes and validates a configuration.

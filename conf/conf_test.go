@@ -10,7 +10,10 @@ import (
 )
 
 func TestDefault(t *testing.T) {
-	c := Default()
+	c, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if c.Server.TCP != DefaultTCP || c.Server.Unix != DefaultUnix {
 		t.Errorf("listeners: %q %q", c.Server.TCP, c.Server.Unix)
 	}
@@ -42,7 +45,10 @@ func TestMinimalGetsDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := Default()
+	d, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if c.Server != d.Server || c.Metrics != d.Metrics || c.Log != d.Log {
 		t.Errorf("got %+v, want defaults %+v", c, d)
 	}

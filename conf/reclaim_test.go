@@ -7,7 +7,11 @@ import (
 )
 
 func TestReclaimGrace(t *testing.T) {
-	if got := Default().Server.ReclaimGrace; got != time.Minute {
+	d, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := d.Server.ReclaimGrace; got != time.Minute {
 		t.Errorf("default reclaim_grace %v", got)
 	}
 	const vol = "\n[[volume]]\nname = \"a\"\n"

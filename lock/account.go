@@ -37,7 +37,8 @@ func (m *Manager) charge(k Key, o Owner, delta int) error {
 	a := as.mounts[o.Mount]
 	if a == nil {
 		if delta < 0 {
-			panic("lock: negative charge on an empty account")
+			// A bug in the accounting; never crash the daemon for it.
+			return fmt.Errorf("lock: accounting: negative charge on the empty account of mount %d: %w", o.Mount, syscall.EIO)
 		}
 		a = &account{owners: map[Owner]int{}, files: map[Key]int{}}
 		as.mounts[o.Mount] = a

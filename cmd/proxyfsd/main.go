@@ -78,12 +78,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 
-	cfg := conf.Default()
+	var cfg *conf.Config
+	var err error
 	if *configFile != "" {
-		var err error
-		if cfg, err = conf.Load(*configFile); err != nil {
-			return fail("%v", err)
-		}
+		cfg, err = conf.Load(*configFile)
+	} else {
+		cfg, err = conf.Default()
+	}
+	if err != nil {
+		return fail("%v", err)
 	}
 	log, err := newLogger(cfg.Log, stderr)
 	if err != nil {

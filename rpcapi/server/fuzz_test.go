@@ -24,7 +24,10 @@ import (
 // (a recovered panic, an error mapped to EIO) are collected.
 func fuzzServer(t testing.TB) (*Server, *observer.ObservedLogs) {
 	core, logs := observer.New(zapcore.ErrorLevel)
-	cfg := conf.Default()
+	cfg, err := conf.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg.Volumes = []conf.Volume{{Name: "default", Engine: "memory", Path: t.TempDir()}}
 	s, err := Open(context.Background(), cfg, Options{Logger: zap.New(core)})
 	if err != nil {

@@ -17,7 +17,10 @@ import (
 // the Unix socket path.
 func openUnixServer(t *testing.T, path string) *server.Server {
 	t.Helper()
-	cfg := conf.Default()
+	cfg, err := conf.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg.Server.TCP = ""
 	cfg.Server.Unix = path
 	cfg.Volumes = []conf.Volume{{Name: "default", Engine: "memory", Path: t.TempDir()}}
