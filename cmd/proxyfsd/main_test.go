@@ -1,8 +1,13 @@
 package main
 
 import (
+	"slices"
+	"sort"
+
 	"bytes"
 	"fmt"
+	"github.com/proxyfs/proxyfs/conf"
+	"github.com/proxyfs/proxyfs/vfsbackend"
 	"net"
 	"os"
 	"path/filepath"
@@ -110,5 +115,16 @@ func TestNoSilentFormat(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "a")); err == nil {
 		t.Errorf("the refused start created the volume directory")
+	}
+}
+
+// TestEnginesAgree checks that the engine names the config accepts are
+// exactly the engines linked into the daemon: conf keeps its own list so
+// that a config can be validated without them, and must not drift.
+func TestEnginesAgree(t *testing.T) {
+	got := append([]string(nil), conf.Engines...)
+	sort.Strings(got)
+	if want := vfsbackend.Engines(); !slices.Equal(got, want) {
+		t.Errorf("conf.Engines %v, registered engines %v", got, want)
 	}
 }
