@@ -1,18 +1,18 @@
 package main
 
 import (
-	"slices"
-	"sort"
-
 	"bytes"
 	"fmt"
-	"github.com/proxyfs/proxyfs/conf"
-	"github.com/proxyfs/proxyfs/vfsbackend"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 	"testing"
+
+	"github.com/proxyfs/proxyfs/conf"
+	"github.com/proxyfs/proxyfs/vfsbackend"
 )
 
 func runArgs(args ...string) (int, string, string) {
