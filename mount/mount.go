@@ -58,12 +58,14 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/proxyfs/proxyfs/rpcapi/wire"
 )
 
-// Options bits (the mount call's options).
+// Options bits (the mount call's options, as the wire defines them).
 const (
 	// ReadOnly makes every call that changes the volume fail with EROFS.
-	ReadOnly = 1
+	ReadOnly = wire.MountReadOnly
 	// KnownOptions are the bits a mount may set; others are EINVAL.
 	KnownOptions = ReadOnly
 )
