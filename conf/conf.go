@@ -13,6 +13,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -52,6 +53,9 @@ const (
 	DefaultSyncInterval       = time.Second
 	DefaultInlineBytes        = 4096
 	MaxInlineBytes            = 64 << 10
+	// DefaultAnonID is the default anon_uid and anon_gid: "nobody" and
+	// "nogroup".
+	DefaultAnonID = 65534
 	// DefaultDataDir is where volumes live when their path is not set:
 	// DefaultDataDir/<name>.
 	DefaultDataDir = "proxyfs-data"
@@ -172,6 +176,15 @@ type Volume struct {
 	// that a deleted directory or an unmounted disk stops the daemon
 	// instead of being replaced by an empty volume.
 	AutoFormat bool
+	// ReadOnly makes every change by a client fail with EROFS, whatever
+	// its mount's options.
+	ReadOnly bool
+	// RootSquash makes a mount with uid 0 act as AnonUID, and gid 0 (as
+	// the primary or a supplementary group) act as AnonGID, as NFS's
+	// root_squash does.
+	RootSquash bool
+	// AnonUID and AnonGID are the identity of a squashed root.
+	AnonUID, AnonGID uint32
 }
 
 // raw mirrors the file; pointers tell a missing key from a zero value.
@@ -207,6 +220,10 @@ type raw struct {
 		CapacityBytes *int64  `toml:"capacity_bytes"`
 		InlineBytes   *int64  `toml:"inline_bytes"`
 		AutoFormat    *bool   `toml:"auto_format"`
+		ReadOnly      *bool   `toml:"read_only"`
+		RootSquash    *bool   `toml:"root_squash"`
+		AnonUID       *int64  `toml:"anon_uid"`
+		AnonGID       *int64  `toml:"anon_gid"`
 	} `toml:"volume"`
 }
 
@@ -392,6 +409,25 @@ func (r *raw) validate() (*Config, error) {
 		}
 		if rv.AutoFormat != nil {
 			v.AutoFormat = *rv.AutoFormat
+		}
+		if rv.ReadOnly != nil {
+			v.ReadOnly = *rv.ReadOnly
+		}
+		if rv.RootSquash != nil {
+			v.RootSquash = *rv.RootSquash
+		}
+		for _, id := range []struct {
+			key string
+			v   *int64
+			dst *uint32
+		}{{"anon_uid", rv.AnonUID, &v.AnonUID}, {"anon_gid", rv.AnonGID, &v.AnonGID}} {
+			*id.dst = DefaultAnonID
+			if id.v != nil {
+				if *id.v < 0 || *id.v > math.MaxUint32 {
+					return nil, fmt.Errorf("config: %s: %d is out of range 0..%d", key(id.key), *id.v, uint32(math.MaxUint32))
+				}
+				*id.dst = uint32(*id.v)
+			}
 		}
 		c.Volumes = append(c.Volumes, v)
 	}

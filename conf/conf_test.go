@@ -32,7 +32,8 @@ func TestDefault(t *testing.T) {
 	}
 	v := c.Volumes[0]
 	if v.Name != "default" || v.Engine != "local" || v.Path != "proxyfs-data/default" ||
-		v.SyncInterval != time.Second || v.CapacityBytes != 0 {
+		v.SyncInterval != time.Second || v.CapacityBytes != 0 ||
+		v.ReadOnly || v.RootSquash || v.AnonUID != 65534 || v.AnonGID != 65534 {
 		t.Errorf("volume: %+v", v)
 	}
 	if c.Volume("default") != &c.Volumes[0] || c.Volume("nope") != nil {
@@ -53,7 +54,8 @@ func TestMinimalGetsDefaults(t *testing.T) {
 		t.Errorf("got %+v, want defaults %+v", c, d)
 	}
 	v := c.Volumes[0]
-	if v.Engine != "local" || v.Path != filepath.Join("proxyfs-data", "v1") || v.SyncInterval != time.Second {
+	if v.Engine != "local" || v.Path != filepath.Join("proxyfs-data", "v1") || v.SyncInterval != time.Second ||
+		v.ReadOnly || v.RootSquash || v.AnonUID != DefaultAnonID || v.AnonGID != DefaultAnonID {
 		t.Errorf("volume defaults: %+v", v)
 	}
 }
@@ -86,6 +88,10 @@ engine = "memory"
 capacity_bytes = 12345
 sync_interval = "5s"
 inline_bytes = 0
+read_only = true
+root_squash = true
+anon_uid = 99
+anon_gid = 4294967295
 [[volume]]
 name = "b.c-d_e"
 path = "/var/lib/b"
@@ -102,10 +108,12 @@ path = "/var/lib/b"
 	if c.Metrics.Listen != "" || !c.Metrics.Pprof || c.Log != (Log{"debug", "json"}) {
 		t.Errorf("metrics/log %+v %+v", c.Metrics, c.Log)
 	}
-	if c.Volumes[0] != (Volume{Name: "a", Engine: "memory", Path: "proxyfs-data/a", SyncInterval: 5 * time.Second, CapacityBytes: 12345, InlineBytes: 0}) {
+	if c.Volumes[0] != (Volume{Name: "a", Engine: "memory", Path: "proxyfs-data/a", SyncInterval: 5 * time.Second, CapacityBytes: 12345, InlineBytes: 0,
+		ReadOnly: true, RootSquash: true, AnonUID: 99, AnonGID: 1<<32 - 1}) {
 		t.Errorf("volume a: %+v", c.Volumes[0])
 	}
-	if c.Volumes[1] != (Volume{Name: "b.c-d_e", Engine: "local", Path: "/var/lib/b", SyncInterval: time.Second, InlineBytes: DefaultInlineBytes}) {
+	if c.Volumes[1] != (Volume{Name: "b.c-d_e", Engine: "local", Path: "/var/lib/b", SyncInterval: time.Second, InlineBytes: DefaultInlineBytes,
+		AnonUID: DefaultAnonID, AnonGID: DefaultAnonID}) {
 		t.Errorf("volume b: %+v", c.Volumes[1])
 	}
 }
@@ -129,6 +137,10 @@ func TestErrors(t *testing.T) {
 		{"[[volume]]\nname = \"v\"\ncapacity_bytes = -1\n", `volume[0].capacity_bytes`},
 		{"[[volume]]\nname = \"v\"\ninline_bytes = 65537\n", `volume[0].inline_bytes: 65537 is out of range`},
 		{"[[volume]]\nname = \"v\"\ninline_bytes = -1\n", `volume[0].inline_bytes`},
+		{"[[volume]]\nname = \"v\"\nanon_uid = -1\n", `volume[0].anon_uid: -1 is out of range 0..4294967295`},
+		{"[[volume]]\nname = \"v\"\nanon_gid = 4294967296\n", `volume[0].anon_gid: 4294967296 is out of range`},
+		{"[[volume]]\nname = \"v\"\nroot_squash = 1\n", `root_squash`},
+		{"[[volume]]\nname = \"v\"\nread_only = \"yes\"\n", `read_only`},
 		{"[[volume]]\nname = \"a\"\npath = \"p\"\n[[volume]]\nname = \"b\"\npath = \"p/\"\n", `volume[1].path`},
 		{"[server]\nshutdown_grace = \"soon\"" + vol, `server.shutdown_grace: invalid duration "soon"`},
 		{"[server]\nmax_io_bytes = 0" + vol, `server.max_io_bytes: 0 is out of range`},
