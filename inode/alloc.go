@@ -65,7 +65,10 @@ func unsupported(err error) bool {
 // FallocKeepSize is the engine's business, and may be dropped when the
 // object is truncated). Punched holes are holes inside the object, not a
 // short object.
-func (fs *FS) Fallocate(ctx context.Context, ino Ino, mode uint32, off, length uint64) error {
+//
+// c needs write permission; a change by anyone but root clears the
+// setuid bit (and setgid with group execute), as a write does.
+func (fs *FS) Fallocate(ctx context.Context, c Caller, ino Ino, mode uint32, off, length uint64) error {
 	switch mode {
 	case 0, FallocKeepSize, FallocPunchHole | FallocKeepSize, FallocZeroRange, FallocZeroRange | FallocKeepSize:
 	default:
@@ -85,6 +88,9 @@ func (fs *FS) Fallocate(ctx context.Context, ino Ino, mode uint32, off, length u
 	defer mu.Unlock()
 	r, err := fs.checkFile(ctx, ino)
 	if err != nil {
+		return err
+	}
+	if err := c.may(&r.Attr, MayWrite); err != nil {
 		return err
 	}
 	oldSize := r.Size
@@ -140,6 +146,7 @@ func (fs *FS) Fallocate(ctx context.Context, ino Ino, mode uint32, off, length u
 		now := fs.now()
 		r.Size = newSize
 		r.Mtime, r.Ctime = now, now
+		c.wrote(&r.Attr)
 		if err := fs.putRecord(ctx, r); err != nil {
 			undo()
 			return err
@@ -176,8 +183,8 @@ func (fs *FS) fallocateData(ctx context.Context, ino Ino, mode uint32, off, leng
 // regular file ino: the offset of the first data (or hole) at or after
 // off. The end of the file counts as a hole. ENXIO when off is at or past
 // the size, or (SEEK_DATA) only holes follow. On an engine without
-// allocation the whole file is data.
-func (fs *FS) Seek(ctx context.Context, ino Ino, off uint64, hole bool) (uint64, error) {
+// allocation the whole file is data. c needs read permission.
+func (fs *FS) Seek(ctx context.Context, c Caller, ino Ino, off uint64, hole bool) (uint64, error) {
 	fs.ns.RLock()
 	defer fs.ns.RUnlock()
 	mu := &fs.stripe[ino%stripes]
@@ -185,6 +192,9 @@ func (fs *FS) Seek(ctx context.Context, ino Ino, off uint64, hole bool) (uint64,
 	defer mu.Unlock()
 	r, err := fs.checkFile(ctx, ino)
 	if err != nil {
+		return 0, err
+	}
+	if err := c.may(&r.Attr, MayRead); err != nil {
 		return 0, err
 	}
 	if off >= r.Size {

@@ -50,11 +50,6 @@ type Timespec struct {
 	Nsec int64 // 0..999999999
 }
 
-// Caller identifies who makes a call: new inodes take its UID and GID.
-type Caller struct {
-	UID, GID uint32
-}
-
 // Attr is what stat reports about an inode.
 type Attr struct {
 	Ino    Ino
@@ -86,14 +81,20 @@ func (a Attr) IsDir() bool { return a.Mode&ModeType == ModeDir }
 
 // Set* are the bits of SetAttr.Mask: which fields of a SetAttr to apply.
 const (
-	SetSize    = 1 << 0
-	SetMode    = 1 << 1
-	SetUID     = 1 << 2
-	SetGID     = 1 << 3
-	SetAtime   = 1 << 4
-	SetMtime   = 1 << 5
-	SetCrtime  = 1 << 6
-	SetMaskAll = SetSize | SetMode | SetUID | SetGID | SetAtime | SetMtime | SetCrtime
+	SetSize   = 1 << 0
+	SetMode   = 1 << 1
+	SetUID    = 1 << 2
+	SetGID    = 1 << 3
+	SetAtime  = 1 << 4
+	SetMtime  = 1 << 5
+	SetCrtime = 1 << 6
+	// SetAtimeNow and SetMtimeNow set atime or mtime to the server's
+	// current time (utimensat's UTIME_NOW): a caller with write permission
+	// may set both to now without owning the file. Each excludes its
+	// explicit counterpart (EINVAL).
+	SetAtimeNow = 1 << 7
+	SetMtimeNow = 1 << 8
+	SetMaskAll  = SetSize | SetMode | SetUID | SetGID | SetAtime | SetMtime | SetCrtime | SetAtimeNow | SetMtimeNow
 )
 
 // SetAttr describes an attribute change. Only the fields whose bit is in

@@ -6,13 +6,21 @@ import (
 	"syscall"
 )
 
-// SetAttr applies the fields of sa selected by sa.Mask in one atomic step
-// and returns the new attributes. Any change sets ctime; a size change
-// also sets mtime unless sa sets mtime itself. Changing the size of a
-// directory is EISDIR, of a symlink EINVAL; unknown mask bits are EINVAL.
-func (fs *FS) SetAttr(ctx context.Context, ino Ino, sa SetAttr) (Attr, error) {
+// SetAttr applies the fields of sa selected by sa.Mask in one atomic step,
+// as c, and returns the new attributes. Any change sets ctime; a size
+// change also sets mtime unless sa sets mtime itself. Changing the size of
+// a directory is EISDIR, of a symlink EINVAL; unknown mask bits are
+// EINVAL, and so are a time and its "now" bit together. Who may change
+// what is checkSetAttr's rule (perm.go). A size change by anyone but root
+// clears the file's setuid bit (and setgid with group execute), as a
+// write does; so does a change of owner or group of a regular file, by
+// anyone, unless sa sets the mode too.
+func (fs *FS) SetAttr(ctx context.Context, c Caller, ino Ino, sa SetAttr) (Attr, error) {
 	if sa.Mask&^SetMaskAll != 0 {
 		return Attr{}, fmt.Errorf("setattr: mask %#x: %w", sa.Mask, syscall.EINVAL)
+	}
+	if sa.Mask&(SetAtime|SetAtimeNow) == SetAtime|SetAtimeNow || sa.Mask&(SetMtime|SetMtimeNow) == SetMtime|SetMtimeNow {
+		return Attr{}, fmt.Errorf("setattr: mask %#x sets a time and asks for now: %w", sa.Mask, syscall.EINVAL)
 	}
 	for _, tm := range []struct {
 		bit uint32
@@ -48,11 +56,21 @@ func (fs *FS) SetAttr(ctx context.Context, ino Ino, sa SetAttr) (Attr, error) {
 		case ModeSymlink:
 			return Attr{}, fmt.Errorf("resize symlink %d: %w", ino, syscall.EINVAL)
 		}
+	}
+	mode, err := c.checkSetAttr(&r.Attr, &sa)
+	if err != nil {
+		return Attr{}, err
+	}
+	if sa.Mask&SetSize != 0 {
 		r.Size = sa.Size
 		r.Mtime = now
+		c.wrote(&r.Attr)
+	}
+	if sa.Mask&(SetUID|SetGID) != 0 {
+		clearSetID(&r.Attr)
 	}
 	if sa.Mask&SetMode != 0 {
-		r.Mode = r.Mode&ModeType | sa.Mode&ModePerm
+		r.Mode = mode
 	}
 	if sa.Mask&SetUID != 0 {
 		r.UID = sa.UID
@@ -63,8 +81,14 @@ func (fs *FS) SetAttr(ctx context.Context, ino Ino, sa SetAttr) (Attr, error) {
 	if sa.Mask&SetAtime != 0 {
 		r.Atime = sa.Atime
 	}
+	if sa.Mask&SetAtimeNow != 0 {
+		r.Atime = now
+	}
 	if sa.Mask&SetMtime != 0 {
 		r.Mtime = sa.Mtime
+	}
+	if sa.Mask&SetMtimeNow != 0 {
+		r.Mtime = now
 	}
 	if sa.Mask&SetCrtime != 0 {
 		r.Crtime = sa.Crtime

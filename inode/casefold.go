@@ -141,14 +141,14 @@ func (t *txn) delFold(dir Ino, name string) {
 // order of names, whose name folds like name. It returns the entry's real
 // name and its attributes; ENOENT if no name folds like it. "." and ".."
 // are themselves. It costs one ordered scan of the index: O(log n) in the
-// directory's size.
-func (fs *FS) LookupCI(ctx context.Context, dir Ino, name string) (string, Attr, error) {
+// directory's size. c needs search permission on dir, as for Lookup.
+func (fs *FS) LookupCI(ctx context.Context, c Caller, dir Ino, name string) (string, Attr, error) {
 	if err := checkName(name); err != nil {
 		return "", Attr{}, err
 	}
 	fs.ns.RLock()
 	defer fs.ns.RUnlock()
-	d, err := fs.getDir(ctx, dir)
+	d, err := fs.searchDir(ctx, c, dir)
 	if err != nil {
 		return "", Attr{}, err
 	}

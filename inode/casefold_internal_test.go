@@ -93,7 +93,7 @@ func TestBuildCIChunks(t *testing.T) {
 	if n != 21 {
 		t.Fatalf("%d index keys, want 21", n)
 	}
-	if name, a, err := fs.LookupCI(ctx, d.Ino, "f13"); err != nil || name != "F13" || a.Ino == 0 {
+	if name, a, err := fs.LookupCI(ctx, Caller{}, d.Ino, "f13"); err != nil || name != "F13" || a.Ino == 0 {
 		t.Fatalf("LookupCI f13: %q %v", name, err)
 	}
 }

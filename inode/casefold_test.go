@@ -17,7 +17,7 @@ import (
 // (wantIno, if not 0), or fails with want.
 func lookupCI(t *testing.T, fs *inode.FS, dir inode.Ino, name, wantName string, wantIno inode.Ino, want syscall.Errno) {
 	t.Helper()
-	got, a, err := fs.LookupCI(ctx, dir, name)
+	got, a, err := fs.LookupCI(ctx, root, dir, name)
 	wantErr(t, "lookup_ci "+name, err, want)
 	if want != 0 {
 		return
@@ -88,12 +88,12 @@ func TestLookupCICollisions(t *testing.T) {
 	// No exact match: the smallest name in byte order ("ABC" < "aBc" < "abc").
 	lookupCI(t, fs, inode.RootIno, "Abc", "ABC", upper, 0)
 	lookupCI(t, fs, inode.RootIno, "abC", "ABC", upper, 0)
-	wantErr(t, "unlink ABC", fs.Unlink(ctx, inode.RootIno, "ABC"), 0)
+	wantErr(t, "unlink ABC", fs.Unlink(ctx, root, inode.RootIno, "ABC"), 0)
 	lookupCI(t, fs, inode.RootIno, "Abc", "aBc", mixed, 0)
 	lookupCI(t, fs, inode.RootIno, "ABC", "aBc", mixed, 0)
-	wantErr(t, "unlink aBc", fs.Unlink(ctx, inode.RootIno, "aBc"), 0)
+	wantErr(t, "unlink aBc", fs.Unlink(ctx, root, inode.RootIno, "aBc"), 0)
 	lookupCI(t, fs, inode.RootIno, "ABC", "abc", lower, 0)
-	wantErr(t, "unlink abc", fs.Unlink(ctx, inode.RootIno, "abc"), 0)
+	wantErr(t, "unlink abc", fs.Unlink(ctx, root, inode.RootIno, "abc"), 0)
 	lookupCI(t, fs, inode.RootIno, "ABC", "", 0, syscall.ENOENT)
 	// Prefixes of a folded name are other names: "ab" does not find "abc".
 	mustCreate(t, fs, inode.RootIno, "abcd")
@@ -111,37 +111,37 @@ func TestLookupCIEveryEntryOp(t *testing.T) {
 	f := mustCreate(t, fs, a.Ino, "File").Ino
 
 	// Rename changing only the case.
-	wantErr(t, "rename", fs.Rename(ctx, a.Ino, "File", a.Ino, "FILE"), 0)
+	wantErr(t, "rename", fs.Rename(ctx, root, a.Ino, "File", a.Ino, "FILE"), 0)
 	lookupCI(t, fs, a.Ino, "file", "FILE", f, 0)
-	wantErr(t, "lookup old", func() error { _, err := fs.Lookup(ctx, a.Ino, "File"); return err }(), syscall.ENOENT)
+	wantErr(t, "lookup old", func() error { _, err := fs.Lookup(ctx, root, a.Ino, "File"); return err }(), syscall.ENOENT)
 	inodetest.MustCheck(t, fs)
 	// Rename to another directory.
-	wantErr(t, "rename", fs.Rename(ctx, a.Ino, "FILE", b.Ino, "moved"), 0)
+	wantErr(t, "rename", fs.Rename(ctx, root, a.Ino, "FILE", b.Ino, "moved"), 0)
 	lookupCI(t, fs, a.Ino, "file", "", 0, syscall.ENOENT)
 	lookupCI(t, fs, b.Ino, "MOVED", "moved", f, 0)
 	// Rename replacing an existing file whose name folds alike.
 	g := mustCreate(t, fs, b.Ino, "Other").Ino
-	wantErr(t, "rename over", fs.Rename(ctx, b.Ino, "Other", b.Ino, "moved"), 0)
+	wantErr(t, "rename over", fs.Rename(ctx, root, b.Ino, "Other", b.Ino, "moved"), 0)
 	lookupCI(t, fs, b.Ino, "MOVED", "moved", g, 0)
 	lookupCI(t, fs, b.Ino, "other", "", 0, syscall.ENOENT)
 	inodetest.MustCheck(t, fs)
 	// Link and unlink.
-	wantErr(t, "link", fs.Link(ctx, a.Ino, "HardLink", g), 0)
+	wantErr(t, "link", fs.Link(ctx, root, a.Ino, "HardLink", g), 0)
 	lookupCI(t, fs, a.Ino, "hardlink", "HardLink", g, 0)
-	wantErr(t, "unlink", fs.Unlink(ctx, b.Ino, "moved"), 0)
+	wantErr(t, "unlink", fs.Unlink(ctx, root, b.Ino, "moved"), 0)
 	lookupCI(t, fs, b.Ino, "moved", "", 0, syscall.ENOENT)
 	lookupCI(t, fs, a.Ino, "HARDLINK", "HardLink", g, 0)
 	// Symlink.
-	s, err := fs.Symlink(ctx, alice, a.Ino, "Link", "target")
+	s, err := fs.Symlink(ctx, root, a.Ino, "Link", "target")
 	wantErr(t, "symlink", err, 0)
 	lookupCI(t, fs, a.Ino, "LINK", "Link", s.Ino, 0)
 	// Mkdir, rename of a directory, rmdir.
 	sub := mustMkdir(t, fs, a.Ino, "Sub")
 	lookupCI(t, fs, a.Ino, "sub", "Sub", sub.Ino, 0)
-	wantErr(t, "rename dir", fs.Rename(ctx, a.Ino, "Sub", b.Ino, "SUB2"), 0)
+	wantErr(t, "rename dir", fs.Rename(ctx, root, a.Ino, "Sub", b.Ino, "SUB2"), 0)
 	lookupCI(t, fs, b.Ino, "sub2", "SUB2", sub.Ino, 0)
 	lookupCI(t, fs, a.Ino, "sub", "", 0, syscall.ENOENT)
-	wantErr(t, "rmdir", fs.Rmdir(ctx, b.Ino, "SUB2"), 0)
+	wantErr(t, "rmdir", fs.Rmdir(ctx, root, b.Ino, "SUB2"), 0)
 	lookupCI(t, fs, b.Ino, "sub2", "", 0, syscall.ENOENT)
 }
 
@@ -301,7 +301,7 @@ func TestLookupCIManyCollisions(t *testing.T) {
 		lookupCI(t, fs, inode.RootIno, n, n, inos[n], 0)
 	}
 	// "abcdefg" sorts last of all; without it, the first ("ABCDEFG") is found.
-	wantErr(t, "unlink", fs.Unlink(ctx, inode.RootIno, "abcdefg"), 0)
+	wantErr(t, "unlink", fs.Unlink(ctx, root, inode.RootIno, "abcdefg"), 0)
 	lookupCI(t, fs, inode.RootIno, "abcdefg", "ABCDEFG", inos["ABCDEFG"], 0)
 	lookupCI(t, fs, inode.RootIno, "abcdefgh", "", 0, syscall.ENOENT)
 }

@@ -28,8 +28,10 @@ type copier interface {
 // MaxCopyRange. dst grows as a write would (a gap reads as zeros), counted
 // against the capacity, and gets a new mtime and ctime. Overlapping ranges
 // of one file are EINVAL, as with copy_file_range(2); directories are
-// EISDIR.
-func (fs *FS) CopyRange(ctx context.Context, src Ino, srcOff uint64, dst Ino, dstOff uint64, length uint64) (uint64, error) {
+// EISDIR. c needs read permission on src and write permission on dst,
+// whose setuid bit (and setgid with group execute) a copy by anyone but
+// root clears, as a write does.
+func (fs *FS) CopyRange(ctx context.Context, c Caller, src Ino, srcOff uint64, dst Ino, dstOff uint64, length uint64) (uint64, error) {
 	length = min(length, MaxCopyRange)
 	if srcOff > MaxFileSize || dstOff > MaxFileSize || length > MaxFileSize-dstOff {
 		return 0, fmt.Errorf("copy %d bytes from %d at %d to %d at %d: %w", length, src, srcOff, dst, dstOff, syscall.EFBIG)
@@ -56,6 +58,12 @@ func (fs *FS) CopyRange(ctx context.Context, src Ino, srcOff uint64, dst Ino, ds
 	}
 	dr, err := fs.checkFile(ctx, dst)
 	if err != nil {
+		return 0, err
+	}
+	if err := c.may(&sr.Attr, MayRead); err != nil {
+		return 0, err
+	}
+	if err := c.may(&dr.Attr, MayWrite); err != nil {
 		return 0, err
 	}
 	if srcOff >= sr.Size || length == 0 {
@@ -96,6 +104,7 @@ func (fs *FS) CopyRange(ctx context.Context, src Ino, srcOff uint64, dst Ino, ds
 	now := fs.now()
 	dr.Size = max(oldSize, dstOff+n)
 	dr.Mtime, dr.Ctime = now, now
+	c.wrote(&dr.Attr)
 	if err := fs.putRecord(ctx, dr); err != nil {
 		undo()
 		return 0, err

@@ -30,12 +30,15 @@ func (fs *FS) checkFile(ctx context.Context, ino Ino) (*record, error) {
 
 // Read reads up to len(p) bytes of ino at off into p and returns how many
 // it read: fewer at the end of the file, 0 at or past it. Holes read as
-// zeros. Reads do not change atime.
-func (fs *FS) Read(ctx context.Context, ino Ino, p []byte, off uint64) (int, error) {
+// zeros. Reads do not change atime. c needs read permission.
+func (fs *FS) Read(ctx context.Context, c Caller, ino Ino, p []byte, off uint64) (int, error) {
 	fs.ns.RLock()
 	defer fs.ns.RUnlock()
 	r, err := fs.checkFile(ctx, ino)
 	if err != nil {
+		return 0, err
+	}
+	if err := c.may(&r.Attr, MayRead); err != nil {
 		return 0, err
 	}
 	if off >= r.Size || len(p) == 0 {
@@ -99,7 +102,7 @@ func (s *Span) Release() {
 // keep data in files. No lock is held once it returns: a truncate racing
 // with the copy may make the file shorter than N, and the caller sends
 // zeros for what is missing, as Read would have after the truncate.
-func (fs *FS) ReadSpan(ctx context.Context, ino Ino, off uint64, length int) (Span, error) {
+func (fs *FS) ReadSpan(ctx context.Context, c Caller, ino Ino, off uint64, length int) (Span, error) {
 	fd, ok := fs.be.(vfsbackend.FileData)
 	if !ok {
 		return Span{}, fmt.Errorf("read span: %w", errors.ErrUnsupported)
@@ -108,6 +111,9 @@ func (fs *FS) ReadSpan(ctx context.Context, ino Ino, off uint64, length int) (Sp
 	defer fs.ns.RUnlock()
 	r, err := fs.checkFile(ctx, ino)
 	if err != nil {
+		return Span{}, err
+	}
+	if err := c.may(&r.Attr, MayRead); err != nil {
 		return Span{}, err
 	}
 	if off >= r.Size || length <= 0 {
@@ -138,8 +144,10 @@ func (fs *FS) ReadSpan(ctx context.Context, ino Ino, off uint64, length int) (Sp
 
 // Write writes p into ino at off, extending the file as needed; a gap
 // between the old end and off reads as zeros. It sets mtime and ctime.
-// Writes ending beyond MaxFileSize are EFBIG.
-func (fs *FS) Write(ctx context.Context, ino Ino, p []byte, off uint64) error {
+// Writes ending beyond MaxFileSize are EFBIG. c needs write permission; a
+// write by anyone but root clears the setuid bit (and setgid with group
+// execute).
+func (fs *FS) Write(ctx context.Context, c Caller, ino Ino, p []byte, off uint64) error {
 	if off > MaxFileSize || uint64(len(p)) > MaxFileSize-off {
 		return fmt.Errorf("write %d bytes at %d: %w", len(p), off, syscall.EFBIG)
 	}
@@ -150,6 +158,9 @@ func (fs *FS) Write(ctx context.Context, ino Ino, p []byte, off uint64) error {
 	defer mu.Unlock()
 	r, err := fs.checkFile(ctx, ino)
 	if err != nil {
+		return err
+	}
+	if err := c.may(&r.Attr, MayWrite); err != nil {
 		return err
 	}
 	if len(p) == 0 {
@@ -182,6 +193,7 @@ func (fs *FS) Write(ctx context.Context, ino Ino, p []byte, off uint64) error {
 	now := fs.now()
 	r.Size = max(r.Size, off+uint64(len(p)))
 	r.Mtime, r.Ctime = now, now
+	c.wrote(&r.Attr)
 	if err := fs.putRecord(ctx, r); err != nil {
 		if r.Size > oldSize {
 			// The bytes past the old size are not part of the file; cut

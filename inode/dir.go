@@ -14,7 +14,10 @@ const DefaultReadDirMax = 1024
 // continues the listing after it; cookies stay valid while the directory
 // changes, so an entry that exists for the whole listing is returned
 // exactly once. With plus, each entry carries its attributes.
-func (fs *FS) ReadDir(ctx context.Context, dir Ino, prevCookie int64, max int, plus bool) ([]DirEntry, bool, error) {
+//
+// c needs read permission on dir, and with plus search permission too
+// (the attributes of an entry are what a lookup of it gives).
+func (fs *FS) ReadDir(ctx context.Context, c Caller, dir Ino, prevCookie int64, max int, plus bool) ([]DirEntry, bool, error) {
 	if max <= 0 {
 		max = DefaultReadDirMax
 	}
@@ -22,6 +25,13 @@ func (fs *FS) ReadDir(ctx context.Context, dir Ino, prevCookie int64, max int, p
 	defer fs.ns.RUnlock()
 	d, err := fs.getDir(ctx, dir)
 	if err != nil {
+		return nil, false, err
+	}
+	want := MayRead
+	if plus {
+		want |= MayExec
+	}
+	if err := c.may(&d.Attr, want); err != nil {
 		return nil, false, err
 	}
 	var out []DirEntry

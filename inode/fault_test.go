@@ -34,7 +34,7 @@ func snapshot(t *testing.T, fs *inode.FS) map[string]string {
 				out[p] = "->" + target
 			default:
 				buf := make([]byte, a.Size+1)
-				n, err := fs.Read(ctx, e.Ino, buf, 0)
+				n, err := fs.Read(ctx, root, e.Ino, buf, 0)
 				wantErr(t, "read", err, 0)
 				out[p] = string(buf[:n])
 			}
@@ -67,43 +67,43 @@ func workload(t *testing.T, fs *inode.FS, round int, errno syscall.Errno, prevFa
 		failed++
 	}
 	n := fmt.Sprintf("r%d", round)
-	_, err := fs.Mkdir(ctx, alice, inode.RootIno, n, 0o755)
+	_, err := fs.Mkdir(ctx, root, inode.RootIno, n, 0o755)
 	check("mkdir", err)
-	a, err := fs.Create(ctx, alice, inode.RootIno, n+"f", 0o644)
+	a, err := fs.Create(ctx, root, inode.RootIno, n+"f", 0o644)
 	check("create", err)
 	if err == nil {
-		check("write", fs.Write(ctx, a.Ino, bytes.Repeat([]byte{byte(round)}, 5000), 100))
-		_, err = fs.SetAttr(ctx, a.Ino, inode.SetAttr{Mask: inode.SetSize, Size: 1000})
+		check("write", fs.Write(ctx, root, a.Ino, bytes.Repeat([]byte{byte(round)}, 5000), 100))
+		_, err = fs.SetAttr(ctx, root, a.Ino, inode.SetAttr{Mask: inode.SetSize, Size: 1000})
 		check("shrink", err)
 		check("flush", fs.Flush(ctx, a.Ino))
-		check("link", fs.Link(ctx, inode.RootIno, n+"l", a.Ino))
-		check("setxattr", fs.SetXattr(ctx, a.Ino, "user.x", []byte(n), 0))
+		check("link", fs.Link(ctx, root, inode.RootIno, n+"l", a.Ino))
+		check("setxattr", fs.SetXattr(ctx, root, a.Ino, "user.x", []byte(n), 0))
 	}
-	_, err = fs.Symlink(ctx, alice, inode.RootIno, n+"s", "target")
+	_, err = fs.Symlink(ctx, root, inode.RootIno, n+"s", "target")
 	check("symlink", err)
-	check("rename", fs.Rename(ctx, inode.RootIno, n+"f", inode.RootIno, n+"g"))
-	check("unlink", fs.Unlink(ctx, inode.RootIno, n+"l"))
+	check("rename", fs.Rename(ctx, root, inode.RootIno, n+"f", inode.RootIno, n+"g"))
+	check("unlink", fs.Unlink(ctx, root, inode.RootIno, n+"l"))
 	if round > 1 {
 		p := fmt.Sprintf("r%d", round-2)
-		for _, err := range []error{fs.Unlink(ctx, inode.RootIno, p+"g"), fs.Unlink(ctx, inode.RootIno, p+"s"), fs.Rmdir(ctx, inode.RootIno, p)} {
+		for _, err := range []error{fs.Unlink(ctx, root, inode.RootIno, p+"g"), fs.Unlink(ctx, root, inode.RootIno, p+"s"), fs.Rmdir(ctx, root, inode.RootIno, p)} {
 			if prevFaulted && (errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ENOTEMPTY)) {
 				continue
 			}
 			check("clean up round-2", err)
 		}
 	}
-	tmp, err := fs.Create(ctx, alice, inode.RootIno, n+"tmp", 0o644)
+	tmp, err := fs.Create(ctx, root, inode.RootIno, n+"tmp", 0o644)
 	check("create tmp", err)
 	if err == nil {
-		check("write tmp", fs.Write(ctx, tmp.Ino, []byte("x"), 0))
-		check("unlink tmp", fs.Unlink(ctx, inode.RootIno, n+"tmp"))
+		check("write tmp", fs.Write(ctx, root, tmp.Ino, []byte("x"), 0))
+		check("unlink tmp", fs.Unlink(ctx, root, inode.RootIno, n+"tmp"))
 	}
-	_, _, err = fs.ReadDir(ctx, inode.RootIno, -1, 0, true)
+	_, _, err = fs.ReadDir(ctx, root, inode.RootIno, -1, 0, true)
 	check("readdir", err)
 	_, err = fs.GetAttr(ctx, inode.RootIno)
 	check("getattr", err)
 	if a.Ino != 0 {
-		_, err = fs.Read(ctx, a.Ino, make([]byte, 100), 0)
+		_, err = fs.Read(ctx, root, a.Ino, make([]byte, 100), 0)
 		check("read", err)
 	}
 	check("sync", fs.Sync(ctx))

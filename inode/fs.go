@@ -377,6 +377,19 @@ func (fs *FS) getDir(ctx context.Context, ino Ino) (*record, error) {
 	return r, nil
 }
 
+// searchDir loads directory ino's record and checks that c may search it
+// (look names up in it).
+func (fs *FS) searchDir(ctx context.Context, c Caller, ino Ino) (*record, error) {
+	d, err := fs.getDir(ctx, ino)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.search(&d.Attr); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
 // lookupEntry returns the entry name in directory dir (which must have been
 // checked to be a directory).
 func (fs *FS) lookupEntry(ctx context.Context, dir Ino, name string) (entry, error) {
@@ -390,9 +403,10 @@ func (fs *FS) lookupEntry(ctx context.Context, dir Ino, name string) (entry, err
 	return decodeEntry(v)
 }
 
-// lookup resolves one name in dir, including "." and "..".
-func (fs *FS) lookup(ctx context.Context, dir Ino, name string) (Ino, error) {
-	d, err := fs.getDir(ctx, dir)
+// lookup resolves one name in dir, including "." and "..", for c, who
+// needs search permission on dir.
+func (fs *FS) lookup(ctx context.Context, c Caller, dir Ino, name string) (Ino, error) {
+	d, err := fs.searchDir(ctx, c, dir)
 	if err != nil {
 		return 0, err
 	}
@@ -410,17 +424,20 @@ func (fs *FS) lookup(ctx context.Context, dir Ino, name string) (Ino, error) {
 }
 
 // Lookup returns the inode number of name in directory dir. "." and ".."
-// are understood; ".." of the root is the root.
-func (fs *FS) Lookup(ctx context.Context, dir Ino, name string) (Ino, error) {
+// are understood; ".." of the root is the root. c needs search
+// permission on dir.
+func (fs *FS) Lookup(ctx context.Context, c Caller, dir Ino, name string) (Ino, error) {
 	if err := checkName(name); err != nil {
 		return 0, err
 	}
 	fs.ns.RLock()
 	defer fs.ns.RUnlock()
-	return fs.lookup(ctx, dir, name)
+	return fs.lookup(ctx, c, dir, name)
 }
 
-// GetAttr returns ino's attributes.
+// GetAttr returns ino's attributes. It checks no permission: whoever
+// could name the inode may stat it (stat(2) needs search permission on
+// the path only, which the lookups that found it checked).
 func (fs *FS) GetAttr(ctx context.Context, ino Ino) (Attr, error) {
 	fs.ns.RLock()
 	defer fs.ns.RUnlock()
@@ -432,7 +449,7 @@ func (fs *FS) GetAttr(ctx context.Context, ino Ino) (Attr, error) {
 }
 
 // Flush makes ino's data and metadata, and every change committed before,
-// durable against power loss.
+// durable against power loss. Like fsync(2), it needs no permission.
 func (fs *FS) Flush(ctx context.Context, ino Ino) error {
 	fs.ns.RLock()
 	r, err := fs.get(ctx, ino)

@@ -19,6 +19,8 @@ import (
 var (
 	ctx   = context.Background()
 	alice = inode.Caller{UID: 1000, GID: 100}
+	// root is who the tests of other rules than permissions act as.
+	root = inode.Caller{}
 )
 
 // wantErr fails the test unless err is the errno want (nil for success).
@@ -37,14 +39,14 @@ func wantErr(t *testing.T, what string, err error, want syscall.Errno) {
 
 func mustCreate(t *testing.T, fs *inode.FS, dir inode.Ino, name string) inode.Attr {
 	t.Helper()
-	a, err := fs.Create(ctx, alice, dir, name, 0o644)
+	a, err := fs.Create(ctx, root, dir, name, 0o644)
 	wantErr(t, "create "+name, err, 0)
 	return a
 }
 
 func mustMkdir(t *testing.T, fs *inode.FS, dir inode.Ino, name string) inode.Attr {
 	t.Helper()
-	a, err := fs.Mkdir(ctx, alice, dir, name, 0o755)
+	a, err := fs.Mkdir(ctx, root, dir, name, 0o755)
 	wantErr(t, "mkdir "+name, err, 0)
 	return a
 }
@@ -58,7 +60,7 @@ func attr(t *testing.T, fs *inode.FS, ino inode.Ino) inode.Attr {
 
 func lookup(t *testing.T, fs *inode.FS, dir inode.Ino, name string) inode.Ino {
 	t.Helper()
-	ino, err := fs.Lookup(ctx, dir, name)
+	ino, err := fs.Lookup(ctx, root, dir, name)
 	wantErr(t, "lookup "+name, err, 0)
 	return ino
 }
@@ -68,7 +70,7 @@ func listAll(t *testing.T, fs *inode.FS, dir inode.Ino, batch int) []inode.DirEn
 	var all []inode.DirEntry
 	cookie := int64(-1)
 	for {
-		ents, eof, err := fs.ReadDir(ctx, dir, cookie, batch, false)
+		ents, eof, err := fs.ReadDir(ctx, root, dir, cookie, batch, false)
 		wantErr(t, "readdir", err, 0)
 		all = append(all, ents...)
 		if len(ents) > 0 {
@@ -125,18 +127,18 @@ func TestNameRules(t *testing.T) {
 		{"...", 0},
 	}
 	for _, c := range cases {
-		_, err := fs.Create(ctx, alice, inode.RootIno, c.name, 0o644)
+		_, err := fs.Create(ctx, root, inode.RootIno, c.name, 0o644)
 		wantErr(t, fmt.Sprintf("create %q", c.name), err, c.want)
-		_, err = fs.Mkdir(ctx, alice, inode.RootIno, c.name+"d", 0o755)
+		_, err = fs.Mkdir(ctx, root, inode.RootIno, c.name+"d", 0o755)
 		if c.want == 0 && len(c.name) < 255 {
 			wantErr(t, fmt.Sprintf("mkdir %q", c.name+"d"), err, 0)
 		}
 	}
-	_, err := fs.Symlink(ctx, alice, inode.RootIno, "..", "x")
+	_, err := fs.Symlink(ctx, root, inode.RootIno, "..", "x")
 	wantErr(t, "symlink ..", err, syscall.EINVAL)
-	err = fs.Link(ctx, inode.RootIno, ".", inode.RootIno)
+	err = fs.Link(ctx, root, inode.RootIno, ".", inode.RootIno)
 	wantErr(t, "link .", err, syscall.EINVAL)
-	_, err = fs.Lookup(ctx, inode.RootIno, strings.Repeat("y", 300))
+	_, err = fs.Lookup(ctx, root, inode.RootIno, strings.Repeat("y", 300))
 	wantErr(t, "lookup long", err, syscall.ENAMETOOLONG)
 }
 
@@ -144,22 +146,24 @@ func TestNameRules(t *testing.T) {
 // its 07777 bits and the type bits come from the call.
 func TestCreateExclusiveAndOwnership(t *testing.T) {
 	fs, _ := inodetest.New(t)
+	_, err := fs.SetAttr(ctx, root, inode.RootIno, inode.SetAttr{Mask: inode.SetMode, Mode: 0o777})
+	wantErr(t, "chmod root", err, 0)
 	a, err := fs.Create(ctx, alice, inode.RootIno, "f", inode.ModeDir|0o4755)
 	wantErr(t, "create", err, 0)
 	if a.Mode != inode.ModeRegular|0o4755 || a.UID != 1000 || a.GID != 100 || a.Nlink != 1 || a.Size != 0 {
 		t.Fatalf("attr %+v", a)
 	}
-	_, err = fs.Create(ctx, alice, inode.RootIno, "f", 0o644)
+	_, err = fs.Create(ctx, root, inode.RootIno, "f", 0o644)
 	wantErr(t, "create again", err, syscall.EEXIST)
-	_, err = fs.Mkdir(ctx, alice, inode.RootIno, "f", 0o755)
+	_, err = fs.Mkdir(ctx, root, inode.RootIno, "f", 0o755)
 	wantErr(t, "mkdir over file", err, syscall.EEXIST)
-	_, err = fs.Symlink(ctx, alice, inode.RootIno, "f", "t")
+	_, err = fs.Symlink(ctx, root, inode.RootIno, "f", "t")
 	wantErr(t, "symlink over file", err, syscall.EEXIST)
 	d := mustMkdir(t, fs, inode.RootIno, "d")
 	if d.Mode != inode.ModeDir|0o755 || d.Nlink != 2 {
 		t.Fatalf("dir attr %+v", d)
 	}
-	s, err := fs.Symlink(ctx, alice, inode.RootIno, "s", "f")
+	s, err := fs.Symlink(ctx, root, inode.RootIno, "s", "f")
 	wantErr(t, "symlink", err, 0)
 	if s.Mode != inode.ModeSymlink|0o777 || s.Size != 1 {
 		t.Fatalf("symlink attr %+v", s)
@@ -171,9 +175,9 @@ func TestCreateExclusiveAndOwnership(t *testing.T) {
 	}
 	_, err = fs.ReadSymlink(ctx, a.Ino)
 	wantErr(t, "readlink of a file", err, syscall.EINVAL)
-	_, err = fs.Create(ctx, alice, a.Ino, "x", 0o644)
+	_, err = fs.Create(ctx, root, a.Ino, "x", 0o644)
 	wantErr(t, "create in a file", err, syscall.ENOTDIR)
-	_, err = fs.Create(ctx, alice, 999, "x", 0o644)
+	_, err = fs.Create(ctx, root, 999, "x", 0o644)
 	wantErr(t, "create in missing dir", err, syscall.ENOENT)
 	_, err = fs.GetAttr(ctx, 999)
 	wantErr(t, "getattr missing", err, syscall.ENOENT)
@@ -193,28 +197,28 @@ func TestNlink(t *testing.T) {
 		t.Fatalf("root nlink %d", n)
 	}
 	f := lookup(t, fs, d.Ino, "file")
-	wantErr(t, "link", fs.Link(ctx, inode.RootIno, "l1", f), 0)
-	wantErr(t, "link", fs.Link(ctx, d.Ino, "l2", f), 0)
+	wantErr(t, "link", fs.Link(ctx, root, inode.RootIno, "l1", f), 0)
+	wantErr(t, "link", fs.Link(ctx, root, d.Ino, "l2", f), 0)
 	if n := attr(t, fs, f).Nlink; n != 3 {
 		t.Fatalf("file nlink %d", n)
 	}
-	wantErr(t, "unlink", fs.Unlink(ctx, d.Ino, "file"), 0)
+	wantErr(t, "unlink", fs.Unlink(ctx, root, d.Ino, "file"), 0)
 	if n := attr(t, fs, f).Nlink; n != 2 {
 		t.Fatalf("file nlink after unlink %d", n)
 	}
-	wantErr(t, "rmdir", fs.Rmdir(ctx, d.Ino, "s1"), 0)
+	wantErr(t, "rmdir", fs.Rmdir(ctx, root, d.Ino, "s1"), 0)
 	if n := attr(t, fs, d.Ino).Nlink; n != 3 {
 		t.Fatalf("dir nlink after rmdir %d", n)
 	}
-	wantErr(t, "rename dir up", fs.Rename(ctx, d.Ino, "s2", inode.RootIno, "s2"), 0)
+	wantErr(t, "rename dir up", fs.Rename(ctx, root, d.Ino, "s2", inode.RootIno, "s2"), 0)
 	if n := attr(t, fs, d.Ino).Nlink; n != 2 {
 		t.Fatalf("old parent nlink %d", n)
 	}
 	if n := attr(t, fs, inode.RootIno).Nlink; n != 4 {
 		t.Fatalf("new parent nlink %d", n)
 	}
-	wantErr(t, "unlink l1", fs.Unlink(ctx, inode.RootIno, "l1"), 0)
-	wantErr(t, "unlink l2", fs.Unlink(ctx, d.Ino, "l2"), 0)
+	wantErr(t, "unlink l1", fs.Unlink(ctx, root, inode.RootIno, "l1"), 0)
+	wantErr(t, "unlink l2", fs.Unlink(ctx, root, d.Ino, "l2"), 0)
 	_, err := fs.GetAttr(ctx, f)
 	wantErr(t, "getattr after last unlink", err, syscall.ENOENT)
 }
@@ -225,23 +229,23 @@ func TestLinkUnlinkRmdirErrors(t *testing.T) {
 	d := mustMkdir(t, fs, inode.RootIno, "d")
 	f := mustCreate(t, fs, inode.RootIno, "f")
 	mustCreate(t, fs, d.Ino, "inner")
-	wantErr(t, "link dir", fs.Link(ctx, inode.RootIno, "dl", d.Ino), syscall.EPERM)
-	wantErr(t, "link existing name", fs.Link(ctx, inode.RootIno, "d", f.Ino), syscall.EEXIST)
-	wantErr(t, "link missing inode", fs.Link(ctx, inode.RootIno, "x", 4242), syscall.ENOENT)
-	wantErr(t, "link into a file", fs.Link(ctx, f.Ino, "x", f.Ino), syscall.ENOTDIR)
-	wantErr(t, "unlink dir", fs.Unlink(ctx, inode.RootIno, "d"), syscall.EISDIR)
-	wantErr(t, "unlink missing", fs.Unlink(ctx, inode.RootIno, "nope"), syscall.ENOENT)
-	wantErr(t, "unlink .", fs.Unlink(ctx, inode.RootIno, "."), syscall.EINVAL)
-	wantErr(t, "rmdir file", fs.Rmdir(ctx, inode.RootIno, "f"), syscall.ENOTDIR)
-	wantErr(t, "rmdir nonempty", fs.Rmdir(ctx, inode.RootIno, "d"), syscall.ENOTEMPTY)
-	wantErr(t, "rmdir missing", fs.Rmdir(ctx, inode.RootIno, "nope"), syscall.ENOENT)
-	wantErr(t, "rmdir .", fs.Rmdir(ctx, d.Ino, "."), syscall.EINVAL)
-	wantErr(t, "rmdir .. (as Linux)", fs.Rmdir(ctx, d.Ino, ".."), syscall.ENOTEMPTY)
-	wantErr(t, "unlink inner", fs.Unlink(ctx, d.Ino, "inner"), 0)
-	wantErr(t, "rmdir empty", fs.Rmdir(ctx, inode.RootIno, "d"), 0)
+	wantErr(t, "link dir", fs.Link(ctx, root, inode.RootIno, "dl", d.Ino), syscall.EPERM)
+	wantErr(t, "link existing name", fs.Link(ctx, root, inode.RootIno, "d", f.Ino), syscall.EEXIST)
+	wantErr(t, "link missing inode", fs.Link(ctx, root, inode.RootIno, "x", 4242), syscall.ENOENT)
+	wantErr(t, "link into a file", fs.Link(ctx, root, f.Ino, "x", f.Ino), syscall.ENOTDIR)
+	wantErr(t, "unlink dir", fs.Unlink(ctx, root, inode.RootIno, "d"), syscall.EISDIR)
+	wantErr(t, "unlink missing", fs.Unlink(ctx, root, inode.RootIno, "nope"), syscall.ENOENT)
+	wantErr(t, "unlink .", fs.Unlink(ctx, root, inode.RootIno, "."), syscall.EINVAL)
+	wantErr(t, "rmdir file", fs.Rmdir(ctx, root, inode.RootIno, "f"), syscall.ENOTDIR)
+	wantErr(t, "rmdir nonempty", fs.Rmdir(ctx, root, inode.RootIno, "d"), syscall.ENOTEMPTY)
+	wantErr(t, "rmdir missing", fs.Rmdir(ctx, root, inode.RootIno, "nope"), syscall.ENOENT)
+	wantErr(t, "rmdir .", fs.Rmdir(ctx, root, d.Ino, "."), syscall.EINVAL)
+	wantErr(t, "rmdir .. (as Linux)", fs.Rmdir(ctx, root, d.Ino, ".."), syscall.ENOTEMPTY)
+	wantErr(t, "unlink inner", fs.Unlink(ctx, root, d.Ino, "inner"), 0)
+	wantErr(t, "rmdir empty", fs.Rmdir(ctx, root, inode.RootIno, "d"), 0)
 	_, err := fs.GetAttr(ctx, d.Ino)
 	wantErr(t, "getattr removed dir", err, syscall.ENOENT)
-	_, err = fs.Create(ctx, alice, d.Ino, "x", 0o644)
+	_, err = fs.Create(ctx, root, d.Ino, "x", 0o644)
 	wantErr(t, "create in removed dir", err, syscall.ENOENT)
 }
 
@@ -281,7 +285,7 @@ func TestRenameMatrix(t *testing.T) {
 			mustMkdir(t, fs, b.Ino, "empty")
 			full := mustMkdir(t, fs, b.Ino, "full")
 			mustCreate(t, fs, full.Ino, "x")
-			wantErr(t, "link", fs.Link(ctx, b.Ino, "flink", f.Ino), 0)
+			wantErr(t, "link", fs.Link(ctx, root, b.Ino, "flink", f.Ino), 0)
 			dirs := map[string]inode.Ino{"": inode.RootIno, "a": a.Ino, "b": b.Ino, "a/sub": sub.Ino, "b/g": g.Ino}
 			split := func(p string) (inode.Ino, string) {
 				i := strings.LastIndexByte(p, '/')
@@ -294,7 +298,7 @@ func TestRenameMatrix(t *testing.T) {
 				srcIno = lookup(t, fs, sd, sn)
 			}
 			before := attr(t, fs, f.Ino)
-			err := fs.Rename(ctx, sd, sn, dd, dn)
+			err := fs.Rename(ctx, root, sd, sn, dd, dn)
 			wantErr(t, "rename", err, c.want)
 			if c.want != 0 {
 				return
@@ -311,7 +315,7 @@ func TestRenameMatrix(t *testing.T) {
 				}
 				return
 			}
-			_, err = fs.Lookup(ctx, sd, sn)
+			_, err = fs.Lookup(ctx, root, sd, sn)
 			wantErr(t, "source gone", err, syscall.ENOENT)
 			if c.dst == "b/g" {
 				_, err = fs.GetAttr(ctx, g.Ino)
@@ -341,46 +345,46 @@ func TestTimestamps(t *testing.T) {
 	if !(after(root1.Mtime, root0.Mtime) && root1.Ctime == root1.Mtime) {
 		t.Fatalf("create did not touch parent: %+v -> %+v", root0, root1)
 	}
-	wantErr(t, "write", fs.Write(ctx, f.Ino, []byte("hello"), 0), 0)
+	wantErr(t, "write", fs.Write(ctx, root, f.Ino, []byte("hello"), 0), 0)
 	w := attr(t, fs, f.Ino)
 	if !after(w.Mtime, f.Mtime) || w.Ctime != w.Mtime || w.Atime != f.Atime || w.Crtime != f.Crtime {
 		t.Fatalf("write times %+v -> %+v", f, w)
 	}
 	buf := make([]byte, 5)
-	if _, err := fs.Read(ctx, f.Ino, buf, 0); err != nil {
+	if _, err := fs.Read(ctx, root, f.Ino, buf, 0); err != nil {
 		t.Fatal(err)
 	}
 	if r := attr(t, fs, f.Ino); r != w {
 		t.Fatalf("read changed attrs %+v -> %+v", w, r)
 	}
-	c, err := fs.SetAttr(ctx, f.Ino, inode.SetAttr{Mask: inode.SetMode, Mode: 0o600})
+	c, err := fs.SetAttr(ctx, root, f.Ino, inode.SetAttr{Mask: inode.SetMode, Mode: 0o600})
 	wantErr(t, "chmod", err, 0)
 	if c.Mtime != w.Mtime || !after(c.Ctime, w.Ctime) || c.Mode != inode.ModeRegular|0o600 {
 		t.Fatalf("chmod times %+v -> %+v", w, c)
 	}
-	r, err := fs.SetAttr(ctx, f.Ino, inode.SetAttr{Mask: inode.SetSize, Size: 100})
+	r, err := fs.SetAttr(ctx, root, f.Ino, inode.SetAttr{Mask: inode.SetSize, Size: 100})
 	wantErr(t, "resize", err, 0)
 	if !after(r.Mtime, c.Mtime) || r.Ctime != r.Mtime || r.Size != 100 {
 		t.Fatalf("resize times %+v -> %+v", c, r)
 	}
 	want := inode.Timespec{Sec: 1234, Nsec: 567890123}
 	crt := inode.Timespec{Sec: 99, Nsec: 1}
-	s, err := fs.SetAttr(ctx, f.Ino, inode.SetAttr{Mask: inode.SetAtime | inode.SetMtime | inode.SetCrtime, Atime: want, Mtime: want, Crtime: crt})
+	s, err := fs.SetAttr(ctx, root, f.Ino, inode.SetAttr{Mask: inode.SetAtime | inode.SetMtime | inode.SetCrtime, Atime: want, Mtime: want, Crtime: crt})
 	wantErr(t, "settime", err, 0)
 	if s.Atime != want || s.Mtime != want || s.Crtime != crt || !after(s.Ctime, r.Ctime) {
 		t.Fatalf("settime %+v", s)
 	}
-	_, err = fs.SetAttr(ctx, f.Ino, inode.SetAttr{Mask: inode.SetMtime, Mtime: inode.Timespec{Nsec: 1e9}})
+	_, err = fs.SetAttr(ctx, root, f.Ino, inode.SetAttr{Mask: inode.SetMtime, Mtime: inode.Timespec{Nsec: 1e9}})
 	wantErr(t, "nsec out of range", err, syscall.EINVAL)
-	_, err = fs.SetAttr(ctx, f.Ino, inode.SetAttr{Mask: 1 << 20})
+	_, err = fs.SetAttr(ctx, root, f.Ino, inode.SetAttr{Mask: 1 << 20})
 	wantErr(t, "unknown mask bit", err, syscall.EINVAL)
-	u, err := fs.SetAttr(ctx, f.Ino, inode.SetAttr{Mask: inode.SetUID | inode.SetGID, UID: 7, GID: 8})
+	u, err := fs.SetAttr(ctx, root, f.Ino, inode.SetAttr{Mask: inode.SetUID | inode.SetGID, UID: 7, GID: 8})
 	wantErr(t, "chown", err, 0)
 	if u.UID != 7 || u.GID != 8 {
 		t.Fatalf("chown %+v", u)
 	}
 	root2 := attr(t, fs, inode.RootIno)
-	wantErr(t, "unlink", fs.Unlink(ctx, inode.RootIno, "f"), 0)
+	wantErr(t, "unlink", fs.Unlink(ctx, root, inode.RootIno, "f"), 0)
 	root3 := attr(t, fs, inode.RootIno)
 	if !after(root3.Mtime, root2.Mtime) || root3.Ctime != root3.Mtime {
 		t.Fatalf("unlink did not touch parent")
@@ -396,47 +400,47 @@ func after(a, b inode.Timespec) bool {
 func TestDataHolesAndEISDIR(t *testing.T) {
 	fs, _ := inodetest.New(t)
 	f := mustCreate(t, fs, inode.RootIno, "f")
-	wantErr(t, "write", fs.Write(ctx, f.Ino, []byte("tail"), 1<<20), 0)
+	wantErr(t, "write", fs.Write(ctx, root, f.Ino, []byte("tail"), 1<<20), 0)
 	if sz := attr(t, fs, f.Ino).Size; sz != 1<<20+4 {
 		t.Fatalf("size %d", sz)
 	}
 	buf := make([]byte, 1<<20+100)
-	n, err := fs.Read(ctx, f.Ino, buf, 0)
+	n, err := fs.Read(ctx, root, f.Ino, buf, 0)
 	wantErr(t, "read", err, 0)
 	if n != 1<<20+4 || !bytes.Equal(buf[:1<<20], make([]byte, 1<<20)) || string(buf[1<<20:n]) != "tail" {
 		t.Fatalf("read %d bytes, hole not zero or tail wrong", n)
 	}
-	n, err = fs.Read(ctx, f.Ino, buf, 1<<21)
+	n, err = fs.Read(ctx, root, f.Ino, buf, 1<<21)
 	wantErr(t, "read past eof", err, 0)
 	if n != 0 {
 		t.Fatalf("read past EOF gave %d bytes", n)
 	}
 	// Shrink then grow: the cut bytes must read as zeros.
-	_, err = fs.SetAttr(ctx, f.Ino, inode.SetAttr{Mask: inode.SetSize, Size: 1<<20 + 2})
+	_, err = fs.SetAttr(ctx, root, f.Ino, inode.SetAttr{Mask: inode.SetSize, Size: 1<<20 + 2})
 	wantErr(t, "shrink", err, 0)
-	_, err = fs.SetAttr(ctx, f.Ino, inode.SetAttr{Mask: inode.SetSize, Size: 1<<20 + 4})
+	_, err = fs.SetAttr(ctx, root, f.Ino, inode.SetAttr{Mask: inode.SetSize, Size: 1<<20 + 4})
 	wantErr(t, "grow", err, 0)
-	n, _ = fs.Read(ctx, f.Ino, buf[:4], 1<<20)
+	n, _ = fs.Read(ctx, root, f.Ino, buf[:4], 1<<20)
 	if n != 4 || string(buf[:4]) != "ta\x00\x00" {
 		t.Fatalf("after shrink+grow: %q", buf[:n])
 	}
 	// Overwrite in the middle.
-	wantErr(t, "overwrite", fs.Write(ctx, f.Ino, []byte("XY"), 10), 0)
-	n, _ = fs.Read(ctx, f.Ino, buf[:14], 0)
+	wantErr(t, "overwrite", fs.Write(ctx, root, f.Ino, []byte("XY"), 10), 0)
+	n, _ = fs.Read(ctx, root, f.Ino, buf[:14], 0)
 	if n != 14 || string(buf[10:12]) != "XY" || buf[9] != 0 || buf[12] != 0 {
 		t.Fatalf("overwrite: %q", buf[:n])
 	}
-	wantErr(t, "write dir", fs.Write(ctx, inode.RootIno, []byte("x"), 0), syscall.EISDIR)
-	_, err = fs.Read(ctx, inode.RootIno, buf, 0)
+	wantErr(t, "write dir", fs.Write(ctx, root, inode.RootIno, []byte("x"), 0), syscall.EISDIR)
+	_, err = fs.Read(ctx, root, inode.RootIno, buf, 0)
 	wantErr(t, "read dir", err, syscall.EISDIR)
-	_, err = fs.SetAttr(ctx, inode.RootIno, inode.SetAttr{Mask: inode.SetSize, Size: 0})
+	_, err = fs.SetAttr(ctx, root, inode.RootIno, inode.SetAttr{Mask: inode.SetSize, Size: 0})
 	wantErr(t, "resize dir", err, syscall.EISDIR)
-	_, err = fs.Read(ctx, 4242, buf, 0)
+	_, err = fs.Read(ctx, root, 4242, buf, 0)
 	wantErr(t, "read missing", err, syscall.ENOENT)
-	wantErr(t, "write missing", fs.Write(ctx, 4242, buf[:1], 0), syscall.ENOENT)
+	wantErr(t, "write missing", fs.Write(ctx, root, 4242, buf[:1], 0), syscall.ENOENT)
 	wantErr(t, "flush missing", fs.Flush(ctx, 4242), syscall.ENOENT)
 	wantErr(t, "flush", fs.Flush(ctx, f.Ino), 0)
-	wantErr(t, "write beyond max", fs.Write(ctx, f.Ino, []byte("x"), inode.MaxFileSize), syscall.EFBIG)
+	wantErr(t, "write beyond max", fs.Write(ctx, root, f.Ino, []byte("x"), inode.MaxFileSize), syscall.EFBIG)
 }
 
 // Paths: relative to the root, leading '/' optional, '.' and '//' ignored,
@@ -447,12 +451,12 @@ func TestPathResolution(t *testing.T) {
 	a := mustMkdir(t, fs, inode.RootIno, "a")
 	b := mustMkdir(t, fs, a.Ino, "b")
 	f := mustCreate(t, fs, b.Ino, "f")
-	abs, _ := fs.Symlink(ctx, alice, inode.RootIno, "abs", "/a/b")
-	fs.Symlink(ctx, alice, inode.RootIno, "rel", "a/b")
-	fs.Symlink(ctx, alice, b.Ino, "up", "../../../../..")
-	fs.Symlink(ctx, alice, inode.RootIno, "loop1", "loop2")
-	fs.Symlink(ctx, alice, inode.RootIno, "loop2", "loop1")
-	fs.Symlink(ctx, alice, inode.RootIno, "tofile", "a/b/f")
+	abs, _ := fs.Symlink(ctx, root, inode.RootIno, "abs", "/a/b")
+	fs.Symlink(ctx, root, inode.RootIno, "rel", "a/b")
+	fs.Symlink(ctx, root, b.Ino, "up", "../../../../..")
+	fs.Symlink(ctx, root, inode.RootIno, "loop1", "loop2")
+	fs.Symlink(ctx, root, inode.RootIno, "loop2", "loop1")
+	fs.Symlink(ctx, root, inode.RootIno, "tofile", "a/b/f")
 	cases := []struct {
 		path string
 		want inode.Ino
@@ -485,13 +489,13 @@ func TestPathResolution(t *testing.T) {
 		{"a\x00b", 0, syscall.EINVAL},
 	}
 	for _, c := range cases {
-		got, err := fs.Resolve(ctx, c.path)
+		got, err := fs.Resolve(ctx, root, c.path)
 		wantErr(t, fmt.Sprintf("resolve %q", c.path), err, c.err)
 		if c.err == 0 && c.want != 0 && got != c.want {
 			t.Errorf("resolve %q = %d, want %d", c.path, got, c.want)
 		}
 	}
-	up, err := fs.Resolve(ctx, "a/b/up")
+	up, err := fs.Resolve(ctx, root, "a/b/up")
 	wantErr(t, "resolve link", err, 0)
 	if attr(t, fs, up).Mode&inode.ModeType != inode.ModeSymlink {
 		t.Fatalf("last component was followed")
@@ -500,36 +504,36 @@ func TestPathResolution(t *testing.T) {
 	prev := "a"
 	for i := 1; i <= 41; i++ {
 		name := fmt.Sprintf("c%d", i)
-		if _, err := fs.Symlink(ctx, alice, inode.RootIno, name, prev); err != nil {
+		if _, err := fs.Symlink(ctx, root, inode.RootIno, name, prev); err != nil {
 			t.Fatal(err)
 		}
 		prev = name
 	}
-	_, err = fs.Resolve(ctx, "c40/b/f")
+	_, err = fs.Resolve(ctx, root, "c40/b/f")
 	wantErr(t, "40 links", err, 0)
-	_, err = fs.Resolve(ctx, "c41/b/f")
+	_, err = fs.Resolve(ctx, root, "c41/b/f")
 	wantErr(t, "41 links", err, syscall.ELOOP)
 
-	dir, name, err := fs.ResolveParent(ctx, "/abs/newfile")
+	dir, name, err := fs.ResolveParent(ctx, root, "/abs/newfile")
 	wantErr(t, "resolve parent", err, 0)
 	if dir != b.Ino || name != "newfile" {
 		t.Fatalf("parent %d %q", dir, name)
 	}
-	_, _, err = fs.ResolveParent(ctx, "a/b/f/")
+	_, _, err = fs.ResolveParent(ctx, root, "a/b/f/")
 	wantErr(t, "resolve parent of file/", err, syscall.ENOTDIR)
-	dir, name, err = fs.ResolveParent(ctx, "a/newdir/")
+	dir, name, err = fs.ResolveParent(ctx, root, "a/newdir/")
 	wantErr(t, "resolve parent of newdir/", err, 0)
 	if dir != a.Ino || name != "newdir" {
 		t.Fatalf("parent %d %q", dir, name)
 	}
-	dir, name, err = fs.ResolveParent(ctx, "/")
+	dir, name, err = fs.ResolveParent(ctx, root, "/")
 	wantErr(t, "resolve parent of root", err, 0)
-	if _, err := fs.Create(ctx, alice, dir, name, 0o644); !errors.Is(err, syscall.EINVAL) {
+	if _, err := fs.Create(ctx, root, dir, name, 0o644); !errors.Is(err, syscall.EINVAL) {
 		t.Fatalf("create at root path: %v", err)
 	}
-	dir, name, err = fs.ResolveParent(ctx, "a/.")
+	dir, name, err = fs.ResolveParent(ctx, root, "a/.")
 	wantErr(t, "resolve parent a/.", err, 0)
-	if _, err := fs.Mkdir(ctx, alice, dir, name, 0o755); !errors.Is(err, syscall.EINVAL) {
+	if _, err := fs.Mkdir(ctx, root, dir, name, 0o755); !errors.Is(err, syscall.EINVAL) {
 		t.Fatalf("mkdir a/.: %v", err)
 	}
 }
@@ -560,7 +564,7 @@ func TestReadDirCookies(t *testing.T) {
 		t.Fatalf("first entries %+v %+v", one[0], one[1])
 	}
 	// Resuming after the last cookie gives nothing and eof.
-	ents, eof, err := fs.ReadDir(ctx, d.Ino, big[len(big)-1].Cookie, 10, false)
+	ents, eof, err := fs.ReadDir(ctx, root, d.Ino, big[len(big)-1].Cookie, 10, false)
 	wantErr(t, "readdir at end", err, 0)
 	if len(ents) != 0 || !eof {
 		t.Fatalf("after end: %d entries eof=%v", len(ents), eof)
@@ -573,7 +577,7 @@ func TestReadDirCookies(t *testing.T) {
 	cookie := int64(-1)
 	step := 0
 	for {
-		ents, eof, err := fs.ReadDir(ctx, d.Ino, cookie, 7, true)
+		ents, eof, err := fs.ReadDir(ctx, root, d.Ino, cookie, 7, true)
 		wantErr(t, "readdir", err, 0)
 		for _, e := range ents {
 			seen[e.Name]++
@@ -590,7 +594,7 @@ func TestReadDirCookies(t *testing.T) {
 		for k := 0; k < 3; k++ {
 			i := (step*37 + k*101) % n
 			if i%2 == 1 {
-				fs.Unlink(ctx, d.Ino, fmt.Sprintf("f%03d", i))
+				fs.Unlink(ctx, root, d.Ino, fmt.Sprintf("f%03d", i))
 			}
 			mustCreate(t, fs, d.Ino, fmt.Sprintf("new%d-%d", step, k))
 		}
@@ -606,9 +610,9 @@ func TestReadDirCookies(t *testing.T) {
 			t.Errorf("%s seen %d times", name, c)
 		}
 	}
-	_, _, err = fs.ReadDir(ctx, lookup(t, fs, d.Ino, "f000"), -1, 0, false)
+	_, _, err = fs.ReadDir(ctx, root, lookup(t, fs, d.Ino, "f000"), -1, 0, false)
 	wantErr(t, "readdir of a file", err, syscall.ENOTDIR)
-	_, _, err = fs.ReadDir(ctx, 4242, -1, 0, false)
+	_, _, err = fs.ReadDir(ctx, root, 4242, -1, 0, false)
 	wantErr(t, "readdir of missing", err, syscall.ENOENT)
 }
 
@@ -616,34 +620,34 @@ func TestReadDirCookies(t *testing.T) {
 func TestXattrs(t *testing.T) {
 	fs, _ := inodetest.New(t)
 	f := mustCreate(t, fs, inode.RootIno, "f")
-	_, err := fs.GetXattr(ctx, f.Ino, "user.a")
+	_, err := fs.GetXattr(ctx, root, f.Ino, "user.a")
 	wantErr(t, "get missing", err, syscall.ENODATA)
-	wantErr(t, "replace missing", fs.SetXattr(ctx, f.Ino, "user.a", []byte("1"), inode.XattrReplace), syscall.ENODATA)
-	wantErr(t, "create", fs.SetXattr(ctx, f.Ino, "user.a", []byte("1"), inode.XattrCreate), 0)
-	wantErr(t, "create again", fs.SetXattr(ctx, f.Ino, "user.a", []byte("2"), inode.XattrCreate), syscall.EEXIST)
-	wantErr(t, "replace", fs.SetXattr(ctx, f.Ino, "user.a", []byte("2"), inode.XattrReplace), 0)
-	wantErr(t, "set", fs.SetXattr(ctx, f.Ino, "user.b", nil, 0), 0)
-	wantErr(t, "both flags", fs.SetXattr(ctx, f.Ino, "user.c", nil, 3), syscall.EINVAL)
-	wantErr(t, "empty name", fs.SetXattr(ctx, f.Ino, "", nil, 0), syscall.EINVAL)
-	wantErr(t, "long name", fs.SetXattr(ctx, f.Ino, strings.Repeat("n", 256), nil, 0), syscall.ERANGE)
-	wantErr(t, "huge value", fs.SetXattr(ctx, f.Ino, "user.big", make([]byte, inode.MaxXattrValueLen+1), 0), syscall.E2BIG)
-	wantErr(t, "max value", fs.SetXattr(ctx, f.Ino, "user.big", bytes.Repeat([]byte{7}, inode.MaxXattrValueLen), 0), 0)
-	v, err := fs.GetXattr(ctx, f.Ino, "user.a")
+	wantErr(t, "replace missing", fs.SetXattr(ctx, root, f.Ino, "user.a", []byte("1"), inode.XattrReplace), syscall.ENODATA)
+	wantErr(t, "create", fs.SetXattr(ctx, root, f.Ino, "user.a", []byte("1"), inode.XattrCreate), 0)
+	wantErr(t, "create again", fs.SetXattr(ctx, root, f.Ino, "user.a", []byte("2"), inode.XattrCreate), syscall.EEXIST)
+	wantErr(t, "replace", fs.SetXattr(ctx, root, f.Ino, "user.a", []byte("2"), inode.XattrReplace), 0)
+	wantErr(t, "set", fs.SetXattr(ctx, root, f.Ino, "user.b", nil, 0), 0)
+	wantErr(t, "both flags", fs.SetXattr(ctx, root, f.Ino, "user.c", nil, 3), syscall.EINVAL)
+	wantErr(t, "empty name", fs.SetXattr(ctx, root, f.Ino, "", nil, 0), syscall.EINVAL)
+	wantErr(t, "long name", fs.SetXattr(ctx, root, f.Ino, strings.Repeat("n", 256), nil, 0), syscall.ERANGE)
+	wantErr(t, "huge value", fs.SetXattr(ctx, root, f.Ino, "user.big", make([]byte, inode.MaxXattrValueLen+1), 0), syscall.E2BIG)
+	wantErr(t, "max value", fs.SetXattr(ctx, root, f.Ino, "user.big", bytes.Repeat([]byte{7}, inode.MaxXattrValueLen), 0), 0)
+	v, err := fs.GetXattr(ctx, root, f.Ino, "user.a")
 	if err != nil || string(v) != "2" {
 		t.Fatalf("get: %q %v", v, err)
 	}
-	list, err := fs.ListXattr(ctx, f.Ino)
+	list, err := fs.ListXattr(ctx, root, f.Ino)
 	wantErr(t, "list", err, 0)
 	if strings.Join(list, ",") != "user.a,user.b,user.big" {
 		t.Fatalf("list %v", list)
 	}
-	wantErr(t, "remove", fs.RemoveXattr(ctx, f.Ino, "user.a"), 0)
-	wantErr(t, "remove again", fs.RemoveXattr(ctx, f.Ino, "user.a"), syscall.ENODATA)
-	wantErr(t, "on dir", fs.SetXattr(ctx, inode.RootIno, "user.d", []byte("x"), 0), 0)
-	_, err = fs.ListXattr(ctx, 4242)
+	wantErr(t, "remove", fs.RemoveXattr(ctx, root, f.Ino, "user.a"), 0)
+	wantErr(t, "remove again", fs.RemoveXattr(ctx, root, f.Ino, "user.a"), syscall.ENODATA)
+	wantErr(t, "on dir", fs.SetXattr(ctx, root, inode.RootIno, "user.d", []byte("x"), 0), 0)
+	_, err = fs.ListXattr(ctx, root, 4242)
 	wantErr(t, "list missing inode", err, syscall.ENOENT)
 	// Unlinking the file drops its xattrs (Check at cleanup finds no leak).
-	wantErr(t, "unlink", fs.Unlink(ctx, inode.RootIno, "f"), 0)
+	wantErr(t, "unlink", fs.Unlink(ctx, root, inode.RootIno, "f"), 0)
 }
 
 // Inode numbers are never reused in a volume, also across a reopen.
@@ -656,13 +660,13 @@ func TestInodeNumbersNeverReused(t *testing.T) {
 			t.Fatalf("inode %d reused", a.Ino)
 		}
 		used[a.Ino] = true
-		wantErr(t, "unlink", fs.Unlink(ctx, inode.RootIno, "f"), 0)
+		wantErr(t, "unlink", fs.Unlink(ctx, root, inode.RootIno, "f"), 0)
 	}
 	fs2, err := inode.Open(ctx, be, inode.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := fs2.Create(ctx, alice, inode.RootIno, "g", 0o644)
+	a, err := fs2.Create(ctx, root, inode.RootIno, "g", 0o644)
 	wantErr(t, "create after reopen", err, 0)
 	if used[a.Ino] {
 		t.Fatalf("inode %d reused after reopen", a.Ino)
@@ -687,7 +691,7 @@ func TestStatFS(t *testing.T) {
 func TestCheckFindsCorruption(t *testing.T) {
 	fs, be := inodetest.New(t)
 	f := mustCreate(t, fs, inode.RootIno, "f")
-	wantErr(t, "write", fs.Write(ctx, f.Ino, []byte("data"), 0), 0)
+	wantErr(t, "write", fs.Write(ctx, root, f.Ino, []byte("data"), 0), 0)
 	probs, err := fs.Check(ctx)
 	if err != nil || len(probs) != 0 {
 		t.Fatalf("clean volume: %v %v", probs, err)
@@ -742,27 +746,27 @@ func TestConcurrentChanges(t *testing.T) {
 			defer wg.Done()
 			for i := 0; i < 100; i++ {
 				name := fmt.Sprintf("g%d-%d", g, i)
-				a, err := fs.Create(ctx, alice, d.Ino, name, 0o644)
+				a, err := fs.Create(ctx, root, d.Ino, name, 0o644)
 				if err != nil {
 					errs <- err
 					return
 				}
-				if err := fs.Write(ctx, a.Ino, []byte(name), uint64(i)); err != nil {
+				if err := fs.Write(ctx, root, a.Ino, []byte(name), uint64(i)); err != nil {
 					errs <- err
 					return
 				}
 				if i%3 == 0 {
-					if err := fs.Rename(ctx, d.Ino, name, inode.RootIno, name); err != nil {
+					if err := fs.Rename(ctx, root, d.Ino, name, inode.RootIno, name); err != nil {
 						errs <- err
 						return
 					}
 				} else if i%3 == 1 {
-					if err := fs.Unlink(ctx, d.Ino, name); err != nil {
+					if err := fs.Unlink(ctx, root, d.Ino, name); err != nil {
 						errs <- err
 						return
 					}
 				}
-				fs.ReadDir(ctx, d.Ino, -1, 16, true)
+				fs.ReadDir(ctx, root, d.Ino, -1, 16, true)
 			}
 		}(g)
 	}
@@ -788,12 +792,12 @@ func TestCapacity(t *testing.T) {
 	fs := open()
 	f := mustCreate(t, fs, inode.RootIno, "f")
 	g := mustCreate(t, fs, inode.RootIno, "g")
-	wantErr(t, "write 32K", fs.Write(ctx, f.Ino, make([]byte, 32768), 0), 0)
-	wantErr(t, "write past capacity", fs.Write(ctx, g.Ino, make([]byte, 8193), 0), syscall.ENOSPC)
-	wantErr(t, "overwrite within size", fs.Write(ctx, f.Ino, make([]byte, 32768), 0), 0)
-	_, err := fs.SetAttr(ctx, g.Ino, inode.SetAttr{Mask: inode.SetSize, Size: 9000})
+	wantErr(t, "write 32K", fs.Write(ctx, root, f.Ino, make([]byte, 32768), 0), 0)
+	wantErr(t, "write past capacity", fs.Write(ctx, root, g.Ino, make([]byte, 8193), 0), syscall.ENOSPC)
+	wantErr(t, "overwrite within size", fs.Write(ctx, root, f.Ino, make([]byte, 32768), 0), 0)
+	_, err := fs.SetAttr(ctx, root, g.Ino, inode.SetAttr{Mask: inode.SetSize, Size: 9000})
 	wantErr(t, "grow past capacity", err, syscall.ENOSPC)
-	wantErr(t, "write up to capacity", fs.Write(ctx, g.Ino, make([]byte, 8192), 0), 0)
+	wantErr(t, "write up to capacity", fs.Write(ctx, root, g.Ino, make([]byte, 8192), 0), 0)
 	st, _ := fs.StatFS(ctx)
 	if st.Blocks != 10 || st.BlocksFree != 0 || st.BlocksAvail != 0 {
 		t.Fatalf("statfs at capacity: %+v", st)
@@ -801,9 +805,9 @@ func TestCapacity(t *testing.T) {
 	if a := attr(t, fs, g.Ino); a.Size != 8192 {
 		t.Fatalf("failed grow changed size to %d", a.Size)
 	}
-	_, err = fs.SetAttr(ctx, f.Ino, inode.SetAttr{Mask: inode.SetSize, Size: 4096})
+	_, err = fs.SetAttr(ctx, root, f.Ino, inode.SetAttr{Mask: inode.SetSize, Size: 4096})
 	wantErr(t, "shrink", err, 0)
-	wantErr(t, "unlink g", fs.Unlink(ctx, inode.RootIno, "g"), 0)
+	wantErr(t, "unlink g", fs.Unlink(ctx, root, inode.RootIno, "g"), 0)
 	st, _ = fs.StatFS(ctx)
 	if st.BlocksFree != 9 {
 		t.Fatalf("after shrink and unlink: %+v", st)
@@ -813,7 +817,7 @@ func TestCapacity(t *testing.T) {
 	if st.BlocksFree != 9 {
 		t.Fatalf("after reopen: %+v", st)
 	}
-	wantErr(t, "write after reopen", fs2.Write(ctx, f.Ino, make([]byte, 36864), 4096), 0)
-	wantErr(t, "write past capacity after reopen", fs2.Write(ctx, f.Ino, []byte{1}, 40960), syscall.ENOSPC)
+	wantErr(t, "write after reopen", fs2.Write(ctx, root, f.Ino, make([]byte, 36864), 4096), 0)
+	wantErr(t, "write past capacity after reopen", fs2.Write(ctx, root, f.Ino, []byte{1}, 40960), syscall.ENOSPC)
 	inodetest.MustCheck(t, fs2)
 }

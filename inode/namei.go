@@ -15,7 +15,10 @@ const (
 )
 
 // mknod creates an inode of the given type as name in dir: the shared body
-// of Create, Mkdir and Symlink.
+// of Create, Mkdir and Symlink. As in Linux, c needs search permission on
+// dir to look name up (EACCES), an existing name is EEXIST, and only then
+// is write permission on dir checked (EACCES). The owner and group come
+// from newOwner (setgid directories).
 func (fs *FS) mknod(ctx context.Context, c Caller, dir Ino, name string, mode uint32, target string) (Attr, error) {
 	if err := checkNewName(name); err != nil {
 		return Attr{}, err
@@ -23,7 +26,7 @@ func (fs *FS) mknod(ctx context.Context, c Caller, dir Ino, name string, mode ui
 	fs.ns.Lock()
 	defer fs.ns.Unlock()
 	t := fs.newTxn()
-	d, err := t.getDir(ctx, dir)
+	d, err := t.searchDir(ctx, c, dir)
 	if err != nil {
 		return Attr{}, err
 	}
@@ -32,9 +35,13 @@ func (fs *FS) mknod(ctx context.Context, c Caller, dir Ino, name string, mode ui
 	} else if !errors.Is(err, syscall.ENOENT) {
 		return Attr{}, err
 	}
+	if err := c.mayCreate(&d.Attr); err != nil {
+		return Attr{}, err
+	}
+	uid, gid, mode := c.newOwner(&d.Attr, mode)
 	now := fs.now()
 	r := &record{Attr: Attr{
-		Ino: t.newInode(), Mode: mode, Nlink: 1, UID: c.UID, GID: c.GID,
+		Ino: t.newInode(), Mode: mode, Nlink: 1, UID: uid, GID: gid,
 		Atime: now, Mtime: now, Ctime: now, Crtime: now,
 	}}
 	switch mode & ModeType {
@@ -57,20 +64,23 @@ func (fs *FS) mknod(ctx context.Context, c Caller, dir Ino, name string, mode ui
 }
 
 // Create makes a regular file name in dir, owned by the caller, with the
-// permission bits of mode. It is exclusive: EEXIST if name exists.
+// permission bits of mode (no umask: that is the client's). It is
+// exclusive: EEXIST if name exists. c needs search and write permission
+// on dir (see mknod).
 func (fs *FS) Create(ctx context.Context, c Caller, dir Ino, name string, mode uint32) (Attr, error) {
 	return fs.mknod(ctx, c, dir, name, ModeRegular|mode&ModePerm, "")
 }
 
 // Mkdir makes a directory name in dir, owned by the caller (EEXIST if name
-// exists).
+// exists). c needs search and write permission on dir (see mknod).
 func (fs *FS) Mkdir(ctx context.Context, c Caller, dir Ino, name string, mode uint32) (Attr, error) {
 	return fs.mknod(ctx, c, dir, name, ModeDir|mode&ModePerm, "")
 }
 
 // Symlink makes a symbolic link name in dir pointing at target, with mode
 // 0777. The target is stored as given (1..4096 bytes, no NUL); it is only
-// interpreted when a path resolution follows it.
+// interpreted when a path resolution follows it. c needs search and write
+// permission on dir (see mknod).
 func (fs *FS) Symlink(ctx context.Context, c Caller, dir Ino, name, target string) (Attr, error) {
 	switch {
 	case target == "":
@@ -85,6 +95,7 @@ func (fs *FS) Symlink(ctx context.Context, c Caller, dir Ino, name, target strin
 }
 
 // ReadSymlink returns a symlink's target; EINVAL if ino is not a symlink.
+// A symlink's own mode is never checked, so it needs no permission.
 func (fs *FS) ReadSymlink(ctx context.Context, ino Ino) (string, error) {
 	fs.ns.RLock()
 	defer fs.ns.RUnlock()
@@ -107,15 +118,17 @@ func (fs *FS) readSymlink(ctx context.Context, ino Ino) (string, error) {
 }
 
 // Link adds name in dir as a new link to target. Linking a directory is
-// EPERM; an existing name is EEXIST.
-func (fs *FS) Link(ctx context.Context, dir Ino, name string, target Ino) error {
+// EPERM; an existing name is EEXIST. c needs search and write permission
+// on dir, checked as for Create; target itself needs none (the kernel's
+// default, without fs.protected_hardlinks).
+func (fs *FS) Link(ctx context.Context, c Caller, dir Ino, name string, target Ino) error {
 	if err := checkNewName(name); err != nil {
 		return err
 	}
 	fs.ns.Lock()
 	defer fs.ns.Unlock()
 	t := fs.newTxn()
-	d, err := t.getDir(ctx, dir)
+	d, err := t.searchDir(ctx, c, dir)
 	if err != nil {
 		return err
 	}
@@ -134,6 +147,9 @@ func (fs *FS) Link(ctx context.Context, dir Ino, name string, target Ino) error 
 	} else if !errors.Is(err, syscall.ENOENT) {
 		return err
 	}
+	if err := c.mayCreate(&d.Attr); err != nil {
+		return err
+	}
 	now := fs.now()
 	r.Nlink++
 	r.Ctime = now
@@ -144,18 +160,25 @@ func (fs *FS) Link(ctx context.Context, dir Ino, name string, target Ino) error 
 }
 
 // Unlink removes the non-directory name from dir (EISDIR for a
-// directory). The inode and its data go when its last link does.
-func (fs *FS) Unlink(ctx context.Context, dir Ino, name string) error {
-	return fs.remove(ctx, dir, name, false)
+// directory). The inode and its data go when its last link does. c needs
+// search and write permission on dir, and in a sticky directory must own
+// the file or the directory, or be root (see remove).
+func (fs *FS) Unlink(ctx context.Context, c Caller, dir Ino, name string) error {
+	return fs.remove(ctx, c, dir, name, false)
 }
 
 // Rmdir removes the empty directory name from dir (ENOTDIR for a
-// non-directory, ENOTEMPTY for a directory with entries).
-func (fs *FS) Rmdir(ctx context.Context, dir Ino, name string) error {
-	return fs.remove(ctx, dir, name, true)
+// non-directory, ENOTEMPTY for a directory with entries). Permissions as
+// for Unlink.
+func (fs *FS) Rmdir(ctx context.Context, c Caller, dir Ino, name string) error {
+	return fs.remove(ctx, c, dir, name, true)
 }
 
-func (fs *FS) remove(ctx context.Context, dir Ino, name string, wantDir bool) error {
+// remove is Unlink and Rmdir. The checks come in Linux's order: search
+// permission on dir (EACCES), the name (ENOENT), write permission on dir
+// (EACCES), the sticky rule (EPERM), the type (ENOTDIR, EISDIR), then
+// ENOTEMPTY.
+func (fs *FS) remove(ctx context.Context, c Caller, dir Ino, name string, wantDir bool) error {
 	if err := checkNewName(name); err != nil {
 		if name == ".." && wantDir {
 			return fmt.Errorf("rmdir %q: %w", name, syscall.ENOTEMPTY)
@@ -165,7 +188,7 @@ func (fs *FS) remove(ctx context.Context, dir Ino, name string, wantDir bool) er
 	fs.ns.Lock()
 	defer fs.ns.Unlock()
 	t := fs.newTxn()
-	d, err := t.getDir(ctx, dir)
+	d, err := t.searchDir(ctx, c, dir)
 	if err != nil {
 		return err
 	}
@@ -175,6 +198,9 @@ func (fs *FS) remove(ctx context.Context, dir Ino, name string, wantDir bool) er
 	}
 	r, err := t.get(ctx, e.Ino)
 	if err != nil {
+		return err
+	}
+	if err := c.mayDelete(&d.Attr, &r.Attr); err != nil {
 		return err
 	}
 	switch {
@@ -218,7 +244,14 @@ func (fs *FS) checkEmpty(ctx context.Context, dir Ino) error {
 // replace a file (ENOTDIR) nor a file a directory (EISDIR), and a directory
 // cannot move into its own subtree (EINVAL). Renaming an entry onto itself
 // or onto another link of the same inode succeeds and changes nothing.
-func (fs *FS) Rename(ctx context.Context, srcDir Ino, srcName string, dstDir Ino, dstName string) error {
+//
+// Permissions, checked in Linux's order: search on both directories
+// (EACCES); then, once the source was found and the subtree checked,
+// removing the source from srcDir as Unlink does (write on srcDir, the
+// sticky rule); adding to dstDir (write), or, over an existing entry,
+// removing that entry as Unlink does; and a directory that moves to
+// another parent needs write permission on itself, for its "..".
+func (fs *FS) Rename(ctx context.Context, c Caller, srcDir Ino, srcName string, dstDir Ino, dstName string) error {
 	if err := checkNewName(srcName); err != nil {
 		return err
 	}
@@ -228,11 +261,11 @@ func (fs *FS) Rename(ctx context.Context, srcDir Ino, srcName string, dstDir Ino
 	fs.ns.Lock()
 	defer fs.ns.Unlock()
 	t := fs.newTxn()
-	sd, err := t.getDir(ctx, srcDir)
+	sd, err := t.searchDir(ctx, c, srcDir)
 	if err != nil {
 		return err
 	}
-	dd, err := t.getDir(ctx, dstDir)
+	dd, err := t.searchDir(ctx, c, dstDir)
 	if err != nil {
 		return err
 	}
@@ -243,14 +276,6 @@ func (fs *FS) Rename(ctx context.Context, srcDir Ino, srcName string, dstDir Ino
 	src, err := t.get(ctx, se.Ino)
 	if err != nil {
 		return err
-	}
-	de, err := fs.lookupEntry(ctx, dstDir, dstName)
-	dstExists := err == nil
-	if err != nil && !errors.Is(err, syscall.ENOENT) {
-		return err
-	}
-	if dstExists && de.Ino == se.Ino {
-		return nil // same inode: POSIX says do nothing
 	}
 	if src.IsDir() && srcDir != dstDir {
 		// The destination directory must not be src or below it.
@@ -268,10 +293,23 @@ func (fs *FS) Rename(ctx context.Context, srcDir Ino, srcName string, dstDir Ino
 			p = pr.Parent
 		}
 	}
-	now := fs.now()
+	de, err := fs.lookupEntry(ctx, dstDir, dstName)
+	dstExists := err == nil
+	if err != nil && !errors.Is(err, syscall.ENOENT) {
+		return err
+	}
+	if dstExists && de.Ino == se.Ino {
+		return nil // same inode: POSIX says do nothing
+	}
+	if err := c.mayDelete(&sd.Attr, &src.Attr); err != nil {
+		return err
+	}
+	var dst *record
 	if dstExists {
-		dst, err := t.get(ctx, de.Ino)
-		if err != nil {
+		if dst, err = t.get(ctx, de.Ino); err != nil {
+			return err
+		}
+		if err := c.mayDelete(&dd.Attr, &dst.Attr); err != nil {
 			return err
 		}
 		switch {
@@ -279,7 +317,18 @@ func (fs *FS) Rename(ctx context.Context, srcDir Ino, srcName string, dstDir Ino
 			return errNotDir(dst.Ino)
 		case !src.IsDir() && dst.IsDir():
 			return errIsDir(dst.Ino)
-		case dst.IsDir():
+		}
+	} else if err := c.mayCreate(&dd.Attr); err != nil {
+		return err
+	}
+	if src.IsDir() && srcDir != dstDir {
+		if err := c.may(&src.Attr, MayWrite); err != nil {
+			return err
+		}
+	}
+	now := fs.now()
+	if dstExists {
+		if dst.IsDir() {
 			if err := fs.checkEmpty(ctx, dst.Ino); err != nil {
 				return err
 			}

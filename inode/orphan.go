@@ -85,7 +85,12 @@ func (t *txn) orphanInode(r *record, now Timespec) {
 // attributes. An inode with no link left (an orphan) can only be pinned
 // with reclaim set, as a client does to reopen its files after a daemon
 // restart; without it, and for an inode that does not exist, it is ENOENT.
-func (fs *FS) OpenInode(ctx context.Context, ino Ino, reclaim bool) (Attr, error) {
+//
+// acc is the access the open asks for (MayRead, MayWrite or both), checked
+// as open(2) does: a directory opened for writing is EISDIR, then c needs
+// that access to the inode (EACCES); a symlink is never checked. A reclaim
+// is checked like any open.
+func (fs *FS) OpenInode(ctx context.Context, c Caller, ino Ino, acc Access, reclaim bool) (Attr, error) {
 	fs.ns.RLock()
 	defer fs.ns.RUnlock()
 	r, err := fs.get(ctx, ino)
@@ -96,6 +101,12 @@ func (fs *FS) OpenInode(ctx context.Context, ino Ino, reclaim bool) (Attr, error
 		if _, listed := fs.pins.orphans[ino]; !reclaim || !listed {
 			return Attr{}, fmt.Errorf("open inode %d: unlinked: %w", ino, syscall.ENOENT)
 		}
+	}
+	if r.IsDir() && acc&MayWrite != 0 {
+		return Attr{}, fmt.Errorf("open directory %d for writing: %w", ino, syscall.EISDIR)
+	}
+	if err := c.may(&r.Attr, acc&(MayRead|MayWrite)); err != nil {
+		return Attr{}, err
 	}
 	fs.pins.mu.Lock()
 	fs.pins.opens[ino]++

@@ -47,15 +47,15 @@ func TestOrphanUnlinkOpen(t *testing.T) {
 	}
 	t.Cleanup(func() { inodetest.MustCheck(t, fs) })
 	f := mustCreate(t, fs, inode.RootIno, "f")
-	wantErr(t, "write", fs.Write(ctx, f.Ino, bytes.Repeat([]byte("x"), 8192), 0), 0)
-	wantErr(t, "setxattr", fs.SetXattr(ctx, f.Ino, "user.a", []byte("v"), 0), 0)
+	wantErr(t, "write", fs.Write(ctx, root, f.Ino, bytes.Repeat([]byte("x"), 8192), 0), 0)
+	wantErr(t, "setxattr", fs.SetXattr(ctx, root, f.Ino, "user.a", []byte("v"), 0), 0)
 	before, _ := fs.StatFS(ctx)
 
-	_, err = fs.OpenInode(ctx, f.Ino, false)
+	_, err = fs.OpenInode(ctx, root, f.Ino, inode.MayRead|inode.MayWrite, false)
 	wantErr(t, "open", err, 0)
-	_, err = fs.OpenInode(ctx, f.Ino, false)
+	_, err = fs.OpenInode(ctx, root, f.Ino, inode.MayRead|inode.MayWrite, false)
 	wantErr(t, "open again", err, 0)
-	wantErr(t, "unlink", fs.Unlink(ctx, inode.RootIno, "f"), 0)
+	wantErr(t, "unlink", fs.Unlink(ctx, root, inode.RootIno, "f"), 0)
 	if a := attr(t, fs, f.Ino); a.Nlink != 0 || a.Size != 8192 {
 		t.Fatalf("orphan attr %+v", a)
 	}
@@ -64,19 +64,19 @@ func TestOrphanUnlinkOpen(t *testing.T) {
 	}
 	inodetest.MustCheck(t, fs)
 	// Still readable and writable by inode number.
-	wantErr(t, "write orphan", fs.Write(ctx, f.Ino, []byte("hello"), 0), 0)
+	wantErr(t, "write orphan", fs.Write(ctx, root, f.Ino, []byte("hello"), 0), 0)
 	buf := make([]byte, 5)
-	n, err := fs.Read(ctx, f.Ino, buf, 0)
+	n, err := fs.Read(ctx, root, f.Ino, buf, 0)
 	if err != nil || string(buf[:n]) != "hello" {
 		t.Fatalf("read orphan: %q %v", buf[:n], err)
 	}
-	if v, err := fs.GetXattr(ctx, f.Ino, "user.a"); err != nil || string(v) != "v" {
+	if v, err := fs.GetXattr(ctx, root, f.Ino, "user.a"); err != nil || string(v) != "v" {
 		t.Fatalf("getxattr orphan: %q %v", v, err)
 	}
 	// A plain open of an orphan is ENOENT; a link to it too.
-	_, err = fs.OpenInode(ctx, f.Ino, false)
+	_, err = fs.OpenInode(ctx, root, f.Ino, inode.MayRead|inode.MayWrite, false)
 	wantErr(t, "open orphan", err, syscall.ENOENT)
-	wantErr(t, "link orphan", fs.Link(ctx, inode.RootIno, "back", f.Ino), syscall.ENOENT)
+	wantErr(t, "link orphan", fs.Link(ctx, root, inode.RootIno, "back", f.Ino), syscall.ENOENT)
 
 	wantErr(t, "close 1", fs.CloseInode(ctx, f.Ino), 0)
 	if _, err := fs.GetAttr(ctx, f.Ino); err != nil {
@@ -88,7 +88,7 @@ func TestOrphanUnlinkOpen(t *testing.T) {
 	if hasKey(t, be, orphanKeyOf(f.Ino)) || len(fs.Orphans()) != 0 || hasData(t, be, f.Ino) {
 		t.Fatalf("orphan left traces: key %v list %v data %v", hasKey(t, be, orphanKeyOf(f.Ino)), fs.Orphans(), hasData(t, be, f.Ino))
 	}
-	if _, err := fs.ListXattr(ctx, f.Ino); err == nil {
+	if _, err := fs.ListXattr(ctx, root, f.Ino); err == nil {
 		t.Fatal("xattrs of a freed orphan still listed")
 	}
 	after, _ := fs.StatFS(ctx)
@@ -104,10 +104,10 @@ func TestOrphanRenameOverAndLinks(t *testing.T) {
 	fs, be := inodetest.New(t)
 	a := mustCreate(t, fs, inode.RootIno, "a")
 	b := mustCreate(t, fs, inode.RootIno, "b")
-	wantErr(t, "write b", fs.Write(ctx, b.Ino, []byte("old"), 0), 0)
-	_, err := fs.OpenInode(ctx, b.Ino, false)
+	wantErr(t, "write b", fs.Write(ctx, root, b.Ino, []byte("old"), 0), 0)
+	_, err := fs.OpenInode(ctx, root, b.Ino, inode.MayRead|inode.MayWrite, false)
 	wantErr(t, "open b", err, 0)
-	wantErr(t, "rename a over b", fs.Rename(ctx, inode.RootIno, "a", inode.RootIno, "b"), 0)
+	wantErr(t, "rename a over b", fs.Rename(ctx, root, inode.RootIno, "a", inode.RootIno, "b"), 0)
 	if got := lookup(t, fs, inode.RootIno, "b"); got != a.Ino {
 		t.Fatalf("b is %d, want %d", got, a.Ino)
 	}
@@ -123,10 +123,10 @@ func TestOrphanRenameOverAndLinks(t *testing.T) {
 
 	// Two links, one removed while open: no orphan; close changes nothing.
 	c := mustCreate(t, fs, inode.RootIno, "c")
-	wantErr(t, "link", fs.Link(ctx, inode.RootIno, "c2", c.Ino), 0)
-	_, err = fs.OpenInode(ctx, c.Ino, false)
+	wantErr(t, "link", fs.Link(ctx, root, inode.RootIno, "c2", c.Ino), 0)
+	_, err = fs.OpenInode(ctx, root, c.Ino, inode.MayRead|inode.MayWrite, false)
 	wantErr(t, "open c", err, 0)
-	wantErr(t, "unlink c", fs.Unlink(ctx, inode.RootIno, "c"), 0)
+	wantErr(t, "unlink c", fs.Unlink(ctx, root, inode.RootIno, "c"), 0)
 	if len(fs.Orphans()) != 0 {
 		t.Fatalf("orphans %v", fs.Orphans())
 	}
@@ -135,19 +135,19 @@ func TestOrphanRenameOverAndLinks(t *testing.T) {
 		t.Fatalf("c after close: %+v", at)
 	}
 	// Not open: unlink deletes at once.
-	wantErr(t, "unlink c2", fs.Unlink(ctx, inode.RootIno, "c2"), 0)
+	wantErr(t, "unlink c2", fs.Unlink(ctx, root, inode.RootIno, "c2"), 0)
 	_, err = fs.GetAttr(ctx, c.Ino)
 	wantErr(t, "c after unlink", err, syscall.ENOENT)
 
 	// Directories can be opened but are never kept once removed.
 	d := mustMkdir(t, fs, inode.RootIno, "d")
-	_, err = fs.OpenInode(ctx, d.Ino, false)
+	_, err = fs.OpenInode(ctx, root, d.Ino, inode.MayRead, false)
 	wantErr(t, "open dir", err, 0)
-	wantErr(t, "rmdir", fs.Rmdir(ctx, inode.RootIno, "d"), 0)
+	wantErr(t, "rmdir", fs.Rmdir(ctx, root, inode.RootIno, "d"), 0)
 	_, err = fs.GetAttr(ctx, d.Ino)
 	wantErr(t, "dir after rmdir", err, syscall.ENOENT)
 	wantErr(t, "close dir", fs.CloseInode(ctx, d.Ino), 0)
-	_, err = fs.OpenInode(ctx, 9999, false)
+	_, err = fs.OpenInode(ctx, root, 9999, inode.MayRead|inode.MayWrite, false)
 	wantErr(t, "open missing", err, syscall.ENOENT)
 }
 
@@ -163,10 +163,10 @@ func TestOrphanRestartReclaim(t *testing.T) {
 	var inos []inode.Ino
 	for _, name := range []string{"keep", "drop"} {
 		f := mustCreate(t, fs, inode.RootIno, name)
-		wantErr(t, "write", fs.Write(ctx, f.Ino, []byte(name), 0), 0)
-		_, err := fs.OpenInode(ctx, f.Ino, false)
+		wantErr(t, "write", fs.Write(ctx, root, f.Ino, []byte(name), 0), 0)
+		_, err := fs.OpenInode(ctx, root, f.Ino, inode.MayRead|inode.MayWrite, false)
 		wantErr(t, "open", err, 0)
-		wantErr(t, "unlink", fs.Unlink(ctx, inode.RootIno, name), 0)
+		wantErr(t, "unlink", fs.Unlink(ctx, root, inode.RootIno, name), 0)
 		inos = append(inos, f.Ino)
 	}
 	keep, drop := inos[0], inos[1]
@@ -185,9 +185,9 @@ func TestOrphanRestartReclaim(t *testing.T) {
 	if !slices.Equal(fs2.Orphans(), []inode.Ino{keep, drop}) {
 		t.Fatalf("orphans after restart: %v", fs2.Orphans())
 	}
-	_, err = fs2.OpenInode(ctx, keep, false)
+	_, err = fs2.OpenInode(ctx, root, keep, inode.MayRead|inode.MayWrite, false)
 	wantErr(t, "plain open of orphan", err, syscall.ENOENT)
-	_, err = fs2.OpenInode(ctx, keep, true)
+	_, err = fs2.OpenInode(ctx, root, keep, inode.MayRead|inode.MayWrite, true)
 	wantErr(t, "reclaim open", err, 0)
 	n, err := fs2.FreeOrphans(ctx)
 	if err != nil || n != 1 {
@@ -199,10 +199,10 @@ func TestOrphanRestartReclaim(t *testing.T) {
 		t.Fatal("dropped orphan left traces")
 	}
 	buf := make([]byte, 8)
-	if n, err := fs2.Read(ctx, keep, buf, 0); err != nil || string(buf[:n]) != "keep" {
+	if n, err := fs2.Read(ctx, root, keep, buf, 0); err != nil || string(buf[:n]) != "keep" {
 		t.Fatalf("read kept orphan: %q %v", buf[:n], err)
 	}
-	_, err = fs2.OpenInode(ctx, drop, true)
+	_, err = fs2.OpenInode(ctx, root, drop, inode.MayRead|inode.MayWrite, true)
 	wantErr(t, "reclaim open of freed orphan", err, syscall.ENOENT)
 	inodetest.MustCheck(t, fs2)
 
@@ -238,24 +238,24 @@ func TestOrphanConcurrent(t *testing.T) {
 	for w := range workers {
 		go func() {
 			for i := range rounds {
-				a, err := fs.Create(ctx, alice, inode.RootIno, "f", 0o644)
+				a, err := fs.Create(ctx, root, inode.RootIno, "f", 0o644)
 				if err != nil && !errors.Is(err, syscall.EEXIST) {
 					done <- err
 					return
 				}
 				ino := a.Ino
 				if err != nil {
-					if ino, err = fs.Lookup(ctx, inode.RootIno, "f"); err != nil {
+					if ino, err = fs.Lookup(ctx, root, inode.RootIno, "f"); err != nil {
 						continue // unlinked meanwhile
 					}
 				}
-				if _, err := fs.OpenInode(ctx, ino, false); err != nil {
+				if _, err := fs.OpenInode(ctx, root, ino, inode.MayRead|inode.MayWrite, false); err != nil {
 					continue // unlinked (and freed, or orphaned) meanwhile
 				}
 				if (w+i)%2 == 0 {
-					_ = fs.Unlink(ctx, inode.RootIno, "f")
+					_ = fs.Unlink(ctx, root, inode.RootIno, "f")
 				}
-				if err := fs.Write(ctx, ino, []byte("x"), 0); err != nil {
+				if err := fs.Write(ctx, root, ino, []byte("x"), 0); err != nil {
 					done <- fmt.Errorf("write to an open file: %w", err)
 					return
 				}

@@ -11,8 +11,9 @@ import (
 // last component's too (realpath(3), stat(2) rather than lstat(2)), and
 // returns the canonical path of what it names ("/" for the root; no ".",
 // "..", symlinks or repeated slashes) and its inode. A dangling symlink
-// is ENOENT, a loop ELOOP.
-func (fs *FS) Realpath(ctx context.Context, path string) (string, Ino, error) {
+// is ENOENT, a loop ELOOP. c needs search permission on every directory
+// a name is looked up in, as for Resolve.
+func (fs *FS) Realpath(ctx context.Context, c Caller, path string) (string, Ino, error) {
 	comps, err := splitPath(path, false)
 	if err != nil {
 		return "", 0, err
@@ -26,7 +27,7 @@ func (fs *FS) Realpath(ctx context.Context, path string) (string, Ino, error) {
 		name := comps[0]
 		comps = comps[1:]
 		cur := inos[len(inos)-1]
-		if _, err := fs.getDir(ctx, cur); err != nil {
+		if _, err := fs.searchDir(ctx, c, cur); err != nil {
 			return "", 0, err
 		}
 		if name == ".." {

@@ -24,7 +24,7 @@ func TestRealpath(t *testing.T) {
 		{inode.RootIno, "dangling", "nope"},
 		{inode.RootIno, "loop", "loop"},
 	} {
-		if _, err := fs.Symlink(ctx, inode.Caller{UID: 1, GID: 1}, l.dir, l.name, l.target); err != nil {
+		if _, err := fs.Symlink(ctx, root, l.dir, l.name, l.target); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -41,7 +41,7 @@ func TestRealpath(t *testing.T) {
 		{"abs/", "/d/e", e.Ino},
 		{"chain", "/d/e/f", f.Ino},
 	} {
-		p, ino, err := fs.Realpath(ctx, c.path)
+		p, ino, err := fs.Realpath(ctx, root, c.path)
 		if err != nil || p != c.want || ino != c.ino {
 			t.Errorf("Realpath(%q) = %q, %d, %v; want %q, %d", c.path, p, ino, err, c.want, c.ino)
 		}
@@ -56,7 +56,7 @@ func TestRealpath(t *testing.T) {
 		{"d/nope", syscall.ENOENT},
 		{"/d/e/f/..", syscall.ENOTDIR},
 	} {
-		_, _, err := fs.Realpath(ctx, c.path)
+		_, _, err := fs.Realpath(ctx, root, c.path)
 		wantErr(t, "Realpath "+c.path, err, c.want)
 	}
 }

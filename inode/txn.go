@@ -56,6 +56,18 @@ func (t *txn) getDir(ctx context.Context, ino Ino) (*record, error) {
 	return r, nil
 }
 
+// searchDir is getDir plus the check that c may search the directory.
+func (t *txn) searchDir(ctx context.Context, c Caller, ino Ino) (*record, error) {
+	d, err := t.getDir(ctx, ino)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.search(&d.Attr); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
 // put marks r to be written at commit.
 func (t *txn) put(r *record) {
 	t.recs[r.Ino] = r

@@ -21,14 +21,18 @@ func checkXattrName(name string) error {
 }
 
 // GetXattr returns the value of ino's extended attribute name; ENODATA if
-// it has none of that name.
-func (fs *FS) GetXattr(ctx context.Context, ino Ino, name string) ([]byte, error) {
+// it has none of that name. c needs mayXattr's permission to read it.
+func (fs *FS) GetXattr(ctx context.Context, c Caller, ino Ino, name string) ([]byte, error) {
 	if err := checkXattrName(name); err != nil {
 		return nil, err
 	}
 	fs.ns.RLock()
 	defer fs.ns.RUnlock()
-	if _, err := fs.get(ctx, ino); err != nil {
+	r, err := fs.get(ctx, ino)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.mayXattr(&r.Attr, name, false); err != nil {
 		return nil, err
 	}
 	v, err := fs.be.Get(ctx, xattrKey(ino, name))
@@ -38,17 +42,25 @@ func (fs *FS) GetXattr(ctx context.Context, ino Ino, name string) ([]byte, error
 	return v, err
 }
 
-// ListXattr returns the names of ino's extended attributes, sorted.
-func (fs *FS) ListXattr(ctx context.Context, ino Ino) ([]string, error) {
+// ListXattr returns the names of ino's extended attributes that c may
+// see, sorted. c needs read permission (not on a symlink); the names of
+// root's namespaces are left out for anyone else (see mayXattr).
+func (fs *FS) ListXattr(ctx context.Context, c Caller, ino Ino) ([]string, error) {
 	fs.ns.RLock()
 	defer fs.ns.RUnlock()
-	if _, err := fs.get(ctx, ino); err != nil {
+	r, err := fs.get(ctx, ino)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.mayListXattr(&r.Attr); err != nil {
 		return nil, err
 	}
 	names := []string{}
 	pfx := inoKey(pfxXattr, ino)
-	err := fs.be.Scan(ctx, pfx, nil, func(k, _ []byte) bool {
-		names = append(names, string(k[len(pfx):]))
+	err = fs.be.Scan(ctx, pfx, nil, func(k, _ []byte) bool {
+		if name := string(k[len(pfx):]); c.xattrListable(name) {
+			names = append(names, name)
+		}
 		return true
 	})
 	return names, err
@@ -56,8 +68,9 @@ func (fs *FS) ListXattr(ctx context.Context, ino Ino) ([]string, error) {
 
 // SetXattr sets ino's extended attribute name to value (at most 64 KiB).
 // With XattrCreate an existing attribute is EEXIST; with XattrReplace a
-// missing one is ENODATA. It sets ctime.
-func (fs *FS) SetXattr(ctx context.Context, ino Ino, name string, value []byte, flags int) error {
+// missing one is ENODATA. It sets ctime. c needs mayXattr's permission to
+// change it.
+func (fs *FS) SetXattr(ctx context.Context, c Caller, ino Ino, name string, value []byte, flags int) error {
 	if err := checkXattrName(name); err != nil {
 		return err
 	}
@@ -67,7 +80,7 @@ func (fs *FS) SetXattr(ctx context.Context, ino Ino, name string, value []byte, 
 	if flags&^(XattrCreate|XattrReplace) != 0 || flags == XattrCreate|XattrReplace {
 		return fmt.Errorf("xattr flags %#x: %w", flags, syscall.EINVAL)
 	}
-	return fs.changeXattr(ctx, ino, name, func(exists bool, t *txn) error {
+	return fs.changeXattr(ctx, c, ino, name, func(exists bool, t *txn) error {
 		switch {
 		case exists && flags&XattrCreate != 0:
 			return fmt.Errorf("xattr %d %q: %w", ino, name, syscall.EEXIST)
@@ -80,12 +93,13 @@ func (fs *FS) SetXattr(ctx context.Context, ino Ino, name string, value []byte, 
 }
 
 // RemoveXattr removes ino's extended attribute name; ENODATA if it has
-// none of that name. It sets ctime.
-func (fs *FS) RemoveXattr(ctx context.Context, ino Ino, name string) error {
+// none of that name. It sets ctime. c needs mayXattr's permission to
+// change it.
+func (fs *FS) RemoveXattr(ctx context.Context, c Caller, ino Ino, name string) error {
 	if err := checkXattrName(name); err != nil {
 		return err
 	}
-	return fs.changeXattr(ctx, ino, name, func(exists bool, t *txn) error {
+	return fs.changeXattr(ctx, c, ino, name, func(exists bool, t *txn) error {
 		if !exists {
 			return fmt.Errorf("xattr %d %q: %w", ino, name, syscall.ENODATA)
 		}
@@ -95,9 +109,10 @@ func (fs *FS) RemoveXattr(ctx context.Context, ino Ino, name string) error {
 	})
 }
 
-// changeXattr runs change with the inode locked and commits its batch
-// together with the new ctime.
-func (fs *FS) changeXattr(ctx context.Context, ino Ino, name string, change func(exists bool, t *txn) error) error {
+// changeXattr checks that c may change attribute name of ino, runs
+// change with the inode locked and commits its batch together with the
+// new ctime.
+func (fs *FS) changeXattr(ctx context.Context, c Caller, ino Ino, name string, change func(exists bool, t *txn) error) error {
 	fs.ns.RLock()
 	defer fs.ns.RUnlock()
 	mu := &fs.stripe[ino%stripes]
@@ -105,6 +120,9 @@ func (fs *FS) changeXattr(ctx context.Context, ino Ino, name string, change func
 	defer mu.Unlock()
 	r, err := fs.get(ctx, ino)
 	if err != nil {
+		return err
+	}
+	if err := c.mayXattr(&r.Attr, name, true); err != nil {
 		return err
 	}
 	_, err = fs.be.Get(ctx, xattrKey(ino, name))

@@ -102,7 +102,7 @@ func leaseTable(t *testing.T, max int) (*Table, *fakeClock, func() []uint64) {
 
 func mustMount(t *testing.T, h *Holder) *Mount {
 	t.Helper()
-	m, err := h.Mount("a", 0, "u", 1, 1)
+	m, err := h.Mount("a", 0, Identity{User: "u", UID: 1, GID: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +279,7 @@ func TestLeaseCap(t *testing.T) {
 	tb, _, _ := leaseTable(t, 2)
 	h, other := tb.NewHolder(), tb.NewHolder()
 	a, b := mustMount(t, h), mustMount(t, h)
-	_, err := h.Mount("a", 0, "", 0, 0)
+	_, err := h.Mount("a", 0, Identity{})
 	var tm *TooManyMountsError
 	if !errors.Is(err, syscall.EMFILE) || !errors.As(err, &tm) || tm.Max != 2 || IsBadMount(err) {
 		t.Fatalf("third mount: %v", err)
@@ -298,7 +298,7 @@ func TestLeaseCap(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := mustMount(t, h)
-	if _, err := h.Mount("a", 0, "", 0, 0); !errors.Is(err, syscall.EMFILE) {
+	if _, err := h.Mount("a", 0, Identity{}); !errors.Is(err, syscall.EMFILE) {
 		t.Fatalf("mount over the cap again: %v", err)
 	}
 	if err := h.Unmount(d.ID); err != nil {
@@ -371,7 +371,7 @@ func TestLeaseConcurrent(t *testing.T) {
 						return
 					}
 				}
-				m, err := h.Mount("a", 0, "", 0, 0)
+				m, err := h.Mount("a", 0, Identity{})
 				if err != nil {
 					t.Error(err)
 					return
@@ -381,7 +381,7 @@ func TestLeaseConcurrent(t *testing.T) {
 						t.Error(err)
 					}
 				}
-				if _, err := h.Mount("a", 0, "", 0, 0); !errors.Is(err, syscall.EMFILE) && (g+i)%2 == 1 {
+				if _, err := h.Mount("a", 0, Identity{}); !errors.Is(err, syscall.EMFILE) && (g+i)%2 == 1 {
 					t.Errorf("mount over the cap: %v", err)
 				}
 				h.Release()
@@ -407,7 +407,7 @@ func TestLeaseConcurrent(t *testing.T) {
 func BenchmarkHolderGet(b *testing.B) {
 	tb := NewTable(vols("a"), Options{Grace: time.Minute, MaxPerHolder: 256})
 	h := tb.NewHolder()
-	m, err := h.Mount("a", 0, "", 0, 0)
+	m, err := h.Mount("a", 0, Identity{})
 	if err != nil {
 		b.Fatal(err)
 	}

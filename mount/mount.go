@@ -1,5 +1,5 @@
 // Package mount is proxyfsd's mount table. A client mounts a volume under
-// an identity (user name, uid, gid) with options and gets a mount id that
+// an identity (user name, uid, gid, supplementary groups) with options and gets a mount id that
 // every later call carries. Mount ids are random, nonzero, below 2^53 (so
 // that every JSON implementation reads them exactly) and not guessable;
 // they do not survive a daemon restart, so a client that presents an id
@@ -54,6 +54,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -73,17 +74,29 @@ const (
 // MaxID bounds mount ids: every id is in [1, MaxID].
 const MaxID = 1<<53 - 1
 
+// MaxGroups is the most supplementary groups a mount may carry.
+const MaxGroups = 32
+
+// Identity is who the calls on a mount run as: the server builds the
+// caller of every permission check from it.
+type Identity struct {
+	// User is the user name given at mount time (informational).
+	User string
+	// UID and GID are the user and its primary group: they own the
+	// inodes created through the mount.
+	UID, GID uint32
+	// Groups are the supplementary groups (at most MaxGroups).
+	Groups []uint32
+}
+
 // Mount is one mounted volume and the identity calls on it run as. A Mount
-// is immutable.
+// is immutable (its Groups too).
 type Mount struct {
 	// ID is the mount id clients pass with every call.
 	ID uint64
 	// Volume is the name of the mounted volume.
 	Volume string
-	// User is the user name given at mount time (informational).
-	User string
-	// UID and GID are the owner of inodes created through this mount.
-	UID, GID uint32
+	Identity
 	// ReadOnly is set when the mount refuses changes (EROFS).
 	ReadOnly bool
 }
@@ -243,16 +256,21 @@ func (e *NoVolumeError) Unwrap() error { return syscall.ENOENT }
 
 // Mount adds a mount of volume for the given identity, held by h, and
 // returns it. An unknown volume is ENOENT; options with bits other than
-// KnownOptions are EINVAL; a holder at its cap is EMFILE. A mount made
-// through a released holder starts orphaned.
-func (h *Holder) Mount(volume string, options uint64, user string, uid, gid uint32) (*Mount, error) {
+// KnownOptions, and more than MaxGroups groups, are EINVAL; a holder at
+// its cap is EMFILE. A mount made through a released holder starts
+// orphaned.
+func (h *Holder) Mount(volume string, options uint64, id Identity) (*Mount, error) {
 	if options&^KnownOptions != 0 {
 		return nil, fmt.Errorf("mount %q: unknown option bits %#x: %w", volume, options&^KnownOptions, syscall.EINVAL)
+	}
+	if len(id.Groups) > MaxGroups {
+		return nil, fmt.Errorf("mount %q: %d groups (at most %d): %w", volume, len(id.Groups), MaxGroups, syscall.EINVAL)
 	}
 	if !h.t.volumes(volume) {
 		return nil, &NoVolumeError{Volume: volume}
 	}
-	e := &entry{m: &Mount{Volume: volume, User: user, UID: uid, GID: gid, ReadOnly: options&ReadOnly != 0}}
+	id.Groups = slices.Clone(id.Groups)
+	e := &entry{m: &Mount{Volume: volume, Identity: id, ReadOnly: options&ReadOnly != 0}}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if err := h.roomForOne(); err != nil {

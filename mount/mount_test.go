@@ -2,6 +2,7 @@ package mount
 
 import (
 	"errors"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -22,11 +23,14 @@ func vols(names ...string) func(string) bool {
 func TestMountGetUnmount(t *testing.T) {
 	tb := NewTable(vols("a", "b"), Options{Grace: time.Hour})
 	h := tb.NewHolder()
-	m, err := h.Mount("a", ReadOnly, "alice", 1000, 100)
+	groups := []uint32{7, 8}
+	m, err := h.Mount("a", ReadOnly, Identity{User: "alice", UID: 1000, GID: 100, Groups: groups})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.ID == 0 || m.ID > MaxID || m.Volume != "a" || m.User != "alice" || m.UID != 1000 || m.GID != 100 || !m.ReadOnly {
+	groups[0] = 9 // the mount keeps its own copy
+	if m.ID == 0 || m.ID > MaxID || m.Volume != "a" || m.User != "alice" || m.UID != 1000 || m.GID != 100 || !m.ReadOnly ||
+		!slices.Equal(m.Groups, []uint32{7, 8}) {
 		t.Fatalf("mount %+v", m)
 	}
 	got, err := tb.Get(m.ID)
@@ -36,7 +40,7 @@ func TestMountGetUnmount(t *testing.T) {
 	if got, err := h.Get(m.ID); err != nil || got != m {
 		t.Fatalf("Holder.Get = %v, %v", got, err)
 	}
-	m2, err := h.Mount("b", 0, "", 0, 0)
+	m2, err := h.Mount("b", 0, Identity{})
 	if err != nil || m2.ReadOnly || m2.ID == m.ID {
 		t.Fatalf("second mount %+v, %v", m2, err)
 	}
@@ -67,14 +71,20 @@ func TestMountGetUnmount(t *testing.T) {
 func TestMountErrors(t *testing.T) {
 	tb := NewTable(vols("a"), Options{})
 	h := tb.NewHolder()
-	if _, err := h.Mount("nope", 0, "", 0, 0); !errors.Is(err, syscall.ENOENT) {
+	if _, err := h.Mount("nope", 0, Identity{}); !errors.Is(err, syscall.ENOENT) {
 		t.Errorf("unknown volume: %v", err)
 	}
-	if _, err := h.Mount("a", 2, "", 0, 0); !errors.Is(err, syscall.EINVAL) || IsBadMount(err) {
+	if _, err := h.Mount("a", 2, Identity{}); !errors.Is(err, syscall.EINVAL) || IsBadMount(err) {
 		t.Errorf("bad options: %v", err)
+	}
+	if _, err := h.Mount("a", 0, Identity{Groups: make([]uint32, MaxGroups+1)}); !errors.Is(err, syscall.EINVAL) || IsBadMount(err) {
+		t.Errorf("%d groups: %v", MaxGroups+1, err)
 	}
 	if tb.Count() != 0 {
 		t.Errorf("failed mounts left entries: %d", tb.Count())
+	}
+	if _, err := h.Mount("a", 0, Identity{Groups: make([]uint32, MaxGroups)}); err != nil {
+		t.Errorf("%d groups: %v", MaxGroups, err)
 	}
 }
 
@@ -87,8 +97,8 @@ func TestIDsSkipZeroAndCollisions(t *testing.T) {
 		copy(b, seq[0])
 		seq = seq[1:]
 	}
-	m1, _ := h.Mount("a", 0, "", 0, 0)
-	m2, _ := h.Mount("a", 0, "", 0, 0)
+	m1, _ := h.Mount("a", 0, Identity{})
+	m2, _ := h.Mount("a", 0, Identity{})
 	if m1.ID != 7 || m2.ID != 0x1f_0000_0000_0000 {
 		t.Errorf("ids %#x %#x", m1.ID, m2.ID)
 	}
@@ -104,7 +114,7 @@ func TestConcurrent(t *testing.T) {
 			defer wg.Done()
 			h := tb.NewHolder()
 			for i := 0; i < 100; i++ {
-				m, err := h.Mount("a", 0, "", 0, 0)
+				m, err := h.Mount("a", 0, Identity{})
 				if err != nil {
 					t.Error(err)
 					return

@@ -79,7 +79,7 @@ func TestCheckCaseFoldIndex(t *testing.T) {
 		t.Fatalf("-check of a volume without the index: exit %d %q %q", rc, out, errOut)
 	}
 	change(func(fs *inode.FS, _ vfsbackend.Backend) {
-		if name, _, err := fs.LookupCI(ctx, inode.RootIno, "one"); err != nil || name != "One" {
+		if name, _, err := fs.LookupCI(ctx, inode.Caller{}, inode.RootIno, "one"); err != nil || name != "One" {
 			t.Fatalf("LookupCI after the upgrade: %q %v", name, err)
 		}
 	})

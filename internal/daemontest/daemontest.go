@@ -42,6 +42,10 @@ type Volume struct {
 	CapacityBytes uint64
 	// SyncInterval is the volume's sync interval (0: 1s).
 	SyncInterval time.Duration
+	// ReadOnly and RootSquash set read_only and root_squash; AnonUID and
+	// AnonGID, if not 0, set anon_uid and anon_gid.
+	ReadOnly, RootSquash bool
+	AnonUID, AnonGID     uint32
 }
 
 // Options configures a test daemon. Zero values take the daemon's
@@ -277,6 +281,13 @@ func (d *Daemon) writeConfig() {
 		}
 		if v.SyncInterval != 0 {
 			fmt.Fprintf(&b, "sync_interval = %q\n", v.SyncInterval.String())
+		}
+		fmt.Fprintf(&b, "read_only = %v\nroot_squash = %v\n", v.ReadOnly, v.RootSquash)
+		if v.AnonUID != 0 {
+			fmt.Fprintf(&b, "anon_uid = %d\n", v.AnonUID)
+		}
+		if v.AnonGID != 0 {
+			fmt.Fprintf(&b, "anon_gid = %d\n", v.AnonGID)
 		}
 	}
 	if err := os.WriteFile(d.ConfigPath, []byte(b.String()), 0o644); err != nil {

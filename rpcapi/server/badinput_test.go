@@ -59,7 +59,7 @@ func TestBadInputTable(t *testing.T) {
 		{"resize past max file size", "resize", `{"mount_id":%[1]d,"inode":FILE,"size":18446744073709551615}`, "EFBIG", ""},
 		{"write to a directory", "write", `{"mount_id":%[1]d,"inode":1,"offset":0,"data":"eA=="}`, "EISDIR", ""},
 		{"settime nsec out of range", "settime", `{"mount_id":%[1]d,"inode":FILE,"mtime":{"sec":1,"nsec":1000000000}}`, "EINVAL", ""},
-		{"setattr unknown mask bit", "setattr", `{"mount_id":%[1]d,"inode":FILE,"mask":256}`, "EINVAL", ""},
+		{"setattr unknown mask bit", "setattr", `{"mount_id":%[1]d,"inode":FILE,"mask":512}`, "EINVAL", ""},
 		{"xattr name too long", "set_xattr", `{"mount_id":%[1]d,"inode":FILE,"name":"` + long + `","value":""}`, "ERANGE", ""},
 		{"xattr both flags", "set_xattr", `{"mount_id":%[1]d,"inode":FILE,"name":"user.a","value":"","flags":3}`, "EINVAL", ""},
 		{"mount options bit", "mount", `{"volume":"default","options":2,"user":"x","uid":1,"gid":1}`, "EINVAL", ""},

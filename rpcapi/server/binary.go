@@ -243,7 +243,7 @@ func (s *Server) readSpan(hd *mount.Holder, h wire.RequestHeader) (span inode.Sp
 	if err != nil {
 		return inode.Span{}, err
 	}
-	return e.fs.ReadSpan(context.Background(), inode.Ino(h.Inode), h.Offset, int(h.Length))
+	return e.fs.ReadSpan(context.Background(), e.caller(), inode.Ino(h.Inode), h.Offset, int(h.Length))
 }
 
 // binaryOp runs one binary request; it never panics. It returns the reply
@@ -272,16 +272,16 @@ func (s *Server) binaryOp(hd *mount.Holder, h wire.RequestHeader, payload []byte
 	switch h.Opcode {
 	case wire.OpRead:
 		buf := getBuf(int(h.Length))
-		m, err := e.fs.Read(ctx, ino, buf, h.Offset)
+		m, err := e.fs.Read(ctx, e.caller(), ino, buf, h.Offset)
 		if err != nil {
 			putBuf(buf)
 			return nil, nil, err
 		}
 		return buf[:m], buf, nil
 	case wire.OpWrite:
-		return nil, nil, e.fs.Write(ctx, ino, payload, h.Offset)
+		return nil, nil, e.fs.Write(ctx, e.caller(), ino, payload, h.Offset)
 	case wire.OpLookup:
-		child, err := e.fs.Lookup(ctx, ino, string(payload))
+		child, err := e.fs.Lookup(ctx, e.caller(), ino, string(payload))
 		if err != nil {
 			return nil, nil, err
 		}
@@ -294,7 +294,7 @@ func (s *Server) binaryOp(hd *mount.Holder, h wire.RequestHeader, payload []byte
 		}
 		return statReply(e.fs.Create(ctx, e.caller(), ino, string(payload), uint32(h.Offset)))
 	case wire.OpUnlink:
-		return nil, nil, e.fs.Unlink(ctx, ino, string(payload))
+		return nil, nil, e.fs.Unlink(ctx, e.caller(), ino, string(payload))
 	case wire.OpFlush:
 		return nil, nil, e.fs.Flush(ctx, ino)
 	case wire.OpLookupCI:
@@ -307,7 +307,7 @@ func (s *Server) binaryOp(hd *mount.Holder, h wire.RequestHeader, payload []byte
 		case max > readdirMax:
 			max = readdirMax
 		}
-		ents, eof, err := e.fs.ReadDir(ctx, ino, int64(h.Offset), max, true)
+		ents, eof, err := e.fs.ReadDir(ctx, e.caller(), ino, int64(h.Offset), max, true)
 		if err != nil {
 			return nil, nil, err
 		}

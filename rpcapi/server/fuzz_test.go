@@ -16,6 +16,7 @@ import (
 
 	"github.com/proxyfs/proxyfs/conf"
 	"github.com/proxyfs/proxyfs/inode"
+	"github.com/proxyfs/proxyfs/mount"
 	"github.com/proxyfs/proxyfs/rpcapi/wire"
 	_ "github.com/proxyfs/proxyfs/vfsbackend/mem"
 )
@@ -63,12 +64,14 @@ func FuzzDispatch(f *testing.F) {
 		ctx := context.Background()
 		hd := s.mounts.NewHolder()
 		defer hd.Release()
-		m, err := hd.Mount("default", 0, "fuzz", 1, 1)
+		// As root: the calls get past the permission checks to what
+		// they do.
+		m, err := hd.Mount("default", 0, mount.Identity{User: "fuzz"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		fs := s.volumes["default"].fs
-		a, err := fs.Create(ctx, inode.Caller{UID: 1, GID: 1}, 1, "f", 0o644)
+		a, err := fs.Create(ctx, inode.Caller{}, 1, "f", 0o644)
 		if err != nil {
 			t.Fatal(err)
 		}

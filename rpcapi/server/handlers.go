@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"syscall"
 
 	"github.com/proxyfs/proxyfs/inode"
@@ -33,7 +34,7 @@ const (
 
 // env resolves a mount id for the connection whose mounts hd holds (the
 // first use of a mount on a connection attaches it: see package mount);
-// EROFS for a change on a read-only mount.
+// EROFS for a change on a read-only mount or volume.
 func (s *Server) env(hd *mount.Holder, id uint64, mutates bool) (*env, error) {
 	m, err := hd.Get(id)
 	if err != nil {
@@ -43,10 +44,24 @@ func (s *Server) env(hd *mount.Holder, id uint64, mutates bool) (*env, error) {
 	if v == nil { // volumes never go away while the server runs
 		return nil, fmt.Errorf("mount %d: volume %q not open: %w", id, m.Volume, syscall.EIO)
 	}
-	if mutates && m.ReadOnly {
-		return nil, fmt.Errorf("mount %d is read-only: %w", id, syscall.EROFS)
+	e := &env{m: m, v: v, fs: v.fs}
+	if mutates {
+		if err := e.writable(); err != nil {
+			return nil, err
+		}
 	}
-	return &env{m: m, v: v, fs: v.fs}, nil
+	return e, nil
+}
+
+// writable returns EROFS if the mount or its volume is read-only.
+func (e *env) writable() error {
+	switch {
+	case e.m.ReadOnly:
+		return fmt.Errorf("mount %d is read-only: %w", e.m.ID, syscall.EROFS)
+	case e.v.readOnly:
+		return fmt.Errorf("volume %q is read-only: %w", e.v.name, syscall.EROFS)
+	}
+	return nil
 }
 
 // handler builds a method from a function on decoded params of type P.
@@ -90,10 +105,10 @@ var methods = map[string]method{
 	// can always unmount).
 	wire.MethodMount: func(_ context.Context, s *Server, hd *mount.Holder, raw *json.RawMessage) (any, error) {
 		var p wire.MountParams
-		if err := decodeParams(raw, &p, []string{"options", "user"}); err != nil {
+		if err := decodeParams(raw, &p, []string{"options", "user", "groups"}); err != nil {
 			return nil, err
 		}
-		m, err := hd.Mount(p.Volume, p.Options, p.User, p.UID, p.GID)
+		m, err := hd.Mount(p.Volume, p.Options, mount.Identity{User: p.User, UID: p.UID, GID: p.GID, Groups: p.Groups})
 		if err != nil {
 			return nil, err
 		}
@@ -113,17 +128,17 @@ var methods = map[string]method{
 	},
 
 	wire.MethodLookup: handler(ro, nil, func(ctx context.Context, _ *Server, e *env, p *wire.EntryParams) (any, error) {
-		return inodeResult(e.fs.Lookup(ctx, inode.Ino(p.Inode), p.Name))
+		return inodeResult(e.fs.Lookup(ctx, e.caller(), inode.Ino(p.Inode), p.Name))
 	}),
 	wire.MethodLookupPath: handler(ro, nil, func(ctx context.Context, _ *Server, e *env, p *wire.PathParams) (any, error) {
-		return inodeResult(e.fs.Resolve(ctx, p.Path))
+		return inodeResult(e.fs.Resolve(ctx, e.caller(), p.Path))
 	}),
 	wire.MethodGetStat: handler(ro, nil, func(ctx context.Context, _ *Server, e *env, p *wire.InodeParams) (any, error) {
 		return e.getStat(ctx, inode.Ino(p.Inode))
 	}),
 	wire.MethodGetStatPath: handler(ro, []string{"follow"}, func(ctx context.Context, _ *Server, e *env, p *wire.GetStatPathParams) (any, error) {
 		if p.Follow {
-			_, ino, err := e.fs.Realpath(ctx, p.Path)
+			_, ino, err := e.fs.Realpath(ctx, e.caller(), p.Path)
 			if err != nil {
 				return nil, err
 			}
@@ -171,43 +186,43 @@ var methods = map[string]method{
 	}),
 
 	wire.MethodLink: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.LinkParams) (any, error) {
-		return empty(e.fs.Link(ctx, inode.Ino(p.Inode), p.Name, inode.Ino(p.TargetInode)))
+		return empty(e.fs.Link(ctx, e.caller(), inode.Ino(p.Inode), p.Name, inode.Ino(p.TargetInode)))
 	}),
 	wire.MethodLinkPath: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.TwoPathParams) (any, error) {
-		target, err := e.fs.Resolve(ctx, p.SrcPath)
+		target, err := e.fs.Resolve(ctx, e.caller(), p.SrcPath)
 		if err != nil {
 			return nil, err
 		}
 		return onParent(ctx, e, p.DstPath, func(dir inode.Ino, name string) (any, error) {
-			return empty(e.fs.Link(ctx, dir, name, target))
+			return empty(e.fs.Link(ctx, e.caller(), dir, name, target))
 		})
 	}),
 	wire.MethodUnlink: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.EntryParams) (any, error) {
-		return empty(e.fs.Unlink(ctx, inode.Ino(p.Inode), p.Name))
+		return empty(e.fs.Unlink(ctx, e.caller(), inode.Ino(p.Inode), p.Name))
 	}),
 	wire.MethodUnlinkPath: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.PathParams) (any, error) {
 		return onParent(ctx, e, p.Path, func(dir inode.Ino, name string) (any, error) {
-			return empty(e.fs.Unlink(ctx, dir, name))
+			return empty(e.fs.Unlink(ctx, e.caller(), dir, name))
 		})
 	}),
 	wire.MethodRmdir: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.EntryParams) (any, error) {
-		return empty(e.fs.Rmdir(ctx, inode.Ino(p.Inode), p.Name))
+		return empty(e.fs.Rmdir(ctx, e.caller(), inode.Ino(p.Inode), p.Name))
 	}),
 	wire.MethodRmdirPath: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.PathParams) (any, error) {
 		return onParent(ctx, e, p.Path, func(dir inode.Ino, name string) (any, error) {
-			return empty(e.fs.Rmdir(ctx, dir, name))
+			return empty(e.fs.Rmdir(ctx, e.caller(), dir, name))
 		})
 	}),
 	wire.MethodRename: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.RenameParams) (any, error) {
-		return empty(e.fs.Rename(ctx, inode.Ino(p.SrcInode), p.SrcName, inode.Ino(p.DstInode), p.DstName))
+		return empty(e.fs.Rename(ctx, e.caller(), inode.Ino(p.SrcInode), p.SrcName, inode.Ino(p.DstInode), p.DstName))
 	}),
 	wire.MethodRenamePath: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.TwoPathParams) (any, error) {
-		sdir, sname, err := e.fs.ResolveParent(ctx, p.SrcPath)
+		sdir, sname, err := e.fs.ResolveParent(ctx, e.caller(), p.SrcPath)
 		if err != nil {
 			return nil, err
 		}
 		return onParent(ctx, e, p.DstPath, func(ddir inode.Ino, dname string) (any, error) {
-			return empty(e.fs.Rename(ctx, sdir, sname, ddir, dname))
+			return empty(e.fs.Rename(ctx, e.caller(), sdir, sname, ddir, dname))
 		})
 	}),
 
@@ -266,7 +281,7 @@ var methods = map[string]method{
 			return nil, fmt.Errorf("read of %d bytes exceeds max_io_size %d: %w", p.Length, s.cfg.MaxIOBytes, syscall.EINVAL)
 		}
 		buf := make([]byte, p.Length)
-		n, err := e.fs.Read(ctx, inode.Ino(p.Inode), buf, p.Offset)
+		n, err := e.fs.Read(ctx, e.caller(), inode.Ino(p.Inode), buf, p.Offset)
 		if err != nil {
 			return nil, err
 		}
@@ -277,7 +292,7 @@ var methods = map[string]method{
 		if len(p.Data) > s.cfg.MaxIOBytes {
 			return nil, fmt.Errorf("write of %d bytes exceeds max_io_size %d: %w", len(p.Data), s.cfg.MaxIOBytes, syscall.EINVAL)
 		}
-		if err := e.fs.Write(ctx, inode.Ino(p.Inode), p.Data, p.Offset); err != nil {
+		if err := e.fs.Write(ctx, e.caller(), inode.Ino(p.Inode), p.Data, p.Offset); err != nil {
 			return nil, err
 		}
 		s.metrics.DataWritten(metrics.ChannelJSON, len(p.Data))
@@ -295,7 +310,7 @@ var methods = map[string]method{
 			return nil, err
 		}
 		var flag uint64
-		if e.m.ReadOnly {
+		if e.writable() != nil {
 			flag = 1 // ST_RDONLY
 		}
 		return wire.StatvfsResult{Bsize: st.BlockSize, Frsize: st.BlockSize, Blocks: st.Blocks,
@@ -310,11 +325,11 @@ var methods = map[string]method{
 		return onPath(ctx, e, p.Path, func(ctx context.Context, ino inode.Ino) (any, error) { return e.getXattr(ctx, ino, p.Name) })
 	}),
 	wire.MethodSetXattr: handler(mut, []string{"flags"}, func(ctx context.Context, _ *Server, e *env, p *wire.SetXattrParams) (any, error) {
-		return empty(e.fs.SetXattr(ctx, inode.Ino(p.Inode), p.Name, p.Value, p.Flags))
+		return empty(e.fs.SetXattr(ctx, e.caller(), inode.Ino(p.Inode), p.Name, p.Value, p.Flags))
 	}),
 	wire.MethodSetXattrPath: handler(mut, []string{"flags"}, func(ctx context.Context, _ *Server, e *env, p *wire.SetXattrPathParams) (any, error) {
 		return onPath(ctx, e, p.Path, func(ctx context.Context, ino inode.Ino) (any, error) {
-			return empty(e.fs.SetXattr(ctx, ino, p.Name, p.Value, p.Flags))
+			return empty(e.fs.SetXattr(ctx, e.caller(), ino, p.Name, p.Value, p.Flags))
 		})
 	}),
 	wire.MethodListXattr: handler(ro, nil, func(ctx context.Context, _ *Server, e *env, p *wire.InodeParams) (any, error) {
@@ -324,18 +339,18 @@ var methods = map[string]method{
 		return onPath(ctx, e, p.Path, e.listXattr)
 	}),
 	wire.MethodRemoveXattr: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.XattrParams) (any, error) {
-		return empty(e.fs.RemoveXattr(ctx, inode.Ino(p.Inode), p.Name))
+		return empty(e.fs.RemoveXattr(ctx, e.caller(), inode.Ino(p.Inode), p.Name))
 	}),
 	wire.MethodRemoveXattrPath: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.XattrPathParams) (any, error) {
 		return onPath(ctx, e, p.Path, func(ctx context.Context, ino inode.Ino) (any, error) {
-			return empty(e.fs.RemoveXattr(ctx, ino, p.Name))
+			return empty(e.fs.RemoveXattr(ctx, e.caller(), ino, p.Name))
 		})
 	}),
 }
 
 // onPath resolves path and runs the inode form of a call on it.
 func onPath(ctx context.Context, e *env, path string, fn func(context.Context, inode.Ino) (any, error)) (any, error) {
-	ino, err := e.fs.Resolve(ctx, path)
+	ino, err := e.fs.Resolve(ctx, e.caller(), path)
 	if err != nil {
 		return nil, err
 	}
@@ -345,7 +360,7 @@ func onPath(ctx context.Context, e *env, path string, fn func(context.Context, i
 // onParent resolves all but path's last component and runs the inode
 // form of a call on the directory and the last name.
 func onParent(ctx context.Context, e *env, path string, fn func(dir inode.Ino, name string) (any, error)) (any, error) {
-	dir, name, err := e.fs.ResolveParent(ctx, path)
+	dir, name, err := e.fs.ResolveParent(ctx, e.caller(), path)
 	if err != nil {
 		return nil, err
 	}
@@ -366,7 +381,39 @@ func inodeResult(ino inode.Ino, err error) (any, error) {
 	return wire.InodeResult{Inode: uint64(ino)}, nil
 }
 
-func (e *env) caller() inode.Caller { return inode.Caller{UID: e.m.UID, GID: e.m.GID} }
+// caller is the identity a call on e runs as, which package inode checks
+// every permission against: the mount's uid, gid and groups, with uid 0
+// and gid 0 squashed to the volume's anon ids under root_squash. It is
+// the one place that decides who a call is; a per-call identity (a
+// gateway acting for many users) would replace the mount's here.
+func (e *env) caller() inode.Caller {
+	c := inode.Caller{UID: e.m.UID, GID: e.m.GID, Groups: e.m.Groups}
+	if e.v.rootSquash {
+		c = squash(c, e.v.anon)
+	}
+	return c
+}
+
+// squash applies root_squash to c: uid 0 becomes anon's uid, and gid 0,
+// primary or supplementary, anon's gid (as Linux's NFS server does).
+func squash(c, anon inode.Caller) inode.Caller {
+	if c.UID == 0 {
+		c.UID = anon.UID
+	}
+	if c.GID == 0 {
+		c.GID = anon.GID
+	}
+	if slices.Contains(c.Groups, 0) {
+		groups := slices.Clone(c.Groups)
+		for i, g := range groups {
+			if g == 0 {
+				groups[i] = anon.GID
+			}
+		}
+		c.Groups = groups
+	}
+	return c
+}
 
 // stat converts attributes to the wire form.
 func (e *env) stat(a inode.Attr) wire.Stat {
@@ -400,12 +447,12 @@ func (e *env) readSymlink(ctx context.Context, ino inode.Ino) (any, error) {
 }
 
 func (e *env) setEmpty(ctx context.Context, ino inode.Ino, sa inode.SetAttr) (any, error) {
-	_, err := e.fs.SetAttr(ctx, ino, sa)
+	_, err := e.fs.SetAttr(ctx, e.caller(), ino, sa)
 	return empty(err)
 }
 
 func (e *env) setStat(ctx context.Context, ino inode.Ino, sa inode.SetAttr) (any, error) {
-	a, err := e.fs.SetAttr(ctx, ino, sa)
+	a, err := e.fs.SetAttr(ctx, e.caller(), ino, sa)
 	if err != nil {
 		return nil, err
 	}
@@ -430,7 +477,7 @@ func (e *env) readdir(ctx context.Context, p *wire.ReaddirParams, plus bool) (an
 	case max > readdirMax:
 		max = readdirMax
 	}
-	ents, eof, err := e.fs.ReadDir(ctx, inode.Ino(p.Inode), p.PrevCookie, max, plus)
+	ents, eof, err := e.fs.ReadDir(ctx, e.caller(), inode.Ino(p.Inode), p.PrevCookie, max, plus)
 	if err != nil {
 		return nil, err
 	}
@@ -446,7 +493,7 @@ func (e *env) readdir(ctx context.Context, p *wire.ReaddirParams, plus bool) (an
 }
 
 func (e *env) getXattr(ctx context.Context, ino inode.Ino, name string) (any, error) {
-	v, err := e.fs.GetXattr(ctx, ino, name)
+	v, err := e.fs.GetXattr(ctx, e.caller(), ino, name)
 	if err != nil {
 		return nil, err
 	}
@@ -457,7 +504,7 @@ func (e *env) getXattr(ctx context.Context, ino inode.Ino, name string) (any, er
 }
 
 func (e *env) listXattr(ctx context.Context, ino inode.Ino) (any, error) {
-	names, err := e.fs.ListXattr(ctx, ino)
+	names, err := e.fs.ListXattr(ctx, e.caller(), ino)
 	if err != nil {
 		return nil, err
 	}
@@ -503,9 +550,17 @@ func settime(atime, mtime *wire.Timespec) inode.SetAttr {
 	return sa
 }
 
+// The setattr mask is inode's, bit for bit: this fails to compile if a bit
+// differs.
+var _ = [1]struct{}{}[wire.SetSize^inode.SetSize|wire.SetMode^inode.SetMode|wire.SetUID^inode.SetUID|
+	wire.SetGID^inode.SetGID|wire.SetAtime^inode.SetAtime|wire.SetMtime^inode.SetMtime|
+	wire.SetCrtime^inode.SetCrtime|wire.SetAtimeNow^inode.SetAtimeNow|wire.SetMtimeNow^inode.SetMtimeNow]
+
 // setattr converts setattr's params. Every field the mask selects must be
 // given (a missing or null member is a nil pointer here); the others are
-// ignored. Unknown mask bits are left to inode.SetAttr (EINVAL).
+// ignored, and so are fields for the "now" bits (SetAtimeNow,
+// SetMtimeNow), which have none. Unknown mask bits are left to
+// inode.SetAttr (EINVAL).
 func setattr(a *wire.SetattrFields) (inode.SetAttr, error) {
 	sa := inode.SetAttr{Mask: a.Mask}
 	for _, f := range []struct {

@@ -11,7 +11,7 @@ import (
 // method table.
 func init() {
 	methods[wire.MethodFallocate] = handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.FallocateParams) (any, error) {
-		return empty(e.fs.Fallocate(ctx, inode.Ino(p.Inode), p.Mode, p.Offset, p.Length))
+		return empty(e.fs.Fallocate(ctx, e.caller(), inode.Ino(p.Inode), p.Mode, p.Offset, p.Length))
 	})
 	methods[wire.MethodLseek] = handler(ro, nil, func(ctx context.Context, _ *Server, e *env, p *wire.LseekParams) (any, error) {
 		var hole bool
@@ -22,7 +22,7 @@ func init() {
 		default:
 			return nil, errParams("whence %q is not \"data\" or \"hole\"", p.Whence)
 		}
-		off, err := e.fs.Seek(ctx, inode.Ino(p.Inode), p.Offset, hole)
+		off, err := e.fs.Seek(ctx, e.caller(), inode.Ino(p.Inode), p.Offset, hole)
 		if err != nil {
 			return nil, err
 		}
@@ -32,7 +32,7 @@ func init() {
 
 func init() {
 	methods[wire.MethodCopyRange] = handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.CopyRangeParams) (any, error) {
-		n, err := e.fs.CopyRange(ctx, inode.Ino(p.SrcInode), p.SrcOffset, inode.Ino(p.DstInode), p.DstOffset, p.Length)
+		n, err := e.fs.CopyRange(ctx, e.caller(), inode.Ino(p.SrcInode), p.SrcOffset, inode.Ino(p.DstInode), p.DstOffset, p.Length)
 		if err != nil {
 			return nil, err
 		}
@@ -42,7 +42,7 @@ func init() {
 
 func init() {
 	methods[wire.MethodRealpath] = handler(ro, nil, func(ctx context.Context, _ *Server, e *env, p *wire.PathParams) (any, error) {
-		path, ino, err := e.fs.Realpath(ctx, p.Path)
+		path, ino, err := e.fs.Realpath(ctx, e.caller(), p.Path)
 		if err != nil {
 			return nil, err
 		}

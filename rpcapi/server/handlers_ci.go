@@ -9,7 +9,7 @@ import (
 
 func init() {
 	methods[wire.MethodLookupCI] = handler(ro, nil, func(ctx context.Context, _ *Server, e *env, p *wire.EntryParams) (any, error) {
-		name, a, err := e.fs.LookupCI(ctx, inode.Ino(p.Inode), p.Name)
+		name, a, err := e.fs.LookupCI(ctx, e.caller(), inode.Ino(p.Inode), p.Name)
 		if err != nil {
 			return nil, err
 		}
@@ -20,7 +20,7 @@ func init() {
 // binLookupCI is the binary LOOKUP_CI: a stat record (136 bytes with
 // STAT_EXT in flags), then the real name.
 func (e *env) binLookupCI(ctx context.Context, dir inode.Ino, name string, flags uint32) (data, pooled []byte, err error) {
-	found, a, err := e.fs.LookupCI(ctx, dir, name)
+	found, a, err := e.fs.LookupCI(ctx, e.caller(), dir, name)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -65,17 +65,22 @@ func (s *Server) open(ctx context.Context, e *env, p *wire.OpenParams) (any, err
 	if acc&^3 != 0 || acc == 3 {
 		return nil, fmt.Errorf("open: flags %#x: only the access mode 0, 1 or 2: %w", p.Flags, syscall.EINVAL)
 	}
-	if acc != wire.OpenReadOnly && e.m.ReadOnly {
-		return nil, fmt.Errorf("open for writing on read-only mount %d: %w", e.m.ID, syscall.EROFS)
+	if acc != wire.OpenReadOnly {
+		if err := e.writable(); err != nil {
+			return nil, err
+		}
+	}
+	want := inode.MayRead
+	switch acc {
+	case wire.OpenWriteOnly:
+		want = inode.MayWrite
+	case wire.OpenReadWrite:
+		want = inode.MayRead | inode.MayWrite
 	}
 	ino := inode.Ino(p.Inode)
-	a, err := e.fs.OpenInode(ctx, ino, p.Reclaim)
+	a, err := e.fs.OpenInode(ctx, e.caller(), ino, want, p.Reclaim)
 	if err != nil {
 		return nil, err
-	}
-	if a.IsDir() && acc != wire.OpenReadOnly {
-		_ = e.fs.CloseInode(ctx, ino)
-		return nil, fmt.Errorf("open directory %d for writing: %w", ino, syscall.EISDIR)
 	}
 	h := &handle{mountID: e.m.ID, v: e.v, ino: ino, acc: acc}
 	if err := s.hs.add(h); err != nil {

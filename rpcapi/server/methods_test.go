@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"github.com/proxyfs/proxyfs/internal/version"
 	"testing"
+	"time"
 
 	"github.com/proxyfs/proxyfs/internal/daemontest"
 	"github.com/proxyfs/proxyfs/rpcapi/wire"
@@ -34,7 +35,7 @@ func TestMethods(t *testing.T) {
 		// Namespace: inode forms.
 		var dir, file, link wire.NewInodeResult
 		rc.ok(wire.MethodMkdir, p("inode", 1, "name", "d", "mode", 0o750), &dir)
-		if dir.Stat.Mode != 0o40750 || dir.Stat.Nlink != 2 || dir.Stat.UID != 1000 {
+		if dir.Stat.Mode != 0o40750 || dir.Stat.Nlink != 2 || dir.Stat.UID != 0 {
 			t.Errorf("mkdir stat %+v", dir.Stat)
 		}
 		rc.ok(wire.MethodCreate, p("inode", dir.Inode, "name", "f", "mode", 0o640), &file)
@@ -131,7 +132,8 @@ func TestMethods(t *testing.T) {
 		rc.ok(wire.MethodChmod, p("inode", g, "mode", 0o4711), nil)
 		rc.ok(wire.MethodChown, p("inode", g, "uid", 7, "gid", -1), nil)
 		rc.ok(wire.MethodGetStat, p("inode", g), &sr)
-		if sr.Stat.Mode != 0o104711 || sr.Stat.UID != 7 || sr.Stat.GID != 1000 {
+		// A change of owner clears setuid, even by root (as Linux).
+		if sr.Stat.Mode != 0o100711 || sr.Stat.UID != 7 || sr.Stat.GID != 0 {
 			t.Errorf("after chmod/chown: %+v", sr.Stat)
 		}
 		rc.fails(wire.MethodChown, p("inode", g, "uid", -2, "gid", -1), "EINVAL", 0)
@@ -158,7 +160,12 @@ func TestMethods(t *testing.T) {
 		if sr.Stat.UID != 1 || sr.Stat.GID != 2 || sr.Stat.Mtime != (wire.Timespec{Sec: 3, Nsec: 4}) {
 			t.Errorf("setattr_path result %+v", sr.Stat)
 		}
-		rc.fails(wire.MethodSetattr, p("inode", g, "mask", 128), "EINVAL", 0)
+		rc.ok(wire.MethodSetattr, p("inode", g, "mask", wire.SetAtimeNow|wire.SetMtimeNow), &sr)
+		if sr.Stat.Atime.Sec < time.Now().Unix()-60 || sr.Stat.Mtime != sr.Stat.Atime || sr.Stat.Ctime != sr.Stat.Mtime {
+			t.Errorf("setattr to now: %+v", sr.Stat)
+		}
+		rc.fails(wire.MethodSetattr, p("inode", g, "mask", wire.SetMtime|wire.SetMtimeNow, "mtime", obj{"sec": 1, "nsec": 0}), "EINVAL", 0)
+		rc.fails(wire.MethodSetattr, p("inode", g, "mask", 512), "EINVAL", 0)
 		rc.fails(wire.MethodSetattr, p("inode", g, "mask", wire.SetAtime), "EINVAL", -32602) // atime missing
 
 		// Data.

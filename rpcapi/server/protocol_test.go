@@ -85,7 +85,10 @@ func TestProtocolExamples(t *testing.T) {
 			t.Fatalf("mount result %+v", m)
 		}
 
-		// Example session.
+		// Example session. As the example says, the volume's root belongs
+		// to alice: an administrator (uid 0) gave it to her.
+		admin := rc.mount("default", 0)
+		rc.ok(wire.MethodChownPath, map[string]any{"mount_id": admin.MountID, "path": "/", "uid": 1000, "gid": 1000}, nil)
 		rc.write("Content-Length: 108\r\n\r\n" +
 			`{"jsonrpc":"2.0","id":1,"method":"mount","params":{"volume":"default","user":"alice","uid":1000,"gid":1000}}`)
 		r = rc.recv()

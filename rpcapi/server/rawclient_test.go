@@ -192,10 +192,11 @@ func (rc *rawConn) closed() {
 	}
 }
 
-// mount mounts volume and returns the mount result.
+// mount mounts volume as root (uid 0: the tests act on a fresh volume,
+// whose root directory is root's) and returns the mount result.
 func (rc *rawConn) mount(volume string, options uint64) wire.MountResult {
 	rc.t.Helper()
 	var m wire.MountResult
-	rc.ok(wire.MethodMount, map[string]any{"volume": volume, "options": options, "user": "tester", "uid": 1000, "gid": 1000}, &m)
+	rc.ok(wire.MethodMount, map[string]any{"volume": volume, "options": options, "user": "tester", "uid": 0, "gid": 0}, &m)
 	return m
 }

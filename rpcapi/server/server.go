@@ -47,6 +47,12 @@ type volume struct {
 	health    func() error // nil: the engine cannot tell
 	formatted bool         // the engine formatted it at open
 	locks     *volumeLocks // its lock manager (locks.go)
+
+	// readOnly refuses every change by a client (EROFS); rootSquash
+	// makes uid 0 and gid 0 act as anon (see env.caller).
+	readOnly   bool
+	rootSquash bool
+	anon       inode.Caller
 }
 
 // Server serves the proxyfs protocol. Create it with Open, start it with
@@ -239,7 +245,8 @@ func openVolume(ctx context.Context, vc conf.Volume, log *zap.Logger, m *metrics
 		be.Close()
 		return nil, fmt.Errorf("volume %q: %w", vc.Name, err)
 	}
-	v := &volume{name: vc.Name, dev: volumeDev(fs.VolumeID(), vc.Name), be: be, fs: fs}
+	v := &volume{name: vc.Name, dev: volumeDev(fs.VolumeID(), vc.Name), be: be, fs: fs,
+		readOnly: vc.ReadOnly, rootSquash: vc.RootSquash, anon: inode.Caller{UID: vc.AnonUID, GID: vc.AnonGID}}
 	if hc, ok := raw.(healthChecker); ok {
 		v.health = hc.Health
 	}

@@ -74,6 +74,12 @@ const (
 	SetAtime  = 1 << 4
 	SetMtime  = 1 << 5
 	SetCrtime = 1 << 6
+	// SetAtimeNow and SetMtimeNow set atime or mtime to the server's
+	// current time; they carry no field. Both together are what a caller
+	// with write permission but not the owner may set (utimensat with
+	// UTIME_NOW).
+	SetAtimeNow = 1 << 7
+	SetMtimeNow = 1 << 8
 )
 
 // Xattr flags (SetXattrParams.Flags).
@@ -138,6 +144,8 @@ type MountParams struct {
 	User    string `json:"user"`
 	UID     uint32 `json:"uid"`
 	GID     uint32 `json:"gid"`
+	// Groups are the supplementary groups (optional; at most 32).
+	Groups []uint32 `json:"groups,omitempty"`
 }
 
 // MountResult is the result of mount.
