@@ -436,6 +436,20 @@ func (d *Daemon) Restart() {
 	d.start(Binary(d.t))
 }
 
+// RestartWith changes the daemon's options with change, then restarts it
+// as Restart does, on the same addresses and data. Only what a restart
+// can change may be changed (volume options such as ReadOnly or
+// RootSquash, limits), not the listeners or the data directory.
+func (d *Daemon) RestartWith(change func(*Options)) {
+	d.t.Helper()
+	if d.Running() {
+		d.Stop()
+	}
+	change(&d.opts)
+	d.writeConfig()
+	d.start(Binary(d.t))
+}
+
 // Check runs proxyfsd -check on the daemon's volumes and fails the test
 // if it reports problems. A running daemon is stopped for the check
 // (SIGTERM) and started again afterwards. Memory volumes are empty after a
