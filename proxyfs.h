@@ -111,7 +111,8 @@ typedef struct {
 /* proxyfs_mount options. */
 #define PROXYFS_MOUNT_READ_ONLY 0x1
 
-/* proxyfs_setattr mask bits: each selects one field of proxyfs_setattr_t. */
+/* proxyfs_setattr mask bits: each selects one field of proxyfs_setattr_t
+ * (the _NOW bits none). */
 #define PROXYFS_SETATTR_SIZE   0x01
 #define PROXYFS_SETATTR_MODE   0x02
 #define PROXYFS_SETATTR_UID    0x04
@@ -119,6 +120,10 @@ typedef struct {
 #define PROXYFS_SETATTR_ATIME  0x10
 #define PROXYFS_SETATTR_MTIME  0x20
 #define PROXYFS_SETATTR_CRTIME 0x40
+/* Set atime or mtime to the server's clock (utimensat's UTIME_NOW); no
+ * field. Both together need only write permission, not ownership. */
+#define PROXYFS_SETATTR_ATIME_NOW 0x80
+#define PROXYFS_SETATTR_MTIME_NOW 0x100
 
 typedef struct {
     uint64_t size;            /* new size (like resize) */
@@ -168,7 +173,10 @@ PROXYFS_API const char *proxyfs_last_error(void);
 /* ----------------------------------------------------------------- mount */
 
 /* Mount the volume in_volume_name for the user in_auth_user with in_uid and
- * in_gid, which become the owner of the inodes this mount creates.
+ * in_gid: the server checks every call's permissions against them (as on
+ * Linux; uid 0 is root unless the volume squashes it) and they own the
+ * inodes this mount creates (a setgid directory gives its own group).
+ * This library sends no supplementary groups.
  * in_mount_options: 0 or PROXYFS_MOUNT_READ_ONLY. The strings are copied.
  * On success *out_mount_handle is a new handle that the caller releases with
  * proxyfs_unmount.

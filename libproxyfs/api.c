@@ -203,9 +203,12 @@ static int removed_by_rule(int rc, bool uncertain, int gone)
 }
 
 /* The rule for a create, mkdir or symlink that got EEXIST after an
- * uncertain attempt: the entry must have the call's type, the mount's
- * uid and gid, and the call's permission bits (create, mkdir) or target
- * (symlink). On success *out (if not NULL) is its inode. */
+ * uncertain attempt: the entry must have the call's type, the uid the
+ * server acts as for the mount, and the call's permission bits but for
+ * the setgid bit (create, mkdir) or target (symlink). Its group is not
+ * compared: a setgid directory gives new entries its own group, and new
+ * directories its setgid bit. On success *out (if not NULL) is its
+ * inode. */
 static int newent_rule(mount_handle_t *mh, const pfs_newent_t *e,
                        uint64_t *out)
 {
@@ -222,6 +225,7 @@ int pfs_newent_rule(mount_handle_t *mh, const pfs_newent_t *e,
 {
     proxyfs_stat_t st;
     const char *t = NULL;
+    uint64_t act_uid;
     bool same;
     int rc;
 
@@ -234,9 +238,12 @@ int pfs_newent_rule(mount_handle_t *mh, const pfs_newent_t *e,
         return rule_check_failed(e->method, EEXIST, rc);
     if ((st.mode & S_IFMT) != e->type)
         return rule_differs(e->method, EEXIST, "an entry of another type is there");
-    if (st.uid != (uint64_t)mh->uid || st.gid != (uint64_t)mh->gid)
+    pthread_mutex_lock(&mh->lock);
+    act_uid = mh->act_uid;
+    pthread_mutex_unlock(&mh->lock);
+    if (st.uid != act_uid)
         return rule_differs(e->method, EEXIST, "the entry has another owner");
-    if (e->type != S_IFLNK && (st.mode & 07777) != e->perm)
+    if (e->type != S_IFLNK && (st.mode & 05777) != (e->perm & 05777))
         return rule_differs(e->method, EEXIST,
                             "the entry has other permission bits");
     if (e->target != NULL) {
@@ -739,7 +746,7 @@ int proxyfs_settime_path(mount_handle_t *in_mount_handle, char *in_fullpath,
                         NULL, true, NULL));
 }
 
-#define SETATTR_ALL 0x7f
+#define SETATTR_ALL 0x1ff
 
 /* Adds the fields selected by mask to params (consumed on failure). */
 static json_t *setattr_params(json_t *params, uint64_t mask,

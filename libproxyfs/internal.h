@@ -516,6 +516,7 @@ struct proxyfs_mount_handle {
     char *user;
     uid_t uid;
     gid_t gid;
+    uint64_t act_uid; /* the uid the server acts as (mount's reply; root_squash) */
     unsigned async_inflight;
     uint64_t mutations; /* atomic: bumped by each changing call */
     uint32_t timeout_ms; /* atomic: the call timeout; 0: the process's */

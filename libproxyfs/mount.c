@@ -77,7 +77,7 @@ static json_t *mount_params(mount_handle_t *mh)
 
 static int mount_result(mount_handle_t *mh, json_t *res)
 {
-    uint64_t id, root, maxio = 0;
+    uint64_t id, root, maxio = 0, uid;
 
     if (pfs_json_get_u64(res, "mount_id", &id) != 0 ||
         pfs_json_get_u64(res, "root_inode", &root) != 0)
@@ -85,9 +85,14 @@ static int mount_result(mount_handle_t *mh, json_t *res)
     pfs_json_get_u64(res, "max_io_size", &maxio);
     if (maxio == 0 || maxio > UINT32_MAX)
         maxio = 8u << 20;
+    /* The uid the server acts as (root_squash may replace 0); a server
+     * older than permissions does not say: the mount's own. */
+    if (pfs_json_get_u64(res, "uid", &uid) != 0 || uid > UINT32_MAX)
+        uid = (uint64_t)mh->uid;
     mh->mount_id = id;
     mh->root_inode = root;
     mh->max_io = maxio;
+    mh->act_uid = uid;
     return 0;
 }
 

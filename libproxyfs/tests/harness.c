@@ -48,6 +48,82 @@ static int can_connect(int port)
     return ok;
 }
 
+/* One JSON-RPC exchange on fd: sends body, reads the reply into out
+ * (NUL-terminated). Returns 0, or -1 on a transport error. */
+static int rpc_raw(int fd, const char *body, char *out, size_t outlen)
+{
+    char hdr[64];
+    size_t got = 0, len;
+    int n = snprintf(hdr, sizeof(hdr), "Content-Length: %zu\r\n\r\n", strlen(body));
+
+    if (write(fd, hdr, (size_t)n) != n ||
+        write(fd, body, strlen(body)) != (ssize_t)strlen(body))
+        return -1;
+    /* The header block, byte by byte up to the blank line. */
+    while (got < outlen - 1) {
+        if (read(fd, out + got, 1) != 1)
+            return -1;
+        got++;
+        out[got] = '\0';
+        if (got >= 4 && strcmp(out + got - 4, "\r\n\r\n") == 0)
+            break;
+    }
+    if (sscanf(out, "Content-Length: %zu", &len) != 1 || len >= outlen)
+        return -1;
+    for (got = 0; got < len;) {
+        ssize_t r = read(fd, out + got, len - got);
+        if (r <= 0)
+            return -1;
+        got += (size_t)r;
+    }
+    out[len] = '\0';
+    return 0;
+}
+
+/* Gives the root directory of a new volume to uid and gid 1000, as an
+ * administrator would: the tests mount as 1000, and a new volume's root
+ * is root's (mode 0755). It speaks JSON-RPC itself (mount as uid 0,
+ * chown_path "/", unmount) so that the library's own state is untouched. */
+static int give_root(test_daemon_t *d)
+{
+    struct sockaddr_in sa;
+    char req[256], rep[1024];
+    const char *p;
+    unsigned long long id;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), rc = -1;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)d->port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+        goto out;
+    snprintf(req, sizeof(req),
+             "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"mount\",\"params\":"
+             "{\"volume\":\"%s\",\"user\":\"admin\",\"uid\":0,\"gid\":0}}",
+             d->volume ? d->volume : "default");
+    if (rpc_raw(fd, req, rep, sizeof(rep)) != 0 ||
+        (p = strstr(rep, "\"mount_id\":")) == NULL ||
+        sscanf(p + strlen("\"mount_id\":"), "%llu", &id) != 1)
+        goto out;
+    snprintf(req, sizeof(req),
+             "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"chown_path\",\"params\":"
+             "{\"mount_id\":%llu,\"path\":\"/\",\"uid\":1000,\"gid\":1000}}", id);
+    if (rpc_raw(fd, req, rep, sizeof(rep)) != 0 || strstr(rep, "\"error\"") != NULL)
+        goto out;
+    snprintf(req, sizeof(req),
+             "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"unmount\",\"params\":"
+             "{\"mount_id\":%llu}}", id);
+    if (rpc_raw(fd, req, rep, sizeof(rep)) == 0)
+        rc = 0;
+out:
+    if (rc != 0)
+        fprintf(stderr, "could not give the volume's root to uid 1000\n");
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
 int daemon_start(test_daemon_t *d)
 {
     char log[400];
@@ -93,8 +169,12 @@ int daemon_start(test_daemon_t *d)
         struct timespec ts = { 0, 10 * 1000 * 1000 };
         int st;
 
-        if (can_connect(d->port))
-            return 0;
+        if (can_connect(d->port)) {
+            if (d->root_given)
+                return 0;
+            d->root_given = 1;
+            return give_root(d);
+        }
         if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
             fprintf(stderr, "proxyfsd exited early; see %s\n", log);
             d->pid = 0;

@@ -46,10 +46,13 @@ typedef struct {
     int port;
     pid_t pid;
     const char *volume; /* the volume's name; NULL: "default" */
+    int root_given;     /* the volume's root was given to uid 1000 */
 } test_daemon_t;
 
 /* Creates the directory and config (first call) and starts the daemon;
- * waits until it accepts connections. Returns 0 or -1. Any number of
+ * waits until it accepts connections. At the first start it gives the
+ * volume's root directory to uid and gid 1000, whom the tests mount as
+ * (a new volume's root is root's, mode 0755). Returns 0 or -1. Any number of
  * daemons can run at once, each with its own test_daemon_t (bin and
  * optionally volume and server_extra set, the rest zero). */
 int daemon_start(test_daemon_t *d);

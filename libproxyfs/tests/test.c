@@ -224,7 +224,7 @@ static void test_namespace(void)
 
 static void test_attrs(void)
 {
-    mount_handle_t *mh = do_mount();
+    mount_handle_t *mh = do_mount(), *admin = NULL;
     proxyfs_stat_t *st = NULL, out;
     proxyfs_timespec_t at = { 1000000000, 5 }, mt = { 1100000000, 7 };
     proxyfs_setattr_t sa;
@@ -234,6 +234,8 @@ static void test_attrs(void)
 
     if (mh == NULL)
         return;
+    /* The administrator: root changes owners. */
+    CHECK_RC(proxyfs_mount("default", 0, "admin", 0, 0, &admin), 0);
     d = fresh_dir(mh, "attrs");
     CHECK_RC(proxyfs_create(mh, d, "f", 0640, &f), 0);
     CHECK_RC(proxyfs_get_stat(mh, f, &st), 0);
@@ -276,16 +278,22 @@ static void test_attrs(void)
     CHECK_RC(proxyfs_chmod(mh, 999999, 0600), ENOENT);
     CHECK_RC(proxyfs_chmod_path(mh, "/attrs/none", 0600), ENOENT);
 
-    CHECK_RC(proxyfs_chown(mh, f, 42, (gid_t)-1), 0);
+    /* Only root gives a file away, or to a group its owner is not in. */
+    CHECK_RC(proxyfs_chown(mh, f, 42, (gid_t)-1), EPERM);
+    CHECK_RC(proxyfs_chown_path(mh, "/attrs/f", (uid_t)-1, 43), EPERM);
+    CHECK_RC(proxyfs_chown(admin, f, 42, (gid_t)-1), 0);
     CHECK_RC(proxyfs_get_stat(mh, f, &st), 0);
     CHECK(st != NULL && st->uid == 42 && st->gid == 1000);
+    /* A change of owner clears setuid, even by root (as Linux). */
+    CHECK(st != NULL && st->mode == (S_IFREG | 0755));
     free(st);
-    CHECK_RC(proxyfs_chown_path(mh, "/attrs/f", (uid_t)-1, 43), 0);
+    CHECK_RC(proxyfs_chown_path(admin, "/attrs/f", (uid_t)-1, 43), 0);
     CHECK_RC(proxyfs_get_stat(mh, f, &st), 0);
     CHECK(st != NULL && st->uid == 42 && st->gid == 43);
     free(st);
     CHECK_RC(proxyfs_chown(mh, 999999, 1, 1), ENOENT);
     CHECK_RC(proxyfs_chown_path(mh, "/attrs/none", 1, 1), ENOENT);
+    CHECK_RC(proxyfs_chown(admin, f, 1000, 1000), 0); /* back to its owner */
 
     CHECK_RC(proxyfs_resize(mh, f, 12345), 0);
     CHECK_RC(proxyfs_get_stat(mh, f, &st), 0);
@@ -318,10 +326,10 @@ static void test_attrs(void)
     sa.mtim.sec = 1300000001;
     sa.crtim.sec = 900000000;
     sa.crtim.nsec = 9;
-    CHECK_RC(proxyfs_setattr(mh, f, PROXYFS_SETATTR_SIZE | PROXYFS_SETATTR_MODE |
-                                        PROXYFS_SETATTR_UID | PROXYFS_SETATTR_GID |
-                                        PROXYFS_SETATTR_ATIME | PROXYFS_SETATTR_MTIME |
-                                        PROXYFS_SETATTR_CRTIME,
+    CHECK_RC(proxyfs_setattr(admin, f, PROXYFS_SETATTR_SIZE | PROXYFS_SETATTR_MODE |
+                                           PROXYFS_SETATTR_UID | PROXYFS_SETATTR_GID |
+                                           PROXYFS_SETATTR_ATIME | PROXYFS_SETATTR_MTIME |
+                                           PROXYFS_SETATTR_CRTIME,
                              &sa, &out),
              0);
     CHECK(out.size == 7 && out.mode == (S_IFREG | 0611) && out.uid == 7 &&
@@ -329,11 +337,23 @@ static void test_attrs(void)
           out.mtim.sec == 1300000001 && out.crtim.sec == 900000000 &&
           out.crtim.nsec == 9);
     sa.crtim.sec = 800000000;
-    CHECK_RC(proxyfs_setattr_path(mh, "/attrs/f", PROXYFS_SETATTR_CRTIME, &sa, NULL), 0);
+    /* f is uid 7's now: its times are its owner's (or root's) to set. */
+    CHECK_RC(proxyfs_setattr_path(mh, "/attrs/f", PROXYFS_SETATTR_CRTIME, &sa, NULL), EPERM);
+    CHECK_RC(proxyfs_setattr_path(admin, "/attrs/f", PROXYFS_SETATTR_CRTIME, &sa, NULL), 0);
     CHECK_RC(proxyfs_get_stat(mh, f, &st), 0);
     CHECK(st != NULL && st->crtim.sec == 800000000 && st->size == 7);
     free(st);
-    CHECK_RC(proxyfs_setattr(mh, f, 0x80, &sa, NULL), EINVAL);
+    /* Both times to now: write permission is enough. */
+    CHECK_RC(proxyfs_setattr(mh, f, PROXYFS_SETATTR_ATIME_NOW | PROXYFS_SETATTR_MTIME_NOW,
+                             &sa, NULL),
+             EACCES);
+    CHECK_RC(proxyfs_chmod(admin, f, 0666), 0);
+    CHECK_RC(proxyfs_setattr(mh, f, PROXYFS_SETATTR_ATIME_NOW | PROXYFS_SETATTR_MTIME_NOW,
+                             &sa, &out),
+             0);
+    CHECK(out.mtim.sec > 1300000001 && out.atim.sec == out.mtim.sec &&
+          out.atim.nsec == out.mtim.nsec);
+    CHECK_RC(proxyfs_setattr(mh, f, 0x200, &sa, NULL), EINVAL);
     CHECK_RC(proxyfs_setattr(mh, f, PROXYFS_SETATTR_SIZE, NULL, NULL), EINVAL);
     CHECK_RC(proxyfs_setattr(mh, d, PROXYFS_SETATTR_SIZE, &sa, NULL), EISDIR);
     CHECK_RC(proxyfs_setattr(mh, 999999, PROXYFS_SETATTR_MODE, &sa, NULL), ENOENT);
@@ -349,6 +369,7 @@ static void test_attrs(void)
     }
     CHECK_RC(proxyfs_statvfs(mh, NULL), EINVAL);
     CHECK_RC(proxyfs_unmount(mh), 0);
+    CHECK_RC(proxyfs_unmount(admin), 0);
 }
 
 /* --------------------------------------------------------------- data */
@@ -1808,6 +1829,8 @@ static void test_uncertain_check(void)
         return;
     }
     d = fresh_dir(mh, "other");
+    /* The other user (2000) works in it too. */
+    CHECK_RC(proxyfs_chmod(mh, d, 0777), 0);
     oc_rc = 0;
 
     /* The state is what the call made: success, with the inode made. */

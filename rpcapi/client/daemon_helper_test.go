@@ -16,10 +16,45 @@ type daemon struct {
 }
 
 // startDaemon starts a real proxyfsd with a small max_io_size, so that
-// large I/O spans several chunks without huge buffers.
+// large I/O spans several chunks without huge buffers. The volume's root
+// is alice's (see aliceDaemon).
 func startDaemon(t *testing.T) *daemon {
 	t.Helper()
-	return &daemon{daemontest.Start(t, daemontest.Options{MaxIOBytes: 256 << 10, LogLevel: "info"})}
+	return &daemon{aliceDaemon(t, daemontest.Options{MaxIOBytes: 256 << 10, LogLevel: "info"})}
+}
+
+// aliceDaemon starts a real proxyfsd and gives the root directory of its
+// volumes to alice, as an administrator would: the tests mount as alice,
+// and a new volume's root is root's (mode 0755).
+func aliceDaemon(t *testing.T, opts daemontest.Options) *daemontest.Daemon {
+	t.Helper()
+	d := daemontest.Start(t, opts)
+	ctx := context.Background()
+	c, err := Dial(ctx, d.TCPAddr)
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	defer c.Close()
+	vols := []string{"default"}
+	if len(opts.Volumes) > 0 {
+		vols = vols[:0]
+		for _, v := range opts.Volumes {
+			vols = append(vols, v.Name)
+		}
+	}
+	for _, v := range vols {
+		m, err := c.Mount(ctx, v, MountOptions{User: "admin"})
+		if err != nil {
+			t.Fatalf("Mount %s as root: %v", v, err)
+		}
+		if err := m.ChownPath(ctx, "/", int64(alice.UID), int64(alice.GID)); err != nil {
+			t.Fatalf("chown the root of %s to alice: %v", v, err)
+		}
+		if err := m.Unmount(ctx); err != nil {
+			t.Fatalf("Unmount: %v", err)
+		}
+	}
+	return d
 }
 
 func (d *daemon) tcp() string  { return d.d.TCPAddr }

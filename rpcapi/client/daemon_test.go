@@ -194,8 +194,11 @@ func TestDaemonMethods(t *testing.T) {
 		// Attributes.
 		noErr(t, "Chmod", m.Chmod(ctx, f.Ino, 0o604))
 		noErr(t, "ChmodPath", m.ChmodPath(ctx, "fp", 0o611))
-		noErr(t, "Chown", m.Chown(ctx, f.Ino, 7, KeepID))
-		noErr(t, "ChownPath", m.ChownPath(ctx, "fp", KeepID, 9))
+		// Only root gives a file away, or to a group alice is not in.
+		ac, admin := dialMount(t, addr, MountOptions{User: "admin"})
+		wantErrno(t, "Chown by alice", m.Chown(ctx, f.Ino, 7, KeepID), syscall.EPERM)
+		noErr(t, "Chown", admin.Chown(ctx, f.Ino, 7, KeepID))
+		noErr(t, "ChownPath", admin.ChownPath(ctx, "fp", KeepID, 9))
 		wantErrno(t, "Chmod missing", m.Chmod(ctx, 1<<40, 0o600), syscall.ENOENT)
 		wantErrno(t, "ChownPath missing", m.ChownPath(ctx, "nope", 1, 1), syscall.ENOENT)
 		if st := must[Stat](t, "GetStat f")(m.GetStat(ctx, f.Ino)); st.Mode != syscall.S_IFREG|0o604 || st.UID != 7 || st.GID != 1000 {
@@ -204,6 +207,7 @@ func TestDaemonMethods(t *testing.T) {
 		if st := must[Stat](t, "GetStat fp")(m.GetStatPath(ctx, "fp")); st.Mode != syscall.S_IFREG|0o611 || st.UID != 1000 || st.GID != 9 {
 			t.Errorf("after chmod/chown path: %+v", st)
 		}
+		noErr(t, "Chown back", admin.Chown(ctx, f.Ino, int64(alice.UID), KeepID))
 		noErr(t, "Resize", m.Resize(ctx, f.Ino, 100))
 		noErr(t, "ResizePath", m.ResizePath(ctx, "fp", 50))
 		wantErrno(t, "Resize dir", m.Resize(ctx, dir.Ino, 1), syscall.EISDIR)
@@ -225,16 +229,17 @@ func TestDaemonMethods(t *testing.T) {
 		if st.Size != 10 || st.Mode != syscall.S_IFREG|0o666 || st.Crtime != *crt {
 			t.Errorf("SetAttr: %+v", st)
 		}
-		st = must[Stat](t, "SetAttrPath")(m.SetAttrPath(ctx, "fp", Attrs{Mask: wire.SetUID | wire.SetGID, UID: 3, GID: 4}))
+		st = must[Stat](t, "SetAttrPath")(admin.SetAttrPath(ctx, "fp", Attrs{Mask: wire.SetUID | wire.SetGID, UID: 3, GID: 4}))
 		if st.UID != 3 || st.GID != 4 {
 			t.Errorf("SetAttrPath: %+v", st)
 		}
 		// Zero values the mask selects are sent and applied (truncate to 0,
 		// uid 0).
-		st = must[Stat](t, "SetAttr zero")(m.SetAttr(ctx, f.Ino, Attrs{Mask: wire.SetSize | wire.SetUID, Size: 0, UID: 0}))
+		st = must[Stat](t, "SetAttr zero")(admin.SetAttr(ctx, f.Ino, Attrs{Mask: wire.SetSize | wire.SetUID, Size: 0, UID: 0}))
 		if st.Size != 0 || st.UID != 0 {
 			t.Errorf("SetAttr zero values: %+v", st)
 		}
+		ac.Close()
 		wantErrno(t, "SetAttrPath missing", errOf(m.SetAttrPath(ctx, "nope", Attrs{Mask: wire.SetMode})), syscall.ENOENT)
 
 		// Data, flush, EBADF.
@@ -439,7 +444,7 @@ func TestDaemonConcurrent(t *testing.T) {
 // over the limit are refused (EAGAIN) and every call still succeeds on the
 // ones it has, without a caller seeing an error.
 func TestDaemonMaxConnections(t *testing.T) {
-	d := daemontest.Start(t, daemontest.Options{MaxConnections: 3})
+	d := aliceDaemon(t, daemontest.Options{MaxConnections: 3})
 	c, m := dialMount(t, d.TCPAddr, alice, WithConns(2, 4))
 	runConcurrentWorkers(t, m, 16, 10)
 	c.Close()

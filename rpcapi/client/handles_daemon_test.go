@@ -15,7 +15,7 @@ import (
 // statvfs shows space coming back) and the given reclaim_grace.
 func startHandleDaemon(t *testing.T, reclaimGrace time.Duration) *daemontest.Daemon {
 	t.Helper()
-	return daemontest.Start(t, daemontest.Options{
+	return aliceDaemon(t, daemontest.Options{
 		LogLevel:     "info",
 		ReclaimGrace: reclaimGrace,
 		Volumes:      []daemontest.Volume{{Name: "default", CapacityBytes: 64 << 20}},

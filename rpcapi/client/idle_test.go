@@ -21,7 +21,7 @@ func TestDaemonIdleTimeout(t *testing.T) {
 	const idle = 500 * time.Millisecond
 	for _, tr := range []string{"tcp", "unix"} {
 		t.Run(tr, func(t *testing.T) {
-			d := daemontest.Start(t, daemontest.Options{IdleTimeout: idle, Metrics: true, LogLevel: "info"})
+			d := aliceDaemon(t, daemontest.Options{IdleTimeout: idle, Metrics: true, LogLevel: "info"})
 			addr := d.TCPAddr
 			if tr == "unix" {
 				addr = d.UnixPath

@@ -16,8 +16,13 @@ type MountOptions struct {
 	ReadOnly bool
 	// User is the user name the mount acts for (informational).
 	User string
-	// UID and GID own the inodes the mount creates.
+	// UID and GID are the user and primary group the mount acts as:
+	// permissions are checked against them, and they own the inodes the
+	// mount creates (a setgid directory gives its own group instead).
 	UID, GID uint32
+	// Groups are the supplementary groups, for permission checks (at
+	// most 32).
+	Groups []uint32
 }
 
 // Mount is a mounted volume. Its methods are safe for concurrent use. If
@@ -57,7 +62,7 @@ func (c *Client) Mount(ctx context.Context, volume string, opts MountOptions) (*
 }
 
 func (c *Client) mountCall(ctx context.Context, volume string, opts MountOptions) (wire.MountResult, error) {
-	p := wire.MountParams{Volume: volume, User: opts.User, UID: opts.UID, GID: opts.GID}
+	p := wire.MountParams{Volume: volume, User: opts.User, UID: opts.UID, GID: opts.GID, Groups: opts.Groups}
 	if opts.ReadOnly {
 		p.Options = wire.MountReadOnly
 	}
@@ -69,6 +74,16 @@ func (c *Client) mountCall(ctx context.Context, volume string, opts MountOptions
 		return res, protocolError(wire.MethodMount, errors.New("server returned max_io_size 0"))
 	}
 	return res, err
+}
+
+// actsAs returns the uid the server runs the mount's calls as, which owns
+// its new inodes: the one mount reported (root_squash may have replaced
+// uid 0), or, from an older server, the mount's own.
+func (m *Mount) actsAs() uint32 {
+	if uid := m.st.Load().UID; uid != nil {
+		return *uid
+	}
+	return m.opts.UID
 }
 
 // Volume returns the mounted volume's name.

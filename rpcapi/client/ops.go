@@ -109,9 +109,12 @@ func (m *Mount) ruleOK(op string) {
 
 // newInode runs a create, mkdir or symlink call. If it fails with EEXIST
 // after an uncertain attempt, the existing entry is taken as the call's own
-// (and its stat returned) if it has the type the call creates, the mount's
-// uid and gid, and the call's permission bits (create, mkdir) or target
-// (symlink). stat looks the existing entry up; target is the symlink's.
+// (and its stat returned) if it has the type the call creates, the uid the
+// mount acts as (its owner), and the call's permission bits (create,
+// mkdir) but for the setgid bit, or target (symlink). Its group is not
+// compared: a setgid directory gives new entries its own, and the setgid
+// bit of a new entry there (PROTOCOL.md, "Retries"). stat looks the
+// existing entry up; target is the symlink's.
 func (m *Mount) newInode(ctx context.Context, method string, dt uint8, mode uint32, target string,
 	params func(id uint64) any, stat func(context.Context) (Stat, error),
 	readlink func(context.Context, uint64) (string, error)) (Stat, error) {
@@ -135,8 +138,8 @@ func (m *Mount) newInode(ctx context.Context, method string, dt uint8, mode uint
 	case serr != nil:
 		return Stat{}, ruleCheckFailed(method, err, serr)
 	case s.Mode&syscall.S_IFMT != modeType(dt),
-		s.UID != m.opts.UID || s.GID != m.opts.GID,
-		dt != DTLnk && s.Mode&0o7777 != mode&0o7777:
+		s.UID != m.actsAs(),
+		dt != DTLnk && s.Mode&0o5777 != mode&0o5777:
 		return Stat{}, err
 	}
 	if dt == DTLnk {

@@ -291,6 +291,18 @@ func TestDaemonUncertainRetries(t *testing.T) {
 	if got := fmt.Sprint(sorted(entryNames(all))); got != "[. .. cp-link sp]" {
 		t.Errorf("d: %s", got)
 	}
+
+	// In a setgid directory of a group alice is not in, her new entries
+	// take that group, and her new directories the setgid bit: they are
+	// still found to be her own.
+	_, admin := dialMount(t, d.tcp(), MountOptions{User: "admin"})
+	g := must[Stat](t, "MkdirPath g")(m.MkdirPath(ctx, "g", 0o777))
+	must[Stat](t, "setgid g")(admin.SetAttrPath(ctx, "g", Attrs{Mask: wire.SetGID | wire.SetMode, GID: 4242, Mode: 0o2777}))
+	uncertain(wire.MethodCreate, syscall.EEXIST, func() error { return statErr(m.Create(ctx, g.Ino, "f", 0o644)) })
+	uncertain(wire.MethodMkdirPath, syscall.EEXIST, func() error { return statErr(m.MkdirPath(ctx, "g/sub", 0o755)) })
+	if st := must[Stat](t, "GetStatPath")(m.GetStatPath(ctx, "g/sub")); st.UID != alice.UID || st.GID != 4242 || st.Mode&0o7777 != 0o2755 {
+		t.Errorf("g/sub: %+v", st)
+	}
 }
 
 // TestDaemonUncertainOthers checks the other outcomes of the rule
@@ -305,7 +317,7 @@ func TestDaemonUncertainOthers(t *testing.T) {
 	_, same := dialMount(t, d.tcp(), alice)
 	_, bob := dialMount(t, d.tcp(), MountOptions{User: "bob", UID: 2000, GID: 2000})
 	ctx := context.Background()
-	must[Stat](t, "MkdirPath")(m.MkdirPath(ctx, "o", 0o755))
+	must[Stat](t, "MkdirPath")(m.MkdirPath(ctx, "o", 0o777)) // bob works in it too
 	f := must[Stat](t, "CreatePath")(m.CreatePath(ctx, "o/f", 0o644))
 	must[Stat](t, "CreatePath")(m.CreatePath(ctx, "o/r1", 0o644))
 	dir := must[uint64](t, "LookupPath")(m.LookupPath(ctx, "o"))

@@ -112,8 +112,10 @@ var methods = map[string]method{
 		if err != nil {
 			return nil, err
 		}
+		c := (&env{m: m, v: s.volumes[m.Volume]}).caller()
 		return wire.MountResult{MountID: m.ID, RootInode: uint64(inode.RootIno),
-			MaxIOSize: uint32(s.cfg.MaxIOBytes), MaxInflight: uint32(s.cfg.MaxInflightPerConn)}, nil
+			MaxIOSize: uint32(s.cfg.MaxIOBytes), MaxInflight: uint32(s.cfg.MaxInflightPerConn),
+			UID: &c.UID, GID: &c.GID}, nil
 	},
 	wire.MethodUnmount: func(_ context.Context, s *Server, hd *mount.Holder, raw *json.RawMessage) (any, error) {
 		var p wire.MountOnly

@@ -172,6 +172,11 @@ func TestRootSquash(t *testing.T) {
 
 	d.RestartWith(func(o *daemontest.Options) { o.Volumes[0].RootSquash = true })
 	rc = dial(t, "tcp", d.TCPAddr)
+	var mr wire.MountResult
+	rc.ok(wire.MethodMount, obj{"volume": "default", "uid": 0, "gid": 0}, &mr)
+	if mr.UID == nil || *mr.UID != 65534 || mr.GID == nil || *mr.GID != 65534 {
+		t.Fatalf("mount result of a squashed root: %+v", mr)
+	}
 	sq := rc.mountAs("default", 0, 0, 0)
 	var cr wire.NewInodeResult
 	rc.ok(wire.MethodCreatePath, p(sq, "path", "/pub/new", "mode", 0o644), &cr)

@@ -97,7 +97,7 @@ func TestProtocolExamples(t *testing.T) {
 		}
 		id := m.MountID
 		sameJSON(t, "mount reply", mustMarshal(r),
-			fmt.Sprintf(`{"jsonrpc":"2.0","id":1,"result":{"mount_id":%d,"root_inode":1,"max_io_size":8388608,"max_inflight":256}}`, id))
+			fmt.Sprintf(`{"jsonrpc":"2.0","id":1,"result":{"mount_id":%d,"root_inode":1,"max_io_size":8388608,"max_inflight":256,"uid":1000,"gid":1000}}`, id))
 
 		rc.sendRaw(fmt.Sprintf(`{"jsonrpc":"2.0","id":2,"method":"create_path","params":{"mount_id":%d,"path":"/hello.txt","mode":420}}`, id))
 		r = rc.recv()

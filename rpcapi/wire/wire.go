@@ -154,6 +154,12 @@ type MountResult struct {
 	RootInode   uint64 `json:"root_inode"`
 	MaxIOSize   uint32 `json:"max_io_size"`
 	MaxInflight uint32 `json:"max_inflight"`
+	// UID and GID are the ids the mount acts as, which its new inodes get
+	// (outside setgid directories): the mount's own, or the volume's
+	// anonymous ids for a root that root_squash squashed. Absent (nil)
+	// from servers older than permissions.
+	UID *uint32 `json:"uid,omitempty"`
+	GID *uint32 `json:"gid,omitempty"`
 }
 
 // MountOnly is the params of calls that take only a mount id (unmount,
