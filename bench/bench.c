@@ -1268,6 +1268,16 @@ int main(int argc, char **argv)
 
     snprintf(addr, sizeof(addr), "127.0.0.1:%d", g_port);
     CHECK(proxyfs_set_server(addr), "set_server");
+    {
+        /* The volume is new: its root is root's (0755). Give it to the
+         * user the benchmark mounts as, as an administrator would, so
+         * that the calls are checked as an ordinary user's are. */
+        mount_handle_t *admin;
+
+        CHECK(proxyfs_mount("default", 0, "admin", 0, 0, &admin), "mount as root");
+        CHECK(proxyfs_chown_path(admin, "/", getuid(), getgid()), "chown /");
+        CHECK(proxyfs_unmount(admin), "unmount");
+    }
     CHECK(proxyfs_mount("default", 0, "bench", getuid(), getgid(), &g_mh), "mount");
     CHECK(proxyfs_lookup_path(g_mh, "/", &g_root), "lookup /");
     if (getenv("BENCH_PAUSE") != NULL) {

@@ -30,7 +30,8 @@ func dialMount(t *testing.T, addr string) (*client.Client, *client.Mount) {
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
-	m, err := c.Mount(ctx, "default", client.MountOptions{User: "crash", UID: 1000, GID: 1000})
+	// As root: a new volume's root directory is root's.
+	m, err := c.Mount(ctx, "default", client.MountOptions{User: "crash"})
 	if err != nil {
 		c.Close()
 		t.Fatalf("mount: %v", err)

@@ -27,6 +27,8 @@ func main() {
 	volume := flag.String("volume", "default", "volume to mount")
 	n := flag.Int("n", 500, "concurrent clients")
 	dur := flag.Duration("d", 10*time.Second, "duration")
+	flag.UintVar(&mountUID, "uid", uint(os.Getuid()), "uid to mount as (it needs write permission in the volume's root; a new volume's root is root's: 0)")
+	flag.UintVar(&mountGID, "gid", uint(os.Getgid()), "gid to mount as")
 	flag.Parse()
 	ops, err := run(*addr, *volume, *n, *dur)
 	if err != nil {
@@ -61,13 +63,16 @@ func run(addr, volume string, n int, dur time.Duration) (int64, error) {
 	return ops.Load(), <-errs // nil if no worker failed
 }
 
+// The identity the workers mount as (-uid, -gid).
+var mountUID, mountGID uint
+
 func worker(ctx context.Context, addr, volume, dirPath string, deadline time.Time, ops *atomic.Int64) error {
 	c, err := client.Dial(ctx, addr, client.WithConns(1, 1))
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	m, err := c.Mount(ctx, volume, client.MountOptions{User: "goload", UID: uint32(os.Getuid()), GID: uint32(os.Getgid())})
+	m, err := c.Mount(ctx, volume, client.MountOptions{User: "goload", UID: uint32(mountUID), GID: uint32(mountGID)})
 	if err != nil {
 		return err
 	}

@@ -423,7 +423,7 @@ func TestUnixSocket(t *testing.T) {
 
 // TestDefaults checks $PROXYFS_SERVER and the default uid and gid.
 func TestDefaults(t *testing.T) {
-	d := startDaemon(t)
+	d := startDaemonFor(t, uint32(os.Getuid()), uint32(os.Getgid()))
 	t.Setenv("PROXYFS_SERVER", d.TCPAddr)
 	var out, errb bytes.Buffer
 	code := run(context.Background(), []string{"put", "-", "/mine"}, strings.NewReader("x"), &out, &errb)

@@ -22,10 +22,33 @@ const (
 	testGID = 5678
 )
 
-// startDaemon starts a real proxyfsd for t.
+// startDaemon starts a real proxyfsd for t whose volume's root directory
+// belongs to testUID:testGID, whom the tests run pfs as.
 func startDaemon(t *testing.T) *daemontest.Daemon {
 	t.Helper()
-	return daemontest.Start(t, daemontest.Options{MaxIOBytes: testMaxIO, LogLevel: "info"})
+	return startDaemonFor(t, testUID, testGID)
+}
+
+// startDaemonFor starts a real proxyfsd for t and gives its volume's root
+// directory to uid:gid, as an administrator would (a new volume's root is
+// root's, mode 0755).
+func startDaemonFor(t *testing.T, uid, gid uint32) *daemontest.Daemon {
+	t.Helper()
+	d := daemontest.Start(t, daemontest.Options{MaxIOBytes: testMaxIO, LogLevel: "info"})
+	ctx := context.Background()
+	c, err := client.Dial(ctx, d.TCPAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	m, err := c.Mount(ctx, "default", client.MountOptions{User: "admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.ChownPath(ctx, "/", int64(uid), int64(gid)); err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
 
 // result is the outcome of one in-process run.
