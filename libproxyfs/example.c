@@ -1,6 +1,8 @@
 /* example.c - mount, create a file, write, read back, list the root with
  * readdir_plus, unmount. Run with proxyfsd listening where PROXYFS_SERVER
- * (default 127.0.0.1:9450) says. */
+ * (default 127.0.0.1:9450) says. It mounts as uid 1000, which needs write
+ * permission on the volume's root (README.md's example session gives the
+ * root of a new volume, which is root's, to uid 1000). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -14,6 +14,8 @@
 //	defer c.Close()
 //	m, err := c.Mount(ctx, "default", client.MountOptions{User: "alice", UID: 1000, GID: 1000})
 //	if err != nil { ... }
+//	// Every call is checked against alice's identity (PROTOCOL.md,
+//	// "Permissions"): here the volume's root is hers.
 //	st, err := m.CreatePath(ctx, "/hello.txt", 0o644)
 //	if errors.Is(err, syscall.EEXIST) { ... }
 //	_, err = m.Write(ctx, st.Ino, []byte("hello world"), 0)
@@ -108,10 +110,12 @@
 // section 3 "Retries", which libproxyfs follows too:
 //
 //   - Create, Mkdir (and path forms) failing with EEXIST succeed if the
-//     existing entry has the type the call creates, the Mount's UID and
-//     GID and the call's permission bits; Symlink (and SymlinkPath) if it
-//     is a symlink with the Mount's UID and GID and the same target. They
-//     return the existing entry's Stat.
+//     existing entry has the type the call creates, the uid the Mount acts
+//     as (what mount returned: root_squash may replace 0) and the call's
+//     permission bits apart from setgid; Symlink (and SymlinkPath) if it is
+//     a symlink of that uid with the same target. The group is not
+//     compared (a setgid directory gives its own). They return the
+//     existing entry's Stat.
 //   - Link failing with EEXIST succeeds if the existing entry is the
 //     link's target inode; LinkPath if both paths name the same inode.
 //   - Rename and RenamePath failing with ENOENT succeed if the destination
