@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/proxyfs/proxyfs/rpcapi/client"
+	"github.com/proxyfs/proxyfs/rpcapi/wire"
 )
 
 // ---- chmod ----
@@ -249,8 +250,9 @@ func checkTouch(f cmdFlags, _ []string) error {
 }
 
 // cmdTouch creates each path as an empty file if it does not exist, else
-// sets its access and modification times to now (the client's clock), or
-// to -d TIME. A symlink is followed.
+// sets its access and modification times to now (the server's clock: as
+// touch(1), this needs only write permission, not ownership), or to -d
+// TIME (the owner's or root's to set). A symlink is followed.
 func cmdTouch(s *session, f cmdFlags, args []string) {
 	var at *time.Time
 	if v, ok := f.val('d'); ok {
@@ -276,11 +278,13 @@ func cmdTouch(s *session, f cmdFlags, args []string) {
 			s.fail("touch", a, err)
 			continue
 		}
-		t := time.Now()
-		if at != nil {
-			t = *at
+		if at == nil {
+			if _, err := m.SetAttr(s.ctx, st.Ino, client.Attrs{Mask: wire.SetAtimeNow | wire.SetMtimeNow}); err != nil {
+				s.fail("touch", a, err)
+			}
+			continue
 		}
-		ts := client.TimespecOf(t)
+		ts := client.TimespecOf(*at)
 		if err := m.SetTime(s.ctx, st.Ino, ts, ts); err != nil {
 			s.fail("touch", a, err)
 		}

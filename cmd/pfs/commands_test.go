@@ -33,7 +33,13 @@ func randomFile(t *testing.T, n int) (string, []byte) {
 // putString uploads s to remote through stdin.
 func putString(t *testing.T, addr, remote, s string) {
 	t.Helper()
-	r := pfsAt(t, addr, strings.NewReader(s), "put", "-", remote)
+	putStringAs(t, addr, remote, s)
+}
+
+// putStringAs is putString with global flags before the command (-uid 0).
+func putStringAs(t *testing.T, addr, remote, s string, flags ...string) {
+	t.Helper()
+	r := pfsAt(t, addr, strings.NewReader(s), append(flags, "put", "-", remote)...)
 	if r.code != 0 || r.stderr != "" {
 		t.Fatalf("put - %s: exit %d, %q", remote, r.code, r.stderr)
 	}

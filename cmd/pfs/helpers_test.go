@@ -30,23 +30,42 @@ func startDaemon(t *testing.T) *daemontest.Daemon {
 }
 
 // startDaemonFor starts a real proxyfsd for t and gives its volume's root
-// directory to uid:gid, as an administrator would (a new volume's root is
-// root's, mode 0755).
+// directory to uid:gid (see startDaemonWith).
 func startDaemonFor(t *testing.T, uid, gid uint32) *daemontest.Daemon {
 	t.Helper()
-	d := daemontest.Start(t, daemontest.Options{MaxIOBytes: testMaxIO, LogLevel: "info"})
+	return startDaemonWith(t, daemontest.Options{MaxIOBytes: testMaxIO, LogLevel: "info"}, uid, gid)
+}
+
+// startDaemonWith starts a real proxyfsd with opts and gives the root
+// directory of each of its volumes to uid:gid, as an administrator would
+// (a new volume's root is root's, mode 0755).
+func startDaemonWith(t *testing.T, opts daemontest.Options, uid, gid uint32) *daemontest.Daemon {
+	t.Helper()
+	d := daemontest.Start(t, opts)
 	ctx := context.Background()
 	c, err := client.Dial(ctx, d.TCPAddr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	m, err := c.Mount(ctx, "default", client.MountOptions{User: "admin"})
-	if err != nil {
-		t.Fatal(err)
+	vols := []string{"default"}
+	if len(opts.Volumes) > 0 {
+		vols = vols[:0]
+		for _, v := range opts.Volumes {
+			vols = append(vols, v.Name)
+		}
 	}
-	if err := m.ChownPath(ctx, "/", int64(uid), int64(gid)); err != nil {
-		t.Fatal(err)
+	for _, v := range vols {
+		m, err := c.Mount(ctx, v, client.MountOptions{User: "admin"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.ChownPath(ctx, "/", int64(uid), int64(gid)); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Unmount(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return d
 }

@@ -142,16 +142,19 @@ func TestMoreCommands(t *testing.T) {
 		ok(t, addr, "mkdir", "/pr")
 		putString(t, addr, "/pr/f", "old")
 		ok(t, addr, "chmod", "640", "/pr/f")
-		ok(t, addr, "chown", "42:43", "/pr/f")
+		// Root gives f away (only root may), and keeps its owner when it
+		// replaces it below.
+		ok(t, addr, "-uid", "0", "-gid", "0", "chown", "42:43", "/pr/f")
 		ok(t, addr, "ln", "/pr/f", "/pr/hard")
 		ok(t, addr, "ln", "-s", "f", "/pr/link")
 		before, _ := m.GetStatPath(ctx, "/pr/f")
-		putString(t, addr, "/pr/link", "new") // through the symlink: replaces f
+		mustFail(t, addr, 1, "pfs: put /pr/f: operation not permitted\n", "put", "-", "/pr/link") // not root: cannot keep 42:43
+		putStringAs(t, addr, "/pr/link", "new", "-uid", "0", "-gid", "0")                         // through the symlink: replaces f
 		st, err := m.GetStatPath(ctx, "/pr/f")
 		if err != nil || st.Ino == before.Ino || st.Mode != syscall.S_IFREG|0o640 || st.UID != 42 || st.GID != 43 {
 			t.Errorf("replaced file %+v %v (old %+v)", st, err, before)
 		}
-		if out := ok(t, addr, "cat", "/pr/f", "/pr/hard", "/pr/link"); out != "newoldnew" {
+		if out := ok(t, addr, "-uid", "0", "cat", "/pr/f", "/pr/hard", "/pr/link"); out != "newoldnew" {
 			t.Errorf("after put over a symlink: %q", out)
 		}
 		if target, err := m.ReadSymlinkPath(ctx, "/pr/link"); err != nil || target != "f" {
@@ -244,18 +247,23 @@ func TestMoreCommands(t *testing.T) {
 		if got := mode("/ch"); got != 0o711 {
 			t.Errorf("chmod a+X on a directory: %o", got)
 		}
-		ok(t, addr, "chown", "42:43", "/ch/f")
-		ok(t, addr, "chown", "44", "/ch/l")
-		ok(t, addr, "chown", ":45", "/ch/f")
+		// Only root gives files away, or to groups the owner is not in.
+		mustFail(t, addr, 1, "pfs: chown /ch/f: operation not permitted\n", "chown", "42:43", "/ch/f")
+		mustFail(t, addr, 1, "pfs: chown /ch/f: operation not permitted\n", "chown", ":45", "/ch/f")
+		ok(t, addr, "chown", fmt.Sprintf(":%d", testGID), "/ch/f") // its own group
+		asRoot := func(args ...string) []string { return append([]string{"-uid", "0", "-gid", "0"}, args...) }
+		ok(t, addr, asRoot("chown", "42:43", "/ch/f")...)
+		ok(t, addr, asRoot("chown", "44", "/ch/l")...)
+		ok(t, addr, asRoot("chown", ":45", "/ch/f")...)
 		st, _ := m.GetStatPath(ctx, "/ch/f")
 		if st.UID != 44 || st.GID != 45 {
 			t.Errorf("chown: %d:%d", st.UID, st.GID)
 		}
-		ok(t, addr, "chown", "root:0", "/ch/f") // names, from this machine
+		ok(t, addr, asRoot("chown", "root:0", "/ch/f")...) // names, from this machine
 		if st, _ := m.GetStatPath(ctx, "/ch/f"); st.UID != 0 || st.GID != 0 {
 			t.Errorf("chown root:0: %d:%d", st.UID, st.GID)
 		}
-		r := pfsAt(t, addr, nil, "chmod", "644", "/ch/nope", "/ch/f")
+		r := pfsAt(t, addr, nil, asRoot("chmod", "644", "/ch/nope", "/ch/f")...)
 		if r.code != 1 || r.stderr != "pfs: chmod /ch/nope: no such file or directory\n" || mode("/ch/f") != 0o644 {
 			t.Errorf("chmod with a missing path: %+v", r)
 		}
@@ -293,6 +301,12 @@ func TestMoreCommands(t *testing.T) {
 			t.Errorf("touch a directory: %v", st.Mtime)
 		}
 		mustFail(t, addr, 1, "pfs: touch /tt/no/x: no such file or directory\n", "touch", "/tt/no/x")
+		// Another user may touch a file it may write, not set its times.
+		ok(t, addr, "chmod", "666", "/tt/new")
+		ok(t, addr, "-uid", "4321", "touch", "/tt/new")
+		mustFail(t, addr, 1, "pfs: touch /tt/new: operation not permitted\n", "-uid", "4321", "touch", "-d", "@1", "/tt/new")
+		ok(t, addr, "chmod", "644", "/tt/new")
+		mustFail(t, addr, 1, "pfs: touch /tt/new: permission denied\n", "-uid", "4321", "touch", "/tt/new")
 
 		ok(t, addr, "truncate", "-s", "10K", "/tt/new", "/tt/made")
 		for _, p := range []string{"/tt/new", "/tt/made"} {
@@ -389,9 +403,9 @@ func TestMoreCommands(t *testing.T) {
 // TestVolumesDfStatus checks the commands about the whole daemon, with two
 // volumes, one of which fails.
 func TestVolumesDfStatus(t *testing.T) {
-	d := daemontest.Start(t, daemontest.Options{MaxIOBytes: testMaxIO, LogLevel: "info", Volumes: []daemontest.Volume{
+	d := startDaemonWith(t, daemontest.Options{MaxIOBytes: testMaxIO, LogLevel: "info", Volumes: []daemontest.Volume{
 		{Name: "default", Engine: "memory", CapacityBytes: 64 << 20},
-		{Name: "archive", CapacityBytes: 1 << 30}}})
+		{Name: "archive", CapacityBytes: 1 << 30}}}, testUID, testGID)
 	addr := d.UnixPath
 	local, _ := randomFile(t, 1<<20)
 	ok(t, addr, "put", local, "/f")
@@ -477,4 +491,65 @@ func TestStdinProgress(t *testing.T) {
 	if !strings.HasSuffix(s, " \r") {
 		t.Errorf("progress not cleared:\n%q", s)
 	}
+}
+
+// TestPutReadOnlyModes: the server checks every write against the file's
+// mode (its calls carry no open file), so pfs fills the files and
+// directories it makes open to their owner and gives them their modes at
+// the end. Read-only and setuid files and a read-only directory upload
+// and copy whole, with their modes, as an ordinary user.
+func TestPutReadOnlyModes(t *testing.T) {
+	d := startDaemon(t)
+	addr := d.TCPAddr
+	ctx := context.Background()
+	m := mountFor(t, addr)
+	top := t.TempDir()
+	ro := filepath.Join(top, "ro")
+	if err := os.Mkdir(ro, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, mode := range map[string]os.FileMode{"a": 0o444, "s": 0o500} {
+		p := filepath.Join(ro, name)
+		if err := os.WriteFile(p, []byte(name+name), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(ro, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(ro, 0o755) }) // before TempDir's removal
+	want := func(p string, mode uint32, data string) {
+		t.Helper()
+		st, err := m.GetStatPath(ctx, p)
+		if err != nil || st.Mode&0o7777 != mode || st.UID != testUID {
+			t.Errorf("%s: %+v %v, want mode %#o", p, st, err, mode)
+		}
+		if data != "" {
+			if out := ok(t, addr, "cat", p); out != data {
+				t.Errorf("%s holds %q, want %q", p, out, data)
+			}
+		}
+	}
+	ok(t, addr, "put", filepath.Join(ro, "a"), "/a")
+	want("/a", 0o444, "aa")
+	ok(t, addr, "put", filepath.Join(ro, "s"), "/s")
+	want("/s", 0o500, "ss")
+	ok(t, addr, "put", "-r", ro, "/t")
+	want("/t", 0o555, "")
+	want("/t/a", 0o444, "aa")
+	want("/t/s", 0o500, "ss")
+	ok(t, addr, "cp", "/a", "/a2")
+	want("/a2", 0o444, "aa")
+	// A write by anyone but root clears setuid: the copy gets it back.
+	ok(t, addr, "chmod", "4755", "/s")
+	ok(t, addr, "cp", "/s", "/s2")
+	want("/s2", 0o4755, "ss")
+	ok(t, addr, "cp", "-r", "/t", "/t2")
+	want("/t2", 0o555, "")
+	want("/t2/a", 0o444, "aa")
+	putString(t, addr, "/a", "new") // replaces a read-only file of one's own
+	want("/a", 0o444, "new")
 }

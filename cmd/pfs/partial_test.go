@@ -148,8 +148,8 @@ func TestPutSIGTERM(t *testing.T) {
 // leaves neither a partial file nor its temporary file; a file it was to
 // replace is intact.
 func TestPutENOSPC(t *testing.T) {
-	d := daemontest.Start(t, daemontest.Options{MaxIOBytes: testMaxIO, LogLevel: "info",
-		Volumes: []daemontest.Volume{{Name: "default", CapacityBytes: 2 << 20}}})
+	d := startDaemonWith(t, daemontest.Options{MaxIOBytes: testMaxIO, LogLevel: "info",
+		Volumes: []daemontest.Volume{{Name: "default", CapacityBytes: 2 << 20}}}, testUID, testGID)
 	addr := d.TCPAddr
 	m := mountFor(t, addr)
 	local, _ := randomFile(t, 4<<20)

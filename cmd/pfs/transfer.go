@@ -357,7 +357,7 @@ func (s *session) putFile(m *client.Mount, r io.Reader, size int64, local string
 	if existing != nil {
 		mode = existing.Mode & 0o7777
 	}
-	st, err := m.CreatePath(s.ctx, tmp, mode)
+	st, err := m.CreatePath(s.ctx, tmp, fillMode(mode))
 	if err != nil {
 		s.fail("put", final, err)
 		return false
@@ -386,6 +386,10 @@ func (s *session) putFile(m *client.Mount, r io.Reader, size int64, local string
 		}
 		return false
 	}
+	if err := s.finalMode(m, st.Ino, mode); err != nil {
+		s.fail("put", final, err)
+		return false
+	}
 	if err := m.Flush(s.ctx, st.Ino); err != nil {
 		s.fail("put", final, err)
 		return false
@@ -398,14 +402,33 @@ func (s *session) putFile(m *client.Mount, r io.Reader, size int64, local string
 	return true
 }
 
-// mkdirRemote creates directory p with mode, or accepts an existing
-// directory there.
-func (s *session) mkdirRemote(m *client.Mount, p string, mode uint32) error {
-	_, err := m.MkdirPath(s.ctx, p, mode)
+// mkdirRemote creates directory p, writable by its owner while it is
+// filled (fillMode), or accepts an existing directory there. It returns
+// the new directory's inode (0 for an existing one), to give it its mode
+// with finalMode once filled.
+func (s *session) mkdirRemote(m *client.Mount, p string, mode uint32) (uint64, error) {
+	st, err := m.MkdirPath(s.ctx, p, fillMode(mode))
 	if errors.Is(err, syscall.EEXIST) && s.isDirRemote(m, p) {
+		return 0, nil
+	}
+	return st.Ino, err
+}
+
+// fillMode is mode with the owner's read, write and search bits: the
+// server checks every call against the inode's mode (the calls carry no
+// open file, which on Linux keeps the access it was opened with), so a
+// file or directory that pfs fills is created open to its owner and gets
+// its own mode with finalMode afterwards.
+func fillMode(mode uint32) uint32 { return mode | 0o700 }
+
+// finalMode gives ino, created with fillMode(mode) and filled, its mode:
+// the owner's bits, and the setuid and setgid bits, which a write by
+// anyone but root clears.
+func (s *session) finalMode(m *client.Mount, ino uint64, mode uint32) error {
+	if ino == 0 || (fillMode(mode) == mode && mode&0o6000 == 0) {
 		return nil
 	}
-	return err
+	return m.Chmod(s.ctx, ino, mode)
 }
 
 // putTree uploads local directory local (fi) to remote directory remote,
@@ -413,10 +436,17 @@ func (s *session) mkdirRemote(m *client.Mount, p string, mode uint32) error {
 // symlinks, their targets as they are); other files are skipped and
 // reported. Existing remote files are replaced, each as put does.
 func (s *session) putTree(m *client.Mount, local, remote string, fi os.FileInfo) {
-	if err := s.mkdirRemote(m, remote, uint32(fi.Mode().Perm())); err != nil {
+	mode := uint32(fi.Mode().Perm())
+	dino, err := s.mkdirRemote(m, remote, mode)
+	if err != nil {
 		s.fail("put", remote, err)
 		return
 	}
+	defer func() {
+		if err := s.finalMode(m, dino, mode); err != nil {
+			s.fail("put", remote, err)
+		}
+	}()
 	entries, err := os.ReadDir(local)
 	if err != nil {
 		s.fail("put", local, err)
@@ -805,7 +835,7 @@ func (s *session) copyFile(m *client.Mount, src string, st client.Stat, final st
 	if existing != nil {
 		mode = existing.Mode & 0o7777
 	}
-	nst, err := m.CreatePath(s.ctx, tmp, mode)
+	nst, err := m.CreatePath(s.ctx, tmp, fillMode(mode))
 	if err != nil {
 		s.fail("cp", final, err)
 		return
@@ -827,6 +857,10 @@ func (s *session) copyFile(m *client.Mount, src string, st client.Stat, final st
 	s.endProgress(p)
 	if err != nil {
 		s.fail("cp", src+" "+final, err)
+		return
+	}
+	if err := s.finalMode(m, nst.Ino, mode); err != nil {
+		s.fail("cp", final, err)
 		return
 	}
 	if err := m.Flush(s.ctx, nst.Ino); err != nil {
@@ -888,10 +922,16 @@ func (s *session) copyThrough(m *client.Mount, src, dst, off uint64, p *progress
 // copyTree copies remote directory src (st) to dst, creating it if
 // needed: subdirectories, files and symlinks (with the same targets).
 func (s *session) copyTree(m *client.Mount, src string, st client.Stat, dst string) {
-	if err := s.mkdirRemote(m, dst, st.Mode&0o7777); err != nil {
+	dino, err := s.mkdirRemote(m, dst, st.Mode&0o7777)
+	if err != nil {
 		s.fail("cp", dst, err)
 		return
 	}
+	defer func() {
+		if err := s.finalMode(m, dino, st.Mode&0o7777); err != nil {
+			s.fail("cp", dst, err)
+		}
+	}()
 	entries, err := s.sortedEntries(m, src, st.Ino)
 	if err != nil {
 		s.fail("cp", src, err)
