@@ -32,7 +32,7 @@ func TestOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	m, err := c.Mount(ctx, "default", MountOptions{UID: 1, GID: 1})
+	m, err := c.Mount(ctx, "default", alice)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func TestOutageUnixSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	m, err := c.Mount(ctx, "default", MountOptions{UID: 1, GID: 1})
+	m, err := c.Mount(ctx, "default", alice)
 	if err != nil {
 		t.Fatal(err)
 	}

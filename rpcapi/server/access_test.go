@@ -16,6 +16,9 @@ import (
 func TestAccessLog(t *testing.T) {
 	d := daemontest.Start(t, daemontest.Options{})
 	rc := dial(t, "tcp", d.TCPAddr)
+	// The volume's root is alice's (a new volume's root is root's).
+	admin := rc.mount("default", 0)
+	rc.ok(wire.MethodChownPath, obj{"mount_id": admin.MountID, "path": "/", "uid": 1234, "gid": 1234}, nil)
 	var m wire.MountResult
 	rc.ok(wire.MethodMount, obj{"volume": "default", "user": "alice", "uid": 1234, "gid": 1234}, &m)
 	rc.ok(wire.MethodCreatePath, obj{"mount_id": m.MountID, "path": "/who-did-this", "mode": 0o644}, nil)
