@@ -74,8 +74,9 @@ const (
 // MaxID bounds mount ids: every id is in [1, MaxID].
 const MaxID = 1<<53 - 1
 
-// MaxGroups is the most supplementary groups a mount may carry.
-const MaxGroups = 32
+// MaxGroups is the most supplementary groups a mount may carry (as the
+// wire defines it).
+const MaxGroups = wire.MaxMountGroups
 
 // Identity is who the calls on a mount run as: the server builds the
 // caller of every permission check from it.

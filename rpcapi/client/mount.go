@@ -21,7 +21,7 @@ type MountOptions struct {
 	// mount creates (a setgid directory gives its own group instead).
 	UID, GID uint32
 	// Groups are the supplementary groups, for permission checks (at
-	// most 32).
+	// most wire.MaxMountGroups).
 	Groups []uint32
 }
 

@@ -144,9 +144,13 @@ type MountParams struct {
 	User    string `json:"user"`
 	UID     uint32 `json:"uid"`
 	GID     uint32 `json:"gid"`
-	// Groups are the supplementary groups (optional; at most 32).
+	// Groups are the supplementary groups (optional; at most
+	// MaxMountGroups).
 	Groups []uint32 `json:"groups,omitempty"`
 }
+
+// MaxMountGroups is the most supplementary groups a mount may carry.
+const MaxMountGroups = 32
 
 // MountResult is the result of mount.
 type MountResult struct {
