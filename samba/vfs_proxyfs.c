@@ -20,7 +20,9 @@
  * mounts the volume once per tree connect with the uid and gid of the
  * connecting session (its unix token), so new files are owned by that user,
  * and sets for the share: smbd async dosmode = no, posix locking = no,
- * kernel share modes = no, kernel oplocks = no, kernel change notify = no.
+ * kernel share modes = no, kernel oplocks = no. ("kernel change notify" is
+ * global in Samba 4.17: set it to no in [global], or smbd's inotify watches
+ * the local directory of the same name as the share's path.)
  *
  * Design (phase 1):
  *  - Each open fsp carries an extension (struct pfs_fh) with the inode
@@ -524,7 +526,6 @@ static int pfs_connect(struct vfs_handle_struct *handle,
 	lp_do_parameter(snum, "posix locking", "false");
 	lp_do_parameter(snum, "kernel share modes", "false");
 	lp_do_parameter(snum, "kernel oplocks", "false");
-	lp_do_parameter(snum, "kernel change notify", "false");
 
 	DBG_NOTICE("proxyfs: share '%s' mounted volume '%s' as uid %u gid %u "
 		   "at '%s'\n", service, pc->volume, (unsigned)uid,

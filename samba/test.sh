@@ -1,0 +1,314 @@
+#!/bin/bash
+# samba/test.sh - end-to-end test of vfs_proxyfs (run as root, loopback only).
+#
+# Builds what it needs (proxyfsd, pfs, libproxyfs, proxyfs.so), installs the
+# module into smbd's MODULESDIR/vfs, starts proxyfsd (TCP on a free loopback
+# port, one auto-formatted local volume) and a private smbd on a free
+# loopback port with two shares:
+#   [pfs]    vfs objects = proxyfs   (the volume's /share)
+#   [plain]  a plain directory       (reference: the same tests must pass)
+# then runs smbclient (put/get with sha256 of a few MiB and of 200 MiB, ls,
+# mkdir, rename, del, deltree, allinfo, 500 small files, case-insensitive
+# names) and smbtorture (smb2.connect smb2.rw smb2.read) on both shares.
+# Everything lives in a temporary directory removed at exit (KEEP=1 keeps it
+# and leaves nothing running). Exits non-zero on any failure and prints the
+# logs that explain it.
+#
+# Env: PROXYFSD=/path (use that daemon instead of building one),
+#      SMB_PORT / start port of the smbd search (default 1445),
+#      BIG_MB (default 200), TORTURE="smb2.connect smb2.rw smb2.read",
+#      SHARES="pfs plain", KEEP=1.
+set -uo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+TOP=$(dirname "$HERE")
+BIG_MB=${BIG_MB:-200}
+TORTURE=${TORTURE:-"smb2.connect smb2.rw smb2.read"}
+SHARES=${SHARES:-"pfs plain"}
+USERNAME=pfssmbtest
+PASSWORD='Pfs-test-9'
+export DEBIAN_FRONTEND=noninteractive
+
+T0=$(date +%s)
+say() { echo "=== [$(( $(date +%s) - T0 ))s] $*"; }
+
+[ "$(id -u)" = 0 ] || { echo "test.sh: must run as root (smbd, useradd, module install)"; exit 2; }
+
+T=$(mktemp -d /tmp/pfs-samba-test.XXXXXX)
+chmod 755 "$T"
+PFSD_PID=
+SMB=$T/smb
+PASSED=0
+FAILED=0
+FAILS=()
+
+stop_all() {
+  if [ -f "$SMB/pid/smbd.pid" ]; then
+    local p; p=$(cat "$SMB/pid/smbd.pid" 2>/dev/null)
+    if [ -n "$p" ] && kill "$p" 2>/dev/null; then
+      for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    fi
+  fi
+  if [ -n "$PFSD_PID" ] && kill "$PFSD_PID" 2>/dev/null; then
+    for _ in $(seq 100); do kill -0 "$PFSD_PID" 2>/dev/null || break; sleep 0.1; done
+  fi
+}
+cleanup() {
+  local rc=$?
+  stop_all
+  if [ -n "${KEEP:-}" ]; then echo "test.sh: kept $T"; else rm -rf "$T"; fi
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+show_logs() {
+  echo "---------------- proxyfsd log (last 40 lines) ----------------"
+  tail -n 40 "$T/proxyfsd.log" 2>/dev/null
+  for f in "$SMB"/log/log.*; do
+    [ -s "$f" ] || continue
+    echo "---------------- $f (proxyfs / error lines, last 60) ----------------"
+    grep -n -i -E "proxyfs|error|fail|panic|denied|NT_STATUS" "$f" | tail -n 60
+  done
+}
+die() { echo "test.sh: FATAL: $*"; show_logs; exit 1; }
+
+# check NAME CMD...: run a check, record it; on failure print its output.
+check() {
+  local name=$1; shift
+  local out; out=$("$@" 2>&1); local rc=$?
+  if [ $rc -eq 0 ]; then
+    PASSED=$((PASSED + 1)); echo "PASS $name"
+  else
+    FAILED=$((FAILED + 1)); FAILS+=("$name"); echo "FAIL $name (rc=$rc)"
+    echo "$out" | tail -n 30 | sed 's/^/    /'
+  fi
+}
+
+free_port() { # first port >= $1 nothing listens on
+  local p=$1
+  while ss -Hltn "sport = :$p" | grep -q .; do p=$((p + 1)); done
+  echo "$p"
+}
+
+# ---------------------------------------------------------------- build
+say "packages"
+need=()
+for p in samba smbclient samba-testsuite; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null || die "apt-get install ${need[*]}"
+fi
+
+say "build: libproxyfs, proxyfs.so (headers: fetch-headers.sh), install the module"
+make -s -C "$TOP/libproxyfs" libproxyfs.so.1 libproxyfs.so >"$T/build.log" 2>&1 || { cat "$T/build.log"; die "libproxyfs build"; }
+make -s -C "$HERE" proxyfs.so >>"$T/build.log" 2>&1 || { tail -40 "$T/build.log"; die "module build"; }
+make -s -C "$HERE" install >>"$T/build.log" 2>&1 || { tail -20 "$T/build.log"; die "module install"; }
+if [ -z "${PROXYFSD:-}" ]; then
+  say "build: proxyfsd, pfs"
+  (cd "$TOP" && go build -o "$T/proxyfsd" ./cmd/proxyfsd && go build -o "$T/pfs" ./cmd/pfs) \
+    >>"$T/build.log" 2>&1 || { tail -40 "$T/build.log"; die "go build"; }
+  PROXYFSD=$T/proxyfsd
+else
+  (cd "$TOP" && go build -o "$T/pfs" ./cmd/pfs) >>"$T/build.log" 2>&1 || { tail -40 "$T/build.log"; die "go build pfs"; }
+fi
+PFS=$T/pfs
+
+# ------------------------------------------------------------- proxyfsd
+say "start proxyfsd"
+mkdir -p "$T/data"
+cat > "$T/proxyfsd.toml" <<EOF
+[server]
+tcp = "127.0.0.1:0"
+unix = ""
+mount_grace = "5s"
+reclaim_grace = "1s"
+[metrics]
+listen = ""
+[log]
+level = "info"
+[[volume]]
+name = "pfs"
+engine = "local"
+path = "$T/data/pfs"
+auto_format = true
+EOF
+(cd "$T" && exec "$PROXYFSD" -config "$T/proxyfsd.toml" >"$T/proxyfsd.log" 2>&1) &
+PFSD_PID=$!
+PFS_ADDR=
+for _ in $(seq 100); do
+  PFS_ADDR=$(sed -n 's/^proxyfsd ready tcp=\([^ ]*\) .*/\1/p' "$T/proxyfsd.log" 2>/dev/null | head -1)
+  [ -n "$PFS_ADDR" ] && break
+  kill -0 "$PFSD_PID" 2>/dev/null || break
+  sleep 0.1
+done
+[ -n "$PFS_ADDR" ] || die "proxyfsd did not start"
+echo "proxyfsd at $PFS_ADDR (pid $PFSD_PID)"
+
+# ------------------------------------------------------------ user, share
+id "$USERNAME" >/dev/null 2>&1 || useradd -M -s /usr/sbin/nologin "$USERNAME" || die "useradd"
+UID_=$(id -u "$USERNAME"); GID_=$(id -g "$USERNAME")
+"$PFS" -server "$PFS_ADDR" -volume pfs -uid "$UID_" -gid "$GID_" mkdir /share \
+  || die "pfs mkdir /share"
+
+# ------------------------------------------------------------------ smbd
+SMB_PORT=$(free_port "${SMB_PORT:-1445}")
+say "start smbd on 127.0.0.1:$SMB_PORT"
+mkdir -p "$SMB"/{private,lock,state,cache,pid,log,ncalrpc,plain}
+chown "$UID_:$GID_" "$SMB/plain"
+cat > "$SMB/smb.conf" <<EOF
+[global]
+  netbios name = PFSTEST
+  server role = standalone server
+  interfaces = lo
+  bind interfaces only = yes
+  smb ports = $SMB_PORT
+  disable netbios = yes
+  disable spoolss = yes
+  load printers = no
+  printcap name = /dev/null
+  private dir = $SMB/private
+  lock directory = $SMB/lock
+  state directory = $SMB/state
+  cache directory = $SMB/cache
+  pid directory = $SMB/pid
+  ncalrpc dir = $SMB/ncalrpc
+  passdb backend = tdbsam:$SMB/private/passdb.tdb
+  log file = $SMB/log/log.%m
+  log level = 1
+  max log size = 0
+  kernel change notify = no
+[pfs]
+  path = /share
+  read only = no
+  vfs objects = proxyfs
+  proxyfs:volume = pfs
+  proxyfs:server = $PFS_ADDR
+  proxyfs:timeout = 60000
+  posix locking = no
+  smbd async dosmode = no
+  kernel share modes = no
+  kernel oplocks = no
+[plain]
+  path = $SMB/plain
+  read only = no
+EOF
+printf '%s\n%s\n' "$PASSWORD" "$PASSWORD" | smbpasswd -c "$SMB/smb.conf" -a -s "$USERNAME" >/dev/null \
+  || die "smbpasswd"
+smbd -s "$SMB/smb.conf" -D || die "smbd"
+for _ in $(seq 100); do ss -Hltn "sport = :$SMB_PORT" | grep -q . && break; sleep 0.1; done
+ss -Hltn "sport = :$SMB_PORT" | grep -q . || die "smbd does not listen on $SMB_PORT"
+
+SMBC=(smbclient -p "$SMB_PORT" -U "$USERNAME%$PASSWORD" -m SMB3)
+
+# smbc SHARE COMMANDS: run smbclient; fail on a non-zero exit or any NT_STATUS error
+smbc() {
+  local share=$1 cmds=$2 out rc
+  out=$("${SMBC[@]}" "//127.0.0.1/$share" -c "$cmds" 2>&1); rc=$?
+  echo "$out"
+  if [ $rc -ne 0 ] || echo "$out" | grep -q "NT_STATUS_"; then return 1; fi
+  return 0
+}
+
+# ------------------------------------------------------------ test data
+say "test data"
+L=$T/local
+mkdir -p "$L/many"
+head -c $((3 * 1024 * 1024 + 12345)) /dev/urandom > "$L/small.bin"
+head -c $((BIG_MB * 1024 * 1024)) /dev/urandom > "$L/big.bin"
+for i in $(seq -w 1 500); do echo "file $i $RANDOM" > "$L/many/f$i.txt"; done
+echo "case-insensitive $RANDOM" > "$L/Foo.TXT"
+sum() { sha256sum "$1" | cut -d' ' -f1; }
+
+t_putget() { # share file
+  local s=$1 f=$2
+  rm -f "$L/back-$f"
+  smbc "$s" "put $L/$f $f; get $f $L/back-$f" >/dev/null || return 1
+  [ "$(sum "$L/$f")" = "$(sum "$L/back-$f")" ] || { echo "sha256 differs for $f"; return 1; }
+}
+t_onvolume() { # the data is in the proxyfs volume: read it back with pfs
+  rm -f "$L/vol-small.bin"
+  "$PFS" -server "$PFS_ADDR" -volume pfs get /share/small.bin "$L/vol-small.bin" || return 1
+  [ "$(sum "$L/small.bin")" = "$(sum "$L/vol-small.bin")" ] || { echo "sha256 differs"; return 1; }
+  "$PFS" -server "$PFS_ADDR" -volume pfs ls -l /share
+}
+t_ls() {
+  local out; out=$(smbc "$1" "ls") || { echo "$out"; return 1; }
+  echo "$out" | grep -q "small.bin" || { echo "$out"; echo "small.bin not listed"; return 1; }
+  echo "$out" | grep -q "blocks of size" || { echo "$out"; echo "no disk free line"; return 1; }
+}
+t_dirs() {
+  local s=$1 out
+  smbc "$s" "mkdir d1; mkdir d1/sub; put $L/Foo.TXT d1/sub/x.txt; rename d1/sub/x.txt d1/y.txt; rename d1 d2" || return 1
+  out=$(smbc "$s" "ls d2/*") || { echo "$out"; return 1; }
+  echo "$out" | grep -q " y.txt " || { echo "$out"; echo "rename: y.txt missing"; return 1; }
+  echo "$out" | grep -q " sub " || { echo "$out"; echo "sub missing"; return 1; }
+  smbc "$s" "del d2/y.txt; rmdir d2/sub" || return 1
+  out=$(smbc "$s" "ls d2/*") || return 1
+  if echo "$out" | grep -q -E " (y.txt|sub) "; then echo "$out"; echo "del/rmdir: still there"; return 1; fi
+  smbc "$s" "mkdir d3; mkdir d3/a; mkdir d3/a/b; put $L/Foo.TXT d3/a/b/f; put $L/Foo.TXT d3/g; deltree d3; deltree d2" || return 1
+  out=$("${SMBC[@]}" "//127.0.0.1/$s" -c "ls d3" 2>&1)
+  echo "$out" | grep -q "NT_STATUS_NO_SUCH_FILE\|NT_STATUS_OBJECT_NAME_NOT_FOUND" || { echo "$out"; echo "deltree: d3 still there"; return 1; }
+}
+t_allinfo() {
+  local out; out=$(smbc "$1" "allinfo small.bin") || { echo "$out"; return 1; }
+  echo "$out"
+  for k in create_time: write_time: attributes: "stream: \[::\$DATA\], $((3 * 1024 * 1024 + 12345)) bytes"; do
+    echo "$out" | grep -q "$k" || { echo "allinfo: no '$k'"; return 1; }
+  done
+}
+t_many() {
+  local s=$1 out n
+  smbc "$s" "mkdir many; cd many; lcd $L/many; prompt off; mput *" >/dev/null || return 1
+  out=$(smbc "$s" "ls many/*") || { echo "$out" | tail; return 1; }
+  n=$(echo "$out" | grep -c -E '^ +f[0-9]{3}\.txt +')
+  [ "$n" = 500 ] || { echo "listed $n of 500 files"; return 1; }
+  rm -rf "$L/back-many"; mkdir -p "$L/back-many"
+  smbc "$s" "cd many; lcd $L/back-many; prompt off; mget *" >/dev/null || return 1
+  diff -r "$L/many" "$L/back-many" || return 1
+  smbc "$s" "deltree many" >/dev/null || return 1
+}
+t_case() {
+  local s=$1
+  rm -f "$L/back-case"
+  smbc "$s" "put $L/Foo.TXT Foo.TXT; get foo.txt $L/back-case" >/dev/null || return 1
+  cmp "$L/Foo.TXT" "$L/back-case" || return 1
+  # a second create with another case must open the same file, not add one
+  smbc "$s" "put $L/small.bin FOO.txt" >/dev/null || return 1
+  local out; out=$(smbc "$s" "ls f*") || return 1
+  local n; n=$(echo "$out" | grep -c -i -E '^ +foo\.txt +')
+  [ "$n" = 1 ] || { echo "$out"; echo "expected one foo.txt, got $n"; return 1; }
+  smbc "$s" "del foo.txt" >/dev/null || return 1
+}
+t_torture() { # share test
+  smbtorture "//127.0.0.1/$1" -p "$SMB_PORT" -U "$USERNAME%$PASSWORD" --target=samba3 \
+    --maximum-runtime=300 "$2" > "$T/torture-$1-$2.log" 2>&1
+  local rc=$?
+  grep -E "^(success|failure|error|skip):" "$T/torture-$1-$2.log" | sort | uniq -c | sed 's/^/    /'
+  [ $rc -eq 0 ] || { tail -n 40 "$T/torture-$1-$2.log"; return 1; }
+}
+
+for s in $SHARES; do
+  say "share [$s]: smbclient"
+  check "$s put/get 3 MiB sha256"          t_putget "$s" small.bin
+  check "$s put/get $BIG_MB MiB sha256"     t_putget "$s" big.bin
+  [ "$s" = pfs ] && check "$s data is in the volume (pfs get)" t_onvolume
+  check "$s ls"                            t_ls "$s"
+  check "$s mkdir/rename/del/rmdir/deltree" t_dirs "$s"
+  check "$s allinfo"                       t_allinfo "$s"
+  check "$s 500 small files"               t_many "$s"
+  check "$s case-insensitive names"        t_case "$s"
+  smbc "$s" "del big.bin; del small.bin" >/dev/null
+  say "share [$s]: smbtorture"
+  for t in $TORTURE; do
+    check "$s smbtorture $t" t_torture "$s" "$t"
+  done
+done
+
+say "done"
+if [ "$FAILED" -ne 0 ]; then
+  echo "failed: ${FAILS[*]}"
+  show_logs
+fi
+echo "vfs_proxyfs: $PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]
