@@ -17,7 +17,7 @@
 # Env: PROXYFSD=/path (use that daemon instead of building one),
 #      SMB_PORT / start port of the smbd search (default 1445),
 #      BIG_MB (default 200), TORTURE="smb2.connect smb2.rw smb2.read",
-#      SHARES="pfs plain", KEEP=1.
+#      SHARES="pfs plain", SMB_LOG_LEVEL (smbd's log level, default 1), KEEP=1.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(dirname "$HERE")
@@ -175,7 +175,7 @@ cat > "$SMB/smb.conf" <<EOF
   ncalrpc dir = $SMB/ncalrpc
   passdb backend = tdbsam:$SMB/private/passdb.tdb
   log file = $SMB/log/log.%m
-  log level = 1
+  log level = ${SMB_LOG_LEVEL:-1}
   max log size = 0
   kernel change notify = no
 [pfs]

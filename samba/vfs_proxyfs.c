@@ -47,6 +47,10 @@
 #include "smbd/smbd.h"
 #include "auth.h"
 #include "lib/util/tevent_unix.h"
+#include "lib/util/tevent_ntstatus.h"
+#include "smbd/globals.h"
+#include "modules/offload_token.h"
+#include "librpc/gen_ndr/ioctl.h"
 
 #include <pthread.h>
 #include <sys/eventfd.h>
@@ -209,6 +213,17 @@ static struct pfs_fh *pfs_fetch_fh(struct vfs_handle_struct *handle,
 	}
 	return (struct pfs_fh *)VFS_FETCH_FSP_EXTENSION(
 		handle, discard_const_p(struct files_struct, fsp));
+}
+
+/* The fsp's file changes: the stat of its open is stale. */
+static void pfs_fh_changed(struct vfs_handle_struct *handle,
+			   const struct files_struct *fsp)
+{
+	struct pfs_fh *pfh = pfs_fetch_fh(handle, fsp);
+
+	if (pfh != NULL) {
+		pfh->have_stat = false;
+	}
 }
 
 static bool pfs_is_cwd_fsp(const struct files_struct *fsp)
@@ -995,6 +1010,7 @@ static ssize_t pfs_pwrite(struct vfs_handle_struct *handle, files_struct *fsp,
 	if (offset < 0) {
 		return pfs_fail(EINVAL);
 	}
+	pfh->have_stat = false;
 	rc = proxyfs_write(pc->mh, pfh->ino, (uint64_t)offset,
 			   discard_const_p(uint8_t, data), n, &done);
 	if (rc != 0) {
@@ -1178,6 +1194,8 @@ static void pfs_job_finish(struct pfs_job *job)
 		state->ret = (ssize_t)job->n;
 		state->vfs_aio_state.error = 0;
 	}
+	DBG_DEBUG("proxyfs: aio kind %d done: status %d, %zu bytes\n",
+		  (int)job->kind, job->status, job->n);
 	free(job);
 	tevent_req_done(req);
 }
@@ -1294,10 +1312,15 @@ static struct tevent_req *pfs_aio_send(struct vfs_handle_struct *handle,
 		return tevent_req_post(req, ev);
 	}
 
+	if (kind == PFS_JOB_WRITE) {
+		pfh->have_stat = false;
+	}
 	if (!pfs_q_ready(ev) || (kind != PFS_JOB_FLUSH && n > pc->max_io)) {
 		/* synchronous fallback (no queue, or larger than one async
 		 * request may be; the sync calls split) */
 		struct timespec t0;
+		DBG_DEBUG("proxyfs: aio kind %d of %zu bytes done "
+			  "synchronously\n", (int)kind, n);
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		switch (kind) {
 		case PFS_JOB_READ:
@@ -1347,6 +1370,8 @@ static struct tevent_req *pfs_aio_send(struct vfs_handle_struct *handle,
 	}
 	state->job = job;
 	talloc_set_destructor(state, pfs_aio_state_destructor);
+	DBG_DEBUG("proxyfs: aio kind %d ino %" PRIu64 " off %jd len %zu "
+		  "sent\n", (int)kind, pfh->ino, (intmax_t)offset, n);
 	return req;
 }
 
@@ -1819,6 +1844,7 @@ static int pfs_fchmod(struct vfs_handle_struct *handle, files_struct *fsp,
 	uint64_t ino;
 	int rc;
 
+	pfs_fh_changed(handle, fsp);
 	rc = pfs_fsp_ino(handle, fsp, &ino);
 	if (rc == 0) {
 		rc = proxyfs_chmod(pc->mh, ino, mode & 07777);
@@ -1833,6 +1859,7 @@ static int pfs_fchown(struct vfs_handle_struct *handle, files_struct *fsp,
 	uint64_t ino;
 	int rc;
 
+	pfs_fh_changed(handle, fsp);
 	rc = pfs_fsp_ino(handle, fsp, &ino);
 	if (rc == 0) {
 		rc = proxyfs_chown(pc->mh, ino, uid, gid);
@@ -1888,11 +1915,24 @@ static int pfs_fntimes(struct vfs_handle_struct *handle, files_struct *fsp,
 	if (mask == 0) {
 		return 0;
 	}
+	pfs_fh_changed(handle, fsp);
 	rc = pfs_fsp_ino(handle, fsp, &ino);
 	if (rc == 0) {
 		rc = proxyfs_setattr(pc->mh, ino, mask, &sa, NULL);
 	}
-	return rc == 0 ? 0 : pfs_fail(rc);
+	if (rc != 0) {
+		return pfs_fail(rc);
+	}
+	if (mask & PROXYFS_SETATTR_CRTIME) {
+		/*
+		 * smbd keeps the create time in the DOS attributes xattr too
+		 * and prefers it to the stat's btime: update it as
+		 * vfs_default does (the server's crtime is for other
+		 * clients of the volume).
+		 */
+		(void)set_create_timespec_ea(fsp, ft->create_time);
+	}
+	return 0;
 }
 
 static int pfs_ftruncate(struct vfs_handle_struct *handle, files_struct *fsp,
@@ -1905,6 +1945,7 @@ static int pfs_ftruncate(struct vfs_handle_struct *handle, files_struct *fsp,
 	if (len < 0) {
 		return pfs_fail(EINVAL);
 	}
+	pfs_fh_changed(handle, fsp);
 	rc = pfs_fsp_ino(handle, fsp, &ino);
 	if (rc == 0) {
 		rc = proxyfs_resize(pc->mh, ino, (uint64_t)len);
@@ -1933,6 +1974,7 @@ static int pfs_fallocate(struct vfs_handle_struct *handle, files_struct *fsp,
 			       VFS_FALLOCATE_FL_PUNCH_HOLE)) {
 		return pfs_fail(EOPNOTSUPP);
 	}
+	pfs_fh_changed(handle, fsp);
 	rc = pfs_fsp_ino(handle, fsp, &ino);
 	if (rc == 0) {
 		rc = proxyfs_fallocate(pc->mh, ino, pmode, (uint64_t)offset,
@@ -1987,6 +2029,7 @@ static int pfs_fremovexattr(struct vfs_handle_struct *handle,
 	uint64_t ino;
 	int rc;
 
+	pfs_fh_changed(handle, fsp);
 	rc = pfs_fsp_ino(handle, fsp, &ino);
 	if (rc == 0) {
 		rc = proxyfs_remove_xattr(pc->mh, ino, name);
@@ -2009,11 +2052,345 @@ static int pfs_fsetxattr(struct vfs_handle_struct *handle, files_struct *fsp,
 	if (flags & XATTR_REPLACE) {
 		pflags |= PROXYFS_XATTR_REPLACE;
 	}
+	pfs_fh_changed(handle, fsp);
 	rc = pfs_fsp_ino(handle, fsp, &ino);
 	if (rc == 0) {
 		rc = proxyfs_set_xattr(pc->mh, ino, name, value, size, pflags);
 	}
 	return rc == 0 ? 0 : pfs_fail(rc);
+}
+
+/* ---------------------------------------- server-side copy (copy-chunk) */
+
+/*
+ * vfs_default's copy-chunk tries copy_file_range(2) on the fds, which
+ * cannot work with this module's fds; so the module keeps the resume keys
+ * itself and copies inside proxyfsd with proxyfs_copy_range (the data
+ * never crosses the wire). Sources that are not on the same proxyfs
+ * volume, and overlapping ranges of one file, are copied through
+ * pread/pwrite.
+ */
+static struct vfs_offload_ctx *pfs_offload_ctx;
+
+struct pfs_offload_read_state {
+	DATA_BLOB token;
+};
+
+static struct tevent_req *pfs_offload_read_send(TALLOC_CTX *mem_ctx,
+						struct tevent_context *ev,
+						struct vfs_handle_struct *handle,
+						struct files_struct *fsp,
+						uint32_t fsctl,
+						uint32_t ttl,
+						off_t offset,
+						size_t to_copy)
+{
+	struct tevent_req *req;
+	struct pfs_offload_read_state *state;
+	NTSTATUS status;
+
+	(void)handle;
+	(void)ttl;
+	(void)offset;
+	(void)to_copy;
+	req = tevent_req_create(mem_ctx, &state,
+				struct pfs_offload_read_state);
+	if (req == NULL) {
+		return NULL;
+	}
+	if (fsctl != FSCTL_SRV_REQUEST_RESUME_KEY) {
+		tevent_req_nterror(req, NT_STATUS_INVALID_DEVICE_REQUEST);
+		return tevent_req_post(req, ev);
+	}
+	status = vfs_offload_token_ctx_init(fsp->conn->sconn->client,
+					    &pfs_offload_ctx);
+	if (tevent_req_nterror(req, status)) {
+		return tevent_req_post(req, ev);
+	}
+	status = vfs_offload_token_create_blob(state, fsp, fsctl,
+					       &state->token);
+	if (tevent_req_nterror(req, status)) {
+		return tevent_req_post(req, ev);
+	}
+	status = vfs_offload_token_db_store_fsp(pfs_offload_ctx, fsp,
+						&state->token);
+	if (tevent_req_nterror(req, status)) {
+		return tevent_req_post(req, ev);
+	}
+	tevent_req_done(req);
+	return tevent_req_post(req, ev);
+}
+
+static NTSTATUS pfs_offload_read_recv(struct tevent_req *req,
+				      struct vfs_handle_struct *handle,
+				      TALLOC_CTX *mem_ctx,
+				      uint32_t *flags,
+				      uint64_t *xferlen,
+				      DATA_BLOB *token)
+{
+	struct pfs_offload_read_state *state = tevent_req_data(
+		req, struct pfs_offload_read_state);
+	NTSTATUS status;
+
+	(void)handle;
+	if (tevent_req_is_nterror(req, &status)) {
+		tevent_req_received(req);
+		return status;
+	}
+	*flags = 0;
+	*xferlen = 0;
+	token->length = state->token.length;
+	token->data = talloc_move(mem_ctx, &state->token.data);
+	tevent_req_received(req);
+	return NT_STATUS_OK;
+}
+
+struct pfs_offload_write_state {
+	off_t copied;
+};
+
+static struct vfs_fn_pointers pfs_fns;
+
+/* This module's handle in the VFS stack of conn, if any. */
+static struct vfs_handle_struct *pfs_conn_handle(struct connection_struct *conn)
+{
+	struct vfs_handle_struct *h;
+
+	for (h = conn->vfs_handles; h != NULL; h = h->next) {
+		if (h->fns == &pfs_fns) {
+			return h;
+		}
+	}
+	return NULL;
+}
+
+/* Copy through smbd's buffers: sync pread/pwrite of the VFS stacks. */
+static NTSTATUS pfs_copy_buffered(struct files_struct *src_fsp, off_t src_off,
+				  struct files_struct *dst_fsp, off_t dst_off,
+				  off_t len, off_t *copied)
+{
+	size_t bufsize = MIN(len, 1024 * 1024);
+	uint8_t *buf = talloc_array(talloc_tos(), uint8_t, bufsize);
+
+	if (buf == NULL) {
+		return NT_STATUS_NO_MEMORY;
+	}
+	while (len > 0) {
+		size_t n = MIN((off_t)bufsize, len);
+		ssize_t r, w;
+		bool ok;
+
+		ok = change_to_user_and_service_by_fsp(src_fsp);
+		if (!ok) {
+			TALLOC_FREE(buf);
+			return NT_STATUS_ACCESS_DENIED;
+		}
+		r = SMB_VFS_PREAD(src_fsp, buf, n, src_off);
+		if (r == -1) {
+			TALLOC_FREE(buf);
+			return map_nt_error_from_unix(errno);
+		}
+		if (r == 0) {
+			break;
+		}
+		ok = change_to_user_and_service_by_fsp(dst_fsp);
+		if (!ok) {
+			TALLOC_FREE(buf);
+			return NT_STATUS_ACCESS_DENIED;
+		}
+		w = SMB_VFS_PWRITE(dst_fsp, buf, (size_t)r, dst_off);
+		if (w == -1) {
+			TALLOC_FREE(buf);
+			return map_nt_error_from_unix(errno);
+		}
+		if (w != r) {
+			TALLOC_FREE(buf);
+			return NT_STATUS_DISK_FULL;
+		}
+		src_off += r;
+		dst_off += r;
+		len -= r;
+		*copied += r;
+	}
+	TALLOC_FREE(buf);
+	return NT_STATUS_OK;
+}
+
+static NTSTATUS pfs_lock_check(struct files_struct *fsp, off_t off, off_t len,
+			       enum brl_type type)
+{
+	struct lock_struct lck;
+
+	init_strict_lock_struct(fsp, fsp->op->global->open_persistent_id,
+				(uint64_t)off, (uint64_t)len, type,
+				lp_posix_cifsu_locktype(fsp), &lck);
+	if (!SMB_VFS_STRICT_LOCK_CHECK(fsp->conn, fsp, &lck)) {
+		return NT_STATUS_FILE_LOCK_CONFLICT;
+	}
+	return NT_STATUS_OK;
+}
+
+static struct tevent_req *pfs_offload_write_send(struct vfs_handle_struct *handle,
+						 TALLOC_CTX *mem_ctx,
+						 struct tevent_context *ev,
+						 uint32_t fsctl,
+						 DATA_BLOB *token,
+						 off_t transfer_offset,
+						 struct files_struct *dest_fsp,
+						 off_t dest_off,
+						 off_t to_copy)
+{
+	struct pfs_conn *pc = pfs_get_conn(handle);
+	struct tevent_req *req;
+	struct pfs_offload_write_state *state;
+	struct files_struct *src_fsp = NULL;
+	struct vfs_handle_struct *src_handle;
+	struct pfs_conn *src_pc = NULL;
+	struct pfs_fh *src_fh, *dst_fh;
+	off_t src_off = transfer_offset;
+	off_t remaining = to_copy;
+	NTSTATUS status;
+	bool changed_user = false;
+
+	req = tevent_req_create(mem_ctx, &state,
+				struct pfs_offload_write_state);
+	if (req == NULL) {
+		return NULL;
+	}
+	switch (fsctl) {
+	case FSCTL_SRV_COPYCHUNK:
+	case FSCTL_SRV_COPYCHUNK_WRITE:
+		break;
+	case FSCTL_OFFLOAD_WRITE:
+		tevent_req_nterror(req, NT_STATUS_NOT_IMPLEMENTED);
+		return tevent_req_post(req, ev);
+	case FSCTL_DUP_EXTENTS_TO_FILE:
+		tevent_req_nterror(req, NT_STATUS_INVALID_PARAMETER);
+		return tevent_req_post(req, ev);
+	default:
+		tevent_req_nterror(req, NT_STATUS_INTERNAL_ERROR);
+		return tevent_req_post(req, ev);
+	}
+	if (to_copy == 0) {
+		tevent_req_done(req);
+		return tevent_req_post(req, ev);
+	}
+	if (to_copy < 0 || src_off < 0 || dest_off < 0 ||
+	    src_off > INT64_MAX - to_copy || dest_off > INT64_MAX - to_copy) {
+		tevent_req_nterror(req, NT_STATUS_INVALID_PARAMETER);
+		return tevent_req_post(req, ev);
+	}
+	if (pfs_offload_ctx == NULL) {
+		tevent_req_nterror(req, NT_STATUS_OBJECT_NAME_NOT_FOUND);
+		return tevent_req_post(req, ev);
+	}
+	status = vfs_offload_token_db_fetch_fsp(pfs_offload_ctx, token,
+						&src_fsp);
+	if (tevent_req_nterror(req, status)) {
+		return tevent_req_post(req, ev);
+	}
+	status = vfs_offload_token_check_handles(fsctl, src_fsp, dest_fsp);
+	if (tevent_req_nterror(req, status)) {
+		return tevent_req_post(req, ev);
+	}
+
+	if (!change_to_user_and_service_by_fsp(src_fsp)) {
+		tevent_req_nterror(req, NT_STATUS_ACCESS_DENIED);
+		return tevent_req_post(req, ev);
+	}
+	changed_user = true;
+	status = vfs_stat_fsp(src_fsp);
+	if (!NT_STATUS_IS_OK(status)) {
+		goto done;
+	}
+	if (src_fsp->fsp_name->st.st_ex_size < src_off + to_copy) {
+		/* MS-SMB2 3.3.5.15.6, as Windows answers */
+		status = NT_STATUS_INVALID_VIEW_SIZE;
+		goto done;
+	}
+	status = pfs_lock_check(src_fsp, src_off, to_copy, READ_LOCK);
+	if (!NT_STATUS_IS_OK(status)) {
+		goto done;
+	}
+	status = pfs_lock_check(dest_fsp, dest_off, to_copy, WRITE_LOCK);
+	if (!NT_STATUS_IS_OK(status)) {
+		goto done;
+	}
+
+	src_handle = pfs_conn_handle(src_fsp->conn);
+	if (src_handle != NULL) {
+		src_pc = pfs_get_conn(src_handle);
+	}
+	src_fh = src_handle != NULL ? pfs_fetch_fh(src_handle, src_fsp) : NULL;
+	dst_fh = pfs_fetch_fh(handle, dest_fsp);
+
+	if (src_pc != NULL && src_fh != NULL && dst_fh != NULL &&
+	    src_pc->mh != NULL && strcmp(src_pc->volume, pc->volume) == 0 &&
+	    src_fsp->fsp_name->st.st_ex_dev ==
+		    dest_fsp->fsp_name->st.st_ex_dev) {
+		/* same volume: copy inside proxyfsd */
+		while (remaining > 0) {
+			uint64_t n = 0;
+			int rc = proxyfs_copy_range(pc->mh, src_fh->ino,
+						    (uint64_t)src_off,
+						    dst_fh->ino,
+						    (uint64_t)dest_off,
+						    (uint64_t)remaining, &n);
+			if (rc == EINVAL && src_fh->ino == dst_fh->ino) {
+				break; /* overlap: buffered below */
+			}
+			if (rc != 0) {
+				status = map_nt_error_from_unix(rc);
+				goto done;
+			}
+			if (n == 0) {
+				remaining = 0;
+				break;
+			}
+			src_off += n;
+			dest_off += n;
+			remaining -= n;
+			state->copied += n;
+		}
+		dst_fh->have_stat = false;
+	}
+	if (remaining > 0) {
+		status = pfs_copy_buffered(src_fsp, src_off, dest_fsp, dest_off,
+					   remaining, &state->copied);
+		if (!NT_STATUS_IS_OK(status)) {
+			goto done;
+		}
+	}
+	status = NT_STATUS_OK;
+done:
+	if (changed_user && !change_to_user_and_service_by_fsp(dest_fsp)) {
+		smb_panic("proxyfs: cannot change back to the user of the "
+			  "copy-chunk destination");
+	}
+	if (tevent_req_nterror(req, status)) {
+		return tevent_req_post(req, ev);
+	}
+	tevent_req_done(req);
+	return tevent_req_post(req, ev);
+}
+
+static NTSTATUS pfs_offload_write_recv(struct vfs_handle_struct *handle,
+				       struct tevent_req *req,
+				       off_t *copied)
+{
+	struct pfs_offload_write_state *state = tevent_req_data(
+		req, struct pfs_offload_write_state);
+	NTSTATUS status;
+
+	(void)handle;
+	if (tevent_req_is_nterror(req, &status)) {
+		*copied = 0;
+		tevent_req_received(req);
+		return status;
+	}
+	*copied = state->copied;
+	tevent_req_received(req);
+	return NT_STATUS_OK;
 }
 
 /* ------------------------------------------------------------- stubs */
@@ -2202,6 +2579,10 @@ static struct vfs_fn_pointers pfs_fns = {
 	.realpath_fn = pfs_realpath,
 	.fchflags_fn = pfs_fchflags,
 	.file_id_create_fn = NULL,	/* vfs_default: from dev/ino */
+	.offload_read_send_fn = pfs_offload_read_send,
+	.offload_read_recv_fn = pfs_offload_read_recv,
+	.offload_write_send_fn = pfs_offload_write_send,
+	.offload_write_recv_fn = pfs_offload_write_recv,
 	.fstreaminfo_fn = NULL,		/* vfs_default: ::$DATA via fstat */
 	.get_real_filename_at_fn = pfs_get_real_filename_at,
 	.connectpath_fn = pfs_connectpath,
