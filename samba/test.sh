@@ -148,8 +148,8 @@ echo "proxyfsd at $PFS_ADDR (pid $PFSD_PID)"
 # ------------------------------------------------------------ user, share
 id "$USERNAME" >/dev/null 2>&1 || useradd -M -s /usr/sbin/nologin "$USERNAME" || die "useradd"
 UID_=$(id -u "$USERNAME"); GID_=$(id -g "$USERNAME")
-"$PFS" -server "$PFS_ADDR" -volume pfs -uid "$UID_" -gid "$GID_" mkdir /share \
-  || die "pfs mkdir /share"
+"$PFS" -server "$PFS_ADDR" -volume pfs -uid "$UID_" -gid "$GID_" mkdir /share /acl \
+  || die "pfs mkdir /share /acl"
 
 # ------------------------------------------------------------------ smbd
 SMB_PORT=$(free_port "${SMB_PORT:-1445}")
@@ -189,6 +189,21 @@ cat > "$SMB/smb.conf" <<EOF
   smbd async dosmode = no
   kernel share modes = no
   kernel oplocks = no
+[pfsacl]
+  path = /acl
+  read only = no
+  vfs objects = acl_xattr proxyfs
+  proxyfs:volume = pfs
+  proxyfs:server = $PFS_ADDR
+# the shares smbtorture's vfs.acl_xattr connects to by name
+[acl_xattr_ign_sysacl_posix]
+  copy = pfsacl
+  acl_xattr:ignore system acls = yes
+  acl_xattr:default acl style = posix
+[acl_xattr_ign_sysacl_windows]
+  copy = pfsacl
+  acl_xattr:ignore system acls = yes
+  acl_xattr:default acl style = windows
 [plain]
   path = $SMB/plain
   read only = no
@@ -288,11 +303,22 @@ t_torture() { # share test
   [ $rc -eq 0 ] || { tail -n 40 "$T/torture-$1-$2.log"; return 1; }
 }
 
+t_acl_xattr() { # NT ACLs kept in security.NTACL through the module (acl_xattr above it)
+  local t
+  for t in vfs.acl_xattr smb2.create.aclfile smb2.create.acldir smb2.create.nulldacl; do
+    echo "--- $t"
+    t_torture pfsacl "$t" || return 1
+  done
+}
+
 for s in $SHARES; do
   say "share [$s]: smbclient"
   check "$s put/get 3 MiB sha256"          t_putget "$s" small.bin
   check "$s put/get $BIG_MB MiB sha256"     t_putget "$s" big.bin
-  [ "$s" = pfs ] && check "$s data is in the volume (pfs get)" t_onvolume
+  if [ "$s" = pfs ]; then
+    check "$s data is in the volume (pfs get)" t_onvolume
+    check "pfsacl (acl_xattr proxyfs): smbtorture vfs.acl_xattr, smb2.create.acl*" t_acl_xattr
+  fi
   check "$s ls"                            t_ls "$s"
   check "$s mkdir/rename/del/rmdir/deltree" t_dirs "$s"
   check "$s allinfo"                       t_allinfo "$s"
