@@ -17,7 +17,7 @@
 # Env: PROXYFSD=/path (use that daemon instead of building one),
 #      SMB_PORT / start port of the smbd search (default 1445),
 #      BIG_MB (default 200), TORTURE="smb2.connect smb2.rw smb2.read",
-#      SHARES="pfs plain", SMB_LOG_LEVEL (smbd's log level, default 1), KEEP=1.
+#      SHARES="pfs plain", PFS_INLINE_BYTES (the volume's inline_bytes), PATHREF_HANDLES (yes|no, for [pfs]), SMB_LOG_LEVEL (smbd's log level, default 1), KEEP=1.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(dirname "$HERE")
@@ -75,9 +75,11 @@ die() { echo "test.sh: FATAL: $*"; show_logs; exit 1; }
 # check NAME CMD...: run a check, record it; on failure print its output.
 check() {
   local name=$1; shift
+  local t0; t0=$(date +%s.%N)
   local out; out=$("$@" 2>&1); local rc=$?
+  local dt; dt=$(echo "$(date +%s.%N) - $t0" | bc 2>/dev/null || echo "?")
   if [ $rc -eq 0 ]; then
-    PASSED=$((PASSED + 1)); echo "PASS $name"
+    PASSED=$((PASSED + 1)); printf 'PASS %s (%.1fs)\n' "$name" "$dt"
   else
     FAILED=$((FAILED + 1)); FAILS+=("$name"); echo "FAIL $name (rc=$rc)"
     echo "$out" | tail -n 30 | sed 's/^/    /'
@@ -103,6 +105,7 @@ fi
 say "build: libproxyfs, proxyfs.so (headers: fetch-headers.sh), install the module"
 make -s -C "$TOP/libproxyfs" libproxyfs.so.1 libproxyfs.so >"$T/build.log" 2>&1 || { cat "$T/build.log"; die "libproxyfs build"; }
 make -s -C "$HERE" proxyfs.so >>"$T/build.log" 2>&1 || { tail -40 "$T/build.log"; die "module build"; }
+make -s -C "$HERE" check-symbols >>"$T/build.log" 2>&1 || { tail -20 "$T/build.log"; die "module symbols"; }
 make -s -C "$HERE" install >>"$T/build.log" 2>&1 || { tail -20 "$T/build.log"; die "module install"; }
 if [ -z "${PROXYFSD:-}" ]; then
   say "build: proxyfsd, pfs"
@@ -132,6 +135,7 @@ name = "pfs"
 engine = "local"
 path = "$T/data/pfs"
 auto_format = true
+inline_bytes = ${PFS_INLINE_BYTES:-4096}
 EOF
 (cd "$T" && exec "$PROXYFSD" -config "$T/proxyfsd.toml" >"$T/proxyfsd.log" 2>&1) &
 PFSD_PID=$!
@@ -185,6 +189,7 @@ cat > "$SMB/smb.conf" <<EOF
   proxyfs:volume = pfs
   proxyfs:server = $PFS_ADDR
   proxyfs:timeout = 60000
+  proxyfs:pathref handles = ${PATHREF_HANDLES:-yes}
   posix locking = no
   smbd async dosmode = no
   kernel share modes = no

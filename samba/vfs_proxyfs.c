@@ -2060,6 +2060,79 @@ static int pfs_fsetxattr(struct vfs_handle_struct *handle, files_struct *fsp,
 	return rc == 0 ? 0 : pfs_fail(rc);
 }
 
+/* ---------------------------------------------- MS-DFS links (symlinks) */
+
+static NTSTATUS pfs_create_dfs_pathat(struct vfs_handle_struct *handle,
+				      struct files_struct *dirfsp,
+				      const struct smb_filename *smb_fname,
+				      const struct referral *reflist,
+				      size_t referral_count)
+{
+	TALLOC_CTX *frame = talloc_stackframe();
+	struct smb_filename target = { 0 };
+	char *msdfs_link;
+	NTSTATUS status = NT_STATUS_OK;
+
+	msdfs_link = msdfs_link_string(frame, reflist, referral_count);
+	if (msdfs_link == NULL) {
+		TALLOC_FREE(frame);
+		return NT_STATUS_NO_MEMORY;
+	}
+	target.base_name = msdfs_link;
+	if (pfs_symlinkat(handle, &target, dirfsp, smb_fname) != 0) {
+		status = map_nt_error_from_unix(errno);
+	}
+	TALLOC_FREE(frame);
+	return status;
+}
+
+static NTSTATUS pfs_read_dfs_pathat(struct vfs_handle_struct *handle,
+				    TALLOC_CTX *mem_ctx,
+				    struct files_struct *dirfsp,
+				    struct smb_filename *smb_fname,
+				    struct referral **ppreflist,
+				    size_t *preferral_count)
+{
+	char *target;
+	int len;
+	NTSTATUS status = NT_STATUS_OK;
+
+	if (is_named_stream(smb_fname)) {
+		return NT_STATUS_OBJECT_NAME_NOT_FOUND;
+	}
+	target = talloc_array(talloc_tos(), char, PATH_MAX);
+	if (target == NULL) {
+		return NT_STATUS_NO_MEMORY;
+	}
+	len = pfs_readlinkat(handle, dirfsp, smb_fname, target, PATH_MAX - 1);
+	if (len == -1) {
+		status = (errno == EINVAL) ? NT_STATUS_OBJECT_TYPE_MISMATCH
+					   : map_nt_error_from_unix(errno);
+		goto out;
+	}
+	target[len] = '\0';
+	if (!strnequal(target, "msdfs:", 6)) {
+		status = NT_STATUS_OBJECT_TYPE_MISMATCH;
+		goto out;
+	}
+	if (pfs_fstatat(handle, dirfsp, smb_fname, &smb_fname->st,
+			AT_SYMLINK_NOFOLLOW) != 0) {
+		status = map_nt_error_from_unix(errno);
+		goto out;
+	}
+	if (ppreflist == NULL && preferral_count == NULL) {
+		goto out; /* only: is it a DFS link? */
+	}
+	if (!parse_msdfs_symlink(mem_ctx,
+				 lp_msdfs_shuffle_referrals(SNUM(handle->conn)),
+				 target, ppreflist, preferral_count)) {
+		status = NT_STATUS_NO_MEMORY;
+	}
+out:
+	TALLOC_FREE(target);
+	return status;
+}
+
 /* ---------------------------------------- server-side copy (copy-chunk) */
 
 /*
@@ -2586,6 +2659,8 @@ static struct vfs_fn_pointers pfs_fns = {
 	.fstreaminfo_fn = NULL,		/* vfs_default: ::$DATA via fstat */
 	.get_real_filename_at_fn = pfs_get_real_filename_at,
 	.connectpath_fn = pfs_connectpath,
+	.create_dfs_pathat_fn = pfs_create_dfs_pathat,
+	.read_dfs_pathat_fn = pfs_read_dfs_pathat,
 
 	/* Samba's own byte-range lock database (vfs_default) */
 	.brl_lock_windows_fn = NULL,
