@@ -18,6 +18,9 @@
 #      SMB_PORT / start port of the smbd search (default 1445),
 #      BIG_MB (default 200), TORTURE="smb2.connect smb2.rw smb2.read",
 #      SHARES="pfs plain", PFS_INLINE_BYTES (the volume's inline_bytes), PATHREF_HANDLES (yes|no, for [pfs]), SMB_LOG_LEVEL (smbd's log level, default 1), KEEP=1.
+# The whole script is one { ... } group, so bash has read all of it before it
+# runs any of it: editing test.sh during a run does not disturb that run.
+{
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(dirname "$HERE")
@@ -120,9 +123,11 @@ PFS=$T/pfs
 # ------------------------------------------------------------- proxyfsd
 say "start proxyfsd"
 mkdir -p "$T/data"
+PFS_PORT=$(free_port 19450)
+PFS_ADDR=127.0.0.1:$PFS_PORT
 cat > "$T/proxyfsd.toml" <<EOF
 [server]
-tcp = "127.0.0.1:0"
+tcp = "$PFS_ADDR"
 unix = ""
 mount_grace = "5s"
 reclaim_grace = "1s"
@@ -137,16 +142,24 @@ path = "$T/data/pfs"
 auto_format = true
 inline_bytes = ${PFS_INLINE_BYTES:-4096}
 EOF
-(cd "$T" && exec "$PROXYFSD" -config "$T/proxyfsd.toml" >"$T/proxyfsd.log" 2>&1) &
-PFSD_PID=$!
-PFS_ADDR=
-for _ in $(seq 100); do
-  PFS_ADDR=$(sed -n 's/^proxyfsd ready tcp=\([^ ]*\) .*/\1/p' "$T/proxyfsd.log" 2>/dev/null | head -1)
-  [ -n "$PFS_ADDR" ] && break
-  kill -0 "$PFSD_PID" 2>/dev/null || break
-  sleep 0.1
-done
-[ -n "$PFS_ADDR" ] || die "proxyfsd did not start"
+start_pfsd() {
+  local n0; n0=$(grep -c "^proxyfsd ready" "$T/proxyfsd.log" 2>/dev/null)
+  (cd "$T" && exec "$PROXYFSD" -config "$T/proxyfsd.toml" >>"$T/proxyfsd.log" 2>&1) &
+  PFSD_PID=$!
+  for _ in $(seq 100); do
+    [ "$(grep -c "^proxyfsd ready" "$T/proxyfsd.log" 2>/dev/null)" -gt "${n0:-0}" ] && return 0
+    kill -0 "$PFSD_PID" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+stop_pfsd() {
+  kill "$PFSD_PID" 2>/dev/null || return 0
+  for _ in $(seq 100); do kill -0 "$PFSD_PID" 2>/dev/null || return 0; sleep 0.1; done
+  return 1
+}
+: > "$T/proxyfsd.log"
+start_pfsd || die "proxyfsd did not start"
 echo "proxyfsd at $PFS_ADDR (pid $PFSD_PID)"
 
 # ------------------------------------------------------------ user, share
@@ -250,7 +263,27 @@ t_onvolume() { # the data is in the proxyfs volume: read it back with pfs
   rm -f "$L/vol-small.bin"
   "$PFS" -server "$PFS_ADDR" -volume pfs get /share/small.bin "$L/vol-small.bin" || return 1
   [ "$(sum "$L/small.bin")" = "$(sum "$L/vol-small.bin")" ] || { echo "sha256 differs"; return 1; }
-  "$PFS" -server "$PFS_ADDR" -volume pfs ls -l /share
+  # created by the share's mount: owned by the session's user
+  local st; st=$("$PFS" -server "$PFS_ADDR" -volume pfs stat /share/small.bin) || return 1
+  echo "$st"
+  echo "$st" | grep -q -E "Uid: $UID_\b" || { echo "owner is not uid $UID_"; return 1; }
+  echo "$st" | grep -q -E "Gid: $GID_\b" || { echo "group is not gid $GID_"; return 1; }
+}
+t_restart() { # proxyfsd restarts under one smbd session: libproxyfs remounts
+  rm -f "$L/back-r1" "$L/back-r2"
+  { echo "put $L/small.bin r1.bin"; sleep 3; echo "get r1.bin $L/back-r1";
+    echo "put $L/Foo.TXT r2.txt"; echo "get r2.txt $L/back-r2"; echo "del r1.bin"; echo "del r2.txt"; } |
+    "${SMBC[@]}" //127.0.0.1/pfs > "$T/restart-smbclient.log" 2>&1 &
+  local cpid=$!
+  sleep 1
+  stop_pfsd || { echo "proxyfsd did not stop"; return 1; }
+  start_pfsd || { echo "proxyfsd did not start again"; return 1; }
+  wait $cpid; local rc=$?
+  cat "$T/restart-smbclient.log"
+  [ $rc -eq 0 ] || return 1
+  grep -q NT_STATUS_ "$T/restart-smbclient.log" && return 1
+  [ "$(sum "$L/small.bin")" = "$(sum "$L/back-r1")" ] || { echo "r1.bin differs"; return 1; }
+  cmp "$L/Foo.TXT" "$L/back-r2" || return 1
 }
 t_ls() {
   local out; out=$(smbc "$1" "ls") || { echo "$out"; return 1; }
@@ -321,9 +354,10 @@ for s in $SHARES; do
   check "$s put/get 3 MiB sha256"          t_putget "$s" small.bin
   check "$s put/get $BIG_MB MiB sha256"     t_putget "$s" big.bin
   if [ "$s" = pfs ]; then
-    check "$s data is in the volume (pfs get)" t_onvolume
+    check "$s data is in the volume (pfs get), owned by the user" t_onvolume
     check "pfsacl (acl_xattr proxyfs): smbtorture vfs.acl_xattr, smb2.create.acl*" t_acl_xattr
   fi
+  [ "$s" = pfs ] && check "$s proxyfsd restart during a session" t_restart
   check "$s ls"                            t_ls "$s"
   check "$s mkdir/rename/del/rmdir/deltree" t_dirs "$s"
   check "$s allinfo"                       t_allinfo "$s"
@@ -343,3 +377,5 @@ if [ "$FAILED" -ne 0 ]; then
 fi
 echo "vfs_proxyfs: $PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]
+exit
+}
