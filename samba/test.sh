@@ -371,6 +371,12 @@ for s in $SHARES; do
 done
 
 say "done"
+# the module warns when a tree disconnect finds handles smbd did not close
+if grep -h "handles still open at disconnect" "$SMB"/log/log.* 2>/dev/null | head -5 | grep .; then
+  FAILED=$((FAILED + 1)); FAILS+=("proxyfs handles leaked (see above)")
+else
+  PASSED=$((PASSED + 1)); echo "PASS no proxyfs handle left open at any disconnect"
+fi
 if [ "$FAILED" -ne 0 ]; then
   echo "failed: ${FAILS[*]}"
   show_logs

@@ -76,6 +76,7 @@ struct pfs_conn {
 	uint64_t cwd_ino;
 	uint64_t max_io;
 	bool pathref_handles;
+	uint64_t nhandles; /* proxyfs_open handles held (leak check) */
 };
 
 struct pfs_fh {
@@ -560,6 +561,12 @@ static void pfs_disconnect(struct vfs_handle_struct *handle)
 	if (pc == NULL) {
 		return;
 	}
+	if (pc->nhandles != 0) {
+		/* smbd closes every file of a connection before this */
+		DBG_WARNING("proxyfs: %" PRIu64 " proxyfs handles still open at "
+			    "disconnect of '%s' (released by the unmount)\n",
+			    pc->nhandles, pc->volume);
+	}
 	if (pc->mh != NULL) {
 		int rc = proxyfs_unmount(pc->mh);
 		if (rc != 0) {
@@ -907,12 +914,14 @@ static int pfs_openat(struct vfs_handle_struct *handle,
 		if (rc != 0) {
 			goto out;
 		}
+		pc->nhandles++;
 	}
 
 	pfh = VFS_ADD_FSP_EXTENSION(handle, fsp, struct pfs_fh, pfs_fh_destroy);
 	if (pfh == NULL) {
 		if (fh != 0) {
 			(void)proxyfs_close(pc->mh, fh);
+			pc->nhandles--;
 		}
 		rc = ENOMEM;
 		goto out;
@@ -952,6 +961,7 @@ static int pfs_release_fsp(struct vfs_handle_struct *handle,
 		return 0;
 	}
 	if (pfh->fh != 0 && pc != NULL && pc->mh != NULL) {
+		pc->nhandles--;
 		rc = proxyfs_close(pc->mh, pfh->fh);
 		if (rc == EBADF) {
 			rc = 0; /* lost at a daemon restart: nothing to free */
