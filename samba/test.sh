@@ -17,6 +17,8 @@
 # Env: PROXYFSD=/path (use that daemon instead of building one),
 #      SMB_PORT / start port of the smbd search (default 1445),
 #      BIG_MB (default 200), TORTURE="smb2.connect smb2.rw smb2.read",
+#      TORTURE_COMPARE="suite ..." (run each on both shares; fail only on
+#      subtests that fail on [pfs] and not on [plain]),
 #      SHARES="pfs plain", PFS_INLINE_BYTES (the volume's inline_bytes), PATHREF_HANDLES (yes|no, for [pfs]), SMB_LOG_LEVEL (smbd's log level, default 1), KEEP=1.
 # The whole script is one { ... } group, so bash has read all of it before it
 # runs any of it: editing test.sh during a run does not disturb that run.
@@ -349,6 +351,25 @@ t_acl_xattr() { # NT ACLs kept in security.NTACL through the module (acl_xattr a
   done
 }
 
+# t_torture_cmp SUITE: run SUITE on [plain] and on [pfs]; fail only on
+# subtests that fail on [pfs] but not on [plain] (the same smbd, another
+# backend: what the module gets wrong, not what this smbd setup lacks)
+torture_failures() {
+  grep -E '^(failure|error):' "$1" | sed -E 's/^(failure|error): //; s/ \[$//' | sort -u
+}
+t_torture_cmp() {
+  local t=$1 a b only
+  t_torture plain "$t" >/dev/null 2>&1
+  t_torture pfs "$t" >/dev/null 2>&1
+  a=$(torture_failures "$T/torture-pfs-$t.log")
+  b=$(torture_failures "$T/torture-plain-$t.log")
+  grep -E "^(success|failure|error|skip):" "$T/torture-pfs-$t.log" | cut -d: -f1 | sort | uniq -c | sed 's/^/    pfs:   /'
+  grep -E "^(success|failure|error|skip):" "$T/torture-plain-$t.log" | cut -d: -f1 | sort | uniq -c | sed 's/^/    plain: /'
+  [ -n "$b" ] && echo "    failing on both: $(echo "$b" | comm -12 - <(echo "$a") | tr '\n' ' ')"
+  only=$(comm -23 <(echo "$a") <(echo "$b") | grep -v '^$')
+  [ -z "$only" ] || { echo "    failing on [pfs] only: $(echo "$only" | tr '\n' ' ')"; return 1; }
+}
+
 for s in $SHARES; do
   say "share [$s]: smbclient"
   check "$s put/get 3 MiB sha256"          t_putget "$s" small.bin
@@ -369,6 +390,13 @@ for s in $SHARES; do
     check "$s smbtorture $t" t_torture "$s" "$t"
   done
 done
+
+if [ -n "${TORTURE_COMPARE:-}" ]; then
+  say "smbtorture, [pfs] against [plain]"
+  for t in $TORTURE_COMPARE; do
+    check "smbtorture $t: no failure on [pfs] that [plain] does not have" t_torture_cmp "$t"
+  done
+fi
 
 say "done"
 # the module warns when a tree disconnect finds handles smbd did not close
