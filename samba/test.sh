@@ -17,6 +17,8 @@
 # Env: PROXYFSD=/path (use that daemon instead of building one),
 #      SMB_PORT / start port of the smbd search (default 1445),
 #      BIG_MB (default 200), TORTURE="smb2.connect smb2.rw smb2.read",
+#      GETWD_CACHE (smbd's getwd cache, default no: see README),
+#      PFS_LOG_LEVEL (proxyfsd log level; debug logs every request),
 #      TORTURE_COMPARE="suite ..." (run each on both shares; fail only on
 #      subtests that fail on [pfs] and not on [plain]),
 #      SHARES="pfs plain", PFS_INLINE_BYTES (the volume's inline_bytes), PATHREF_HANDLES (yes|no, for [pfs]), SMB_LOG_LEVEL (smbd's log level, default 1), KEEP=1.
@@ -136,7 +138,7 @@ reclaim_grace = "1s"
 [metrics]
 listen = ""
 [log]
-level = "info"
+level = "${PFS_LOG_LEVEL:-info}"
 [[volume]]
 name = "pfs"
 engine = "local"
@@ -197,6 +199,7 @@ cat > "$SMB/smb.conf" <<EOF
   log level = ${SMB_LOG_LEVEL:-1}
   max log size = 0
   kernel change notify = no
+  getwd cache = ${GETWD_CACHE:-no}
 [pfs]
   path = /share
   read only = no

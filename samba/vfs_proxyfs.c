@@ -41,6 +41,10 @@
  *    in its event loop for data I/O.
  *  - Byte-range locks are Samba's own (brlock database): posix locking is
  *    forced off, and lock/getlock are not reached (they fail with ENOSYS).
+ *  - Copy-chunk (offload read/write) copies inside proxyfsd with
+ *    proxyfs_copy_range; MS-DFS links are "msdfs:" symlinks.
+ *
+ * See samba/README.md for the parameters, what is stubbed and the tests.
  */
 
 #include "includes.h"
@@ -74,6 +78,8 @@ struct pfs_conn {
 	uint64_t root_ino;
 	char *cwd;	  /* canonical volume path of the current directory */
 	uint64_t cwd_ino;
+	char *share_path; /* canonical volume path of the share, at connect */
+	uint64_t share_ino;
 	uint64_t max_io;
 	bool pathref_handles;
 	uint64_t nhandles; /* proxyfs_open handles held (leak check) */
@@ -528,12 +534,14 @@ static int pfs_connect(struct vfs_handle_struct *handle,
 		goto fail;
 	}
 	pc->cwd = talloc_strdup(pc, canon);
+	pc->share_path = talloc_strdup(pc, canon);
 	free(canon);
-	if (pc->cwd == NULL) {
+	if (pc->cwd == NULL || pc->share_path == NULL) {
 		rc = ENOMEM;
 		goto fail;
 	}
 	pc->cwd_ino = ino;
+	pc->share_ino = ino;
 
 	handle->data = pc;
 
@@ -1507,9 +1515,6 @@ static int pfs_fstat(struct vfs_handle_struct *handle, files_struct *fsp,
 		return pfs_fail(rc);
 	}
 	rc = proxyfs_get_stat(pc->mh, ino, &ps);
-	if (rc == ENOENT && pfh != NULL) {
-		rc = EBADF;
-	}
 	if (rc != 0) {
 		return pfs_fail(rc);
 	}
@@ -1778,6 +1783,26 @@ static int pfs_chdir(struct vfs_handle_struct *handle,
 	path = pfs_abs_path(talloc_tos(), pc, smb_fname->base_name);
 	if (path == NULL) {
 		return pfs_fail(ENOMEM);
+	}
+	/*
+	 * smbd goes back to the share's directory after most operations
+	 * that chdir (and on every switch between connections): that one
+	 * was resolved at connect.
+	 */
+	if (strcmp(path, pc->cwd) == 0) {
+		TALLOC_FREE(path);
+		return 0;
+	}
+	if (strcmp(path, pc->share_path) == 0) {
+		TALLOC_FREE(path);
+		cwd = talloc_strdup(pc, pc->share_path);
+		if (cwd == NULL) {
+			return pfs_fail(ENOMEM);
+		}
+		TALLOC_FREE(pc->cwd);
+		pc->cwd = cwd;
+		pc->cwd_ino = pc->share_ino;
+		return 0;
 	}
 	rc = proxyfs_realpath(pc->mh, path, &canon, &ino);
 	TALLOC_FREE(path);
