@@ -55,8 +55,10 @@ stop_all() {
       for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
     fi
   fi
-  if [ -n "$PFSD_PID" ] && kill "$PFSD_PID" 2>/dev/null; then
-    for _ in $(seq 100); do kill -0 "$PFSD_PID" 2>/dev/null || break; sleep 0.1; done
+  # the pid file, not $PFSD_PID: a restart inside a check runs in a subshell
+  local pp; pp=$(cat "$T/proxyfsd.pid" 2>/dev/null)
+  if [ -n "$pp" ] && kill "$pp" 2>/dev/null; then
+    for _ in $(seq 100); do kill -0 "$pp" 2>/dev/null || break; sleep 0.1; done
   fi
 }
 cleanup() {
@@ -150,6 +152,7 @@ start_pfsd() {
   local n0; n0=$(grep -c "^proxyfsd ready" "$T/proxyfsd.log" 2>/dev/null)
   (cd "$T" && exec "$PROXYFSD" -config "$T/proxyfsd.toml" >>"$T/proxyfsd.log" 2>&1) &
   PFSD_PID=$!
+  echo "$PFSD_PID" > "$T/proxyfsd.pid"
   for _ in $(seq 100); do
     [ "$(grep -c "^proxyfsd ready" "$T/proxyfsd.log" 2>/dev/null)" -gt "${n0:-0}" ] && return 0
     kill -0 "$PFSD_PID" 2>/dev/null || return 1
@@ -158,8 +161,9 @@ start_pfsd() {
   return 1
 }
 stop_pfsd() {
-  kill "$PFSD_PID" 2>/dev/null || return 0
-  for _ in $(seq 100); do kill -0 "$PFSD_PID" 2>/dev/null || return 0; sleep 0.1; done
+  local pp; pp=$(cat "$T/proxyfsd.pid" 2>/dev/null)
+  [ -n "$pp" ] && kill "$pp" 2>/dev/null || return 0
+  for _ in $(seq 100); do kill -0 "$pp" 2>/dev/null || return 0; sleep 0.1; done
   return 1
 }
 : > "$T/proxyfsd.log"
