@@ -1314,6 +1314,7 @@ static struct tevent_req *pfs_aio_send(struct vfs_handle_struct *handle,
 	struct tevent_req *req;
 	struct pfs_aio_state *state;
 	struct pfs_job *job;
+	uint64_t max_io = 0;
 	int rc;
 
 	req = tevent_req_create(mem_ctx, &state, struct pfs_aio_state);
@@ -1333,7 +1334,11 @@ static struct tevent_req *pfs_aio_send(struct vfs_handle_struct *handle,
 	if (kind == PFS_JOB_WRITE) {
 		pfh->have_stat = false;
 	}
-	if (!pfs_q_ready(ev) || (kind != PFS_JOB_FLUSH && n > pc->max_io)) {
+	/* the daemon may give another limit when the library mounts again */
+	if (proxyfs_max_io_size(pc->mh, &max_io) != 0 || max_io == 0) {
+		max_io = pc->max_io;
+	}
+	if (!pfs_q_ready(ev) || (kind != PFS_JOB_FLUSH && n > max_io)) {
 		/* synchronous fallback (no queue, or larger than one async
 		 * request may be; the sync calls split) */
 		struct timespec t0;
