@@ -1,0 +1,422 @@
+#!/bin/bash
+# samba/test.sh - end-to-end test of vfs_proxyfs (run as root, loopback only).
+#
+# Builds what it needs (proxyfsd, pfs, libproxyfs, proxyfs.so), installs the
+# module into smbd's MODULESDIR/vfs, starts proxyfsd (TCP on a free loopback
+# port, one auto-formatted local volume) and a private smbd on a free
+# loopback port with two shares:
+#   [pfs]    vfs objects = proxyfs   (the volume's /share)
+#   [plain]  a plain directory       (reference: the same tests must pass)
+# then runs smbclient (put/get with sha256 of a few MiB and of 200 MiB, ls,
+# mkdir, rename, del, deltree, allinfo, 500 small files, case-insensitive
+# names) and smbtorture (smb2.connect smb2.rw smb2.read) on both shares.
+# Everything lives in a temporary directory removed at exit (KEEP=1 keeps it
+# and leaves nothing running). Exits non-zero on any failure and prints the
+# logs that explain it.
+#
+# Env: PROXYFSD=/path (use that daemon instead of building one),
+#      SMB_PORT / start port of the smbd search (default 1445),
+#      BIG_MB (default 200), TORTURE="smb2.connect smb2.rw smb2.read",
+#      GETWD_CACHE (smbd's getwd cache, default no: see README),
+#      PFS_LOG_LEVEL (proxyfsd log level; debug logs every request),
+#      TORTURE_COMPARE="suite ..." (run each on both shares; fail only on
+#      subtests that fail on [pfs] and not on [plain]),
+#      SHARES="pfs plain", PFS_INLINE_BYTES (the volume's inline_bytes), PATHREF_HANDLES (yes|no, for [pfs]), SMB_LOG_LEVEL (smbd's log level, default 1), KEEP=1.
+# The whole script is one { ... } group, so bash has read all of it before it
+# runs any of it: editing test.sh during a run does not disturb that run.
+{
+set -uo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+TOP=$(dirname "$HERE")
+BIG_MB=${BIG_MB:-200}
+TORTURE=${TORTURE:-"smb2.connect smb2.rw smb2.read"}
+SHARES=${SHARES:-"pfs plain"}
+USERNAME=pfssmbtest
+PASSWORD='Pfs-test-9'
+export DEBIAN_FRONTEND=noninteractive
+
+T0=$(date +%s)
+say() { echo "=== [$(( $(date +%s) - T0 ))s] $*"; }
+
+[ "$(id -u)" = 0 ] || { echo "test.sh: must run as root (smbd, useradd, module install)"; exit 2; }
+
+T=$(mktemp -d /tmp/pfs-samba-test.XXXXXX)
+chmod 755 "$T"
+PFSD_PID=
+SMB=$T/smb
+PASSED=0
+FAILED=0
+FAILS=()
+
+stop_all() {
+  if [ -f "$SMB/pid/smbd.pid" ]; then
+    local p; p=$(cat "$SMB/pid/smbd.pid" 2>/dev/null)
+    if [ -n "$p" ] && kill "$p" 2>/dev/null; then
+      for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    fi
+  fi
+  # the pid file, not $PFSD_PID: a restart inside a check runs in a subshell
+  local pp; pp=$(cat "$T/proxyfsd.pid" 2>/dev/null)
+  if [ -n "$pp" ] && kill "$pp" 2>/dev/null; then
+    for _ in $(seq 100); do kill -0 "$pp" 2>/dev/null || break; sleep 0.1; done
+  fi
+}
+cleanup() {
+  local rc=$?
+  stop_all
+  if [ -n "${KEEP:-}" ]; then echo "test.sh: kept $T"; else rm -rf "$T"; fi
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+show_logs() {
+  echo "---------------- proxyfsd log (last 40 lines) ----------------"
+  tail -n 40 "$T/proxyfsd.log" 2>/dev/null
+  for f in "$SMB"/log/log.*; do
+    [ -s "$f" ] || continue
+    echo "---------------- $f (proxyfs / error lines, last 60) ----------------"
+    grep -n -i -E "proxyfs|error|fail|panic|denied|NT_STATUS" "$f" | tail -n 60
+  done
+}
+die() { echo "test.sh: FATAL: $*"; show_logs; exit 1; }
+
+# check NAME CMD...: run a check, record it; on failure print its output.
+check() {
+  local name=$1; shift
+  local t0; t0=$(date +%s.%N)
+  local out; out=$("$@" 2>&1); local rc=$?
+  local dt; dt=$(echo "$(date +%s.%N) - $t0" | bc 2>/dev/null || echo "?")
+  if [ $rc -eq 0 ]; then
+    PASSED=$((PASSED + 1)); printf 'PASS %s (%.1fs)\n' "$name" "$dt"
+  else
+    FAILED=$((FAILED + 1)); FAILS+=("$name"); echo "FAIL $name (rc=$rc)"
+    echo "$out" | tail -n 30 | sed 's/^/    /'
+  fi
+}
+
+free_port() { # first port >= $1 nothing listens on
+  local p=$1
+  while ss -Hltn "sport = :$p" | grep -q .; do p=$((p + 1)); done
+  echo "$p"
+}
+
+# ---------------------------------------------------------------- build
+say "packages"
+need=()
+for p in samba smbclient samba-testsuite; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null || die "apt-get install ${need[*]}"
+fi
+
+say "build: libproxyfs, proxyfs.so (headers: fetch-headers.sh), install the module"
+make -s -C "$TOP/libproxyfs" libproxyfs.so.1 libproxyfs.so >"$T/build.log" 2>&1 || { cat "$T/build.log"; die "libproxyfs build"; }
+make -s -C "$HERE" proxyfs.so >>"$T/build.log" 2>&1 || { tail -40 "$T/build.log"; die "module build"; }
+make -s -C "$HERE" check-symbols >>"$T/build.log" 2>&1 || { tail -20 "$T/build.log"; die "module symbols"; }
+make -s -C "$HERE" install >>"$T/build.log" 2>&1 || { tail -20 "$T/build.log"; die "module install"; }
+if [ -z "${PROXYFSD:-}" ]; then
+  say "build: proxyfsd, pfs"
+  (cd "$TOP" && go build -o "$T/proxyfsd" ./cmd/proxyfsd && go build -o "$T/pfs" ./cmd/pfs) \
+    >>"$T/build.log" 2>&1 || { tail -40 "$T/build.log"; die "go build"; }
+  PROXYFSD=$T/proxyfsd
+else
+  (cd "$TOP" && go build -o "$T/pfs" ./cmd/pfs) >>"$T/build.log" 2>&1 || { tail -40 "$T/build.log"; die "go build pfs"; }
+fi
+PFS=$T/pfs
+
+# ------------------------------------------------------------- proxyfsd
+say "start proxyfsd"
+mkdir -p "$T/data"
+PFS_PORT=$(free_port 19450)
+PFS_ADDR=127.0.0.1:$PFS_PORT
+cat > "$T/proxyfsd.toml" <<EOF
+[server]
+tcp = "$PFS_ADDR"
+unix = ""
+mount_grace = "5s"
+reclaim_grace = "1s"
+[metrics]
+listen = ""
+[log]
+level = "${PFS_LOG_LEVEL:-info}"
+[[volume]]
+name = "pfs"
+engine = "local"
+path = "$T/data/pfs"
+auto_format = true
+inline_bytes = ${PFS_INLINE_BYTES:-4096}
+EOF
+start_pfsd() {
+  local n0; n0=$(grep -c "^proxyfsd ready" "$T/proxyfsd.log" 2>/dev/null)
+  (cd "$T" && exec "$PROXYFSD" -config "$T/proxyfsd.toml" >>"$T/proxyfsd.log" 2>&1) &
+  PFSD_PID=$!
+  echo "$PFSD_PID" > "$T/proxyfsd.pid"
+  for _ in $(seq 100); do
+    [ "$(grep -c "^proxyfsd ready" "$T/proxyfsd.log" 2>/dev/null)" -gt "${n0:-0}" ] && return 0
+    kill -0 "$PFSD_PID" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+stop_pfsd() {
+  local pp; pp=$(cat "$T/proxyfsd.pid" 2>/dev/null)
+  [ -n "$pp" ] && kill "$pp" 2>/dev/null || return 0
+  for _ in $(seq 100); do kill -0 "$pp" 2>/dev/null || return 0; sleep 0.1; done
+  return 1
+}
+: > "$T/proxyfsd.log"
+start_pfsd || die "proxyfsd did not start"
+echo "proxyfsd at $PFS_ADDR (pid $PFSD_PID)"
+
+# ------------------------------------------------------------ user, share
+id "$USERNAME" >/dev/null 2>&1 || useradd -M -s /usr/sbin/nologin "$USERNAME" || die "useradd"
+UID_=$(id -u "$USERNAME"); GID_=$(id -g "$USERNAME")
+"$PFS" -server "$PFS_ADDR" -volume pfs -uid "$UID_" -gid "$GID_" mkdir /share /acl \
+  || die "pfs mkdir /share /acl"
+
+# ------------------------------------------------------------------ smbd
+SMB_PORT=$(free_port "${SMB_PORT:-1445}")
+say "start smbd on 127.0.0.1:$SMB_PORT"
+mkdir -p "$SMB"/{private,lock,state,cache,pid,log,ncalrpc,plain}
+chown "$UID_:$GID_" "$SMB/plain"
+cat > "$SMB/smb.conf" <<EOF
+[global]
+  netbios name = PFSTEST
+  server role = standalone server
+  interfaces = lo
+  bind interfaces only = yes
+  smb ports = $SMB_PORT
+  disable netbios = yes
+  disable spoolss = yes
+  load printers = no
+  printcap name = /dev/null
+  private dir = $SMB/private
+  lock directory = $SMB/lock
+  state directory = $SMB/state
+  cache directory = $SMB/cache
+  pid directory = $SMB/pid
+  ncalrpc dir = $SMB/ncalrpc
+  passdb backend = tdbsam:$SMB/private/passdb.tdb
+  log file = $SMB/log/log.%m
+  log level = ${SMB_LOG_LEVEL:-1}
+  max log size = 0
+  kernel change notify = no
+  getwd cache = ${GETWD_CACHE:-no}
+[pfs]
+  path = /share
+  read only = no
+  vfs objects = proxyfs
+  proxyfs:volume = pfs
+  proxyfs:server = $PFS_ADDR
+  proxyfs:timeout = 60000
+  proxyfs:pathref handles = ${PATHREF_HANDLES:-yes}
+  posix locking = no
+  smbd async dosmode = no
+  kernel share modes = no
+  kernel oplocks = no
+[pfsacl]
+  path = /acl
+  read only = no
+  vfs objects = acl_xattr proxyfs
+  proxyfs:volume = pfs
+  proxyfs:server = $PFS_ADDR
+# the shares smbtorture's vfs.acl_xattr connects to by name
+[acl_xattr_ign_sysacl_posix]
+  copy = pfsacl
+  acl_xattr:ignore system acls = yes
+  acl_xattr:default acl style = posix
+[acl_xattr_ign_sysacl_windows]
+  copy = pfsacl
+  acl_xattr:ignore system acls = yes
+  acl_xattr:default acl style = windows
+[plain]
+  path = $SMB/plain
+  read only = no
+EOF
+printf '%s\n%s\n' "$PASSWORD" "$PASSWORD" | smbpasswd -c "$SMB/smb.conf" -a -s "$USERNAME" >/dev/null \
+  || die "smbpasswd"
+smbd -s "$SMB/smb.conf" -D || die "smbd"
+for _ in $(seq 100); do ss -Hltn "sport = :$SMB_PORT" | grep -q . && break; sleep 0.1; done
+ss -Hltn "sport = :$SMB_PORT" | grep -q . || die "smbd does not listen on $SMB_PORT"
+
+SMBC=(smbclient -p "$SMB_PORT" -U "$USERNAME%$PASSWORD" -m SMB3)
+
+# smbc SHARE COMMANDS: run smbclient; fail on a non-zero exit or any NT_STATUS error
+smbc() {
+  local share=$1 cmds=$2 out rc
+  out=$("${SMBC[@]}" "//127.0.0.1/$share" -c "$cmds" 2>&1); rc=$?
+  echo "$out"
+  if [ $rc -ne 0 ] || echo "$out" | grep -q "NT_STATUS_"; then return 1; fi
+  return 0
+}
+
+# ------------------------------------------------------------ test data
+say "test data"
+L=$T/local
+mkdir -p "$L/many"
+head -c $((3 * 1024 * 1024 + 12345)) /dev/urandom > "$L/small.bin"
+head -c $((BIG_MB * 1024 * 1024)) /dev/urandom > "$L/big.bin"
+for i in $(seq -w 1 500); do echo "file $i $RANDOM" > "$L/many/f$i.txt"; done
+echo "case-insensitive $RANDOM" > "$L/Foo.TXT"
+sum() { sha256sum "$1" | cut -d' ' -f1; }
+
+t_putget() { # share file
+  local s=$1 f=$2
+  rm -f "$L/back-$f"
+  smbc "$s" "put $L/$f $f; get $f $L/back-$f" >/dev/null || return 1
+  [ "$(sum "$L/$f")" = "$(sum "$L/back-$f")" ] || { echo "sha256 differs for $f"; return 1; }
+}
+t_onvolume() { # the data is in the proxyfs volume: read it back with pfs
+  rm -f "$L/vol-small.bin"
+  "$PFS" -server "$PFS_ADDR" -volume pfs get /share/small.bin "$L/vol-small.bin" || return 1
+  [ "$(sum "$L/small.bin")" = "$(sum "$L/vol-small.bin")" ] || { echo "sha256 differs"; return 1; }
+  # created by the share's mount: owned by the session's user
+  local st; st=$("$PFS" -server "$PFS_ADDR" -volume pfs stat /share/small.bin) || return 1
+  echo "$st"
+  echo "$st" | grep -q -E "Uid: $UID_\b" || { echo "owner is not uid $UID_"; return 1; }
+  echo "$st" | grep -q -E "Gid: $GID_\b" || { echo "group is not gid $GID_"; return 1; }
+}
+t_restart() { # proxyfsd restarts under one smbd session: libproxyfs remounts
+  rm -f "$L/back-r1" "$L/back-r2"
+  { echo "put $L/small.bin r1.bin"; sleep 3; echo "get r1.bin $L/back-r1";
+    echo "put $L/Foo.TXT r2.txt"; echo "get r2.txt $L/back-r2"; echo "del r1.bin"; echo "del r2.txt"; } |
+    "${SMBC[@]}" //127.0.0.1/pfs > "$T/restart-smbclient.log" 2>&1 &
+  local cpid=$!
+  sleep 1
+  stop_pfsd || { echo "proxyfsd did not stop"; return 1; }
+  start_pfsd || { echo "proxyfsd did not start again"; return 1; }
+  wait $cpid; local rc=$?
+  cat "$T/restart-smbclient.log"
+  [ $rc -eq 0 ] || return 1
+  grep -q NT_STATUS_ "$T/restart-smbclient.log" && return 1
+  [ "$(sum "$L/small.bin")" = "$(sum "$L/back-r1")" ] || { echo "r1.bin differs"; return 1; }
+  cmp "$L/Foo.TXT" "$L/back-r2" || return 1
+}
+t_ls() {
+  local out; out=$(smbc "$1" "ls") || { echo "$out"; return 1; }
+  echo "$out" | grep -q "small.bin" || { echo "$out"; echo "small.bin not listed"; return 1; }
+  echo "$out" | grep -q "blocks of size" || { echo "$out"; echo "no disk free line"; return 1; }
+}
+t_dirs() {
+  local s=$1 out
+  smbc "$s" "mkdir d1; mkdir d1/sub; put $L/Foo.TXT d1/sub/x.txt; rename d1/sub/x.txt d1/y.txt; rename d1 d2" || return 1
+  out=$(smbc "$s" "ls d2/*") || { echo "$out"; return 1; }
+  echo "$out" | grep -q " y.txt " || { echo "$out"; echo "rename: y.txt missing"; return 1; }
+  echo "$out" | grep -q " sub " || { echo "$out"; echo "sub missing"; return 1; }
+  smbc "$s" "del d2/y.txt; rmdir d2/sub" || return 1
+  out=$(smbc "$s" "ls d2/*") || return 1
+  if echo "$out" | grep -q -E " (y.txt|sub) "; then echo "$out"; echo "del/rmdir: still there"; return 1; fi
+  smbc "$s" "mkdir d3; mkdir d3/a; mkdir d3/a/b; put $L/Foo.TXT d3/a/b/f; put $L/Foo.TXT d3/g; deltree d3; deltree d2" || return 1
+  out=$("${SMBC[@]}" "//127.0.0.1/$s" -c "ls d3" 2>&1)
+  echo "$out" | grep -q "NT_STATUS_NO_SUCH_FILE\|NT_STATUS_OBJECT_NAME_NOT_FOUND" || { echo "$out"; echo "deltree: d3 still there"; return 1; }
+}
+t_allinfo() {
+  local out; out=$(smbc "$1" "allinfo small.bin") || { echo "$out"; return 1; }
+  echo "$out"
+  for k in create_time: write_time: attributes: "stream: \[::\$DATA\], $((3 * 1024 * 1024 + 12345)) bytes"; do
+    echo "$out" | grep -q "$k" || { echo "allinfo: no '$k'"; return 1; }
+  done
+}
+t_many() {
+  local s=$1 out n
+  smbc "$s" "mkdir many; cd many; lcd $L/many; prompt off; mput *" >/dev/null || return 1
+  out=$(smbc "$s" "ls many/*") || { echo "$out" | tail; return 1; }
+  n=$(echo "$out" | grep -c -E '^ +f[0-9]{3}\.txt +')
+  [ "$n" = 500 ] || { echo "listed $n of 500 files"; return 1; }
+  rm -rf "$L/back-many"; mkdir -p "$L/back-many"
+  smbc "$s" "cd many; lcd $L/back-many; prompt off; mget *" >/dev/null || return 1
+  diff -r "$L/many" "$L/back-many" || return 1
+  smbc "$s" "deltree many" >/dev/null || return 1
+}
+t_case() {
+  local s=$1
+  rm -f "$L/back-case"
+  smbc "$s" "put $L/Foo.TXT Foo.TXT; get foo.txt $L/back-case" >/dev/null || return 1
+  cmp "$L/Foo.TXT" "$L/back-case" || return 1
+  # a second create with another case must open the same file, not add one
+  smbc "$s" "put $L/small.bin FOO.txt" >/dev/null || return 1
+  local out; out=$(smbc "$s" "ls f*") || return 1
+  local n; n=$(echo "$out" | grep -c -i -E '^ +foo\.txt +')
+  [ "$n" = 1 ] || { echo "$out"; echo "expected one foo.txt, got $n"; return 1; }
+  smbc "$s" "del foo.txt" >/dev/null || return 1
+}
+t_torture() { # share test
+  smbtorture "//127.0.0.1/$1" -p "$SMB_PORT" -U "$USERNAME%$PASSWORD" --target=samba3 \
+    --maximum-runtime=300 "$2" > "$T/torture-$1-$2.log" 2>&1
+  local rc=$?
+  grep -E "^(success|failure|error|skip):" "$T/torture-$1-$2.log" | sort | uniq -c | sed 's/^/    /'
+  [ $rc -eq 0 ] || { tail -n 40 "$T/torture-$1-$2.log"; return 1; }
+}
+
+t_acl_xattr() { # NT ACLs kept in security.NTACL through the module (acl_xattr above it)
+  local t
+  for t in vfs.acl_xattr smb2.create.aclfile smb2.create.acldir smb2.create.nulldacl; do
+    echo "--- $t"
+    t_torture pfsacl "$t" || return 1
+  done
+}
+
+# t_torture_cmp SUITE: run SUITE on [plain] and on [pfs]; fail only on
+# subtests that fail on [pfs] but not on [plain] (the same smbd, another
+# backend: what the module gets wrong, not what this smbd setup lacks)
+torture_failures() {
+  grep -E '^(failure|error):' "$1" | sed -E 's/^(failure|error): //; s/ \[$//' | sort -u
+}
+t_torture_cmp() {
+  local t=$1 a b only
+  t_torture plain "$t" >/dev/null 2>&1
+  t_torture pfs "$t" >/dev/null 2>&1
+  a=$(torture_failures "$T/torture-pfs-$t.log")
+  b=$(torture_failures "$T/torture-plain-$t.log")
+  grep -E "^(success|failure|error|skip):" "$T/torture-pfs-$t.log" | cut -d: -f1 | sort | uniq -c | sed 's/^/    pfs:   /'
+  grep -E "^(success|failure|error|skip):" "$T/torture-plain-$t.log" | cut -d: -f1 | sort | uniq -c | sed 's/^/    plain: /'
+  [ -n "$b" ] && echo "    failing on both: $(echo "$b" | comm -12 - <(echo "$a") | tr '\n' ' ')"
+  only=$(comm -23 <(echo "$a") <(echo "$b") | grep -v '^$')
+  [ -z "$only" ] || { echo "    failing on [pfs] only: $(echo "$only" | tr '\n' ' ')"; return 1; }
+}
+
+for s in $SHARES; do
+  say "share [$s]: smbclient"
+  check "$s put/get 3 MiB sha256"          t_putget "$s" small.bin
+  check "$s put/get $BIG_MB MiB sha256"     t_putget "$s" big.bin
+  if [ "$s" = pfs ]; then
+    check "$s data is in the volume (pfs get), owned by the user" t_onvolume
+    check "pfsacl (acl_xattr proxyfs): smbtorture vfs.acl_xattr, smb2.create.acl*" t_acl_xattr
+  fi
+  [ "$s" = pfs ] && check "$s proxyfsd restart during a session" t_restart
+  check "$s ls"                            t_ls "$s"
+  check "$s mkdir/rename/del/rmdir/deltree" t_dirs "$s"
+  check "$s allinfo"                       t_allinfo "$s"
+  check "$s 500 small files"               t_many "$s"
+  check "$s case-insensitive names"        t_case "$s"
+  smbc "$s" "del big.bin; del small.bin" >/dev/null
+  say "share [$s]: smbtorture"
+  for t in $TORTURE; do
+    check "$s smbtorture $t" t_torture "$s" "$t"
+  done
+done
+
+if [ -n "${TORTURE_COMPARE:-}" ]; then
+  say "smbtorture, [pfs] against [plain]"
+  for t in $TORTURE_COMPARE; do
+    check "smbtorture $t: no failure on [pfs] that [plain] does not have" t_torture_cmp "$t"
+  done
+fi
+
+say "done"
+# the module warns when a tree disconnect finds handles smbd did not close
+if grep -h "handles still open at disconnect" "$SMB"/log/log.* 2>/dev/null | head -5 | grep .; then
+  FAILED=$((FAILED + 1)); FAILS+=("proxyfs handles leaked (see above)")
+else
+  PASSED=$((PASSED + 1)); echo "PASS no proxyfs handle left open at any disconnect"
+fi
+if [ "$FAILED" -ne 0 ]; then
+  echo "failed: ${FAILS[*]}"
+  show_logs
+fi
+echo "vfs_proxyfs: $PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]
+exit
+}
