@@ -2,7 +2,8 @@
 #
 #   make run      build proxyfsd and run it on the embedded default config
 #   make test     the whole suite: go vet, Go tests with -race, C library tests
-#                 (plain, AddressSanitizer+UBSan, valgrind)
+#                 (plain, AddressSanitizer+UBSan, valgrind), the Samba module
+#                 end to end (smbd, smbclient, smbtorture; as root)
 #   make install  PREFIX=/usr/local DESTDIR=   daemon, library, header, .pc
 
 GO       ?= go
@@ -24,7 +25,7 @@ INSTALL_STRIP ?=
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 DOCDIR     ?= $(PREFIX)/share/doc/proxyfs
 
-.PHONY: all build run test go-test c-test install-test fuzz vet lib install install-strip clean bench
+.PHONY: all build run test go-test c-test samba-test install-test fuzz vet lib install install-strip clean bench
 
 all: build lib
 
@@ -69,7 +70,13 @@ c-test: build
 	$(MAKE) -C libproxyfs asan PROXYFSD=$(PROXYFSD)
 	$(MAKE) -C libproxyfs valgrind PROXYFSD=$(PROXYFSD)
 
-test: go-test c-test install-test fuzz
+test: go-test c-test samba-test install-test fuzz
+
+# samba-test builds vfs_proxyfs against Debian's Samba (headers fetched once,
+# see samba/fetch-headers.sh), installs it into smbd's module directory and
+# runs samba/test.sh: a private smbd on loopback, smbclient and smbtorture.
+samba-test: build lib
+	$(MAKE) -C samba test
 
 install: build lib
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/proxyfs $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)

@@ -468,22 +468,6 @@ static int pfs_connect(struct vfs_handle_struct *handle,
 		gid = conn->session_info->unix_token->gid;
 	}
 
-	if (server != NULL && server[0] != '\0') {
-		/*
-		 * TODO(per-mount address): libproxyfs has one server address
-		 * per process (all mount handles share its connection pool),
-		 * so this is the one place that sets it: the last share
-		 * connected in this smbd process wins. Replace this call by
-		 * the per-mount address call once libproxyfs has it.
-		 */
-		rc = proxyfs_set_server(server);
-		if (rc != 0) {
-			DBG_ERR("proxyfs: server '%s': %s\n", server,
-				strerror(rc));
-			return pfs_fail(rc);
-		}
-	}
-
 	pc = talloc_zero(conn, struct pfs_conn);
 	if (pc == NULL) {
 		return pfs_fail(ENOMEM);
@@ -497,7 +481,10 @@ static int pfs_connect(struct vfs_handle_struct *handle,
 	pc->pathref_handles = lp_parm_bool(snum, PFS_MODULE_NAME,
 					   "pathref handles", true);
 
-	rc = proxyfs_mount(pc->volume, 0, uname, uid, gid, &pc->mh);
+	/* Each share has its own address (NULL: the library's default). */
+	rc = proxyfs_mount_server((server != NULL && server[0] != '\0') ?
+				  server : NULL,
+				  pc->volume, 0, uname, uid, gid, &pc->mh);
 	if (rc != 0) {
 		DBG_ERR("proxyfs: mount of volume '%s' (server %s) as "
 			"uid %u gid %u failed: %s (%s)\n",
