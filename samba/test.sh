@@ -41,6 +41,11 @@ say() { echo "=== [$(( $(date +%s) - T0 ))s] $*"; }
 
 [ "$(id -u)" = 0 ] || { echo "test.sh: must run as root (smbd, useradd, module install)"; exit 2; }
 
+# The module is installed into smbd's one MODULESDIR (smbd refuses module
+# paths), so runs from two work trees on one machine take turns.
+exec 9>/run/lock/proxyfs-samba-test.lock
+flock -n 9 || { echo "test.sh: another samba/test.sh runs; waiting for it"; flock 9; }
+
 T=$(mktemp -d /tmp/pfs-samba-test.XXXXXX)
 chmod 755 "$T"
 PFSD_PID=
