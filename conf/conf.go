@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/proxyfs/proxyfs/vfsbackend"
 )
 
 // DefaultTOML is the embedded default configuration (conf/default.toml):
@@ -51,8 +53,8 @@ const (
 	DefaultLogFormat          = "console"
 	DefaultEngine             = "local"
 	DefaultSyncInterval       = time.Second
-	DefaultInlineBytes        = 4096
-	MaxInlineBytes            = 64 << 10
+	DefaultInlineBytes        = vfsbackend.DefaultInlineBytes
+	MaxInlineBytes            = vfsbackend.MaxInlineBytes
 	// DefaultAnonID is the default anon_uid and anon_gid: "nobody" and
 	// "nogroup".
 	DefaultAnonID = 65534

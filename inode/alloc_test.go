@@ -26,7 +26,7 @@ func allocEngines(t *testing.T, fn func(t *testing.T, fs *inode.FS, unit uint64)
 		fn(t, fs, 64<<10)
 	})
 	t.Run("local", func(t *testing.T) {
-		be, err := local.Open(vfsbackend.Options{Path: t.TempDir(), Format: vfsbackend.FormatIfNew})
+		be, err := local.Open(vfsbackend.Options{Path: t.TempDir(), Format: vfsbackend.FormatIfNew, InlineBytes: vfsbackend.DefaultInlineBytes})
 		if err != nil {
 			t.Fatal(err)
 		}

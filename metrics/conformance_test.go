@@ -20,7 +20,7 @@ func TestConformance(t *testing.T) {
 		t.Fatal(err)
 	}
 	backendtest.Run(t, func(t *testing.T, dir string) vfsbackend.Backend {
-		b, err := local.Open(vfsbackend.Options{Path: dir, Format: vfsbackend.FormatIfNew})
+		b, err := local.Open(vfsbackend.Options{Path: dir, Format: vfsbackend.FormatIfNew, InlineBytes: vfsbackend.DefaultInlineBytes})
 		if err != nil {
 			t.Fatal(err)
 		}

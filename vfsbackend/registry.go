@@ -10,6 +10,13 @@ import (
 	"go.uber.org/zap"
 )
 
+// DefaultInlineBytes is the inline size of a volume whose config does not
+// set inline_bytes; MaxInlineBytes is the largest accepted.
+const (
+	DefaultInlineBytes = 4096
+	MaxInlineBytes     = 64 << 10
+)
+
 // Options configures an engine when it is opened. Engines ignore fields
 // that do not apply to them.
 type Options struct {
@@ -26,8 +33,9 @@ type Options struct {
 	CapacityBytes uint64
 	// InlineBytes is the size up to which a disk engine may keep a data
 	// object in its metadata instead of in a file of its own (small files;
-	// see package local). Zero means the engine's default (local: 4096);
-	// a negative value means never.
+	// see package local), 0..MaxInlineBytes. Zero means never, as the
+	// volume key inline_bytes = 0 does: a caller that wants the default
+	// passes DefaultInlineBytes.
 	InlineBytes int
 	// Logger receives the engine's logs. Nil means no logs.
 	Logger *zap.Logger

@@ -29,7 +29,7 @@ func TestCheckCaseFoldIndex(t *testing.T) {
 	// change opens the volume, runs fn on it and its engine, and closes it.
 	change := func(fn func(fs *inode.FS, be vfsbackend.Backend)) {
 		t.Helper()
-		be, err := local.Open(vfsbackend.Options{Path: vol})
+		be, err := local.Open(vfsbackend.Options{Path: vol, InlineBytes: vfsbackend.DefaultInlineBytes})
 		if err != nil {
 			t.Fatal(err)
 		}

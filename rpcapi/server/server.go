@@ -221,15 +221,11 @@ type openMode struct {
 // openVolume opens one volume; with m non-nil its engine is instrumented.
 func openVolume(ctx context.Context, vc conf.Volume, log *zap.Logger, m *metrics.Metrics, mode openMode) (*volume, error) {
 	vlog := log.With(zap.String("volume", vc.Name))
-	inline := vc.InlineBytes
-	if inline == 0 {
-		inline = -1 // the engine's "never"
-	}
 	raw, err := vfsbackend.Open(vc.Engine, vfsbackend.Options{
 		Path:          vc.Path,
 		SyncInterval:  vc.SyncInterval,
 		CapacityBytes: vc.CapacityBytes,
-		InlineBytes:   inline,
+		InlineBytes:   vc.InlineBytes,
 		Logger:        vlog,
 		Format:        mode.format,
 		ReadOnly:      mode.readOnly,

@@ -13,7 +13,7 @@ import (
 // objects (the caller then copies through a buffer).
 func TestCopyDataFiles(t *testing.T) {
 	ctx := context.Background()
-	b, err := Open(vfsbackend.Options{Path: t.TempDir(), Format: vfsbackend.FormatIfNew})
+	b, err := Open(vfsbackend.Options{Path: t.TempDir(), Format: vfsbackend.FormatIfNew, InlineBytes: vfsbackend.DefaultInlineBytes})
 	if err != nil {
 		t.Fatal(err)
 	}

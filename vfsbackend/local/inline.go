@@ -26,10 +26,6 @@ import (
 // The cost is memory: inline objects are held in memory like the rest of
 // the metadata, up to inlineMax bytes per small file. Options.InlineBytes
 // (the volume's inline_bytes) sets inlineMax, or turns inlining off.
-const (
-	defaultInlineMax = 4096
-	maxInline        = 64 << 10 // the largest Options.InlineBytes
-)
 
 // lockIno locks the stripe of ino's data operations that may move its data
 // between inline and a file, and returns it for Unlock.

@@ -169,14 +169,15 @@ func TestInlineLeftoverFile(t *testing.T) {
 	}
 }
 
-// TestInlineOption checks Options.InlineBytes: negative turns inlining off,
-// a size sets the limit, too large is refused.
+// TestInlineOption checks Options.InlineBytes: zero turns inlining off (as
+// inline_bytes = 0 does), a size sets the limit, negative or too large is
+// refused.
 func TestInlineOption(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {
 		inline   int
 		wantFile bool // does a 100-byte object get a data file?
-	}{{-1, true}, {50, true}, {0, false}, {200, false}} {
+	}{{0, true}, {50, true}, {200, false}, {vfsbackend.DefaultInlineBytes, false}} {
 		b, err := Open(vfsbackend.Options{Path: t.TempDir(), Format: vfsbackend.FormatIfNew, InlineBytes: tc.inline})
 		if err != nil {
 			t.Fatal(err)
@@ -189,7 +190,9 @@ func TestInlineOption(t *testing.T) {
 		}
 		closeT(t, b)
 	}
-	if _, err := Open(vfsbackend.Options{Path: t.TempDir(), Format: vfsbackend.FormatIfNew, InlineBytes: maxInline + 1}); err == nil {
-		t.Error("InlineBytes over the limit accepted")
+	for _, bad := range []int{-1, vfsbackend.MaxInlineBytes + 1} {
+		if _, err := Open(vfsbackend.Options{Path: t.TempDir(), Format: vfsbackend.FormatIfNew, InlineBytes: bad}); err == nil {
+			t.Errorf("InlineBytes %d accepted", bad)
+		}
 	}
 }

@@ -110,15 +110,10 @@ var _ vfsbackend.Backend = (*Backend)(nil)
 
 // Open opens (creating if needed) the volume in opts.Path.
 func Open(opts vfsbackend.Options) (*Backend, error) {
-	tune := tuning{compactThreshold: defaultCompactThreshold, maxOpenFiles: defaultMaxOpenFiles, inlineMax: defaultInlineMax, reserveBytes: defaultReserveBytes}
-	switch {
-	case opts.InlineBytes < 0:
-		tune.inlineMax = 0
-	case opts.InlineBytes > maxInline:
-		return nil, fmt.Errorf("local: open: InlineBytes %d is over %d: %w", opts.InlineBytes, maxInline, syscall.EINVAL)
-	case opts.InlineBytes > 0:
-		tune.inlineMax = int64(opts.InlineBytes)
+	if opts.InlineBytes < 0 || opts.InlineBytes > vfsbackend.MaxInlineBytes {
+		return nil, fmt.Errorf("local: open: InlineBytes %d is out of range 0..%d: %w", opts.InlineBytes, vfsbackend.MaxInlineBytes, syscall.EINVAL)
 	}
+	tune := tuning{compactThreshold: defaultCompactThreshold, maxOpenFiles: defaultMaxOpenFiles, inlineMax: int64(opts.InlineBytes), reserveBytes: defaultReserveBytes}
 	return open(opts, tune)
 }
 

@@ -24,14 +24,21 @@ import (
 	"github.com/proxyfs/proxyfs/vfsbackend/backendtest"
 )
 
+// TestConformance runs the engine conformance suite with small files
+// inline (the default volume) and with every object in a file of its own
+// (inline_bytes = 0).
 func TestConformance(t *testing.T) {
-	backendtest.Run(t, func(t *testing.T, dir string) vfsbackend.Backend {
-		b, err := Open(vfsbackend.Options{Path: dir, Format: vfsbackend.FormatIfNew})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}, backendtest.Durable())
+	for _, inline := range []int{vfsbackend.DefaultInlineBytes, 0} {
+		t.Run(fmt.Sprintf("inline=%d", inline), func(t *testing.T) {
+			backendtest.Run(t, func(t *testing.T, dir string) vfsbackend.Backend {
+				b, err := Open(vfsbackend.Options{Path: dir, Format: vfsbackend.FormatIfNew, InlineBytes: inline})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return b
+			}, backendtest.Durable())
+		})
+	}
 }
 
 // TestConformanceCompacting runs the suite with a tiny compaction threshold,
@@ -56,7 +63,7 @@ func openT(t testing.TB, dir string, tune tuning) *Backend {
 		tune.maxOpenFiles = defaultMaxOpenFiles
 	}
 	if tune.inlineMax == 0 {
-		tune.inlineMax = defaultInlineMax
+		tune.inlineMax = vfsbackend.DefaultInlineBytes
 	}
 	b, err := open(vfsbackend.Options{Path: dir, Format: vfsbackend.FormatIfNew}, tune)
 	if err != nil {
