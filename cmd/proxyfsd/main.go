@@ -40,6 +40,7 @@ import (
 	pversion "github.com/proxyfs/proxyfs/internal/version"
 	"github.com/proxyfs/proxyfs/metrics"
 	"github.com/proxyfs/proxyfs/rpcapi/server"
+	"github.com/proxyfs/proxyfs/volume"
 
 	// The storage engines.
 	_ "github.com/proxyfs/proxyfs/vfsbackend/local"
@@ -99,7 +100,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return fail("-check, -repair and -format exclude each other")
 	}
 	if *format {
-		lines, err := server.Format(ctx, cfg, log)
+		lines, err := volume.Format(ctx, cfg, log)
 		for _, l := range lines {
 			fmt.Fprintln(stdout, l)
 		}
@@ -109,9 +110,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	if *check || *repair {
-		what, checkFn := "check", server.Check
+		what, checkFn := "check", volume.Check
 		if *repair {
-			what, checkFn = "repair", server.Repair
+			what, checkFn = "repair", volume.Repair
 		}
 		probs, err := checkFn(ctx, cfg, log)
 		for _, p := range probs {
@@ -150,7 +151,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return fail("%v", err)
 	}
 	log.Info("starting", zap.String("version", version), zap.String("commit", pversion.Commit), zap.String("config", configName(*configFile)))
-	srv, err := server.Open(ctx, cfg, server.Options{Logger: log, Version: version, Metrics: m, Listeners: ls})
+	vols, err := volume.OpenAll(ctx, cfg, volume.Options{Logger: log, Metrics: m})
+	if err != nil {
+		closeQuietly(ml)
+		ls.Close()
+		return fail("%v", err)
+	}
+	srv, err := server.Open(ctx, cfg, server.Options{Logger: log, Version: version, Metrics: m, Listeners: ls, Volumes: vols})
 	if err != nil {
 		closeQuietly(ml)
 		ls.Close()

@@ -58,10 +58,8 @@ func (s *Server) status() wire.StatusResult {
 	}
 	for _, v := range s.order {
 		vs := wire.VolumeStatus{Name: v.name, State: wire.VolumeOK}
-		if v.health != nil {
-			if err := v.health(); err != nil {
-				vs.State, vs.Error = wire.VolumeFailed, err.Error()
-			}
+		if err := v.vol.Health(); err != nil {
+			vs.State, vs.Error = wire.VolumeFailed, err.Error()
 		}
 		res.Volumes = append(res.Volumes, vs)
 	}

@@ -1,6 +1,7 @@
-// Package server is proxyfsd's protocol server: it owns the volumes (one
-// inode.FS per configured volume, on its storage engine), the mount table
-// and the listeners, and serves PROTOCOL.md on TCP and a Unix socket. A
+// Package server is proxyfsd's protocol server: it serves the volumes that
+// package volume opened (taking them over: it syncs and closes them at
+// Shutdown), owns the mount table, the open files, the locks and the
+// listeners, and serves PROTOCOL.md on TCP and a Unix socket. A
 // connection whose first four bytes are "PFSB" is a binary data channel;
 // any other connection speaks JSON-RPC 2.0 with Content-Length framing.
 //
@@ -17,7 +18,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"io/fs"
 	"net"
@@ -35,18 +35,18 @@ import (
 	"github.com/proxyfs/proxyfs/metrics"
 	"github.com/proxyfs/proxyfs/mount"
 	"github.com/proxyfs/proxyfs/rpcapi/wire"
-	"github.com/proxyfs/proxyfs/vfsbackend"
+	vol "github.com/proxyfs/proxyfs/volume"
 )
 
-// volume is one open volume.
+// volume is one served volume: the open volume (package volume) and what
+// the server keeps for it. The fields it copies from vol.Volume are
+// shorthands for the handlers.
 type volume struct {
-	name      string
-	dev       uint64 // stat dev and statvfs fsid
-	be        vfsbackend.Backend
-	fs        *inode.FS
-	health    func() error // nil: the engine cannot tell
-	formatted bool         // the engine formatted it at open
-	locks     *volumeLocks // its lock manager (locks.go)
+	vol   *vol.Volume
+	name  string
+	dev   uint64 // stat dev and statvfs fsid
+	fs    *inode.FS
+	locks *volumeLocks // its lock manager (locks.go)
 
 	// readOnly refuses every change by a client (EROFS); rootSquash
 	// makes uid 0 and gid 0 act as anon (see env.caller).
@@ -108,12 +108,15 @@ type Options struct {
 	// Listeners, if set, are the sockets (from Listen) that Start serves;
 	// the server closes them at Shutdown.
 	Listeners *Listeners
+	// Volumes, if set, are the volumes to serve, in the configuration's
+	// order (opened with vol.OpenAll); the server syncs and closes them at
+	// Shutdown, or when Open fails. Nil: Open opens cfg's volumes itself.
+	Volumes []*vol.Volume
 }
 
-// Open opens every volume of cfg and returns a server that is not
-// listening yet. A volume that does not exist yet is formatted only if its
-// configuration sets auto_format and the engine finds no sign that one
-// existed there before; otherwise Open fails (see Format).
+// Open returns a server of the volumes in opts.Volumes (or, if nil, of
+// every volume of cfg, opened as vol.OpenAll does) that is not listening
+// yet.
 func Open(ctx context.Context, cfg *conf.Config, opts Options) (*Server, error) {
 	log := opts.Logger
 	if log == nil {
@@ -133,23 +136,29 @@ func Open(ctx context.Context, cfg *conf.Config, opts Options) (*Server, error) 
 	}
 	s.stopCtx, s.stop = context.WithCancel(context.Background())
 	s.inflight.init()
-	for _, vc := range cfg.Volumes {
-		format := vfsbackend.FormatNever
-		if vc.AutoFormat {
-			format = vfsbackend.FormatIfNew
-		}
-		v, err := openVolume(ctx, vc, log, s.metrics, openMode{format: format})
-		if err != nil {
-			s.closeVolumes()
+	vols := opts.Volumes
+	if vols == nil {
+		var err error
+		if vols, err = vol.OpenAll(ctx, cfg, vol.Options{Logger: log, Metrics: s.metrics}); err != nil {
 			return nil, err
 		}
-		s.volumes[v.name] = v
+	}
+	for _, ov := range vols {
+		v := &volume{vol: ov, name: ov.Name, dev: ov.Dev, fs: ov.FS,
+			readOnly: ov.ReadOnly, rootSquash: ov.RootSquash, anon: ov.Anon}
 		s.order = append(s.order, v)
+	}
+	for _, v := range s.order {
+		if s.volumes[v.name] != nil {
+			s.closeVolumes()
+			return nil, fmt.Errorf("volume %q: served twice", v.name)
+		}
+		s.volumes[v.name] = v
 		if err := s.openLocks(ctx, v); err != nil {
 			s.closeVolumes()
 			return nil, err
 		}
-		if err := s.metrics.RegisterVolume(v.name, v.usage); err != nil {
+		if err := s.metrics.RegisterVolume(v.name, v.vol.Usage); err != nil {
 			s.closeVolumes()
 			return nil, err
 		}
@@ -182,176 +191,6 @@ func Open(ctx context.Context, cfg *conf.Config, opts Options) (*Server, error) 
 		return nil, err
 	}
 	return s, nil
-}
-
-// usage reports v's space and inode use for the metrics.
-func (v *volume) usage() (metrics.VolumeUsage, error) {
-	st, err := v.fs.StatFS(context.Background())
-	if err != nil {
-		return metrics.VolumeUsage{}, err
-	}
-	return metrics.VolumeUsage{
-		SizeBytes:  st.Blocks * st.BlockSize,
-		FreeBytes:  st.BlocksAvail * st.BlockSize,
-		Inodes:     st.Files - st.FilesFree,
-		FreeInodes: st.FilesFree,
-	}, nil
-}
-
-// healthChecker is implemented by engines that can tell when their
-// storage went away under them (the local engine: a deleted or unmounted
-// volume directory).
-type healthChecker interface {
-	Health() error
-}
-
-// formatReporter is implemented by engines that can say whether Open
-// formatted a new volume.
-type formatReporter interface {
-	Formatted() bool
-}
-
-// openMode is how openVolume opens a volume.
-type openMode struct {
-	format   vfsbackend.FormatPolicy
-	readOnly bool // for Check: write nothing
-	repair   bool // for Repair
-}
-
-// openVolume opens one volume; with m non-nil its engine is instrumented.
-func openVolume(ctx context.Context, vc conf.Volume, log *zap.Logger, m *metrics.Metrics, mode openMode) (*volume, error) {
-	vlog := log.With(zap.String("volume", vc.Name))
-	raw, err := vfsbackend.Open(vc.Engine, vfsbackend.Options{
-		Path:          vc.Path,
-		SyncInterval:  vc.SyncInterval,
-		CapacityBytes: vc.CapacityBytes,
-		InlineBytes:   vc.InlineBytes,
-		Logger:        vlog,
-		Format:        mode.format,
-		ReadOnly:      mode.readOnly,
-		Repair:        mode.repair,
-		Observe:       m.EngineObserver(vc.Name),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("volume %q: open %s engine at %s: %w", vc.Name, vc.Engine, vc.Path, err)
-	}
-	be := m.WrapBackend(vc.Name, raw)
-	fs, err := inode.Open(ctx, be, inode.Options{Logger: vlog, CapacityBytes: vc.CapacityBytes, ReadOnly: mode.readOnly})
-	if err != nil {
-		be.Close()
-		return nil, fmt.Errorf("volume %q: %w", vc.Name, err)
-	}
-	v := &volume{name: vc.Name, dev: volumeDev(fs.VolumeID(), vc.Name), be: be, fs: fs,
-		readOnly: vc.ReadOnly, rootSquash: vc.RootSquash, anon: inode.Caller{UID: vc.AnonUID, GID: vc.AnonGID}}
-	if hc, ok := raw.(healthChecker); ok {
-		v.health = hc.Health
-	}
-	if fr, ok := raw.(formatReporter); ok {
-		v.formatted = fr.Formatted()
-	}
-	vlog.Info("volume ready", zap.String("engine", vc.Engine), zap.String("path", vc.Path),
-		zap.String("volume_id", fmt.Sprintf("%x", fs.VolumeID())))
-	return v, nil
-}
-
-// volumeDev derives a volume's stat dev and statvfs fsid from its
-// identity, so that two volumes never share one, even with the same name
-// on two daemons. A volume without an identity (opened read-only before
-// it got one) falls back to its name.
-func volumeDev(id [16]byte, name string) uint64 {
-	h := fnv.New64a()
-	if id == ([16]byte{}) {
-		h.Write([]byte(name))
-	} else {
-		h.Write(id[:])
-	}
-	dev := h.Sum64() & mount.MaxID
-	if dev == 0 {
-		dev = 1
-	}
-	return dev
-}
-
-// Check opens every volume of cfg read-only (it writes nothing, not even
-// to recover from a crash), runs the consistency check on each and returns
-// the problems found, each prefixed with its volume's name. A volume that
-// cannot be opened (damaged, missing) is a problem too. The volumes must
-// not be in use by a running daemon.
-func Check(ctx context.Context, cfg *conf.Config, log *zap.Logger) ([]string, error) {
-	return checkVolumes(ctx, cfg, log, openMode{readOnly: true})
-}
-
-// Repair opens every volume of cfg allowing the recovery that drops
-// acknowledged changes (such as log records behind damage in the middle
-// of the log, which the engine saves aside first), then checks each as
-// Check does. Opening for service refuses such damage.
-func Repair(ctx context.Context, cfg *conf.Config, log *zap.Logger) ([]string, error) {
-	return checkVolumes(ctx, cfg, log, openMode{repair: true})
-}
-
-func checkVolumes(ctx context.Context, cfg *conf.Config, log *zap.Logger, mode openMode) ([]string, error) {
-	if log == nil {
-		log = zap.NewNop()
-	}
-	var probs []string
-	for _, vc := range cfg.Volumes {
-		if vc.Engine == "memory" {
-			continue // nothing outlives the daemon: nothing to check
-		}
-		v, err := openVolume(ctx, vc, log, nil, mode)
-		if err != nil {
-			probs = append(probs, fmt.Sprintf("volume %q: cannot open: %v", vc.Name, err))
-			continue
-		}
-		if mode.repair {
-			// The case-fold index is derived from the entries: rebuild it.
-			if err := v.fs.RebuildCaseFoldIndex(ctx); err != nil {
-				probs = append(probs, fmt.Sprintf("volume %q: %v", vc.Name, err))
-			}
-		}
-		p, err := v.fs.Check(ctx)
-		cerr := v.be.Close()
-		if err != nil {
-			return probs, fmt.Errorf("volume %q: check: %w", vc.Name, err)
-		}
-		if cerr != nil {
-			return probs, fmt.Errorf("volume %q: close: %w", vc.Name, cerr)
-		}
-		for _, line := range p {
-			probs = append(probs, fmt.Sprintf("volume %q: %s", vc.Name, line))
-		}
-	}
-	return probs, nil
-}
-
-// Format creates every volume of cfg that does not exist yet, even where
-// one was formatted before (the operator asked), and returns one line per
-// volume saying what it did. It never formats over an existing volume or
-// a directory holding anything else.
-func Format(ctx context.Context, cfg *conf.Config, log *zap.Logger) ([]string, error) {
-	if log == nil {
-		log = zap.NewNop()
-	}
-	var out []string
-	for _, vc := range cfg.Volumes {
-		if vc.Engine == "memory" {
-			out = append(out, fmt.Sprintf("volume %q: memory engine, nothing to format", vc.Name))
-			continue
-		}
-		v, err := openVolume(ctx, vc, log, nil, openMode{format: vfsbackend.FormatForce})
-		if err != nil {
-			return out, err
-		}
-		what := "already holds a volume, left as it is"
-		if v.formatted {
-			what = "formatted a new, empty volume"
-		}
-		out = append(out, fmt.Sprintf("volume %q at %s: %s (id %x)", vc.Name, vc.Path, what, v.fs.VolumeID()))
-		if err := v.be.Close(); err != nil {
-			return out, fmt.Errorf("volume %q: close: %w", vc.Name, err)
-		}
-	}
-	return out, nil
 }
 
 // Listeners are the server's bound sockets, opened by Listen before the
@@ -444,10 +283,7 @@ func (s *Server) Ready() error {
 		return errors.New("listeners not started")
 	}
 	for _, v := range s.order {
-		if v.health == nil {
-			continue
-		}
-		if err := v.health(); err != nil {
+		if err := v.vol.Health(); err != nil {
 			return fmt.Errorf("volume %q: %w", v.name, err)
 		}
 	}
@@ -739,7 +575,7 @@ func (s *Server) closeVolumes() error {
 			s.log.Error("sync volume", zap.String("volume", v.name), zap.Error(err))
 			first = cmpErr(first, fmt.Errorf("volume %q: sync: %w", v.name, err))
 		}
-		if err := v.be.Close(); err != nil {
+		if err := v.vol.Close(); err != nil {
 			s.log.Error("close volume", zap.String("volume", v.name), zap.Error(err))
 			first = cmpErr(first, fmt.Errorf("volume %q: close: %w", v.name, err))
 		}
