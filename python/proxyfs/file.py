@@ -41,7 +41,9 @@ class File(io.RawIOBase):
 
     As an ``io.RawIOBase`` it works with ``io.BufferedReader``,
     ``io.BufferedWriter``, ``io.TextIOWrapper``, ``shutil.copyfileobj`` and
-    ``tarfile``. The methods of one File are serialized by a lock (it may
+    ``tarfile``. The server checks permissions at every read and write
+    (not once at open): a mode changed after the open applies to the open
+    File too. The methods of one File are serialized by a lock (it may
     be shared by threads; :meth:`pread` and :meth:`pwrite` leave the file
     position alone). There is no operating-system descriptor:
     :meth:`fileno` raises ``io.UnsupportedOperation``; :attr:`fh` is the
@@ -67,6 +69,8 @@ class File(io.RawIOBase):
         self._append = bool(flags & os.O_APPEND)
         self._pos = 0
         self._lock = threading.RLock()
+        # The mode to set at close (see Volume.open), or None.
+        self._final_mode: Optional[int] = None
 
     # ------------------------------------------------------------ basics
 
@@ -129,8 +133,13 @@ class File(io.RawIOBase):
             try:
                 super().close()
             finally:
+                err = None
+                if self._final_mode is not None:
+                    rc = self._lib.proxyfs_chmod(self._h, self._ino,
+                                                 self._final_mode)
+                    err = self._err(rc) if rc else None
                 rc = self._lib.proxyfs_close(self._h, self._fh)
-                err = self._err(rc) if rc else None
+                err = err or (self._err(rc) if rc else None)
                 self._vol._forget(self)
                 self._m.release()
             if err is not None:
@@ -394,8 +403,11 @@ class File(io.RawIOBase):
             done += w
 
     def fchmod(self, mode: int) -> None:
-        """Set the permission bits (07777) of the file."""
+        """Set the permission bits (07777) of the file. The server checks
+        permissions at every call: bits that deny this File's access make
+        its later reads or writes fail with EACCES."""
         self._check_open()
+        self._final_mode = None
         rc = self._lib.proxyfs_chmod(self._h, self._ino, mode & 0o7777)
         if rc:
             raise self._err(rc)

@@ -640,7 +640,12 @@ class Volume:
                 raise  # re-raise the exception being handled
 
         try:
-            if self.islink(path):
+            st = self.lstat(path)
+        except OSError:
+            onerror(self.lstat, path, sys.exc_info())
+            return
+        try:
+            if statmod.S_ISLNK(st.st_mode):
                 raise OSError(errno.ELOOP,
                               "Cannot call rmtree on a symbolic link", path)
         except OSError:
@@ -718,7 +723,8 @@ class Volume:
                           "proxyfs stores no device, FIFO or socket nodes",
                           path)
         self._call("proxyfs_create_path", self._abs(path),
-                   mode & ~self.umask & 0o7777, None, filename=path)
+                   mode & ~self.umask & 0o7777, byref(c_uint64()),
+                   filename=path)
 
     # ------------------------------------------------------------ attributes
 
@@ -1003,6 +1009,12 @@ class Volume:
         ``os.O_TRUNC`` and ``os.O_APPEND``; other flags are ignored. A
         final symlink is followed (a dangling one is ENOENT, even with
         O_CREAT). Opening a directory raises IsADirectoryError.
+
+        A file created with a *mode* that denies its owner the access
+        asked for (``0o444`` for writing) is created with the owner's
+        bits added and gets *mode* when the File closes: the server checks
+        permissions at every read and write, so this is how the creator
+        keeps the access that open(2) gives it.
         """
         acc = flags & os.O_ACCMODE
         if acc not in (os.O_RDONLY, os.O_WRONLY, os.O_RDWR):
@@ -1017,7 +1029,7 @@ class Volume:
                 if flags & os.O_CREAT and (flags & os.O_EXCL or ino == -1):
                     # The creator gets the access it asked for even when
                     # cmode denies it (as open(2) with O_CREAT): create
-                    # open to the owner, chmod after the open.
+                    # open to the owner, chmod at close.
                     need = {os.O_RDONLY: 0o400, os.O_WRONLY: 0o200,
                             os.O_RDWR: 0o600}[acc]
                     out = c_uint64()
@@ -1047,7 +1059,9 @@ class Volume:
             f = self._open_ino(m, ino, flags, path, fmode)
         try:
             if created and cmode != cmode | need:
-                f.fchmod(cmode)
+                # The server checks permissions at every read and write,
+                # not at open: the final mode is set when the file closes.
+                f._final_mode = cmode
             if flags & os.O_TRUNC and not created and acc != os.O_RDONLY:
                 f.ftruncate(0)
         except BaseException:
@@ -1246,7 +1260,7 @@ def _flags_to_mode(flags: int) -> str:
         m = "a"
     elif flags & os.O_EXCL and flags & os.O_CREAT:
         m = "x"
-    elif flags & os.O_TRUNC or (flags & os.O_CREAT and acc != os.O_RDONLY):
+    elif acc != os.O_RDONLY and flags & (os.O_TRUNC | os.O_CREAT):
         m = "w"
     else:
         m = "r"
