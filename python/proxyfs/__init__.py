@@ -33,9 +33,10 @@ __version__ = "2.0.0"
 def load_library(path: Optional[str] = None) -> str:
     """Load ``libproxyfs.so.2`` now (else it is loaded at the first mount)
     and return the file loaded. *path* names the file explicitly;
-    otherwise the environment variable ``PROXYFS_LIBRARY``, the dynamic
-    loader, ``ctypes.util.find_library`` and the directories of an
-    installation or a source tree are tried, in that order. One library
+    otherwise the environment variable ``PROXYFS_LIBRARY``, the ``lib``
+    directory of the prefix this package was installed in, the dynamic
+    loader, ``ctypes.util.find_library`` and the source tree are tried, in
+    that order. One library
     per process: ``RuntimeError`` if another is loaded already."""
     return _lib.load(path)._name
 

@@ -149,16 +149,21 @@ def _candidates() -> list[str]:
     env = os.environ.get(LIBRARY_ENV)
     if env:
         return [env]
+    here = os.path.dirname(os.path.abspath(__file__))
+    # Installed by `make install`: PREFIX/lib/python3*/dist-packages/proxyfs
+    # beside PREFIX/lib/libproxyfs.so.2 (the library of the same install
+    # comes before any other).
+    site = os.path.dirname(here)
+    if (os.path.basename(site) in ("dist-packages", "site-packages")
+            and os.path.basename(os.path.dirname(site)).startswith("python")):
+        out.append(os.path.join(os.path.dirname(os.path.dirname(site)),
+                                SONAME))
     out.append(SONAME)  # the dynamic loader: LD_LIBRARY_PATH, ld.so.cache
     found = ctypes.util.find_library("proxyfs")
     if found and found.endswith(SONAME):
         out.append(found)
-    here = os.path.dirname(os.path.abspath(__file__))
-    # Installed by `make install`: PREFIX/lib/python3*/dist-packages/proxyfs
-    # beside PREFIX/lib/libproxyfs.so.2.
-    out.append(os.path.join(here, "..", "..", "..", SONAME))
     # The source tree: python/proxyfs beside libproxyfs/.
-    out.append(os.path.join(here, "..", "..", "libproxyfs", SONAME))
+    out.append(os.path.join(os.path.dirname(site), "libproxyfs", SONAME))
     return out
 
 
@@ -167,11 +172,11 @@ def load(path: Optional[str] = None) -> ctypes.CDLL:
 
     The first of these that loads is used: *path* (an explicit file), the
     file named by the environment variable ``PROXYFS_LIBRARY``, the soname
-    ``libproxyfs.so.2`` through the dynamic loader (``LD_LIBRARY_PATH``,
-    the ``ldconfig`` cache), ``ctypes.util.find_library("proxyfs")`` if it
-    names that soname, ``libproxyfs.so.2`` in the ``lib`` directory that
-    ``make install`` put this package under, and the source tree's
-    ``libproxyfs/`` (for a checkout). A later call with another *path*
+    ``libproxyfs.so.2`` in the ``lib`` directory that ``make install`` put
+    this package under (``PREFIX/lib/python3*/dist-packages``), the soname
+    through the dynamic loader (``LD_LIBRARY_PATH``, the ``ldconfig``
+    cache), ``ctypes.util.find_library("proxyfs")`` if it names that
+    soname, and the source tree's ``libproxyfs/`` (for a checkout). A later call with another *path*
     than the loaded one raises ``RuntimeError`` (one library per process).
     Raises ``OSError`` if none loads.
     """
