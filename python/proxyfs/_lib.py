@@ -27,11 +27,6 @@ LIBRARY_ENV = "PROXYFS_LIBRARY"
 STAT_STRUCT = struct.Struct("=17Q")
 STAT_SIZE = STAT_STRUCT.size
 
-# struct dirent on Linux (glibc, 64-bit): d_ino u64, d_off i64,
-# d_reclen u16, d_type u8, then d_name[256].
-DIRENT_HEAD = struct.Struct("=QqHB")
-DIRENT_NAME_OFFSET = DIRENT_HEAD.size
-
 # struct statvfs on Linux (glibc, 64-bit): 11 unsigned longs/fsblkcnt_t.
 STATVFS_STRUCT = struct.Struct("=11Q")
 

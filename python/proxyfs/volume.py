@@ -10,6 +10,7 @@ import posixpath
 import pwd
 import shutil
 import stat as statmod
+import sys
 import threading
 import weakref
 from ctypes import byref, c_size_t, c_uint64, c_void_p
@@ -55,17 +56,22 @@ class DirEntry:
     False, unlike ``os.DirEntry``, so that no call is made by default.
     """
 
-    __slots__ = ("name", "path", "_lstat", "_stat", "_vol")
+    __slots__ = ("name", "_prefix", "_raw", "_lstat", "_stat", "_vol")
 
     def __init__(self, vol: "Volume", name: Union[str, bytes],
-                 path: Union[str, bytes], lstat: os.stat_result) -> None:
+                 prefix: Union[str, bytes], raw: tuple[int, ...]) -> None:
         self._vol = vol
         #: The entry's name (str or bytes, as the path given to scandir).
         self.name = name
-        #: The scandir path joined with :attr:`name`.
-        self.path = path
-        self._lstat = lstat
+        self._prefix = prefix
+        self._raw = raw  # the 17 fields of the proxyfs_stat_t
+        self._lstat: Optional[os.stat_result] = None
         self._stat: Optional[os.stat_result] = None
+
+    @property
+    def path(self) -> Union[str, bytes]:
+        """The scandir path joined with :attr:`name`."""
+        return posixpath.join(self._prefix, self.name)
 
     def __repr__(self) -> str:
         return f"<proxyfs.DirEntry {self.name!r}>"
@@ -75,20 +81,24 @@ class DirEntry:
 
     def inode(self) -> int:
         """The entry's inode number."""
-        return self._lstat.st_ino
+        return self._raw[1]
 
     def stat(self, follow_symlinks: bool = False) -> os.stat_result:
         """The entry's attributes (those of a symlink itself unless
         *follow_symlinks*)."""
-        if not follow_symlinks or not statmod.S_ISLNK(self._lstat.st_mode):
-            return self._lstat
-        if self._stat is None:
-            self._stat = self._vol.stat(self.path)
-        return self._stat
+        if follow_symlinks and statmod.S_ISLNK(self._raw[0]):
+            if self._stat is None:
+                self._stat = self._vol.stat(self.path)
+            return self._stat
+        if self._lstat is None:
+            self._lstat = _lib.make_stat(self._raw)
+        return self._lstat
 
     def _test(self, pred: Callable[[int], bool], follow: bool) -> bool:
+        if not follow or not statmod.S_ISLNK(self._raw[0]):
+            return pred(self._raw[0])
         try:
-            return pred(self.stat(follow_symlinks=follow).st_mode)
+            return pred(self.stat(follow_symlinks=True).st_mode)
         except FileNotFoundError:
             return False
 
@@ -104,7 +114,21 @@ class DirEntry:
 
     def is_symlink(self) -> bool:
         """True for a symbolic link (dangling or not)."""
-        return statmod.S_ISLNK(self._lstat.st_mode)
+        return statmod.S_ISLNK(self._raw[0])
+
+
+_FSENC = sys.getfilesystemencoding()
+
+
+class _Dirent(ctypes.Structure):
+    """struct dirent of glibc on Linux (64-bit)."""
+
+    _fields_ = [("d_ino", ctypes.c_uint64), ("d_off", ctypes.c_int64),
+                ("d_reclen", ctypes.c_uint16), ("d_type", ctypes.c_uint8),
+                ("d_name", ctypes.c_char * 256)]
+
+
+_STAT_BYTES = ctypes.c_char * _lib.STAT_SIZE
 
 
 class ScandirIterator:
@@ -114,7 +138,8 @@ class ScandirIterator:
     def __init__(self, vol: "Volume", path: Any) -> None:
         self._vol = vol
         self._arg = path
-        self._bytes = isinstance(os.fspath(path), bytes)
+        self._prefix = os.fspath(path)
+        self._bytes = isinstance(self._prefix, bytes)
         b = vol._abs(path)
         self._m: Optional[Mount] = vol._acquire()
         try:
@@ -126,38 +151,42 @@ class ScandirIterator:
             raise
         self._ino = st.st_ino
         self._cookie = -1
-        self._prefix = os.fspath(path)
         self._dp = c_void_p()
         self._sp = c_void_p()
+        self._rdp = byref(self._dp)
+        self._rsp = byref(self._sp)
 
     def __iter__(self) -> "ScandirIterator":
         return self
 
     def _next_raw(self) -> Optional[tuple[bytes, tuple[int, ...]]]:
+        """The next entry's name and stat fields, or None at the end (one
+        ``proxyfs_readdir_plus``, served from the library's batch)."""
         m = self._m
         if m is None:
             return None
         dp, sp = self._dp, self._sp
+        readdir = m.lib.proxyfs_readdir_plus
+        free = _lib._free
+        unpack = _lib.STAT_STRUCT.unpack_from
         while True:
-            rc = m.lib.proxyfs_readdir_plus(m.handle, self._ino,
-                                            self._cookie, byref(dp),
-                                            byref(sp))
+            rc = readdir(m.handle, self._ino, self._cookie, self._rdp,
+                         self._rsp)
             if rc:
                 err = _lib.error(rc, self._arg)
                 self.close()
                 raise err
-            if not dp.value:
+            d = dp.value
+            if not d:
                 self.close()
                 return None
-            try:
-                _ino, off, _rl, _t = _lib.DIRENT_HEAD.unpack(
-                    ctypes.string_at(dp.value, _lib.DIRENT_HEAD.size))
-                name = ctypes.string_at(dp.value + _lib.DIRENT_NAME_OFFSET)
-                st = _lib.STAT_STRUCT.unpack(
-                    ctypes.string_at(sp.value, _lib.STAT_SIZE))
-            finally:
-                _lib.free(dp.value)
-                _lib.free(sp.value)
+            s = sp.value
+            ent = _Dirent.from_address(d)
+            off = ent.d_off
+            name = ent.d_name  # bytes up to the NUL
+            st = unpack(_STAT_BYTES.from_address(s))
+            free(d)
+            free(s)
             self._cookie = off
             if name != b"." and name != b"..":
                 return name, st
@@ -166,10 +195,9 @@ class ScandirIterator:
         raw = self._next_raw()
         if raw is None:
             raise StopIteration
-        name_b, st = raw
-        name: Union[str, bytes] = name_b if self._bytes else os.fsdecode(name_b)
-        return DirEntry(self._vol, name, posixpath.join(self._prefix, name),
-                        _lib.make_stat(st))
+        name = raw[0] if self._bytes else raw[0].decode(_FSENC,
+                                                        "surrogateescape")
+        return DirEntry(self._vol, name, self._prefix, raw[1])
 
     def close(self) -> None:
         """Stop listing and release the mount reference."""
@@ -534,7 +562,8 @@ class Volume:
                 raw = it._next_raw()
                 if raw is None:
                     return out
-                out.append(os.fsdecode(raw[0]) if dec else raw[0])
+                out.append(raw[0].decode(_FSENC, "surrogateescape")
+                           if dec else raw[0])
 
     def listdir_with_stat(self, path: PathLike = ".") \
             -> list[tuple[Any, os.stat_result]]:
@@ -549,7 +578,8 @@ class Volume:
                 raw = it._next_raw()
                 if raw is None:
                     return out
-                name = os.fsdecode(raw[0]) if dec else raw[0]
+                name = (raw[0].decode(_FSENC, "surrogateescape") if dec
+                        else raw[0])
                 out.append((name, _lib.make_stat(raw[1])))
 
     def walk(self, top: PathLike, topdown: bool = True,
@@ -631,7 +661,6 @@ class Volume:
         exc_info)`` if given, else raised. *path* must not be a symlink
         (OSError). Each directory is listed once, with its entries'
         types."""
-        import sys
         if ignore_errors:
             def onerror(*args: Any) -> None:  # noqa: F811
                 pass
@@ -654,7 +683,6 @@ class Volume:
         self._rmtree(os.fspath(path), onerror)
 
     def _rmtree(self, path: Any, onerror: Callable[..., Any]) -> None:
-        import sys
         try:
             entries = self.listdir_with_stat(path)
         except OSError:
