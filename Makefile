@@ -37,7 +37,7 @@ PYVER       = $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info
 pythondir   = $(if $(filter /usr /usr/,$(1)),$(1)/lib/python3/dist-packages,$(1)/lib/python$(PYVER)/dist-packages)
 PYTHONDIR  ?= $(call pythondir,$(PREFIX))
 
-.PHONY: all build run test go-test c-test samba-test python-test install-test fuzz vet lib install install-strip clean bench
+.PHONY: all build run test go-test c-test samba-test python-test install-test fuzz vet lib install install-strip clean bench bench-python
 
 all: build lib
 
@@ -140,6 +140,12 @@ bench: build lib
 
 bench-quick: build lib
 	$(MAKE) -C bench run PROXYFSD=$(PROXYFSD) BENCH_ARGS="-quick $(BENCH_ARGS)"
+
+# bench-python compares the Python bindings with the C benchmark in the same
+# run (bench/pybench.py; PYBENCH_ARGS=--quick for a short run).
+bench-python: build lib
+	$(MAKE) -C bench bench
+	$(PYTHON) bench/pybench.py --proxyfsd $(PROXYFSD) $(PYBENCH_ARGS)
 
 clean:
 	rm -rf bin

@@ -60,6 +60,8 @@ class DirEntry:
 
     def __init__(self, vol: "Volume", name: Union[str, bytes],
                  prefix: Union[str, bytes], raw: tuple[int, ...]) -> None:
+        """Made by :meth:`Volume.scandir` (*raw*: the 17 fields of the
+        entry's proxyfs_stat_t), not by callers."""
         self._vol = vol
         #: The entry's name (str or bytes, as the path given to scandir).
         self.name = name
@@ -136,6 +138,8 @@ class ScandirIterator:
     (``close`` ends the listing early)."""
 
     def __init__(self, vol: "Volume", path: Any) -> None:
+        """Start listing directory *path* of *vol* (made by
+        :meth:`Volume.scandir`); raises ``OSError`` if it is not one."""
         self._vol = vol
         self._arg = path
         self._prefix = os.fspath(path)
