@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import inspect
+import os
+import subprocess
+import sys
 
 import proxyfs
+from conftest import REPO
 
 # The calls of the reference API (libgfapi-python) that issue 17 lists,
 # and the extra ones its documentation has that this package keeps.
@@ -63,3 +67,31 @@ def test_everything_public_has_a_docstring_and_type_hints():
                 untyped.append(f"{qual} -> ?")
     assert undocumented == []
     assert untyped == []
+
+
+def _load_in_child(env_changes: dict) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    for k, v in env_changes.items():
+        if v is None:
+            env.pop(k, None)
+        else:
+            env[k] = v
+    code = "import proxyfs; print(proxyfs.load_library())"
+    return subprocess.run([sys.executable, "-c", code], env=env,
+                          cwd="/", capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_library_found_through_the_dynamic_loader():
+    libdir = os.path.join(REPO, "libproxyfs")
+    r = _load_in_child({"PROXYFS_LIBRARY": None, "LD_LIBRARY_PATH": libdir,
+                        "PYTHONPATH": os.path.join(REPO, "python")})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "libproxyfs.so.2"
+
+
+def test_library_from_the_environment_must_exist():
+    r = _load_in_child({"PROXYFS_LIBRARY": "/nonexistent/libproxyfs.so.2",
+                        "PYTHONPATH": os.path.join(REPO, "python")})
+    assert r.returncode != 0
+    assert "PROXYFS_LIBRARY" in r.stderr and "not found" in r.stderr

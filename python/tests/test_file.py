@@ -4,7 +4,6 @@ tarfile, unlinked open files."""
 from __future__ import annotations
 
 import errno
-import hashlib
 import io
 import os
 import shutil

@@ -11,7 +11,6 @@ import os
 import stat
 import threading
 
-import proxyfs
 
 BIG_MB = int(os.environ.get("PROXYFS_PYTEST_BIG_MB", "1024"))
 
