@@ -14,7 +14,8 @@ import sys
 import threading
 import weakref
 from ctypes import byref, c_size_t, c_uint64, c_void_p
-from typing import (IO, Any, Callable, Iterable, Iterator, Optional, Union)
+from typing import (IO, Any, Callable, Iterable, Iterator, NoReturn, Optional,
+                    Union)
 
 from . import _lib
 from ._mount import Mount
@@ -370,6 +371,23 @@ class Volume:
         return (f"<proxyfs.Volume {self.volname!r} at {self.server!r} "
                 f"uid={self._uid} gid={self._gid}"
                 f"{'' if self._mounted else ' (not mounted)'}>")
+
+    def set_logging(self, log_file: Optional[str] = None,
+                    log_level: int = 0) -> None:
+        """Accepted for compatibility and ignored: the C library never
+        logs (failures are raised, with the library's detail in the
+        message; see :func:`proxyfs.last_error`)."""
+
+    def disable_logging(self) -> None:
+        """Accepted for compatibility and ignored (see
+        :meth:`set_logging`)."""
+
+    def get_volume_id(self) -> NoReturn:
+        """Not supported: the daemon exposes no volume UUID. Raises
+        ``OSError(ENOTSUP)``. ``stat("/").st_dev`` (and
+        ``statvfs().f_fsid``) identify the volume instead."""
+        raise OSError(errno.ENOTSUP, "proxyfs volumes have no UUID; use "
+                      "stat('/').st_dev", self.volname)
 
     def _acquire(self) -> Mount:
         """A reference to the mount of the current identity (mounted now

@@ -17,7 +17,7 @@ getatime getmtime getctime listdir listdir_with_stat scandir walk makedirs mkdir
 rmdir rmtree rename remove unlink symlink readlink link chmod chown utime access
 chdir getcwd statvfs getxattr setxattr listxattr removexattr setfsuid setfsgid
 copyfile copy copy2 copytree move copyfileobj copymode copystat samefile fopen
-open opendir mknod""".split()
+open opendir mknod set_logging disable_logging get_volume_id""".split()
 FILE_CALLS = """read readinto write lseek fstat fsync fdatasync ftruncate fallocate
 discard zerofill fchmod fchown fgetxattr fsetxattr flistxattr fremovexattr dup
 close closed fgetsize mode""".split()  # and the attribute name

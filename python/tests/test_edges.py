@@ -6,7 +6,6 @@ from __future__ import annotations
 import errno
 import gc
 import io
-import os
 import stat
 
 import pytest
@@ -105,3 +104,12 @@ def test_copytree_follows_links_to_directories(vol):
     assert vol.isdir("dst/alias") and not vol.islink("dst/alias")
     with vol.fopen("dst/alias/f", "rb") as f:
         assert f.read() == b"in real"
+
+
+def test_logging_calls_are_accepted_and_volume_id_is_not_supported(vol):
+    vol.set_logging("/dev/null", 7)
+    vol.disable_logging()
+    with pytest.raises(OSError) as ei:
+        vol.get_volume_id()
+    assert ei.value.errno == errno.ENOTSUP
+    assert vol.stat("/").st_dev == vol.stat(".").st_dev
