@@ -1,6 +1,7 @@
 """Fixtures: a real proxyfsd on loopback and volumes mounted on it.
 
-The daemon is ``$PROXYFSD`` (default ``bin/proxyfsd`` of the source tree,
+The package is the source tree's (``python/proxyfs``) unless
+``PROXYFS_TEST_INSTALLED=1``. The daemon is ``$PROXYFSD`` (default ``bin/proxyfsd`` of the source tree,
 made by ``make build``), started once per session in a temporary directory
 with a TCP listener on a free 127.0.0.1 port and one local volume
 (``auto_format = true``). The library is ``$PROXYFS_LIBRARY`` (default the
@@ -29,7 +30,10 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
-sys.path.insert(0, os.path.join(REPO, "python"))
+# PROXYFS_TEST_INSTALLED=1 tests the package found on sys.path (installed
+# with pip or make install) instead of the source tree's.
+if not os.environ.get("PROXYFS_TEST_INSTALLED"):
+    sys.path.insert(0, os.path.join(REPO, "python"))
 os.environ.setdefault("PROXYFS_LIBRARY",
                       os.path.join(REPO, "libproxyfs", "libproxyfs.so.2"))
 
