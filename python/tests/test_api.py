@@ -95,3 +95,12 @@ def test_library_from_the_environment_must_exist():
                         "PYTHONPATH": os.path.join(REPO, "python")})
     assert r.returncode != 0
     assert "PROXYFS_LIBRARY" in r.stderr and "not found" in r.stderr
+
+
+def test_the_package_under_test_is_the_one_asked_for():
+    src = os.path.join(REPO, "python", "proxyfs")
+    here = os.path.dirname(os.path.realpath(proxyfs.__file__))
+    if os.environ.get("PROXYFS_TEST_INSTALLED"):
+        assert here != os.path.realpath(src)
+    else:
+        assert here == os.path.realpath(src)
