@@ -323,12 +323,13 @@ class File(io.RawIOBase):
     def fstat(self) -> os.stat_result:
         """The file's attributes (``proxyfs_get_stat`` by inode; works
         after the file lost its last name)."""
-        self._check_open()
-        p = c_void_p()
-        rc = self._lib.proxyfs_get_stat(self._h, self._ino, byref(p))
-        if rc:
-            raise self._err(rc)
-        return _lib.take_stat(p)
+        with self._lock:
+            self._check_open()
+            p = c_void_p()
+            rc = self._lib.proxyfs_get_stat(self._h, self._ino, byref(p))
+            if rc:
+                raise self._err(rc)
+            return _lib.take_stat(p)
 
     def fgetsize(self) -> int:
         """The file's size in bytes, from :meth:`fstat`."""
@@ -337,10 +338,11 @@ class File(io.RawIOBase):
     def fsync(self) -> None:
         """Make the file's data and metadata durable on the server
         (``proxyfs_flush``)."""
-        self._check_open()
-        rc = self._lib.proxyfs_flush(self._h, self._ino)
-        if rc:
-            raise self._err(rc)
+        with self._lock:
+            self._check_open()
+            rc = self._lib.proxyfs_flush(self._h, self._ino)
+            if rc:
+                raise self._err(rc)
 
     def fdatasync(self) -> None:
         """As :meth:`fsync`: the server has a single flush for data and
@@ -350,12 +352,14 @@ class File(io.RawIOBase):
     def ftruncate(self, length: int) -> None:
         """Set the file's size to *length* (truncate, or extend with
         zeros); the position does not move."""
-        self._check_open()
-        if length < 0:
-            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL), self.name)
-        rc = self._lib.proxyfs_resize(self._h, self._ino, length)
-        if rc:
-            raise self._err(rc)
+        with self._lock:
+            self._check_open()
+            if length < 0:
+                raise OSError(errno.EINVAL, os.strerror(errno.EINVAL),
+                              self.name)
+            rc = self._lib.proxyfs_resize(self._h, self._ino, length)
+            if rc:
+                raise self._err(rc)
 
     def fallocate(self, mode: int, offset: int, length: int) -> None:
         """fallocate(2): *mode* 0 allocates ``[offset, offset+length)`` and
@@ -363,11 +367,12 @@ class File(io.RawIOBase):
         ``FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE`` deallocates (reads as
         zeros); ``FALLOC_FL_ZERO_RANGE`` zeroes. Other modes raise
         ``OSError(EOPNOTSUPP)``."""
-        self._check_open()
-        rc = self._lib.proxyfs_fallocate(self._h, self._ino, mode, offset,
-                                         length)
-        if rc:
-            raise self._err(rc)
+        with self._lock:
+            self._check_open()
+            rc = self._lib.proxyfs_fallocate(self._h, self._ino, mode, offset,
+                                             length)
+            if rc:
+                raise self._err(rc)
 
     def discard(self, offset: int, length: int) -> None:
         """Give the storage of ``[offset, offset+length)`` back to the
@@ -406,47 +411,53 @@ class File(io.RawIOBase):
         """Set the permission bits (07777) of the file. The server checks
         permissions at every call: bits that deny this File's access make
         its later reads or writes fail with EACCES."""
-        self._check_open()
-        self._final_mode = None
-        rc = self._lib.proxyfs_chmod(self._h, self._ino, mode & 0o7777)
-        if rc:
-            raise self._err(rc)
+        with self._lock:
+            self._check_open()
+            self._final_mode = None
+            rc = self._lib.proxyfs_chmod(self._h, self._ino, mode & 0o7777)
+            if rc:
+                raise self._err(rc)
 
     def fchown(self, uid: int, gid: int) -> None:
         """Set the owner and group; -1 leaves one unchanged."""
-        self._check_open()
-        rc = self._lib.proxyfs_chown(self._h, self._ino, uid & 0xFFFFFFFF,
-                                     gid & 0xFFFFFFFF)
-        if rc:
-            raise self._err(rc)
+        with self._lock:
+            self._check_open()
+            rc = self._lib.proxyfs_chown(self._h, self._ino, uid & 0xFFFFFFFF,
+                                         gid & 0xFFFFFFFF)
+            if rc:
+                raise self._err(rc)
 
     def fgetxattr(self, key: Union[str, bytes], size: int = 0) -> bytes:
         """The value of extended attribute *key*. With *size* 0 the value's
         size is asked first; otherwise *size* is the buffer to use (ERANGE
         if too small)."""
-        self._check_open()
-        return self._vol._xattr_get(self._m, self._ino, None, key, size,
-                                    self.name)
+        with self._lock:
+            self._check_open()
+            return self._vol._xattr_get(self._m, self._ino, None, key, size,
+                                        self.name)
 
     def flistxattr(self, size: int = 0) -> list[str]:
         """The names of the file's extended attributes. *size* as for
         :meth:`fgetxattr`."""
-        self._check_open()
-        return self._vol._xattr_list(self._m, self._ino, None, size,
-                                     self.name)
+        with self._lock:
+            self._check_open()
+            return self._vol._xattr_list(self._m, self._ino, None, size,
+                                         self.name)
 
     def fsetxattr(self, key: Union[str, bytes], value: Union[bytes, str],
                   flags: int = 0) -> None:
         """Set extended attribute *key* to *value* (bytes, or str stored as
         UTF-8); *flags* 0, ``XATTR_CREATE`` or ``XATTR_REPLACE``."""
-        self._check_open()
-        self._vol._xattr_set(self._m, self._ino, None, key, value, flags,
-                             self.name)
+        with self._lock:
+            self._check_open()
+            self._vol._xattr_set(self._m, self._ino, None, key, value, flags,
+                                 self.name)
 
     def fremovexattr(self, key: Union[str, bytes]) -> None:
         """Remove extended attribute *key* (ENODATA if it has none)."""
-        self._check_open()
-        self._vol._xattr_remove(self._m, self._ino, None, key, self.name)
+        with self._lock:
+            self._check_open()
+            self._vol._xattr_remove(self._m, self._ino, None, key, self.name)
 
     def dup(self) -> "File":
         """A new File on the same file with its own server handle (so it

@@ -10,6 +10,10 @@ import hashlib
 import os
 import stat
 import threading
+import time
+
+import proxyfs
+from conftest import USER_GID, USER_UID, VOLUME
 
 
 BIG_MB = int(os.environ.get("PROXYFS_PYTEST_BIG_MB", "1024"))
@@ -203,3 +207,42 @@ def test_setfsuid_while_threads_call(vol, root, testdir):
             th.join()
     assert errors == []
     assert root.uid == 0
+
+
+def test_umount_while_threads_use_its_files(daemon, testdir):
+    """umount closes files other threads are using: their calls end with
+    ValueError (closed file), never a crash or a call on a freed handle."""
+    v = proxyfs.Volume(VOLUME, server=daemon.addr, uid=USER_UID,
+                       gid=USER_GID)
+    v.mount()
+    files = []
+    for i in range(4):
+        f = v.fopen(f"{testdir}/u{i}", "w+b")
+        f.write(b"x" * 4096)
+        files.append(f)
+    started = threading.Barrier(len(files) + 1)
+    outcome: list[object] = []
+
+    def hammer(f) -> None:
+        started.wait()
+        try:
+            while True:
+                f.fstat()
+                f.pread(4096, 0)
+                f.fsetxattr("user.k", b"v")
+                f.pwrite(b"y", 1)
+        except ValueError:
+            outcome.append("closed")
+        except BaseException as e:
+            outcome.append(e)
+
+    threads = [threading.Thread(target=hammer, args=(f,)) for f in files]
+    for t in threads:
+        t.start()
+    started.wait()
+    time.sleep(0.2)
+    v.umount()
+    for t in threads:
+        t.join(30)
+    assert outcome == ["closed"] * len(files)
+    assert all(f.closed for f in files)
