@@ -4,7 +4,9 @@
 #   make test     the whole suite: go vet, Go tests with -race, C library tests
 #                 (plain, AddressSanitizer+UBSan, valgrind), the Samba module
 #                 end to end (smbd, smbclient, smbtorture; as root)
-#   make install  PREFIX=/usr/local DESTDIR=   daemon, library, header, .pc
+#   make install  PREFIX=/usr/local DESTDIR=   daemon, library, header, .pc,
+#                 the Python package (python/)
+#   make python-test  the Python bindings' pytest suite against a real daemon
 
 GO       ?= go
 PREFIX   ?= /usr/local
@@ -24,8 +26,18 @@ SYSCONFDIR ?= $(if $(filter /usr /usr/,$(PREFIX)),/etc,$(PREFIX)/etc)
 INSTALL_STRIP ?=
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 DOCDIR     ?= $(PREFIX)/share/doc/proxyfs
+# Debian's python3 (/usr/bin/python3 rather than one first in PATH, such as
+# a pyenv shim without Debian's python3-pytest) runs the Python tests.
+PYTHON     ?= $(firstword $(wildcard /usr/bin/python3) python3)
+# Where the Python package goes: the directories Debian's python3 searches,
+# /usr/lib/python3/dist-packages for PREFIX=/usr and
+# PREFIX/lib/python3.X/dist-packages otherwise (/usr/local/lib/python3.X/
+# dist-packages is on its path; any other prefix needs PYTHONPATH).
+PYVER       = $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+pythondir   = $(if $(filter /usr /usr/,$(1)),$(1)/lib/python3/dist-packages,$(1)/lib/python$(PYVER)/dist-packages)
+PYTHONDIR  ?= $(call pythondir,$(PREFIX))
 
-.PHONY: all build run test go-test c-test samba-test install-test fuzz vet lib install install-strip clean bench
+.PHONY: all build run test go-test c-test samba-test python-test install-test fuzz vet lib install install-strip clean bench bench-python
 
 all: build lib
 
@@ -70,7 +82,14 @@ c-test: build
 	$(MAKE) -C libproxyfs asan PROXYFSD=$(PROXYFSD)
 	$(MAKE) -C libproxyfs valgrind PROXYFSD=$(PROXYFSD)
 
-test: go-test c-test samba-test install-test fuzz
+test: go-test c-test samba-test python-test install-test fuzz
+
+# python-test runs python/tests (pytest from Debian's python3-pytest) against
+# bin/proxyfsd, which the fixtures start on a free loopback port, with the
+# library of this tree.
+python-test: build lib
+	cd python && PROXYFSD=$(PROXYFSD) PROXYFS_LIBRARY=$(CURDIR)/libproxyfs/libproxyfs.so.2 \
+		$(PYTHON) -m pytest -q -p no:cacheprovider tests
 
 # samba-test builds vfs_proxyfs against Debian's Samba (headers fetched once,
 # see samba/fetch-headers.sh), installs it into smbd's module directory and
@@ -90,6 +109,8 @@ install: build lib
 	chmod 0644 $(DESTDIR)$(UNITDIR)/proxyfsd.service
 	install -m 0644 README.md PROTOCOL.md $(DESTDIR)$(DOCDIR)/
 	$(MAKE) -C libproxyfs install PREFIX=$(PREFIX) DESTDIR=$(DESTDIR) INSTALL_STRIP=$(INSTALL_STRIP)
+	install -d $(DESTDIR)$(PYTHONDIR)/proxyfs
+	install -m 0644 python/proxyfs/*.py python/proxyfs/py.typed $(DESTDIR)$(PYTHONDIR)/proxyfs/
 
 # install-strip is install with the binaries and the library stripped.
 install-strip:
@@ -101,9 +122,12 @@ install-test:
 	rm -rf $(CURDIR)/bin/install-test
 	$(MAKE) install PREFIX=/opt/proxyfs DESTDIR=$(CURDIR)/bin/install-test
 	sh dist/install-test.sh $(CURDIR)/bin/install-test /opt/proxyfs
+	cd / && env -u PROXYFS_LIBRARY PYTHONPATH=$(CURDIR)/bin/install-test$(call pythondir,/opt/proxyfs) \
+		$(PYTHON) $(CURDIR)/dist/install-test.py $(CURDIR)/bin/install-test/opt/proxyfs
 	rm -rf $(CURDIR)/bin/install-usr
 	$(MAKE) install-strip PREFIX=/usr DESTDIR=$(CURDIR)/bin/install-usr >/dev/null
 	test -f $(CURDIR)/bin/install-usr/etc/proxyfs/proxyfsd.toml
+	test -f $(CURDIR)/bin/install-usr/usr/lib/python3/dist-packages/proxyfs/__init__.py
 	test ! -e $(CURDIR)/bin/install-usr/usr/etc
 	grep -q 'config /etc/proxyfs/proxyfsd.toml' $(CURDIR)/bin/install-usr/usr/lib/systemd/system/proxyfsd.service
 	! readelf -S $(CURDIR)/bin/install-usr/usr/bin/proxyfsd | grep -q '\.symtab'
@@ -116,6 +140,12 @@ bench: build lib
 
 bench-quick: build lib
 	$(MAKE) -C bench run PROXYFSD=$(PROXYFSD) BENCH_ARGS="-quick $(BENCH_ARGS)"
+
+# bench-python compares the Python bindings with the C benchmark in the same
+# run (bench/pybench.py; PYBENCH_ARGS=--quick for a short run).
+bench-python: build lib
+	$(MAKE) -C bench bench
+	$(PYTHON) bench/pybench.py --proxyfsd $(PROXYFSD) $(PYBENCH_ARGS)
 
 clean:
 	rm -rf bin
