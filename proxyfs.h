@@ -705,6 +705,32 @@ PROXYFS_API int proxyfs_readdir_plus(mount_handle_t *in_mount_handle,
                                      struct dirent **out_dir_ent,
                                      proxyfs_stat_t **out_dir_ent_stats);
 
+/* One entry of proxyfs_readdir_plus_batch. */
+typedef struct {
+    uint64_t ino;          /* inode number */
+    int64_t cookie;        /* in_prev_dir_loc to continue after this entry */
+    uint8_t type;          /* DT_REG, DT_DIR, DT_LNK, ... */
+    char name[256];        /* NUL-terminated */
+    proxyfs_stat_t stat;   /* the entry's attributes */
+} proxyfs_dirent_plus_t;
+
+/* Return up to in_max entries (1..4096; 0 means 1024) after in_prev_dir_loc
+ * (-1 or 0 for the first, else an entry's cookie) with their attributes, in
+ * one request: *out_entries is an array of *out_count entries allocated with
+ * malloc() that the caller frees with one free() (NULL when *out_count is
+ * 0). *out_eof is 1 when the directory ends after the last entry returned
+ * (a call after it returns 0 entries with *out_eof 1). For callers that
+ * want a batch at a time (a language binding, a FUSE readdirplus); it
+ * neither uses nor fills the one-entry calls' cache.
+ * Errors: EINVAL, ENOENT, ENOTDIR, ENOMEM, EIO, ETIMEDOUT. */
+PROXYFS_API int proxyfs_readdir_plus_batch(mount_handle_t *in_mount_handle,
+                                           uint64_t in_inode_number,
+                                           int64_t in_prev_dir_loc,
+                                           uint32_t in_max,
+                                           proxyfs_dirent_plus_t **out_entries,
+                                           size_t *out_count,
+                                           int *out_eof);
+
 /* ----------------------------------------------------------------- data */
 
 /* Read up to min(in_length, in_bufsize) bytes at in_offset into the

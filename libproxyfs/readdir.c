@@ -18,6 +18,7 @@
 
 #define PFS_DCACHE_MS 1000
 #define PFS_READDIR_BATCH 1024
+#define PFS_READDIR_MAX 4096 /* the server's largest batch */
 
 static void batch_free(pfs_batch_t *b)
 {
@@ -31,12 +32,13 @@ void pfs_dcache_clear(mount_handle_t *mh)
         batch_free(&mh->dcache[i]);
 }
 
-/* Fetches a batch over the binary channel (READDIR_PLUS). */
+/* Fetches a batch of up to max entries over the binary channel
+ * (READDIR_PLUS). */
 static int fetch_batch(mount_handle_t *mh, uint64_t dir, int64_t prev,
-                       pfs_batch_t *b)
+                       uint32_t max, pfs_batch_t *b)
 {
     pfs_bin_call_t bc = { .op = PFS_BIN_OP_READDIR_PLUS, .ino = dir,
-                          .off = (uint64_t)prev, .length = PFS_READDIR_BATCH,
+                          .off = (uint64_t)prev, .length = max,
                           .flags = PFS_BIN_REQ_STAT_EXT, .ralloc = true };
     const uint8_t *p;
     int rc;
@@ -160,7 +162,7 @@ static int readdir_common(mount_handle_t *mh, uint64_t dir, int64_t prev,
     }
     pthread_mutex_unlock(&mh->dlock);
 
-    if ((rc = fetch_batch(mh, dir, prev, &nb)) != 0)
+    if ((rc = fetch_batch(mh, dir, prev, PFS_READDIR_BATCH, &nb)) != 0)
         return rc;
     if (nb.n == 0) {
         batch_free(&nb);
@@ -210,4 +212,49 @@ int proxyfs_readdir_plus(mount_handle_t *in_mount_handle,
     PFS_API_RETURN(readdir_common(in_mount_handle, in_inode_number,
                                   in_prev_dir_loc, out_dir_ent,
                                   out_dir_ent_stats));
+}
+
+int proxyfs_readdir_plus_batch(mount_handle_t *in_mount_handle,
+                               uint64_t in_inode_number,
+                               int64_t in_prev_dir_loc, uint32_t in_max,
+                               proxyfs_dirent_plus_t **out_entries,
+                               size_t *out_count, int *out_eof)
+{
+    proxyfs_dirent_plus_t *ents = NULL;
+    pfs_batch_t b;
+    int rc;
+
+    PFS_API_ENTER();
+    if (!pfs_mount_valid(in_mount_handle))
+        PFS_API_RETURN(pfs_set_error(EINVAL, "invalid mount handle"));
+    if (out_entries == NULL || out_count == NULL || out_eof == NULL)
+        PFS_API_RETURN(pfs_set_error(EINVAL, "NULL pointer"));
+    *out_entries = NULL;
+    *out_count = 0;
+    *out_eof = 0;
+    if (in_max == 0)
+        in_max = PFS_READDIR_BATCH;
+    if (in_max > PFS_READDIR_MAX)
+        PFS_API_RETURN(pfs_set_error(EINVAL, "in_max over 4096"));
+    if (in_prev_dir_loc == 0)
+        in_prev_dir_loc = -1;
+    if ((rc = fetch_batch(in_mount_handle, in_inode_number, in_prev_dir_loc,
+                          in_max, &b)) != 0)
+        PFS_API_RETURN(rc);
+    if (b.n > 0 && (ents = malloc(b.n * sizeof(*ents))) == NULL) {
+        batch_free(&b);
+        PFS_API_RETURN(pfs_set_error(ENOMEM, "out of memory"));
+    }
+    for (size_t i = 0; i < b.n; i++) {
+        ents[i].ino = b.ents[i].ino;
+        ents[i].cookie = b.ents[i].cookie;
+        ents[i].type = b.ents[i].type;
+        memcpy(ents[i].name, b.ents[i].name, sizeof(ents[i].name));
+        ents[i].stat = b.ents[i].st;
+    }
+    *out_entries = ents;
+    *out_count = b.n;
+    *out_eof = b.eof ? 1 : 0;
+    batch_free(&b);
+    PFS_API_RETURN(0);
 }

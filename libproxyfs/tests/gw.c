@@ -685,6 +685,79 @@ static void test_mount_timeout(void)
 
 /* ------------------------------------------------------------------ main */
 
+/* ---------------------------------------------------- readdir batches */
+
+/* proxyfs_readdir_plus_batch lists what the one-entry calls list, in one
+ * request per batch, with the same cookies and attributes. */
+static void test_readdir_batch(void)
+{
+    enum { N = 300, MAX = 128 };
+    mount_handle_t *mh = do_mount();
+    proxyfs_dirent_plus_t *ents = NULL;
+    uint64_t dir = 0, f = 0;
+    int64_t prev = -1;
+    size_t n = 0, total = 0, files = 0;
+    int eof = 0, calls = 0;
+    long mark;
+    static int64_t cookies[N + 2];
+    char name[64];
+
+    if (mh == NULL)
+        return;
+    CHECK_RC(proxyfs_mkdir(mh, root_ino, "batch", 0755, &dir), 0);
+    for (int i = 0; i < N; i++) {
+        size_t wrote = 0;
+
+        snprintf(name, sizeof(name), "file-%03d", i);
+        CHECK_RC(proxyfs_create(mh, dir, name, 0644, &f), 0);
+        CHECK_RC(proxyfs_write(mh, f, 0, (uint8_t *)name, (size_t)i % 9, &wrote), 0);
+    }
+    /* The one-entry calls' cookies, for comparison. */
+    for (size_t k = 0; k < N + 2; k++) {
+        struct dirent *de = NULL;
+        proxyfs_stat_t *es = NULL;
+
+        if (proxyfs_readdir_plus(mh, dir, prev, &de, &es) != 0 || de == NULL)
+            break;
+        cookies[k] = prev = de->d_off;
+        free(de);
+        free(es);
+    }
+    prev = -1;
+    mark = requests_total();
+    while (!eof && calls < 10) {
+        calls++;
+        CHECK_RC(proxyfs_readdir_plus_batch(mh, dir, prev, MAX, &ents, &n, &eof), 0);
+        CHECK(n <= MAX);
+        for (size_t i = 0; i < n && total < N + 2; i++, total++) {
+            CHECK(ents[i].cookie == cookies[total]);
+            if (strncmp(ents[i].name, "file-", 5) == 0) {
+                int k = atoi(ents[i].name + 5);
+
+                files++;
+                CHECK(ents[i].type == DT_REG && ents[i].stat.size == (uint64_t)(k % 9));
+                CHECK(ents[i].stat.ino == ents[i].ino && ents[i].stat.blksize == 4096);
+            }
+            prev = ents[i].cookie;
+        }
+        free(ents);
+        ents = NULL;
+    }
+    CHECK(files == N && total == N + 2 && eof == 1);
+    CHECK(calls == (N + 2 + MAX - 1) / MAX);
+    CHECK(requests_since(&mark) == calls);
+    /* After the end: nothing, eof. */
+    CHECK_RC(proxyfs_readdir_plus_batch(mh, dir, prev, 0, &ents, &n, &eof), 0);
+    CHECK(n == 0 && ents == NULL && eof == 1);
+    /* Errors. */
+    CHECK_RC(proxyfs_readdir_plus_batch(mh, f, -1, 0, &ents, &n, &eof), ENOTDIR);
+    CHECK_RC(proxyfs_readdir_plus_batch(mh, 999999, -1, 0, &ents, &n, &eof), ENOENT);
+    CHECK_RC(proxyfs_readdir_plus_batch(mh, dir, -1, 4097, &ents, &n, &eof), EINVAL);
+    CHECK_RC(proxyfs_readdir_plus_batch(mh, dir, -1, 0, NULL, &n, &eof), EINVAL);
+    CHECK_RC(proxyfs_readdir_plus_batch(NULL, dir, -1, 0, &ents, &n, &eof), EINVAL);
+    CHECK_RC(proxyfs_unmount(mh), 0);
+}
+
 static const struct {
     const char *name;
     void (*fn)(void);
@@ -697,6 +770,7 @@ static const struct {
     { "realpath", test_realpath },
     { "old_times", test_old_times },
     { "mount_timeout", test_mount_timeout },
+    { "readdir_batch", test_readdir_batch },
 };
 
 /* Writes the daemon's config (metrics on a free port) before the harness

@@ -26,6 +26,8 @@ LIBRARY_ENV = "PROXYFS_LIBRARY"
 # atim, mtim, ctim, crtim as sec/nsec pairs, blocks, blksize): 136 bytes.
 STAT_STRUCT = struct.Struct("=17Q")
 STAT_SIZE = STAT_STRUCT.size
+# proxyfs_dirent_plus_t: ino, cookie, type, name[256], padding, the stat.
+DIRENT_PLUS_STRUCT = struct.Struct("=QqB256s7x17Q")
 
 # struct statvfs on Linux (glibc, 64-bit): 11 unsigned longs/fsblkcnt_t.
 STATVFS_STRUCT = struct.Struct("=11Q")
@@ -99,6 +101,8 @@ _PROTOTYPES: dict[str, tuple[Any, ...]] = {
     "proxyfs_statvfs": (c_int, _H, _P(c_void_p)),
     "proxyfs_readdir_plus": (c_int, _H, c_uint64, c_int64, _P(c_void_p),
                              _P(c_void_p)),
+    "proxyfs_readdir_plus_batch": (c_int, _H, c_uint64, c_int64, c_uint32,
+                                   _P(c_void_p), _P(c_size_t), _P(c_int)),
     "proxyfs_read": (c_int, _H, c_uint64, c_uint64, c_uint64, c_void_p,
                      c_size_t, _P(c_size_t)),
     "proxyfs_write": (c_int, _H, c_uint64, c_uint64, c_void_p, c_size_t,

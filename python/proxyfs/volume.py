@@ -13,7 +13,7 @@ import stat as statmod
 import sys
 import threading
 import weakref
-from ctypes import byref, c_size_t, c_uint64, c_void_p
+from ctypes import byref, c_int, c_size_t, c_uint64, c_void_p
 from typing import (IO, Any, Callable, Iterable, Iterator, NoReturn, Optional,
                     Union)
 
@@ -123,15 +123,8 @@ class DirEntry:
 _FSENC = sys.getfilesystemencoding()
 
 
-class _Dirent(ctypes.Structure):
-    """struct dirent of glibc on Linux (64-bit)."""
-
-    _fields_ = [("d_ino", ctypes.c_uint64), ("d_off", ctypes.c_int64),
-                ("d_reclen", ctypes.c_uint16), ("d_type", ctypes.c_uint8),
-                ("d_name", ctypes.c_char * 256)]
-
-
-_STAT_BYTES = ctypes.c_char * _lib.STAT_SIZE
+# Entries fetched per proxyfs_readdir_plus_batch request.
+_BATCH = 1024
 
 
 class ScandirIterator:
@@ -156,45 +149,56 @@ class ScandirIterator:
             raise
         self._ino = st.st_ino
         self._cookie = -1
-        self._dp = c_void_p()
-        self._sp = c_void_p()
-        self._rdp = byref(self._dp)
-        self._rsp = byref(self._sp)
+        self._eof = False
+        self._batch: list[tuple[bytes, tuple[int, ...]]] = []
+        self._next = 0
 
     def __iter__(self) -> "ScandirIterator":
         return self
 
     def _next_raw(self) -> Optional[tuple[bytes, tuple[int, ...]]]:
-        """The next entry's name and stat fields, or None at the end (one
-        ``proxyfs_readdir_plus``, served from the library's batch)."""
-        m = self._m
-        if m is None:
+        """The next entry's name and stat fields, or None at the end. The
+        entries come a batch at a time (one ``proxyfs_readdir_plus_batch``
+        request each)."""
+        if self._m is None:
             return None
-        dp, sp = self._dp, self._sp
-        readdir = m.lib.proxyfs_readdir_plus
-        free = _lib._free
-        unpack = _lib.STAT_STRUCT.unpack_from
-        while True:
-            rc = readdir(m.handle, self._ino, self._cookie, self._rdp,
-                         self._rsp)
-            if rc:
-                err = _lib.error(rc, self._arg)
-                self.close()
-                raise err
-            d = dp.value
-            if not d:
+        while self._next >= len(self._batch):
+            if self._eof or not self._fetch():
                 self.close()
                 return None
-            s = sp.value
-            ent = _Dirent.from_address(d)
-            off = ent.d_off
-            name = ent.d_name  # bytes up to the NUL
-            st = unpack(_STAT_BYTES.from_address(s))
-            free(d)
-            free(s)
-            self._cookie = off
+        ent = self._batch[self._next]
+        self._next += 1
+        return ent
+
+    def _fetch(self) -> bool:
+        """Fetch the next batch; False when the directory has no more."""
+        m = self._m
+        if m is None:
+            return False
+        ents, n, eof = c_void_p(), c_size_t(), c_int()
+        rc = m.lib.proxyfs_readdir_plus_batch(
+            m.handle, self._ino, self._cookie, _BATCH, byref(ents), byref(n),
+            byref(eof))
+        if rc:
+            err = _lib.error(rc, self._arg)
+            self.close()
+            raise err
+        self._eof = bool(eof.value)
+        self._next = 0
+        self._batch = []
+        if not n.value:
+            return False
+        try:
+            size = _lib.DIRENT_PLUS_STRUCT.size
+            raw = ctypes.string_at(ents.value, size * n.value)
+        finally:
+            _lib._free(ents.value)
+        for f in _lib.DIRENT_PLUS_STRUCT.iter_unpack(raw):
+            name = f[3].split(b"\0", 1)[0]
+            self._cookie = f[1]
             if name != b"." and name != b"..":
-                return name, st
+                self._batch.append((name, f[4:]))
+        return True
 
     def __next__(self) -> DirEntry:
         raw = self._next_raw()
@@ -569,7 +573,7 @@ class Volume:
         """An iterator of :class:`DirEntry` for the entries of directory
         *path* (without ``.`` and ``..``), in the server's order. The
         entries' attributes come with the listing, in batches (the C
-        library's ``proxyfs_readdir_plus``): no call per entry."""
+        library's ``proxyfs_readdir_plus_batch``): no call per entry."""
         return ScandirIterator(self, path)
 
     opendir = scandir
