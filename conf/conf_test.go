@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -101,18 +102,18 @@ path = "/var/lib/b"
 	}
 	want := Server{TCP: "", Unix: "/tmp/x.sock", MaxMessageBytes: 65536, MaxIOBytes: 1 << 20,
 		MaxConnections: 10, MaxConnectionsPerPeer: 3, MaxInflightPerConn: 4, ShutdownGrace: 250 * time.Millisecond,
-		MountGrace: 0, ReclaimGrace: 5 * time.Second, MaxMountsPerConn: 1, HandshakeTimeout: 2 * time.Second, IdleTimeout: 0}
+		MountGrace: 0, ReclaimGrace: 5 * time.Second, MaxMountsPerConn: 1, HandshakeTimeout: 2 * time.Second, IdleTimeout: 0, UnixMode: DefaultUnixMode}
 	if c.Server != want {
 		t.Errorf("server %+v, want %+v", c.Server, want)
 	}
 	if c.Metrics.Listen != "" || !c.Metrics.Pprof || c.Log != (Log{"debug", "json"}) {
 		t.Errorf("metrics/log %+v %+v", c.Metrics, c.Log)
 	}
-	if c.Volumes[0] != (Volume{Name: "a", Engine: "memory", Path: "proxyfs-data/a", SyncInterval: 5 * time.Second, CapacityBytes: 12345, InlineBytes: 0,
+	if !reflect.DeepEqual(c.Volumes[0], Volume{Name: "a", Engine: "memory", Path: "proxyfs-data/a", SyncInterval: 5 * time.Second, CapacityBytes: 12345, InlineBytes: 0,
 		ReadOnly: true, RootSquash: true, AnonUID: 99, AnonGID: 1<<32 - 1}) {
 		t.Errorf("volume a: %+v", c.Volumes[0])
 	}
-	if c.Volumes[1] != (Volume{Name: "b.c-d_e", Engine: "local", Path: "/var/lib/b", SyncInterval: time.Second, InlineBytes: DefaultInlineBytes,
+	if !reflect.DeepEqual(c.Volumes[1], Volume{Name: "b.c-d_e", Engine: "local", Path: "/var/lib/b", SyncInterval: time.Second, InlineBytes: DefaultInlineBytes,
 		AnonUID: DefaultAnonID, AnonGID: DefaultAnonID}) {
 		t.Errorf("volume b: %+v", c.Volumes[1])
 	}
