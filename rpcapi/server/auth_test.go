@@ -60,6 +60,14 @@ func errnoName(err error) string {
 // authHelper runs a scenario as whoever it runs as and prints its steps'
 // results.
 func authHelper(scenario, addr string) int {
+	if scenario == "saved-root" {
+		// As smbd acting for a user: effective uid nobody, real and
+		// saved uid 0.
+		if err := syscall.Setresuid(0, nobody, 0); err != nil {
+			fmt.Printf("setresuid=%v\n", err)
+			return 1
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	c, err := client.Dial(ctx, addr, client.WithCallTimeout(5*time.Second))
@@ -73,6 +81,9 @@ func authHelper(scenario, addr string) int {
 		return c.Mount(ctx, "default", client.MountOptions{UID: uid, GID: gid, Groups: groups})
 	}
 	switch scenario {
+	case "saved-root":
+		_, err := mount(0, 0)
+		step("mount_root", err)
 	case "refused":
 		_, err := mount(nobody, nobody)
 		step("mount_self", err)
@@ -118,6 +129,11 @@ func authHelper(scenario, addr string) int {
 
 // runHelper runs scenario as nobody against addr and returns its steps.
 func runHelper(t *testing.T, scenario, addr string) map[string]string {
+	return runHelperAs(t, scenario, addr, &syscall.Credential{Uid: nobody, Gid: nobody, Groups: []uint32{nobody}})
+}
+
+// runHelperAs runs scenario with cred (nil: as the test, root).
+func runHelperAs(t *testing.T, scenario, addr string, cred *syscall.Credential) map[string]string {
 	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
@@ -148,7 +164,9 @@ func runHelper(t *testing.T, scenario, addr string) map[string]string {
 	cmd := exec.Command(bin)
 	cmd.Dir = dir
 	cmd.Env = []string{helperEnv + "=" + scenario, "PROXYFS_AUTH_ADDR=" + addr, "PATH=/usr/bin:/bin"}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody, Groups: []uint32{nobody}}}
+	if cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("helper %s: %v\n%s", scenario, err, out)
@@ -242,6 +260,19 @@ func TestAuthOrdinaryUser(t *testing.T) {
 	if !strings.Contains(d.Logs(), `"peer": "uid 65534 (unix)"`) || !strings.Contains(d.Logs(), "may act only as itself, not as uid 0") {
 		t.Errorf("no refusal logged:\n%s", d.Logs())
 	}
+}
+
+// TestAuthSavedRoot: a process that can become root again (real and
+// saved uid 0, as smbd while it acts for a user) is root on the Unix
+// socket; on loopback TCP only the socket's owner is known (its fsuid).
+func TestAuthSavedRoot(t *testing.T) {
+	requireRoot(t)
+	d := daemontest.Start(t, daemontest.Options{})
+	if err := os.Chmod(filepath.Dir(d.UnixPath), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	wantSteps(t, runHelperAs(t, "saved-root", d.UnixPath, nil), map[string]string{"mount_root": "ok"})
+	wantSteps(t, runHelperAs(t, "saved-root", d.TCPAddr, nil), map[string]string{"mount_root": "operation not permitted"})
 }
 
 // TestAuthUsersList: access.users limits who may connect; a volume's

@@ -64,8 +64,62 @@ func peerCred(uc *net.UnixConn) (peerCredentials, bool) {
 			c.groups = append(c.groups, g)
 		}
 	}
+	if c.uid != 0 && canBecomeRoot(raw, cred.Pid) {
+		// A process whose real or saved uid is 0 (smbd acting for a
+		// user, a setuid program) is root whenever it wants: it is
+		// treated as root, not as the uid it happened to connect as.
+		c.uid, c.gid = 0, 0
+	}
 	return c, true
 }
+
+// soPeerPidfd is Linux's SO_PEERPIDFD (since 6.5): a pidfd of the peer
+// process, which tells whether that process is still the one with the pid.
+const soPeerPidfd = 77
+
+// canBecomeRoot reports whether the peer process (pid, from SO_PEERCRED)
+// has uid 0 as its real or saved user id, read from /proc/<pid>/status.
+// The peer's pidfd guards against a pid reused between the connect and
+// the read: the answer counts only if the process the pidfd names is
+// still alive after the read. Without SO_PEERPIDFD the answer is false.
+func canBecomeRoot(raw syscall.RawConn, pid int32) bool {
+	if pid <= 0 {
+		return false
+	}
+	pidfd := -1
+	if err := raw.Control(func(fd uintptr) {
+		v, err := syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, soPeerPidfd)
+		if err == nil {
+			pidfd = v
+		}
+	}); err != nil || pidfd < 0 {
+		return false
+	}
+	defer syscall.Close(pidfd)
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return false
+	}
+	root := false
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "Uid:"); ok {
+			// real, effective, saved, filesystem
+			f := strings.Fields(rest)
+			root = len(f) >= 3 && (f[0] == "0" || f[2] == "0")
+			break
+		}
+	}
+	if !root {
+		return false
+	}
+	// pidfd_send_signal(pidfd, 0): the process is still there.
+	_, _, e := syscall.Syscall6(sysPidfdSendSignal, uintptr(pidfd), 0, 0, 0, 0, 0)
+	return e == 0
+}
+
+// sysPidfdSendSignal is pidfd_send_signal(2)'s number (the same on every
+// Linux architecture since 5.1).
+const sysPidfdSendSignal = 424
 
 // loopbackPeerUID finds the user owning the client end of a loopback TCP
 // connection in the kernel's socket table (/proc/net/tcp and tcp6, as
