@@ -638,6 +638,8 @@ func principals(key string, list []string, star bool) error {
 	for _, p := range list {
 		switch {
 		case p == "*" && star:
+		case p == "*":
+			return fmt.Errorf("config: %s: \"*\" is not allowed here (name the users or groups)", key)
 		case p == "", strings.ContainsAny(p, " \t\n:") && !strings.HasPrefix(p, "token:"):
 			return fmt.Errorf("config: %s: %q is not a user or group name or id", key, p)
 		}

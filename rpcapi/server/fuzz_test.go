@@ -127,6 +127,14 @@ func FuzzBinaryStream(f *testing.F) {
 	f.Add(wire.AppendRequest(nil, wire.RequestHeader{Opcode: wire.OpRead, ID: 1, MountID: 1, Inode: 1, Length: 10})[4:])
 	f.Add(append(wire.AppendRequest(nil, wire.RequestHeader{Opcode: wire.OpWrite, ID: 2, MountID: 1, Inode: 1, Length: 3})[4:], "abc"...))
 	f.Add(wire.AppendRequest(nil, wire.RequestHeader{Opcode: wire.OpWrite, ID: 3, Length: 1 << 31})[4:])
+	// Per-call identities, a bad one (33 groups), and AUTH.
+	f.Add(wire.AppendRequest(nil, wire.RequestHeader{Opcode: wire.OpGetStat, ID: 4, MountID: 1, Inode: 1,
+		As: &wire.Identity{UID: 1000, GID: 1000, Groups: []uint32{100, 200}}})[4:])
+	bad := wire.AppendRequest(nil, wire.RequestHeader{Opcode: wire.OpRead, ID: 5, MountID: 1, Inode: 1, Length: 4,
+		As: &wire.Identity{UID: 1}})
+	bad[wire.RequestHeaderSize+8] = 33
+	f.Add(bad[4:])
+	f.Add(append(wire.AppendRequest(nil, wire.RequestHeader{Opcode: wire.OpAuth, ID: 6, Length: 4})[4:], "nope"...))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		s, logs := fuzzServer(t)
 		s.cfg.MaxIOBytes = 1 << 16
