@@ -158,6 +158,11 @@ func (c *Client) mountCall(ctx context.Context, volume string, opts MountOptions
 // its new inodes: the one mount reported (root_squash may have replaced
 // uid 0), or, from an older server, the mount's own.
 func (m *Mount) actsAs() uint32 {
+	if m.as != nil {
+		// A view's identity (a squashed root's anonymous uid is not
+		// known here: such a retry reports EEXIST, the safe answer).
+		return m.as.UID
+	}
 	if uid := m.st.Load().UID; uid != nil {
 		return *uid
 	}
