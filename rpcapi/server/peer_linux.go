@@ -15,8 +15,20 @@ import (
 // peerUID returns the user id of the process at the other end of a Unix
 // socket (SO_PEERCRED: its credentials when it connected).
 func peerUID(uc *net.UnixConn) (uint32, bool) {
-	c, ok := peerCred(uc)
-	return c.uid, ok
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return 0, false
+	}
+	var (
+		cred *syscall.Ucred
+		cerr error
+	)
+	if err := raw.Control(func(fd uintptr) {
+		cred, cerr = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
+	}); err != nil || cerr != nil {
+		return 0, false
+	}
+	return cred.Uid, true
 }
 
 // soPeerGroups is Linux's SO_PEERGROUPS (since 4.13): the peer's
