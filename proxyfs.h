@@ -176,7 +176,12 @@ PROXYFS_API const char *proxyfs_last_error(void);
  * in_gid: the server checks every call's permissions against them (as on
  * Linux; uid 0 is root unless the volume squashes it) and they own the
  * inodes this mount creates (a setgid directory gives its own group).
- * This library sends no supplementary groups.
+ * It sends no supplementary groups: proxyfs_mount_groups does.
+ * The server allows the identity only to a client allowed to act as it:
+ * by default a process acts only as its own uid (with its own gid or one
+ * of its groups as gid), and root (a gateway) as anyone; EPERM otherwise,
+ * EACCES if the client may not connect or use the volume (see the README,
+ * "Security").
  * in_mount_options: 0 or PROXYFS_MOUNT_READ_ONLY. The strings are copied.
  * On success *out_mount_handle is a new handle that the caller releases with
  * proxyfs_unmount.
@@ -222,6 +227,50 @@ PROXYFS_API int proxyfs_mount_server(const char *in_server,
                                      uid_t in_uid,
                                      gid_t in_gid,
                                      mount_handle_t **out_mount_handle);
+
+/* As proxyfs_mount_server, with in_ngroups supplementary groups
+ * in_groups[0..in_ngroups) (at most 32; the array is copied and stays the
+ * caller's), which the server checks permissions against as Linux does.
+ * in_server NULL is the process-wide address, as for proxyfs_mount.
+ * Errors: as proxyfs_mount_server; EINVAL also for more than 32 groups or
+ * NULL groups with in_ngroups > 0; EPERM for an identity this client may
+ * not act as. */
+PROXYFS_API int proxyfs_mount_groups(const char *in_server,
+                                     char *in_volume_name,
+                                     uint64_t in_mount_options,
+                                     char *in_auth_user,
+                                     uid_t in_uid,
+                                     gid_t in_gid,
+                                     size_t in_ngroups,
+                                     const gid_t *in_groups,
+                                     mount_handle_t **out_mount_handle);
+
+/* ------------------------------------------------- per-thread identity */
+
+/* Sets the identity that every call the calling thread makes from now on
+ * runs as, on any mount handle, instead of the handle's own: uid, gid and
+ * in_ngroups supplementary groups in_groups[0..in_ngroups) (at most 32;
+ * copied, the array stays the caller's). It is for a gateway that serves
+ * many users over one mount (an smbd: set the user's identity before each
+ * call, root's around become_root()); only a client the server lets act as
+ * other users may set another identity than its own (by default root on
+ * the Unix socket or loopback TCP): the calls of any other get EPERM.
+ * Every call and every async request made by the thread carries the
+ * identity it had when the call was made (an async request keeps the
+ * identity of its send, also for the retries a library thread makes).
+ * Lock calls, which the server checks by handle only, and the reopening of
+ * open files after a daemon restart run as the handle's identity. The
+ * identity lasts until the thread sets another, clears it, or exits; it
+ * belongs to the thread (a new thread starts without one).
+ * Errors: EINVAL (more than 32 groups, or NULL groups with in_ngroups >
+ * 0; the identity is then unchanged). */
+PROXYFS_API int proxyfs_set_thread_identity(uid_t in_uid, gid_t in_gid,
+                                            size_t in_ngroups,
+                                            const gid_t *in_groups);
+
+/* Clears the calling thread's identity: its calls run as each handle's own
+ * identity again. Always 0. */
+PROXYFS_API int proxyfs_clear_thread_identity(void);
 
 /* Unmount and free the handle (even when telling the daemon fails; the
  * result says whether it did). It first waits for the async requests of

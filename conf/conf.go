@@ -90,6 +90,7 @@ var Engines = []string{"local", "memory"}
 // Config is a validated proxyfsd configuration.
 type Config struct {
 	Server  Server
+	Access  Access
 	Metrics Metrics
 	Log     Log
 	Volumes []Volume
@@ -136,6 +137,38 @@ type Server struct {
 	// has sent nothing for this long, and one that takes no bytes of a
 	// reply for this long; 0 never closes idle connections.
 	IdleTimeout time.Duration
+
+	// UnixMode is the Unix socket file's permission bits (connecting
+	// needs write permission on it).
+	UnixMode os.FileMode
+	// UnixOwner and UnixGroup, if set (a name or a numeric id), are the
+	// socket file's owner and group.
+	UnixOwner, UnixGroup string
+
+	// TLSCert and TLSKey are the PEM files of the TCP listener's
+	// certificate and key; set, every TCP connection speaks TLS and must
+	// authenticate with a token. TLSClientCA, if set, is a PEM file of
+	// the CAs that client certificates must be signed by: a client
+	// without a valid certificate is refused in the TLS handshake.
+	TLSCert, TLSKey, TLSClientCA string
+}
+
+// TLS reports whether the TCP listener speaks TLS.
+func (s *Server) TLS() bool { return s.TLSCert != "" }
+
+// Access says who may connect and whom they may act as.
+type Access struct {
+	// Users and Groups (names or numeric ids; "*" in Users is everyone)
+	// are the local users, and members of groups, that may connect over
+	// the Unix socket and loopback TCP, each identified by the kernel.
+	Users, Groups []string
+	// GatewayUsers and GatewayGroups may act as any identity: mount as
+	// any uid and send per-call identities (smbd runs as root).
+	GatewayUsers, GatewayGroups []string
+	// TokensFile names a file of tokens ("TOKEN NAME ACTS_AS" lines), the
+	// credentials of TCP clients over TLS (and of any client that sends
+	// auth); "" means none.
+	TokensFile string
 }
 
 // Metrics configures the Prometheus endpoint.
@@ -187,6 +220,11 @@ type Volume struct {
 	RootSquash bool
 	// AnonUID and AnonGID are the identity of a squashed root.
 	AnonUID, AnonGID uint32
+	// Users and Groups, if either is set, are the only principals that
+	// may mount the volume and use its mounts: a connection whose user
+	// (or token name as "token:NAME") is in Users or which is in one of
+	// Groups. Unset: everyone who may connect.
+	Users, Groups []string
 }
 
 // raw mirrors the file; pointers tell a missing key from a zero value.
@@ -205,7 +243,20 @@ type raw struct {
 		MaxMountsPerConn   *int64  `toml:"max_mounts_per_connection"`
 		HandshakeTimeout   *string `toml:"handshake_timeout"`
 		IdleTimeout        *string `toml:"idle_timeout"`
+		UnixMode           *string `toml:"unix_mode"`
+		UnixOwner          *string `toml:"unix_owner"`
+		UnixGroup          *string `toml:"unix_group"`
+		TLSCert            *string `toml:"tls_cert"`
+		TLSKey             *string `toml:"tls_key"`
+		TLSClientCA        *string `toml:"tls_client_ca"`
 	} `toml:"server"`
+	Access struct {
+		Users         *[]string `toml:"users"`
+		Groups        *[]string `toml:"groups"`
+		GatewayUsers  *[]string `toml:"gateway_users"`
+		GatewayGroups *[]string `toml:"gateway_groups"`
+		TokensFile    *string   `toml:"tokens_file"`
+	} `toml:"access"`
 	Metrics struct {
 		Listen *string `toml:"listen"`
 		Pprof  *bool   `toml:"pprof"`
@@ -215,17 +266,19 @@ type raw struct {
 		Format *string `toml:"format"`
 	} `toml:"log"`
 	Volume []struct {
-		Name          *string `toml:"name"`
-		Engine        *string `toml:"engine"`
-		Path          *string `toml:"path"`
-		SyncInterval  *string `toml:"sync_interval"`
-		CapacityBytes *int64  `toml:"capacity_bytes"`
-		InlineBytes   *int64  `toml:"inline_bytes"`
-		AutoFormat    *bool   `toml:"auto_format"`
-		ReadOnly      *bool   `toml:"read_only"`
-		RootSquash    *bool   `toml:"root_squash"`
-		AnonUID       *int64  `toml:"anon_uid"`
-		AnonGID       *int64  `toml:"anon_gid"`
+		Name          *string  `toml:"name"`
+		Engine        *string  `toml:"engine"`
+		Path          *string  `toml:"path"`
+		SyncInterval  *string  `toml:"sync_interval"`
+		CapacityBytes *int64   `toml:"capacity_bytes"`
+		InlineBytes   *int64   `toml:"inline_bytes"`
+		AutoFormat    *bool    `toml:"auto_format"`
+		ReadOnly      *bool    `toml:"read_only"`
+		RootSquash    *bool    `toml:"root_squash"`
+		AnonUID       *int64   `toml:"anon_uid"`
+		AnonGID       *int64   `toml:"anon_gid"`
+		Users         []string `toml:"users"`
+		Groups        []string `toml:"groups"`
 	} `toml:"volume"`
 }
 
@@ -340,6 +393,9 @@ func (r *raw) validate() (*Config, error) {
 	if c.Server.IdleTimeout, err = duration("server.idle_timeout", s.IdleTimeout, DefaultIdleTimeout, true); err != nil {
 		return nil, err
 	}
+	if err := r.validateSecurity(c); err != nil {
+		return nil, err
+	}
 	if c.Metrics.Listen, err = addr("metrics.listen", r.Metrics.Listen, DefaultMetricsListen); err != nil {
 		return nil, err
 	}
@@ -431,6 +487,15 @@ func (r *raw) validate() (*Config, error) {
 				*id.dst = uint32(*id.v)
 			}
 		}
+		v.Users, v.Groups = rv.Users, rv.Groups
+		for _, l := range []struct {
+			key  string
+			list []string
+		}{{"users", v.Users}, {"groups", v.Groups}} {
+			if err := principals(key(l.key), l.list, false); err != nil {
+				return nil, err
+			}
+		}
 		c.Volumes = append(c.Volumes, v)
 	}
 	return c, nil
@@ -493,4 +558,108 @@ func (c *Config) Volume(name string) *Volume {
 		}
 	}
 	return nil
+}
+
+// Defaults of the security keys (README, "Security").
+const (
+	// DefaultUnixMode lets every local user reach the socket: the peer's
+	// credentials, not the file's mode, decide what a connection may do.
+	DefaultUnixMode = 0o666
+)
+
+// DefaultUsers and DefaultGatewayUsers are access.users and
+// access.gateway_users when the file leaves them out: every local user
+// may connect and act as themselves; root may act as anyone.
+var (
+	DefaultUsers        = []string{"*"}
+	DefaultGatewayUsers = []string{"root"}
+)
+
+// validateSecurity reads the socket, TLS and [access] keys, and refuses
+// plain TCP beyond loopback.
+func (r *raw) validateSecurity(c *Config) error {
+	s := &r.Server
+	c.Server.UnixMode = DefaultUnixMode
+	if s.UnixMode != nil {
+		m, err := strconv.ParseUint(*s.UnixMode, 8, 32)
+		if err != nil || m > 0o777 {
+			return fmt.Errorf("config: server.unix_mode: %q is not an octal mode 0..0777 (as \"0660\")", *s.UnixMode)
+		}
+		c.Server.UnixMode = os.FileMode(m)
+	}
+	c.Server.UnixOwner = str(s.UnixOwner, "")
+	c.Server.UnixGroup = str(s.UnixGroup, "")
+	c.Server.TLSCert = str(s.TLSCert, "")
+	c.Server.TLSKey = str(s.TLSKey, "")
+	c.Server.TLSClientCA = str(s.TLSClientCA, "")
+	if (c.Server.TLSCert == "") != (c.Server.TLSKey == "") {
+		return fmt.Errorf("config: server.tls_cert and server.tls_key go together: set both or neither")
+	}
+	if c.Server.TLSClientCA != "" && c.Server.TLSCert == "" {
+		return fmt.Errorf("config: server.tls_client_ca needs server.tls_cert and server.tls_key")
+	}
+	a := &r.Access
+	c.Access.Users = DefaultUsers
+	if a.Users != nil {
+		c.Access.Users = *a.Users
+	}
+	c.Access.GatewayUsers = DefaultGatewayUsers
+	if a.GatewayUsers != nil {
+		c.Access.GatewayUsers = *a.GatewayUsers
+	}
+	if a.Groups != nil {
+		c.Access.Groups = *a.Groups
+	}
+	if a.GatewayGroups != nil {
+		c.Access.GatewayGroups = *a.GatewayGroups
+	}
+	c.Access.TokensFile = str(a.TokensFile, "")
+	for _, l := range []struct {
+		key  string
+		list []string
+		star bool
+	}{{"access.users", c.Access.Users, true}, {"access.groups", c.Access.Groups, false},
+		{"access.gateway_users", c.Access.GatewayUsers, false}, {"access.gateway_groups", c.Access.GatewayGroups, false}} {
+		if err := principals(l.key, l.list, l.star); err != nil {
+			return err
+		}
+	}
+	if c.Server.TCP != "" && !IsLoopback(c.Server.TCP) {
+		if !c.Server.TLS() {
+			return fmt.Errorf("config: server.tcp %s is not a loopback address: plain TCP beyond loopback is refused; set server.tls_cert, server.tls_key and access.tokens_file", c.Server.TCP)
+		}
+		if c.Access.TokensFile == "" {
+			return fmt.Errorf("config: server.tcp %s is not a loopback address: TLS clients need tokens; set access.tokens_file", c.Server.TCP)
+		}
+	}
+	return nil
+}
+
+// principals checks a list of user or group names or numeric ids.
+func principals(key string, list []string, star bool) error {
+	for _, p := range list {
+		switch {
+		case p == "*" && star:
+		case p == "*":
+			return fmt.Errorf("config: %s: \"*\" is not allowed here (name the users or groups)", key)
+		case p == "", strings.ContainsAny(p, " \t\n:") && !strings.HasPrefix(p, "token:"):
+			return fmt.Errorf("config: %s: %q is not a user or group name or id", key, p)
+		}
+	}
+	return nil
+}
+
+// IsLoopback reports whether a listen address ("host:port") binds only
+// loopback: an IP in 127.0.0.0/8 or ::1, or "localhost". An empty host
+// (every address) is not loopback.
+func IsLoopback(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

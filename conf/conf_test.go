@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -101,20 +102,49 @@ path = "/var/lib/b"
 	}
 	want := Server{TCP: "", Unix: "/tmp/x.sock", MaxMessageBytes: 65536, MaxIOBytes: 1 << 20,
 		MaxConnections: 10, MaxConnectionsPerPeer: 3, MaxInflightPerConn: 4, ShutdownGrace: 250 * time.Millisecond,
-		MountGrace: 0, ReclaimGrace: 5 * time.Second, MaxMountsPerConn: 1, HandshakeTimeout: 2 * time.Second, IdleTimeout: 0}
+		MountGrace: 0, ReclaimGrace: 5 * time.Second, MaxMountsPerConn: 1, HandshakeTimeout: 2 * time.Second, IdleTimeout: 0, UnixMode: DefaultUnixMode}
 	if c.Server != want {
 		t.Errorf("server %+v, want %+v", c.Server, want)
 	}
 	if c.Metrics.Listen != "" || !c.Metrics.Pprof || c.Log != (Log{"debug", "json"}) {
 		t.Errorf("metrics/log %+v %+v", c.Metrics, c.Log)
 	}
-	if c.Volumes[0] != (Volume{Name: "a", Engine: "memory", Path: "proxyfs-data/a", SyncInterval: 5 * time.Second, CapacityBytes: 12345, InlineBytes: 0,
+	if !reflect.DeepEqual(c.Volumes[0], Volume{Name: "a", Engine: "memory", Path: "proxyfs-data/a", SyncInterval: 5 * time.Second, CapacityBytes: 12345, InlineBytes: 0,
 		ReadOnly: true, RootSquash: true, AnonUID: 99, AnonGID: 1<<32 - 1}) {
 		t.Errorf("volume a: %+v", c.Volumes[0])
 	}
-	if c.Volumes[1] != (Volume{Name: "b.c-d_e", Engine: "local", Path: "/var/lib/b", SyncInterval: time.Second, InlineBytes: DefaultInlineBytes,
+	if !reflect.DeepEqual(c.Volumes[1], Volume{Name: "b.c-d_e", Engine: "local", Path: "/var/lib/b", SyncInterval: time.Second, InlineBytes: DefaultInlineBytes,
 		AnonUID: DefaultAnonID, AnonGID: DefaultAnonID}) {
 		t.Errorf("volume b: %+v", c.Volumes[1])
+	}
+}
+
+// The security keys: defaults, and a TLS listener beyond loopback.
+func TestSecurityKeys(t *testing.T) {
+	c, err := Parse([]byte("[[volume]]\nname = \"v\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Server.UnixMode != 0o666 || c.Server.TLS() || !reflect.DeepEqual(c.Access.Users, []string{"*"}) ||
+		!reflect.DeepEqual(c.Access.GatewayUsers, []string{"root"}) || c.Access.TokensFile != "" {
+		t.Errorf("defaults: %+v %+v", c.Server, c.Access)
+	}
+	c, err = Parse([]byte("[server]\ntcp = \"[::]:9450\"\nunix_mode = \"0660\"\nunix_group = \"proxyfs\"\n" +
+		"tls_cert = \"c.pem\"\ntls_key = \"k.pem\"\ntls_client_ca = \"ca.pem\"\n" +
+		"[access]\nusers = [\"alice\", \"1001\"]\ngroups = [\"staff\"]\ngateway_users = []\ngateway_groups = [\"smbgw\"]\ntokens_file = \"/etc/t\"\n" +
+		"[[volume]]\nname = \"v\"\nusers = [\"alice\", \"token:gw\"]\ngroups = [\"staff\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Server.UnixMode != 0o660 || c.Server.UnixGroup != "proxyfs" || !c.Server.TLS() || c.Server.TLSClientCA != "ca.pem" ||
+		len(c.Access.GatewayUsers) != 0 || c.Access.GatewayGroups[0] != "smbgw" || c.Volumes[0].Users[1] != "token:gw" {
+		t.Errorf("parsed: %+v %+v %+v", c.Server, c.Access, c.Volumes[0])
+	}
+	for addr, want := range map[string]bool{"127.0.0.1:1": true, "127.0.0.2:1": true, "[::1]:1": true, "localhost:1": true,
+		":1": false, "0.0.0.0:1": false, "10.1.2.3:1": false, "example.com:1": false} {
+		if IsLoopback(addr) != want {
+			t.Errorf("IsLoopback(%q) = %v", addr, !want)
+		}
 	}
 }
 
@@ -156,6 +186,17 @@ func TestErrors(t *testing.T) {
 		{"[server]\nmax_connections = 10\nmax_connections_per_peer = 11" + vol, `server.max_connections_per_peer: 11 is out of range`},
 		{"[server]\nmax_connections_per_peer = -1" + vol, `server.max_connections_per_peer`},
 		{"[server]\nhandshake_timeout = \"0s\"" + vol, `server.handshake_timeout: duration "0s" must be positive`},
+		{"[server]\nunix_mode = \"0999\"" + vol, `server.unix_mode: "0999" is not an octal mode`},
+		{"[server]\nunix_mode = 438" + vol, `unix_mode`},
+		{"[server]\ntls_cert = \"c.pem\"" + vol, `server.tls_cert and server.tls_key go together`},
+		{"[server]\ntls_client_ca = \"ca.pem\"" + vol, `server.tls_client_ca needs server.tls_cert`},
+		{"[server]\ntcp = \"0.0.0.0:9450\"" + vol, `server.tcp 0.0.0.0:9450 is not a loopback address: plain TCP beyond loopback is refused`},
+		{"[server]\ntcp = \":9450\"" + vol, `is not a loopback address`},
+		{"[server]\ntcp = \"10.0.0.1:9450\"\ntls_cert = \"c\"\ntls_key = \"k\"" + vol, `TLS clients need tokens; set access.tokens_file`},
+		{"[access]\nusers = [\"a b\"]" + vol, `access.users: "a b" is not a user`},
+		{"[access]\ngateway_users = [\"*\"]" + vol, `access.gateway_users: "*"`},
+		{"[access]\nuser = []" + vol, `unknown key "access.user"`},
+		{"[[volume]]\nname = \"v\"\nusers = [\"\"]\n", `volume[0].users`},
 		{"[server]\nhandshake_timeout = \"-1s\"" + vol, `server.handshake_timeout`},
 		{"[server]\nidle_timeout = \"-1s\"" + vol, `server.idle_timeout`},
 		{"[server]\nidle_timeout = \"soon\"" + vol, `server.idle_timeout: invalid duration "soon"`},

@@ -241,6 +241,11 @@ int pfs_newent_rule(mount_handle_t *mh, const pfs_newent_t *e,
     pthread_mutex_lock(&mh->lock);
     act_uid = mh->act_uid;
     pthread_mutex_unlock(&mh->lock);
+    /* The call ran as the thread's identity, if it has one (a squashed
+     * root's anonymous uid is not known here: such a retry reports
+     * EEXIST, the safe answer). */
+    if (pfs_thread_ident.set)
+        act_uid = pfs_thread_ident.uid;
     if (st.uid != act_uid)
         return rule_differs(e->method, EEXIST, "the entry has another owner");
     if (e->type != S_IFLNK && (st.mode & 05777) != (e->perm & 05777))

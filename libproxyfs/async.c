@@ -130,7 +130,8 @@ static void async_done(pfs_call_t *call)
 static int start_attempt(pfs_async_t *a)
 {
     pfs_bin_req_t req = { .flags = 0 };
-    uint8_t hdr[PFS_BIN_REQ_HDR];
+    uint8_t hdr[PFS_BIN_REQ_MAX];
+    size_t hlen;
 
     if (pfs_is_cancelled(&a->cancel))
         return PFS_NOTSENT; /* the worker finishes it */
@@ -152,9 +153,10 @@ static int start_attempt(pfs_async_t *a)
     req.inode = a->ino;
     req.offset = a->off;
     req.length = (uint32_t)a->len;
-    pfs_bin_encode_request(&req, hdr);
+    /* The identity of the thread that sent it, also on a retry. */
+    hlen = pfs_bin_encode_request_as(&req, &a->ident, hdr);
     return pfs_conn_submit(pfs_pool_bin_conn(a->pool), &a->call, hdr,
-                           sizeof(hdr), a->op == PFS_BIN_OP_WRITE ? a->buf : NULL,
+                           hlen, a->op == PFS_BIN_OP_WRITE ? a->buf : NULL,
                            a->op == PFS_BIN_OP_WRITE ? a->len : 0);
 }
 
@@ -213,6 +215,7 @@ int pfs_async_send(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
     a->buf = buf;
     a->len = len;
     a->cb = cb;
+    a->ident = pfs_thread_ident;
     a->pool = p;
     a->deadline_ms = pfs_now_ms() + pfs_mount_timeout_ms(mh);
     pthread_mutex_init(&a->cancel.lock, NULL);

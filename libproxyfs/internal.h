@@ -149,6 +149,13 @@ int pfs_b64_decode(const char *in, uint8_t **out, size_t *out_len);
 #define PFS_BIN_OP_FLUSH 8        /* inode */
 #define PFS_BIN_OP_LOOKUP_CI 9    /* inode = dir, name -> stat, real name */
 #define PFS_BIN_OP_MAX 9
+/* Request flag: an identity block follows the header (per-call identity):
+ * uid u32, gid u32, ngroups u16, reserved u16, then ngroups u32. */
+#define PFS_BIN_REQ_IDENTITY 2u
+#define PFS_MAX_GROUPS 32
+#define PFS_BIN_ID_MAX (12 + 4 * PFS_MAX_GROUPS)
+/* Room for a request header and its identity block. */
+#define PFS_BIN_REQ_MAX (PFS_BIN_REQ_HDR + PFS_BIN_ID_MAX)
 #define PFS_BIN_FLAG_BAD_MOUNT 1u
 #define PFS_BIN_STAT 120         /* stat record: 15 little-endian u64 */
 /* Request flag: stat records of PFS_BIN_STAT_EXT bytes (+ blocks, blksize)
@@ -178,6 +185,24 @@ typedef struct {
 } pfs_bin_rep_t;
 
 void pfs_bin_encode_request(const pfs_bin_req_t *r, uint8_t out[PFS_BIN_REQ_HDR]);
+
+/* A per-call identity (proxyfs_set_thread_identity). */
+typedef struct {
+    bool set; /* false: the mount's identity */
+    uint32_t uid, gid;
+    uint32_t ngroups;
+    uint32_t groups[PFS_MAX_GROUPS];
+} pfs_ident_t;
+
+/* The calling thread's identity (all zero: none). */
+extern __thread pfs_ident_t pfs_thread_ident;
+bool pfs_ident_equal(const pfs_ident_t *a, const pfs_ident_t *b);
+/* Encodes r's header, then id's identity block if id is set (adding
+ * PFS_BIN_REQ_IDENTITY to the flags). Returns the bytes written. */
+size_t pfs_bin_encode_request_as(const pfs_bin_req_t *r, const pfs_ident_t *id,
+                                 uint8_t out[PFS_BIN_REQ_MAX]);
+/* Adds id as the member "as" of params if id is set. 0 or ENOMEM. */
+int pfs_json_set_as(json_t *params, const pfs_ident_t *id);
 void pfs_bin_encode_reply(const pfs_bin_rep_t *r, uint8_t out[PFS_BIN_REP_HDR]);
 int pfs_bin_decode_request(const uint8_t in[PFS_BIN_REQ_HDR], pfs_bin_req_t *r);
 /* Returns 0 or EPROTO (bad magic, version or opcode). */
@@ -500,6 +525,7 @@ typedef struct {
     uint64_t used;  /* for LRU */
     size_t n;
     size_t last;    /* index of the entry served last (lookup hint) */
+    pfs_ident_t ident; /* the identity that fetched it: served only to it */
     pfs_dent_t *ents;
 } pfs_batch_t;
 
@@ -516,6 +542,8 @@ struct proxyfs_mount_handle {
     char *user;
     uid_t uid;
     gid_t gid;
+    uint32_t ngroups; /* supplementary groups of the mount */
+    uint32_t groups[PFS_MAX_GROUPS];
     uint64_t act_uid; /* the uid the server acts as (mount's reply; root_squash) */
     unsigned async_inflight;
     uint64_t mutations; /* atomic: bumped by each changing call */
@@ -651,6 +679,7 @@ struct pfs_async {
     uint8_t *buf;
     size_t len;
     proxyfs_done_callback_t cb;
+    pfs_ident_t ident; /* the sender thread's identity at send time */
     pfs_call_t call;
     pfs_cancel_t cancel; /* proxyfs_async_cancel */
     pfs_pool_t *pool;

@@ -70,9 +70,88 @@ void pfs_mount_async_end(mount_handle_t *mh)
 
 static json_t *mount_params(mount_handle_t *mh)
 {
-    return json_pack("{sssIsssIsI}", "volume", mh->volume, "options",
-                     (json_int_t)mh->options, "user", mh->user, "uid",
-                     (json_int_t)mh->uid, "gid", (json_int_t)mh->gid);
+    json_t *p = json_pack("{sssIsssIsI}", "volume", mh->volume, "options",
+                          (json_int_t)mh->options, "user", mh->user, "uid",
+                          (json_int_t)mh->uid, "gid", (json_int_t)mh->gid);
+    json_t *g;
+
+    if (p == NULL || mh->ngroups == 0)
+        return p;
+    if ((g = json_array()) == NULL || json_object_set_new(p, "groups", g) != 0) {
+        json_decref(p);
+        return NULL;
+    }
+    for (uint32_t i = 0; i < mh->ngroups; i++) {
+        if (json_array_append_new(g, json_integer((json_int_t)mh->groups[i])) != 0) {
+            json_decref(p);
+            return NULL;
+        }
+    }
+    return p;
+}
+
+/* ------------------------------------------------ per-thread identity */
+
+__thread pfs_ident_t pfs_thread_ident;
+
+bool pfs_ident_equal(const pfs_ident_t *a, const pfs_ident_t *b)
+{
+    if (a->set != b->set)
+        return false;
+    if (!a->set)
+        return true;
+    return a->uid == b->uid && a->gid == b->gid && a->ngroups == b->ngroups &&
+           memcmp(a->groups, b->groups, a->ngroups * sizeof(a->groups[0])) == 0;
+}
+
+int pfs_json_set_as(json_t *params, const pfs_ident_t *id)
+{
+    json_t *as, *g;
+
+    if (id == NULL || !id->set)
+        return 0;
+    as = json_pack("{sIsI}", "uid", (json_int_t)id->uid, "gid",
+                   (json_int_t)id->gid);
+    if (as == NULL)
+        return ENOMEM;
+    if (id->ngroups > 0) {
+        if ((g = json_array()) == NULL || json_object_set_new(as, "groups", g) != 0) {
+            json_decref(as);
+            return ENOMEM;
+        }
+        for (uint32_t i = 0; i < id->ngroups; i++) {
+            if (json_array_append_new(g, json_integer((json_int_t)id->groups[i])) != 0) {
+                json_decref(as);
+                return ENOMEM;
+            }
+        }
+    }
+    return json_object_set_new(params, "as", as) != 0 ? ENOMEM : 0;
+}
+
+int proxyfs_set_thread_identity(uid_t in_uid, gid_t in_gid, size_t in_ngroups,
+                                const gid_t *in_groups)
+{
+    PFS_API_ENTER();
+    if (in_ngroups > PFS_MAX_GROUPS)
+        PFS_API_RETURN(pfs_set_error(EINVAL, "%zu groups (at most %d)",
+                                     in_ngroups, PFS_MAX_GROUPS));
+    if (in_ngroups > 0 && in_groups == NULL)
+        PFS_API_RETURN(pfs_set_error(EINVAL, "NULL groups"));
+    pfs_thread_ident.uid = (uint32_t)in_uid;
+    pfs_thread_ident.gid = (uint32_t)in_gid;
+    pfs_thread_ident.ngroups = (uint32_t)in_ngroups;
+    for (size_t i = 0; i < in_ngroups; i++)
+        pfs_thread_ident.groups[i] = (uint32_t)in_groups[i];
+    pfs_thread_ident.set = true;
+    PFS_API_RETURN(0);
+}
+
+int proxyfs_clear_thread_identity(void)
+{
+    PFS_API_ENTER();
+    memset(&pfs_thread_ident, 0, sizeof(pfs_thread_ident));
+    PFS_API_RETURN(0);
 }
 
 static int mount_result(mount_handle_t *mh, json_t *res)
@@ -141,8 +220,8 @@ static void mh_free(mount_handle_t *mh)
  * proxyfs_mount_server. Returns 0 or an errno (recorded). */
 static int mount_at(const char *server, char *in_volume_name,
                     uint64_t in_mount_options, char *in_auth_user,
-                    uid_t in_uid, gid_t in_gid,
-                    mount_handle_t **out_mount_handle)
+                    uid_t in_uid, gid_t in_gid, size_t in_ngroups,
+                    const gid_t *in_groups, mount_handle_t **out_mount_handle)
 {
     mount_handle_t *mh;
     json_t *params, *reply = NULL, *res;
@@ -157,6 +236,9 @@ static int mount_at(const char *server, char *in_volume_name,
     *out_mount_handle = NULL;
     if (in_mount_options & ~(uint64_t)PROXYFS_MOUNT_READ_ONLY)
         return pfs_set_error(EINVAL, "mount: unknown option bits");
+    if (in_ngroups > PFS_MAX_GROUPS || (in_ngroups > 0 && in_groups == NULL))
+        return pfs_set_error(EINVAL, "mount: %zu groups (at most %d, not NULL)",
+                             in_ngroups, PFS_MAX_GROUPS);
     mh = calloc(1, sizeof(*mh));
     if (mh == NULL)
         return pfs_set_error(ENOMEM, "out of memory");
@@ -171,6 +253,9 @@ static int mount_at(const char *server, char *in_volume_name,
     mh->options = in_mount_options;
     mh->uid = in_uid;
     mh->gid = in_gid;
+    mh->ngroups = (uint32_t)in_ngroups;
+    for (size_t i = 0; i < in_ngroups; i++)
+        mh->groups[i] = (uint32_t)in_groups[i];
     pthread_mutex_init(&mh->lock, NULL);
     pthread_mutex_init(&mh->dlock, NULL);
     pfs_cond_init(&mh->cond);
@@ -226,7 +311,40 @@ int proxyfs_mount(char *in_volume_name, uint64_t in_mount_options,
 {
     PFS_API_ENTER();
     PFS_API_RETURN(mount_at(NULL, in_volume_name, in_mount_options,
-                            in_auth_user, in_uid, in_gid, out_mount_handle));
+                            in_auth_user, in_uid, in_gid, 0, NULL,
+                            out_mount_handle));
+}
+
+static int check_server(const char *in_server,
+                        mount_handle_t **out_mount_handle)
+{
+    if (in_server != NULL && in_server[0] == '\0') {
+        if (out_mount_handle != NULL)
+            *out_mount_handle = NULL;
+        return pfs_set_error(EINVAL, "mount: empty server address");
+    }
+    if (in_server != NULL && strlen(in_server) >= PFS_MAX_ADDR) {
+        if (out_mount_handle != NULL)
+            *out_mount_handle = NULL;
+        return pfs_set_error(EINVAL, "mount: server address too long");
+    }
+    return 0;
+}
+
+int proxyfs_mount_groups(const char *in_server, char *in_volume_name,
+                         uint64_t in_mount_options, char *in_auth_user,
+                         uid_t in_uid, gid_t in_gid, size_t in_ngroups,
+                         const gid_t *in_groups,
+                         mount_handle_t **out_mount_handle)
+{
+    int rc;
+
+    PFS_API_ENTER();
+    if ((rc = check_server(in_server, out_mount_handle)) != 0)
+        PFS_API_RETURN(rc);
+    PFS_API_RETURN(mount_at(in_server, in_volume_name, in_mount_options,
+                            in_auth_user, in_uid, in_gid, in_ngroups,
+                            in_groups, out_mount_handle));
 }
 
 int proxyfs_mount_server(const char *in_server, char *in_volume_name,
@@ -246,7 +364,8 @@ int proxyfs_mount_server(const char *in_server, char *in_volume_name,
         PFS_API_RETURN(pfs_set_error(EINVAL, "mount: server address too long"));
     }
     PFS_API_RETURN(mount_at(in_server, in_volume_name, in_mount_options,
-                            in_auth_user, in_uid, in_gid, out_mount_handle));
+                            in_auth_user, in_uid, in_gid, 0, NULL,
+                            out_mount_handle));
 }
 
 int proxyfs_unmount(mount_handle_t *in_mount_handle)

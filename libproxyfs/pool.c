@@ -505,6 +505,10 @@ static int rpc(mount_handle_t *mh, bool with_mount, const char *method,
             if (json_object_set_new(params, "mount_id",
                                     json_integer((json_int_t)mid)) != 0)
                 return pfs_set_error(ENOMEM, "out of memory");
+            /* The calling thread's identity; unmount takes none. */
+            if (strcmp(method, "unmount") != 0 &&
+                pfs_json_set_as(params, &pfs_thread_ident) != 0)
+                return pfs_set_error(ENOMEM, "out of memory");
         }
         rc = pfs_json_call_once(mh->pool, method, params, deadline, &reply);
         if (rc == 0) {
@@ -573,7 +577,8 @@ int pfs_bin_io(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
     for (;;) {
         pfs_waiter_t w;
         pfs_bin_req_t req = { .flags = 0 };
-        uint8_t hdr[PFS_BIN_REQ_HDR];
+        uint8_t hdr[PFS_BIN_REQ_MAX];
+        size_t hlen;
         int rc;
 
         if ((p = pfs_pool_get(mh->pool)) == NULL)
@@ -585,12 +590,12 @@ int pfs_bin_io(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
         req.inode = ino;
         req.offset = off;
         req.length = (uint32_t)len;
-        pfs_bin_encode_request(&req, hdr);
+        hlen = pfs_bin_encode_request_as(&req, &pfs_thread_ident, hdr);
         if (op == PFS_BIN_OP_READ) {
             w.call.rbuf = buf;
             w.call.rcap = len;
         }
-        rc = bin_attempt(p, &w, hdr, sizeof(hdr),
+        rc = bin_attempt(p, &w, hdr, hlen,
                          op == PFS_BIN_OP_WRITE ? buf : NULL,
                          op == PFS_BIN_OP_WRITE ? len : 0, deadline);
         waiter_fini(&w);
@@ -659,7 +664,8 @@ int pfs_bin_write_striped(mount_handle_t *mh, uint64_t ino, uint64_t off,
     mid = pfs_mount_id(mh);
     for (i = 0; i < n && i * piece < len; i++) {
         pfs_bin_req_t req = { .flags = 0 };
-        uint8_t hdr[PFS_BIN_REQ_HDR];
+        uint8_t hdr[PFS_BIN_REQ_MAX];
+        size_t hlen;
 
         poff[i] = i * piece;
         plen[i] = len - poff[i] < piece ? len - poff[i] : piece;
@@ -670,9 +676,9 @@ int pfs_bin_write_striped(mount_handle_t *mh, uint64_t ino, uint64_t off,
         req.inode = ino;
         req.offset = off + poff[i];
         req.length = (uint32_t)plen[i];
-        pfs_bin_encode_request(&req, hdr);
+        hlen = pfs_bin_encode_request_as(&req, &pfs_thread_ident, hdr);
         conn[i] = pfs_pool_bin_conn(p);
-        st[i] = pfs_conn_submit(conn[i], &w[i].call, hdr, sizeof(hdr),
+        st[i] = pfs_conn_submit(conn[i], &w[i].call, hdr, hlen,
                                 buf + poff[i], plen[i]) != 0
                     ? PFS_NOTSENT
                     : 0;
@@ -763,7 +769,8 @@ int pfs_bin_call(mount_handle_t *mh, pfs_bin_call_t *bc)
     for (;;) {
         pfs_waiter_t w;
         pfs_bin_req_t req = { .flags = 0 };
-        uint8_t hdr[PFS_BIN_REQ_HDR];
+        uint8_t hdr[PFS_BIN_REQ_MAX];
+        size_t hlen;
         pfs_bin_rep_t rep;
         int rc, e;
 
@@ -777,11 +784,11 @@ int pfs_bin_call(mount_handle_t *mh, pfs_bin_call_t *bc)
         req.offset = bc->off;
         req.length = bc->name != NULL ? (uint32_t)bc->namelen : bc->length;
         req.flags = bc->flags;
-        pfs_bin_encode_request(&req, hdr);
+        hlen = pfs_bin_encode_request_as(&req, &pfs_thread_ident, hdr);
         w.call.rbuf = bc->rbuf;
         w.call.rcap = bc->rcap;
         w.call.ralloc = bc->ralloc;
-        rc = bin_attempt(p, &w, hdr, sizeof(hdr), bc->name,
+        rc = bin_attempt(p, &w, hdr, hlen, bc->name,
                          bc->name != NULL ? bc->namelen : 0, deadline);
         waiter_fini(&w);
         rep = w.call.brep;

@@ -121,7 +121,9 @@ static int from_cache(mount_handle_t *mh, uint64_t dir, int64_t prev,
         pfs_batch_t *b = &mh->dcache[s];
         long i;
 
-        if (!b->valid || b->dir != dir)
+        /* A batch serves only the identity that fetched it (which the
+         * server checked): never another thread's per-call identity. */
+        if (!b->valid || b->dir != dir || !pfs_ident_equal(&b->ident, &pfs_thread_ident))
             continue;
         if (b->gen != gen || now - b->when > PFS_DCACHE_MS) {
             batch_free(b);
@@ -182,6 +184,7 @@ static int readdir_common(mount_handle_t *mh, uint64_t dir, int64_t prev,
     }
     batch_free(&mh->dcache[slot]);
     nb.used = ++mh->dclock;
+    nb.ident = pfs_thread_ident;
     mh->dcache[slot] = nb;
     pthread_mutex_unlock(&mh->dlock);
     return rc;

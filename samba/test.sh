@@ -21,7 +21,7 @@
 #      PFS_LOG_LEVEL (proxyfsd log level; debug logs every request),
 #      TORTURE_COMPARE="suite ..." (run each on both shares; fail only on
 #      subtests that fail on [pfs] and not on [plain]),
-#      ACL_XATTR=yes (run the acl_xattr suites on [pfsacl]; see the SKIP line),
+#      ACL_XATTR=no (skip the acl_xattr suites on [pfsacl]; default yes),
 #      SHARES="pfs plain", PFS_INLINE_BYTES (the volume's inline_bytes), PATHREF_HANDLES (yes|no, for [pfs]), SMB_LOG_LEVEL (smbd's log level, default 1), KEEP=1.
 # The whole script is one { ... } group, so bash has read all of it before it
 # runs any of it: editing test.sh during a run does not disturb that run.
@@ -34,6 +34,8 @@ TORTURE=${TORTURE:-"smb2.connect smb2.rw smb2.read"}
 SHARES=${SHARES:-"pfs plain"}
 USERNAME=pfssmbtest
 PASSWORD='Pfs-test-9'
+# a second SMB user, for the identity checks (two users, one smbd)
+USER2=pfssmbtest2
 export DEBIAN_FRONTEND=noninteractive
 
 T0=$(date +%s)
@@ -137,10 +139,14 @@ say "start proxyfsd"
 mkdir -p "$T/data"
 PFS_PORT=$(free_port 19450)
 PFS_ADDR=127.0.0.1:$PFS_PORT
+# smbd reaches proxyfsd on the Unix socket, where proxyfsd knows it for a
+# root process (SO_PEERCRED; its saved uid is 0 while it acts for a user)
+# and lets it act as every user; pfs, run as root here, uses TCP.
+PFS_SOCK=$T/proxyfsd.sock
 cat > "$T/proxyfsd.toml" <<EOF
 [server]
 tcp = "$PFS_ADDR"
-unix = ""
+unix = "$PFS_SOCK"
 mount_grace = "5s"
 reclaim_grace = "1s"
 [metrics]
@@ -179,11 +185,15 @@ echo "proxyfsd at $PFS_ADDR (pid $PFSD_PID)"
 # ------------------------------------------------------------ user, share
 id "$USERNAME" >/dev/null 2>&1 || useradd -M -s /usr/sbin/nologin "$USERNAME" || die "useradd"
 UID_=$(id -u "$USERNAME"); GID_=$(id -g "$USERNAME")
+id "$USER2" >/dev/null 2>&1 || useradd -M -s /usr/sbin/nologin "$USER2" || die "useradd $USER2"
+UID2=$(id -u "$USER2")
 # The volume's root belongs to root (0755), as a new local filesystem's does:
 # root makes the share directories and gives them to the user.
 "$PFS" -server "$PFS_ADDR" -volume pfs -uid 0 -gid 0 mkdir /share /acl \
   && "$PFS" -server "$PFS_ADDR" -volume pfs -uid 0 -gid 0 chown "$UID_:$GID_" /share /acl \
-  || die "pfs mkdir /share /acl"
+  && "$PFS" -server "$PFS_ADDR" -volume pfs -uid 0 -gid 0 mkdir /multi \
+  && "$PFS" -server "$PFS_ADDR" -volume pfs -uid 0 -gid 0 chmod 1777 /multi \
+  || die "pfs mkdir /share /acl /multi"
 
 # ------------------------------------------------------------------ smbd
 SMB_PORT=$(free_port "${SMB_PORT:-1445}")
@@ -218,7 +228,7 @@ cat > "$SMB/smb.conf" <<EOF
   read only = no
   vfs objects = proxyfs
   proxyfs:volume = pfs
-  proxyfs:server = $PFS_ADDR
+  proxyfs:server = unix:$PFS_SOCK
   proxyfs:timeout = 60000
   proxyfs:pathref handles = ${PATHREF_HANDLES:-yes}
   posix locking = no
@@ -230,7 +240,14 @@ cat > "$SMB/smb.conf" <<EOF
   read only = no
   vfs objects = acl_xattr proxyfs
   proxyfs:volume = pfs
-  proxyfs:server = $PFS_ADDR
+  proxyfs:server = unix:$PFS_SOCK
+# two users on one share (sticky, as /tmp): each gets their own rights
+[pfsmulti]
+  path = /multi
+  read only = no
+  vfs objects = proxyfs
+  proxyfs:volume = pfs
+  proxyfs:server = unix:$PFS_SOCK
 # the shares smbtorture's vfs.acl_xattr connects to by name
 [acl_xattr_ign_sysacl_posix]
   copy = pfsacl
@@ -246,6 +263,8 @@ cat > "$SMB/smb.conf" <<EOF
 EOF
 printf '%s\n%s\n' "$PASSWORD" "$PASSWORD" | smbpasswd -c "$SMB/smb.conf" -a -s "$USERNAME" >/dev/null \
   || die "smbpasswd"
+printf '%s\n%s\n' "$PASSWORD" "$PASSWORD" | smbpasswd -c "$SMB/smb.conf" -a -s "$USER2" >/dev/null \
+  || die "smbpasswd $USER2"
 smbd -s "$SMB/smb.conf" -D || die "smbd"
 for _ in $(seq 100); do ss -Hltn "sport = :$SMB_PORT" | grep -q . && break; sleep 0.1; done
 ss -Hltn "sport = :$SMB_PORT" | grep -q . || die "smbd does not listen on $SMB_PORT"
@@ -359,6 +378,23 @@ t_torture() { # share test
   [ $rc -eq 0 ] || { tail -n 40 "$T/torture-$1-$2.log"; return 1; }
 }
 
+t_identity() { # two SMB users through one smbd: each call runs as its user
+  local st out
+  "${SMBC[@]}" //127.0.0.1/pfsmulti -c "put $L/Foo.TXT alice.txt" >/dev/null 2>&1 || { echo "user 1: put"; return 1; }
+  st=$("$PFS" -server "$PFS_ADDR" -volume pfs stat /multi/alice.txt) || return 1
+  echo "$st" | grep -q -E "Uid: $UID_\b" || { echo "$st"; echo "alice.txt is not owned by uid $UID_"; return 1; }
+  "$PFS" -server "$PFS_ADDR" -volume pfs -uid 0 -gid 0 chmod 600 /multi/alice.txt || return 1
+  out=$(smbclient -p "$SMB_PORT" -U "$USER2%$PASSWORD" -m SMB3 //127.0.0.1/pfsmulti -c "get alice.txt $L/bob-got" 2>&1)
+  echo "$out" | grep -q NT_STATUS_ACCESS_DENIED || { echo "$out"; echo "user 2 read user 1's 0600 file"; return 1; }
+  out=$(smbclient -p "$SMB_PORT" -U "$USER2%$PASSWORD" -m SMB3 //127.0.0.1/pfsmulti -c "put $L/Foo.TXT bob.txt" 2>&1) \
+    || { echo "$out"; return 1; }
+  st=$("$PFS" -server "$PFS_ADDR" -volume pfs stat /multi/bob.txt) || return 1
+  echo "$st" | grep -q -E "Uid: $UID2\b" || { echo "$st"; echo "bob.txt is not owned by uid $UID2"; return 1; }
+  rm -f "$L/back-alice"
+  "${SMBC[@]}" //127.0.0.1/pfsmulti -c "get alice.txt $L/back-alice" >/dev/null 2>&1 || { echo "user 1 cannot read her file"; return 1; }
+  cmp "$L/Foo.TXT" "$L/back-alice"
+}
+
 t_acl_xattr() { # NT ACLs kept in security.NTACL through the module (acl_xattr above it)
   local t
   for t in vfs.acl_xattr smb2.create.aclfile smb2.create.acldir smb2.create.nulldacl; do
@@ -392,14 +428,13 @@ for s in $SHARES; do
   check "$s put/get $BIG_MB MiB sha256"     t_putget "$s" big.bin
   if [ "$s" = pfs ]; then
     check "$s data is in the volume (pfs get), owned by the user" t_onvolume
-    # acl_xattr writes security.NTACL as root (become_root), which proxyfsd
-    # sees only once the module sends smbd's current identity per call; until
-    # then proxyfsd refuses security.* to the session's user (ACL_XATTR=yes
-    # runs it anyway).
-    if [ "${ACL_XATTR:-no}" = yes ]; then
+    check "pfsmulti: two users, each with their own rights (owner, 0600 denied)" t_identity
+    # acl_xattr writes security.NTACL as root (become_root): the module
+    # sends smbd's current identity with every call, so proxyfsd sees root.
+    if [ "${ACL_XATTR:-yes}" = yes ]; then
       check "pfsacl (acl_xattr proxyfs): smbtorture vfs.acl_xattr, smb2.create.acl*" t_acl_xattr
     else
-      echo "SKIP pfsacl (acl_xattr proxyfs): needs per-call identity (ACL_XATTR=yes runs it)"
+      echo "SKIP pfsacl (acl_xattr proxyfs): ACL_XATTR=no"
     fi
   fi
   [ "$s" = pfs ] && check "$s proxyfsd restart during a session" t_restart
@@ -423,6 +458,13 @@ if [ -n "${TORTURE_COMPARE:-}" ]; then
 fi
 
 say "done"
+# smbd acts for every user over one connection: proxyfsd never refused it an
+# identity (per-call identities from a root process on the Unix socket)
+if grep -h "refused" "$T/proxyfsd.log" 2>/dev/null | head -5 | grep .; then
+  FAILED=$((FAILED + 1)); FAILS+=("proxyfsd refused smbd an identity (see above)")
+else
+  PASSED=$((PASSED + 1)); echo "PASS proxyfsd refused smbd no identity"
+fi
 # the module warns when a tree disconnect finds handles smbd did not close
 if grep -h "handles still open at disconnect" "$SMB"/log/log.* 2>/dev/null | head -5 | grep .; then
   FAILED=$((FAILED + 1)); FAILS+=("proxyfs handles leaked (see above)")

@@ -113,8 +113,34 @@ struct pfs_at {
 
 /* ------------------------------------------------------------- helpers */
 
+/* Every proxyfs call runs as smbd's current identity: the session's user,
+ * or root inside become_root() (vfs_acl_xattr writes security.NTACL so).
+ * The library carries this thread's identity with each call and async
+ * send (proxyfs_set_thread_identity); proxyfsd lets smbd, a root process,
+ * act as anyone. At most 32 supplementary groups are sent (proxyfsd's
+ * limit): a user in more is checked with the first 32. */
+static void pfs_set_identity(connection_struct *conn)
+{
+	const struct security_unix_token *tok = get_current_utok(conn);
+	uint32_t n = 0;
+	int rc;
+
+	if (tok != NULL) {
+		n = tok->ngroups < 32 ? tok->ngroups : 32;
+	}
+	rc = proxyfs_set_thread_identity(get_current_uid(conn),
+					 get_current_gid(conn), n,
+					 tok != NULL ? tok->groups : NULL);
+	if (rc != 0) {
+		DBG_ERR("proxyfs: set identity: %s\n", strerror(rc));
+	}
+}
+
+/* The connection's state; it also sets smbd's current identity for the
+ * proxyfs calls that follow (every operation starts here). */
 static struct pfs_conn *pfs_get_conn(struct vfs_handle_struct *handle)
 {
+	pfs_set_identity(handle->conn);
 	return (struct pfs_conn *)handle->data;
 }
 
@@ -452,6 +478,8 @@ static int pfs_connect(struct vfs_handle_struct *handle,
 	int timeout_ms;
 	uid_t uid = geteuid();
 	gid_t gid = getegid();
+	uint32_t ngroups = 0;
+	const gid_t *groups = NULL;
 	char *uname;
 	char *canon = NULL;
 	uint64_t ino = 0;
@@ -466,7 +494,15 @@ static int pfs_connect(struct vfs_handle_struct *handle,
 	    conn->session_info->unix_token != NULL) {
 		uid = conn->session_info->unix_token->uid;
 		gid = conn->session_info->unix_token->gid;
+		ngroups = conn->session_info->unix_token->ngroups;
+		groups = conn->session_info->unix_token->groups;
+		if (ngroups > 32) {
+			ngroups = 32;
+		}
 	}
+	/* The mount is the session user's (with its groups); each call
+	 * carries smbd's current identity on top (pfs_set_identity). */
+	pfs_set_identity(conn);
 
 	pc = talloc_zero(conn, struct pfs_conn);
 	if (pc == NULL) {
@@ -482,9 +518,10 @@ static int pfs_connect(struct vfs_handle_struct *handle,
 					   "pathref handles", true);
 
 	/* Each share has its own address (NULL: the library's default). */
-	rc = proxyfs_mount_server((server != NULL && server[0] != '\0') ?
+	rc = proxyfs_mount_groups((server != NULL && server[0] != '\0') ?
 				  server : NULL,
-				  pc->volume, 0, uname, uid, gid, &pc->mh);
+				  pc->volume, 0, uname, uid, gid, ngroups, groups,
+				  &pc->mh);
 	if (rc != 0) {
 		DBG_ERR("proxyfs: mount of volume '%s' (server %s) as "
 			"uid %u gid %u failed: %s (%s)\n",

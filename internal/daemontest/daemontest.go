@@ -46,6 +46,8 @@ type Volume struct {
 	// AnonGID, if not 0, set anon_uid and anon_gid.
 	ReadOnly, RootSquash bool
 	AnonUID, AnonGID     uint32
+	// Extra is more TOML lines for the volume's table (users, groups).
+	Extra string
 }
 
 // Options configures a test daemon. Zero values take the daemon's
@@ -83,6 +85,10 @@ type Options struct {
 	// test's temporary directory); set it to put them on a filesystem of
 	// the test's own, such as a small tmpfs.
 	DataDir string
+	// ServerExtra is more TOML lines for [server] (socket mode, TLS).
+	ServerExtra string
+	// Access, if set, is the body of an [access] table.
+	Access string
 }
 
 // Daemon is a running (or stopped) proxyfsd.
@@ -258,6 +264,9 @@ func (d *Daemon) writeConfig() {
 		}
 	}
 	fmt.Fprintf(&b, "shutdown_grace = %q\n", o.ShutdownGrace.String())
+	if o.ServerExtra != "" {
+		fmt.Fprintf(&b, "%s\n", o.ServerExtra)
+	}
 	if o.MountGrace != 0 {
 		fmt.Fprintf(&b, "mount_grace = %q\n", o.MountGrace.String())
 	}
@@ -270,6 +279,9 @@ func (d *Daemon) writeConfig() {
 	}
 	fmt.Fprintf(&b, "\n[metrics]\nlisten = %q\npprof = %v\n", metricsAddr, o.Pprof)
 	fmt.Fprintf(&b, "\n[log]\nlevel = %q\nformat = \"console\"\n", o.LogLevel)
+	if o.Access != "" {
+		fmt.Fprintf(&b, "\n[access]\n%s\n", o.Access)
+	}
 	for _, v := range o.Volumes {
 		engine := v.Engine
 		if engine == "" {
@@ -288,6 +300,9 @@ func (d *Daemon) writeConfig() {
 		}
 		if v.AnonGID != 0 {
 			fmt.Fprintf(&b, "anon_gid = %d\n", v.AnonGID)
+		}
+		if v.Extra != "" {
+			fmt.Fprintf(&b, "%s\n", v.Extra)
 		}
 	}
 	if err := os.WriteFile(d.ConfigPath, []byte(b.String()), 0o644); err != nil {

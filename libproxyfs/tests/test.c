@@ -1990,6 +1990,9 @@ static void test_cancel(void) { cancel_tests(&daemon_); }
 void locks_tests(test_daemon_t *d);
 static void test_locks(void) { locks_tests(&daemon_); }
 
+void identity_tests(test_daemon_t *d);
+static void test_identity(void) { identity_tests(&daemon_); }
+
 static const struct {
     const char *name;
     void (*fn)(void);
@@ -2020,6 +2023,7 @@ static const struct {
     { "servers", test_servers },
     { "cancel", test_cancel },
     { "locks", test_locks },
+    { "identity", test_identity },
 };
 
 int main(int argc, char **argv)

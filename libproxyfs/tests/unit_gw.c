@@ -39,8 +39,28 @@ static void test_stat_ext(void)
     pfs_bin_encode_request(&req, hdr);
     CHECK(memcmp(hdr, want, sizeof(want)) == 0);
     CHECK(pfs_bin_decode_request(hdr, &back) == 0 && back.flags == 1);
-    hdr[44] = 2; /* an unknown flag breaks the stream */
+    hdr[44] = 4; /* an unknown flag breaks the stream */
     CHECK(pfs_bin_decode_request(hdr, &back) == EPROTO);
+
+    /* A per-call identity: flag IDENTITY and the block after the header
+     * (PROTOCOL.md's example: uid 1001, gid 1001, groups 100 and 1001). */
+    {
+        static const uint8_t idblk[] = {
+            0xe9, 0x03, 0, 0, 0xe9, 0x03, 0, 0, 0x02, 0x00, 0x00, 0x00,
+            0x64, 0, 0, 0, 0xe9, 0x03, 0, 0 };
+        pfs_ident_t id = { .set = true, .uid = 1001, .gid = 1001,
+                           .ngroups = 2, .groups = { 100, 1001 } };
+        uint8_t full[PFS_BIN_REQ_MAX];
+        size_t n = pfs_bin_encode_request_as(&req, &id, full);
+
+        CHECK(n == PFS_BIN_REQ_HDR + sizeof(idblk));
+        CHECK(full[44] == 3 && memcmp(full, want, 44) == 0);
+        CHECK(memcmp(full + PFS_BIN_REQ_HDR, idblk, sizeof(idblk)) == 0);
+        CHECK(pfs_bin_decode_request(full, &back) == 0 && back.flags == 3);
+        id.set = false;
+        CHECK(pfs_bin_encode_request_as(&req, &id, full) == PFS_BIN_REQ_HDR);
+        CHECK(memcmp(full, want, sizeof(want)) == 0);
+    }
 
     memset(&st, 0, sizeof(st));
     st.ino = 2;

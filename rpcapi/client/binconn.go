@@ -47,7 +47,7 @@ type binCall struct {
 }
 
 func (c *Client) dialBinary(ctx context.Context) (*binConn, error) {
-	nc, err := c.dialNet(ctx)
+	nc, err := c.dialNet(ctx, true)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -38,6 +39,8 @@ type options struct {
 	minBackoff  time.Duration
 	maxBackoff  time.Duration
 	outageHook  func(Outage)
+	tls         *tls.Config // WithTLS
+	token       string      // WithToken
 }
 
 // WithConns sets how many JSON-RPC and binary-channel connections the
@@ -256,7 +259,7 @@ func (c *Client) sleep(ctx context.Context, op string, d time.Duration) error {
 	}
 }
 
-func (c *Client) dialNet(ctx context.Context) (net.Conn, error) {
+func (c *Client) dialNet(ctx context.Context, binary bool) (net.Conn, error) {
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, c.network, c.addr)
 	if err != nil {
@@ -265,7 +268,7 @@ func (c *Client) dialNet(ctx context.Context) (net.Conn, error) {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	return nc, nil
+	return c.secure(ctx, nc, binary)
 }
 
 // connError is returned by an attempt whose connection broke. uncertain
@@ -347,7 +350,7 @@ func (a logAdapter) Printf(format string, v ...any) {
 }
 
 func (c *Client) dialJSON(ctx context.Context) (*jsonConn, error) {
-	nc, err := c.dialNet(ctx)
+	nc, err := c.dialNet(ctx, false)
 	if err != nil {
 		return nil, err
 	}

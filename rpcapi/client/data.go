@@ -88,6 +88,7 @@ func (m *Mount) ioChunk(ctx context.Context, op uint16, ino uint64, p []byte, of
 			Inode:   ino,
 			Offset:  off,
 			Length:  uint32(len(p)),
+			As:      m.as,
 		}, payload, dst)
 		n = int(rh.Length)
 		return err

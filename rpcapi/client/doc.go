@@ -22,6 +22,22 @@
 //	buf := make([]byte, 64)
 //	n, err := m.Read(ctx, st.Ino, buf, 0)
 //
+// # Identity
+//
+// proxyfsd believes a mount's identity only from a client allowed to act
+// as it (PROTOCOL.md, "Who may connect, and act as whom"): by default a
+// process acts as itself, root as anyone. A gateway that serves many users
+// over one mount (root, or a token that acts as "*") makes views with
+// Mount.As: each call of the view carries its identity, on both channels,
+// and is checked as it.
+//
+//	bob := m.As(client.Identity{UID: 1001, GID: 1001, Groups: []uint32{100}})
+//	_, err = bob.Read(ctx, st.Ino, buf, 0) // EACCES if bob may not read it
+//
+// Over TLS (and wherever a token should replace the kernel's idea of the
+// peer) dial with WithTLS and WithToken; every connection then sends auth
+// first.
+//
 // # Errors
 //
 // Every method returns nil or an *Error carrying the operation, the errno

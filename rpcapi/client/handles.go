@@ -87,7 +87,7 @@ func (m *Mount) Open(ctx context.Context, ino uint64, flags uint32) (*Handle, St
 	var used *mountState
 	_, err := m.do(ctx, wire.MethodOpen, func(ctx context.Context, st *mountState) error {
 		used = st
-		return m.c.jsonAttempt(ctx, wire.MethodOpen, wire.OpenParams{MountID: st.MountID, Inode: ino, Flags: flags}, &res)
+		return m.jsonAttempt(ctx, wire.MethodOpen, wire.OpenParams{MountID: st.MountID, Inode: ino, Flags: flags}, &res)
 	})
 	if err != nil {
 		return nil, Stat{}, err
@@ -136,7 +136,7 @@ func (h *Handle) reopen(ctx context.Context, st *mountState) {
 	var res wire.OpenResult
 	p := wire.OpenParams{MountID: st.MountID, Inode: h.ino, Flags: h.flags, Reclaim: true}
 	err := m.c.retryConn(ctx, wire.MethodOpen, func(ctx context.Context) error {
-		return m.c.jsonAttempt(ctx, wire.MethodOpen, p, &res)
+		return m.jsonAttempt(ctx, wire.MethodOpen, p, &res)
 	})
 	if err != nil {
 		h.lost = err
@@ -178,7 +178,7 @@ func (h *Handle) Close(ctx context.Context) error {
 		}
 		fh := h.fh
 		h.mu.Unlock()
-		return m.c.jsonAttempt(ctx, wire.MethodClose, wire.CloseParams{MountID: st.MountID, Fh: fh}, nil)
+		return m.jsonAttempt(ctx, wire.MethodClose, wire.CloseParams{MountID: st.MountID, Fh: fh}, nil)
 	})
 	if err != nil && uncertain && errors.Is(err, syscall.EBADF) {
 		m.ruleOK(wire.MethodClose)

@@ -281,7 +281,7 @@ func (m *Mount) LockCancel(ctx context.Context, h *Handle, owner string) (int, e
 		if err != nil {
 			return err
 		}
-		return m.c.jsonAttempt(ctx, op, wire.LockCancelParams{MountID: st.MountID, Fh: fh, Owner: owner}, &res)
+		return m.jsonAttempt(ctx, op, wire.LockCancelParams{MountID: st.MountID, Fh: fh, Owner: owner}, &res)
 	})
 	return res.Cancelled, err
 }
@@ -386,7 +386,7 @@ func (m *Mount) lockAttempt(sctx, wctx context.Context, h *Handle, r *lockReq, r
 	if err != nil {
 		return err
 	}
-	call, err := m.c.jsonSend(sctx, r.method, r.params(st.MountID, fh, false))
+	call, err := m.jsonSend(sctx, r.method, r.params(st.MountID, fh, false))
 	if err != nil {
 		return err
 	}
@@ -574,7 +574,7 @@ func (m *Mount) resendOn(ctx context.Context, st *mountState, fh uint64, r *lock
 	}
 	p := rr.params(st.MountID, fh, reclaim)
 	for n := 0; ; n++ {
-		err := m.c.jsonAttempt(ctx, rr.method, p, nil)
+		err := m.jsonAttempt(ctx, rr.method, p, nil)
 		var ce *connError
 		if !errors.As(err, &ce) {
 			return err

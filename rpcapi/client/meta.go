@@ -28,7 +28,7 @@ func (m *Mount) binMeta(ctx context.Context, op uint16, ino, off uint64, length 
 	_, err := m.do(ctx, method, func(ctx context.Context, st *mountState) error {
 		var err error
 		_, data, err = m.c.binAttemptBuf(ctx, method, wire.RequestHeader{
-			Opcode: op, MountID: st.MountID, Inode: ino, Offset: off, Length: length, Flags: statExt(op),
+			Opcode: op, MountID: st.MountID, Inode: ino, Offset: off, Length: length, Flags: statExt(op), As: m.as,
 		}, payload, make([]byte, dstSize), dstSize == 0)
 		return err
 	})

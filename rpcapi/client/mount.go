@@ -1,8 +1,11 @@
 package client
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -30,6 +33,14 @@ type MountOptions struct {
 // the same identity (the server hands out a new mount id) and retries the
 // call; see the package documentation for the rules.
 type Mount struct {
+	*mountCore
+	// as is the per-call identity of a view made by As (nil: the
+	// mount's own identity).
+	as *wire.Identity
+}
+
+// mountCore is the state a Mount shares with its views (As).
+type mountCore struct {
 	c      *Client
 	volume string
 	opts   MountOptions
@@ -38,6 +49,73 @@ type Mount struct {
 	remountMu chan struct{} // one-slot semaphore: one remount at a time
 	unmounted atomic.Bool
 	hs        handleSet // open files (handles.go)
+}
+
+// Identity is a per-call identity: the user, primary group and
+// supplementary groups (at most wire.MaxMountGroups) a call runs as.
+type Identity = wire.Identity
+
+// As returns a view of m whose calls run as id instead of the mount's
+// identity: every call it makes, on either channel, carries id, and the
+// server checks permissions against it. Only a connection the server
+// lets act as other users (a gateway: by default root on the Unix socket
+// or loopback TCP, or a token that acts as "*") may use another identity
+// than its own; others get EPERM. The view shares the mount (its id, its
+// open files, its remounts); unmounting either unmounts both. A view of a
+// view replaces the identity.
+func (m *Mount) As(id Identity) *Mount {
+	id.Groups = append([]uint32(nil), id.Groups...)
+	return &Mount{mountCore: m.mountCore, as: &id}
+}
+
+// Identity returns the per-call identity of a view made by As, or nil.
+func (m *Mount) Identity() *Identity { return m.as }
+
+// jsonAttempt is Client.jsonAttempt with the view's identity, if any,
+// added to the params as the member "as".
+func (m *Mount) jsonAttempt(ctx context.Context, method string, params, result any) error {
+	return m.c.jsonAttempt(ctx, method, m.withAs(params), result)
+}
+
+// jsonSend is Client.jsonSend with the view's identity.
+func (m *Mount) jsonSend(ctx context.Context, method string, params any) (*jsonCall, error) {
+	return m.c.jsonSend(ctx, method, m.withAs(params))
+}
+
+func (m *Mount) withAs(params any) any {
+	if m.as == nil {
+		return params
+	}
+	return paramsAs{params: params, as: m.as}
+}
+
+// paramsAs is params with the member "as" added.
+type paramsAs struct {
+	params any
+	as     *wire.Identity
+}
+
+// MarshalJSON encodes the params object with "as" as its last member.
+func (p paramsAs) MarshalJSON() ([]byte, error) {
+	b, err := json.Marshal(p.params)
+	if err != nil {
+		return nil, err
+	}
+	as, err := json.Marshal(p.as)
+	if err != nil {
+		return nil, err
+	}
+	b = bytes.TrimSpace(b)
+	if len(b) < 2 || b[len(b)-1] != '}' {
+		return nil, fmt.Errorf("client: params %T is not a JSON object", p.params)
+	}
+	out := append([]byte(nil), b[:len(b)-1]...)
+	if len(b) > 2 {
+		out = append(out, ',')
+	}
+	out = append(out, `"as":`...)
+	out = append(out, as...)
+	return append(out, '}'), nil
 }
 
 // mountState is what a (re)mount returned; it is replaced as a whole.
@@ -53,7 +131,7 @@ func (c *Client) Mount(ctx context.Context, volume string, opts MountOptions) (*
 	if err != nil {
 		return nil, err
 	}
-	m := &Mount{c: c, volume: volume, opts: opts, remountMu: make(chan struct{}, 1)}
+	m := &Mount{mountCore: &mountCore{c: c, volume: volume, opts: opts, remountMu: make(chan struct{}, 1)}}
 	m.st.Store(&mountState{res})
 	c.mu.Lock()
 	c.mounts[m] = struct{}{}
@@ -80,6 +158,11 @@ func (c *Client) mountCall(ctx context.Context, volume string, opts MountOptions
 // its new inodes: the one mount reported (root_squash may have replaced
 // uid 0), or, from an older server, the mount's own.
 func (m *Mount) actsAs() uint32 {
+	if m.as != nil {
+		// A view's identity (a squashed root's anonymous uid is not
+		// known here: such a retry reports EEXIST, the safe answer).
+		return m.as.UID
+	}
 	if uid := m.st.Load().UID; uid != nil {
 		return *uid
 	}
@@ -278,7 +361,7 @@ func (m *Mount) remount(ctx context.Context, op string, seen *mountState) error 
 // params for a mount id.
 func (m *Mount) rpc(ctx context.Context, method string, params func(id uint64) any, result any) (uncertain bool, err error) {
 	return m.do(ctx, method, func(ctx context.Context, st *mountState) error {
-		return m.c.jsonAttempt(ctx, method, params(st.MountID), result)
+		return m.jsonAttempt(ctx, method, params(st.MountID), result)
 	})
 }
 

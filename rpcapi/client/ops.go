@@ -122,7 +122,7 @@ func (m *Mount) newInode(ctx context.Context, method string, dt uint8, mode uint
 	defer cancel()
 	var res wire.NewInodeResult
 	uncertain, err := m.doCtx(ctx, method, func(ctx context.Context, st *mountState) error {
-		return m.c.jsonAttempt(ctx, method, params(st.MountID), &res)
+		return m.jsonAttempt(ctx, method, params(st.MountID), &res)
 	})
 	if err == nil {
 		if res.Stat.Ino == 0 {
@@ -240,7 +240,7 @@ func (m *Mount) Link(ctx context.Context, dir uint64, name string, target uint64
 	ctx, cancel := m.c.withTimeout(ctx)
 	defer cancel()
 	uncertain, err := m.doCtx(ctx, wire.MethodLink, func(ctx context.Context, st *mountState) error {
-		return m.c.jsonAttempt(ctx, wire.MethodLink, wire.LinkParams{MountID: st.MountID, Inode: dir, Name: name, TargetInode: target}, nil)
+		return m.jsonAttempt(ctx, wire.MethodLink, wire.LinkParams{MountID: st.MountID, Inode: dir, Name: name, TargetInode: target}, nil)
 	})
 	if err != nil && uncertain && errors.Is(err, syscall.EEXIST) {
 		ino, lerr := m.Lookup(ctx, dir, name)
@@ -260,7 +260,7 @@ func (m *Mount) LinkPath(ctx context.Context, src, dst string) error {
 	ctx, cancel := m.c.withTimeout(ctx)
 	defer cancel()
 	uncertain, err := m.doCtx(ctx, wire.MethodLinkPath, func(ctx context.Context, st *mountState) error {
-		return m.c.jsonAttempt(ctx, wire.MethodLinkPath, wire.TwoPathParams{MountID: st.MountID, SrcPath: src, DstPath: dst}, nil)
+		return m.jsonAttempt(ctx, wire.MethodLinkPath, wire.TwoPathParams{MountID: st.MountID, SrcPath: src, DstPath: dst}, nil)
 	})
 	if err != nil && uncertain && errors.Is(err, syscall.EEXIST) {
 		si, lerr := m.LookupPath(ctx, src)
@@ -327,7 +327,7 @@ func (m *Mount) Rename(ctx context.Context, srcDir uint64, srcName string, dstDi
 	ctx, cancel := m.c.withTimeout(ctx)
 	defer cancel()
 	uncertain, err := m.doCtx(ctx, wire.MethodRename, func(ctx context.Context, st *mountState) error {
-		return m.c.jsonAttempt(ctx, wire.MethodRename, wire.RenameParams{MountID: st.MountID,
+		return m.jsonAttempt(ctx, wire.MethodRename, wire.RenameParams{MountID: st.MountID,
 			SrcInode: srcDir, SrcName: srcName, DstInode: dstDir, DstName: dstName}, nil)
 	})
 	if err != nil && uncertain && errors.Is(err, syscall.ENOENT) {
@@ -345,7 +345,7 @@ func (m *Mount) RenamePath(ctx context.Context, src, dst string) error {
 	ctx, cancel := m.c.withTimeout(ctx)
 	defer cancel()
 	uncertain, err := m.doCtx(ctx, wire.MethodRenamePath, func(ctx context.Context, st *mountState) error {
-		return m.c.jsonAttempt(ctx, wire.MethodRenamePath, wire.TwoPathParams{MountID: st.MountID, SrcPath: src, DstPath: dst}, nil)
+		return m.jsonAttempt(ctx, wire.MethodRenamePath, wire.TwoPathParams{MountID: st.MountID, SrcPath: src, DstPath: dst}, nil)
 	})
 	if err != nil && uncertain && errors.Is(err, syscall.ENOENT) {
 		if _, lerr := m.LookupPath(ctx, dst); lerr != nil {
@@ -473,7 +473,7 @@ func (m *Mount) setXattr(ctx context.Context, method string, value []byte, flags
 	ctx, cancel := m.c.withTimeout(ctx)
 	defer cancel()
 	uncertain, err := m.doCtx(ctx, method, func(ctx context.Context, st *mountState) error {
-		return m.c.jsonAttempt(ctx, method, params(st.MountID), nil)
+		return m.jsonAttempt(ctx, method, params(st.MountID), nil)
 	})
 	if err != nil && uncertain && flags&wire.XattrCreate != 0 && errors.Is(err, syscall.EEXIST) {
 		v, gerr := get(ctx)

@@ -25,6 +25,7 @@ type binConn struct {
 	nc   net.Conn
 	peer string
 	hd   *mount.Holder // the connection's mounts
+	auth *connAuth     // who the connection is
 
 	cr  *connReader
 	wmu sync.Mutex // serializes reply frames
@@ -45,8 +46,8 @@ const sendfileMin = 64 << 10
 // concurrently, at most max_inflight_per_conn at a time: at the limit the
 // connection is not read until a reply has been sent (back-pressure).
 // Replies are written whole, in completion order.
-func (s *Server) serveBinary(nc net.Conn, br *bufio.Reader, cr *connReader) {
-	c := &binConn{s: s, nc: nc, peer: remote(nc), hd: s.mounts.NewHolder(), cr: cr, sem: make(chan struct{}, s.cfg.MaxInflightPerConn),
+func (s *Server) serveBinary(nc net.Conn, br *bufio.Reader, cr *connReader, a *connAuth) {
+	c := &binConn{s: s, nc: nc, peer: remote(nc), hd: s.mounts.NewHolder(), auth: a, cr: cr, sem: make(chan struct{}, s.cfg.MaxInflightPerConn),
 		wd: writeDeadline{nc: nc, idle: s.cfg.IdleTimeout}}
 	defer c.hd.Release() // after c.wg.Wait below: every call has finished
 	cr.keep = s.holdsOpenFiles(c.hd)
@@ -137,7 +138,7 @@ func (s *Server) checkLength(h wire.RequestHeader) (fatal bool, err error) {
 			return h.Opcode == wire.OpWrite,
 				fmt.Errorf("binary %s of %d bytes exceeds max_io_size %d: %w", wire.OpName(h.Opcode), h.Length, s.cfg.MaxIOBytes, syscall.EINVAL)
 		}
-	case wire.OpLookup, wire.OpCreate, wire.OpUnlink, wire.OpLookupCI:
+	case wire.OpLookup, wire.OpCreate, wire.OpUnlink, wire.OpLookupCI, wire.OpAuth:
 		if h.Length > wire.MaxNamePayload {
 			return true, fmt.Errorf("binary %s: name of %d bytes: %w", wire.OpName(h.Opcode), h.Length, syscall.ENAMETOOLONG)
 		}
@@ -175,17 +176,17 @@ func (c *binConn) run(h wire.RequestHeader, payload []byte) {
 		err          error
 	)
 	if h.Opcode == wire.OpRead && h.Length >= sendfileMin && c.raw != nil {
-		span, err = c.s.readSpan(c.hd, h)
+		span, err = c.s.readSpan(c.auth, c.hd, h)
 		spanned = err == nil
 		if errors.Is(err, errors.ErrUnsupported) {
 			err = nil // an engine without data files: through a buffer
 		}
 	}
 	if !spanned && err == nil {
-		data, pooled, err = c.s.binaryOp(c.hd, h, payload)
+		data, pooled, err = c.s.binaryOp(c.auth, c.hd, h, payload)
 	}
 	var name string // for the access log: the name a metadata call carries
-	if h.Opcode != wire.OpWrite && wire.HasPayload(h.Opcode) && c.s.log.Core().Enabled(zap.DebugLevel) {
+	if h.Opcode != wire.OpWrite && h.Opcode != wire.OpAuth && wire.HasPayload(h.Opcode) && c.s.log.Core().Enabled(zap.DebugLevel) {
 		name = string(payload)
 	}
 	putBuf(payload)
@@ -231,7 +232,7 @@ func (c *binConn) run(h wire.RequestHeader, payload []byte) {
 // readSpan looks up where a binary READ's bytes are, for replySpan; it
 // never panics. An error wrapping errors.ErrUnsupported means the volume's
 // engine has no data files.
-func (s *Server) readSpan(hd *mount.Holder, h wire.RequestHeader) (span inode.Span, err error) {
+func (s *Server) readSpan(a *connAuth, hd *mount.Holder, h wire.RequestHeader) (span inode.Span, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("panic in binary handler", zap.Any("panic", r), zap.Stack("stack"))
@@ -239,7 +240,7 @@ func (s *Server) readSpan(hd *mount.Holder, h wire.RequestHeader) (span inode.Sp
 			span, err = inode.Span{}, fmt.Errorf("internal error: %w", syscall.EIO)
 		}
 	}()
-	e, err := s.env(hd, h.MountID, false)
+	e, err := s.env(a.get(), hd, h.MountID, false, h.As)
 	if err != nil {
 		return inode.Span{}, err
 	}
@@ -248,7 +249,7 @@ func (s *Server) readSpan(hd *mount.Holder, h wire.RequestHeader) (span inode.Sp
 
 // binaryOp runs one binary request; it never panics. It returns the reply
 // payload, and the pooled buffer backing it (to give back once sent).
-func (s *Server) binaryOp(hd *mount.Holder, h wire.RequestHeader, payload []byte) (data, pooled []byte, err error) {
+func (s *Server) binaryOp(a *connAuth, hd *mount.Holder, h wire.RequestHeader, payload []byte) (data, pooled []byte, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("panic in binary handler", zap.Any("panic", r), zap.Stack("stack"))
@@ -256,8 +257,12 @@ func (s *Server) binaryOp(hd *mount.Holder, h wire.RequestHeader, payload []byte
 		}
 	}()
 	ctx := context.Background()
+	if h.Opcode == wire.OpAuth {
+		_, err := s.authenticate(a, string(payload))
+		return nil, nil, err
+	}
 	mutates := h.Opcode == wire.OpWrite || h.Opcode == wire.OpCreate || h.Opcode == wire.OpUnlink
-	e, err := s.env(hd, h.MountID, mutates)
+	e, err := s.env(a.get(), hd, h.MountID, mutates, h.As)
 	if err != nil {
 		return nil, nil, err
 	}

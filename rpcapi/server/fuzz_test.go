@@ -59,9 +59,16 @@ func FuzzDispatch(f *testing.F) {
 	f.Add("rename_path", `{"mount_id":MID,"src_path":"/f","dst_path":"/f/../../f"}`)
 	f.Add("mount", `{"volume":"default","options":1,"user":"u","uid":4294967295,"gid":0}`)
 	f.Add("readdir_plus", `{"mount_id":MID,"inode":1,"prev_cookie":9223372036854775807,"max_entries":-1}`)
+	f.Add("create", `{"mount_id":MID,"inode":1,"name":"x","mode":420,"as":{"uid":1000,"gid":1000,"groups":[1,2]}}`)
+	f.Add("get_stat", `{"mount_id":MID,"inode":FID,"as":null}`)
+	f.Add("read", `{"mount_id":MID,"inode":FID,"offset":0,"length":5,"as":{"uid":1,"gid":1,"groups":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33]}}`)
+	f.Add("auth", `{"token":"nope"}`)
 	f.Fuzz(func(t *testing.T, method, params string) {
 		s, logs := fuzzServer(t)
-		ctx := context.Background()
+		// A gateway's connection: per-call identities ("as") are taken.
+		gw := &connAuth{}
+		gw.p.Store(&principal{desc: "fuzz", gateway: true})
+		ctx := withAuth(context.Background(), gw)
 		hd := s.mounts.NewHolder()
 		defer hd.Release()
 		// As root: the calls get past the permission checks to what
@@ -120,6 +127,14 @@ func FuzzBinaryStream(f *testing.F) {
 	f.Add(wire.AppendRequest(nil, wire.RequestHeader{Opcode: wire.OpRead, ID: 1, MountID: 1, Inode: 1, Length: 10})[4:])
 	f.Add(append(wire.AppendRequest(nil, wire.RequestHeader{Opcode: wire.OpWrite, ID: 2, MountID: 1, Inode: 1, Length: 3})[4:], "abc"...))
 	f.Add(wire.AppendRequest(nil, wire.RequestHeader{Opcode: wire.OpWrite, ID: 3, Length: 1 << 31})[4:])
+	// Per-call identities, a bad one (33 groups), and AUTH.
+	f.Add(wire.AppendRequest(nil, wire.RequestHeader{Opcode: wire.OpGetStat, ID: 4, MountID: 1, Inode: 1,
+		As: &wire.Identity{UID: 1000, GID: 1000, Groups: []uint32{100, 200}}})[4:])
+	bad := wire.AppendRequest(nil, wire.RequestHeader{Opcode: wire.OpRead, ID: 5, MountID: 1, Inode: 1, Length: 4,
+		As: &wire.Identity{UID: 1}})
+	bad[wire.RequestHeaderSize+8] = 33
+	f.Add(bad[4:])
+	f.Add(append(wire.AppendRequest(nil, wire.RequestHeader{Opcode: wire.OpAuth, ID: 6, Length: 4})[4:], "nope"...))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		s, logs := fuzzServer(t)
 		s.cfg.MaxIOBytes = 1 << 16

@@ -7,6 +7,7 @@ import (
 	"math"
 	"reflect"
 	"slices"
+	"strconv"
 	"syscall"
 
 	"github.com/proxyfs/proxyfs/inode"
@@ -24,6 +25,9 @@ type env struct {
 	m  *mount.Mount
 	v  *volume
 	fs *inode.FS
+	// as is the call's own identity (a per-call identity), nil for the
+	// mount's.
+	as *mount.Identity
 }
 
 // Readdir batch sizes.
@@ -33,9 +37,15 @@ const (
 )
 
 // env resolves a mount id for the connection whose mounts hd holds (the
-// first use of a mount on a connection attaches it: see package mount);
-// EROFS for a change on a read-only mount or volume.
-func (s *Server) env(hd *mount.Holder, id uint64, mutates bool) (*env, error) {
+// first use of a mount on a connection attaches it: see package mount)
+// and the identity the call runs as: as, a per-call identity, or nil for
+// the mount's. The connection's principal p must be allowed to act as
+// that identity (EPERM) and to use the volume (EACCES). EROFS for a
+// change on a read-only mount or volume.
+func (s *Server) env(p *principal, hd *mount.Holder, id uint64, mutates bool, as *wire.Identity) (*env, error) {
+	if p.refused != "" {
+		return nil, p.errRefused()
+	}
 	m, err := hd.Get(id)
 	if err != nil {
 		return nil, err
@@ -45,6 +55,21 @@ func (s *Server) env(hd *mount.Holder, id uint64, mutates bool) (*env, error) {
 		return nil, fmt.Errorf("mount %d: volume %q not open: %w", id, m.Volume, syscall.EIO)
 	}
 	e := &env{m: m, v: v, fs: v.fs}
+	who := m.Identity
+	if as != nil {
+		if len(as.Groups) > mount.MaxGroups {
+			return nil, errParams("member \"as\": %d groups (at most %d)", len(as.Groups), mount.MaxGroups)
+		}
+		mi := mountIdentity(as)
+		e.as, who = &mi, mi
+	}
+	// The common cases cost no more than a comparison: a gateway, or a
+	// principal acting as itself on an open volume.
+	if !p.gateway || v.access != nil {
+		if err := s.authorize(p, v, who, "mount "+strconv.FormatUint(id, 10)); err != nil {
+			return nil, err
+		}
+	}
 	if mutates {
 		if err := e.writable(); err != nil {
 			return nil, err
@@ -74,15 +99,19 @@ func handler[P any](mutates bool, optional []string, fn func(ctx context.Context
 	idx := f.Index
 	return func(ctx context.Context, s *Server, hd *mount.Holder, raw *json.RawMessage) (any, error) {
 		p := new(P)
-		if err := decodeParams(raw, p, optional); err != nil {
-			return nil, err
-		}
-		var e *env
-		if hasMount {
-			var err error
-			if e, err = s.env(hd, reflect.ValueOf(p).Elem().FieldByIndex(idx).Uint(), mutates); err != nil {
+		if !hasMount {
+			if err := decodeParams(raw, p, optional); err != nil {
 				return nil, err
 			}
+			return fn(ctx, s, nil, p)
+		}
+		as, err := decodeParamsAs(raw, p, optional)
+		if err != nil {
+			return nil, err
+		}
+		e, err := s.env(authOf(ctx).get(), hd, reflect.ValueOf(p).Elem().FieldByIndex(idx).Uint(), mutates, as)
+		if err != nil {
+			return nil, err
 		}
 		return fn(ctx, s, e, p)
 	}
@@ -103,12 +132,19 @@ var methods = map[string]method{
 	// mount is held by the connection that made it, and unmount does not
 	// attach the mount first (a connection at max_mounts_per_connection
 	// can always unmount).
-	wire.MethodMount: func(_ context.Context, s *Server, hd *mount.Holder, raw *json.RawMessage) (any, error) {
+	wire.MethodMount: func(ctx context.Context, s *Server, hd *mount.Holder, raw *json.RawMessage) (any, error) {
 		var p wire.MountParams
 		if err := decodeParams(raw, &p, []string{"options", "user", "groups"}); err != nil {
 			return nil, err
 		}
-		m, err := hd.Mount(p.Volume, p.Options, mount.Identity{User: p.User, UID: p.UID, GID: p.GID, Groups: p.Groups})
+		id := mount.Identity{User: p.User, UID: p.UID, GID: p.GID, Groups: p.Groups}
+		pr := authOf(ctx).get()
+		if v := s.volumes[p.Volume]; v != nil && len(p.Groups) <= mount.MaxGroups {
+			if err := s.authorize(pr, v, id, wire.MethodMount); err != nil {
+				return nil, err
+			}
+		}
+		m, err := hd.Mount(p.Volume, p.Options, id)
 		if err != nil {
 			return nil, err
 		}
@@ -117,10 +153,30 @@ var methods = map[string]method{
 			MaxIOSize: uint32(s.cfg.MaxIOBytes), MaxInflight: uint32(s.cfg.MaxInflightPerConn),
 			UID: &c.UID, GID: &c.GID}, nil
 	},
-	wire.MethodUnmount: func(_ context.Context, s *Server, hd *mount.Holder, raw *json.RawMessage) (any, error) {
+	wire.MethodAuth: func(ctx context.Context, s *Server, _ *mount.Holder, raw *json.RawMessage) (any, error) {
+		var p wire.AuthParams
+		if err := decodeParams(raw, &p, nil); err != nil {
+			return nil, err
+		}
+		pr, err := s.authenticate(authOf(ctx), p.Token)
+		if err != nil {
+			return nil, err
+		}
+		return authResult(pr), nil
+	},
+	wire.MethodUnmount: func(ctx context.Context, s *Server, hd *mount.Holder, raw *json.RawMessage) (any, error) {
 		var p wire.MountOnly
 		if err := decodeParams(raw, &p, nil); err != nil {
 			return nil, err
+		}
+		// Only a principal that may act as the mount's identity may
+		// unmount it.
+		if m, err := s.mounts.Get(p.MountID); err == nil {
+			if v := s.volumes[m.Volume]; v != nil {
+				if err := s.authorize(authOf(ctx).get(), v, m.Identity, wire.MethodUnmount); err != nil {
+					return nil, err
+				}
+			}
 		}
 		if err := hd.Unmount(p.MountID); err != nil {
 			return nil, err
@@ -390,6 +446,9 @@ func inodeResult(ino inode.Ino, err error) (any, error) {
 // gateway acting for many users) would replace the mount's here.
 func (e *env) caller() inode.Caller {
 	c := inode.Caller{UID: e.m.UID, GID: e.m.GID, Groups: e.m.Groups}
+	if e.as != nil {
+		c = inode.Caller{UID: e.as.UID, GID: e.as.GID, Groups: e.as.Groups}
+	}
 	if e.v.rootSquash {
 		c = squash(c, e.v.anon)
 	}

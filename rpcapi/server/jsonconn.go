@@ -414,20 +414,20 @@ func (h *jsonHandler) reply(ctx context.Context, conn *jsonrpc2.Conn, req *jsonr
 }
 
 // serveJSON serves a JSON-RPC connection until it closes.
-func (s *Server) serveJSON(nc net.Conn, br *bufio.Reader, cr *connReader) {
+func (s *Server) serveJSON(nc net.Conn, br *bufio.Reader, cr *connReader, a *connAuth) {
 	peer := remote(nc)
 	st := &jsonStream{s: s, nc: nc, cr: cr, r: br, max: s.cfg.MaxMessageBytes, w: bufio.NewWriterSize(nc, ioBufSize),
 		wd: writeDeadline{nc: nc, idle: s.cfg.IdleTimeout}, peer: peer}
 	hd := s.mounts.NewHolder()
 	defer hd.Release() // after the calls below have finished
 	cr.keep = s.holdsOpenFiles(hd)
-	connCtx, cancelConn := context.WithCancel(s.stopCtx)
+	connCtx, cancelConn := context.WithCancel(withAuth(s.stopCtx, a))
 	defer cancelConn()
 	h := &jsonHandler{s: s, peer: peer, hd: hd, cr: cr, connCtx: connCtx}
 	h.budget.init(int64(s.cfg.MaxMessageBytes))
 	defer s.metrics.ConnOpened(metrics.ChannelJSON)()
 	s.log.Debug("JSON-RPC connection", zap.String("remote", peer))
-	c := jsonrpc2.NewConn(context.Background(), st, h,
+	c := jsonrpc2.NewConn(withAuth(context.Background(), a), st, h,
 		jsonrpc2.SetLogger(stdLogAtDebug(s.log)))
 	<-c.DisconnectNotify()
 	cancelConn() // lock waits of this connection end
@@ -453,6 +453,13 @@ func (s *Server) dispatch(ctx context.Context, hd *mount.Holder, peer, method st
 	m, ok := methods[method]
 	if !ok {
 		return nil, errMethod(method)
+	}
+	a := authOf(ctx)
+	if a == nil {
+		return nil, fmt.Errorf("%s: %w: %w", method, errNoAuth, syscall.EACCES)
+	}
+	if p := a.get(); p.refused != "" && method != wire.MethodPing && method != wire.MethodAuth {
+		return nil, p.errRefused()
 	}
 	return m(ctx, s, hd, params)
 }

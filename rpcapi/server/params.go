@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+
+	"github.com/proxyfs/proxyfs/rpcapi/wire"
 )
 
 // fieldInfo describes one JSON member of a params struct.
@@ -86,6 +88,40 @@ func decodeParams(raw *json.RawMessage, p any, optional []string) error {
 		return errParams("%s", strings.TrimPrefix(err.Error(), "json: "))
 	}
 	return nil
+}
+
+// decodeParamsAs decodes the params of a call on a mount as decodeParams
+// does, and its optional per-call identity, the member "as" (nil if
+// absent): {"uid":U,"gid":G,"groups":[...]}, uid and gid required, at
+// most wire.MaxMountGroups groups.
+func decodeParamsAs(raw *json.RawMessage, p any, optional []string) (*wire.Identity, error) {
+	if raw == nil || !bytes.Contains(*raw, []byte(`"as"`)) {
+		return nil, decodeParams(raw, p, optional)
+	}
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(*raw, &members); err != nil || members == nil {
+		return nil, errParams("params must be a JSON object")
+	}
+	v, ok := members[wire.AsMember]
+	if !ok {
+		return nil, decodeParams(raw, p, optional)
+	}
+	delete(members, wire.AsMember)
+	var as *wire.Identity
+	if string(bytes.TrimSpace(v)) != "null" {
+		as = new(wire.Identity)
+		if err := decodeParams((*json.RawMessage)(&v), as, nil); err != nil {
+			return nil, errParams("member %q: %s", wire.AsMember, strings.TrimPrefix(err.Error(), "invalid params: "))
+		}
+		if len(as.Groups) > wire.MaxMountGroups {
+			return nil, errParams("member %q: %d groups (at most %d)", wire.AsMember, len(as.Groups), wire.MaxMountGroups)
+		}
+	}
+	rest, err := json.Marshal(members)
+	if err != nil {
+		return nil, errParams("%v", err)
+	}
+	return as, decodeParams((*json.RawMessage)(&rest), p, optional)
 }
 
 func contains(list []string, s string) bool {

@@ -15,6 +15,8 @@ package server
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -53,12 +55,16 @@ type volume struct {
 	readOnly   bool
 	rootSquash bool
 	anon       inode.Caller
+	// access is who may mount the volume (nil: everyone who may
+	// connect).
+	access *volumeAccess
 }
 
 // Server serves the proxyfs protocol. Create it with Open, start it with
 // Start, stop it with Shutdown.
 type Server struct {
 	cfg     conf.Server
+	access  *accessPolicy // [access], resolved
 	log     *zap.Logger
 	version string
 	metrics *metrics.Metrics // nil: no metrics
@@ -137,15 +143,32 @@ func Open(ctx context.Context, cfg *conf.Config, opts Options) (*Server, error) 
 	s.stopCtx, s.stop = context.WithCancel(context.Background())
 	s.inflight.init()
 	vols := opts.Volumes
+	closeAll := func() {
+		for _, ov := range vols {
+			ov.Close()
+		}
+	}
+	var err error
+	if s.access, err = newAccessPolicy(cfg.Access); err != nil {
+		closeAll()
+		return nil, err
+	}
+	vaccess := map[string]*volumeAccess{}
+	for _, vc := range cfg.Volumes {
+		if vaccess[vc.Name], err = newVolumeAccess(vc); err != nil {
+			closeAll()
+			return nil, err
+		}
+	}
 	if vols == nil {
-		var err error
 		if vols, err = vol.OpenAll(ctx, cfg, vol.Options{Logger: log, Metrics: s.metrics}); err != nil {
 			return nil, err
 		}
 	}
 	for _, ov := range vols {
 		v := &volume{vol: ov, name: ov.Name, dev: ov.Dev, fs: ov.FS,
-			readOnly: ov.ReadOnly, rootSquash: ov.RootSquash, anon: ov.Anon}
+			readOnly: ov.ReadOnly, rootSquash: ov.RootSquash, anon: ov.Anon,
+			access: vaccess[ov.Name]}
 		s.order = append(s.order, v)
 	}
 	for _, v := range s.order {
@@ -208,15 +231,29 @@ func Listen(cfg conf.Server) (*Listeners, error) {
 	if cfg.TCP == "" && cfg.Unix == "" {
 		return nil, errors.New("no listener: server.tcp and server.unix are both disabled")
 	}
+	if cfg.TCP != "" && !conf.IsLoopback(cfg.TCP) && !cfg.TLS() {
+		// conf refuses this too; a Server built by hand gets the same.
+		return nil, fmt.Errorf("server.tcp %s is not a loopback address: plain TCP beyond loopback is refused (set server.tls_cert and server.tls_key)", cfg.TCP)
+	}
+	var tcfg *tls.Config
+	if cfg.TLS() {
+		var err error
+		if tcfg, err = serverTLS(cfg); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.TCP != "" {
 		l, err := net.Listen("tcp", cfg.TCP)
 		if err != nil {
 			return nil, err // names the address: "listen tcp 127.0.0.1:9450: bind: ..."
 		}
+		if tcfg != nil {
+			l = tls.NewListener(l, tcfg)
+		}
 		ls.tcp = l
 	}
 	if cfg.Unix != "" {
-		l, err := listenUnix(cfg.Unix)
+		l, err := listenUnix(cfg)
 		if err != nil {
 			ls.Close()
 			return nil, err
@@ -295,7 +332,8 @@ func (s *Server) Ready() error {
 // on (a daemon that was killed leaves one) is removed; anything else there
 // (a regular file, a directory, a symlink, a socket that answers or that
 // cannot be probed) is an error naming the path.
-func listenUnix(path string) (net.Listener, error) {
+func listenUnix(cfg conf.Server) (net.Listener, error) {
+	path := cfg.Unix
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("listen unix %s: %w", path, err)
 	}
@@ -307,7 +345,63 @@ func listenUnix(path string) (net.Listener, error) {
 		return nil, err // names the path
 	}
 	l.(*net.UnixListener).SetUnlinkOnClose(true)
+	if err := socketPerms(cfg); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("listen unix %s: %w", path, err)
+	}
 	return l, nil
+}
+
+// socketPerms gives the Unix socket file its configured mode, owner and
+// group (server.unix_mode, unix_owner, unix_group).
+func socketPerms(cfg conf.Server) error {
+	uid, gid := -1, -1
+	if cfg.UnixOwner != "" {
+		id, err := resolveID(cfg.UnixOwner, false)
+		if err != nil {
+			return fmt.Errorf("server.unix_owner: %w", err)
+		}
+		uid = int(id)
+	}
+	if cfg.UnixGroup != "" {
+		id, err := resolveID(cfg.UnixGroup, true)
+		if err != nil {
+			return fmt.Errorf("server.unix_group: %w", err)
+		}
+		gid = int(id)
+	}
+	if uid >= 0 || gid >= 0 {
+		if err := os.Lchown(cfg.Unix, uid, gid); err != nil {
+			return fmt.Errorf("server.unix_owner/unix_group: %w", err)
+		}
+	}
+	if err := os.Chmod(cfg.Unix, cfg.UnixMode); err != nil {
+		return fmt.Errorf("server.unix_mode: %w", err)
+	}
+	return nil
+}
+
+// serverTLS is the TCP listener's TLS configuration: its certificate,
+// and the client CAs if client certificates are required.
+func serverTLS(cfg conf.Server) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("server.tls_cert/tls_key: %w", err)
+	}
+	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if cfg.TLSClientCA != "" {
+		pem, err := os.ReadFile(cfg.TLSClientCA)
+		if err != nil {
+			return nil, fmt.Errorf("server.tls_client_ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("server.tls_client_ca: %s holds no PEM certificate", cfg.TLSClientCA)
+		}
+		tc.ClientCAs = pool
+		tc.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return tc, nil
 }
 
 // removeStaleSocket removes path if it is a socket that refuses
@@ -503,11 +597,17 @@ func (s *Server) serveConn(nc net.Conn) {
 		}
 		return
 	}
+	a := &connAuth{}
+	p := s.connPrincipal(nc)
+	a.p.Store(p)
+	if p.refused != "" && p.known {
+		s.log.Info("refused", zap.String("peer", p.desc), zap.String("reason", p.refused))
+	}
 	if string(magic) == wire.RequestMagic {
-		s.serveBinary(nc, br, cr)
+		s.serveBinary(nc, br, cr, a)
 		return
 	}
-	s.serveJSON(nc, br, cr)
+	s.serveJSON(nc, br, cr, a)
 }
 
 // Shutdown stops accepting connections, lets in-flight calls finish until

@@ -63,8 +63,12 @@ type RequestHeader struct {
 	Inode   uint64
 	Offset  uint64
 	Length  uint32
-	// Flags: 0, or RequestFlagStatExt.
+	// Flags: 0, or RequestFlagStatExt and RequestFlagIdentity.
 	Flags uint32
+	// As is the per-call identity: the identity block that follows the
+	// header. AppendRequest sets RequestFlagIdentity and appends the
+	// block when it is not nil; ReadRequest reads it.
+	As *Identity
 }
 
 // ReplyHeader is a binary-channel reply header.
@@ -86,8 +90,11 @@ func AppendRequest(b []byte, h RequestHeader) []byte {
 	b = binary.LittleEndian.AppendUint64(b, h.Inode)
 	b = binary.LittleEndian.AppendUint64(b, h.Offset)
 	b = binary.LittleEndian.AppendUint32(b, h.Length)
-	b = binary.LittleEndian.AppendUint32(b, h.Flags)
-	return b
+	if h.As == nil {
+		return binary.LittleEndian.AppendUint32(b, h.Flags)
+	}
+	b = binary.LittleEndian.AppendUint32(b, h.Flags|RequestFlagIdentity)
+	return AppendIdentity(b, h.As)
 }
 
 // DecodeRequest decodes a request header from the first RequestHeaderSize
@@ -111,11 +118,11 @@ func DecodeRequest(b []byte) (RequestHeader, error) {
 		Offset:  binary.LittleEndian.Uint64(b[32:]),
 		Length:  binary.LittleEndian.Uint32(b[40:]),
 	}
-	if h.Opcode < OpRead || h.Opcode > OpLookupCI {
+	if h.Opcode < OpRead || h.Opcode > OpAuth {
 		return RequestHeader{}, fmt.Errorf("%w: opcode %d", ErrBadFrame, h.Opcode)
 	}
 	h.Flags = binary.LittleEndian.Uint32(b[44:])
-	if h.Flags&^RequestFlagStatExt != 0 {
+	if h.Flags&^(RequestFlagStatExt|RequestFlagIdentity) != 0 {
 		return RequestHeader{}, fmt.Errorf("%w: flags %#x", ErrBadFrame, h.Flags)
 	}
 	return h, nil
@@ -155,12 +162,23 @@ func DecodeReply(b []byte) (ReplyHeader, error) {
 	}, nil
 }
 
-// ReadRequest reads one request header from r.
+// ReadRequest reads one request header from r, and its identity block
+// (into As) if its flags say it has one.
 func ReadRequest(r io.Reader, buf *[RequestHeaderSize]byte) (RequestHeader, error) {
 	if _, err := io.ReadFull(r, buf[:]); err != nil {
 		return RequestHeader{}, err
 	}
-	return DecodeRequest(buf[:])
+	h, err := DecodeRequest(buf[:])
+	if err != nil || h.Flags&RequestFlagIdentity == 0 {
+		return h, err
+	}
+	if h.As, err = ReadIdentity(r); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return RequestHeader{}, err
+	}
+	return h, nil
 }
 
 // ReadReply reads one reply header from r.
@@ -193,6 +211,8 @@ func OpName(op uint16) string {
 		return MethodFlush
 	case OpLookupCI:
 		return MethodLookupCI
+	case OpAuth:
+		return MethodAuth
 	}
 	return ""
 }
@@ -200,7 +220,7 @@ func OpName(op uint16) string {
 // HasPayload reports whether a request with opcode op carries Length
 // payload bytes after its header (WRITE data, or a name).
 func HasPayload(op uint16) bool {
-	return op == OpWrite || op == OpLookup || op == OpCreate || op == OpUnlink || op == OpLookupCI
+	return op == OpWrite || op == OpLookup || op == OpCreate || op == OpUnlink || op == OpLookupCI || op == OpAuth
 }
 
 // AppendStat appends st's 120-byte encoding: fifteen little-endian 64-bit

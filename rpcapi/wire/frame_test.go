@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"io"
 	"strings"
 	"syscall"
 	"testing"
@@ -78,7 +79,7 @@ func TestBadFrames(t *testing.T) {
 		"version": mutate(4, 2),
 		"opcode":  mutate(6, 0xee),
 		"opcode0": mutate(6, 0),
-		"flags":   mutate(44, 2),
+		"flags":   mutate(44, 4),
 		"json":    []byte(`Content-Length: 10` + "\r\n\r\n" + strings.Repeat(" ", 40)),
 	}
 	for name, b := range cases {
@@ -175,5 +176,39 @@ func TestStatAndDirEntryRecords(t *testing.T) {
 		if OpName(op) == "" {
 			t.Errorf("opcode %d has no name", op)
 		}
+	}
+}
+
+// A per-call identity round-trips through AppendRequest and ReadRequest,
+// and a block that breaks the rules breaks the stream.
+func TestIdentityBlock(t *testing.T) {
+	id := &Identity{UID: 1001, GID: 1001, Groups: []uint32{100, 1001}}
+	b := AppendRequest(nil, RequestHeader{Opcode: OpRead, ID: 8, MountID: 4711829037, Inode: 2, Length: 6, As: id})
+	// PROTOCOL.md's example, byte for byte.
+	want := []byte{0x50, 0x46, 0x53, 0x42, 0x01, 0x00, 0x01, 0x00, 0x08, 0, 0, 0, 0, 0, 0, 0,
+		0x2d, 0xce, 0xd8, 0x18, 0x01, 0, 0, 0, 0x02, 0, 0, 0, 0, 0, 0, 0,
+		0, 0, 0, 0, 0, 0, 0, 0, 0x06, 0, 0, 0, 0x02, 0, 0, 0,
+		0xe9, 0x03, 0, 0, 0xe9, 0x03, 0, 0, 0x02, 0x00, 0x00, 0x00,
+		0x64, 0, 0, 0, 0xe9, 0x03, 0, 0}
+	if !bytes.Equal(b, want) {
+		t.Fatalf("encoding\n got % x\nwant % x", b, want)
+	}
+	h, err := ReadRequest(bytes.NewReader(b), new([RequestHeaderSize]byte))
+	if err != nil || h.As == nil || h.As.UID != 1001 || h.As.GID != 1001 || len(h.As.Groups) != 2 || h.As.Groups[1] != 1001 ||
+		h.Flags != RequestFlagIdentity || h.Length != 6 {
+		t.Fatalf("decoded %+v %+v %v", h, h.As, err)
+	}
+	for name, mutate := range map[string]func([]byte){
+		"33 groups": func(b []byte) { b[RequestHeaderSize+8] = 33 },
+		"reserved":  func(b []byte) { b[RequestHeaderSize+10] = 1 },
+	} {
+		c := bytes.Clone(b)
+		mutate(c)
+		if _, err := ReadRequest(bytes.NewReader(c), new([RequestHeaderSize]byte)); !errors.Is(err, ErrBadFrame) {
+			t.Errorf("%s: %v, want ErrBadFrame", name, err)
+		}
+	}
+	if _, err := ReadRequest(bytes.NewReader(b[:RequestHeaderSize+14]), new([RequestHeaderSize]byte)); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("truncated identity: %v", err)
 	}
 }
