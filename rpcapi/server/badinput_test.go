@@ -46,6 +46,8 @@ func TestBadInputTable(t *testing.T) {
 		{"overlong name", "create", `{"mount_id":%[1]d,"inode":1,"name":"` + long + `","mode":420}`, "ENAMETOOLONG", ""},
 		{"overlong path", "get_stat_path", `{"mount_id":%[1]d,"path":"` + longPath + `"}`, "ENAMETOOLONG", ""},
 		{"overlong component", "create_path", `{"mount_id":%[1]d,"path":"/d/` + long + `","mode":420}`, "ENAMETOOLONG", ""},
+		{"mode above the type bits", "create", `{"mount_id":%[1]d,"inode":1,"name":"m","mode":1048576}`, "EINVAL", ""},
+		{"mode above the type bits, path", "mkdir_path", `{"mount_id":%[1]d,"path":"/m","mode":4294967295}`, "EINVAL", ""},
 		{"create at root path", "create_path", `{"mount_id":%[1]d,"path":"/","mode":420}`, "EINVAL", ""},
 		{"rmdir root", "rmdir_path", `{"mount_id":%[1]d,"path":"/"}`, "EINVAL", ""},
 		{"inode never existed", "get_stat", `{"mount_id":%[1]d,"inode":987654321}`, "ENOENT", ""},

@@ -261,8 +261,12 @@ func (s *Server) binaryOp(a *connAuth, hd *mount.Holder, h wire.RequestHeader, p
 		_, err := s.authenticate(a, string(payload))
 		return nil, nil, err
 	}
-	mutates := h.Opcode == wire.OpWrite || h.Opcode == wire.OpCreate || h.Opcode == wire.OpUnlink
-	e, err := s.env(a.get(), hd, h.MountID, mutates, h.As)
+	// The method table decides the call's policy, as for its JSON form.
+	m, ok := methods[wire.OpName(h.Opcode)]
+	if !ok {
+		return nil, nil, fmt.Errorf("binary opcode %d: %w", h.Opcode, syscall.ENOSYS)
+	}
+	e, err := s.env(a.get(), hd, h.MountID, m.mutates, h.As)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -294,8 +298,8 @@ func (s *Server) binaryOp(a *connAuth, hd *mount.Holder, h wire.RequestHeader, p
 	case wire.OpGetStat:
 		return statReply(e.fs.GetAttr(ctx, ino))
 	case wire.OpCreate:
-		if h.Offset > inode.ModePerm|inode.ModeType {
-			return nil, nil, fmt.Errorf("create: mode %#o: %w", h.Offset, syscall.EINVAL)
+		if err := checkMode(wire.MethodCreate, h.Offset); err != nil {
+			return nil, nil, err
 		}
 		return statReply(e.fs.Create(ctx, e.caller(), ino, string(payload), uint32(h.Offset)))
 	case wire.OpUnlink:
@@ -305,14 +309,7 @@ func (s *Server) binaryOp(a *connAuth, hd *mount.Holder, h wire.RequestHeader, p
 	case wire.OpLookupCI:
 		return e.binLookupCI(ctx, ino, string(payload), h.Flags)
 	case wire.OpReaddirPlus:
-		max := int(h.Length)
-		switch {
-		case max == 0:
-			max = readdirDefault
-		case max > readdirMax:
-			max = readdirMax
-		}
-		ents, eof, err := e.fs.ReadDir(ctx, e.caller(), ino, int64(h.Offset), max, true)
+		ents, eof, err := e.fs.ReadDir(ctx, e.caller(), ino, int64(h.Offset), readdirBatch(uint64(h.Length)), true)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -18,7 +18,17 @@ import (
 
 // method runs one JSON-RPC method on its raw params, for the connection
 // whose mounts hd holds.
-type method func(ctx context.Context, s *Server, hd *mount.Holder, params *json.RawMessage) (any, error)
+// method is one entry of the method table, the one place where a call's
+// policy is decided for both channels: whether it changes the volume
+// (EROFS on a read-only mount or volume), and how its JSON form runs. A
+// binary opcode is the method wire.OpName names: binaryOp takes its policy
+// from here and shares its checks (checkMode, readdirBatch).
+type method struct {
+	// mutates says the call changes the volume.
+	mutates bool
+	// json runs the call from its JSON params.
+	json func(ctx context.Context, s *Server, hd *mount.Holder, params *json.RawMessage) (any, error)
+}
 
 // env is what a call on a mount works with.
 type env struct {
@@ -35,6 +45,28 @@ const (
 	readdirDefault = inode.DefaultReadDirMax
 	readdirMax     = 4096
 )
+
+// readdirBatch is how many entries a readdir batch holds when the caller
+// asks for max (0: the default), on both channels.
+func readdirBatch(max uint64) int {
+	switch {
+	case max == 0:
+		return readdirDefault
+	case max > readdirMax:
+		return readdirMax
+	}
+	return int(max)
+}
+
+// checkMode is the rule for the mode of create and mkdir on both
+// channels: its permission bits are used; file type bits are accepted and
+// ignored (C callers pass S_IFREG|0644); a bit above them is EINVAL.
+func checkMode(method string, mode uint64) error {
+	if mode > inode.ModePerm|inode.ModeType {
+		return fmt.Errorf("%s: mode %#o: %w", method, mode, syscall.EINVAL)
+	}
+	return nil
+}
 
 // env resolves a mount id for the connection whose mounts hd holds (the
 // first use of a mount on a connection attaches it: see package mount)
@@ -97,7 +129,7 @@ func handler[P any](mutates bool, optional []string, fn func(ctx context.Context
 	// The MountID member is found once, here, not by name on every call.
 	f, hasMount := reflect.TypeFor[P]().FieldByName("MountID")
 	idx := f.Index
-	return func(ctx context.Context, s *Server, hd *mount.Holder, raw *json.RawMessage) (any, error) {
+	return method{mutates: mutates, json: func(ctx context.Context, s *Server, hd *mount.Holder, raw *json.RawMessage) (any, error) {
 		p := new(P)
 		if !hasMount {
 			if err := decodeParams(raw, p, optional); err != nil {
@@ -114,7 +146,7 @@ func handler[P any](mutates bool, optional []string, fn func(ctx context.Context
 			return nil, err
 		}
 		return fn(ctx, s, e, p)
-	}
+	}}
 }
 
 // Shorthands for the method table.
@@ -132,7 +164,7 @@ var methods = map[string]method{
 	// mount is held by the connection that made it, and unmount does not
 	// attach the mount first (a connection at max_mounts_per_connection
 	// can always unmount).
-	wire.MethodMount: func(ctx context.Context, s *Server, hd *mount.Holder, raw *json.RawMessage) (any, error) {
+	wire.MethodMount: {json: func(ctx context.Context, s *Server, hd *mount.Holder, raw *json.RawMessage) (any, error) {
 		var p wire.MountParams
 		if err := decodeParams(raw, &p, []string{"options", "user", "groups"}); err != nil {
 			return nil, err
@@ -152,8 +184,8 @@ var methods = map[string]method{
 		return wire.MountResult{MountID: m.ID, RootInode: uint64(inode.RootIno),
 			MaxIOSize: uint32(s.cfg.MaxIOBytes), MaxInflight: uint32(s.cfg.MaxInflightPerConn),
 			UID: &c.UID, GID: &c.GID}, nil
-	},
-	wire.MethodAuth: func(ctx context.Context, s *Server, _ *mount.Holder, raw *json.RawMessage) (any, error) {
+	}},
+	wire.MethodAuth: {json: func(ctx context.Context, s *Server, _ *mount.Holder, raw *json.RawMessage) (any, error) {
 		var p wire.AuthParams
 		if err := decodeParams(raw, &p, nil); err != nil {
 			return nil, err
@@ -163,8 +195,8 @@ var methods = map[string]method{
 			return nil, err
 		}
 		return authResult(pr), nil
-	},
-	wire.MethodUnmount: func(ctx context.Context, s *Server, hd *mount.Holder, raw *json.RawMessage) (any, error) {
+	}},
+	wire.MethodUnmount: {json: func(ctx context.Context, s *Server, hd *mount.Holder, raw *json.RawMessage) (any, error) {
 		var p wire.MountOnly
 		if err := decodeParams(raw, &p, nil); err != nil {
 			return nil, err
@@ -183,7 +215,7 @@ var methods = map[string]method{
 		}
 		s.closeMount(p.MountID) // its open files close with it
 		return wire.Empty{}, nil
-	},
+	}},
 
 	wire.MethodLookup: handler(ro, nil, func(ctx context.Context, _ *Server, e *env, p *wire.EntryParams) (any, error) {
 		return inodeResult(e.fs.Lookup(ctx, e.caller(), inode.Ino(p.Inode), p.Name))
@@ -213,17 +245,29 @@ var methods = map[string]method{
 	}),
 
 	wire.MethodCreate: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.CreateParams) (any, error) {
+		if err := checkMode(wire.MethodCreate, uint64(p.Mode)); err != nil {
+			return nil, err
+		}
 		return e.newInode(e.fs.Create(ctx, e.caller(), inode.Ino(p.Inode), p.Name, p.Mode))
 	}),
 	wire.MethodCreatePath: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.CreatePathParams) (any, error) {
+		if err := checkMode(wire.MethodCreatePath, uint64(p.Mode)); err != nil {
+			return nil, err
+		}
 		return onParent(ctx, e, p.Path, func(dir inode.Ino, name string) (any, error) {
 			return e.newInode(e.fs.Create(ctx, e.caller(), dir, name, p.Mode))
 		})
 	}),
 	wire.MethodMkdir: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.CreateParams) (any, error) {
+		if err := checkMode(wire.MethodMkdir, uint64(p.Mode)); err != nil {
+			return nil, err
+		}
 		return e.newInode(e.fs.Mkdir(ctx, e.caller(), inode.Ino(p.Inode), p.Name, p.Mode))
 	}),
 	wire.MethodMkdirPath: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.CreatePathParams) (any, error) {
+		if err := checkMode(wire.MethodMkdirPath, uint64(p.Mode)); err != nil {
+			return nil, err
+		}
 		return onParent(ctx, e, p.Path, func(dir inode.Ino, name string) (any, error) {
 			return e.newInode(e.fs.Mkdir(ctx, e.caller(), dir, name, p.Mode))
 		})
@@ -531,14 +575,7 @@ func (e *env) setPath(ctx context.Context, path string, sa inode.SetAttr, withSt
 }
 
 func (e *env) readdir(ctx context.Context, p *wire.ReaddirParams, plus bool) (any, error) {
-	max := int(p.MaxEntries)
-	switch {
-	case max == 0:
-		max = readdirDefault
-	case max > readdirMax:
-		max = readdirMax
-	}
-	ents, eof, err := e.fs.ReadDir(ctx, e.caller(), inode.Ino(p.Inode), p.PrevCookie, max, plus)
+	ents, eof, err := e.fs.ReadDir(ctx, e.caller(), inode.Ino(p.Inode), p.PrevCookie, readdirBatch(uint64(p.MaxEntries)), plus)
 	if err != nil {
 		return nil, err
 	}

@@ -461,7 +461,7 @@ func (s *Server) dispatch(ctx context.Context, hd *mount.Holder, peer, method st
 	if p := a.get(); p.refused != "" && method != wire.MethodPing && method != wire.MethodAuth {
 		return nil, p.errRefused()
 	}
-	return m(ctx, s, hd, params)
+	return m.json(ctx, s, hd, params)
 }
 
 // stdLogAtDebug adapts log for jsonrpc2, whose messages (a client sent a

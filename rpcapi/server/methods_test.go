@@ -43,6 +43,13 @@ func TestMethods(t *testing.T) {
 			t.Errorf("create stat %+v", file.Stat)
 		}
 		rc.fails(wire.MethodCreate, p("inode", dir.Inode, "name", "f", "mode", 0o640), "EEXIST", 0)
+		// File type bits in a mode are accepted and ignored, on both
+		// channels (checkMode): C callers pass S_IFREG|mode.
+		var typed wire.NewInodeResult
+		rc.ok(wire.MethodCreate, p("inode", dir.Inode, "name", "typed", "mode", 0o100600), &typed)
+		if typed.Stat.Mode != 0o100600 {
+			t.Errorf("create with S_IFREG: %+v", typed.Stat)
+		}
 		rc.fails(wire.MethodCreate, p("inode", file.Inode, "name", "x", "mode", 0o640), "ENOTDIR", 0)
 		rc.fails(wire.MethodCreate, p("inode", 1, "name", "..", "mode", 0o640), "EINVAL", 0)
 		rc.fails(wire.MethodMkdir, p("inode", 1, "name", string(bytes.Repeat([]byte("n"), 256)), "mode", 0o755), "ENAMETOOLONG", 0)
