@@ -98,31 +98,30 @@ static void finish(pfs_async_t *a, int status, size_t result)
     pfs_mount_async_end(mh);
 }
 
-static uint64_t retry_delay(unsigned attempts)
-{
-    uint64_t d = 10ull << (attempts > 6 ? 6 : attempts);
-
-    return d > 500 ? 500 : d;
-}
-
+/* An attempt's outcome, under the retry rule (retry.c): the reply
+ * finishes the request; a remount or another attempt is queued on the
+ * pool's worker (never run on the reader thread that calls this). */
 static void async_done(pfs_call_t *call)
 {
     pfs_async_t *a = call->arg;
+    bool bad_mount = call->status == 0 &&
+                     (call->brep.flags & PFS_BIN_FLAG_BAD_MOUNT);
 
-    if (call->status == ETIMEDOUT) {
-        finish(a, ETIMEDOUT, 0);
-    } else if (call->status != 0) { /* lost with its connection */
-        if (call->status != PFS_NOTSENT) /* not just a refused connection */
-            a->lost++;
-        pfs_pool_queue_retry(a->pool, a, retry_delay(a->attempts++));
-    } else if (call->brep.flags & PFS_BIN_FLAG_BAD_MOUNT) {
+    switch (pfs_retry_step(&a->retry, call->status, bad_mount,
+                           call->status == 0 ? (int)call->brep.err : 0)) {
+    case PFS_STEP_REPLY:
+        finish(a, (int)call->brep.err, call->brep.err ? 0 : call->brep.length);
+        return;
+    case PFS_STEP_REMOUNT:
         a->need_remount = true;
         pfs_pool_queue_retry(a->pool, a, 0);
-    } else if (call->brep.err == EAGAIN) {
-        /* a connection refused at the daemon's max_connections: not run */
-        pfs_pool_queue_retry(a->pool, a, retry_delay(a->attempts++));
-    } else {
-        finish(a, (int)call->brep.err, call->brep.err ? 0 : call->brep.length);
+        return;
+    case PFS_STEP_BACKOFF:
+        pfs_pool_queue_retry(a->pool, a, pfs_retry_delay(&a->retry));
+        return;
+    case PFS_STEP_FAIL:
+        finish(a, pfs_retry_error(&a->retry, "async request"), 0);
+        return;
     }
 }
 
@@ -139,7 +138,7 @@ static int start_attempt(pfs_async_t *a)
     a->call.cancel = &a->cancel;
     a->call.id = pfs_pool_new_id(a->pool);
     a->call.is_async = true;
-    a->call.deadline_ms = a->deadline_ms;
+    a->call.deadline_ms = a->retry.deadline_ms;
     a->call.done = async_done;
     a->call.arg = a;
     if (a->op == PFS_BIN_OP_READ) {
@@ -167,16 +166,12 @@ void pfs_async_retry(pfs_pool_t *p, pfs_async_t *a)
         finish(a, ECANCELED, 0);
         return;
     }
-    if (pfs_now_ms() >= a->deadline_ms) {
-        finish(a, ETIMEDOUT, 0);
-        return;
-    }
-    if (a->lost >= PFS_MAX_LOST) {
-        finish(a, EIO, 0);
+    if (pfs_retry_expired(&a->retry)) {
+        finish(a, pfs_retry_error(&a->retry, "async request"), 0);
         return;
     }
     if (a->need_remount) {
-        int rc = pfs_remount(a->mh, a->used_mount_id, a->deadline_ms);
+        int rc = pfs_remount(a->mh, a->used_mount_id, a->retry.deadline_ms);
 
         a->need_remount = false;
         if (rc != 0) {
@@ -184,8 +179,10 @@ void pfs_async_retry(pfs_pool_t *p, pfs_async_t *a)
             return;
         }
     }
-    if (start_attempt(a) != 0)
-        pfs_pool_queue_retry(a->pool, a, retry_delay(a->attempts++));
+    if (start_attempt(a) != 0) {
+        pfs_retry_step(&a->retry, PFS_NOTSENT, false, 0);
+        pfs_pool_queue_retry(a->pool, a, pfs_retry_delay(&a->retry));
+    }
 }
 
 int pfs_async_send(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
@@ -217,7 +214,8 @@ int pfs_async_send(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
     a->cb = cb;
     a->ident = pfs_thread_ident;
     a->pool = p;
-    a->deadline_ms = pfs_now_ms() + pfs_mount_timeout_ms(mh);
+    pfs_retry_init(&a->retry, pfs_mount_timeout_ms(mh));
+    a->retry.busy_is_retry = true;
     pthread_mutex_init(&a->cancel.lock, NULL);
 
     pthread_mutex_lock(&areg_lock);
@@ -233,8 +231,10 @@ int pfs_async_send(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
     pfs_mount_async_begin(mh);
     if (op == PFS_BIN_OP_WRITE)
         pfs_mount_changed(mh);
-    if (start_attempt(a) != 0) /* not connected: the worker retries */
-        pfs_pool_queue_retry(p, a, retry_delay(a->attempts++));
+    if (start_attempt(a) != 0) { /* not connected: the worker retries */
+        pfs_retry_step(&a->retry, PFS_NOTSENT, false, 0);
+        pfs_pool_queue_retry(p, a, pfs_retry_delay(&a->retry));
+    }
     return 0;
 }
 

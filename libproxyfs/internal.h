@@ -438,8 +438,54 @@ int pfs_rpc(mount_handle_t *mh, const char *method, json_t *params,
 int pfs_rpc_nomount(mount_handle_t *mh, const char *method, json_t *params,
                     json_t **out_result);
 
+/* -------------------------------------------------------------- retry.c */
+
+/* The retry rule of every request (retry.c): a call keeps a pfs_retry_t
+ * over its attempts and hands each attempt's outcome to pfs_retry_step. */
+typedef enum {
+    PFS_STEP_REPLY,   /* give the reply (success or the server's errno) */
+    PFS_STEP_REMOUNT, /* bad mount: pfs_remount, then again at once */
+    PFS_STEP_BACKOFF, /* not run, or lost: again after pfs_retry_delay */
+    PFS_STEP_FAIL,    /* give up: pfs_retry_error */
+} pfs_step_t;
+
+typedef enum {
+    PFS_WHY_NONE,
+    PFS_WHY_UNREACHABLE, /* not sent, or lost in flight */
+    PFS_WHY_BUSY,        /* EAGAIN: the request was not run */
+    PFS_WHY_NO_REPLY,    /* the attempt timed out */
+    PFS_WHY_LOST,        /* PFS_MAX_LOST attempts lost in flight */
+    PFS_WHY_NOMEM,
+} pfs_why_t;
+
+typedef struct {
+    uint64_t deadline_ms; /* the call's timeout, retries included */
+    uint64_t delay_ms;    /* the next backoff: 10 ms doubling to 500 */
+    unsigned lost;        /* attempts lost in flight */
+    bool uncertain;       /* an attempt was lost in flight (see pfs_rpc) */
+    /* EAGAIN is "not run, again later" (a reply of a data or metadata
+     * call) rather than an answer (a lock conflict: locks.c). */
+    bool busy_is_retry;
+    pfs_why_t why;        /* why the last attempt did not give a reply */
+} pfs_retry_t;
+
+void pfs_retry_init(pfs_retry_t *r, uint64_t timeout_ms);
+/* status: the attempt's transport outcome (0: a reply came, with
+ * bad_mount and err from it; PFS_NOTSENT, PFS_LOST, ETIMEDOUT, ENOMEM). */
+pfs_step_t pfs_retry_step(pfs_retry_t *r, int status, bool bad_mount,
+                          int err);
+/* The delay before the next attempt (and grows the one after). */
+uint64_t pfs_retry_delay(pfs_retry_t *r);
+bool pfs_retry_expired(const pfs_retry_t *r);
+/* Sleeps the next delay (less if the deadline comes first); false if the
+ * deadline has passed. */
+bool pfs_retry_backoff(pfs_retry_t *r);
+/* Records and returns the errno of a call that gives up, "what: why". */
+int pfs_retry_error(const pfs_retry_t *r, const char *what);
+
 /* Sleeps *delay ms (less if deadline_ms comes first) and doubles *delay up
- * to 500; false if the deadline has passed. */
+ * to 500; false if the deadline has passed (pfs_retry_backoff, for the
+ * lock calls' own waits). */
 bool pfs_backoff(uint64_t *delay, uint64_t deadline_ms);
 
 /* A synchronous binary read or write of at most max_io bytes. */
@@ -452,9 +498,10 @@ int pfs_bin_io(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
 int pfs_bin_write_striped(mount_handle_t *mh, uint64_t ino, uint64_t off,
                           uint8_t *buf, size_t len, size_t *out_len);
 
-/* A binary metadata call (LOOKUP .. FLUSH) on a mount, with the retries
- * of pfs_rpc: reconnects, remount after bad_mount; errnos are returned as
- * the server sent them, with uncertain set as pfs_rpc's *out_uncertain. */
+/* A binary call (LOOKUP .. FLUSH, and READ/WRITE through pfs_bin_io) on
+ * a mount, under the retry rule of pfs_rpc (retry.c): reconnects, remount
+ * after bad_mount; errnos are returned as the server sent them, with
+ * uncertain set as pfs_rpc's *out_uncertain. */
 typedef struct {
     uint16_t op;
     uint64_t ino;
@@ -463,6 +510,8 @@ typedef struct {
     uint32_t flags;    /* request flags (PFS_BIN_REQ_STAT_EXT) */
     const char *name;  /* name payload (LOOKUP, CREATE, UNLINK) or NULL */
     size_t namelen;
+    const uint8_t *payload; /* data payload (WRITE) when name is NULL */
+    size_t paylen;
     uint8_t *rbuf;     /* reply payload destination, rcap bytes */
     size_t rcap;
     bool ralloc;       /* a larger reply is malloc()ed */
@@ -683,11 +732,9 @@ struct pfs_async {
     pfs_call_t call;
     pfs_cancel_t cancel; /* proxyfs_async_cancel */
     pfs_pool_t *pool;
-    uint64_t deadline_ms;
+    pfs_retry_t retry; /* the retry rule's state over the attempts */
     uint64_t retry_at;
     uint64_t used_mount_id;
-    unsigned lost;
-    unsigned attempts;
     bool need_remount;
     bool completed; /* result set; the callback may be running */
     pthread_t cb_thread;

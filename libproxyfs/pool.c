@@ -469,36 +469,24 @@ int pfs_json_call_once(pfs_pool_slot_t *s, const char *method,
 
 /* ------------------------------------------------------ retrying calls */
 
-bool pfs_backoff(uint64_t *delay, uint64_t deadline_ms)
-{
-    uint64_t now = pfs_now_ms();
-
-    if (now >= deadline_ms)
-        return false;
-    pfs_sleep_ms(*delay < deadline_ms - now ? *delay : deadline_ms - now);
-    *delay = *delay * 2 > 500 ? 500 : *delay * 2;
-    return pfs_now_ms() < deadline_ms;
-}
-
-/* pfs_rpc (with_mount) and pfs_rpc_nomount. */
+/* pfs_rpc (with_mount) and pfs_rpc_nomount: attempts under the retry rule
+ * (retry.c). */
 static int rpc(mount_handle_t *mh, bool with_mount, const char *method,
                json_t *params, bool *out_uncertain, json_t **out_result)
 {
-    uint64_t deadline = pfs_now_ms() + pfs_mount_timeout_ms(mh);
-    uint64_t delay = 10;
-    unsigned lost = 0;
-    bool uncertain = false; /* when the caller does not ask */
+    pfs_retry_t r;
 
+    pfs_retry_init(&r, pfs_mount_timeout_ms(mh));
+    r.busy_is_retry = true;
     if (out_result != NULL)
         *out_result = NULL;
-    if (out_uncertain == NULL)
-        out_uncertain = &uncertain;
-    *out_uncertain = false;
+    if (out_uncertain != NULL)
+        *out_uncertain = false;
     for (;;) {
         uint64_t mid = 0;
-        json_t *reply = NULL, *res;
-        bool bad_mount;
-        int rc, e;
+        json_t *reply = NULL, *res = NULL;
+        bool bad_mount = false;
+        int rc, e = 0;
 
         if (with_mount) {
             mid = pfs_mount_id(mh);
@@ -510,47 +498,40 @@ static int rpc(mount_handle_t *mh, bool with_mount, const char *method,
                 pfs_json_set_as(params, &pfs_thread_ident) != 0)
                 return pfs_set_error(ENOMEM, "out of memory");
         }
-        rc = pfs_json_call_once(mh->pool, method, params, deadline, &reply);
+        rc = pfs_json_call_once(mh->pool, method, params, r.deadline_ms,
+                                &reply);
         if (rc == 0) {
             e = pfs_json_reply_status(reply, &res, &bad_mount);
-            if (e == 0) {
-                if (out_result != NULL)
-                    *out_result = json_incref(res);
-                json_decref(reply);
-                return 0;
-            }
+            bad_mount = bad_mount && with_mount;
+        }
+        switch (pfs_retry_step(&r, rc, bad_mount, e)) {
+        case PFS_STEP_REPLY:
+            if (out_uncertain != NULL)
+                *out_uncertain = r.uncertain;
+            if (e == 0 && out_result != NULL)
+                *out_result = json_incref(res);
             json_decref(reply);
-            if (bad_mount && with_mount) {
-                int r = pfs_remount(mh, mid, deadline);
-
-                if (r != 0)
-                    return r;
-                continue;
-            }
-            if (e == EAGAIN) {
-                /* The connection is at its in-flight limit: wait a bit. */
-                if (!pfs_backoff(&delay, deadline))
-                    return pfs_set_error(ETIMEDOUT, "%s: server busy", method);
-                continue;
-            }
-            /* Reported as the server sent it; after an attempt lost in
+            /* An errno as the server sent it; after an attempt lost in
              * flight (*out_uncertain) the caller applies the retry rule
              * of PROTOCOL.md, "Retries". */
             return e;
+        case PFS_STEP_REMOUNT:
+            json_decref(reply);
+            if ((rc = pfs_remount(mh, mid, r.deadline_ms)) != 0)
+                return rc;
+            continue;
+        case PFS_STEP_BACKOFF:
+            json_decref(reply);
+            if (pfs_retry_backoff(&r))
+                continue;
+            break;
+        case PFS_STEP_FAIL:
+            json_decref(reply);
+            break;
         }
-        if (rc == ETIMEDOUT)
-            return pfs_set_error(ETIMEDOUT, "%s: no reply in time", method);
-        if (rc == ENOMEM)
-            return rc;
-        if (rc == PFS_LOST) {
-            *out_uncertain = true;
-            if (++lost >= PFS_MAX_LOST)
-                return pfs_set_error(EIO, "%s: connection lost %u times",
-                                     method, lost);
-        }
-        if (!pfs_backoff(&delay, deadline))
-            return pfs_set_error(ETIMEDOUT, "%s: proxyfsd unreachable: %s",
-                                 method, proxyfs_last_error());
+        if (out_uncertain != NULL)
+            *out_uncertain = r.uncertain;
+        return pfs_retry_error(&r, method);
     }
 }
 
@@ -569,65 +550,21 @@ int pfs_rpc_nomount(mount_handle_t *mh, const char *method, json_t *params,
 int pfs_bin_io(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
                uint8_t *buf, size_t len, size_t *out_len)
 {
-    uint64_t deadline = pfs_now_ms() + pfs_mount_timeout_ms(mh);
-    uint64_t delay = 10;
-    unsigned lost = 0;
-    pfs_pool_t *p;
+    pfs_bin_call_t bc = { .op = (uint16_t)op, .ino = ino, .off = off };
+    int rc;
 
-    for (;;) {
-        pfs_waiter_t w;
-        pfs_bin_req_t req = { .flags = 0 };
-        uint8_t hdr[PFS_BIN_REQ_MAX];
-        size_t hlen;
-        int rc;
-
-        if ((p = pfs_pool_get(mh->pool)) == NULL)
-            return ENOMEM;
-        waiter_init(&w, pfs_pool_new_id(p));
-        req.op = (uint16_t)op;
-        req.id = w.call.id;
-        req.mount_id = pfs_mount_id(mh);
-        req.inode = ino;
-        req.offset = off;
-        req.length = (uint32_t)len;
-        hlen = pfs_bin_encode_request_as(&req, &pfs_thread_ident, hdr);
-        if (op == PFS_BIN_OP_READ) {
-            w.call.rbuf = buf;
-            w.call.rcap = len;
-        }
-        rc = bin_attempt(p, &w, hdr, hlen,
-                         op == PFS_BIN_OP_WRITE ? buf : NULL,
-                         op == PFS_BIN_OP_WRITE ? len : 0, deadline);
-        waiter_fini(&w);
-        if (rc == 0) {
-            if (w.call.brep.flags & PFS_BIN_FLAG_BAD_MOUNT) {
-                int r = pfs_remount(mh, req.mount_id, deadline);
-
-                if (r != 0)
-                    return r;
-                continue;
-            }
-            if (w.call.brep.err == EAGAIN) {
-                /* a connection refused at the daemon's max_connections */
-                if (!pfs_backoff(&delay, deadline))
-                    return pfs_set_error(ETIMEDOUT, "server busy");
-                continue;
-            }
-            if (w.call.brep.err != 0)
-                return pfs_set_error((int)w.call.brep.err, "%s of inode %llu",
-                                     op == PFS_BIN_OP_READ ? "read" : "write",
-                                     (unsigned long long)ino);
-            *out_len = w.call.brep.length;
-            return 0;
-        }
-        if (rc == ETIMEDOUT)
-            return pfs_set_error(ETIMEDOUT, "no reply in time");
-        if (rc == PFS_LOST && ++lost >= PFS_MAX_LOST)
-            return pfs_set_error(EIO, "connection lost %u times", lost);
-        if (!pfs_backoff(&delay, deadline))
-            return pfs_set_error(ETIMEDOUT, "proxyfsd unreachable: %s",
-                                 proxyfs_last_error());
+    if (op == PFS_BIN_OP_WRITE) {
+        bc.payload = buf;
+        bc.paylen = len;
+    } else {
+        bc.length = (uint32_t)len;
+        bc.rbuf = buf;
+        bc.rcap = len;
     }
+    if ((rc = pfs_bin_call(mh, &bc)) != 0)
+        return rc;
+    *out_len = bc.rlen;
+    return 0;
 }
 
 /* A synchronous binary write of len bytes (at most max_io), split into
@@ -756,11 +693,13 @@ static int bin_error(const pfs_bin_call_t *bc, int e, const char *what)
 
 int pfs_bin_call(mount_handle_t *mh, pfs_bin_call_t *bc)
 {
-    uint64_t deadline = pfs_now_ms() + pfs_mount_timeout_ms(mh);
-    uint64_t delay = 10;
-    unsigned lost = 0;
+    const void *payload = bc->name != NULL ? (const void *)bc->name : bc->payload;
+    size_t paylen = bc->name != NULL ? bc->namelen : bc->paylen;
+    pfs_retry_t r;
     pfs_pool_t *p;
 
+    pfs_retry_init(&r, pfs_mount_timeout_ms(mh));
+    r.busy_is_retry = true;
     bc->reply = NULL;
     bc->rlen = 0;
     bc->uncertain = false;
@@ -772,7 +711,7 @@ int pfs_bin_call(mount_handle_t *mh, pfs_bin_call_t *bc)
         uint8_t hdr[PFS_BIN_REQ_MAX];
         size_t hlen;
         pfs_bin_rep_t rep;
-        int rc, e;
+        int rc;
 
         if ((p = pfs_pool_get(mh->pool)) == NULL)
             return ENOMEM;
@@ -782,14 +721,13 @@ int pfs_bin_call(mount_handle_t *mh, pfs_bin_call_t *bc)
         req.mount_id = pfs_mount_id(mh);
         req.inode = bc->ino;
         req.offset = bc->off;
-        req.length = bc->name != NULL ? (uint32_t)bc->namelen : bc->length;
+        req.length = payload != NULL ? (uint32_t)paylen : bc->length;
         req.flags = bc->flags;
         hlen = pfs_bin_encode_request_as(&req, &pfs_thread_ident, hdr);
         w.call.rbuf = bc->rbuf;
         w.call.rcap = bc->rcap;
         w.call.ralloc = bc->ralloc;
-        rc = bin_attempt(p, &w, hdr, hlen, bc->name,
-                         bc->name != NULL ? bc->namelen : 0, deadline);
+        rc = bin_attempt(p, &w, hdr, hlen, payload, paylen, r.deadline_ms);
         waiter_fini(&w);
         rep = w.call.brep;
         if (w.call.rbuf != bc->rbuf &&
@@ -797,38 +735,27 @@ int pfs_bin_call(mount_handle_t *mh, pfs_bin_call_t *bc)
             free(w.call.rbuf); /* a reply buffer the reader allocated */
             w.call.rbuf = bc->rbuf;
         }
-        if (rc == 0) {
-            if (rep.flags & PFS_BIN_FLAG_BAD_MOUNT) {
-                int r = pfs_remount(mh, req.mount_id, deadline);
-
-                if (r != 0)
-                    return r;
+        switch (pfs_retry_step(&r, rc, rc == 0 && (rep.flags & PFS_BIN_FLAG_BAD_MOUNT),
+                               rc == 0 ? (int)rep.err : 0)) {
+        case PFS_STEP_REPLY:
+            bc->uncertain = r.uncertain;
+            if (rep.err != 0)
+                return bin_error(bc, (int)rep.err, ""); /* see pfs_rpc */
+            bc->reply = w.call.rbuf;
+            bc->rlen = rep.length;
+            return 0;
+        case PFS_STEP_REMOUNT:
+            if ((rc = pfs_remount(mh, req.mount_id, r.deadline_ms)) != 0)
+                return rc;
+            continue;
+        case PFS_STEP_BACKOFF:
+            if (pfs_retry_backoff(&r))
                 continue;
-            }
-            e = (int)rep.err;
-            if (e == 0) {
-                bc->reply = w.call.rbuf;
-                bc->rlen = rep.length;
-                return 0;
-            }
-            if (e == EAGAIN) {
-                if (!pfs_backoff(&delay, deadline))
-                    return bin_error(bc, ETIMEDOUT, "server busy");
-                continue;
-            }
-            /* As the server sent it; see pfs_rpc. */
-            return bin_error(bc, e, "");
+            break;
+        case PFS_STEP_FAIL:
+            break;
         }
-        if (rc == ETIMEDOUT)
-            return bin_error(bc, ETIMEDOUT, "no reply in time");
-        if (rc == PFS_LOST) {
-            bc->uncertain = true;
-            if (++lost >= PFS_MAX_LOST)
-                return pfs_set_error(EIO, "%s: connection lost %u times",
-                                     bin_op_name(bc->op), lost);
-        }
-        if (!pfs_backoff(&delay, deadline))
-            return pfs_set_error(ETIMEDOUT, "%s: proxyfsd unreachable: %s",
-                                 bin_op_name(bc->op), proxyfs_last_error());
+        bc->uncertain = r.uncertain;
+        return pfs_retry_error(&r, bin_op_name(bc->op));
     }
 }
