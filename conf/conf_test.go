@@ -4,9 +4,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/proxyfs/proxyfs/vfsbackend"
 )
 
 func TestDefault(t *testing.T) {
@@ -108,11 +111,11 @@ path = "/var/lib/b"
 	if c.Metrics.Listen != "" || !c.Metrics.Pprof || c.Log != (Log{"debug", "json"}) {
 		t.Errorf("metrics/log %+v %+v", c.Metrics, c.Log)
 	}
-	if c.Volumes[0] != (Volume{Name: "a", Engine: "memory", Path: "proxyfs-data/a", SyncInterval: 5 * time.Second, CapacityBytes: 12345, InlineBytes: 0,
+	if !reflect.DeepEqual(c.Volumes[0], Volume{Name: "a", Engine: "memory", Path: "proxyfs-data/a", SyncInterval: 5 * time.Second, CapacityBytes: 12345, InlineBytes: 0,
 		ReadOnly: true, RootSquash: true, AnonUID: 99, AnonGID: 1<<32 - 1}) {
 		t.Errorf("volume a: %+v", c.Volumes[0])
 	}
-	if c.Volumes[1] != (Volume{Name: "b.c-d_e", Engine: "local", Path: "/var/lib/b", SyncInterval: time.Second, InlineBytes: DefaultInlineBytes,
+	if !reflect.DeepEqual(c.Volumes[1], Volume{Name: "b.c-d_e", Engine: "local", Path: "/var/lib/b", SyncInterval: time.Second, InlineBytes: DefaultInlineBytes,
 		AnonUID: DefaultAnonID, AnonGID: DefaultAnonID}) {
 		t.Errorf("volume b: %+v", c.Volumes[1])
 	}
@@ -224,5 +227,35 @@ func TestShippedExample(t *testing.T) {
 	}
 	if c.Server.Unix != "/run/proxyfs/proxyfsd.sock" || c.Volumes[0].Path != "/var/lib/proxyfs/default" || c.Log.Format != "json" {
 		t.Errorf("example config: %+v", c)
+	}
+}
+
+func TestEtcdSwiftVolume(t *testing.T) {
+	base := "[[volume]]\nname = \"v\"\n"
+	c, err := Parse([]byte(base + `engine = "etcdswift"
+etcd_endpoints = ["http://127.0.0.1:2379", "http://127.0.0.2:2379"]
+swift_auth_url = "http://127.0.0.1:8080/auth/v1.0"
+swift_user = "test:tester"
+swift_key = "testing"
+chunk_bytes = 262144
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.Volumes[0].Remote
+	want := vfsbackend.RemoteOptions{EtcdEndpoints: []string{"http://127.0.0.1:2379", "http://127.0.0.2:2379"}, EtcdPrefix: "proxyfs/v/",
+		SwiftAuthURL: "http://127.0.0.1:8080/auth/v1.0", SwiftUser: "test:tester", SwiftKey: "testing", SwiftContainer: "proxyfs-v", ChunkBytes: 262144}
+	if !reflect.DeepEqual(r, want) {
+		t.Errorf("remote %+v, want %+v", r, want)
+	}
+	for _, bad := range []string{
+		`engine = "etcdswift"` + "\n" + `swift_auth_url = "http://x/auth/v1.0"`,                                // no endpoints
+		`engine = "etcdswift"` + "\n" + `etcd_endpoints = ["http://e:2379"]`,                                   // no Swift
+		`engine = "local"` + "\n" + `etcd_endpoints = ["http://e:2379"]`,                                       // wrong engine
+		`engine = "etcdswift"` + "\n" + `etcd_endpoints = ["e"]` + "\nswift_auth_url = \"u\"\nchunk_bytes = 1", // chunk too small
+	} {
+		if _, err := Parse([]byte(base + bad)); err == nil {
+			t.Errorf("accepted %q", bad)
+		}
 	}
 }

@@ -85,7 +85,7 @@ func Format(ctx context.Context, cfg *conf.Config, log *zap.Logger) ([]string, e
 		if v.formatted {
 			what = "formatted a new, empty volume"
 		}
-		out = append(out, fmt.Sprintf("volume %q at %s: %s (id %x)", vc.Name, vc.Path, what, v.FS.VolumeID()))
+		out = append(out, fmt.Sprintf("volume %q at %s: %s (id %x)", vc.Name, where(vc), what, v.FS.VolumeID()))
 		if err := v.Close(); err != nil {
 			return out, fmt.Errorf("volume %q: close: %w", vc.Name, err)
 		}

@@ -43,6 +43,7 @@ import (
 	"github.com/proxyfs/proxyfs/volume"
 
 	// The storage engines.
+	_ "github.com/proxyfs/proxyfs/vfsbackend/etcdswift"
 	_ "github.com/proxyfs/proxyfs/vfsbackend/local"
 	_ "github.com/proxyfs/proxyfs/vfsbackend/mem"
 )

@@ -481,10 +481,16 @@ func be64(n uint64) string {
 
 // AllocInos reserves n inode numbers from the volume's counter in etcd,
 // unique across every gateway of the volume, and returns the first; the
-// numbers are [first, first+n). The first call starts the counter at min.
+// numbers are [first, first+n). The counter never goes below min. With
+// n = 0 it only reads (vfsbackend.InoAllocator).
 func (b *Backend) AllocInos(ctx context.Context, n uint64, min vfsbackend.Ino) (vfsbackend.Ino, error) {
-	if err := b.checkWrite(); err != nil {
+	if err := b.check(); err != nil {
 		return 0, err
+	}
+	if n > 0 {
+		if err := b.checkWrite(); err != nil {
+			return 0, err
+		}
 	}
 	key := b.counters + "ino"
 	for range maxRetries {
@@ -499,6 +505,9 @@ func (b *Backend) AllocInos(ctx context.Context, n uint64, min vfsbackend.Ino) (
 			}
 			rev = resp.Kvs[0].ModRevision
 			next = max(next, uint64(min))
+		}
+		if n == 0 {
+			return vfsbackend.Ino(next), nil
 		}
 		txn, err := b.etcd.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
 			Then(clientv3.OpPut(key, strconv.FormatUint(next+n, 10))).Commit()
