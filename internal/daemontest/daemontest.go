@@ -36,7 +36,7 @@ import (
 type Volume struct {
 	// Name is the volume name; required.
 	Name string
-	// Engine is "local" (the default) or "memory".
+	// Engine is "local" (the default), "memory" or "etcdswift".
 	Engine string
 	// CapacityBytes is the volume's capacity (0: engine default).
 	CapacityBytes uint64
@@ -46,6 +46,9 @@ type Volume struct {
 	// AnonGID, if not 0, set anon_uid and anon_gid.
 	ReadOnly, RootSquash bool
 	AnonUID, AnonGID     uint32
+	// Extra is more of the volume's TOML, one key = value per line (the
+	// etcdswift engine's keys, for example).
+	Extra string
 }
 
 // Options configures a test daemon. Zero values take the daemon's
@@ -288,6 +291,9 @@ func (d *Daemon) writeConfig() {
 		}
 		if v.AnonGID != 0 {
 			fmt.Fprintf(&b, "anon_gid = %d\n", v.AnonGID)
+		}
+		if v.Extra != "" {
+			b.WriteString(strings.TrimSuffix(v.Extra, "\n") + "\n")
 		}
 	}
 	if err := os.WriteFile(d.ConfigPath, []byte(b.String()), 0o644); err != nil {
