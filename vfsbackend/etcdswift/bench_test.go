@@ -3,6 +3,9 @@ package etcdswift_test
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
 	"testing"
 
 	"github.com/proxyfs/proxyfs/vfsbackend"
@@ -12,8 +15,11 @@ import (
 // The raw rates of the servers, from the engine's own clients, and the
 // engine's rates on them. go test -run - -bench . -benchtime 100x
 
+// benchEngine opens a fresh volume with $PROXYFS_BENCH_CHUNK byte chunks
+// (default: the engine's).
 func benchEngine(b *testing.B) *etcdswift.Backend {
-	be, err := etcdswift.Open(vfsbackend.Options{Remote: servers.Remote(b.Name(), 0), Format: vfsbackend.FormatIfNew})
+	chunk, _ := strconv.Atoi(os.Getenv("PROXYFS_BENCH_CHUNK"))
+	be, err := etcdswift.Open(vfsbackend.Options{Remote: servers.Remote(fmt.Sprint(b.Name(), chunk, benchRun.Add(1)), chunk), Format: vfsbackend.FormatIfNew})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -110,6 +116,25 @@ func BenchmarkRead1M(b *testing.B) {
 			be.DropCacheForBench()
 		}
 		if _, err := be.ReadData(ctx, 1, p, int64(i%8)<<20); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkOverwrite4K writes 4 KiB at random aligned offsets of a 16 MiB
+// file: each write rewrites the chunk it falls in.
+func BenchmarkOverwrite4K(b *testing.B) {
+	be := benchEngine(b)
+	if err := be.WriteData(ctx, 1, bytes.Repeat([]byte("o"), 16<<20), 0); err != nil {
+		b.Fatal(err)
+	}
+	be.DropCacheForBench()
+	data := bytes.Repeat([]byte("p"), 4<<10)
+	r := rand.New(rand.NewPCG(1, 2))
+	b.SetBytes(4 << 10)
+	b.ResetTimer()
+	for range b.N {
+		if err := be.WriteData(ctx, 1, data, int64(r.IntN(4096))*4096); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -2,6 +2,7 @@ package etcdswift_test
 
 import (
 	"fmt"
+	"sync/atomic"
 	"testing"
 
 	"github.com/proxyfs/proxyfs/inode"
@@ -23,7 +24,7 @@ func benchFS(b *testing.B, engine string) (*inode.FS, vfsbackend.Backend) {
 	case "local":
 		be, err = local.Open(vfsbackend.Options{Path: b.TempDir(), Format: vfsbackend.FormatIfNew, InlineBytes: vfsbackend.DefaultInlineBytes})
 	case "etcdswift":
-		be, err = etcdswift.Open(vfsbackend.Options{Remote: servers.Remote(b.Name(), 0), Format: vfsbackend.FormatIfNew})
+		be, err = etcdswift.Open(vfsbackend.Options{Remote: servers.Remote(fmt.Sprint(b.Name(), benchRun.Add(1)), 0), Format: vfsbackend.FormatIfNew})
 	}
 	if err != nil {
 		b.Fatal(err)
@@ -38,6 +39,9 @@ func benchFS(b *testing.B, engine string) (*inode.FS, vfsbackend.Backend) {
 
 var root = inode.Caller{}
 
+// benchRun makes each run of a benchmark (b.N grows) use a volume of its own.
+var benchRun atomic.Int64
+
 func BenchmarkFS(b *testing.B) {
 	for _, engine := range []string{"local", "etcdswift"} {
 		b.Run("Create/"+engine, func(b *testing.B) {
@@ -45,6 +49,38 @@ func BenchmarkFS(b *testing.B) {
 			b.ResetTimer()
 			for i := range b.N {
 				if _, err := fs.Create(ctx, root, inode.RootIno, fmt.Sprintf("f%d", i), 0o644); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		// With flush: durable against power loss on return, on both.
+		b.Run("CreateFlush/"+engine, func(b *testing.B) {
+			fs, _ := benchFS(b, engine)
+			b.ResetTimer()
+			for i := range b.N {
+				a, err := fs.Create(ctx, root, inode.RootIno, fmt.Sprintf("f%d", i), 0o644)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := fs.Flush(ctx, a.Ino); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("Write1MiBFlush/"+engine, func(b *testing.B) {
+			fs, _ := benchFS(b, engine)
+			a, err := fs.Create(ctx, root, inode.RootIno, "big", 0o644)
+			if err != nil {
+				b.Fatal(err)
+			}
+			p := randBytes(1<<20, 1)
+			b.SetBytes(1 << 20)
+			b.ResetTimer()
+			for i := range b.N {
+				if err := fs.Write(ctx, root, a.Ino, p, uint64(i%64)<<20); err != nil {
+					b.Fatal(err)
+				}
+				if err := fs.Flush(ctx, a.Ino); err != nil {
 					b.Fatal(err)
 				}
 			}
