@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/proxyfs/proxyfs/internal/daemontest"
 	"github.com/proxyfs/proxyfs/rpcapi/client"
@@ -154,6 +155,16 @@ func TestDaemonKill9(t *testing.T) {
 		t.Errorf("dir after kill -9: %v, want %v", got, want)
 	}
 	d.Check(t)
+
+	// The garbage command: nothing is an hour old here; a shorter age
+	// than the least safe one is refused.
+	d.Stop()
+	if code, out := d.Run(t, time.Minute, "-collect-garbage"); code != 0 || !strings.Contains(out, "deleted 0 unreferenced object(s) older than 1h0m0s") {
+		t.Errorf("proxyfsd -collect-garbage: exit %d\n%s", code, out)
+	}
+	if code, out := d.Run(t, time.Minute, "-collect-garbage", "-garbage-age", "1m"); code != 1 || !strings.Contains(out, "write in progress") {
+		t.Errorf("proxyfsd -collect-garbage -garbage-age 1m: exit %d\n%s", code, out)
+	}
 }
 
 // TestDaemonTwoGateways: two proxyfsd processes serve one volume (same etcd

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/ncw/swift/v2"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -195,6 +196,7 @@ func (b *Backend) writePiece(ctx context.Context, ino vfsbackend.Ino, p []byte, 
 		if err != nil {
 			return err
 		}
+		started := time.Now()
 		cs := make([]int64, 0, last-first+1)
 		for c := first; c <= last; c++ {
 			cs = append(cs, c)
@@ -247,6 +249,11 @@ func (b *Backend) writePiece(ctx context.Context, ino vfsbackend.Ino, p []byte, 
 				old = append(old, prev)
 			}
 		}
+		if time.Since(started) > MaxPendingAge {
+			// Garbage collection may take objects this old: write again.
+			b.deleteObjects(ctx, names)
+			continue
+		}
 		won, err := b.switchIn(ctx, ino, o, max(o.size, end), puts, -1)
 		if err != nil {
 			// Unknown outcome: the new objects may be in use; leave them.
@@ -283,6 +290,7 @@ func (b *Backend) TruncateData(ctx context.Context, ino vfsbackend.Ino, size int
 		if o.exists && size == o.size {
 			return nil
 		}
+		started := time.Now()
 		puts := map[int64]string{}
 		var old, made []string
 		delFrom := int64(-1)
@@ -319,6 +327,10 @@ func (b *Backend) TruncateData(ctx context.Context, ino vfsbackend.Ino, size int
 					old = append(old, name)
 				}
 			}
+		}
+		if len(made) > 0 && time.Since(started) > MaxPendingAge {
+			b.deleteObjects(ctx, made)
+			continue
 		}
 		won, err := b.switchIn(ctx, ino, o, size, puts, delFrom)
 		if err != nil {
@@ -389,14 +401,36 @@ func (b *Backend) ListData(ctx context.Context, fn func(ino vfsbackend.Ino, size
 }
 
 // Garbage calls fn with the name of every object in the volume's
-// container that no chunk key names: the leftovers of data changes
-// interrupted between Swift and etcd, or of replaced versions whose
-// deletion failed. Objects written by changes still in progress look the
-// same: collect garbage only when no gateway is writing, or only objects
-// older than any change in flight.
-func (b *Backend) Garbage(ctx context.Context, fn func(name string) bool) error {
+// container that no chunk key names and that Swift last modified more than
+// olderThan ago: the leftovers of data changes interrupted between Swift
+// and etcd, or of replaced versions whose deletion failed. A change in
+// progress (on any gateway) has objects that no key names yet, but never
+// switches in objects older than MaxPendingAge (it writes them again), so
+// with olderThan >= MinGarbageAge, which leaves room for clock skew between
+// the gateways and Swift, no object a change may still use is listed.
+func (b *Backend) Garbage(ctx context.Context, olderThan time.Duration, fn func(name string) bool) error {
 	if err := b.check(); err != nil {
 		return err
+	}
+	// List the container first: an object written after its listing was
+	// read and switched in before the scan below is then not listed at
+	// all, and one switched in before the scan is seen by it.
+	cutoff := time.Now().Add(-olderThan)
+	var candidates []string
+	err := b.sw.ObjectsWalk(ctx, b.container, &swift.ObjectsOpts{Limit: 1000}, func(ctx context.Context, opts *swift.ObjectsOpts) (any, error) {
+		objs, err := b.sw.Objects(ctx, b.container, opts)
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range objs {
+			if strings.Count(o.Name, "/") == 2 && o.LastModified.Before(cutoff) {
+				candidates = append(candidates, o.Name)
+			}
+		}
+		return objs, nil
+	})
+	if err != nil {
+		return swiftErr("list container", err)
 	}
 	used := map[string]bool{}
 	if err := b.scanRange(ctx, b.chunks, clientv3.GetPrefixRangeEnd(b.chunks), func(_, v []byte) bool {
@@ -405,32 +439,22 @@ func (b *Backend) Garbage(ctx context.Context, fn func(name string) bool) error 
 	}); err != nil {
 		return err
 	}
-	stop := errors.New("stop")
-	err := b.sw.ObjectsWalk(ctx, b.container, &swift.ObjectsOpts{Limit: 1000}, func(ctx context.Context, opts *swift.ObjectsOpts) (any, error) {
-		names, err := b.sw.ObjectNames(ctx, b.container, opts)
-		if err != nil {
-			return nil, err
+	for _, n := range candidates {
+		if !used[n] && !fn(n) {
+			return nil
 		}
-		for _, n := range names {
-			if !used[n] && strings.Count(n, "/") == 2 && !fn(n) {
-				return names, stop
-			}
-		}
-		return names, nil
-	})
-	if err != nil && !errors.Is(err, stop) {
-		return swiftErr("list container", err)
 	}
 	return nil
 }
 
-// CollectGarbage deletes the objects Garbage finds and returns how many.
-func (b *Backend) CollectGarbage(ctx context.Context) (int, error) {
+// CollectGarbage deletes the objects Garbage(olderThan) finds and returns
+// how many.
+func (b *Backend) CollectGarbage(ctx context.Context, olderThan time.Duration) (int, error) {
 	if err := b.checkWrite(); err != nil {
 		return 0, err
 	}
 	var names []string
-	if err := b.Garbage(ctx, func(n string) bool { names = append(names, n); return true }); err != nil {
+	if err := b.Garbage(ctx, olderThan, func(n string) bool { names = append(names, n); return true }); err != nil {
 		return 0, err
 	}
 	err := forEach(len(names), func(i int) error {

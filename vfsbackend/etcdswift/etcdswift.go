@@ -30,6 +30,16 @@ import (
 // Name is the name the engine is registered under.
 const Name = "etcdswift"
 
+// MaxPendingAge bounds how long a data change may take between writing its
+// new chunk objects and switching them in; a change that took longer
+// writes them again. MinGarbageAge is the least age at which garbage
+// collection may take objects that no chunk key names: above MaxPendingAge
+// with room for clock skew between the gateways and Swift.
+const (
+	MaxPendingAge = 10 * time.Minute
+	MinGarbageAge = time.Hour
+)
+
 // DefaultChunkBytes is the chunk size of a volume formatted without one.
 const DefaultChunkBytes = 1 << 20
 
