@@ -368,6 +368,12 @@ func (fs *FS) recoverData(ctx context.Context) error {
 			}
 		case err != nil:
 			return fmt.Errorf("recover: %w", err)
+		case uint64(o.size) > r.Size && fs.sharedIno != nil:
+			// Several gateways may serve this volume: the bytes beyond
+			// the size may be another gateway's write in progress (data
+			// first, then the record). Left alone: every call that grows
+			// a file cuts its object to the old size first, so they are
+			// never seen.
 		case uint64(o.size) > r.Size:
 			fs.log.Info("recover: cutting data beyond size", zap.Uint64("ino", uint64(o.ino)),
 				zap.Int64("data", o.size), zap.Uint64("size", r.Size))

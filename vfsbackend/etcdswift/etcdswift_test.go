@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/proxyfs/proxyfs/inode"
 	"github.com/proxyfs/proxyfs/vfsbackend"
 	"github.com/proxyfs/proxyfs/vfsbackend/backendtest"
 	"github.com/proxyfs/proxyfs/vfsbackend/etcdswift"
@@ -238,5 +239,41 @@ func TestGarbage(t *testing.T) {
 	p := make([]byte, 10001)
 	if n, err := b.ReadData(ctx, 3, p, 0); err != nil || n != 10000 || !bytes.Equal(p[:n], bytes.Repeat([]byte("x"), 10000)) {
 		t.Fatalf("ReadData after collecting = %d, %v", n, err)
+	}
+}
+
+// TestOpenLeavesOthersWrites: a gateway opening the volume does not cut
+// data beyond a file's size, which on a shared volume may be another
+// gateway's write in progress (package inode writes data, then the size).
+func TestOpenLeavesOthersWrites(t *testing.T) {
+	a := open(t, t.Name(), 4096, vfsbackend.FormatIfNew)
+	fsA, err := inode.Open(ctx, a, inode.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := fsA.Create(ctx, inode.Caller{}, inode.RootIno, "f", 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Gateway a's write in progress: the data is there, the size not yet.
+	if err := a.WriteData(ctx, vfsbackend.Ino(f.Ino), []byte("in flight"), 0); err != nil {
+		t.Fatal(err)
+	}
+	b := open(t, t.Name(), 0, vfsbackend.FormatNever)
+	if _, err := inode.Open(ctx, b, inode.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	p := make([]byte, 20)
+	if n, err := a.ReadData(ctx, vfsbackend.Ino(f.Ino), p, 0); err != nil || string(p[:n]) != "in flight" {
+		t.Fatalf("after another gateway's open the data is %q, %v", p[:n], err)
+	}
+	// And a file that grows exposes zeros, not the leftover, if the write
+	// never completed.
+	if err := fsA.Write(ctx, inode.Caller{}, f.Ino, []byte("x"), 100); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 101)
+	if n, err := fsA.Read(ctx, inode.Caller{}, f.Ino, got, 0); err != nil || n != 101 || !bytes.Equal(got[:100], make([]byte, 100)) {
+		t.Fatalf("read after growing: %d, %v, %q", n, err, got[:20])
 	}
 }
