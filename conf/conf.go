@@ -55,6 +55,8 @@ const (
 	DefaultSyncInterval       = time.Second
 	DefaultInlineBytes        = vfsbackend.DefaultInlineBytes
 	MaxInlineBytes            = vfsbackend.MaxInlineBytes
+	// MaxChunkBytes is the largest chunk_bytes accepted (etcdswift).
+	MaxChunkBytes = 64 << 20
 	// DefaultAnonID is the default anon_uid and anon_gid: "nobody" and
 	// "nogroup".
 	DefaultAnonID = 65534
@@ -85,7 +87,7 @@ const (
 )
 
 // Engines are the storage engine names a volume may use.
-var Engines = []string{"local", "memory"}
+var Engines = []string{"etcdswift", "local", "memory"}
 
 // Config is a validated proxyfsd configuration.
 type Config struct {
@@ -192,8 +194,11 @@ type Log struct {
 type Volume struct {
 	// Name is what clients pass to mount.
 	Name string
-	// Engine is the storage engine: "local" or "memory".
+	// Engine is the storage engine: "local", "memory" or "etcdswift".
 	Engine string
+	// Remote locates an etcdswift volume: etcd endpoints and prefix, Swift
+	// credentials and container, chunk size. Empty for other engines.
+	Remote vfsbackend.RemoteOptions
 	// Path is the directory holding the volume's files.
 	Path string
 	// SyncInterval bounds how long committed metadata may stay unsynced.
@@ -279,6 +284,14 @@ type raw struct {
 		AnonGID       *int64   `toml:"anon_gid"`
 		Users         []string `toml:"users"`
 		Groups        []string `toml:"groups"`
+
+		EtcdEndpoints  []string `toml:"etcd_endpoints"`
+		EtcdPrefix     *string  `toml:"etcd_prefix"`
+		SwiftAuthURL   *string  `toml:"swift_auth_url"`
+		SwiftUser      *string  `toml:"swift_user"`
+		SwiftKey       *string  `toml:"swift_key"`
+		SwiftContainer *string  `toml:"swift_container"`
+		ChunkBytes     *int64   `toml:"chunk_bytes"`
 	} `toml:"volume"`
 }
 
@@ -442,7 +455,44 @@ func (r *raw) validate() (*Config, error) {
 		if v.Path == "" {
 			return nil, fmt.Errorf("config: %s: empty", key("path"))
 		}
-		if v.Engine != "memory" {
+		remote := rv.EtcdEndpoints != nil || rv.EtcdPrefix != nil || rv.SwiftAuthURL != nil || rv.SwiftUser != nil ||
+			rv.SwiftKey != nil || rv.SwiftContainer != nil || rv.ChunkBytes != nil
+		if remote && v.Engine != "etcdswift" {
+			return nil, fmt.Errorf("config: volume[%d]: etcd_* and swift_* keys and chunk_bytes are for engine \"etcdswift\", not %q", i, v.Engine)
+		}
+		if v.Engine == "etcdswift" {
+			r := &v.Remote
+			r.EtcdEndpoints = rv.EtcdEndpoints
+			if len(r.EtcdEndpoints) == 0 {
+				return nil, fmt.Errorf("config: %s: missing (engine etcdswift)", key("etcd_endpoints"))
+			}
+			for _, e := range r.EtcdEndpoints {
+				if e == "" {
+					return nil, fmt.Errorf("config: %s: empty endpoint", key("etcd_endpoints"))
+				}
+			}
+			r.EtcdPrefix = str(rv.EtcdPrefix, "proxyfs/"+v.Name+"/")
+			if r.EtcdPrefix == "" {
+				return nil, fmt.Errorf("config: %s: empty", key("etcd_prefix"))
+			}
+			r.SwiftAuthURL = str(rv.SwiftAuthURL, "")
+			if r.SwiftAuthURL == "" {
+				return nil, fmt.Errorf("config: %s: missing (engine etcdswift)", key("swift_auth_url"))
+			}
+			r.SwiftUser = str(rv.SwiftUser, "")
+			r.SwiftKey = str(rv.SwiftKey, "")
+			r.SwiftContainer = str(rv.SwiftContainer, "proxyfs-"+v.Name)
+			if r.SwiftContainer == "" || strings.Contains(r.SwiftContainer, "/") {
+				return nil, fmt.Errorf("config: %s: %q is not a container name", key("swift_container"), r.SwiftContainer)
+			}
+			if rv.ChunkBytes != nil {
+				if *rv.ChunkBytes < 4096 || *rv.ChunkBytes > MaxChunkBytes {
+					return nil, fmt.Errorf("config: %s: %d is out of range 4096..%d", key("chunk_bytes"), *rv.ChunkBytes, MaxChunkBytes)
+				}
+				r.ChunkBytes = int(*rv.ChunkBytes)
+			}
+		}
+		if v.Engine == "local" {
 			clean := filepath.Clean(v.Path)
 			if j, dup := paths[clean]; dup {
 				return nil, fmt.Errorf("config: %s: %q is already the path of volume[%d]", key("path"), v.Path, j)

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/proxyfs/proxyfs/vfsbackend"
 )
 
 func TestDefault(t *testing.T) {
@@ -265,5 +267,35 @@ func TestShippedExample(t *testing.T) {
 	}
 	if c.Server.Unix != "/run/proxyfs/proxyfsd.sock" || c.Volumes[0].Path != "/var/lib/proxyfs/default" || c.Log.Format != "json" {
 		t.Errorf("example config: %+v", c)
+	}
+}
+
+func TestEtcdSwiftVolume(t *testing.T) {
+	base := "[[volume]]\nname = \"v\"\n"
+	c, err := Parse([]byte(base + `engine = "etcdswift"
+etcd_endpoints = ["http://127.0.0.1:2379", "http://127.0.0.2:2379"]
+swift_auth_url = "http://127.0.0.1:8080/auth/v1.0"
+swift_user = "test:tester"
+swift_key = "testing"
+chunk_bytes = 262144
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.Volumes[0].Remote
+	want := vfsbackend.RemoteOptions{EtcdEndpoints: []string{"http://127.0.0.1:2379", "http://127.0.0.2:2379"}, EtcdPrefix: "proxyfs/v/",
+		SwiftAuthURL: "http://127.0.0.1:8080/auth/v1.0", SwiftUser: "test:tester", SwiftKey: "testing", SwiftContainer: "proxyfs-v", ChunkBytes: 262144}
+	if !reflect.DeepEqual(r, want) {
+		t.Errorf("remote %+v, want %+v", r, want)
+	}
+	for _, bad := range []string{
+		`engine = "etcdswift"` + "\n" + `swift_auth_url = "http://x/auth/v1.0"`,                                // no endpoints
+		`engine = "etcdswift"` + "\n" + `etcd_endpoints = ["http://e:2379"]`,                                   // no Swift
+		`engine = "local"` + "\n" + `etcd_endpoints = ["http://e:2379"]`,                                       // wrong engine
+		`engine = "etcdswift"` + "\n" + `etcd_endpoints = ["e"]` + "\nswift_auth_url = \"u\"\nchunk_bytes = 1", // chunk too small
+	} {
+		if _, err := Parse([]byte(base + bad)); err == nil {
+			t.Errorf("accepted %q", bad)
+		}
 	}
 }

@@ -226,7 +226,12 @@ func (fs *FS) Check(ctx context.Context) ([]string, error) {
 		}
 	}
 
-	if v, err := fs.be.Get(ctx, keyNextIno); err != nil {
+	if fs.sharedIno != nil {
+		// The engine hands out inode numbers (keyNextIno is not used).
+		if n, err := fs.sharedIno.AllocInos(ctx, 0, 0); err != nil || n <= maxIno {
+			report("the engine's next inode number %d not above highest inode %d (%v)", n, maxIno, err)
+		}
+	} else if v, err := fs.be.Get(ctx, keyNextIno); err != nil {
 		report("next inode counter: %v", err)
 	} else if n, err := decodeUint64(v); err != nil || Ino(n) <= maxIno {
 		report("next inode counter %d not above highest inode %d (%v)", n, maxIno, err)

@@ -56,6 +56,12 @@ type FS struct {
 	// keyInodeUsed; they change only under ns held exclusively.
 	nextIno Ino
 	inodes  uint64
+	// sharedIno is the engine's inode allocator, when it has one (engines
+	// that several gateways share): new inode numbers come from it, in
+	// blocks of inoBlock reserved at a time ([inoNext, inoEnd)), and
+	// nextIno is not used. Under ns held exclusively, as nextIno.
+	sharedIno       vfsbackend.InoAllocator
+	inoNext, inoEnd Ino
 
 	// untidy holds inodes whose data a failed engine call left behind: a
 	// removed inode's data, or data beyond a file's size. Reads never see
@@ -100,6 +106,9 @@ func Open(ctx context.Context, be vfsbackend.Backend, opts Options) (*FS, error)
 		fs.now = wallClock
 	}
 	if err := fs.loadOrFormat(ctx); err != nil {
+		return nil, err
+	}
+	if err := fs.probeInoAllocator(ctx); err != nil {
 		return nil, err
 	}
 	if err := fs.recoverData(ctx); err != nil {
@@ -267,6 +276,26 @@ func (fs *FS) release(n uint64) {
 	}
 }
 
+// inoBlock is how many inode numbers a gateway reserves from a shared
+// allocator at a time. Numbers it reserved but did not use when it stops
+// are never used (inode numbers are not reused anyway).
+const inoBlock = 64
+
+// probeInoAllocator finds out whether the engine hands out inode numbers.
+func (fs *FS) probeInoAllocator(ctx context.Context) error {
+	a, ok := fs.be.(vfsbackend.InoAllocator)
+	if !ok {
+		return nil
+	}
+	if _, err := a.AllocInos(ctx, 0, fs.nextIno); errors.Is(err, errors.ErrUnsupported) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("open volume: inode allocator: %w", err)
+	}
+	fs.sharedIno = a
+	return nil
+}
+
 func (fs *FS) loadOrFormat(ctx context.Context) error {
 	v, err := fs.be.Get(ctx, keyNextIno)
 	if err == nil {
@@ -339,6 +368,12 @@ func (fs *FS) recoverData(ctx context.Context) error {
 			}
 		case err != nil:
 			return fmt.Errorf("recover: %w", err)
+		case uint64(o.size) > r.Size && fs.sharedIno != nil:
+			// Several gateways may serve this volume: the bytes beyond
+			// the size may be another gateway's write in progress (data
+			// first, then the record). Left alone: every call that grows
+			// a file cuts its object to the old size first, so they are
+			// never seen.
 		case uint64(o.size) > r.Size:
 			fs.log.Info("recover: cutting data beyond size", zap.Uint64("ino", uint64(o.ino)),
 				zap.Int64("data", o.size), zap.Uint64("size", r.Size))

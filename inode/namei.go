@@ -40,8 +40,12 @@ func (fs *FS) mknod(ctx context.Context, c Caller, dir Ino, name string, mode ui
 	}
 	uid, gid, mode := c.newOwner(&d.Attr, mode)
 	now := fs.now()
+	ino, err := t.newInode(ctx)
+	if err != nil {
+		return Attr{}, err
+	}
 	r := &record{Attr: Attr{
-		Ino: t.newInode(), Mode: mode, Nlink: 1, UID: uid, GID: gid,
+		Ino: ino, Mode: mode, Nlink: 1, UID: uid, GID: gid,
 		Atime: now, Mtime: now, Ctime: now, Crtime: now,
 	}}
 	switch mode & ModeType {

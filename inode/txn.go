@@ -2,6 +2,7 @@ package inode
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/proxyfs/proxyfs/vfsbackend"
 )
@@ -146,13 +147,27 @@ func (t *txn) deleteInode(ctx context.Context, r *record) error {
 
 // newInode allocates an inode number and counts the inode. Only valid
 // with ns held exclusively.
-func (t *txn) newInode() Ino {
+func (t *txn) newInode(ctx context.Context) (Ino, error) {
+	if a := t.fs.sharedIno; a != nil {
+		if t.fs.inoNext == t.fs.inoEnd {
+			first, err := a.AllocInos(ctx, inoBlock, t.fs.nextIno)
+			if err != nil {
+				return 0, fmt.Errorf("allocate inode numbers: %w", err)
+			}
+			t.fs.inoNext, t.fs.inoEnd = first, first+inoBlock
+		}
+		ino := t.fs.inoNext
+		t.fs.inoNext++
+		t.fs.inodes++
+		t.batch.Put(keyInodeUsed, encodeUint64(t.fs.inodes))
+		return ino, nil
+	}
 	ino := t.fs.nextIno
 	t.fs.nextIno++
 	t.fs.inodes++
 	t.batch.Put(keyNextIno, encodeUint64(uint64(t.fs.nextIno)))
 	t.batch.Put(keyInodeUsed, encodeUint64(t.fs.inodes))
-	return ino
+	return ino, nil
 }
 
 // commit writes every dirty record and the batch atomically, then deletes

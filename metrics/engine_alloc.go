@@ -65,3 +65,14 @@ func (b *instrumented) CopyData(ctx context.Context, src vfsbackend.Ino, srcOff 
 	b.m.engineOp(b.volume, "copy_data", t, merr)
 	return m, err
 }
+
+func (b *instrumented) AllocInos(ctx context.Context, n uint64, min vfsbackend.Ino) (vfsbackend.Ino, error) {
+	a, ok := b.Backend.(vfsbackend.InoAllocator)
+	if !ok {
+		return 0, fmt.Errorf("engine has no inode allocator: %w", errors.ErrUnsupported)
+	}
+	t := time.Now()
+	first, err := a.AllocInos(ctx, n, min)
+	b.m.engineOp(b.volume, "alloc_inos", t, err)
+	return first, err
+}

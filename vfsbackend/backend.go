@@ -123,6 +123,21 @@ type FileData interface {
 	DataFile(ctx context.Context, ino Ino) (f *os.File, release func(), err error)
 }
 
+// InoAllocator is implemented by engines whose volume several gateways
+// (proxyfsd processes) may serve at once, such as etcdswift: inode numbers
+// then come from the engine, so that they are unique across gateways,
+// instead of from a counter that each process caches.
+//
+// AllocInos reserves n inode numbers, none of which it ever hands out
+// again to any caller on any gateway, all at least min, and returns the
+// first: they are [first, first+n). With n = 0 it reserves nothing and
+// returns the next number it would hand out (it writes nothing, so it
+// works on a volume opened read-only). Wrappers return an error wrapping
+// errors.ErrUnsupported when the engine they wrap has no allocator.
+type InoAllocator interface {
+	AllocInos(ctx context.Context, n uint64, min Ino) (first Ino, err error)
+}
+
 // Usage is an engine's view of its space, in bytes.
 type Usage struct {
 	// TotalBytes is the capacity of the store.

@@ -55,11 +55,38 @@ type Options struct {
 	// logs it. Without it, such damage makes Open fail with an error that
 	// wraps ErrDamaged.
 	Repair bool
+	// Remote configures engines whose store is a network service (the
+	// etcdswift engine); other engines ignore it.
+	Remote RemoteOptions
 	// Observe, if set, is called after each operation the engine runs on
 	// its own rather than for a caller (the local engine's periodic
 	// sync, as op "sync"), with its start and outcome: the metrics
 	// wrapper sees only the calls made through it.
 	Observe func(op string, start time.Time, err error)
+}
+
+// RemoteOptions locate a volume kept in etcd (metadata) and OpenStack
+// Swift (file data).
+type RemoteOptions struct {
+	// EtcdEndpoints are the etcd cluster's client URLs
+	// (http://host:2379, ...).
+	EtcdEndpoints []string
+	// EtcdPrefix is the key prefix under which the volume's keys live;
+	// every gateway serving the volume uses the same one.
+	EtcdPrefix string
+	// SwiftAuthURL, SwiftUser and SwiftKey authenticate to Swift (v1
+	// auth such as tempauth: X-Auth-User/X-Auth-Key; v2/v3 Keystone URLs
+	// are recognised by their path).
+	SwiftAuthURL string
+	SwiftUser    string
+	SwiftKey     string
+	// SwiftContainer is the container holding the volume's data objects.
+	SwiftContainer string
+	// ChunkBytes is the size of the pieces a data object is stored in
+	// (one Swift object each) when a volume is formatted; zero means the
+	// engine's default. An existing volume keeps the size it was
+	// formatted with.
+	ChunkBytes int
 }
 
 // FormatPolicy is Options.Format.

@@ -3,11 +3,13 @@ package volume
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/proxyfs/proxyfs/conf"
 	"github.com/proxyfs/proxyfs/vfsbackend"
+	"github.com/proxyfs/proxyfs/vfsbackend/etcdswift"
 )
 
 // Check opens every volume of cfg read-only (it writes nothing, not even
@@ -85,10 +87,52 @@ func Format(ctx context.Context, cfg *conf.Config, log *zap.Logger) ([]string, e
 		if v.formatted {
 			what = "formatted a new, empty volume"
 		}
-		out = append(out, fmt.Sprintf("volume %q at %s: %s (id %x)", vc.Name, vc.Path, what, v.FS.VolumeID()))
+		out = append(out, fmt.Sprintf("volume %q at %s: %s (id %x)", vc.Name, where(vc), what, v.FS.VolumeID()))
 		if err := v.Close(); err != nil {
 			return out, fmt.Errorf("volume %q: close: %w", vc.Name, err)
 		}
+	}
+	return out, nil
+}
+
+// MinGarbageAge is the least age of the objects CollectGarbage deletes.
+const MinGarbageAge = etcdswift.MinGarbageAge
+
+// garbageCollector is implemented by engines that can leave data objects
+// no file references (etcdswift).
+type garbageCollector interface {
+	CollectGarbage(ctx context.Context, olderThan time.Duration) (int, error)
+}
+
+// CollectGarbage deletes, in every volume whose engine keeps such a thing,
+// the data objects that no file references and that are older than
+// olderThan, and returns one line per volume. Gateways may be serving the
+// volumes meanwhile.
+func CollectGarbage(ctx context.Context, cfg *conf.Config, log *zap.Logger, olderThan time.Duration) ([]string, error) {
+	var out []string
+	for _, vc := range cfg.Volumes {
+		if vc.Engine != etcdswift.Name {
+			out = append(out, fmt.Sprintf("volume %q: engine %s leaves no garbage (its open recovers)", vc.Name, vc.Engine))
+			continue
+		}
+		be, err := vfsbackend.Open(vc.Engine, vfsbackend.Options{Remote: vc.Remote, Logger: log, CapacityBytes: vc.CapacityBytes})
+		if err != nil {
+			return out, fmt.Errorf("volume %q: open %s engine at %s: %w", vc.Name, vc.Engine, where(vc), err)
+		}
+		gc, ok := be.(garbageCollector)
+		if !ok {
+			be.Close()
+			return out, fmt.Errorf("volume %q: engine %s cannot collect garbage", vc.Name, vc.Engine)
+		}
+		n, err := gc.CollectGarbage(ctx, olderThan)
+		cerr := be.Close()
+		if err != nil {
+			return out, fmt.Errorf("volume %q: %w", vc.Name, err)
+		}
+		if cerr != nil {
+			return out, fmt.Errorf("volume %q: close: %w", vc.Name, cerr)
+		}
+		out = append(out, fmt.Sprintf("volume %q at %s: deleted %d unreferenced object(s) older than %v", vc.Name, where(vc), n, olderThan))
 	}
 	return out, nil
 }

@@ -89,6 +89,7 @@ func Open(ctx context.Context, vc conf.Volume, mode Mode, opts Options) (*Volume
 		SyncInterval:  vc.SyncInterval,
 		CapacityBytes: vc.CapacityBytes,
 		InlineBytes:   vc.InlineBytes,
+		Remote:        vc.Remote,
 		Logger:        vlog,
 		Format:        mode.Format,
 		ReadOnly:      mode.ReadOnly,
@@ -96,7 +97,7 @@ func Open(ctx context.Context, vc conf.Volume, mode Mode, opts Options) (*Volume
 		Observe:       m.EngineObserver(vc.Name),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("volume %q: open %s engine at %s: %w", vc.Name, vc.Engine, vc.Path, err)
+		return nil, fmt.Errorf("volume %q: open %s engine at %s: %w", vc.Name, vc.Engine, where(vc), err)
 	}
 	be := m.WrapBackend(vc.Name, raw)
 	fs, err := inode.Open(ctx, be, inode.Options{Logger: vlog, CapacityBytes: vc.CapacityBytes, ReadOnly: mode.ReadOnly})
@@ -112,9 +113,17 @@ func Open(ctx context.Context, vc conf.Volume, mode Mode, opts Options) (*Volume
 	if fr, ok := raw.(formatReporter); ok {
 		v.formatted = fr.Formatted()
 	}
-	vlog.Info("volume ready", zap.String("engine", vc.Engine), zap.String("path", vc.Path),
+	vlog.Info("volume ready", zap.String("engine", vc.Engine), zap.String("path", where(vc)),
 		zap.String("volume_id", fmt.Sprintf("%x", fs.VolumeID())))
 	return v, nil
+}
+
+// where says where a volume is stored, for messages.
+func where(vc conf.Volume) string {
+	if vc.Engine == "etcdswift" {
+		return fmt.Sprintf("etcd %v prefix %q, Swift container %q", vc.Remote.EtcdEndpoints, vc.Remote.EtcdPrefix, vc.Remote.SwiftContainer)
+	}
+	return vc.Path
 }
 
 // OpenAll opens every volume of cfg for service: a volume that does not

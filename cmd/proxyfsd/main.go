@@ -6,6 +6,9 @@
 //	proxyfsd -repair [-config FILE] open every volume allowing repairs that drop damaged
 //	                                log records (saved aside first), check it, and exit
 //	proxyfsd -format [-config FILE] create every volume that does not exist yet, and exit
+//	proxyfsd -collect-garbage [-garbage-age D] [-config FILE]
+//	                                delete the data objects that no file references and that are
+//	                                older than D (etcdswift volumes; default and least 1h), and exit
 //	proxyfsd -version               print the version and exit
 //
 // Once every listener is up it prints one line on standard output,
@@ -43,6 +46,7 @@ import (
 	"github.com/proxyfs/proxyfs/volume"
 
 	// The storage engines.
+	_ "github.com/proxyfs/proxyfs/vfsbackend/etcdswift"
 	_ "github.com/proxyfs/proxyfs/vfsbackend/local"
 	_ "github.com/proxyfs/proxyfs/vfsbackend/mem"
 )
@@ -62,6 +66,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	check := fl.Bool("check", false, "check the consistency of every volume, writing nothing (daemon must not be running), and exit: 0 clean, 1 problems")
 	repair := fl.Bool("repair", false, "open every volume allowing repairs that drop damaged log records (saved aside first), check it, and exit: 0 clean, 1 problems")
 	format := fl.Bool("format", false, "create every volume that does not exist yet (never touching an existing one) and exit")
+	collect := fl.Bool("collect-garbage", false, "delete the data objects of etcdswift volumes that no file references (left by interrupted writes), and exit")
+	garbageAge := fl.Duration("garbage-age", volume.MinGarbageAge, "with -collect-garbage: only objects older than this (at least the default: younger ones may belong to writes in progress on a gateway)")
 	showVersion := fl.Bool("version", false, "print the version and exit")
 	if err := fl.Parse(args); err != nil {
 		return 2
@@ -96,8 +102,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer log.Sync()
 	ctx := context.Background()
 
-	if n := count(*check, *repair, *format); n > 1 {
-		return fail("-check, -repair and -format exclude each other")
+	if n := count(*check, *repair, *format, *collect); n > 1 {
+		return fail("-check, -repair, -format and -collect-garbage exclude each other")
+	}
+	if *collect {
+		if *garbageAge < volume.MinGarbageAge {
+			return fail("-garbage-age %v: less than %v could delete the objects of a write in progress", *garbageAge, volume.MinGarbageAge)
+		}
+		lines, err := volume.CollectGarbage(ctx, cfg, log, *garbageAge)
+		for _, l := range lines {
+			fmt.Fprintln(stdout, l)
+		}
+		if err != nil {
+			return fail("collect garbage: %v", err)
+		}
+		return 0
 	}
 	if *format {
 		lines, err := volume.Format(ctx, cfg, log)

@@ -36,7 +36,7 @@ import (
 type Volume struct {
 	// Name is the volume name; required.
 	Name string
-	// Engine is "local" (the default) or "memory".
+	// Engine is "local" (the default), "memory" or "etcdswift".
 	Engine string
 	// CapacityBytes is the volume's capacity (0: engine default).
 	CapacityBytes uint64
@@ -46,7 +46,8 @@ type Volume struct {
 	// AnonGID, if not 0, set anon_uid and anon_gid.
 	ReadOnly, RootSquash bool
 	AnonUID, AnonGID     uint32
-	// Extra is more TOML lines for the volume's table (users, groups).
+	// Extra is more of the volume's TOML, one key = value per line (the
+	// etcdswift engine's keys, for example).
 	Extra string
 }
 
@@ -302,7 +303,7 @@ func (d *Daemon) writeConfig() {
 			fmt.Fprintf(&b, "anon_gid = %d\n", v.AnonGID)
 		}
 		if v.Extra != "" {
-			fmt.Fprintf(&b, "%s\n", v.Extra)
+			b.WriteString(strings.TrimSuffix(v.Extra, "\n") + "\n")
 		}
 	}
 	if err := os.WriteFile(d.ConfigPath, []byte(b.String()), 0o644); err != nil {

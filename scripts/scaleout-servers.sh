@@ -1,0 +1,231 @@
+#!/bin/sh
+# Start or stop a private etcd and a one-node OpenStack Swift ("Swift all in
+# one") on loopback, for trying and testing the etcdswift engine. Everything
+# lives under DIR: configuration, rings, data, logs and pid files. Nothing
+# outside DIR is touched, and no privileged port is used.
+#
+#   scripts/scaleout-servers.sh start DIR   start them; print the endpoints
+#   scripts/scaleout-servers.sh stop DIR    stop them (SIGTERM, then SIGKILL)
+#   scripts/scaleout-servers.sh env DIR     print the endpoints again
+#
+# start prints shell assignments, also kept in DIR/env:
+#
+#   ETCD_ENDPOINTS=http://127.0.0.1:PORT
+#   SWIFT_AUTH_URL=http://127.0.0.1:PORT/auth/v1.0
+#   SWIFT_USER=test:tester
+#   SWIFT_KEY=testing
+#
+# Packages (Debian bookworm): etcd-server, swift, swift-proxy, swift-account,
+# swift-container, swift-object, memcached (tempauth keeps its tokens there).
+# etcd runs with --max-txn-ops and --max-request-bytes raised above their
+# defaults (128 operations, 1.5 MiB): a proxyfs batch is one etcd transaction
+# (see vfsbackend/etcdswift). Swift's storage directory must take user
+# extended attributes (ext4, xfs, tmpfs on Linux >= 6.6); start checks.
+set -eu
+
+usage() {
+	echo "usage: $0 start|stop|env DIR" >&2
+	exit 2
+}
+[ $# -eq 2 ] || usage
+cmd=$1
+dir=$2
+
+# freeport prints a TCP port that was free on 127.0.0.1 a moment ago.
+freeport() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# waitport HOST PORT SECONDS: wait until something listens there.
+waitport() {
+	python3 - "$1" "$2" "$3" <<'EOF'
+import socket, sys, time
+host, port, limit = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+end = time.time() + limit
+while time.time() < end:
+    try:
+        socket.create_connection((host, port), 0.5).close()
+        sys.exit(0)
+    except OSError:
+        time.sleep(0.1)
+sys.exit(1)
+EOF
+}
+
+stop() {
+	for f in "$dir"/run/*.pid; do
+		[ -e "$f" ] || continue
+		pid=$(cat "$f")
+		kill "$pid" 2>/dev/null || true
+	done
+	for f in "$dir"/run/*.pid; do
+		[ -e "$f" ] || continue
+		pid=$(cat "$f")
+		i=0
+		while kill -0 "$pid" 2>/dev/null && [ $i -lt 50 ]; do
+			sleep 0.1
+			i=$((i + 1))
+		done
+		kill -9 "$pid" 2>/dev/null || true
+		rm -f "$f"
+	done
+}
+
+start() {
+	for b in etcd swift-ring-builder swift-proxy-server swift-account-server \
+		swift-container-server swift-object-server memcached; do
+		if ! command -v "$b" >/dev/null 2>&1; then
+			echo "$0: $b not found: apt-get install etcd-server swift swift-proxy swift-account swift-container swift-object memcached" >&2
+			exit 3
+		fi
+	done
+	mkdir -p "$dir"
+	dir=$(cd "$dir" && pwd)
+	if [ -e "$dir/env" ]; then
+		echo "$0: $dir already holds servers (stop them first)" >&2
+		exit 1
+	fi
+	mkdir -p "$dir/run" "$dir/log" "$dir/etcd" "$dir/swift" "$dir/srv/sdb1"
+	# Swift keeps object metadata in user xattrs.
+	if ! python3 -c 'import os,sys; os.setxattr(sys.argv[1], "user.proxyfs.test", b"1")' "$dir/srv/sdb1" 2>/dev/null; then
+		echo "$0: $dir/srv does not take user extended attributes; use a directory on ext4, xfs or tmpfs (Linux >= 6.6)" >&2
+		exit 1
+	fi
+	user=$(id -un)
+
+	# etcd: one member; fsync as in production (no --unsafe-no-fsync).
+	ec=$(freeport)
+	ep=$(freeport)
+	etcd --name proxyfs-test --data-dir "$dir/etcd" \
+		--listen-client-urls "http://127.0.0.1:$ec" --advertise-client-urls "http://127.0.0.1:$ec" \
+		--listen-peer-urls "http://127.0.0.1:$ep" --initial-advertise-peer-urls "http://127.0.0.1:$ep" \
+		--initial-cluster "proxyfs-test=http://127.0.0.1:$ep" \
+		--max-txn-ops 16384 --max-request-bytes 16777216 \
+		--auto-compaction-mode revision --auto-compaction-retention 10000 \
+		--log-outputs "$dir/log/etcd.log" --logger zap \
+		>"$dir/log/etcd.out" 2>&1 &
+	echo $! >"$dir/run/etcd.pid"
+
+	mc=$(freeport)
+	memcached -l 127.0.0.1 -p "$mc" -U 0 -m 32 -u "$user" >"$dir/log/memcached.log" 2>&1 &
+	echo $! >"$dir/run/memcached.pid"
+
+	sp=$(freeport)
+	sa=$(freeport)
+	sc=$(freeport)
+	so=$(freeport)
+	s=$dir/swift
+	cat >"$s/swift.conf" <<EOF
+[swift-hash]
+swift_hash_path_suffix = proxyfs-test
+swift_hash_path_prefix = proxyfs-test
+
+[storage-policy:0]
+name = Policy-0
+default = yes
+EOF
+	common="[DEFAULT]
+devices = $dir/srv
+mount_check = false
+disable_fallocate = true
+swift_dir = $s
+user = $user
+workers = 0
+log_name = %s
+log_facility = LOG_LOCAL0
+log_udp_host =
+log_level = WARNING
+"
+	# Logging goes to syslog by default; none here, so send it nowhere
+	# (errors still reach stderr, kept in DIR/log).
+	for srv in account container object; do
+		case $srv in account) port=$sa ;; container) port=$sc ;; object) port=$so ;; esac
+		{
+			printf "$common" "$srv-server"
+			echo "bind_ip = 127.0.0.1"
+			echo "bind_port = $port"
+			echo
+			echo "[pipeline:main]"
+			echo "pipeline = $srv-server"
+			echo
+			echo "[app:$srv-server]"
+			echo "use = egg:swift#$srv"
+			echo
+			echo "[$srv-replicator]"
+			echo "[$srv-updater]"
+			echo "[$srv-auditor]"
+		} >"$s/$srv-server.conf"
+		(
+			cd "$s"
+			swift-ring-builder "$srv.builder" create 0 1 1 >/dev/null
+			swift-ring-builder "$srv.builder" add --region 1 --zone 1 --ip 127.0.0.1 --port "$port" --device sdb1 --weight 1 >/dev/null
+			swift-ring-builder "$srv.builder" rebalance >/dev/null 2>&1 || true
+		)
+		[ -f "$s/$srv.ring.gz" ] || {
+			echo "$0: swift-ring-builder made no $srv ring" >&2
+			exit 1
+		}
+	done
+	{
+		printf "$common" proxy-server
+		cat <<EOF
+bind_ip = 127.0.0.1
+bind_port = $sp
+
+[pipeline:main]
+pipeline = catch_errors proxy-logging cache tempauth proxy-logging proxy-server
+
+[app:proxy-server]
+use = egg:swift#proxy
+account_autocreate = true
+
+[filter:tempauth]
+use = egg:swift#tempauth
+user_test_tester = testing .admin
+storage_url_scheme = default
+
+[filter:cache]
+use = egg:swift#memcache
+memcache_servers = 127.0.0.1:$mc
+
+[filter:catch_errors]
+use = egg:swift#catch_errors
+
+[filter:proxy-logging]
+use = egg:swift#proxy_logging
+EOF
+	} >"$s/proxy-server.conf"
+	for srv in account container object proxy; do
+		"swift-$srv-server" "$s/$srv-server.conf" >"$dir/log/$srv.log" 2>&1 &
+		echo $! >"$dir/run/swift-$srv.pid"
+	done
+
+	ok=true
+	waitport 127.0.0.1 "$ec" 30 || ok=false
+	for p in $mc $sa $sc $so $sp; do
+		waitport 127.0.0.1 "$p" 60 || ok=false
+	done
+	if ! $ok; then
+		echo "$0: the servers did not start; logs in $dir/log:" >&2
+		tail -n 20 "$dir"/log/* >&2 || true
+		stop
+		exit 1
+	fi
+	cat >"$dir/env" <<EOF
+ETCD_ENDPOINTS=http://127.0.0.1:$ec
+SWIFT_AUTH_URL=http://127.0.0.1:$sp/auth/v1.0
+SWIFT_USER=test:tester
+SWIFT_KEY=testing
+EOF
+	cat "$dir/env"
+}
+
+case $cmd in
+start) start ;;
+stop)
+	stop
+	rm -f "$dir/env"
+	;;
+env) cat "$dir/env" ;;
+*) usage ;;
+esac

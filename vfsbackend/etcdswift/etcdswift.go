@@ -1,0 +1,661 @@
+package etcdswift
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/ncw/swift/v2"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/proxyfs/proxyfs/vfsbackend"
+)
+
+// Name is the name the engine is registered under.
+const Name = "etcdswift"
+
+// MaxPendingAge bounds how long a data change may take between writing its
+// new chunk objects and switching them in; a change that took longer
+// writes them again. MinGarbageAge is the least age at which garbage
+// collection may take objects that no chunk key names: above MaxPendingAge
+// with room for clock skew between the gateways and Swift.
+const (
+	MaxPendingAge = 10 * time.Minute
+	MinGarbageAge = time.Hour
+)
+
+// DefaultChunkBytes is the chunk size of a volume formatted without one.
+const DefaultChunkBytes = 1 << 20
+
+// MaxChunkBytes bounds the chunk size (a chunk is read and written whole
+// when a write covers it in part).
+const MaxChunkBytes = 64 << 20
+
+const (
+	scanPage = 512 // keys per etcd range read
+	// maxChunksPerTxn bounds the chunks one write switches in with one
+	// etcd transaction (below etcd's default of 128 operations); a longer
+	// write is applied in pieces of this many chunks, each atomic.
+	maxChunksPerTxn = 64
+	// parallel is how many Swift requests one call runs at once.
+	parallel = 8
+	// cacheBytes bounds the chunk cache (see chunkCache).
+	cacheBytes = 64 << 20
+	// deleteWorkers delete replaced chunk versions in the background;
+	// deleteQueue is how many may wait before deletes block the writer.
+	deleteWorkers = 2
+	deleteQueue   = 4096
+	// maxRetries bounds the optimistic retries of one data change that
+	// loses races with another gateway.
+	maxRetries = 50
+	// defaultCapacity is reported by Usage when neither the volume's
+	// configuration nor a Swift quota gives one.
+	defaultCapacity = 1 << 50
+	markerPrefix    = "etcdswift 1 chunk="
+)
+
+func init() {
+	if err := vfsbackend.Register(Name, func(o vfsbackend.Options) (vfsbackend.Backend, error) { return Open(o) }); err != nil {
+		panic(err)
+	}
+}
+
+// Backend is the etcd + Swift engine. Create it with Open.
+type Backend struct {
+	log       *zap.Logger
+	etcd      *clientv3.Client
+	sw        *swift.Connection
+	transport *http.Transport
+	container string
+	chunk     int64
+	capacity  uint64
+	readOnly  bool
+	formatted bool
+	closed    atomic.Bool
+
+	// Keys, all starting with the volume's prefix.
+	marker, meta, sizes, chunks, counters string
+
+	cache *chunkCache
+
+	// Replaced chunk versions are deleted in the background (deleteLoop):
+	// their deletion is not part of any change, only of tidying up.
+	delMu     sync.RWMutex // protects delq against Close
+	delq      chan string
+	delClosed bool
+	delWG     sync.WaitGroup
+	delCtx    context.Context
+	delCancel context.CancelFunc
+
+	// stripe serializes this gateway's data changes to one object (the
+	// etcd compare makes them safe between gateways; this only saves
+	// retries). Index: ino % len(stripe).
+	stripe [256]sync.Mutex
+}
+
+// Open connects to etcd and Swift and opens (or, as opts.Format allows,
+// formats) the volume under opts.Remote.EtcdPrefix.
+func Open(opts vfsbackend.Options) (*Backend, error) {
+	r := opts.Remote
+	switch {
+	case len(r.EtcdEndpoints) == 0:
+		return nil, fmt.Errorf("etcdswift: no etcd endpoints: %w", syscall.EINVAL)
+	case r.EtcdPrefix == "":
+		return nil, fmt.Errorf("etcdswift: empty etcd prefix: %w", syscall.EINVAL)
+	case r.SwiftAuthURL == "" || r.SwiftContainer == "":
+		return nil, fmt.Errorf("etcdswift: Swift auth URL and container are needed: %w", syscall.EINVAL)
+	case r.ChunkBytes < 0 || r.ChunkBytes > MaxChunkBytes:
+		return nil, fmt.Errorf("etcdswift: chunk size %d out of range 0..%d: %w", r.ChunkBytes, MaxChunkBytes, syscall.EINVAL)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	b := &Backend{
+		log:       log,
+		container: r.SwiftContainer,
+		capacity:  opts.CapacityBytes,
+		readOnly:  opts.ReadOnly,
+		marker:    r.EtcdPrefix + "v",
+		meta:      r.EtcdPrefix + "m",
+		sizes:     r.EtcdPrefix + "s",
+		chunks:    r.EtcdPrefix + "c",
+		counters:  r.EtcdPrefix + "n",
+	}
+	// etcd's client logs every retry at info; keep its warnings.
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:          r.EtcdEndpoints,
+		DialTimeout:        10 * time.Second,
+		MaxCallSendMsgSize: 64 << 20,
+		MaxCallRecvMsgSize: 64 << 20,
+		Logger:             log.Named("etcd").WithOptions(zap.IncreaseLevel(zapcore.WarnLevel)),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("etcdswift: etcd %v: %w", r.EtcdEndpoints, err)
+	}
+	b.etcd = cli
+	b.transport = &http.Transport{
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConnsPerHost: 2 * parallel,
+		IdleConnTimeout:     90 * time.Second,
+	}
+	b.sw = &swift.Connection{
+		UserName:  r.SwiftUser,
+		ApiKey:    r.SwiftKey,
+		AuthUrl:   r.SwiftAuthURL,
+		Transport: b.transport,
+		UserAgent: "proxyfs-etcdswift",
+		Timeout:   60 * time.Second,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := b.open(ctx, opts.Format, r.ChunkBytes); err != nil {
+		b.closeClients()
+		return nil, err
+	}
+	b.cache = newChunkCache(cacheBytes)
+	b.delq = make(chan string, deleteQueue)
+	b.delCtx, b.delCancel = context.WithCancel(context.Background())
+	for range deleteWorkers {
+		b.delWG.Add(1)
+		go b.deleteLoop()
+	}
+	return b, nil
+}
+
+func (b *Backend) open(ctx context.Context, format vfsbackend.FormatPolicy, chunk int) error {
+	if err := b.sw.Authenticate(ctx); err != nil {
+		return fmt.Errorf("etcdswift: Swift authentication at %s: %w", b.sw.AuthUrl, err)
+	}
+	resp, err := b.etcd.Get(ctx, b.marker)
+	if err != nil {
+		return fmt.Errorf("etcdswift: etcd: %w", err)
+	}
+	if len(resp.Kvs) == 1 {
+		return b.loadMarker(resp.Kvs[0].Value)
+	}
+	if format == vfsbackend.FormatNever || b.readOnly {
+		return fmt.Errorf("etcdswift: no volume under etcd prefix %q: %w", strings.TrimSuffix(b.marker, "v"), vfsbackend.ErrNoVolume)
+	}
+	// Format only an empty prefix and an absent or empty container.
+	prefix := strings.TrimSuffix(b.marker, "v")
+	resp, err = b.etcd.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return fmt.Errorf("etcdswift: etcd: %w", err)
+	}
+	if resp.Count > 0 {
+		return fmt.Errorf("etcdswift: etcd prefix %q holds %d keys but no volume: not formatting over them: %w", prefix, resp.Count, syscall.EEXIST)
+	}
+	info, _, err := b.sw.Container(ctx, b.container)
+	switch {
+	case errors.Is(err, swift.ContainerNotFound):
+		if err := b.sw.ContainerCreate(ctx, b.container, nil); err != nil {
+			return fmt.Errorf("etcdswift: create container %q: %w", b.container, err)
+		}
+	case err != nil:
+		return fmt.Errorf("etcdswift: container %q: %w", b.container, err)
+	case info.Count > 0:
+		return fmt.Errorf("etcdswift: container %q holds %d objects but etcd holds no volume: not formatting over them: %w", b.container, info.Count, syscall.EEXIST)
+	}
+	if chunk == 0 {
+		chunk = DefaultChunkBytes
+	}
+	value := markerPrefix + strconv.Itoa(chunk)
+	txn, err := b.etcd.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(b.marker), "=", 0)).
+		Then(clientv3.OpPut(b.marker, value)).Else(clientv3.OpGet(b.marker)).Commit()
+	if err != nil {
+		return fmt.Errorf("etcdswift: format: %w", err)
+	}
+	if !txn.Succeeded { // another gateway formatted it meanwhile
+		return b.loadMarker(txn.Responses[0].GetResponseRange().Kvs[0].Value)
+	}
+	b.formatted = true
+	b.chunk = int64(chunk)
+	b.log.Info("formatted a new volume", zap.String("etcd_prefix", prefix), zap.String("container", b.container), zap.Int("chunk_bytes", chunk))
+	return nil
+}
+
+func (b *Backend) loadMarker(v []byte) error {
+	s, ok := strings.CutPrefix(string(v), markerPrefix)
+	n, err := strconv.Atoi(s)
+	if !ok || err != nil || n <= 0 || n > MaxChunkBytes {
+		return fmt.Errorf("etcdswift: volume marker %q not understood: %w", v, vfsbackend.ErrDamaged)
+	}
+	b.chunk = int64(n)
+	return nil
+}
+
+// Formatted says whether Open formatted a new volume.
+func (b *Backend) Formatted() bool { return b.formatted }
+
+// ChunkBytes is the volume's chunk size.
+func (b *Backend) ChunkBytes() int64 { return b.chunk }
+
+// Health reports whether etcd answers (a linearizable read of the volume
+// marker) and the marker is still there.
+func (b *Backend) Health() error {
+	if err := b.check(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := b.etcd.Get(ctx, b.marker)
+	if err != nil {
+		return fmt.Errorf("etcdswift: etcd: %w", err)
+	}
+	if len(resp.Kvs) == 0 {
+		return fmt.Errorf("etcdswift: the volume marker %q is gone: %w", b.marker, syscall.EIO)
+	}
+	return nil
+}
+
+func (b *Backend) check() error {
+	if b.closed.Load() {
+		return fmt.Errorf("etcdswift: backend is closed: %w", syscall.EIO)
+	}
+	return nil
+}
+
+func (b *Backend) checkWrite() error {
+	if err := b.check(); err != nil {
+		return err
+	}
+	if b.readOnly {
+		return fmt.Errorf("etcdswift: volume opened read-only: %w", syscall.EROFS)
+	}
+	return nil
+}
+
+// etcdErr converts an etcd error, keeping it wrapped.
+func etcdErr(what string, err error) error {
+	switch {
+	case errors.Is(err, rpctypes.ErrTooManyOps):
+		return fmt.Errorf("etcdswift: %s: %w (raise etcd's --max-txn-ops): %w", what, err, syscall.E2BIG)
+	case errors.Is(err, rpctypes.ErrRequestTooLarge), errors.Is(err, rpctypes.ErrGRPCRequestTooLarge):
+		return fmt.Errorf("etcdswift: %s: %w (raise etcd's --max-request-bytes): %w", what, err, syscall.EFBIG)
+	case strings.Contains(err.Error(), "too many operations in txn request"):
+		return fmt.Errorf("etcdswift: %s: %w (raise etcd's --max-txn-ops): %w", what, err, syscall.E2BIG)
+	case strings.Contains(err.Error(), "request is too large"), strings.Contains(err.Error(), "larger than max"):
+		return fmt.Errorf("etcdswift: %s: %w (raise etcd's --max-request-bytes): %w", what, err, syscall.EFBIG)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("etcdswift: %s: %w", what, err)
+	}
+	return fmt.Errorf("etcdswift: %s: %w: %w", what, err, syscall.EIO)
+}
+
+func swiftErr(what string, err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("etcdswift: %s: %w", what, err)
+	}
+	return fmt.Errorf("etcdswift: %s: %w: %w", what, err, syscall.EIO)
+}
+
+// Get returns a copy of key's value.
+func (b *Backend) Get(ctx context.Context, key []byte) ([]byte, error) {
+	if err := b.check(); err != nil {
+		return nil, err
+	}
+	resp, err := b.etcd.Get(ctx, b.meta+string(key))
+	if err != nil {
+		return nil, etcdErr("get", err)
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, fmt.Errorf("etcdswift: get %q: %w", key, syscall.ENOENT)
+	}
+	v := resp.Kvs[0].Value
+	if v == nil {
+		v = []byte{}
+	}
+	return v, nil
+}
+
+// Scan calls fn for the keys with prefix that are >= start, in order, from
+// one snapshot of the volume.
+func (b *Backend) Scan(ctx context.Context, prefix, start []byte, fn func(key, value []byte) bool) error {
+	if err := b.check(); err != nil {
+		return err
+	}
+	from := b.meta + string(prefix)
+	if bytes.Compare(start, prefix) > 0 {
+		from = b.meta + string(start)
+	}
+	end := clientv3.GetPrefixRangeEnd(b.meta + string(prefix))
+	return b.scanRange(ctx, from, end, func(k, v []byte) bool { return fn(k[len(b.meta):], v) })
+}
+
+// scanRange reads [from, end) in pages, each at the first page's revision.
+func (b *Backend) scanRange(ctx context.Context, from, end string, fn func(key, value []byte) bool) error {
+	var rev int64
+	for {
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(scanPage)}
+		if rev != 0 {
+			opts = append(opts, clientv3.WithRev(rev))
+		}
+		resp, err := b.etcd.Get(ctx, from, opts...)
+		if errors.Is(err, rpctypes.ErrCompacted) && rev != 0 {
+			rev = 0 // the snapshot was compacted away: go on from the present
+			continue
+		}
+		if err != nil {
+			return etcdErr("scan", err)
+		}
+		if rev == 0 {
+			rev = resp.Header.Revision
+		}
+		for _, kv := range resp.Kvs {
+			v := kv.Value
+			if v == nil {
+				v = []byte{}
+			}
+			if !fn(kv.Key, v) {
+				return nil
+			}
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			return nil
+		}
+		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+}
+
+// Commit applies b's operations as one etcd transaction.
+func (b *Backend) Commit(ctx context.Context, batch *vfsbackend.Batch) error {
+	if err := b.check(); err != nil {
+		return err
+	}
+	if batch.Len() == 0 {
+		return nil
+	}
+	if b.readOnly {
+		return fmt.Errorf("etcdswift: commit: volume opened read-only: %w", syscall.EROFS)
+	}
+	// The last operation on a key wins; etcd takes each key once.
+	last := make(map[string]int, len(batch.Ops))
+	for i, op := range batch.Ops {
+		last[string(op.Key)] = i
+	}
+	ops := make([]clientv3.Op, 0, len(last))
+	for i, op := range batch.Ops {
+		if last[string(op.Key)] != i {
+			continue
+		}
+		k := b.meta + string(op.Key)
+		if op.Delete {
+			ops = append(ops, clientv3.OpDelete(k))
+		} else {
+			ops = append(ops, clientv3.OpPut(k, string(op.Value)))
+		}
+	}
+	if _, err := b.etcd.Txn(ctx).Then(ops...).Commit(); err != nil {
+		return etcdErr(fmt.Sprintf("commit of %d operations", len(ops)), err)
+	}
+	return nil
+}
+
+// Sync has nothing to do: every Commit is on etcd's disks when it returns.
+func (b *Backend) Sync(ctx context.Context) error { return b.check() }
+
+// SyncData has nothing to do: data is written through to Swift.
+func (b *Backend) SyncData(ctx context.Context, ino vfsbackend.Ino) error { return b.check() }
+
+// Usage reports the container's bytes against the capacity: the volume's
+// configured capacity, else the account's or container's Swift quota,
+// else 1 PiB. Swift updates container statistics asynchronously, so the
+// used bytes may lag behind recent writes.
+func (b *Backend) Usage(ctx context.Context) (vfsbackend.Usage, error) {
+	if err := b.check(); err != nil {
+		return vfsbackend.Usage{}, err
+	}
+	info, _, err := b.sw.Container(ctx, b.container)
+	if err != nil {
+		return vfsbackend.Usage{}, swiftErr("container stats", err)
+	}
+	total := b.capacity
+	if total == 0 && info.QuotaBytes > 0 {
+		total = uint64(info.QuotaBytes)
+	}
+	if total == 0 {
+		total = defaultCapacity
+	}
+	used := uint64(max(info.Bytes, 0))
+	free := uint64(0)
+	if used < total {
+		free = total - used
+	}
+	return vfsbackend.Usage{TotalBytes: total, FreeBytes: free, AvailBytes: free}, nil
+}
+
+// Close closes the connections to etcd and Swift.
+func (b *Backend) Close() error {
+	if b.closed.Swap(true) {
+		return nil
+	}
+	// Let the background deletes finish, for a while.
+	b.delMu.Lock()
+	b.delClosed = true
+	close(b.delq)
+	b.delMu.Unlock()
+	done := make(chan struct{})
+	go func() { b.delWG.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		b.log.Warn("etcdswift: close: replaced chunk versions still being deleted; the rest stays garbage until collected")
+		b.delCancel()
+		<-done
+	}
+	b.delCancel()
+	return b.closeClients()
+}
+
+func (b *Backend) closeClients() error {
+	var err error
+	if b.etcd != nil {
+		err = b.etcd.Close()
+	}
+	b.transport.CloseIdleConnections()
+	return err
+}
+
+// randomVersion names a new chunk object version.
+func randomVersion() (string, error) {
+	var v [12]byte
+	if _, err := rand.Read(v[:]); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(v[:]), nil
+}
+
+func be64(n uint64) string {
+	var p [8]byte
+	binary.BigEndian.PutUint64(p[:], n)
+	return string(p[:])
+}
+
+// AllocInos reserves n inode numbers from the volume's counter in etcd,
+// unique across every gateway of the volume, and returns the first; the
+// numbers are [first, first+n). The counter never goes below min. With
+// n = 0 it only reads (vfsbackend.InoAllocator).
+func (b *Backend) AllocInos(ctx context.Context, n uint64, min vfsbackend.Ino) (vfsbackend.Ino, error) {
+	if err := b.check(); err != nil {
+		return 0, err
+	}
+	if n > 0 {
+		if err := b.checkWrite(); err != nil {
+			return 0, err
+		}
+	}
+	key := b.counters + "ino"
+	for range maxRetries {
+		resp, err := b.etcd.Get(ctx, key)
+		if err != nil {
+			return 0, etcdErr("inode counter", err)
+		}
+		next, rev := uint64(min), int64(0)
+		if len(resp.Kvs) == 1 {
+			if next, err = strconv.ParseUint(string(resp.Kvs[0].Value), 10, 64); err != nil {
+				return 0, fmt.Errorf("etcdswift: inode counter %q: %w", resp.Kvs[0].Value, syscall.EIO)
+			}
+			rev = resp.Kvs[0].ModRevision
+			next = max(next, uint64(min))
+		}
+		if n == 0 {
+			return vfsbackend.Ino(next), nil
+		}
+		txn, err := b.etcd.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
+			Then(clientv3.OpPut(key, strconv.FormatUint(next+n, 10))).Commit()
+		if err != nil {
+			return 0, etcdErr("inode counter", err)
+		}
+		if txn.Succeeded {
+			return vfsbackend.Ino(next), nil
+		}
+	}
+	return 0, fmt.Errorf("etcdswift: inode counter: too much contention: %w", syscall.EAGAIN)
+}
+
+// readAll reads a whole small object (a chunk).
+func (b *Backend) getObject(ctx context.Context, name string) ([]byte, error) {
+	if d, ok := b.cache.get(name); ok {
+		return append(make([]byte, 0, b.chunk), d...), nil
+	}
+	var buf bytes.Buffer
+	buf.Grow(int(b.chunk))
+	_, err := b.sw.ObjectGet(ctx, b.container, name, &buf, false, nil)
+	if err != nil {
+		return nil, err
+	}
+	b.cache.put(name, bytes.Clone(buf.Bytes()))
+	return buf.Bytes(), nil
+}
+
+// putObject stores a new chunk version; data must not change afterwards.
+func (b *Backend) putObject(ctx context.Context, name string, data []byte) error {
+	if _, err := b.sw.ObjectPut(ctx, b.container, name, bytes.NewReader(data), false, "", "application/octet-stream", swift.Headers{"Content-Length": strconv.Itoa(len(data))}); err != nil {
+		return err
+	}
+	b.cache.put(name, data)
+	return nil
+}
+
+// getRange reads object bytes [lo, lo+len(p)) into p and returns how many
+// the object had there (the rest of p is left alone).
+func (b *Backend) getRange(ctx context.Context, name string, p []byte, lo int64) (int, error) {
+	if d, ok := b.cache.get(name); ok {
+		if lo >= int64(len(d)) {
+			return 0, nil
+		}
+		return copy(p, d[lo:]), nil
+	}
+	h := swift.Headers{"Range": fmt.Sprintf("bytes=%d-%d", lo, lo+int64(len(p))-1)}
+	f, _, err := b.sw.ObjectOpen(ctx, b.container, name, false, h)
+	if err != nil {
+		var se *swift.Error
+		if errors.As(err, &se) && se.StatusCode == http.StatusRequestedRangeNotSatisfiable {
+			return 0, nil // the object ends before lo
+		}
+		return 0, err
+	}
+	n, err := io.ReadFull(f, p)
+	cerr := f.Close()
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		err = nil
+	}
+	if err == nil {
+		err = cerr
+	}
+	return n, err
+}
+
+// deleteObjects has replaced versions deleted in the background.
+func (b *Backend) deleteObjects(ctx context.Context, names []string) {
+	if len(names) == 0 {
+		return
+	}
+	var sync []string
+	b.delMu.RLock()
+	for _, n := range names {
+		b.cache.drop(n)
+		if b.delClosed {
+			sync = append(sync, n)
+			continue
+		}
+		select {
+		case b.delq <- n:
+		default:
+			sync = append(sync, n) // queue full: delete here
+		}
+	}
+	b.delMu.RUnlock()
+	b.deleteNow(ctx, sync)
+}
+
+func (b *Backend) deleteLoop() {
+	defer b.delWG.Done()
+	for n := range b.delq {
+		b.deleteNow(b.delCtx, []string{n})
+	}
+}
+
+func (b *Backend) deleteNow(ctx context.Context, names []string) {
+	if len(names) == 0 {
+		return
+	}
+	err := forEach(len(names), func(i int) error {
+		err := b.sw.ObjectDelete(ctx, b.container, names[i])
+		if errors.Is(err, swift.ObjectNotFound) {
+			err = nil
+		}
+		return err
+	})
+	if err != nil {
+		b.log.Warn("etcdswift: replaced chunk objects not deleted (garbage until collected)", zap.Int("objects", len(names)), zap.Error(err))
+	}
+}
+
+// forEach runs fn(0..n-1), parallel at most at a time, and returns the
+// first error.
+func forEach(n int, fn func(i int) error) error {
+	if n == 1 {
+		return fn(0)
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+		sem   = make(chan struct{}, parallel)
+	)
+	for i := range n {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := fn(i); err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}

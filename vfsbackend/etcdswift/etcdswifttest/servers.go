@@ -1,0 +1,134 @@
+// Package etcdswifttest starts a private etcd and a one-node Swift on
+// loopback for tests (scripts/scaleout-servers.sh), once per test binary.
+package etcdswifttest
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/proxyfs/proxyfs/vfsbackend"
+)
+
+// RequireEnv names the environment variable that turns a missing server
+// into a failure instead of a skip (make test sets it, so CI cannot skip).
+const RequireEnv = "PROXYFS_REQUIRE_SCALEOUT"
+
+// Servers are running etcd and Swift servers.
+type Servers struct {
+	Dir           string
+	EtcdEndpoints []string
+	SwiftAuthURL  string
+	SwiftUser     string
+	SwiftKey      string
+	script        string
+}
+
+// binaries are what the script needs.
+var binaries = []string{"etcd", "swift-ring-builder", "swift-proxy-server", "swift-account-server",
+	"swift-container-server", "swift-object-server", "memcached", "python3"}
+
+// Missing returns the server binaries that are not installed.
+func Missing() []string {
+	var out []string
+	for _, b := range binaries {
+		if _, err := exec.LookPath(b); err != nil {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// Required says whether RequireEnv is set to 1.
+func Required() bool { return os.Getenv(RequireEnv) == "1" }
+
+func script() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "..", "scripts", "scaleout-servers.sh")
+}
+
+// base is where the servers' directory goes: $PROXYFS_SCALEOUT_TMP, else
+// /dev/shm when there is one (tmpfs: the servers' fsyncs cost nothing, so
+// the tests measure proxyfs rather than the test machine's disk), else the
+// default temporary directory.
+func base() string {
+	if d := os.Getenv("PROXYFS_SCALEOUT_TMP"); d != "" {
+		return d
+	}
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		if f, err := os.CreateTemp("/dev/shm", "proxyfs-probe-"); err == nil {
+			f.Close()
+			os.Remove(f.Name())
+			return "/dev/shm"
+		}
+	}
+	return ""
+}
+
+// Start starts the servers under a new temporary directory.
+func Start() (*Servers, error) {
+	dir, err := os.MkdirTemp(base(), "proxyfs-scaleout-")
+	if err != nil {
+		return nil, err
+	}
+	s := &Servers{Dir: dir, script: script()}
+	cmd := exec.Command("sh", s.script, "start", dir)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("%s start: %v\n%s%s", s.script, err, out.String(), errb.String())
+	}
+	sc := bufio.NewScanner(&out)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), "=")
+		if !ok {
+			continue
+		}
+		switch k {
+		case "ETCD_ENDPOINTS":
+			s.EtcdEndpoints = strings.Split(v, ",")
+		case "SWIFT_AUTH_URL":
+			s.SwiftAuthURL = v
+		case "SWIFT_USER":
+			s.SwiftUser = v
+		case "SWIFT_KEY":
+			s.SwiftKey = v
+		}
+	}
+	if len(s.EtcdEndpoints) == 0 || s.SwiftAuthURL == "" {
+		s.Stop()
+		return nil, fmt.Errorf("%s start printed no endpoints: %q", s.script, out.String())
+	}
+	return s, nil
+}
+
+// Stop stops the servers and removes their directory.
+func (s *Servers) Stop() error {
+	err := exec.Command("sh", s.script, "stop", s.Dir).Run()
+	os.RemoveAll(s.Dir)
+	return err
+}
+
+// Remote returns options for a volume named by name: its own etcd prefix
+// and container.
+func (s *Servers) Remote(name string, chunkBytes int) vfsbackend.RemoteOptions {
+	h := sha256.Sum256([]byte(name))
+	id := hex.EncodeToString(h[:8])
+	return vfsbackend.RemoteOptions{
+		EtcdEndpoints:  s.EtcdEndpoints,
+		EtcdPrefix:     "test/" + id + "/",
+		SwiftAuthURL:   s.SwiftAuthURL,
+		SwiftUser:      s.SwiftUser,
+		SwiftKey:       s.SwiftKey,
+		SwiftContainer: "test-" + id,
+		ChunkBytes:     chunkBytes,
+	}
+}
