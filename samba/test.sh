@@ -105,7 +105,7 @@ free_port() { # first port >= $1 nothing listens on
 # ---------------------------------------------------------------- build
 say "packages"
 need=()
-for p in samba smbclient samba-testsuite; do
+for p in samba smbclient samba-testsuite python3-impacket; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -126,6 +126,9 @@ else
   (cd "$TOP" && go build -o "$T/pfs" ./cmd/pfs) >>"$T/build.log" 2>&1 || { tail -40 "$T/build.log"; die "go build pfs"; }
 fi
 PFS=$T/pfs
+cc -O2 -Wall -Wextra -Werror -I"$TOP" -o "$T/lockprobe" "$HERE/tests/lockprobe.c" \
+  -L"$TOP/libproxyfs" -lproxyfs -Wl,-rpath,"$TOP/libproxyfs" >>"$T/build.log" 2>&1 \
+  || { tail -20 "$T/build.log"; die "lockprobe build"; }
 
 # ------------------------------------------------------------- proxyfsd
 say "start proxyfsd"
@@ -216,7 +219,7 @@ cat > "$SMB/smb.conf" <<EOF
   proxyfs:server = $PFS_ADDR
   proxyfs:timeout = 60000
   proxyfs:pathref handles = ${PATHREF_HANDLES:-yes}
-  posix locking = no
+  posix locking = yes
   smbd async dosmode = no
   kernel share modes = no
   kernel oplocks = no
@@ -354,6 +357,48 @@ t_torture() { # share test
   [ $rc -eq 0 ] || { tail -n 40 "$T/torture-$1-$2.log"; return 1; }
 }
 
+# wait_line FILE TEXT: wait up to 10 s for a line TEXT in FILE
+wait_line() {
+  for _ in $(seq 100); do grep -q -x "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
+  echo "no '$2' in $1:"; cat "$1"; return 1
+}
+t_locks() { # SMB byte-range locks are proxyfsd's: libproxyfs clients see them
+  local lp=("$T/lockprobe" "$PFS_ADDR" pfs /share/lk.bin)
+  local py=(/usr/bin/python3 "$HERE/tests/smb2lock.py" 127.0.0.1 "$SMB_PORT" "$USERNAME" "$PASSWORD" pfs lk.bin)
+  local out hp
+  smbc pfs "put $L/small.bin lk.bin" >/dev/null || return 1
+  # 1. a lock taken over SMB blocks a conflicting lock of another client
+  rm -f "$T/hold.in" "$T/hold.out"; mkfifo "$T/hold.in"
+  "${py[@]}" hold 100 1000 < "$T/hold.in" > "$T/hold.out" 2>&1 & hp=$!
+  exec 9>"$T/hold.in"
+  wait_line "$T/hold.out" locked || { exec 9>&-; return 1; }
+  out=$("${lp[@]}" test 500 10); echo "F_GETLK while SMB holds [100,1100): $out"
+  echo "$out" | grep -q -E "^locked 100 1000 smb:[^:]+:[0-9]+:[0-9]+$" || { exec 9>&-; return 1; }
+  out=$("${lp[@]}" try 500 10); echo "F_SETLK [500,510): $out"
+  [ "$out" = conflict ] || { exec 9>&-; return 1; }
+  out=$("${lp[@]}" try 2000 10); echo "F_SETLK [2000,2010): $out"
+  [ "$out" = granted ] || { exec 9>&-; return 1; }
+  exec 9>&-; wait $hp || { cat "$T/hold.out"; return 1; }
+  wait_line "$T/hold.out" unlocked || return 1
+  out=$("${lp[@]}" try 500 10); echo "F_SETLK [500,510) after the SMB unlock: $out"
+  [ "$out" = granted ] || return 1
+  # 2. a lock of another client blocks SMB locks, and reads (strict locking)
+  rm -f "$T/hold.in" "$T/hold.out"; mkfifo "$T/hold.in"
+  "${lp[@]}" hold 100 1000 < "$T/hold.in" > "$T/hold.out" 2>&1 & hp=$!
+  exec 9>"$T/hold.in"
+  wait_line "$T/hold.out" locked || { exec 9>&-; return 1; }
+  out=$("${py[@]}" try 500 10); echo "SMB lock [500,510) while libproxyfs holds [100,1100): $out"
+  echo "$out" | grep -q -x -E "STATUS_LOCK_NOT_GRANTED|STATUS_FILE_LOCK_CONFLICT" || { exec 9>&-; return 1; }
+  out=$("${py[@]}" read 500 10); echo "SMB read [500,510): $out"
+  [ "$out" = STATUS_FILE_LOCK_CONFLICT ] || { exec 9>&-; return 1; }
+  out=$("${py[@]}" read 2000 10); echo "SMB read [2000,2010): $out"
+  [ "$out" = "read 10" ] || { exec 9>&-; return 1; }
+  exec 9>&-; wait $hp || { cat "$T/hold.out"; return 1; }
+  out=$("${py[@]}" try 500 10); echo "SMB lock [500,510) after the unlock: $out"
+  [ "$out" = granted ] || return 1
+  smbc pfs "del lk.bin" >/dev/null
+}
+
 t_acl_xattr() { # NT ACLs kept in security.NTACL through the module (acl_xattr above it)
   local t
   for t in vfs.acl_xattr smb2.create.aclfile smb2.create.acldir smb2.create.nulldacl; do
@@ -398,6 +443,7 @@ for s in $SHARES; do
     fi
   fi
   [ "$s" = pfs ] && check "$s proxyfsd restart during a session" t_restart
+  [ "$s" = pfs ] && check "$s byte-range locks are proxyfsd's (SMB lock vs libproxyfs lock, both ways)" t_locks
   check "$s ls"                            t_ls "$s"
   check "$s mkdir/rename/del/rmdir/deltree" t_dirs "$s"
   check "$s allinfo"                       t_allinfo "$s"
