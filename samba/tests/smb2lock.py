@@ -10,10 +10,13 @@ MODE:
          "granted" (and unlocks) or the NT status, e.g.
          "STATUS_LOCK_NOT_GRANTED"; exit 0 either way, 1 on other errors
   read   read LENGTH bytes at START; prints "read N" or the NT status
+  openread  open the file, print "opened", wait until standard input
+         closes, then read LENGTH bytes at START and print "sha256 HEX"
 
 Uses impacket (Debian's python3-impacket). Its SMB3.lock() joins the lock
 elements with str(), which breaks on Python 3, so the request is built here.
 """
+import hashlib
 import sys
 
 from impacket import smb3, smb3structs as s3
@@ -82,6 +85,17 @@ def main():
                 print(status_name(e), flush=True)
             else:
                 print("read %d" % len(data), flush=True)
+        elif mode == "openread":
+            print("opened", flush=True)
+            sys.stdin.read()
+            data = b""
+            while len(data) < length:
+                chunk = conn.readFile(tid, fid, start + len(data),
+                                      min(length - len(data), 1 << 20))
+                if not chunk:
+                    break
+                data += chunk
+            print("sha256 " + hashlib.sha256(data).hexdigest(), flush=True)
         else:
             print("bad mode " + mode, file=sys.stderr)
             return 2
