@@ -76,6 +76,7 @@ stop_all() {
 cleanup() {
   local rc=$?
   stop_all
+  [ -n "${VFS_NAME:-}" ] && rm -f "$MODDIR/$VFS_NAME.so"
   if [ -n "${KEEP:-}" ]; then echo "test.sh: kept $T"; else rm -rf "$T"; fi
   exit $rc
 }
@@ -128,7 +129,15 @@ say "build: libproxyfs, proxyfs.so (headers: fetch-headers.sh), install the modu
 make -s -C "$TOP/libproxyfs" libproxyfs.so.2 libproxyfs.so >"$T/build.log" 2>&1 || { cat "$T/build.log"; die "libproxyfs build"; }
 make -s -C "$HERE" proxyfs.so >>"$T/build.log" 2>&1 || { tail -40 "$T/build.log"; die "module build"; }
 make -s -C "$HERE" check-symbols >>"$T/build.log" 2>&1 || { tail -20 "$T/build.log"; die "module symbols"; }
-make -s -C "$HERE" install >>"$T/build.log" 2>&1 || { tail -20 "$T/build.log"; die "module install"; }
+# make install, into a staging directory (DESTDIR): it works, and touches nothing
+make -s -C "$HERE" install DESTDIR="$T/destdir" >>"$T/build.log" 2>&1 || { tail -20 "$T/build.log"; die "module install"; }
+MODDIR=$(smbd -b | awk '/MODULESDIR:/ {print $2}')/vfs
+[ -f "$T/destdir$MODDIR/proxyfs.so" ] || die "make install did not install $MODDIR/proxyfs.so"
+# The test's smbd loads a copy of its own, MODULESDIR/vfs/proxyfs_test_PID.so
+# (the module registers under its file's name): test runs of other trees on
+# the same machine, and an installed proxyfs.so, are left alone.
+VFS_NAME=proxyfs_test_$$
+install -m 0644 "$HERE/proxyfs.so" "$MODDIR/$VFS_NAME.so" || die "install $MODDIR/$VFS_NAME.so"
 if [ -z "${PROXYFSD:-}" ]; then
   say "build: proxyfsd, pfs"
   (cd "$TOP" && go build -o "$T/proxyfsd" ./cmd/proxyfsd && go build -o "$T/pfs" ./cmd/pfs) \
@@ -228,7 +237,7 @@ cat > "$SMB/smb.conf" <<EOF
 [pfs]
   path = /share
   read only = no
-  vfs objects = $STREAMS_OBJ proxyfs
+  vfs objects = $STREAMS_OBJ $VFS_NAME
   proxyfs:volume = pfs
   proxyfs:server = $PFS_ADDR
   proxyfs:timeout = 60000
@@ -240,7 +249,7 @@ cat > "$SMB/smb.conf" <<EOF
 [pfsacl]
   path = /acl
   read only = no
-  vfs objects = acl_xattr proxyfs
+  vfs objects = acl_xattr $VFS_NAME
   proxyfs:volume = pfs
   proxyfs:server = $PFS_ADDR
 # the shares smbtorture's vfs.acl_xattr connects to by name

@@ -58,6 +58,7 @@
 #include "modules/offload_token.h"
 #include "librpc/gen_ndr/ioctl.h"
 
+#include <dlfcn.h>
 #include <pthread.h>
 #include <sys/eventfd.h>
 #include <time.h>
@@ -808,7 +809,7 @@ static int pfs_openat(struct vfs_handle_struct *handle,
 		TALLOC_FREE(frame);
 		return pfs_fail(ENOSYS);
 	}
-	if (smb_fname->stream_name != NULL || dirfsp == NULL) {
+	if (is_named_stream(smb_fname) || dirfsp == NULL) {
 		/* no named streams here (use streams_xattr in front) */
 		TALLOC_FREE(frame);
 		return pfs_fail(ENOENT);
@@ -1448,7 +1449,7 @@ static int pfs_stat(struct vfs_handle_struct *handle,
 	char *path;
 	int rc;
 
-	if (smb_fname->stream_name != NULL) {
+	if (is_named_stream(smb_fname)) {
 		return pfs_fail(ENOENT);
 	}
 	path = pfs_abs_path(talloc_tos(), pc, smb_fname->base_name);
@@ -1473,7 +1474,7 @@ static int pfs_lstat(struct vfs_handle_struct *handle,
 	proxyfs_stat_t ps;
 	int rc;
 
-	if (smb_fname->stream_name != NULL) {
+	if (is_named_stream(smb_fname)) {
 		return pfs_fail(ENOENT);
 	}
 	frame = talloc_stackframe();
@@ -1575,7 +1576,7 @@ static int pfs_unlinkat(struct vfs_handle_struct *handle,
 	struct pfs_at at;
 	int rc;
 
-	if (smb_fname->stream_name != NULL) {
+	if (is_named_stream(smb_fname)) {
 		TALLOC_FREE(frame);
 		return pfs_fail(ENOENT);
 	}
@@ -1607,8 +1608,8 @@ static int pfs_renameat(struct vfs_handle_struct *handle,
 	struct pfs_at src, dst;
 	int rc;
 
-	if (smb_fname_src->stream_name != NULL ||
-	    smb_fname_dst->stream_name != NULL) {
+	if (is_named_stream(smb_fname_src) ||
+	    is_named_stream(smb_fname_dst)) {
 		TALLOC_FREE(frame);
 		return pfs_fail(ENOENT);
 	}
@@ -2856,12 +2857,41 @@ static struct vfs_fn_pointers pfs_fns = {
 	.durable_reconnect_fn = NULL,
 };
 
+/*
+ * The name the module registers: its file's name without ".so", so that
+ * MODULESDIR/vfs/proxyfs.so is "proxyfs" and a copy installed under another
+ * name (test.sh installs proxyfs_test_PID.so, so that test runs of several
+ * trees on one machine do not replace each other's module) is that name.
+ * The smb.conf parameters stay "proxyfs:...".
+ */
+static const char *pfs_vfs_name(void)
+{
+	static char name[64];
+	Dl_info info;
+	const char *base;
+	size_t n;
+
+	if (dladdr((void *)pfs_vfs_name, &info) == 0 || info.dli_fname == NULL) {
+		return PFS_MODULE_NAME;
+	}
+	base = strrchr(info.dli_fname, '/');
+	base = base != NULL ? base + 1 : info.dli_fname;
+	n = strlen(base);
+	if (n <= 3 || n - 3 >= sizeof(name) ||
+	    strcmp(base + n - 3, ".so") != 0) {
+		return PFS_MODULE_NAME;
+	}
+	memcpy(name, base, n - 3);
+	name[n - 3] = '\0';
+	return name;
+}
+
 NTSTATUS samba_init_module(TALLOC_CTX *ctx)
 {
 	NTSTATUS status;
 
 	(void)ctx;
-	status = smb_register_vfs(SMB_VFS_INTERFACE_VERSION, PFS_MODULE_NAME,
+	status = smb_register_vfs(SMB_VFS_INTERFACE_VERSION, pfs_vfs_name(),
 				  &pfs_fns);
 	if (!NT_STATUS_IS_OK(status)) {
 		return status;
