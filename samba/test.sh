@@ -1,28 +1,34 @@
 #!/bin/bash
 # samba/test.sh - end-to-end test of vfs_proxyfs (run as root, loopback only).
 #
-# Builds what it needs (proxyfsd, pfs, libproxyfs, proxyfs.so), installs the
-# module into smbd's MODULESDIR/vfs, starts proxyfsd (TCP on a free loopback
-# port, one auto-formatted local volume) and a private smbd on a free
-# loopback port with two shares:
-#   [pfs]    vfs objects = proxyfs   (the volume's /share)
-#   [plain]  a plain directory       (reference: the same tests must pass)
-# then runs smbclient (put/get with sha256 of a few MiB and of 200 MiB, ls,
-# mkdir, rename, del, deltree, allinfo, 500 small files, case-insensitive
-# names) and smbtorture (smb2.connect smb2.rw smb2.read) on both shares.
-# Everything lives in a temporary directory removed at exit (KEEP=1 keeps it
-# and leaves nothing running). Exits non-zero on any failure and prints the
-# logs that explain it.
+# Builds what it needs (proxyfsd, pfs, libproxyfs, proxyfs.so, lockprobe),
+# loads a copy of the module of its own (MODULESDIR/vfs/proxyfs_test_PID.so,
+# removed at exit), starts proxyfsd (TCP on a free loopback port, one
+# auto-formatted local volume) and two private smbd gateways on free
+# loopback ports, with the shares:
+#   [pfs]    vfs objects = streams_xattr proxyfs   (the volume's /share)
+#   [plain]  vfs objects = streams_xattr on a plain directory (reference)
+# then runs smbclient (put/get with sha256 of 3 MiB and of 1 GiB, timed; ls,
+# mkdir, rename, del, deltree, allinfo, 2000 small files, case-insensitive
+# names) on both shares; on [pfs] a proxyfsd restart mid-session, byte-range
+# locks against a libproxyfs client, and two gateways on one volume; and
+# compares smbtorture suites on [pfs] and [plain] (a subtest failing on
+# [pfs] only, and not in known-fail.txt, fails). Everything lives in a
+# temporary directory removed at exit (KEEP=1 keeps it and leaves nothing
+# running). Exits non-zero on any failure and prints the logs that explain
+# it. The variables are in README.md ("Tests").
 #
 # Env: PROXYFSD=/path (use that daemon instead of building one),
-#      SMB_PORT / start port of the smbd search (default 1445),
-#      BIG_MB (default 200), TORTURE="smb2.connect smb2.rw smb2.read",
+#      SMB_PORT (start of the smbd port search, default 1445),
+#      BIG_MB (default 1024), SMALL_N (default 2000),
+#      TORTURE="smb2.connect smb2.rw smb2.read" (must pass on each share),
+#      TORTURE_COMPARE (default: the suites below; FULL=1 adds the slow ones),
 #      GETWD_CACHE (smbd's getwd cache, default no: see README),
 #      PFS_LOG_LEVEL (proxyfsd log level; debug logs every request),
-#      TORTURE_COMPARE="suite ..." (run each on both shares; fail only on
-#      subtests that fail on [pfs] and not on [plain]),
 #      ACL_XATTR=yes (run the acl_xattr suites on [pfsacl]; see the SKIP line),
-#      SHARES="pfs plain", PFS_INLINE_BYTES (the volume's inline_bytes), PATHREF_HANDLES (yes|no, for [pfs]), SMB_LOG_LEVEL (smbd's log level, default 1), KEEP=1.
+#      STREAMS (yes|no), SHARES="pfs plain", PFS_INLINE_BYTES (the volume's
+#      inline_bytes), PATHREF_HANDLES (yes|no, for [pfs]), SMB_LOG_LEVEL
+#      (smbd's log level, default 1), VERBOSE=1, KEEP=1.
 # The whole script is one { ... } group, so bash has read all of it before it
 # runs any of it: editing test.sh during a run does not disturb that run.
 {
@@ -36,8 +42,13 @@ TORTURE=${TORTURE:-"smb2.connect smb2.rw smb2.read"}
 # that fails on [pfs] only (and is not in known-fail.txt) fails the test.
 # The default set fits the test's time budget; FULL=1 (make test-full) adds
 # the slower suites.
-TORTURE_DEFAULT="PLACEHOLDER_DEFAULT"
-TORTURE_SLOW="PLACEHOLDER_SLOW"
+TORTURE_DEFAULT="smb2.connect smb2.rw smb2.read smb2.lock smb2.create smb2.mkdir smb2.dir
+  smb2.rename smb2.timestamps smb2.winattr smb2.winattr2 smb2.check-sharemode smb2.sharemode
+  smb2.deny smb2.delete-on-close-perms smb2.getinfo smb2.setinfo smb2.durable-open
+  smb2.durable-v2-open smb2.ioctl smb2.zero-data-ioctl smb2.streams smb2.charset smb2.mangle
+  smb2.compound smb2.fileid smb2.dosmode smb2.openattr smb2.sdread smb2.credits smb2.tcon
+  smb2.maximum_allowed smb2.session smb2.session-id smb2.ea smb2.attributes"
+TORTURE_SLOW="smb2.compound_find smb2.secleak smb2.maxfid smb2.notify smb2.oplock smb2.lease"
 if [ "${FULL:-0}" = 1 ]; then TORTURE_DEFAULT="$TORTURE_DEFAULT $TORTURE_SLOW"; fi
 TORTURE_COMPARE=${TORTURE_COMPARE-$TORTURE_DEFAULT}
 SHARES=${SHARES:-"pfs plain"}
@@ -242,7 +253,7 @@ cat > "$SMB/smb.conf" <<EOF
   proxyfs:server = $PFS_ADDR
   proxyfs:timeout = 60000
   proxyfs:pathref handles = ${PATHREF_HANDLES:-yes}
-  posix locking = yes
+  posix locking = ${POSIX_LOCKING:-yes}
   smbd async dosmode = no
   kernel share modes = no
   kernel oplocks = no
