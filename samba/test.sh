@@ -37,6 +37,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(dirname "$HERE")
 BIG_MB=${BIG_MB:-1024}
 SMALL_N=${SMALL_N:-2000}
+KILL_MB=${KILL_MB:-512}
 TORTURE=${TORTURE:-"smb2.connect smb2.rw smb2.read"}
 # smbtorture suites run on [pfs] and on [plain] in the same run; a subtest
 # that fails on [pfs] only (and is not in known-fail.txt) fails the test.
@@ -365,6 +366,34 @@ t_restart() { # proxyfsd restarts under one smbd session: libproxyfs remounts
   [ "$(sum "$L/small.bin")" = "$(sum "$L/back-r1")" ] || { echo "r1.bin differs"; return 1; }
   cmp "$L/Foo.TXT" "$L/back-r2" || return 1
 }
+t_kill9() { # proxyfsd killed (SIGKILL) during a put: a pause; the put completes
+  local mb=$KILL_MB cpid rc p0 got
+  head -c $((mb * 1024 * 1024)) "$L/big.bin" > "$L/k.bin"
+  p0=$(cat "$SMB/pid/smbd.pid")
+  smbc pfs "put $L/k.bin k.bin" > "$T/kill9-smbclient.log" 2>&1 &
+  cpid=$!
+  # kill it once the file on the volume has 64 MiB: the put is under way
+  local size=0
+  for _ in $(seq 400); do
+    size=$("$PFS" -server "$PFS_ADDR" -volume pfs stat /share/k.bin 2>/dev/null | awk '$1 == "Size:" {print $2}')
+    [ "${size:-0}" -ge $((64 * 1024 * 1024)) ] && break
+    kill -0 $cpid 2>/dev/null || break
+    sleep 0.02
+  done
+  kill -0 $cpid 2>/dev/null || { echo "the put ended before the kill: make KILL_MB larger"; cat "$T/kill9-smbclient.log"; return 1; }
+  kill -9 "$(cat "$T/proxyfsd.pid")"
+  echo "proxyfsd killed (SIGKILL) when the $mb MiB put had written ${size:-0} bytes"
+  sleep 1
+  start_pfsd || { echo "proxyfsd did not start again"; return 1; }
+  wait $cpid; rc=$?
+  cat "$T/kill9-smbclient.log"
+  [ $rc -eq 0 ] || { echo "smbclient put failed (rc=$rc)"; return 1; }
+  kill -0 "$p0" || { echo "smbd died"; return 1; }
+  got=$("${SMBC[@]}" //127.0.0.1/pfs -c "get k.bin -" 2>/dev/null | sha256sum | cut -d' ' -f1)
+  [ "$got" = "$(sum "$L/k.bin")" ] || { echo "k.bin read back differs"; return 1; }
+  echo "smbd survived; k.bin read back with the right sha256"
+  smbc pfs "del k.bin" >/dev/null; rm -f "$L/k.bin"
+}
 t_ls() {
   local out; out=$(smbc "$1" "ls") || { echo "$out"; return 1; }
   echo "$out" | grep -q "small.bin" || { echo "$out"; echo "small.bin not listed"; return 1; }
@@ -562,6 +591,8 @@ for s in $SHARES; do
     fi
   fi
   [ "$s" = pfs ] && check "$s proxyfsd restart during a session" t_restart
+  [ "$s" = pfs ] && [ "$KILL_MB" -le "$BIG_MB" ] && \
+    check "$s proxyfsd killed (SIGKILL) during a $KILL_MB MiB put" t_kill9
   [ "$s" = pfs ] && check "$s byte-range locks are proxyfsd's (SMB lock vs libproxyfs lock, both ways)" t_locks
   [ "$s" = pfs ] && check "$s two smbd gateways on one volume (data, locks, unlink of an open file)" t_gateways
   check "$s ls"                            t_ls "$s"

@@ -24,7 +24,7 @@
  * global in Samba 4.17: set it to no in [global], or smbd's inotify watches
  * the local directory of the same name as the share's path.)
  *
- * Design (phase 1):
+ * Design:
  *  - Each open fsp carries an extension (struct pfs_fh) with the inode
  *    number and, for every successful open, a proxyfs_open handle that pins
  *    the inode (an unlinked open file stays usable); close releases it.
