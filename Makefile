@@ -94,8 +94,8 @@ python-test: build lib
 		$(PYTHON) -m pytest -q -p no:cacheprovider tests
 
 # samba-test builds vfs_proxyfs against Debian's Samba (headers fetched once,
-# see samba/fetch-headers.sh), installs it into smbd's module directory and
-# runs samba/test.sh: a private smbd on loopback, smbclient and smbtorture.
+# see samba/fetch-headers.sh), loads a copy of it into a private smbd and
+# runs samba/test.sh on loopback: smbclient, locks, smbtorture against vfs_default.
 samba-test: build lib
 	$(MAKE) -C samba test
 

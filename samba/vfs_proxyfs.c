@@ -19,12 +19,12 @@
  * The share's "path" is a path inside the volume. At connect the module
  * mounts the volume once per tree connect with the uid and gid of the
  * connecting session (its unix token), so new files are owned by that user,
- * and sets for the share: smbd async dosmode = no, posix locking = no,
- * kernel share modes = no, kernel oplocks = no. ("kernel change notify" is
+ * and sets for the share: smbd async dosmode = no, kernel share modes = no,
+ * kernel oplocks = no. ("kernel change notify" is
  * global in Samba 4.17: set it to no in [global], or smbd's inotify watches
  * the local directory of the same name as the share's path.)
  *
- * Design (phase 1):
+ * Design:
  *  - Each open fsp carries an extension (struct pfs_fh) with the inode
  *    number and, for every successful open, a proxyfs_open handle that pins
  *    the inode (an unlinked open file stays usable); close releases it.
@@ -39,8 +39,10 @@
  *    loop watches; the event handler then calls *_recv (which returns at
  *    once) and completes the tevent request. smbd never waits on the network
  *    in its event loop for data I/O.
- *  - Byte-range locks are Samba's own (brlock database): posix locking is
- *    forced off, and lock/getlock are not reached (they fail with ENOSYS).
+ *  - Byte-range locks: smbd's posix locking (posix locking = yes, Samba's
+ *    default) mirrors SMB locks as proxyfsd's byte-range locks through
+ *    lock/getlock (proxyfs_lock, one owner per fsp), so other gateways and
+ *    clients of the volume see them.
  *  - Copy-chunk (offload read/write) copies inside proxyfsd with
  *    proxyfs_copy_range; MS-DFS links are "msdfs:" symlinks.
  *
@@ -56,6 +58,7 @@
 #include "modules/offload_token.h"
 #include "librpc/gen_ndr/ioctl.h"
 
+#include <dlfcn.h>
 #include <pthread.h>
 #include <sys/eventfd.h>
 #include <time.h>
@@ -83,6 +86,7 @@ struct pfs_conn {
 	uint64_t max_io;
 	bool pathref_handles;
 	uint64_t nhandles; /* proxyfs_open handles held (leak check) */
+	uint64_t lost_locks; /* proxyfs_lost_locks already logged */
 };
 
 struct pfs_fh {
@@ -571,7 +575,6 @@ static int pfs_connect(struct vfs_handle_struct *handle,
 
 	/* What this module does not provide (see README.md). */
 	lp_do_parameter(snum, "smbd async dosmode", "false");
-	lp_do_parameter(snum, "posix locking", "false");
 	lp_do_parameter(snum, "kernel share modes", "false");
 	lp_do_parameter(snum, "kernel oplocks", "false");
 
@@ -843,7 +846,7 @@ static int pfs_openat(struct vfs_handle_struct *handle,
 		TALLOC_FREE(frame);
 		return pfs_fail(ENOSYS);
 	}
-	if (smb_fname->stream_name != NULL || dirfsp == NULL) {
+	if (is_named_stream(smb_fname) || dirfsp == NULL) {
 		/* no named streams here (use streams_xattr in front) */
 		TALLOC_FREE(frame);
 		return pfs_fail(ENOENT);
@@ -1483,7 +1486,7 @@ static int pfs_stat(struct vfs_handle_struct *handle,
 	char *path;
 	int rc;
 
-	if (smb_fname->stream_name != NULL) {
+	if (is_named_stream(smb_fname)) {
 		return pfs_fail(ENOENT);
 	}
 	path = pfs_abs_path(talloc_tos(), pc, smb_fname->base_name);
@@ -1508,7 +1511,7 @@ static int pfs_lstat(struct vfs_handle_struct *handle,
 	proxyfs_stat_t ps;
 	int rc;
 
-	if (smb_fname->stream_name != NULL) {
+	if (is_named_stream(smb_fname)) {
 		return pfs_fail(ENOENT);
 	}
 	frame = talloc_stackframe();
@@ -1610,7 +1613,7 @@ static int pfs_unlinkat(struct vfs_handle_struct *handle,
 	struct pfs_at at;
 	int rc;
 
-	if (smb_fname->stream_name != NULL) {
+	if (is_named_stream(smb_fname)) {
 		TALLOC_FREE(frame);
 		return pfs_fail(ENOENT);
 	}
@@ -1642,8 +1645,8 @@ static int pfs_renameat(struct vfs_handle_struct *handle,
 	struct pfs_at src, dst;
 	int rc;
 
-	if (smb_fname_src->stream_name != NULL ||
-	    smb_fname_dst->stream_name != NULL) {
+	if (is_named_stream(smb_fname_src) ||
+	    is_named_stream(smb_fname_dst)) {
 		TALLOC_FREE(frame);
 		return pfs_fail(ENOENT);
 	}
@@ -2573,34 +2576,164 @@ static int pfs_fcntl(struct vfs_handle_struct *handle, files_struct *fsp,
 }
 
 /*
- * Byte-range locks: not in this phase. smbd keeps SMB locks in its own
- * brlock database; with "posix locking = no" (forced at connect) it never
- * asks the file system. Should it, fail rather than pretend.
+ * Byte-range locks, held by proxyfsd (proxyfs_lock), so that every client of
+ * the volume sees them: other smbd gateways, Go and C clients.
+ *
+ * smbd's posix locking (source3/locking/posix.c) keeps SMB locks in its
+ * brlock database and mirrors them as POSIX locks through SMB_VFS_LOCK
+ * (always F_SETLK: it never asks to wait) and tests for other programs'
+ * locks through SMB_VFS_GETLOCK before granting a lock or, with strict
+ * locking, a read or write. With Linux, vfs_default uses open file
+ * description locks (F_OFD_SETLK, unless "smbd:force process locks"):
+ * locks belong to the open file, not to the process. proxyfsd's locks
+ * have those semantics: an owner is a proxyfs_open handle plus a string.
+ * Each fsp has its own handle, so the module's locks behave as
+ * vfs_default's on a local file system, across every gateway.
+ *
+ * The owner string names the gateway host, the smbd process and the fsp
+ * ("smb:HOST:PID:FNUM"): stable for the fsp's life, and what another
+ * client's F_GETLK reports.
+ *
+ * These calls are synchronous round trips (one per range; smbd's SMB lock
+ * code is synchronous), bounded by the mount's timeout. They never wait for
+ * a lock: F_SETLKW is sent as F_SETLK, and smbd retries blocking SMB locks
+ * itself, from its event loop.
  */
+#define PFS_LOCK_OWNER_MAX 64
+
+static void pfs_lock_owner(const files_struct *fsp, char *owner)
+{
+	static char host[33];
+
+	if (host[0] == '\0') {
+		char h[256] = "";
+		if (gethostname(h, sizeof(h) - 1) != 0 || h[0] == '\0') {
+			snprintf(h, sizeof(h), "localhost");
+		}
+		snprintf(host, sizeof(host), "%.32s", h);
+	}
+	snprintf(owner, PFS_LOCK_OWNER_MAX + 1, "smb:%s:%d:%" PRIu64, host,
+		 (int)getpid(), fsp->fnum);
+}
+
+/* Log locks lost at a daemon restart (another client may have taken them
+ * and changed the data while proxyfsd was down and its grace was over). */
+static void pfs_check_lost_locks(struct pfs_conn *pc)
+{
+	uint64_t n = 0;
+
+	if (proxyfs_lost_locks(pc->mh, &n) == 0 && n > pc->lost_locks) {
+		DBG_ERR("proxyfs: %" PRIu64 " byte-range locks of volume '%s' "
+			"could not be reclaimed after proxyfsd restarted\n",
+			n - pc->lost_locks, pc->volume);
+		pc->lost_locks = n;
+	}
+}
+
+/*
+ * The handle that carries an fsp's locks. A named stream (streams_xattr
+ * above this module) has no extension of its own: its locks stay in
+ * smbd's brlock database only (*local = true), as a stream is not a file
+ * any other client of the volume can lock.
+ */
+static int pfs_lock_fh(struct vfs_handle_struct *handle, files_struct *fsp,
+		       uint64_t *fh, bool *local)
+{
+	struct pfs_fh *pfh = pfs_fetch_fh(handle, fsp);
+
+	*local = false;
+	if (pfh == NULL) {
+		if (fsp != NULL && fsp_is_alternate_stream(fsp)) {
+			*local = true;
+			return 0;
+		}
+		return EBADF;
+	}
+	if (pfh->fh == 0 || pfh->is_dir) {
+		return EBADF;
+	}
+	*fh = pfh->fh;
+	return 0;
+}
+
 static bool pfs_lock(struct vfs_handle_struct *handle, files_struct *fsp,
 		     int op, off_t offset, off_t count, int type)
 {
-	(void)handle;
-	(void)fsp;
-	(void)op;
-	(void)offset;
-	(void)count;
-	(void)type;
-	errno = ENOSYS;
-	return false;
+	struct pfs_conn *pc = pfs_get_conn(handle);
+	char owner[PFS_LOCK_OWNER_MAX + 1];
+	uint64_t fh = 0;
+	bool local;
+	int rc;
+
+	switch (op) {
+	case F_SETLK:
+	case F_SETLKW: /* never wait in smbd: smbd retries blocking locks */
+#if defined(F_OFD_SETLK)
+	case F_OFD_SETLK:
+	case F_OFD_SETLKW:
+#endif
+		break;
+	default:
+		errno = EINVAL;
+		return false;
+	}
+	rc = pfs_lock_fh(handle, fsp, &fh, &local);
+	if (rc == 0 && local) {
+		return true;
+	}
+	if (rc == 0) {
+		pfs_lock_owner(fsp, owner);
+		rc = proxyfs_lock(pc->mh, fh, F_SETLK, (short)type, offset,
+				  count, owner, NULL);
+		pfs_check_lost_locks(pc);
+	}
+	if (rc != 0) {
+		DBG_DEBUG("proxyfs: lock %s type %d [%jd, +%jd): %s\n",
+			  fsp_str_dbg(fsp), type, (intmax_t)offset,
+			  (intmax_t)count, strerror(rc));
+		errno = rc;
+		return false;
+	}
+	return true;
 }
 
 static bool pfs_getlock(struct vfs_handle_struct *handle, files_struct *fsp,
 			off_t *poffset, off_t *pcount, int *ptype, pid_t *ppid)
 {
-	(void)handle;
-	(void)fsp;
-	(void)poffset;
-	(void)pcount;
-	(void)ptype;
-	(void)ppid;
-	errno = ENOSYS;
-	return false;
+	struct pfs_conn *pc = pfs_get_conn(handle);
+	char owner[PFS_LOCK_OWNER_MAX + 1];
+	proxyfs_lock_t conflict;
+	uint64_t fh = 0;
+	bool local;
+	int rc;
+
+	rc = pfs_lock_fh(handle, fsp, &fh, &local);
+	if (rc == 0 && local) {
+		*ptype = F_UNLCK;
+		return true;
+	}
+	if (rc == 0) {
+		pfs_lock_owner(fsp, owner);
+		rc = proxyfs_lock(pc->mh, fh, F_GETLK, (short)*ptype,
+				  *poffset, *pcount, owner, &conflict);
+		pfs_check_lost_locks(pc);
+	}
+	if (rc != 0) {
+		DBG_DEBUG("proxyfs: getlock %s [%jd, +%jd): %s\n",
+			  fsp_str_dbg(fsp), (intmax_t)*poffset,
+			  (intmax_t)*pcount, strerror(rc));
+		errno = rc;
+		return false;
+	}
+	*ptype = conflict.type;
+	if (conflict.type != F_UNLCK) {
+		*poffset = conflict.start;
+		*pcount = conflict.len;
+		DBG_DEBUG("proxyfs: getlock %s: held by '%s'\n",
+			  fsp_str_dbg(fsp), conflict.owner);
+	}
+	*ppid = -1; /* as F_OFD_GETLK: the holder is not a local process */
+	return true;
 }
 
 static int pfs_filesystem_sharemode(struct vfs_handle_struct *handle,
@@ -2761,12 +2894,41 @@ static struct vfs_fn_pointers pfs_fns = {
 	.durable_reconnect_fn = NULL,
 };
 
+/*
+ * The name the module registers: its file's name without ".so", so that
+ * MODULESDIR/vfs/proxyfs.so is "proxyfs" and a copy installed under another
+ * name (test.sh installs proxyfs_test_PID.so, so that test runs of several
+ * trees on one machine do not replace each other's module) is that name.
+ * The smb.conf parameters stay "proxyfs:...".
+ */
+static const char *pfs_vfs_name(void)
+{
+	static char name[64];
+	Dl_info info;
+	const char *base;
+	size_t n;
+
+	if (dladdr((void *)pfs_vfs_name, &info) == 0 || info.dli_fname == NULL) {
+		return PFS_MODULE_NAME;
+	}
+	base = strrchr(info.dli_fname, '/');
+	base = base != NULL ? base + 1 : info.dli_fname;
+	n = strlen(base);
+	if (n <= 3 || n - 3 >= sizeof(name) ||
+	    strcmp(base + n - 3, ".so") != 0) {
+		return PFS_MODULE_NAME;
+	}
+	memcpy(name, base, n - 3);
+	name[n - 3] = '\0';
+	return name;
+}
+
 NTSTATUS samba_init_module(TALLOC_CTX *ctx)
 {
 	NTSTATUS status;
 
 	(void)ctx;
-	status = smb_register_vfs(SMB_VFS_INTERFACE_VERSION, PFS_MODULE_NAME,
+	status = smb_register_vfs(SMB_VFS_INTERFACE_VERSION, pfs_vfs_name(),
 				  &pfs_fns);
 	if (!NT_STATUS_IS_OK(status)) {
 		return status;

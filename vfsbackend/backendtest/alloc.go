@@ -71,6 +71,36 @@ func (s *suite) testAlloc(t *testing.T) {
 	}
 	e.wantSize(5, size)
 	e.wantData(5, 768<<10, data[768<<10:(768<<10)+100], 0)
+	// A small object punched whole (engines may keep small objects apart,
+	// e.g. inline in their metadata): zeros, the same size, and a hole
+	// that SEEK_DATA skips, with nothing allocated. A 4 KiB file punched
+	// and queried with FSCTL_QUERY_ALLOCATED_RANGES is what an SMB client
+	// (smbtorture's smb2.ioctl.sparse_punch) does.
+	small := pattern(4096, 4)
+	e.write(7, small, 0)
+	if err := a.FallocateData(ctx, 7, 0x03, 0, 4096); err != nil {
+		t.Fatal(err)
+	}
+	e.wantSize(7, 4096)
+	e.wantData(7, 0, zeros(4096), 0)
+	if p, err := a.SeekData(ctx, 7, 0, false); !errors.Is(err, syscall.ENXIO) {
+		t.Errorf("SEEK_DATA in a small object punched whole = %d, %v (want ENXIO)", p, err)
+	}
+	if p, err := a.SeekData(ctx, 7, 0, true); err != nil || p != 0 {
+		t.Errorf("SEEK_HOLE in a small object punched whole = %d, %v (want 0)", p, err)
+	}
+	if n, err := a.AllocatedData(ctx, 7); err != nil || n != 0 {
+		t.Errorf("AllocatedData of a small object punched whole: %d, %v", n, err)
+	}
+	// A small object's bytes zeroed (ZERO_RANGE) are still data.
+	e.write(8, small[:100], 0)
+	if err := a.FallocateData(ctx, 8, 0x11, 0, 100); err != nil {
+		t.Fatal(err)
+	}
+	e.wantData(8, 0, zeros(100), 0)
+	if p, err := a.SeekData(ctx, 8, 0, false); err != nil || p != 0 {
+		t.Errorf("SEEK_DATA in a zeroed small object = %d, %v (want 0)", p, err)
+	}
 	// A missing object: nothing to do, nothing allocated.
 	if err := a.FallocateData(ctx, 6, 0x03, 0, 10); err != nil {
 		t.Errorf("punch of a missing object: %v", err)

@@ -16,8 +16,13 @@ import (
 // and report it.
 //
 // Inline objects (small files, inline.go) count as fully allocated and as
-// all data: a punch or zero range zeroes their bytes in place (one WAL
-// record), an allocation is a no-op, and they stay inline.
+// all data: a zero range zeroes their bytes in place (one WAL record) and
+// an allocation is a no-op; they stay inline. A punch moves the object to
+// a data file (toFile) and punches the file, so that the hole is a hole:
+// SEEK_DATA skips it and the allocated bytes drop, as for a large file
+// (an SMB client's FSCTL_QUERY_ALLOCATED_RANGES asks exactly that). Where
+// the filesystem cannot punch (EOPNOTSUPP), the inline bytes are zeroed in
+// place instead.
 
 const (
 	fallocKeepSize  = 0x01
@@ -40,6 +45,16 @@ func control(f *os.File, fn func(fd int) error) error {
 	return ferr
 }
 
+// fallocate is fallocate(2), retried on EINTR.
+func fallocate(fd int, mode uint32, off, length int64) error {
+	for {
+		err := syscall.Fallocate(fd, mode, off, length)
+		if err != syscall.EINTR {
+			return err
+		}
+	}
+}
+
 // FallocateData applies fallocate(2) with mode (KEEP_SIZE always added:
 // the object's size is package inode's to set) to ino's data file. A
 // missing object is left alone. A filesystem without fallocate gives an
@@ -57,6 +72,14 @@ func (b *Backend) FallocateData(ctx context.Context, ino vfsbackend.Ino, mode ui
 		if mode&(fallocPunchHole|fallocZeroRange) == 0 || off >= int64(len(cur)) {
 			return nil
 		}
+		if mode&fallocPunchHole != 0 {
+			err := b.toFile(ino, cur, func(f *os.File) error {
+				return control(f, func(fd int) error { return fallocate(fd, mode|fallocKeepSize, off, length) })
+			})
+			if !errors.Is(err, syscall.EOPNOTSUPP) {
+				return err
+			}
+		}
 		data := make([]byte, len(cur))
 		copy(data, cur)
 		clear(data[off:min(off+length, int64(len(data)))])
@@ -73,14 +96,7 @@ func (b *Backend) FallocateData(ctx context.Context, ino vfsbackend.Ino, mode ui
 		return nil
 	}
 	defer b.data.release(df)
-	err = control(df.f, func(fd int) error {
-		for {
-			err := syscall.Fallocate(fd, mode|fallocKeepSize, off, length)
-			if err != syscall.EINTR {
-				return err
-			}
-		}
-	})
+	err = control(df.f, func(fd int) error { return fallocate(fd, mode|fallocKeepSize, off, length) })
 	b.data.markDirty(ino)
 	if err != nil {
 		return fmt.Errorf("local: fallocate %d: %w", ino, err)
