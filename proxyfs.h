@@ -245,6 +245,62 @@ PROXYFS_API int proxyfs_mount_groups(const char *in_server,
                                      const gid_t *in_groups,
                                      mount_handle_t **out_mount_handle);
 
+/* ------------------------------------------------------- mount options */
+
+/* The options of proxyfs_mount_opts. Zero the whole struct (= { 0 } or
+ * memset), set size to sizeof(proxyfs_mount_opts_t), then the fields you
+ * need; later versions of the library only add fields at the end, and
+ * treat the fields past a caller's size as zero, so a program built with
+ * an older proxyfs.h keeps working. Every pointer is borrowed for the call
+ * only: the library copies what it keeps (the caller frees its own strings
+ * and arrays whenever it likes after the call returns). */
+typedef struct proxyfs_mount_opts {
+    size_t size;               /* sizeof(proxyfs_mount_opts_t) */
+    const char *server;        /* as proxyfs_mount_server; NULL: the
+                                * process-wide address */
+    const char *volume;        /* required */
+    uint64_t options;          /* 0 or PROXYFS_MOUNT_READ_ONLY */
+    const char *user;          /* a name for logs; NULL: "" */
+    uid_t uid;                 /* the identity, as proxyfs_mount_groups */
+    gid_t gid;
+    size_t ngroups;            /* at most 32 */
+    const gid_t *groups;
+    /* A token of the daemon's tokens file (README, "Security"): every
+     * connection of this mount's pool (JSON-RPC, binary pipelined and
+     * direct sockets, and each reconnect after a daemon restart) sends
+     * auth with it before anything else, and the daemon treats it as the
+     * token's principal. At most 4096 bytes. token_file names a file
+     * whose first line is the token (read once, at this call; trailing
+     * spaces and the newline are not part of it). At most one of the two;
+     * both NULL: the process's default token, PROXYFS_TOKEN or else the
+     * first line of the file PROXYFS_TOKEN_FILE (read at each connect),
+     * and if neither is set no auth is sent (the daemon goes by the
+     * peer's credentials). */
+    const char *token;
+    const char *token_file;
+} proxyfs_mount_opts_t;
+
+/* The size of the first version of proxyfs_mount_opts_t (the smallest
+ * size proxyfs_mount_opts accepts). */
+#define PROXYFS_MOUNT_OPTS_V1_SIZE sizeof(proxyfs_mount_opts_t)
+
+/* Mounts as proxyfs_mount_groups does, with the options in *in_opts (see
+ * proxyfs_mount_opts_t). Mounts with the same server and token share one
+ * pool of connections; a different token (or none) is another pool, so
+ * connections authenticated as one principal never carry another's calls.
+ * On success *out_mount_handle is a new handle (proxyfs_unmount releases
+ * it). Returns 0 or a positive errno; errno is left untouched.
+ * Errors: as proxyfs_mount_groups; EINVAL also for NULL in_opts, a size
+ * below PROXYFS_MOUNT_OPTS_V1_SIZE, both token and token_file, an empty or
+ * too long token, or a token file without a token on its first line;
+ * ENOENT or EACCES for a token file that cannot be read; EACCES when the
+ * daemon does not know the token (or, as always, when the principal may
+ * not connect or use the volume). A token the daemon refuses after a
+ * restart (its tokens file changed) makes the calls of the handle fail
+ * with EACCES rather than retry. */
+PROXYFS_API int proxyfs_mount_opts(const proxyfs_mount_opts_t *in_opts,
+                                   mount_handle_t **out_mount_handle);
+
 /* ------------------------------------------------- per-thread identity */
 
 /* Sets the identity that every call the calling thread makes from now on

@@ -228,10 +228,10 @@ int pfs_direct_call(pfs_pool_t *p, pfs_call_t *call, const void *a,
         char addr[PFS_MAX_ADDR];
 
         pfs_server_addr(p->addr, addr);
-        d->fd = pfs_connect_addr(addr, 5000);
-        if (d->fd < 0) {
+        rc = pfs_connect_auth(addr, p->token, PFS_CONN_BIN, 5000, &d->fd);
+        if (rc != 0) {
             checkin(p, d, false);
-            return PFS_NOTSENT;
+            return rc;
         }
         d->rcvtimeo_ms = 0;
         pthread_mutex_lock(&p->dl);

@@ -20,6 +20,7 @@
 struct pfs_pool_slot {
     pfs_pool_slot_t *next;
     char *addr;       /* NULL: the process-wide address */
+    char *token;      /* NULL: the process's default token */
     unsigned users;   /* mount handles (under g_state.lock) */
     pfs_pool_t *pool; /* atomic; NULL until first use, and after fork */
 };
@@ -202,7 +203,7 @@ static void pool_destroy(pfs_pool_t *p)
     free(p);
 }
 
-static pfs_pool_t *pool_create(const char *addr)
+static pfs_pool_t *pool_create(const char *addr, const char *token)
 {
     pfs_pool_t *p = calloc(1, sizeof(*p));
     sigset_t all, old;
@@ -212,15 +213,16 @@ static pfs_pool_t *pool_create(const char *addr)
         return NULL;
     p->pid = getpid();
     p->addr = addr;
+    p->token = token;
     p->next_id = 1;
     pthread_mutex_init(&p->wl, NULL);
     pfs_cond_init(&p->wc);
     pfs_direct_init(p);
     for (int i = 0; i < PFS_POOL_JSON; i++)
-        if (pfs_conn_init(&p->json[i], PFS_CONN_JSON, addr) != 0)
+        if (pfs_conn_init(&p->json[i], PFS_CONN_JSON, addr, token) != 0)
             goto fail;
     for (int i = 0; i < PFS_POOL_BIN; i++)
-        if (pfs_conn_init(&p->bin[i], PFS_CONN_BIN, addr) != 0)
+        if (pfs_conn_init(&p->bin[i], PFS_CONN_BIN, addr, token) != 0)
             goto fail;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -255,7 +257,7 @@ pfs_pool_t *pfs_pool_get(pfs_pool_slot_t *s)
     if (s->pool == NULL) {
         json_object_seed(0);
         __atomic_store_n(&g_pid, getpid(), __ATOMIC_RELAXED);
-        __atomic_store_n(&s->pool, pool_create(s->addr), __ATOMIC_RELEASE);
+        __atomic_store_n(&s->pool, pool_create(s->addr, s->token), __ATOMIC_RELEASE);
     }
     p = s->pool;
     pthread_mutex_unlock(&g_state.lock);
@@ -271,15 +273,22 @@ static bool same_addr(const char *a, const char *b)
 
 pfs_pool_slot_t *pfs_pool_acquire(const char *addr)
 {
+    return pfs_pool_acquire_token(addr, NULL);
+}
+
+pfs_pool_slot_t *pfs_pool_acquire_token(const char *addr, const char *token)
+{
     pfs_pool_slot_t *s;
 
     pthread_once(&atfork_once, register_atfork);
     pthread_mutex_lock(&g_state.lock);
     for (s = g_state.slots; s != NULL; s = s->next)
-        if (same_addr(s->addr, addr))
+        if (same_addr(s->addr, addr) && same_addr(s->token, token))
             break;
     if (s == NULL && (s = calloc(1, sizeof(*s))) != NULL) {
-        if (addr != NULL && (s->addr = strdup(addr)) == NULL) {
+        if ((addr != NULL && (s->addr = strdup(addr)) == NULL) ||
+            (token != NULL && (s->token = strdup(token)) == NULL)) {
+            free(s->addr);
             free(s);
             s = NULL;
         } else {
@@ -323,6 +332,10 @@ void pfs_pool_release(pfs_pool_slot_t *s)
     }
     if (last) {
         free(s->addr); /* after the pool: its connections point to it */
+        if (s->token != NULL) {
+            explicit_bzero(s->token, strlen(s->token));
+            free(s->token);
+        }
         free(s);
     }
 }
@@ -421,8 +434,10 @@ static int submit_wait(pfs_conn_t *c, pfs_waiter_t *w, const void *a,
                        size_t alen, const void *b, size_t blen,
                        uint64_t deadline_ms)
 {
-    if (pfs_conn_submit(c, &w->call, a, alen, b, blen) != 0)
-        return PFS_NOTSENT;
+    int rc = pfs_conn_submit(c, &w->call, a, alen, b, blen);
+
+    if (rc != 0)
+        return rc; /* PFS_NOTSENT or PFS_REFUSED */
     return wait_done(c, w, deadline_ms);
 }
 
