@@ -169,6 +169,12 @@ type Access struct {
 	// credentials of TCP clients over TLS (and of any client that sends
 	// auth); "" means none.
 	TokensFile string
+	// CertUsers maps the subject common name (CN) of a verified client
+	// certificate (server.tls_client_ca) to whom the connection may act
+	// as: "*" (a gateway) or "UID:GID[:G1,G2,...]", as ACTS_AS in the
+	// tokens file. Such a connection needs no token; its principal is
+	// named "cert:CN" in volume access lists.
+	CertUsers map[string]string
 }
 
 // Metrics configures the Prometheus endpoint.
@@ -222,7 +228,8 @@ type Volume struct {
 	AnonUID, AnonGID uint32
 	// Users and Groups, if either is set, are the only principals that
 	// may mount the volume and use its mounts: a connection whose user
-	// (or token name as "token:NAME") is in Users or which is in one of
+	// (or token name as "token:NAME", or client certificate CN as
+	// "cert:CN") is in Users or which is in one of
 	// Groups. Unset: everyone who may connect.
 	Users, Groups []string
 }
@@ -251,11 +258,12 @@ type raw struct {
 		TLSClientCA        *string `toml:"tls_client_ca"`
 	} `toml:"server"`
 	Access struct {
-		Users         *[]string `toml:"users"`
-		Groups        *[]string `toml:"groups"`
-		GatewayUsers  *[]string `toml:"gateway_users"`
-		GatewayGroups *[]string `toml:"gateway_groups"`
-		TokensFile    *string   `toml:"tokens_file"`
+		Users         *[]string          `toml:"users"`
+		Groups        *[]string          `toml:"groups"`
+		GatewayUsers  *[]string          `toml:"gateway_users"`
+		GatewayGroups *[]string          `toml:"gateway_groups"`
+		TokensFile    *string            `toml:"tokens_file"`
+		CertUsers     *map[string]string `toml:"cert_users"`
 	} `toml:"access"`
 	Metrics struct {
 		Listen *string `toml:"listen"`
@@ -614,6 +622,17 @@ func (r *raw) validateSecurity(c *Config) error {
 		c.Access.GatewayGroups = *a.GatewayGroups
 	}
 	c.Access.TokensFile = str(a.TokensFile, "")
+	if a.CertUsers != nil && len(*a.CertUsers) > 0 {
+		c.Access.CertUsers = *a.CertUsers
+		if c.Server.TLSClientCA == "" {
+			return fmt.Errorf("config: access.cert_users needs server.tls_client_ca (the CAs of the client certificates)")
+		}
+		for cn := range c.Access.CertUsers {
+			if cn == "" {
+				return fmt.Errorf("config: access.cert_users: an empty common name")
+			}
+		}
+	}
 	for _, l := range []struct {
 		key  string
 		list []string
@@ -628,8 +647,8 @@ func (r *raw) validateSecurity(c *Config) error {
 		if !c.Server.TLS() {
 			return fmt.Errorf("config: server.tcp %s is not a loopback address: plain TCP beyond loopback is refused; set server.tls_cert, server.tls_key and access.tokens_file", c.Server.TCP)
 		}
-		if c.Access.TokensFile == "" {
-			return fmt.Errorf("config: server.tcp %s is not a loopback address: TLS clients need tokens; set access.tokens_file", c.Server.TCP)
+		if c.Access.TokensFile == "" && len(c.Access.CertUsers) == 0 {
+			return fmt.Errorf("config: server.tcp %s is not a loopback address: TLS clients need tokens or client certificates; set access.tokens_file or access.cert_users", c.Server.TCP)
 		}
 	}
 	return nil
@@ -642,7 +661,7 @@ func principals(key string, list []string, star bool) error {
 		case p == "*" && star:
 		case p == "*":
 			return fmt.Errorf("config: %s: \"*\" is not allowed here (name the users or groups)", key)
-		case p == "", strings.ContainsAny(p, " \t\n:") && !strings.HasPrefix(p, "token:"):
+		case p == "", strings.ContainsAny(p, " \t\n:") && !strings.HasPrefix(p, "token:") && !strings.HasPrefix(p, "cert:"):
 			return fmt.Errorf("config: %s: %q is not a user or group name or id", key, p)
 		}
 	}

@@ -32,6 +32,9 @@ type principal struct {
 	desc string
 	// token is the token's name ("" for a kernel-identified peer).
 	token string
+	// cert is the common name of the client certificate that identified
+	// the connection (access.cert_users), or "".
+	cert string
 	// known: uid, gid and groups are the principal's own identity; an
 	// ordinary principal may act as that uid with its gid or one of its
 	// groups as primary group and a subset of them as groups.
@@ -87,13 +90,16 @@ type accessPolicy struct {
 	gwUsers, gwGroups idSet
 	// tokens maps the SHA-256 of each token to its principal.
 	tokens map[[32]byte]*principal
+	// certs maps a client certificate's common name to its principal
+	// (access.cert_users).
+	certs map[string]*principal
 }
 
 // volumeAccess is a volume's users and groups resolved; nil: open to
 // every principal that may connect.
 type volumeAccess struct {
 	users, groups idSet
-	tokens        map[string]bool
+	tokens, certs map[string]bool
 }
 
 func (va *volumeAccess) allows(p *principal) bool {
@@ -101,6 +107,9 @@ func (va *volumeAccess) allows(p *principal) bool {
 		return true
 	}
 	if p.token != "" && va.tokens[p.token] {
+		return true
+	}
+	if p.cert != "" && va.certs[p.cert] {
 		return true
 	}
 	return p.known && (va.users[p.uid] || va.groups.any(p.gid) || va.groups.any(p.groups...))
@@ -135,6 +144,22 @@ func newAccessPolicy(a conf.Access) (*accessPolicy, error) {
 			return nil, err
 		}
 	}
+	if len(a.CertUsers) > 0 {
+		ap.certs = map[string]*principal{}
+		for cn, acts := range a.CertUsers {
+			p := &principal{desc: "cert " + cn, cert: cn}
+			if acts == "*" {
+				p.gateway = true
+			} else {
+				id, err := parseIdentity(acts)
+				if err != nil {
+					return nil, fmt.Errorf("config: access.cert_users %q: %w", cn, err)
+				}
+				p.known, p.uid, p.gid, p.groups = true, id.UID, id.GID, id.Groups
+			}
+			ap.certs[cn] = p
+		}
+	}
 	return ap, nil
 }
 
@@ -144,10 +169,14 @@ func newVolumeAccess(vc conf.Volume) (*volumeAccess, error) {
 	if len(vc.Users) == 0 && len(vc.Groups) == 0 {
 		return nil, nil
 	}
-	va := &volumeAccess{users: idSet{}, groups: idSet{}, tokens: map[string]bool{}}
+	va := &volumeAccess{users: idSet{}, groups: idSet{}, tokens: map[string]bool{}, certs: map[string]bool{}}
 	for _, n := range vc.Users {
 		if t, ok := strings.CutPrefix(n, "token:"); ok {
 			va.tokens[t] = true
+			continue
+		}
+		if cn, ok := strings.CutPrefix(n, "cert:"); ok {
+			va.certs[cn] = true
 			continue
 		}
 		id, err := resolveID(n, false)
@@ -289,6 +318,18 @@ func parseIdentity(s string) (wire.Identity, error) {
 func (s *Server) connPrincipal(nc net.Conn) *principal {
 	switch c := nc.(type) {
 	case *tls.Conn:
+		// serveConn has read the first bytes: the handshake is done, and
+		// a client certificate, if any, verified against tls_client_ca.
+		if certs := c.ConnectionState().PeerCertificates; len(certs) > 0 {
+			cn := certs[0].Subject.CommonName
+			if p := s.access.certs[cn]; p != nil {
+				cp := *p
+				cp.desc = fmt.Sprintf("cert %s (tls %s)", cn, remote(nc))
+				return &cp
+			}
+			return &principal{desc: fmt.Sprintf("cert %q (tls %s)", cn, remote(nc)),
+				refused: fmt.Sprintf("client certificate CN %q is not in access.cert_users: authenticate with a token (auth)", cn)}
+		}
 		return &principal{desc: "tls " + remote(nc), refused: "a TLS connection must authenticate with a token first (auth)"}
 	case *net.UnixConn:
 		cred, ok := peerCred(c)
