@@ -232,6 +232,11 @@ type Volume struct {
 	// "cert:CN") is in Users or which is in one of
 	// Groups. Unset: everyone who may connect.
 	Users, Groups []string
+	// UsersRO and GroupsRO (same forms) may use the volume read-only:
+	// their mounts are read-only whatever they ask for, and their changes
+	// are EROFS on any mount. Users and Groups win over them. Setting
+	// only these closes the volume to everyone else too.
+	UsersRO, GroupsRO []string
 }
 
 // raw mirrors the file; pointers tell a missing key from a zero value.
@@ -287,6 +292,8 @@ type raw struct {
 		AnonGID       *int64   `toml:"anon_gid"`
 		Users         []string `toml:"users"`
 		Groups        []string `toml:"groups"`
+		UsersRO       []string `toml:"users_ro"`
+		GroupsRO      []string `toml:"groups_ro"`
 	} `toml:"volume"`
 }
 
@@ -496,10 +503,11 @@ func (r *raw) validate() (*Config, error) {
 			}
 		}
 		v.Users, v.Groups = rv.Users, rv.Groups
+		v.UsersRO, v.GroupsRO = rv.UsersRO, rv.GroupsRO
 		for _, l := range []struct {
 			key  string
 			list []string
-		}{{"users", v.Users}, {"groups", v.Groups}} {
+		}{{"users", v.Users}, {"groups", v.Groups}, {"users_ro", v.UsersRO}, {"groups_ro", v.GroupsRO}} {
 			if err := principals(key(l.key), l.list, false); err != nil {
 				return nil, err
 			}

@@ -198,6 +198,7 @@ func TestErrors(t *testing.T) {
 		{"[access]\ngateway_users = [\"*\"]" + vol, `access.gateway_users: "*"`},
 		{"[access]\nuser = []" + vol, `unknown key "access.user"`},
 		{"[[volume]]\nname = \"v\"\nusers = [\"\"]\n", `volume[0].users`},
+		{"[[volume]]\nname = \"v\"\nusers_ro = [\"a b\"]\n", `volume[0].users_ro`},
 		{"[server]\nhandshake_timeout = \"-1s\"" + vol, `server.handshake_timeout`},
 		{"[server]\nidle_timeout = \"-1s\"" + vol, `server.idle_timeout`},
 		{"[server]\nidle_timeout = \"soon\"" + vol, `server.idle_timeout: invalid duration "soon"`},

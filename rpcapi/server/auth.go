@@ -98,21 +98,43 @@ type accessPolicy struct {
 // volumeAccess is a volume's users and groups resolved; nil: open to
 // every principal that may connect.
 type volumeAccess struct {
+	rw, ro principalList // users/groups, users_ro/groups_ro
+}
+
+// principalList is a volume's users and groups (or users_ro and
+// groups_ro) resolved.
+type principalList struct {
 	users, groups idSet
 	tokens, certs map[string]bool
 }
 
-func (va *volumeAccess) allows(p *principal) bool {
-	if va == nil {
+func (l *principalList) has(p *principal) bool {
+	if p.token != "" && l.tokens[p.token] {
 		return true
 	}
-	if p.token != "" && va.tokens[p.token] {
+	if p.cert != "" && l.certs[p.cert] {
 		return true
 	}
-	if p.cert != "" && va.certs[p.cert] {
-		return true
+	return p.known && (l.users[p.uid] || l.groups.any(p.gid) || l.groups.any(p.groups...))
+}
+
+// access levels of a principal on a volume
+const (
+	accessNone = iota
+	accessRO
+	accessRW
+)
+
+// level says what p may do on the volume: read-write (users, groups, or
+// no lists at all), read-only (users_ro, groups_ro) or nothing.
+func (va *volumeAccess) level(p *principal) int {
+	switch {
+	case va == nil || va.rw.has(p):
+		return accessRW
+	case va.ro.has(p):
+		return accessRO
 	}
-	return p.known && (va.users[p.uid] || va.groups.any(p.gid) || va.groups.any(p.groups...))
+	return accessNone
 }
 
 // newAccessPolicy resolves the [access] section: user and group names
@@ -163,34 +185,41 @@ func newAccessPolicy(a conf.Access) (*accessPolicy, error) {
 	return ap, nil
 }
 
-// newVolumeAccess resolves a volume's users and groups; nil if it has
-// none.
+// newVolumeAccess resolves a volume's users, groups, users_ro and
+// groups_ro; nil if it has none.
 func newVolumeAccess(vc conf.Volume) (*volumeAccess, error) {
-	if len(vc.Users) == 0 && len(vc.Groups) == 0 {
+	if len(vc.Users) == 0 && len(vc.Groups) == 0 && len(vc.UsersRO) == 0 && len(vc.GroupsRO) == 0 {
 		return nil, nil
 	}
-	va := &volumeAccess{users: idSet{}, groups: idSet{}, tokens: map[string]bool{}, certs: map[string]bool{}}
-	for _, n := range vc.Users {
-		if t, ok := strings.CutPrefix(n, "token:"); ok {
-			va.tokens[t] = true
-			continue
+	va := &volumeAccess{}
+	for _, l := range []struct {
+		dst           *principalList
+		users, groups []string
+		ukey, gkey    string
+	}{{&va.rw, vc.Users, vc.Groups, "users", "groups"}, {&va.ro, vc.UsersRO, vc.GroupsRO, "users_ro", "groups_ro"}} {
+		*l.dst = principalList{users: idSet{}, groups: idSet{}, tokens: map[string]bool{}, certs: map[string]bool{}}
+		for _, n := range l.users {
+			if t, ok := strings.CutPrefix(n, "token:"); ok {
+				l.dst.tokens[t] = true
+				continue
+			}
+			if cn, ok := strings.CutPrefix(n, "cert:"); ok {
+				l.dst.certs[cn] = true
+				continue
+			}
+			id, err := resolveID(n, false)
+			if err != nil {
+				return nil, fmt.Errorf("config: volume %q: %s: %w", vc.Name, l.ukey, err)
+			}
+			l.dst.users[id] = true
 		}
-		if cn, ok := strings.CutPrefix(n, "cert:"); ok {
-			va.certs[cn] = true
-			continue
+		for _, n := range l.groups {
+			id, err := resolveID(n, true)
+			if err != nil {
+				return nil, fmt.Errorf("config: volume %q: %s: %w", vc.Name, l.gkey, err)
+			}
+			l.dst.groups[id] = true
 		}
-		id, err := resolveID(n, false)
-		if err != nil {
-			return nil, fmt.Errorf("config: volume %q: users: %w", vc.Name, err)
-		}
-		va.users[id] = true
-	}
-	for _, n := range vc.Groups {
-		id, err := resolveID(n, true)
-		if err != nil {
-			return nil, fmt.Errorf("config: volume %q: groups: %w", vc.Name, err)
-		}
-		va.groups[id] = true
 	}
 	return va, nil
 }
@@ -417,16 +446,22 @@ func (p *principal) mayActAs(id mount.Identity) error {
 }
 
 // authorize checks that p may use volume v as id; it logs a refusal.
-func (s *Server) authorize(p *principal, v *volume, id mount.Identity, what string) error {
-	err := p.mayActAs(id)
-	if err == nil && !v.access.allows(p) {
-		err = fmt.Errorf("%s may not use volume %q (its users and groups): %w", p.desc, v.name, syscall.EACCES)
+// readOnly: p may only read the volume (users_ro, groups_ro).
+func (s *Server) authorize(p *principal, v *volume, id mount.Identity, what string) (readOnly bool, err error) {
+	err = p.mayActAs(id)
+	if err == nil {
+		switch v.access.level(p) {
+		case accessNone:
+			err = fmt.Errorf("%s may not use volume %q (its users and groups): %w", p.desc, v.name, syscall.EACCES)
+		case accessRO:
+			readOnly = true
+		}
 	}
 	if err != nil {
 		s.log.Info("refused", zap.String("peer", p.desc), zap.String("call", what), zap.String("volume", v.name),
 			zap.Uint32("uid", id.UID), zap.Uint32("gid", id.GID), zap.Uint32s("groups", id.Groups), zap.Error(err))
 	}
-	return err
+	return readOnly, err
 }
 
 // authenticate runs auth: the token's principal becomes the

@@ -89,7 +89,7 @@ func TestTLSClientCertificates(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := daemontest.Start(t, daemontest.Options{NoUnix: true,
-		Volumes: []daemontest.Volume{{Name: "default"}, {Name: "alices", Extra: `users = ["cert:alice-host"]`}},
+		Volumes:     []daemontest.Volume{{Name: "default"}, {Name: "alices", Extra: `users = ["cert:alice-host"]`}},
 		ServerExtra: fmt.Sprintf("tls_cert = %q\ntls_key = %q\ntls_client_ca = %q", certPath, keyPath, ca.path),
 		Access: fmt.Sprintf("tokens_file = %q\n[access.cert_users]\n\"gw-host\" = \"*\"\n\"alice-host\" = \"1000:1000:100\"\n",
 			tokens)})
