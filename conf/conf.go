@@ -184,6 +184,11 @@ type Metrics struct {
 	Listen string
 	// Pprof also serves Go's profiler under /debug/pprof/ on Listen.
 	Pprof bool
+	// WebConfigFile is a web configuration file of the Prometheus
+	// exporter toolkit (TLS, basic auth); required for a Listen that is
+	// not loopback, where it must enable TLS and either basic auth or
+	// verified client certificates.
+	WebConfigFile string
 }
 
 // Log configures logging.
@@ -271,8 +276,9 @@ type raw struct {
 		CertUsers     *map[string]string `toml:"cert_users"`
 	} `toml:"access"`
 	Metrics struct {
-		Listen *string `toml:"listen"`
-		Pprof  *bool   `toml:"pprof"`
+		Listen        *string `toml:"listen"`
+		Pprof         *bool   `toml:"pprof"`
+		WebConfigFile *string `toml:"web_config_file"`
 	} `toml:"metrics"`
 	Log struct {
 		Level  *string `toml:"level"`
@@ -416,6 +422,10 @@ func (r *raw) validate() (*Config, error) {
 	}
 	if r.Metrics.Pprof != nil {
 		c.Metrics.Pprof = *r.Metrics.Pprof
+	}
+	c.Metrics.WebConfigFile = str(r.Metrics.WebConfigFile, "")
+	if c.Metrics.Listen != "" && !IsLoopback(c.Metrics.Listen) && c.Metrics.WebConfigFile == "" {
+		return nil, fmt.Errorf("config: metrics.listen %s is not a loopback address: /metrics beyond loopback needs metrics.web_config_file (TLS and basic auth)", c.Metrics.Listen)
 	}
 	c.Log.Level = str(r.Log.Level, DefaultLogLevel)
 	switch c.Log.Level {

@@ -208,6 +208,7 @@ func TestErrors(t *testing.T) {
 		{"[server]\ntcp = \"localhost:http\"" + vol, `server.tcp: invalid port`},
 		{"[server]\nunix = \"/" + strings.Repeat("x", 200) + "\"" + vol, `server.unix`},
 		{"[metrics]\nlisten = \"nope\"" + vol, `metrics.listen`},
+		{"[metrics]\nlisten = \"0.0.0.0:9451\"" + vol, `metrics.listen 0.0.0.0:9451 is not a loopback address: /metrics beyond loopback needs metrics.web_config_file`},
 		{"[metrics]\npprof = \"yes\"" + vol, `pprof`},
 		{"[log]\nlevel = \"loud\"" + vol, `log.level: "loud"`},
 		{"[log]\nformat = \"xml\"" + vol, `log.format: "xml"`},

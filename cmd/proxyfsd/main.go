@@ -141,6 +141,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// start, in one line, before any volume is opened (or formatted).
 	var ml net.Listener
 	if cfg.Metrics.Listen != "" {
+		if cfg.Metrics.WebConfigFile != "" {
+			if err := metrics.CheckWebConfig(cfg.Metrics.WebConfigFile, conf.IsLoopback(cfg.Metrics.Listen)); err != nil {
+				return fail("metrics: %v", err)
+			}
+		}
 		if ml, err = net.Listen("tcp", cfg.Metrics.Listen); err != nil {
 			return fail("metrics: %v", err)
 		}
@@ -176,11 +181,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		metricsAddr = ml.Addr().String()
 		hs = &http.Server{Handler: metrics.Handler(reg, srv.Ready, cfg.Metrics.Pprof), ReadHeaderTimeout: 10 * time.Second}
 		go func() {
-			if err := hs.Serve(ml); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := metrics.Serve(ml, hs, cfg.Metrics.WebConfigFile); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("metrics server", zap.Error(err))
 			}
 		}()
-		log.Info("metrics listening", zap.String("addr", metricsAddr), zap.Bool("pprof", cfg.Metrics.Pprof))
+		log.Info("metrics listening", zap.String("addr", metricsAddr), zap.Bool("pprof", cfg.Metrics.Pprof),
+			zap.String("web_config_file", cfg.Metrics.WebConfigFile))
 	}
 	fmt.Fprintf(stdout, "proxyfsd ready tcp=%s unix=%s metrics=%s\n", dash(srv.TCPAddr()), dash(srv.UnixPath()), dash(metricsAddr))
 
