@@ -197,7 +197,15 @@ type Log struct {
 	Level string
 	// Format is console or json.
 	Format string
+	// Access turns the access log on, whatever Level says: one line per
+	// call on either channel (peer, principal, uid, method, inode, name
+	// or path, result). "" off; AccessToLog into the daemon's log;
+	// anything else is a file the lines are appended to (JSON).
+	Access string
 }
+
+// AccessToLog is Log.Access for "access = true": the daemon's own log.
+const AccessToLog = "log"
 
 // Volume configures one volume.
 type Volume struct {
@@ -283,6 +291,7 @@ type raw struct {
 	Log struct {
 		Level  *string `toml:"level"`
 		Format *string `toml:"format"`
+		Access any     `toml:"access"`
 	} `toml:"log"`
 	Volume []struct {
 		Name          *string  `toml:"name"`
@@ -432,6 +441,20 @@ func (r *raw) validate() (*Config, error) {
 	case "debug", "info", "warn", "error":
 	default:
 		return nil, fmt.Errorf("config: log.level: %q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	switch a := r.Log.Access.(type) {
+	case nil:
+	case bool:
+		if a {
+			c.Log.Access = AccessToLog
+		}
+	case string:
+		c.Log.Access = a
+		if a == AccessToLog || a == "true" || a == "false" {
+			return nil, fmt.Errorf("config: log.access: %q: write true, false or a file's path", a)
+		}
+	default:
+		return nil, fmt.Errorf("config: log.access: want true, false or a file's path, not %v", a)
 	}
 	c.Log.Format = str(r.Log.Format, DefaultLogFormat)
 	switch c.Log.Format {

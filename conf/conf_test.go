@@ -106,7 +106,7 @@ path = "/var/lib/b"
 	if c.Server != want {
 		t.Errorf("server %+v, want %+v", c.Server, want)
 	}
-	if c.Metrics.Listen != "" || !c.Metrics.Pprof || c.Log != (Log{"debug", "json"}) {
+	if c.Metrics.Listen != "" || !c.Metrics.Pprof || c.Log != (Log{Level: "debug", Format: "json"}) {
 		t.Errorf("metrics/log %+v %+v", c.Metrics, c.Log)
 	}
 	if !reflect.DeepEqual(c.Volumes[0], Volume{Name: "a", Engine: "memory", Path: "proxyfs-data/a", SyncInterval: 5 * time.Second, CapacityBytes: 12345, InlineBytes: 0,
@@ -212,6 +212,8 @@ func TestErrors(t *testing.T) {
 		{"[metrics]\npprof = \"yes\"" + vol, `pprof`},
 		{"[log]\nlevel = \"loud\"" + vol, `log.level: "loud"`},
 		{"[log]\nformat = \"xml\"" + vol, `log.format: "xml"`},
+		{"[log]\naccess = 1" + vol, `log.access: want true, false or a file's path`},
+		{"[log]\naccess = \"true\"" + vol, `log.access: "true": write true`},
 		{"[server]\n", `no [[volume]]`},
 		{"[server]\ntcp = \"\"\nunix = \"\"" + vol, `server.tcp and server.unix are both empty`},
 		{"[server\n", `config: line 2`},
@@ -268,5 +270,27 @@ func TestShippedExample(t *testing.T) {
 	}
 	if c.Server.Unix != "/run/proxyfs/proxyfsd.sock" || c.Volumes[0].Path != "/var/lib/proxyfs/default" || c.Log.Format != "json" {
 		t.Errorf("example config: %+v", c)
+	}
+}
+
+func TestLogAccess(t *testing.T) {
+	dir := t.TempDir()
+	for body, want := range map[string]string{
+		"":                          "",
+		"access = false\n":          "",
+		"access = true\n":           AccessToLog,
+		"access = \"/var/log/a\"\n": "/var/log/a",
+	} {
+		p := filepath.Join(dir, "c.toml")
+		if err := os.WriteFile(p, []byte("[log]\n"+body+"[[volume]]\nname = \"v\"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c, err := Load(p)
+		if err != nil {
+			t.Fatalf("%q: %v", body, err)
+		}
+		if c.Log.Access != want {
+			t.Errorf("%q: access %q, want %q", body, c.Log.Access, want)
+		}
 	}
 }

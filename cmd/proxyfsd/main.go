@@ -95,6 +95,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	defer log.Sync()
 	ctx := context.Background()
+	accessLog, closeAccess, err := newAccessLogger(cfg.Log, stderr)
+	if err != nil {
+		return fail("log.access: %v", err)
+	}
+	defer closeAccess()
 
 	if n := count(*check, *repair, *format); n > 1 {
 		return fail("-check, -repair and -format exclude each other")
@@ -162,7 +167,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		ls.Close()
 		return fail("%v", err)
 	}
-	srv, err := server.Open(ctx, cfg, server.Options{Logger: log, Version: version, Metrics: m, Listeners: ls, Volumes: vols})
+	srv, err := server.Open(ctx, cfg, server.Options{Logger: log, AccessLog: accessLog, Version: version, Metrics: m, Listeners: ls, Volumes: vols})
 	if err != nil {
 		closeQuietly(ml)
 		ls.Close()
@@ -249,6 +254,34 @@ func newLogger(c conf.Log, w io.Writer) (*zap.Logger, error) {
 		enc = zapcore.NewConsoleEncoder(ec)
 	}
 	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(w), lvl), zap.ErrorOutput(zapcore.AddSync(w))), nil
+}
+
+// newAccessLogger builds the access log of [log] access: nil when it is
+// off; the daemon's stream and format at any level for true; else a file
+// of JSON lines, appended to. close syncs and closes it.
+func newAccessLogger(c conf.Log, w io.Writer) (l *zap.Logger, close func(), err error) {
+	switch c.Access {
+	case "":
+		return nil, func() {}, nil
+	case conf.AccessToLog:
+		base, err := newLogger(conf.Log{Level: "debug", Format: c.Format}, w)
+		if err != nil {
+			return nil, nil, err
+		}
+		l = base.Named("access")
+		return l, func() { _ = l.Sync() }, nil
+	}
+	f, err := os.OpenFile(c.Access, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	if err != nil {
+		return nil, nil, err
+	}
+	base, err := newLogger(conf.Log{Level: "debug", Format: "json"}, f)
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	l = base.Named("access")
+	return l, func() { _ = l.Sync(); f.Close() }, nil
 }
 
 // closeQuietly closes l if it is open; used on failure paths only.
