@@ -278,6 +278,22 @@ typedef struct proxyfs_mount_opts {
      * peer's credentials). */
     const char *token;
     const char *token_file;
+    /* TLS (a daemon whose TCP listener has tls_cert): every connection of
+     * the pool speaks TLS 1.2 or later, the server's certificate verified
+     * against the CA certificates (PEM) in tls_ca_file (NULL: the
+     * system's CAs) and checked to name the host (or IP address) of
+     * server, which must be HOST:PORT. tls_cert_file and tls_key_file
+     * (PEM, both or neither) are a client certificate, for a daemon with
+     * tls_client_ca (with its access.cert_users the certificate alone is
+     * the credential, no token needed). TLS is on if tls is nonzero or
+     * any of the three files is set. The files are read at this call. A
+     * certificate the library does not trust, or a handshake the daemon
+     * refuses (no or a wrong client certificate), is EACCES. Each TLS
+     * connection has a relay thread of its own (see libproxyfs/README). */
+    int tls;
+    const char *tls_ca_file;
+    const char *tls_cert_file;
+    const char *tls_key_file;
 } proxyfs_mount_opts_t;
 
 /* The size of the first version of proxyfs_mount_opts_t (the smallest
@@ -285,14 +301,18 @@ typedef struct proxyfs_mount_opts {
 #define PROXYFS_MOUNT_OPTS_V1_SIZE sizeof(proxyfs_mount_opts_t)
 
 /* Mounts as proxyfs_mount_groups does, with the options in *in_opts (see
- * proxyfs_mount_opts_t). Mounts with the same server and token share one
- * pool of connections; a different token (or none) is another pool, so
+ * proxyfs_mount_opts_t). Mounts with the same server, token and TLS
+ * settings share one pool of connections; a different token (or none) is
+ * another pool, so
  * connections authenticated as one principal never carry another's calls.
  * On success *out_mount_handle is a new handle (proxyfs_unmount releases
  * it). Returns 0 or a positive errno; errno is left untouched.
  * Errors: as proxyfs_mount_groups; EINVAL also for NULL in_opts, a size
  * below PROXYFS_MOUNT_OPTS_V1_SIZE, both token and token_file, an empty or
- * too long token, or a token file without a token on its first line;
+ * too long token, or a token file without a token on its first line, TLS
+ * files that cannot be loaded, only one of tls_cert_file and tls_key_file,
+ * or TLS to a Unix socket; EACCES also for a TLS handshake that fails on
+ * a certificate (see above);
  * ENOENT or EACCES for a token file that cannot be read; EACCES when the
  * daemon does not know the token (or, as always, when the principal may
  * not connect or use the volume). A token the daemon refuses after a

@@ -201,27 +201,35 @@ static int auth_json(int fd, const char *token, uint64_t deadline_ms)
     return rc == 0 ? 0 : PFS_NOTSENT;
 }
 
-int pfs_connect_auth(const char *addr, const char *token, int kind,
+int pfs_connect_auth(const char *addr, const pfs_sec_t *sec, int kind,
                      uint64_t timeout_ms, int *out_fd)
 {
     uint64_t deadline = pfs_now_ms() + timeout_ms;
+    bool tls = sec != NULL && sec->tls;
     char *tok = NULL;
     int fd, rc;
 
     *out_fd = -1;
-    if (token_for(token, &tok) != 0)
+    if (tls && (strncmp(addr, "unix:", 5) == 0 || addr[0] == '/' || addr[0] == '.'))
+        return pfs_set_error(EINVAL, "TLS over the Unix socket %s: use a "
+                             "HOST:PORT server", addr), PFS_REFUSED;
+    if (token_for(sec != NULL ? sec->token : NULL, &tok) != 0)
         return PFS_REFUSED; /* a token that cannot be read: not a retry */
     fd = pfs_connect_addr(addr, timeout_ms);
     if (fd < 0) {
         free_token(tok);
         return PFS_NOTSENT;
     }
+    if (tls && (rc = pfs_tls_connect(fd, sec->tls_ctx, addr, timeout_ms, &fd)) != 0) {
+        free_token(tok);
+        return rc;
+    }
     if (tok != NULL) {
         rc = kind == PFS_CONN_JSON ? auth_json(fd, tok, deadline)
                                    : auth_bin(fd, tok, deadline);
         free_token(tok);
         if (rc != 0) {
-            close(fd);
+            pfs_sock_close(fd);
             return rc;
         }
     }

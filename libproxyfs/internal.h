@@ -287,10 +287,18 @@ struct pfs_call {
     void *arg;
 };
 
+/* A pool's credentials and transport security (its slot owns them). */
+typedef struct {
+    char *token;   /* NULL: the process's default (PROXYFS_TOKEN...) */
+    bool tls;
+    char *tls_ca, *tls_cert, *tls_key; /* NULL: system CAs, no client cert */
+    void *tls_ctx; /* SSL_CTX, when tls */
+} pfs_sec_t;
+
 typedef struct pfs_conn {
     int kind;
     const char *addr;      /* the pool's address; NULL: the configured one */
-    const char *token;     /* the pool's token; NULL: the process's default */
+    const pfs_sec_t *sec;  /* the pool's token and TLS */
     pthread_mutex_t wlock; /* serializes writes; taken before lock */
     pthread_mutex_t lock;  /* fd, shutdown, pending list */
     pthread_cond_t cond;   /* reader waits here for a connection */
@@ -313,7 +321,7 @@ typedef struct pfs_conn {
 } pfs_conn_t;
 
 int pfs_conn_init(pfs_conn_t *c, int kind, const char *addr,
-                  const char *token);
+                  const pfs_sec_t *sec);
 /* Stops the reader, closes the socket, fails anything pending. */
 void pfs_conn_destroy(pfs_conn_t *c);
 /* In a forked child: forget the parent's connection without touching its
@@ -344,13 +352,33 @@ int pfs_send_all(int fd, const void *a, size_t alen, const void *b,
 #define PFS_MAX_TOKEN 4096 /* the binary channel's limit on AUTH payloads */
 
 /* Opens a socket to addr for a connection of kind (PFS_CONN_JSON or
- * PFS_CONN_BIN) and, if the pool has a token (token, else the process's
- * default: PROXYFS_TOKEN, PROXYFS_TOKEN_FILE), authenticates it before
- * returning it. Returns 0 with *out_fd, PFS_NOTSENT (cannot connect, or
- * the exchange broke: retry) or PFS_REFUSED (the token was refused or
- * cannot be read); the error is recorded. */
-int pfs_connect_auth(const char *addr, const char *token, int kind,
+ * PFS_CONN_BIN), through TLS if sec says so, and, if the pool has a token
+ * (sec's, else the process's default: PROXYFS_TOKEN, PROXYFS_TOKEN_FILE),
+ * authenticates it before returning it. Returns 0 with *out_fd (close it
+ * with pfs_sock_close), PFS_NOTSENT (cannot connect, or the exchange
+ * broke: retry) or PFS_REFUSED (the token or the TLS handshake was
+ * refused, or the token cannot be read); the error is recorded. */
+int pfs_connect_auth(const char *addr, const pfs_sec_t *sec, int kind,
                      uint64_t timeout_ms, int *out_fd);
+
+/* ---------------------------------------------------------------- tls.c */
+
+/* An SSL_CTX verifying servers with ca (NULL: the system's CAs) and
+ * presenting cert/key if cert is not NULL. 0 or EINVAL, ENOMEM (recorded). */
+int pfs_tls_ctx_new(const char *ca, const char *cert, const char *key,
+                    void **out_ctx);
+void pfs_tls_ctx_free(void *ctx);
+/* Makes TLS on the connected socket fd to addr (HOST:PORT; the server's
+ * certificate must name HOST) and returns in *out_fd the library's end of
+ * a relay (see tls.c). fd is consumed. 0, PFS_NOTSENT or PFS_REFUSED (a
+ * certificate or handshake refusal: EACCES), recorded. */
+int pfs_tls_connect(int fd, void *ctx, const char *addr, uint64_t timeout_ms,
+                    int *out_fd);
+/* Closes a socket of the library: a TLS relay's end also ends its relay. */
+void pfs_sock_close(int fd);
+void pfs_tls_atfork_prepare(void);
+void pfs_tls_atfork_parent(void);
+void pfs_tls_atfork_child(void);
 /* Reads the token on the first line of path into *out (malloc()ed).
  * 0, or ENOENT, EACCES, EINVAL (empty, too long), ENOMEM (recorded). */
 int pfs_token_read_file(const char *path, char **out);
@@ -376,7 +404,7 @@ typedef struct {
 typedef struct pfs_pool {
     pid_t pid;
     const char *addr; /* the slot's address; NULL: the configured one */
-    const char *token; /* the slot's token; NULL: the process's default */
+    const pfs_sec_t *sec; /* the slot's token and TLS */
     pfs_conn_t json[PFS_POOL_JSON];
     pfs_conn_t bin[PFS_POOL_BIN];
     unsigned rr_json, rr_bin; /* round robin (atomic) */
@@ -411,9 +439,11 @@ pfs_pool_t *pfs_pool_get(pfs_pool_slot_t *s);
  * slot, or NULL (ENOMEM, recorded). The last release of a slot destroys
  * its pool (closing its connections, joining its threads). */
 pfs_pool_slot_t *pfs_pool_acquire(const char *addr);
-/* The same for the pool of addr whose connections authenticate with token
- * (NULL: the process's default); pools are told apart by both. */
-pfs_pool_slot_t *pfs_pool_acquire_token(const char *addr, const char *token);
+/* The same for the pool of addr with token and TLS settings sec (borrowed;
+ * NULL: none); pools are told apart by the address and all of sec. Returns
+ * 0 with *out, or ENOMEM, EINVAL (TLS files; recorded). */
+int pfs_pool_acquire_sec(const char *addr, const pfs_sec_t *sec,
+                         pfs_pool_slot_t **out);
 void pfs_pool_release(pfs_pool_slot_t *s);
 pfs_conn_t *pfs_pool_json_conn(pfs_pool_t *p);
 pfs_conn_t *pfs_pool_bin_conn(pfs_pool_t *p);

@@ -219,7 +219,7 @@ static void mh_free(mount_handle_t *mh)
 
 /* proxyfs_mount (server NULL: the process-wide address) and
  * proxyfs_mount_server. Returns 0 or an errno (recorded). */
-static int mount_at(const char *server, const char *token,
+static int mount_at(const char *server, const pfs_sec_t *sec,
                     const char *in_volume_name,
                     uint64_t in_mount_options, const char *in_auth_user,
                     uid_t in_uid, gid_t in_gid, size_t in_ngroups,
@@ -268,10 +268,10 @@ static int mount_at(const char *server, const char *token,
         return pfs_set_error(EINVAL, "mount: volume or user name is not "
                              "valid UTF-8");
     }
-    if ((mh->pool = pfs_pool_acquire_token(server, token)) == NULL) {
+    if ((rc = pfs_pool_acquire_sec(server, sec, &mh->pool)) != 0) {
         json_decref(params);
         mh_free(mh);
-        return ENOMEM;
+        return rc;
     }
     /* A few quick attempts: an unreachable daemon is ENODEV, not a wait. */
     deadline = pfs_now_ms() + pfs_config_timeout_ms();
@@ -445,9 +445,29 @@ int proxyfs_mount_opts(const proxyfs_mount_opts_t *in_opts,
                (rc = pfs_token_read_file(o.token_file, &token)) != 0) {
         PFS_API_RETURN(rc);
     }
-    rc = mount_at(o.server, token, o.volume, o.options,
-                  o.user != NULL ? o.user : "", o.uid, o.gid, o.ngroups,
-                  o.groups, out_mount_handle);
+    bool tls = o.tls || o.tls_ca_file != NULL || o.tls_cert_file != NULL;
+
+    if ((o.tls_cert_file == NULL) != (o.tls_key_file == NULL)) {
+        rc = pfs_set_error(EINVAL, "mount: tls_cert_file and tls_key_file "
+                           "go together");
+    } else if (tls && o.server != NULL &&
+               (strncmp(o.server, "unix:", 5) == 0 || o.server[0] == '/' ||
+                o.server[0] == '.')) {
+        rc = pfs_set_error(EINVAL, "mount: TLS over the Unix socket %s: use "
+                           "a HOST:PORT server", o.server);
+    } else {
+        pfs_sec_t sec = {
+            .token = token,
+            .tls = tls,
+            .tls_ca = (char *)o.tls_ca_file,
+            .tls_cert = (char *)o.tls_cert_file,
+            .tls_key = (char *)o.tls_key_file,
+        };
+
+        rc = mount_at(o.server, &sec, o.volume, o.options,
+                      o.user != NULL ? o.user : "", o.uid, o.gid, o.ngroups,
+                      o.groups, out_mount_handle);
+    }
     if (token != NULL) {
         explicit_bzero(token, strlen(token));
         free(token);

@@ -1995,6 +1995,9 @@ static void test_identity(void) { identity_tests(&daemon_); }
 /* tests/token.c: its own daemon, which only tokens get into */
 void token_tests(const char *bin);
 static void test_token(void) { token_tests(daemon_.bin); }
+/* tests/tls.c: its own daemon with a TLS listener and client certificates */
+void tls_tests(const char *bin);
+static void test_tls(void) { tls_tests(daemon_.bin); }
 
 static const struct {
     const char *name;
@@ -2028,6 +2031,7 @@ static const struct {
     { "locks", test_locks },
     { "identity", test_identity },
     { "token", test_token },
+    { "tls", test_tls },
 };
 
 int main(int argc, char **argv)
