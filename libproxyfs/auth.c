@@ -228,6 +228,10 @@ int pfs_connect_auth(const char *addr, const pfs_sec_t *sec, int kind,
         rc = kind == PFS_CONN_JSON ? auth_json(fd, tok, deadline)
                                    : auth_bin(fd, tok, deadline);
         free_token(tok);
+        /* TLS 1.3: a server refusing the client's certificate says so
+         * after the client's side of the handshake, on the first read. */
+        if (rc == PFS_NOTSENT && tls && pfs_tls_failed(fd))
+            rc = PFS_REFUSED;
         if (rc != 0) {
             pfs_sock_close(fd);
             return rc;

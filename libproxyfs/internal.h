@@ -374,6 +374,10 @@ void pfs_tls_ctx_free(void *ctx);
  * certificate or handshake refusal: EACCES), recorded. */
 int pfs_tls_connect(int fd, void *ctx, const char *addr, uint64_t timeout_ms,
                     int *out_fd);
+/* Whether the relay of the library's end fd ended on a TLS error (a
+ * refused client certificate, after a TLS 1.3 handshake); if so the error
+ * (EACCES) is recorded. */
+bool pfs_tls_failed(int fd);
 /* Closes a socket of the library: a TLS relay's end also ends its relay. */
 void pfs_sock_close(int fd);
 void pfs_tls_atfork_prepare(void);

@@ -41,6 +41,11 @@ typedef struct relay {
     int net;   /* the TCP socket */
     SSL *ssl;
     pthread_t th;
+    /* Set (before the relay shuts its end) when the TLS stream ended on
+     * a TLS error, such as the server's alert refusing the client's
+     * certificate after a TLS 1.3 handshake; why says which. */
+    bool tls_error;
+    char why[160];
 } relay_t;
 
 static pthread_mutex_t relays_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -133,7 +138,7 @@ static void *relay_main(void *arg)
                 else if (e == SSL_ERROR_WANT_WRITE)
                     net_out = true;
                 else
-                    goto done; /* closed by the server, or broken */
+                    goto failed; /* closed by the server, or broken */
             }
         }
         if (down_len > 0) {
@@ -173,7 +178,7 @@ static void *relay_main(void *arg)
                 else if (e == SSL_ERROR_WANT_WRITE)
                     net_out = true;
                 else
-                    goto done;
+                    goto failed;
             }
         }
         if (progress)
@@ -191,6 +196,17 @@ static void *relay_main(void *arg)
         if (p[0].revents & (POLLERR | POLLNVAL))
             goto done;
     }
+failed:
+    /* Only an alert the server sent (a reason code from SSL_AD_REASON_OFFSET
+     * on), not a connection that merely ended (a daemon restart). */
+    if (ERR_GET_LIB(ERR_peek_error()) == ERR_LIB_SSL &&
+        ERR_GET_REASON(ERR_peek_error()) >= SSL_AD_REASON_OFFSET) {
+        char eb[128];
+
+        snprintf(r->why, sizeof(r->why), "%s", ssl_errors(eb, sizeof(eb)));
+        __atomic_store_n(&r->tls_error, true, __ATOMIC_RELEASE);
+    }
+    ERR_clear_error();
 done:
     free(up);
     free(down);
@@ -382,4 +398,20 @@ void pfs_tls_atfork_child(void)
     }
     relays = NULL;
     pthread_mutex_init(&relays_lock, NULL);
+}
+
+bool pfs_tls_failed(int fd)
+{
+    bool failed = false;
+
+    pthread_mutex_lock(&relays_lock);
+    for (relay_t *r = relays; r != NULL; r = r->next) {
+        if (r->app == fd && __atomic_load_n(&r->tls_error, __ATOMIC_ACQUIRE)) {
+            pfs_set_error(EACCES, "TLS: the server ended the connection: %s", r->why);
+            failed = true;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&relays_lock);
+    return failed;
 }
