@@ -111,7 +111,7 @@ func TestTokenAndTLSFlags(t *testing.T) {
 	}
 	d := daemontest.Start(t, daemontest.Options{NoUnix: true, LogLevel: "info",
 		ServerExtra: fmt.Sprintf("tls_cert = %q\ntls_key = %q\ntls_client_ca = %q", p.Cert, p.Key, p.CA),
-		Access: fmt.Sprintf("tokens_file = %q\n[access.cert_users]\nadmin = \"*\"\nuser = \"%d:%d\"\n", tokens, testUID, testGID)})
+		Access:      fmt.Sprintf("tokens_file = %q\n[access.cert_users]\nadmin = \"*\"\nuser = \"%d:%d\"\n", tokens, testUID, testGID)})
 
 	// The administrator gives the root directory to the test's user.
 	pool := x509.NewCertPool()
