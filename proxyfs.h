@@ -182,11 +182,17 @@ PROXYFS_API const char *proxyfs_last_error(void);
  * of its groups as gid), and root (a gateway) as anyone; EPERM otherwise,
  * EACCES if the client may not connect or use the volume (see the README,
  * "Security").
+ * Tokens: if the environment has PROXYFS_TOKEN (or else PROXYFS_TOKEN_FILE,
+ * a file whose first line is the token), every connection of this
+ * handle's pool authenticates with that token (auth) before anything
+ * else; the variables are read at each connect. proxyfs_mount_opts gives
+ * a token (and TLS) per mount instead.
  * in_mount_options: 0 or PROXYFS_MOUNT_READ_ONLY. The strings are copied.
  * On success *out_mount_handle is a new handle that the caller releases with
  * proxyfs_unmount.
  * Errors: EINVAL, ENODEV (proxyfsd cannot be reached), ENOENT (no such
- * volume), ENOMEM, ETIMEDOUT. */
+ * volume), ENOMEM, ETIMEDOUT; EACCES also for a token the daemon refuses
+ * or a token file that cannot be read. */
 PROXYFS_API int proxyfs_mount(char *in_volume_name,
                               uint64_t in_mount_options,
                               char *in_auth_user,
