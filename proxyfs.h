@@ -182,11 +182,17 @@ PROXYFS_API const char *proxyfs_last_error(void);
  * of its groups as gid), and root (a gateway) as anyone; EPERM otherwise,
  * EACCES if the client may not connect or use the volume (see the README,
  * "Security").
+ * Tokens: if the environment has PROXYFS_TOKEN (or else PROXYFS_TOKEN_FILE,
+ * a file whose first line is the token), every connection of this
+ * handle's pool authenticates with that token (auth) before anything
+ * else; the variables are read at each connect. proxyfs_mount_opts gives
+ * a token (and TLS) per mount instead.
  * in_mount_options: 0 or PROXYFS_MOUNT_READ_ONLY. The strings are copied.
  * On success *out_mount_handle is a new handle that the caller releases with
  * proxyfs_unmount.
  * Errors: EINVAL, ENODEV (proxyfsd cannot be reached), ENOENT (no such
- * volume), ENOMEM, ETIMEDOUT. */
+ * volume), ENOMEM, ETIMEDOUT; EACCES also for a token the daemon refuses
+ * or a token file that cannot be read. */
 PROXYFS_API int proxyfs_mount(char *in_volume_name,
                               uint64_t in_mount_options,
                               char *in_auth_user,
@@ -244,6 +250,82 @@ PROXYFS_API int proxyfs_mount_groups(const char *in_server,
                                      size_t in_ngroups,
                                      const gid_t *in_groups,
                                      mount_handle_t **out_mount_handle);
+
+/* ------------------------------------------------------- mount options */
+
+/* The options of proxyfs_mount_opts. Zero the whole struct (= { 0 } or
+ * memset), set size to sizeof(proxyfs_mount_opts_t), then the fields you
+ * need; later versions of the library only add fields at the end, and
+ * treat the fields past a caller's size as zero, so a program built with
+ * an older proxyfs.h keeps working. Every pointer is borrowed for the call
+ * only: the library copies what it keeps (the caller frees its own strings
+ * and arrays whenever it likes after the call returns). */
+typedef struct proxyfs_mount_opts {
+    size_t size;               /* sizeof(proxyfs_mount_opts_t) */
+    const char *server;        /* as proxyfs_mount_server; NULL: the
+                                * process-wide address */
+    const char *volume;        /* required */
+    uint64_t options;          /* 0 or PROXYFS_MOUNT_READ_ONLY */
+    const char *user;          /* a name for logs; NULL: "" */
+    uid_t uid;                 /* the identity, as proxyfs_mount_groups */
+    gid_t gid;
+    size_t ngroups;            /* at most 32 */
+    const gid_t *groups;
+    /* A token of the daemon's tokens file (README, "Security"): every
+     * connection of this mount's pool (JSON-RPC, binary pipelined and
+     * direct sockets, and each reconnect after a daemon restart) sends
+     * auth with it before anything else, and the daemon treats it as the
+     * token's principal. At most 4096 bytes. token_file names a file
+     * whose first line is the token (read once, at this call; trailing
+     * spaces and the newline are not part of it). At most one of the two;
+     * both NULL: the process's default token, PROXYFS_TOKEN or else the
+     * first line of the file PROXYFS_TOKEN_FILE (read at each connect),
+     * and if neither is set no auth is sent (the daemon goes by the
+     * peer's credentials). */
+    const char *token;
+    const char *token_file;
+    /* TLS (a daemon whose TCP listener has tls_cert): every connection of
+     * the pool speaks TLS 1.2 or later, the server's certificate verified
+     * against the CA certificates (PEM) in tls_ca_file (NULL: the
+     * system's CAs) and checked to name the host (or IP address) of
+     * server, which must be HOST:PORT. tls_cert_file and tls_key_file
+     * (PEM, both or neither) are a client certificate, for a daemon with
+     * tls_client_ca (with its access.cert_users the certificate alone is
+     * the credential, no token needed). TLS is on if tls is nonzero or
+     * any of the three files is set. The files are read at this call. A
+     * certificate the library does not trust, or a handshake the daemon
+     * refuses (no or a wrong client certificate), is EACCES. Each TLS
+     * connection has a relay thread of its own (see libproxyfs/README). */
+    int tls;
+    const char *tls_ca_file;
+    const char *tls_cert_file;
+    const char *tls_key_file;
+} proxyfs_mount_opts_t;
+
+/* The size of the first version of proxyfs_mount_opts_t (the smallest
+ * size proxyfs_mount_opts accepts). */
+#define PROXYFS_MOUNT_OPTS_V1_SIZE sizeof(proxyfs_mount_opts_t)
+
+/* Mounts as proxyfs_mount_groups does, with the options in *in_opts (see
+ * proxyfs_mount_opts_t). Mounts with the same server, token and TLS
+ * settings share one pool of connections; a different token (or none) is
+ * another pool, so
+ * connections authenticated as one principal never carry another's calls.
+ * On success *out_mount_handle is a new handle (proxyfs_unmount releases
+ * it). Returns 0 or a positive errno; errno is left untouched.
+ * Errors: as proxyfs_mount_groups; EINVAL also for NULL in_opts, a size
+ * below PROXYFS_MOUNT_OPTS_V1_SIZE, both token and token_file, an empty or
+ * too long token, or a token file without a token on its first line, TLS
+ * files that cannot be loaded, only one of tls_cert_file and tls_key_file,
+ * or TLS to a Unix socket; EACCES also for a TLS handshake that fails on
+ * a certificate (see above);
+ * ENOENT or EACCES for a token file that cannot be read; EACCES when the
+ * daemon does not know the token (or, as always, when the principal may
+ * not connect or use the volume). A token the daemon refuses after a
+ * restart (its tokens file changed) makes the calls of the handle fail
+ * with EACCES rather than retry. */
+PROXYFS_API int proxyfs_mount_opts(const proxyfs_mount_opts_t *in_opts,
+                                   mount_handle_t **out_mount_handle);
 
 /* ------------------------------------------------- per-thread identity */
 

@@ -171,6 +171,12 @@ type Access struct {
 	// credentials of TCP clients over TLS (and of any client that sends
 	// auth); "" means none.
 	TokensFile string
+	// CertUsers maps the subject common name (CN) of a verified client
+	// certificate (server.tls_client_ca) to whom the connection may act
+	// as: "*" (a gateway) or "UID:GID[:G1,G2,...]", as ACTS_AS in the
+	// tokens file. Such a connection needs no token; its principal is
+	// named "cert:CN" in volume access lists.
+	CertUsers map[string]string
 }
 
 // Metrics configures the Prometheus endpoint.
@@ -180,6 +186,11 @@ type Metrics struct {
 	Listen string
 	// Pprof also serves Go's profiler under /debug/pprof/ on Listen.
 	Pprof bool
+	// WebConfigFile is a web configuration file of the Prometheus
+	// exporter toolkit (TLS, basic auth); required for a Listen that is
+	// not loopback, where it must enable TLS and either basic auth or
+	// verified client certificates.
+	WebConfigFile string
 }
 
 // Log configures logging.
@@ -188,7 +199,15 @@ type Log struct {
 	Level string
 	// Format is console or json.
 	Format string
+	// Access turns the access log on, whatever Level says: one line per
+	// call on either channel (peer, principal, uid, method, inode, name
+	// or path, result). "" off; AccessToLog into the daemon's log;
+	// anything else is a file the lines are appended to (JSON).
+	Access string
 }
+
+// AccessToLog is Log.Access for "access = true": the daemon's own log.
+const AccessToLog = "log"
 
 // Volume configures one volume.
 type Volume struct {
@@ -227,9 +246,15 @@ type Volume struct {
 	AnonUID, AnonGID uint32
 	// Users and Groups, if either is set, are the only principals that
 	// may mount the volume and use its mounts: a connection whose user
-	// (or token name as "token:NAME") is in Users or which is in one of
+	// (or token name as "token:NAME", or client certificate CN as
+	// "cert:CN") is in Users or which is in one of
 	// Groups. Unset: everyone who may connect.
 	Users, Groups []string
+	// UsersRO and GroupsRO (same forms) may use the volume read-only:
+	// their mounts are read-only whatever they ask for, and their changes
+	// are EROFS on any mount. Users and Groups win over them. Setting
+	// only these closes the volume to everyone else too.
+	UsersRO, GroupsRO []string
 }
 
 // raw mirrors the file; pointers tell a missing key from a zero value.
@@ -256,19 +281,22 @@ type raw struct {
 		TLSClientCA        *string `toml:"tls_client_ca"`
 	} `toml:"server"`
 	Access struct {
-		Users         *[]string `toml:"users"`
-		Groups        *[]string `toml:"groups"`
-		GatewayUsers  *[]string `toml:"gateway_users"`
-		GatewayGroups *[]string `toml:"gateway_groups"`
-		TokensFile    *string   `toml:"tokens_file"`
+		Users         *[]string          `toml:"users"`
+		Groups        *[]string          `toml:"groups"`
+		GatewayUsers  *[]string          `toml:"gateway_users"`
+		GatewayGroups *[]string          `toml:"gateway_groups"`
+		TokensFile    *string            `toml:"tokens_file"`
+		CertUsers     *map[string]string `toml:"cert_users"`
 	} `toml:"access"`
 	Metrics struct {
-		Listen *string `toml:"listen"`
-		Pprof  *bool   `toml:"pprof"`
+		Listen        *string `toml:"listen"`
+		Pprof         *bool   `toml:"pprof"`
+		WebConfigFile *string `toml:"web_config_file"`
 	} `toml:"metrics"`
 	Log struct {
 		Level  *string `toml:"level"`
 		Format *string `toml:"format"`
+		Access any     `toml:"access"`
 	} `toml:"log"`
 	Volume []struct {
 		Name          *string  `toml:"name"`
@@ -284,6 +312,8 @@ type raw struct {
 		AnonGID       *int64   `toml:"anon_gid"`
 		Users         []string `toml:"users"`
 		Groups        []string `toml:"groups"`
+		UsersRO       []string `toml:"users_ro"`
+		GroupsRO      []string `toml:"groups_ro"`
 
 		EtcdEndpoints  []string `toml:"etcd_endpoints"`
 		EtcdPrefix     *string  `toml:"etcd_prefix"`
@@ -415,11 +445,29 @@ func (r *raw) validate() (*Config, error) {
 	if r.Metrics.Pprof != nil {
 		c.Metrics.Pprof = *r.Metrics.Pprof
 	}
+	c.Metrics.WebConfigFile = str(r.Metrics.WebConfigFile, "")
+	if c.Metrics.Listen != "" && !IsLoopback(c.Metrics.Listen) && c.Metrics.WebConfigFile == "" {
+		return nil, fmt.Errorf("config: metrics.listen %s is not a loopback address: /metrics beyond loopback needs metrics.web_config_file (TLS and basic auth)", c.Metrics.Listen)
+	}
 	c.Log.Level = str(r.Log.Level, DefaultLogLevel)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
 		return nil, fmt.Errorf("config: log.level: %q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	switch a := r.Log.Access.(type) {
+	case nil:
+	case bool:
+		if a {
+			c.Log.Access = AccessToLog
+		}
+	case string:
+		c.Log.Access = a
+		if a == AccessToLog || a == "true" || a == "false" {
+			return nil, fmt.Errorf("config: log.access: %q: write true, false or a file's path", a)
+		}
+	default:
+		return nil, fmt.Errorf("config: log.access: want true, false or a file's path, not %v", a)
 	}
 	c.Log.Format = str(r.Log.Format, DefaultLogFormat)
 	switch c.Log.Format {
@@ -538,10 +586,11 @@ func (r *raw) validate() (*Config, error) {
 			}
 		}
 		v.Users, v.Groups = rv.Users, rv.Groups
+		v.UsersRO, v.GroupsRO = rv.UsersRO, rv.GroupsRO
 		for _, l := range []struct {
 			key  string
 			list []string
-		}{{"users", v.Users}, {"groups", v.Groups}} {
+		}{{"users", v.Users}, {"groups", v.Groups}, {"users_ro", v.UsersRO}, {"groups_ro", v.GroupsRO}} {
 			if err := principals(key(l.key), l.list, false); err != nil {
 				return nil, err
 			}
@@ -664,6 +713,17 @@ func (r *raw) validateSecurity(c *Config) error {
 		c.Access.GatewayGroups = *a.GatewayGroups
 	}
 	c.Access.TokensFile = str(a.TokensFile, "")
+	if a.CertUsers != nil && len(*a.CertUsers) > 0 {
+		c.Access.CertUsers = *a.CertUsers
+		if c.Server.TLSClientCA == "" {
+			return fmt.Errorf("config: access.cert_users needs server.tls_client_ca (the CAs of the client certificates)")
+		}
+		for cn := range c.Access.CertUsers {
+			if cn == "" {
+				return fmt.Errorf("config: access.cert_users: an empty common name")
+			}
+		}
+	}
 	for _, l := range []struct {
 		key  string
 		list []string
@@ -678,8 +738,8 @@ func (r *raw) validateSecurity(c *Config) error {
 		if !c.Server.TLS() {
 			return fmt.Errorf("config: server.tcp %s is not a loopback address: plain TCP beyond loopback is refused; set server.tls_cert, server.tls_key and access.tokens_file", c.Server.TCP)
 		}
-		if c.Access.TokensFile == "" {
-			return fmt.Errorf("config: server.tcp %s is not a loopback address: TLS clients need tokens; set access.tokens_file", c.Server.TCP)
+		if c.Access.TokensFile == "" && len(c.Access.CertUsers) == 0 {
+			return fmt.Errorf("config: server.tcp %s is not a loopback address: TLS clients need tokens or client certificates; set access.tokens_file or access.cert_users", c.Server.TCP)
 		}
 	}
 	return nil
@@ -692,7 +752,7 @@ func principals(key string, list []string, star bool) error {
 		case p == "*" && star:
 		case p == "*":
 			return fmt.Errorf("config: %s: \"*\" is not allowed here (name the users or groups)", key)
-		case p == "", strings.ContainsAny(p, " \t\n:") && !strings.HasPrefix(p, "token:"):
+		case p == "", strings.ContainsAny(p, " \t\n:") && !strings.HasPrefix(p, "token:") && !strings.HasPrefix(p, "cert:"):
 			return fmt.Errorf("config: %s: %q is not a user or group name or id", key, p)
 		}
 	}

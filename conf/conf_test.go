@@ -108,7 +108,7 @@ path = "/var/lib/b"
 	if c.Server != want {
 		t.Errorf("server %+v, want %+v", c.Server, want)
 	}
-	if c.Metrics.Listen != "" || !c.Metrics.Pprof || c.Log != (Log{"debug", "json"}) {
+	if c.Metrics.Listen != "" || !c.Metrics.Pprof || c.Log != (Log{Level: "debug", Format: "json"}) {
 		t.Errorf("metrics/log %+v %+v", c.Metrics, c.Log)
 	}
 	if !reflect.DeepEqual(c.Volumes[0], Volume{Name: "a", Engine: "memory", Path: "proxyfs-data/a", SyncInterval: 5 * time.Second, CapacityBytes: 12345, InlineBytes: 0,
@@ -194,11 +194,13 @@ func TestErrors(t *testing.T) {
 		{"[server]\ntls_client_ca = \"ca.pem\"" + vol, `server.tls_client_ca needs server.tls_cert`},
 		{"[server]\ntcp = \"0.0.0.0:9450\"" + vol, `server.tcp 0.0.0.0:9450 is not a loopback address: plain TCP beyond loopback is refused`},
 		{"[server]\ntcp = \":9450\"" + vol, `is not a loopback address`},
-		{"[server]\ntcp = \"10.0.0.1:9450\"\ntls_cert = \"c\"\ntls_key = \"k\"" + vol, `TLS clients need tokens; set access.tokens_file`},
+		{"[server]\ntcp = \"10.0.0.1:9450\"\ntls_cert = \"c\"\ntls_key = \"k\"" + vol, `TLS clients need tokens or client certificates; set access.tokens_file or access.cert_users`},
+		{"[server]\ntls_cert = \"c\"\ntls_key = \"k\"\n[access.cert_users]\nalice = \"1000:1000\"" + vol, `access.cert_users needs server.tls_client_ca`},
 		{"[access]\nusers = [\"a b\"]" + vol, `access.users: "a b" is not a user`},
 		{"[access]\ngateway_users = [\"*\"]" + vol, `access.gateway_users: "*"`},
 		{"[access]\nuser = []" + vol, `unknown key "access.user"`},
 		{"[[volume]]\nname = \"v\"\nusers = [\"\"]\n", `volume[0].users`},
+		{"[[volume]]\nname = \"v\"\nusers_ro = [\"a b\"]\n", `volume[0].users_ro`},
 		{"[server]\nhandshake_timeout = \"-1s\"" + vol, `server.handshake_timeout`},
 		{"[server]\nidle_timeout = \"-1s\"" + vol, `server.idle_timeout`},
 		{"[server]\nidle_timeout = \"soon\"" + vol, `server.idle_timeout: invalid duration "soon"`},
@@ -208,9 +210,12 @@ func TestErrors(t *testing.T) {
 		{"[server]\ntcp = \"localhost:http\"" + vol, `server.tcp: invalid port`},
 		{"[server]\nunix = \"/" + strings.Repeat("x", 200) + "\"" + vol, `server.unix`},
 		{"[metrics]\nlisten = \"nope\"" + vol, `metrics.listen`},
+		{"[metrics]\nlisten = \"0.0.0.0:9451\"" + vol, `metrics.listen 0.0.0.0:9451 is not a loopback address: /metrics beyond loopback needs metrics.web_config_file`},
 		{"[metrics]\npprof = \"yes\"" + vol, `pprof`},
 		{"[log]\nlevel = \"loud\"" + vol, `log.level: "loud"`},
 		{"[log]\nformat = \"xml\"" + vol, `log.format: "xml"`},
+		{"[log]\naccess = 1" + vol, `log.access: want true, false or a file's path`},
+		{"[log]\naccess = \"true\"" + vol, `log.access: "true": write true`},
 		{"[server]\n", `no [[volume]]`},
 		{"[server]\ntcp = \"\"\nunix = \"\"" + vol, `server.tcp and server.unix are both empty`},
 		{"[server\n", `config: line 2`},
@@ -296,6 +301,28 @@ chunk_bytes = 262144
 	} {
 		if _, err := Parse([]byte(base + bad)); err == nil {
 			t.Errorf("accepted %q", bad)
+		}
+	}
+}
+
+func TestLogAccess(t *testing.T) {
+	dir := t.TempDir()
+	for body, want := range map[string]string{
+		"":                          "",
+		"access = false\n":          "",
+		"access = true\n":           AccessToLog,
+		"access = \"/var/log/a\"\n": "/var/log/a",
+	} {
+		p := filepath.Join(dir, "c.toml")
+		if err := os.WriteFile(p, []byte("[log]\n"+body+"[[volume]]\nname = \"v\"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c, err := Load(p)
+		if err != nil {
+			t.Fatalf("%q: %v", body, err)
+		}
+		if c.Log.Access != want {
+			t.Errorf("%q: access %q, want %q", body, c.Log.Access, want)
 		}
 	}
 }

@@ -125,7 +125,8 @@ static void async_done(pfs_call_t *call)
     }
 }
 
-/* Sends one attempt. 0: async_done will be called; PFS_NOTSENT: not. */
+/* Sends one attempt. 0: async_done will be called; PFS_NOTSENT or
+ * PFS_REFUSED: not. */
 static int start_attempt(pfs_async_t *a)
 {
     pfs_bin_req_t req = { .flags = 0 };
@@ -179,8 +180,16 @@ void pfs_async_retry(pfs_pool_t *p, pfs_async_t *a)
             return;
         }
     }
-    if (start_attempt(a) != 0) {
-        pfs_retry_step(&a->retry, PFS_NOTSENT, false, 0);
+    {
+        int rc = start_attempt(a);
+
+        if (rc == 0)
+            return;
+        /* PFS_NOTSENT: again later; PFS_REFUSED (the token): EACCES. */
+        if (pfs_retry_step(&a->retry, rc, false, 0) == PFS_STEP_FAIL) {
+            finish(a, pfs_retry_error(&a->retry, "async request"), 0);
+            return;
+        }
         pfs_pool_queue_retry(a->pool, a, pfs_retry_delay(&a->retry));
     }
 }
@@ -231,7 +240,9 @@ int pfs_async_send(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
     pfs_mount_async_begin(mh);
     if (op == PFS_BIN_OP_WRITE)
         pfs_mount_changed(mh);
-    if (start_attempt(a) != 0) { /* not connected: the worker retries */
+    if (start_attempt(a) != 0) {
+        /* Not connected (or refused): the worker tries again, and fails
+         * it if its connection is refused again. */
         pfs_retry_step(&a->retry, PFS_NOTSENT, false, 0);
         pfs_pool_queue_retry(p, a, pfs_retry_delay(&a->retry));
     }

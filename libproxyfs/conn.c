@@ -515,7 +515,7 @@ static void conn_fail(pfs_conn_t *c, int fd)
     pthread_mutex_lock(&c->wlock);
     pthread_mutex_lock(&c->lock);
     if (c->fd == fd) {
-        close(fd);
+        pfs_sock_close(fd);
         c->fd = -1;
     }
     list = c->head;
@@ -558,7 +558,8 @@ static void *reader_main(void *arg)
 
 /* ----------------------------------------------------------- lifecycle */
 
-int pfs_conn_init(pfs_conn_t *c, int kind, const char *addr)
+int pfs_conn_init(pfs_conn_t *c, int kind, const char *addr,
+                  const pfs_sec_t *sec)
 {
     sigset_t all, old;
     int rc;
@@ -566,6 +567,7 @@ int pfs_conn_init(pfs_conn_t *c, int kind, const char *addr)
     memset(c, 0, sizeof(*c));
     c->kind = kind;
     c->addr = addr;
+    c->sec = sec;
     c->fd = -1;
     c->buf = malloc(PFS_RBUF_INIT);
     if (c->buf == NULL)
@@ -608,7 +610,7 @@ void pfs_conn_destroy(pfs_conn_t *c)
         pthread_join(c->reader, NULL);
     c->reader_started = false;
     if (c->fd >= 0) {
-        close(c->fd);
+        pfs_sock_close(c->fd);
         c->fd = -1;
     }
     list = c->head;
@@ -650,15 +652,17 @@ int pfs_conn_submit(pfs_conn_t *c, pfs_call_t *call, const void *a,
     }
     if (c->fd < 0) {
         char addr[PFS_MAX_ADDR];
+        int rc;
 
         pthread_mutex_unlock(&c->lock);
         pfs_server_addr(c->addr, addr);
-        fd = pfs_connect_addr(addr, 5000);
+        /* The reader waits for c->fd: the auth exchange (if any) is ours. */
+        rc = pfs_connect_auth(addr, c->sec, c->kind, 5000, &fd);
         pthread_mutex_lock(&c->lock);
-        if (fd < 0) {
+        if (rc != 0) {
             pthread_mutex_unlock(&c->lock);
             pthread_mutex_unlock(&c->wlock);
-            return PFS_NOTSENT;
+            return rc;
         }
         c->fd = fd;
         pthread_cond_broadcast(&c->cond);

@@ -39,7 +39,7 @@ void pfs_direct_close(pfs_pool_t *p)
 {
     for (int i = 0; i < PFS_POOL_DIRECT; i++) {
         if (p->direct[i].fd >= 0)
-            close(p->direct[i].fd);
+            pfs_sock_close(p->direct[i].fd);
         p->direct[i].fd = -1;
     }
 }
@@ -57,7 +57,7 @@ static pfs_direct_t *checkout(pfs_pool_t *p)
         if (d->busy)
             continue;
         if (d->fd >= 0 && d->gen != p->dgen) {
-            close(d->fd); /* connected before a failure: suspect */
+            pfs_sock_close(d->fd); /* connected before a failure: suspect */
             d->fd = -1;
         }
         if (d->fd >= 0) {
@@ -80,7 +80,7 @@ static void checkin(pfs_pool_t *p, pfs_direct_t *d, bool broken)
     pthread_mutex_lock(&p->dl);
     if (broken) {
         if (d->fd >= 0)
-            close(d->fd);
+            pfs_sock_close(d->fd);
         d->fd = -1;
         p->dgen++;
     }
@@ -228,10 +228,10 @@ int pfs_direct_call(pfs_pool_t *p, pfs_call_t *call, const void *a,
         char addr[PFS_MAX_ADDR];
 
         pfs_server_addr(p->addr, addr);
-        d->fd = pfs_connect_addr(addr, 5000);
-        if (d->fd < 0) {
+        rc = pfs_connect_auth(addr, p->sec, PFS_CONN_BIN, 5000, &d->fd);
+        if (rc != 0) {
             checkin(p, d, false);
-            return PFS_NOTSENT;
+            return rc;
         }
         d->rcvtimeo_ms = 0;
         pthread_mutex_lock(&p->dl);

@@ -55,6 +55,9 @@
 /* Internal outcomes of one attempt, besides 0 and positive errnos. */
 #define PFS_NOTSENT (-1) /* nothing reached the server: safe to retry */
 #define PFS_LOST (-2)    /* sent, but the connection broke before the reply */
+/* The daemon refused the connection's token (auth), or the token could not
+ * be read: nothing was sent, and retrying does not help (EACCES). */
+#define PFS_REFUSED (-4)
 
 /* A deadline that never passes: an attempt that waits at the server for as
  * long as it takes (F_SETLKW, blocking flock). */
@@ -148,7 +151,8 @@ int pfs_b64_decode(const char *in, uint8_t **out, size_t *out_len);
 #define PFS_BIN_OP_READDIR_PLUS 7 /* offset = prev cookie, length = max */
 #define PFS_BIN_OP_FLUSH 8        /* inode */
 #define PFS_BIN_OP_LOOKUP_CI 9    /* inode = dir, name -> stat, real name */
-#define PFS_BIN_OP_MAX 9
+#define PFS_BIN_OP_AUTH 10        /* payload = token; no reply payload */
+#define PFS_BIN_OP_MAX 10
 /* Request flag: an identity block follows the header (per-call identity):
  * uid u32, gid u32, ngroups u16, reserved u16, then ngroups u32. */
 #define PFS_BIN_REQ_IDENTITY 2u
@@ -283,9 +287,18 @@ struct pfs_call {
     void *arg;
 };
 
+/* A pool's credentials and transport security (its slot owns them). */
+typedef struct {
+    char *token;   /* NULL: the process's default (PROXYFS_TOKEN...) */
+    bool tls;
+    char *tls_ca, *tls_cert, *tls_key; /* NULL: system CAs, no client cert */
+    void *tls_ctx; /* SSL_CTX, when tls */
+} pfs_sec_t;
+
 typedef struct pfs_conn {
     int kind;
     const char *addr;      /* the pool's address; NULL: the configured one */
+    const pfs_sec_t *sec;  /* the pool's token and TLS */
     pthread_mutex_t wlock; /* serializes writes; taken before lock */
     pthread_mutex_t lock;  /* fd, shutdown, pending list */
     pthread_cond_t cond;   /* reader waits here for a connection */
@@ -307,7 +320,8 @@ typedef struct pfs_conn {
     size_t bcap, blen, bpos;
 } pfs_conn_t;
 
-int pfs_conn_init(pfs_conn_t *c, int kind, const char *addr);
+int pfs_conn_init(pfs_conn_t *c, int kind, const char *addr,
+                  const pfs_sec_t *sec);
 /* Stops the reader, closes the socket, fails anything pending. */
 void pfs_conn_destroy(pfs_conn_t *c);
 /* In a forked child: forget the parent's connection without touching its
@@ -318,6 +332,8 @@ void pfs_conn_abandon(pfs_conn_t *c);
  * call->done (also on later failure), else PFS_NOTSENT (done never called). */
 int pfs_conn_submit(pfs_conn_t *c, pfs_call_t *call, const void *a,
                     size_t alen, const void *b, size_t blen);
+/* (pfs_conn_submit also returns PFS_REFUSED, done never called, when a
+ * new connection's auth was refused.) */
 /* Removes call from the pending list. Returns true if it was pending (the
  * caller owns it again, done will not be called), false if the reader has
  * taken it (done is called or about to be). */
@@ -330,6 +346,46 @@ int pfs_connect_addr(const char *addr, uint64_t timeout_ms);
 /* Writes a then b (blen may be 0) completely. Returns 0 or an errno. */
 int pfs_send_all(int fd, const void *a, size_t alen, const void *b,
                  size_t blen);
+
+/* --------------------------------------------------------------- auth.c */
+
+#define PFS_MAX_TOKEN 4096 /* the binary channel's limit on AUTH payloads */
+
+/* Opens a socket to addr for a connection of kind (PFS_CONN_JSON or
+ * PFS_CONN_BIN), through TLS if sec says so, and, if the pool has a token
+ * (sec's, else the process's default: PROXYFS_TOKEN, PROXYFS_TOKEN_FILE),
+ * authenticates it before returning it. Returns 0 with *out_fd (close it
+ * with pfs_sock_close), PFS_NOTSENT (cannot connect, or the exchange
+ * broke: retry) or PFS_REFUSED (the token or the TLS handshake was
+ * refused, or the token cannot be read); the error is recorded. */
+int pfs_connect_auth(const char *addr, const pfs_sec_t *sec, int kind,
+                     uint64_t timeout_ms, int *out_fd);
+
+/* ---------------------------------------------------------------- tls.c */
+
+/* An SSL_CTX verifying servers with ca (NULL: the system's CAs) and
+ * presenting cert/key if cert is not NULL. 0 or EINVAL, ENOMEM (recorded). */
+int pfs_tls_ctx_new(const char *ca, const char *cert, const char *key,
+                    void **out_ctx);
+void pfs_tls_ctx_free(void *ctx);
+/* Makes TLS on the connected socket fd to addr (HOST:PORT; the server's
+ * certificate must name HOST) and returns in *out_fd the library's end of
+ * a relay (see tls.c). fd is consumed. 0, PFS_NOTSENT or PFS_REFUSED (a
+ * certificate or handshake refusal: EACCES), recorded. */
+int pfs_tls_connect(int fd, void *ctx, const char *addr, uint64_t timeout_ms,
+                    int *out_fd);
+/* Whether the relay of the library's end fd ended on a TLS error (a
+ * refused client certificate, after a TLS 1.3 handshake); if so the error
+ * (EACCES) is recorded. */
+bool pfs_tls_failed(int fd);
+/* Closes a socket of the library: a TLS relay's end also ends its relay. */
+void pfs_sock_close(int fd);
+void pfs_tls_atfork_prepare(void);
+void pfs_tls_atfork_parent(void);
+void pfs_tls_atfork_child(void);
+/* Reads the token on the first line of path into *out (malloc()ed).
+ * 0, or ENOENT, EACCES, EINVAL (empty, too long), ENOMEM (recorded). */
+int pfs_token_read_file(const char *path, char **out);
 
 /* --------------------------------------------------------------- pool.c */
 
@@ -352,6 +408,7 @@ typedef struct {
 typedef struct pfs_pool {
     pid_t pid;
     const char *addr; /* the slot's address; NULL: the configured one */
+    const pfs_sec_t *sec; /* the slot's token and TLS */
     pfs_conn_t json[PFS_POOL_JSON];
     pfs_conn_t bin[PFS_POOL_BIN];
     unsigned rr_json, rr_bin; /* round robin (atomic) */
@@ -386,6 +443,11 @@ pfs_pool_t *pfs_pool_get(pfs_pool_slot_t *s);
  * slot, or NULL (ENOMEM, recorded). The last release of a slot destroys
  * its pool (closing its connections, joining its threads). */
 pfs_pool_slot_t *pfs_pool_acquire(const char *addr);
+/* The same for the pool of addr with token and TLS settings sec (borrowed;
+ * NULL: none); pools are told apart by the address and all of sec. Returns
+ * 0 with *out, or ENOMEM, EINVAL (TLS files; recorded). */
+int pfs_pool_acquire_sec(const char *addr, const pfs_sec_t *sec,
+                         pfs_pool_slot_t **out);
 void pfs_pool_release(pfs_pool_slot_t *s);
 pfs_conn_t *pfs_pool_json_conn(pfs_pool_t *p);
 pfs_conn_t *pfs_pool_bin_conn(pfs_pool_t *p);
@@ -401,7 +463,7 @@ void pfs_direct_close(pfs_pool_t *p);
  * and reads the reply into call (brep, and the payload into rbuf with the
  * ralloc rule of pfs_call_t) in the calling thread, without the reader
  * thread hand-off of pfs_conn_submit. Returns 0 (reply in call),
- * PFS_NOTSENT, PFS_LOST, ETIMEDOUT, or PFS_BUSY when every direct socket
+ * PFS_NOTSENT, PFS_REFUSED, PFS_LOST, ETIMEDOUT, or PFS_BUSY when every direct socket
  * is in use (nothing was sent: use the pipelined connections). */
 int pfs_direct_call(pfs_pool_t *p, pfs_call_t *call, const void *a,
                     size_t alen, const void *b, size_t blen,
@@ -456,6 +518,7 @@ typedef enum {
     PFS_WHY_NO_REPLY,    /* the attempt timed out */
     PFS_WHY_LOST,        /* PFS_MAX_LOST attempts lost in flight */
     PFS_WHY_NOMEM,
+    PFS_WHY_REFUSED,     /* the connection's token was refused */
 } pfs_why_t;
 
 typedef struct {

@@ -415,6 +415,8 @@ static int lk_call(lk_call_t *c)
             return pfs_set_error(ETIMEDOUT, "%s: no reply in time", c->method);
         if (rc == ENOMEM)
             return rc;
+        if (rc == PFS_REFUSED) /* the connection's token or TLS: no retry */
+            return pfs_set_error(EACCES, "%s: %s", c->method, proxyfs_last_error());
         if (rc == PFS_LOST) {
             uint64_t now = pfs_now_ms();
 

@@ -192,7 +192,8 @@ int pfs_remount(mount_handle_t *mh, uint64_t old_id, uint64_t deadline_ms)
             if (rc == 0)
                 rc = mount_result(mh, res);
             json_decref(res);
-            if (rc != 0 && rc != ETIMEDOUT && rc != EIO && rc != ENOMEM)
+            if (rc != 0 && rc != ETIMEDOUT && rc != EIO && rc != ENOMEM &&
+                rc != EACCES)
                 rc = pfs_set_error(EINVAL, "mount lost and mounting again "
                                    "failed: %s", proxyfs_last_error());
         }
@@ -218,8 +219,9 @@ static void mh_free(mount_handle_t *mh)
 
 /* proxyfs_mount (server NULL: the process-wide address) and
  * proxyfs_mount_server. Returns 0 or an errno (recorded). */
-static int mount_at(const char *server, char *in_volume_name,
-                    uint64_t in_mount_options, char *in_auth_user,
+static int mount_at(const char *server, const pfs_sec_t *sec,
+                    const char *in_volume_name,
+                    uint64_t in_mount_options, const char *in_auth_user,
                     uid_t in_uid, gid_t in_gid, size_t in_ngroups,
                     const gid_t *in_groups, mount_handle_t **out_mount_handle)
 {
@@ -266,10 +268,10 @@ static int mount_at(const char *server, char *in_volume_name,
         return pfs_set_error(EINVAL, "mount: volume or user name is not "
                              "valid UTF-8");
     }
-    if ((mh->pool = pfs_pool_acquire(server)) == NULL) {
+    if ((rc = pfs_pool_acquire_sec(server, sec, &mh->pool)) != 0) {
         json_decref(params);
         mh_free(mh);
-        return ENOMEM;
+        return rc;
     }
     /* A few quick attempts: an unreachable daemon is ENODEV, not a wait. */
     deadline = pfs_now_ms() + pfs_config_timeout_ms();
@@ -284,6 +286,8 @@ static int mount_at(const char *server, char *in_volume_name,
     if (rc == PFS_NOTSENT || rc == PFS_LOST) {
         rc = pfs_set_error(ENODEV, "cannot reach proxyfsd: %s",
                            proxyfs_last_error());
+    } else if (rc == PFS_REFUSED) {
+        rc = pfs_set_error(EACCES, "mount: %s", proxyfs_last_error());
     } else if (rc == 0) {
         rc = pfs_json_reply_status(reply, &res, &bad);
         if (rc == 0)
@@ -310,7 +314,7 @@ int proxyfs_mount(char *in_volume_name, uint64_t in_mount_options,
                   mount_handle_t **out_mount_handle)
 {
     PFS_API_ENTER();
-    PFS_API_RETURN(mount_at(NULL, in_volume_name, in_mount_options,
+    PFS_API_RETURN(mount_at(NULL, NULL, in_volume_name, in_mount_options,
                             in_auth_user, in_uid, in_gid, 0, NULL,
                             out_mount_handle));
 }
@@ -342,7 +346,7 @@ int proxyfs_mount_groups(const char *in_server, char *in_volume_name,
     PFS_API_ENTER();
     if ((rc = check_server(in_server, out_mount_handle)) != 0)
         PFS_API_RETURN(rc);
-    PFS_API_RETURN(mount_at(in_server, in_volume_name, in_mount_options,
+    PFS_API_RETURN(mount_at(in_server, NULL, in_volume_name, in_mount_options,
                             in_auth_user, in_uid, in_gid, in_ngroups,
                             in_groups, out_mount_handle));
 }
@@ -363,7 +367,7 @@ int proxyfs_mount_server(const char *in_server, char *in_volume_name,
             *out_mount_handle = NULL;
         PFS_API_RETURN(pfs_set_error(EINVAL, "mount: server address too long"));
     }
-    PFS_API_RETURN(mount_at(in_server, in_volume_name, in_mount_options,
+    PFS_API_RETURN(mount_at(in_server, NULL, in_volume_name, in_mount_options,
                             in_auth_user, in_uid, in_gid, 0, NULL,
                             out_mount_handle));
 }
@@ -405,6 +409,68 @@ int proxyfs_unmount(mount_handle_t *in_mount_handle)
 
         mh_free(mh);
         pfs_pool_release(s); /* the last handle of the pool closes it */
+    }
+    PFS_API_RETURN(rc);
+}
+
+int proxyfs_mount_opts(const proxyfs_mount_opts_t *in_opts,
+                       mount_handle_t **out_mount_handle)
+{
+    proxyfs_mount_opts_t o;
+    char *token = NULL;
+    int rc;
+
+    PFS_API_ENTER();
+    if (out_mount_handle != NULL)
+        *out_mount_handle = NULL;
+    if (in_opts == NULL || in_opts->size < PROXYFS_MOUNT_OPTS_V1_SIZE)
+        PFS_API_RETURN(pfs_set_error(EINVAL, "mount: options missing or "
+                                     "their size not set"));
+    /* Fields past the caller's size (an older header) are zero. */
+    memset(&o, 0, sizeof(o));
+    memcpy(&o, in_opts, in_opts->size < sizeof(o) ? in_opts->size : sizeof(o));
+    if ((rc = check_server(o.server, out_mount_handle)) != 0)
+        PFS_API_RETURN(rc);
+    if (o.token != NULL && o.token_file != NULL)
+        PFS_API_RETURN(pfs_set_error(EINVAL, "mount: both token and "
+                                     "token_file"));
+    if (o.token != NULL) {
+        if (o.token[0] == '\0' || strlen(o.token) > PFS_MAX_TOKEN)
+            PFS_API_RETURN(pfs_set_error(EINVAL, "mount: token empty or "
+                                         "longer than %d bytes",
+                                         PFS_MAX_TOKEN));
+        if ((token = strdup(o.token)) == NULL)
+            PFS_API_RETURN(pfs_set_error(ENOMEM, "out of memory"));
+    } else if (o.token_file != NULL &&
+               (rc = pfs_token_read_file(o.token_file, &token)) != 0) {
+        PFS_API_RETURN(rc);
+    }
+    bool tls = o.tls || o.tls_ca_file != NULL || o.tls_cert_file != NULL;
+
+    if ((o.tls_cert_file == NULL) != (o.tls_key_file == NULL)) {
+        rc = pfs_set_error(EINVAL, "mount: tls_cert_file and tls_key_file "
+                           "go together");
+    } else if (tls && o.server != NULL &&
+               (strncmp(o.server, "unix:", 5) == 0 || o.server[0] == '/' ||
+                o.server[0] == '.')) {
+        rc = pfs_set_error(EINVAL, "mount: TLS over the Unix socket %s: use "
+                           "a HOST:PORT server", o.server);
+    } else {
+        pfs_sec_t sec = {
+            .token = token,
+            .tls = tls,
+            .tls_ca = (char *)o.tls_ca_file,
+            .tls_cert = (char *)o.tls_cert_file,
+            .tls_key = (char *)o.tls_key_file,
+        };
+
+        rc = mount_at(o.server, &sec, o.volume, o.options,
+                      o.user != NULL ? o.user : "", o.uid, o.gid, o.ngroups,
+                      o.groups, out_mount_handle);
+    }
+    if (token != NULL) {
+        explicit_bzero(token, strlen(token));
+        free(token);
     }
     PFS_API_RETURN(rc);
 }

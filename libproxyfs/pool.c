@@ -20,6 +20,7 @@
 struct pfs_pool_slot {
     pfs_pool_slot_t *next;
     char *addr;       /* NULL: the process-wide address */
+    pfs_sec_t sec;    /* token and TLS (owned) */
     unsigned users;   /* mount handles (under g_state.lock) */
     pfs_pool_t *pool; /* atomic; NULL until first use, and after fork */
 };
@@ -41,10 +42,12 @@ static void atfork_prepare(void)
     pfs_async_atfork_prepare();
     pfs_handles_atfork_prepare();
     pfs_locks_atfork_prepare();
+    pfs_tls_atfork_prepare();
 }
 
 static void atfork_parent(void)
 {
+    pfs_tls_atfork_parent();
     pfs_locks_atfork_parent();
     pfs_handles_atfork_parent();
     pfs_async_atfork_parent();
@@ -64,6 +67,7 @@ static void pool_abandon(pfs_pool_t *p)
 
 static void atfork_child(void)
 {
+    pfs_tls_atfork_child(); /* before the pools: see tls.c */
     pfs_locks_atfork_child();
     pfs_handles_atfork_child();
     pfs_async_atfork_child();
@@ -202,7 +206,7 @@ static void pool_destroy(pfs_pool_t *p)
     free(p);
 }
 
-static pfs_pool_t *pool_create(const char *addr)
+static pfs_pool_t *pool_create(const char *addr, const pfs_sec_t *sec)
 {
     pfs_pool_t *p = calloc(1, sizeof(*p));
     sigset_t all, old;
@@ -212,15 +216,16 @@ static pfs_pool_t *pool_create(const char *addr)
         return NULL;
     p->pid = getpid();
     p->addr = addr;
+    p->sec = sec;
     p->next_id = 1;
     pthread_mutex_init(&p->wl, NULL);
     pfs_cond_init(&p->wc);
     pfs_direct_init(p);
     for (int i = 0; i < PFS_POOL_JSON; i++)
-        if (pfs_conn_init(&p->json[i], PFS_CONN_JSON, addr) != 0)
+        if (pfs_conn_init(&p->json[i], PFS_CONN_JSON, addr, sec) != 0)
             goto fail;
     for (int i = 0; i < PFS_POOL_BIN; i++)
-        if (pfs_conn_init(&p->bin[i], PFS_CONN_BIN, addr) != 0)
+        if (pfs_conn_init(&p->bin[i], PFS_CONN_BIN, addr, sec) != 0)
             goto fail;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -255,7 +260,7 @@ pfs_pool_t *pfs_pool_get(pfs_pool_slot_t *s)
     if (s->pool == NULL) {
         json_object_seed(0);
         __atomic_store_n(&g_pid, getpid(), __ATOMIC_RELAXED);
-        __atomic_store_n(&s->pool, pool_create(s->addr), __ATOMIC_RELEASE);
+        __atomic_store_n(&s->pool, pool_create(s->addr, &s->sec), __ATOMIC_RELEASE);
     }
     p = s->pool;
     pthread_mutex_unlock(&g_state.lock);
@@ -271,15 +276,86 @@ static bool same_addr(const char *a, const char *b)
 
 pfs_pool_slot_t *pfs_pool_acquire(const char *addr)
 {
-    pfs_pool_slot_t *s;
+    pfs_pool_slot_t *s = NULL;
 
+    pfs_pool_acquire_sec(addr, NULL, &s);
+    return s;
+}
+
+static void sec_free(pfs_sec_t *sec)
+{
+    if (sec->token != NULL) {
+        explicit_bzero(sec->token, strlen(sec->token));
+        free(sec->token);
+    }
+    free(sec->tls_ca);
+    free(sec->tls_cert);
+    free(sec->tls_key);
+    if (sec->tls_ctx != NULL)
+        pfs_tls_ctx_free(sec->tls_ctx);
+    memset(sec, 0, sizeof(*sec));
+}
+
+static bool same_sec(const pfs_sec_t *a, const pfs_sec_t *b)
+{
+    static const pfs_sec_t none;
+
+    if (b == NULL)
+        b = &none;
+    return same_addr(a->token, b->token) && a->tls == b->tls &&
+           same_addr(a->tls_ca, b->tls_ca) && same_addr(a->tls_cert, b->tls_cert) &&
+           same_addr(a->tls_key, b->tls_key);
+}
+
+/* Copies o's strings into sec and makes its SSL_CTX. 0, ENOMEM or EINVAL. */
+static int sec_copy(pfs_sec_t *sec, const pfs_sec_t *o)
+{
+    memset(sec, 0, sizeof(*sec));
+    if (o == NULL)
+        return 0;
+    sec->tls = o->tls;
+    if ((o->token != NULL && (sec->token = strdup(o->token)) == NULL) ||
+        (o->tls_ca != NULL && (sec->tls_ca = strdup(o->tls_ca)) == NULL) ||
+        (o->tls_cert != NULL && (sec->tls_cert = strdup(o->tls_cert)) == NULL) ||
+        (o->tls_key != NULL && (sec->tls_key = strdup(o->tls_key)) == NULL)) {
+        sec_free(sec);
+        return pfs_set_error(ENOMEM, "out of memory");
+    }
+    if (sec->tls) {
+        int rc = pfs_tls_ctx_new(sec->tls_ca, sec->tls_cert, sec->tls_key,
+                                 &sec->tls_ctx);
+
+        if (rc != 0) {
+            sec_free(sec);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int pfs_pool_acquire_sec(const char *addr, const pfs_sec_t *sec,
+                         pfs_pool_slot_t **out)
+{
+    pfs_pool_slot_t *s;
+    int rc = 0;
+
+    *out = NULL;
     pthread_once(&atfork_once, register_atfork);
     pthread_mutex_lock(&g_state.lock);
     for (s = g_state.slots; s != NULL; s = s->next)
-        if (same_addr(s->addr, addr))
+        if (same_addr(s->addr, addr) && same_sec(&s->sec, sec))
             break;
-    if (s == NULL && (s = calloc(1, sizeof(*s))) != NULL) {
-        if (addr != NULL && (s->addr = strdup(addr)) == NULL) {
+    if (s == NULL) {
+        if ((s = calloc(1, sizeof(*s))) == NULL) {
+            rc = pfs_set_error(ENOMEM, "out of memory");
+        } else if (addr != NULL && (s->addr = strdup(addr)) == NULL) {
+            rc = pfs_set_error(ENOMEM, "out of memory");
+        } else {
+            rc = sec_copy(&s->sec, sec);
+        }
+        if (rc != 0) {
+            if (s != NULL)
+                free(s->addr);
             free(s);
             s = NULL;
         } else {
@@ -290,9 +366,8 @@ pfs_pool_slot_t *pfs_pool_acquire(const char *addr)
     if (s != NULL)
         s->users++;
     pthread_mutex_unlock(&g_state.lock);
-    if (s == NULL)
-        pfs_set_error(ENOMEM, "out of memory");
-    return s;
+    *out = s;
+    return rc;
 }
 
 void pfs_pool_release(pfs_pool_slot_t *s)
@@ -323,6 +398,7 @@ void pfs_pool_release(pfs_pool_slot_t *s)
     }
     if (last) {
         free(s->addr); /* after the pool: its connections point to it */
+        sec_free(&s->sec);
         free(s);
     }
 }
@@ -421,8 +497,10 @@ static int submit_wait(pfs_conn_t *c, pfs_waiter_t *w, const void *a,
                        size_t alen, const void *b, size_t blen,
                        uint64_t deadline_ms)
 {
-    if (pfs_conn_submit(c, &w->call, a, alen, b, blen) != 0)
-        return PFS_NOTSENT;
+    int rc = pfs_conn_submit(c, &w->call, a, alen, b, blen);
+
+    if (rc != 0)
+        return rc; /* PFS_NOTSENT or PFS_REFUSED */
     return wait_done(c, w, deadline_ms);
 }
 

@@ -47,6 +47,9 @@ pfs_step_t pfs_retry_step(pfs_retry_t *r, int status, bool bad_mount,
     case ENOMEM:
         r->why = PFS_WHY_NOMEM;
         return PFS_STEP_FAIL;
+    case PFS_REFUSED:
+        r->why = PFS_WHY_REFUSED;
+        return PFS_STEP_FAIL;
     case PFS_LOST:
         /* The server may have run it: the caller applies PROTOCOL.md's
          * rule to the errno of a later attempt. */
@@ -97,6 +100,8 @@ int pfs_retry_error(const pfs_retry_t *r, const char *what)
                              r->lost);
     case PFS_WHY_BUSY:
         return pfs_set_error(ETIMEDOUT, "%s: server busy", what);
+    case PFS_WHY_REFUSED:
+        return pfs_set_error(EACCES, "%s: %s", what, proxyfs_last_error());
     case PFS_WHY_UNREACHABLE:
     case PFS_WHY_NONE:
         break;

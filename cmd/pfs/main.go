@@ -92,6 +92,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -154,6 +156,14 @@ Global flags:
   -uid N        uid of the mount (default: yours)
   -gid N        gid of the mount (default: yours)
   -timeout D    bound of every call, retries included (default 30s; 0: none)
+  -token-file F authenticate with the token on the first line of F
+                (default $PROXYFS_TOKEN_FILE); -token T gives it on the
+                command line (visible to other local users; default
+                $PROXYFS_TOKEN)
+  -tls          speak TLS to a TCP server, verified with the system's CAs
+  -tls-ca F     ... verified with the CA certificates in F (implies -tls)
+  -tls-cert F, -tls-key F
+                client certificate and key (implies -tls)
   -version      print the version
 `
 
@@ -223,12 +233,34 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return nil
 	})
 	showVersion := fs.Bool("version", false, "")
+	token, tokenFile := os.Getenv("PROXYFS_TOKEN"), os.Getenv("PROXYFS_TOKEN_FILE")
+	fs.Func("token", "", func(v string) error { token, tokenFile = v, ""; return nil })
+	fs.Func("token-file", "", func(v string) error { tokenFile, token = v, ""; return nil })
+	useTLS := fs.Bool("tls", false, "")
+	tlsCA := fs.String("tls-ca", "", "")
+	tlsCert := fs.String("tls-cert", "", "")
+	tlsKey := fs.String("tls-key", "", "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, usageText)
 			return exitOK
 		}
 		return usageError(stderr, err.Error())
+	}
+	if token == "" && tokenFile != "" {
+		t, err := readToken(tokenFile)
+		if err != nil {
+			return usageError(stderr, err.Error())
+		}
+		token = t
+	}
+	cfg.token = token
+	if *useTLS || *tlsCA != "" || *tlsCert != "" || *tlsKey != "" {
+		tc, err := tlsConfig(*tlsCA, *tlsCert, *tlsKey)
+		if err != nil {
+			return usageError(stderr, err.Error())
+		}
+		cfg.tls = tc
 	}
 	if *showVersion {
 		fmt.Fprintf(stdout, "pfs %s\n", version.String())
@@ -284,6 +316,50 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 func usageError(stderr io.Writer, msg string) int {
 	fmt.Fprintf(stderr, "pfs: %s\n%s", msg, usageText)
 	return exitUsage
+}
+
+// readToken returns the token on the first line of the file path
+// (without the newline and trailing blanks).
+func readToken(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("token file: %w", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	line = strings.TrimRight(line, " \t\r")
+	if line == "" {
+		return "", fmt.Errorf("token file %s: no token on its first line", path)
+	}
+	return line, nil
+}
+
+// tlsConfig is the TLS configuration of -tls, -tls-ca, -tls-cert and
+// -tls-key: the server verified with the CAs in ca (the system's if ""),
+// and the client certificate cert with key, if given.
+func tlsConfig(ca, cert, key string) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if ca != "" {
+		pem, err := os.ReadFile(ca)
+		if err != nil {
+			return nil, fmt.Errorf("-tls-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("-tls-ca: %s holds no PEM certificate", ca)
+		}
+		tc.RootCAs = pool
+	}
+	if (cert == "") != (key == "") {
+		return nil, errors.New("-tls-cert and -tls-key go together")
+	}
+	if cert != "" {
+		c, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			return nil, fmt.Errorf("-tls-cert/-tls-key: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{c}
+	}
+	return tc, nil
 }
 
 // idFlag parses a uid or gid flag into *p.

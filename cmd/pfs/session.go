@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +23,8 @@ type config struct {
 	server, volume string
 	uid, gid       uint32
 	timeout        time.Duration // the call timeout (0: none)
+	token          string        // sent with auth on every connection ("": none)
+	tls            *tls.Config   // nil: plain
 }
 
 // session is one run of a command: the streams, the (lazily opened)
@@ -59,8 +62,14 @@ func (s *session) connect() (*client.Client, error) {
 	if s.c != nil || s.connErr != nil {
 		return s.c, s.connErr
 	}
-	c, err := client.Dial(s.ctx, s.cfg.server, client.WithConns(1, 2),
-		client.WithCallTimeout(s.cfg.timeout), client.WithOutageHook(s.outage))
+	opts := []client.Option{client.WithConns(1, 2), client.WithCallTimeout(s.cfg.timeout), client.WithOutageHook(s.outage)}
+	if s.cfg.token != "" {
+		opts = append(opts, client.WithToken(s.cfg.token))
+	}
+	if s.cfg.tls != nil {
+		opts = append(opts, client.WithTLS(s.cfg.tls))
+	}
+	c, err := client.Dial(s.ctx, s.cfg.server, opts...)
 	if err != nil {
 		s.connErr = err
 		s.fail("connect", s.cfg.server, err)

@@ -101,6 +101,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	defer log.Sync()
 	ctx := context.Background()
+	accessLog, closeAccess, err := newAccessLogger(cfg.Log, stderr)
+	if err != nil {
+		return fail("log.access: %v", err)
+	}
+	defer closeAccess()
 
 	if n := count(*check, *repair, *format, *collect); n > 1 {
 		return fail("-check, -repair, -format and -collect-garbage exclude each other")
@@ -160,6 +165,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// start, in one line, before any volume is opened (or formatted).
 	var ml net.Listener
 	if cfg.Metrics.Listen != "" {
+		if cfg.Metrics.WebConfigFile != "" {
+			if err := metrics.CheckWebConfig(cfg.Metrics.WebConfigFile, conf.IsLoopback(cfg.Metrics.Listen)); err != nil {
+				return fail("metrics: %v", err)
+			}
+		}
 		if ml, err = net.Listen("tcp", cfg.Metrics.Listen); err != nil {
 			return fail("metrics: %v", err)
 		}
@@ -176,7 +186,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		ls.Close()
 		return fail("%v", err)
 	}
-	srv, err := server.Open(ctx, cfg, server.Options{Logger: log, Version: version, Metrics: m, Listeners: ls, Volumes: vols})
+	srv, err := server.Open(ctx, cfg, server.Options{Logger: log, AccessLog: accessLog, Version: version, Metrics: m, Listeners: ls, Volumes: vols})
 	if err != nil {
 		closeQuietly(ml)
 		ls.Close()
@@ -195,11 +205,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		metricsAddr = ml.Addr().String()
 		hs = &http.Server{Handler: metrics.Handler(reg, srv.Ready, cfg.Metrics.Pprof), ReadHeaderTimeout: 10 * time.Second}
 		go func() {
-			if err := hs.Serve(ml); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := metrics.Serve(ml, hs, cfg.Metrics.WebConfigFile); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("metrics server", zap.Error(err))
 			}
 		}()
-		log.Info("metrics listening", zap.String("addr", metricsAddr), zap.Bool("pprof", cfg.Metrics.Pprof))
+		log.Info("metrics listening", zap.String("addr", metricsAddr), zap.Bool("pprof", cfg.Metrics.Pprof),
+			zap.String("web_config_file", cfg.Metrics.WebConfigFile))
 	}
 	fmt.Fprintf(stdout, "proxyfsd ready tcp=%s unix=%s metrics=%s\n", dash(srv.TCPAddr()), dash(srv.UnixPath()), dash(metricsAddr))
 
@@ -262,6 +273,34 @@ func newLogger(c conf.Log, w io.Writer) (*zap.Logger, error) {
 		enc = zapcore.NewConsoleEncoder(ec)
 	}
 	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(w), lvl), zap.ErrorOutput(zapcore.AddSync(w))), nil
+}
+
+// newAccessLogger builds the access log of [log] access: nil when it is
+// off; the daemon's stream and format at any level for true; else a file
+// of JSON lines, appended to. close syncs and closes it.
+func newAccessLogger(c conf.Log, w io.Writer) (l *zap.Logger, close func(), err error) {
+	switch c.Access {
+	case "":
+		return nil, func() {}, nil
+	case conf.AccessToLog:
+		base, err := newLogger(conf.Log{Level: "debug", Format: c.Format}, w)
+		if err != nil {
+			return nil, nil, err
+		}
+		l = base.Named("access")
+		return l, func() { _ = l.Sync() }, nil
+	}
+	f, err := os.OpenFile(c.Access, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	if err != nil {
+		return nil, nil, err
+	}
+	base, err := newLogger(conf.Log{Level: "debug", Format: "json"}, f)
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	l = base.Named("access")
+	return l, func() { _ = l.Sync(); f.Close() }, nil
 }
 
 // closeQuietly closes l if it is open; used on failure paths only.

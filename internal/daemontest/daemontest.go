@@ -77,6 +77,9 @@ type Options struct {
 	HandshakeTimeout, IdleTimeout time.Duration
 	// LogLevel defaults to "debug".
 	LogLevel string
+	// LogAccess is log.access: "" off, "true" the daemon's log, else a
+	// file's path.
+	LogAccess string
 	// StartTimeout bounds the wait for the daemon to listen (default 30s).
 	StartTimeout time.Duration
 	// Metrics serves /metrics, /healthz and /readyz on a free loopback
@@ -280,6 +283,13 @@ func (d *Daemon) writeConfig() {
 	}
 	fmt.Fprintf(&b, "\n[metrics]\nlisten = %q\npprof = %v\n", metricsAddr, o.Pprof)
 	fmt.Fprintf(&b, "\n[log]\nlevel = %q\nformat = \"console\"\n", o.LogLevel)
+	switch o.LogAccess {
+	case "":
+	case "true":
+		fmt.Fprintf(&b, "access = true\n")
+	default:
+		fmt.Fprintf(&b, "access = %q\n", o.LogAccess)
+	}
 	if o.Access != "" {
 		fmt.Fprintf(&b, "\n[access]\n%s\n", o.Access)
 	}

@@ -146,9 +146,10 @@ int daemon_start(test_daemon_t *d)
                 "[metrics]\nlisten = \"\"\n"
                 "[log]\nlevel = \"warn\"\n"
                 "[[volume]]\nname = \"%s\"\nengine = \"local\"\n"
-                "path = \"%s/data\"\nauto_format = true\n",
+                "path = \"%s/data\"\nauto_format = true\n%s",
                 d->addr, d->sock, d->server_extra ? d->server_extra : "",
-                d->volume ? d->volume : "default", d->dir);
+                d->volume ? d->volume : "default", d->dir,
+                d->access_extra ? d->access_extra : "");
         fclose(f);
     }
     snprintf(log, sizeof(log), "%s/proxyfsd.log", d->dir);

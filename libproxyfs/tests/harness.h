@@ -39,6 +39,7 @@ int free_port(void);
 typedef struct {
     const char *bin;
     const char *server_extra; /* more [server] lines for the config, or NULL */
+    const char *access_extra; /* more sections at the end of it, or NULL */
     char dir[256];
     char conf[320];
     char sock[320];

@@ -1992,6 +1992,12 @@ static void test_locks(void) { locks_tests(&daemon_); }
 
 void identity_tests(test_daemon_t *d);
 static void test_identity(void) { identity_tests(&daemon_); }
+/* tests/token.c: its own daemon, which only tokens get into */
+void token_tests(const char *bin);
+static void test_token(void) { token_tests(daemon_.bin); }
+/* tests/tls.c: its own daemon with a TLS listener and client certificates */
+void tls_tests(const char *bin);
+static void test_tls(void) { tls_tests(daemon_.bin); }
 
 static const struct {
     const char *name;
@@ -2024,6 +2030,8 @@ static const struct {
     { "cancel", test_cancel },
     { "locks", test_locks },
     { "identity", test_identity },
+    { "token", test_token },
+    { "tls", test_tls },
 };
 
 int main(int argc, char **argv)

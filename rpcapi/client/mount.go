@@ -183,6 +183,12 @@ func (m *Mount) MaxIOSize() uint32 { return m.st.Load().MaxIOSize }
 // the Mount mounts again after a daemon restart.
 func (m *Mount) MountID() uint64 { return m.st.Load().MountID }
 
+// ReadOnly reports whether the mount is read-only: asked for
+// (MountOptions.ReadOnly), or forced by the server for a principal with
+// read-only access to the volume (users_ro, groups_ro; a server older
+// than those does not report it).
+func (m *Mount) ReadOnly() bool { return m.opts.ReadOnly || m.st.Load().ReadOnly }
+
 // Unmount unmounts the volume. The Mount cannot be used afterwards (calls
 // fail with EINVAL, reason bad_mount).
 func (m *Mount) Unmount(ctx context.Context) error {

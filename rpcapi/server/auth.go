@@ -32,6 +32,9 @@ type principal struct {
 	desc string
 	// token is the token's name ("" for a kernel-identified peer).
 	token string
+	// cert is the common name of the client certificate that identified
+	// the connection (access.cert_users), or "".
+	cert string
 	// known: uid, gid and groups are the principal's own identity; an
 	// ordinary principal may act as that uid with its gid or one of its
 	// groups as primary group and a subset of them as groups.
@@ -87,23 +90,51 @@ type accessPolicy struct {
 	gwUsers, gwGroups idSet
 	// tokens maps the SHA-256 of each token to its principal.
 	tokens map[[32]byte]*principal
+	// certs maps a client certificate's common name to its principal
+	// (access.cert_users).
+	certs map[string]*principal
 }
 
 // volumeAccess is a volume's users and groups resolved; nil: open to
 // every principal that may connect.
 type volumeAccess struct {
-	users, groups idSet
-	tokens        map[string]bool
+	rw, ro principalList // users/groups, users_ro/groups_ro
 }
 
-func (va *volumeAccess) allows(p *principal) bool {
-	if va == nil {
+// principalList is a volume's users and groups (or users_ro and
+// groups_ro) resolved.
+type principalList struct {
+	users, groups idSet
+	tokens, certs map[string]bool
+}
+
+func (l *principalList) has(p *principal) bool {
+	if p.token != "" && l.tokens[p.token] {
 		return true
 	}
-	if p.token != "" && va.tokens[p.token] {
+	if p.cert != "" && l.certs[p.cert] {
 		return true
 	}
-	return p.known && (va.users[p.uid] || va.groups.any(p.gid) || va.groups.any(p.groups...))
+	return p.known && (l.users[p.uid] || l.groups.any(p.gid) || l.groups.any(p.groups...))
+}
+
+// access levels of a principal on a volume
+const (
+	accessNone = iota
+	accessRO
+	accessRW
+)
+
+// level says what p may do on the volume: read-write (users, groups, or
+// no lists at all), read-only (users_ro, groups_ro) or nothing.
+func (va *volumeAccess) level(p *principal) int {
+	switch {
+	case va == nil || va.rw.has(p):
+		return accessRW
+	case va.ro.has(p):
+		return accessRO
+	}
+	return accessNone
 }
 
 // newAccessPolicy resolves the [access] section: user and group names
@@ -135,33 +166,60 @@ func newAccessPolicy(a conf.Access) (*accessPolicy, error) {
 			return nil, err
 		}
 	}
+	if len(a.CertUsers) > 0 {
+		ap.certs = map[string]*principal{}
+		for cn, acts := range a.CertUsers {
+			p := &principal{desc: "cert " + cn, cert: cn}
+			if acts == "*" {
+				p.gateway = true
+			} else {
+				id, err := parseIdentity(acts)
+				if err != nil {
+					return nil, fmt.Errorf("config: access.cert_users %q: %w", cn, err)
+				}
+				p.known, p.uid, p.gid, p.groups = true, id.UID, id.GID, id.Groups
+			}
+			ap.certs[cn] = p
+		}
+	}
 	return ap, nil
 }
 
-// newVolumeAccess resolves a volume's users and groups; nil if it has
-// none.
+// newVolumeAccess resolves a volume's users, groups, users_ro and
+// groups_ro; nil if it has none.
 func newVolumeAccess(vc conf.Volume) (*volumeAccess, error) {
-	if len(vc.Users) == 0 && len(vc.Groups) == 0 {
+	if len(vc.Users) == 0 && len(vc.Groups) == 0 && len(vc.UsersRO) == 0 && len(vc.GroupsRO) == 0 {
 		return nil, nil
 	}
-	va := &volumeAccess{users: idSet{}, groups: idSet{}, tokens: map[string]bool{}}
-	for _, n := range vc.Users {
-		if t, ok := strings.CutPrefix(n, "token:"); ok {
-			va.tokens[t] = true
-			continue
+	va := &volumeAccess{}
+	for _, l := range []struct {
+		dst           *principalList
+		users, groups []string
+		ukey, gkey    string
+	}{{&va.rw, vc.Users, vc.Groups, "users", "groups"}, {&va.ro, vc.UsersRO, vc.GroupsRO, "users_ro", "groups_ro"}} {
+		*l.dst = principalList{users: idSet{}, groups: idSet{}, tokens: map[string]bool{}, certs: map[string]bool{}}
+		for _, n := range l.users {
+			if t, ok := strings.CutPrefix(n, "token:"); ok {
+				l.dst.tokens[t] = true
+				continue
+			}
+			if cn, ok := strings.CutPrefix(n, "cert:"); ok {
+				l.dst.certs[cn] = true
+				continue
+			}
+			id, err := resolveID(n, false)
+			if err != nil {
+				return nil, fmt.Errorf("config: volume %q: %s: %w", vc.Name, l.ukey, err)
+			}
+			l.dst.users[id] = true
 		}
-		id, err := resolveID(n, false)
-		if err != nil {
-			return nil, fmt.Errorf("config: volume %q: users: %w", vc.Name, err)
+		for _, n := range l.groups {
+			id, err := resolveID(n, true)
+			if err != nil {
+				return nil, fmt.Errorf("config: volume %q: %s: %w", vc.Name, l.gkey, err)
+			}
+			l.dst.groups[id] = true
 		}
-		va.users[id] = true
-	}
-	for _, n := range vc.Groups {
-		id, err := resolveID(n, true)
-		if err != nil {
-			return nil, fmt.Errorf("config: volume %q: groups: %w", vc.Name, err)
-		}
-		va.groups[id] = true
 	}
 	return va, nil
 }
@@ -289,6 +347,18 @@ func parseIdentity(s string) (wire.Identity, error) {
 func (s *Server) connPrincipal(nc net.Conn) *principal {
 	switch c := nc.(type) {
 	case *tls.Conn:
+		// serveConn has read the first bytes: the handshake is done, and
+		// a client certificate, if any, verified against tls_client_ca.
+		if certs := c.ConnectionState().PeerCertificates; len(certs) > 0 {
+			cn := certs[0].Subject.CommonName
+			if p := s.access.certs[cn]; p != nil {
+				cp := *p
+				cp.desc = fmt.Sprintf("cert %s (tls %s)", cn, remote(nc))
+				return &cp
+			}
+			return &principal{desc: fmt.Sprintf("cert %q (tls %s)", cn, remote(nc)),
+				refused: fmt.Sprintf("client certificate CN %q is not in access.cert_users: authenticate with a token (auth)", cn)}
+		}
 		return &principal{desc: "tls " + remote(nc), refused: "a TLS connection must authenticate with a token first (auth)"}
 	case *net.UnixConn:
 		cred, ok := peerCred(c)
@@ -376,16 +446,22 @@ func (p *principal) mayActAs(id mount.Identity) error {
 }
 
 // authorize checks that p may use volume v as id; it logs a refusal.
-func (s *Server) authorize(p *principal, v *volume, id mount.Identity, what string) error {
-	err := p.mayActAs(id)
-	if err == nil && !v.access.allows(p) {
-		err = fmt.Errorf("%s may not use volume %q (its users and groups): %w", p.desc, v.name, syscall.EACCES)
+// readOnly: p may only read the volume (users_ro, groups_ro).
+func (s *Server) authorize(p *principal, v *volume, id mount.Identity, what string) (readOnly bool, err error) {
+	err = p.mayActAs(id)
+	if err == nil {
+		switch v.access.level(p) {
+		case accessNone:
+			err = fmt.Errorf("%s may not use volume %q (its users and groups): %w", p.desc, v.name, syscall.EACCES)
+		case accessRO:
+			readOnly = true
+		}
 	}
 	if err != nil {
 		s.log.Info("refused", zap.String("peer", p.desc), zap.String("call", what), zap.String("volume", v.name),
 			zap.Uint32("uid", id.UID), zap.Uint32("gid", id.GID), zap.Uint32s("groups", id.Groups), zap.Error(err))
 	}
-	return err
+	return readOnly, err
 }
 
 // authenticate runs auth: the token's principal becomes the

@@ -186,7 +186,7 @@ func (c *binConn) run(h wire.RequestHeader, payload []byte) {
 		data, pooled, err = c.s.binaryOp(c.auth, c.hd, h, payload)
 	}
 	var name string // for the access log: the name a metadata call carries
-	if h.Opcode != wire.OpWrite && h.Opcode != wire.OpAuth && wire.HasPayload(h.Opcode) && c.s.log.Core().Enabled(zap.DebugLevel) {
+	if h.Opcode != wire.OpWrite && h.Opcode != wire.OpAuth && wire.HasPayload(h.Opcode) && c.s.accessOn() {
 		name = string(payload)
 	}
 	putBuf(payload)
@@ -214,9 +214,13 @@ func (c *binConn) run(h wire.RequestHeader, payload []byte) {
 		c.reply(h, we, n, data, pooled)
 	}
 	done(errno)
-	if ce := c.s.log.Check(zap.DebugLevel, "call"); ce != nil {
-		f := []zap.Field{zap.String("method", "binary "+op), zap.String("peer", c.peer), zap.Uint64("mount", h.MountID)}
+	if ce := c.s.accessCheck(); ce != nil {
+		f := []zap.Field{zap.String("method", "binary "+op), zap.String("peer", c.peer),
+			zap.String("principal", c.auth.get().desc), zap.Uint64("mount", h.MountID)}
 		f = append(f, c.s.identityFields(h.MountID)...)
+		if h.As != nil {
+			f = append(f, zap.Uint32("as_uid", h.As.UID), zap.Uint32("as_gid", h.As.GID))
+		}
 		f = append(f, zap.Uint64("inode", h.Inode))
 		if name != "" {
 			f = append(f, zap.String("name", name))

@@ -97,14 +97,21 @@ func (s *Server) env(p *principal, hd *mount.Holder, id uint64, mutates bool, as
 	}
 	// The common cases cost no more than a comparison: a gateway, or a
 	// principal acting as itself on an open volume.
+	readOnly := false
 	if !p.gateway || v.access != nil {
-		if err := s.authorize(p, v, who, "mount "+strconv.FormatUint(id, 10)); err != nil {
+		var err error
+		if readOnly, err = s.authorize(p, v, who, "mount "+strconv.FormatUint(id, 10)); err != nil {
 			return nil, err
 		}
 	}
 	if mutates {
 		if err := e.writable(); err != nil {
 			return nil, err
+		}
+		// Also on a read-write mount made by another principal (mount
+		// ids are shared across connections).
+		if readOnly {
+			return nil, fmt.Errorf("%s has read-only access to volume %q (users_ro, groups_ro): %w", p.desc, v.name, syscall.EROFS)
 		}
 	}
 	return e, nil
@@ -171,19 +178,26 @@ var methods = map[string]method{
 		}
 		id := mount.Identity{User: p.User, UID: p.UID, GID: p.GID, Groups: p.Groups}
 		pr := authOf(ctx).get()
+		opts := p.Options
 		if v := s.volumes[p.Volume]; v != nil && len(p.Groups) <= mount.MaxGroups {
-			if err := s.authorize(pr, v, id, wire.MethodMount); err != nil {
+			ro, err := s.authorize(pr, v, id, wire.MethodMount)
+			if err != nil {
 				return nil, err
 			}
+			// A principal with read-only access gets a read-only mount,
+			// whatever it asked for (as an NFS export with "ro").
+			if ro {
+				opts |= wire.MountReadOnly
+			}
 		}
-		m, err := hd.Mount(p.Volume, p.Options, id)
+		m, err := hd.Mount(p.Volume, opts, id)
 		if err != nil {
 			return nil, err
 		}
 		c := (&env{m: m, v: s.volumes[m.Volume]}).caller()
 		return wire.MountResult{MountID: m.ID, RootInode: uint64(inode.RootIno),
 			MaxIOSize: uint32(s.cfg.MaxIOBytes), MaxInflight: uint32(s.cfg.MaxInflightPerConn),
-			UID: &c.UID, GID: &c.GID}, nil
+			UID: &c.UID, GID: &c.GID, ReadOnly: m.ReadOnly}, nil
 	}},
 	wire.MethodAuth: {json: func(ctx context.Context, s *Server, _ *mount.Holder, raw *json.RawMessage) (any, error) {
 		var p wire.AuthParams
@@ -205,7 +219,7 @@ var methods = map[string]method{
 		// unmount it.
 		if m, err := s.mounts.Get(p.MountID); err == nil {
 			if v := s.volumes[m.Volume]; v != nil {
-				if err := s.authorize(authOf(ctx).get(), v, m.Identity, wire.MethodUnmount); err != nil {
+				if _, err := s.authorize(authOf(ctx).get(), v, m.Identity, wire.MethodUnmount); err != nil {
 					return nil, err
 				}
 			}

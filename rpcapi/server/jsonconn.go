@@ -446,8 +446,8 @@ func (s *Server) dispatch(ctx context.Context, hd *mount.Holder, peer, method st
 			s.log.Error("panic in handler", zap.String("method", method), zap.Any("panic", r), zap.Stack("stack"))
 			result, err = nil, fmt.Errorf("internal error in %s: %w", method, syscall.EIO)
 		}
-		if ce := s.log.Check(zap.DebugLevel, "call"); ce != nil {
-			ce.Write(s.accessFields(peer, method, params, time.Since(start), err)...)
+		if ce := s.accessCheck(); ce != nil {
+			ce.Write(s.accessFields(ctx, peer, method, params, time.Since(start), err)...)
 		}
 	}()
 	m, ok := methods[method]
@@ -475,29 +475,46 @@ func stdLogAtDebug(log *zap.Logger) jsonrpc2.Logger {
 	return l
 }
 
-// accessFields are the fields of a request's debug access line, which
-// answers who did what: method, peer (address, or uid on the Unix
-// socket), mount id and the mount's user and uid, the inode, handle, name
-// or path the params have, duration and error. Never file data or
+// accessFields are the fields of a request's access line (the access
+// log, or debug level), which answers who did what: method, peer
+// (address, or uid on the Unix socket), the connection's principal,
+// mount id and the mount's user and uid, a per-call identity's uid and
+// gid, the inode, handle, name or path the params have, duration and
+// error. Never file data or
 // xattr values.
-func (s *Server) accessFields(peer, method string, params *json.RawMessage, took time.Duration, err error) []zap.Field {
+func (s *Server) accessFields(ctx context.Context, peer, method string, params *json.RawMessage, took time.Duration, err error) []zap.Field {
 	f := []zap.Field{zap.String("method", method), zap.String("peer", peer)}
+	if a := authOf(ctx); a != nil {
+		f = append(f, zap.String("principal", a.get().desc))
+	}
 	if params != nil {
 		var ids struct {
-			MountID uint64 `json:"mount_id"`
-			Inode   uint64 `json:"inode"`
-			Fh      uint64 `json:"fh"`
-			Name    string `json:"name"`
-			Path    string `json:"path"`
-			SrcName string `json:"src_name"`
-			DstName string `json:"dst_name"`
-			SrcPath string `json:"src_path"`
-			DstPath string `json:"dst_path"`
+			As      *wire.Identity `json:"as"`
+			Volume  string         `json:"volume"`
+			UID     *uint32        `json:"uid"`
+			MountID uint64         `json:"mount_id"`
+			Inode   uint64         `json:"inode"`
+			Fh      uint64         `json:"fh"`
+			Name    string         `json:"name"`
+			Path    string         `json:"path"`
+			SrcName string         `json:"src_name"`
+			DstName string         `json:"dst_name"`
+			SrcPath string         `json:"src_path"`
+			DstPath string         `json:"dst_path"`
 		}
 		if json.Unmarshal(*params, &ids) == nil {
 			if ids.MountID != 0 {
 				f = append(f, zap.Uint64("mount", ids.MountID))
 				f = append(f, s.identityFields(ids.MountID)...)
+			}
+			if ids.As != nil {
+				f = append(f, zap.Uint32("as_uid", ids.As.UID), zap.Uint32("as_gid", ids.As.GID))
+			}
+			if method == wire.MethodMount {
+				f = append(f, zap.String("volume", ids.Volume))
+				if ids.UID != nil {
+					f = append(f, zap.Uint32("uid", *ids.UID))
+				}
 			}
 			if ids.Inode != 0 {
 				f = append(f, zap.Uint64("inode", ids.Inode))

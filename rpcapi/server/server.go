@@ -31,6 +31,7 @@ import (
 
 	"github.com/sourcegraph/jsonrpc2"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/proxyfs/proxyfs/conf"
 	"github.com/proxyfs/proxyfs/inode"
@@ -63,11 +64,12 @@ type volume struct {
 // Server serves the proxyfs protocol. Create it with Open, start it with
 // Start, stop it with Shutdown.
 type Server struct {
-	cfg     conf.Server
-	access  *accessPolicy // [access], resolved
-	log     *zap.Logger
-	version string
-	metrics *metrics.Metrics // nil: no metrics
+	cfg       conf.Server
+	access    *accessPolicy // [access], resolved
+	log       *zap.Logger
+	accessLog *zap.Logger // the access log; nil: Logger at debug level
+	version   string
+	metrics   *metrics.Metrics // nil: no metrics
 
 	volumes map[string]*volume
 	order   []*volume // config order, for shutdown
@@ -106,6 +108,10 @@ type Server struct {
 type Options struct {
 	// Logger receives the server's logs; nil means none.
 	Logger *zap.Logger
+	// AccessLog, if set, receives one "call" line per request on either
+	// channel, at whatever level (the access log of [log] access);
+	// without it the same lines go to Logger at debug level.
+	AccessLog *zap.Logger
 	// Version is the server's version, reported by ping as
 	// "proxyfsd <Version>".
 	Version string
@@ -120,6 +126,21 @@ type Options struct {
 	Volumes []*vol.Volume
 }
 
+// accessCheck returns the entry of a call's access line, or nil when
+// neither the access log nor debug logging is on.
+func (s *Server) accessCheck() *zapcore.CheckedEntry {
+	if s.accessLog != nil {
+		return s.accessLog.Check(zap.InfoLevel, "call")
+	}
+	return s.log.Check(zap.DebugLevel, "call")
+}
+
+// accessOn reports whether calls are logged (accessCheck would not be
+// nil).
+func (s *Server) accessOn() bool {
+	return s.accessLog != nil || s.log.Core().Enabled(zap.DebugLevel)
+}
+
 // Open returns a server of the volumes in opts.Volumes (or, if nil, of
 // every volume of cfg, opened as vol.OpenAll does) that is not listening
 // yet.
@@ -131,6 +152,7 @@ func Open(ctx context.Context, cfg *conf.Config, opts Options) (*Server, error) 
 	s := &Server{
 		cfg:       cfg.Server,
 		log:       log,
+		accessLog: opts.AccessLog,
 		version:   opts.Version,
 		metrics:   opts.Metrics,
 		preBound:  opts.Listeners,

@@ -164,6 +164,10 @@ type MountResult struct {
 	// from servers older than permissions.
 	UID *uint32 `json:"uid,omitempty"`
 	GID *uint32 `json:"gid,omitempty"`
+	// ReadOnly is true for a read-only mount: asked for, or forced on a
+	// principal with read-only access to the volume (users_ro,
+	// groups_ro).
+	ReadOnly bool `json:"read_only,omitempty"`
 }
 
 // MountOnly is the params of calls that take only a mount id (unmount,
