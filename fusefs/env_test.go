@@ -69,6 +69,12 @@ func (e *env) mount(o Options) {
 	}
 	e.c, e.m = c, m
 	e.dir = t.TempDir()
+	// Other users (TestPermissions) need to reach the mount point.
+	for _, d := range []string{e.dir, filepath.Dir(e.dir)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	o.AllowOther = true
 	e.fs = New(m, o)
 	e.srv, err = e.fs.Mount(e.dir)
@@ -111,4 +117,10 @@ func run(t *testing.T, dir string, name string, args ...string) string {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
 	return string(out)
+}
+
+// execCmd runs a command and returns its combined output.
+func execCmd(name string, args ...string) (string, error) {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	return string(out), err
 }
