@@ -13,6 +13,17 @@ import (
 	"github.com/proxyfs/proxyfs/rpcapi/client"
 )
 
+// TestMain runs the tests against a proxyfsd built without the race
+// detector (unless PROXYFS_DAEMON_RACE says otherwise): the daemon's own
+// tests run it under the detector, and here it would only make the
+// workloads several times slower.
+func TestMain(m *testing.M) {
+	if os.Getenv("PROXYFS_DAEMON_RACE") == "" {
+		os.Setenv("PROXYFS_DAEMON_RACE", "0")
+	}
+	os.Exit(m.Run())
+}
+
 // env is a real proxyfsd, a Client mounted on its volume as root, and that
 // volume mounted through FUSE on dir by an FS.
 type env struct {

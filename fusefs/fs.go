@@ -101,12 +101,28 @@ func (c requestCtx) Err() error {
 // caller creates are then given to it (own). With per-call identities in
 // the client, this is where the caller's uid, gid and groups (c, and
 // callerGroups) go into the call.
+//
+// The context ends only when the mount goes away: the kernel interrupts a
+// request for every signal its caller gets, and Go programs get many (the
+// runtime preempts goroutines with SIGURG), so honoring interrupts would
+// fail plain reads and opens with EINTR. A caller can always be killed
+// (the kernel stops waiting for a request of a dying process), and the
+// timeout option bounds every call. Only lock waits end at an interrupt
+// (interruptible).
 func (fs *FS) as(cancel <-chan struct{}, c *fuse.Caller) (context.Context, *client.Mount) {
 	_ = c
+	_ = cancel
+	return context.Background(), fs.m
+}
+
+// interruptible returns a context that ends when the kernel interrupts the
+// request (its caller got a signal), for calls that wait for something
+// other than the server (a lock).
+func interruptible(ctx context.Context, cancel <-chan struct{}) context.Context {
 	if cancel == nil {
-		return context.Background(), fs.m
+		return ctx
 	}
-	return requestCtx{Context: context.Background(), cancel: cancel}, fs.m
+	return requestCtx{Context: ctx, cancel: cancel}
 }
 
 // own gives the inode st, just created in directory parent by caller c

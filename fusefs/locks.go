@@ -156,6 +156,9 @@ func (fs *FS) SetLkw(cancel <-chan struct{}, in *fuse.LkIn) fuse.Status {
 
 func (fs *FS) setLk(cancel <-chan struct{}, in *fuse.LkIn, wait bool) fuse.Status {
 	ctx, m := fs.as(cancel, &in.Caller)
+	if wait {
+		ctx = interruptible(ctx, cancel)
+	}
 	typ, err := lockType(in.Lk.Typ)
 	if err != nil {
 		return status(err)

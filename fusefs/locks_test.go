@@ -2,7 +2,6 @@ package fusefs
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"io"
 	"os"
@@ -188,24 +187,30 @@ func TestLocksTwoProcesses(t *testing.T) {
 		t.Fatalf("flock -n on a locked file: %v %q", err, out)
 	}
 	cmd := exec.Command("flock", p, "echo", "got it")
-	var buf bytes.Buffer
-	cmd.Stdout = &buf
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
-	if buf.Len() != 0 {
-		t.Fatalf("blocking flock granted while locked: %q", buf.String())
+	got := make(chan string, 1)
+	go func() {
+		b, _ := io.ReadAll(stdout)
+		got <- string(b)
+	}()
+	select {
+	case s := <-got:
+		t.Fatalf("blocking flock granted while locked: %q", s)
+	case <-time.After(300 * time.Millisecond):
 	}
 	if err := syscall.Flock(int(f1.Fd()), syscall.LOCK_UN); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
 	select {
-	case err := <-done:
-		if err != nil || strings.TrimSpace(buf.String()) != "got it" {
-			t.Fatalf("blocking flock: %v %q", err, buf.String())
+	case s := <-got:
+		if err := cmd.Wait(); err != nil || strings.TrimSpace(s) != "got it" {
+			t.Fatalf("blocking flock: %v %q", err, s)
 		}
 	case <-time.After(10 * time.Second):
 		cmd.Process.Kill()
