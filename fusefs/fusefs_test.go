@@ -369,3 +369,49 @@ func TestPermissions(t *testing.T) {
 		t.Fatalf("chmod of root's file as 4242: %q %v", out, err)
 	}
 }
+
+// TestLookupCounts: the kernel's references that FS counts (lookup,
+// create, readdirplus) all come back through forget once the files are
+// gone from the kernel's caches (here: unlinked).
+func TestLookupCounts(t *testing.T) {
+	e := start(t, Options{}, daemontest.Options{})
+	dir := e.path("counted")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var inos []uint64
+	for i := range 20 {
+		p := filepath.Join(dir, fmt.Sprintf("f%d", i))
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var st syscall.Stat_t
+		if err := syscall.Stat(p, &st); err != nil {
+			t.Fatal(err)
+		}
+		inos = append(inos, st.Ino)
+	}
+	run(t, dir, "ls", "-l") // readdirplus
+	for _, ino := range inos {
+		if n := e.fs.Lookups(ino); n == 0 {
+			t.Fatalf("inode %d: lookup count 0 while the kernel knows it", ino)
+		}
+	}
+	run(t, "", "rm", "-r", dir)
+	deadline := time.Now().Add(10 * time.Second)
+	for _, ino := range inos {
+		for e.fs.Lookups(ino) != 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("inode %d: lookup count %d after its unlink", ino, e.fs.Lookups(ino))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	e.fs.mu.Lock()
+	defer e.fs.mu.Unlock()
+	for _, ino := range inos {
+		if e.fs.nodes[ino] != nil {
+			t.Fatalf("inode %d still recorded", ino)
+		}
+	}
+}
