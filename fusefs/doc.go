@@ -31,7 +31,9 @@
 //     server's clock.
 //   - getlk, setlk, setlkw, flock: POSIX record locks and flock go to the
 //     server's lock manager, so they hold between every client of the
-//     volume. A setlkw or blocking flock waits on the server and ends with
+//     volume. A process's POSIX locks go at any close(2) of the file by
+//     it, open file description locks (F_OFD_SETLK) with their file,
+//     flock locks with theirs. A setlkw or blocking flock waits on the server and ends with
 //     EINTR when the kernel interrupts it (a signal to the caller).
 //   - fallocate, lseek (SEEK_DATA, SEEK_HOLE) and copy_file_range are the
 //     server's fallocate, lseek and copy_range: a copy does not cross the

@@ -175,11 +175,12 @@ func (fs *FS) Fsync(cancel <-chan struct{}, in *fuse.FsyncIn) fuse.Status {
 // handle closes (releasing its flock lock, and freeing the file if it has
 // no name left and no other handle).
 func (fs *FS) Release(cancel <-chan struct{}, in *fuse.ReleaseIn) {
-	ctx, _ := fs.as(cancel, &in.Caller)
+	ctx, m := fs.as(cancel, &in.Caller)
 	fs.mu.Lock()
 	f := fs.files[in.Fh]
 	delete(fs.files, in.Fh)
 	var locks *client.Handle
+	var owners []uint64
 	if f != nil {
 		if n := fs.nodes[f.ino]; n != nil {
 			n.opens--
@@ -188,13 +189,25 @@ func (fs *FS) Release(cancel <-chan struct{}, in *fuse.ReleaseIn) {
 			}
 			fs.drop(f.ino, n)
 		}
+		for o := range f.owners {
+			owners = append(owners, o)
+		}
 	}
 	fs.mu.Unlock()
 	if f == nil {
 		return
 	}
 	if locks != nil {
-		_ = locks.Close(ctx)
+		_ = locks.Close(ctx) // releases every POSIX lock on the inode
+	} else {
+		// Open file description locks (F_OFD_SETLK) belong to this
+		// file and end with it; the kernel does not say so (its flush
+		// carries the closing process as owner), so every owner that
+		// locked through the file is released. A process's own locks
+		// taken through it are gone already: its close flushed them.
+		for _, o := range owners {
+			_ = fs.unlockOwner(ctx, m, f.ino, o)
+		}
 	}
 	_ = f.h.Close(ctx)
 }

@@ -53,6 +53,9 @@ type node struct {
 type file struct {
 	ino uint64
 	h   *client.Handle // the server's handle: keeps an unlinked file alive, holds its flock lock
+	// owners are the lock owners whose POSIX locks were taken through
+	// this file (guarded by FS.mu); see FS.Release.
+	owners map[uint64]bool
 }
 
 // New returns the filesystem of mount m with options o (zero fields take

@@ -189,6 +189,12 @@ func (fs *FS) setLk(cancel <-chan struct{}, in *fuse.LkIn, wait bool) fuse.Statu
 			n.owners = map[uint64]uint32{}
 		}
 		n.owners[in.Owner] = in.Lk.Pid
+		if f := fs.files[in.Fh]; f != nil {
+			if f.owners == nil {
+				f.owners = map[uint64]bool{}
+			}
+			f.owners[in.Owner] = true
+		}
 		fs.mu.Unlock()
 	}
 	start, length := lockRange(&in.Lk)

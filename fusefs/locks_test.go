@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/proxyfs/proxyfs/internal/daemontest"
 )
 
@@ -176,6 +178,36 @@ func TestLocksTwoProcesses(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	interrupted.stop()
+
+	// An open file description lock (F_OFD_SETLK) ends with its file,
+	// even while another descriptor keeps the file open.
+	if err := setlk(f1, syscall.F_SETLK, syscall.F_UNLCK); err != nil {
+		t.Fatal(err)
+	}
+	fo, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.FcntlFlock(fo.Fd(), unix.F_OFD_SETLK, &unix.Flock_t{Type: unix.F_WRLCK}); err != nil {
+		t.Fatalf("F_OFD_SETLK: %v", err)
+	}
+	if got := startLocker(t, p, "try").line(10 * time.Second); got != "EAGAIN" {
+		t.Fatalf("another process against an OFD lock: %q, want EAGAIN", got)
+	}
+	fo.Close()
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		l := startLocker(t, p, "try")
+		got := l.line(10 * time.Second)
+		l.stop()
+		if got == "locked" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the OFD lock's file closed: %q, want locked", got)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 
 	// flock: conflicts with another open file description, waits.
 	if err := syscall.Flock(int(f1.Fd()), syscall.LOCK_EX); err != nil {
