@@ -86,8 +86,10 @@ type requestCtx struct {
 	cancel <-chan struct{}
 }
 
+// Done is closed when the kernel interrupts the request.
 func (c requestCtx) Done() <-chan struct{} { return c.cancel }
 
+// Err is context.Canceled once Done is closed.
 func (c requestCtx) Err() error {
 	select {
 	case <-c.cancel:
