@@ -21,7 +21,11 @@ func TestMain(m *testing.M) {
 	if os.Getenv("PROXYFS_DAEMON_RACE") == "" {
 		os.Setenv("PROXYFS_DAEMON_RACE", "0")
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if cmdPath != "" {
+		os.RemoveAll(filepath.Dir(cmdPath))
+	}
+	os.Exit(code)
 }
 
 // env is a real proxyfsd, a Client mounted on its volume as root, and that

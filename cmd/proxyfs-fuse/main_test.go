@@ -21,6 +21,15 @@ var (
 	buildOut  []byte
 )
 
+// TestMain removes the binary the tests built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binary != "" {
+		os.RemoveAll(filepath.Dir(binary))
+	}
+	os.Exit(code)
+}
+
 // build builds proxyfs-fuse into a temporary directory, once.
 func build(t *testing.T) string {
 	t.Helper()
@@ -176,6 +185,31 @@ func TestForegroundSIGTERM(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDaemonGoneAtUnmount: fusermount3 -u ends the command even when
+// proxyfsd is gone (it does not wait for the daemon to unmount there).
+func TestDaemonGoneAtUnmount(t *testing.T) {
+	needFUSE(t)
+	d := daemontest.Start(t, daemontest.Options{LogLevel: "info"})
+	bin := build(t)
+	dir := t.TempDir()
+	if out, err := exec.Command(bin, "-o", "server="+d.UnixPath, "default", dir).CombinedOutput(); err != nil {
+		t.Fatalf("proxyfs-fuse: %v\n%s", err, out)
+	}
+	t.Cleanup(func() {
+		if pid := processOf(dir); pid != 0 {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		if mounted(dir) {
+			_ = syscall.Unmount(dir, syscall.MNT_DETACH)
+		}
+	})
+	d.Kill()
+	if out, err := exec.Command("fusermount3", "-u", dir).CombinedOutput(); err != nil {
+		t.Fatalf("fusermount3 -u: %v %s", err, out)
+	}
+	waitFor(t, "the process to exit with the daemon gone", func() bool { return processOf(dir) == 0 })
 }
 
 // TestUsage: bad command lines are exit status 2.

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/proxyfs/proxyfs/fusefs"
 	"github.com/proxyfs/proxyfs/internal/version"
@@ -31,6 +32,9 @@ func exitCode(err error) int {
 	}
 	return 1
 }
+
+// unmountTimeout bounds the unmount on the server at exit.
+const unmountTimeout = 5 * time.Second
 
 // readyEnv names the descriptor on which a background child reports that
 // the mount is there ("ok") or why it failed.
@@ -115,7 +119,14 @@ func serve(ctx context.Context, volume, dir string, cfg fusefs.MountConfig, stde
 	if err != nil {
 		return err
 	}
-	defer m.Unmount(context.Background())
+	defer func() {
+		// The FUSE mount is gone; the server's mount goes too, but the
+		// daemon may be gone as well: do not wait for it (the server
+		// reclaims the mount after its mount_grace anyway).
+		ctx, cancel := context.WithTimeout(context.Background(), unmountTimeout)
+		defer cancel()
+		_ = m.Unmount(ctx)
+	}()
 	fs := fusefs.New(m, cfg.Options)
 	srv, err := fs.Mount(dir)
 	if err != nil {
