@@ -1,9 +1,11 @@
 # proxyfs top-level Makefile: build, run, test, install.
 #
 #   make run      build proxyfsd and run it on the embedded default config
-#   make test     the whole suite: go vet, Go tests with -race, C library tests
-#                 (plain, AddressSanitizer+UBSan, valgrind), the Samba module
-#                 end to end (smbd, smbclient, smbtorture; as root)
+#   make test     the whole suite: go vet, Go tests with -race (the FUSE mount
+#                 among them: fusefs, cmd/proxyfs-fuse; as root, /dev/fuse),
+#                 C library tests (plain, AddressSanitizer+UBSan, valgrind),
+#                 the Samba module end to end (smbd, smbclient, smbtorture;
+#                 as root)
 #   make install  PREFIX=/usr/local DESTDIR=   daemon, library, header, .pc,
 #                 the Python package (python/)
 #   make python-test  the Python bindings' pytest suite against a real daemon
@@ -37,13 +39,14 @@ PYVER       = $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info
 pythondir   = $(if $(filter /usr /usr/,$(1)),$(1)/lib/python3/dist-packages,$(1)/lib/python$(PYVER)/dist-packages)
 PYTHONDIR  ?= $(call pythondir,$(PREFIX))
 
-.PHONY: all build run test go-test c-test samba-test python-test install-test fuzz vet lib install install-strip clean bench bench-python
+.PHONY: all build run test go-test c-test samba-test python-test install-test fuzz vet lib install install-strip clean bench bench-python bench-fuse
 
 all: build lib
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/proxyfsd ./cmd/proxyfsd
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/pfs ./cmd/pfs
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/proxyfs-fuse ./cmd/proxyfs-fuse
 
 lib:
 	$(MAKE) -C libproxyfs
@@ -103,6 +106,7 @@ install: build lib
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/proxyfs $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)
 	install -m 0755 $(INSTALL_STRIP) bin/proxyfsd $(DESTDIR)$(BINDIR)/proxyfsd
 	test ! -e bin/pfs || install -m 0755 $(INSTALL_STRIP) bin/pfs $(DESTDIR)$(BINDIR)/pfs
+	test ! -e bin/proxyfs-fuse || install -m 0755 $(INSTALL_STRIP) bin/proxyfs-fuse $(DESTDIR)$(BINDIR)/proxyfs-fuse
 	install -m 0644 dist/proxyfsd.toml $(DESTDIR)$(DOCDIR)/proxyfsd.toml.example
 	test -e $(DESTDIR)$(SYSCONFDIR)/proxyfs/proxyfsd.toml || \
 		install -m 0644 dist/proxyfsd.toml $(DESTDIR)$(SYSCONFDIR)/proxyfs/proxyfsd.toml
@@ -148,6 +152,13 @@ bench-quick: build lib
 bench-python: build lib
 	$(MAKE) -C bench bench
 	$(PYTHON) bench/pybench.py --proxyfsd $(PROXYFSD) $(PYBENCH_ARGS)
+
+# bench-fuse compares a proxyfs FUSE mount with the local disk under it
+# (fio sequential write+fsync and read, 4 KiB random read; a metadata
+# workload of 10 000 files) and prints the ratios (bench/fuse.sh).
+bench-fuse: build
+	$(GO) build -o bin/fusemeta ./bench/fusemeta
+	sh bench/fuse.sh $(CURDIR)/bin
 
 clean:
 	rm -rf bin

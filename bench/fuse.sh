@@ -1,0 +1,85 @@
+#!/bin/sh
+# bench/fuse.sh BINDIR: make bench-fuse. Starts a proxyfsd (local engine)
+# on a temporary directory, mounts its volume with proxyfs-fuse, and runs
+# the same workloads on the mount and on a directory of the local disk
+# beside the volume (the limit): fio sequential 1 MiB write with fsync,
+# sequential 1 MiB read, 4 KiB random read, and fusemeta (create, stat,
+# readdir, unlink of 10 000 files). Prints each figure and the ratio
+# mount/local. Needs root (or fusermount3), fio and python3.
+# BENCH_FUSE_SIZE (default 512M) and BENCH_FUSE_OPTS (-o options) tune it.
+set -eu
+BIN=$1
+SIZE=${BENCH_FUSE_SIZE:-512M}
+OPTS=${BENCH_FUSE_OPTS:-}
+BASE=$(mktemp -d "${TMPDIR:-/var/tmp}/bench-fuse.XXXXXX")
+MNT=$BASE/mnt
+LOCAL=$BASE/local
+mkdir -p "$MNT" "$LOCAL"
+cat > "$BASE/proxyfsd.toml" <<CONF
+[server]
+tcp = ""
+unix = "$BASE/proxyfsd.sock"
+[metrics]
+listen = ""
+[log]
+level = "warn"
+[[volume]]
+name = "bench"
+path = "$BASE/vol"
+auto_format = true
+CONF
+"$BIN/proxyfsd" -config "$BASE/proxyfsd.toml" > "$BASE/proxyfsd.log" 2>&1 &
+DPID=$!
+cleanup() {
+	fusermount3 -u "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null || true
+	kill "$DPID" 2>/dev/null || true
+	wait "$DPID" 2>/dev/null || true
+	rm -rf "$BASE"
+}
+trap cleanup EXIT INT TERM
+i=0
+until [ -S "$BASE/proxyfsd.sock" ]; do
+	i=$((i + 1)); [ $i -lt 100 ] || { cat "$BASE/proxyfsd.log"; exit 1; }
+	sleep 0.1
+done
+"$BIN/proxyfs-fuse" -o "server=$BASE/proxyfsd.sock${OPTS:+,$OPTS}" bench "$MNT"
+
+# fiojob NAME DIR ARGS...: prints the bandwidth in MiB/s (or IOPS for
+# randread).
+fiojob() {
+	name=$1 dir=$2; shift 2
+	fio --name="$name" --directory="$dir" --ioengine=psync --output-format=json "$@" > "$BASE/fio.json"
+	python3 - "$BASE/fio.json" "$name" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))["jobs"][0]
+name = sys.argv[2]
+if name == "randread":
+    print("%.0f" % j["read"]["iops"])
+elif name == "write":
+    print("%.1f" % (j["write"]["bw_bytes"] / 1048576))
+else:
+    print("%.1f" % (j["read"]["bw_bytes"] / 1048576))
+PY
+	rm -f "$dir/$name".*
+}
+
+ratio() { python3 -c "print('%.2f' % ($1 / $2))"; }
+
+printf '%-28s %12s %12s %7s %s\n' workload fuse local ratio target
+for where in fuse local; do
+	dir=$MNT; [ $where = local ] && dir=$LOCAL
+	eval "w_$where=\$(fiojob write $dir --rw=write --bs=1M --size=$SIZE --end_fsync=1)"
+	# The file read is the one written: lay it out again, then read.
+	fio --name=read --directory="$dir" --rw=write --bs=1M --size="$SIZE" --ioengine=psync > /dev/null
+	eval "r_$where=\$(fiojob read $dir --rw=read --bs=1M --size=$SIZE)"
+	fio --name=randread --directory="$dir" --rw=write --bs=1M --size=256M --ioengine=psync > /dev/null
+	eval "rr_$where=\$(fiojob randread $dir --rw=randread --bs=4k --size=256M --runtime=10 --time_based)"
+	eval "m_$where=\$("$BIN/fusemeta" -n 10000 -j 4 "$dir")"
+done
+printf '%-28s %12s %12s %7s %s\n' "seq write 1M + fsync MiB/s" "$w_fuse" "$w_local" "$(ratio "$w_fuse" "$w_local")" ">=0.6"
+printf '%-28s %12s %12s %7s %s\n' "seq read 1M MiB/s" "$r_fuse" "$r_local" "$(ratio "$r_fuse" "$r_local")" ">=0.6"
+printf '%-28s %12s %12s %7s %s\n' "rand read 4K IOPS" "$rr_fuse" "$rr_local" "$(ratio "$rr_fuse" "$rr_local")" "-"
+mf=$(echo "$m_fuse" | awk '{print $NF}'); ml=$(echo "$m_local" | awk '{print $NF}')
+printf '%-28s %12s %12s %7s %s\n' "metadata 10k files s" "$mf" "$ml" "$(ratio "$ml" "$mf")" ">=0.3"
+echo "fuse:  $m_fuse"
+echo "local: $m_local"

@@ -1,0 +1,62 @@
+// Package fusefs serves a proxyfs volume as a local filesystem through
+// FUSE: the Linux kernel sends the requests of every program that uses the
+// mount point, and FS answers each one with calls of the Go client
+// (rpcapi/client) to proxyfsd.
+//
+// FS implements go-fuse's raw interface (fuse.RawFileSystem), one method per
+// FUSE request, rather than go-fuse's node tree (package fs): the server
+// already has what that tree would keep, so the kernel's node ids are the
+// server's inode numbers (the volume root is inode 1, FUSE's root id, and
+// the server never reuses a number), directory offsets are the server's
+// readdir cookies, and a FUSE file handle names a server-side open handle.
+// Nothing is cached in the process beyond what the kernel needs counted.
+//
+// # Requests
+//
+//   - lookup, forget: FS counts the kernel's references to each inode
+//     (Lookups) as the FUSE contract requires: every reply that hands an
+//     entry to the kernel (lookup, create, mknod, mkdir, symlink, link,
+//     each entry of readdirplus but . and ..) adds one, forget takes them
+//     away. Inodes live on the server, which frees a file at its last unlink
+//     unless a handle is open on it, so forget needs no server call.
+//   - open, create: each FUSE open is a server handle (Mount.Open). A file
+//     unlinked, or renamed over, while open stays readable and writable
+//     until its last release, also across a daemon restart (the client opens
+//     its handles again with reclaim).
+//   - opendir, readdir, readdirplus, releasedir: the offset of an entry is
+//     the server's cookie (. is 1, .. is 2), so seekdir and telldir work and
+//     entries added or removed meanwhile never make others repeat or vanish.
+//   - getattr, setattr: every field of the setattr mask, sizes through open
+//     handles (ftruncate of an unlinked file), and times set to now on the
+//     server's clock.
+//   - getlk, setlk, setlkw, flock: POSIX record locks and flock go to the
+//     server's lock manager, so they hold between every client of the
+//     volume. A process's POSIX locks go at any close(2) of the file by
+//     it, open file description locks (F_OFD_SETLK) with their file,
+//     flock locks with theirs. A setlkw or blocking flock waits on the server and ends with
+//     EINTR when the kernel interrupts it (a signal to the caller).
+//   - fallocate, lseek (SEEK_DATA, SEEK_HOLE) and copy_file_range are the
+//     server's fallocate, lseek and copy_range: a copy does not cross the
+//     wire.
+//   - rename: plain rename(2); RENAME_NOREPLACE and RENAME_EXCHANGE are
+//     EINVAL, since the server has no atomic form of either.
+//   - mknod: regular files only; fifos, sockets and devices are EPERM
+//     (the server stores none of them).
+//   - getxattr, setxattr, listxattr, removexattr, statfs, access, fsync,
+//     fsyncdir, flush.
+//
+// # Identity
+//
+// Every server call goes through FS.as, which takes the FUSE request's
+// caller (uid, gid, pid). Today the Go client has one identity per Mount,
+// the mount's, so FS mounts as root, the kernel checks permissions against
+// the attributes (the default_permissions mount option, always on), and
+// the inodes a caller creates are given to the caller (FS.own). When the
+// client can send an identity per call, FS.as is the one place to change.
+//
+// # Errors
+//
+// Every handler returns the errno of the server's answer, converted in one
+// place (status): a client error carries the server's errno, a canceled
+// call is EINTR, anything else EIO.
+package fusefs

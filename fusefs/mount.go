@@ -1,0 +1,107 @@
+package fusefs
+
+import (
+	"fmt"
+	"log"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// Server is a mounted FS: the kernel's FUSE connection and the goroutines
+// that answer it.
+type Server struct {
+	srv  *fuse.Server
+	dir  string
+	done chan struct{}
+}
+
+// MountOptions returns go-fuse's options for fs: default_permissions
+// (see the package documentation, "Identity"), POSIX and flock locks
+// forwarded, 1 MiB requests, the writeback cache if asked for, requests
+// served concurrently.
+func (fs *FS) MountOptions() *fuse.MountOptions {
+	o := fs.opts
+	name := o.FsName
+	if name == "" {
+		name = "proxyfs:" + fs.m.Volume()
+	}
+	mo := &fuse.MountOptions{
+		AllowOther:   o.AllowOther,
+		Options:      []string{"default_permissions"},
+		FsName:       name,
+		Name:         "proxyfs",
+		MaxWrite:     o.MaxWrite,
+		MaxReadAhead: o.MaxWrite,
+		EnableLocks:  true,
+		// The kernel's readdir buffers and background requests: enough
+		// for several readers at once.
+		MaxBackground: 64,
+		Debug:         o.Debug,
+	}
+	if o.ReadOnly {
+		mo.Options = append(mo.Options, "ro")
+	}
+	if o.WritebackCache {
+		mo.ExtraCapabilities |= fuse.CAP_WRITEBACK_CACHE
+	}
+	if o.Debug {
+		mo.Logger = log.New(os.Stderr, "", log.LstdFlags|log.Lmicroseconds)
+	}
+	return mo
+}
+
+// Mount mounts fs on dir (fusermount3 does it, so a user may mount on a
+// directory of theirs) and serves it in the background. It returns once the
+// kernel has the mount.
+func (fs *FS) Mount(dir string) (*Server, error) {
+	srv, err := fuse.NewServer(fs, dir, fs.MountOptions())
+	if err != nil {
+		return nil, fmt.Errorf("mount %s: %w", dir, err)
+	}
+	s := &Server{srv: srv, dir: dir, done: make(chan struct{})}
+	go func() {
+		srv.Serve()
+		close(s.done)
+	}()
+	if err := srv.WaitMount(); err != nil {
+		_ = s.Unmount()
+		return nil, fmt.Errorf("mount %s: %w", dir, err)
+	}
+	return s, nil
+}
+
+// Done is closed when the mount is gone (Unmount, fusermount -u, umount)
+// and every request has been answered.
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+// Wait returns when the mount is gone.
+func (s *Server) Wait() { <-s.done }
+
+// Unmount unmounts: as fusermount -u does when nothing uses the mount,
+// else detached (umount -l: the mount point is free at once, and the
+// kernel sends the open files' last releases as their users close them).
+// It returns once the FUSE connection has ended.
+func (s *Server) Unmount() error {
+	select {
+	case <-s.done:
+		return nil
+	default:
+	}
+	err := s.srv.Unmount()
+	if err != nil {
+		// Busy: detach. fusermount3 -u -z needs no privilege for the
+		// user who mounted; root can call umount2 itself.
+		if derr := syscall.Unmount(s.dir, syscall.MNT_DETACH); derr != nil {
+			return fmt.Errorf("unmount %s: %v (detach: %v)", s.dir, err, derr)
+		}
+	}
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Second):
+		return fmt.Errorf("unmount %s: the FUSE connection is still open after 10s", s.dir)
+	}
+	return nil
+}
