@@ -87,7 +87,26 @@ struct pfs_conn {
 	bool pathref_handles;
 	uint64_t nhandles; /* proxyfs_open handles held (leak check) */
 	uint64_t lost_locks; /* proxyfs_lost_locks already logged */
+	/*
+	 * The entry pfs_readdir returned last, with the stat of its
+	 * readdir_plus batch. smbd opens a pathref of every entry it lists
+	 * right after reading it (to read its DOS attributes): that openat
+	 * takes the inode and stat from here instead of a lookup round trip.
+	 * Used once, for PFS_RD_TTL_NS at most, and forgotten on any change
+	 * made through this connection.
+	 */
+	struct {
+		bool valid;
+		uint64_t dir_ino;
+		uint64_t ino;
+		struct timespec when; /* CLOCK_MONOTONIC */
+		proxyfs_stat_t st;
+		char name[256];
+	} rd;
+	uint64_t rd_hits; /* openat served from rd (DBG_DEBUG at disconnect) */
 };
+
+#define PFS_RD_TTL_NS 1000000000LL
 
 struct pfs_fh {
 	uint64_t ino;
@@ -253,11 +272,63 @@ static struct pfs_fh *pfs_fetch_fh(struct vfs_handle_struct *handle,
 }
 
 /* The fsp's file changes: the stat of its open is stale. */
+static void pfs_rd_forget(struct pfs_conn *pc)
+{
+	if (pc != NULL) {
+		pc->rd.valid = false;
+	}
+}
+
+/* Remember the entry readdir returned (name in dir_ino, with its stat). */
+static void pfs_rd_remember(struct pfs_conn *pc, uint64_t dir_ino,
+			    const char *name, const proxyfs_stat_t *ps)
+{
+	size_t n = strlen(name);
+
+	pc->rd.valid = false;
+	if (n >= sizeof(pc->rd.name) || ps->ino == 0 ||
+	    strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
+		return;
+	}
+	memcpy(pc->rd.name, name, n + 1);
+	pc->rd.dir_ino = dir_ino;
+	pc->rd.ino = ps->ino;
+	pc->rd.st = *ps;
+	clock_gettime(CLOCK_MONOTONIC, &pc->rd.when);
+	pc->rd.valid = true;
+}
+
+/* The entry (dir_ino, name) if readdir has just returned it: its inode
+ * and stat, once. */
+static bool pfs_rd_take(struct pfs_conn *pc, uint64_t dir_ino,
+			const char *name, uint64_t *ino, proxyfs_stat_t *ps)
+{
+	struct timespec now;
+	int64_t age;
+
+	if (!pc->rd.valid || pc->rd.dir_ino != dir_ino ||
+	    strcmp(pc->rd.name, name) != 0) {
+		return false;
+	}
+	pc->rd.valid = false;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	age = (int64_t)(now.tv_sec - pc->rd.when.tv_sec) * 1000000000LL +
+	      (now.tv_nsec - pc->rd.when.tv_nsec);
+	if (age < 0 || age > PFS_RD_TTL_NS) {
+		return false;
+	}
+	*ino = pc->rd.ino;
+	*ps = pc->rd.st;
+	pc->rd_hits++;
+	return true;
+}
+
 static void pfs_fh_changed(struct vfs_handle_struct *handle,
 			   const struct files_struct *fsp)
 {
 	struct pfs_fh *pfh = pfs_fetch_fh(handle, fsp);
 
+	pfs_rd_forget(pfs_get_conn(handle));
 	if (pfh != NULL) {
 		pfh->have_stat = false;
 	}
@@ -593,6 +664,11 @@ static void pfs_disconnect(struct vfs_handle_struct *handle)
 {
 	struct pfs_conn *pc = pfs_get_conn(handle);
 
+	if (pc != NULL) {
+		DBG_DEBUG("proxyfs: %llu pathref opens served by readdir's stat\n",
+			  (unsigned long long)pc->rd_hits);
+	}
+
 	if (pc == NULL) {
 		return;
 	}
@@ -737,8 +813,13 @@ static struct dirent *pfs_readdir(struct vfs_handle_struct *handle,
 	}
 	d->de = *de;
 	d->prev = de->d_off;
-	if (sbuf != NULL && ps != NULL) {
-		pfs_stat_to_ex(ps, sbuf);
+	if (ps != NULL) {
+		pfs_rd_remember(pc, d->ino, de->d_name, ps);
+		if (sbuf != NULL) {
+			pfs_stat_to_ex(ps, sbuf);
+		}
+	} else {
+		pfs_rd_forget(pc);
 	}
 	free(de);
 	free(ps);
@@ -803,6 +884,8 @@ static int pfs_mkdirat(struct vfs_handle_struct *handle,
 	proxyfs_stat_t ps;
 	int rc;
 
+	pfs_rd_forget(pc);
+
 	rc = pfs_resolve_at(frame, handle, dirfsp, smb_fname->base_name, &at);
 	if (rc == 0 && at.is_self) {
 		rc = EEXIST;
@@ -834,6 +917,7 @@ static int pfs_openat(struct vfs_handle_struct *handle,
 	int accmode = flags & O_ACCMODE;
 	bool opath = (flags & O_PATH) != 0 || fsp->fsp_flags.is_pathref;
 	bool created = false;
+	bool listed = false; /* the entry readdir has just returned */
 	struct pfs_at at;
 	struct pfs_fh *pfh;
 	proxyfs_stat_t ps;
@@ -855,6 +939,9 @@ static int pfs_openat(struct vfs_handle_struct *handle,
 	rc = pfs_resolve_at(frame, handle, dirfsp, smb_fname->base_name, &at);
 	if (rc != 0) {
 		goto out;
+	}
+	if ((flags & (O_CREAT | O_TRUNC)) || accmode != O_RDONLY) {
+		pfs_rd_forget(pc); /* it may change what readdir returned */
 	}
 
 	if (at.is_self) {
@@ -879,6 +966,8 @@ static int pfs_openat(struct vfs_handle_struct *handle,
 							 at.base, &ino, &ps);
 			}
 		}
+	} else if (opath && pfs_rd_take(pc, at.dir_ino, at.base, &ino, &ps)) {
+		listed = true;
 	} else {
 		rc = proxyfs_lookup_stat(pc->mh, at.dir_ino, at.base, &ino,
 					 &ps);
@@ -943,7 +1032,12 @@ static int pfs_openat(struct vfs_handle_struct *handle,
 		}
 	}
 
-	if (!opath || pc->pathref_handles) {
+	/*
+	 * A pathref of an entry being listed takes no handle: smbd reads its
+	 * DOS attributes and closes it at once, and a handle would only pin
+	 * the file for that moment (an open and a close per listed entry).
+	 */
+	if (!opath || (pc->pathref_handles && !listed)) {
 		int oflags = opath ? O_RDONLY : accmode;
 		rc = proxyfs_open(pc->mh, ino, oflags, &fh);
 		if (rc != 0) {
@@ -1045,6 +1139,8 @@ static ssize_t pfs_pwrite(struct vfs_handle_struct *handle, files_struct *fsp,
 	struct pfs_fh *pfh = pfs_fetch_fh(handle, fsp);
 	size_t done = 0;
 	int rc;
+
+	pfs_rd_forget(pc);
 
 	if (pfh == NULL) {
 		return pfs_fail(EBADF);
@@ -1344,6 +1440,10 @@ static struct tevent_req *pfs_aio_send(struct vfs_handle_struct *handle,
 	uint64_t max_io = 0;
 	int rc;
 
+	if (kind == PFS_JOB_WRITE) {
+		pfs_rd_forget(pc);
+	}
+
 	req = tevent_req_create(mem_ctx, &state, struct pfs_aio_state);
 	if (req == NULL) {
 		return NULL;
@@ -1613,6 +1713,8 @@ static int pfs_unlinkat(struct vfs_handle_struct *handle,
 	struct pfs_at at;
 	int rc;
 
+	pfs_rd_forget(pc);
+
 	if (is_named_stream(smb_fname)) {
 		TALLOC_FREE(frame);
 		return pfs_fail(ENOENT);
@@ -1644,6 +1746,8 @@ static int pfs_renameat(struct vfs_handle_struct *handle,
 	TALLOC_CTX *frame = talloc_stackframe();
 	struct pfs_at src, dst;
 	int rc;
+
+	pfs_rd_forget(pc);
 
 	if (is_named_stream(smb_fname_src) ||
 	    is_named_stream(smb_fname_dst)) {
@@ -1682,6 +1786,8 @@ static int pfs_linkat(struct vfs_handle_struct *handle,
 	uint64_t ino = 0;
 	int rc;
 
+	pfs_rd_forget(pc);
+
 	(void)flags;
 	rc = pfs_resolve_at(frame, handle, srcfsp, old_smb_fname->base_name,
 			    &src);
@@ -1719,6 +1825,8 @@ static int pfs_symlinkat(struct vfs_handle_struct *handle,
 	struct pfs_at at;
 	proxyfs_stat_t ps;
 	int rc;
+
+	pfs_rd_forget(pc);
 
 	rc = pfs_resolve_at(frame, handle, dirfsp, new_smb_fname->base_name,
 			    &at);
@@ -1941,6 +2049,8 @@ static int pfs_lchown(struct vfs_handle_struct *handle,
 	struct pfs_conn *pc = pfs_get_conn(handle);
 	char *path;
 	int rc;
+
+	pfs_rd_forget(pc);
 
 	path = pfs_abs_path(talloc_tos(), pc, smb_fname->base_name);
 	if (path == NULL) {
