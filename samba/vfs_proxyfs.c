@@ -104,6 +104,34 @@ struct pfs_conn {
 		char name[256];
 	} rd;
 	uint64_t rd_hits; /* openat served from rd (DBG_DEBUG at disconnect) */
+	/*
+	 * The extended attributes this connection knows for one inode, for
+	 * PFS_RD_TTL_NS at most: a file it has just created has none (none),
+	 * and the value it has just set (name, value) is the value. smbd
+	 * reads user.DOSATTRIB back right after creating a file and after
+	 * setting it, and again after the first write.
+	 */
+	struct {
+		bool valid;
+		bool none;	 /* no xattrs at all */
+		uint64_t ino;
+		struct timespec when;
+		char name[64];
+		size_t len;
+		char value[256];
+	} xc;
+	uint64_t xc_hits;
+	/* The case-insensitive lookup of the last exact lookup that failed:
+	 * smbd asks get_real_filename_at right after (dir_ino, name) is not
+	 * found. Used once, within PFS_RD_TTL_NS. */
+	struct {
+		bool valid;
+		bool found;
+		uint64_t dir_ino;
+		struct timespec when;
+		char name[256];
+		char real[256];
+	} ci;
 };
 
 #define PFS_RD_TTL_NS 1000000000LL
@@ -276,7 +304,99 @@ static void pfs_rd_forget(struct pfs_conn *pc)
 {
 	if (pc != NULL) {
 		pc->rd.valid = false;
+		pc->ci.valid = false;
 	}
+}
+
+/* Whether a remembered answer taken at *when is still young enough. */
+static bool pfs_fresh(const struct timespec *when)
+{
+	struct timespec now;
+	int64_t age;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	age = (int64_t)(now.tv_sec - when->tv_sec) * 1000000000LL +
+	      (now.tv_nsec - when->tv_nsec);
+	return age >= 0 && age <= PFS_RD_TTL_NS;
+}
+
+/* What this connection knows of ino's xattrs (see struct pfs_conn). */
+static void pfs_xc_none(struct pfs_conn *pc, uint64_t ino)
+{
+	pc->xc.valid = true;
+	pc->xc.none = true;
+	pc->xc.ino = ino;
+	pc->xc.name[0] = '\0';
+	pc->xc.len = 0;
+	clock_gettime(CLOCK_MONOTONIC, &pc->xc.when);
+}
+
+static void pfs_xc_set(struct pfs_conn *pc, uint64_t ino, const char *name,
+		       const void *value, size_t len)
+{
+	size_t n = strlen(name);
+
+	pc->xc.valid = false;
+	if (n >= sizeof(pc->xc.name) || len > sizeof(pc->xc.value)) {
+		return;
+	}
+	memcpy(pc->xc.name, name, n + 1);
+	memcpy(pc->xc.value, value, len);
+	pc->xc.len = len;
+	pc->xc.none = false;
+	pc->xc.ino = ino;
+	clock_gettime(CLOCK_MONOTONIC, &pc->xc.when);
+	pc->xc.valid = true;
+}
+
+/* Exact lookup of name in dir_ino, through the case-insensitive lookup:
+ * when nothing matches, get_real_filename_at (which smbd calls next) is
+ * answered without another round trip. */
+static int pfs_lookup_exact(struct pfs_conn *pc, uint64_t dir_ino,
+			    const char *name, uint64_t *ino,
+			    proxyfs_stat_t *ps)
+{
+	char *real = NULL;
+	uint64_t i = 0;
+	proxyfs_stat_t st;
+	size_t n = strlen(name);
+	int rc;
+
+	pc->ci.valid = false;
+	rc = proxyfs_lookup_ci(pc->mh, dir_ino, name, &real, &i, &st);
+	if (rc == 0 && strcmp(real, name) == 0) {
+		free(real);
+		if (ino != NULL) {
+			*ino = i;
+		}
+		*ps = st;
+		return 0;
+	}
+	if (rc == ENOENT && n < sizeof(pc->ci.name)) {
+		memcpy(pc->ci.name, name, n + 1);
+		pc->ci.dir_ino = dir_ino;
+		pc->ci.found = false;
+		clock_gettime(CLOCK_MONOTONIC, &pc->ci.when);
+		pc->ci.valid = true;
+		return ENOENT;
+	}
+	if (rc != 0) {
+		return rc;
+	}
+	/* another case matches: the exact name may exist too ("Foo" and
+	 * "foo" side by side) */
+	rc = proxyfs_lookup_stat(pc->mh, dir_ino, name, ino, ps);
+	if (rc == ENOENT && n < sizeof(pc->ci.name) &&
+	    strlen(real) < sizeof(pc->ci.real)) {
+		memcpy(pc->ci.name, name, n + 1);
+		memcpy(pc->ci.real, real, strlen(real) + 1);
+		pc->ci.dir_ino = dir_ino;
+		pc->ci.found = true;
+		clock_gettime(CLOCK_MONOTONIC, &pc->ci.when);
+		pc->ci.valid = true;
+	}
+	free(real);
+	return rc;
 }
 
 /* Remember the entry readdir returned (name in dir_ino, with its stat). */
@@ -303,18 +423,12 @@ static void pfs_rd_remember(struct pfs_conn *pc, uint64_t dir_ino,
 static bool pfs_rd_take(struct pfs_conn *pc, uint64_t dir_ino,
 			const char *name, uint64_t *ino, proxyfs_stat_t *ps)
 {
-	struct timespec now;
-	int64_t age;
-
 	if (!pc->rd.valid || pc->rd.dir_ino != dir_ino ||
 	    strcmp(pc->rd.name, name) != 0) {
 		return false;
 	}
 	pc->rd.valid = false;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	age = (int64_t)(now.tv_sec - pc->rd.when.tv_sec) * 1000000000LL +
-	      (now.tv_nsec - pc->rd.when.tv_nsec);
-	if (age < 0 || age > PFS_RD_TTL_NS) {
+	if (!pfs_fresh(&pc->rd.when)) {
 		return false;
 	}
 	*ino = pc->rd.ino;
@@ -501,7 +615,7 @@ static int pfs_at_stat(struct pfs_conn *pc, const struct pfs_at *at,
 		}
 		return rc;
 	}
-	return proxyfs_lookup_stat(pc->mh, at->dir_ino, at->base, ino, ps);
+	return pfs_lookup_exact(pc, at->dir_ino, at->base, ino, ps);
 }
 
 /*
@@ -665,8 +779,10 @@ static void pfs_disconnect(struct vfs_handle_struct *handle)
 	struct pfs_conn *pc = pfs_get_conn(handle);
 
 	if (pc != NULL) {
-		DBG_DEBUG("proxyfs: %llu pathref opens served by readdir's stat\n",
-			  (unsigned long long)pc->rd_hits);
+		DBG_DEBUG("proxyfs: %llu pathref opens served by readdir's "
+			  "stat, %llu xattr reads by what was just set\n",
+			  (unsigned long long)pc->rd_hits,
+			  (unsigned long long)pc->xc_hits);
 	}
 
 	if (pc == NULL) {
@@ -969,11 +1085,13 @@ static int pfs_openat(struct vfs_handle_struct *handle,
 	} else if (opath && pfs_rd_take(pc, at.dir_ino, at.base, &ino, &ps)) {
 		listed = true;
 	} else {
-		rc = proxyfs_lookup_stat(pc->mh, at.dir_ino, at.base, &ino,
-					 &ps);
+		rc = pfs_lookup_exact(pc, at.dir_ino, at.base, &ino, &ps);
 	}
 	if (rc != 0) {
 		goto out;
+	}
+	if (created) {
+		pfs_xc_none(pc, ino);
 	}
 
 	type = ps.mode & S_IFMT;
@@ -1992,7 +2110,16 @@ static NTSTATUS pfs_get_real_filename_at(struct vfs_handle_struct *handle,
 	int rc;
 
 	rc = pfs_fsp_ino(handle, dirfsp, &dir_ino);
-	if (rc == 0) {
+	if (rc == 0 && pc->ci.valid && pc->ci.dir_ino == dir_ino &&
+	    strcmp(pc->ci.name, name) == 0 && pfs_fresh(&pc->ci.when)) {
+		/* the lookup that has just failed asked this already */
+		pc->ci.valid = false;
+		if (!pc->ci.found) {
+			return NT_STATUS_OBJECT_NAME_NOT_FOUND;
+		}
+		real = strdup(pc->ci.real);
+		rc = real == NULL ? ENOMEM : 0;
+	} else if (rc == 0) {
 		rc = proxyfs_lookup_ci(pc->mh, dir_ino, name, &real, NULL,
 				       NULL);
 	}
@@ -2172,6 +2299,22 @@ static ssize_t pfs_fgetxattr(struct vfs_handle_struct *handle,
 	int rc;
 
 	rc = pfs_fsp_ino(handle, fsp, &ino);
+	if (rc == 0 && pc->xc.valid && pc->xc.ino == ino &&
+	    (pc->xc.none || strcmp(pc->xc.name, name) == 0) &&
+	    pfs_fresh(&pc->xc.when)) {
+		pc->xc_hits++;
+		if (pc->xc.none) {
+			return pfs_fail(ENODATA);
+		}
+		if (size == 0) {
+			return (ssize_t)pc->xc.len;
+		}
+		if (size < pc->xc.len) {
+			return pfs_fail(ERANGE);
+		}
+		memcpy(value, pc->xc.value, pc->xc.len);
+		return (ssize_t)pc->xc.len;
+	}
 	if (rc == 0) {
 		rc = proxyfs_get_xattr(pc->mh, ino, name, value, size, &out);
 	}
@@ -2190,6 +2333,11 @@ static ssize_t pfs_flistxattr(struct vfs_handle_struct *handle,
 	int rc;
 
 	rc = pfs_fsp_ino(handle, fsp, &ino);
+	if (rc == 0 && pc->xc.valid && pc->xc.none && pc->xc.ino == ino &&
+	    pfs_fresh(&pc->xc.when)) {
+		pc->xc_hits++;
+		return 0; /* created by this connection, nothing set since */
+	}
 	if (rc == 0) {
 		rc = proxyfs_list_xattr(pc->mh, ino, list, size, &out);
 	}
@@ -2207,6 +2355,7 @@ static int pfs_fremovexattr(struct vfs_handle_struct *handle,
 	int rc;
 
 	pfs_fh_changed(handle, fsp);
+	pc->xc.valid = false;
 	rc = pfs_fsp_ino(handle, fsp, &ino);
 	if (rc == 0) {
 		rc = proxyfs_remove_xattr(pc->mh, ino, name);
@@ -2230,9 +2379,13 @@ static int pfs_fsetxattr(struct vfs_handle_struct *handle, files_struct *fsp,
 		pflags |= PROXYFS_XATTR_REPLACE;
 	}
 	pfs_fh_changed(handle, fsp);
+	pc->xc.valid = false;
 	rc = pfs_fsp_ino(handle, fsp, &ino);
 	if (rc == 0) {
 		rc = proxyfs_set_xattr(pc->mh, ino, name, value, size, pflags);
+	}
+	if (rc == 0) {
+		pfs_xc_set(pc, ino, name, value, size);
 	}
 	return rc == 0 ? 0 : pfs_fail(rc);
 }
