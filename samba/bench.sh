@@ -23,7 +23,8 @@
 # (proxyfs throughput / vfs_default throughput; 1.0 = as fast), the target
 # and PASS or MISS, then proxyfsd's requests per file for mput and per
 # entry for ls (the daemon's proxyfs_requests_total, before and after the
-# workload on [pfs]). Missed targets are printed, not failures: it exits
+# workload on [pfs]), and the CPU seconds smbd and proxyfsd used in each
+# timed run. Missed targets are printed, not failures: it exits
 # non-zero only when something is broken.
 #
 # Env: ROUNDS (3), BIG_MB, SMALL_N, LIST_N, LS_REPEAT, ONLY="put get mput ls",
@@ -156,14 +157,26 @@ delta() {
     sort -k2,2 -g -r | tr '\n' ' '
 }
 
+# cpu: seconds of CPU used so far by proxyfsd (PROC=pfsd) or by the smbd
+# processes, their reaped children (the session processes) included
+cpu() {
+  local pids
+  if [ "$1" = pfsd ]; then pids=$(cat "$T/proxyfsd.pid"); else pids=$(cat "$SMB/pid/smbd.pid"); pids="$pids $(pgrep -P "$pids" | tr '\n' ' ')"; fi
+  local t=0 p
+  for p in $pids; do
+    t=$((t + $(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
+  echo "scale=2; $t / $(getconf CLK_TCK)" | bc
+}
 declare -A BEST
 record() { # KEY SECONDS: keep the smallest
   local k=$1 s=$2
   if [ -z "${BEST[$k]:-}" ] || [ "$(echo "$s < ${BEST[$k]}" | bc)" = 1 ]; then BEST[$k]=$s; fi
 }
 run_one() { # SHARE WORKLOAD ROUND: time it, record it; prints the seconds
-  local s=$1 w=$2 r=$3 t0 t1 m0 cmds i
+  local s=$1 w=$2 r=$3 t0 t1 m0 cmds i c0 c1 d0 d1
   [ "$s" = pfs ] && m0=$(requests)
+  c0=$(cpu smbd); d0=$(cpu pfsd)
   case $w in
     put)  t0=$(now); smbc "$s" "put $L/big.bin big.bin" >/dev/null || die "[$s] put"; t1=$(now) ;;
     get)  t0=$(now); smbc "$s" "get big.bin /dev/null" >/dev/null || die "[$s] get"; t1=$(now) ;;
@@ -176,6 +189,7 @@ run_one() { # SHARE WORKLOAD ROUND: time it, record it; prints the seconds
           [ "$i" = $((LS_REPEAT * LIST_N)) ] || die "[$s] ls listed $i entries, not $((LS_REPEAT * LIST_N))" ;;
   esac
   local dt; dt=$(echo "$t1 - $t0" | bc)
+  c1=$(cpu smbd); d1=$(cpu pfsd)
   record "$s.$w" "$dt"
   if [ "$s" = pfs ]; then
     case $w in
@@ -183,7 +197,8 @@ run_one() { # SHARE WORKLOAD ROUND: time it, record it; prints the seconds
       ls)   REQ_LS=$(delta "$m0" "$(requests)" $((LS_REPEAT * LIST_N))) ;;
     esac
   fi
-  printf '  round %d %-5s [%s] %8.2f s\n' "$r" "$w" "$s" "$dt"
+  printf '  round %d %-5s [%-5s] %8.2f s   cpu smbd %6.2f s  proxyfsd %6.2f s\n' "$r" "$w" "$s" "$dt" \
+    "$(echo "$c1 - $c0" | bc)" "$(echo "$d1 - $d0" | bc)"
 }
 cleanup_one() { # SHARE WORKLOAD ROUND: untimed
   case $2 in
