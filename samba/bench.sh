@@ -208,7 +208,7 @@ cleanup_one() { # SHARE WORKLOAD ROUND: untimed
 }
 
 echo "bench-smb: smbd $(smbd -V | awk '{print $2}'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)," \
-  "rounds $ROUNDS, $BIG_MB MiB, $SMALL_N small files, $LIST_N entries x $LS_REPEAT ls"
+  "rounds $ROUNDS, workloads: $ONLY ($BIG_MB MiB, $SMALL_N small files, $LIST_N entries x $LS_REPEAT ls)"
 for r in $(seq "$ROUNDS"); do
   if [ $((r % 2)) = 1 ]; then order="pfs plain"; else order="plain pfs"; fi
   for w in $ONLY; do
