@@ -104,6 +104,7 @@ struct pfs_conn {
 		char name[256];
 	} rd;
 	uint64_t rd_hits; /* openat served from rd (DBG_DEBUG at disconnect) */
+	uint64_t gen;	  /* changes made through this process (pfs_rd_forget) */
 	/*
 	 * The extended attributes this connection knows for one inode, for
 	 * PFS_RD_TTL_NS at most: a file it has just created has none (none),
@@ -143,6 +144,10 @@ struct pfs_fh {
 	bool is_dir;
 	off_t pos;	  /* for lseek(SEEK_CUR) */
 	bool have_stat;	  /* st is from the open and not yet used */
+	/* a directory's st (from the open or the last fstat) stays good while
+	 * this process changes nothing (pc->gen) and for PFS_RD_TTL_NS */
+	uint64_t st_gen;
+	struct timespec st_when;
 	SMB_STRUCT_STAT st;
 };
 
@@ -305,6 +310,7 @@ static void pfs_rd_forget(struct pfs_conn *pc)
 	if (pc != NULL) {
 		pc->rd.valid = false;
 		pc->ci.valid = false;
+		pc->gen++;
 	}
 }
 
@@ -1181,6 +1187,8 @@ static int pfs_openat(struct vfs_handle_struct *handle,
 	pfh->pos = 0;
 	pfs_stat_to_ex(&ps, &pfh->st);
 	pfh->have_stat = true;
+	pfh->st_gen = pc->gen;
+	clock_gettime(CLOCK_MONOTONIC, &pfh->st_when);
 
 	fsp->fsp_flags.have_proc_fds = false;
 
@@ -1760,6 +1768,12 @@ static int pfs_fstat(struct vfs_handle_struct *handle, files_struct *fsp,
 		*sbuf = pfh->st;
 		return 0;
 	}
+	if (pfh != NULL && pfh->is_dir && pfh->st_gen == pc->gen &&
+	    pfs_fresh(&pfh->st_when)) {
+		/* smbd stats a parent directory again before a create in it */
+		*sbuf = pfh->st;
+		return 0;
+	}
 	rc = pfs_fsp_ino(handle, fsp, &ino);
 	if (rc != 0) {
 		return pfs_fail(rc);
@@ -1770,6 +1784,11 @@ static int pfs_fstat(struct vfs_handle_struct *handle, files_struct *fsp,
 	}
 	pfs_stat_to_ex(ps, sbuf);
 	free(ps);
+	if (pfh != NULL && pfh->is_dir) {
+		pfh->st = *sbuf;
+		pfh->st_gen = pc->gen;
+		clock_gettime(CLOCK_MONOTONIC, &pfh->st_when);
+	}
 	return 0;
 }
 
