@@ -314,16 +314,21 @@ static void pfs_rd_forget(struct pfs_conn *pc)
 	}
 }
 
+static uint64_t pfs_elapsed_ns(const struct timespec *start)
+{
+	struct timespec now;
+	int64_t ns;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ns = (int64_t)(now.tv_sec - start->tv_sec) * 1000000000LL +
+	     (now.tv_nsec - start->tv_nsec);
+	return ns < 0 ? 0 : (uint64_t)ns;
+}
+
 /* Whether a remembered answer taken at *when is still young enough. */
 static bool pfs_fresh(const struct timespec *when)
 {
-	struct timespec now;
-	int64_t age;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	age = (int64_t)(now.tv_sec - when->tv_sec) * 1000000000LL +
-	      (now.tv_nsec - when->tv_nsec);
-	return age >= 0 && age <= PFS_RD_TTL_NS;
+	return pfs_elapsed_ns(when) <= (uint64_t)PFS_RD_TTL_NS;
 }
 
 /* What this connection knows of ino's xattrs (see struct pfs_conn). */
@@ -1428,17 +1433,6 @@ static void pfs_job_recv(struct pfs_job *job)
 		job->status = rc;
 	}
 	job->received = true;
-}
-
-static uint64_t pfs_elapsed_ns(const struct timespec *start)
-{
-	struct timespec now;
-	int64_t ns;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	ns = (int64_t)(now.tv_sec - start->tv_sec) * 1000000000LL +
-	     (now.tv_nsec - start->tv_nsec);
-	return ns < 0 ? 0 : (uint64_t)ns;
 }
 
 static void pfs_job_finish(struct pfs_job *job)
