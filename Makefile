@@ -39,7 +39,7 @@ PYVER       = $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info
 pythondir   = $(if $(filter /usr /usr/,$(1)),$(1)/lib/python3/dist-packages,$(1)/lib/python$(PYVER)/dist-packages)
 PYTHONDIR  ?= $(call pythondir,$(PREFIX))
 
-.PHONY: all build run test go-test c-test samba-test python-test install-test fuzz vet lib install install-strip clean bench bench-python bench-fuse
+.PHONY: all build run test go-test c-test samba-test python-test install-test fuzz vet lib install install-strip clean bench bench-python bench-fuse bench-smb
 
 all: build lib
 
@@ -159,6 +159,12 @@ bench-python: build lib
 bench-fuse: build
 	$(GO) build -o bin/fusemeta ./bench/fusemeta
 	sh bench/fuse.sh $(CURDIR)/bin
+
+# bench-smb times smbclient through smbd + vfs_proxyfs against smbd +
+# vfs_default on a local directory, in one run (samba/bench.sh; as root;
+# BENCH_SMB_ARGS="ROUNDS=1 BIG_MB=256" for a short run).
+bench-smb: build lib
+	$(MAKE) -C samba bench BENCH_SMB_ARGS="$(BENCH_SMB_ARGS)"
 
 clean:
 	rm -rf bin

@@ -68,8 +68,8 @@ say() { echo "=== [$(( $(date +%s) - T0 ))s] $*"; }
 
 # The module is installed into smbd's one MODULESDIR (smbd refuses module
 # paths), so runs from two work trees on one machine take turns.
-exec 9>/run/lock/proxyfs-samba-test.lock
-flock -n 9 || { echo "test.sh: another samba/test.sh runs; waiting for it"; flock 9; }
+. "$HERE/common.sh"
+pfs_take_lock
 
 T=$(mktemp -d /tmp/pfs-samba-test.XXXXXX)
 chmod 755 "$T"
@@ -80,14 +80,7 @@ FAILED=0
 FAILS=()
 
 stop_all() {
-  local d
-  for d in "$SMB" "$T/smb2"; do
-    [ -f "$d/pid/smbd.pid" ] || continue
-    local p; p=$(cat "$d/pid/smbd.pid" 2>/dev/null)
-    if [ -n "$p" ] && kill "$p" 2>/dev/null; then
-      for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    fi
-  done
+  smb_stop "$SMB"; smb_stop "$T/smb2"
   # the pid file, not $PFSD_PID: a restart inside a check runs in a subshell
   local pp; pp=$(cat "$T/proxyfsd.pid" 2>/dev/null)
   if [ -n "$pp" ] && kill "$pp" 2>/dev/null; then
@@ -97,7 +90,7 @@ stop_all() {
 cleanup() {
   local rc=$?
   stop_all
-  [ -n "${VFS_NAME:-}" ] && rm -f "$MODDIR/$VFS_NAME.so"
+  pfs_remove_module
   if [ -n "${KEEP:-}" ]; then echo "test.sh: kept $T"; else rm -rf "$T"; fi
   exit $rc
 }
@@ -130,93 +123,21 @@ check() {
   fi
 }
 
-free_port() { # first port >= $1 nothing listens on
-  local p=$1
-  while ss -Hltn "sport = :$p" | grep -q .; do p=$((p + 1)); done
-  echo "$p"
-}
-
 # ---------------------------------------------------------------- build
 say "packages"
-need=()
-for p in samba smbclient samba-testsuite python3-impacket; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
-done
-if [ ${#need[@]} -gt 0 ]; then
-  apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null || die "apt-get install ${need[*]}"
-fi
+pfs_packages samba-testsuite python3-impacket
 
 say "build: libproxyfs, proxyfs.so (headers: fetch-headers.sh), install the module"
-make -s -C "$TOP/libproxyfs" libproxyfs.so.2 libproxyfs.so >"$T/build.log" 2>&1 || { cat "$T/build.log"; die "libproxyfs build"; }
-make -s -C "$HERE" proxyfs.so >>"$T/build.log" 2>&1 || { tail -40 "$T/build.log"; die "module build"; }
-make -s -C "$HERE" check-symbols >>"$T/build.log" 2>&1 || { tail -20 "$T/build.log"; die "module symbols"; }
-# make install, into a staging directory (DESTDIR): it works, and touches nothing
-make -s -C "$HERE" install DESTDIR="$T/destdir" >>"$T/build.log" 2>&1 || { tail -20 "$T/build.log"; die "module install"; }
-MODDIR=$(smbd -b | awk '/MODULESDIR:/ {print $2}')/vfs
-[ -f "$T/destdir$MODDIR/proxyfs.so" ] || die "make install did not install $MODDIR/proxyfs.so"
-# The test's smbd loads a copy of its own, MODULESDIR/vfs/proxyfs_test_PID.so
-# (the module registers under its file's name): test runs of other trees on
-# the same machine, and an installed proxyfs.so, are left alone.
-VFS_NAME=proxyfs_test_$$
-install -m 0644 "$HERE/proxyfs.so" "$MODDIR/$VFS_NAME.so" || die "install $MODDIR/$VFS_NAME.so"
-if [ -z "${PROXYFSD:-}" ]; then
-  say "build: proxyfsd, pfs"
-  (cd "$TOP" && go build -o "$T/proxyfsd" ./cmd/proxyfsd && go build -o "$T/pfs" ./cmd/pfs) \
-    >>"$T/build.log" 2>&1 || { tail -40 "$T/build.log"; die "go build"; }
-  PROXYFSD=$T/proxyfsd
-else
-  (cd "$TOP" && go build -o "$T/pfs" ./cmd/pfs) >>"$T/build.log" 2>&1 || { tail -40 "$T/build.log"; die "go build pfs"; }
-fi
-PFS=$T/pfs
+pfs_build_module
+[ -z "${PROXYFSD:-}" ] && say "build: proxyfsd, pfs"
+pfs_build_daemon
 cc -O2 -Wall -Wextra -Werror -I"$TOP" -o "$T/lockprobe" "$HERE/tests/lockprobe.c" \
   -L"$TOP/libproxyfs" -lproxyfs -Wl,-rpath,"$TOP/libproxyfs" >>"$T/build.log" 2>&1 \
   || { tail -20 "$T/build.log"; die "lockprobe build"; }
 
 # ------------------------------------------------------------- proxyfsd
 say "start proxyfsd"
-mkdir -p "$T/data"
-PFS_PORT=$(free_port 19450)
-PFS_ADDR=127.0.0.1:$PFS_PORT
-# smbd reaches proxyfsd on the Unix socket, where proxyfsd knows it for a
-# root process (SO_PEERCRED; its saved uid is 0 while it acts for a user)
-# and lets it act as every user; pfs, run as root here, uses TCP.
-PFS_SOCK=$T/proxyfsd.sock
-cat > "$T/proxyfsd.toml" <<EOF
-[server]
-tcp = "$PFS_ADDR"
-unix = "$PFS_SOCK"
-mount_grace = "5s"
-reclaim_grace = "1s"
-[metrics]
-listen = ""
-[log]
-level = "${PFS_LOG_LEVEL:-info}"
-[[volume]]
-name = "pfs"
-engine = "local"
-path = "$T/data/pfs"
-auto_format = true
-inline_bytes = ${PFS_INLINE_BYTES:-4096}
-EOF
-start_pfsd() {
-  local n0; n0=$(grep -c "^proxyfsd ready" "$T/proxyfsd.log" 2>/dev/null)
-  (cd "$T" && exec "$PROXYFSD" -config "$T/proxyfsd.toml" >>"$T/proxyfsd.log" 2>&1) &
-  PFSD_PID=$!
-  echo "$PFSD_PID" > "$T/proxyfsd.pid"
-  for _ in $(seq 100); do
-    [ "$(grep -c "^proxyfsd ready" "$T/proxyfsd.log" 2>/dev/null)" -gt "${n0:-0}" ] && return 0
-    kill -0 "$PFSD_PID" 2>/dev/null || return 1
-    sleep 0.1
-  done
-  return 1
-}
-stop_pfsd() {
-  local pp; pp=$(cat "$T/proxyfsd.pid" 2>/dev/null)
-  [ -n "$pp" ] && kill "$pp" 2>/dev/null || return 0
-  for _ in $(seq 100); do kill -0 "$pp" 2>/dev/null || return 0; sleep 0.1; done
-  return 1
-}
-: > "$T/proxyfsd.log"
+pfs_write_config
 start_pfsd || die "proxyfsd did not start"
 echo "proxyfsd at $PFS_ADDR (pid $PFSD_PID)"
 
@@ -238,31 +159,9 @@ SMB_PORT=$(free_port "${SMB_PORT:-1445}")
 # named streams (alternate data streams) as xattrs, on both shares
 STREAMS_OBJ=; [ "${STREAMS:-yes}" = yes ] && STREAMS_OBJ=streams_xattr
 say "start smbd on 127.0.0.1:$SMB_PORT"
-mkdir -p "$SMB"/{private,lock,state,cache,pid,log,ncalrpc,plain}
+mkdir -p "$SMB/plain"
 chown "$UID_:$GID_" "$SMB/plain"
-cat > "$SMB/smb.conf" <<EOF
-[global]
-  netbios name = PFSTEST
-  server role = standalone server
-  interfaces = lo
-  bind interfaces only = yes
-  smb ports = $SMB_PORT
-  disable netbios = yes
-  disable spoolss = yes
-  load printers = no
-  printcap name = /dev/null
-  private dir = $SMB/private
-  lock directory = $SMB/lock
-  state directory = $SMB/state
-  cache directory = $SMB/cache
-  pid directory = $SMB/pid
-  ncalrpc dir = $SMB/ncalrpc
-  passdb backend = tdbsam:$SMB/private/passdb.tdb
-  log file = $SMB/log/log.%m
-  log level = ${SMB_LOG_LEVEL:-1}
-  max log size = 0
-  kernel change notify = no
-  getwd cache = ${GETWD_CACHE:-no}
+{ smb_global_conf "$SMB" "$SMB_PORT"; cat <<EOF
 [pfs]
   path = /share
   read only = no
@@ -302,13 +201,10 @@ cat > "$SMB/smb.conf" <<EOF
   read only = no
   vfs objects = $STREAMS_OBJ
 EOF
-printf '%s\n%s\n' "$PASSWORD" "$PASSWORD" | smbpasswd -c "$SMB/smb.conf" -a -s "$USERNAME" >/dev/null \
-  || die "smbpasswd"
-printf '%s\n%s\n' "$PASSWORD" "$PASSWORD" | smbpasswd -c "$SMB/smb.conf" -a -s "$USER2" >/dev/null \
-  || die "smbpasswd $USER2"
-smbd -s "$SMB/smb.conf" -D || die "smbd"
-for _ in $(seq 100); do ss -Hltn "sport = :$SMB_PORT" | grep -q . && break; sleep 0.1; done
-ss -Hltn "sport = :$SMB_PORT" | grep -q . || die "smbd does not listen on $SMB_PORT"
+} > "$SMB/smb.conf"
+smb_add_user "$SMB/smb.conf" "$USERNAME" "$PASSWORD" || die "smbpasswd"
+smb_add_user "$SMB/smb.conf" "$USER2" "$PASSWORD" || die "smbpasswd $USER2"
+smb_start "$SMB" "$SMB_PORT" || die "smbd does not listen on $SMB_PORT"
 
 # A second gateway: another smbd on another port, with state directories of
 # its own (its own brlock and share mode databases), on the same volume.
@@ -317,9 +213,7 @@ SMB2_PORT=$(free_port $((SMB_PORT + 1)))
 mkdir -p "$SMB2"/{lock,state,cache,pid,log,ncalrpc}
 cp -a "$SMB/private" "$SMB2/private"
 sed -e "s|$SMB/|$SMB2/|g" -e "s|^  smb ports = .*|  smb ports = $SMB2_PORT|" "$SMB/smb.conf" > "$SMB2/smb.conf"
-smbd -s "$SMB2/smb.conf" -D || die "smbd (second gateway)"
-for _ in $(seq 100); do ss -Hltn "sport = :$SMB2_PORT" | grep -q . && break; sleep 0.1; done
-ss -Hltn "sport = :$SMB2_PORT" | grep -q . || die "smbd (second gateway) does not listen on $SMB2_PORT"
+smb_start "$SMB2" "$SMB2_PORT" || die "smbd (second gateway) does not listen on $SMB2_PORT"
 echo "smbd on $SMB_PORT, second gateway on $SMB2_PORT"
 
 SMBC=(smbclient -p "$SMB_PORT" -U "$USERNAME%$PASSWORD" -m SMB3)
