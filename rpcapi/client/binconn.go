@@ -195,6 +195,9 @@ func (b *binConn) doBuf(ctx context.Context, op string, h wire.RequestHeader, pa
 
 // send sends one request for call and waits for its reply.
 func (b *binConn) send(ctx context.Context, op string, h wire.RequestHeader, payload []byte, call *binCall) (wire.ReplyHeader, error) {
+	if err := ctx.Err(); err != nil {
+		return wire.ReplyHeader{}, ctxError(op, err)
+	}
 	b.mu.Lock()
 	if b.err != nil {
 		err := b.err

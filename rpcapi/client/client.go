@@ -383,6 +383,11 @@ type jsonCall struct {
 // wait then reads its reply. It returns an *Error or a *connError (never
 // uncertain: the request was not sent whole).
 func (c *Client) jsonSend(ctx context.Context, method string, params any) (*jsonCall, error) {
+	if err := ctx.Err(); err != nil {
+		// Never send a call whose context has already ended: its reply
+		// would race the context in wait.
+		return nil, ctxError(method, err)
+	}
 	s := pickSlot(c.jsonSlots, &c.jrr)
 	jc, err := s.get(ctx, method)
 	if err != nil {
