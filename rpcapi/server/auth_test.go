@@ -2,18 +2,10 @@ package server_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +16,7 @@ import (
 	"time"
 
 	"github.com/proxyfs/proxyfs/internal/daemontest"
+	"github.com/proxyfs/proxyfs/internal/testpki"
 	"github.com/proxyfs/proxyfs/rpcapi/client"
 )
 
@@ -390,46 +383,13 @@ func TestPlainTCPBeyondLoopbackRefused(t *testing.T) {
 	}
 }
 
-// testCert writes a self-signed certificate for 127.0.0.1 and its key.
-func testCert(t *testing.T, dir string) (certPath, keyPath string, pool *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "proxyfsd test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPath, keyPath = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool = x509.NewCertPool()
-	pool.AddCert(cert)
-	return certPath, keyPath, pool
-}
-
 // TestTLSTokens: with TLS on, every TCP connection authenticates with a
 // token; the token says whom it may act as; a wrong token is refused.
 func TestTLSTokens(t *testing.T) {
 	dir := t.TempDir()
-	certPath, keyPath, pool := testCert(t, dir)
+	pki := testpki.New(t, dir, "ca")
+	certPath, keyPath := pki.Server("server")
+	pool := pki.Pool
 	tokens := filepath.Join(dir, "tokens")
 	const (
 		gwToken    = "gw-0123456789abcdef"

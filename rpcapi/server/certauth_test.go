@@ -2,15 +2,8 @@ package server_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,60 +11,9 @@ import (
 	"time"
 
 	"github.com/proxyfs/proxyfs/internal/daemontest"
+	"github.com/proxyfs/proxyfs/internal/testpki"
 	"github.com/proxyfs/proxyfs/rpcapi/client"
 )
-
-// testCA is a throwaway certificate authority for client certificates.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	path string // its PEM file
-}
-
-func newTestCA(t *testing.T, dir, name string) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, name+".pem")
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return &testCA{cert: cert, key: key, path: path}
-}
-
-// client issues a client certificate with common name cn.
-func (ca *testCA) client(t *testing.T, cn string) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
 
 // TestTLSClientCertificates: with tls_client_ca and access.cert_users, a
 // verified client certificate is the connection's principal (no token):
@@ -80,9 +22,11 @@ func (ca *testCA) client(t *testing.T, cn string) tls.Certificate {
 // handshake; "cert:CN" in a volume's users admits it.
 func TestTLSClientCertificates(t *testing.T) {
 	dir := t.TempDir()
-	certPath, keyPath, pool := testCert(t, dir)
-	ca := newTestCA(t, dir, "clients")
-	other := newTestCA(t, dir, "other")
+	pki := testpki.New(t, dir, "server-ca")
+	certPath, keyPath := pki.Server("server")
+	pool := pki.Pool
+	ca := testpki.New(t, dir, "clients")
+	other := testpki.New(t, dir, "other")
 	tokens := filepath.Join(dir, "tokens")
 	const gwToken = "gw-0123456789abcdef"
 	if err := os.WriteFile(tokens, []byte(gwToken+" smbgw *\n"), 0o600); err != nil {
@@ -90,7 +34,7 @@ func TestTLSClientCertificates(t *testing.T) {
 	}
 	d := daemontest.Start(t, daemontest.Options{NoUnix: true,
 		Volumes:     []daemontest.Volume{{Name: "default"}, {Name: "alices", Extra: `users = ["cert:alice-host"]`}},
-		ServerExtra: fmt.Sprintf("tls_cert = %q\ntls_key = %q\ntls_client_ca = %q", certPath, keyPath, ca.path),
+		ServerExtra: fmt.Sprintf("tls_cert = %q\ntls_key = %q\ntls_client_ca = %q", certPath, keyPath, ca.Path),
 		Access: fmt.Sprintf("tokens_file = %q\n[access.cert_users]\n\"gw-host\" = \"*\"\n\"alice-host\" = \"1000:1000:100\"\n",
 			tokens)})
 	ctx := context.Background()
@@ -99,7 +43,7 @@ func TestTLSClientCertificates(t *testing.T) {
 	}
 
 	// The gateway certificate acts as anyone, without a token.
-	gw := rootClient(t, d.TCPAddr, withCert(ca.client(t, "gw-host")))
+	gw := rootClient(t, d.TCPAddr, withCert(ca.Client("gw-host")))
 	m, err := gw.Mount(ctx, "default", client.MountOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -120,7 +64,7 @@ func TestTLSClientCertificates(t *testing.T) {
 	}
 
 	// alice's certificate acts as alice only.
-	ac := rootClient(t, d.TCPAddr, withCert(ca.client(t, "alice-host")))
+	ac := rootClient(t, d.TCPAddr, withCert(ca.Client("alice-host")))
 	if _, err := ac.Mount(ctx, "default", client.MountOptions{}); errnoName(err) != "operation not permitted" {
 		t.Errorf("alice's certificate mounting as root: %v", err)
 	}
@@ -140,11 +84,11 @@ func TestTLSClientCertificates(t *testing.T) {
 	}
 
 	// A CN not in cert_users: nobody until it sends a token.
-	sc := rootClient(t, d.TCPAddr, withCert(ca.client(t, "stranger")), client.WithCallTimeout(3*time.Second))
+	sc := rootClient(t, d.TCPAddr, withCert(ca.Client("stranger")), client.WithCallTimeout(3*time.Second))
 	if _, err := sc.Mount(ctx, "default", client.MountOptions{UID: 1000, GID: 1000}); errnoName(err) != "permission denied" {
 		t.Errorf("unlisted certificate without a token: %v", err)
 	}
-	st := rootClient(t, d.TCPAddr, withCert(ca.client(t, "stranger")), client.WithToken(gwToken))
+	st := rootClient(t, d.TCPAddr, withCert(ca.Client("stranger")), client.WithToken(gwToken))
 	if _, err := st.Mount(ctx, "default", client.MountOptions{}); err != nil {
 		t.Errorf("unlisted certificate with a token: %v", err)
 	}
@@ -152,7 +96,7 @@ func TestTLSClientCertificates(t *testing.T) {
 	// Another CA's certificate, or none: the handshake fails.
 	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if c, err := client.Dial(dctx, d.TCPAddr, withCert(other.client(t, "gw-host")), client.WithCallTimeout(2*time.Second)); err == nil {
+	if c, err := client.Dial(dctx, d.TCPAddr, withCert(other.Client("gw-host")), client.WithCallTimeout(2*time.Second)); err == nil {
 		_, err = c.Mount(ctx, "default", client.MountOptions{})
 		c.Close()
 		if err == nil {
