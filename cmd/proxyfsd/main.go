@@ -194,6 +194,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	if err := srv.Start(); err != nil {
 		closeQuietly(ml)
 		srv.Shutdown(ctx)
@@ -214,7 +217,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "proxyfsd ready tcp=%s unix=%s metrics=%s\n", dash(srv.TCPAddr()), dash(srv.UnixPath()), dash(metricsAddr))
 
-	sig := <-sigs
+	var sig os.Signal
+	for sig == nil {
+		select {
+		case sig = <-sigs:
+		case <-hup:
+			// Tokens and TLS files; errors are logged, the old ones stay.
+			log.Info("SIGHUP: reloading access.tokens_file and the TLS files")
+			_ = srv.Reload()
+		}
+	}
 	log.Info("shutting down", zap.String("signal", sig.String()), zap.Duration("grace", cfg.Server.ShutdownGrace))
 	sctx, cancel := context.WithTimeout(ctx, cfg.Server.ShutdownGrace)
 	defer cancel()

@@ -88,11 +88,21 @@ type accessPolicy struct {
 	allUsers          bool
 	users, groups     idSet
 	gwUsers, gwGroups idSet
-	// tokens maps the SHA-256 of each token to its principal.
-	tokens map[[32]byte]*principal
+	// tokens is the tokens file's table (nil: no tokens file); Reload
+	// replaces it.
+	tokens     atomic.Pointer[tokenTable]
+	tokensFile string
 	// certs maps a client certificate's common name to its principal
 	// (access.cert_users).
 	certs map[string]*principal
+}
+
+// tokenTable returns the current tokens; nil without a tokens file.
+func (ap *accessPolicy) tokenTable() tokenTable {
+	if t := ap.tokens.Load(); t != nil {
+		return *t
+	}
+	return nil
 }
 
 // volumeAccess is a volume's users and groups resolved; nil: open to
@@ -161,10 +171,12 @@ func newAccessPolicy(a conf.Access) (*accessPolicy, error) {
 		}
 	}
 	if a.TokensFile != "" {
-		var err error
-		if ap.tokens, err = loadTokens(a.TokensFile); err != nil {
+		t, err := loadTokens(a.TokensFile)
+		if err != nil {
 			return nil, err
 		}
+		ap.tokens.Store(&t)
+		ap.tokensFile = a.TokensFile
 	}
 	if len(a.CertUsers) > 0 {
 		ap.certs = map[string]*principal{}
@@ -256,13 +268,13 @@ const minTokenLen = 16
 // loadTokens reads a tokens file: one "TOKEN NAME ACTS_AS" per line,
 // ACTS_AS "*" (a gateway: any identity) or "UID:GID[:G1,G2,...]"; blank
 // lines and lines starting with # are skipped.
-func loadTokens(path string) (map[[32]byte]*principal, error) {
+func loadTokens(path string) (tokenTable, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: access.tokens_file: %w", err)
 	}
 	defer f.Close()
-	out := map[[32]byte]*principal{}
+	out := tokenTable{}
 	names := map[string]bool{}
 	sc := bufio.NewScanner(f)
 	for n := 1; sc.Scan(); n++ {
@@ -469,9 +481,9 @@ func (s *Server) authorize(p *principal, v *volume, id mount.Identity, what stri
 func (s *Server) authenticate(a *connAuth, token string) (*principal, error) {
 	old := a.get()
 	var found *principal
-	if s.access.tokens != nil {
+	if tokens := s.access.tokenTable(); tokens != nil {
 		h := sha256.Sum256([]byte(token))
-		for k, p := range s.access.tokens {
+		for k, p := range tokens {
 			if subtle.ConstantTimeCompare(k[:], h[:]) == 1 {
 				found = p
 			}

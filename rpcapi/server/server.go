@@ -94,7 +94,9 @@ type Server struct {
 	tcpAddr   string
 	unixPath  string
 	conns     map[net.Conn]string // the peer key of each connection
-	peers     map[string]int      // connections by peer key
+	auths     map[net.Conn]*connAuth
+	tlsr      *tlsReloader   // the TCP listener's TLS configuration (Reload)
+	peers     map[string]int // connections by peer key
 	closing   bool
 	connWG    sync.WaitGroup // connection goroutines
 	acceptWG  sync.WaitGroup
@@ -158,6 +160,7 @@ func Open(ctx context.Context, cfg *conf.Config, opts Options) (*Server, error) 
 		preBound:  opts.Listeners,
 		volumes:   map[string]*volume{},
 		conns:     map[net.Conn]string{},
+		auths:     map[net.Conn]*connAuth{},
 		peers:     map[string]int{},
 		refusing:  make(chan struct{}, 64),
 		sweepDone: make(chan struct{}),
@@ -243,6 +246,7 @@ func Open(ctx context.Context, cfg *conf.Config, opts Options) (*Server, error) 
 // before anything is changed on disk.
 type Listeners struct {
 	tcp, unix net.Listener
+	tlsr      *tlsReloader // the TCP listener's TLS configuration, if any
 }
 
 // Listen binds the listeners cfg configures. A TCP address with port 0
@@ -257,10 +261,9 @@ func Listen(cfg conf.Server) (*Listeners, error) {
 		// conf refuses this too; a Server built by hand gets the same.
 		return nil, fmt.Errorf("server.tcp %s is not a loopback address: plain TCP beyond loopback is refused (set server.tls_cert and server.tls_key)", cfg.TCP)
 	}
-	var tcfg *tls.Config
 	if cfg.TLS() {
 		var err error
-		if tcfg, err = serverTLS(cfg); err != nil {
+		if ls.tlsr, err = newTLSReloader(cfg); err != nil {
 			return nil, err
 		}
 	}
@@ -269,8 +272,8 @@ func Listen(cfg conf.Server) (*Listeners, error) {
 		if err != nil {
 			return nil, err // names the address: "listen tcp 127.0.0.1:9450: bind: ..."
 		}
-		if tcfg != nil {
-			l = tls.NewListener(l, tcfg)
+		if ls.tlsr != nil {
+			l = tls.NewListener(l, ls.tlsr.listenerConfig())
 		}
 		ls.tcp = l
 	}
@@ -318,6 +321,7 @@ func (s *Server) Start() error {
 		go s.accept(l)
 	}
 	s.mu.Lock()
+	s.tlsr = ls.tlsr
 	s.started = true
 	s.startTime = time.Now()
 	s.mu.Unlock()
@@ -586,6 +590,7 @@ func (s *Server) removeConn(nc net.Conn) {
 		}
 		delete(s.conns, nc)
 	}
+	delete(s.auths, nc)
 	s.mu.Unlock()
 	s.connWG.Done()
 }
@@ -622,6 +627,9 @@ func (s *Server) serveConn(nc net.Conn) {
 	a := &connAuth{}
 	p := s.connPrincipal(nc)
 	a.p.Store(p)
+	s.mu.Lock()
+	s.auths[nc] = a
+	s.mu.Unlock()
 	if p.refused != "" && p.known {
 		s.log.Info("refused", zap.String("peer", p.desc), zap.String("reason", p.refused))
 	}
