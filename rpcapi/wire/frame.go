@@ -137,7 +137,7 @@ func AppendReply(b []byte, h ReplyHeader) []byte {
 	b = binary.LittleEndian.AppendUint32(b, h.Errno)
 	b = binary.LittleEndian.AppendUint32(b, h.Flags)
 	b = binary.LittleEndian.AppendUint32(b, h.Length)
-	b = binary.LittleEndian.AppendUint32(b, h.Flags)
+	b = binary.LittleEndian.AppendUint32(b, 0) // reserved
 	return b
 }
 

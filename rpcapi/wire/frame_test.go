@@ -64,6 +64,14 @@ func TestProtocolExample(t *testing.T) {
 	if got := AppendReply(nil, rh); !bytes.Equal(got, reply) {
 		t.Fatalf("encode reply:\n%x\n%x", got, reply)
 	}
+	// Flags go at offset 20; the last four bytes stay reserved (0).
+	flagged := AppendReply(nil, ReplyHeader{Opcode: OpRead, ID: 1, Flags: 1, Length: 3})
+	if got := flagged[20:24]; !bytes.Equal(got, []byte{1, 0, 0, 0}) {
+		t.Errorf("flags bytes %x", got)
+	}
+	if got := flagged[28:32]; !bytes.Equal(got, []byte{0, 0, 0, 0}) {
+		t.Errorf("reserved bytes %x, want zeros", got)
+	}
 }
 
 func TestBadFrames(t *testing.T) {
