@@ -322,7 +322,7 @@ typedef struct proxyfs_mount_opts {
  * ENOENT or EACCES for a token file that cannot be read; EACCES when the
  * daemon does not know the token (or, as always, when the principal may
  * not connect or use the volume). A token the daemon refuses after a
- * restart (its tokens file changed) makes the calls of the handle fail
+ * restart or a SIGHUP (its tokens file changed) makes the calls of the handle fail
  * with EACCES rather than retry. */
 PROXYFS_API int proxyfs_mount_opts(const proxyfs_mount_opts_t *in_opts,
                                    mount_handle_t **out_mount_handle);

@@ -65,12 +65,28 @@ class SetAttr(ctypes.Structure):
                 ("crtim", Timespec)]
 
 
+class MountOpts(ctypes.Structure):
+    """proxyfs_mount_opts_t (its first version)."""
+
+    _fields_ = [("size", c_size_t), ("server", c_char_p),
+                ("volume", c_char_p), ("options", c_uint64),
+                ("user", c_char_p), ("uid", c_uint32), ("gid", c_uint32),
+                ("ngroups", c_size_t), ("groups", POINTER(c_uint32)),
+                ("token", c_char_p), ("token_file", c_char_p),
+                ("tls", c_int), ("tls_ca_file", c_char_p),
+                ("tls_cert_file", c_char_p), ("tls_key_file", c_char_p)]
+
+
+#: The most supplementary groups a mount may carry.
+MAX_GROUPS = 32
+
 _H = c_void_p  # mount_handle_t *
 _P = POINTER
 _PROTOTYPES: dict[str, tuple[Any, ...]] = {
     "proxyfs_last_error": (c_char_p,),
     "proxyfs_mount_server": (c_int, c_char_p, c_char_p, c_uint64, c_char_p,
                              c_uint32, c_uint32, _P(_H)),
+    "proxyfs_mount_opts": (c_int, _P(MountOpts), _P(_H)),
     "proxyfs_unmount": (c_int, _H),
     "proxyfs_set_mount_timeout": (c_int, _H, c_uint32),
     "proxyfs_max_io_size": (c_int, _H, _P(c_uint64)),

@@ -11,10 +11,25 @@ thread ever calls the library with a handle another thread has freed.
 from __future__ import annotations
 
 import threading
-from ctypes import byref, c_uint64, c_void_p
-from typing import Optional
+import ctypes
+from ctypes import byref, c_uint32, c_uint64, c_void_p
+from typing import NamedTuple, Optional, Tuple
 
 from . import _lib
+
+
+class Credentials(NamedTuple):
+    """What a mount presents besides its uid and gid: supplementary
+    groups, a token (or a file holding one) and TLS files, all as the C
+    library takes them (``bytes`` paths, ``None`` for unset)."""
+
+    groups: Tuple[int, ...] = ()
+    token: Optional[bytes] = None
+    token_file: Optional[bytes] = None
+    tls: bool = False
+    tls_ca_file: Optional[bytes] = None
+    tls_cert_file: Optional[bytes] = None
+    tls_key_file: Optional[bytes] = None
 
 
 class Mount:
@@ -25,11 +40,21 @@ class Mount:
 
     def __init__(self, lib, server: bytes, volname: bytes, user: bytes,
                  uid: int, gid: int, read_only: bool,
-                 timeout_ms: Optional[int]) -> None:
+                 timeout_ms: Optional[int], creds: Credentials) -> None:
         h = c_void_p()
-        opts = _lib.MOUNT_READ_ONLY if read_only else 0
-        rc = lib.proxyfs_mount_server(server, volname, opts, user, uid, gid,
-                                      byref(h))
+        o = _lib.MountOpts()
+        o.size = ctypes.sizeof(o)
+        o.server, o.volume, o.user = server, volname, user
+        o.options = _lib.MOUNT_READ_ONLY if read_only else 0
+        o.uid, o.gid = uid, gid
+        groups = (c_uint32 * max(1, len(creds.groups)))(*creds.groups)
+        o.ngroups, o.groups = len(creds.groups), groups
+        o.token, o.token_file = creds.token, creds.token_file
+        o.tls = 1 if creds.tls else 0
+        o.tls_ca_file = creds.tls_ca_file
+        o.tls_cert_file = creds.tls_cert_file
+        o.tls_key_file = creds.tls_key_file
+        rc = lib.proxyfs_mount_opts(byref(o), byref(h))
         _lib.check(rc, volname.decode("utf-8", "replace"))
         self.lib = lib
         self.handle = h

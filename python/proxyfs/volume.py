@@ -18,7 +18,7 @@ from typing import (IO, Any, Callable, Iterable, Iterator, NoReturn, Optional,
                     Union)
 
 from . import _lib
-from ._mount import Mount
+from ._mount import Credentials, Mount
 from .file import File
 
 PathLike = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
@@ -256,7 +256,13 @@ class Volume:
                  uid: Optional[int] = None, gid: Optional[int] = None,
                  user: Optional[str] = None, read_only: bool = False,
                  timeout: Optional[float] = None, umask: int = 0o022,
-                 library: Optional[str] = None) -> None:
+                 library: Optional[str] = None,
+                 groups: Optional[Iterable[int]] = None,
+                 token: Optional[str] = None,
+                 token_file: Optional[Any] = None, tls: bool = False,
+                 tls_ca_file: Optional[Any] = None,
+                 tls_cert_file: Optional[Any] = None,
+                 tls_key_file: Optional[Any] = None) -> None:
         """Describe a mount (nothing is contacted until :meth:`mount`).
 
         :param volname: the volume's name in the daemon's configuration.
@@ -275,7 +281,45 @@ class Volume:
             this volume creates (as the process umask does for ``os``).
         :param library: an explicit path of ``libproxyfs.so.2`` (see
             :func:`proxyfs.load_library`).
+        :param groups: supplementary groups of the identity (at most 32;
+            default none), which the server's permission checks use as
+            the kernel uses a process's groups.
+        :param token: a token of the daemon's tokens file: every
+            connection authenticates with it, and the daemon treats the
+            mount as the token's principal (whom it may act as). Default:
+            ``PROXYFS_TOKEN`` or the file ``PROXYFS_TOKEN_FILE``, else no
+            token (the daemon goes by the peer's credentials).
+        :param token_file: a file whose first line is the token (read at
+            :meth:`mount`); at most one of *token* and *token_file*.
+        :param tls: speak TLS to a daemon whose TCP listener has
+            ``tls_cert`` (implied by any of the three files below).
+        :param tls_ca_file: CA certificates (PEM) that verify the
+            daemon's certificate (default: the system's); the certificate
+            must name the host of *server*, which must be ``HOST:PORT``.
+        :param tls_cert_file: a client certificate (PEM), for a daemon
+            with ``tls_client_ca``; with *tls_key_file*.
+        :param tls_key_file: the client certificate's key (PEM).
+
+        A token or certificate the daemon refuses, or a daemon
+        certificate that does not verify, makes :meth:`mount` raise
+        ``PermissionError`` (EACCES).
         """
+        if token is not None and token_file is not None:
+            raise ValueError("token and token_file are exclusive")
+        if (tls_cert_file is None) != (tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+        gs = tuple(int(g) for g in (groups or ()))
+        if len(gs) > _lib.MAX_GROUPS:
+            raise ValueError(f"at most {_lib.MAX_GROUPS} groups")
+
+        def path(p: Any) -> Optional[bytes]:
+            return None if p is None else os.fsencode(p)
+
+        self._creds = Credentials(
+            groups=gs, token=None if token is None else token.encode(),
+            token_file=path(token_file), tls=bool(tls),
+            tls_ca_file=path(tls_ca_file), tls_cert_file=path(tls_cert_file),
+            tls_key_file=path(tls_key_file))
         self.volname = volname
         self.server = server or os.environ.get("PROXYFS_SERVER") \
             or "127.0.0.1:9450"
@@ -321,10 +365,11 @@ class Volume:
         lib = _lib.load(self._library)
         ms = None if self.timeout is None else max(1, int(self.timeout * 1000))
         return Mount(lib, self.server.encode(), self.volname.encode(),
-                     self._user_name(uid), uid, gid, self.read_only, ms)
+                     self._user_name(uid), uid, gid, self.read_only, ms,
+                     self._creds)
 
     def mount(self) -> None:
-        """Mount the volume (``proxyfs_mount_server``); mounting a mounted
+        """Mount the volume (``proxyfs_mount_opts``); mounting a mounted
         volume does nothing. Raises ``OSError``: ENODEV (no daemon at
         :attr:`server`), ENOENT (no such volume), ETIMEDOUT, ..."""
         with self._lock:
@@ -875,10 +920,9 @@ class Volume:
         The server has no access call: this stats *path* (following
         symlinks; False if that fails, e.g. ENOENT or no search permission
         on a parent) and applies the server's rules to the mode bits with
-        the mount's uid and gid: the owner's, group's or others' bits,
-        root may read and write anything and execute what has an execute
-        bit. Supplementary groups are not sent to the server and are not
-        considered. W_OK on a read-only mount is False. A volume that
+        the mount's uid, gid and groups: the owner's, group's or others'
+        bits, root may read and write anything and execute what has an
+        execute bit. W_OK on a read-only mount is False. A volume that
         squashes root judges root as its anonymous user: this does not
         know that.
         """
@@ -900,7 +944,7 @@ class Volume:
             return False
         if uid == st.st_uid:
             bits = fmode >> 6
-        elif gid == st.st_gid:
+        elif gid == st.st_gid or st.st_gid in self._creds.groups:
             bits = fmode >> 3
         else:
             bits = fmode
