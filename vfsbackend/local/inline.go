@@ -11,7 +11,7 @@ import (
 
 // Small files keep their data inline: a data object that has never been
 // longer than inlineMax bytes lives in the metadata (one WAL record per
-// write, the snapshot, and memory) instead of in a data file of its own.
+// write, the overlay, and the index) instead of in a data file of its own.
 // A new small file then costs no file creation, and its flush is one fsync
 // of the WAL instead of fsyncs of the WAL, a new file and its directory.
 //
@@ -24,9 +24,9 @@ import (
 // the inline copy exists (reads, ListData) and overwritten by the next move
 // or removed by DeleteData.
 //
-// The cost is memory: inline objects are held in memory like the rest of
-// the metadata, up to inlineMax bytes per small file. Options.InlineBytes
-// (the volume's inline_bytes) sets inlineMax, or turns inlining off.
+// Inline objects live in the index like the rest of the metadata, and in
+// memory only until the next checkpoint. Options.InlineBytes (the
+// volume's inline_bytes) sets inlineMax, or turns inlining off.
 
 // lockIno locks the stripe of ino's data operations that may move its data
 // between inline and a file, and returns it for Unlock.
