@@ -51,6 +51,7 @@ var (
 	restart  = flag.Bool("restart", true, "kill -9 and restart the daemon at each decade, timing it")
 	cache    = flag.Int64("metadata-cache", 0, "metadata_cache_bytes of the volume (0: not set, the daemon's default)")
 	extraVol = flag.String("volume-extra", "", "more lines for the volume's configuration")
+	logLevel = flag.String("log-level", "warn", "the daemon's log level (its log is proxyfsd.log in -dir)")
 )
 
 // Typical names: a departmental share.
@@ -108,9 +109,9 @@ func run() error {
 		defer os.RemoveAll(dir)
 	}
 	b := &bench{dir: dir, cfg: filepath.Join(dir, "proxyfsd.toml"), sock: filepath.Join(dir, "proxyfsd.sock"), inos: make([]uint64, *nFiles+*sample*16)}
-	cfg := fmt.Sprintf("[server]\ntcp = \"\"\nunix = %q\n\n[metrics]\nlisten = \"127.0.0.1:0\"\n\n[log]\nlevel = \"warn\"\n\n"+
+	cfg := fmt.Sprintf("[server]\ntcp = \"\"\nunix = %q\n\n[metrics]\nlisten = \"127.0.0.1:0\"\n\n[log]\nlevel = %q\n\n"+
 		"[[volume]]\nname = \"scale\"\nengine = \"local\"\npath = %q\nauto_format = true\n",
-		b.sock, filepath.Join(dir, "vol"))
+		b.sock, *logLevel, filepath.Join(dir, "vol"))
 	if *cache > 0 {
 		cfg += fmt.Sprintf("metadata_cache_bytes = %d\n", *cache)
 	}

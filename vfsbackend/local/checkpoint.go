@@ -225,6 +225,7 @@ func (b *Backend) openIndex(haveWALs bool) error {
 				tree = t.m.inl
 			}
 			bk := tx.Bucket(t.bucket)
+			bk.FillPercent = fillPercent
 			var perr error
 			tree.Ascend(func(e ment) bool {
 				perr = bk.Put(storeKey(e.key), e.value)

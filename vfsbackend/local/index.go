@@ -30,6 +30,11 @@ const (
 	// checkpointOps bounds the operations of one store transaction when a
 	// checkpoint writes the overlay (see writeStore).
 	checkpointOps = 64 << 10
+	// fillPercent is how full bbolt fills a page before it splits it when
+	// a checkpoint writes: most keys are written in ascending order (inode
+	// numbers, cookies, and each checkpoint sorts its keys), where bbolt's
+	// default of half full would leave half of each page empty.
+	fillPercent = 0.9
 	// maxKeySize is the longest key: bbolt's limit, less storeKey's byte.
 	maxKeySize = bolt.MaxKeySize - 1
 )
@@ -232,6 +237,7 @@ func (s *store) write(m *memtable, seq uint64) error {
 	flush := func(last bool) error {
 		err := s.db.Update(func(tx *bolt.Tx) error {
 			bk := tx.Bucket(pendingBucket)
+			bk.FillPercent = fillPercent
 			for _, e := range pending {
 				var err error
 				if e.del {
