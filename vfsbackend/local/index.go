@@ -35,6 +35,11 @@ const (
 	// numbers, cookies, and each checkpoint sorts its keys), where bbolt's
 	// default of half full would leave half of each page empty.
 	fillPercent = 0.9
+	// initialMmapSize is the address space bbolt maps at once. When the
+	// file outgrows its map, bbolt maps it again, and that waits for every
+	// read and holds back new ones: with a map larger than any index, reads
+	// never wait for a checkpoint. It is address space, not memory.
+	initialMmapSize = 64 << 30
 	// maxKeySize is the longest key: bbolt's limit, less storeKey's byte.
 	maxKeySize = bolt.MaxKeySize - 1
 )
@@ -129,9 +134,10 @@ func openStore(dir string, create, readOnly bool) (*store, error) {
 		}
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout:      time.Second, // our LOCK file already excludes other processes
-		ReadOnly:     readOnly,
-		FreelistType: bolt.FreelistMapType,
+		Timeout:         time.Second, // our LOCK file already excludes other processes
+		ReadOnly:        readOnly,
+		FreelistType:    bolt.FreelistMapType,
+		InitialMmapSize: initialMmapSize,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w: %w: cannot open the metadata index %s: %w", errCorrupt, vfsbackend.ErrDamaged, errDamagedIndex, path, err)
