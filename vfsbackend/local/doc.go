@@ -78,7 +78,7 @@
 // into the overlay; sequence numbers must be contiguous. Restart time thus
 // depends on the WAL since the last checkpoint (at most 64 MiB), not on the
 // volume. If the replayed overlay is over a checkpoint's threshold, a
-// checkpoint runs before the volume serves. The first torn or CRC-bad
+// checkpoint starts at once, in the background. The first torn or CRC-bad
 // record of the last WAL ends the log:
 // it and anything after it were never acknowledged as durable (a kill -9
 // can only cut the write in progress; a power loss can only lose what was

@@ -219,16 +219,16 @@ func open(opts vfsbackend.Options, tune tuning) (_ *Backend, err error) {
 	if interval <= 0 {
 		interval = defaultSyncInterval
 	}
-	if b.overCheckpoint(b.act.mem) {
-		// A long replay (a volume converted from a snapshot, or made with
-		// a larger cache): write it to the store before serving.
-		if err := b.doCheckpoint(); err != nil {
-			return nil, fmt.Errorf("local: open %s: checkpoint after replay: %w", dir, err)
-		}
-	}
+	log.Info("volume opened", zap.Uint64("seq", b.seq), zap.Uint64("index_seq", b.storeSeq()), zap.Int("replayed_keys", b.act.len()), zap.Int64("wal_bytes", b.walSize))
 	b.syncerWG.Add(1)
 	go b.syncer(interval)
-	log.Info("volume opened", zap.Uint64("seq", b.seq), zap.Uint64("index_seq", b.storeSeq()), zap.Int("replayed_keys", b.act.len()), zap.Int64("wal_bytes", b.walSize))
+	if b.overCheckpoint(b.act.mem) && b.compacting.CompareAndSwap(false, true) {
+		// A long replay (a checkpoint that a crash interrupted, a volume
+		// converted from a snapshot or made with a larger cache): write it
+		// to the index in the background, as a commit would have.
+		b.compactWG.Add(1)
+		go b.compact()
+	}
 	return b, nil
 }
 
