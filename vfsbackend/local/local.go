@@ -591,9 +591,10 @@ func (b *Backend) commitRecord(rec []byte, frees bool, apply func()) error {
 	b.idxMu.Lock()
 	apply()
 	mem := b.act.mem
+	retry := b.frz != nil // a failed checkpoint's overlay waits to be written
 	b.idxMu.Unlock()
 
-	if b.overCheckpoint(mem) && time.Now().UnixNano() >= b.compactAfter.Load() &&
+	if (retry || b.overCheckpoint(mem)) && time.Now().UnixNano() >= b.compactAfter.Load() &&
 		b.compacting.CompareAndSwap(false, true) {
 		b.compactWG.Add(1)
 		go b.compact()
