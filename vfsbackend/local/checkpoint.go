@@ -29,13 +29,14 @@ func (b *Backend) overCheckpoint(mem int64) bool {
 }
 
 // waitCheckpoint holds a commit back while the overlay is full and a
-// checkpoint is writing the previous one, so that the metadata held in
-// memory stays within the cache (two overlays of memMax). A checkpoint
-// that fails does not hold commits back: it is tried again later.
+// checkpoint is writing the previous one, or while it is twice full and a
+// checkpoint is about to freeze it, so that the metadata held in memory
+// stays near the cache (two overlays of memMax). A checkpoint that fails
+// does not hold commits back: it is tried again later.
 func (b *Backend) waitCheckpoint() {
 	for b.compacting.Load() {
 		b.idxMu.RLock()
-		wait := b.frz != nil && b.act.mem >= b.tune.memMax
+		wait := b.act.mem >= 2*b.tune.memMax || (b.frz != nil && b.act.mem >= b.tune.memMax)
 		ch := b.ckptDone
 		b.idxMu.RUnlock()
 		if !wait {

@@ -155,3 +155,48 @@ func TestDamagedIndex(t *testing.T) {
 	}
 	closeT(t, b)
 }
+
+// TestMetadataCacheBound: with a small metadata cache, the overlays stay
+// near it (commits wait for a checkpoint while the overlay is full) and
+// everything committed is there, from the index, after a reopen.
+func TestMetadataCacheBound(t *testing.T) {
+	dir := t.TempDir()
+	const memMax = 64 << 10
+	tune := tuning{memMax: memMax}
+	b := openT(t, dir, tune)
+	var peak int64
+	const n = 20000
+	for i := range n {
+		commitT(t, b, putOp(fmt.Sprintf("key/%06d", i), fmt.Sprintf("value %d of a file's record, padded to look like one", i)))
+		b.idxMu.RLock()
+		mem := b.act.mem
+		if b.frz != nil {
+			mem += b.frz.mem
+		}
+		b.idxMu.RUnlock()
+		peak = max(peak, mem)
+	}
+	b.compactWG.Wait()
+	if peak > 4*memMax {
+		t.Errorf("overlays peaked at %d bytes, cache half is %d", peak, memMax)
+	}
+	if b.storeSeq() < n/2 {
+		t.Errorf("index at sequence %d after %d commits", b.storeSeq(), n)
+	}
+	closeT(t, b)
+	b = openT(t, dir, tune)
+	defer closeT(t, b)
+	i := 0
+	if err := b.Scan(context.Background(), []byte("key/"), nil, func(k, v []byte) bool {
+		if want := fmt.Sprintf("key/%06d", i); string(k) != want {
+			t.Fatalf("scan: %q, want %q", k, want)
+		}
+		i++
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if i != n {
+		t.Errorf("scan found %d keys, want %d", i, n)
+	}
+}
