@@ -187,6 +187,33 @@ func (b *Backend) openIndex(haveWALs bool) error {
 	if err != nil {
 		return err
 	}
+	if st != nil && haveSnap {
+		// A snapshot newer than the index was written by an older proxyfs
+		// that served the volume after it was converted (its compaction
+		// then removed the WALs the snapshot covers): the snapshot holds
+		// the volume, so convert it again.
+		snapSeq, err := snapshotSeq(snapPath)
+		if err != nil {
+			_ = st.db.Close()
+			return err
+		}
+		if snapSeq > st.seq.Load() {
+			b.log.Warn("the snapshot is newer than the metadata index (an older proxyfs served the volume): converting it again",
+				zap.Uint64("snapshot_seq", snapSeq), zap.Uint64("index_seq", st.seq.Load()))
+			if err := st.db.Close(); err != nil {
+				return err
+			}
+			st = nil
+			if !b.readOnly {
+				if err := os.Remove(filepath.Join(b.dir, indexName)); err != nil {
+					return err
+				}
+				if err := syncDir(b.dir); err != nil {
+					return err
+				}
+			}
+		}
+	}
 	if st != nil {
 		b.store = st
 		if haveSnap && !b.readOnly {

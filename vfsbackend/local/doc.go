@@ -106,7 +106,8 @@
 // snapshot is removed; the WALs replay on top as usual. A crash before the
 // rename leaves the old format (index.tmp is removed at the next open); a
 // crash after it leaves a complete index, and a leftover snapshot is
-// removed. A read-only open (proxyfsd -check) of such a volume reads the
+// removed. A snapshot newer than the index (an older proxyfs served the
+// volume after its conversion and compacted) is converted again. A read-only open (proxyfsd -check) of such a volume reads the
 // snapshot into the overlay and writes nothing.
 //
 // # Data

@@ -200,3 +200,52 @@ func TestMetadataCacheBound(t *testing.T) {
 		t.Errorf("scan found %d keys, want %d", i, n)
 	}
 }
+
+// TestSnapshotNewerThanIndex: an older proxyfs that served a converted
+// volume wrote a snapshot newer than the index; the next open converts
+// that snapshot again instead of discarding it.
+func TestSnapshotNewerThanIndex(t *testing.T) {
+	dir := t.TempDir()
+	b := openT(t, dir, tuning{compactThreshold: 1 << 10})
+	for i := range 100 {
+		commitT(t, b, putOp(fmt.Sprintf("k%03d", i), "before the downgrade"))
+	}
+	b.compactWG.Wait()
+	b.commitMu.Lock()
+	b.tune.compactThreshold = 1 << 30 // no more checkpoints
+	b.commitMu.Unlock()
+	for i := range 5 {
+		commitT(t, b, putOp(fmt.Sprintf("late%d", i), "after the last checkpoint"))
+	}
+	indexSeq, seq := b.storeSeq(), b.seq
+	if indexSeq == 0 || indexSeq >= seq {
+		t.Fatalf("index at %d of %d: want a checkpoint behind the last commit", indexSeq, seq)
+	}
+	// What the older proxyfs saw, plus its own change, as of a later seq.
+	m := newMemtable()
+	if err := b.Scan(context.Background(), nil, nil, func(k, v []byte) bool {
+		m.apply(opPut, k, v)
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	closeT(t, b)
+	m.apply(opPut, []byte("written by an older proxyfs"), []byte("1"))
+	if err := writeSnapshot(dir, m, seq); err != nil {
+		t.Fatal(err)
+	}
+	b = openT(t, dir, tuning{})
+	if v, ok := getT(t, b, "written by an older proxyfs"); !ok || v != "1" {
+		t.Errorf("the newer snapshot was not converted: %q, %v", v, ok)
+	}
+	if v, ok := getT(t, b, "k099"); !ok || v != "before the downgrade" {
+		t.Errorf("k099 = %q, %v", v, ok)
+	}
+	if b.storeSeq() != seq {
+		t.Errorf("index at %d, want %d", b.storeSeq(), seq)
+	}
+	closeT(t, b)
+	if exists(filepath.Join(dir, snapName)) {
+		t.Error("snapshot left after its conversion")
+	}
+}

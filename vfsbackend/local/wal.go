@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -265,6 +266,23 @@ func loadSnapshot(path string, m *memtable) (uint64, error) {
 		return 0, bad
 	}
 	return seq, nil
+}
+
+// snapshotSeq reads the sequence number in a snapshot's header.
+func snapshotSeq(path string) (uint64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	var hdr [len(snapMagic) + 8]byte
+	if _, err := io.ReadFull(f, hdr[:]); err != nil {
+		return 0, fmt.Errorf("%w: bad snapshot %s: %w", errCorrupt, path, err)
+	}
+	if m := string(hdr[:len(snapMagic)]); m != snapMagic && m != snapMagicV1 {
+		return 0, fmt.Errorf("%w: bad snapshot %s", errCorrupt, path)
+	}
+	return binary.LittleEndian.Uint64(hdr[len(snapMagic):]), nil
 }
 
 // createWAL creates dir/wal.<gen> holding only the magic, durably.
