@@ -569,8 +569,8 @@ func (r *raw) validate() (*Config, error) {
 			v.InlineBytes = int(*rv.InlineBytes)
 		}
 		if rv.MetadataCache != nil {
-			if *rv.MetadataCache < 2<<20 {
-				return nil, fmt.Errorf("config: %s: %d is under the minimum of %d", key("metadata_cache_bytes"), *rv.MetadataCache, 2<<20)
+			if *rv.MetadataCache < 64<<10 {
+				return nil, fmt.Errorf("config: %s: %d is under the minimum of %d", key("metadata_cache_bytes"), *rv.MetadataCache, 64<<10)
 			}
 			v.MetadataCacheBytes = *rv.MetadataCache
 		}

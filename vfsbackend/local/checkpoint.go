@@ -16,7 +16,7 @@ import (
 
 // minMemMax is the smallest overlay that triggers a checkpoint, whatever
 // the configured cache.
-const minMemMax = 1 << 20
+const minMemMax = 32 << 10
 
 // closedChan is Backend.ckptDone while no checkpoint ever ran.
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
