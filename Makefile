@@ -39,7 +39,7 @@ PYVER       = $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info
 pythondir   = $(if $(filter /usr /usr/,$(1)),$(1)/lib/python3/dist-packages,$(1)/lib/python$(PYVER)/dist-packages)
 PYTHONDIR  ?= $(call pythondir,$(PREFIX))
 
-.PHONY: all build run test go-test c-test samba-test python-test install-test fuzz vet lib install install-strip clean bench bench-python bench-fuse bench-smb
+.PHONY: all build run test go-test c-test samba-test python-test install-test fuzz vet lib install install-strip clean bench bench-python bench-fuse bench-smb bench-scale
 
 all: build lib
 
@@ -165,6 +165,15 @@ bench-fuse: build
 # BENCH_SMB_ARGS="ROUNDS=1 BIG_MB=256" for a short run).
 bench-smb: build lib
 	$(MAKE) -C samba bench BENCH_SMB_ARGS="$(BENCH_SMB_ARGS)"
+
+# bench-scale grows one volume to SCALE_N files (default 1 000 000) through
+# proxyfsd and prints, at each decade, create/lookup/get_stat rates against
+# the empty volume's, memory, bytes on disk per file, restart and -check
+# times (bench/scale; SCALE_ARGS for more flags, e.g. -check=false).
+SCALE_N ?= 1000000
+bench-scale: build
+	$(GO) build -o bin/scale ./bench/scale
+	bin/scale -proxyfsd $(PROXYFSD) -n $(SCALE_N) -clients 16 $(SCALE_ARGS)
 
 clean:
 	rm -rf bin

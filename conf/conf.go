@@ -229,6 +229,10 @@ type Volume struct {
 	// metadata instead of a data file of its own (local engine); 0 means
 	// never.
 	InlineBytes int
+	// MetadataCacheBytes bounds the memory the engine holds metadata in
+	// (local engine: recent commits not yet in its on-disk index); 0
+	// means the engine's default.
+	MetadataCacheBytes int64
 	// AutoFormat lets the daemon format the volume at start when its
 	// directory is new (absent or empty) and no volume was ever formatted
 	// there. Without it, a volume is created only by proxyfsd -format, so
@@ -305,6 +309,7 @@ type raw struct {
 		SyncInterval  *string  `toml:"sync_interval"`
 		CapacityBytes *int64   `toml:"capacity_bytes"`
 		InlineBytes   *int64   `toml:"inline_bytes"`
+		MetadataCache *int64   `toml:"metadata_cache_bytes"`
 		AutoFormat    *bool    `toml:"auto_format"`
 		ReadOnly      *bool    `toml:"read_only"`
 		RootSquash    *bool    `toml:"root_squash"`
@@ -562,6 +567,12 @@ func (r *raw) validate() (*Config, error) {
 				return nil, fmt.Errorf("config: %s: %d is out of range 0..%d", key("inline_bytes"), *rv.InlineBytes, MaxInlineBytes)
 			}
 			v.InlineBytes = int(*rv.InlineBytes)
+		}
+		if rv.MetadataCache != nil {
+			if *rv.MetadataCache < 64<<10 {
+				return nil, fmt.Errorf("config: %s: %d is under the minimum of %d", key("metadata_cache_bytes"), *rv.MetadataCache, 64<<10)
+			}
+			v.MetadataCacheBytes = *rv.MetadataCache
 		}
 		if rv.AutoFormat != nil {
 			v.AutoFormat = *rv.AutoFormat

@@ -91,6 +91,7 @@ engine = "memory"
 capacity_bytes = 12345
 sync_interval = "5s"
 inline_bytes = 0
+metadata_cache_bytes = 67108864
 read_only = true
 root_squash = true
 anon_uid = 99
@@ -111,7 +112,7 @@ path = "/var/lib/b"
 	if c.Metrics.Listen != "" || !c.Metrics.Pprof || c.Log != (Log{Level: "debug", Format: "json"}) {
 		t.Errorf("metrics/log %+v %+v", c.Metrics, c.Log)
 	}
-	if !reflect.DeepEqual(c.Volumes[0], Volume{Name: "a", Engine: "memory", Path: "proxyfs-data/a", SyncInterval: 5 * time.Second, CapacityBytes: 12345, InlineBytes: 0,
+	if !reflect.DeepEqual(c.Volumes[0], Volume{Name: "a", Engine: "memory", Path: "proxyfs-data/a", SyncInterval: 5 * time.Second, CapacityBytes: 12345, InlineBytes: 0, MetadataCacheBytes: 64 << 20,
 		ReadOnly: true, RootSquash: true, AnonUID: 99, AnonGID: 1<<32 - 1}) {
 		t.Errorf("volume a: %+v", c.Volumes[0])
 	}
@@ -169,6 +170,7 @@ func TestErrors(t *testing.T) {
 		{"[[volume]]\nname = \"v\"\ncapacity_bytes = -1\n", `volume[0].capacity_bytes`},
 		{"[[volume]]\nname = \"v\"\ninline_bytes = 65537\n", `volume[0].inline_bytes: 65537 is out of range`},
 		{"[[volume]]\nname = \"v\"\ninline_bytes = -1\n", `volume[0].inline_bytes`},
+		{"[[volume]]\nname = \"v\"\nmetadata_cache_bytes = 1000\n", `volume[0].metadata_cache_bytes: 1000 is under the minimum`},
 		{"[[volume]]\nname = \"v\"\nanon_uid = -1\n", `volume[0].anon_uid: -1 is out of range 0..4294967295`},
 		{"[[volume]]\nname = \"v\"\nanon_gid = 4294967296\n", `volume[0].anon_gid: 4294967296 is out of range`},
 		{"[[volume]]\nname = \"v\"\nroot_squash = 1\n", `root_squash`},

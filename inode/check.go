@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"time"
 )
 
 // Check verifies the volume's consistency, fsck-style, and returns one
@@ -19,9 +20,45 @@ import (
 // exactly the files without links, and that the inode counters match. Data that a failed engine call left
 // behind and that the next Sync removes is not reported. It holds the namespace lock shared
 // for its whole run.
+//
+// It first reads the volume in memory that does not grow with its size
+// (checkFast); only when that finds a problem does it run the exact check,
+// which holds the volume's inodes and entries in memory, to name each.
 func (fs *FS) Check(ctx context.Context) ([]string, error) {
+	return fs.CheckProgress(ctx, nil)
+}
+
+// CheckProgress is Check telling progress, at most every two seconds and
+// at the end of each phase, to say (nil: nowhere).
+func (fs *FS) CheckProgress(ctx context.Context, say func(phase string, n int64, done bool)) ([]string, error) {
 	fs.ns.RLock()
 	defer fs.ns.RUnlock()
+	progress := logProgress(2*time.Second, say)
+	ok, err := fs.checkFast(ctx, progress)
+	if err != nil {
+		return nil, err
+	}
+	if verifyCheckFast {
+		probs, err := fs.checkExact(ctx)
+		if err == nil && ok != (len(probs) == 0) {
+			err = fmt.Errorf("inode: checkFast says consistent=%v, the exact check found %d problems: %q", ok, len(probs), probs)
+		}
+		return probs, err
+	}
+	if ok {
+		return nil, nil
+	}
+	progress("problems found; the exact check names them", 0, true)
+	return fs.checkExact(ctx)
+}
+
+// verifyCheckFast makes Check run the exact check too and fail when the
+// two disagree (set by this package's tests).
+var verifyCheckFast bool
+
+// checkExact is Check holding the volume in memory; called with fs.ns
+// held.
+func (fs *FS) checkExact(ctx context.Context) ([]string, error) {
 	var probs []string
 	report := func(format string, args ...any) {
 		probs = append(probs, fmt.Sprintf(format, args...))

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -46,7 +47,11 @@ func dialMount(t *testing.T, addr string) (*client.Client, *client.Mount) {
 func TestCrashCycles(t *testing.T) {
 	cycles := envInt("PROXYFS_CRASH_CYCLES", 50)
 	const workers = 4
-	d := daemontest.Start(t, daemontest.Options{LogLevel: "info"})
+	// The smallest metadata cache: the local engine checkpoints its
+	// overlay to its index every few dozen changes, so that kills land
+	// before, during and after checkpoints.
+	d := daemontest.Start(t, daemontest.Options{LogLevel: "info",
+		Volumes: []daemontest.Volume{{Name: "default", Extra: "metadata_cache_bytes = 65536"}}})
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 1))
@@ -124,4 +129,5 @@ func TestCrashCycles(t *testing.T) {
 	if totalAcked < cycles {
 		t.Errorf("only %d operations acknowledged in %d cycles: the workload did not run", totalAcked, cycles)
 	}
+	t.Logf("checkpoints: %d", strings.Count(d.Logs(), "checkpoint: metadata written to the index"))
 }

@@ -15,6 +15,9 @@ import (
 const (
 	DefaultInlineBytes = 4096
 	MaxInlineBytes     = 64 << 10
+	// DefaultMetadataCacheBytes is a disk engine's metadata memory when
+	// Options.MetadataCacheBytes is zero.
+	DefaultMetadataCacheBytes = 256 << 20
 )
 
 // Options configures an engine when it is opened. Engines ignore fields
@@ -37,6 +40,10 @@ type Options struct {
 	// volume key inline_bytes = 0 does: a caller that wants the default
 	// passes DefaultInlineBytes.
 	InlineBytes int
+	// MetadataCacheBytes bounds the memory a disk engine holds metadata in
+	// (the local engine: the recent commits not yet written to its
+	// on-disk index); zero means DefaultMetadataCacheBytes.
+	MetadataCacheBytes int64
 	// Logger receives the engine's logs. Nil means no logs.
 	Logger *zap.Logger
 	// Format says whether Open may create a new volume when the store

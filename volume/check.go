@@ -3,6 +3,7 @@ package volume
 import (
 	"context"
 	"fmt"
+	"io"
 	"time"
 
 	"go.uber.org/zap"
@@ -16,32 +17,48 @@ import (
 // to recover from a crash), runs the consistency check on each and returns
 // the problems found, each prefixed with its volume's name. A volume that
 // cannot be opened (damaged, missing) is a problem too. The volumes must
-// not be in use by a running daemon.
-func Check(ctx context.Context, cfg *conf.Config, log *zap.Logger) ([]string, error) {
-	return checkAll(ctx, cfg, log, Mode{ReadOnly: true})
+// not be in use by a running daemon. Progress (each phase, the keys read,
+// the time each volume took) goes to progress unless it is nil.
+func Check(ctx context.Context, cfg *conf.Config, log *zap.Logger, progress io.Writer) ([]string, error) {
+	return checkAll(ctx, cfg, log, Mode{ReadOnly: true}, progress)
 }
 
 // Repair opens every volume of cfg allowing the recovery that drops
 // acknowledged changes (such as log records behind damage in the middle
 // of the log, which the engine saves aside first), then checks each as
 // Check does. Opening for service refuses such damage.
-func Repair(ctx context.Context, cfg *conf.Config, log *zap.Logger) ([]string, error) {
-	return checkAll(ctx, cfg, log, Mode{Repair: true})
+func Repair(ctx context.Context, cfg *conf.Config, log *zap.Logger, progress io.Writer) ([]string, error) {
+	return checkAll(ctx, cfg, log, Mode{Repair: true}, progress)
 }
 
-func checkAll(ctx context.Context, cfg *conf.Config, log *zap.Logger, mode Mode) ([]string, error) {
+func checkAll(ctx context.Context, cfg *conf.Config, log *zap.Logger, mode Mode, progress io.Writer) ([]string, error) {
 	var probs []string
 	for _, vc := range cfg.Volumes {
 		if vc.Engine == "memory" {
 			continue // nothing outlives the daemon: nothing to check
 		}
+		start := time.Now()
 		v, err := Open(ctx, vc, mode, Options{Logger: log})
 		if err != nil {
 			probs = append(probs, fmt.Sprintf("volume %q: cannot open: %v", vc.Name, err))
 			continue
 		}
-		p, err := v.check(ctx, mode.Repair)
+		var say func(phase string, n int64, done bool)
+		if progress != nil {
+			fmt.Fprintf(progress, "volume %q: opened in %.2fs\n", vc.Name, time.Since(start).Seconds())
+			say = func(phase string, n int64, done bool) {
+				state := "so far"
+				if done {
+					state = "done"
+				}
+				fmt.Fprintf(progress, "volume %q: %.1fs: %s: %d read, %s\n", vc.Name, time.Since(start).Seconds(), phase, n, state)
+			}
+		}
+		p, err := v.check(ctx, mode.Repair, say)
 		cerr := v.Close()
+		if progress != nil {
+			fmt.Fprintf(progress, "volume %q: checked in %.2fs, %d problem(s)\n", vc.Name, time.Since(start).Seconds(), len(p))
+		}
 		if err != nil {
 			return probs, fmt.Errorf("volume %q: check: %w", vc.Name, err)
 		}
@@ -57,14 +74,14 @@ func checkAll(ctx context.Context, cfg *conf.Config, log *zap.Logger, mode Mode)
 
 // check runs the consistency check; with repair it first rebuilds the
 // case-fold index, which is derived from the entries.
-func (v *Volume) check(ctx context.Context, repair bool) ([]string, error) {
+func (v *Volume) check(ctx context.Context, repair bool, say func(phase string, n int64, done bool)) ([]string, error) {
 	var probs []string
 	if repair {
 		if err := v.FS.RebuildCaseFoldIndex(ctx); err != nil {
 			probs = append(probs, err.Error())
 		}
 	}
-	p, err := v.FS.Check(ctx)
+	p, err := v.FS.CheckProgress(ctx, say)
 	return append(probs, p...), err
 }
 

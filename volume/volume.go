@@ -85,16 +85,17 @@ func Open(ctx context.Context, vc conf.Volume, mode Mode, opts Options) (*Volume
 	vlog := log.With(zap.String("volume", vc.Name))
 	m := opts.Metrics
 	raw, err := vfsbackend.Open(vc.Engine, vfsbackend.Options{
-		Path:          vc.Path,
-		SyncInterval:  vc.SyncInterval,
-		CapacityBytes: vc.CapacityBytes,
-		InlineBytes:   vc.InlineBytes,
-		Remote:        vc.Remote,
-		Logger:        vlog,
-		Format:        mode.Format,
-		ReadOnly:      mode.ReadOnly,
-		Repair:        mode.Repair,
-		Observe:       m.EngineObserver(vc.Name),
+		Path:               vc.Path,
+		SyncInterval:       vc.SyncInterval,
+		CapacityBytes:      vc.CapacityBytes,
+		InlineBytes:        vc.InlineBytes,
+		MetadataCacheBytes: vc.MetadataCacheBytes,
+		Remote:             vc.Remote,
+		Logger:             vlog,
+		Format:             mode.Format,
+		ReadOnly:           mode.ReadOnly,
+		Repair:             mode.Repair,
+		Observe:            m.EngineObserver(vc.Name),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("volume %q: open %s engine at %s: %w", vc.Name, vc.Engine, where(vc), err)

@@ -89,7 +89,7 @@ read_only = true
 		}
 	}
 
-	probs, err := volume.Check(ctx, cfg, nil)
+	probs, err := volume.Check(ctx, cfg, nil, nil)
 	if err != nil || len(probs) != 0 {
 		t.Fatalf("check: %q, %v", probs, err)
 	}
@@ -99,7 +99,7 @@ read_only = true
 	if err := os.RemoveAll(filepath.Join(dir, "a")); err != nil {
 		t.Fatal(err)
 	}
-	probs, err = volume.Check(ctx, cfg, nil)
+	probs, err = volume.Check(ctx, cfg, nil, nil)
 	if err != nil || len(probs) != 1 || !strings.Contains(probs[0], `volume "a": cannot open`) {
 		t.Fatalf("check of a deleted volume: %q, %v", probs, err)
 	}

@@ -138,7 +138,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if *repair {
 			what, checkFn = "repair", volume.Repair
 		}
-		probs, err := checkFn(ctx, cfg, log)
+		start := time.Now()
+		probs, err := checkFn(ctx, cfg, log, stderr)
 		for _, p := range probs {
 			fmt.Fprintln(stdout, p)
 		}
@@ -149,7 +150,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "proxyfsd: %s: %d problem(s)\n", what, len(probs))
 			return 1
 		}
-		fmt.Fprintf(stdout, "proxyfsd: %s: %d volume(s) consistent\n", what, len(cfg.Volumes))
+		fmt.Fprintf(stdout, "proxyfsd: %s: %d volume(s) consistent (%.2fs)\n", what, len(cfg.Volumes), time.Since(start).Seconds())
 		return 0
 	}
 

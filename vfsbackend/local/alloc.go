@@ -68,7 +68,11 @@ func (b *Backend) FallocateData(ctx context.Context, ino vfsbackend.Ino, mode ui
 	}
 	mu := b.lockIno(ino)
 	defer mu.Unlock()
-	if cur, ok := b.inline(ino); ok {
+	cur, ok, err := b.inline(ino)
+	if err != nil {
+		return fmt.Errorf("local: fallocate %d: %w", ino, err)
+	}
+	if ok {
 		if mode&(fallocPunchHole|fallocZeroRange) == 0 || off >= int64(len(cur)) {
 			return nil
 		}
@@ -111,7 +115,11 @@ func (b *Backend) SeekData(ctx context.Context, ino vfsbackend.Ino, off int64, h
 	if err := checkCtx(ctx, b); err != nil {
 		return 0, err
 	}
-	if data, ok := b.inline(ino); ok {
+	data, ok, err := b.inline(ino)
+	if err != nil {
+		return 0, fmt.Errorf("local: seek %d: %w", ino, err)
+	}
+	if ok {
 		switch {
 		case off < 0 || off >= int64(len(data)):
 			return 0, fmt.Errorf("local: seek %d to %d: %w", ino, off, syscall.ENXIO)
@@ -151,7 +159,9 @@ func (b *Backend) AllocatedData(ctx context.Context, ino vfsbackend.Ino) (int64,
 	if err := checkCtx(ctx, b); err != nil {
 		return 0, err
 	}
-	if data, ok := b.inline(ino); ok {
+	if data, ok, err := b.inline(ino); err != nil {
+		return 0, fmt.Errorf("local: allocated %d: %w", ino, err)
+	} else if ok {
 		return int64(len(data)), nil
 	}
 	var st syscall.Stat_t

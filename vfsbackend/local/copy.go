@@ -37,10 +37,14 @@ func (b *Backend) CopyData(ctx context.Context, src vfsbackend.Ino, srcOff int64
 		b.inoMu[j].Lock()
 		defer b.inoMu[j].Unlock()
 	}
-	if _, ok := b.inline(src); ok {
+	if _, ok, err := b.inline(src); err != nil {
+		return 0, fmt.Errorf("local: copy from %d: %w", src, err)
+	} else if ok {
 		return 0, fmt.Errorf("local: copy from %d: inline: %w", src, errors.ErrUnsupported)
 	}
-	if _, ok := b.inline(dst); ok {
+	if _, ok, err := b.inline(dst); err != nil {
+		return 0, fmt.Errorf("local: copy to %d: %w", dst, err)
+	} else if ok {
 		return 0, fmt.Errorf("local: copy to %d: inline: %w", dst, errors.ErrUnsupported)
 	}
 	sdf, err := b.data.acquire(src, false)

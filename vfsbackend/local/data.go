@@ -236,7 +236,9 @@ func (b *Backend) ReadData(ctx context.Context, ino vfsbackend.Ino, p []byte, of
 	if len(p) == 0 {
 		return 0, nil
 	}
-	if data, ok := b.inline(ino); ok {
+	if data, ok, err := b.inline(ino); err != nil {
+		return 0, fmt.Errorf("local: read %d: %w", ino, err)
+	} else if ok {
 		if off >= int64(len(data)) {
 			return 0, nil
 		}
@@ -269,7 +271,9 @@ func (b *Backend) DataFile(ctx context.Context, ino vfsbackend.Ino) (*os.File, f
 	if err := checkCtx(ctx, b); err != nil {
 		return nil, nil, err
 	}
-	if _, ok := b.inline(ino); ok {
+	if _, ok, err := b.inline(ino); err != nil {
+		return nil, nil, fmt.Errorf("local: open data %d: %w", ino, err)
+	} else if ok {
 		return nil, nil, fmt.Errorf("local: data of %d is inline: %w", ino, errors.ErrUnsupported)
 	}
 	df, err := b.data.acquire(ino, false)
@@ -359,7 +363,9 @@ func (b *Backend) DeleteData(ctx context.Context, ino vfsbackend.Ino) error {
 	}
 	mu := b.lockIno(ino)
 	defer mu.Unlock()
-	if _, ok := b.inline(ino); ok {
+	if _, ok, err := b.inline(ino); err != nil {
+		return fmt.Errorf("local: delete %d: %w", ino, err)
+	} else if ok {
 		if err := b.commitOps(true, walOp{kind: opInlineDel, key: inoKey(ino)}); err != nil {
 			return fmt.Errorf("local: delete %d: %w", ino, err)
 		}

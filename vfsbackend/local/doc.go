@@ -3,14 +3,13 @@
 // directory (vfsbackend.Options.Path):
 //
 //	LOCK                     flock(LOCK_EX|LOCK_NB): one process per volume
-//	snapshot                 the whole metadata index as of some sequence number
+//	index                    the metadata index (bbolt) as of some sequence number
 //	wal.<16 hex digits>      write-ahead logs, oldest first, the last one active
 //	data/<xx>/<16 hex>       one sparse file per inode whose data outgrew the
 //	                         inline limit; xx is the inode's low byte
 //
 // # Metadata
 //
-// Metadata lives in an in-memory ordered index (github.com/google/btree).
 // Every Commit encodes its batch as one record
 //
 //	length uint32 | CRC32-C uint32 | seq uint64 | ops
@@ -18,23 +17,69 @@
 // (little endian; the CRC covers ops and seq; an op is a kind byte, put,
 // delete, inline put or inline delete, then its uvarint-prefixed key and, for
 // puts, value) and appends it to the active
-// WAL with a single pwrite(2), then applies it to the index. Commits are
-// serialized by a mutex whose critical section is just "assign seq, write,
-// apply". Once the write returned the record is in the kernel's page cache,
-// so a crash of the process (kill -9) cannot lose an acknowledged commit.
-// Power-loss durability comes from fsync: Sync fsyncs the WAL, a background
-// goroutine calls Sync every Options.SyncInterval (default 1s), and SyncData
-// fsyncs one inode's data file and the WAL. Many commits thus share one fsync
-// (group commit) without any commit waiting for a disk flush.
+// WAL with a single pwrite(2), then applies it to the in-memory overlay.
+// Commits are serialized by a mutex whose critical section is just "assign
+// seq, write, apply". Once the write returned the record is in the kernel's
+// page cache, so a crash of the process (kill -9) cannot lose an
+// acknowledged commit. Power-loss durability comes from fsync: Sync fsyncs
+// the WAL, a background goroutine calls Sync every Options.SyncInterval
+// (default 1s), and SyncData fsyncs one inode's data file and the WAL. Many
+// commits thus share one fsync (group commit) without any commit waiting
+// for a disk flush.
+//
+// The applied state lives in three layers, read newest first:
+//
+//   - the active overlay: an in-memory ordered map (github.com/google/btree)
+//     of the commits since the last checkpoint began, each key's latest
+//     value or its deletion (a tombstone);
+//   - the frozen overlay, while a checkpoint writes it to the index;
+//   - the index: an on-disk B+tree (go.etcd.io/bbolt, file "index") with
+//     the key space, the inline data objects and the sequence number of the
+//     last commit it holds. Keys are stored behind a zero byte (bbolt keys
+//     cannot be empty), so a key is at most 32767 bytes (EINVAL beyond).
+//
+// Get looks in the active overlay, then the frozen one, then the index.
+// Scan merges the three in key order (a cursor on each; a tombstone hides
+// the index's key), so a directory of any size streams with constant
+// memory. Reads of the index go through bbolt's read-only mmap: they cost
+// page cache, which the kernel bounds and reclaims, not Go heap.
 //
 // A batch is refused with EFBIG if its record would exceed 1 GiB. If the
 // WAL write fails (ENOSPC, EIO) the partial record is truncated away and the
 // commit fails; if even that truncate fails, every later commit fails with
 // EIO rather than append after garbage.
 //
-// On open the snapshot is loaded, then every WAL is replayed in order,
-// skipping records already in the snapshot; sequence numbers must be
-// contiguous. The first torn or CRC-bad record of the last WAL ends the log:
+// # Checkpoints
+//
+// When the active WAL grows past 64 MiB, or the active overlay's estimated
+// heap past half of Options.MetadataCacheBytes (default 256 MiB), a
+// background checkpoint runs:
+//
+//  1. Under the commit lock: fsync the active WAL, switch to a new,
+//     pre-created WAL, freeze the overlay and start an empty one. This
+//     blocks commits for the duration of one fsync of the WAL's unsynced
+//     tail.
+//  2. Write the frozen overlay to the index in bbolt transactions of at
+//     most 65536 operations, each fsynced by bbolt (only the checkpoint
+//     writes to the index, so commits never wait for these fsyncs); the
+//     last transaction records the sequence number. A crash between them
+//     leaves some of the overlay in the index under the older sequence
+//     number: replay puts and deletes every key those records touched
+//     again, in order, so the result is the same.
+//  3. Drop the frozen overlay; remove the WALs the index covers.
+//
+// While a checkpoint runs and the new overlay is full, commits wait for it:
+// the metadata held in memory stays within the cache. A checkpoint that
+// fails keeps its overlay frozen (reads still see it) and is tried again
+// after a pause; the WALs it covers stay.
+//
+// On open the index is opened (bbolt reads its two meta pages, whatever its
+// size) and only the WALs' records after its sequence number are replayed
+// into the overlay; sequence numbers must be contiguous. Restart time thus
+// depends on the WAL since the last checkpoint (at most 64 MiB), not on the
+// volume. If the replayed overlay is over a checkpoint's threshold, a
+// checkpoint starts at once, in the background. The first torn or CRC-bad
+// record of the last WAL ends the log:
 // it and anything after it were never acknowledged as durable (a kill -9
 // can only cut the write in progress; a power loss can only lose what was
 // not yet fsynced), so the file is truncated there and the result is still
@@ -43,40 +88,39 @@
 // or corruption), they are dropped too, to keep that prefix, and an error
 // names how many and which sequence numbers. Damage in an older WAL is reported
 // as corruption and the volume does not open. Empty WALs at the end (left
-// by a compaction interrupted between creating the next WAL and switching
+// by a checkpoint interrupted between creating the next WAL and switching
 // to it) are removed first.
 //
-// # Compaction
+// A damaged index (bbolt cannot open it, or its buckets or sequence number
+// are missing), or a missing one where the WALs do not start at the first
+// commit, is an error wrapping vfsbackend.ErrDamaged that changes nothing;
+// bbolt's panics on a damaged page become errors of the call (EIO).
 //
-// When the active WAL grows past a threshold (64 MiB) and past twice the live
-// size of the index, a background compaction runs:
+// # Volumes made before the index
 //
-//  1. Under the commit lock: clone the index (a lazy copy-on-write clone,
-//     O(1)), fsync the active WAL, and switch to a new, pre-created WAL. This
-//     blocks commits for the duration of one fsync of the WAL's unsynced
-//     tail; everything else runs without the lock.
-//  2. Write the clone to snapshot.tmp, fsync it, rename it over snapshot and
-//     fsync the directory. A snapshot ("PFSSNP02") holds the keys, then the
-//     inline data objects; the older format without the second section
-//     ("PFSSNP01") is still read.
-//  3. Remove the WALs the snapshot covers.
-//
-// A crash at any point leaves either the old snapshot plus all WALs, or the
-// new snapshot plus WALs whose already-covered records are skipped by
-// sequence number.
+// They hold "snapshot" (the whole key space and inline data as of a
+// sequence number, "PFSSNP02", or "PFSSNP01" without inline data) and
+// WALs. The first read-write open converts them: the snapshot is loaded
+// (once, in memory), written to index.tmp with its sequence number,
+// fsynced, renamed to index (and the directory fsynced), and then the
+// snapshot is removed; the WALs replay on top as usual. A crash before the
+// rename leaves the old format (index.tmp is removed at the next open); a
+// crash after it leaves a complete index, and a leftover snapshot is
+// removed. A snapshot newer than the index (an older proxyfs served the
+// volume after its conversion and compacted) is converted again. A read-only open (proxyfsd -check) of such a volume reads the
+// snapshot into the overlay and writes nothing.
 //
 // # Data
 //
 // A data object that has never been longer than 4 KiB is inline: it lives
 // in the metadata (each WriteData or TruncateData appends one WAL record with
-// the whole object; snapshots and memory hold it like a key), so a small
+// the whole object; the overlay and the index hold it like a key), so a small
 // file costs no file creation, and SyncData of it is one fsync of the WAL.
 // When a write or a truncate takes it past 4 KiB it moves to a data file
 // for good: the file is written, fsynced with its directory, and only then
 // is the inline copy's removal committed, so a crash leaves either the
 // inline object or the complete file (a file left by an interrupted move is
-// ignored, and replaced or removed later). See inline.go. The price is
-// memory: up to 4 KiB per small file stays in memory with the metadata.
+// ignored, and replaced or removed later). See inline.go.
 //
 // Every other inode's data is a sparse file: WriteData is pwrite, ReadData is pread
 // (holes and ranges past EOF behave as in the memory engine), TruncateData is
@@ -96,14 +140,16 @@
 // Options.CapacityBytes is ignored, as the vfsbackend.Options doc says; a
 // volume's configured capacity is enforced by package inode.
 //
-// # Why not an existing embedded store
+// # Why bbolt under our own WAL
 //
-// No mature embedded Go key/value store gives us, without heavy
-// dependencies, both a single write per commit with group fsync that stays
-// safe against kill -9, and sparse per-inode data files. bbolt fsyncs every
-// transaction, which is far too slow for our file-create rate targets, and
-// LSM stores (badger, pebble) bring large dependency trees and their own
-// value-log/compaction machinery that we would still have to pair with a
-// separate data store. The metadata needed here (an ordered map with atomic
-// batches) is small enough to keep in memory and to log ourselves.
+// The WAL gives what no embedded store gave cheaply: one write per commit,
+// safe against kill -9 at once, with fsync grouped in the background. The
+// index only has to hold the applied state durably at checkpoints, which
+// are rare and off the commit path, so each of its transactions can be
+// fsynced. bbolt fits that: its copy-on-write commit makes a checkpoint
+// atomic with its sequence number, it opens in constant time, its reads
+// cost page cache rather than heap, and it is small and maintained (etcd's
+// store). An LSM store (pebble) would bring its own WAL and memtable, which
+// we would disable, a large dependency tree and background compactions,
+// for a write rate the checkpoint does not need.
 package local

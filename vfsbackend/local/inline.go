@@ -1,6 +1,7 @@
 package local
 
 import (
+	"encoding/binary"
 	"fmt"
 	"os"
 	"sync"
@@ -10,7 +11,7 @@ import (
 
 // Small files keep their data inline: a data object that has never been
 // longer than inlineMax bytes lives in the metadata (one WAL record per
-// write, the snapshot, and memory) instead of in a data file of its own.
+// write, the overlay, and the index) instead of in a data file of its own.
 // A new small file then costs no file creation, and its flush is one fsync
 // of the WAL instead of fsyncs of the WAL, a new file and its directory.
 //
@@ -23,9 +24,9 @@ import (
 // the inline copy exists (reads, ListData) and overwritten by the next move
 // or removed by DeleteData.
 //
-// The cost is memory: inline objects are held in memory like the rest of
-// the metadata, up to inlineMax bytes per small file. Options.InlineBytes
-// (the volume's inline_bytes) sets inlineMax, or turns inlining off.
+// Inline objects live in the index like the rest of the metadata, and in
+// memory only until the next checkpoint. Options.InlineBytes (the
+// volume's inline_bytes) sets inlineMax, or turns inlining off.
 
 // lockIno locks the stripe of ino's data operations that may move its data
 // between inline and a file, and returns it for Unlock.
@@ -35,13 +36,9 @@ func (b *Backend) lockIno(ino vfsbackend.Ino) *sync.Mutex {
 	return mu
 }
 
-// inline returns ino's inline data (shared: never modify it) and whether
-// it has any.
-func (b *Backend) inline(ino vfsbackend.Ino) ([]byte, bool) {
-	b.idxMu.RLock()
-	it, ok := b.st.inl.Get(inlineData{ino: ino})
-	b.idxMu.RUnlock()
-	return it.data, ok
+// inline returns (a copy of) ino's inline data and whether it has any.
+func (b *Backend) inline(ino vfsbackend.Ino) ([]byte, bool, error) {
+	return b.lookup(true, inoKey(ino))
 }
 
 // putInline commits data as ino's inline object; frees says it is
@@ -92,7 +89,10 @@ func (b *Backend) truncateInline(ino vfsbackend.Ino, size int64) (df *dataFile, 
 // file (df, as for writeInline). what names the operation in errors.
 func (b *Backend) updateInline(ino vfsbackend.Ino, newSize int64, what string,
 	change func(*os.File) error, edit func(cur []byte) []byte) (df *dataFile, done bool, err error) {
-	cur, ok := b.inline(ino)
+	cur, ok, err := b.inline(ino)
+	if err != nil {
+		return nil, true, fmt.Errorf("local: %s %d: %w", what, ino, err)
+	}
 	switch {
 	case ok && newSize > b.tune.inlineMax:
 		return nil, true, b.toFile(ino, cur, change)
@@ -148,18 +148,31 @@ func (b *Backend) toFile(ino vfsbackend.Ino, cur []byte, change func(*os.File) e
 	return nil
 }
 
-// listInline calls fn for each inline object, then returns the set of
-// their inode numbers (for ListData to skip their leftover files).
-func (b *Backend) listInline(fn func(ino vfsbackend.Ino, size int64) bool) (map[vfsbackend.Ino]bool, bool) {
-	b.idxMu.Lock() // Clone writes to the tree (copy-on-write marks)
-	inl := b.st.inl.Clone()
-	b.idxMu.Unlock()
-	seen := make(map[vfsbackend.Ino]bool, inl.Len())
-	more := true
-	inl.Ascend(func(it inlineData) bool {
-		seen[it.ino] = true
-		more = fn(it.ino, int64(len(it.data)))
-		return more
-	})
-	return seen, more
+// listInline calls fn for each inline object, a chunk at a time, with
+// no lock held during fn; more is false if fn stopped the listing.
+func (b *Backend) listInline(fn func(ino vfsbackend.Ino, size int64) bool) (more bool, err error) {
+	type obj struct {
+		ino  vfsbackend.Ino
+		size int64
+	}
+	var from []byte
+	for {
+		var chunk []obj
+		err := b.scan(bucketInline, nil, from, func(key, value []byte) bool {
+			chunk = append(chunk, obj{vfsbackend.Ino(binary.BigEndian.Uint64(key)), int64(len(value))})
+			return len(chunk) < 4096
+		})
+		if err != nil {
+			return false, err
+		}
+		for _, o := range chunk {
+			if !fn(o.ino, o.size) {
+				return false, nil
+			}
+		}
+		if len(chunk) < 4096 {
+			return true, nil
+		}
+		from = append(inoKey(chunk[len(chunk)-1].ino), 0)
+	}
 }

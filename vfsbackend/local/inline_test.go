@@ -43,7 +43,7 @@ func exists(path string) bool {
 }
 
 // TestInlineData checks where small objects live: in the WAL and the
-// snapshot, without a data file, until they grow past inlineMax.
+// index, without a data file, until they grow past inlineMax.
 func TestInlineData(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -70,19 +70,19 @@ func TestInlineData(t *testing.T) {
 	if m := listT(t, b); m[7] != 15 || m[8] != 50 || len(m) != 2 {
 		t.Fatalf("ListData %v", m)
 	}
-	// From the WAL, then from a snapshot.
+	// From the WAL, then from the index.
 	closeT(t, b)
 	b = openT(t, dir, tuning{inlineMax: 100})
 	if got := readAllT(t, b, 7); !bytes.Equal(got, want7) {
 		t.Fatalf("inline read after reopen %q", got)
 	}
-	if err := b.doCompact(); err != nil {
+	if err := b.doCheckpoint(); err != nil {
 		t.Fatal(err)
 	}
 	closeT(t, b)
 	b = openT(t, dir, tuning{inlineMax: 100})
 	if got := readAllT(t, b, 7); !bytes.Equal(got, want7) {
-		t.Fatalf("inline read after a snapshot %q", got)
+		t.Fatalf("inline read after a checkpoint %q", got)
 	}
 	if got := readAllT(t, b, 8); !bytes.Equal(got, make([]byte, 50)) {
 		t.Fatalf("truncated inline object %q", got)

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/google/btree"
+	bolt "go.etcd.io/bbolt"
 	"go.uber.org/zap"
 
 	"github.com/proxyfs/proxyfs/vfsbackend"
@@ -40,7 +42,8 @@ func init() {
 
 // tuning holds knobs that tests change; Open uses the defaults.
 type tuning struct {
-	compactThreshold int64 // WAL size that triggers compaction
+	compactThreshold int64 // WAL size that triggers a checkpoint
+	memMax           int64 // overlay heap that triggers a checkpoint (half the metadata cache)
 	maxOpenFiles     int   // size of the data file descriptor cache
 	inlineMax        int64 // largest inline data object (0: none inline)
 	reserveBytes     int64 // space held back for records that free space
@@ -80,8 +83,16 @@ type Backend struct {
 	walMu     sync.RWMutex
 	syncedSeq atomic.Uint64 // every record <= syncedSeq is fsynced
 
-	idxMu sync.RWMutex // protects st
-	st    state        // the key space, inline data, live size
+	// idxMu protects act, frz and ckptDone. The store has its own
+	// locking; lock order: a store read transaction before idxMu (Scan),
+	// and nothing waits for the store while holding idxMu.
+	idxMu    sync.RWMutex
+	act      *memtable     // commits since the last checkpoint began
+	frz      *memtable     // commits a checkpoint is writing to the store, or nil
+	frzSeq   uint64        // the sequence number frz ends at
+	frzGen   uint64        // the WAL generation that followed frz
+	ckptDone chan struct{} // closed when the running checkpoint ends
+	store    *store        // the on-disk index; nil only read-only without one
 
 	// inoMu serializes the data operations that may move an inode's data
 	// between inline and a data file (see inline.go).
@@ -113,13 +124,23 @@ func Open(opts vfsbackend.Options) (*Backend, error) {
 	if opts.InlineBytes < 0 || opts.InlineBytes > vfsbackend.MaxInlineBytes {
 		return nil, fmt.Errorf("local: open: InlineBytes %d is out of range 0..%d: %w", opts.InlineBytes, vfsbackend.MaxInlineBytes, syscall.EINVAL)
 	}
-	tune := tuning{compactThreshold: defaultCompactThreshold, maxOpenFiles: defaultMaxOpenFiles, inlineMax: int64(opts.InlineBytes), reserveBytes: defaultReserveBytes}
+	if opts.MetadataCacheBytes < 0 {
+		return nil, fmt.Errorf("local: open: MetadataCacheBytes %d is negative: %w", opts.MetadataCacheBytes, syscall.EINVAL)
+	}
+	cache := opts.MetadataCacheBytes
+	if cache == 0 {
+		cache = vfsbackend.DefaultMetadataCacheBytes
+	}
+	tune := tuning{compactThreshold: defaultCompactThreshold, memMax: max(cache/2, minMemMax), maxOpenFiles: defaultMaxOpenFiles, inlineMax: int64(opts.InlineBytes), reserveBytes: defaultReserveBytes}
 	return open(opts, tune)
 }
 
 func open(opts vfsbackend.Options, tune tuning) (_ *Backend, err error) {
 	if opts.Path == "" {
 		return nil, fmt.Errorf("local: open: empty Path: %w", syscall.EINVAL)
+	}
+	if tune.memMax <= 0 {
+		tune.memMax = vfsbackend.DefaultMetadataCacheBytes / 2
 	}
 	dir, err := filepath.Abs(opts.Path)
 	if err != nil {
@@ -159,7 +180,8 @@ func open(opts vfsbackend.Options, tune tuning) (_ *Backend, err error) {
 		lock:     lock,
 		readOnly: opts.ReadOnly,
 		repair:   opts.Repair,
-		st:       newState(),
+		act:      newMemtable(),
+		ckptDone: closedChan,
 		stop:     make(chan struct{}),
 		observe:  opts.Observe,
 	}
@@ -168,6 +190,9 @@ func open(opts vfsbackend.Options, tune tuning) (_ *Backend, err error) {
 		if err != nil {
 			if b.wal != nil {
 				_ = b.wal.Close()
+			}
+			if b.store != nil {
+				_ = b.store.db.Close()
 			}
 			_ = b.closeDir()
 			_ = lock.Close()
@@ -187,16 +212,23 @@ func open(opts vfsbackend.Options, tune tuning) (_ *Backend, err error) {
 		b.reserve.refill(log)
 	}
 	if opts.ReadOnly {
-		log.Info("volume opened read-only", zap.Uint64("seq", b.seq), zap.Int("keys", b.st.idx.Len()))
+		log.Info("volume opened read-only", zap.Uint64("seq", b.seq), zap.Int("replayed_keys", b.act.len()))
 		return b, nil
 	}
 	interval := opts.SyncInterval
 	if interval <= 0 {
 		interval = defaultSyncInterval
 	}
+	log.Info("volume opened", zap.Uint64("seq", b.seq), zap.Uint64("index_seq", b.storeSeq()), zap.Int("replayed_keys", b.act.len()), zap.Int64("wal_bytes", b.walSize))
 	b.syncerWG.Add(1)
 	go b.syncer(interval)
-	log.Info("volume opened", zap.Uint64("seq", b.seq), zap.Int("keys", b.st.idx.Len()), zap.Int64("wal_bytes", b.walSize))
+	if b.overCheckpoint(b.act.mem) && b.compacting.CompareAndSwap(false, true) {
+		// A long replay (a checkpoint that a crash interrupted, a volume
+		// converted from a snapshot or made with a larger cache): write it
+		// to the index in the background, as a commit would have.
+		b.compactWG.Add(1)
+		go b.compact()
+	}
 	return b, nil
 }
 
@@ -209,25 +241,19 @@ func open(opts vfsbackend.Options, tune tuning) (_ *Backend, err error) {
 // read-only backend replays in memory and writes nothing.
 func (b *Backend) recover() error {
 	if !b.readOnly {
-		_ = os.Remove(filepath.Join(b.dir, snapTmpName)) // a compaction that did not finish
+		// A compaction (before the index) or a conversion that did not finish.
+		_ = os.Remove(filepath.Join(b.dir, snapTmpName))
+		_ = os.Remove(filepath.Join(b.dir, indexTmpName))
 	}
-	snapSeq, err := loadSnapshot(filepath.Join(b.dir, snapName), &b.st)
-	if err != nil {
-		return err
-	}
-	b.seq = snapSeq
 	wals, err := listWALs(b.dir)
 	if err != nil {
 		return err
 	}
-	if len(wals) == 0 && !b.formatted {
-		if _, err := os.Stat(filepath.Join(b.dir, snapName)); errors.Is(err, os.ErrNotExist) {
-			// Every volume has a WAL from its format on: its metadata was
-			// removed, and opening it would serve an empty volume.
-			return fmt.Errorf("%w: %w: %s has a %s file but no WAL and no snapshot: its metadata is gone; "+
-				"nothing was changed. Restore it from a backup, or move the directory away and run proxyfsd -format",
-				errCorrupt, vfsbackend.ErrDamaged, b.dir, volumeFileName)
-		}
+	if err := b.openIndex(len(wals) > 0); err != nil {
+		return err
+	}
+	if b.store != nil {
+		b.seq = b.store.seq.Load()
 	}
 	// A compaction creates the next WAL before it switches to it. If we
 	// died in between, the new WAL is empty and the previous one may end in
@@ -261,7 +287,7 @@ func (b *Backend) recover() error {
 		if err != nil {
 			return err
 		}
-		good, torn, err := replayWAL(data, &b.st, &b.seq)
+		good, torn, err := replayWAL(data, b.act.apply, &b.seq)
 		if err != nil {
 			return fmt.Errorf("%s: %w", w.path, err)
 		}
@@ -402,15 +428,55 @@ func (b *Backend) Get(ctx context.Context, key []byte) ([]byte, error) {
 	if err := checkCtx(ctx, b); err != nil {
 		return nil, err
 	}
-	b.idxMu.RLock()
-	it, ok := b.st.idx.Get(kv{key: key})
-	b.idxMu.RUnlock()
+	v, ok, err := b.lookup(false, key)
+	if err != nil {
+		return nil, fmt.Errorf("local: get: %w", err)
+	}
 	if !ok {
 		return nil, errNoKey
 	}
-	// Values in the index are never modified in place (a put replaces the
-	// item), but callers may modify what we return.
-	return bytes.Clone(it.value), nil
+	return v, nil
+}
+
+// lookup finds key in the key space, or with inline set the inline object
+// whose inoKey is key: the overlays first, newest first, then the store.
+// The value is the caller's (a copy).
+func (b *Backend) lookup(inline bool, key []byte) ([]byte, bool, error) {
+	b.idxMu.RLock()
+	act, frz, st := b.act, b.frz, b.store
+	var v []byte
+	var del, found bool
+	if inline {
+		v, del, found = lookup(act.inl, key)
+		if !found && frz != nil {
+			v, del, found = lookup(frz.inl, key)
+		}
+	} else {
+		v, del, found = lookup(act.kv, key)
+		if !found && frz != nil {
+			v, del, found = lookup(frz.kv, key)
+		}
+	}
+	b.idxMu.RUnlock()
+	switch {
+	case found && del:
+		return nil, false, nil
+	case found:
+		// Overlay values are never modified in place (a put replaces the
+		// entry), but callers may modify what we return.
+		return bytes.Clone(v), true, nil
+	case st == nil:
+		return nil, false, nil
+	}
+	bucket := bucketKeys
+	if inline {
+		bucket = bucketInline
+	}
+	v, ok, err := st.get(bucket, key)
+	if err != nil {
+		return nil, false, fmt.Errorf("metadata index: %w: %w", err, syscall.EIO)
+	}
+	return v, ok, nil
 }
 
 // Scan implements vfsbackend.Backend.
@@ -422,14 +488,37 @@ func (b *Backend) Scan(ctx context.Context, prefix, start []byte, fn func(key, v
 	if bytes.Compare(start, prefix) > 0 {
 		from = start
 	}
+	return b.scan(bucketKeys, prefix, from, fn)
+}
+
+// scan merges the overlays and the store's bucket (bucketKeys or
+// bucketInline) from from on, for keys with prefix.
+func (b *Backend) scan(bucket, prefix, from []byte, fn func(key, value []byte) bool) (err error) {
+	// The store's read transaction first, then idxMu (see Backend.idxMu).
+	b.idxMu.RLock()
+	st := b.store
+	b.idxMu.RUnlock()
+	var tx *bolt.Tx
+	if st != nil {
+		if tx, err = st.db.Begin(false); err != nil {
+			return fmt.Errorf("local: scan: metadata index: %w: %w", err, syscall.EIO)
+		}
+		defer func() { _ = tx.Rollback() }()
+	}
 	b.idxMu.RLock()
 	defer b.idxMu.RUnlock()
-	b.st.idx.AscendGreaterOrEqual(kv{key: from}, func(it kv) bool {
-		if !bytes.HasPrefix(it.key, prefix) {
-			return false
+	act, frz := b.act.kv, (*btree.BTreeG[ment])(nil)
+	if bytes.Equal(bucket, bucketInline) {
+		act = b.act.inl
+	}
+	if b.frz != nil {
+		frz = b.frz.kv
+		if bytes.Equal(bucket, bucketInline) {
+			frz = b.frz.inl
 		}
-		return fn(it.key, it.value)
-	})
+	}
+	defer recoverDamage(&err)
+	mergeScan(act, frz, tx, bucket, prefix, from, fn)
 	return nil
 }
 
@@ -441,12 +530,17 @@ func (b *Backend) Commit(ctx context.Context, batch *vfsbackend.Batch) error {
 	if batch == nil || len(batch.Ops) == 0 {
 		return nil
 	}
+	for _, op := range batch.Ops {
+		if len(op.Key) > maxKeySize {
+			return fmt.Errorf("local: commit: key of %d bytes: keys are at most %d bytes: %w", len(op.Key), maxKeySize, syscall.EINVAL)
+		}
+	}
 	return b.commitRecord(encodeRecord(batch), batch.Frees, func() {
 		for _, op := range batch.Ops {
 			if op.Delete {
-				b.st.apply(opDelete, op.Key, nil)
+				b.act.apply(opDelete, op.Key, nil)
 			} else {
-				b.st.apply(opPut, op.Key, op.Value)
+				b.act.apply(opPut, op.Key, op.Value)
 			}
 		}
 	})
@@ -457,13 +551,13 @@ func (b *Backend) Commit(ctx context.Context, batch *vfsbackend.Batch) error {
 func (b *Backend) commitOps(frees bool, ops ...walOp) error {
 	return b.commitRecord(encodeOps(ops), frees, func() {
 		for _, op := range ops {
-			b.st.apply(op.kind, op.key, op.value)
+			b.act.apply(op.kind, op.key, op.value)
 		}
 	})
 }
 
 // commitRecord appends rec (from encodeRecord or encodeOps) to the WAL
-// and then calls apply, which applies the same ops to b.st, with idxMu
+// and then calls apply, which applies the same ops to b.act, with idxMu
 // held. A record that frees space and meets a full disk gives up the
 // space reserve and tries again.
 func (b *Backend) commitRecord(rec []byte, frees bool, apply func()) error {
@@ -473,6 +567,7 @@ func (b *Backend) commitRecord(rec []byte, frees bool, apply func()) error {
 	}
 	crc := crc32.Checksum(rec[recHeaderSize:], castagnoli)
 
+	b.waitCheckpoint()
 	b.commitMu.Lock()
 	defer b.commitMu.Unlock()
 	if err := b.check(); err != nil {
@@ -495,10 +590,11 @@ func (b *Backend) commitRecord(rec []byte, frees bool, apply func()) error {
 
 	b.idxMu.Lock()
 	apply()
-	live := b.st.live
+	mem := b.act.mem
+	retry := b.frz != nil // a failed checkpoint's overlay waits to be written
 	b.idxMu.Unlock()
 
-	if b.walSize > b.tune.compactThreshold && b.walSize > 2*live && time.Now().UnixNano() >= b.compactAfter.Load() &&
+	if (retry || b.overCheckpoint(mem)) && time.Now().UnixNano() >= b.compactAfter.Load() &&
 		b.compacting.CompareAndSwap(false, true) {
 		b.compactWG.Add(1)
 		go b.compact()
@@ -578,7 +674,9 @@ func (b *Backend) SyncData(ctx context.Context, ino vfsbackend.Ino) error {
 	if err := b.Health(); err != nil {
 		return err
 	}
-	if _, ok := b.inline(ino); ok {
+	if _, ok, err := b.inline(ino); err != nil {
+		return fmt.Errorf("local: sync data %d: %w", ino, err)
+	} else if ok {
 		return b.syncWAL() // the object is in the WAL
 	}
 	var wg sync.WaitGroup
@@ -620,95 +718,28 @@ func (b *Backend) syncer(interval time.Duration) {
 	}
 }
 
-// compact writes a snapshot and retires the WALs it covers. It runs in its
-// own goroutine; b.compacting is true while it runs.
-func (b *Backend) compact() {
-	defer b.compactWG.Done()
-	defer b.compacting.Store(false)
-	start := time.Now()
-	if err := b.doCompact(); err != nil {
-		b.compactAfter.Store(time.Now().Add(compactRetry).UnixNano())
-		b.log.Error("compaction failed; trying again after a pause", zap.Duration("pause", compactRetry), zap.Error(err))
-		return
-	}
-	b.log.Info("compacted metadata", zap.Duration("took", time.Since(start)))
-}
-
-func (b *Backend) doCompact() error {
-	if b.closed.Load() {
-		return nil
-	}
-	// Create the next WAL before taking the lock.
-	b.commitMu.Lock()
-	gen := b.walGen + 1
-	b.commitMu.Unlock()
-	next, err := createWAL(b.dir, gen)
-	if err != nil {
-		return err
-	}
-
-	b.commitMu.Lock()
-	if b.closed.Load() || b.broken != nil {
-		b.commitMu.Unlock()
-		_ = next.Close()
-		return os.Remove(filepath.Join(b.dir, walName(gen)))
-	}
-	// The retired WAL must be durable before any record of the new one
-	// can reach the disk, or a power loss could leave a gap.
-	if err := b.wal.Sync(); err != nil {
-		b.commitMu.Unlock()
-		_ = next.Close()
-		_ = os.Remove(filepath.Join(b.dir, walName(gen)))
-		return err
-	}
-	b.syncedSeq.Store(b.seq)
-	old := b.wal
-	b.wal, b.walGen, b.walSize = next, gen, int64(len(walMagic))
-	seq := b.seq
-	b.idxMu.Lock()
-	clone, inlClone := b.st.idx.Clone(), b.st.inl.Clone()
-	b.idxMu.Unlock()
-	b.commitMu.Unlock()
-
-	b.walMu.Lock()
-	cerr := old.Close()
-	b.walMu.Unlock()
-	if cerr != nil {
-		return cerr
-	}
-
-	if err := writeSnapshot(b.dir, clone, inlClone, seq); err != nil {
-		return err
-	}
-	wals, err := listWALs(b.dir)
-	if err != nil {
-		return err
-	}
-	for _, w := range wals {
-		if w.gen < gen {
-			if err := os.Remove(w.path); err != nil {
-				return err
-			}
-		}
-	}
-	return syncDir(b.dir)
-}
-
 // ListData implements vfsbackend.Backend.
 func (b *Backend) ListData(ctx context.Context, fn func(ino vfsbackend.Ino, size int64) bool) error {
 	if err := checkCtx(ctx, b); err != nil {
 		return err
 	}
-	inline, more := b.listInline(fn)
-	if !more {
-		return nil
+	more, err := b.listInline(fn)
+	if err != nil || !more {
+		return err
 	}
-	return b.data.list(func(ino vfsbackend.Ino, size int64) bool {
-		if inline[ino] {
+	var lerr error
+	err = b.data.list(func(ino vfsbackend.Ino, size int64) bool {
+		_, inline, err := b.lookup(true, inoKey(ino))
+		if err != nil {
+			lerr = err
+			return false
+		}
+		if inline {
 			return true // a file left by an interrupted move: not the object
 		}
 		return fn(ino, size)
 	})
+	return errors.Join(err, lerr)
 }
 
 // Usage implements vfsbackend.Backend. It reports the numbers of the
@@ -760,6 +791,9 @@ func (b *Backend) Close() error {
 	b.commitMu.Unlock()
 	b.walMu.Unlock()
 
+	if b.store != nil {
+		errs = append(errs, b.store.db.Close())
+	}
 	errs = append(errs, b.data.closeAll(), b.closeDir(), b.lock.Close())
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("local: close: %w", err)

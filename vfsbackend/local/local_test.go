@@ -306,24 +306,24 @@ func TestDamagedOlderWAL(t *testing.T) {
 	}
 }
 
-// waitCompacted commits until a compaction has finished.
+// waitCompacted commits until a checkpoint has finished.
 func waitCompacted(t *testing.T, b *Backend, dir string, next func()) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		next()
-		if _, err := os.Stat(filepath.Join(dir, snapName)); err == nil && !b.compacting.Load() {
+		if b.storeSeq() > 0 && !b.compacting.Load() {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("no compaction happened")
+			t.Fatal("no checkpoint happened")
 		}
 	}
 }
 
-// TestCompaction forces compactions and checks snapshot + WAL replay,
-// including a leftover WAL that the snapshot already covers.
-func TestCompaction(t *testing.T) {
+// TestCheckpoint forces checkpoints and checks index + WAL replay,
+// including a leftover WAL that the index already covers.
+func TestCheckpoint(t *testing.T) {
 	dir := t.TempDir()
 	tune := tuning{compactThreshold: 8 << 10}
 	b := openT(t, dir, tune)
@@ -347,9 +347,9 @@ func TestCompaction(t *testing.T) {
 	first := activeWAL(t, dir)
 	waitCompacted(t, b, dir, next)
 	if _, err := os.Stat(first); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("first WAL still exists after compaction: %v", err)
+		t.Fatalf("first WAL still exists after a checkpoint: %v", err)
 	}
-	for range 500 { // more compactions, and records after the last one
+	for range 500 { // more checkpoints, and records after the last one
 		next()
 	}
 	b.compactWG.Wait()
@@ -367,30 +367,37 @@ func TestCompaction(t *testing.T) {
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("after reopen: %d keys, want %d", len(got), len(want))
 		}
+		for k, v := range want {
+			if g, ok := getT(t, b, k); !ok || g != v {
+				t.Errorf("get %s = %q, %v, want %q", k, g, ok, v)
+			}
+		}
 	}
 	wals, err := listWALs(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(wals) != 1 {
-		t.Errorf("%d WAL files after compaction, want 1", len(wals))
+		t.Errorf("%d WAL files after a checkpoint, want 1", len(wals))
 	}
 	b = openT(t, dir, tune)
 	verify(b)
 	closeT(t, b)
 
-	// A leftover WAL from before the snapshot: its records are skipped.
+	// A leftover WAL that the index covers: its records are skipped.
 	b = openT(t, dir, tuning{})
 	commitT(t, b, putOp("late", "1"))
+	commitT(t, b, vfsbackend.Op{Delete: true, Key: []byte("k001")})
 	want["late"] = "1"
-	closeT(t, b)
-	// Write a snapshot covering everything so far, keep the WAL (as if the
-	// crash came right after the snapshot's rename).
-	b = openT(t, dir, tuning{})
+	delete(want, "k001")
+	// Write the overlay to the index but keep the WAL (as if the crash
+	// came right after the index's commit).
 	b.commitMu.Lock()
-	clone, inlClone, seq := b.st.idx.Clone(), b.st.inl.Clone(), b.seq
+	b.idxMu.Lock()
+	err = b.store.write(b.act, b.seq)
+	b.idxMu.Unlock()
 	b.commitMu.Unlock()
-	if err := writeSnapshot(dir, clone, inlClone, seq); err != nil {
+	if err != nil {
 		t.Fatal(err)
 	}
 	closeT(t, b)
@@ -403,13 +410,20 @@ func TestCompaction(t *testing.T) {
 	verify(b)
 	closeT(t, b)
 
-	// A leftover snapshot.tmp from a compaction that died is ignored.
-	if err := os.WriteFile(filepath.Join(dir, snapTmpName), []byte("junk"), 0o600); err != nil {
-		t.Fatal(err)
+	// Leftovers of a compaction or a conversion that died are ignored.
+	for _, name := range []string{snapTmpName, indexTmpName} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("junk"), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	b = openT(t, dir, tuning{})
 	verify(b)
 	closeT(t, b)
+	for _, name := range []string{snapTmpName, indexTmpName} {
+		if exists(filepath.Join(dir, name)) {
+			t.Errorf("%s left after open", name)
+		}
+	}
 }
 
 // TestLock checks that a volume can be open only once at a time.
@@ -622,10 +636,12 @@ func TestCrash(t *testing.T) {
 		acked = lastN // the child continues after what is visible
 		closeT(t, b)
 	}
-	// The children's small threshold must have made them compact.
-	if _, err := os.Stat(filepath.Join(dir, snapName)); err != nil {
-		t.Errorf("no snapshot after the crash cycles: %v", err)
+	// The children's small threshold must have made them checkpoint.
+	b := openT(t, dir, tuning{})
+	if b.storeSeq() == 0 {
+		t.Error("no checkpoint in the crash cycles")
 	}
+	closeT(t, b)
 }
 
 // BenchmarkCommit measures a small metadata commit (what a create costs),

@@ -54,7 +54,7 @@ func classify(dir string) (dirKind, error) {
 		switch {
 		case name == volumeFileName:
 			return dirVolume, nil
-		case strings.HasPrefix(name, walPrefix) || name == snapName:
+		case strings.HasPrefix(name, walPrefix) || name == snapName || name == indexName:
 			kind = dirLegacy
 		case name == "LOCK" || name == "lost+found" || name == reserveName:
 		default:

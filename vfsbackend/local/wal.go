@@ -1,7 +1,6 @@
 package local
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -12,8 +11,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-
-	"github.com/google/btree"
 
 	"github.com/proxyfs/proxyfs/vfsbackend"
 )
@@ -29,34 +26,14 @@ const (
 	maxRecordSize = 1 << 30 // larger lengths are garbage (a torn header)
 	opPut         = 0
 	opDelete      = 1
-	opInlinePut   = 2  // key: 8-byte inode number; value: the whole data object
-	opInlineDel   = 3  // key: 8-byte inode number
-	entryOverhead = 16 // per-entry cost used to estimate the live size
+	opInlinePut   = 2 // key: 8-byte inode number; value: the whole data object
+	opInlineDel   = 3 // key: 8-byte inode number
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // errCorrupt marks damage that is not a torn tail.
 var errCorrupt = errors.New("local: corrupt volume")
-
-type kv struct {
-	key, value []byte
-}
-
-func lessKV(a, b kv) bool { return string(a.key) < string(b.key) }
-
-func newIndex() *btree.BTreeG[kv] { return btree.NewG(32, lessKV) }
-
-// inlineData is the data object of a small file, kept in the metadata
-// (the WAL, the snapshot and memory) instead of in a data file.
-type inlineData struct {
-	ino  vfsbackend.Ino
-	data []byte
-}
-
-func lessInline(a, b inlineData) bool { return a.ino < b.ino }
-
-func newInlineIndex() *btree.BTreeG[inlineData] { return btree.NewG(32, lessInline) }
 
 func inoKey(ino vfsbackend.Ino) []byte { return binary.BigEndian.AppendUint64(nil, uint64(ino)) }
 
@@ -189,10 +166,10 @@ func listWALs(dir string) ([]walFile, error) {
 }
 
 // replayWAL applies the records of data (a whole WAL file) with seq > *seq
-// to idx, checking that sequence numbers are contiguous. It returns the
+// with apply, checking that sequence numbers are contiguous. It returns the
 // offset just past the last good record and whether the file ended in a
 // torn or bad record (everything from that offset on is garbage).
-func replayWAL(data []byte, st *state, seq *uint64) (good int64, torn bool, err error) {
+func replayWAL(data []byte, apply func(kind byte, key, value []byte), seq *uint64) (good int64, torn bool, err error) {
 	if len(data) < len(walMagic) || string(data[:len(walMagic)]) != walMagic {
 		return 0, true, nil
 	}
@@ -217,7 +194,7 @@ func replayWAL(data []byte, st *state, seq *uint64) (good int64, torn bool, err 
 			if rseq != *seq+1 {
 				return int64(off), false, fmt.Errorf("%w: WAL sequence jumps from %d to %d", errCorrupt, *seq, rseq)
 			}
-			if err := decodeOps(ops, st.apply); err != nil {
+			if err := decodeOps(ops, apply); err != nil {
 				return int64(off), false, err
 			}
 			*seq = rseq
@@ -227,46 +204,11 @@ func replayWAL(data []byte, st *state, seq *uint64) (good int64, torn bool, err 
 	return int64(off), false, nil
 }
 
-// state is what the WAL and the snapshot hold: the key space, the inline
-// data of small files, and the estimated live size of both.
-type state struct {
-	idx  *btree.BTreeG[kv]
-	inl  *btree.BTreeG[inlineData]
-	live int64
-}
-
-func newState() state { return state{idx: newIndex(), inl: newInlineIndex()} }
-
-// apply applies one op, keeping live up to date. key and value are
-// copied.
-func (st *state) apply(kind byte, key, value []byte) {
-	switch kind {
-	case opDelete:
-		if old, ok := st.idx.Delete(kv{key: key}); ok {
-			st.live -= int64(len(old.key) + len(old.value) + entryOverhead)
-		}
-	case opPut:
-		it := kv{key: append([]byte(nil), key...), value: append([]byte{}, value...)}
-		if old, ok := st.idx.ReplaceOrInsert(it); ok {
-			st.live -= int64(len(old.key) + len(old.value) + entryOverhead)
-		}
-		st.live += int64(len(it.key) + len(it.value) + entryOverhead)
-	case opInlineDel:
-		if old, ok := st.inl.Delete(inlineData{ino: vfsbackend.Ino(binary.BigEndian.Uint64(key))}); ok {
-			st.live -= int64(8 + len(old.data) + entryOverhead)
-		}
-	case opInlinePut:
-		it := inlineData{ino: vfsbackend.Ino(binary.BigEndian.Uint64(key)), data: append([]byte{}, value...)}
-		if old, ok := st.inl.ReplaceOrInsert(it); ok {
-			st.live -= int64(8 + len(old.data) + entryOverhead)
-		}
-		st.live += int64(8 + len(it.data) + entryOverhead)
-	}
-}
-
-// loadSnapshot reads the snapshot file, if any, into st and returns its
-// sequence number (0 without a snapshot).
-func loadSnapshot(path string, st *state) (uint64, error) {
+// loadSnapshot reads the snapshot file of a volume made before the
+// on-disk index, if any, into m and returns its sequence number (0
+// without a snapshot). Snapshots are only read now: the first read-write
+// open converts one to the index.
+func loadSnapshot(path string, m *memtable) (uint64, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, nil
@@ -302,7 +244,7 @@ func loadSnapshot(path string, st *state) (uint64, error) {
 		if !ok1 || !ok2 {
 			return 0, bad
 		}
-		st.apply(opPut, key, val)
+		m.apply(opPut, key, val)
 	}
 	if !v1 {
 		// The inline section: a count, then (inode number, data) pairs.
@@ -317,7 +259,7 @@ func loadSnapshot(path string, st *state) (uint64, error) {
 			if !ok1 || !ok2 || len(key) != 8 {
 				return 0, bad
 			}
-			st.apply(opInlinePut, key, val)
+			m.apply(opInlinePut, key, val)
 		}
 	}
 	if len(p) != 0 {
@@ -326,78 +268,21 @@ func loadSnapshot(path string, st *state) (uint64, error) {
 	return seq, nil
 }
 
-// writeSnapshot writes idx and inl as of seq to dir/snapshot atomically
-// and durably.
-func writeSnapshot(dir string, idx *btree.BTreeG[kv], inl *btree.BTreeG[inlineData], seq uint64) (err error) {
-	tmp := filepath.Join(dir, snapTmpName)
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+// snapshotSeq reads the sequence number in a snapshot's header.
+func snapshotSeq(path string) (uint64, error) {
+	f, err := os.Open(path)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	defer func() {
-		if f != nil {
-			_ = f.Close()
-		}
-		if err != nil {
-			_ = os.Remove(tmp)
-		}
-	}()
-	h := crc32.New(castagnoli)
-	w := bufio.NewWriterSize(io.MultiWriter(f, h), 1<<20)
-	var hdr [len(snapMagic) + 16]byte
-	copy(hdr[:], snapMagic)
-	binary.LittleEndian.PutUint64(hdr[len(snapMagic):], seq)
-	binary.LittleEndian.PutUint64(hdr[len(snapMagic)+8:], uint64(idx.Len()))
-	if _, err := w.Write(hdr[:]); err != nil {
-		return err
+	defer f.Close()
+	var hdr [len(snapMagic) + 8]byte
+	if _, err := io.ReadFull(f, hdr[:]); err != nil {
+		return 0, fmt.Errorf("%w: bad snapshot %s: %w", errCorrupt, path, err)
 	}
-	var werr error
-	var vb [binary.MaxVarintLen64]byte
-	pair := func(key, value []byte) bool {
-		for _, f := range [][]byte{key, value} {
-			n := binary.PutUvarint(vb[:], uint64(len(f)))
-			if _, werr = w.Write(vb[:n]); werr != nil {
-				return false
-			}
-			if _, werr = w.Write(f); werr != nil {
-				return false
-			}
-		}
-		return true
+	if m := string(hdr[:len(snapMagic)]); m != snapMagic && m != snapMagicV1 {
+		return 0, fmt.Errorf("%w: bad snapshot %s", errCorrupt, path)
 	}
-	idx.Ascend(func(it kv) bool { return pair(it.key, it.value) })
-	if werr != nil {
-		return werr
-	}
-	var cnt [8]byte
-	binary.LittleEndian.PutUint64(cnt[:], uint64(inl.Len()))
-	if _, err := w.Write(cnt[:]); err != nil {
-		return err
-	}
-	inl.Ascend(func(it inlineData) bool { return pair(inoKey(it.ino), it.data) })
-	if werr != nil {
-		return werr
-	}
-	if err := w.Flush(); err != nil {
-		return err
-	}
-	var sum [4]byte
-	binary.LittleEndian.PutUint32(sum[:], h.Sum32())
-	if _, err := f.Write(sum[:]); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	cerr := f.Close()
-	f = nil
-	if cerr != nil {
-		return cerr
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, snapName)); err != nil {
-		return err
-	}
-	return syncDir(dir)
+	return binary.LittleEndian.Uint64(hdr[len(snapMagic):]), nil
 }
 
 // createWAL creates dir/wal.<gen> holding only the magic, durably.
