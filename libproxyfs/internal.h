@@ -152,7 +152,20 @@ int pfs_b64_decode(const char *in, uint8_t **out, size_t *out_len);
 #define PFS_BIN_OP_FLUSH 8        /* inode */
 #define PFS_BIN_OP_LOOKUP_CI 9    /* inode = dir, name -> stat, real name */
 #define PFS_BIN_OP_AUTH 10        /* payload = token; no reply payload */
-#define PFS_BIN_OP_MAX 10
+/* payload = max (u32), names (u8 len + name) -> READDIR_PLUS entries, each
+ * followed by its xattr block */
+#define PFS_BIN_OP_READDIR_PLUS_XATTR 11
+#define PFS_BIN_OP_OPEN 12        /* offset = access mode | reclaim -> fh, stat */
+#define PFS_BIN_OP_CLOSE 13       /* offset = fh */
+#define PFS_BIN_OP_LOCK 14        /* payload = fh, start, len, cmd, type, ... */
+#define PFS_BIN_OP_SETATTR 15     /* payload = mask + fields (88) -> stat */
+#define PFS_BIN_OP_GET_XATTR 16   /* payload = name -> value */
+#define PFS_BIN_OP_SET_XATTR 17   /* offset = flags, payload = len, name, value */
+#define PFS_BIN_OP_LIST_XATTR 18  /* -> names, each NUL-terminated */
+#define PFS_BIN_OP_MAX 18
+#define PFS_BIN_OPEN_RECLAIM 0x100u
+#define PFS_BIN_SETATTR_LEN 88
+#define PFS_BIN_XATTR_NAMES_MAX 16
 /* Request flag: an identity block follows the header (per-call identity):
  * uid u32, gid u32, ngroups u16, reserved u16, then ngroups u32. */
 #define PFS_BIN_REQ_IDENTITY 2u
@@ -232,6 +245,20 @@ size_t pfs_bin_decode_dirent_ext(const uint8_t *in, size_t statlen,
                                  pfs_dent_t *d);
 /* Appends one entry (for tests); returns its size. */
 size_t pfs_bin_encode_dirent(const pfs_dent_t *d, uint8_t *out);
+/* READDIR_PLUS_XATTR: an entry's xattr block (errno u32, names length u32,
+ * names, then per requested name errno u32, length u32, value). Returns
+ * the block's size if avail bytes at in hold a well-formed block for
+ * nnames values (names NUL-terminated, none empty), else 0. */
+size_t pfs_bin_xattr_block_size(const uint8_t *in, size_t avail, size_t nnames);
+/* Checks a READDIR_PLUS_XATTR reply payload (as count_dirents_ext, each
+ * entry followed by a block for nnames values). */
+int pfs_bin_count_dirents_xattr(const uint8_t *in, size_t len, size_t statlen,
+                                size_t nnames, bool *eof, size_t *n);
+/* Builds the caller's proxyfs_entry_xattrs_t from a checked block and the
+ * request's names (xkey: each a length byte and the name); NULL: ENOMEM. */
+proxyfs_entry_xattrs_t *pfs_bin_build_xattrs(const uint8_t *blk,
+                                             const uint8_t *xkey,
+                                             size_t xkeylen, size_t nnames);
 
 /* --------------------------------------------------------------- conn.c */
 
@@ -639,6 +666,14 @@ typedef struct {
     size_t last;    /* index of the entry served last (lookup hint) */
     pfs_ident_t ident; /* the identity that fetched it: served only to it */
     pfs_dent_t *ents;
+    /* A READDIR_PLUS_XATTR batch: the names asked for (each a length byte
+     * and the name; NULL for a READDIR_PLUS batch), the reply payload and
+     * each entry's xattr block in it. */
+    uint8_t *xkey;
+    size_t xkeylen;
+    size_t xcount;
+    uint8_t *xraw;
+    size_t *xoff;
 } pfs_batch_t;
 
 struct proxyfs_mount_handle {
