@@ -758,6 +758,162 @@ static void test_readdir_batch(void)
     CHECK_RC(proxyfs_unmount(mh), 0);
 }
 
+
+/* proxyfs_readdir_plus_xattr: each entry's xattrs as proxyfs_list_xattr
+ * and proxyfs_get_xattr give them, in one request per batch; per-entry
+ * errnos; the cache; bad arguments; a daemon killed with SIGKILL. */
+static void xattr_matches(mount_handle_t *mh, uint64_t ino,
+                          const proxyfs_entry_xattrs_t *x,
+                          const char *const *names, size_t count)
+{
+    char list[1024], val[256];
+    size_t n = 0;
+    int rc = proxyfs_list_xattr(mh, ino, list, sizeof(list), &n);
+
+    CHECK(x->list_err == rc && x->count == count);
+    if (rc == 0)
+        CHECK(x->names_len == n && memcmp(x->names, list, n) == 0);
+    else
+        CHECK(x->names_len == 0);
+    for (size_t i = 0; i < count; i++) {
+        rc = proxyfs_get_xattr(mh, ino, names[i], val, sizeof(val), &n);
+        CHECK(strcmp(x->values[i].name, names[i]) == 0);
+        CHECK(x->values[i].err == rc);
+        if (rc == 0)
+            CHECK(x->values[i].len == n &&
+                  (n == 0 || memcmp(x->values[i].value, val, n) == 0));
+        else
+            CHECK(x->values[i].len == 0 && x->values[i].value == NULL);
+    }
+}
+
+static size_t list_all(mount_handle_t *mh, uint64_t dir,
+                       const char *const *names, size_t count, bool verify)
+{
+    int64_t prev = -1;
+    size_t seen = 0;
+
+    for (;;) {
+        struct dirent *de = NULL;
+        proxyfs_stat_t *st = NULL;
+        proxyfs_entry_xattrs_t *x = NULL;
+        int rc = proxyfs_readdir_plus_xattr(mh, dir, prev, names, count, &de,
+                                            &st, &x);
+
+        CHECK_RC(rc, 0);
+        if (rc != 0 || de == NULL) {
+            CHECK(st == NULL && x == NULL);
+            break;
+        }
+        CHECK(st != NULL && x != NULL && st->ino == de->d_ino);
+        if (verify && x != NULL)
+            xattr_matches(mh, de->d_ino, x, names, count);
+        prev = de->d_off;
+        seen++;
+        free(de);
+        free(st);
+        free(x);
+    }
+    return seen;
+}
+
+static void test_readdir_xattr(void)
+{
+    enum { N = 300 };
+    static const char *const dos[] = { "user.DOSATTRIB" };
+    static const char *const two[] = { "user.DOSATTRIB", "user.x" };
+    const char *bad[17];
+    mount_handle_t *mh = do_mount();
+    uint64_t dir = 0, f = 0;
+    struct dirent *de = NULL;
+    proxyfs_stat_t *st = NULL;
+    proxyfs_entry_xattrs_t *x = NULL;
+    char name[64];
+    long mark;
+
+    if (mh == NULL)
+        return;
+    CHECK_RC(proxyfs_mkdir(mh, root_ino, "xdir", 0755, &dir), 0);
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof(name), "f%03d", i);
+        CHECK_RC(proxyfs_create(mh, dir, name, 0644, &f), 0);
+        if (i % 3 == 0)
+            CHECK_RC(proxyfs_set_xattr(mh, f, "user.DOSATTRIB", name, strlen(name), 0), 0);
+        if (i % 5 == 0)
+            CHECK_RC(proxyfs_set_xattr(mh, f, "user.x", "", 0, 0), 0);
+        if (i == 7) /* mode 0: the owner may not read its xattrs */
+            CHECK_RC(proxyfs_chmod(mh, f, 0), 0);
+    }
+    /* Every entry matches the one-entry calls. */
+    CHECK(list_all(mh, dir, two, 2, true) == N + 2);
+    /* One request for the whole listing (one batch of up to 1024). */
+    mark = requests_total();
+    CHECK(list_all(mh, dir, dos, 1, false) == N + 2);
+    CHECK(requests_since(&mark) == 1);
+    /* The names only. */
+    CHECK(list_all(mh, dir, NULL, 0, true) == N + 2);
+    /* Entry 7's errno, spelled out. */
+    CHECK_RC(proxyfs_lookup(mh, dir, "f007", &f), 0);
+    {
+        int64_t prev = -1;
+
+        for (;;) {
+            CHECK_RC(proxyfs_readdir_plus_xattr(mh, dir, prev, dos, 1, &de, &st, &x), 0);
+            if (de == NULL)
+                break;
+            prev = de->d_off;
+            if (de->d_ino == f)
+                CHECK(x->list_err == EACCES && x->values[0].err == EACCES);
+            else if (strcmp(de->d_name, "f003") == 0)
+                CHECK(x->list_err == 0 && x->values[0].err == 0 &&
+                      x->values[0].len == 4 && memcmp(x->values[0].value, "f003", 4) == 0 &&
+                      x->names_len == strlen("user.DOSATTRIB") + 1);
+            else if (strcmp(de->d_name, "f001") == 0)
+                CHECK(x->list_err == 0 && x->values[0].err == ENODATA && x->names_len == 0);
+            free(de);
+            free(st);
+            free(x);
+        }
+    }
+    /* A change through the mount handle: the next call fetches afresh. */
+    CHECK_RC(proxyfs_lookup(mh, dir, "f001", &f), 0);
+    CHECK_RC(proxyfs_readdir_plus_xattr(mh, dir, -1, dos, 1, &de, &st, &x), 0);
+    {
+        int64_t prev = de->d_off;
+        proxyfs_entry_xattrs_t *x2 = NULL;
+
+        free(de);
+        free(st);
+        free(x);
+        CHECK_RC(proxyfs_set_xattr(mh, f, "user.DOSATTRIB", "new", 3, 0), 0);
+        mark = requests_total();
+        CHECK_RC(proxyfs_readdir_plus_xattr(mh, dir, prev, dos, 1, &de, &st, &x2), 0);
+        CHECK(requests_since(&mark) == 1);
+        free(de);
+        free(st);
+        free(x2);
+    }
+    /* Bad arguments: EINVAL, nothing sent. */
+    for (int i = 0; i < 17; i++)
+        bad[i] = "user.a";
+    CHECK_RC(proxyfs_readdir_plus_xattr(mh, dir, -1, bad, 17, &de, &st, &x), EINVAL);
+    bad[0] = "";
+    CHECK_RC(proxyfs_readdir_plus_xattr(mh, dir, -1, bad, 1, &de, &st, &x), EINVAL);
+    bad[0] = NULL;
+    CHECK_RC(proxyfs_readdir_plus_xattr(mh, dir, -1, bad, 1, &de, &st, &x), EINVAL);
+    CHECK_RC(proxyfs_readdir_plus_xattr(mh, dir, -1, NULL, 1, &de, &st, &x), EINVAL);
+    CHECK_RC(proxyfs_readdir_plus_xattr(mh, dir, -1, dos, 1, &de, &st, NULL), EINVAL);
+    CHECK_RC(proxyfs_readdir_plus_xattr(NULL, dir, -1, dos, 1, &de, &st, &x), EINVAL);
+    CHECK_RC(proxyfs_readdir_plus_xattr(mh, f, -1, dos, 1, &de, &st, &x), ENOTDIR);
+    CHECK(de == NULL && st == NULL && x == NULL);
+    CHECK_RC(proxyfs_readdir_plus_xattr(mh, 999999, -1, dos, 1, &de, &st, &x), ENOENT);
+    /* The daemon killed and started again: the listing goes on. */
+    daemon_signal(&daemon_, SIGKILL);
+    CHECK(daemon_start(&daemon_) == 0);
+    CHECK(list_all(mh, dir, two, 2, true) == N + 2);
+    CHECK_RC(proxyfs_unmount(mh), 0);
+}
+
 static const struct {
     const char *name;
     void (*fn)(void);
@@ -771,6 +927,7 @@ static const struct {
     { "old_times", test_old_times },
     { "mount_timeout", test_mount_timeout },
     { "readdir_batch", test_readdir_batch },
+    { "readdir_xattr", test_readdir_xattr },
 };
 
 /* Writes the daemon's config (metrics on a free port) before the harness
