@@ -194,9 +194,8 @@ int proxyfs_open(mount_handle_t *in_mount_handle, uint64_t in_inode_number,
                  int in_flags, uint64_t *out_fh)
 {
     mount_handle_t *mh = in_mount_handle;
-    json_t *params, *res = NULL, *used;
     pfs_fh_t *h;
-    uint64_t sfh = 0, mid;
+    uint64_t sfh = 0, mid = 0;
     int rc;
 
     PFS_API_ENTER();
@@ -212,21 +211,8 @@ int proxyfs_open(mount_handle_t *in_mount_handle, uint64_t in_inode_number,
     if (h == NULL)
         PFS_API_RETURN(pfs_set_error(ENOMEM, "out of memory"));
     for (;;) {
-        params = json_pack("{sIsI}", "inode", (json_int_t)in_inode_number,
-                           "flags", (json_int_t)in_flags);
-        if (params == NULL) {
-            free(h);
-            PFS_API_RETURN(pfs_set_error(ENOMEM, "out of memory"));
-        }
-        rc = pfs_rpc(mh, "open", params, NULL, &res);
-        /* pfs_rpc set mount_id to the mount of the attempt that answered. */
-        used = json_object_get(params, "mount_id");
-        mid = json_is_integer(used) ? (uint64_t)json_integer_value(used) : 0;
-        json_decref(params);
-        if (rc == 0 && (pfs_json_get_u64(res, "fh", &sfh) != 0 || sfh == 0))
-            rc = pfs_set_error(EIO, "open: malformed reply: no fh");
-        json_decref(res);
-        res = NULL;
+        /* Binary OPEN; mid is the mount of the attempt that answered. */
+        rc = pfs_bin_open(mh, in_inode_number, in_flags & O_ACCMODE, &sfh, &mid);
         if (rc != 0) {
             free(h);
             PFS_API_RETURN(rc);
@@ -255,8 +241,8 @@ int proxyfs_close(mount_handle_t *in_mount_handle, uint64_t in_fh)
 {
     mount_handle_t *mh = in_mount_handle;
     pfs_fh_t **pp, *h;
-    json_t *params;
     bool uncertain = false;
+    uint64_t mid = 0;
     int rc;
 
     PFS_API_ENTER();
@@ -283,16 +269,11 @@ int proxyfs_close(mount_handle_t *in_mount_handle, uint64_t in_fh)
         fh_free(h);
         PFS_API_RETURN(0);
     }
-    params = json_pack("{sI}", "fh", (json_int_t)h->sfh);
-    if (params == NULL) {
-        fh_free(h);
-        PFS_API_RETURN(pfs_set_error(ENOMEM, "out of memory"));
-    }
-    rc = pfs_rpc(mh, "close", params, &uncertain, NULL);
-    json_decref(params);
+    rc = pfs_bin_close(mh, h->sfh, &uncertain, &mid);
     /* EBADF after an attempt lost in flight: that attempt closed it; after
      * a remount: the handle went with the old mount. */
-    if (rc == EBADF && (uncertain || pfs_mount_id(mh) != h->mount_id)) {
+    if (rc == EBADF && (uncertain || mid != h->mount_id ||
+                        pfs_mount_id(mh) != h->mount_id)) {
         pfs_clear_error();
         rc = 0;
     }

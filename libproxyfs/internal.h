@@ -609,11 +609,43 @@ typedef struct {
     uint8_t *reply;    /* the payload: rbuf, or malloc()ed (free if != rbuf) */
     size_t rlen;       /* its length */
     bool uncertain;    /* an attempt was lost in flight (see pfs_rpc) */
+    uint64_t mount_id; /* the mount id of the attempt that answered */
 } pfs_bin_call_t;
 
 /* Returns 0 or a positive errno (recorded). A name longer than
  * PFS_BIN_MAX_NAME is ENAMETOOLONG without a request. */
 int pfs_bin_call(mount_handle_t *mh, pfs_bin_call_t *bc);
+
+/* ------------------------------------------------------------ binmeta.c */
+
+/* The per-file calls on the binary channel (opcodes 12-18), under
+ * pfs_bin_call's retry rule; each returns 0 or a positive errno
+ * (recorded). */
+/* OPEN: the server's handle, and the mount id it belongs to. */
+int pfs_bin_open(mount_handle_t *mh, uint64_t ino, int acc, uint64_t *out_sfh,
+                 uint64_t *out_mid);
+/* CLOSE of server handle sfh; *uncertain: an attempt was lost in flight;
+ * *out_mid: the mount id of the attempt that answered. */
+int pfs_bin_close(mount_handle_t *mh, uint64_t sfh, bool *uncertain,
+                  uint64_t *out_mid);
+/* LOCK getlk on server handle sfh; the conflict in *out (type F_UNLCK:
+ * none); *out_mid as pfs_bin_close's. */
+int pfs_bin_getlk(mount_handle_t *mh, uint64_t sfh, short type, int64_t start,
+                  int64_t len, const char *owner, proxyfs_lock_t *out,
+                  uint64_t *out_mid);
+int pfs_bin_setattr(mount_handle_t *mh, uint64_t ino, uint64_t mask,
+                    const proxyfs_setattr_t *a, proxyfs_stat_t *out_stat);
+/* GET_XATTR with get_xattr's size rules (in_size 0: the size only;
+ * ERANGE for a smaller buffer). */
+int pfs_bin_get_xattr(mount_handle_t *mh, uint64_t ino, const char *name,
+                      void *value, size_t size, size_t *out_size);
+/* SET_XATTR; *uncertain as pfs_bin_close's. name at most 255 bytes,
+ * value at most 64 KiB (the caller sends others as JSON-RPC). */
+int pfs_bin_set_xattr(mount_handle_t *mh, uint64_t ino, const char *name,
+                      const void *value, size_t size, int flags,
+                      bool *uncertain);
+int pfs_bin_list_xattr(mount_handle_t *mh, uint64_t ino, char *list,
+                       size_t size, size_t *out_size);
 
 /* --------------------------------------------------------------- api.c */
 
