@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -914,6 +915,125 @@ static void test_readdir_xattr(void)
     CHECK_RC(proxyfs_unmount(mh), 0);
 }
 
+
+/* The count of one proxyfs_requests_total series, e.g.
+ * "channel=\"binary\",method=\"open\"", waiting for it to settle; -1 if
+ * /metrics cannot be read. */
+static long series(const char *labels)
+{
+    struct sockaddr_in sa;
+    static char buf[1 << 20];
+    const char *req = "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n";
+    char key[256];
+    size_t len = 0;
+    ssize_t n;
+    char *p;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    msleep(50);
+    if (fd < 0)
+        return -1;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)metrics_port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+        write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
+        close(fd);
+        return -1;
+    }
+    while (len < sizeof(buf) - 1 &&
+           (n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
+        len += (size_t)n;
+    close(fd);
+    buf[len] = '\0';
+    snprintf(key, sizeof(key), "\nproxyfs_requests_total{%s}", labels);
+    if ((p = strstr(buf, key)) == NULL)
+        return 0;
+    return strtol(p + strlen(key), NULL, 10);
+}
+
+/* open, close, F_GETLK, setattr and the inode xattr calls go over the
+ * binary channel (one binary request each, no JSON-RPC), with the errnos
+ * of their JSON-RPC forms, and survive a daemon killed with SIGKILL. */
+static void test_binary_calls(void)
+{
+    static const char *const ops[] = { "open", "close", "lock", "setattr",
+                                       "get_xattr", "set_xattr", "list_xattr" };
+    mount_handle_t *mh = do_mount();
+    uint64_t f = 0, fh = 0, fh2 = 0;
+    long before[7], json0, json1;
+    char lbl[128], buf[64];
+    proxyfs_setattr_t a = { .mode = 0600 };
+    proxyfs_stat_t st;
+    proxyfs_lock_t l;
+    size_t n = 0;
+
+    if (mh == NULL)
+        return;
+    CHECK_RC(proxyfs_create(mh, root_ino, "bincalls", 0644, &f), 0);
+    for (int i = 0; i < 7; i++) {
+        snprintf(lbl, sizeof(lbl), "channel=\"binary\",method=\"%s\"", ops[i]);
+        before[i] = series(lbl);
+    }
+    json0 = requests_total();
+    CHECK_RC(proxyfs_open(mh, f, O_RDWR, &fh), 0);
+    CHECK_RC(proxyfs_lock(mh, fh, F_GETLK, F_WRLCK, 0, 0, "o", &l), 0);
+    CHECK(l.type == F_UNLCK);
+    CHECK_RC(proxyfs_setattr(mh, f, PROXYFS_SETATTR_MODE, &a, &st), 0);
+    CHECK((st.mode & 07777) == 0600 && st.ino == f);
+    CHECK_RC(proxyfs_set_xattr(mh, f, "user.DOSATTRIB", "dos", 3, 0), 0);
+    CHECK_RC(proxyfs_get_xattr(mh, f, "user.DOSATTRIB", buf, sizeof(buf), &n), 0);
+    CHECK(n == 3 && memcmp(buf, "dos", 3) == 0);
+    CHECK_RC(proxyfs_list_xattr(mh, f, buf, sizeof(buf), &n), 0);
+    CHECK(n == 15 && strcmp(buf, "user.DOSATTRIB") == 0);
+    CHECK_RC(proxyfs_close(mh, fh), 0);
+    json1 = requests_total();
+    for (int i = 0; i < 7; i++) {
+        snprintf(lbl, sizeof(lbl), "channel=\"binary\",method=\"%s\"", ops[i]);
+        CHECK(series(lbl) == before[i] + 1);
+    }
+    CHECK(json1 - json0 == 7); /* nothing else, on either channel */
+
+    /* Errnos as JSON-RPC gives them. */
+    CHECK_RC(proxyfs_close(mh, fh), EBADF);
+    CHECK_RC(proxyfs_open(mh, 999999, O_RDONLY, &fh), ENOENT);
+    CHECK_RC(proxyfs_get_xattr(mh, f, "user.none", buf, sizeof(buf), &n), ENODATA);
+    CHECK_RC(proxyfs_get_xattr(mh, f, "user.DOSATTRIB", buf, 2, &n), ERANGE);
+    CHECK_RC(proxyfs_get_xattr(mh, f, "user.DOSATTRIB", NULL, 0, &n), 0);
+    CHECK(n == 3);
+    CHECK_RC(proxyfs_list_xattr(mh, f, buf, 4, &n), ERANGE);
+    CHECK_RC(proxyfs_list_xattr(mh, f, NULL, 0, &n), 0);
+    CHECK(n == 15);
+    CHECK_RC(proxyfs_set_xattr(mh, f, "user.DOSATTRIB", "x", 1, PROXYFS_XATTR_CREATE), EEXIST);
+    CHECK_RC(proxyfs_set_xattr(mh, f, "user.none", "x", 1, PROXYFS_XATTR_REPLACE), ENODATA);
+    CHECK_RC(proxyfs_set_xattr(mh, f, "trusted.x", "x", 1, 0), EPERM);
+    CHECK_RC(proxyfs_setattr(mh, 999999, PROXYFS_SETATTR_MODE, &a, &st), ENOENT);
+    a.uid = 0;
+    CHECK_RC(proxyfs_setattr(mh, f, PROXYFS_SETATTR_UID, &a, NULL), EPERM);
+    CHECK_RC(proxyfs_lock(mh, 424242, F_GETLK, F_WRLCK, 0, 0, "o", &l), EBADF);
+
+    /* A conflict seen through another handle, and after a SIGKILL of the
+     * daemon (the library reopens the handles and reclaims the lock). */
+    CHECK_RC(proxyfs_open(mh, f, O_RDWR, &fh), 0);
+    CHECK_RC(proxyfs_open(mh, f, O_RDONLY, &fh2), 0);
+    CHECK_RC(proxyfs_lock(mh, fh, F_SETLK, F_WRLCK, 5, 10, "holder", NULL), 0);
+    CHECK_RC(proxyfs_lock(mh, fh2, F_GETLK, F_RDLCK, 0, 0, "asker", &l), 0);
+    CHECK(l.type == F_WRLCK && l.start == 5 && l.len == 10 && strcmp(l.owner, "holder") == 0);
+    daemon_signal(&daemon_, SIGKILL);
+    CHECK(daemon_start(&daemon_) == 0);
+    CHECK_RC(proxyfs_lock(mh, fh2, F_GETLK, F_RDLCK, 0, 0, "asker", &l), 0);
+    CHECK(l.type == F_WRLCK && l.start == 5 && l.len == 10 && strcmp(l.owner, "holder") == 0);
+    CHECK_RC(proxyfs_get_xattr(mh, f, "user.DOSATTRIB", buf, sizeof(buf), &n), 0);
+    CHECK(n == 3);
+    a.mode = 0640;
+    CHECK_RC(proxyfs_setattr(mh, f, PROXYFS_SETATTR_MODE, &a, &st), 0);
+    CHECK((st.mode & 07777) == 0640);
+    CHECK_RC(proxyfs_close(mh, fh), 0);
+    CHECK_RC(proxyfs_close(mh, fh2), 0);
+    CHECK_RC(proxyfs_unmount(mh), 0);
+}
+
 static const struct {
     const char *name;
     void (*fn)(void);
@@ -928,6 +1048,7 @@ static const struct {
     { "mount_timeout", test_mount_timeout },
     { "readdir_batch", test_readdir_batch },
     { "readdir_xattr", test_readdir_xattr },
+    { "binary_calls", test_binary_calls },
 };
 
 /* Writes the daemon's config (metrics on a free port) before the harness
