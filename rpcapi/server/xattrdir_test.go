@@ -36,7 +36,7 @@ func TestReaddirPlusXattr(t *testing.T) {
 		}
 		mk("a", 0o644, map[string]string{"user.DOSATTRIB": "dos-a", "user.other": "o"})
 		mk("b", 0o644, nil)
-		mk("c", 0o600, map[string]string{"user.DOSATTRIB": "dos-c"})           // unreadable for uid 1000
+		mk("c", 0o600, map[string]string{"user.DOSATTRIB": "dos-c"})              // unreadable for uid 1000
 		mk("d", 0o644, map[string]string{"trusted.t": "root only", "user.e": ""}) // empty value
 		names := []string{"user.DOSATTRIB", "user.e"}
 
