@@ -120,7 +120,7 @@ func inlineOp(h wire.RequestHeader) bool {
 	switch h.Opcode {
 	case wire.OpLookup, wire.OpGetStat, wire.OpCreate, wire.OpUnlink, wire.OpReaddirPlus, wire.OpLookupCI,
 		wire.OpReaddirPlusXattr, wire.OpOpen, wire.OpClose, wire.OpLock, wire.OpSetattr,
-		wire.OpGetXattr, wire.OpSetXattr, wire.OpListXattr:
+		wire.OpGetXattr, wire.OpSetXattr, wire.OpListXattr, wire.OpCreateOpen:
 		return true
 	case wire.OpRead, wire.OpWrite:
 		return h.Length <= inlineIOMax
@@ -145,7 +145,7 @@ func (s *Server) checkLength(h wire.RequestHeader) (fatal bool, err error) {
 			return true, fmt.Errorf("binary set_xattr: payload of %d bytes: %w", h.Length, syscall.E2BIG)
 		}
 	case wire.OpLookup, wire.OpCreate, wire.OpUnlink, wire.OpLookupCI, wire.OpAuth,
-		wire.OpReaddirPlusXattr, wire.OpLock, wire.OpSetattr, wire.OpGetXattr:
+		wire.OpReaddirPlusXattr, wire.OpLock, wire.OpSetattr, wire.OpGetXattr, wire.OpCreateOpen:
 		if h.Length > wire.MaxNamePayload {
 			return true, fmt.Errorf("binary %s: name of %d bytes: %w", wire.OpName(h.Opcode), h.Length, syscall.ENAMETOOLONG)
 		}

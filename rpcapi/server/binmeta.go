@@ -13,7 +13,8 @@ import (
 )
 
 // The binary forms of readdir_plus with xattrs, open, close, lock,
-// setattr and the xattr calls (PROTOCOL.md section 2, opcodes 11 to 18).
+// setattr, the xattr calls and create with open (PROTOCOL.md section 2,
+// opcodes 11 to 19).
 // Each decodes its fields into the JSON form's params and runs the same
 // code as the JSON method, so both channels share every check.
 
@@ -48,6 +49,26 @@ func (s *Server) binaryMeta(ctx context.Context, e *env, h wire.RequestHeader, p
 		}
 		r, err := s.open(ctx, e, &wire.OpenParams{MountID: h.MountID, Inode: h.Inode, Flags: uint32(h.Offset & 3),
 			Reclaim: h.Offset&wire.OpenReclaimBit != 0})
+		if err != nil {
+			return nil, true, err
+		}
+		or := r.(wire.OpenResult)
+		b := binary.LittleEndian.AppendUint64(make([]byte, 0, 8+wire.StatExtSize), or.Fh)
+		return wire.AppendStatRecord(b, &or.Stat, h.Flags), true, nil
+	case wire.OpCreateOpen:
+		mode, acc := h.Offset&0xffffffff, h.Offset>>32
+		if err := checkMode(wire.MethodCreate, mode); err != nil {
+			return nil, true, err
+		}
+		if acc > wire.OpenReadWrite {
+			return nil, true, fmt.Errorf("binary create_open: access mode %d: %w", acc, syscall.EINVAL)
+		}
+		a, err := e.fs.Create(ctx, e.caller(), ino, string(payload), uint32(mode))
+		if err != nil {
+			return nil, true, err
+		}
+		// As an open of the new file: its checks, its handle.
+		r, err := s.open(ctx, e, &wire.OpenParams{MountID: h.MountID, Inode: uint64(a.Ino), Flags: uint32(acc)})
 		if err != nil {
 			return nil, true, err
 		}
@@ -112,7 +133,7 @@ func (s *Server) binaryMeta(ctx context.Context, e *env, h wire.RequestHeader, p
 // log (never an xattr value or file data).
 func binaryAccessName(op uint16, payload []byte) string {
 	switch op {
-	case wire.OpLookup, wire.OpCreate, wire.OpUnlink, wire.OpLookupCI, wire.OpGetXattr:
+	case wire.OpLookup, wire.OpCreate, wire.OpUnlink, wire.OpLookupCI, wire.OpGetXattr, wire.OpCreateOpen:
 		return string(payload)
 	case wire.OpSetXattr:
 		if name, _, err := wire.DecodeSetXattr(payload); err == nil {

@@ -196,8 +196,9 @@ func TestReaddirPlusXattr(t *testing.T) {
 	})
 }
 
-// TestBinaryHandleOps: OPEN, CLOSE, LOCK, SETATTR, GET_XATTR, SET_XATTR and
-// LIST_XATTR on the binary channel answer as their JSON-RPC forms.
+// TestBinaryHandleOps: OPEN, CLOSE, LOCK, SETATTR, GET_XATTR, SET_XATTR,
+// LIST_XATTR and CREATE_OPEN on the binary channel answer as their
+// JSON-RPC forms.
 func TestBinaryHandleOps(t *testing.T) {
 	transports(t, daemontest.Options{}, func(t *testing.T, d *daemontest.Daemon, network, addr string) {
 		rc := dial(t, network, addr)
@@ -316,6 +317,30 @@ func TestBinaryHandleOps(t *testing.T) {
 			if h, _ := bc.reply(); h.Errno != 30 {
 				t.Fatalf("%s on a read-only mount: %+v", wire.OpName(c.op), h)
 			}
+		}
+
+		// CREATE_OPEN: the new file and a handle on it, in one request.
+		h, data = call(wire.OpCreateOpen, 1, 0o640|wire.OpenReadWrite<<32, []byte("co"))
+		if h.Errno != 0 || len(data) != 8+wire.StatExtSize {
+			t.Fatalf("create_open: %+v %d bytes", h, len(data))
+		}
+		cfh := binary.LittleEndian.Uint64(data)
+		cst, _ := wire.DecodeStatExt(data[8:])
+		var cl wire.InodeResult
+		rc.ok(wire.MethodLookup, obj{"mount_id": id, "inode": 1, "name": "co"}, &cl)
+		if cfh == 0 || cst.Ino != cl.Inode || cst.Mode != 0o100640 || cst.Nlink != 1 {
+			t.Fatalf("create_open: fh %d stat %+v, lookup %d", cfh, cst, cl.Inode)
+		}
+		errno("setlk write through the new handle", first(lk(cfh, wire.LockSetLk, wire.LockWrite, 0, 1, "c")), 0)
+		errno("create_open existing", first(call(wire.OpCreateOpen, 1, 0o640, []byte("co"))), 17)
+		errno("create_open bad access", first(call(wire.OpCreateOpen, 1, 0o640|3<<32, []byte("cx"))), 22)
+		errno("create_open bad mode", first(call(wire.OpCreateOpen, 1, 1<<31, []byte("cx"))), 22)
+		errno("create_open in a file", first(call(wire.OpCreateOpen, f.Inode, 0o640, []byte("cx"))), 20)
+		errno("close the new handle", first(call(wire.OpClose, 0, cfh, nil)), 0)
+		nextID++
+		bc.request(wire.RequestHeader{Opcode: wire.OpCreateOpen, ID: nextID, MountID: ro, Inode: 1, Offset: 0o644, Length: 2}, []byte("cr"))
+		if h, _ := bc.reply(); h.Errno != 30 {
+			t.Fatalf("create_open on a read-only mount: %+v", h)
 		}
 
 		// CLOSE: the handles go; a second close is EBADF.

@@ -29,9 +29,13 @@ const (
 	OpSetXattr = 17
 	// OpListXattr returns Inode's xattr names, each followed by a NUL.
 	OpListXattr = 18
+	// OpCreateOpen creates the file named by the payload in directory
+	// Inode, with the mode in Offset's low 32 bits, and opens it with the
+	// access mode in bits 32-33; the reply is OPEN's (handle and stat).
+	OpCreateOpen = 19
 
 	// opLast is the highest opcode this package knows.
-	opLast = OpListXattr
+	opLast = OpCreateOpen
 )
 
 // OpenReclaimBit in OPEN's offset asks for open's reclaim.

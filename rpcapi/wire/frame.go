@@ -229,6 +229,8 @@ func OpName(op uint16) string {
 		return MethodSetXattr
 	case OpListXattr:
 		return MethodListXattr
+	case OpCreateOpen:
+		return MethodCreate
 	}
 	return ""
 }
@@ -238,7 +240,7 @@ func OpName(op uint16) string {
 func HasPayload(op uint16) bool {
 	switch op {
 	case OpWrite, OpLookup, OpCreate, OpUnlink, OpLookupCI, OpAuth,
-		OpReaddirPlusXattr, OpLock, OpSetattr, OpGetXattr, OpSetXattr:
+		OpReaddirPlusXattr, OpLock, OpSetattr, OpGetXattr, OpSetXattr, OpCreateOpen:
 		return true
 	}
 	return false
