@@ -671,6 +671,22 @@ PROXYFS_API int proxyfs_lock_cancel(mount_handle_t *in_mount_handle,
 PROXYFS_API int proxyfs_lost_locks(mount_handle_t *in_mount_handle,
                                    uint64_t *out_count);
 
+/* Create the regular file in_basename in directory in_inode_number with
+ * the permission bits of in_mode (as proxyfs_create_stat) and open it with
+ * the access mode in_flags (as proxyfs_open), in one request: *out_fh is
+ * the handle (close it with proxyfs_close), *out_stat the new file's
+ * attributes (the caller's struct; the inode number is out_stat->ino).
+ * The open is checked as proxyfs_open's: a file created without the
+ * permission it asks for is made and the call fails (EACCES). After a
+ * lost attempt, an EEXIST whose entry is what the call makes is success
+ * (the file is then opened with a second request).
+ * Errors: those of proxyfs_create_stat and proxyfs_open. */
+PROXYFS_API int proxyfs_create_open(mount_handle_t *in_mount_handle,
+                                    uint64_t in_inode_number,
+                                    const char *in_basename, mode_t in_mode,
+                                    int in_flags, uint64_t *out_fh,
+                                    proxyfs_stat_t *out_stat);
+
 /* ------------------------------------------- namespace calls with stat */
 
 /* The namespace calls above, returning the entry's attributes as well, in

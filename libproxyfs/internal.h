@@ -162,7 +162,9 @@ int pfs_b64_decode(const char *in, uint8_t **out, size_t *out_len);
 #define PFS_BIN_OP_GET_XATTR 16   /* payload = name -> value */
 #define PFS_BIN_OP_SET_XATTR 17   /* offset = flags, payload = len, name, value */
 #define PFS_BIN_OP_LIST_XATTR 18  /* -> names, each NUL-terminated */
-#define PFS_BIN_OP_MAX 18
+/* inode = dir, offset = mode | access mode << 32, name -> fh, stat */
+#define PFS_BIN_OP_CREATE_OPEN 19
+#define PFS_BIN_OP_MAX 19
 #define PFS_BIN_OPEN_RECLAIM 0x100u
 #define PFS_BIN_SETATTR_LEN 88
 #define PFS_BIN_XATTR_NAMES_MAX 16

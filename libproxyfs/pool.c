@@ -758,6 +758,7 @@ static const char *bin_op_name(int op)
     case PFS_BIN_OP_GET_XATTR: return "get_xattr";
     case PFS_BIN_OP_SET_XATTR: return "set_xattr";
     case PFS_BIN_OP_LIST_XATTR: return "list_xattr";
+    case PFS_BIN_OP_CREATE_OPEN: return "create_open";
     case PFS_BIN_OP_READ: return "read";
     case PFS_BIN_OP_WRITE: return "write";
     }

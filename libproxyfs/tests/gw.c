@@ -1034,6 +1034,54 @@ static void test_binary_calls(void)
     CHECK_RC(proxyfs_unmount(mh), 0);
 }
 
+
+/* proxyfs_create_open: a new file and a handle on it in one request. */
+static void test_create_open(void)
+{
+    mount_handle_t *mh = do_mount();
+    uint64_t fh = 0, ino = 0, fh2 = 0;
+    proxyfs_stat_t st, st2;
+    char buf[16];
+    size_t n = 0;
+    long mark;
+
+    if (mh == NULL)
+        return;
+    mark = requests_total();
+    CHECK_RC(proxyfs_create_open(mh, root_ino, "co", 0640, O_RDWR, &fh, &st), 0);
+    CHECK(requests_since(&mark) == 1);
+    CHECK(fh != 0 && st.ino != 0 && (st.mode & 07777) == 0640 &&
+          (st.mode & S_IFMT) == S_IFREG && st.nlink == 1 && st.uid == 1000);
+    CHECK_RC(proxyfs_lookup(mh, root_ino, "co", &ino), 0);
+    CHECK(ino == st.ino);
+    /* The handle is a handle: a write lock needs it open for writing. */
+    CHECK_RC(proxyfs_lock(mh, fh, F_SETLK, F_WRLCK, 0, 1, "o", NULL), 0);
+    CHECK_RC(proxyfs_write(mh, ino, 0, (uint8_t *)"abc", 3, &n), 0);
+    /* Errors. */
+    CHECK_RC(proxyfs_create_open(mh, root_ino, "co", 0640, O_RDWR, &fh2, &st2), EEXIST);
+    CHECK_RC(proxyfs_create_open(mh, root_ino, "c2", 0640, 3, &fh2, &st2), EINVAL);
+    CHECK_RC(proxyfs_create_open(mh, root_ino, "c2", 0640, O_RDWR | O_CREAT, &fh2, &st2), EINVAL);
+    CHECK_RC(proxyfs_create_open(mh, root_ino, NULL, 0640, O_RDWR, &fh2, &st2), EINVAL);
+    CHECK_RC(proxyfs_create_open(mh, root_ino, "c2", 0640, O_RDWR, NULL, &st2), EINVAL);
+    CHECK_RC(proxyfs_create_open(mh, ino, "c2", 0640, O_RDWR, &fh2, &st2), ENOTDIR);
+    CHECK_RC(proxyfs_create_open(mh, root_ino, "a/b", 0640, O_RDWR, &fh2, &st2), EINVAL);
+    /* Made without the permission it asks for: made, then EACCES, as a
+     * create followed by an open. */
+    CHECK_RC(proxyfs_create_open(mh, root_ino, "ro", 0444, O_RDWR, &fh2, &st2), EACCES);
+    CHECK_RC(proxyfs_lookup(mh, root_ino, "ro", &ino), 0);
+    CHECK_RC(proxyfs_create_open(mh, root_ino, "ro2", 0444, O_RDONLY, &fh2, &st2), 0);
+    CHECK_RC(proxyfs_close(mh, fh2), 0);
+    /* The daemon killed: the handle is reopened, its lock reclaimed. */
+    daemon_signal(&daemon_, SIGKILL);
+    CHECK(daemon_start(&daemon_) == 0);
+    CHECK_RC(proxyfs_read(mh, st.ino, 0, 3, (uint8_t *)buf, sizeof(buf), &n), 0);
+    CHECK(n == 3 && memcmp(buf, "abc", 3) == 0);
+    CHECK_RC(proxyfs_lock(mh, fh, F_SETLK, F_UNLCK, 0, 0, "o", NULL), 0);
+    CHECK_RC(proxyfs_close(mh, fh), 0);
+    CHECK_RC(proxyfs_close(mh, fh), EBADF);
+    CHECK_RC(proxyfs_unmount(mh), 0);
+}
+
 static const struct {
     const char *name;
     void (*fn)(void);
@@ -1049,6 +1097,7 @@ static const struct {
     { "readdir_batch", test_readdir_batch },
     { "readdir_xattr", test_readdir_xattr },
     { "binary_calls", test_binary_calls },
+    { "create_open", test_create_open },
 };
 
 /* Writes the daemon's config (metrics on a free port) before the harness
