@@ -1084,6 +1084,26 @@ static void pfs_fh_destroy(void *p)
 	(void)p; /* handles are released by close/closedir, or at unmount */
 }
 
+/* Creates a regular file; with acc >= 0 also opens it with that access
+ * mode in the same request (*fh: the handle), else *fh is 0. */
+static int pfs_create(struct pfs_conn *pc, uint64_t dir_ino, const char *base,
+		      mode_t mode, int acc, uint64_t *ino, uint64_t *fh,
+		      proxyfs_stat_t *ps)
+{
+	int rc;
+
+	*fh = 0;
+	if (acc < 0) {
+		return proxyfs_create_stat(pc->mh, dir_ino, base, mode, ino,
+					   ps);
+	}
+	rc = proxyfs_create_open(pc->mh, dir_ino, base, mode, acc, fh, ps);
+	if (rc == 0) {
+		*ino = ps->ino;
+	}
+	return rc;
+}
+
 static int pfs_openat(struct vfs_handle_struct *handle,
 		      const struct files_struct *dirfsp,
 		      const struct smb_filename *smb_fname,
@@ -1130,15 +1150,16 @@ static int pfs_openat(struct vfs_handle_struct *handle,
 		}
 		rc = pfs_at_stat(pc, &at, &ino, &ps);
 	} else if ((flags & O_CREAT) && (flags & O_EXCL)) {
-		rc = proxyfs_create_stat(pc->mh, at.dir_ino, at.base,
-					 how->mode & 07777, &ino, &ps);
+		rc = pfs_create(pc, at.dir_ino, at.base, how->mode & 07777,
+				opath ? -1 : accmode, &ino, &fh, &ps);
 		created = (rc == 0);
 	} else if (flags & O_CREAT) {
 		rc = proxyfs_lookup_stat(pc->mh, at.dir_ino, at.base, &ino,
 					 &ps);
 		if (rc == ENOENT) {
-			rc = proxyfs_create_stat(pc->mh, at.dir_ino, at.base,
-						 how->mode & 07777, &ino, &ps);
+			rc = pfs_create(pc, at.dir_ino, at.base,
+					how->mode & 07777,
+					opath ? -1 : accmode, &ino, &fh, &ps);
 			created = (rc == 0);
 			if (rc == EEXIST) { /* lost a race: it exists now */
 				rc = proxyfs_lookup_stat(pc->mh, at.dir_ino,
@@ -1218,7 +1239,9 @@ static int pfs_openat(struct vfs_handle_struct *handle,
 	 * DOS attributes and closes it at once, and a handle would only pin
 	 * the file for that moment (an open and a close per listed entry).
 	 */
-	if (!opath || (pc->pathref_handles && !listed)) {
+	if (fh != 0) {
+		pc->nhandles++; /* opened with the create */
+	} else if (!opath || (pc->pathref_handles && !listed)) {
 		int oflags = opath ? O_RDONLY : accmode;
 		rc = proxyfs_open(pc->mh, ino, oflags, &fh);
 		if (rc != 0) {
@@ -1230,8 +1253,7 @@ static int pfs_openat(struct vfs_handle_struct *handle,
 	pfh = VFS_ADD_FSP_EXTENSION(handle, fsp, struct pfs_fh, pfs_fh_destroy);
 	if (pfh == NULL) {
 		if (fh != 0) {
-			(void)proxyfs_close(pc->mh, fh);
-			pc->nhandles--;
+			pc->nhandles--; /* closed below */
 		}
 		rc = ENOMEM;
 		goto out;
@@ -1253,6 +1275,10 @@ out:
 	if (rc != 0) {
 		DBG_DEBUG("proxyfs: openat '%s' flags 0%o: %s\n",
 			  smb_fname->base_name, (unsigned)flags, strerror(rc));
+		if (fh != 0) {
+			/* opened (with the create, or after it) and not kept */
+			(void)proxyfs_close(pc->mh, fh);
+		}
 	}
 	TALLOC_FREE(frame);
 	if (rc != 0) {
