@@ -671,6 +671,22 @@ PROXYFS_API int proxyfs_lock_cancel(mount_handle_t *in_mount_handle,
 PROXYFS_API int proxyfs_lost_locks(mount_handle_t *in_mount_handle,
                                    uint64_t *out_count);
 
+/* Create the regular file in_basename in directory in_inode_number with
+ * the permission bits of in_mode (as proxyfs_create_stat) and open it with
+ * the access mode in_flags (as proxyfs_open), in one request: *out_fh is
+ * the handle (close it with proxyfs_close), *out_stat the new file's
+ * attributes (the caller's struct; the inode number is out_stat->ino).
+ * The open is checked as proxyfs_open's: a file created without the
+ * permission it asks for is made and the call fails (EACCES). After a
+ * lost attempt, an EEXIST whose entry is what the call makes is success
+ * (the file is then opened with a second request).
+ * Errors: those of proxyfs_create_stat and proxyfs_open. */
+PROXYFS_API int proxyfs_create_open(mount_handle_t *in_mount_handle,
+                                    uint64_t in_inode_number,
+                                    const char *in_basename, mode_t in_mode,
+                                    int in_flags, uint64_t *out_fh,
+                                    proxyfs_stat_t *out_stat);
+
 /* ------------------------------------------- namespace calls with stat */
 
 /* The namespace calls above, returning the entry's attributes as well, in
@@ -861,6 +877,57 @@ PROXYFS_API int proxyfs_readdir_plus_batch(mount_handle_t *in_mount_handle,
                                            proxyfs_dirent_plus_t **out_entries,
                                            size_t *out_count,
                                            int *out_eof);
+
+/* One requested extended attribute of a listed entry
+ * (proxyfs_entry_xattrs_t.values). */
+typedef struct {
+    const char *name;   /* the requested name (NUL-terminated) */
+    int err;            /* 0, or the errno proxyfs_get_xattr would give:
+                         * ENODATA (no such attribute), EACCES, ... */
+    size_t len;         /* the value's size in bytes (0 when err != 0) */
+    const void *value;  /* the value (not NUL-terminated; NULL when err) */
+} proxyfs_xattr_value_t;
+
+/* The extended attributes of one entry of proxyfs_readdir_plus_xattr, as
+ * proxyfs_list_xattr and proxyfs_get_xattr would give them to the caller
+ * at the time of the listing. One block allocated with malloc(): every
+ * pointer in it points into the block, and the caller frees it all with
+ * one free(). */
+typedef struct {
+    int list_err;       /* 0, or the errno proxyfs_list_xattr would give for
+                         * the entry (then names_len is 0 and every value
+                         * has an err) */
+    size_t names_len;   /* bytes of names: each name followed by a NUL, as
+                         * listxattr(2) returns them (what proxyfs_list_xattr
+                         * would report as *out_size) */
+    const char *names;
+    size_t count;       /* in_count of the call */
+    proxyfs_xattr_value_t *values; /* count values, in in_names' order */
+} proxyfs_entry_xattrs_t;
+
+/* proxyfs_readdir_plus that also returns, in *out_xattrs, the entry's
+ * extended attributes: the names of all of them, and the values of the
+ * in_count names in in_names (at most 16, each 1..255 bytes; in_count 0:
+ * the names only). A gateway that reads an attribute of every entry it
+ * lists (Samba: user.DOSATTRIB, and the list for the EA size) gets them
+ * with the listing's batches instead of two requests per entry. The same
+ * cache rules as proxyfs_readdir_plus apply: entries come from a batch
+ * fetched (binary READDIR_PLUS_XATTR) at most a second before, with
+ * nothing changed through this mount handle since; a batch fetched for
+ * other names is not used. *out_dir_ent, *out_dir_ent_stats and
+ * *out_xattrs are malloc()ed, each freed by the caller with free(); all
+ * three are NULL at the end of the directory. in_names is only read
+ * during the call.
+ * Errors: EINVAL (NULL pointers, bad names, over 16), ENOENT, ENOTDIR,
+ * EACCES, ENOMEM, EIO, ETIMEDOUT. */
+PROXYFS_API int proxyfs_readdir_plus_xattr(mount_handle_t *in_mount_handle,
+                                           uint64_t in_inode_number,
+                                           int64_t in_prev_dir_loc,
+                                           const char *const *in_names,
+                                           size_t in_count,
+                                           struct dirent **out_dir_ent,
+                                           proxyfs_stat_t **out_dir_ent_stats,
+                                           proxyfs_entry_xattrs_t **out_xattrs);
 
 /* ----------------------------------------------------------------- data */
 

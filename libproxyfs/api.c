@@ -817,11 +817,8 @@ int proxyfs_setattr(mount_handle_t *in_mount_handle, uint64_t in_inode_number,
     PFS_API_ENTER();
     CHECK_MH(in_mount_handle);
     CHECK_ARG(setattr_ok(in_mask, in_attr), "setattr mask or attributes");
-    PFS_API_RETURN(setattr_common(
-        in_mount_handle, "setattr",
-        setattr_params(json_pack("{sI}", "inode", (json_int_t)in_inode_number),
-                       in_mask, in_attr),
-        out_stat));
+    PFS_API_RETURN(pfs_bin_setattr(in_mount_handle, in_inode_number, in_mask,
+                                   in_attr, out_stat));
 }
 
 int proxyfs_setattr_path(mount_handle_t *in_mount_handle, const char *in_fullpath,
@@ -1004,10 +1001,8 @@ int proxyfs_get_xattr(mount_handle_t *in_mount_handle, uint64_t in_inode_number,
     CHECK_ARG(in_name != NULL && out_size != NULL &&
                   (out_value != NULL || in_size == 0),
               "NULL pointer");
-    PFS_API_RETURN(get_xattr_common(
-        in_mount_handle, "get_xattr",
-        json_pack("{sIss}", "inode", (json_int_t)in_inode_number, "name", in_name),
-        out_value, in_size, out_size));
+    PFS_API_RETURN(pfs_bin_get_xattr(in_mount_handle, in_inode_number, in_name,
+                                     out_value, in_size, out_size));
 }
 
 int proxyfs_get_xattr_path(mount_handle_t *in_mount_handle,
@@ -1066,10 +1061,8 @@ int proxyfs_list_xattr(mount_handle_t *in_mount_handle, uint64_t in_inode_number
     CHECK_MH(in_mount_handle);
     CHECK_ARG(out_size != NULL && (out_list != NULL || in_size == 0),
               "NULL pointer");
-    PFS_API_RETURN(list_xattr_common(
-        in_mount_handle, "list_xattr",
-        json_pack("{sI}", "inode", (json_int_t)in_inode_number), out_list,
-        in_size, out_size));
+    PFS_API_RETURN(pfs_bin_list_xattr(in_mount_handle, in_inode_number,
+                                      out_list, in_size, out_size));
 }
 
 int proxyfs_list_xattr_path(mount_handle_t *in_mount_handle,
@@ -1160,6 +1153,21 @@ int proxyfs_set_xattr(mount_handle_t *in_mount_handle, uint64_t in_inode_number,
               "NULL pointer");
     CHECK_ARG((in_flags & ~(PROXYFS_XATTR_CREATE | PROXYFS_XATTR_REPLACE)) == 0,
               "xattr flags");
+    if (strlen(in_name) <= 255 && in_size <= 65536) {
+        /* Binary SET_XATTR (longer names and values: JSON-RPC, for the
+         * server's own errno). */
+        bool uncertain = false;
+        int rc = pfs_bin_set_xattr(in_mount_handle, in_inode_number, in_name,
+                                   in_value, in_size, in_flags, &uncertain);
+
+        if (rc == EEXIST && uncertain && (in_flags & PROXYFS_XATTR_CREATE))
+            rc = xattr_created_rule(in_mount_handle, "set_xattr", "get_xattr",
+                                    json_pack("{sIss}", "inode",
+                                              (json_int_t)in_inode_number,
+                                              "name", in_name),
+                                    in_value, in_size);
+        PFS_API_RETURN(rc);
+    }
     PFS_API_RETURN(set_xattr_common(
         in_mount_handle, "set_xattr", "get_xattr",
         json_pack("{sI}", "inode", (json_int_t)in_inode_number), in_name,

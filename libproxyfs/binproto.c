@@ -3,6 +3,7 @@
  * encoded byte by byte so that host order and alignment never matter.
  * No I/O. */
 #include <endian.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -235,4 +236,111 @@ size_t pfs_bin_decode_dirent_ext(const uint8_t *in, size_t statlen,
     else
         pfs_bin_decode_stat(in + 18 + nl, &d->st);
     return 18 + statlen + nl;
+}
+
+size_t pfs_bin_xattr_block_size(const uint8_t *in, size_t avail, size_t nnames)
+{
+    size_t pos = 8, nl;
+
+    if (avail < 8)
+        return 0;
+    nl = get32(in + 4);
+    if (avail - pos < nl)
+        return 0;
+    if (nl > 0 && in[pos + nl - 1] != '\0')
+        return 0; /* the last name is not terminated */
+    for (size_t i = 0; i < nl; i++)
+        if (in[pos + i] == '\0' && (i == 0 || in[pos + i - 1] == '\0'))
+            return 0; /* an empty name */
+    pos += nl;
+    for (size_t k = 0; k < nnames; k++) {
+        size_t vl;
+
+        if (avail - pos < 8)
+            return 0;
+        vl = get32(in + pos + 4);
+        pos += 8;
+        if (avail - pos < vl)
+            return 0;
+        pos += vl;
+    }
+    return pos;
+}
+
+int pfs_bin_count_dirents_xattr(const uint8_t *in, size_t len, size_t statlen,
+                                size_t nnames, bool *eof, size_t *n)
+{
+    size_t pos = 1, cnt = 0;
+
+    if (len < 1 || in[0] > 1)
+        return EPROTO;
+    while (pos < len) {
+        size_t nl, xl;
+
+        if (len - pos < 18)
+            return EPROTO;
+        nl = in[pos + 17];
+        if (nl == 0 || len - pos < 18 + statlen + nl)
+            return EPROTO;
+        if (memchr(in + pos + 18, '\0', nl) != NULL)
+            return EPROTO;
+        pos += 18 + statlen + nl;
+        if ((xl = pfs_bin_xattr_block_size(in + pos, len - pos, nnames)) == 0)
+            return EPROTO;
+        pos += xl;
+        cnt++;
+    }
+    *eof = in[0] == 1;
+    *n = cnt;
+    return 0;
+}
+
+proxyfs_entry_xattrs_t *pfs_bin_build_xattrs(const uint8_t *blk,
+                                             const uint8_t *xkey,
+                                             size_t xkeylen, size_t nnames)
+{
+    size_t nl = get32(blk + 4), total, pos, vpos;
+    proxyfs_entry_xattrs_t *x;
+    char *data;
+
+    /* One block: the struct, the values, then the names list, each
+     * requested name with its NUL, each value. */
+    total = sizeof(*x) + nnames * sizeof(proxyfs_xattr_value_t) + nl + 1 +
+            xkeylen;
+    pos = 8 + nl;
+    for (size_t k = 0; k < nnames; k++) {
+        total += get32(blk + pos + 4);
+        pos += 8 + get32(blk + pos + 4);
+    }
+    if ((x = calloc(1, total)) == NULL)
+        return NULL;
+    x->values = (proxyfs_xattr_value_t *)(x + 1);
+    data = (char *)(x->values + nnames);
+    x->list_err = (int)get32(blk);
+    x->names_len = nl;
+    x->count = nnames;
+    memcpy(data, blk + 8, nl);
+    data[nl] = '\0';
+    x->names = data;
+    data += nl + 1;
+    vpos = 8 + nl;
+    for (size_t k = 0, kp = 0; k < nnames; k++) {
+        proxyfs_xattr_value_t *v = &x->values[k];
+        size_t l = xkey[kp], vl = get32(blk + vpos + 4);
+
+        memcpy(data, xkey + kp + 1, l);
+        data[l] = '\0';
+        v->name = data;
+        data += l + 1;
+        kp += 1 + l;
+        v->err = (int)get32(blk + vpos);
+        if (v->err == 0) {
+            memcpy(data, blk + vpos + 8, vl);
+            v->value = data;
+            v->len = vl;
+            data += vl;
+        }
+        vpos += 8 + vl;
+    }
+    return x;
 }

@@ -14,6 +14,8 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 
 #include "internal.h"
 
@@ -190,13 +192,53 @@ void pfs_handles_forget(mount_handle_t *mh)
     pthread_mutex_unlock(&fh_lock);
 }
 
+/* Adds h as the caller's handle for server handle sfh of mount mid, on
+ * inode ino with access mode acc. If the caller already holds that number
+ * (a handle from before a remount: vanishingly rare), the server handle is
+ * closed and the file opened again for another number. 0, or the errno of
+ * that open (h is freed then). */
+static int handle_insert(mount_handle_t *mh, pfs_fh_t *h, uint64_t sfh,
+                         uint64_t mid, uint64_t ino, int acc, uint64_t *out_fh)
+{
+    int rc;
+
+    for (;;) {
+        pthread_mutex_lock(&fh_lock);
+        if (fh_find(mh, sfh) == NULL)
+            break;
+        pthread_mutex_unlock(&fh_lock);
+        close_on(mh, mid, sfh);
+        /* Binary OPEN; mid is the mount of the attempt that answered. */
+        if ((rc = pfs_bin_open(mh, ino, acc, &sfh, &mid)) != 0) {
+            free(h);
+            return rc;
+        }
+    }
+    *h = (pfs_fh_t){ .next = fh_list, .mh = mh, .fh = sfh, .sfh = sfh,
+                     .mount_id = mid, .ino = ino, .acc = acc };
+    fh_list = h;
+    pthread_mutex_unlock(&fh_lock);
+    /* A remount between the open and the insertion did not see it. */
+    if (pfs_mount_id(mh) != mid)
+        pfs_handles_reopen(mh);
+    *out_fh = sfh;
+    return 0;
+}
+
+static int check_open_flags(int flags)
+{
+    if ((flags & ~O_ACCMODE) != 0 || (flags & O_ACCMODE) == O_ACCMODE)
+        return pfs_set_error(EINVAL, "open: flags %#x: only O_RDONLY, "
+                             "O_WRONLY or O_RDWR", (unsigned)flags);
+    return 0;
+}
+
 int proxyfs_open(mount_handle_t *in_mount_handle, uint64_t in_inode_number,
                  int in_flags, uint64_t *out_fh)
 {
     mount_handle_t *mh = in_mount_handle;
-    json_t *params, *res = NULL, *used;
     pfs_fh_t *h;
-    uint64_t sfh = 0, mid;
+    uint64_t sfh = 0, mid = 0;
     int rc;
 
     PFS_API_ENTER();
@@ -205,58 +247,87 @@ int proxyfs_open(mount_handle_t *in_mount_handle, uint64_t in_inode_number,
     if (out_fh == NULL)
         PFS_API_RETURN(pfs_set_error(EINVAL, "invalid argument: NULL pointer"));
     *out_fh = 0;
-    if ((in_flags & ~O_ACCMODE) != 0 || (in_flags & O_ACCMODE) == O_ACCMODE)
-        PFS_API_RETURN(pfs_set_error(EINVAL, "open: flags %#x: only O_RDONLY, "
-                                     "O_WRONLY or O_RDWR", (unsigned)in_flags));
+    if ((rc = check_open_flags(in_flags)) != 0)
+        PFS_API_RETURN(rc);
     h = calloc(1, sizeof(*h));
     if (h == NULL)
         PFS_API_RETURN(pfs_set_error(ENOMEM, "out of memory"));
-    for (;;) {
-        params = json_pack("{sIsI}", "inode", (json_int_t)in_inode_number,
-                           "flags", (json_int_t)in_flags);
-        if (params == NULL) {
-            free(h);
-            PFS_API_RETURN(pfs_set_error(ENOMEM, "out of memory"));
-        }
-        rc = pfs_rpc(mh, "open", params, NULL, &res);
-        /* pfs_rpc set mount_id to the mount of the attempt that answered. */
-        used = json_object_get(params, "mount_id");
-        mid = json_is_integer(used) ? (uint64_t)json_integer_value(used) : 0;
-        json_decref(params);
-        if (rc == 0 && (pfs_json_get_u64(res, "fh", &sfh) != 0 || sfh == 0))
-            rc = pfs_set_error(EIO, "open: malformed reply: no fh");
-        json_decref(res);
-        res = NULL;
-        if (rc != 0) {
-            free(h);
-            PFS_API_RETURN(rc);
-        }
-        pthread_mutex_lock(&fh_lock);
-        if (fh_find(mh, sfh) == NULL)
-            break;
-        /* The caller already holds this number (a handle from before a
-         * remount): vanishingly rare; take another one. */
-        pthread_mutex_unlock(&fh_lock);
-        close_on(mh, mid, sfh);
+    /* Binary OPEN; mid is the mount of the attempt that answered. */
+    rc = pfs_bin_open(mh, in_inode_number, in_flags & O_ACCMODE, &sfh, &mid);
+    if (rc != 0) {
+        free(h);
+        PFS_API_RETURN(rc);
     }
-    *h = (pfs_fh_t){ .next = fh_list, .mh = mh, .fh = sfh, .sfh = sfh,
-                     .mount_id = mid, .ino = in_inode_number,
-                     .acc = in_flags & O_ACCMODE };
-    fh_list = h;
-    pthread_mutex_unlock(&fh_lock);
-    /* A remount between the open and the insertion did not see it. */
-    if (pfs_mount_id(mh) != mid)
-        pfs_handles_reopen(mh);
-    *out_fh = sfh;
-    PFS_API_RETURN(0);
+    PFS_API_RETURN(handle_insert(mh, h, sfh, mid, in_inode_number,
+                                 in_flags & O_ACCMODE, out_fh));
+}
+
+int proxyfs_create_open(mount_handle_t *in_mount_handle,
+                        uint64_t in_inode_number, const char *in_basename,
+                        mode_t in_mode, int in_flags, uint64_t *out_fh,
+                        proxyfs_stat_t *out_stat)
+{
+    mount_handle_t *mh = in_mount_handle;
+    int acc = in_flags & O_ACCMODE;
+    pfs_newent_t e = { .method = "create", .type = S_IFREG,
+                       .perm = in_mode & 07777, .dir = in_inode_number,
+                       .name = in_basename };
+    uint8_t rbuf[8 + PFS_BIN_STAT_EXT];
+    pfs_bin_call_t bc = { .op = PFS_BIN_OP_CREATE_OPEN, .ino = in_inode_number,
+                          .off = (uint64_t)(in_mode & 07777) | ((uint64_t)acc << 32),
+                          .flags = PFS_BIN_REQ_STAT_EXT, .rbuf = rbuf,
+                          .rcap = sizeof(rbuf) };
+    proxyfs_stat_t st;
+    uint64_t sfh = 0, mid = 0;
+    pfs_fh_t *h;
+    int rc;
+
+    PFS_API_ENTER();
+    if (!pfs_mount_valid(mh))
+        PFS_API_RETURN(pfs_set_error(EINVAL, "invalid mount handle"));
+    if (in_basename == NULL || out_fh == NULL || out_stat == NULL)
+        PFS_API_RETURN(pfs_set_error(EINVAL, "invalid argument: NULL pointer"));
+    *out_fh = 0;
+    if ((rc = check_open_flags(in_flags)) != 0)
+        PFS_API_RETURN(rc);
+    h = calloc(1, sizeof(*h));
+    if (h == NULL)
+        PFS_API_RETURN(pfs_set_error(ENOMEM, "out of memory"));
+    bc.name = in_basename;
+    bc.namelen = strlen(in_basename);
+    rc = pfs_bin_call(mh, &bc);
+    pfs_mount_changed(mh);
+    if (rc == 0) {
+        if (bc.rlen != sizeof(rbuf)) {
+            free(h);
+            PFS_API_RETURN(pfs_set_error(EIO, "create_open: malformed reply"));
+        }
+        for (int i = 7; i >= 0; i--)
+            sfh = (sfh << 8) | rbuf[i];
+        pfs_bin_decode_stat_ext(rbuf + 8, &st);
+        mid = bc.mount_id;
+    } else if (rc == EEXIST && bc.uncertain) {
+        /* The lost attempt may have made it (and opened a handle this
+         * call does not know, which pins the file until the mount goes,
+         * as a lost open's does): the create's rule, then an open. */
+        if ((rc = pfs_newent_rule(mh, &e, &st)) == 0)
+            rc = pfs_bin_open(mh, st.ino, acc, &sfh, &mid);
+    }
+    if (rc != 0) {
+        free(h);
+        PFS_API_RETURN(rc);
+    }
+    if ((rc = handle_insert(mh, h, sfh, mid, st.ino, acc, out_fh)) == 0)
+        *out_stat = st;
+    PFS_API_RETURN(rc);
 }
 
 int proxyfs_close(mount_handle_t *in_mount_handle, uint64_t in_fh)
 {
     mount_handle_t *mh = in_mount_handle;
     pfs_fh_t **pp, *h;
-    json_t *params;
     bool uncertain = false;
+    uint64_t mid = 0;
     int rc;
 
     PFS_API_ENTER();
@@ -283,16 +354,11 @@ int proxyfs_close(mount_handle_t *in_mount_handle, uint64_t in_fh)
         fh_free(h);
         PFS_API_RETURN(0);
     }
-    params = json_pack("{sI}", "fh", (json_int_t)h->sfh);
-    if (params == NULL) {
-        fh_free(h);
-        PFS_API_RETURN(pfs_set_error(ENOMEM, "out of memory"));
-    }
-    rc = pfs_rpc(mh, "close", params, &uncertain, NULL);
-    json_decref(params);
+    rc = pfs_bin_close(mh, h->sfh, &uncertain, &mid);
     /* EBADF after an attempt lost in flight: that attempt closed it; after
      * a remount: the handle went with the old mount. */
-    if (rc == EBADF && (uncertain || pfs_mount_id(mh) != h->mount_id)) {
+    if (rc == EBADF && (uncertain || mid != h->mount_id ||
+                        pfs_mount_id(mh) != h->mount_id)) {
         pfs_clear_error();
         rc = 0;
     }

@@ -152,7 +152,22 @@ int pfs_b64_decode(const char *in, uint8_t **out, size_t *out_len);
 #define PFS_BIN_OP_FLUSH 8        /* inode */
 #define PFS_BIN_OP_LOOKUP_CI 9    /* inode = dir, name -> stat, real name */
 #define PFS_BIN_OP_AUTH 10        /* payload = token; no reply payload */
-#define PFS_BIN_OP_MAX 10
+/* payload = max (u32), names (u8 len + name) -> READDIR_PLUS entries, each
+ * followed by its xattr block */
+#define PFS_BIN_OP_READDIR_PLUS_XATTR 11
+#define PFS_BIN_OP_OPEN 12        /* offset = access mode | reclaim -> fh, stat */
+#define PFS_BIN_OP_CLOSE 13       /* offset = fh */
+#define PFS_BIN_OP_LOCK 14        /* payload = fh, start, len, cmd, type, ... */
+#define PFS_BIN_OP_SETATTR 15     /* payload = mask + fields (88) -> stat */
+#define PFS_BIN_OP_GET_XATTR 16   /* payload = name -> value */
+#define PFS_BIN_OP_SET_XATTR 17   /* offset = flags, payload = len, name, value */
+#define PFS_BIN_OP_LIST_XATTR 18  /* -> names, each NUL-terminated */
+/* inode = dir, offset = mode | access mode << 32, name -> fh, stat */
+#define PFS_BIN_OP_CREATE_OPEN 19
+#define PFS_BIN_OP_MAX 19
+#define PFS_BIN_OPEN_RECLAIM 0x100u
+#define PFS_BIN_SETATTR_LEN 88
+#define PFS_BIN_XATTR_NAMES_MAX 16
 /* Request flag: an identity block follows the header (per-call identity):
  * uid u32, gid u32, ngroups u16, reserved u16, then ngroups u32. */
 #define PFS_BIN_REQ_IDENTITY 2u
@@ -232,6 +247,20 @@ size_t pfs_bin_decode_dirent_ext(const uint8_t *in, size_t statlen,
                                  pfs_dent_t *d);
 /* Appends one entry (for tests); returns its size. */
 size_t pfs_bin_encode_dirent(const pfs_dent_t *d, uint8_t *out);
+/* READDIR_PLUS_XATTR: an entry's xattr block (errno u32, names length u32,
+ * names, then per requested name errno u32, length u32, value). Returns
+ * the block's size if avail bytes at in hold a well-formed block for
+ * nnames values (names NUL-terminated, none empty), else 0. */
+size_t pfs_bin_xattr_block_size(const uint8_t *in, size_t avail, size_t nnames);
+/* Checks a READDIR_PLUS_XATTR reply payload (as count_dirents_ext, each
+ * entry followed by a block for nnames values). */
+int pfs_bin_count_dirents_xattr(const uint8_t *in, size_t len, size_t statlen,
+                                size_t nnames, bool *eof, size_t *n);
+/* Builds the caller's proxyfs_entry_xattrs_t from a checked block and the
+ * request's names (xkey: each a length byte and the name); NULL: ENOMEM. */
+proxyfs_entry_xattrs_t *pfs_bin_build_xattrs(const uint8_t *blk,
+                                             const uint8_t *xkey,
+                                             size_t xkeylen, size_t nnames);
 
 /* --------------------------------------------------------------- conn.c */
 
@@ -582,11 +611,43 @@ typedef struct {
     uint8_t *reply;    /* the payload: rbuf, or malloc()ed (free if != rbuf) */
     size_t rlen;       /* its length */
     bool uncertain;    /* an attempt was lost in flight (see pfs_rpc) */
+    uint64_t mount_id; /* the mount id of the attempt that answered */
 } pfs_bin_call_t;
 
 /* Returns 0 or a positive errno (recorded). A name longer than
  * PFS_BIN_MAX_NAME is ENAMETOOLONG without a request. */
 int pfs_bin_call(mount_handle_t *mh, pfs_bin_call_t *bc);
+
+/* ------------------------------------------------------------ binmeta.c */
+
+/* The per-file calls on the binary channel (opcodes 12-18), under
+ * pfs_bin_call's retry rule; each returns 0 or a positive errno
+ * (recorded). */
+/* OPEN: the server's handle, and the mount id it belongs to. */
+int pfs_bin_open(mount_handle_t *mh, uint64_t ino, int acc, uint64_t *out_sfh,
+                 uint64_t *out_mid);
+/* CLOSE of server handle sfh; *uncertain: an attempt was lost in flight;
+ * *out_mid: the mount id of the attempt that answered. */
+int pfs_bin_close(mount_handle_t *mh, uint64_t sfh, bool *uncertain,
+                  uint64_t *out_mid);
+/* LOCK getlk on server handle sfh; the conflict in *out (type F_UNLCK:
+ * none); *out_mid as pfs_bin_close's. */
+int pfs_bin_getlk(mount_handle_t *mh, uint64_t sfh, short type, int64_t start,
+                  int64_t len, const char *owner, proxyfs_lock_t *out,
+                  uint64_t *out_mid);
+int pfs_bin_setattr(mount_handle_t *mh, uint64_t ino, uint64_t mask,
+                    const proxyfs_setattr_t *a, proxyfs_stat_t *out_stat);
+/* GET_XATTR with get_xattr's size rules (in_size 0: the size only;
+ * ERANGE for a smaller buffer). */
+int pfs_bin_get_xattr(mount_handle_t *mh, uint64_t ino, const char *name,
+                      void *value, size_t size, size_t *out_size);
+/* SET_XATTR; *uncertain as pfs_bin_close's. name at most 255 bytes,
+ * value at most 64 KiB (the caller sends others as JSON-RPC). */
+int pfs_bin_set_xattr(mount_handle_t *mh, uint64_t ino, const char *name,
+                      const void *value, size_t size, int flags,
+                      bool *uncertain);
+int pfs_bin_list_xattr(mount_handle_t *mh, uint64_t ino, char *list,
+                       size_t size, size_t *out_size);
 
 /* --------------------------------------------------------------- api.c */
 
@@ -639,6 +700,14 @@ typedef struct {
     size_t last;    /* index of the entry served last (lookup hint) */
     pfs_ident_t ident; /* the identity that fetched it: served only to it */
     pfs_dent_t *ents;
+    /* A READDIR_PLUS_XATTR batch: the names asked for (each a length byte
+     * and the name; NULL for a READDIR_PLUS batch), the reply payload and
+     * each entry's xattr block in it. */
+    uint8_t *xkey;
+    size_t xkeylen;
+    size_t xcount;
+    uint8_t *xraw;
+    size_t *xoff;
 } pfs_batch_t;
 
 struct proxyfs_mount_handle {

@@ -641,6 +641,30 @@ void pfs_locks_reclaim(mount_handle_t *mh, uint64_t mid, uint64_t sfh,
     lk_count_lost(mh, lost);
 }
 
+/* F_GETLK through the caller's handle fh, on the binary channel: resolved
+ * to the server's handle as lk_call does, and again when the volume was
+ * mounted again during the call. */
+static int lk_getlk(mount_handle_t *mh, uint64_t fh, short type, int64_t start,
+                    int64_t len, const char *owner, proxyfs_lock_t *out)
+{
+    uint64_t deadline = pfs_now_ms() + pfs_mount_timeout_ms(mh);
+
+    for (int sent = 1;; sent++) {
+        uint64_t mid, sfh, used = 0;
+        proxyfs_lock_t l;
+        int rc = lk_resolve(mh, fh, deadline, &mid, &sfh);
+
+        if (rc != 0)
+            return rc;
+        rc = pfs_bin_getlk(mh, sfh, type, start, len, owner, &l, &used);
+        if (rc == EBADF && used != mid && sent < LK_MAX_RESEND)
+            continue; /* sent with a new mount: the handle is reopened */
+        if (rc == 0)
+            *out = l;
+        return rc;
+    }
+}
+
 /* ----------------------------------------------------------------- API */
 
 int proxyfs_lock(mount_handle_t *in_mount_handle, uint64_t in_fh, int in_cmd,
@@ -694,6 +718,13 @@ int proxyfs_lock(mount_handle_t *in_mount_handle, uint64_t in_fh, int in_cmd,
     c.params = lk_params_owner(in_owner);
     if (c.params == NULL)
         PFS_API_RETURN(pfs_set_error(EINVAL, "lock: owner is not valid UTF-8"));
+    if (in_cmd == F_GETLK) {
+        /* On the binary channel (a getlk is never refused for the grace,
+         * which only JSON-RPC replies could tell). */
+        json_decref(c.params);
+        PFS_API_RETURN(lk_getlk(mh, in_fh, in_type, start, len, in_owner,
+                                out_conflict));
+    }
     /* An unlock never waits: F_SETLKW of F_UNLCK is sent as setlk. */
     cmd = in_cmd == F_GETLK ? "getlk"
           : in_cmd == F_SETLKW && in_type != F_UNLCK ? "setlkw" : "setlk";

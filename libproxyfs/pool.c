@@ -750,6 +750,15 @@ static const char *bin_op_name(int op)
     case PFS_BIN_OP_READDIR_PLUS: return "readdir_plus";
     case PFS_BIN_OP_FLUSH: return "flush";
     case PFS_BIN_OP_LOOKUP_CI: return "lookup_ci";
+    case PFS_BIN_OP_READDIR_PLUS_XATTR: return "readdir_plus";
+    case PFS_BIN_OP_OPEN: return "open";
+    case PFS_BIN_OP_CLOSE: return "close";
+    case PFS_BIN_OP_LOCK: return "lock";
+    case PFS_BIN_OP_SETATTR: return "setattr";
+    case PFS_BIN_OP_GET_XATTR: return "get_xattr";
+    case PFS_BIN_OP_SET_XATTR: return "set_xattr";
+    case PFS_BIN_OP_LIST_XATTR: return "list_xattr";
+    case PFS_BIN_OP_CREATE_OPEN: return "create_open";
     case PFS_BIN_OP_READ: return "read";
     case PFS_BIN_OP_WRITE: return "write";
     }
@@ -817,6 +826,7 @@ int pfs_bin_call(mount_handle_t *mh, pfs_bin_call_t *bc)
                                rc == 0 ? (int)rep.err : 0)) {
         case PFS_STEP_REPLY:
             bc->uncertain = r.uncertain;
+            bc->mount_id = req.mount_id;
             if (rep.err != 0)
                 return bin_error(bc, (int)rep.err, ""); /* see pfs_rpc */
             bc->reply = w.call.rbuf;

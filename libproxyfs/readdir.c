@@ -23,7 +23,44 @@
 static void batch_free(pfs_batch_t *b)
 {
     free(b->ents);
+    free(b->xkey);
+    free(b->xraw);
+    free(b->xoff);
     memset(b, 0, sizeof(*b));
+}
+
+/* The names of a proxyfs_readdir_plus_xattr call, as the request payload
+ * carries them (a length byte and the name, each): *out malloc()ed. */
+static int xattr_key(const char *const *names, size_t count, uint8_t **out,
+                     size_t *outlen)
+{
+    size_t len = 0;
+    uint8_t *k;
+
+    if (count > PFS_BIN_XATTR_NAMES_MAX)
+        return pfs_set_error(EINVAL, "readdir_plus_xattr: %zu names (at most %d)",
+                             count, PFS_BIN_XATTR_NAMES_MAX);
+    for (size_t i = 0; i < count; i++) {
+        size_t l = names[i] != NULL ? strlen(names[i]) : 0;
+
+        if (l == 0 || l > 255)
+            return pfs_set_error(EINVAL, "readdir_plus_xattr: name %zu: %s", i,
+                                 names[i] == NULL ? "NULL" : "not 1..255 bytes");
+        len += 1 + l;
+    }
+    if ((k = malloc(len + 1)) == NULL)
+        return pfs_set_error(ENOMEM, "out of memory");
+    len = 0;
+    for (size_t i = 0; i < count; i++) {
+        size_t l = strlen(names[i]);
+
+        k[len] = (uint8_t)l;
+        memcpy(k + len + 1, names[i], l);
+        len += 1 + l;
+    }
+    *out = k;
+    *outlen = len;
+    return 0;
 }
 
 void pfs_dcache_clear(mount_handle_t *mh)
@@ -33,33 +70,71 @@ void pfs_dcache_clear(mount_handle_t *mh)
 }
 
 /* Fetches a batch of up to max entries over the binary channel
- * (READDIR_PLUS). */
+ * (READDIR_PLUS; READDIR_PLUS_XATTR when xkey is not NULL: b takes xkey,
+ * a malloc()ed key of xcount names, in any case). */
 static int fetch_batch(mount_handle_t *mh, uint64_t dir, int64_t prev,
-                       uint32_t max, pfs_batch_t *b)
+                       uint32_t max, uint8_t *xkey, size_t xkeylen,
+                       size_t xcount, pfs_batch_t *b)
 {
     pfs_bin_call_t bc = { .op = PFS_BIN_OP_READDIR_PLUS, .ino = dir,
                           .off = (uint64_t)prev, .length = max,
                           .flags = PFS_BIN_REQ_STAT_EXT, .ralloc = true };
+    uint8_t *payload = NULL;
     const uint8_t *p;
     int rc;
 
     memset(b, 0, sizeof(*b));
+    b->xkey = xkey;
+    b->xkeylen = xkeylen;
+    b->xcount = xcount;
     b->gen = __atomic_load_n(&mh->mutations, __ATOMIC_RELAXED);
-    if ((rc = pfs_bin_call(mh, &bc)) != 0)
+    if (xkey != NULL) {
+        if ((payload = malloc(4 + xkeylen)) == NULL) {
+            batch_free(b);
+            return pfs_set_error(ENOMEM, "out of memory");
+        }
+        for (int i = 0; i < 4; i++)
+            payload[i] = (uint8_t)(max >> (8 * i));
+        memcpy(payload + 4, xkey, xkeylen);
+        bc.op = PFS_BIN_OP_READDIR_PLUS_XATTR;
+        bc.payload = payload;
+        bc.paylen = 4 + xkeylen;
+        bc.length = 0;
+    }
+    rc = pfs_bin_call(mh, &bc);
+    free(payload);
+    if (rc != 0) {
+        batch_free(b);
         return rc;
-    if (pfs_bin_count_dirents_ext(bc.reply, bc.rlen, PFS_BIN_STAT_EXT, &b->eof,
-                                  &b->n) != 0) {
+    }
+    if ((xkey == NULL
+             ? pfs_bin_count_dirents_ext(bc.reply, bc.rlen, PFS_BIN_STAT_EXT,
+                                         &b->eof, &b->n)
+             : pfs_bin_count_dirents_xattr(bc.reply, bc.rlen, PFS_BIN_STAT_EXT,
+                                           xcount, &b->eof, &b->n)) != 0) {
         free(bc.reply);
+        batch_free(b);
         return pfs_set_error(EIO, "malformed readdir_plus reply");
     }
-    if (b->n > 0 && (b->ents = malloc(b->n * sizeof(*b->ents))) == NULL) {
+    if (b->n > 0 && ((b->ents = malloc(b->n * sizeof(*b->ents))) == NULL ||
+                     (xkey != NULL &&
+                      (b->xoff = malloc(b->n * sizeof(*b->xoff))) == NULL))) {
         free(bc.reply);
+        batch_free(b);
         return pfs_set_error(ENOMEM, "out of memory");
     }
     p = bc.reply + 1;
-    for (size_t i = 0; i < b->n; i++)
+    for (size_t i = 0; i < b->n; i++) {
         p += pfs_bin_decode_dirent_ext(p, PFS_BIN_STAT_EXT, &b->ents[i]);
-    free(bc.reply);
+        if (xkey != NULL) {
+            b->xoff[i] = (size_t)(p - bc.reply);
+            p += pfs_bin_xattr_block_size(p, bc.rlen - b->xoff[i], xcount);
+        }
+    }
+    if (xkey != NULL)
+        b->xraw = bc.reply; /* the blocks stay where they are */
+    else
+        free(bc.reply);
     b->valid = true;
     b->dir = dir;
     b->prev = prev;
@@ -82,18 +157,32 @@ static long batch_find(const pfs_batch_t *b, int64_t prev)
     return -1;
 }
 
-static int serve(const pfs_dent_t *d, struct dirent **out_de,
-                 proxyfs_stat_t **out_st)
+/* Serves entry i of b; out_st and out_xa may be NULL. */
+static int serve(const pfs_batch_t *b, size_t i, struct dirent **out_de,
+                 proxyfs_stat_t **out_st, proxyfs_entry_xattrs_t **out_xa)
 {
+    const pfs_dent_t *d = &b->ents[i];
     struct dirent *de = calloc(1, sizeof(*de));
     proxyfs_stat_t *st = NULL;
 
     if (de == NULL)
         return pfs_set_error(ENOMEM, "out of memory");
+    if (out_xa != NULL) {
+        *out_xa = pfs_bin_build_xattrs(b->xraw + b->xoff[i], b->xkey,
+                                       b->xkeylen, b->xcount);
+        if (*out_xa == NULL) {
+            free(de);
+            return pfs_set_error(ENOMEM, "out of memory");
+        }
+    }
     if (out_st != NULL) {
         st = malloc(sizeof(*st));
         if (st == NULL) {
             free(de);
+            if (out_xa != NULL) {
+                free(*out_xa);
+                *out_xa = NULL;
+            }
             return pfs_set_error(ENOMEM, "out of memory");
         }
         *st = d->st;
@@ -112,7 +201,9 @@ static int serve(const pfs_dent_t *d, struct dirent **out_de,
 /* Serves the entry after prev from the cache, under dlock. Returns 1 if
  * served (rc in *rc), 0 if the cache cannot answer. */
 static int from_cache(mount_handle_t *mh, uint64_t dir, int64_t prev,
-                      struct dirent **out_de, proxyfs_stat_t **out_st, int *rc)
+                      const uint8_t *xkey, size_t xkeylen,
+                      struct dirent **out_de, proxyfs_stat_t **out_st,
+                      proxyfs_entry_xattrs_t **out_xa, int *rc)
 {
     uint64_t gen = __atomic_load_n(&mh->mutations, __ATOMIC_RELAXED);
     uint64_t now = pfs_now_ms();
@@ -125,6 +216,10 @@ static int from_cache(mount_handle_t *mh, uint64_t dir, int64_t prev,
          * server checked): never another thread's per-call identity. */
         if (!b->valid || b->dir != dir || !pfs_ident_equal(&b->ident, &pfs_thread_ident))
             continue;
+        /* An xattr call is served only by a batch of the same names. */
+        if (xkey != NULL && (b->xkey == NULL || b->xkeylen != xkeylen ||
+                             memcmp(b->xkey, xkey, xkeylen) != 0))
+            continue;
         if (b->gen != gen || now - b->when > PFS_DCACHE_MS) {
             batch_free(b);
             continue;
@@ -134,7 +229,7 @@ static int from_cache(mount_handle_t *mh, uint64_t dir, int64_t prev,
         if ((size_t)i < b->n) {
             b->used = ++mh->dclock;
             b->last = (size_t)i;
-            *rc = serve(&b->ents[i], out_de, out_st);
+            *rc = serve(b, (size_t)i, out_de, out_st, out_xa);
             return 1;
         }
         if (b->eof) {
@@ -145,9 +240,12 @@ static int from_cache(mount_handle_t *mh, uint64_t dir, int64_t prev,
     return 0;
 }
 
-/* out_st is NULL for readdir. */
+/* out_st is NULL for readdir; out_xa is not NULL for readdir_plus_xattr,
+ * whose key xkey (malloc()ed) this consumes. */
 static int readdir_common(mount_handle_t *mh, uint64_t dir, int64_t prev,
-                          struct dirent **out_de, proxyfs_stat_t **out_st)
+                          uint8_t *xkey, size_t xkeylen, size_t xcount,
+                          struct dirent **out_de, proxyfs_stat_t **out_st,
+                          proxyfs_entry_xattrs_t **out_xa)
 {
     pfs_batch_t nb;
     int rc, slot = 0;
@@ -155,22 +253,27 @@ static int readdir_common(mount_handle_t *mh, uint64_t dir, int64_t prev,
     *out_de = NULL;
     if (out_st != NULL)
         *out_st = NULL;
+    if (out_xa != NULL)
+        *out_xa = NULL;
     if (prev == 0)
         prev = -1;
     pthread_mutex_lock(&mh->dlock);
-    if (prev != -1 && from_cache(mh, dir, prev, out_de, out_st, &rc)) {
+    if (prev != -1 && from_cache(mh, dir, prev, xkey, xkeylen, out_de, out_st,
+                                 out_xa, &rc)) {
         pthread_mutex_unlock(&mh->dlock);
+        free(xkey);
         return rc;
     }
     pthread_mutex_unlock(&mh->dlock);
 
-    if ((rc = fetch_batch(mh, dir, prev, PFS_READDIR_BATCH, &nb)) != 0)
+    if ((rc = fetch_batch(mh, dir, prev, PFS_READDIR_BATCH, xkey, xkeylen,
+                          xcount, &nb)) != 0)
         return rc;
     if (nb.n == 0) {
         batch_free(&nb);
         return 0; /* end of directory */
     }
-    rc = serve(&nb.ents[0], out_de, out_st);
+    rc = serve(&nb, 0, out_de, out_st, out_xa);
 
     pthread_mutex_lock(&mh->dlock);
     /* An empty slot, or else the least recently used one. */
@@ -199,7 +302,8 @@ int proxyfs_readdir(mount_handle_t *in_mount_handle, uint64_t in_inode_number,
     if (out_dir_ent == NULL)
         PFS_API_RETURN(pfs_set_error(EINVAL, "NULL pointer"));
     PFS_API_RETURN(readdir_common(in_mount_handle, in_inode_number,
-                                  in_prev_dir_loc, out_dir_ent, NULL));
+                                  in_prev_dir_loc, NULL, 0, 0, out_dir_ent,
+                                  NULL, NULL));
 }
 
 int proxyfs_readdir_plus(mount_handle_t *in_mount_handle,
@@ -213,8 +317,36 @@ int proxyfs_readdir_plus(mount_handle_t *in_mount_handle,
     if (out_dir_ent == NULL || out_dir_ent_stats == NULL)
         PFS_API_RETURN(pfs_set_error(EINVAL, "NULL pointer"));
     PFS_API_RETURN(readdir_common(in_mount_handle, in_inode_number,
-                                  in_prev_dir_loc, out_dir_ent,
-                                  out_dir_ent_stats));
+                                  in_prev_dir_loc, NULL, 0, 0, out_dir_ent,
+                                  out_dir_ent_stats, NULL));
+}
+
+int proxyfs_readdir_plus_xattr(mount_handle_t *in_mount_handle,
+                               uint64_t in_inode_number,
+                               int64_t in_prev_dir_loc,
+                               const char *const *in_names, size_t in_count,
+                               struct dirent **out_dir_ent,
+                               proxyfs_stat_t **out_dir_ent_stats,
+                               proxyfs_entry_xattrs_t **out_xattrs)
+{
+    uint8_t *xkey = NULL;
+    size_t xkeylen = 0;
+    int rc;
+
+    PFS_API_ENTER();
+    if (!pfs_mount_valid(in_mount_handle))
+        PFS_API_RETURN(pfs_set_error(EINVAL, "invalid mount handle"));
+    if (out_dir_ent == NULL || out_dir_ent_stats == NULL ||
+        out_xattrs == NULL || (in_names == NULL && in_count > 0))
+        PFS_API_RETURN(pfs_set_error(EINVAL, "NULL pointer"));
+    *out_dir_ent = NULL;
+    *out_dir_ent_stats = NULL;
+    *out_xattrs = NULL;
+    if ((rc = xattr_key(in_names, in_count, &xkey, &xkeylen)) != 0)
+        PFS_API_RETURN(rc);
+    PFS_API_RETURN(readdir_common(in_mount_handle, in_inode_number,
+                                  in_prev_dir_loc, xkey, xkeylen, in_count,
+                                  out_dir_ent, out_dir_ent_stats, out_xattrs));
 }
 
 int proxyfs_readdir_plus_batch(mount_handle_t *in_mount_handle,
@@ -242,7 +374,7 @@ int proxyfs_readdir_plus_batch(mount_handle_t *in_mount_handle,
     if (in_prev_dir_loc == 0)
         in_prev_dir_loc = -1;
     if ((rc = fetch_batch(in_mount_handle, in_inode_number, in_prev_dir_loc,
-                          in_max, &b)) != 0)
+                          in_max, NULL, 0, 0, &b)) != 0)
         PFS_API_RETURN(rc);
     if (b.n > 0 && (ents = malloc(b.n * sizeof(*ents))) == NULL) {
         batch_free(&b);

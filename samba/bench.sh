@@ -29,6 +29,8 @@
 #
 # Env: ROUNDS (3), BIG_MB, SMALL_N, LIST_N, LS_REPEAT, ONLY="put get mput ls",
 #      PATHREF_HANDLES (yes|no, [pfs]), SMB_LOG_LEVEL (1), PROXYFSD=/path,
+#      PPROF=FILE (a CPU profile of proxyfsd for PPROF_SECONDS (5) from the
+#      start of the last round's [pfs] mput; go tool pprof -top bin/proxyfsd FILE),
 #      KEEP=1 (keep the temporary directory, stop everything).
 {
 set -uo pipefail
@@ -67,6 +69,7 @@ pfs_build_module
 pfs_build_daemon
 
 METRICS_LISTEN=127.0.0.1:$(free_port 19550)
+[ -n "${PPROF:-}" ] && PFS_PPROF=true
 pfs_write_config
 start_pfsd || die "proxyfsd did not start"
 
@@ -180,9 +183,15 @@ run_one() { # SHARE WORKLOAD ROUND: time it, record it; prints the seconds
   case $w in
     put)  t0=$(now); smbc "$s" "put $L/big.bin big.bin" >/dev/null || die "[$s] put"; t1=$(now) ;;
     get)  t0=$(now); smbc "$s" "get big.bin /dev/null" >/dev/null || die "[$s] get"; t1=$(now) ;;
-    mput) t0=$(now)
+    mput) local prof=
+          if [ -n "${PPROF:-}" ] && [ "$s" = pfs ] && [ "$r" = "$ROUNDS" ]; then
+            curl -s -o "$PPROF" "http://$METRICS_LISTEN/debug/pprof/profile?seconds=${PPROF_SECONDS:-5}" & prof=$!
+            sleep 0.2
+          fi
+          t0=$(now)
           smbc "$s" "mkdir many$r; cd many$r; lcd $L/many; prompt off; mput *" >/dev/null || die "[$s] mput"
-          t1=$(now) ;;
+          t1=$(now)
+          [ -n "$prof" ] && wait "$prof" ;;
     ls)   cmds=; for i in $(seq "$LS_REPEAT"); do cmds="$cmds ls list/*;"; done
           t0=$(now); smbc "$s" "$cmds" > "$T/ls-$s.out" || die "[$s] ls"; t1=$(now)
           i=$(grep -c -E '^ +e[0-9]+\.dat ' "$T/ls-$s.out")

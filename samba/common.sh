@@ -87,6 +87,7 @@ mount_grace = "5s"
 reclaim_grace = "1s"
 [metrics]
 listen = "${METRICS_LISTEN:-}"
+pprof = ${PFS_PPROF:-false}
 [log]
 level = "${PFS_LOG_LEVEL:-info}"
 [[volume]]

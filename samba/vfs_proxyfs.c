@@ -122,6 +122,23 @@ struct pfs_conn {
 		char value[256];
 	} xc;
 	uint64_t xc_hits;
+	/*
+	 * The extended attributes of the entry pfs_readdir returned last,
+	 * from the same batch (proxyfs_readdir_plus_xattr): its xattr names
+	 * and its user.DOSATTRIB. smbd reads both for every entry it lists
+	 * (the DOS attributes, and the list for the EA size). Used for
+	 * PFS_RD_TTL_NS at most, by the identity that listed, and forgotten
+	 * on any change made through this connection.
+	 */
+	struct {
+		proxyfs_entry_xattrs_t *x; /* NULL: none */
+		uint64_t ino;
+		uint64_t gen;
+		uid_t uid;
+		gid_t gid;
+		struct timespec when;
+	} lx;
+	uint64_t lx_hits;
 	/* The case-insensitive lookup of the last exact lookup that failed:
 	 * smbd asks get_real_filename_at right after (dir_ino, name) is not
 	 * found. Used once, within PFS_RD_TTL_NS. */
@@ -311,6 +328,8 @@ static void pfs_rd_forget(struct pfs_conn *pc)
 		pc->rd.valid = false;
 		pc->ci.valid = false;
 		pc->gen++;
+		free(pc->lx.x);
+		pc->lx.x = NULL;
 	}
 }
 
@@ -358,6 +377,19 @@ static void pfs_xc_set(struct pfs_conn *pc, uint64_t ino, const char *name,
 	pc->xc.ino = ino;
 	clock_gettime(CLOCK_MONOTONIC, &pc->xc.when);
 	pc->xc.valid = true;
+}
+
+/* The xattrs the listing gave for ino, if still good for this caller. */
+static const proxyfs_entry_xattrs_t *pfs_lx_get(struct pfs_conn *pc,
+						 connection_struct *conn,
+						 uint64_t ino)
+{
+	if (pc->lx.x == NULL || pc->lx.ino != ino || pc->lx.gen != pc->gen ||
+	    pc->lx.uid != get_current_uid(conn) ||
+	    pc->lx.gid != get_current_gid(conn) || !pfs_fresh(&pc->lx.when)) {
+		return NULL;
+	}
+	return pc->lx.x;
 }
 
 /* Exact lookup of name in dir_ino, through the case-insensitive lookup:
@@ -791,9 +823,13 @@ static void pfs_disconnect(struct vfs_handle_struct *handle)
 
 	if (pc != NULL) {
 		DBG_DEBUG("proxyfs: %llu pathref opens served by readdir's "
-			  "stat, %llu xattr reads by what was just set\n",
+			  "stat, %llu xattr reads by what was just set, "
+			  "%llu by the listing\n",
 			  (unsigned long long)pc->rd_hits,
-			  (unsigned long long)pc->xc_hits);
+			  (unsigned long long)pc->xc_hits,
+			  (unsigned long long)pc->lx_hits);
+		free(pc->lx.x);
+		pc->lx.x = NULL;
 	}
 
 	if (pc == NULL) {
@@ -914,6 +950,9 @@ static DIR *pfs_fdopendir(struct vfs_handle_struct *handle,
 	return (DIR *)d;
 }
 
+/* The xattr whose value each listed entry brings along. */
+static const char *const pfs_lx_names[] = { "user.DOSATTRIB" };
+
 static struct dirent *pfs_readdir(struct vfs_handle_struct *handle,
 				  struct files_struct *dirfsp,
 				  DIR *dirp,
@@ -923,20 +962,33 @@ static struct dirent *pfs_readdir(struct vfs_handle_struct *handle,
 	struct pfs_dir *d = (struct pfs_dir *)dirp;
 	struct dirent *de = NULL;
 	proxyfs_stat_t *ps = NULL;
+	proxyfs_entry_xattrs_t *x = NULL;
 	int rc;
 
 	(void)dirfsp;
 	if (sbuf != NULL) {
 		SET_STAT_INVALID(*sbuf);
 	}
-	rc = proxyfs_readdir_plus(pc->mh, d->ino, d->prev, &de, &ps);
+	free(pc->lx.x);
+	pc->lx.x = NULL;
+	rc = proxyfs_readdir_plus_xattr(pc->mh, d->ino, d->prev, pfs_lx_names,
+					1, &de, &ps, &x);
 	if (rc != 0) {
 		errno = rc;
 		return NULL;
 	}
 	if (de == NULL) {
 		free(ps);
+		free(x);
 		return NULL; /* end, errno unchanged */
+	}
+	if (x != NULL) {
+		pc->lx.x = x;
+		pc->lx.ino = de->d_ino;
+		pc->lx.gen = pc->gen;
+		pc->lx.uid = get_current_uid(handle->conn);
+		pc->lx.gid = get_current_gid(handle->conn);
+		clock_gettime(CLOCK_MONOTONIC, &pc->lx.when);
 	}
 	d->de = *de;
 	d->prev = de->d_off;
@@ -1032,6 +1084,26 @@ static void pfs_fh_destroy(void *p)
 	(void)p; /* handles are released by close/closedir, or at unmount */
 }
 
+/* Creates a regular file; with acc >= 0 also opens it with that access
+ * mode in the same request (*fh: the handle), else *fh is 0. */
+static int pfs_create(struct pfs_conn *pc, uint64_t dir_ino, const char *base,
+		      mode_t mode, int acc, uint64_t *ino, uint64_t *fh,
+		      proxyfs_stat_t *ps)
+{
+	int rc;
+
+	*fh = 0;
+	if (acc < 0) {
+		return proxyfs_create_stat(pc->mh, dir_ino, base, mode, ino,
+					   ps);
+	}
+	rc = proxyfs_create_open(pc->mh, dir_ino, base, mode, acc, fh, ps);
+	if (rc == 0) {
+		*ino = ps->ino;
+	}
+	return rc;
+}
+
 static int pfs_openat(struct vfs_handle_struct *handle,
 		      const struct files_struct *dirfsp,
 		      const struct smb_filename *smb_fname,
@@ -1078,15 +1150,16 @@ static int pfs_openat(struct vfs_handle_struct *handle,
 		}
 		rc = pfs_at_stat(pc, &at, &ino, &ps);
 	} else if ((flags & O_CREAT) && (flags & O_EXCL)) {
-		rc = proxyfs_create_stat(pc->mh, at.dir_ino, at.base,
-					 how->mode & 07777, &ino, &ps);
+		rc = pfs_create(pc, at.dir_ino, at.base, how->mode & 07777,
+				opath ? -1 : accmode, &ino, &fh, &ps);
 		created = (rc == 0);
 	} else if (flags & O_CREAT) {
 		rc = proxyfs_lookup_stat(pc->mh, at.dir_ino, at.base, &ino,
 					 &ps);
 		if (rc == ENOENT) {
-			rc = proxyfs_create_stat(pc->mh, at.dir_ino, at.base,
-						 how->mode & 07777, &ino, &ps);
+			rc = pfs_create(pc, at.dir_ino, at.base,
+					how->mode & 07777,
+					opath ? -1 : accmode, &ino, &fh, &ps);
 			created = (rc == 0);
 			if (rc == EEXIST) { /* lost a race: it exists now */
 				rc = proxyfs_lookup_stat(pc->mh, at.dir_ino,
@@ -1166,7 +1239,9 @@ static int pfs_openat(struct vfs_handle_struct *handle,
 	 * DOS attributes and closes it at once, and a handle would only pin
 	 * the file for that moment (an open and a close per listed entry).
 	 */
-	if (!opath || (pc->pathref_handles && !listed)) {
+	if (fh != 0) {
+		pc->nhandles++; /* opened with the create */
+	} else if (!opath || (pc->pathref_handles && !listed)) {
 		int oflags = opath ? O_RDONLY : accmode;
 		rc = proxyfs_open(pc->mh, ino, oflags, &fh);
 		if (rc != 0) {
@@ -1178,8 +1253,7 @@ static int pfs_openat(struct vfs_handle_struct *handle,
 	pfh = VFS_ADD_FSP_EXTENSION(handle, fsp, struct pfs_fh, pfs_fh_destroy);
 	if (pfh == NULL) {
 		if (fh != 0) {
-			(void)proxyfs_close(pc->mh, fh);
-			pc->nhandles--;
+			pc->nhandles--; /* closed below */
 		}
 		rc = ENOMEM;
 		goto out;
@@ -1201,6 +1275,10 @@ out:
 	if (rc != 0) {
 		DBG_DEBUG("proxyfs: openat '%s' flags 0%o: %s\n",
 			  smb_fname->base_name, (unsigned)flags, strerror(rc));
+		if (fh != 0) {
+			/* opened (with the create, or after it) and not kept */
+			(void)proxyfs_close(pc->mh, fh);
+		}
 	}
 	TALLOC_FREE(frame);
 	if (rc != 0) {
@@ -2307,6 +2385,7 @@ static ssize_t pfs_fgetxattr(struct vfs_handle_struct *handle,
 			     void *value, size_t size)
 {
 	struct pfs_conn *pc = pfs_get_conn(handle);
+	const proxyfs_entry_xattrs_t *lx;
 	size_t out = 0;
 	uint64_t ino;
 	int rc;
@@ -2328,6 +2407,30 @@ static ssize_t pfs_fgetxattr(struct vfs_handle_struct *handle,
 		memcpy(value, pc->xc.value, pc->xc.len);
 		return (ssize_t)pc->xc.len;
 	}
+	if (rc == 0 && (lx = pfs_lx_get(pc, handle->conn, ino)) != NULL) {
+		const proxyfs_xattr_value_t *v = NULL;
+
+		if (strcmp(name, lx->values[0].name) == 0) {
+			v = &lx->values[0];
+		}
+		if (v != NULL && v->err != 0) {
+			pc->lx_hits++;
+			return pfs_fail(v->err);
+		}
+		if (v != NULL) {
+			pc->lx_hits++;
+			if (size == 0) {
+				return (ssize_t)v->len;
+			}
+			if (size < v->len) {
+				return pfs_fail(ERANGE);
+			}
+			if (v->len > 0) {
+				memcpy(value, v->value, v->len);
+			}
+			return (ssize_t)v->len;
+		}
+	}
 	if (rc == 0) {
 		rc = proxyfs_get_xattr(pc->mh, ino, name, value, size, &out);
 	}
@@ -2341,6 +2444,7 @@ static ssize_t pfs_flistxattr(struct vfs_handle_struct *handle,
 			      files_struct *fsp, char *list, size_t size)
 {
 	struct pfs_conn *pc = pfs_get_conn(handle);
+	const proxyfs_entry_xattrs_t *lx;
 	size_t out = 0;
 	uint64_t ino;
 	int rc;
@@ -2350,6 +2454,18 @@ static ssize_t pfs_flistxattr(struct vfs_handle_struct *handle,
 	    pfs_fresh(&pc->xc.when)) {
 		pc->xc_hits++;
 		return 0; /* created by this connection, nothing set since */
+	}
+	if (rc == 0 && (lx = pfs_lx_get(pc, handle->conn, ino)) != NULL &&
+	    lx->list_err == 0) {
+		pc->lx_hits++;
+		if (size == 0) {
+			return (ssize_t)lx->names_len;
+		}
+		if (size < lx->names_len) {
+			return pfs_fail(ERANGE);
+		}
+		memcpy(list, lx->names, lx->names_len);
+		return (ssize_t)lx->names_len;
 	}
 	if (rc == 0) {
 		rc = proxyfs_list_xattr(pc->mh, ino, list, size, &out);

@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -758,6 +759,332 @@ static void test_readdir_batch(void)
     CHECK_RC(proxyfs_unmount(mh), 0);
 }
 
+
+/* proxyfs_readdir_plus_xattr: each entry's xattrs as proxyfs_list_xattr
+ * and proxyfs_get_xattr give them, in one request per batch; per-entry
+ * errnos; the cache; bad arguments; a daemon killed with SIGKILL. */
+static void xattr_matches(mount_handle_t *mh, uint64_t ino,
+                          const proxyfs_entry_xattrs_t *x,
+                          const char *const *names, size_t count)
+{
+    char list[1024], val[256];
+    size_t n = 0;
+    int rc = proxyfs_list_xattr(mh, ino, list, sizeof(list), &n);
+
+    CHECK(x->list_err == rc && x->count == count);
+    if (rc == 0)
+        CHECK(x->names_len == n && memcmp(x->names, list, n) == 0);
+    else
+        CHECK(x->names_len == 0);
+    for (size_t i = 0; i < count; i++) {
+        rc = proxyfs_get_xattr(mh, ino, names[i], val, sizeof(val), &n);
+        CHECK(strcmp(x->values[i].name, names[i]) == 0);
+        CHECK(x->values[i].err == rc);
+        if (rc == 0)
+            CHECK(x->values[i].len == n &&
+                  (n == 0 || memcmp(x->values[i].value, val, n) == 0));
+        else
+            CHECK(x->values[i].len == 0 && x->values[i].value == NULL);
+    }
+}
+
+static size_t list_all(mount_handle_t *mh, uint64_t dir,
+                       const char *const *names, size_t count, bool verify)
+{
+    int64_t prev = -1;
+    size_t seen = 0;
+
+    for (;;) {
+        struct dirent *de = NULL;
+        proxyfs_stat_t *st = NULL;
+        proxyfs_entry_xattrs_t *x = NULL;
+        int rc = proxyfs_readdir_plus_xattr(mh, dir, prev, names, count, &de,
+                                            &st, &x);
+
+        CHECK_RC(rc, 0);
+        if (rc != 0 || de == NULL) {
+            CHECK(st == NULL && x == NULL);
+            break;
+        }
+        CHECK(st != NULL && x != NULL && st->ino == de->d_ino);
+        if (verify && x != NULL)
+            xattr_matches(mh, de->d_ino, x, names, count);
+        prev = de->d_off;
+        seen++;
+        free(de);
+        free(st);
+        free(x);
+    }
+    return seen;
+}
+
+static void test_readdir_xattr(void)
+{
+    enum { N = 300 };
+    static const char *const dos[] = { "user.DOSATTRIB" };
+    static const char *const two[] = { "user.DOSATTRIB", "user.x" };
+    const char *bad[17];
+    mount_handle_t *mh = do_mount();
+    uint64_t dir = 0, f = 0;
+    struct dirent *de = NULL;
+    proxyfs_stat_t *st = NULL;
+    proxyfs_entry_xattrs_t *x = NULL;
+    char name[64];
+    long mark = 0;
+
+    if (mh == NULL)
+        return;
+    CHECK_RC(proxyfs_mkdir(mh, root_ino, "xdir", 0755, &dir), 0);
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof(name), "f%03d", i);
+        CHECK_RC(proxyfs_create(mh, dir, name, 0644, &f), 0);
+        if (i % 3 == 0)
+            CHECK_RC(proxyfs_set_xattr(mh, f, "user.DOSATTRIB", name, strlen(name), 0), 0);
+        if (i % 5 == 0)
+            CHECK_RC(proxyfs_set_xattr(mh, f, "user.x", "", 0, 0), 0);
+        if (i == 7) /* mode 0: the owner may not read its xattrs */
+            CHECK_RC(proxyfs_chmod(mh, f, 0), 0);
+    }
+    /* Every entry matches the one-entry calls. */
+    CHECK(list_all(mh, dir, two, 2, true) == N + 2);
+    /* One request for the whole listing (one batch of up to 1024). */
+    (void)requests_since(&mark); /* settled: every earlier request counted */
+    CHECK(list_all(mh, dir, dos, 1, false) == N + 2);
+    CHECK(requests_since(&mark) == 1);
+    /* The names only. */
+    CHECK(list_all(mh, dir, NULL, 0, true) == N + 2);
+    /* Entry 7's errno, spelled out. */
+    CHECK_RC(proxyfs_lookup(mh, dir, "f007", &f), 0);
+    {
+        int64_t prev = -1;
+
+        for (;;) {
+            CHECK_RC(proxyfs_readdir_plus_xattr(mh, dir, prev, dos, 1, &de, &st, &x), 0);
+            if (de == NULL)
+                break;
+            prev = de->d_off;
+            if (de->d_ino == f)
+                CHECK(x->list_err == EACCES && x->values[0].err == EACCES);
+            else if (strcmp(de->d_name, "f003") == 0)
+                CHECK(x->list_err == 0 && x->values[0].err == 0 &&
+                      x->values[0].len == 4 && memcmp(x->values[0].value, "f003", 4) == 0 &&
+                      x->names_len == strlen("user.DOSATTRIB") + 1);
+            else if (strcmp(de->d_name, "f001") == 0)
+                CHECK(x->list_err == 0 && x->values[0].err == ENODATA && x->names_len == 0);
+            free(de);
+            free(st);
+            free(x);
+        }
+    }
+    /* A change through the mount handle: the next call fetches afresh. */
+    CHECK_RC(proxyfs_lookup(mh, dir, "f001", &f), 0);
+    CHECK_RC(proxyfs_readdir_plus_xattr(mh, dir, -1, dos, 1, &de, &st, &x), 0);
+    {
+        int64_t prev = de->d_off;
+        proxyfs_entry_xattrs_t *x2 = NULL;
+
+        free(de);
+        free(st);
+        free(x);
+        CHECK_RC(proxyfs_set_xattr(mh, f, "user.DOSATTRIB", "new", 3, 0), 0);
+        (void)requests_since(&mark);
+        CHECK_RC(proxyfs_readdir_plus_xattr(mh, dir, prev, dos, 1, &de, &st, &x2), 0);
+        CHECK(requests_since(&mark) == 1);
+        free(de);
+        free(st);
+        free(x2);
+    }
+    /* Bad arguments: EINVAL, nothing sent. */
+    for (int i = 0; i < 17; i++)
+        bad[i] = "user.a";
+    CHECK_RC(proxyfs_readdir_plus_xattr(mh, dir, -1, bad, 17, &de, &st, &x), EINVAL);
+    bad[0] = "";
+    CHECK_RC(proxyfs_readdir_plus_xattr(mh, dir, -1, bad, 1, &de, &st, &x), EINVAL);
+    bad[0] = NULL;
+    CHECK_RC(proxyfs_readdir_plus_xattr(mh, dir, -1, bad, 1, &de, &st, &x), EINVAL);
+    CHECK_RC(proxyfs_readdir_plus_xattr(mh, dir, -1, NULL, 1, &de, &st, &x), EINVAL);
+    CHECK_RC(proxyfs_readdir_plus_xattr(mh, dir, -1, dos, 1, &de, &st, NULL), EINVAL);
+    CHECK_RC(proxyfs_readdir_plus_xattr(NULL, dir, -1, dos, 1, &de, &st, &x), EINVAL);
+    CHECK_RC(proxyfs_readdir_plus_xattr(mh, f, -1, dos, 1, &de, &st, &x), ENOTDIR);
+    CHECK(de == NULL && st == NULL && x == NULL);
+    CHECK_RC(proxyfs_readdir_plus_xattr(mh, 999999, -1, dos, 1, &de, &st, &x), ENOENT);
+    /* The daemon killed and started again: the listing goes on. */
+    daemon_signal(&daemon_, SIGKILL);
+    CHECK(daemon_start(&daemon_) == 0);
+    CHECK(list_all(mh, dir, two, 2, true) == N + 2);
+    CHECK_RC(proxyfs_unmount(mh), 0);
+}
+
+
+/* The count of one proxyfs_requests_total series, e.g.
+ * "channel=\"binary\",method=\"open\"", waiting for it to settle; -1 if
+ * /metrics cannot be read. */
+static long series(const char *labels)
+{
+    struct sockaddr_in sa;
+    static char buf[1 << 20];
+    const char *req = "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n";
+    char key[256];
+    size_t len = 0;
+    ssize_t n;
+    char *p;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    msleep(50);
+    if (fd < 0)
+        return -1;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)metrics_port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+        write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
+        close(fd);
+        return -1;
+    }
+    while (len < sizeof(buf) - 1 &&
+           (n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
+        len += (size_t)n;
+    close(fd);
+    buf[len] = '\0';
+    snprintf(key, sizeof(key), "\nproxyfs_requests_total{%s}", labels);
+    if ((p = strstr(buf, key)) == NULL)
+        return 0;
+    return strtol(p + strlen(key), NULL, 10);
+}
+
+/* open, close, F_GETLK, setattr and the inode xattr calls go over the
+ * binary channel (one binary request each, no JSON-RPC), with the errnos
+ * of their JSON-RPC forms, and survive a daemon killed with SIGKILL. */
+static void test_binary_calls(void)
+{
+    static const char *const ops[] = { "open", "close", "lock", "setattr",
+                                       "get_xattr", "set_xattr", "list_xattr" };
+    mount_handle_t *mh = do_mount();
+    uint64_t f = 0, fh = 0, fh2 = 0;
+    long before[7], json0 = 0, json1;
+    char lbl[128], buf[64];
+    proxyfs_setattr_t a = { .mode = 0600 };
+    proxyfs_stat_t st;
+    proxyfs_lock_t l;
+    size_t n = 0;
+
+    if (mh == NULL)
+        return;
+    CHECK_RC(proxyfs_create(mh, root_ino, "bincalls", 0644, &f), 0);
+    (void)requests_since(&json0); /* settled: every earlier request counted */
+    for (int i = 0; i < 7; i++) {
+        snprintf(lbl, sizeof(lbl), "channel=\"binary\",method=\"%s\"", ops[i]);
+        before[i] = series(lbl);
+    }
+    CHECK_RC(proxyfs_open(mh, f, O_RDWR, &fh), 0);
+    CHECK_RC(proxyfs_lock(mh, fh, F_GETLK, F_WRLCK, 0, 0, "o", &l), 0);
+    CHECK(l.type == F_UNLCK);
+    CHECK_RC(proxyfs_setattr(mh, f, PROXYFS_SETATTR_MODE, &a, &st), 0);
+    CHECK((st.mode & 07777) == 0600 && st.ino == f);
+    CHECK_RC(proxyfs_set_xattr(mh, f, "user.DOSATTRIB", "dos", 3, 0), 0);
+    CHECK_RC(proxyfs_get_xattr(mh, f, "user.DOSATTRIB", buf, sizeof(buf), &n), 0);
+    CHECK(n == 3 && memcmp(buf, "dos", 3) == 0);
+    CHECK_RC(proxyfs_list_xattr(mh, f, buf, sizeof(buf), &n), 0);
+    CHECK(n == 15 && strcmp(buf, "user.DOSATTRIB") == 0);
+    CHECK_RC(proxyfs_close(mh, fh), 0);
+    json1 = requests_since(&json0);
+    for (int i = 0; i < 7; i++) {
+        snprintf(lbl, sizeof(lbl), "channel=\"binary\",method=\"%s\"", ops[i]);
+        CHECK(series(lbl) == before[i] + 1);
+    }
+    CHECK(json1 == 7); /* nothing else, on either channel */
+
+    /* Errnos as JSON-RPC gives them. */
+    CHECK_RC(proxyfs_close(mh, fh), EBADF);
+    CHECK_RC(proxyfs_open(mh, 999999, O_RDONLY, &fh), ENOENT);
+    CHECK_RC(proxyfs_get_xattr(mh, f, "user.none", buf, sizeof(buf), &n), ENODATA);
+    CHECK_RC(proxyfs_get_xattr(mh, f, "user.DOSATTRIB", buf, 2, &n), ERANGE);
+    CHECK_RC(proxyfs_get_xattr(mh, f, "user.DOSATTRIB", NULL, 0, &n), 0);
+    CHECK(n == 3);
+    CHECK_RC(proxyfs_list_xattr(mh, f, buf, 4, &n), ERANGE);
+    CHECK_RC(proxyfs_list_xattr(mh, f, NULL, 0, &n), 0);
+    CHECK(n == 15);
+    CHECK_RC(proxyfs_set_xattr(mh, f, "user.DOSATTRIB", "x", 1, PROXYFS_XATTR_CREATE), EEXIST);
+    CHECK_RC(proxyfs_set_xattr(mh, f, "user.none", "x", 1, PROXYFS_XATTR_REPLACE), ENODATA);
+    CHECK_RC(proxyfs_set_xattr(mh, f, "trusted.x", "x", 1, 0), EPERM);
+    CHECK_RC(proxyfs_setattr(mh, 999999, PROXYFS_SETATTR_MODE, &a, &st), ENOENT);
+    a.uid = 0;
+    CHECK_RC(proxyfs_setattr(mh, f, PROXYFS_SETATTR_UID, &a, NULL), EPERM);
+    CHECK_RC(proxyfs_lock(mh, 424242, F_GETLK, F_WRLCK, 0, 0, "o", &l), EBADF);
+
+    /* A conflict seen through another handle, and after a SIGKILL of the
+     * daemon (the library reopens the handles and reclaims the lock). */
+    CHECK_RC(proxyfs_open(mh, f, O_RDWR, &fh), 0);
+    CHECK_RC(proxyfs_open(mh, f, O_RDONLY, &fh2), 0);
+    CHECK_RC(proxyfs_lock(mh, fh, F_SETLK, F_WRLCK, 5, 10, "holder", NULL), 0);
+    CHECK_RC(proxyfs_lock(mh, fh2, F_GETLK, F_RDLCK, 0, 0, "asker", &l), 0);
+    CHECK(l.type == F_WRLCK && l.start == 5 && l.len == 10 && strcmp(l.owner, "holder") == 0);
+    daemon_signal(&daemon_, SIGKILL);
+    CHECK(daemon_start(&daemon_) == 0);
+    CHECK_RC(proxyfs_lock(mh, fh2, F_GETLK, F_RDLCK, 0, 0, "asker", &l), 0);
+    CHECK(l.type == F_WRLCK && l.start == 5 && l.len == 10 && strcmp(l.owner, "holder") == 0);
+    CHECK_RC(proxyfs_get_xattr(mh, f, "user.DOSATTRIB", buf, sizeof(buf), &n), 0);
+    CHECK(n == 3);
+    a.mode = 0640;
+    CHECK_RC(proxyfs_setattr(mh, f, PROXYFS_SETATTR_MODE, &a, &st), 0);
+    CHECK((st.mode & 07777) == 0640);
+    CHECK_RC(proxyfs_close(mh, fh), 0);
+    CHECK_RC(proxyfs_close(mh, fh2), 0);
+    CHECK_RC(proxyfs_unmount(mh), 0);
+}
+
+
+/* proxyfs_create_open: a new file and a handle on it in one request. */
+static void test_create_open(void)
+{
+    mount_handle_t *mh = do_mount();
+    uint64_t fh = 0, ino = 0, fh2 = 0;
+    proxyfs_stat_t st, st2;
+    proxyfs_lock_t lk;
+    char buf[16];
+    size_t n = 0;
+    long mark = 0;
+
+    if (mh == NULL)
+        return;
+    (void)requests_since(&mark); /* settled: every earlier request counted */
+    CHECK_RC(proxyfs_create_open(mh, root_ino, "co", 0640, O_RDWR, &fh, &st), 0);
+    CHECK(requests_since(&mark) == 1);
+    CHECK(fh != 0 && st.ino != 0 && (st.mode & 07777) == 0640 &&
+          (st.mode & S_IFMT) == S_IFREG && st.nlink == 1 && st.uid == 1000);
+    CHECK_RC(proxyfs_lookup(mh, root_ino, "co", &ino), 0);
+    CHECK(ino == st.ino);
+    /* The handle is a handle of the server (F_GETLK needs one; F_SETLK
+     * could wait for the grace of an earlier test's SIGKILL). */
+    CHECK_RC(proxyfs_lock(mh, fh, F_GETLK, F_WRLCK, 0, 1, "o", &lk), 0);
+    CHECK(lk.type == F_UNLCK);
+    CHECK_RC(proxyfs_write(mh, ino, 0, (uint8_t *)"abc", 3, &n), 0);
+    /* Errors. */
+    CHECK_RC(proxyfs_create_open(mh, root_ino, "co", 0640, O_RDWR, &fh2, &st2), EEXIST);
+    CHECK_RC(proxyfs_create_open(mh, root_ino, "c2", 0640, 3, &fh2, &st2), EINVAL);
+    CHECK_RC(proxyfs_create_open(mh, root_ino, "c2", 0640, O_RDWR | O_CREAT, &fh2, &st2), EINVAL);
+    CHECK_RC(proxyfs_create_open(mh, root_ino, NULL, 0640, O_RDWR, &fh2, &st2), EINVAL);
+    CHECK_RC(proxyfs_create_open(mh, root_ino, "c2", 0640, O_RDWR, NULL, &st2), EINVAL);
+    CHECK_RC(proxyfs_create_open(mh, ino, "c2", 0640, O_RDWR, &fh2, &st2), ENOTDIR);
+    CHECK_RC(proxyfs_create_open(mh, root_ino, "a/b", 0640, O_RDWR, &fh2, &st2), EINVAL);
+    /* Made without the permission it asks for: made, then EACCES, as a
+     * create followed by an open. */
+    CHECK_RC(proxyfs_create_open(mh, root_ino, "ro", 0444, O_RDWR, &fh2, &st2), EACCES);
+    CHECK_RC(proxyfs_lookup(mh, root_ino, "ro", &ino), 0);
+    CHECK_RC(proxyfs_create_open(mh, root_ino, "ro2", 0444, O_RDONLY, &fh2, &st2), 0);
+    CHECK_RC(proxyfs_close(mh, fh2), 0);
+    /* The daemon killed: the handle is reopened. */
+    daemon_signal(&daemon_, SIGKILL);
+    CHECK(daemon_start(&daemon_) == 0);
+    CHECK_RC(proxyfs_read(mh, st.ino, 0, 3, (uint8_t *)buf, sizeof(buf), &n), 0);
+    CHECK(n == 3 && memcmp(buf, "abc", 3) == 0);
+    CHECK_RC(proxyfs_lock(mh, fh, F_GETLK, F_WRLCK, 0, 1, "o", &lk), 0);
+    CHECK_RC(proxyfs_close(mh, fh), 0);
+    CHECK_RC(proxyfs_close(mh, fh), EBADF);
+    CHECK_RC(proxyfs_unmount(mh), 0);
+}
+
 static const struct {
     const char *name;
     void (*fn)(void);
@@ -771,6 +1098,9 @@ static const struct {
     { "old_times", test_old_times },
     { "mount_timeout", test_mount_timeout },
     { "readdir_batch", test_readdir_batch },
+    { "readdir_xattr", test_readdir_xattr },
+    { "binary_calls", test_binary_calls },
+    { "create_open", test_create_open },
 };
 
 /* Writes the daemon's config (metrics on a free port) before the harness

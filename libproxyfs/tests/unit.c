@@ -246,6 +246,71 @@ static void test_bin_readdir(void)
     CHECK(pfs_bin_count_dirents(buf, len, &eof, &n) == EPROTO);
 }
 
+
+/* READDIR_PLUS_XATTR xattr blocks (PROTOCOL.md section 2), byte by byte:
+ * errno 0, names "user.A\0user.DOSATTRIB\0", values of user.DOSATTRIB
+ * ("dos") and user.x (ENODATA). */
+static void test_bin_xattr_block(void)
+{
+    static const uint8_t blk[] =
+        "\x00\x00\x00\x00" "\x16\x00\x00\x00" "user.A\0user.DOSATTRIB\0"
+        "\x00\x00\x00\x00" "\x03\x00\x00\x00" "dos"
+        "\x3d\x00\x00\x00" "\x00\x00\x00\x00";
+    static const uint8_t key[] = "\x0euser.DOSATTRIB" "\x06user.x";
+    const size_t len = sizeof(blk) - 1, klen = sizeof(key) - 1;
+    uint8_t bad[sizeof(blk)], buf[1 + 18 + 1 + PFS_BIN_STAT_EXT + sizeof(blk)];
+    proxyfs_entry_xattrs_t *x;
+    size_t n = 0;
+    bool eof = false;
+
+    CHECK(pfs_bin_xattr_block_size(blk, len, 2) == len);
+    x = pfs_bin_build_xattrs(blk, key, klen, 2);
+    CHECK(x != NULL);
+    if (x != NULL) {
+        CHECK(x->list_err == 0 && x->names_len == 22 && x->count == 2);
+        CHECK(memcmp(x->names, "user.A\0user.DOSATTRIB\0", 22) == 0);
+        CHECK(strcmp(x->values[0].name, "user.DOSATTRIB") == 0 &&
+              x->values[0].err == 0 && x->values[0].len == 3 &&
+              memcmp(x->values[0].value, "dos", 3) == 0);
+        CHECK(strcmp(x->values[1].name, "user.x") == 0 &&
+              x->values[1].err == ENODATA && x->values[1].len == 0 &&
+              x->values[1].value == NULL);
+        free(x);
+    }
+    /* Truncated anywhere, or asked for a third value: not a block. */
+    for (size_t i = 0; i < len; i++)
+        CHECK(pfs_bin_xattr_block_size(blk, i, 2) == 0);
+    CHECK(pfs_bin_xattr_block_size(blk, len, 3) == 0);
+    /* An unterminated last name, an empty name. */
+    memcpy(bad, blk, len);
+    bad[8 + 21] = 'x';
+    CHECK(pfs_bin_xattr_block_size(bad, len, 2) == 0);
+    memcpy(bad, blk, len);
+    bad[8 + 6] = '\0';
+    bad[8 + 7] = '\0';
+    CHECK(pfs_bin_xattr_block_size(bad, len, 2) == 0);
+    memcpy(bad, blk, len);
+    bad[8] = '\0';
+    CHECK(pfs_bin_xattr_block_size(bad, len, 2) == 0);
+    /* A huge names length does not overflow. */
+    memcpy(bad, blk, len);
+    memcpy(bad + 4, "\xff\xff\xff\xff", 4);
+    CHECK(pfs_bin_xattr_block_size(bad, len, 2) == 0);
+    /* One entry ("a") with the block, in a payload. */
+    memset(buf, 0, sizeof(buf));
+    buf[0] = 1;
+    buf[1 + 17] = 1;
+    buf[1 + 18] = 'a';
+    memcpy(buf + 1 + 18 + 1 + PFS_BIN_STAT_EXT, blk, len);
+    CHECK(pfs_bin_count_dirents_xattr(buf, 1 + 18 + 1 + PFS_BIN_STAT_EXT + len,
+                                      PFS_BIN_STAT_EXT, 2, &eof, &n) == 0 &&
+          eof && n == 1);
+    CHECK(pfs_bin_count_dirents_xattr(buf, 1 + 18 + 1 + PFS_BIN_STAT_EXT + len - 1,
+                                      PFS_BIN_STAT_EXT, 2, &eof, &n) == EPROTO);
+    CHECK(pfs_bin_count_dirents_xattr(buf, 1 + 18 + 1 + PFS_BIN_STAT_EXT,
+                                      PFS_BIN_STAT_EXT, 2, &eof, &n) == EPROTO);
+}
+
 /* PROTOCOL.md, JSON-RPC Framing and Example session. */
 static void test_json_request(void)
 {
@@ -466,6 +531,7 @@ int main(void)
     test_bin_frames();
     test_bin_meta();
     test_bin_readdir();
+    test_bin_xattr_block();
     test_json_request();
     test_json_header();
     test_json_reply();

@@ -20,7 +20,7 @@ func (m *Mount) LookupStat(ctx context.Context, dir uint64, name string) (Stat, 
 // st_blocks and st_blksize.
 func statExt(op uint16) uint32 {
 	switch op {
-	case wire.OpLookup, wire.OpGetStat, wire.OpCreate, wire.OpReaddirPlus, wire.OpLookupCI:
+	case wire.OpLookup, wire.OpGetStat, wire.OpCreate, wire.OpReaddirPlus, wire.OpLookupCI, wire.OpReaddirPlusXattr:
 		return wire.RequestFlagStatExt
 	}
 	return 0

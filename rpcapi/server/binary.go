@@ -118,7 +118,9 @@ func (s *Server) serveBinary(nc net.Conn, br *bufio.Reader, cr *connReader, a *c
 // transfer) that may run on the connection's read loop.
 func inlineOp(h wire.RequestHeader) bool {
 	switch h.Opcode {
-	case wire.OpLookup, wire.OpGetStat, wire.OpCreate, wire.OpUnlink, wire.OpReaddirPlus, wire.OpLookupCI:
+	case wire.OpLookup, wire.OpGetStat, wire.OpCreate, wire.OpUnlink, wire.OpReaddirPlus, wire.OpLookupCI,
+		wire.OpReaddirPlusXattr, wire.OpOpen, wire.OpClose, wire.OpLock, wire.OpSetattr,
+		wire.OpGetXattr, wire.OpSetXattr, wire.OpListXattr, wire.OpCreateOpen:
 		return true
 	case wire.OpRead, wire.OpWrite:
 		return h.Length <= inlineIOMax
@@ -138,7 +140,12 @@ func (s *Server) checkLength(h wire.RequestHeader) (fatal bool, err error) {
 			return h.Opcode == wire.OpWrite,
 				fmt.Errorf("binary %s of %d bytes exceeds max_io_size %d: %w", wire.OpName(h.Opcode), h.Length, s.cfg.MaxIOBytes, syscall.EINVAL)
 		}
-	case wire.OpLookup, wire.OpCreate, wire.OpUnlink, wire.OpLookupCI, wire.OpAuth:
+	case wire.OpSetXattr:
+		if h.Length > wire.MaxSetXattrPayload {
+			return true, fmt.Errorf("binary set_xattr: payload of %d bytes: %w", h.Length, syscall.E2BIG)
+		}
+	case wire.OpLookup, wire.OpCreate, wire.OpUnlink, wire.OpLookupCI, wire.OpAuth,
+		wire.OpReaddirPlusXattr, wire.OpLock, wire.OpSetattr, wire.OpGetXattr, wire.OpCreateOpen:
 		if h.Length > wire.MaxNamePayload {
 			return true, fmt.Errorf("binary %s: name of %d bytes: %w", wire.OpName(h.Opcode), h.Length, syscall.ENAMETOOLONG)
 		}
@@ -186,8 +193,8 @@ func (c *binConn) run(h wire.RequestHeader, payload []byte) {
 		data, pooled, err = c.s.binaryOp(c.auth, c.hd, h, payload)
 	}
 	var name string // for the access log: the name a metadata call carries
-	if h.Opcode != wire.OpWrite && h.Opcode != wire.OpAuth && wire.HasPayload(h.Opcode) && c.s.accessOn() {
-		name = string(payload)
+	if c.s.accessOn() {
+		name = binaryAccessName(h.Opcode, payload)
 	}
 	putBuf(payload)
 	var we wireErr
@@ -273,6 +280,9 @@ func (s *Server) binaryOp(a *connAuth, hd *mount.Holder, h wire.RequestHeader, p
 	e, err := s.env(a.get(), hd, h.MountID, m.mutates, h.As)
 	if err != nil {
 		return nil, nil, err
+	}
+	if data, ok, err := s.binaryMeta(ctx, e, h, payload); ok {
+		return data, nil, err
 	}
 	ino := inode.Ino(h.Inode)
 	statReply := func(a inode.Attr, err error) ([]byte, []byte, error) {

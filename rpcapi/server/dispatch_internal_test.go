@@ -12,7 +12,9 @@ func TestOneMethodTable(t *testing.T) {
 	wantMutates := map[uint16]bool{
 		wire.OpRead: false, wire.OpWrite: true, wire.OpLookup: false, wire.OpGetStat: false,
 		wire.OpCreate: true, wire.OpUnlink: true, wire.OpReaddirPlus: false, wire.OpFlush: false,
-		wire.OpLookupCI: false,
+		wire.OpLookupCI: false, wire.OpReaddirPlusXattr: false, wire.OpOpen: false, wire.OpClose: false,
+		wire.OpLock: false, wire.OpSetattr: true, wire.OpGetXattr: false, wire.OpSetXattr: true,
+		wire.OpListXattr: false, wire.OpCreateOpen: true,
 	}
 	for op, want := range wantMutates {
 		m, ok := methods[wire.OpName(op)]

@@ -417,8 +417,15 @@ var methods = map[string]method{
 	wire.MethodReaddir: handler(ro, []string{"max_entries"}, func(ctx context.Context, _ *Server, e *env, p *wire.ReaddirParams) (any, error) {
 		return e.readdir(ctx, p, false)
 	}),
-	wire.MethodReaddirPlus: handler(ro, []string{"max_entries"}, func(ctx context.Context, _ *Server, e *env, p *wire.ReaddirParams) (any, error) {
-		return e.readdir(ctx, p, true)
+	wire.MethodReaddirPlus: handler(ro, []string{"max_entries"}, func(ctx context.Context, _ *Server, e *env, p *wire.ReaddirPlusParams) (any, error) {
+		if p.Xattrs == nil {
+			return e.readdir(ctx, &p.ReaddirParams, true)
+		}
+		ents, eof, err := e.readdirXattr(ctx, inode.Ino(p.Inode), p.PrevCookie, p.MaxEntries, *p.Xattrs, wire.XattrDirBudget/2)
+		if err != nil {
+			return nil, err
+		}
+		return wire.ReaddirResult{Entries: ents, EOF: eof}, nil
 	}),
 	wire.MethodStatvfs: handler(ro, nil, func(ctx context.Context, _ *Server, e *env, _ *wire.MountOnly) (any, error) {
 		st, err := e.fs.StatFS(ctx)

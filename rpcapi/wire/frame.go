@@ -118,7 +118,7 @@ func DecodeRequest(b []byte) (RequestHeader, error) {
 		Offset:  binary.LittleEndian.Uint64(b[32:]),
 		Length:  binary.LittleEndian.Uint32(b[40:]),
 	}
-	if h.Opcode < OpRead || h.Opcode > OpAuth {
+	if h.Opcode < OpRead || h.Opcode > opLast {
 		return RequestHeader{}, fmt.Errorf("%w: opcode %d", ErrBadFrame, h.Opcode)
 	}
 	h.Flags = binary.LittleEndian.Uint32(b[44:])
@@ -213,6 +213,24 @@ func OpName(op uint16) string {
 		return MethodLookupCI
 	case OpAuth:
 		return MethodAuth
+	case OpReaddirPlusXattr:
+		return MethodReaddirPlus
+	case OpOpen:
+		return MethodOpen
+	case OpClose:
+		return MethodClose
+	case OpLock:
+		return MethodLock
+	case OpSetattr:
+		return MethodSetattr
+	case OpGetXattr:
+		return MethodGetXattr
+	case OpSetXattr:
+		return MethodSetXattr
+	case OpListXattr:
+		return MethodListXattr
+	case OpCreateOpen:
+		return MethodCreate
 	}
 	return ""
 }
@@ -220,7 +238,12 @@ func OpName(op uint16) string {
 // HasPayload reports whether a request with opcode op carries Length
 // payload bytes after its header (WRITE data, or a name).
 func HasPayload(op uint16) bool {
-	return op == OpWrite || op == OpLookup || op == OpCreate || op == OpUnlink || op == OpLookupCI || op == OpAuth
+	switch op {
+	case OpWrite, OpLookup, OpCreate, OpUnlink, OpLookupCI, OpAuth,
+		OpReaddirPlusXattr, OpLock, OpSetattr, OpGetXattr, OpSetXattr, OpCreateOpen:
+		return true
+	}
+	return false
 }
 
 // AppendStat appends st's 120-byte encoding: fifteen little-endian 64-bit

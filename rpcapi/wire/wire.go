@@ -454,6 +454,8 @@ type DirEntry struct {
 	Type   uint8  `json:"type"`
 	Cookie int64  `json:"cookie"`
 	Stat   *Stat  `json:"stat,omitempty"`
+	// Xattr is set by readdir_plus with "xattrs" (xattrdir.go).
+	Xattr *EntryXattrs `json:"xattr,omitempty"`
 }
 
 // ReaddirResult is the result of readdir and readdir_plus.
