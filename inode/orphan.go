@@ -149,6 +149,14 @@ func (fs *FS) CloseInode(ctx context.Context, ino Ino) error {
 // freeOrphan deletes orphan ino in one commit: record, orphan key,
 // xattrs; then its data. Called with ns held exclusively.
 func (fs *FS) freeOrphan(ctx context.Context, ino Ino) error {
+	if err := fs.optimistic(ctx, func(ctx context.Context) error { return fs.freeOrphanOnce(ctx, ino) }); err != nil {
+		return err
+	}
+	delete(fs.pins.orphans, ino)
+	return nil
+}
+
+func (fs *FS) freeOrphanOnce(ctx context.Context, ino Ino) error {
 	t := fs.newTxn()
 	t.batch.Delete(orphanKey(ino))
 	r, err := t.get(ctx, ino)
@@ -166,11 +174,7 @@ func (fs *FS) freeOrphan(ctx context.Context, ino Ino) error {
 			return err
 		}
 	}
-	if err := t.commit(ctx); err != nil {
-		return err
-	}
-	delete(fs.pins.orphans, ino)
-	return nil
+	return t.commit(ctx)
 }
 
 // Orphans returns the orphan list, sorted: inodes without links that are

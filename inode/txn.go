@@ -140,8 +140,10 @@ func (t *txn) deleteInode(ctx context.Context, r *record) error {
 	for _, k := range keys {
 		t.batch.Delete(k)
 	}
-	t.fs.inodes--
-	t.batch.Put(keyInodeUsed, encodeUint64(t.fs.inodes))
+	if t.fs.shared == nil {
+		t.fs.inodes--
+		t.batch.Put(keyInodeUsed, encodeUint64(t.fs.inodes))
+	}
 	return nil
 }
 
@@ -158,8 +160,10 @@ func (t *txn) newInode(ctx context.Context) (Ino, error) {
 		}
 		ino := t.fs.inoNext
 		t.fs.inoNext++
-		t.fs.inodes++
-		t.batch.Put(keyInodeUsed, encodeUint64(t.fs.inodes))
+		if t.fs.shared == nil {
+			t.fs.inodes++
+			t.batch.Put(keyInodeUsed, encodeUint64(t.fs.inodes))
+		}
 		return ino, nil
 	}
 	ino := t.fs.nextIno

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/ncw/swift/v2"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -312,12 +313,20 @@ func (b *Backend) Get(ctx context.Context, key []byte) ([]byte, error) {
 	if err := b.check(); err != nil {
 		return nil, err
 	}
-	resp, err := b.etcd.Get(ctx, b.meta+string(key))
+	k := b.meta + string(key)
+	resp, err := b.etcd.Get(ctx, k)
 	if err != nil {
 		return nil, etcdErr("get", err)
 	}
+	rs := vfsbackend.ReadSetFrom(ctx)
 	if len(resp.Kvs) == 0 {
+		if rs != nil {
+			rs.Key(k, 0)
+		}
 		return nil, fmt.Errorf("etcdswift: get %q: %w", key, syscall.ENOENT)
+	}
+	if rs != nil {
+		rs.Key(k, resp.Kvs[0].ModRevision)
 	}
 	v := resp.Kvs[0].Value
 	if v == nil {
@@ -337,12 +346,61 @@ func (b *Backend) Scan(ctx context.Context, prefix, start []byte, fn func(key, v
 		from = b.meta + string(start)
 	}
 	end := clientv3.GetPrefixRangeEnd(b.meta + string(prefix))
-	return b.scanRange(ctx, from, end, func(k, v []byte) bool { return fn(k[len(b.meta):], v) })
+	rs := vfsbackend.ReadSetFrom(ctx)
+	if rs == nil {
+		return b.scanRange(ctx, from, end, func(k, v []byte) bool { return fn(k[len(b.meta):], v) })
+	}
+	// A call that may commit: note every key seen and the range covered
+	// (up to the last key seen if fn stopped early), so that the commit
+	// fails if a key in it was created, changed or deleted meanwhile.
+	var last string
+	stopped := false
+	var kvs []*mvccpb.KeyValue
+	rev, err := b.scanRangeKV(ctx, from, end, func(kv *mvccpb.KeyValue) bool {
+		kvs = append(kvs, kv)
+		last = string(kv.Key)
+		v := kv.Value
+		if v == nil {
+			v = []byte{}
+		}
+		if !fn(kv.Key[len(b.meta):], v) {
+			stopped = true
+			return false
+		}
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	for _, kv := range kvs {
+		rs.Key(string(kv.Key), kv.ModRevision)
+	}
+	if stopped {
+		end = last + "\x00"
+	}
+	rs.Range(from, end, rev)
+	return nil
 }
 
 // scanRange reads [from, end) in pages, each at the first page's revision.
 func (b *Backend) scanRange(ctx context.Context, from, end string, fn func(key, value []byte) bool) error {
-	var rev int64
+	_, err := b.scanRangeKV(ctx, from, end, func(kv *mvccpb.KeyValue) bool {
+		v := kv.Value
+		if v == nil {
+			v = []byte{}
+		}
+		return fn(kv.Key, v)
+	})
+	return err
+}
+
+// scanRangeKV is scanRange with etcd's key-values, returning the revision
+// read at. If that revision was compacted away meanwhile, the rest is read
+// at the present one, and the first revision is still the one returned
+// (compares against it are conservative: they may fail, never pass
+// wrongly).
+func (b *Backend) scanRangeKV(ctx context.Context, from, end string, fn func(kv *mvccpb.KeyValue) bool) (int64, error) {
+	var rev, first int64
 	for {
 		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(scanPage)}
 		if rev != 0 {
@@ -354,22 +412,21 @@ func (b *Backend) scanRange(ctx context.Context, from, end string, fn func(key, 
 			continue
 		}
 		if err != nil {
-			return etcdErr("scan", err)
+			return 0, etcdErr("scan", err)
 		}
 		if rev == 0 {
 			rev = resp.Header.Revision
 		}
+		if first == 0 {
+			first = rev
+		}
 		for _, kv := range resp.Kvs {
-			v := kv.Value
-			if v == nil {
-				v = []byte{}
-			}
-			if !fn(kv.Key, v) {
-				return nil
+			if !fn(kv) {
+				return first, nil
 			}
 		}
 		if !resp.More || len(resp.Kvs) == 0 {
-			return nil
+			return first, nil
 		}
 		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
@@ -392,6 +449,11 @@ func (b *Backend) Commit(ctx context.Context, batch *vfsbackend.Batch) error {
 		last[string(op.Key)] = i
 	}
 	ops := make([]clientv3.Op, 0, len(last))
+	rs := vfsbackend.ReadSetFrom(ctx)
+	var written map[string]bool
+	if rs != nil {
+		written = make(map[string]bool, len(last))
+	}
 	for i, op := range batch.Ops {
 		if last[string(op.Key)] != i {
 			continue
@@ -402,11 +464,73 @@ func (b *Backend) Commit(ctx context.Context, batch *vfsbackend.Batch) error {
 		} else {
 			ops = append(ops, clientv3.OpPut(k, string(op.Value)))
 		}
+		if written != nil {
+			written[k] = op.Delete
+		}
 	}
-	if _, err := b.etcd.Txn(ctx).Then(ops...).Commit(); err != nil {
+	if rs == nil {
+		if _, err := b.etcd.Txn(ctx).Then(ops...).Commit(); err != nil {
+			return etcdErr(fmt.Sprintf("commit of %d operations", len(ops)), err)
+		}
+		return nil
+	}
+	resp, err := b.etcd.Txn(ctx).If(readCompares(rs)...).Then(ops...).Commit()
+	if err != nil {
 		return etcdErr(fmt.Sprintf("commit of %d operations", len(ops)), err)
 	}
+	if !resp.Succeeded {
+		return fmt.Errorf("etcdswift: commit of %d operations: %w", len(ops), vfsbackend.ErrConflict)
+	}
+	rs.CommittedAt(resp.Header.Revision, written)
 	return nil
+}
+
+// readCompares turns a read set into the compares of an etcd transaction:
+// each key read still has the mod revision it was read at (0: still
+// absent), and no key in a range read was changed or created after the
+// revision it was read at. (A key deleted from a range is caught by its
+// own compare: every key a range read returned is in the set.)
+func readCompares(rs *vfsbackend.ReadSet) []clientv3.Cmp {
+	var cmps []clientv3.Cmp
+	rs.Each(func(k string, version int64) {
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k), "=", version))
+	}, func(r vfsbackend.ReadRange) {
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(r.From), "<", r.Rev+1).WithRange(r.End))
+	})
+	return cmps
+}
+
+// ValidateReads fails with vfsbackend.ErrConflict if a key read through
+// ctx's read set changed since (vfsbackend.SharedEngine): one etcd
+// transaction of compares only.
+func (b *Backend) ValidateReads(ctx context.Context) error {
+	if err := b.check(); err != nil {
+		return err
+	}
+	rs := vfsbackend.ReadSetFrom(ctx)
+	if rs == nil || rs.Empty() {
+		return nil
+	}
+	resp, err := b.etcd.Txn(ctx).If(readCompares(rs)...).Commit()
+	if err != nil {
+		return etcdErr("validate reads", err)
+	}
+	if !resp.Succeeded {
+		return fmt.Errorf("etcdswift: validate reads: %w", vfsbackend.ErrConflict)
+	}
+	return nil
+}
+
+// CountKeys counts the metadata keys with prefix (vfsbackend.SharedEngine).
+func (b *Backend) CountKeys(ctx context.Context, prefix []byte) (uint64, error) {
+	if err := b.check(); err != nil {
+		return 0, err
+	}
+	resp, err := b.etcd.Get(ctx, b.meta+string(prefix), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return 0, etcdErr("count keys", err)
+	}
+	return uint64(resp.Count), nil
 }
 
 // Sync has nothing to do: every Commit is on etcd's disks when it returns.
