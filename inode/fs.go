@@ -67,6 +67,9 @@ type FS struct {
 	// the inode count (inodes, keyInodeUsed) is neither kept nor stored
 	// but counted by the engine when asked for.
 	shared vfsbackend.SharedEngine
+	// pinner is the engine's record of which gateways have which inodes
+	// open, on a shared volume opened read-write (orphan.go).
+	pinner vfsbackend.Pinner
 
 	// untidy holds inodes whose data a failed engine call left behind: a
 	// removed inode's data, or data beyond a file's size. Reads never see

@@ -44,6 +44,13 @@ func (fs *FS) probeShared(ctx context.Context) error {
 		return fmt.Errorf("open volume: shared engine: %w", err)
 	}
 	fs.shared = s
+	if p, ok := fs.be.(vfsbackend.Pinner); ok && !fs.readOnly {
+		if _, err := p.Pinned(ctx, 0); err == nil {
+			fs.pinner = p
+		} else if !errors.Is(err, errors.ErrUnsupported) {
+			return fmt.Errorf("open volume: open files: %w", err)
+		}
+	}
 	return nil
 }
 

@@ -106,3 +106,42 @@ func (b *instrumented) CountKeys(ctx context.Context, prefix []byte) (uint64, er
 	b.m.engineOp(b.volume, "count_keys", t, err)
 	return n, err
 }
+
+var errNoPins = fmt.Errorf("engine keeps no open files: %w", errors.ErrUnsupported)
+
+// Pin passes vfsbackend.Pinner through, timed.
+func (b *instrumented) Pin(ctx context.Context, ino vfsbackend.Ino) error {
+	p, ok := b.Backend.(vfsbackend.Pinner)
+	if !ok {
+		return errNoPins
+	}
+	t := time.Now()
+	err := p.Pin(ctx, ino)
+	merr := err
+	if errors.Is(err, vfsbackend.ErrConflict) {
+		merr = nil
+	}
+	b.m.engineOp(b.volume, "pin", t, merr)
+	return err
+}
+
+// Unpin passes vfsbackend.Pinner through, timed.
+func (b *instrumented) Unpin(ctx context.Context, ino vfsbackend.Ino) error {
+	p, ok := b.Backend.(vfsbackend.Pinner)
+	if !ok {
+		return errNoPins
+	}
+	t := time.Now()
+	err := p.Unpin(ctx, ino)
+	b.m.engineOp(b.volume, "unpin", t, err)
+	return err
+}
+
+// Pinned passes vfsbackend.Pinner through.
+func (b *instrumented) Pinned(ctx context.Context, ino vfsbackend.Ino) (bool, error) {
+	p, ok := b.Backend.(vfsbackend.Pinner)
+	if !ok {
+		return false, errNoPins
+	}
+	return p.Pinned(ctx, ino)
+}

@@ -146,3 +146,24 @@ func (rs *ReadSet) CommittedAt(rev int64, written map[string]bool) {
 		rs.ranges[i].Rev = max(rs.ranges[i].Rev, rev)
 	}
 }
+
+// Pinner is implemented by engines that several gateways share: it keeps,
+// in the engine, which inodes each gateway has open, so that a gateway
+// never frees an unlinked file that another one still has open. A
+// gateway's pins are tied to its liveness (etcdswift: an etcd lease): a
+// gateway that dies loses them when that ends. Package inode pins an
+// inode when this gateway's first handle opens it and unpins it when the
+// last one closes. Wrappers return an error wrapping errors.ErrUnsupported
+// when the engine they wrap has none.
+type Pinner interface {
+	// Pin notes that this gateway has ino open. With a ReadSet in ctx it
+	// is a commit: it fails with ErrConflict, changing nothing, if a key
+	// the call read changed.
+	Pin(ctx context.Context, ino Ino) error
+	// Unpin notes that this gateway no longer has ino open.
+	Unpin(ctx context.Context, ino Ino) error
+	// Pinned reports whether any gateway (this one included) has ino
+	// open, read through ctx's ReadSet if it has one (a pin taken after
+	// the read makes the call's commit fail).
+	Pinned(ctx context.Context, ino Ino) (bool, error)
+}

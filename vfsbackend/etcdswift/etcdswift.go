@@ -91,7 +91,10 @@ type Backend struct {
 	closed    atomic.Bool
 
 	// Keys, all starting with the volume's prefix.
-	marker, meta, sizes, chunks, counters string
+	marker, meta, sizes, chunks, counters, pinKeys, lockKeys string
+
+	// pins are this gateway's open inodes in etcd (pins.go).
+	pins pinState
 
 	cache *chunkCache
 
@@ -138,6 +141,8 @@ func Open(opts vfsbackend.Options) (*Backend, error) {
 		sizes:     r.EtcdPrefix + "s",
 		chunks:    r.EtcdPrefix + "c",
 		counters:  r.EtcdPrefix + "n",
+		pinKeys:   r.EtcdPrefix + "p",
+		lockKeys:  r.EtcdPrefix + "k",
 	}
 	// etcd's client logs every retry at info; keep its warnings.
 	cli, err := clientv3.New(clientv3.Config{
@@ -346,13 +351,18 @@ func (b *Backend) Scan(ctx context.Context, prefix, start []byte, fn func(key, v
 		from = b.meta + string(start)
 	}
 	end := clientv3.GetPrefixRangeEnd(b.meta + string(prefix))
+	return b.scanTracked(ctx, from, end, func(k, v []byte) bool { return fn(k[len(b.meta):], v) })
+}
+
+// scanTracked is scanRange for a call that reads through a read set, if
+// ctx carries one: it notes every key seen and the range covered (up to
+// the last key seen if fn stopped early), so that the call's commit fails
+// if a key in it was created, changed or deleted meanwhile.
+func (b *Backend) scanTracked(ctx context.Context, from, end string, fn func(key, value []byte) bool) error {
 	rs := vfsbackend.ReadSetFrom(ctx)
 	if rs == nil {
-		return b.scanRange(ctx, from, end, func(k, v []byte) bool { return fn(k[len(b.meta):], v) })
+		return b.scanRange(ctx, from, end, fn)
 	}
-	// A call that may commit: note every key seen and the range covered
-	// (up to the last key seen if fn stopped early), so that the commit
-	// fails if a key in it was created, changed or deleted meanwhile.
 	var last string
 	stopped := false
 	var kvs []*mvccpb.KeyValue
@@ -363,7 +373,7 @@ func (b *Backend) Scan(ctx context.Context, prefix, start []byte, fn func(key, v
 		if v == nil {
 			v = []byte{}
 		}
-		if !fn(kv.Key[len(b.meta):], v) {
+		if !fn(kv.Key, v) {
 			stopped = true
 			return false
 		}
@@ -586,6 +596,7 @@ func (b *Backend) Close() error {
 		<-done
 	}
 	b.delCancel()
+	b.closePins()
 	return b.closeClients()
 }
 
