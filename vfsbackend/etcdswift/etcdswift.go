@@ -673,7 +673,11 @@ func (b *Backend) getObject(ctx context.Context, name string) ([]byte, error) {
 	}
 	var buf bytes.Buffer
 	buf.Grow(int(b.chunk))
-	_, err := b.sw.ObjectGet(ctx, b.container, name, &buf, false, nil)
+	err := b.swiftRetry(ctx, func() error {
+		buf.Reset()
+		_, err := b.sw.ObjectGet(ctx, b.container, name, &buf, false, nil)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -683,7 +687,10 @@ func (b *Backend) getObject(ctx context.Context, name string) ([]byte, error) {
 
 // putObject stores a new chunk version; data must not change afterwards.
 func (b *Backend) putObject(ctx context.Context, name string, data []byte) error {
-	if _, err := b.sw.ObjectPut(ctx, b.container, name, bytes.NewReader(data), false, "", "application/octet-stream", swift.Headers{"Content-Length": strconv.Itoa(len(data))}); err != nil {
+	if err := b.swiftRetry(ctx, func() error {
+		_, err := b.sw.ObjectPut(ctx, b.container, name, bytes.NewReader(data), false, "", "application/octet-stream", swift.Headers{"Content-Length": strconv.Itoa(len(data))})
+		return err
+	}); err != nil {
 		return err
 	}
 	b.cache.put(name, data)
@@ -700,23 +707,78 @@ func (b *Backend) getRange(ctx context.Context, name string, p []byte, lo int64)
 		return copy(p, d[lo:]), nil
 	}
 	h := swift.Headers{"Range": fmt.Sprintf("bytes=%d-%d", lo, lo+int64(len(p))-1)}
-	f, _, err := b.sw.ObjectOpen(ctx, b.container, name, false, h)
-	if err != nil {
-		var se *swift.Error
-		if errors.As(err, &se) && se.StatusCode == http.StatusRequestedRangeNotSatisfiable {
-			return 0, nil // the object ends before lo
+	var n int
+	err := b.swiftRetry(ctx, func() error {
+		f, _, err := b.sw.ObjectOpen(ctx, b.container, name, false, h)
+		if err != nil {
+			var se *swift.Error
+			if errors.As(err, &se) && se.StatusCode == http.StatusRequestedRangeNotSatisfiable {
+				n = 0
+				return nil // the object ends before lo
+			}
+			return err
 		}
-		return 0, err
-	}
-	n, err := io.ReadFull(f, p)
-	cerr := f.Close()
-	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-		err = nil
-	}
-	if err == nil {
-		err = cerr
-	}
+		n, err = io.ReadFull(f, p)
+		cerr := f.Close()
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			err = nil
+		}
+		if err == nil {
+			err = cerr
+		}
+		return err
+	})
 	return n, err
+}
+
+// SwiftWait bounds how long one Swift request waits for Swift to answer
+// again when it is unreachable or failing (connection refused or reset,
+// a 5xx answer): a restart of the proxy or an object server makes calls
+// wait rather than fail.
+var SwiftWait = time.Minute
+
+// swiftRetry runs fn, again after a pause while its error is transient
+// (see SwiftWait) and ctx lasts.
+func (b *Backend) swiftRetry(ctx context.Context, fn func() error) error {
+	start := time.Now()
+	pause := 50 * time.Millisecond
+	logged := false
+	for {
+		err := fn()
+		if err == nil || !transientSwift(err) || time.Since(start)+pause > SwiftWait {
+			if err == nil && logged {
+				b.log.Info("etcdswift: Swift answers again", zap.Duration("after", time.Since(start)))
+			}
+			return err
+		}
+		if !logged {
+			b.log.Warn("etcdswift: Swift unreachable or failing: waiting", zap.Error(err), zap.Duration("up_to", SwiftWait))
+			logged = true
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		pause = min(2*pause, time.Second)
+	}
+}
+
+// transientSwift says whether a Swift error may go away by itself: the
+// network (refused, reset, timeouts) or a server error (5xx).
+func transientSwift(err error) bool {
+	var se *swift.Error
+	if errors.As(err, &se) {
+		return se.StatusCode >= 500 || se.StatusCode == http.StatusRequestTimeout
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.EPIPE)
 }
 
 // deleteObjects has replaced versions deleted in the background.
@@ -754,7 +816,7 @@ func (b *Backend) deleteNow(ctx context.Context, names []string) {
 		return
 	}
 	err := forEach(len(names), func(i int) error {
-		err := b.sw.ObjectDelete(ctx, b.container, names[i])
+		err := b.swiftRetry(ctx, func() error { return b.sw.ObjectDelete(ctx, b.container, names[i]) })
 		if errors.Is(err, swift.ObjectNotFound) {
 			err = nil
 		}
