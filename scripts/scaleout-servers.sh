@@ -213,6 +213,9 @@ pipeline = catch_errors proxy-logging cache tempauth proxy-logging proxy-server
 [app:proxy-server]
 use = egg:swift#proxy
 account_autocreate = true
+# One node, no replica to turn to: try a server that failed again after a
+# second rather than a minute (Swift's default suits several replicas).
+error_suppression_interval = 1
 
 [filter:tempauth]
 use = egg:swift#tempauth

@@ -111,6 +111,21 @@ func TestDaemonServiceFailures(t *testing.T) {
 		}
 	}()
 	pause := func() { time.Sleep(2 * time.Second) }
+	// progress waits until a file is written after since (at most 60s,
+	// the engine's SwiftWait).
+	progress := func(what string, since time.Time) {
+		t.Helper()
+		for {
+			if oks, _ := w.between(since, time.Now()); oks > 0 {
+				t.Logf("%s: writing again %v later", what, time.Since(since).Round(100*time.Millisecond))
+				return
+			}
+			if time.Since(since) > time.Minute {
+				t.Fatalf("%s: nothing written for a minute", what)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 
 	// One etcd member dies, the cluster keeps its quorum.
 	pause()
@@ -123,6 +138,7 @@ func TestDaemonServiceFailures(t *testing.T) {
 	if err := srv.Restart("etcd1"); err != nil {
 		t.Fatal(err)
 	}
+	progress("etcd member restarted", restarted)
 	pause()
 	oks, errs := w.between(killed, restarted)
 	t.Logf("etcd member down %v: %d files written, %d calls failed", restarted.Sub(killed).Round(time.Second), oks, len(errs))
@@ -137,9 +153,6 @@ func TestDaemonServiceFailures(t *testing.T) {
 	if oks == 0 {
 		t.Error("nothing was written while one etcd member of three was down")
 	}
-	if oks, _ := w.between(restarted, time.Now()); oks == 0 {
-		t.Error("nothing was written after the member came back")
-	}
 
 	// Swift's object server dies and comes back: calls wait for it.
 	killed = time.Now()
@@ -151,14 +164,12 @@ func TestDaemonServiceFailures(t *testing.T) {
 	if err := srv.Restart("swift-object"); err != nil {
 		t.Fatal(err)
 	}
+	progress("Swift object server restarted", restarted)
 	pause()
 	oks, errs = w.between(killed, time.Now())
 	t.Logf("Swift object server down %v: %d files written during and after, %d calls failed", restarted.Sub(killed).Round(time.Second), oks, len(errs))
 	for _, e := range errs {
 		t.Errorf("a call failed %v after the object server's death: %v", e.at.Sub(killed), e.err)
-	}
-	if oks == 0 {
-		t.Error("nothing was written after the object server came back")
 	}
 	w.end()
 
