@@ -204,6 +204,12 @@ func (fs *FS) CloseInode(ctx context.Context, ino Ino) error {
 			// Its pin stays until this gateway's lease ends.
 			fs.log.Warn("unpin at the last close", zapIno(ino), zapErr(err))
 		}
+		// Most closes are of files with links: spare them the exclusive
+		// lock. (An unlink after the unpin above deletes the file itself;
+		// one before it listed the orphan, which this sees.)
+		if listed, err := fs.orphanListed(ctx, ino); err != nil || !listed {
+			return nil
+		}
 	}
 	fs.ns.Lock()
 	defer fs.ns.Unlock()
