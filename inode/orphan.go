@@ -282,16 +282,21 @@ func (fs *FS) Orphans() []Ino {
 
 // FreeOrphans frees every orphan that is not pinned, and returns how many
 // it freed. The server calls it when the grace for reopening after a start
-// ends. It stops at the first failure.
+// ends. It stops at the first failure. On a volume shared with other
+// gateways it frees nothing: SweepOrphans does.
 func (fs *FS) FreeOrphans(ctx context.Context) (int, error) {
 	if fs.readOnly {
 		return 0, nil
 	}
+	if fs.pinner != nil {
+		// Shared volume: an orphan may have lost its last pin a moment
+		// ago, when another gateway died, and its clients are owed a
+		// grace from then on; SweepOrphans, which tracks since when each
+		// orphan has been unpinned, frees them all.
+		return 0, nil
+	}
 	fs.ns.Lock()
 	defer fs.ns.Unlock()
-	if fs.pinner != nil {
-		return fs.freeUnpinned(ctx, 0)
-	}
 	freed := 0
 	for ino := range fs.pins.orphans {
 		if fs.isOpen(ino) {

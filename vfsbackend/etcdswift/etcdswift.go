@@ -319,11 +319,15 @@ func (b *Backend) Get(ctx context.Context, key []byte) ([]byte, error) {
 		return nil, err
 	}
 	k := b.meta + string(key)
-	resp, err := b.etcd.Get(ctx, k)
+	rs := vfsbackend.ReadSetFrom(ctx)
+	var opts []clientv3.OpOption
+	if rs != nil {
+		opts = append(opts, clientv3.WithSerializable()) // see scanRangeKV
+	}
+	resp, err := b.etcd.Get(ctx, k, opts...)
 	if err != nil {
 		return nil, etcdErr("get", err)
 	}
-	rs := vfsbackend.ReadSetFrom(ctx)
 	if len(resp.Kvs) == 0 {
 		if rs != nil {
 			rs.Key(k, 0)
@@ -366,7 +370,7 @@ func (b *Backend) scanTracked(ctx context.Context, from, end string, fn func(key
 	var last string
 	stopped := false
 	var kvs []*mvccpb.KeyValue
-	rev, err := b.scanRangeKV(ctx, from, end, func(kv *mvccpb.KeyValue) bool {
+	rev, err := b.scanRangeKV(ctx, from, end, true, func(kv *mvccpb.KeyValue) bool {
 		kvs = append(kvs, kv)
 		last = string(kv.Key)
 		v := kv.Value
@@ -394,7 +398,7 @@ func (b *Backend) scanTracked(ctx context.Context, from, end string, fn func(key
 
 // scanRange reads [from, end) in pages, each at the first page's revision.
 func (b *Backend) scanRange(ctx context.Context, from, end string, fn func(key, value []byte) bool) error {
-	_, err := b.scanRangeKV(ctx, from, end, func(kv *mvccpb.KeyValue) bool {
+	_, err := b.scanRangeKV(ctx, from, end, false, func(kv *mvccpb.KeyValue) bool {
 		v := kv.Value
 		if v == nil {
 			v = []byte{}
@@ -409,10 +413,20 @@ func (b *Backend) scanRange(ctx context.Context, from, end string, fn func(key, 
 // at the present one, and the first revision is still the one returned
 // (compares against it are conservative: they may fail, never pass
 // wrongly).
-func (b *Backend) scanRangeKV(ctx context.Context, from, end string, fn func(kv *mvccpb.KeyValue) bool) (int64, error) {
+//
+// Reads for a call with a read set are serializable: the etcd member that
+// answers does not first confirm with the leader that it is up to date (a
+// round trip to a quorum, which stalls for seconds when the leader dies).
+// A stale answer costs nothing but a retry: the call's commit compares the
+// mod revisions it read with the current ones and fails, and a call that
+// does not commit validates its reads with a linearizable transaction.
+func (b *Backend) scanRangeKV(ctx context.Context, from, end string, serializable bool, fn func(kv *mvccpb.KeyValue) bool) (int64, error) {
 	var rev, first int64
 	for {
 		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(scanPage)}
+		if serializable {
+			opts = append(opts, clientv3.WithSerializable())
+		}
 		if rev != 0 {
 			opts = append(opts, clientv3.WithRev(rev))
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/proxyfs/proxyfs/rpcapi/client"
+	"github.com/proxyfs/proxyfs/vfsbackend/etcdswift"
 )
 
 // TestDaemonFailover: a Go client given two gateways' addresses works
@@ -20,8 +21,9 @@ import (
 // still reads, and proxyfsd -check is clean.
 func TestDaemonFailover(t *testing.T) {
 	r := servers.Remote(t.Name(), 64<<10)
-	a := startGateway(t, r)
-	b := startGateway(t, r)
+	const grace = time.Second
+	a := startGatewayGrace(t, r, grace)
+	b := startGatewayGrace(t, r, grace)
 	c, err := client.Dial(ctx, a.TCPAddr, client.WithGateways(b.TCPAddr), client.WithBackoff(10*time.Millisecond, 200*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
@@ -107,8 +109,20 @@ func TestDaemonFailover(t *testing.T) {
 	if err := h.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := mb.GetStat(ctx, st.Ino); !errors.Is(err, syscall.ENOENT) {
-		t.Errorf("the unlinked file after its last close: %v, want ENOENT", err)
+	// The dead gateway's pin keeps it until its lease expires; then b's
+	// sweep frees it after the grace.
+	for {
+		_, err := mb.GetStat(ctx, st.Ino)
+		if errors.Is(err, syscall.ENOENT) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(killedAt); d > etcdswift.LeaseTTL+10*grace+10*time.Second {
+			t.Fatalf("the unlinked file is still there %v after the kill and its last close", d)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	b.Check(t)
 }
