@@ -149,7 +149,7 @@ func TestDaemonTwoGatewaysConcurrent(t *testing.T) {
 	if os.Getenv("PROXYFS_SCALEOUT_FULL") == "1" {
 		steps = 200
 	}
-	r := servers.Remote(t.Name(), 64<<10)
+	r := servers.Remote(uniqueName(t), 64<<10)
 	gws := []*daemontest.Daemon{startGateway(t, r), startGateway(t, r)}
 	m0 := mountRoot(t, gws[0])
 	var dirs []uint64

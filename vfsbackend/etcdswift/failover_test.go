@@ -20,7 +20,7 @@ import (
 // there, a handle of an unlinked file is reopened there (reclaim) and
 // still reads, and proxyfsd -check is clean.
 func TestDaemonFailover(t *testing.T) {
-	r := servers.Remote(t.Name(), 64<<10)
+	r := servers.Remote(uniqueName(t), 64<<10)
 	const grace = time.Second
 	a := startGatewayGrace(t, r, grace)
 	b := startGatewayGrace(t, r, grace)

@@ -5,6 +5,7 @@ package etcdswift_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"syscall"
 	"testing"
 	"time"
@@ -41,7 +42,7 @@ func readIno(t *testing.T, m *client.Mount, ino uint64, want []byte) {
 // elsewhere has passed.
 func TestDaemonOrphanAcrossGateways(t *testing.T) {
 	const grace = time.Second
-	r := servers.Remote(t.Name(), 64<<10)
+	r := servers.Remote(uniqueName(t), 64<<10)
 	a := startGatewayGrace(t, r, grace)
 	b := startGatewayGrace(t, r, grace)
 	ma, mb := mountRoot(t, a), mountRoot(t, b)
@@ -101,4 +102,9 @@ func TestDaemonOrphanAcrossGateways(t *testing.T) {
 	}
 	t.Logf("the killed gateway's orphan was freed %v after the kill", time.Since(killed).Round(time.Second))
 	b.Check(t)
+}
+
+// uniqueName names a volume of its own for each run of a test (-count).
+func uniqueName(t *testing.T) string {
+	return fmt.Sprint(t.Name(), "-", time.Now().UnixNano())
 }

@@ -18,7 +18,7 @@ import (
 // locks conflict across gateways too; and the locks of a gateway killed
 // with -9 are released when its etcd lease expires.
 func TestDaemonLocksAcrossGateways(t *testing.T) {
-	r := servers.Remote(t.Name(), 64<<10)
+	r := servers.Remote(uniqueName(t), 64<<10)
 	a := startGateway(t, r)
 	b := startGateway(t, r)
 	ma, mb := mountRoot(t, a), mountRoot(t, b)

@@ -121,12 +121,13 @@ func TestReadSetConflicts(t *testing.T) {
 // lost one), and Check is clean with an inode count taken from etcd.
 func TestTwoFSOneName(t *testing.T) {
 	var fss []*inode.FS
+	name := uniqueName(t)
 	for i := range 2 {
 		format := vfsbackend.FormatNever
 		if i == 0 {
 			format = vfsbackend.FormatIfNew
 		}
-		fs, err := inode.Open(ctx, open(t, t.Name(), 0, format), inode.Options{})
+		fs, err := inode.Open(ctx, open(t, name, 0, format), inode.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -228,12 +229,13 @@ func TestTwoFSOneName(t *testing.T) {
 // the size is right.
 func TestTwoFSOneFile(t *testing.T) {
 	var fss []*inode.FS
+	name := uniqueName(t)
 	for i := range 2 {
 		format := vfsbackend.FormatNever
 		if i == 0 {
 			format = vfsbackend.FormatIfNew
 		}
-		fs, err := inode.Open(ctx, open(t, t.Name(), 4096, format), inode.Options{})
+		fs, err := inode.Open(ctx, open(t, name, 4096, format), inode.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
