@@ -133,7 +133,7 @@ func TestDaemonServiceFailures(t *testing.T) {
 	if err := srv.Kill("etcd1"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(4 * time.Second)
+	time.Sleep(8 * time.Second)
 	restarted := time.Now()
 	if err := srv.Restart("etcd1"); err != nil {
 		t.Fatal(err)
@@ -145,8 +145,10 @@ func TestDaemonServiceFailures(t *testing.T) {
 	for _, e := range errs {
 		t.Logf("  %v after the kill: %v", e.at.Sub(killed).Round(time.Millisecond), e.err)
 		// A call in flight to the dead member may fail (its outcome is
-		// unknown, as with a lost connection); later ones must not.
-		if e.at.Sub(killed) > 2*time.Second {
+		// unknown, as with a lost connection), and so may a commit made
+		// while the survivors elect a new leader (etcd's request timeout
+		// is 7 s on a loaded machine); later ones must not.
+		if e.at.Sub(killed) > 8*time.Second {
 			t.Errorf("a call failed %v after the member's death: %v", e.at.Sub(killed), e.err)
 		}
 	}
