@@ -39,7 +39,7 @@ PYVER       = $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info
 pythondir   = $(if $(filter /usr /usr/,$(1)),$(1)/lib/python3/dist-packages,$(1)/lib/python$(PYVER)/dist-packages)
 PYTHONDIR  ?= $(call pythondir,$(PREFIX))
 
-.PHONY: all build run test go-test c-test samba-test python-test install-test fuzz vet lib install install-strip clean bench bench-python bench-fuse bench-smb bench-scale
+.PHONY: all build run test go-test c-test samba-test python-test install-test fuzz vet lib install install-strip clean bench bench-python bench-fuse bench-smb bench-scale bench-scaleout
 
 all: build lib
 
@@ -174,6 +174,14 @@ SCALE_N ?= 1000000
 bench-scale: build
 	$(GO) build -o bin/scale ./bench/scale
 	bin/scale -proxyfsd $(PROXYFSD) -n $(SCALE_N) -clients 16 $(SCALE_ARGS)
+
+# bench-scaleout measures etcdswift volumes served by proxyfsd gateways
+# against etcd's raw transaction rate and Swift's raw PUT/GET, one and two
+# gateways, in one run (etcd and Swift started on loopback; see
+# BENCHMARKS.md). BENCH_SCALEOUT_SECONDS per figure (default 5).
+bench-scaleout:
+	PROXYFS_BENCH_SCALEOUT=1 PROXYFS_REQUIRE_SCALEOUT=1 PROXYFS_BENCH_SECONDS=$(BENCH_SCALEOUT_SECONDS) \
+		$(GO) test ./vfsbackend/etcdswift -run TestScaleoutBench -count=1 -v
 
 clean:
 	rm -rf bin

@@ -80,6 +80,10 @@ func (fs *FS) Fallocate(ctx context.Context, c Caller, ino Ino, mode uint32, off
 	if off > MaxFileSize || length > MaxFileSize-off {
 		return fmt.Errorf("fallocate %d: %d bytes at %d: %w", ino, length, off, syscall.EFBIG)
 	}
+	return fs.optimistic(ctx, func(ctx context.Context) error { return fs.fallocateOnce(ctx, c, ino, mode, off, length) })
+}
+
+func (fs *FS) fallocateOnce(ctx context.Context, c Caller, ino Ino, mode uint32, off, length uint64) error {
 	end := off + length
 	fs.ns.RLock()
 	defer fs.ns.RUnlock()
@@ -111,7 +115,7 @@ func (fs *FS) Fallocate(ctx context.Context, c Caller, ino Ino, mode uint32, off
 	if grow > 0 {
 		// As SetAttr: cut what a failed call left, then extend the object
 		// (sparse) to the new size so that it covers it.
-		if err := fs.be.TruncateData(ctx, ino, int64(oldSize)); err != nil {
+		if err := fs.cutLeftovers(ctx, ino, oldSize); err != nil {
 			return err
 		}
 		if err := fs.be.TruncateData(ctx, ino, int64(newSize)); err != nil {
@@ -121,9 +125,7 @@ func (fs *FS) Fallocate(ctx context.Context, c Caller, ino Ino, mode uint32, off
 	}
 	undo := func() {
 		if grow > 0 {
-			if terr := fs.be.TruncateData(ctx, ino, int64(oldSize)); terr != nil {
-				fs.markUntidy(ino)
-			}
+			fs.undoGrowth(ctx, ino, oldSize)
 		}
 	}
 	// The engine's range: within the new size, except for a KEEP_SIZE

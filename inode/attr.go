@@ -35,6 +35,10 @@ func (fs *FS) SetAttr(ctx context.Context, c Caller, ino Ino, sa SetAttr) (Attr,
 	if sa.Mask&SetSize != 0 && sa.Size > MaxFileSize {
 		return Attr{}, fmt.Errorf("setattr: size %d: %w", sa.Size, syscall.EFBIG)
 	}
+	return optimistic1(ctx, fs, func(ctx context.Context) (Attr, error) { return fs.setAttrOnce(ctx, c, ino, sa) })
+}
+
+func (fs *FS) setAttrOnce(ctx context.Context, c Caller, ino Ino, sa SetAttr) (Attr, error) {
 	fs.ns.RLock()
 	defer fs.ns.RUnlock()
 	mu := &fs.stripe[ino%stripes]
@@ -110,7 +114,7 @@ func (fs *FS) SetAttr(ctx context.Context, c Caller, ino Ino, sa SetAttr) (Attr,
 		// new size exposes it, then extend the data object (sparse) to
 		// the new size: data objects cover their files' sizes, so that
 		// short data can be told from a hole (keyDataCovers).
-		if err := fs.be.TruncateData(ctx, ino, int64(oldSize)); err != nil {
+		if err := fs.cutLeftovers(ctx, ino, oldSize); err != nil {
 			return Attr{}, err
 		}
 		if err := fs.be.TruncateData(ctx, ino, int64(r.Size)); err != nil {

@@ -39,6 +39,12 @@ func (fs *FS) CopyRange(ctx context.Context, c Caller, src Ino, srcOff uint64, d
 	if src == dst && srcOff < dstOff+length && dstOff < srcOff+length && length > 0 {
 		return 0, fmt.Errorf("copy within %d: overlapping ranges: %w", src, syscall.EINVAL)
 	}
+	return optimistic1(ctx, fs, func(ctx context.Context) (uint64, error) {
+		return fs.copyRangeOnce(ctx, c, src, srcOff, dst, dstOff, length)
+	})
+}
+
+func (fs *FS) copyRangeOnce(ctx context.Context, c Caller, src Ino, srcOff uint64, dst Ino, dstOff uint64, length uint64) (uint64, error) {
 	fs.ns.RLock()
 	defer fs.ns.RUnlock()
 	// Both stripes, in index order (one if they share it).
@@ -86,15 +92,13 @@ func (fs *FS) CopyRange(ctx context.Context, c Caller, src Ino, srcOff uint64, d
 	}()
 	if dstOff > oldSize {
 		// A hole, as in Write: nothing a failed call left shows through.
-		if err := fs.be.TruncateData(ctx, dst, int64(oldSize)); err != nil {
+		if err := fs.cutLeftovers(ctx, dst, oldSize); err != nil {
 			return 0, err
 		}
 	}
 	undo := func() {
 		if grow > 0 {
-			if terr := fs.be.TruncateData(ctx, dst, int64(oldSize)); terr != nil {
-				fs.markUntidy(dst)
-			}
+			fs.undoGrowth(ctx, dst, oldSize)
 		}
 	}
 	if err := fs.copyData(ctx, src, srcOff, dst, dstOff, n); err != nil {

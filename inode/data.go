@@ -151,6 +151,10 @@ func (fs *FS) Write(ctx context.Context, c Caller, ino Ino, p []byte, off uint64
 	if off > MaxFileSize || uint64(len(p)) > MaxFileSize-off {
 		return fmt.Errorf("write %d bytes at %d: %w", len(p), off, syscall.EFBIG)
 	}
+	return fs.optimistic(ctx, func(ctx context.Context) error { return fs.writeOnce(ctx, c, ino, p, off) })
+}
+
+func (fs *FS) writeOnce(ctx context.Context, c Caller, ino Ino, p []byte, off uint64) error {
 	fs.ns.RLock()
 	defer fs.ns.RUnlock()
 	mu := &fs.stripe[ino%stripes]
@@ -183,7 +187,7 @@ func (fs *FS) Write(ctx context.Context, c Caller, ino Ino, p []byte, off uint64
 	if off > r.Size {
 		// A hole: make sure nothing a failed call left beyond the old
 		// size shows through it.
-		if err := fs.be.TruncateData(ctx, ino, int64(r.Size)); err != nil {
+		if err := fs.cutLeftovers(ctx, ino, r.Size); err != nil {
 			return err
 		}
 	}
@@ -198,9 +202,7 @@ func (fs *FS) Write(ctx context.Context, c Caller, ino Ino, p []byte, off uint64
 		if r.Size > oldSize {
 			// The bytes past the old size are not part of the file; cut
 			// them now or, failing that, at the next Sync or Open.
-			if terr := fs.be.TruncateData(ctx, ino, int64(oldSize)); terr != nil {
-				fs.markUntidy(ino)
-			}
+			fs.undoGrowth(ctx, ino, oldSize)
 		}
 		return err
 	}

@@ -62,6 +62,14 @@ type FS struct {
 	// nextIno is not used. Under ns held exclusively, as nextIno.
 	sharedIno       vfsbackend.InoAllocator
 	inoNext, inoEnd Ino
+	// shared is the engine when several gateways may change the volume
+	// at once (shared.go): changes then run as optimistic attempts, and
+	// the inode count (inodes, keyInodeUsed) is neither kept nor stored
+	// but counted by the engine when asked for.
+	shared vfsbackend.SharedEngine
+	// pinner is the engine's record of which gateways have which inodes
+	// open, on a shared volume opened read-write (orphan.go).
+	pinner vfsbackend.Pinner
 
 	// untidy holds inodes whose data a failed engine call left behind: a
 	// removed inode's data, or data beyond a file's size. Reads never see
@@ -109,6 +117,9 @@ func Open(ctx context.Context, be vfsbackend.Backend, opts Options) (*FS, error)
 		return nil, err
 	}
 	if err := fs.probeInoAllocator(ctx); err != nil {
+		return nil, err
+	}
+	if err := fs.probeShared(ctx); err != nil {
 		return nil, err
 	}
 	if err := fs.recoverData(ctx); err != nil {
@@ -564,6 +575,11 @@ func (fs *FS) StatFS(ctx context.Context) (StatFS, error) {
 	fs.ns.RLock()
 	used := fs.inodes
 	fs.ns.RUnlock()
+	if fs.shared != nil {
+		if used, err = fs.shared.CountKeys(ctx, []byte{pfxInode}); err != nil {
+			return StatFS{}, err
+		}
+	}
 	const bs = 4096
 	free := u.FreeInodes
 	if free == 0 {

@@ -23,6 +23,12 @@ func (fs *FS) mknod(ctx context.Context, c Caller, dir Ino, name string, mode ui
 	if err := checkNewName(name); err != nil {
 		return Attr{}, err
 	}
+	return optimistic1(ctx, fs, func(ctx context.Context) (Attr, error) {
+		return fs.mknodOnce(ctx, c, dir, name, mode, target)
+	})
+}
+
+func (fs *FS) mknodOnce(ctx context.Context, c Caller, dir Ino, name string, mode uint32, target string) (Attr, error) {
 	fs.ns.Lock()
 	defer fs.ns.Unlock()
 	t := fs.newTxn()
@@ -129,6 +135,10 @@ func (fs *FS) Link(ctx context.Context, c Caller, dir Ino, name string, target I
 	if err := checkNewName(name); err != nil {
 		return err
 	}
+	return fs.optimistic(ctx, func(ctx context.Context) error { return fs.linkOnce(ctx, c, dir, name, target) })
+}
+
+func (fs *FS) linkOnce(ctx context.Context, c Caller, dir Ino, name string, target Ino) error {
 	fs.ns.Lock()
 	defer fs.ns.Unlock()
 	t := fs.newTxn()
@@ -189,6 +199,10 @@ func (fs *FS) remove(ctx context.Context, c Caller, dir Ino, name string, wantDi
 		}
 		return err
 	}
+	return fs.optimistic(ctx, func(ctx context.Context) error { return fs.removeOnce(ctx, c, dir, name, wantDir) })
+}
+
+func (fs *FS) removeOnce(ctx context.Context, c Caller, dir Ino, name string, wantDir bool) error {
 	fs.ns.Lock()
 	defer fs.ns.Unlock()
 	t := fs.newTxn()
@@ -262,6 +276,12 @@ func (fs *FS) Rename(ctx context.Context, c Caller, srcDir Ino, srcName string, 
 	if err := checkNewName(dstName); err != nil {
 		return err
 	}
+	return fs.optimistic(ctx, func(ctx context.Context) error {
+		return fs.renameOnce(ctx, c, srcDir, srcName, dstDir, dstName)
+	})
+}
+
+func (fs *FS) renameOnce(ctx context.Context, c Caller, srcDir Ino, srcName string, dstDir Ino, dstName string) error {
 	fs.ns.Lock()
 	defer fs.ns.Unlock()
 	t := fs.newTxn()

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"sync"
 	"syscall"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -41,8 +42,41 @@ type pins struct {
 	mu    sync.Mutex
 	opens map[Ino]int // pins by inode; no entry: not open
 	// orphans is the orphan list (the o keys). Changed only with FS.ns
-	// held exclusively; read with it held shared.
+	// held exclusively; read with it held shared. On a shared volume it
+	// is only what this gateway saw: the o keys are the list.
 	orphans map[Ino]struct{}
+	// order serializes, per inode, a change of its count in opens with
+	// the engine's Pin or Unpin (shared volumes). Index: ino % len.
+	order [64]sync.Mutex
+	// unpinned is when SweepOrphans first saw each orphan pinned by no
+	// gateway (shared volumes).
+	unpinned map[Ino]time.Time
+}
+
+// openAnywhere reports whether ino is open: through this gateway, or, on
+// a volume shared with other gateways, through any (read through ctx's
+// read set, so that an open after the read makes the call start again).
+func (fs *FS) openAnywhere(ctx context.Context, ino Ino) (bool, error) {
+	if fs.pinner == nil {
+		return fs.isOpen(ino), nil
+	}
+	return fs.pinner.Pinned(ctx, ino)
+}
+
+// orphanListed reports whether ino is on the orphan list.
+func (fs *FS) orphanListed(ctx context.Context, ino Ino) (bool, error) {
+	if fs.pinner == nil {
+		_, listed := fs.pins.orphans[ino]
+		return listed, nil
+	}
+	_, err := fs.be.Get(ctx, orphanKey(ino))
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, syscall.ENOENT):
+		return false, nil
+	}
+	return false, err
 }
 
 // isOpen reports whether ino is pinned.
@@ -91,6 +125,15 @@ func (t *txn) orphanInode(r *record, now Timespec) {
 // that access to the inode (EACCES); a symlink is never checked. A reclaim
 // is checked like any open.
 func (fs *FS) OpenInode(ctx context.Context, c Caller, ino Ino, acc Access, reclaim bool) (Attr, error) {
+	if fs.pinner == nil {
+		return fs.openInodeOnce(ctx, c, ino, acc, reclaim)
+	}
+	return optimistic1(ctx, fs, func(ctx context.Context) (Attr, error) {
+		return fs.openInodeOnce(ctx, c, ino, acc, reclaim)
+	})
+}
+
+func (fs *FS) openInodeOnce(ctx context.Context, c Caller, ino Ino, acc Access, reclaim bool) (Attr, error) {
 	fs.ns.RLock()
 	defer fs.ns.RUnlock()
 	r, err := fs.get(ctx, ino)
@@ -98,7 +141,11 @@ func (fs *FS) OpenInode(ctx context.Context, c Caller, ino Ino, acc Access, recl
 		return Attr{}, err
 	}
 	if !r.IsDir() && r.Nlink == 0 {
-		if _, listed := fs.pins.orphans[ino]; !reclaim || !listed {
+		listed, err := fs.orphanListed(ctx, ino)
+		if err != nil {
+			return Attr{}, err
+		}
+		if !reclaim || !listed {
 			return Attr{}, fmt.Errorf("open inode %d: unlinked: %w", ino, syscall.ENOENT)
 		}
 	}
@@ -107,6 +154,18 @@ func (fs *FS) OpenInode(ctx context.Context, c Caller, ino Ino, acc Access, recl
 	}
 	if err := c.may(&r.Attr, acc&(MayRead|MayWrite)); err != nil {
 		return Attr{}, err
+	}
+	if fs.pinner != nil {
+		// The first open through this gateway pins the inode for every
+		// gateway to see, if nothing read above changed meanwhile.
+		o := &fs.pins.order[ino%Ino(len(fs.pins.order))]
+		o.Lock()
+		defer o.Unlock()
+		if !fs.isOpen(ino) {
+			if err := fs.pinner.Pin(ctx, ino); err != nil {
+				return Attr{}, err
+			}
+		}
 	}
 	fs.pins.mu.Lock()
 	fs.pins.opens[ino]++
@@ -120,6 +179,11 @@ func (fs *FS) OpenInode(ctx context.Context, c Caller, ino Ino, acc Access, recl
 // leaves it on the orphan list (FreeOrphans, or the next start, frees it);
 // the pin is dropped either way.
 func (fs *FS) CloseInode(ctx context.Context, ino Ino) error {
+	if fs.pinner != nil {
+		o := &fs.pins.order[ino%Ino(len(fs.pins.order))]
+		o.Lock()
+		defer o.Unlock()
+	}
 	fs.pins.mu.Lock()
 	n := fs.pins.opens[ino]
 	switch {
@@ -135,20 +199,54 @@ func (fs *FS) CloseInode(ctx context.Context, ino Ino) error {
 	if n > 1 || fs.readOnly {
 		return nil
 	}
+	if fs.pinner != nil {
+		if err := fs.pinner.Unpin(ctx, ino); err != nil {
+			// Its pin stays until this gateway's lease ends.
+			fs.log.Warn("unpin at the last close", zapIno(ino), zapErr(err))
+		}
+		// Most closes are of files with links: spare them the exclusive
+		// lock. (An unlink after the unpin above deletes the file itself;
+		// one before it listed the orphan, which this sees.)
+		if listed, err := fs.orphanListed(ctx, ino); err != nil || !listed {
+			return nil
+		}
+	}
 	fs.ns.Lock()
 	defer fs.ns.Unlock()
-	if _, listed := fs.pins.orphans[ino]; !listed || fs.isOpen(ino) {
-		return nil
+	if listed, err := fs.orphanListed(ctx, ino); err != nil || !listed || fs.isOpen(ino) {
+		return nil // (on an error, FreeOrphans or a sweep frees it)
 	}
-	if err := fs.freeOrphan(ctx, ino); err != nil {
+	if err := fs.freeOrphan(ctx, ino); err != nil && !errors.Is(err, errStillOpen) {
 		fs.log.Warn("free orphan at its last close", zapIno(ino), zapErr(err))
 	}
 	return nil
 }
 
+// errStillOpen is freeOrphan's answer for an orphan that another gateway
+// has open: it stays.
+var errStillOpen = errors.New("the orphan is open through another gateway")
+
 // freeOrphan deletes orphan ino in one commit: record, orphan key,
 // xattrs; then its data. Called with ns held exclusively.
 func (fs *FS) freeOrphan(ctx context.Context, ino Ino) error {
+	if err := fs.optimistic(ctx, func(ctx context.Context) error { return fs.freeOrphanOnce(ctx, ino) }); err != nil {
+		return err
+	}
+	delete(fs.pins.orphans, ino)
+	return nil
+}
+
+func (fs *FS) freeOrphanOnce(ctx context.Context, ino Ino) error {
+	if fs.pinner != nil {
+		// Another gateway may have it open.
+		open, err := fs.openAnywhere(ctx, ino)
+		if err != nil {
+			return err
+		}
+		if open {
+			return errStillOpen
+		}
+	}
 	t := fs.newTxn()
 	t.batch.Delete(orphanKey(ino))
 	r, err := t.get(ctx, ino)
@@ -166,11 +264,7 @@ func (fs *FS) freeOrphan(ctx context.Context, ino Ino) error {
 			return err
 		}
 	}
-	if err := t.commit(ctx); err != nil {
-		return err
-	}
-	delete(fs.pins.orphans, ino)
-	return nil
+	return t.commit(ctx)
 }
 
 // Orphans returns the orphan list, sorted: inodes without links that are
@@ -188,9 +282,17 @@ func (fs *FS) Orphans() []Ino {
 
 // FreeOrphans frees every orphan that is not pinned, and returns how many
 // it freed. The server calls it when the grace for reopening after a start
-// ends. It stops at the first failure.
+// ends. It stops at the first failure. On a volume shared with other
+// gateways it frees nothing: SweepOrphans does.
 func (fs *FS) FreeOrphans(ctx context.Context) (int, error) {
 	if fs.readOnly {
+		return 0, nil
+	}
+	if fs.pinner != nil {
+		// Shared volume: an orphan may have lost its last pin a moment
+		// ago, when another gateway died, and its clients are owed a
+		// grace from then on; SweepOrphans, which tracks since when each
+		// orphan has been unpinned, frees them all.
 		return 0, nil
 	}
 	fs.ns.Lock()
@@ -204,6 +306,81 @@ func (fs *FS) FreeOrphans(ctx context.Context) (int, error) {
 			return freed, fmt.Errorf("free orphan %d: %w", ino, err)
 		}
 		freed++
+	}
+	return freed, nil
+}
+
+// SweepOrphans frees, on a volume shared with other gateways, the orphans
+// that no gateway has had open for at least grace: those that a gateway
+// that died (its lease ended) had open, once its clients had the grace to
+// reopen them through another gateway. An orphan seen unpinned for the
+// first time is only noted; a gateway runs this every so often. It
+// returns how many it freed; on a volume not shared it does nothing.
+func (fs *FS) SweepOrphans(ctx context.Context, grace time.Duration) (int, error) {
+	if fs.pinner == nil || fs.readOnly {
+		return 0, nil
+	}
+	fs.ns.Lock()
+	defer fs.ns.Unlock()
+	return fs.freeUnpinned(ctx, grace)
+}
+
+// freeUnpinned frees the orphans on the engine's list that no gateway has
+// open and that were first seen so at least grace ago. Called with ns
+// held exclusively.
+func (fs *FS) freeUnpinned(ctx context.Context, grace time.Duration) (int, error) {
+	var list []Ino
+	if err := fs.be.Scan(ctx, []byte{pfxOrphan}, nil, func(k, _ []byte) bool {
+		if len(k) == 9 {
+			list = append(list, Ino(binary.BigEndian.Uint64(k[1:])))
+		}
+		return true
+	}); err != nil {
+		return 0, fmt.Errorf("orphan list: %w", err)
+	}
+	now := time.Now()
+	if fs.pins.unpinned == nil {
+		fs.pins.unpinned = map[Ino]time.Time{}
+	}
+	seen := map[Ino]bool{}
+	freed := 0
+	for _, ino := range list {
+		seen[ino] = true
+		if fs.isOpen(ino) {
+			delete(fs.pins.unpinned, ino)
+			continue
+		}
+		open, err := fs.pinner.Pinned(ctx, ino)
+		if err != nil {
+			return freed, err
+		}
+		if open {
+			delete(fs.pins.unpinned, ino)
+			continue
+		}
+		since, ok := fs.pins.unpinned[ino]
+		if !ok {
+			fs.pins.unpinned[ino] = now
+			since = now
+		}
+		if now.Sub(since) < grace {
+			continue
+		}
+		err = fs.freeOrphan(ctx, ino)
+		if errors.Is(err, errStillOpen) {
+			delete(fs.pins.unpinned, ino)
+			continue
+		}
+		if err != nil {
+			return freed, fmt.Errorf("free orphan %d: %w", ino, err)
+		}
+		delete(fs.pins.unpinned, ino)
+		freed++
+	}
+	for ino := range fs.pins.unpinned {
+		if !seen[ino] {
+			delete(fs.pins.unpinned, ino)
+		}
 	}
 	return freed, nil
 }

@@ -103,9 +103,15 @@ func (t *txn) removeEntry(d *record, name string, e entry) {
 // (directories: when called for their only entry), unless it is open: then
 // it becomes an orphan (orphan.go).
 func (t *txn) dropLink(ctx context.Context, r *record, now Timespec) error {
-	if !r.IsDir() && r.Nlink <= 1 && t.fs.isOpen(r.Ino) {
-		t.orphanInode(r, now)
-		return nil
+	if !r.IsDir() && r.Nlink <= 1 {
+		open, err := t.fs.openAnywhere(ctx, r.Ino)
+		if err != nil {
+			return err
+		}
+		if open {
+			t.orphanInode(r, now)
+			return nil
+		}
 	}
 	if r.IsDir() || r.Nlink <= 1 {
 		return t.deleteInode(ctx, r)
@@ -140,8 +146,10 @@ func (t *txn) deleteInode(ctx context.Context, r *record) error {
 	for _, k := range keys {
 		t.batch.Delete(k)
 	}
-	t.fs.inodes--
-	t.batch.Put(keyInodeUsed, encodeUint64(t.fs.inodes))
+	if t.fs.shared == nil {
+		t.fs.inodes--
+		t.batch.Put(keyInodeUsed, encodeUint64(t.fs.inodes))
+	}
 	return nil
 }
 
@@ -158,8 +166,10 @@ func (t *txn) newInode(ctx context.Context) (Ino, error) {
 		}
 		ino := t.fs.inoNext
 		t.fs.inoNext++
-		t.fs.inodes++
-		t.batch.Put(keyInodeUsed, encodeUint64(t.fs.inodes))
+		if t.fs.shared == nil {
+			t.fs.inodes++
+			t.batch.Put(keyInodeUsed, encodeUint64(t.fs.inodes))
+		}
 		return ino, nil
 	}
 	ino := t.fs.nextIno

@@ -113,6 +113,10 @@ func (fs *FS) RemoveXattr(ctx context.Context, c Caller, ino Ino, name string) e
 // change with the inode locked and commits its batch together with the
 // new ctime.
 func (fs *FS) changeXattr(ctx context.Context, c Caller, ino Ino, name string, change func(exists bool, t *txn) error) error {
+	return fs.optimistic(ctx, func(ctx context.Context) error { return fs.changeXattrOnce(ctx, c, ino, name, change) })
+}
+
+func (fs *FS) changeXattrOnce(ctx context.Context, c Caller, ino Ino, name string, change func(exists bool, t *txn) error) error {
 	fs.ns.RLock()
 	defer fs.ns.RUnlock()
 	mu := &fs.stripe[ino%stripes]

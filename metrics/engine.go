@@ -60,7 +60,11 @@ func (b *instrumented) Scan(ctx context.Context, prefix, start []byte, fn func(k
 func (b *instrumented) Commit(ctx context.Context, batch *vfsbackend.Batch) error {
 	t := time.Now()
 	err := b.Backend.Commit(ctx, batch)
-	b.m.engineOp(b.volume, "commit", t, err)
+	merr := err
+	if errors.Is(err, vfsbackend.ErrConflict) {
+		merr = nil // lost an optimistic race: the caller starts again
+	}
+	b.m.engineOp(b.volume, "commit", t, merr)
 	return err
 }
 

@@ -76,3 +76,72 @@ func (b *instrumented) AllocInos(ctx context.Context, n uint64, min vfsbackend.I
 	b.m.engineOp(b.volume, "alloc_inos", t, err)
 	return first, err
 }
+
+var errNotShared = fmt.Errorf("engine is not shared between gateways: %w", errors.ErrUnsupported)
+
+// ValidateReads passes vfsbackend.SharedEngine through, timed.
+func (b *instrumented) ValidateReads(ctx context.Context) error {
+	s, ok := b.Backend.(vfsbackend.SharedEngine)
+	if !ok {
+		return errNotShared
+	}
+	t := time.Now()
+	err := s.ValidateReads(ctx)
+	merr := err
+	if errors.Is(err, vfsbackend.ErrConflict) {
+		merr = nil // an answer (the caller starts again), not a failure
+	}
+	b.m.engineOp(b.volume, "validate_reads", t, merr)
+	return err
+}
+
+// CountKeys passes vfsbackend.SharedEngine through, timed.
+func (b *instrumented) CountKeys(ctx context.Context, prefix []byte) (uint64, error) {
+	s, ok := b.Backend.(vfsbackend.SharedEngine)
+	if !ok {
+		return 0, errNotShared
+	}
+	t := time.Now()
+	n, err := s.CountKeys(ctx, prefix)
+	b.m.engineOp(b.volume, "count_keys", t, err)
+	return n, err
+}
+
+var errNoPins = fmt.Errorf("engine keeps no open files: %w", errors.ErrUnsupported)
+
+// Pin passes vfsbackend.Pinner through, timed.
+func (b *instrumented) Pin(ctx context.Context, ino vfsbackend.Ino) error {
+	p, ok := b.Backend.(vfsbackend.Pinner)
+	if !ok {
+		return errNoPins
+	}
+	t := time.Now()
+	err := p.Pin(ctx, ino)
+	merr := err
+	if errors.Is(err, vfsbackend.ErrConflict) {
+		merr = nil
+	}
+	b.m.engineOp(b.volume, "pin", t, merr)
+	return err
+}
+
+// Unpin passes vfsbackend.Pinner through, timed.
+func (b *instrumented) Unpin(ctx context.Context, ino vfsbackend.Ino) error {
+	p, ok := b.Backend.(vfsbackend.Pinner)
+	if !ok {
+		return errNoPins
+	}
+	t := time.Now()
+	err := p.Unpin(ctx, ino)
+	b.m.engineOp(b.volume, "unpin", t, err)
+	return err
+}
+
+// Pinned passes vfsbackend.Pinner through.
+func (b *instrumented) Pinned(ctx context.Context, ino vfsbackend.Ino) (bool, error) {
+	p, ok := b.Backend.(vfsbackend.Pinner)
+	if !ok {
+		return false, errNoPins
+	}
+	return p.Pinned(ctx, ino)
+}

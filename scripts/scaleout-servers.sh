@@ -7,10 +7,17 @@
 #   scripts/scaleout-servers.sh start DIR   start them; print the endpoints
 #   scripts/scaleout-servers.sh stop DIR    stop them (SIGTERM, then SIGKILL)
 #   scripts/scaleout-servers.sh env DIR     print the endpoints again
+#   scripts/scaleout-servers.sh kill DIR NAME     kill -9 one server
+#   scripts/scaleout-servers.sh restart DIR NAME  start it again (same ports, same data)
+#
+# ETCD_MEMBERS=3 in the environment of start makes etcd a cluster of that
+# many members (default 1), each with its own ports and data directory.
+# NAME is etcd1, etcd2, ... for the etcd members, swift-proxy,
+# swift-object, swift-container, swift-account or memcached.
 #
 # start prints shell assignments, also kept in DIR/env:
 #
-#   ETCD_ENDPOINTS=http://127.0.0.1:PORT
+#   ETCD_ENDPOINTS=http://127.0.0.1:PORT[,http://127.0.0.1:PORT...]
 #   SWIFT_AUTH_URL=http://127.0.0.1:PORT/auth/v1.0
 #   SWIFT_USER=test:tester
 #   SWIFT_KEY=testing
@@ -24,12 +31,24 @@
 set -eu
 
 usage() {
-	echo "usage: $0 start|stop|env DIR" >&2
+	echo "usage: $0 start|stop|env DIR, or $0 kill|restart DIR NAME" >&2
 	exit 2
 }
-[ $# -eq 2 ] || usage
+[ $# -ge 2 ] || usage
 cmd=$1
 dir=$2
+
+# launch NAME COMMAND...: run a server in the background, logging to
+# DIR/log/NAME.out, its pid in DIR/run/NAME.pid; the command is kept in
+# DIR/run/NAME.sh so that restart can run it again. (Arguments must not
+# hold spaces or quotes; DIR must not either.)
+launch() {
+	name=$1
+	shift
+	printf '%s\n' "exec $* >>$dir/log/$name.out 2>&1" >"$dir/run/$name.sh"
+	sh "$dir/run/$name.sh" &
+	echo $! >"$dir/run/$name.pid"
+}
 
 # freeport prints a TCP port that was free on 127.0.0.1 a moment ago.
 freeport() {
@@ -85,7 +104,7 @@ start() {
 		echo "$0: $dir already holds servers (stop them first)" >&2
 		exit 1
 	fi
-	mkdir -p "$dir/run" "$dir/log" "$dir/etcd" "$dir/swift" "$dir/srv/sdb1"
+	mkdir -p "$dir/run" "$dir/log" "$dir/swift" "$dir/srv/sdb1"
 	# Swift keeps object metadata in user xattrs.
 	if ! python3 -c 'import os,sys; os.setxattr(sys.argv[1], "user.proxyfs.test", b"1")' "$dir/srv/sdb1" 2>/dev/null; then
 		echo "$0: $dir/srv does not take user extended attributes; use a directory on ext4, xfs or tmpfs (Linux >= 6.6)" >&2
@@ -93,22 +112,38 @@ start() {
 	fi
 	user=$(id -un)
 
-	# etcd: one member; fsync as in production (no --unsafe-no-fsync).
-	ec=$(freeport)
-	ep=$(freeport)
-	etcd --name proxyfs-test --data-dir "$dir/etcd" \
-		--listen-client-urls "http://127.0.0.1:$ec" --advertise-client-urls "http://127.0.0.1:$ec" \
-		--listen-peer-urls "http://127.0.0.1:$ep" --initial-advertise-peer-urls "http://127.0.0.1:$ep" \
-		--initial-cluster "proxyfs-test=http://127.0.0.1:$ep" \
-		--max-txn-ops 16384 --max-request-bytes 16777216 \
-		--auto-compaction-mode revision --auto-compaction-retention 10000 \
-		--log-outputs "$dir/log/etcd.log" --logger zap \
-		>"$dir/log/etcd.out" 2>&1 &
-	echo $! >"$dir/run/etcd.pid"
+	# etcd: ETCD_MEMBERS members (default 1); fsync as in production (no
+	# --unsafe-no-fsync).
+	members=${ETCD_MEMBERS:-1}
+	cluster=""
+	cports=""
+	i=1
+	while [ "$i" -le "$members" ]; do
+		c=$(freeport)
+		p=$(freeport)
+		cports="$cports $c"
+		eval "ec$i=$c ep$i=$p"
+		cluster="$cluster${cluster:+,}etcd$i=http://127.0.0.1:$p"
+		i=$((i + 1))
+	done
+	endpoints=""
+	i=1
+	while [ "$i" -le "$members" ]; do
+		eval "c=\$ec$i p=\$ep$i"
+		mkdir -p "$dir/etcd$i"
+		launch "etcd$i" etcd --name "etcd$i" --data-dir "$dir/etcd$i" \
+			--listen-client-urls "http://127.0.0.1:$c" --advertise-client-urls "http://127.0.0.1:$c" \
+			--listen-peer-urls "http://127.0.0.1:$p" --initial-advertise-peer-urls "http://127.0.0.1:$p" \
+			--initial-cluster "$cluster" --initial-cluster-state new --initial-cluster-token proxyfs-test \
+			--max-txn-ops 16384 --max-request-bytes 16777216 \
+			--auto-compaction-mode revision --auto-compaction-retention 10000 \
+			--log-outputs "$dir/log/etcd$i.log" --logger zap
+		endpoints="$endpoints${endpoints:+,}http://127.0.0.1:$c"
+		i=$((i + 1))
+	done
 
 	mc=$(freeport)
-	memcached -l 127.0.0.1 -p "$mc" -U 0 -m 32 -u "$user" >"$dir/log/memcached.log" 2>&1 &
-	echo $! >"$dir/run/memcached.pid"
+	launch memcached memcached -l 127.0.0.1 -p "$mc" -U 0 -m 32 -u "$user"
 
 	sp=$(freeport)
 	sa=$(freeport)
@@ -178,6 +213,9 @@ pipeline = catch_errors proxy-logging cache tempauth proxy-logging proxy-server
 [app:proxy-server]
 use = egg:swift#proxy
 account_autocreate = true
+# One node, no replica to turn to: try a server that failed again after a
+# second rather than a minute (Swift's default suits several replicas).
+error_suppression_interval = 1
 
 [filter:tempauth]
 use = egg:swift#tempauth
@@ -196,12 +234,13 @@ use = egg:swift#proxy_logging
 EOF
 	} >"$s/proxy-server.conf"
 	for srv in account container object proxy; do
-		"swift-$srv-server" "$s/$srv-server.conf" >"$dir/log/$srv.log" 2>&1 &
-		echo $! >"$dir/run/swift-$srv.pid"
+		launch "swift-$srv" "swift-$srv-server" "$s/$srv-server.conf"
 	done
 
 	ok=true
-	waitport 127.0.0.1 "$ec" 30 || ok=false
+	for p in $cports; do
+		waitport 127.0.0.1 "$p" 30 || ok=false
+	done
 	for p in $mc $sa $sc $so $sp; do
 		waitport 127.0.0.1 "$p" 60 || ok=false
 	done
@@ -212,7 +251,7 @@ EOF
 		exit 1
 	fi
 	cat >"$dir/env" <<EOF
-ETCD_ENDPOINTS=http://127.0.0.1:$ec
+ETCD_ENDPOINTS=$endpoints
 SWIFT_AUTH_URL=http://127.0.0.1:$sp/auth/v1.0
 SWIFT_USER=test:tester
 SWIFT_KEY=testing
@@ -227,5 +266,23 @@ stop)
 	rm -f "$dir/env"
 	;;
 env) cat "$dir/env" ;;
+kill)
+	[ $# -eq 3 ] && [ -e "$dir/run/$3.sh" ] || usage
+	if [ -e "$dir/run/$3.pid" ]; then
+		pid=$(cat "$dir/run/$3.pid")
+		kill -9 "$pid" 2>/dev/null || true
+		while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+		rm -f "$dir/run/$3.pid"
+	fi
+	;;
+restart)
+	[ $# -eq 3 ] && [ -e "$dir/run/$3.sh" ] || usage
+	if [ -e "$dir/run/$3.pid" ] && kill -0 "$(cat "$dir/run/$3.pid")" 2>/dev/null; then
+		echo "$0: $3 is running" >&2
+		exit 1
+	fi
+	sh "$dir/run/$3.sh" &
+	echo $! >"$dir/run/$3.pid"
+	;;
 *) usage ;;
 esac

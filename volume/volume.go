@@ -10,11 +10,13 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
+	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/proxyfs/proxyfs/conf"
 	"github.com/proxyfs/proxyfs/inode"
+	"github.com/proxyfs/proxyfs/lock"
 	"github.com/proxyfs/proxyfs/metrics"
 	"github.com/proxyfs/proxyfs/mount"
 	"github.com/proxyfs/proxyfs/vfsbackend"
@@ -36,10 +38,16 @@ type Volume struct {
 	RootSquash bool
 	// Anon is the identity root acts as under RootSquash.
 	Anon inode.Caller
+	// LockStore, if not nil, is where the engine shares byte-range and
+	// flock locks with the other gateways that serve the volume: the
+	// server then wraps its lock manager in lock.NewShared.
+	LockStore lock.Store
 
 	be        vfsbackend.Backend
 	health    func() error // nil: the engine cannot tell
 	formatted bool
+	// sweepStop ends the orphan sweep of a shared volume (nil: none).
+	sweepStop func()
 }
 
 // Mode is how Open opens a volume.
@@ -114,6 +122,9 @@ func Open(ctx context.Context, vc conf.Volume, mode Mode, opts Options) (*Volume
 	if fr, ok := raw.(formatReporter); ok {
 		v.formatted = fr.Formatted()
 	}
+	if ls, ok := raw.(lock.Store); ok && fs.Shared() && !mode.ReadOnly {
+		v.LockStore = ls
+	}
 	vlog.Info("volume ready", zap.String("engine", vc.Engine), zap.String("path", where(vc)),
 		zap.String("volume_id", fmt.Sprintf("%x", fs.VolumeID())))
 	return v, nil
@@ -145,6 +156,7 @@ func OpenAll(ctx context.Context, cfg *conf.Config, opts Options) ([]*Volume, er
 			}
 			return nil, err
 		}
+		v.startSweep(cfg.Server.ReclaimGrace, opts.Logger)
 		vols = append(vols, v)
 	}
 	return vols, nil
@@ -180,7 +192,47 @@ func (v *Volume) Usage() (metrics.VolumeUsage, error) {
 func (v *Volume) Sync(ctx context.Context) error { return v.FS.Sync(ctx) }
 
 // Close closes the volume's engine. It does not sync first (see Sync).
-func (v *Volume) Close() error { return v.be.Close() }
+func (v *Volume) Close() error {
+	if v.sweepStop != nil {
+		v.sweepStop()
+	}
+	return v.be.Close()
+}
+
+// startSweep has a volume that several gateways serve free, every so
+// often, the unlinked files that a gateway which died had open, once its
+// clients had grace to reopen them through this one (inode.SweepOrphans).
+func (v *Volume) startSweep(grace time.Duration, log *zap.Logger) {
+	if !v.FS.Shared() {
+		return
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	every := max(grace/2, time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			n, err := v.FS.SweepOrphans(ctx, grace)
+			if err != nil && ctx.Err() == nil {
+				log.Warn("sweep orphans of gone gateways", zap.String("volume", v.Name), zap.Error(err))
+			}
+			if n > 0 {
+				log.Info("freed unlinked files that a gone gateway had open", zap.String("volume", v.Name), zap.Int("freed", n))
+			}
+		}
+	}()
+	v.sweepStop = func() { cancel(); <-done }
+}
 
 // Dev derives a volume's stat dev and statvfs fsid from its identity, so
 // that two volumes never share one, even with the same name on two

@@ -38,10 +38,10 @@ func WithToken(token string) Option {
 // authenticates it if it has WithToken; binary says which protocol the
 // connection will speak.
 func (c *Client) secure(ctx context.Context, nc net.Conn, binary bool) (net.Conn, error) {
-	if c.o.tls != nil && c.network == "tcp" {
+	if ep := c.ep(); c.o.tls != nil && ep.network == "tcp" {
 		cfg := c.o.tls.Clone()
 		if cfg.ServerName == "" {
-			if host, _, err := net.SplitHostPort(c.addr); err == nil {
+			if host, _, err := net.SplitHostPort(ep.addr); err == nil {
 				cfg.ServerName = host
 			}
 		}

@@ -41,6 +41,45 @@ type options struct {
 	outageHook  func(Outage)
 	tls         *tls.Config // WithTLS
 	token       string      // WithToken
+	gateways    []string    // WithGateways
+}
+
+// WithGateways names the addresses of more gateways that serve the same
+// volumes (proxyfsd processes sharing volumes of the etcdswift engine;
+// README, "Volumes on etcd and Swift"). The Client uses one gateway at a
+// time, starting with Dial's address; when it cannot reach the one it
+// uses (it died, or its machine did), it dials the next in turn, where its
+// mounts are made again, its open handles reopened with reclaim and its
+// locks taken again with reclaim, as after a restart of one daemon
+// (PROTOCOL.md section 3): handles of unlinked files survive the move;
+// locks are reported lost (LostLocks) when the new gateway refuses the
+// reclaim, as it does outside its own grace period.
+func WithGateways(addrs ...string) Option {
+	return func(o *options) { o.gateways = append(o.gateways, addrs...) }
+}
+
+// endpoint is one gateway's address.
+type endpoint struct{ network, addr string }
+
+func parseEndpoint(addr string) endpoint {
+	switch {
+	case strings.HasPrefix(addr, "unix:"):
+		return endpoint{"unix", strings.TrimPrefix(addr, "unix:")}
+	case strings.Contains(addr, "/"):
+		return endpoint{"unix", addr}
+	}
+	return endpoint{"tcp", addr}
+}
+
+// ep returns the gateway the Client uses now.
+func (c *Client) ep() endpoint { return c.eps[int(c.cur.Load())%len(c.eps)] }
+
+// nextGateway moves from gateway i (an index into eps) to the next, unless
+// another goroutine moved already.
+func (c *Client) nextGateway(i uint32, err error) {
+	if len(c.eps) > 1 && c.cur.CompareAndSwap(i, (i+1)%uint32(len(c.eps))) {
+		c.o.logger.Warn("proxyfs: gateway unreachable, moving to the next", "from", c.eps[i].addr, "to", c.ep().addr, "err", err)
+	}
 }
 
 // WithConns sets how many JSON-RPC and binary-channel connections the
@@ -90,8 +129,9 @@ func WithBackoff(min, max time.Duration) Option {
 // Client is a connection pool to one proxyfsd. It is safe for concurrent
 // use by many goroutines. Use Mount to mount a volume.
 type Client struct {
-	network, addr string
-	o             options
+	eps []endpoint    // Dial's address, then WithGateways'
+	cur atomic.Uint32 // the index of the gateway in use
+	o   options
 
 	jsonSlots []*slot[*jsonConn]
 	binSlots  []*slot[*binConn]
@@ -130,12 +170,9 @@ func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 			opt(&o)
 		}
 	}
-	c := &Client{network: "tcp", addr: addr, o: o, done: make(chan struct{}), mounts: map[*Mount]struct{}{}}
-	switch {
-	case strings.HasPrefix(addr, "unix:"):
-		c.network, c.addr = "unix", strings.TrimPrefix(addr, "unix:")
-	case strings.Contains(addr, "/"):
-		c.network = "unix"
+	c := &Client{o: o, done: make(chan struct{}), mounts: map[*Mount]struct{}{}}
+	for _, a := range append([]string{addr}, o.gateways...) {
+		c.eps = append(c.eps, parseEndpoint(a))
 	}
 	for range o.jsonConns {
 		c.jsonSlots = append(c.jsonSlots, &slot[*jsonConn]{c: c, kind: "json", dial: c.dialJSON})
@@ -146,6 +183,9 @@ func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
 	jc, err := c.dialJSON(ctx)
+	for i := 1; err != nil && i < len(c.eps) && ctx.Err() == nil; i++ {
+		jc, err = c.dialJSON(ctx) // the next gateway (dialNet moved on)
+	}
 	if err != nil {
 		c.Close()
 		if ctx.Err() != nil {
@@ -261,8 +301,11 @@ func (c *Client) sleep(ctx context.Context, op string, d time.Duration) error {
 
 func (c *Client) dialNet(ctx context.Context, binary bool) (net.Conn, error) {
 	var d net.Dialer
-	nc, err := d.DialContext(ctx, c.network, c.addr)
+	i := c.cur.Load() % uint32(len(c.eps))
+	ep := c.eps[i]
+	nc, err := d.DialContext(ctx, ep.network, ep.addr)
 	if err != nil {
+		c.nextGateway(i, err)
 		return nil, err
 	}
 	if tc, ok := nc.(*net.TCPConn); ok {
@@ -553,7 +596,7 @@ func (s *slot[T]) get(ctx context.Context, op string) (T, error) {
 			return zero, closedError(op)
 		case err == nil:
 			if s.failures > 0 {
-				s.c.o.logger.Info("proxyfs: reconnected", "kind", s.kind, "addr", s.c.addr, "failures", s.failures)
+				s.c.o.logger.Info("proxyfs: reconnected", "kind", s.kind, "addr", s.c.ep().addr, "failures", s.failures)
 			}
 			s.cur, s.has = conn, true
 			s.failures = 0
@@ -568,7 +611,7 @@ func (s *slot[T]) get(ctx context.Context, op string) (T, error) {
 			// A dial failure: back off before the next one.
 			s.next = time.Now().Add(s.c.backoff(s.failures))
 			s.failures++
-			s.c.o.logger.Debug("proxyfs: dial failed", "kind", s.kind, "addr", s.c.addr, "err", err)
+			s.c.o.logger.Debug("proxyfs: dial failed", "kind", s.kind, "addr", s.c.ep().addr, "err", err)
 		}
 		s.mu.Unlock()
 		if isErr {
@@ -591,7 +634,7 @@ func (s *slot[T]) invalidate(conn T, err error) {
 	if s.has && any(s.cur) == any(conn) {
 		var zero T
 		s.cur, s.has = zero, false
-		s.c.o.logger.Info("proxyfs: connection lost", "kind", s.kind, "addr", s.c.addr, "err", err)
+		s.c.o.logger.Info("proxyfs: connection lost", "kind", s.kind, "addr", s.c.ep().addr, "err", err)
 	}
 	s.mu.Unlock()
 }

@@ -105,8 +105,8 @@ func (c *Client) dialFailed(ctx context.Context, op string, err error) {
 	if dl, ok := ctx.Deadline(); ok {
 		left = max(time.Until(dl), 0)
 	}
-	c.o.logger.Warn("proxyfs: server unreachable, retrying", "addr", c.addr, "op", op, "err", err)
-	c.o.outageHook(Outage{Addr: c.addr, Op: op, Err: err, RetryFor: left})
+	c.o.logger.Warn("proxyfs: server unreachable, retrying", "addr", c.ep().addr, "op", op, "err", err)
+	c.o.outageHook(Outage{Addr: c.ep().addr, Op: op, Err: err, RetryFor: left})
 }
 
 // dialSucceeded ends the outage, if any, and calls the outage hook.
@@ -118,7 +118,7 @@ func (c *Client) dialSucceeded() {
 	if since.IsZero() || c.o.outageHook == nil {
 		return
 	}
-	c.o.outageHook(Outage{Addr: c.addr, Reconnected: true, Down: time.Since(since)})
+	c.o.outageHook(Outage{Addr: c.ep().addr, Reconnected: true, Down: time.Since(since)})
 }
 
 // unreachable returns err, a call's final error, with an UnreachableError
@@ -140,7 +140,7 @@ func (c *Client) unreachable(err error, start time.Time) error {
 	if out.since.IsZero() {
 		return err
 	}
-	ue := &UnreachableError{Addr: c.addr, For: time.Since(maxTime(start, out.since)), Err: out.err}
+	ue := &UnreachableError{Addr: c.ep().addr, For: time.Since(maxTime(start, out.since)), Err: out.err}
 	n := *e
 	n.Msg = e.Msg + ": " + ue.Error()
 	n.cause = &unreachableCause{ctxErr: e.cause, ue: ue}

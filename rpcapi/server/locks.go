@@ -84,7 +84,12 @@ func (s *Server) openLocks(ctx context.Context, v *volume) error {
 		s.log.Info("locks may have been held when the daemon stopped: only reclaims are granted during reclaim_grace",
 			zap.String("volume", v.name), zap.Duration("reclaim_grace", s.cfg.ReclaimGrace))
 	}
-	v.locks.m = lock.New(opts)
+	m := lock.New(opts)
+	v.locks.m = m
+	if v.vol != nil && v.vol.LockStore != nil {
+		// Several gateways serve the volume: locks hold across them.
+		v.locks.m = lock.NewShared(m, v.vol.LockStore)
+	}
 	return nil
 }
 

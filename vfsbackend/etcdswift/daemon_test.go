@@ -173,10 +173,9 @@ func TestDaemonKill9(t *testing.T) {
 // other (no metadata or data is cached across calls: every call reads
 // etcd, and chunk versions are immutable), inode numbers are unique across
 // the gateways (etcd counter), and calls made one at a time through either
-// gateway keep the volume consistent. Concurrent namespace changes through
-// both gateways, the inode count and space use that each gateway keeps in
-// memory, and locks, handles and leases are not shared yet (see
-// DESIGN.md, "Scale-out").
+// gateway keep the volume consistent. Concurrent changes, open files and
+// locks across gateways have tests of their own (concurrent_test.go,
+// handles_test.go, locks_test.go).
 func TestDaemonTwoGateways(t *testing.T) {
 	r := servers.Remote(t.Name(), 256<<10)
 	a := startGateway(t, r)

@@ -81,6 +81,15 @@ func (b *Backend) load(ctx context.Context, ino vfsbackend.Ino, first, last int6
 // switchIn commits a data change: it sets ino's size, points chunk keys at
 // new objects, and deletes the chunk keys from delFrom on (delFrom < 0:
 // none), if the size key is still at o.rev. It reports whether it won.
+//
+// A change made for a call that reads through a vfsbackend.ReadSet and has
+// not committed yet (package inode writes data, then the record) is also
+// conditional on the set: it fails with vfsbackend.ErrConflict, changing
+// nothing, if a key the call read changed (so that a call working from a
+// stale size never cuts or overwrites what another gateway committed), and
+// once it is made the set notes the size key's new revision (so that the
+// call's commit fails if another gateway changed the data before it: the
+// call then writes again).
 func (b *Backend) switchIn(ctx context.Context, ino vfsbackend.Ino, o object, size int64, puts map[int64]string, delFrom int64) (bool, error) {
 	ops := make([]clientv3.Op, 0, len(puts)+2)
 	ops = append(ops, clientv3.OpPut(b.sizeKey(ino), strconv.FormatInt(size, 10)))
@@ -90,11 +99,32 @@ func (b *Backend) switchIn(ctx context.Context, ino vfsbackend.Ino, o object, si
 	for c, name := range puts {
 		ops = append(ops, clientv3.OpPut(b.chunkKey(ino, c), name))
 	}
-	txn, err := b.etcd.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(b.sizeKey(ino)), "=", o.rev)).Then(ops...).Commit()
+	sizeCmp := clientv3.Compare(clientv3.ModRevision(b.sizeKey(ino)), "=", o.rev)
+	rs := vfsbackend.ReadSetFrom(ctx)
+	if rs == nil || rs.Committed() {
+		txn, err := b.etcd.Txn(ctx).If(sizeCmp).Then(ops...).Commit()
+		if err != nil {
+			return false, etcdErr(fmt.Sprintf("data object %d", ino), err)
+		}
+		return txn.Succeeded, nil
+	}
+	txn, err := b.etcd.Txn(ctx).If(append(readCompares(rs), sizeCmp)...).Then(ops...).Else(clientv3.OpGet(b.sizeKey(ino))).Commit()
 	if err != nil {
 		return false, etcdErr(fmt.Sprintf("data object %d", ino), err)
 	}
-	return txn.Succeeded, nil
+	if txn.Succeeded {
+		rs.Wrote(b.sizeKey(ino), txn.Header.Revision)
+		return true, nil
+	}
+	rev := int64(0)
+	if kvs := txn.Responses[0].GetResponseRange().Kvs; len(kvs) == 1 {
+		rev = kvs[0].ModRevision
+	}
+	if rev == o.rev {
+		// The size key is as it was: what failed is the call's reads.
+		return false, fmt.Errorf("etcdswift: data object %d: %w", ino, vfsbackend.ErrConflict)
+	}
+	return false, nil
 }
 
 func (b *Backend) lock(ino vfsbackend.Ino) func() {
@@ -255,6 +285,10 @@ func (b *Backend) writePiece(ctx context.Context, ino vfsbackend.Ino, p []byte, 
 			continue
 		}
 		won, err := b.switchIn(ctx, ino, o, max(o.size, end), puts, -1)
+		if errors.Is(err, vfsbackend.ErrConflict) {
+			b.deleteObjects(ctx, names) // refused: nothing names them
+			return err
+		}
 		if err != nil {
 			// Unknown outcome: the new objects may be in use; leave them.
 			return err
@@ -333,6 +367,10 @@ func (b *Backend) TruncateData(ctx context.Context, ino vfsbackend.Ino, size int
 			continue
 		}
 		won, err := b.switchIn(ctx, ino, o, size, puts, delFrom)
+		if errors.Is(err, vfsbackend.ErrConflict) {
+			b.deleteObjects(ctx, made)
+			return err
+		}
 		if err != nil {
 			return err
 		}

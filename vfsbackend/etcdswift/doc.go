@@ -13,9 +13,10 @@
 //	P "s" ino(8, big-endian)   a data object's size (decimal); present = the object exists
 //	P "c" ino(8) chunk(8)      the Swift object holding chunk number chunk of ino
 //	P "n" name                 counters (the inode number allocator: "n" "ino")
+//	P "p" ino(8) lease(8)      a gateway has ino open (pins.go), under its lease
+//	P "k" ino(8) lease(8)      a gateway's locks on ino (locks.go), under its lease
 //
-// A Commit is one etcd transaction (Txn with only Then operations), so it
-// is atomic and, when it returns, on a quorum of etcd's members' disks
+// A Commit is one etcd transaction, so it is atomic and, when it returns, on a quorum of etcd's members' disks
 // (etcd fsyncs its Raft log before it answers). Within a batch, the last
 // operation on a key wins; the batch is reduced to one operation per key
 // first (etcd refuses a transaction that names a key twice). etcd limits
@@ -24,7 +25,11 @@
 // batch over either limit fails as a whole with E2BIG or EFBIG and changes
 // nothing. It is never split, which would give up its atomicity: run etcd
 // with the limits raised (scripts/scaleout-servers.sh uses 16384 operations
-// and 16 MiB). Get is a linearizable read; Scan reads pages of 512 keys,
+// and 16 MiB). A Commit with a vfsbackend.ReadSet in its context (package
+// inode's calls on a volume that several gateways share) also compares the
+// mod revision of every key the call read, and of every range it scanned,
+// in the transaction's If: it fails with vfsbackend.ErrConflict, changing
+// nothing, if any changed. Get is a linearizable read; Scan reads pages of 512 keys,
 // every page at the revision of the first, so a Scan sees one snapshot.
 //
 // # Data in Swift

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/ncw/swift/v2"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -90,7 +91,10 @@ type Backend struct {
 	closed    atomic.Bool
 
 	// Keys, all starting with the volume's prefix.
-	marker, meta, sizes, chunks, counters string
+	marker, meta, sizes, chunks, counters, pinKeys, lockKeys string
+
+	// pins are this gateway's open inodes in etcd (pins.go).
+	pins pinState
 
 	cache *chunkCache
 
@@ -137,6 +141,8 @@ func Open(opts vfsbackend.Options) (*Backend, error) {
 		sizes:     r.EtcdPrefix + "s",
 		chunks:    r.EtcdPrefix + "c",
 		counters:  r.EtcdPrefix + "n",
+		pinKeys:   r.EtcdPrefix + "p",
+		lockKeys:  r.EtcdPrefix + "k",
 	}
 	// etcd's client logs every retry at info; keep its warnings.
 	cli, err := clientv3.New(clientv3.Config{
@@ -312,12 +318,24 @@ func (b *Backend) Get(ctx context.Context, key []byte) ([]byte, error) {
 	if err := b.check(); err != nil {
 		return nil, err
 	}
-	resp, err := b.etcd.Get(ctx, b.meta+string(key))
+	k := b.meta + string(key)
+	rs := vfsbackend.ReadSetFrom(ctx)
+	var opts []clientv3.OpOption
+	if rs != nil {
+		opts = append(opts, clientv3.WithSerializable()) // see scanRangeKV
+	}
+	resp, err := b.etcd.Get(ctx, k, opts...)
 	if err != nil {
 		return nil, etcdErr("get", err)
 	}
 	if len(resp.Kvs) == 0 {
+		if rs != nil {
+			rs.Key(k, 0)
+		}
 		return nil, fmt.Errorf("etcdswift: get %q: %w", key, syscall.ENOENT)
+	}
+	if rs != nil {
+		rs.Key(k, resp.Kvs[0].ModRevision)
 	}
 	v := resp.Kvs[0].Value
 	if v == nil {
@@ -337,14 +355,78 @@ func (b *Backend) Scan(ctx context.Context, prefix, start []byte, fn func(key, v
 		from = b.meta + string(start)
 	}
 	end := clientv3.GetPrefixRangeEnd(b.meta + string(prefix))
-	return b.scanRange(ctx, from, end, func(k, v []byte) bool { return fn(k[len(b.meta):], v) })
+	return b.scanTracked(ctx, from, end, func(k, v []byte) bool { return fn(k[len(b.meta):], v) })
+}
+
+// scanTracked is scanRange for a call that reads through a read set, if
+// ctx carries one: it notes every key seen and the range covered (up to
+// the last key seen if fn stopped early), so that the call's commit fails
+// if a key in it was created, changed or deleted meanwhile.
+func (b *Backend) scanTracked(ctx context.Context, from, end string, fn func(key, value []byte) bool) error {
+	rs := vfsbackend.ReadSetFrom(ctx)
+	if rs == nil {
+		return b.scanRange(ctx, from, end, fn)
+	}
+	var last string
+	stopped := false
+	var kvs []*mvccpb.KeyValue
+	rev, err := b.scanRangeKV(ctx, from, end, true, func(kv *mvccpb.KeyValue) bool {
+		kvs = append(kvs, kv)
+		last = string(kv.Key)
+		v := kv.Value
+		if v == nil {
+			v = []byte{}
+		}
+		if !fn(kv.Key, v) {
+			stopped = true
+			return false
+		}
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	for _, kv := range kvs {
+		rs.Key(string(kv.Key), kv.ModRevision)
+	}
+	if stopped {
+		end = last + "\x00"
+	}
+	rs.Range(from, end, rev)
+	return nil
 }
 
 // scanRange reads [from, end) in pages, each at the first page's revision.
 func (b *Backend) scanRange(ctx context.Context, from, end string, fn func(key, value []byte) bool) error {
-	var rev int64
+	_, err := b.scanRangeKV(ctx, from, end, false, func(kv *mvccpb.KeyValue) bool {
+		v := kv.Value
+		if v == nil {
+			v = []byte{}
+		}
+		return fn(kv.Key, v)
+	})
+	return err
+}
+
+// scanRangeKV is scanRange with etcd's key-values, returning the revision
+// read at. If that revision was compacted away meanwhile, the rest is read
+// at the present one, and the first revision is still the one returned
+// (compares against it are conservative: they may fail, never pass
+// wrongly).
+//
+// Reads for a call with a read set are serializable: the etcd member that
+// answers does not first confirm with the leader that it is up to date (a
+// round trip to a quorum, which stalls for seconds when the leader dies).
+// A stale answer costs nothing but a retry: the call's commit compares the
+// mod revisions it read with the current ones and fails, and a call that
+// does not commit validates its reads with a linearizable transaction.
+func (b *Backend) scanRangeKV(ctx context.Context, from, end string, serializable bool, fn func(kv *mvccpb.KeyValue) bool) (int64, error) {
+	var rev, first int64
 	for {
 		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(scanPage)}
+		if serializable {
+			opts = append(opts, clientv3.WithSerializable())
+		}
 		if rev != 0 {
 			opts = append(opts, clientv3.WithRev(rev))
 		}
@@ -354,22 +436,21 @@ func (b *Backend) scanRange(ctx context.Context, from, end string, fn func(key, 
 			continue
 		}
 		if err != nil {
-			return etcdErr("scan", err)
+			return 0, etcdErr("scan", err)
 		}
 		if rev == 0 {
 			rev = resp.Header.Revision
 		}
+		if first == 0 {
+			first = rev
+		}
 		for _, kv := range resp.Kvs {
-			v := kv.Value
-			if v == nil {
-				v = []byte{}
-			}
-			if !fn(kv.Key, v) {
-				return nil
+			if !fn(kv) {
+				return first, nil
 			}
 		}
 		if !resp.More || len(resp.Kvs) == 0 {
-			return nil
+			return first, nil
 		}
 		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
@@ -392,6 +473,11 @@ func (b *Backend) Commit(ctx context.Context, batch *vfsbackend.Batch) error {
 		last[string(op.Key)] = i
 	}
 	ops := make([]clientv3.Op, 0, len(last))
+	rs := vfsbackend.ReadSetFrom(ctx)
+	var written map[string]bool
+	if rs != nil {
+		written = make(map[string]bool, len(last))
+	}
 	for i, op := range batch.Ops {
 		if last[string(op.Key)] != i {
 			continue
@@ -402,11 +488,73 @@ func (b *Backend) Commit(ctx context.Context, batch *vfsbackend.Batch) error {
 		} else {
 			ops = append(ops, clientv3.OpPut(k, string(op.Value)))
 		}
+		if written != nil {
+			written[k] = op.Delete
+		}
 	}
-	if _, err := b.etcd.Txn(ctx).Then(ops...).Commit(); err != nil {
+	if rs == nil {
+		if _, err := b.etcd.Txn(ctx).Then(ops...).Commit(); err != nil {
+			return etcdErr(fmt.Sprintf("commit of %d operations", len(ops)), err)
+		}
+		return nil
+	}
+	resp, err := b.etcd.Txn(ctx).If(readCompares(rs)...).Then(ops...).Commit()
+	if err != nil {
 		return etcdErr(fmt.Sprintf("commit of %d operations", len(ops)), err)
 	}
+	if !resp.Succeeded {
+		return fmt.Errorf("etcdswift: commit of %d operations: %w", len(ops), vfsbackend.ErrConflict)
+	}
+	rs.CommittedAt(resp.Header.Revision, written)
 	return nil
+}
+
+// readCompares turns a read set into the compares of an etcd transaction:
+// each key read still has the mod revision it was read at (0: still
+// absent), and no key in a range read was changed or created after the
+// revision it was read at. (A key deleted from a range is caught by its
+// own compare: every key a range read returned is in the set.)
+func readCompares(rs *vfsbackend.ReadSet) []clientv3.Cmp {
+	var cmps []clientv3.Cmp
+	rs.Each(func(k string, version int64) {
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k), "=", version))
+	}, func(r vfsbackend.ReadRange) {
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(r.From), "<", r.Rev+1).WithRange(r.End))
+	})
+	return cmps
+}
+
+// ValidateReads fails with vfsbackend.ErrConflict if a key read through
+// ctx's read set changed since (vfsbackend.SharedEngine): one etcd
+// transaction of compares only.
+func (b *Backend) ValidateReads(ctx context.Context) error {
+	if err := b.check(); err != nil {
+		return err
+	}
+	rs := vfsbackend.ReadSetFrom(ctx)
+	if rs == nil || rs.Empty() {
+		return nil
+	}
+	resp, err := b.etcd.Txn(ctx).If(readCompares(rs)...).Commit()
+	if err != nil {
+		return etcdErr("validate reads", err)
+	}
+	if !resp.Succeeded {
+		return fmt.Errorf("etcdswift: validate reads: %w", vfsbackend.ErrConflict)
+	}
+	return nil
+}
+
+// CountKeys counts the metadata keys with prefix (vfsbackend.SharedEngine).
+func (b *Backend) CountKeys(ctx context.Context, prefix []byte) (uint64, error) {
+	if err := b.check(); err != nil {
+		return 0, err
+	}
+	resp, err := b.etcd.Get(ctx, b.meta+string(prefix), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return 0, etcdErr("count keys", err)
+	}
+	return uint64(resp.Count), nil
 }
 
 // Sync has nothing to do: every Commit is on etcd's disks when it returns.
@@ -462,6 +610,7 @@ func (b *Backend) Close() error {
 		<-done
 	}
 	b.delCancel()
+	b.closePins()
 	return b.closeClients()
 }
 
@@ -538,7 +687,11 @@ func (b *Backend) getObject(ctx context.Context, name string) ([]byte, error) {
 	}
 	var buf bytes.Buffer
 	buf.Grow(int(b.chunk))
-	_, err := b.sw.ObjectGet(ctx, b.container, name, &buf, false, nil)
+	err := b.swiftRetry(ctx, func() error {
+		buf.Reset()
+		_, err := b.sw.ObjectGet(ctx, b.container, name, &buf, false, nil)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -548,7 +701,10 @@ func (b *Backend) getObject(ctx context.Context, name string) ([]byte, error) {
 
 // putObject stores a new chunk version; data must not change afterwards.
 func (b *Backend) putObject(ctx context.Context, name string, data []byte) error {
-	if _, err := b.sw.ObjectPut(ctx, b.container, name, bytes.NewReader(data), false, "", "application/octet-stream", swift.Headers{"Content-Length": strconv.Itoa(len(data))}); err != nil {
+	if err := b.swiftRetry(ctx, func() error {
+		_, err := b.sw.ObjectPut(ctx, b.container, name, bytes.NewReader(data), false, "", "application/octet-stream", swift.Headers{"Content-Length": strconv.Itoa(len(data))})
+		return err
+	}); err != nil {
 		return err
 	}
 	b.cache.put(name, data)
@@ -565,23 +721,78 @@ func (b *Backend) getRange(ctx context.Context, name string, p []byte, lo int64)
 		return copy(p, d[lo:]), nil
 	}
 	h := swift.Headers{"Range": fmt.Sprintf("bytes=%d-%d", lo, lo+int64(len(p))-1)}
-	f, _, err := b.sw.ObjectOpen(ctx, b.container, name, false, h)
-	if err != nil {
-		var se *swift.Error
-		if errors.As(err, &se) && se.StatusCode == http.StatusRequestedRangeNotSatisfiable {
-			return 0, nil // the object ends before lo
+	var n int
+	err := b.swiftRetry(ctx, func() error {
+		f, _, err := b.sw.ObjectOpen(ctx, b.container, name, false, h)
+		if err != nil {
+			var se *swift.Error
+			if errors.As(err, &se) && se.StatusCode == http.StatusRequestedRangeNotSatisfiable {
+				n = 0
+				return nil // the object ends before lo
+			}
+			return err
 		}
-		return 0, err
-	}
-	n, err := io.ReadFull(f, p)
-	cerr := f.Close()
-	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-		err = nil
-	}
-	if err == nil {
-		err = cerr
-	}
+		n, err = io.ReadFull(f, p)
+		cerr := f.Close()
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			err = nil
+		}
+		if err == nil {
+			err = cerr
+		}
+		return err
+	})
 	return n, err
+}
+
+// SwiftWait bounds how long one Swift request waits for Swift to answer
+// again when it is unreachable or failing (connection refused or reset,
+// a 5xx answer): a restart of the proxy or an object server makes calls
+// wait rather than fail.
+var SwiftWait = time.Minute
+
+// swiftRetry runs fn, again after a pause while its error is transient
+// (see SwiftWait) and ctx lasts.
+func (b *Backend) swiftRetry(ctx context.Context, fn func() error) error {
+	start := time.Now()
+	pause := 50 * time.Millisecond
+	logged := false
+	for {
+		err := fn()
+		if err == nil || !transientSwift(err) || time.Since(start)+pause > SwiftWait {
+			if err == nil && logged {
+				b.log.Info("etcdswift: Swift answers again", zap.Duration("after", time.Since(start)))
+			}
+			return err
+		}
+		if !logged {
+			b.log.Warn("etcdswift: Swift unreachable or failing: waiting", zap.Error(err), zap.Duration("up_to", SwiftWait))
+			logged = true
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		pause = min(2*pause, time.Second)
+	}
+}
+
+// transientSwift says whether a Swift error may go away by itself: the
+// network (refused, reset, timeouts) or a server error (5xx).
+func transientSwift(err error) bool {
+	var se *swift.Error
+	if errors.As(err, &se) {
+		return se.StatusCode >= 500 || se.StatusCode == http.StatusRequestTimeout
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.EPIPE)
 }
 
 // deleteObjects has replaced versions deleted in the background.
@@ -619,7 +830,7 @@ func (b *Backend) deleteNow(ctx context.Context, names []string) {
 		return
 	}
 	err := forEach(len(names), func(i int) error {
-		err := b.sw.ObjectDelete(ctx, b.container, names[i])
+		err := b.swiftRetry(ctx, func() error { return b.sw.ObjectDelete(ctx, b.container, names[i]) })
 		if errors.Is(err, swift.ObjectNotFound) {
 			err = nil
 		}

@@ -72,14 +72,29 @@ func base() string {
 	return ""
 }
 
-// Start starts the servers under a new temporary directory.
-func Start() (*Servers, error) {
+// Start starts the servers under a new temporary directory: a one-member
+// etcd and a one-node Swift.
+func Start() (*Servers, error) { return StartWith(Options{}) }
+
+// Options says what StartWith starts.
+type Options struct {
+	// EtcdMembers is the number of etcd members (default 1); each gets
+	// its own ports and data directory.
+	EtcdMembers int
+}
+
+// StartWith starts the servers under a new temporary directory.
+func StartWith(o Options) (*Servers, error) {
 	dir, err := os.MkdirTemp(base(), "proxyfs-scaleout-")
 	if err != nil {
 		return nil, err
 	}
 	s := &Servers{Dir: dir, script: script()}
 	cmd := exec.Command("sh", s.script, "start", dir)
+	cmd.Env = os.Environ()
+	if o.EtcdMembers > 0 {
+		cmd.Env = append(cmd.Env, fmt.Sprintf("ETCD_MEMBERS=%d", o.EtcdMembers))
+	}
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
@@ -108,6 +123,24 @@ func Start() (*Servers, error) {
 		return nil, fmt.Errorf("%s start printed no endpoints: %q", s.script, out.String())
 	}
 	return s, nil
+}
+
+// Kill kills one server with SIGKILL: "etcd1", "etcd2", ... for the etcd
+// members, "swift-proxy", "swift-object", "swift-container",
+// "swift-account" or "memcached".
+func (s *Servers) Kill(name string) error {
+	if out, err := exec.Command("sh", s.script, "kill", s.Dir, name).CombinedOutput(); err != nil {
+		return fmt.Errorf("kill %s: %v: %s", name, err, out)
+	}
+	return nil
+}
+
+// Restart starts a killed server again, with its ports and data.
+func (s *Servers) Restart(name string) error {
+	if out, err := exec.Command("sh", s.script, "restart", s.Dir, name).CombinedOutput(); err != nil {
+		return fmt.Errorf("restart %s: %v: %s", name, err, out)
+	}
+	return nil
 }
 
 // Stop stops the servers and removes their directory.

@@ -1,0 +1,152 @@
+package etcdswift_test
+
+// make bench-scaleout: the issue 18 targets, each figure beside its
+// baseline measured in the same run:
+//
+//	PROXYFS_BENCH_SCALEOUT=1 go test ./vfsbackend/etcdswift -run TestScaleoutBench -v
+//
+// PROXYFS_BENCH_SECONDS sets each measurement's length (default 5).
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/proxyfs/proxyfs/internal/daemontest"
+	"github.com/proxyfs/proxyfs/rpcapi/client"
+	"github.com/proxyfs/proxyfs/vfsbackend"
+	"github.com/proxyfs/proxyfs/vfsbackend/etcdswift"
+)
+
+// rate runs op from workers goroutines for d and returns operations per
+// second (op gets the worker and its count so far).
+func rate(t *testing.T, workers int, d time.Duration, op func(w, i int) error) float64 {
+	t.Helper()
+	var n atomic.Int64
+	var wg sync.WaitGroup
+	var first atomic.Value
+	end := time.Now().Add(d)
+	start := time.Now()
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; time.Now().Before(end); i++ {
+				if err := op(w, i); err != nil {
+					first.CompareAndSwap(nil, err)
+					return
+				}
+				n.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := first.Load().(error); err != nil {
+		t.Fatal(err)
+	}
+	return float64(n.Load()) / time.Since(start).Seconds()
+}
+
+func TestScaleoutBench(t *testing.T) {
+	if os.Getenv("PROXYFS_BENCH_SCALEOUT") != "1" {
+		t.Skip("set PROXYFS_BENCH_SCALEOUT=1 (make bench-scaleout)")
+	}
+	secs, _ := strconv.Atoi(os.Getenv("PROXYFS_BENCH_SECONDS"))
+	if secs <= 0 {
+		secs = 5
+	}
+	d := time.Duration(secs) * time.Second
+	const workers = 16 // client goroutines, in all
+	r := servers.Remote(t.Name()+strconv.FormatInt(time.Now().UnixNano(), 10), etcdswift.DefaultChunkBytes)
+	gws := []*daemontest.Daemon{startGateway(t, r), startGateway(t, r)}
+	raw, err := etcdswift.Open(vfsbackend.Options{Remote: r, Format: vfsbackend.FormatNever})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+
+	// Baselines, from the engine's own clients (the same libraries).
+	etcdRate := rate(t, workers, d, func(w, i int) error {
+		return raw.RawEtcdPutForBench(ctx, fmt.Sprintf("w%d-%d", w, i), "v")
+	})
+	mib := bytes.Repeat([]byte("s"), 1<<20)
+	putRate := rate(t, 1, d, func(_, i int) error { return raw.RawSwiftPutForBench(ctx, fmt.Sprintf("raw/%d", i), mib) })
+	if err := raw.RawSwiftPutForBench(ctx, "raw/get", mib); err != nil {
+		t.Fatal(err)
+	}
+	getRate := rate(t, 1, d, func(_, _ int) error { return raw.RawSwiftGetForBench(ctx, "raw/get") })
+
+	dial := func(g *daemontest.Daemon) *client.Mount {
+		c, err := client.Dial(ctx, g.TCPAddr, client.WithConns(4, 4))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		m, err := c.Mount(ctx, "default", client.MountOptions{User: "root"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	mounts := []*client.Mount{dial(gws[0]), dial(gws[1])}
+	// Each worker creates in a directory of its own: creates in one
+	// directory through several gateways serialize on it (every create
+	// changes the directory's record), by design.
+	dirs := make([]uint64, workers)
+	for w := range workers {
+		st, err := mounts[0].Mkdir(ctx, mounts[0].RootInode(), fmt.Sprintf("d%d", w), 0o755)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dirs[w] = st.Ino
+	}
+	round := 0
+	creates := func(gateways int) float64 {
+		round++
+		return rate(t, workers, d, func(w, i int) error {
+			_, err := mounts[w%gateways].Create(ctx, dirs[w], fmt.Sprintf("r%d-%d", round, i), 0o644)
+			return err
+		})
+	}
+	one := creates(1)
+	two := creates(2)
+
+	// Sequential data through one gateway: one writer of 1 MiB calls,
+	// then one reader, against Swift's raw PUT and GET of 1 MiB objects.
+	m := mounts[0]
+	st, err := m.Create(ctx, m.RootInode(), "seq", 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wr := rate(t, 1, d, func(_, i int) error {
+		_, err := m.Write(ctx, st.Ino, mib, uint64(i)<<20)
+		return err
+	})
+	size, err := m.GetStat(ctx, st.Ino)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunks := int(size.Size >> 20)
+	// Another gateway reads, so that no chunk comes from the writer's cache.
+	rm := mounts[1]
+	p := make([]byte, 1<<20)
+	rd := rate(t, 1, d, func(_, i int) error {
+		_, err := rm.Read(ctx, st.Ino, p, uint64(i%chunks)<<20)
+		return err
+	})
+
+	ratio := func(a, b float64) string { return fmt.Sprintf("%.2fx", a/b) }
+	var out bytes.Buffer
+	fmt.Fprintf(&out, "\nscale-out bench (%v per figure, %d client goroutines for metadata; same run)\n", d, workers)
+	fmt.Fprintf(&out, "| | figure | baseline (same run) | ratio | target |\n|---|---|---|---|---|\n")
+	fmt.Fprintf(&out, "| creates, one gateway | %.0f /s | etcd txn (one put): %.0f /s | %s | >= 0.5x |\n", one, etcdRate, ratio(one, etcdRate))
+	fmt.Fprintf(&out, "| creates, two gateways | %.0f /s | creates, one gateway: %.0f /s | %s | >= 1.6x |\n", two, one, ratio(two, one))
+	fmt.Fprintf(&out, "| sequential write, 1 MiB calls | %.1f MB/s | Swift PUT 1 MiB: %.1f MB/s | %s | >= 0.7x |\n", wr*1.048576, putRate*1.048576, ratio(wr, putRate))
+	fmt.Fprintf(&out, "| sequential read, 1 MiB calls | %.1f MB/s | Swift GET 1 MiB: %.1f MB/s | %s | >= 0.7x |\n", rd*1.048576, getRate*1.048576, ratio(rd, getRate))
+	t.Log(out.String())
+}
