@@ -273,3 +273,42 @@ func (s *Server) stopReclaim() {
 	t.timerMu.Unlock()
 	t.running.Wait()
 }
+
+// through returns the identity of a call on inode ino of e's mount made
+// through handle fh (wire.FhMember, wire.RequestFlagHandle), a call that
+// needs the access need (inode.MayRead, inode.MayWrite, or 0 for flush).
+// The handle's access mode decides, as a file descriptor's does: EBADF
+// for a handle the mount does not have, one of another inode, or one
+// whose mode lacks need (a read through a write-only handle, a write
+// through a read-only one); and the access granted at open is not
+// checked again (inode.Caller.Opened). fh 0 is a call without a handle:
+// e.caller(), checked against the file's mode as ever.
+func (s *Server) through(e *env, op string, ino inode.Ino, fh uint64, need inode.Access) (inode.Caller, error) {
+	c := e.caller()
+	if fh == 0 {
+		return c, nil
+	}
+	h := s.hs.get(e.m.ID, fh)
+	if h == nil {
+		return c, errNoHandle(op, e.m.ID, fh)
+	}
+	if h.ino != ino {
+		return c, fmt.Errorf("%s: handle %d of mount %d is open on inode %d, not %d: %w", op, fh, e.m.ID, h.ino, ino, syscall.EBADF)
+	}
+	granted := inode.MayRead
+	switch h.acc {
+	case wire.OpenWriteOnly:
+		granted = inode.MayWrite
+	case wire.OpenReadWrite:
+		granted = inode.MayRead | inode.MayWrite
+	}
+	if need&^granted != 0 {
+		what := "reading"
+		if need&inode.MayWrite != 0 {
+			what = "writing"
+		}
+		return c, fmt.Errorf("%s: handle %d is not open for %s: %w", op, fh, what, syscall.EBADF)
+	}
+	c.Opened, c.OpenedIno = granted, ino
+	return c, nil
+}

@@ -316,6 +316,8 @@ type ResizeParams struct {
 	MountID uint64 `json:"mount_id"`
 	Inode   uint64 `json:"inode"`
 	Size    uint64 `json:"size"`
+	// Fh is an open handle of the inode (optional): see FhMember.
+	Fh uint64 `json:"fh,omitempty"`
 }
 
 // ResizePathParams are the params of resize_path.
@@ -403,6 +405,9 @@ type SetattrParams struct {
 	MountID uint64 `json:"mount_id"`
 	Inode   uint64 `json:"inode"`
 	SetattrFields
+	// Fh is an open handle of the inode (optional), for a change of the
+	// size only (ftruncate): see FhMember.
+	Fh uint64 `json:"fh,omitempty"`
 }
 
 // SetattrPathParams are the params of setattr_path.
@@ -418,6 +423,8 @@ type ReadParams struct {
 	Inode   uint64 `json:"inode"`
 	Offset  uint64 `json:"offset"`
 	Length  uint64 `json:"length"`
+	// Fh is an open handle of the inode (optional): see FhMember.
+	Fh uint64 `json:"fh,omitempty"`
 }
 
 // ReadResult is the result of read. encoding/json carries []byte as base64.
@@ -431,6 +438,8 @@ type WriteParams struct {
 	Inode   uint64 `json:"inode"`
 	Offset  uint64 `json:"offset"`
 	Data    []byte `json:"data"`
+	// Fh is an open handle of the inode (optional): see FhMember.
+	Fh uint64 `json:"fh,omitempty"`
 }
 
 // WriteResult is the result of write.
