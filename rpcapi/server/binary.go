@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -118,7 +119,7 @@ func (s *Server) serveBinary(nc net.Conn, br *bufio.Reader, cr *connReader, a *c
 // transfer) that may run on the connection's read loop.
 func inlineOp(h wire.RequestHeader) bool {
 	switch h.Opcode {
-	case wire.OpLookup, wire.OpGetStat, wire.OpCreate, wire.OpUnlink, wire.OpReaddirPlus, wire.OpLookupCI:
+	case wire.OpLookup, wire.OpGetStat, wire.OpCreate, wire.OpUnlink, wire.OpReaddirPlus, wire.OpLookupCI, wire.OpCreateOpen:
 		return true
 	case wire.OpRead, wire.OpWrite:
 		return h.Length <= inlineIOMax
@@ -138,7 +139,7 @@ func (s *Server) checkLength(h wire.RequestHeader) (fatal bool, err error) {
 			return h.Opcode == wire.OpWrite,
 				fmt.Errorf("binary %s of %d bytes exceeds max_io_size %d: %w", wire.OpName(h.Opcode), h.Length, s.cfg.MaxIOBytes, syscall.EINVAL)
 		}
-	case wire.OpLookup, wire.OpCreate, wire.OpUnlink, wire.OpLookupCI, wire.OpAuth:
+	case wire.OpLookup, wire.OpCreate, wire.OpUnlink, wire.OpLookupCI, wire.OpAuth, wire.OpCreateOpen:
 		if h.Length > wire.MaxNamePayload {
 			return true, fmt.Errorf("binary %s: name of %d bytes: %w", wire.OpName(h.Opcode), h.Length, syscall.ENAMETOOLONG)
 		}
@@ -334,6 +335,18 @@ func (s *Server) binaryOp(a *connAuth, hd *mount.Holder, h wire.RequestHeader, p
 			return nil, nil, err
 		}
 		return statReply(e.fs.Create(ctx, e.caller(), ino, string(payload), uint32(h.Offset)))
+	case wire.OpCreateOpen:
+		mode, acc := h.Offset&0xffffffff, uint32(h.Offset>>32)
+		if err := checkMode(wire.MethodCreate, mode); err != nil {
+			return nil, nil, err
+		}
+		a, fh, err := s.createOpen(ctx, e, "binary create_open", ino, string(payload), uint32(mode), acc)
+		if err != nil {
+			return nil, nil, err
+		}
+		st := e.stat(a)
+		b := wire.AppendStatRecord(make([]byte, 0, wire.StatExtSize+8), &st, h.Flags)
+		return binary.LittleEndian.AppendUint64(b, fh), nil, nil
 	case wire.OpUnlink:
 		return nil, nil, e.fs.Unlink(ctx, e.caller(), ino, string(payload))
 	case wire.OpFlush:

@@ -258,9 +258,16 @@ var methods = map[string]method{
 		return wire.TypeResult{Type: uint16(a.DirType())}, nil
 	}),
 
-	wire.MethodCreate: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.CreateParams) (any, error) {
+	wire.MethodCreate: handler(mut, nil, func(ctx context.Context, s *Server, e *env, p *wire.CreateParams) (any, error) {
 		if err := checkMode(wire.MethodCreate, uint64(p.Mode)); err != nil {
 			return nil, err
+		}
+		if p.Open != nil {
+			a, fh, err := s.createOpen(ctx, e, wire.MethodCreate, inode.Ino(p.Inode), p.Name, p.Mode, *p.Open)
+			if err != nil {
+				return nil, err
+			}
+			return wire.NewInodeResult{Inode: uint64(a.Ino), Stat: e.stat(a), Fh: fh}, nil
 		}
 		return e.newInode(e.fs.Create(ctx, e.caller(), inode.Ino(p.Inode), p.Name, p.Mode))
 	}),
@@ -275,6 +282,9 @@ var methods = map[string]method{
 	wire.MethodMkdir: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.CreateParams) (any, error) {
 		if err := checkMode(wire.MethodMkdir, uint64(p.Mode)); err != nil {
 			return nil, err
+		}
+		if p.Open != nil {
+			return nil, errParams("member \"open\" is for create only")
 		}
 		return e.newInode(e.fs.Mkdir(ctx, e.caller(), inode.Ino(p.Inode), p.Name, p.Mode))
 	}),

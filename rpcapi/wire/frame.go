@@ -133,7 +133,7 @@ func DecodeRequest(b []byte) (RequestHeader, error) {
 		Offset:  binary.LittleEndian.Uint64(b[32:]),
 		Length:  binary.LittleEndian.Uint32(b[40:]),
 	}
-	if h.Opcode < OpRead || h.Opcode > OpAuth {
+	if (h.Opcode < OpRead || h.Opcode > OpAuth) && h.Opcode != OpCreateOpen {
 		return RequestHeader{}, fmt.Errorf("%w: opcode %d", ErrBadFrame, h.Opcode)
 	}
 	h.Flags = binary.LittleEndian.Uint32(b[44:])
@@ -240,6 +240,8 @@ func OpName(op uint16) string {
 		return MethodLookupCI
 	case OpAuth:
 		return MethodAuth
+	case OpCreateOpen:
+		return MethodCreate // create with "open": the same policy
 	}
 	return ""
 }
@@ -247,7 +249,7 @@ func OpName(op uint16) string {
 // HasPayload reports whether a request with opcode op carries Length
 // payload bytes after its header (WRITE data, or a name).
 func HasPayload(op uint16) bool {
-	return op == OpWrite || op == OpLookup || op == OpCreate || op == OpUnlink || op == OpLookupCI || op == OpAuth
+	return op == OpWrite || op == OpLookup || op == OpCreate || op == OpUnlink || op == OpLookupCI || op == OpAuth || op == OpCreateOpen
 }
 
 // AppendStat appends st's 120-byte encoding: fifteen little-endian 64-bit

@@ -68,3 +68,14 @@ type FlushParams struct {
 	// Fh is an open handle of the inode (optional): see FhMember.
 	Fh uint64 `json:"fh,omitempty"`
 }
+
+// OpCreateOpen is create with "open" on the binary channel, one request
+// for open(2) with O_CREAT|O_EXCL: the file named by the payload is
+// created in directory Inode with the permission bits in the low 32 bits
+// of Offset (0o7777 used, as CREATE) and opened with the access mode in
+// the high 32 bits (OpenReadOnly, ...). The reply carries the new file's
+// stat record (extended with RequestFlagStatExt), then its handle (u64).
+const OpCreateOpen = 21
+
+// CreateOpenOffset is the Offset of an OpCreateOpen request.
+func CreateOpenOffset(mode, acc uint32) uint64 { return uint64(acc)<<32 | uint64(mode) }

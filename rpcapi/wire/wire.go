@@ -219,6 +219,10 @@ type CreateParams struct {
 	Inode   uint64 `json:"inode"`
 	Name    string `json:"name"`
 	Mode    uint32 `json:"mode"`
+	// Open, for create only (optional): also open the new file with this
+	// access mode (OpenReadOnly, ...), as open(2) with O_CREAT|O_EXCL; the
+	// result then has the handle (NewInodeResult.Fh).
+	Open *uint32 `json:"open,omitempty"`
 }
 
 // CreatePathParams are the params of create_path and mkdir_path.
@@ -233,6 +237,8 @@ type CreatePathParams struct {
 type NewInodeResult struct {
 	Inode uint64 `json:"inode"`
 	Stat  Stat   `json:"stat"`
+	// Fh is the handle of a create with "open" (absent otherwise).
+	Fh uint64 `json:"fh,omitempty"`
 }
 
 // SymlinkParams are the params of symlink.
