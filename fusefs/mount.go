@@ -18,8 +18,8 @@ type Server struct {
 	done chan struct{}
 }
 
-// MountOptions returns go-fuse's options for fs: default_permissions
-// (see the package documentation, "Identity"), POSIX and flock locks
+// MountOptions returns go-fuse's options for fs: default_permissions if
+// asked for (see the package documentation, "Identity"), POSIX and flock locks
 // forwarded, 1 MiB requests, the writeback cache if asked for, requests
 // served concurrently.
 func (fs *FS) MountOptions() *fuse.MountOptions {
@@ -30,7 +30,6 @@ func (fs *FS) MountOptions() *fuse.MountOptions {
 	}
 	mo := &fuse.MountOptions{
 		AllowOther:   o.AllowOther,
-		Options:      []string{"default_permissions"},
 		FsName:       name,
 		Name:         "proxyfs",
 		MaxWrite:     o.MaxWrite,
@@ -40,6 +39,9 @@ func (fs *FS) MountOptions() *fuse.MountOptions {
 		// for several readers at once.
 		MaxBackground: 64,
 		Debug:         o.Debug,
+	}
+	if o.DefaultPermissions {
+		mo.Options = append(mo.Options, "default_permissions")
 	}
 	if o.ReadOnly {
 		mo.Options = append(mo.Options, "ro")
