@@ -628,7 +628,13 @@ int pfs_rpc_nomount(mount_handle_t *mh, const char *method, json_t *params,
 int pfs_bin_io(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
                uint8_t *buf, size_t len, size_t *out_len)
 {
-    pfs_bin_call_t bc = { .op = (uint16_t)op, .ino = ino, .off = off };
+    return pfs_bin_io_fh(mh, op, 0, ino, off, buf, len, out_len);
+}
+
+int pfs_bin_io_fh(mount_handle_t *mh, int op, uint64_t fh, uint64_t ino,
+                  uint64_t off, uint8_t *buf, size_t len, size_t *out_len)
+{
+    pfs_bin_call_t bc = { .op = (uint16_t)op, .ino = ino, .off = off, .fh = fh };
     int rc;
 
     if (op == PFS_BIN_OP_WRITE) {
@@ -793,10 +799,18 @@ int pfs_bin_call(mount_handle_t *mh, pfs_bin_call_t *bc)
 
         if ((p = pfs_pool_get(mh->pool)) == NULL)
             return ENOMEM;
+        req.mount_id = pfs_mount_id(mh);
+        if (bc->fh != 0) {
+            /* Through a handle: its server handle, on the mount it was
+             * opened on (a stale one gets bad_mount, and the remount
+             * opens it again). */
+            if ((rc = pfs_handle_server(mh, bc->fh, &req.mount_id, &req.fh,
+                                        &bc->ino)) != 0)
+                return rc;
+        }
         waiter_init(&w, pfs_pool_new_id(p));
         req.op = bc->op;
         req.id = w.call.id;
-        req.mount_id = pfs_mount_id(mh);
         req.inode = bc->ino;
         req.offset = bc->off;
         req.length = payload != NULL ? (uint32_t)paylen : bc->length;
