@@ -46,6 +46,12 @@ func TestDaemonHandleOpenTimePermissions(t *testing.T) {
 		}
 		_, _, err = a.CreateOpen(ctx, 1, "ro", 0o644, OpenReadWrite)
 		wantErrno(t, "create_open of an existing name", err, syscall.EEXIST)
+		_, _, err = a.CreateOpen(ctx, 1, "bad", 0o644, 3)
+		wantErrno(t, "create_open with access mode 3", err, syscall.EINVAL)
+		_, _, err = a.CreateOpen(ctx, 1, "bad", 0o1000000, OpenReadWrite)
+		wantErrno(t, "create_open with a bad mode", err, syscall.EINVAL)
+		_, err = a.LookupStat(ctx, 1, "bad")
+		wantErrno(t, "no file after a refused create_open", err, syscall.ENOENT)
 	})
 
 	t.Run("chmod 000 while open", func(t *testing.T) {

@@ -12,7 +12,8 @@ func TestOneMethodTable(t *testing.T) {
 	wantMutates := map[uint16]bool{
 		wire.OpRead: false, wire.OpWrite: true, wire.OpLookup: false, wire.OpGetStat: false,
 		wire.OpCreate: true, wire.OpUnlink: true, wire.OpReaddirPlus: false, wire.OpFlush: false,
-		wire.OpLookupCI: false,
+		wire.OpLookupCI:   false,
+		wire.OpCreateOpen: true,
 	}
 	for op, want := range wantMutates {
 		m, ok := methods[wire.OpName(op)]
