@@ -31,14 +31,15 @@ func (fs *FS) accessMode(flags uint32) uint32 {
 
 // opened records the open file h of inode st.Ino and fills out: the FUSE
 // handle, and FOPEN_KEEP_CACHE when the file still has the mtime and size
-// the kernel last saw (so its cached pages are still the file's data);
-// otherwise the kernel drops them.
+// the kernel last saw, or changed since only through this mount's own
+// writes (so its cached pages are still the file's data); otherwise the
+// kernel drops them.
 func (fs *FS) opened(h *client.Handle, st *client.Stat, out *fuse.OpenOut) {
 	fs.mu.Lock()
 	n := fs.node(st.Ino)
 	n.opens++
-	keep := n.ok && n.mtime == st.Mtime && n.size == st.Size
-	n.mtime, n.size, n.ok = st.Mtime, st.Size, true
+	keep := n.ok && (n.wrote || n.mtime == st.Mtime && n.size == st.Size)
+	n.mtime, n.size, n.ok, n.wrote = st.Mtime, st.Size, true, false
 	fs.fh++
 	fh := fs.fh
 	fs.files[fh] = &file{ino: st.Ino, h: h}
@@ -178,7 +179,19 @@ func (fs *FS) Write(cancel <-chan struct{}, in *fuse.WriteIn, data []byte) (uint
 		// file no longer open): checked against the file's mode.
 		n, err = m.Write(ctx, in.NodeId, data, in.Offset)
 	}
+	if err == nil {
+		fs.wrote(in.NodeId)
+	}
 	return uint32(n), status(err)
+}
+
+// wrote records that ino's data changed through this mount (see seen).
+func (fs *FS) wrote(ino uint64) {
+	fs.mu.Lock()
+	if n := fs.nodes[ino]; n != nil {
+		n.wrote = true
+	}
+	fs.mu.Unlock()
 }
 
 // Flush answers flush, sent at every close(2) of a file descriptor: the

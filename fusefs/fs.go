@@ -47,6 +47,11 @@ type node struct {
 	mtime client.Timespec
 	size  uint64
 	ok    bool
+	// wrote: data was written (or truncated) through this mount since
+	// mtime and size were recorded, so the server's new ones are this
+	// mount's own change, whose data the kernel's page cache already
+	// has (see seen).
+	wrote bool
 	// locks is the server handle that holds the POSIX locks of every
 	// process on this inode (locks.go), nil until the first lock; owners
 	// are the lock owners that took locks through it, with their pids.
@@ -225,9 +230,30 @@ func (fs *FS) attr(st *client.Stat, out *fuse.AttrOut) {
 	out.SetTimeout(fs.opts.AttrTimeout)
 	fs.mu.Lock()
 	if n := fs.nodes[st.Ino]; n != nil {
-		n.mtime, n.size, n.ok = st.Mtime, st.Size, true
+		fs.seen(n, st)
 	}
 	fs.mu.Unlock()
+}
+
+// seen records st as the attributes the kernel now has for node n, and
+// keeps the kernel's page cache right: the mount asks the kernel for
+// explicit data cache control (it never drops a file's pages by itself
+// when it sees a new mtime), so when the data changed on the server
+// through another client (a new mtime or size, and no write through this
+// mount since the last record), the file's pages are dropped here
+// (notify). A change this mount made itself needs nothing: its writes went
+// through the page cache. Called with fs.mu held.
+func (fs *FS) seen(n *node, st *client.Stat) {
+	changed := n.ok && (n.mtime != st.Mtime || n.size != st.Size)
+	if changed && !n.wrote && st.Mode&syscall.S_IFMT == syscall.S_IFREG {
+		if srv := fs.srv.Load(); srv != nil {
+			ino := st.Ino
+			// Not from the request's goroutine: the kernel may hold
+			// the pages the invalidation waits for.
+			go srv.InodeNotify(ino, 0, 0)
+		}
+	}
+	n.mtime, n.size, n.ok, n.wrote = st.Mtime, st.Size, true, false
 }
 
 // entry fills out with st for a reply that gives the kernel a reference to
@@ -241,7 +267,7 @@ func (fs *FS) entry(st *client.Stat, out *fuse.EntryOut) {
 	fs.mu.Lock()
 	n := fs.node(st.Ino)
 	n.lookups++
-	n.mtime, n.size, n.ok = st.Mtime, st.Size, true
+	fs.seen(n, st)
 	fs.mu.Unlock()
 }
 

@@ -95,6 +95,9 @@ func (fs *FS) SetAttr(cancel <-chan struct{}, in *fuse.SetAttrIn, out *fuse.Attr
 	default:
 		st, err = m.SetAttr(ctx, in.NodeId, a)
 	}
+	if err == nil && a.Mask&wire.SetSize != 0 {
+		fs.wrote(in.NodeId) // the kernel cut its pages itself
+	}
 	if err != nil {
 		return status(err)
 	}
