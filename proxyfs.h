@@ -924,6 +924,13 @@ PROXYFS_API int proxyfs_write_fh(mount_handle_t *in_mount_handle,
 PROXYFS_API int proxyfs_flush_fh(mount_handle_t *in_mount_handle,
                                  uint64_t in_fh);
 
+/* ftruncate(2): set the size of the file of handle in_fh (opened O_WRONLY
+ * or O_RDWR; EBADF otherwise), whatever its mode is now. One JSON-RPC call
+ * (resize with "fh"). Errors: those of proxyfs_resize, and EBADF. */
+PROXYFS_API int proxyfs_ftruncate(mount_handle_t *in_mount_handle,
+                                  uint64_t in_fh,
+                                  uint64_t in_size);
+
 /* ------------------------------------------------- allocation, sparse */
 
 /* proxyfs_fallocate modes: Linux's FALLOC_FL_* values. */

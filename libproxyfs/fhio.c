@@ -6,6 +6,8 @@
  * descriptor. The caller's fh is mapped to the server's current handle at
  * every attempt (pfs_handle_server), so the calls go on after a daemon
  * restart like every call on the handle. */
+#include <stdint.h>
+
 #include "internal.h"
 
 /* The inode of handle fh of mh, for error messages; 0 if there is none. */
@@ -94,6 +96,28 @@ int proxyfs_flush_fh(mount_handle_t *in_mount_handle, uint64_t in_fh)
         PFS_API_RETURN(pfs_set_error(EINVAL, "invalid mount handle"));
     rc = pfs_bin_call(mh, &bc);
     PFS_API_RETURN(rc == ENOENT ? pfs_gone(bc.ino, rc) : rc);
+}
+
+int proxyfs_ftruncate(mount_handle_t *in_mount_handle, uint64_t in_fh,
+                      uint64_t in_size)
+{
+    mount_handle_t *mh = in_mount_handle;
+    json_t *params, *res = NULL;
+    int rc;
+
+    PFS_API_ENTER();
+    if (!pfs_mount_valid(mh))
+        PFS_API_RETURN(pfs_set_error(EINVAL, "invalid mount handle"));
+    if (in_size > (uint64_t)INT64_MAX)
+        PFS_API_RETURN(pfs_set_error(EFBIG, "size %llu", (unsigned long long)in_size));
+    params = json_pack("{sI}", "size", (json_int_t)in_size);
+    if (params == NULL)
+        PFS_API_RETURN(pfs_set_error(ENOMEM, "out of memory"));
+    rc = pfs_rpc_fh(mh, in_fh, "resize", params, &res);
+    json_decref(params);
+    json_decref(res);
+    pfs_mount_changed(mh);
+    PFS_API_RETURN(rc == ENOENT ? pfs_gone(fh_ino(mh, in_fh), rc) : rc);
 }
 
 int proxyfs_read_fh_send(mount_handle_t *in_mount_handle, uint64_t in_fh,

@@ -502,6 +502,11 @@ int pfs_rpc(mount_handle_t *mh, const char *method, json_t *params,
 /* The same on mh's pool, with mh's timeout, but params as given (no
  * "mount_id" added) and no remount after bad_mount: for the mount call
  * itself and for calls on an explicit mount id (handles.c). */
+/* pfs_rpc through the caller's handle fh of proxyfs_open: each attempt
+ * sets "fh" to its server handle, "inode" to its inode and "mount_id" to
+ * the mount it belongs to (EBADF, no attempt, without such a handle). */
+int pfs_rpc_fh(mount_handle_t *mh, uint64_t fh, const char *method,
+               json_t *params, json_t **out_result);
 int pfs_rpc_nomount(mount_handle_t *mh, const char *method, json_t *params,
                     json_t **out_result);
 

@@ -170,6 +170,11 @@ static void fh_io(test_daemon_t *d)
     CHECK(n == 7 && memcmp(buf, "through", 7) == 0);
     CHECK_RC(proxyfs_flush_fh(a, rw), 0);
     CHECK_RC(proxyfs_flush_fh(a, ro), 0);
+    CHECK_RC(proxyfs_ftruncate(a, rw, 9), 0);
+    CHECK_RC(proxyfs_ftruncate(a, wo, 7), 0);
+    CHECK_RC(proxyfs_ftruncate(a, ro, 0), EBADF);
+    CHECK_RC(proxyfs_ftruncate(a, 424242, 0), EBADF);
+    CHECK_RC(proxyfs_resize(a, ino, 0), EACCES);
     CHECK_RC(proxyfs_write_fh(a, ro, 0, (uint8_t *)"x", 1, &n), EBADF);
     CHECK_RC(proxyfs_read_fh(a, wo, 0, sizeof buf, buf, sizeof buf, &n), EBADF);
     CHECK_RC(proxyfs_read(a, ino, 0, sizeof buf, buf, sizeof buf, &n), EACCES);
