@@ -223,6 +223,9 @@ func (c *binConn) run(h wire.RequestHeader, payload []byte) {
 			f = append(f, zap.Uint32("as_uid", h.As.UID), zap.Uint32("as_gid", h.As.GID))
 		}
 		f = append(f, zap.Uint64("inode", h.Inode))
+		if h.Fh != 0 {
+			f = append(f, zap.Uint64("fh", h.Fh))
+		}
 		if name != "" {
 			f = append(f, zap.String("name", name))
 		}
