@@ -58,6 +58,13 @@
 // kernel's own check in front; it is off by default. The lock handle of
 // an inode (locks.go) is the mount's own.
 //
+// A program that serves the mount in its own process (FS.Mount) should not
+// start child processes in a directory of the mount (exec.Cmd.Dir):
+// without default_permissions the child's chdir asks the filesystem for
+// access (FUSE access) between fork and exec, and the tests saw that wait
+// for the serving process forever. Let the child change directory itself
+// after exec; proxyfs-fuse, a process of its own, is not affected.
+//
 // # Caching
 //
 // The kernel keeps attributes and entries for AttrTimeout and
