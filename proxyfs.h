@@ -961,6 +961,43 @@ PROXYFS_API int proxyfs_write(mount_handle_t *in_mount_handle,
 PROXYFS_API int proxyfs_flush(mount_handle_t *in_mount_handle,
                               uint64_t in_inode_number);
 
+/* I/O through a handle of proxyfs_open (PROTOCOL.md, "I/O through a
+ * handle"): as proxyfs_read, proxyfs_write and proxyfs_flush on the
+ * handle's inode, except that the access mode the handle was opened with
+ * decides, as a file descriptor's does, and the file's permissions are not
+ * checked again. A file opened O_WRONLY or O_RDWR stays writable through
+ * its handle after a chmod 0444 or a chown away from the caller; reading
+ * needs O_RDONLY or O_RDWR, writing O_WRONLY or O_RDWR (EBADF otherwise).
+ * The calls by inode number check the file's mode every time. in_fh is a
+ * handle of this mount handle (EBADF otherwise, and for a handle closed
+ * or lost); the calls go on across daemon restarts as the handle does.
+ * Errors: those of proxyfs_read, proxyfs_write, proxyfs_flush, and EBADF
+ * for a handle without the access. */
+PROXYFS_API int proxyfs_read_fh(mount_handle_t *in_mount_handle,
+                                uint64_t in_fh,
+                                uint64_t in_offset,
+                                uint64_t in_length,
+                                uint8_t *in_bufptr,
+                                size_t in_bufsize,
+                                size_t *out_bufsize);
+
+PROXYFS_API int proxyfs_write_fh(mount_handle_t *in_mount_handle,
+                                 uint64_t in_fh,
+                                 uint64_t in_offset,
+                                 uint8_t *in_bufptr,
+                                 size_t in_bufsize,
+                                 size_t *out_size);
+
+PROXYFS_API int proxyfs_flush_fh(mount_handle_t *in_mount_handle,
+                                 uint64_t in_fh);
+
+/* ftruncate(2): set the size of the file of handle in_fh (opened O_WRONLY
+ * or O_RDWR; EBADF otherwise), whatever its mode is now. One JSON-RPC call
+ * (resize with "fh"). Errors: those of proxyfs_resize, and EBADF. */
+PROXYFS_API int proxyfs_ftruncate(mount_handle_t *in_mount_handle,
+                                  uint64_t in_fh,
+                                  uint64_t in_size);
+
 /* ------------------------------------------------- allocation, sparse */
 
 /* proxyfs_fallocate modes: Linux's FALLOC_FL_* values. */
@@ -1090,6 +1127,36 @@ PROXYFS_API int proxyfs_flush_send(mount_handle_t *in_mount_handle,
  * (never sent, send failed, already received, or a read or write request),
  * EINVAL for a NULL out_rsp_status. Nothing is allocated. */
 PROXYFS_API int proxyfs_flush_recv(void *in_request_id, int *out_rsp_status);
+
+/* Async I/O through a handle of proxyfs_open: as proxyfs_read_send,
+ * proxyfs_write_send and proxyfs_flush_send, with the rules of
+ * proxyfs_read_fh (the handle's access mode decides: EBADF as the status
+ * of a read through a handle opened O_WRONLY, ...). Received with
+ * proxyfs_read_recv, proxyfs_write_recv and proxyfs_flush_recv, and
+ * cancelled with proxyfs_async_cancel, as the others.
+ * Errors: those of proxyfs_read_send, and EBADF (nothing sent) when the
+ * mount handle has no such handle. */
+PROXYFS_API int proxyfs_read_fh_send(mount_handle_t *in_mount_handle,
+                                     uint64_t in_fh,
+                                     uint64_t in_offset,
+                                     uint64_t in_length,
+                                     uint8_t *in_bufptr,
+                                     size_t in_bufsize,
+                                     void *in_request_id,
+                                     void (*in_done_callback)(void *in_request_id));
+
+PROXYFS_API int proxyfs_write_fh_send(mount_handle_t *in_mount_handle,
+                                      uint64_t in_fh,
+                                      uint64_t in_offset,
+                                      uint8_t *in_bufptr,
+                                      size_t in_bufsize,
+                                      void *in_request_id,
+                                      void (*in_done_callback)(void *in_request_id));
+
+PROXYFS_API int proxyfs_flush_fh_send(mount_handle_t *in_mount_handle,
+                                      uint64_t in_fh,
+                                      void *in_request_id,
+                                      void (*in_done_callback)(void *in_request_id));
 
 /* Cancel the async request in_request_id (of proxyfs_read_send,
  * proxyfs_write_send or proxyfs_flush_send), as Samba's tevent cancel

@@ -35,6 +35,9 @@ func (fs *FS) OpenDir(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut
 	if st.Mode&0o170000 != 0o040000 {
 		return fuse.ENOTDIR
 	}
+	if !mayAccess(&in.Caller, &st, 4) {
+		return fuse.EACCES // opendir(3) needs read permission
+	}
 	fs.mu.Lock()
 	fs.fh++
 	fh := fs.fh

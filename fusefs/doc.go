@@ -19,10 +19,11 @@
 //     each entry of readdirplus but . and ..) adds one, forget takes them
 //     away. Inodes live on the server, which frees a file at its last unlink
 //     unless a handle is open on it, so forget needs no server call.
-//   - open, create: each FUSE open is a server handle (Mount.Open). A file
-//     unlinked, or renamed over, while open stays readable and writable
-//     until its last release, also across a daemon restart (the client opens
-//     its handles again with reclaim).
+//   - open, create: each FUSE open is a server handle (Mount.Open; create
+//     is one request, Mount.CreateOpen). A file unlinked, or renamed over,
+//     while open stays readable and writable until its last release, also
+//     across a daemon restart (the client opens its handles again with
+//     reclaim). read, write, fsync and ftruncate go through the handle.
 //   - opendir, readdir, readdirplus, releasedir: the offset of an entry is
 //     the server's cookie (. is 1, .. is 2), so seekdir and telldir work and
 //     entries added or removed meanwhile never make others repeat or vanish.
@@ -47,12 +48,31 @@
 //
 // # Identity
 //
-// Every server call goes through FS.as, which takes the FUSE request's
-// caller (uid, gid, pid). Today the Go client has one identity per Mount,
-// the mount's, so FS mounts as root, the kernel checks permissions against
-// the attributes (the default_permissions mount option, always on), and
-// the inodes a caller creates are given to the caller (FS.own). When the
-// client can send an identity per call, FS.as is the one place to change.
+// Every server call goes through FS.as, which makes it a call of the FUSE
+// request's caller: its uid, gid and supplementary groups (from /proc) as
+// a per-call identity (client.Mount.As), so that the server checks the
+// caller's permissions and owns new inodes to it. Open files follow POSIX
+// (permissions checked at open): reads, writes, fsync and ftruncate go
+// through the file's server handle (client.Handle), whose access mode
+// decides. default_permissions (Options.DefaultPermissions) adds the
+// kernel's own check in front; it is off by default. The lock handle of
+// an inode (locks.go) is the mount's own.
+//
+// A program that serves the mount in its own process (FS.Mount) should not
+// start child processes in a directory of the mount (exec.Cmd.Dir):
+// without default_permissions the child's chdir asks the filesystem for
+// access (FUSE access) between fork and exec, and the tests saw that wait
+// for the serving process forever. Let the child change directory itself
+// after exec; proxyfs-fuse, a process of its own, is not affected.
+//
+// # Caching
+//
+// The kernel keeps attributes and entries for AttrTimeout and
+// EntryTimeout. Its page cache is under explicit control
+// (ExplicitDataCacheControl): FS keeps a file's pages at open when the file
+// is unchanged or changed only by this mount's writes (FOPEN_KEEP_CACHE),
+// and drops them (notify) when it sees another client's change in fresh
+// attributes (FS.seen). Readahead is raised to MaxWrite when root mounts.
 //
 // # Errors
 //

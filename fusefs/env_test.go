@@ -122,11 +122,18 @@ func mounted(t *testing.T, dir string) bool {
 	return false
 }
 
-// run runs a command and fails the test on error, with its output.
+// run runs a command in dir and fails the test on error, with its output.
+// The command changes to dir itself (through sh): a child that this
+// process, which serves the mount, started in a directory on the mount
+// would ask for that directory (FUSE access, without default_permissions)
+// between fork and exec, while the fork holds syscall.ForkLock, and the
+// two could wait for each other.
 func run(t *testing.T, dir string, name string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(name, args...)
-	cmd.Dir = dir
+	if dir != "" {
+		cmd = exec.Command("/bin/sh", append([]string{"-c", `cd "$0" && exec "$@"`, dir, name}, args...)...)
+	}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)

@@ -1,6 +1,7 @@
 package fusefs
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -30,14 +31,15 @@ func (fs *FS) accessMode(flags uint32) uint32 {
 
 // opened records the open file h of inode st.Ino and fills out: the FUSE
 // handle, and FOPEN_KEEP_CACHE when the file still has the mtime and size
-// the kernel last saw (so its cached pages are still the file's data);
-// otherwise the kernel drops them.
+// the kernel last saw, or changed since only through this mount's own
+// writes (so its cached pages are still the file's data); otherwise the
+// kernel drops them.
 func (fs *FS) opened(h *client.Handle, st *client.Stat, out *fuse.OpenOut) {
 	fs.mu.Lock()
 	n := fs.node(st.Ino)
 	n.opens++
-	keep := n.ok && n.mtime == st.Mtime && n.size == st.Size
-	n.mtime, n.size, n.ok = st.Mtime, st.Size, true
+	keep := n.ok && (n.wrote || n.mtime == st.Mtime && n.size == st.Size)
+	n.mtime, n.size, n.ok, n.wrote = st.Mtime, st.Size, true, false
 	fs.fh++
 	fh := fs.fh
 	fs.files[fh] = &file{ino: st.Ino, h: h}
@@ -75,29 +77,47 @@ func (fs *FS) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) f
 // truncated for O_TRUNC), as open(2) with O_CREAT does.
 func (fs *FS) Create(cancel <-chan struct{}, in *fuse.CreateIn, name string, out *fuse.CreateOut) fuse.Status {
 	ctx, m := fs.as(cancel, &in.Caller)
-	st, err := m.Create(ctx, in.NodeId, name, in.Mode&0o7777)
-	switch {
-	case err == nil:
-		st, err = fs.own(ctx, m, &in.Caller, in.NodeId, st)
-	case errors.Is(err, syscall.EEXIST) && in.Flags&syscall.O_EXCL == 0:
-		st, err = m.LookupStat(ctx, in.NodeId, name)
-		if err == nil && st.Mode&syscall.S_IFMT == syscall.S_IFDIR {
-			err = syscall.EISDIR
-		}
-		if err == nil && in.Flags&syscall.O_TRUNC != 0 {
-			st, err = m.SetAttr(ctx, st.Ino, client.Attrs{Mask: wire.SetSize, Size: 0})
-		}
+	acc := fs.accessMode(in.Flags)
+	// One request: the server creates the file and opens it with the
+	// access asked for, whatever mode the new file has (open(2) with
+	// O_CREAT may write a file it creates 0444).
+	h, st, err := m.CreateOpen(ctx, in.NodeId, name, in.Mode&0o7777, acc)
+	if errors.Is(err, syscall.EEXIST) && in.Flags&syscall.O_EXCL == 0 {
+		h, st, err = fs.openExisting(ctx, m, in.NodeId, name, acc, in.Flags&syscall.O_TRUNC != 0)
 	}
-	if err != nil {
-		return status(err)
-	}
-	h, st, err := m.Open(ctx, st.Ino, fs.accessMode(in.Flags))
 	if err != nil {
 		return status(err)
 	}
 	fs.entry(&st, &out.EntryOut)
 	fs.opened(h, &st, &out.OpenOut)
 	return fuse.OK
+}
+
+// openExisting opens name in directory dir, which another client created
+// after the kernel's lookup, as open(2) without O_EXCL does: EISDIR for a
+// directory, and truncated if trunc.
+func (fs *FS) openExisting(ctx context.Context, m *client.Mount, dir uint64, name string, acc uint32, trunc bool) (*client.Handle, client.Stat, error) {
+	st, err := m.LookupStat(ctx, dir, name)
+	if err != nil {
+		return nil, st, err
+	}
+	if st.Mode&syscall.S_IFMT == syscall.S_IFDIR {
+		return nil, st, syscall.EISDIR
+	}
+	h, st, err := m.Open(ctx, st.Ino, acc)
+	if err != nil || !trunc {
+		return h, st, err
+	}
+	if acc == client.OpenReadOnly {
+		st, err = m.SetAttr(ctx, st.Ino, client.Attrs{Mask: wire.SetSize, Size: 0})
+	} else {
+		st, err = h.Truncate(ctx, 0)
+	}
+	if err != nil {
+		_ = h.Close(ctx)
+		return nil, st, err
+	}
+	return h, st, nil
 }
 
 // Tmpfile answers open with O_TMPFILE: a file in no directory. The server
@@ -109,24 +129,16 @@ func (fs *FS) Tmpfile(cancel <-chan struct{}, in *fuse.CreateIn, out *fuse.Creat
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	name := ".proxyfs-tmpfile-" + hex.EncodeToString(b[:])
-	st, err := m.Create(ctx, in.NodeId, name, in.Mode&0o7777)
-	if err == nil {
-		st, err = fs.own(ctx, m, &in.Caller, in.NodeId, st)
-	}
+	h, st, err := m.CreateOpen(ctx, in.NodeId, name, in.Mode&0o7777, fs.accessMode(in.Flags))
 	if err != nil {
 		return status(err)
 	}
-	h, _, err := m.Open(ctx, st.Ino, fs.accessMode(in.Flags))
-	if err == nil {
-		err = m.Unlink(ctx, in.NodeId, name)
-	}
+	err = m.Unlink(ctx, in.NodeId, name)
 	if err == nil {
 		st, err = m.GetStat(ctx, st.Ino)
 	}
 	if err != nil {
-		if h != nil {
-			_ = h.Close(ctx)
-		}
+		_ = h.Close(ctx)
 		_ = m.Unlink(ctx, in.NodeId, name)
 		return status(err)
 	}
@@ -142,7 +154,13 @@ func (fs *FS) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse.Re
 	if int(in.Size) < len(buf) {
 		buf = buf[:in.Size]
 	}
-	n, err := m.Read(ctx, in.NodeId, buf, in.Offset)
+	var n int
+	var err error
+	if f := fs.file(in.Fh); f != nil && f.ino == in.NodeId {
+		n, err = f.h.Read(ctx, buf, in.Offset) // the access granted at open decides
+	} else {
+		n, err = m.Read(ctx, in.NodeId, buf, in.Offset)
+	}
 	if err != nil {
 		return nil, status(err)
 	}
@@ -152,8 +170,28 @@ func (fs *FS) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse.Re
 // Write answers write.
 func (fs *FS) Write(cancel <-chan struct{}, in *fuse.WriteIn, data []byte) (uint32, fuse.Status) {
 	ctx, m := fs.as(cancel, &in.Caller)
-	n, err := m.Write(ctx, in.NodeId, data, in.Offset)
+	var n int
+	var err error
+	if f := fs.file(in.Fh); f != nil && f.ino == in.NodeId {
+		n, err = f.h.Write(ctx, data, in.Offset) // the access granted at open decides
+	} else {
+		// A write the kernel sends without a file (writeback of a
+		// file no longer open): checked against the file's mode.
+		n, err = m.Write(ctx, in.NodeId, data, in.Offset)
+	}
+	if err == nil {
+		fs.wrote(in.NodeId)
+	}
 	return uint32(n), status(err)
+}
+
+// wrote records that ino's data changed through this mount (see seen).
+func (fs *FS) wrote(ino uint64) {
+	fs.mu.Lock()
+	if n := fs.nodes[ino]; n != nil {
+		n.wrote = true
+	}
+	fs.mu.Unlock()
 }
 
 // Flush answers flush, sent at every close(2) of a file descriptor: the
@@ -168,6 +206,9 @@ func (fs *FS) Flush(cancel <-chan struct{}, in *fuse.FlushIn) fuse.Status {
 // reach stable storage on the server.
 func (fs *FS) Fsync(cancel <-chan struct{}, in *fuse.FsyncIn) fuse.Status {
 	ctx, m := fs.as(cancel, &in.Caller)
+	if f := fs.file(in.Fh); f != nil && f.ino == in.NodeId {
+		return status(f.h.Flush(ctx))
+	}
 	return status(m.Flush(ctx, in.NodeId))
 }
 

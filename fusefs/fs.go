@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 
@@ -30,6 +31,10 @@ type FS struct {
 	files map[uint64]*file
 	dirs  map[uint64]*dirHandle
 	fh    uint64 // the last FUSE handle given out (files and directories share the space)
+
+	// vmu guards views, the per-call identities of recent callers (as).
+	vmu   sync.Mutex
+	views map[viewKey]view
 }
 
 // node is what FS keeps about an inode the kernel knows or has open.
@@ -42,6 +47,11 @@ type node struct {
 	mtime client.Timespec
 	size  uint64
 	ok    bool
+	// wrote: data was written (or truncated) through this mount since
+	// mtime and size were recorded, so the server's new ones are this
+	// mount's own change, whose data the kernel's page cache already
+	// has (see seen).
+	wrote bool
 	// locks is the server handle that holds the POSIX locks of every
 	// process on this inode (locks.go), nil until the first lock; owners
 	// are the lock owners that took locks through it, with their pids.
@@ -68,6 +78,7 @@ func New(m *client.Mount, o Options) *FS {
 		nodes:         map[uint64]*node{},
 		files:         map[uint64]*file{},
 		dirs:          map[uint64]*dirHandle{},
+		views:         map[viewKey]view{},
 	}
 }
 
@@ -101,11 +112,13 @@ func (c requestCtx) Err() error {
 
 // as returns the context and the Mount with which a request of caller c
 // talks to the server. It is the one place that decides who the server
-// sees: today every call acts as the Mount's identity (root; the kernel
-// has checked the caller's permissions, default_permissions), and inodes a
-// caller creates are then given to it (own). With per-call identities in
-// the client, this is where the caller's uid, gid and groups (c, and
-// callerGroups) go into the call.
+// sees: the caller, its uid, gid and supplementary groups (callerGroups,
+// from /proc: FUSE requests carry no groups), as a per-call identity
+// (client.Mount.As), so that the server checks the caller's permissions
+// and makes the inodes it creates the caller's. I/O through an open file
+// goes through its server handle, whose access mode was checked at open
+// (file.go), so a file stays usable as open(2) promises after a chmod or
+// chown. Identities are cached per process for identityTTL.
 //
 // The context ends only when the mount goes away: the kernel interrupts a
 // request for every signal its caller gets, and Go programs get many (the
@@ -115,9 +128,52 @@ func (c requestCtx) Err() error {
 // timeout option bounds every call. Only lock waits end at an interrupt
 // (interruptible).
 func (fs *FS) as(cancel <-chan struct{}, c *fuse.Caller) (context.Context, *client.Mount) {
-	_ = c
 	_ = cancel
-	return context.Background(), fs.m
+	return context.Background(), fs.view(c)
+}
+
+// identityTTL is how long the identity of a process (its supplementary
+// groups) is used before /proc is read again.
+const identityTTL = time.Second
+
+// maxViews bounds the identity cache; it is emptied when full.
+const maxViews = 4096
+
+// viewKey names a caller: a process and the ids it called with.
+type viewKey struct{ pid, uid, gid uint32 }
+
+// view is the Mount view of one caller and when it was made.
+type view struct {
+	m    *client.Mount
+	made time.Time
+}
+
+// view returns the Mount view whose calls carry caller c's identity.
+func (fs *FS) view(c *fuse.Caller) *client.Mount {
+	k := viewKey{c.Pid, c.Uid, c.Gid}
+	now := time.Now()
+	fs.vmu.Lock()
+	v, ok := fs.views[k]
+	fs.vmu.Unlock()
+	if ok && now.Sub(v.made) < identityTTL {
+		return v.m
+	}
+	id := client.Identity{UID: c.Uid, GID: c.Gid}
+	if c.Pid != 0 {
+		if gs, err := callerGroups(c.Pid); err == nil {
+			// The server takes at most wire.MaxMountGroups: a caller
+			// with more is checked against the first ones only.
+			id.Groups = gs[:min(len(gs), wire.MaxMountGroups)]
+		}
+	}
+	m := fs.m.As(id)
+	fs.vmu.Lock()
+	if len(fs.views) >= maxViews {
+		clear(fs.views)
+	}
+	fs.views[k] = view{m: m, made: now}
+	fs.vmu.Unlock()
+	return m
 }
 
 // interruptible returns a context that ends when the kernel interrupts the
@@ -128,33 +184,6 @@ func interruptible(ctx context.Context, cancel <-chan struct{}) context.Context 
 		return ctx
 	}
 	return requestCtx{Context: ctx, cancel: cancel}
-}
-
-// own gives the inode st, just created in directory parent by caller c
-// acting as the Mount's identity, to the caller: its uid, and its gid
-// unless parent is a setgid directory (whose group the inode took). The
-// mode is sent again with the owner, so that no bit is cleared. It returns
-// the inode's attributes. Once calls carry the caller's identity, the
-// server makes the inode the caller's and own has nothing to do.
-func (fs *FS) own(ctx context.Context, m *client.Mount, c *fuse.Caller, parent uint64, st client.Stat) (client.Stat, error) {
-	if c.Uid == st.UID && c.Gid == st.GID {
-		return st, nil
-	}
-	a := client.Attrs{Mask: wire.SetUID | wire.SetMode, UID: c.Uid, Mode: st.Mode & 0o7777}
-	if c.Gid != st.GID {
-		pst, err := m.GetStat(ctx, parent)
-		if err != nil {
-			return st, err
-		}
-		if pst.Mode&syscall.S_ISGID == 0 {
-			a.Mask |= wire.SetGID
-			a.GID = c.Gid
-		}
-	}
-	if st.Mode&syscall.S_IFMT == syscall.S_IFLNK {
-		a.Mask &^= wire.SetMode // a symlink's mode cannot be set
-	}
-	return m.SetAttr(ctx, st.Ino, a)
 }
 
 // status converts an error of the client (or of FS) to the errno the
@@ -201,9 +230,30 @@ func (fs *FS) attr(st *client.Stat, out *fuse.AttrOut) {
 	out.SetTimeout(fs.opts.AttrTimeout)
 	fs.mu.Lock()
 	if n := fs.nodes[st.Ino]; n != nil {
-		n.mtime, n.size, n.ok = st.Mtime, st.Size, true
+		fs.seen(n, st)
 	}
 	fs.mu.Unlock()
+}
+
+// seen records st as the attributes the kernel now has for node n, and
+// keeps the kernel's page cache right: the mount asks the kernel for
+// explicit data cache control (it never drops a file's pages by itself
+// when it sees a new mtime), so when the data changed on the server
+// through another client (a new mtime or size, and no write through this
+// mount since the last record), the file's pages are dropped here
+// (notify). A change this mount made itself needs nothing: its writes went
+// through the page cache. Called with fs.mu held.
+func (fs *FS) seen(n *node, st *client.Stat) {
+	changed := n.ok && (n.mtime != st.Mtime || n.size != st.Size)
+	if changed && !n.wrote && st.Mode&syscall.S_IFMT == syscall.S_IFREG {
+		if srv := fs.srv.Load(); srv != nil {
+			ino := st.Ino
+			// Not from the request's goroutine: the kernel may hold
+			// the pages the invalidation waits for.
+			go srv.InodeNotify(ino, 0, 0)
+		}
+	}
+	n.mtime, n.size, n.ok, n.wrote = st.Mtime, st.Size, true, false
 }
 
 // entry fills out with st for a reply that gives the kernel a reference to
@@ -217,7 +267,7 @@ func (fs *FS) entry(st *client.Stat, out *fuse.EntryOut) {
 	fs.mu.Lock()
 	n := fs.node(st.Ino)
 	n.lookups++
-	n.mtime, n.size, n.ok = st.Mtime, st.Size, true
+	fs.seen(n, st)
 	fs.mu.Unlock()
 }
 

@@ -415,3 +415,81 @@ func TestLookupCounts(t *testing.T) {
 		}
 	}
 }
+
+// TestPageCacheCoherence: the kernel's page cache (explicit data cache
+// control, FS.seen) shows another client's change at the next open, and,
+// for a file held open, once the attributes are refreshed; this mount's
+// own writes are read back as written.
+func TestPageCacheCoherence(t *testing.T) {
+	e := start(t, Options{AttrTimeout: 100 * time.Millisecond}, daemontest.Options{})
+	ctx := context.Background()
+	p := e.path("c")
+	fill := func(b byte) []byte { return bytes.Repeat([]byte{b}, 8192) }
+	if err := os.WriteFile(p, fill('a'), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(p); err != nil || !bytes.Equal(b, fill('a')) {
+		t.Fatalf("own write read back: %d bytes %v", len(b), err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(p, &st); err != nil {
+		t.Fatal(err)
+	}
+	other := func(b byte) {
+		t.Helper()
+		time.Sleep(10 * time.Millisecond) // a new mtime
+		if _, err := e.m.Write(ctx, st.Ino, fill(b), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Another client's change is seen at the next open.
+	other('b')
+	if b, err := os.ReadFile(p); err != nil || !bytes.Equal(b, fill('b')) {
+		t.Fatalf("after another client's write, the next open reads %q... %v", b[:min(len(b), 8)], err)
+	}
+	// A file held open sees it once its attributes are refreshed.
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 8192)
+	if _, err := f.ReadAt(buf, 0); err != nil || !bytes.Equal(buf, fill('b')) {
+		t.Fatalf("read while open: %q... %v", buf[:8], err)
+	}
+	other('c')
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		time.Sleep(150 * time.Millisecond) // past attr_timeout
+		if _, err := f.Stat(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.ReadAt(buf, 0); err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Equal(buf, fill('c')) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the open file still reads %q... after another client's write and a refresh", buf[:8])
+		}
+	}
+	// This mount's own writes through an open descriptor, then a new open.
+	w, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.WriteAt(fill('d')[:4096], 4096); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want := append(fill('c')[:4096], fill('d')[:4096]...)
+	if b, err := os.ReadFile(p); err != nil || !bytes.Equal(b, want) {
+		t.Fatalf("own write through a descriptor: %d bytes %v", len(b), err)
+	}
+	if got, err := e.m.Read(ctx, st.Ino, buf, 0); err != nil || !bytes.Equal(buf[:got], want) {
+		t.Fatalf("the server's copy: %d bytes %v", got, err)
+	}
+}

@@ -39,9 +39,11 @@ func (fs *FS) lockHandle(ctx context.Context, m *client.Mount, ino uint64) (*cli
 		return h, nil
 	}
 	fs.mu.Unlock()
-	h, _, err := m.Open(ctx, ino, client.OpenReadWrite)
+	// The lock handle is the mount's, not the caller's: the caller's
+	// permission was checked when it opened the file it locks through.
+	h, _, err := fs.m.Open(ctx, ino, client.OpenReadWrite)
 	if errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.EACCES) {
-		h, _, err = m.Open(ctx, ino, client.OpenReadOnly)
+		h, _, err = fs.m.Open(ctx, ino, client.OpenReadOnly)
 	}
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -18,8 +19,8 @@ type Server struct {
 	done chan struct{}
 }
 
-// MountOptions returns go-fuse's options for fs: default_permissions
-// (see the package documentation, "Identity"), POSIX and flock locks
+// MountOptions returns go-fuse's options for fs: default_permissions if
+// asked for (see the package documentation, "Identity"), POSIX and flock locks
 // forwarded, 1 MiB requests, the writeback cache if asked for, requests
 // served concurrently.
 func (fs *FS) MountOptions() *fuse.MountOptions {
@@ -30,16 +31,22 @@ func (fs *FS) MountOptions() *fuse.MountOptions {
 	}
 	mo := &fuse.MountOptions{
 		AllowOther:   o.AllowOther,
-		Options:      []string{"default_permissions"},
 		FsName:       name,
 		Name:         "proxyfs",
 		MaxWrite:     o.MaxWrite,
 		MaxReadAhead: o.MaxWrite,
 		EnableLocks:  true,
+		// The kernel keeps a file's pages until FS drops them (notify):
+		// it would otherwise drop them at every new mtime it sees, this
+		// mount's own writes included (FS.seen).
+		ExplicitDataCacheControl: true,
 		// The kernel's readdir buffers and background requests: enough
 		// for several readers at once.
 		MaxBackground: 64,
 		Debug:         o.Debug,
+	}
+	if o.DefaultPermissions {
+		mo.Options = append(mo.Options, "default_permissions")
 	}
 	if o.ReadOnly {
 		mo.Options = append(mo.Options, "ro")
@@ -70,7 +77,23 @@ func (fs *FS) Mount(dir string) (*Server, error) {
 		_ = s.Unmount()
 		return nil, fmt.Errorf("mount %s: %w", dir, err)
 	}
+	fs.setReadAhead(dir)
 	return s, nil
+}
+
+// setReadAhead raises the kernel's readahead of the mount to MaxWrite
+// (1 MiB by default): the FUSE connection starts at the kernel's default
+// (128 KiB), and a sequential reader then waits for a round trip to the
+// daemon every 128 KiB. Only root may change it; for anyone else, and if
+// /sys is not there, the default stays.
+func (fs *FS) setReadAhead(dir string) {
+	var st syscall.Stat_t
+	if err := syscall.Stat(dir, &st); err != nil {
+		return
+	}
+	maj, mnr := (st.Dev>>8)&0xfff|(st.Dev>>32)&^0xfff, st.Dev&0xff|(st.Dev>>12)&^0xff
+	p := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", maj, mnr)
+	_ = os.WriteFile(p, []byte(strconv.Itoa(fs.opts.MaxWrite/1024)), 0)
 }
 
 // Done is closed when the mount is gone (Unmount, fusermount -u, umount)

@@ -60,7 +60,12 @@ func (fs *FS) SetAttr(cancel <-chan struct{}, in *fuse.SetAttrIn, out *fuse.Attr
 		a.Mask |= wire.SetSize
 		a.Size = in.Size
 	}
+	// A truncate carries the kernel's own clock as mtime (and ctime):
+	// the server sets mtime with the size, so the times are left to it
+	// (setting them explicitly is the owner's privilege, and a truncate
+	// needs write permission only).
 	switch {
+	case in.Valid&fuse.FATTR_SIZE != 0:
 	case in.Valid&fuse.FATTR_ATIME_NOW != 0:
 		a.Mask |= wire.SetAtimeNow
 	case in.Valid&fuse.FATTR_ATIME != 0:
@@ -68,6 +73,7 @@ func (fs *FS) SetAttr(cancel <-chan struct{}, in *fuse.SetAttrIn, out *fuse.Attr
 		a.Atime = &client.Timespec{Sec: int64(in.Atime), Nsec: int64(in.Atimensec)}
 	}
 	switch {
+	case in.Valid&fuse.FATTR_SIZE != 0:
 	case in.Valid&fuse.FATTR_MTIME_NOW != 0:
 		a.Mask |= wire.SetMtimeNow
 	case in.Valid&fuse.FATTR_MTIME != 0:
@@ -76,10 +82,21 @@ func (fs *FS) SetAttr(cancel <-chan struct{}, in *fuse.SetAttrIn, out *fuse.Attr
 	}
 	var st client.Stat
 	var err error
-	if a.Mask == 0 {
+	var f *file
+	if in.Valid&fuse.FATTR_FH != 0 {
+		f = fs.file(in.Fh)
+	}
+	switch {
+	case a.Mask == 0:
 		st, err = m.GetStat(ctx, in.NodeId) // ctime alone, or only bits FS leaves to the server
-	} else {
+	case a.Mask == wire.SetSize && f != nil && f.ino == in.NodeId:
+		// ftruncate: through the handle, whose access mode decides.
+		st, err = f.h.Truncate(ctx, a.Size)
+	default:
 		st, err = m.SetAttr(ctx, in.NodeId, a)
+	}
+	if err == nil && a.Mask&wire.SetSize != 0 {
+		fs.wrote(in.NodeId) // the kernel cut its pages itself
 	}
 	if err != nil {
 		return status(err)
@@ -92,9 +109,6 @@ func (fs *FS) SetAttr(cancel <-chan struct{}, in *fuse.SetAttrIn, out *fuse.Attr
 func (fs *FS) Mkdir(cancel <-chan struct{}, in *fuse.MkdirIn, name string, out *fuse.EntryOut) fuse.Status {
 	ctx, m := fs.as(cancel, &in.Caller)
 	st, err := m.Mkdir(ctx, in.NodeId, name, in.Mode&0o7777)
-	if err == nil {
-		st, err = fs.own(ctx, m, &in.Caller, in.NodeId, st)
-	}
 	if err != nil {
 		return status(err)
 	}
@@ -110,9 +124,6 @@ func (fs *FS) Mknod(cancel <-chan struct{}, in *fuse.MknodIn, name string, out *
 	}
 	ctx, m := fs.as(cancel, &in.Caller)
 	st, err := m.Create(ctx, in.NodeId, name, in.Mode&0o7777)
-	if err == nil {
-		st, err = fs.own(ctx, m, &in.Caller, in.NodeId, st)
-	}
 	if err != nil {
 		return status(err)
 	}
@@ -125,9 +136,6 @@ func (fs *FS) Mknod(cancel <-chan struct{}, in *fuse.MknodIn, name string, out *
 func (fs *FS) Symlink(cancel <-chan struct{}, header *fuse.InHeader, target string, linkName string, out *fuse.EntryOut) fuse.Status {
 	ctx, m := fs.as(cancel, &header.Caller)
 	st, err := m.Symlink(ctx, header.NodeId, linkName, target)
-	if err == nil {
-		st, err = fs.own(ctx, m, &header.Caller, header.NodeId, st)
-	}
 	if err != nil {
 		return status(err)
 	}

@@ -44,6 +44,12 @@ type Options struct {
 	FsName string
 	// Debug logs every FUSE request and reply (go-fuse's debug output).
 	Debug bool
+	// DefaultPermissions makes the kernel check every caller's
+	// permissions against the attributes it caches before a request
+	// reaches the filesystem (FUSE's default_permissions). Off by
+	// default: the server checks each caller itself (requests carry the
+	// caller's identity), as it does for every other client.
+	DefaultPermissions bool
 }
 
 // DefaultOptions are the options of a mount that asks for nothing.
@@ -95,14 +101,15 @@ var ignoredOptions = map[string]bool{
 	"rw": true, "auto": true, "noauto": true, "user": true, "nouser": true, "users": true,
 	"_netdev": true, "nofail": true, "defaults": true, "dev": true, "nodev": true,
 	"suid": true, "nosuid": true, "exec": true, "noexec": true, "atime": true,
-	"noatime": true, "relatime": true, "async": true, "default_permissions": true,
+	"noatime": true, "relatime": true, "async": true,
 }
 
 // ParseOptions parses a -o list (several lists may be given; later values
 // win): server=ADDR, timeout=D, uid=N, gid=N, attr_timeout=S,
 // entry_timeout=S, negative_timeout=S (seconds, fractions allowed),
 // writeback_cache, direct_io, max_write=BYTES, allow_other, ro, fsname=NAME,
-// debug, and the generic mount options of fstab (ignored).
+// debug, default_permissions, and the generic mount options of fstab
+// (ignored).
 func ParseOptions(lists ...string) (MountConfig, error) {
 	var c MountConfig
 	for _, list := range lists {
@@ -154,6 +161,8 @@ func ParseOptions(lists ...string) (MountConfig, error) {
 				c.FsName = val
 			case "debug":
 				c.Debug = true
+			case "default_permissions":
+				c.DefaultPermissions = true
 			default:
 				if ignoredOptions[key] && !hasVal {
 					continue

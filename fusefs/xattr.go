@@ -9,6 +9,8 @@ import (
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/proxyfs/proxyfs/rpcapi/client"
 )
 
 // GetXAttr answers getxattr: ENODATA for a missing attribute, ERANGE with
@@ -66,29 +68,33 @@ func (fs *FS) Access(cancel <-chan struct{}, in *fuse.AccessIn) fuse.Status {
 	if err != nil {
 		return status(err)
 	}
-	want := in.Mask & 7
-	if want == 0 {
-		return fuse.OK // F_OK: it exists
+	if !mayAccess(&in.Caller, &st, in.Mask&7) {
+		return fuse.EACCES
 	}
-	if in.Uid == 0 {
-		if want&1 != 0 && st.Mode&0o040000 == 0 && st.Mode&0o111 == 0 {
-			return fuse.EACCES
-		}
-		return fuse.OK
+	return fuse.OK
+}
+
+// mayAccess reports whether caller c has the access want (the bits of
+// access(2): 4 read, 2 write, 1 execute or search; 0 is existence) to an
+// inode of attributes st, as the server's rule decides (PROTOCOL.md,
+// "Permissions").
+func mayAccess(c *fuse.Caller, st *client.Stat, want uint32) bool {
+	if want == 0 {
+		return true
+	}
+	if c.Uid == 0 {
+		return want&1 == 0 || st.Mode&0o040000 != 0 || st.Mode&0o111 != 0
 	}
 	var bits uint32
 	switch {
-	case in.Uid == st.UID:
+	case c.Uid == st.UID:
 		bits = st.Mode >> 6 & 7
-	case in.Gid == st.GID || inGroup(in.Pid, st.GID):
+	case c.Gid == st.GID || inGroup(c.Pid, st.GID):
 		bits = st.Mode >> 3 & 7
 	default:
 		bits = st.Mode & 7
 	}
-	if bits&want != want {
-		return fuse.EACCES
-	}
-	return fuse.OK
+	return bits&want == want
 }
 
 // callerGroups returns the supplementary groups of process pid (from

@@ -60,9 +60,10 @@
 //     permission (its source read). Such a change by anyone but root
 //     clears a regular file's setuid bit, and its setgid bit if group
 //     execute is set. OpenInode checks the access it is asked for, as
-//     open(2) does. Calls by inode number are checked like calls on a
-//     handle would have been at open: there are no handles below the
-//     server.
+//     open(2) does. Calls by inode number are checked every time, unless
+//     the Caller carries the grant of an open handle on that inode
+//     (Caller.Opened, set by the server for a call through a handle):
+//     then the access granted at open is not checked again.
 //   - SetAttr (Caller.checkSetAttr): chmod by the owner or root (EPERM),
 //     dropping setgid when the caller is not root and not in the file's
 //     group; changing the owner only by root, the group by the owner to

@@ -38,6 +38,13 @@ type Caller struct {
 	GID uint32
 	// Groups are the supplementary groups.
 	Groups []uint32
+	// Opened is the access an open handle granted on inode OpenedIno,
+	// for a call made through that handle (open-time permission
+	// semantics, as a file descriptor's): may does not check it again on
+	// that inode, whatever its mode and owner say now. Zero for a call
+	// without a handle.
+	Opened    Access
+	OpenedIno Ino
 }
 
 // Root reports whether c is root (UID 0).
@@ -64,6 +71,9 @@ func (c Caller) may(a *Attr, want Access) error {
 	mode := a.Mode
 	if want == 0 || mode&ModeType == ModeSymlink {
 		return nil
+	}
+	if c.Opened != 0 && a.Ino == c.OpenedIno && want&^c.Opened == 0 {
+		return nil // granted when the handle was opened
 	}
 	if c.UID == 0 {
 		if want&MayExec == 0 || mode&ModeType == ModeDir || mode&0o111 != 0 {

@@ -147,6 +147,17 @@ static int start_attempt(pfs_async_t *a)
         a->call.rcap = a->len;
     }
     a->used_mount_id = pfs_mount_id(a->mh);
+    if (a->fh != 0) {
+        /* Through a handle: its server handle on its own mount (see
+         * pfs_bin_call). */
+        int rc = pfs_handle_server(a->mh, a->fh, &a->used_mount_id, &req.fh,
+                                   &a->ino);
+
+        if (rc != 0) {
+            a->fh_err = rc;
+            return PFS_NOTSENT; /* the worker fails it */
+        }
+    }
     req.op = (uint16_t)a->op;
     req.id = a->call.id;
     req.mount_id = a->used_mount_id;
@@ -185,6 +196,10 @@ void pfs_async_retry(pfs_pool_t *p, pfs_async_t *a)
 
         if (rc == 0)
             return;
+        if (a->fh_err != 0) {
+            finish(a, a->fh_err, 0);
+            return;
+        }
         /* PFS_NOTSENT: again later; PFS_REFUSED (the token): EACCES. */
         if (pfs_retry_step(&a->retry, rc, false, 0) == PFS_STEP_FAIL) {
             finish(a, pfs_retry_error(&a->retry, "async request"), 0);
@@ -194,8 +209,33 @@ void pfs_async_retry(pfs_pool_t *p, pfs_async_t *a)
     }
 }
 
+static int async_send(mount_handle_t *mh, int op, uint64_t fh, uint64_t ino,
+                      uint64_t off, uint8_t *buf, size_t len, void *req_id,
+                      proxyfs_done_callback_t cb);
+
 int pfs_async_send(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
                       uint8_t *buf, size_t len, void *req_id,
+                      proxyfs_done_callback_t cb)
+{
+    return async_send(mh, op, 0, ino, off, buf, len, req_id, cb);
+}
+
+int pfs_async_send_fh(mount_handle_t *mh, int op, uint64_t fh, uint64_t off,
+                      uint8_t *buf, size_t len, void *req_id,
+                      proxyfs_done_callback_t cb)
+{
+    uint64_t mid, sfh, ino;
+    int rc;
+
+    if (!pfs_mount_valid(mh))
+        return pfs_set_error(EINVAL, "invalid mount handle");
+    if ((rc = pfs_handle_server(mh, fh, &mid, &sfh, &ino)) != 0)
+        return rc;
+    return async_send(mh, op, fh, ino, off, buf, len, req_id, cb);
+}
+
+static int async_send(mount_handle_t *mh, int op, uint64_t fh, uint64_t ino,
+                      uint64_t off, uint8_t *buf, size_t len, void *req_id,
                       proxyfs_done_callback_t cb)
 {
     pfs_async_t *a;
@@ -217,6 +257,7 @@ int pfs_async_send(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
     a->op = op;
     a->mh = mh;
     a->ino = ino;
+    a->fh = fh;
     a->off = off;
     a->buf = buf;
     a->len = len;

@@ -68,26 +68,34 @@ size_t pfs_bin_encode_request_as(const pfs_bin_req_t *r, const pfs_ident_t *id,
     pfs_bin_req_t rr = *r;
     size_t n = PFS_BIN_REQ_HDR;
 
-    if (id == NULL || !id->set) {
-        pfs_bin_encode_request(r, out);
-        return n;
-    }
-    rr.flags |= PFS_BIN_REQ_IDENTITY;
+    bool as = id != NULL && id->set;
+
+    if (as)
+        rr.flags |= PFS_BIN_REQ_IDENTITY;
+    if (r->fh != 0)
+        rr.flags |= PFS_BIN_REQ_HANDLE;
     pfs_bin_encode_request(&rr, out);
-    put32(out + n, id->uid);
-    put32(out + n + 4, id->gid);
-    put16(out + n + 8, (uint16_t)id->ngroups);
-    put16(out + n + 10, 0);
-    n += 12;
-    for (uint32_t i = 0; i < id->ngroups; i++, n += 4)
-        put32(out + n, id->groups[i]);
+    if (as) {
+        put32(out + n, id->uid);
+        put32(out + n + 4, id->gid);
+        put16(out + n + 8, (uint16_t)id->ngroups);
+        put16(out + n + 10, 0);
+        n += 12;
+        for (uint32_t i = 0; i < id->ngroups; i++, n += 4)
+            put32(out + n, id->groups[i]);
+    }
+    if (r->fh != 0) {
+        put64(out + n, r->fh);
+        n += 8;
+    }
     return n;
 }
 
 int pfs_bin_decode_request(const uint8_t in[PFS_BIN_REQ_HDR], pfs_bin_req_t *r)
 {
     if (memcmp(in, "PFSB", 4) != 0 || get16(in + 4) != 1 ||
-        (get32(in + 44) & ~(PFS_BIN_REQ_STAT_EXT | PFS_BIN_REQ_IDENTITY)) != 0)
+        (get32(in + 44) & ~(PFS_BIN_REQ_STAT_EXT | PFS_BIN_REQ_IDENTITY |
+                            PFS_BIN_REQ_HANDLE)) != 0)
         return EPROTO;
     r->flags = get32(in + 44);
     r->op = get16(in + 6);

@@ -52,6 +52,29 @@ pfs_fh_t *pfs_handle_find(mount_handle_t *mh, uint64_t fh)
     return pp != NULL ? *pp : NULL;
 }
 
+int pfs_handle_server(mount_handle_t *mh, uint64_t fh, uint64_t *out_mount_id,
+                      uint64_t *out_sfh, uint64_t *out_ino)
+{
+    pfs_fh_t *h;
+    int lost = 0;
+
+    pthread_mutex_lock(&fh_lock);
+    h = pfs_handle_find(mh, fh);
+    if (h != NULL && (lost = h->lost) == 0) {
+        *out_mount_id = h->mount_id;
+        *out_sfh = h->sfh;
+        *out_ino = h->ino;
+    }
+    pthread_mutex_unlock(&fh_lock);
+    if (h == NULL)
+        return pfs_set_error(EBADF, "no open handle %llu on this mount handle",
+                             (unsigned long long)fh);
+    if (lost != 0)
+        return pfs_set_error(lost, "handle %llu was lost when the mount was "
+                             "made again", (unsigned long long)fh);
+    return 0;
+}
+
 static void fh_free(pfs_fh_t *h)
 {
     pfs_lockset_free(&h->locks);

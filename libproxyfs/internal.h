@@ -173,8 +173,11 @@ int pfs_b64_decode(const char *in, uint8_t **out, size_t *out_len);
 #define PFS_BIN_REQ_IDENTITY 2u
 #define PFS_MAX_GROUPS 32
 #define PFS_BIN_ID_MAX (12 + 4 * PFS_MAX_GROUPS)
-/* Room for a request header and its identity block. */
-#define PFS_BIN_REQ_MAX (PFS_BIN_REQ_HDR + PFS_BIN_ID_MAX)
+/* Request flag: an 8-byte server handle follows the header and the
+ * identity block (I/O through a handle: READ, WRITE, FLUSH). */
+#define PFS_BIN_REQ_HANDLE 4u
+/* Room for a request header, its identity block and its handle. */
+#define PFS_BIN_REQ_MAX (PFS_BIN_REQ_HDR + PFS_BIN_ID_MAX + 8)
 #define PFS_BIN_FLAG_BAD_MOUNT 1u
 #define PFS_BIN_STAT 120         /* stat record: 15 little-endian u64 */
 /* Request flag: stat records of PFS_BIN_STAT_EXT bytes (+ blocks, blksize)
@@ -193,6 +196,7 @@ typedef struct {
     uint64_t offset;
     uint32_t length;
     uint32_t flags; /* 0 or PFS_BIN_REQ_STAT_EXT */
+    uint64_t fh;    /* a server handle (PFS_BIN_REQ_HANDLE), or 0 */
 } pfs_bin_req_t;
 
 typedef struct {
@@ -217,7 +221,8 @@ typedef struct {
 extern __thread pfs_ident_t pfs_thread_ident;
 bool pfs_ident_equal(const pfs_ident_t *a, const pfs_ident_t *b);
 /* Encodes r's header, then id's identity block if id is set (adding
- * PFS_BIN_REQ_IDENTITY to the flags). Returns the bytes written. */
+ * PFS_BIN_REQ_IDENTITY to the flags), then r->fh if not 0 (adding
+ * PFS_BIN_REQ_HANDLE). Returns the bytes written. */
 size_t pfs_bin_encode_request_as(const pfs_bin_req_t *r, const pfs_ident_t *id,
                                  uint8_t out[PFS_BIN_REQ_MAX]);
 /* Adds id as the member "as" of params if id is set. 0 or ENOMEM. */
@@ -526,6 +531,11 @@ int pfs_rpc(mount_handle_t *mh, const char *method, json_t *params,
 /* The same on mh's pool, with mh's timeout, but params as given (no
  * "mount_id" added) and no remount after bad_mount: for the mount call
  * itself and for calls on an explicit mount id (handles.c). */
+/* pfs_rpc through the caller's handle fh of proxyfs_open: each attempt
+ * sets "fh" to its server handle, "inode" to its inode and "mount_id" to
+ * the mount it belongs to (EBADF, no attempt, without such a handle). */
+int pfs_rpc_fh(mount_handle_t *mh, uint64_t fh, const char *method,
+               json_t *params, json_t **out_result);
 int pfs_rpc_nomount(mount_handle_t *mh, const char *method, json_t *params,
                     json_t **out_result);
 
@@ -583,6 +593,9 @@ bool pfs_backoff(uint64_t *delay, uint64_t deadline_ms);
 /* A synchronous binary read or write of at most max_io bytes. */
 int pfs_bin_io(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
                uint8_t *buf, size_t len, size_t *out_len);
+/* pfs_bin_io through the caller's handle fh of proxyfs_open (0: none). */
+int pfs_bin_io_fh(mount_handle_t *mh, int op, uint64_t fh, uint64_t ino,
+                  uint64_t off, uint8_t *buf, size_t len, size_t *out_len);
 /* A write like pfs_bin_io's, with len split into pieces that are in
  * flight at once. */
 #define PFS_STRIPE (256u * 1024)
@@ -604,6 +617,7 @@ typedef struct {
     size_t namelen;
     const uint8_t *payload; /* data payload (WRITE) when name is NULL */
     size_t paylen;
+    uint64_t fh;       /* a handle of proxyfs_open to go through, or 0 */
     uint8_t *rbuf;     /* reply payload destination, rcap bytes */
     size_t rcap;
     bool ralloc;       /* a larger reply is malloc()ed */
@@ -838,6 +852,13 @@ pfs_fh_t *pfs_handle_find(mount_handle_t *mh, uint64_t fh);
  * and reclaims its locks; returns when no handle of mh is left to open
  * again, including those other threads were opening. */
 void pfs_handles_reopen(mount_handle_t *mh);
+/* The server's side of the caller's handle fh of mh, for one attempt of
+ * a call through it: its current server handle, the mount id it belongs
+ * to (the attempt's mount id: a stale one gets bad_mount, and the
+ * remount opens the handle again) and its inode. 0, or EBADF (no such
+ * handle) or the errno it was lost with (recorded). */
+int pfs_handle_server(mount_handle_t *mh, uint64_t fh, uint64_t *out_mount_id,
+                      uint64_t *out_sfh, uint64_t *out_ino);
 /* Frees mh's handles (at unmount). */
 void pfs_handles_forget(mount_handle_t *mh);
 /* fork(): the handle table's lock is held across it. */
@@ -857,6 +878,8 @@ struct pfs_async {
     int op;
     mount_handle_t *mh;
     uint64_t ino, off;
+    uint64_t fh; /* the caller's handle to go through, or 0 */
+    int fh_err;  /* the handle was closed or lost: the request fails so */
     uint8_t *buf;
     size_t len;
     proxyfs_done_callback_t cb;
@@ -882,6 +905,11 @@ struct pfs_async {
 int pfs_async_send(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
                    uint8_t *buf, size_t len, void *req_id,
                    proxyfs_done_callback_t cb);
+/* pfs_async_send through the caller's handle fh of proxyfs_open: EBADF
+ * (nothing sent) if mh has no such handle. */
+int pfs_async_send_fh(mount_handle_t *mh, int op, uint64_t fh, uint64_t off,
+                      uint8_t *buf, size_t len, void *req_id,
+                      proxyfs_done_callback_t cb);
 /* Waits for the request req_id of opcode op and forgets it: 0 with its
  * status and result, or ENOENT (no such request of that opcode). */
 int pfs_async_recv(int op, void *req_id, int *out_status, size_t *out_n);

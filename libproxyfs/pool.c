@@ -549,8 +549,9 @@ int pfs_json_call_once(pfs_pool_slot_t *s, const char *method,
 
 /* pfs_rpc (with_mount) and pfs_rpc_nomount: attempts under the retry rule
  * (retry.c). */
-static int rpc(mount_handle_t *mh, bool with_mount, const char *method,
-               json_t *params, bool *out_uncertain, json_t **out_result)
+static int rpc(mount_handle_t *mh, bool with_mount, uint64_t fh,
+               const char *method, json_t *params, bool *out_uncertain,
+               json_t **out_result)
 {
     pfs_retry_t r;
 
@@ -568,6 +569,19 @@ static int rpc(mount_handle_t *mh, bool with_mount, const char *method,
 
         if (with_mount) {
             mid = pfs_mount_id(mh);
+            if (fh != 0) {
+                /* Through a handle: its server handle, on the mount it
+                 * was opened on (see pfs_bin_call). */
+                uint64_t sfh, ino;
+
+                if ((rc = pfs_handle_server(mh, fh, &mid, &sfh, &ino)) != 0)
+                    return rc;
+                if (json_object_set_new(params, "fh",
+                                        json_integer((json_int_t)sfh)) != 0 ||
+                    json_object_set_new(params, "inode",
+                                        json_integer((json_int_t)ino)) != 0)
+                    return pfs_set_error(ENOMEM, "out of memory");
+            }
             if (json_object_set_new(params, "mount_id",
                                     json_integer((json_int_t)mid)) != 0)
                 return pfs_set_error(ENOMEM, "out of memory");
@@ -616,19 +630,31 @@ static int rpc(mount_handle_t *mh, bool with_mount, const char *method,
 int pfs_rpc(mount_handle_t *mh, const char *method, json_t *params,
             bool *out_uncertain, json_t **out_result)
 {
-    return rpc(mh, true, method, params, out_uncertain, out_result);
+    return rpc(mh, true, 0, method, params, out_uncertain, out_result);
+}
+
+int pfs_rpc_fh(mount_handle_t *mh, uint64_t fh, const char *method,
+               json_t *params, json_t **out_result)
+{
+    return rpc(mh, true, fh, method, params, NULL, out_result);
 }
 
 int pfs_rpc_nomount(mount_handle_t *mh, const char *method, json_t *params,
                     json_t **out_result)
 {
-    return rpc(mh, false, method, params, NULL, out_result);
+    return rpc(mh, false, 0, method, params, NULL, out_result);
 }
 
 int pfs_bin_io(mount_handle_t *mh, int op, uint64_t ino, uint64_t off,
                uint8_t *buf, size_t len, size_t *out_len)
 {
-    pfs_bin_call_t bc = { .op = (uint16_t)op, .ino = ino, .off = off };
+    return pfs_bin_io_fh(mh, op, 0, ino, off, buf, len, out_len);
+}
+
+int pfs_bin_io_fh(mount_handle_t *mh, int op, uint64_t fh, uint64_t ino,
+                  uint64_t off, uint8_t *buf, size_t len, size_t *out_len)
+{
+    pfs_bin_call_t bc = { .op = (uint16_t)op, .ino = ino, .off = off, .fh = fh };
     int rc;
 
     if (op == PFS_BIN_OP_WRITE) {
@@ -802,10 +828,18 @@ int pfs_bin_call(mount_handle_t *mh, pfs_bin_call_t *bc)
 
         if ((p = pfs_pool_get(mh->pool)) == NULL)
             return ENOMEM;
+        req.mount_id = pfs_mount_id(mh);
+        if (bc->fh != 0) {
+            /* Through a handle: its server handle, on the mount it was
+             * opened on (a stale one gets bad_mount, and the remount
+             * opens it again). */
+            if ((rc = pfs_handle_server(mh, bc->fh, &req.mount_id, &req.fh,
+                                        &bc->ino)) != 0)
+                return rc;
+        }
         waiter_init(&w, pfs_pool_new_id(p));
         req.op = bc->op;
         req.id = w.call.id;
-        req.mount_id = pfs_mount_id(mh);
         req.inode = bc->ino;
         req.offset = bc->off;
         req.length = payload != NULL ? (uint32_t)paylen : bc->length;

@@ -143,8 +143,83 @@ static void reopen_after_crash(test_daemon_t *d)
     CHECK_RC(proxyfs_unmount(a), 0);
 }
 
+/* I/O through handles (proxyfs_read_fh, ...): the access mode of the
+ * handle decides, not the file's mode now (a chmod 000 while open); sync
+ * and async; and across kill -9 of the daemon. */
+static void fh_io(test_daemon_t *d)
+{
+    mount_handle_t *a = mount_one();
+    uint64_t ino = 0, rw = 0, ro = 0, wo = 0;
+    uint8_t buf[64];
+    size_t n = 0;
+    int st = -1;
+    int id_r, id_w, id_bad;
+
+    if (a == NULL)
+        return;
+    CHECK_RC(proxyfs_create_path(a, "/fhio", 0644, &ino), 0);
+    CHECK_RC(proxyfs_open(a, ino, O_RDWR, &rw), 0);
+    CHECK_RC(proxyfs_open(a, ino, O_RDONLY, &ro), 0);
+    CHECK_RC(proxyfs_open(a, ino, O_WRONLY, &wo), 0);
+    CHECK_RC(proxyfs_chmod(a, ino, 0), 0);
+
+    /* The handles' access decides; the inode calls are checked. */
+    CHECK_RC(proxyfs_write_fh(a, rw, 0, (uint8_t *)"through", 7, &n), 0);
+    CHECK(n == 7);
+    CHECK_RC(proxyfs_read_fh(a, ro, 0, sizeof buf, buf, sizeof buf, &n), 0);
+    CHECK(n == 7 && memcmp(buf, "through", 7) == 0);
+    CHECK_RC(proxyfs_flush_fh(a, rw), 0);
+    CHECK_RC(proxyfs_flush_fh(a, ro), 0);
+    CHECK_RC(proxyfs_ftruncate(a, rw, 9), 0);
+    CHECK_RC(proxyfs_ftruncate(a, wo, 7), 0);
+    CHECK_RC(proxyfs_ftruncate(a, ro, 0), EBADF);
+    CHECK_RC(proxyfs_ftruncate(a, 424242, 0), EBADF);
+    CHECK_RC(proxyfs_resize(a, ino, 0), EACCES);
+    CHECK_RC(proxyfs_write_fh(a, ro, 0, (uint8_t *)"x", 1, &n), EBADF);
+    CHECK_RC(proxyfs_read_fh(a, wo, 0, sizeof buf, buf, sizeof buf, &n), EBADF);
+    CHECK_RC(proxyfs_read(a, ino, 0, sizeof buf, buf, sizeof buf, &n), EACCES);
+    CHECK_RC(proxyfs_write(a, ino, 0, (uint8_t *)"x", 1, &n), EACCES);
+    CHECK_RC(proxyfs_read_fh(a, 424242, 0, sizeof buf, buf, sizeof buf, &n), EBADF);
+    CHECK_RC(proxyfs_flush_fh(a, 424242), EBADF);
+
+    /* Async. */
+    CHECK_RC(proxyfs_write_fh_send(a, wo, 7, (uint8_t *)"!", 1, &id_w, NULL), 0);
+    CHECK_RC(proxyfs_write_recv(&id_w, &st, &n), 0);
+    CHECK(st == 0 && n == 1);
+    memset(buf, 0, sizeof buf);
+    CHECK_RC(proxyfs_read_fh_send(a, rw, 0, sizeof buf, buf, sizeof buf, &id_r, NULL), 0);
+    CHECK_RC(proxyfs_read_recv(&id_r, &st, &n), 0);
+    CHECK(st == 0 && n == 8 && memcmp(buf, "through!", 8) == 0);
+    CHECK_RC(proxyfs_read_fh_send(a, wo, 0, sizeof buf, buf, sizeof buf, &id_bad, NULL), 0);
+    CHECK_RC(proxyfs_read_recv(&id_bad, &st, &n), 0);
+    CHECK(st == EBADF);
+    CHECK_RC(proxyfs_flush_fh_send(a, rw, &id_w, NULL), 0);
+    CHECK_RC(proxyfs_flush_recv(&id_w, &st), 0);
+    CHECK(st == 0);
+    CHECK_RC(proxyfs_write_fh_send(a, 424242, 0, (uint8_t *)"x", 1, &id_w, NULL), EBADF);
+
+    CHECK_RC(proxyfs_close(a, ro), 0);
+    CHECK_RC(proxyfs_close(a, wo), 0);
+    CHECK_RC(proxyfs_close(a, rw), 0);
+    CHECK_RC(proxyfs_write_fh(a, rw, 0, (uint8_t *)"x", 1, &n), EBADF);
+
+    /* kill -9: the handle is opened again, its writes were kept. */
+    CHECK_RC(proxyfs_chmod(a, ino, 0644), 0);
+    CHECK_RC(proxyfs_open(a, ino, O_RDWR, &rw), 0);
+    CHECK_RC(proxyfs_write_fh(a, rw, 0, (uint8_t *)"durable", 7, &n), 0);
+    daemon_signal(d, SIGKILL);
+    CHECK(daemon_start(d) == 0);
+    CHECK_RC(proxyfs_read_fh(a, rw, 0, sizeof buf, buf, sizeof buf, &n), 0);
+    CHECK(n == 8 && memcmp(buf, "durable!", 8) == 0);
+    CHECK_RC(proxyfs_write_fh(a, rw, 8, (uint8_t *)"?", 1, &n), 0);
+    CHECK_RC(proxyfs_close(a, rw), 0);
+    read_is(a, ino, "durable!?");
+    CHECK_RC(proxyfs_unmount(a), 0);
+}
+
 void handles_tests(test_daemon_t *d)
 {
     open_unlink_close();
     reopen_after_crash(d);
+    fh_io(d);
 }

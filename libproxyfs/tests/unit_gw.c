@@ -39,8 +39,22 @@ static void test_stat_ext(void)
     pfs_bin_encode_request(&req, hdr);
     CHECK(memcmp(hdr, want, sizeof(want)) == 0);
     CHECK(pfs_bin_decode_request(hdr, &back) == 0 && back.flags == 1);
-    hdr[44] = 4; /* an unknown flag breaks the stream */
+    hdr[44] = 8; /* an unknown flag breaks the stream */
     CHECK(pfs_bin_decode_request(hdr, &back) == EPROTO);
+
+    /* A handle (I/O through an open handle): flag HANDLE and the 8-byte
+     * handle after the header (no identity). */
+    {
+        pfs_bin_req_t r = { .op = PFS_BIN_OP_READ, .id = 8, .mount_id = 1,
+                            .inode = 2, .length = 6, .fh = 0x0102030405060708ull };
+        uint8_t out[PFS_BIN_REQ_MAX];
+        static const uint8_t fhb[] = { 8, 7, 6, 5, 4, 3, 2, 1 };
+
+        CHECK(pfs_bin_encode_request_as(&r, NULL, out) == PFS_BIN_REQ_HDR + 8);
+        CHECK(out[44] == PFS_BIN_REQ_HANDLE);
+        CHECK(memcmp(out + PFS_BIN_REQ_HDR, fhb, 8) == 0);
+        CHECK(pfs_bin_decode_request(out, &back) == 0 && back.flags == PFS_BIN_REQ_HANDLE);
+    }
 
     /* A per-call identity: flag IDENTITY and the block after the header
      * (PROTOCOL.md's example: uid 1001, gid 1001, groups 100 and 1001). */

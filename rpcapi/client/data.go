@@ -18,7 +18,7 @@ const maxParallelChunks = 8
 // (not io.EOF). Buffers larger than MaxIOSize are read as several requests
 // in parallel. A missing inode is EBADF.
 func (m *Mount) Read(ctx context.Context, ino uint64, p []byte, off uint64) (int, error) {
-	n, err := m.chunked(ctx, wire.OpRead, ino, p, off)
+	n, err := m.chunked(ctx, wire.OpRead, nil, ino, p, off)
 	return n, toEBADF(err)
 }
 
@@ -27,11 +27,13 @@ func (m *Mount) Read(ctx context.Context, ino uint64, p []byte, off uint64) (int
 // written as several requests in parallel; on an error the count is that
 // of the leading chunks that were written. A missing inode is EBADF.
 func (m *Mount) Write(ctx context.Context, ino uint64, p []byte, off uint64) (int, error) {
-	n, err := m.chunked(ctx, wire.OpWrite, ino, p, off)
+	n, err := m.chunked(ctx, wire.OpWrite, nil, ino, p, off)
 	return n, toEBADF(err)
 }
 
-func (m *Mount) chunked(ctx context.Context, op uint16, ino uint64, p []byte, off uint64) (int, error) {
+// chunked reads or writes p in chunks of at most MaxIOSize, through
+// handle h (nil: none).
+func (m *Mount) chunked(ctx context.Context, op uint16, h *Handle, ino uint64, p []byte, off uint64) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
@@ -39,7 +41,7 @@ func (m *Mount) chunked(ctx context.Context, op uint16, ino uint64, p []byte, of
 	defer cancel()
 	chunk := int(m.MaxIOSize())
 	if len(p) <= chunk {
-		return m.ioChunk(ctx, op, ino, p, off)
+		return m.ioChunk(ctx, op, h, ino, p, off)
 	}
 	nchunks := (len(p) + chunk - 1) / chunk
 	ns := make([]int, nchunks)
@@ -53,7 +55,7 @@ func (m *Mount) chunked(ctx context.Context, op uint16, ino uint64, p []byte, of
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			ns[i], errs[i] = m.ioChunk(ctx, op, ino, p[lo:hi], off+uint64(lo))
+			ns[i], errs[i] = m.ioChunk(ctx, op, h, ino, p[lo:hi], off+uint64(lo))
 		}()
 	}
 	wg.Wait()
@@ -71,8 +73,9 @@ func (m *Mount) chunked(ctx context.Context, op uint16, ino uint64, p []byte, of
 }
 
 // ioChunk reads or writes one chunk of at most MaxIOSize bytes, with
-// retries. Reads and writes are idempotent, so they are simply retried.
-func (m *Mount) ioChunk(ctx context.Context, op uint16, ino uint64, p []byte, off uint64) (int, error) {
+// retries, through handle h (nil: none). Reads and writes are idempotent,
+// so they are simply retried.
+func (m *Mount) ioChunk(ctx context.Context, op uint16, h *Handle, ino uint64, p []byte, off uint64) (int, error) {
 	name := wire.MethodRead
 	var payload, dst []byte
 	if op == wire.OpWrite {
@@ -82,6 +85,13 @@ func (m *Mount) ioChunk(ctx context.Context, op uint16, ino uint64, p []byte, of
 	}
 	var n int
 	_, err := m.doCtx(ctx, name, func(ctx context.Context, st *mountState) error {
+		var fh uint64
+		if h != nil {
+			var err error
+			if fh, err = h.on(ctx, name, st); err != nil {
+				return err
+			}
+		}
 		rh, err := m.c.binAttempt(ctx, name, wire.RequestHeader{
 			Opcode:  op,
 			MountID: st.MountID,
@@ -89,6 +99,7 @@ func (m *Mount) ioChunk(ctx context.Context, op uint16, ino uint64, p []byte, of
 			Offset:  off,
 			Length:  uint32(len(p)),
 			As:      m.as,
+			Fh:      fh,
 		}, payload, dst)
 		n = int(rh.Length)
 		return err

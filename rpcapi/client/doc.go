@@ -34,6 +34,16 @@
 //	bob := m.As(client.Identity{UID: 1001, GID: 1001, Groups: []uint32{100}})
 //	_, err = bob.Read(ctx, st.Ino, buf, 0) // EACCES if bob may not read it
 //
+// Calls by inode are checked every time. For POSIX descriptor semantics
+// (permissions checked at open), do the I/O through a Handle: Handle.Read,
+// Handle.Write, Handle.Truncate and Handle.Flush are decided by the access
+// mode the handle was opened with, not by the file's mode now, and
+// Mount.CreateOpen creates and opens in one request (PROTOCOL.md, "I/O
+// through a handle"):
+//
+//	h, _, err := bob.CreateOpen(ctx, dir, "ro", 0o444, client.OpenWriteOnly)
+//	_, err = h.Write(ctx, []byte("x"), 0) // allowed: open(O_CREAT|O_WRONLY, 0444)
+//
 // Over TLS (and wherever a token should replace the kernel's idea of the
 // peer) dial with WithTLS and WithToken; every connection then sends auth
 // first.

@@ -2,7 +2,9 @@ package client
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"sync"
 	"syscall"
 
@@ -92,7 +94,14 @@ func (m *Mount) Open(ctx context.Context, ino uint64, flags uint32) (*Handle, St
 	if err != nil {
 		return nil, Stat{}, err
 	}
-	h.st, h.fh = used, res.Fh
+	m.register(ctx, h, used, res.Fh)
+	return h, res.Stat, nil
+}
+
+// register lists the new handle h, opened as server handle fh on the
+// mount used.
+func (m *Mount) register(ctx context.Context, h *Handle, used *mountState, fh uint64) {
+	h.st, h.fh = used, fh
 	m.hs.mu.Lock()
 	if m.hs.hs == nil {
 		m.hs.hs = map[*Handle]struct{}{}
@@ -106,7 +115,62 @@ func (m *Mount) Open(ctx context.Context, ino uint64, flags uint32) (*Handle, St
 		h.reopen(ctx, cur)
 		h.mu.Unlock()
 	}
-	return h, res.Stat, nil
+}
+
+// CreateOpen creates the regular file name in directory dir with
+// permission bits mode (exclusive: EEXIST if name exists) and opens it
+// with the access mode flags, in one request, as open(2) with
+// O_CREAT|O_EXCL: the handle has the access asked for whatever mode the
+// file was given (a file created 0444 can be written through a handle
+// opened for writing). It returns the handle and the new file's
+// attributes. If the request's outcome was uncertain (the connection
+// broke) and a retry finds the name taken by a file that is the call's
+// own (as Create decides), that file is opened with a plain Open, which
+// checks its mode.
+func (m *Mount) CreateOpen(ctx context.Context, dir uint64, name string, mode, flags uint32) (*Handle, Stat, error) {
+	const method = wire.MethodCreate
+	if len(name) > wire.MaxNamePayload {
+		return nil, Stat{}, &Error{Op: method, Errno: syscall.ENAMETOOLONG, Msg: fmt.Sprintf("name of %d bytes", len(name))}
+	}
+	ctx, cancel := m.c.withTimeout(ctx)
+	defer cancel()
+	var (
+		data []byte
+		used *mountState
+	)
+	uncertain, err := m.doCtx(ctx, method, func(ctx context.Context, st *mountState) error {
+		used = st
+		var err error
+		_, data, err = m.c.binAttemptBuf(ctx, method, wire.RequestHeader{
+			Opcode: wire.OpCreateOpen, MountID: st.MountID, Inode: dir, Offset: wire.CreateOpenOffset(mode, flags),
+			Length: uint32(len(name)), Flags: wire.RequestFlagStatExt, As: m.as,
+		}, []byte(name), make([]byte, wire.StatExtSize+8), false)
+		return err
+	})
+	if err != nil {
+		if !uncertain || !errors.Is(err, syscall.EEXIST) {
+			return nil, Stat{}, err
+		}
+		s, serr := m.statAt(dir, name)(ctx)
+		switch {
+		case serr != nil:
+			return nil, Stat{}, ruleCheckFailed(method, err, serr)
+		case s.Mode&syscall.S_IFMT != syscall.S_IFREG, s.UID != m.actsAs(), s.Mode&0o5777 != mode&0o5777:
+			return nil, Stat{}, err
+		}
+		m.ruleOK(method)
+		return m.Open(ctx, s.Ino, flags)
+	}
+	if len(data) != wire.StatExtSize+8 {
+		return nil, Stat{}, protocolError(method, fmt.Errorf("%w: create_open reply of %d bytes", wire.ErrBadFrame, len(data)))
+	}
+	st, derr := wire.DecodeStatExt(data[8:])
+	if derr != nil {
+		return nil, Stat{}, protocolError(method, derr)
+	}
+	h := &Handle{m: m, ino: st.Ino, flags: flags}
+	m.register(ctx, h, used, binary.LittleEndian.Uint64(data))
+	return h, st, nil
 }
 
 // reopenHandles opens every open handle again on the mount st, after a
@@ -185,4 +249,73 @@ func (h *Handle) Close(ctx context.Context) error {
 		return nil
 	}
 	return err
+}
+
+// on returns h's server handle on the mount st, opening it again there
+// first if the Mount mounted again since (as remount does for every
+// handle): EBADF if h is closed or was lost.
+func (h *Handle) on(ctx context.Context, op string, st *mountState) (uint64, error) {
+	h.mu.Lock()
+	if !h.closed && h.lost == nil && h.st != st {
+		h.reopen(ctx, st)
+	}
+	h.mu.Unlock()
+	_, fh, err := h.server(op)
+	return fh, err
+}
+
+// I/O through a handle (PROTOCOL.md, "I/O through a handle"): the access
+// mode h was opened with decides what it may do, as a file descriptor's
+// does. Reading needs OpenReadOnly or OpenReadWrite, writing and
+// truncating OpenWriteOnly or OpenReadWrite (EBADF otherwise), and the
+// file's permissions are not checked again: a file opened for writing
+// stays writable through its handle after a chmod 0444, or a chown, and
+// one created with mode 0444 and opened for writing can be written.
+// Calls by inode number (Mount.Read, ...) are checked every time.
+
+// Read reads up to len(p) bytes at off through h, as Mount.Read does
+// (fewer at the end of the file, 0 and no error at or past it). EBADF if
+// h was opened write-only, is closed, or was lost.
+func (h *Handle) Read(ctx context.Context, p []byte, off uint64) (int, error) {
+	n, err := h.m.chunked(ctx, wire.OpRead, h, h.ino, p, off)
+	return n, toEBADF(err)
+}
+
+// Write writes p at off through h, as Mount.Write does. EBADF if h was
+// opened read-only, is closed, or was lost.
+func (h *Handle) Write(ctx context.Context, p []byte, off uint64) (int, error) {
+	n, err := h.m.chunked(ctx, wire.OpWrite, h, h.ino, p, off)
+	return n, toEBADF(err)
+}
+
+// Truncate sets the file's size through h (ftruncate) and returns its
+// attributes. EBADF if h was opened read-only, is closed, or was lost.
+func (h *Handle) Truncate(ctx context.Context, size uint64) (Stat, error) {
+	m := h.m
+	var res wire.StatResult
+	_, err := m.do(ctx, wire.MethodSetattr, func(ctx context.Context, st *mountState) error {
+		fh, err := h.on(ctx, wire.MethodSetattr, st)
+		if err != nil {
+			return err
+		}
+		return m.jsonAttempt(ctx, wire.MethodSetattr, wire.SetattrParams{MountID: st.MountID, Inode: h.ino,
+			SetattrFields: Attrs{Mask: wire.SetSize, Size: size}.Fields(), Fh: fh}, &res)
+	})
+	return res.Stat, err
+}
+
+// Flush makes the file's data and metadata durable (fsync), as
+// Mount.Flush does, through h: EBADF if h is closed or was lost.
+func (h *Handle) Flush(ctx context.Context) error {
+	m := h.m
+	_, err := m.do(ctx, wire.MethodFlush, func(ctx context.Context, st *mountState) error {
+		fh, err := h.on(ctx, wire.MethodFlush, st)
+		if err != nil {
+			return err
+		}
+		_, err = m.c.binAttempt(ctx, wire.MethodFlush, wire.RequestHeader{
+			Opcode: wire.OpFlush, MountID: st.MountID, Inode: h.ino, As: m.as, Fh: fh}, nil, nil)
+		return err
+	})
+	return toEBADF(err)
 }

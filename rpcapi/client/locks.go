@@ -296,7 +296,7 @@ func (c *Client) LostLocks() uint64 { return c.lostLocks.Load() }
 
 // checkHandle returns EBADF unless h is a handle of m.
 func (m *Mount) checkHandle(op string, h *Handle) error {
-	if h == nil || h.m != m {
+	if h == nil || h.m.mountCore != m.mountCore { // views (As) share the mount
 		return &Error{Op: op, Errno: syscall.EBADF, Msg: "not a handle of this mount"}
 	}
 	return nil

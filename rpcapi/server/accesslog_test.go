@@ -42,13 +42,14 @@ func TestAccessLogOption(t *testing.T) {
 		t.Fatalf("bob reads alice's file: %v", err)
 	}
 
-	// A call's line is written after its reply: wait for the last one.
+	// A call's line is written after its reply: wait for the last ones
+	// (the write's line may come after the read's).
 	var b []byte
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		if b, err = os.ReadFile(path); err != nil {
 			t.Fatal(err)
 		}
-		if strings.Contains(string(b), `"binary read"`) {
+		if strings.Contains(string(b), `"binary read"`) && strings.Contains(string(b), `"binary write"`) {
 			break
 		}
 	}

@@ -229,6 +229,9 @@ func (c *binConn) run(h wire.RequestHeader, payload []byte) {
 			f = append(f, zap.Uint32("as_uid", h.As.UID), zap.Uint32("as_gid", h.As.GID))
 		}
 		f = append(f, zap.Uint64("inode", h.Inode))
+		if h.Fh != 0 {
+			f = append(f, zap.Uint64("fh", h.Fh))
+		}
 		if name != "" {
 			f = append(f, zap.String("name", name))
 		}
@@ -255,7 +258,14 @@ func (s *Server) readSpan(a *connAuth, hd *mount.Holder, h wire.RequestHeader) (
 	if err != nil {
 		return inode.Span{}, err
 	}
-	return e.fs.ReadSpan(context.Background(), e.caller(), inode.Ino(h.Inode), h.Offset, int(h.Length))
+	if err := checkFhFlag(h); err != nil {
+		return inode.Span{}, err
+	}
+	c, err := s.through(e, "binary read", inode.Ino(h.Inode), h.Fh, inode.MayRead)
+	if err != nil {
+		return inode.Span{}, err
+	}
+	return e.fs.ReadSpan(context.Background(), c, inode.Ino(h.Inode), h.Offset, int(h.Length))
 }
 
 // binaryOp runs one binary request; it never panics. It returns the reply
@@ -281,10 +291,31 @@ func (s *Server) binaryOp(a *connAuth, hd *mount.Holder, h wire.RequestHeader, p
 	if err != nil {
 		return nil, nil, err
 	}
+	ino := inode.Ino(h.Inode)
+	// A handle (RequestFlagHandle) decides the access of READ and WRITE
+	// and is checked by FLUSH; no other opcode takes one.
+	var need inode.Access
+	switch h.Opcode {
+	case wire.OpRead:
+		need = inode.MayRead
+	case wire.OpWrite:
+		need = inode.MayWrite
+	case wire.OpFlush:
+	default:
+		if h.Flags&wire.RequestFlagHandle != 0 {
+			return nil, nil, fmt.Errorf("binary %s: no handle is taken: %w", wire.OpName(h.Opcode), syscall.EINVAL)
+		}
+	}
+	if err := checkFhFlag(h); err != nil {
+		return nil, nil, err
+	}
 	if data, ok, err := s.binaryMeta(ctx, e, h, payload); ok {
 		return data, nil, err
 	}
-	ino := inode.Ino(h.Inode)
+	caller, err := s.through(e, "binary "+wire.OpName(h.Opcode), ino, h.Fh, need)
+	if err != nil {
+		return nil, nil, err
+	}
 	statReply := func(a inode.Attr, err error) ([]byte, []byte, error) {
 		if err != nil {
 			return nil, nil, err
@@ -295,14 +326,14 @@ func (s *Server) binaryOp(a *connAuth, hd *mount.Holder, h wire.RequestHeader, p
 	switch h.Opcode {
 	case wire.OpRead:
 		buf := getBuf(int(h.Length))
-		m, err := e.fs.Read(ctx, e.caller(), ino, buf, h.Offset)
+		m, err := e.fs.Read(ctx, caller, ino, buf, h.Offset)
 		if err != nil {
 			putBuf(buf)
 			return nil, nil, err
 		}
 		return buf[:m], buf, nil
 	case wire.OpWrite:
-		return nil, nil, e.fs.Write(ctx, e.caller(), ino, payload, h.Offset)
+		return nil, nil, e.fs.Write(ctx, caller, ino, payload, h.Offset)
 	case wire.OpLookup:
 		child, err := e.fs.Lookup(ctx, e.caller(), ino, string(payload))
 		if err != nil {
@@ -483,4 +514,13 @@ func putBuf(b []byte) {
 	}
 	b = b[:0]
 	bufPools[k].Put(&b)
+}
+
+// checkFhFlag returns EBADF for a request whose handle block
+// (RequestFlagHandle) holds 0, which is never a handle.
+func checkFhFlag(h wire.RequestHeader) error {
+	if h.Flags&wire.RequestFlagHandle != 0 && h.Fh == 0 {
+		return fmt.Errorf("binary %s: handle 0: %w", wire.OpName(h.Opcode), syscall.EBADF)
+	}
+	return nil
 }

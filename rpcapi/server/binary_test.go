@@ -138,7 +138,7 @@ func TestBinaryChannel(t *testing.T) {
 			"magic":   append([]byte("XXXX"), good[4:]...),
 			"version": append(append([]byte("PFSB"), 2, 0), good[6:]...),
 			"opcode":  append(append(bytes.Clone(good[:6]), 0xee, 0), good[8:]...),
-			"flags":   append(bytes.Clone(good[:44]), 4, 0, 0, 0),
+			"flags":   append(bytes.Clone(good[:44]), 8, 0, 0, 0),
 		} {
 			bc := dialBin(t, network, addr)
 			bc.write(good)

@@ -56,25 +56,17 @@ func (s *Server) binaryMeta(ctx context.Context, e *env, h wire.RequestHeader, p
 		b := binary.LittleEndian.AppendUint64(make([]byte, 0, 8+wire.StatExtSize), or.Fh)
 		return wire.AppendStatRecord(b, &or.Stat, h.Flags), true, nil
 	case wire.OpCreateOpen:
-		mode, acc := h.Offset&0xffffffff, h.Offset>>32
+		mode, acc := h.Offset&0xffffffff, uint32(h.Offset>>32)
 		if err := checkMode(wire.MethodCreate, mode); err != nil {
 			return nil, true, err
 		}
-		if acc > wire.OpenReadWrite {
-			return nil, true, fmt.Errorf("binary create_open: access mode %d: %w", acc, syscall.EINVAL)
-		}
-		a, err := e.fs.Create(ctx, e.caller(), ino, string(payload), uint32(mode))
+		a, fh, err := s.createOpen(ctx, e, "binary create_open", ino, string(payload), uint32(mode), acc)
 		if err != nil {
 			return nil, true, err
 		}
-		// As an open of the new file: its checks, its handle.
-		r, err := s.open(ctx, e, &wire.OpenParams{MountID: h.MountID, Inode: uint64(a.Ino), Flags: uint32(acc)})
-		if err != nil {
-			return nil, true, err
-		}
-		or := r.(wire.OpenResult)
-		b := binary.LittleEndian.AppendUint64(make([]byte, 0, 8+wire.StatExtSize), or.Fh)
-		return wire.AppendStatRecord(b, &or.Stat, h.Flags), true, nil
+		st := e.stat(a)
+		b := binary.LittleEndian.AppendUint64(make([]byte, 0, 8+wire.StatExtSize), fh)
+		return wire.AppendStatRecord(b, &st, h.Flags), true, nil
 	case wire.OpClose:
 		return nil, true, s.closeHandle(ctx, e.m.ID, h.Offset)
 	case wire.OpLock:

@@ -258,9 +258,16 @@ var methods = map[string]method{
 		return wire.TypeResult{Type: uint16(a.DirType())}, nil
 	}),
 
-	wire.MethodCreate: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.CreateParams) (any, error) {
+	wire.MethodCreate: handler(mut, nil, func(ctx context.Context, s *Server, e *env, p *wire.CreateParams) (any, error) {
 		if err := checkMode(wire.MethodCreate, uint64(p.Mode)); err != nil {
 			return nil, err
+		}
+		if p.Open != nil {
+			a, fh, err := s.createOpen(ctx, e, wire.MethodCreate, inode.Ino(p.Inode), p.Name, p.Mode, *p.Open)
+			if err != nil {
+				return nil, err
+			}
+			return wire.NewInodeResult{Inode: uint64(a.Ino), Stat: e.stat(a), Fh: fh}, nil
 		}
 		return e.newInode(e.fs.Create(ctx, e.caller(), inode.Ino(p.Inode), p.Name, p.Mode))
 	}),
@@ -275,6 +282,9 @@ var methods = map[string]method{
 	wire.MethodMkdir: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.CreateParams) (any, error) {
 		if err := checkMode(wire.MethodMkdir, uint64(p.Mode)); err != nil {
 			return nil, err
+		}
+		if p.Open != nil {
+			return nil, errParams("member \"open\" is for create only")
 		}
 		return e.newInode(e.fs.Mkdir(ctx, e.caller(), inode.Ino(p.Inode), p.Name, p.Mode))
 	}),
@@ -362,8 +372,13 @@ var methods = map[string]method{
 		}
 		return e.setPath(ctx, p.Path, sa, false)
 	}),
-	wire.MethodResize: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.ResizeParams) (any, error) {
-		return e.setEmpty(ctx, inode.Ino(p.Inode), inode.SetAttr{Mask: inode.SetSize, Size: p.Size})
+	wire.MethodResize: handler(mut, nil, func(ctx context.Context, s *Server, e *env, p *wire.ResizeParams) (any, error) {
+		c, err := s.through(e, wire.MethodResize, inode.Ino(p.Inode), p.Fh, inode.MayWrite)
+		if err != nil {
+			return nil, err
+		}
+		_, err = e.fs.SetAttr(ctx, c, inode.Ino(p.Inode), inode.SetAttr{Mask: inode.SetSize, Size: p.Size})
+		return empty(err)
 	}),
 	wire.MethodResizePath: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.ResizePathParams) (any, error) {
 		return e.setPath(ctx, p.Path, inode.SetAttr{Mask: inode.SetSize, Size: p.Size}, false)
@@ -374,12 +389,27 @@ var methods = map[string]method{
 	wire.MethodSettimePath: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.SettimePathParams) (any, error) {
 		return e.setPath(ctx, p.Path, settime(p.Atime, p.Mtime), false)
 	}),
-	wire.MethodSetattr: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.SetattrParams) (any, error) {
+	wire.MethodSetattr: handler(mut, nil, func(ctx context.Context, s *Server, e *env, p *wire.SetattrParams) (any, error) {
 		sa, err := setattr(&p.SetattrFields)
 		if err != nil {
 			return nil, err
 		}
-		return e.setStat(ctx, inode.Ino(p.Inode), sa)
+		if p.Fh == 0 {
+			return e.setStat(ctx, inode.Ino(p.Inode), sa)
+		}
+		// Through a handle: the size only (ftruncate).
+		if sa.Mask != inode.SetSize {
+			return nil, errParams("member %q: a setattr through a handle changes the size only (mask %d), not mask %d", wire.FhMember, wire.SetSize, sa.Mask)
+		}
+		c, err := s.through(e, wire.MethodSetattr, inode.Ino(p.Inode), p.Fh, inode.MayWrite)
+		if err != nil {
+			return nil, err
+		}
+		a, err := e.fs.SetAttr(ctx, c, inode.Ino(p.Inode), sa)
+		if err != nil {
+			return nil, err
+		}
+		return wire.StatResult{Stat: e.stat(a)}, nil
 	}),
 	wire.MethodSetattrPath: handler(mut, nil, func(ctx context.Context, _ *Server, e *env, p *wire.SetattrPathParams) (any, error) {
 		sa, err := setattr(&p.SetattrFields)
@@ -389,15 +419,22 @@ var methods = map[string]method{
 		return e.setPath(ctx, p.Path, sa, true)
 	}),
 
-	wire.MethodFlush: handler(ro, nil, func(ctx context.Context, _ *Server, e *env, p *wire.InodeParams) (any, error) {
+	wire.MethodFlush: handler(ro, nil, func(ctx context.Context, s *Server, e *env, p *wire.FlushParams) (any, error) {
+		if _, err := s.through(e, wire.MethodFlush, inode.Ino(p.Inode), p.Fh, 0); err != nil {
+			return nil, err
+		}
 		return empty(e.fs.Flush(ctx, inode.Ino(p.Inode)))
 	}),
 	wire.MethodRead: handler(ro, nil, func(ctx context.Context, s *Server, e *env, p *wire.ReadParams) (any, error) {
 		if p.Length > uint64(s.cfg.MaxIOBytes) {
 			return nil, fmt.Errorf("read of %d bytes exceeds max_io_size %d: %w", p.Length, s.cfg.MaxIOBytes, syscall.EINVAL)
 		}
+		c, err := s.through(e, wire.MethodRead, inode.Ino(p.Inode), p.Fh, inode.MayRead)
+		if err != nil {
+			return nil, err
+		}
 		buf := make([]byte, p.Length)
-		n, err := e.fs.Read(ctx, e.caller(), inode.Ino(p.Inode), buf, p.Offset)
+		n, err := e.fs.Read(ctx, c, inode.Ino(p.Inode), buf, p.Offset)
 		if err != nil {
 			return nil, err
 		}
@@ -408,7 +445,11 @@ var methods = map[string]method{
 		if len(p.Data) > s.cfg.MaxIOBytes {
 			return nil, fmt.Errorf("write of %d bytes exceeds max_io_size %d: %w", len(p.Data), s.cfg.MaxIOBytes, syscall.EINVAL)
 		}
-		if err := e.fs.Write(ctx, e.caller(), inode.Ino(p.Inode), p.Data, p.Offset); err != nil {
+		c, err := s.through(e, wire.MethodWrite, inode.Ino(p.Inode), p.Fh, inode.MayWrite)
+		if err != nil {
+			return nil, err
+		}
+		if err := e.fs.Write(ctx, c, inode.Ino(p.Inode), p.Data, p.Offset); err != nil {
 			return nil, err
 		}
 		s.metrics.DataWritten(metrics.ChannelJSON, len(p.Data))

@@ -61,38 +61,75 @@ func init() {
 }
 
 func (s *Server) open(ctx context.Context, e *env, p *wire.OpenParams) (any, error) {
-	acc := p.Flags
+	want, err := openAccess(e, wire.MethodOpen, p.Flags)
+	if err != nil {
+		return nil, err
+	}
+	return s.openAs(ctx, e, e.caller(), inode.Ino(p.Inode), p.Flags, want, p.Reclaim)
+}
+
+// openAccess checks the access mode acc of an open (0, 1 or 2: EINVAL
+// otherwise; EROFS for writing on a read-only mount) and returns the
+// access it asks for.
+func openAccess(e *env, op string, acc uint32) (inode.Access, error) {
 	if acc&^3 != 0 || acc == 3 {
-		return nil, fmt.Errorf("open: flags %#x: only the access mode 0, 1 or 2: %w", p.Flags, syscall.EINVAL)
+		return 0, fmt.Errorf("%s: flags %#x: only the access mode 0, 1 or 2: %w", op, acc, syscall.EINVAL)
 	}
 	if acc != wire.OpenReadOnly {
 		if err := e.writable(); err != nil {
-			return nil, err
+			return 0, err
 		}
 	}
-	want := inode.MayRead
 	switch acc {
 	case wire.OpenWriteOnly:
-		want = inode.MayWrite
+		return inode.MayWrite, nil
 	case wire.OpenReadWrite:
-		want = inode.MayRead | inode.MayWrite
+		return inode.MayRead | inode.MayWrite, nil
 	}
-	ino := inode.Ino(p.Inode)
-	a, err := e.fs.OpenInode(ctx, e.caller(), ino, want, p.Reclaim)
+	return inode.MayRead, nil
+}
+
+// createOpen creates file name in directory dir and opens it with access
+// mode acc in one step, as open(2) with O_CREAT|O_EXCL: the new file's
+// handle has the access asked for whatever mode the file was given (a
+// file created 0444 and opened for writing can be written through it).
+// If the open fails after the create (EMFILE), the file stays.
+func (s *Server) createOpen(ctx context.Context, e *env, op string, dir inode.Ino, name string, mode, acc uint32) (inode.Attr, uint64, error) {
+	want, err := openAccess(e, op, acc)
 	if err != nil {
-		return nil, err
+		return inode.Attr{}, 0, err
+	}
+	a, err := e.fs.Create(ctx, e.caller(), dir, name, mode)
+	if err != nil {
+		return inode.Attr{}, 0, err
+	}
+	c := e.caller()
+	c.Opened, c.OpenedIno = want, a.Ino
+	res, err := s.openAs(ctx, e, c, a.Ino, acc, want, false)
+	if err != nil {
+		return inode.Attr{}, 0, err
+	}
+	return a, res.Fh, nil
+}
+
+// openAs opens inode ino for caller c with access mode acc (want: the
+// access it asks for) and adds the handle.
+func (s *Server) openAs(ctx context.Context, e *env, c inode.Caller, ino inode.Ino, acc uint32, want inode.Access, reclaim bool) (wire.OpenResult, error) {
+	a, err := e.fs.OpenInode(ctx, c, ino, want, reclaim)
+	if err != nil {
+		return wire.OpenResult{}, err
 	}
 	h := &handle{mountID: e.m.ID, v: e.v, ino: ino, acc: acc}
 	if err := s.hs.add(h); err != nil {
 		_ = e.fs.CloseInode(ctx, ino)
-		return nil, err
+		return wire.OpenResult{}, err
 	}
 	// The mount may have gone (unmounted, reclaimed) since env resolved
 	// it; its handles were then dropped before h was added, or are dropped
 	// after this check (see closeMount).
 	if _, err := s.mounts.Get(e.m.ID); err != nil {
 		_ = s.closeHandle(ctx, e.m.ID, h.fh)
-		return nil, err
+		return wire.OpenResult{}, err
 	}
 	return wire.OpenResult{Fh: h.fh, Stat: e.stat(a)}, nil
 }
@@ -272,4 +309,43 @@ func (s *Server) stopReclaim() {
 	}
 	t.timerMu.Unlock()
 	t.running.Wait()
+}
+
+// through returns the identity of a call on inode ino of e's mount made
+// through handle fh (wire.FhMember, wire.RequestFlagHandle), a call that
+// needs the access need (inode.MayRead, inode.MayWrite, or 0 for flush).
+// The handle's access mode decides, as a file descriptor's does: EBADF
+// for a handle the mount does not have, one of another inode, or one
+// whose mode lacks need (a read through a write-only handle, a write
+// through a read-only one); and the access granted at open is not
+// checked again (inode.Caller.Opened). fh 0 is a call without a handle:
+// e.caller(), checked against the file's mode as ever.
+func (s *Server) through(e *env, op string, ino inode.Ino, fh uint64, need inode.Access) (inode.Caller, error) {
+	c := e.caller()
+	if fh == 0 {
+		return c, nil
+	}
+	h := s.hs.get(e.m.ID, fh)
+	if h == nil {
+		return c, errNoHandle(op, e.m.ID, fh)
+	}
+	if h.ino != ino {
+		return c, fmt.Errorf("%s: handle %d of mount %d is open on inode %d, not %d: %w", op, fh, e.m.ID, h.ino, ino, syscall.EBADF)
+	}
+	granted := inode.MayRead
+	switch h.acc {
+	case wire.OpenWriteOnly:
+		granted = inode.MayWrite
+	case wire.OpenReadWrite:
+		granted = inode.MayRead | inode.MayWrite
+	}
+	if need&^granted != 0 {
+		what := "reading"
+		if need&inode.MayWrite != 0 {
+			what = "writing"
+		}
+		return c, fmt.Errorf("%s: handle %d is not open for %s: %w", op, fh, what, syscall.EBADF)
+	}
+	c.Opened, c.OpenedIno = granted, ino
+	return c, nil
 }

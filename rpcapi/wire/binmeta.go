@@ -29,9 +29,13 @@ const (
 	OpSetXattr = 17
 	// OpListXattr returns Inode's xattr names, each followed by a NUL.
 	OpListXattr = 18
-	// OpCreateOpen creates the file named by the payload in directory
-	// Inode, with the mode in Offset's low 32 bits, and opens it with the
-	// access mode in bits 32-33; the reply is OPEN's (handle and stat).
+	// OpCreateOpen is create with "open", one request for open(2) with
+	// O_CREAT|O_EXCL: the file named by the payload is created in
+	// directory Inode with the permission bits in Offset's low 32 bits
+	// (0o7777 used, as CREATE) and opened with the access mode in the
+	// high 32 bits (OpenReadOnly, ...; see CreateOpenOffset), which the
+	// creator gets whatever the new mode says. The reply is OPEN's: the
+	// handle (u64), then the stat record.
 	OpCreateOpen = 19
 
 	// opLast is the highest opcode this package knows.

@@ -63,12 +63,17 @@ type RequestHeader struct {
 	Inode   uint64
 	Offset  uint64
 	Length  uint32
-	// Flags: 0, or RequestFlagStatExt and RequestFlagIdentity.
+	// Flags: 0, or RequestFlagStatExt, RequestFlagIdentity and
+	// RequestFlagHandle.
 	Flags uint32
 	// As is the per-call identity: the identity block that follows the
 	// header. AppendRequest sets RequestFlagIdentity and appends the
 	// block when it is not nil; ReadRequest reads it.
 	As *Identity
+	// Fh is an open handle the call goes through (RequestFlagHandle):
+	// AppendRequest sets the flag and appends it when it is not 0;
+	// ReadRequest reads it.
+	Fh uint64
 }
 
 // ReplyHeader is a binary-channel reply header.
@@ -90,11 +95,21 @@ func AppendRequest(b []byte, h RequestHeader) []byte {
 	b = binary.LittleEndian.AppendUint64(b, h.Inode)
 	b = binary.LittleEndian.AppendUint64(b, h.Offset)
 	b = binary.LittleEndian.AppendUint32(b, h.Length)
-	if h.As == nil {
-		return binary.LittleEndian.AppendUint32(b, h.Flags)
+	flags := h.Flags
+	if h.As != nil {
+		flags |= RequestFlagIdentity
 	}
-	b = binary.LittleEndian.AppendUint32(b, h.Flags|RequestFlagIdentity)
-	return AppendIdentity(b, h.As)
+	if h.Fh != 0 {
+		flags |= RequestFlagHandle
+	}
+	b = binary.LittleEndian.AppendUint32(b, flags)
+	if h.As != nil {
+		b = AppendIdentity(b, h.As)
+	}
+	if h.Fh != 0 {
+		b = binary.LittleEndian.AppendUint64(b, h.Fh)
+	}
+	return b
 }
 
 // DecodeRequest decodes a request header from the first RequestHeaderSize
@@ -122,7 +137,7 @@ func DecodeRequest(b []byte) (RequestHeader, error) {
 		return RequestHeader{}, fmt.Errorf("%w: opcode %d", ErrBadFrame, h.Opcode)
 	}
 	h.Flags = binary.LittleEndian.Uint32(b[44:])
-	if h.Flags&^(RequestFlagStatExt|RequestFlagIdentity) != 0 {
+	if h.Flags&^(RequestFlagStatExt|RequestFlagIdentity|RequestFlagHandle) != 0 {
 		return RequestHeader{}, fmt.Errorf("%w: flags %#x", ErrBadFrame, h.Flags)
 	}
 	return h, nil
@@ -162,21 +177,33 @@ func DecodeReply(b []byte) (ReplyHeader, error) {
 	}, nil
 }
 
-// ReadRequest reads one request header from r, and its identity block
-// (into As) if its flags say it has one.
+// ReadRequest reads one request header from r, its identity block (into
+// As) and its handle (into Fh) if its flags say it has them.
 func ReadRequest(r io.Reader, buf *[RequestHeaderSize]byte) (RequestHeader, error) {
 	if _, err := io.ReadFull(r, buf[:]); err != nil {
 		return RequestHeader{}, err
 	}
 	h, err := DecodeRequest(buf[:])
-	if err != nil || h.Flags&RequestFlagIdentity == 0 {
+	if err != nil || h.Flags&(RequestFlagIdentity|RequestFlagHandle) == 0 {
 		return h, err
 	}
-	if h.As, err = ReadIdentity(r); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
+	if h.Flags&RequestFlagIdentity != 0 {
+		if h.As, err = ReadIdentity(r); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return RequestHeader{}, err
 		}
-		return RequestHeader{}, err
+	}
+	if h.Flags&RequestFlagHandle != 0 {
+		var fb [HandleBlockSize]byte
+		if _, err := io.ReadFull(r, fb[:]); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return RequestHeader{}, err
+		}
+		h.Fh = binary.LittleEndian.Uint64(fb[:])
 	}
 	return h, nil
 }

@@ -87,7 +87,7 @@ func TestBadFrames(t *testing.T) {
 		"version": mutate(4, 2),
 		"opcode":  mutate(6, 0xee),
 		"opcode0": mutate(6, 0),
-		"flags":   mutate(44, 4),
+		"flags":   mutate(44, 8),
 		"json":    []byte(`Content-Length: 10` + "\r\n\r\n" + strings.Repeat(" ", 40)),
 	}
 	for name, b := range cases {

@@ -219,6 +219,10 @@ type CreateParams struct {
 	Inode   uint64 `json:"inode"`
 	Name    string `json:"name"`
 	Mode    uint32 `json:"mode"`
+	// Open, for create only (optional): also open the new file with this
+	// access mode (OpenReadOnly, ...), as open(2) with O_CREAT|O_EXCL; the
+	// result then has the handle (NewInodeResult.Fh).
+	Open *uint32 `json:"open,omitempty"`
 }
 
 // CreatePathParams are the params of create_path and mkdir_path.
@@ -233,6 +237,8 @@ type CreatePathParams struct {
 type NewInodeResult struct {
 	Inode uint64 `json:"inode"`
 	Stat  Stat   `json:"stat"`
+	// Fh is the handle of a create with "open" (absent otherwise).
+	Fh uint64 `json:"fh,omitempty"`
 }
 
 // SymlinkParams are the params of symlink.
@@ -316,6 +322,8 @@ type ResizeParams struct {
 	MountID uint64 `json:"mount_id"`
 	Inode   uint64 `json:"inode"`
 	Size    uint64 `json:"size"`
+	// Fh is an open handle of the inode (optional): see FhMember.
+	Fh uint64 `json:"fh,omitempty"`
 }
 
 // ResizePathParams are the params of resize_path.
@@ -403,6 +411,9 @@ type SetattrParams struct {
 	MountID uint64 `json:"mount_id"`
 	Inode   uint64 `json:"inode"`
 	SetattrFields
+	// Fh is an open handle of the inode (optional), for a change of the
+	// size only (ftruncate): see FhMember.
+	Fh uint64 `json:"fh,omitempty"`
 }
 
 // SetattrPathParams are the params of setattr_path.
@@ -418,6 +429,8 @@ type ReadParams struct {
 	Inode   uint64 `json:"inode"`
 	Offset  uint64 `json:"offset"`
 	Length  uint64 `json:"length"`
+	// Fh is an open handle of the inode (optional): see FhMember.
+	Fh uint64 `json:"fh,omitempty"`
 }
 
 // ReadResult is the result of read. encoding/json carries []byte as base64.
@@ -431,6 +444,8 @@ type WriteParams struct {
 	Inode   uint64 `json:"inode"`
 	Offset  uint64 `json:"offset"`
 	Data    []byte `json:"data"`
+	// Fh is an open handle of the inode (optional): see FhMember.
+	Fh uint64 `json:"fh,omitempty"`
 }
 
 // WriteResult is the result of write.
