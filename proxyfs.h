@@ -676,10 +676,13 @@ PROXYFS_API int proxyfs_lost_locks(mount_handle_t *in_mount_handle,
  * the access mode in_flags (as proxyfs_open), in one request: *out_fh is
  * the handle (close it with proxyfs_close), *out_stat the new file's
  * attributes (the caller's struct; the inode number is out_stat->ino).
- * The open is checked as proxyfs_open's: a file created without the
- * permission it asks for is made and the call fails (EACCES). After a
- * lost attempt, an EEXIST whose entry is what the call makes is success
- * (the file is then opened with a second request).
+ * As open(2) with O_CREAT|O_EXCL, the creator gets the access it asks
+ * for whatever in_mode says (a file made 0444 and opened O_RDWR is
+ * writable through *out_fh with proxyfs_write_fh; calls by inode number
+ * are checked against the mode as always). After a lost attempt, an
+ * EEXIST whose entry is what the call makes is success (the file is then
+ * opened with a second request, which is checked against its mode: a
+ * mode that denies the access asked for is then EACCES).
  * Errors: those of proxyfs_create_stat and proxyfs_open. */
 PROXYFS_API int proxyfs_create_open(mount_handle_t *in_mount_handle,
                                     uint64_t in_inode_number,
