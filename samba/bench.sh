@@ -29,6 +29,7 @@
 #
 # Env: ROUNDS (3), BIG_MB, SMALL_N, LIST_N, LS_REPEAT, ONLY="put get mput ls",
 #      PATHREF_HANDLES (yes|no, [pfs]), SMB_LOG_LEVEL (1), PROXYFSD=/path,
+#      PPROF_ON=ls profiles the listing instead of the mput;
 #      PPROF=FILE (a CPU profile of proxyfsd for PPROF_SECONDS (5) from the
 #      start of the last round's [pfs] mput; go tool pprof -top bin/proxyfsd FILE),
 #      KEEP=1 (keep the temporary directory, stop everything).
@@ -184,7 +185,7 @@ run_one() { # SHARE WORKLOAD ROUND: time it, record it; prints the seconds
     put)  t0=$(now); smbc "$s" "put $L/big.bin big.bin" >/dev/null || die "[$s] put"; t1=$(now) ;;
     get)  t0=$(now); smbc "$s" "get big.bin /dev/null" >/dev/null || die "[$s] get"; t1=$(now) ;;
     mput) local prof=
-          if [ -n "${PPROF:-}" ] && [ "$s" = pfs ] && [ "$r" = "$ROUNDS" ]; then
+          if [ -n "${PPROF:-}" ] && [ "${PPROF_ON:-mput}" = mput ] && [ "$s" = pfs ] && [ "$r" = "$ROUNDS" ]; then
             curl -s -o "$PPROF" "http://$METRICS_LISTEN/debug/pprof/profile?seconds=${PPROF_SECONDS:-5}" & prof=$!
             sleep 0.2
           fi
@@ -192,8 +193,14 @@ run_one() { # SHARE WORKLOAD ROUND: time it, record it; prints the seconds
           smbc "$s" "mkdir many$r; cd many$r; lcd $L/many; prompt off; mput *" >/dev/null || die "[$s] mput"
           t1=$(now)
           [ -n "$prof" ] && wait "$prof" ;;
-    ls)   cmds=; for i in $(seq "$LS_REPEAT"); do cmds="$cmds ls list/*;"; done
+    ls)   local prof=
+          if [ -n "${PPROF:-}" ] && [ "${PPROF_ON:-mput}" = ls ] && [ "$s" = pfs ] && [ "$r" = "$ROUNDS" ]; then
+            curl -s -o "$PPROF" "http://$METRICS_LISTEN/debug/pprof/profile?seconds=${PPROF_SECONDS:-5}" & prof=$!
+            sleep 0.2
+          fi
+          cmds=; for i in $(seq "$LS_REPEAT"); do cmds="$cmds ls list/*;"; done
           t0=$(now); smbc "$s" "$cmds" > "$T/ls-$s.out" || die "[$s] ls"; t1=$(now)
+          [ -n "$prof" ] && wait "$prof"
           i=$(grep -c -E '^ +e[0-9]+\.dat ' "$T/ls-$s.out")
           [ "$i" = $((LS_REPEAT * LIST_N)) ] || die "[$s] ls listed $i entries, not $((LS_REPEAT * LIST_N))" ;;
   esac
