@@ -317,9 +317,18 @@ func AppendDirEntry(b []byte, e *DirEntry) []byte {
 // DecodeReaddirPlus decodes a READDIR_PLUS reply payload: the eof byte,
 // then entries.
 func DecodeReaddirPlus(b []byte) (entries []DirEntry, eof bool, err error) {
+	return decodeDirEntries(b, 0, false, nil)
+}
+
+// decodeDirEntries decodes the eof byte and the entries of a READDIR_PLUS
+// reply (stat records as flags say) or, with xattrs, of a
+// READDIR_PLUS_XATTR reply, whose entries are each followed by their
+// xattr block for names.
+func decodeDirEntries(b []byte, flags uint32, xattrs bool, names []string) (entries []DirEntry, eof bool, err error) {
 	if len(b) < 1 {
 		return nil, false, fmt.Errorf("%w: empty readdir_plus payload", ErrBadFrame)
 	}
+	statSize := StatRecordSize(flags)
 	eof = b[0] != 0
 	b = b[1:]
 	for len(b) > 0 {
@@ -329,13 +338,26 @@ func DecodeReaddirPlus(b []byte) (entries []DirEntry, eof bool, err error) {
 		e := DirEntry{Cookie: int64(binary.LittleEndian.Uint64(b)), Inode: binary.LittleEndian.Uint64(b[8:]), Type: b[16]}
 		n := int(b[17])
 		b = b[18:]
-		if len(b) < n+StatSize {
+		if len(b) < n+statSize {
 			return nil, false, fmt.Errorf("%w: short directory entry", ErrBadFrame)
 		}
 		e.Name = string(b[:n])
-		st, _ := DecodeStat(b[n:])
+		var st Stat
+		if statSize == StatExtSize {
+			st, _ = DecodeStatExt(b[n:]) // the length is checked above
+		} else {
+			st, _ = DecodeStat(b[n:])
+		}
 		e.Stat = &st
-		b = b[n+StatSize:]
+		b = b[n+statSize:]
+		if xattrs {
+			x, used, err := decodeEntryXattrs(b, names)
+			if err != nil {
+				return nil, false, err
+			}
+			e.Xattr = x
+			b = b[used:]
+		}
 		entries = append(entries, e)
 	}
 	return entries, eof, nil

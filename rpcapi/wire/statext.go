@@ -74,26 +74,5 @@ func AppendDirEntryRecord(b []byte, e *DirEntry, flags uint32) []byte {
 // DecodeReaddirPlusExt decodes a READDIR_PLUS reply payload whose
 // entries carry extended stat records.
 func DecodeReaddirPlusExt(b []byte) (entries []DirEntry, eof bool, err error) {
-	if len(b) < 1 {
-		return nil, false, fmt.Errorf("%w: empty readdir_plus payload", ErrBadFrame)
-	}
-	eof = b[0] != 0
-	b = b[1:]
-	for len(b) > 0 {
-		if len(b) < 18 {
-			return nil, false, fmt.Errorf("%w: short directory entry", ErrBadFrame)
-		}
-		e := DirEntry{Cookie: int64(binary.LittleEndian.Uint64(b)), Inode: binary.LittleEndian.Uint64(b[8:]), Type: b[16]}
-		n := int(b[17])
-		b = b[18:]
-		if len(b) < n+StatExtSize {
-			return nil, false, fmt.Errorf("%w: short directory entry", ErrBadFrame)
-		}
-		e.Name = string(b[:n])
-		st, _ := DecodeStatExt(b[n:])
-		e.Stat = &st
-		b = b[n+StatExtSize:]
-		entries = append(entries, e)
-	}
-	return entries, eof, nil
+	return decodeDirEntries(b, RequestFlagStatExt, false, nil)
 }

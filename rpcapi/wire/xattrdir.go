@@ -175,38 +175,5 @@ func decodeEntryXattrs(b []byte, names []string) (*EntryXattrs, int, error) {
 // DecodeReaddirPlusXattr decodes a READDIR_PLUS_XATTR reply payload, for
 // a request with flags that asked for names.
 func DecodeReaddirPlusXattr(b []byte, flags uint32, names []string) (entries []DirEntry, eof bool, err error) {
-	if len(b) < 1 {
-		return nil, false, fmt.Errorf("%w: empty readdir_plus payload", ErrBadFrame)
-	}
-	statSize := StatRecordSize(flags)
-	eof = b[0] != 0
-	b = b[1:]
-	for len(b) > 0 {
-		if len(b) < 18 {
-			return nil, false, fmt.Errorf("%w: short directory entry", ErrBadFrame)
-		}
-		e := DirEntry{Cookie: int64(binary.LittleEndian.Uint64(b)), Inode: binary.LittleEndian.Uint64(b[8:]), Type: b[16]}
-		n := int(b[17])
-		b = b[18:]
-		if len(b) < n+statSize {
-			return nil, false, fmt.Errorf("%w: short directory entry", ErrBadFrame)
-		}
-		e.Name = string(b[:n])
-		var st Stat
-		if statSize == StatExtSize {
-			st, _ = DecodeStatExt(b[n:])
-		} else {
-			st, _ = DecodeStat(b[n:])
-		}
-		e.Stat = &st
-		b = b[n+statSize:]
-		x, used, err := decodeEntryXattrs(b, names)
-		if err != nil {
-			return nil, false, err
-		}
-		e.Xattr = x
-		b = b[used:]
-		entries = append(entries, e)
-	}
-	return entries, eof, nil
+	return decodeDirEntries(b, flags, true, names)
 }
