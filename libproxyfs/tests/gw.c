@@ -46,20 +46,19 @@ static mount_handle_t *do_mount(void)
     return mh;
 }
 
-/* The sum of every proxyfs_requests_total series: the requests the daemon
- * has answered, on both channels. -1 if /metrics cannot be read. */
-static long requests_total(void)
+/* The daemon's /metrics page, in a static buffer (each call overwrites
+ * it); NULL if it cannot be read. */
+static const char *fetch_metrics(void)
 {
     struct sockaddr_in sa;
     static char buf[1 << 20];
     const char *req = "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n";
     size_t len = 0;
     ssize_t n;
-    long total = 0;
     int fd = socket(AF_INET, SOCK_STREAM, 0);
 
     if (fd < 0)
-        return -1;
+        return NULL;
     memset(&sa, 0, sizeof(sa));
     sa.sin_family = AF_INET;
     sa.sin_port = htons((uint16_t)metrics_port);
@@ -67,15 +66,27 @@ static long requests_total(void)
     if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
         write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
         close(fd);
-        return -1;
+        return NULL;
     }
     while (len < sizeof(buf) - 1 &&
            (n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
         len += (size_t)n;
     close(fd);
     buf[len] = '\0';
-    for (char *p = buf; (p = strstr(p, "\nproxyfs_requests_total{")) != NULL; p++) {
-        char *sp = strchr(p + 1, '}');
+    return buf;
+}
+
+/* The sum of every proxyfs_requests_total series: the requests the daemon
+ * has answered, on both channels. -1 if /metrics cannot be read. */
+static long requests_total(void)
+{
+    const char *buf = fetch_metrics();
+    long total = 0;
+
+    if (buf == NULL)
+        return -1;
+    for (const char *p = buf; (p = strstr(p, "\nproxyfs_requests_total{")) != NULL; p++) {
+        const char *sp = strchr(p + 1, '}');
 
         if (sp != NULL)
             total += strtol(sp + 1, NULL, 10);
@@ -921,32 +932,12 @@ static void test_readdir_xattr(void)
  * /metrics cannot be read. */
 static long series(const char *labels)
 {
-    struct sockaddr_in sa;
-    static char buf[1 << 20];
-    const char *req = "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n";
+    const char *buf, *p;
     char key[256];
-    size_t len = 0;
-    ssize_t n;
-    char *p;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
 
     msleep(50);
-    if (fd < 0)
+    if ((buf = fetch_metrics()) == NULL)
         return -1;
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)metrics_port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
-        write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
-        close(fd);
-        return -1;
-    }
-    while (len < sizeof(buf) - 1 &&
-           (n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
-        len += (size_t)n;
-    close(fd);
-    buf[len] = '\0';
     snprintf(key, sizeof(key), "\nproxyfs_requests_total{%s}", labels);
     if ((p = strstr(buf, key)) == NULL)
         return 0;
