@@ -80,13 +80,18 @@ func openAccess(e *env, op string, acc uint32) (inode.Access, error) {
 			return 0, err
 		}
 	}
+	return accessOf(acc), nil
+}
+
+// accessOf is the access an open with access mode acc (0, 1 or 2) grants.
+func accessOf(acc uint32) inode.Access {
 	switch acc {
 	case wire.OpenWriteOnly:
-		return inode.MayWrite, nil
+		return inode.MayWrite
 	case wire.OpenReadWrite:
-		return inode.MayRead | inode.MayWrite, nil
+		return inode.MayRead | inode.MayWrite
 	}
-	return inode.MayRead, nil
+	return inode.MayRead
 }
 
 // createOpen creates file name in directory dir and opens it with access
@@ -332,13 +337,7 @@ func (s *Server) through(e *env, op string, ino inode.Ino, fh uint64, need inode
 	if h.ino != ino {
 		return c, fmt.Errorf("%s: handle %d of mount %d is open on inode %d, not %d: %w", op, fh, e.m.ID, h.ino, ino, syscall.EBADF)
 	}
-	granted := inode.MayRead
-	switch h.acc {
-	case wire.OpenWriteOnly:
-		granted = inode.MayWrite
-	case wire.OpenReadWrite:
-		granted = inode.MayRead | inode.MayWrite
-	}
+	granted := accessOf(h.acc)
 	if need&^granted != 0 {
 		what := "reading"
 		if need&inode.MayWrite != 0 {
