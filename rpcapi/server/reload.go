@@ -3,6 +3,7 @@ package server
 import (
 	"crypto/tls"
 	"errors"
+	"net"
 	"slices"
 	"sync/atomic"
 
@@ -105,17 +106,26 @@ func (s *Server) reloadTokens() error {
 			revoked[op] = true
 		}
 	}
-	closed := 0
+	type revokedConn struct {
+		nc net.Conn
+		p  *principal
+	}
+	var gone []revokedConn
 	s.mu.Lock()
 	for nc, a := range s.auths {
 		if p := a.get(); revoked[p] {
-			s.log.Info("closing connection: its token was removed or changed", zap.String("peer", p.desc),
-				zap.String("remote", remote(nc)))
-			nc.Close()
-			closed++
+			gone = append(gone, revokedConn{nc, p})
 		}
 	}
 	s.mu.Unlock()
+	// Closed outside s.mu: closing a TLS connection writes an alert,
+	// which a peer that does not read could hold up.
+	for _, g := range gone {
+		s.log.Info("closing connection: its token was removed or changed", zap.String("peer", g.p.desc),
+			zap.String("remote", remote(g.nc)))
+		g.nc.Close()
+	}
+	closed := len(gone)
 	s.log.Info("reloaded access.tokens_file", zap.String("path", s.access.tokensFile),
 		zap.Int("tokens", len(next)), zap.Int("revoked", len(revoked)), zap.Int("connections_closed", closed))
 	return nil
