@@ -294,8 +294,13 @@ func (s *store) write(m *memtable, seq uint64) error {
 // daemon.
 func recoverDamage(err *error) {
 	if r := recover(); r != nil {
-		*err = fmt.Errorf("%w: %w: %v", errCorrupt, errDamagedIndex, r)
+		*err = damaged(r)
 	}
+}
+
+// damaged is the error of a bbolt panic r.
+func damaged(r any) error {
+	return fmt.Errorf("%w: %w: %v", errCorrupt, errDamagedIndex, r)
 }
 
 // memCursor walks a memtable's btree in key order, a few entries at a

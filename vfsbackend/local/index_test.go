@@ -249,3 +249,29 @@ func TestSnapshotNewerThanIndex(t *testing.T) {
 		t.Error("snapshot left after its conversion")
 	}
 }
+
+// TestScanCallbackPanic: a panic of Scan's callback is the caller's (a
+// bug upstream), not taken for a damaged index; the index's own panics
+// still are (TestDamagedIndex).
+func TestScanCallbackPanic(t *testing.T) {
+	dir := t.TempDir()
+	b := openT(t, dir, tuning{})
+	defer closeT(t, b)
+	commitT(t, b, putOp("a", "1"))
+	var got any
+	func() {
+		defer func() { got = recover() }()
+		err := b.Scan(context.Background(), nil, nil, func(key, value []byte) bool { panic("caller's bug") })
+		t.Errorf("Scan returned %v instead of panicking", err)
+	}()
+	if got != "caller's bug" {
+		t.Fatalf("recovered %v, want the callback's panic", got)
+	}
+	if err := b.Health(); err != nil {
+		t.Errorf("engine unhealthy after a callback's panic: %v", err)
+	}
+	n := 0
+	if err := b.Scan(context.Background(), nil, nil, func(key, value []byte) bool { n++; return true }); err != nil || n != 1 {
+		t.Errorf("scan after: %d keys, %v", n, err)
+	}
+}

@@ -517,8 +517,23 @@ func (b *Backend) scan(bucket, prefix, from []byte, fn func(key, value []byte) b
 			frz = b.frz.inl
 		}
 	}
-	defer recoverDamage(&err)
-	mergeScan(act, frz, tx, bucket, prefix, from, fn)
+	// bbolt panics on some damaged pages (recoverDamage); a panic of the
+	// caller's fn is the caller's own and is not taken for damage.
+	inFn := false
+	defer func() {
+		if inFn {
+			return
+		}
+		if r := recover(); r != nil {
+			err = damaged(r)
+		}
+	}()
+	mergeScan(act, frz, tx, bucket, prefix, from, func(key, value []byte) bool {
+		inFn = true
+		more := fn(key, value)
+		inFn = false
+		return more
+	})
 	return nil
 }
 
