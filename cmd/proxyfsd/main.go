@@ -223,9 +223,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		select {
 		case sig = <-sigs:
 		case <-hup:
-			// Tokens and TLS files; errors are logged, the old ones stay.
-			log.Info("SIGHUP: reloading access.tokens_file and the TLS files")
-			_ = srv.Reload()
+			// Tokens, cert_users and TLS files; errors are logged, the
+			// old ones stay.
+			log.Info("SIGHUP: reloading access.tokens_file, access.cert_users and the TLS files")
+			_ = srv.Reload(rereadConfig(*configFile, log))
 		}
 	}
 	log.Info("shutting down", zap.String("signal", sig.String()), zap.Duration("grace", cfg.Server.ShutdownGrace))
@@ -321,4 +322,19 @@ func closeQuietly(l net.Listener) {
 	if l != nil {
 		l.Close()
 	}
+}
+
+// rereadConfig reads the configuration file again for a reload; nil (and
+// logged) if there is none or it does not load, so that only the files
+// it names are read again.
+func rereadConfig(path string, log *zap.Logger) *conf.Config {
+	if path == "" {
+		return nil
+	}
+	c, err := conf.Load(path)
+	if err != nil {
+		log.Error("reload: the configuration file does not load; access.cert_users kept as they were", zap.Error(err))
+		return nil
+	}
+	return c
 }

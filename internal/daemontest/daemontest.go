@@ -462,6 +462,14 @@ func (d *Daemon) Restart() {
 	d.start(Binary(d.t))
 }
 
+// Reconfigure rewrites the daemon's configuration file with change
+// applied to its options, without restarting it (for a reload).
+func (d *Daemon) Reconfigure(change func(*Options)) {
+	d.t.Helper()
+	change(&d.opts)
+	d.writeConfig()
+}
+
 // RestartWith changes the daemon's options with change, then restarts it
 // as Restart does, on the same addresses and data. Only what a restart
 // can change may be changed (volume options such as ReadOnly or

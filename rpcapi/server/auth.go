@@ -93,8 +93,38 @@ type accessPolicy struct {
 	tokens     atomic.Pointer[tokenTable]
 	tokensFile string
 	// certs maps a client certificate's common name to its principal
-	// (access.cert_users).
-	certs map[string]*principal
+	// (access.cert_users); Reload replaces it.
+	certs atomic.Pointer[certTable]
+}
+
+// certTable maps a client certificate's common name to its principal.
+type certTable map[string]*principal
+
+// certTable returns the current cert_users; nil if there are none.
+func (ap *accessPolicy) certTable() certTable {
+	if t := ap.certs.Load(); t != nil {
+		return *t
+	}
+	return nil
+}
+
+// loadCertUsers resolves access.cert_users.
+func loadCertUsers(users map[string]string) (certTable, error) {
+	t := certTable{}
+	for cn, acts := range users {
+		p := &principal{desc: "cert " + cn, cert: cn}
+		if acts == "*" {
+			p.gateway = true
+		} else {
+			id, err := parseIdentity(acts)
+			if err != nil {
+				return nil, fmt.Errorf("config: access.cert_users %q: %w", cn, err)
+			}
+			p.known, p.uid, p.gid, p.groups = true, id.UID, id.GID, id.Groups
+		}
+		t[cn] = p
+	}
+	return t, nil
 }
 
 // tokenTable returns the current tokens; nil without a tokens file.
@@ -178,22 +208,11 @@ func newAccessPolicy(a conf.Access) (*accessPolicy, error) {
 		ap.tokens.Store(&t)
 		ap.tokensFile = a.TokensFile
 	}
-	if len(a.CertUsers) > 0 {
-		ap.certs = map[string]*principal{}
-		for cn, acts := range a.CertUsers {
-			p := &principal{desc: "cert " + cn, cert: cn}
-			if acts == "*" {
-				p.gateway = true
-			} else {
-				id, err := parseIdentity(acts)
-				if err != nil {
-					return nil, fmt.Errorf("config: access.cert_users %q: %w", cn, err)
-				}
-				p.known, p.uid, p.gid, p.groups = true, id.UID, id.GID, id.Groups
-			}
-			ap.certs[cn] = p
-		}
+	certs, err := loadCertUsers(a.CertUsers)
+	if err != nil {
+		return nil, err
 	}
+	ap.certs.Store(&certs)
 	return ap, nil
 }
 
@@ -363,7 +382,7 @@ func (s *Server) connPrincipal(nc net.Conn) *principal {
 		// a client certificate, if any, verified against tls_client_ca.
 		if certs := c.ConnectionState().PeerCertificates; len(certs) > 0 {
 			cn := certs[0].Subject.CommonName
-			if p := s.access.certs[cn]; p != nil {
+			if p := s.access.certTable()[cn]; p != nil {
 				cp := *p
 				cp.desc = fmt.Sprintf("cert %s (tls %s)", cn, remote(nc))
 				return &cp

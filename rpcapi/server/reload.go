@@ -53,21 +53,34 @@ func (r *tlsReloader) reload() error {
 	return nil
 }
 
-// samePrincipal reports whether a reloaded token says the same as before.
+// samePrincipal reports whether a reloaded token or certificate user says
+// the same as before.
 func samePrincipal(a, b *principal) bool {
-	return a.token == b.token && a.gateway == b.gateway && a.known == b.known &&
+	return a.token == b.token && a.cert == b.cert && a.gateway == b.gateway && a.known == b.known &&
 		a.uid == b.uid && a.gid == b.gid && slices.Equal(a.groups, b.groups)
 }
 
 // Reload reads access.tokens_file and the TCP listener's TLS files
 // (server.tls_cert, tls_key, tls_client_ca) again, as proxyfsd does on
-// SIGHUP. A file that fails to load leaves what it configured as it was
-// and its error is returned (the other still reloads). Connections that
-// authenticated with a token that is gone, or that now says something
-// else, are closed: their clients reconnect and must authenticate again.
-// Everything else in the configuration needs a restart.
-func (s *Server) Reload() error {
+// SIGHUP, and, if next is not nil (the configuration file read again),
+// takes its access.cert_users. A file that fails to load leaves what it
+// configured as it was and its error is returned (the others still
+// reload). Connections that authenticated with a token, or a client
+// certificate, that is gone or now says something else are closed:
+// their clients reconnect and must authenticate again. Everything else
+// in the configuration needs a restart.
+func (s *Server) Reload(next *conf.Config) error {
 	var errs []error
+	if next != nil {
+		if err := s.reloadCertUsers(next.Access.CertUsers); err != nil {
+			s.log.Error("reload: access.cert_users kept as they were", zap.Error(err))
+			errs = append(errs, err)
+		}
+		if next.Access.TokensFile != s.access.tokensFile {
+			s.log.Warn("reload: a new access.tokens_file path needs a restart; the old file is read again",
+				zap.String("path", s.access.tokensFile), zap.String("new_path", next.Access.TokensFile))
+		}
+	}
 	if s.access.tokensFile != "" {
 		if err := s.reloadTokens(); err != nil {
 			s.log.Error("reload: access.tokens_file kept as it was", zap.Error(err))
@@ -106,26 +119,7 @@ func (s *Server) reloadTokens() error {
 			revoked[op] = true
 		}
 	}
-	type revokedConn struct {
-		nc net.Conn
-		p  *principal
-	}
-	var gone []revokedConn
-	s.mu.Lock()
-	for nc, a := range s.auths {
-		if p := a.get(); revoked[p] {
-			gone = append(gone, revokedConn{nc, p})
-		}
-	}
-	s.mu.Unlock()
-	// Closed outside s.mu: closing a TLS connection writes an alert,
-	// which a peer that does not read could hold up.
-	for _, g := range gone {
-		s.log.Info("closing connection: its token was removed or changed", zap.String("peer", g.p.desc),
-			zap.String("remote", remote(g.nc)))
-		g.nc.Close()
-	}
-	closed := len(gone)
+	closed := s.closeConns(func(p *principal) bool { return revoked[p] }, "its token was removed or changed")
 	s.log.Info("reloaded access.tokens_file", zap.String("path", s.access.tokensFile),
 		zap.Int("tokens", len(next)), zap.Int("revoked", len(revoked)), zap.Int("connections_closed", closed))
 	return nil
@@ -137,4 +131,57 @@ func (s *Server) tlsReloader() *tlsReloader {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.tlsr
+}
+
+// reloadCertUsers replaces access.cert_users and closes the connections
+// of a certificate user that is gone or now says something else.
+func (s *Server) reloadCertUsers(users map[string]string) error {
+	next, err := loadCertUsers(users)
+	if err != nil {
+		return err
+	}
+	old := s.access.certTable()
+	s.access.certs.Store(&next)
+	changed := 0
+	for cn, op := range old {
+		if np, ok := next[cn]; !ok || !samePrincipal(op, np) {
+			changed++
+		}
+	}
+	// A connection holds a copy of its certificate user's principal:
+	// compare by common name.
+	closed := s.closeConns(func(p *principal) bool {
+		if p.cert == "" || p.token != "" {
+			return false
+		}
+		np, ok := next[p.cert]
+		return !ok || !samePrincipal(p, np)
+	}, "its client certificate's access.cert_users entry was removed or changed")
+	s.log.Info("reloaded access.cert_users", zap.Int("users", len(next)), zap.Int("removed_or_changed", changed),
+		zap.Int("connections_closed", closed))
+	return nil
+}
+
+// closeConns closes the connections whose principal gone reports, and
+// returns how many.
+func (s *Server) closeConns(gone func(*principal) bool, why string) int {
+	type conn struct {
+		nc net.Conn
+		p  *principal
+	}
+	var cs []conn
+	s.mu.Lock()
+	for nc, a := range s.auths {
+		if p := a.get(); p != nil && gone(p) {
+			cs = append(cs, conn{nc, p})
+		}
+	}
+	s.mu.Unlock()
+	// Closed outside s.mu: closing a TLS connection writes an alert,
+	// which a peer that does not read could hold up.
+	for _, c := range cs {
+		s.log.Info("closing connection: "+why, zap.String("peer", c.p.desc), zap.String("remote", remote(c.nc)))
+		c.nc.Close()
+	}
+	return len(cs)
 }

@@ -140,3 +140,74 @@ func TestReloadOnSIGHUP(t *testing.T) {
 		t.Errorf("a new connection after a failed certificate reload: %v", err)
 	}
 }
+
+// TestReloadCertUsers: SIGHUP reads access.cert_users from the
+// configuration file again. A removed certificate user's connections are
+// closed and its reconnect is refused; an unchanged one goes on; a new
+// one works at once; a configuration file that does not load keeps them.
+func TestReloadCertUsers(t *testing.T) {
+	dir := t.TempDir()
+	pki := testpki.New(t, dir, "server-ca")
+	certPath, keyPath := pki.Server("server")
+	clients := testpki.New(t, dir, "clients")
+	certUsers := func(users string) string {
+		return "[access.cert_users]\n" + users
+	}
+	d := daemontest.Start(t, daemontest.Options{NoUnix: true, LogLevel: "info",
+		ServerExtra: fmt.Sprintf("tls_cert = %q\ntls_key = %q\ntls_client_ca = %q", certPath, keyPath, clients.Path),
+		Access:      certUsers("\"gw-host\" = \"*\"\n\"alice-host\" = \"1000:1000\"\n")})
+	ctx := context.Background()
+	withCert := func(cn string) client.Option {
+		return client.WithTLS(&tls.Config{RootCAs: pki.Pool, Certificates: []tls.Certificate{clients.Client(cn)}})
+	}
+	gm, err := rootClient(t, d.TCPAddr, withCert("gw-host")).Mount(ctx, "default", client.MountOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	am, err := rootClient(t, d.TCPAddr, withCert("alice-host"), client.WithCallTimeout(3*time.Second)).
+		Mount(ctx, "default", client.MountOptions{UID: 1000, GID: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := am.LookupPath(ctx, "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// alice-host goes, bob-host comes.
+	d.Reconfigure(func(o *daemontest.Options) {
+		o.Access = certUsers("\"gw-host\" = \"*\"\n\"bob-host\" = \"1002:1002\"\n")
+	})
+	if err := syscall.Kill(d.Pid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, d, "reloaded access.cert_users", 1)
+	if !strings.Contains(d.Logs(), "its client certificate's access.cert_users entry was removed or changed") {
+		t.Errorf("alice-host's connection was not closed")
+	}
+	if _, err := am.GetStat(ctx, root); errnoName(err) != "permission denied" {
+		t.Errorf("alice-host's mount after its entry was removed: %v", errnoName(err))
+	}
+	if _, err := gm.GetStat(ctx, root); err != nil {
+		t.Errorf("gw-host's mount after the reload: %v", err)
+	}
+	bm, err := rootClient(t, d.TCPAddr, withCert("bob-host")).Mount(ctx, "default", client.MountOptions{UID: 1002, GID: 1002})
+	if err != nil {
+		t.Fatalf("bob-host, added by the reload: %v", err)
+	}
+
+	// A configuration file that does not load: cert_users stay.
+	if err := os.WriteFile(d.ConfigPath, []byte("[access\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(d.Pid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, d, "the configuration file does not load", 1)
+	if _, err := bm.GetStat(ctx, root); err != nil {
+		t.Errorf("bob-host after a failed reload: %v", err)
+	}
+	if _, err := rootClient(t, d.TCPAddr, withCert("bob-host")).Mount(ctx, "default", client.MountOptions{UID: 1002, GID: 1002}); err != nil {
+		t.Errorf("a new bob-host connection after a failed reload: %v", err)
+	}
+}
