@@ -291,6 +291,10 @@ type Owner struct {
 	// ID is what the client passes to tell its lockers apart (an SMB lock
 	// context, a FUSE lock_owner); at most MaxOwnerID bytes, any bytes.
 	ID string
+	// Client is the client instance the mount was made by (the mount's
+	// "client", possibly ""). Shared uses it to tell a client's own locks
+	// left on another gateway (see "Locks shared between gateways").
+	Client string
 }
 
 // Lock is a held lock, as GetLk and Locks report it.
