@@ -370,6 +370,20 @@ static int check_server(const char *in_server,
             *out_mount_handle = NULL;
         return pfs_set_error(EINVAL, "mount: server address too long");
     }
+    if (in_server != NULL) {
+        char e[PFS_MAX_ADDR];
+        unsigned n = pfs_addr_count(in_server);
+
+        for (unsigned i = 0; i < n; i++) {
+            pfs_addr_entry(in_server, i, e);
+            if (e[0] == '\0') {
+                if (out_mount_handle != NULL)
+                    *out_mount_handle = NULL;
+                return pfs_set_error(EINVAL, "mount: empty address in the "
+                                     "server list \"%s\"", in_server);
+            }
+        }
+    }
     return 0;
 }
 
@@ -394,17 +408,11 @@ int proxyfs_mount_server(const char *in_server, char *in_volume_name,
                          uid_t in_uid, gid_t in_gid,
                          mount_handle_t **out_mount_handle)
 {
+    int rc;
+
     PFS_API_ENTER();
-    if (in_server != NULL && in_server[0] == '\0') {
-        if (out_mount_handle != NULL)
-            *out_mount_handle = NULL;
-        PFS_API_RETURN(pfs_set_error(EINVAL, "mount: empty server address"));
-    }
-    if (in_server != NULL && strlen(in_server) >= PFS_MAX_ADDR) {
-        if (out_mount_handle != NULL)
-            *out_mount_handle = NULL;
-        PFS_API_RETURN(pfs_set_error(EINVAL, "mount: server address too long"));
-    }
+    if ((rc = check_server(in_server, out_mount_handle)) != 0)
+        PFS_API_RETURN(rc);
     PFS_API_RETURN(mount_at(in_server, NULL, in_volume_name, in_mount_options,
                             in_auth_user, in_uid, in_gid, 0, NULL,
                             out_mount_handle));
