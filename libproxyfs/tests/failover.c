@@ -147,6 +147,8 @@ typedef struct {
     volatile int *stop;
     volatile int *killed;
     int nfiles, after, errors;
+    uint64_t longest_ms; /* the longest create+write */
+    uint64_t first_after; /* when the first file begun after the kill was done */
     int sizes[MAXFILES];
 } sync_worker_t;
 
@@ -159,7 +161,8 @@ static void *sync_main(void *arg)
         char path[64];
         uint64_t ino;
         size_t done = 0;
-        int size = 500 + (n * 37) % 4000, rc;
+        int size = 500 + (n * 37) % 4000, rc, was_killed = *w->killed;
+        uint64_t t0 = now_ms();
 
         snprintf(path, sizeof(path), "/f%d-%d", w->id, n);
         fill(buf, (size_t)size, (unsigned)(w->id * 100000 + n));
@@ -174,6 +177,10 @@ static void *sync_main(void *arg)
         }
         w->sizes[n] = size;
         w->nfiles = n + 1;
+        if (now_ms() - t0 > w->longest_ms)
+            w->longest_ms = now_ms() - t0;
+        if (was_killed && w->first_after == 0)
+            w->first_after = now_ms();
         if (*w->killed)
             w->after++;
     }
@@ -333,14 +340,21 @@ static void failover_test(test_daemon_t *a, test_daemon_t *b)
 
     {
         int files = 0, after = 0, errors = asw.errors;
+        uint64_t longest = 0, first = 0;
 
         for (int i = 0; i < NSYNC; i++) {
             files += sw[i].nfiles;
             after += sw[i].after;
             errors += sw[i].errors;
+            if (sw[i].longest_ms > longest)
+                longest = sw[i].longest_ms;
+            if (sw[i].first_after != 0 && (first == 0 || sw[i].first_after < first))
+                first = sw[i].first_after;
         }
         fprintf(stderr, "failover: %d files (%d after the kill), %d async rounds (%d after), "
-                "%d errors\n", files, after, asw.rounds, asw.after, errors);
+                "%d errors; longest create+write %llu ms, first file begun after the "
+                "kill done %lld ms after it\n", files, after, asw.rounds, asw.after, errors,
+                (unsigned long long)longest, first ? (long long)(first - t0) : -1LL);
         CHECK(errors == 0);
         CHECK(after > 0);
         CHECK(asw.after > 0);
