@@ -45,6 +45,23 @@
  * if it is what the call makes, the errno if another client made something
  * else, EIO if the check cannot be made (PROTOCOL.md, section 3 "Retries").
  *
+ * Failover: a server address may be a list of gateways that serve the same
+ * volumes (proxyfsd processes sharing etcdswift volumes), separated by
+ * commas: "10.0.0.1:9450,10.0.0.2:9450" (spaces around an address are
+ * ignored; no entry may be empty). The handles of one list (one pool) use
+ * one gateway at a time, starting with the first; when a connection
+ * cannot be opened to it (refused, unreachable, connect timeout of 5 s)
+ * the pool moves to the next in turn, and the calls go on there as after a
+ * daemon restart: the library mounts again, reopens the open handles with
+ * reclaim (a handle of an unlinked file survives), re-takes the locks
+ * with reclaim, and retries the call (async requests too). Locks move with
+ * the client: every mount handle sends a random client instance id with
+ * its mounts, by which the new gateway knows the locks left on the dead
+ * one as this handle's own and grants their reclaims; a lock is lost
+ * (proxyfs_lost_locks) only if another owner took a conflicting lock
+ * meanwhile, which is possible only after the dead gateway's etcd lease
+ * expired (10 s). PROTOCOL.md, "Semantics worth knowing", "Failover".
+ *
  * fork(): a child process may go on using mount handles it inherited; on its
  * first call it opens its own connections (it never uses the parent's
  * sockets or threads). Async requests in flight at fork() complete only in
@@ -145,7 +162,9 @@ typedef void (*proxyfs_done_callback_t)(void *in_request_id);
 /* ----------------------------------------------------- configuration, errors */
 
 /* Set where proxyfsd listens: "HOST:PORT" (TCP), "unix:/path" or "/path"
- * (Unix socket). It applies to connections opened after the call. Without
+ * (Unix socket), or a comma-separated list of them: gateways of the same
+ * volumes (see "Failover" above). It applies to connections opened after
+ * the call. Without
  * it the address comes from the environment variable PROXYFS_SERVER, and
  * without that it is "127.0.0.1:9450". The string is copied.
  * Errors: EINVAL (NULL, empty or too long), ENOMEM. */
@@ -201,7 +220,8 @@ PROXYFS_API int proxyfs_mount(char *in_volume_name,
                               mount_handle_t **out_mount_handle);
 
 /* As proxyfs_mount, on the proxyfsd at in_server ("HOST:PORT", "unix:/path"
- * or "/path", as proxyfs_set_server; copied) instead of the process-wide
+ * or "/path", or a comma-separated list of gateways of the same volumes,
+ * as proxyfs_set_server; copied) instead of the process-wide
  * address; in_server NULL is proxyfs_mount. It lets one process (an smbd
  * serving shares of several volumes) use several daemons at once.
  *
@@ -219,9 +239,10 @@ PROXYFS_API int proxyfs_mount(char *in_volume_name,
  * use); the last unmount of a handle of that address closes the pool's
  * connections and joins its threads, leaving the other pools untouched.
  * The server address of a handle never changes (proxyfs_set_server does not
- * affect it).
+ * affect it); with a list, the gateway in use does (see "Failover").
  * Errors: as proxyfs_mount; EINVAL also for an empty or too long
- * in_server; ENODEV if nothing answers at in_server or it cannot be parsed
+ * in_server, or a list with an empty entry; ENODEV if nothing answers at
+ * in_server (at any address of a list) or it cannot be parsed
  * or resolved (see proxyfs_last_error), after three quick attempts: well
  * under a second when the address refuses connections, longer only when
  * connecting itself hangs (a host that drops the packets: up to 5 s per
@@ -661,9 +682,10 @@ PROXYFS_API int proxyfs_lock_cancel(mount_handle_t *in_mount_handle,
                                     int *out_cancelled);
 
 /* How many locks of this mount handle could not be reclaimed after the
- * daemon restarted (or forgot the mount) and were forgotten, since the
- * mount: each POSIX range and each flock lock counts one, as do the locks
- * of a handle that could not be opened again. The count only grows; a
+ * daemon restarted (or forgot the mount, or the handle moved to another
+ * gateway of its list and another owner had taken the range there) and
+ * were forgotten, since the mount: each POSIX range and each flock lock
+ * counts one, as do the locks of a handle that could not be opened again. The count only grows; a
  * caller compares it with an earlier value to learn of new losses (the
  * data such a lock protected may have been changed by another client).
  * *out_count is the caller's.

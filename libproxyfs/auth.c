@@ -201,6 +201,66 @@ static int auth_json(int fd, const char *token, uint64_t deadline_ms)
     return rc == 0 ? 0 : PFS_NOTSENT;
 }
 
+unsigned pfs_addr_count(const char *addr)
+{
+    unsigned n = 1;
+
+    for (; *addr != '\0'; addr++)
+        if (*addr == ',')
+            n++;
+    return n;
+}
+
+void pfs_addr_entry(const char *addr, unsigned i, char *buf)
+{
+    const char *end;
+    size_t len;
+
+    for (; i > 0; i--) {
+        const char *c = strchr(addr, ',');
+
+        if (c == NULL)
+            break;
+        addr = c + 1;
+    }
+    end = strchr(addr, ',');
+    if (end == NULL)
+        end = addr + strlen(addr);
+    while (addr < end && *addr == ' ')
+        addr++;
+    while (end > addr && end[-1] == ' ')
+        end--;
+    len = (size_t)(end - addr);
+    if (len >= PFS_MAX_ADDR)
+        len = PFS_MAX_ADDR - 1;
+    memcpy(buf, addr, len);
+    buf[len] = '\0';
+}
+
+int pfs_connect_gw(const char *fixed, unsigned *gw, const pfs_sec_t *sec,
+                   int kind, uint64_t timeout_ms, int *out_fd)
+{
+    char list[PFS_MAX_ADDR], addr[PFS_MAX_ADDR];
+    unsigned n, tries;
+    int rc = PFS_NOTSENT;
+
+    pfs_server_addr(fixed, list);
+    n = pfs_addr_count(list);
+    for (tries = 0; tries < n; tries++) {
+        unsigned cur = __atomic_load_n(gw, __ATOMIC_ACQUIRE);
+
+        pfs_addr_entry(list, cur % n, addr);
+        rc = pfs_connect_auth(addr, sec, kind, timeout_ms, out_fd);
+        if (rc != PFS_NOTSENT || n == 1)
+            return rc;
+        /* Nothing answers there: the next gateway, unless another
+         * connection of the pool moved already. */
+        __atomic_compare_exchange_n(gw, &cur, (cur % n + 1) % n, false,
+                                    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+    }
+    return rc;
+}
+
 int pfs_connect_auth(const char *addr, const pfs_sec_t *sec, int kind,
                      uint64_t timeout_ms, int *out_fd)
 {

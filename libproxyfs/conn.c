@@ -559,7 +559,7 @@ static void *reader_main(void *arg)
 /* ----------------------------------------------------------- lifecycle */
 
 int pfs_conn_init(pfs_conn_t *c, int kind, const char *addr,
-                  const pfs_sec_t *sec)
+                  unsigned *gw, const pfs_sec_t *sec)
 {
     sigset_t all, old;
     int rc;
@@ -567,6 +567,7 @@ int pfs_conn_init(pfs_conn_t *c, int kind, const char *addr,
     memset(c, 0, sizeof(*c));
     c->kind = kind;
     c->addr = addr;
+    c->gw = gw;
     c->sec = sec;
     c->fd = -1;
     c->buf = malloc(PFS_RBUF_INIT);
@@ -651,13 +652,11 @@ int pfs_conn_submit(pfs_conn_t *c, pfs_call_t *call, const void *a,
         return PFS_NOTSENT;
     }
     if (c->fd < 0) {
-        char addr[PFS_MAX_ADDR];
         int rc;
 
         pthread_mutex_unlock(&c->lock);
-        pfs_server_addr(c->addr, addr);
         /* The reader waits for c->fd: the auth exchange (if any) is ours. */
-        rc = pfs_connect_auth(addr, c->sec, c->kind, 5000, &fd);
+        rc = pfs_connect_gw(c->addr, c->gw, c->sec, c->kind, 5000, &fd);
         pthread_mutex_lock(&c->lock);
         if (rc != 0) {
             pthread_mutex_unlock(&c->lock);

@@ -225,10 +225,7 @@ int pfs_direct_call(pfs_pool_t *p, pfs_call_t *call, const void *a,
     if (d == NULL)
         return PFS_BUSY;
     if (d->fd < 0) {
-        char addr[PFS_MAX_ADDR];
-
-        pfs_server_addr(p->addr, addr);
-        rc = pfs_connect_auth(addr, p->sec, PFS_CONN_BIN, 5000, &d->fd);
+        rc = pfs_connect_gw(p->addr, &p->gw, p->sec, PFS_CONN_BIN, 5000, &d->fd);
         if (rc != 0) {
             checkin(p, d, false);
             return rc;

@@ -332,6 +332,7 @@ typedef struct {
 typedef struct pfs_conn {
     int kind;
     const char *addr;      /* the pool's address; NULL: the configured one */
+    unsigned *gw;          /* the pool's gateway in use (pfs_connect_gw) */
     const pfs_sec_t *sec;  /* the pool's token and TLS */
     pthread_mutex_t wlock; /* serializes writes; taken before lock */
     pthread_mutex_t lock;  /* fd, shutdown, pending list */
@@ -355,7 +356,7 @@ typedef struct pfs_conn {
 } pfs_conn_t;
 
 int pfs_conn_init(pfs_conn_t *c, int kind, const char *addr,
-                  const pfs_sec_t *sec);
+                  unsigned *gw, const pfs_sec_t *sec);
 /* Stops the reader, closes the socket, fails anything pending. */
 void pfs_conn_destroy(pfs_conn_t *c);
 /* In a forked child: forget the parent's connection without touching its
@@ -396,6 +397,20 @@ int pfs_connect_auth(const char *addr, const pfs_sec_t *sec, int kind,
                      uint64_t timeout_ms, int *out_fd);
 
 /* ---------------------------------------------------------------- tls.c */
+
+/* Opens a connection as pfs_connect_auth does, to the pool address fixed
+ * (NULL: the configured one), which may be a comma-separated list of
+ * gateways of one volume: it connects to entry *gw (taken modulo the
+ * number of entries) and, when nothing answers there (PFS_NOTSENT), moves
+ * *gw to the next entry (unless another thread moved it already) and
+ * tries that, each entry at most once. So all the connections of a pool
+ * follow one gateway until it dies. */
+int pfs_connect_gw(const char *fixed, unsigned *gw, const pfs_sec_t *sec,
+                   int kind, uint64_t timeout_ms, int *out_fd);
+/* The number of entries in the address list addr (at least 1), and entry
+ * i of it (trimmed of spaces) into buf of size PFS_MAX_ADDR. */
+unsigned pfs_addr_count(const char *addr);
+void pfs_addr_entry(const char *addr, unsigned i, char *buf);
 
 /* An SSL_CTX verifying servers with ca (NULL: the system's CAs) and
  * presenting cert/key if cert is not NULL. 0 or EINVAL, ENOMEM (recorded). */
@@ -442,6 +457,9 @@ typedef struct {
 typedef struct pfs_pool {
     pid_t pid;
     const char *addr; /* the slot's address; NULL: the configured one */
+    /* The index, in the address list, of the gateway the pool's
+     * connections go to (atomic; see pfs_connect_gw). */
+    unsigned gw;
     const pfs_sec_t *sec; /* the slot's token and TLS */
     pfs_conn_t json[PFS_POOL_JSON];
     pfs_conn_t bin[PFS_POOL_BIN];
@@ -744,6 +762,10 @@ struct proxyfs_mount_handle {
     uint64_t mutations; /* atomic: bumped by each changing call */
     uint32_t timeout_ms; /* atomic: the call timeout; 0: the process's */
     uint64_t lost_locks; /* atomic: locks that could not be reclaimed */
+    /* The client instance this handle mounts as ("client"): random, the
+     * same at every remount, on any gateway of a list, so that a gateway
+     * knows the locks it left on another as its own. */
+    char client[33];
     pthread_mutex_t dlock; /* readdir cache */
     pfs_batch_t dcache[PFS_DCACHE_SLOTS];
     uint64_t dclock;

@@ -2,8 +2,10 @@
  * volume and identity when the daemon no longer knows the mount id (it
  * restarted). The new mount id is swapped in under the handle's lock. */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "internal.h"
 
@@ -68,11 +70,43 @@ void pfs_mount_async_end(mount_handle_t *mh)
     pthread_mutex_unlock(&mh->lock);
 }
 
+/* Fills buf (33 bytes) with a random client instance id: 32 hex digits.
+ * Returns 0 or an errno (recorded). */
+static int new_client_id(char *buf)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char r[16];
+    size_t got = 0;
+    int saved = errno;
+
+    while (got < sizeof(r)) {
+        ssize_t n = getrandom(r + got, sizeof(r) - got, 0);
+
+        if (n < 0) {
+            int err = errno;
+
+            if (err == EINTR)
+                continue;
+            errno = saved;
+            return pfs_set_error(err, "mount: getrandom: %s", strerror(err));
+        }
+        got += (size_t)n;
+    }
+    errno = saved;
+    for (size_t i = 0; i < sizeof(r); i++) {
+        buf[2 * i] = hex[r[i] >> 4];
+        buf[2 * i + 1] = hex[r[i] & 15];
+    }
+    buf[32] = '\0';
+    return 0;
+}
+
 static json_t *mount_params(mount_handle_t *mh)
 {
-    json_t *p = json_pack("{sssIsssIsI}", "volume", mh->volume, "options",
+    json_t *p = json_pack("{sssIsssIsIss}", "volume", mh->volume, "options",
                           (json_int_t)mh->options, "user", mh->user, "uid",
-                          (json_int_t)mh->uid, "gid", (json_int_t)mh->gid);
+                          (json_int_t)mh->uid, "gid", (json_int_t)mh->gid,
+                          "client", mh->client);
     json_t *g;
 
     if (p == NULL || mh->ngroups == 0)
@@ -261,6 +295,10 @@ static int mount_at(const char *server, const pfs_sec_t *sec,
     pthread_mutex_init(&mh->lock, NULL);
     pthread_mutex_init(&mh->dlock, NULL);
     pfs_cond_init(&mh->cond);
+    if ((rc = new_client_id(mh->client)) != 0) {
+        mh_free(mh);
+        return rc;
+    }
 
     params = mount_params(mh);
     if (params == NULL) {
@@ -332,6 +370,20 @@ static int check_server(const char *in_server,
             *out_mount_handle = NULL;
         return pfs_set_error(EINVAL, "mount: server address too long");
     }
+    if (in_server != NULL) {
+        char e[PFS_MAX_ADDR];
+        unsigned n = pfs_addr_count(in_server);
+
+        for (unsigned i = 0; i < n; i++) {
+            pfs_addr_entry(in_server, i, e);
+            if (e[0] == '\0') {
+                if (out_mount_handle != NULL)
+                    *out_mount_handle = NULL;
+                return pfs_set_error(EINVAL, "mount: empty address in the "
+                                     "server list \"%s\"", in_server);
+            }
+        }
+    }
     return 0;
 }
 
@@ -356,17 +408,11 @@ int proxyfs_mount_server(const char *in_server, char *in_volume_name,
                          uid_t in_uid, gid_t in_gid,
                          mount_handle_t **out_mount_handle)
 {
+    int rc;
+
     PFS_API_ENTER();
-    if (in_server != NULL && in_server[0] == '\0') {
-        if (out_mount_handle != NULL)
-            *out_mount_handle = NULL;
-        PFS_API_RETURN(pfs_set_error(EINVAL, "mount: empty server address"));
-    }
-    if (in_server != NULL && strlen(in_server) >= PFS_MAX_ADDR) {
-        if (out_mount_handle != NULL)
-            *out_mount_handle = NULL;
-        PFS_API_RETURN(pfs_set_error(EINVAL, "mount: server address too long"));
-    }
+    if ((rc = check_server(in_server, out_mount_handle)) != 0)
+        PFS_API_RETURN(rc);
     PFS_API_RETURN(mount_at(in_server, NULL, in_volume_name, in_mount_options,
                             in_auth_user, in_uid, in_gid, 0, NULL,
                             out_mount_handle));

@@ -222,10 +222,10 @@ static pfs_pool_t *pool_create(const char *addr, const pfs_sec_t *sec)
     pfs_cond_init(&p->wc);
     pfs_direct_init(p);
     for (int i = 0; i < PFS_POOL_JSON; i++)
-        if (pfs_conn_init(&p->json[i], PFS_CONN_JSON, addr, sec) != 0)
+        if (pfs_conn_init(&p->json[i], PFS_CONN_JSON, addr, &p->gw, sec) != 0)
             goto fail;
     for (int i = 0; i < PFS_POOL_BIN; i++)
-        if (pfs_conn_init(&p->bin[i], PFS_CONN_BIN, addr, sec) != 0)
+        if (pfs_conn_init(&p->bin[i], PFS_CONN_BIN, addr, &p->gw, sec) != 0)
             goto fail;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);

@@ -153,12 +153,14 @@
 //   - lock: look up the handle (mount_id, fh) for its volume, inode and
 //     open mode (EBADF if it is not open on that mount, or if a write lock
 //     is asked on a handle not open for writing, a read lock on one not
-//     open for reading); Key{Volume, Inode}; Owner{mount_id, fh, owner};
-//     ParseType(type); then GetLk, SetLk, or SetLkW with a context that is
-//     cancelled when the call's connection closes or the daemon stops.
-//   - flock: the same lookup, Owner{mount_id, fh, ""}, ParseFlockOp(op),
-//     Flock with that context (NonBlock, Reclaim from the params).
-//   - lock_cancel: Cancel(Owner{mount_id, fh, owner}).
+//     open for reading); Key{Volume, Inode}; Owner{mount_id, fh, owner,
+//     the mount's client}; ParseType(type); then GetLk, SetLk, or SetLkW
+//     with a context that is cancelled when the call's connection closes
+//     or the daemon stops.
+//   - flock: the same lookup, Owner{mount_id, fh, "", client},
+//     ParseFlockOp(op), Flock with that context (NonBlock, Reclaim from
+//     the params).
+//   - lock_cancel: Cancel(Owner{mount_id, fh, owner, client}).
 //   - close of a handle: ReleaseHandle(mount_id, fh), once the handle is
 //     out of the handle table and no lock call on it is still running (a
 //     call that looked the handle up before the close and takes a lock
@@ -291,6 +293,10 @@ type Owner struct {
 	// ID is what the client passes to tell its lockers apart (an SMB lock
 	// context, a FUSE lock_owner); at most MaxOwnerID bytes, any bytes.
 	ID string
+	// Client is the client instance the mount was made by (the mount's
+	// "client", possibly ""). Shared uses it to tell a client's own locks
+	// left on another gateway (see "Locks shared between gateways").
+	Client string
 }
 
 // Lock is a held lock, as GetLk and Locks report it.

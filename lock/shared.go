@@ -3,6 +3,7 @@ package lock
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"syscall"
 	"time"
@@ -28,6 +29,30 @@ import (
 // queue across gateways (no fairness between them), no deadlock detection
 // across them, and a blocking flock conversion keeps its old lock while it
 // waits. Grace periods stay per gateway.
+//
+// # Failover
+//
+// A client whose gateway dies (or that loses it) moves to another gateway
+// and reclaims its locks there (Request.Reclaim) while the locks it held
+// are still published under the dead gateway's lease, for up to that
+// lease's TTL. Owners carry the client instance (Owner.Client, the mount's
+// "client"), which is the same on every gateway, while the mount and
+// handle differ. So:
+//
+//   - another gateway's lock of the same Client and ID never conflicts
+//     with a request (a client uses one gateway at a time: such a lock is
+//     one it left behind, and goes with that gateway's lease or mount);
+//   - a reclaim is granted, in or out of this gateway's own grace, when
+//     nothing else conflicts: no other owner took the range, here or on
+//     another gateway;
+//   - a reclaim that conflicts with another owner's lock is refused with
+//     ErrNoGrace (ENOLCK): the lock was lost (another owner took the range
+//     after the dead gateway's lease expired). A reclaim never waits.
+//
+// What a reclaim cannot see is a conflicting lock that another owner took
+// and released again between the expiry of the dead gateway's lease and
+// the reclaim; clients reclaim as soon as they reconnect, well within the
+// lease's TTL unless they are cut off for longer.
 
 // ErrStoreConflict is what Store.Publish returns (wrapped) when the other
 // gateways' locks changed since the token was read.
@@ -86,6 +111,38 @@ func (s *Shared) lockFile(k Key) func() {
 	return mu.Unlock
 }
 
+// foreign drops from ls (the other gateways' locks) those of o's client
+// and ID: locks o's client left on a gateway it moved away from.
+func foreign(ls []Lock, o Owner) []Lock {
+	if o.Client == "" {
+		return ls
+	}
+	var out []Lock
+	for _, l := range ls {
+		if l.Owner.Client == o.Client && l.Owner.ID == o.ID {
+			continue
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// lostReclaim turns the EAGAIN of a reclaim into ErrNoGrace (the lock was
+// lost); other errors stay.
+func lostReclaim(err error) error {
+	if errors.Is(err, syscall.EAGAIN) {
+		return fmt.Errorf("lock: reclaim: another owner holds a conflicting lock: %w", ErrNoGrace)
+	}
+	return err
+}
+
+// localReclaim is what a reclaim asks of the local manager: the reclaim
+// itself in this gateway's grace, else a plain request (the manager would
+// refuse a reclaim outside its grace; a conflict is made ErrNoGrace).
+func (s *Shared) localReclaim(reclaim bool) bool {
+	return reclaim && s.m.InGrace()
+}
+
 // conflictsPosix returns the first of ls that conflicts with t on [st, e).
 func conflictsPosix(ls []Lock, t Type, st, e uint64) (Lock, bool) {
 	for _, l := range ls {
@@ -123,7 +180,7 @@ func (s *Shared) GetLk(r Request) (Lock, error) {
 	if err != nil {
 		return Lock{}, err
 	}
-	if l, ok := conflictsPosix(others, r.Type, st, e); ok {
+	if l, ok := conflictsPosix(foreign(others, r.Owner), r.Type, st, e); ok {
 		return l, nil
 	}
 	return Lock{Type: Unlock}, nil
@@ -193,10 +250,18 @@ func (s *Shared) setLk(ctx context.Context, r Request) error {
 		}
 		return s.publish(ctx, r.Key, nil, nil, 0)
 	}
+	lr := r
+	lr.Reclaim = s.localReclaim(r.Reclaim)
 	_, _, err = s.try(ctx, r.Key,
-		func(posix, _ []Lock) bool { _, c := conflictsPosix(posix, r.Type, st, e); return c },
+		func(posix, _ []Lock) bool {
+			_, c := conflictsPosix(foreign(posix, r.Owner), r.Type, st, e)
+			return c
+		},
 		func() (*Lock, *Lock) { return &Lock{Type: r.Type, Start: r.Start, Len: r.Len, Owner: r.Owner}, nil },
-		func() error { return s.m.SetLk(r) })
+		func() error { return s.m.SetLk(lr) })
+	if r.Reclaim {
+		return lostReclaim(err)
+	}
 	return err
 }
 
@@ -204,7 +269,7 @@ func (s *Shared) setLk(ctx context.Context, r Request) error {
 // succeed, until granted, ctx ends (EINTR), Cancel (EINTR) or a release
 // of the owner's handle or mount (EBADF).
 func (s *Shared) SetLkW(ctx context.Context, r Request) error {
-	if r.Type == Unlock {
+	if r.Type == Unlock || r.Reclaim {
 		return s.setLk(ctx, r)
 	}
 	st, e, err := r.check(false)
@@ -213,7 +278,10 @@ func (s *Shared) SetLkW(ctx context.Context, r Request) error {
 	}
 	return s.wait(ctx, r.Owner, r.Key, func(ctx context.Context) (bool, int64, error) {
 		return s.try(ctx, r.Key,
-			func(posix, _ []Lock) bool { _, c := conflictsPosix(posix, r.Type, st, e); return c },
+			func(posix, _ []Lock) bool {
+				_, c := conflictsPosix(foreign(posix, r.Owner), r.Type, st, e)
+				return c
+			},
 			func() (*Lock, *Lock) { return &Lock{Type: r.Type, Start: r.Start, Len: r.Len, Owner: r.Owner}, nil },
 			func() error { return s.m.SetLk(r) })
 	})
@@ -231,11 +299,16 @@ func (s *Shared) Flock(ctx context.Context, r FlockRequest) error {
 	}
 	nb := r
 	nb.NonBlock = true
+	nb.Reclaim = s.localReclaim(r.Reclaim)
 	attempt := func(ctx context.Context) (bool, int64, error) {
 		return s.try(ctx, r.Key,
-			func(_, flocks []Lock) bool { return conflictsFlock(flocks, r.Type) },
+			func(_, flocks []Lock) bool { return conflictsFlock(foreign(flocks, r.Owner), r.Type) },
 			func() (*Lock, *Lock) { return nil, &Lock{Type: r.Type, Owner: r.Owner} },
 			func() error { return s.m.Flock(ctx, nb) })
+	}
+	if r.Reclaim {
+		_, _, err := attempt(ctx)
+		return lostReclaim(err)
 	}
 	if r.NonBlock {
 		_, _, err := attempt(ctx)

@@ -147,3 +147,97 @@ func TestSharedAcrossGateways(t *testing.T) {
 		t.Fatalf("POSIX write lock through b beside a's flock: %v", err)
 	}
 }
+
+// TestSharedFailover: a client's locks left on gateway a (its Client and
+// ID) never block the same client through b; its reclaims through b are
+// granted out of b's grace and in it, POSIX and flock; a reclaim that meets
+// another owner's lock, on b or on a, is ErrNoGrace (lost); another client
+// is still blocked by both copies; and without a Client nothing changes.
+func TestSharedFailover(t *testing.T) {
+	st := newMemStore()
+	a := NewShared(New(Options{}), gwStore{st, 1})
+	b := NewShared(New(Options{}), gwStore{st, 2})
+	g := NewShared(New(Options{GraceUntil: time.Now().Add(time.Hour)}), gwStore{st, 3})
+	defer a.Close()
+	defer b.Close()
+	defer g.Close()
+	k := Key{Volume: "v", Inode: 9}
+	onA := Owner{Mount: 1, Handle: 1, ID: "p", Client: "c1"}
+	onB := Owner{Mount: 2, Handle: 5, ID: "p", Client: "c1"}
+	onG := Owner{Mount: 3, Handle: 6, ID: "p", Client: "c1"}
+	other := Owner{Mount: 4, Handle: 7, ID: "p", Client: "c2"}
+	for _, r := range []Request{
+		{Key: k, Owner: onA, Type: Write, Start: 0, Len: 100},
+		{Key: k, Owner: Owner{Mount: 1, Handle: 2, ID: "q", Client: "c1"}, Type: Write, Start: 500, Len: 10},
+	} {
+		if err := a.SetLk(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Flock(context.Background(), FlockRequest{Key: k, Owner: Owner{Mount: 1, Handle: 1, Client: "c1"}, Type: Write, NonBlock: true}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Reclaims through b (not in grace) of what a holds.
+	if err := b.SetLk(Request{Key: k, Owner: onB, Type: Write, Start: 0, Len: 100, Reclaim: true}); err != nil {
+		t.Fatalf("reclaim through b over the client's own lock on a: %v", err)
+	}
+	if err := b.Flock(context.Background(), FlockRequest{Key: k, Owner: Owner{Mount: 2, Handle: 5, Client: "c1"}, Type: Write, Reclaim: true}); err != nil {
+		t.Fatalf("flock reclaim through b: %v", err)
+	}
+	// The same client's new request over its own old lock: granted.
+	if err := b.SetLk(Request{Key: k, Owner: onB, Type: Write, Start: 50, Len: 100}); err != nil {
+		t.Fatalf("a new lock over the client's own lock on a: %v", err)
+	}
+	if l, err := b.GetLk(Request{Key: k, Owner: onB, Type: Write, Start: 0, Len: 200}); err != nil || l.Type != Unlock {
+		t.Fatalf("GetLk of the client over its own locks: %+v, %v", l, err)
+	}
+	// Another owner string of the same client is another owner: a's lock
+	// of "q" blocks it.
+	if err := b.SetLk(Request{Key: k, Owner: Owner{Mount: 2, Handle: 5, ID: "r", Client: "c1"}, Type: Read, Start: 505, Len: 1}); !errors.Is(err, syscall.EAGAIN) {
+		t.Fatalf("another owner of the client over a's lock of q: %v, want EAGAIN", err)
+	}
+	// Another client is blocked by both copies.
+	if err := b.SetLk(Request{Key: k, Owner: other, Type: Read, Start: 10, Len: 1}); !errors.Is(err, syscall.EAGAIN) {
+		t.Fatalf("another client: %v, want EAGAIN", err)
+	}
+	// In a gateway's own grace the reclaim is granted too (g's grace is
+	// an hour), and a plain request of another client is ErrGrace.
+	if err := g.SetLk(Request{Key: k, Owner: onG, Type: Read, Start: 1000, Len: 1, Reclaim: true}); err != nil {
+		t.Fatalf("reclaim in g's grace: %v", err)
+	}
+	if err := g.SetLk(Request{Key: k, Owner: other, Type: Read, Start: 2000, Len: 1}); !errors.Is(err, ErrGrace) {
+		t.Fatalf("plain request in g's grace: %v, want ErrGrace", err)
+	}
+
+	// Lost: another owner holds the range, on another gateway or here.
+	if err := a.SetLk(Request{Key: k, Owner: other, Type: Write, Start: 3000, Len: 10}); err != nil {
+		t.Fatal(err)
+	}
+	err := b.SetLk(Request{Key: k, Owner: onB, Type: Write, Start: 3000, Len: 1, Reclaim: true})
+	if !errors.Is(err, ErrNoGrace) || !errors.Is(err, syscall.ENOLCK) || Reason(err) != "no_grace" {
+		t.Fatalf("reclaim over another client's lock on a: %v, want ErrNoGrace", err)
+	}
+	if err := b.SetLk(Request{Key: k, Owner: Owner{Mount: 2, Handle: 8, ID: "x", Client: "c2"}, Type: Write, Start: 4000, Len: 10}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetLkW(context.Background(), Request{Key: k, Owner: onB, Type: Read, Start: 4000, Len: 1, Reclaim: true}); !errors.Is(err, ErrNoGrace) {
+		t.Fatalf("reclaim (setlkw) over another client's lock on b: %v, want ErrNoGrace at once", err)
+	}
+	if err := a.Flock(context.Background(), FlockRequest{Key: Key{Volume: "v", Inode: 10}, Owner: other, Type: Read, NonBlock: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Flock(context.Background(), FlockRequest{Key: Key{Volume: "v", Inode: 10}, Owner: onB, Type: Write, Reclaim: true}); !errors.Is(err, ErrNoGrace) {
+		t.Fatalf("flock reclaim over another client's flock: %v, want ErrNoGrace", err)
+	}
+
+	// Without a Client (an older client library) a's locks block as ever.
+	bare := Owner{Mount: 1, Handle: 1, ID: "p"}
+	if err := a.SetLk(Request{Key: Key{Volume: "v", Inode: 11}, Owner: bare, Type: Write, Start: 0, Len: 1}); err != nil {
+		t.Fatal(err)
+	}
+	err = b.SetLk(Request{Key: Key{Volume: "v", Inode: 11}, Owner: Owner{Mount: 2, Handle: 5, ID: "p"}, Type: Write, Start: 0, Len: 1, Reclaim: true})
+	if !errors.Is(err, ErrNoGrace) {
+		t.Fatalf("reclaim without a client over a's lock: %v, want ErrNoGrace", err)
+	}
+}

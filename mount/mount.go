@@ -88,6 +88,10 @@ type Identity struct {
 	UID, GID uint32
 	// Groups are the supplementary groups (at most MaxGroups).
 	Groups []uint32
+	// Client is the client instance given at mount time (optional): lock
+	// owners carry it, so that a client's locks are known as its own on
+	// every gateway of a shared volume. It grants nothing.
+	Client string
 }
 
 // Mount is one mounted volume and the identity calls on it run as. A Mount

@@ -10,7 +10,9 @@
  *                                       front of it; proxyfs is the last)
  *     proxyfs:volume  = NAME           default: the share's name
  *     proxyfs:server  = HOST:PORT | unix:/path   default: PROXYFS_SERVER,
- *                                       else libproxyfs's default
+ *                                       else libproxyfs's default; or a
+ *                                       comma-separated list of gateways
+ *                                       of one volume (failover)
  *     proxyfs:timeout = MS             call timeout of the share's mount
  *                                       (0: libproxyfs's default, 30 s)
  *     proxyfs:pathref handles = yes    also pin pathref (O_PATH) opens

@@ -145,10 +145,12 @@ int daemon_start(test_daemon_t *d)
                 "[server]\ntcp = \"%s\"\nunix = \"%s\"\n%s"
                 "[metrics]\nlisten = \"\"\n"
                 "[log]\nlevel = \"warn\"\n"
-                "[[volume]]\nname = \"%s\"\nengine = \"local\"\n"
-                "path = \"%s/data\"\nauto_format = true\n%s",
+                "[[volume]]\nname = \"%s\"\nengine = \"%s\"\n"
+                "path = \"%s/data\"\nauto_format = true\n%s%s",
                 d->addr, d->sock, d->server_extra ? d->server_extra : "",
-                d->volume ? d->volume : "default", d->dir,
+                d->volume ? d->volume : "default",
+                d->engine ? d->engine : "local", d->dir,
+                d->volume_extra ? d->volume_extra : "",
                 d->access_extra ? d->access_extra : "");
         fclose(f);
     }

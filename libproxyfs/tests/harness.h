@@ -47,6 +47,8 @@ typedef struct {
     int port;
     pid_t pid;
     const char *volume; /* the volume's name; NULL: "default" */
+    const char *engine; /* the volume's engine; NULL: "local" */
+    const char *volume_extra; /* more lines of the volume's TOML, or NULL */
     int root_given;     /* the volume's root was given to uid 1000 */
 } test_daemon_t;
 

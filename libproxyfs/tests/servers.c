@@ -6,7 +6,7 @@
  * delays only its own handles, which then mount again and reopen their
  * files; the last unmount of an address closes that pool's connections and
  * joins its threads, leaving the others working; fork; a bad address is
- * ENODEV at once. */
+ * ENODEV at once; a list of addresses goes past one that refuses. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -493,6 +493,25 @@ static void bad_address(test_daemon_t *d1)
              ENODEV);
     CHECK(now_ms() - t < 4000);
     CHECK_RC(proxyfs_mount_server("", "default", 0, "t", 1, 1, &mh), EINVAL);
+    /* Gateway lists: an empty entry is EINVAL; a list of addresses that
+     * all refuse is ENODEV, still quickly; a list whose first address
+     * refuses mounts on the next. */
+    {
+        char list[200];
+
+        snprintf(list, sizeof(list), "%s,,%s", addr, d1->addr);
+        CHECK_RC(proxyfs_mount_server(list, "default", 0, "t", 1, 1, &mh), EINVAL);
+        snprintf(list, sizeof(list), "%s, 127.0.0.1:%d", addr, free_port());
+        t = now_ms();
+        CHECK_RC(proxyfs_mount_server(list, "default", 0, "t", 1, 1, &mh), ENODEV);
+        CHECK(now_ms() - t < 4000);
+        snprintf(list, sizeof(list), "%s, %s", addr, d1->addr);
+        CHECK_RC(proxyfs_mount_server(list, "default", 0, "t", 1000, 1000, &a), 0);
+        if (a != NULL) {
+            CHECK_RC(proxyfs_lookup_path(a, "/", &ino), 0);
+            CHECK_RC(proxyfs_unmount(a), 0);
+        }
+    }
     memset(lng, 'h', sizeof(lng) - 1);
     lng[sizeof(lng) - 1] = '\0';
     CHECK_RC(proxyfs_mount_server(lng, "default", 0, "t", 1, 1, &mh), EINVAL);

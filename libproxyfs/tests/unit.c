@@ -526,6 +526,27 @@ static void test_api_args(void)
     CHECK(errno == 4242);
 }
 
+/* Address lists: entries split on commas, trimmed of spaces. */
+static void test_addr_list(void)
+{
+    char buf[PFS_MAX_ADDR];
+
+    CHECK(pfs_addr_count("127.0.0.1:9450") == 1);
+    pfs_addr_entry("127.0.0.1:9450", 0, buf);
+    CHECK(strcmp(buf, "127.0.0.1:9450") == 0);
+    CHECK(pfs_addr_count("a:1, b:2,unix:/s") == 3);
+    pfs_addr_entry("a:1, b:2,unix:/s", 0, buf);
+    CHECK(strcmp(buf, "a:1") == 0);
+    pfs_addr_entry("a:1, b:2,unix:/s", 1, buf);
+    CHECK(strcmp(buf, "b:2") == 0);
+    pfs_addr_entry("a:1, b:2,unix:/s", 2, buf);
+    CHECK(strcmp(buf, "unix:/s") == 0);
+    pfs_addr_entry("[::1]:9450 ,", 0, buf);
+    CHECK(strcmp(buf, "[::1]:9450") == 0);
+    pfs_addr_entry("[::1]:9450 ,", 1, buf);
+    CHECK(buf[0] == '\0');
+}
+
 int main(void)
 {
     test_bin_frames();
@@ -538,6 +559,7 @@ int main(void)
     test_json_stat();
     test_base64();
     test_api_args();
+    test_addr_list();
     printf("unit: %d passed, %d failed\n", t_pass, t_fail);
     return t_fail == 0 ? 0 : 1;
 }

@@ -252,7 +252,8 @@ class Volume:
     *timeout*).
     """
 
-    def __init__(self, volname: str, server: Optional[str] = None,
+    def __init__(self, volname: str,
+                 server: Union[str, Iterable[str], None] = None,
                  uid: Optional[int] = None, gid: Optional[int] = None,
                  user: Optional[str] = None, read_only: bool = False,
                  timeout: Optional[float] = None, umask: int = 0o022,
@@ -268,7 +269,12 @@ class Volume:
         :param volname: the volume's name in the daemon's configuration.
         :param server: where proxyfsd listens: ``"HOST:PORT"``,
             ``"unix:/path"`` or ``"/path"``; default the environment
-            variable ``PROXYFS_SERVER``, else ``"127.0.0.1:9450"``.
+            variable ``PROXYFS_SERVER``, else ``"127.0.0.1:9450"``. Several
+            gateways of one volume (the etcdswift engine) are a list of
+            addresses, or one string of them separated by commas: the
+            library uses one at a time and moves to the next when it
+            cannot reach it, reopening the open files and reclaiming the
+            locks there (README, "Volumes on etcd and Swift").
         :param uid: the identity of the calls (default: this process's
             effective uid).
         :param gid: its group (default: this process's effective gid).
@@ -321,6 +327,8 @@ class Volume:
             tls_ca_file=path(tls_ca_file), tls_cert_file=path(tls_cert_file),
             tls_key_file=path(tls_key_file))
         self.volname = volname
+        if server is not None and not isinstance(server, str):
+            server = ",".join(server)
         self.server = server or os.environ.get("PROXYFS_SERVER") \
             or "127.0.0.1:9450"
         self._uid = os.geteuid() if uid is None else uid

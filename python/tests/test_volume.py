@@ -656,3 +656,24 @@ def test_copyfileobj_between_volume_files(vol):
     with vol.fopen("a", "rb") as s, vol.fopen("b", "wb") as d:
         proxyfs.Volume.copyfileobj(s, d, 65536)
     assert read(vol, "b") == data
+
+
+# ------------------------------------------------------------- gateways
+
+
+@pytest.mark.parametrize("as_list", [True, False])
+def test_server_list(daemon, testdir, as_list):
+    """A list of gateways (or one string of them, comma-separated) passes
+    through to the library, which moves past an address that refuses
+    connections to the next and mounts there."""
+    dead = f"127.0.0.1:{free_port()}"
+    server = [dead, daemon.addr] if as_list else f"{dead}, {daemon.addr}"
+    v = proxyfs.Volume(VOLUME, server=server, uid=USER_UID, gid=USER_GID)
+    assert v.server == (f"{dead},{daemon.addr}" if as_list else server)
+    v.mount()
+    try:
+        v.chdir(testdir)
+        write(v, "through-the-second", b"moved")
+        assert read(v, "through-the-second") == b"moved"
+    finally:
+        v.umount()

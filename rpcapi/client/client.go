@@ -2,7 +2,9 @@ package client
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -51,11 +53,23 @@ type options struct {
 // uses (it died, or its machine did), it dials the next in turn, where its
 // mounts are made again, its open handles reopened with reclaim and its
 // locks taken again with reclaim, as after a restart of one daemon
-// (PROTOCOL.md section 3): handles of unlinked files survive the move;
-// locks are reported lost (LostLocks) when the new gateway refuses the
-// reclaim, as it does outside its own grace period.
+// (PROTOCOL.md section 3): handles of unlinked files survive the move, and
+// so do locks: every mount carries the Client's instance id ("client"), by
+// which the new gateway knows the locks the Client left on the dead one as
+// its own and grants their reclaims (PROTOCOL.md, "Failover"). A lock is
+// reported lost (LostLocks) only when another owner took a conflicting
+// lock meanwhile (after the dead gateway's etcd lease expired).
 func WithGateways(addrs ...string) Option {
 	return func(o *options) { o.gateways = append(o.gateways, addrs...) }
+}
+
+// newClientID returns a random client instance id (32 hex digits).
+func newClientID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on Linux
+	}
+	return hex.EncodeToString(b[:])
 }
 
 // endpoint is one gateway's address.
@@ -130,6 +144,7 @@ func WithBackoff(min, max time.Duration) Option {
 // use by many goroutines. Use Mount to mount a volume.
 type Client struct {
 	eps []endpoint    // Dial's address, then WithGateways'
+	id  string        // the client instance, sent with every mount ("client")
 	cur atomic.Uint32 // the index of the gateway in use
 	o   options
 
@@ -170,7 +185,7 @@ func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 			opt(&o)
 		}
 	}
-	c := &Client{o: o, done: make(chan struct{}), mounts: map[*Mount]struct{}{}}
+	c := &Client{o: o, done: make(chan struct{}), mounts: map[*Mount]struct{}{}, id: newClientID()}
 	for _, a := range append([]string{addr}, o.gateways...) {
 		c.eps = append(c.eps, parseEndpoint(a))
 	}

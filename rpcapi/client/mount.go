@@ -140,7 +140,7 @@ func (c *Client) Mount(ctx context.Context, volume string, opts MountOptions) (*
 }
 
 func (c *Client) mountCall(ctx context.Context, volume string, opts MountOptions) (wire.MountResult, error) {
-	p := wire.MountParams{Volume: volume, User: opts.User, UID: opts.UID, GID: opts.GID, Groups: opts.Groups}
+	p := wire.MountParams{Volume: volume, User: opts.User, UID: opts.UID, GID: opts.GID, Groups: opts.Groups, Client: c.id}
 	if opts.ReadOnly {
 		p.Options = wire.MountReadOnly
 	}

@@ -173,10 +173,13 @@ var methods = map[string]method{
 	// can always unmount).
 	wire.MethodMount: {json: func(ctx context.Context, s *Server, hd *mount.Holder, raw *json.RawMessage) (any, error) {
 		var p wire.MountParams
-		if err := decodeParams(raw, &p, []string{"options", "user", "groups"}); err != nil {
+		if err := decodeParams(raw, &p, []string{"options", "user", "groups", "client"}); err != nil {
 			return nil, err
 		}
-		id := mount.Identity{User: p.User, UID: p.UID, GID: p.GID, Groups: p.Groups}
+		if len(p.Client) > wire.MaxClientID {
+			return nil, fmt.Errorf("mount: client of %d bytes (at most %d): %w", len(p.Client), wire.MaxClientID, syscall.EINVAL)
+		}
+		id := mount.Identity{User: p.User, UID: p.UID, GID: p.GID, Groups: p.Groups, Client: p.Client}
 		pr := authOf(ctx).get()
 		opts := p.Options
 		if v := s.volumes[p.Volume]; v != nil && len(p.Groups) <= mount.MaxGroups {

@@ -17,8 +17,9 @@ import (
 //
 // Each volume has its own lock.Manager. Locks are taken through open
 // handles (handles.go): the owner is (mount id, fh, the client's owner
-// string), the file is the handle's inode. Closing a handle releases its
-// locks, the end of a mount those of all its handles.
+// string, the mount's client instance), the file is the handle's inode.
+// Closing a handle releases its locks, the end of a mount those of all its
+// handles.
 //
 // Locks live in memory. So that clients can reclaim theirs after a
 // restart, a volume on which locks may have been held when the daemon
@@ -65,7 +66,7 @@ func init() {
 		if h == nil {
 			return nil, errNoHandle("lock_cancel", e.m.ID, p.Fh)
 		}
-		n := h.v.locks.m.Cancel(lock.Owner{Mount: e.m.ID, Handle: p.Fh, ID: p.Owner})
+		n := h.v.locks.m.Cancel(lock.Owner{Mount: e.m.ID, Handle: p.Fh, ID: p.Owner, Client: e.m.Client})
 		return wire.LockCancelResult{Cancelled: n}, nil
 	})
 }
@@ -107,7 +108,7 @@ func (s *Server) lockHandle(op string, e *env, fh uint64, id string) (*handle, l
 	if len(id) > wire.MaxLockOwner {
 		return nil, lock.Owner{}, fmt.Errorf("%s: owner of %d bytes (at most %d): %w", op, len(id), wire.MaxLockOwner, syscall.EINVAL)
 	}
-	return h, lock.Owner{Mount: e.m.ID, Handle: fh, ID: id}, nil
+	return h, lock.Owner{Mount: e.m.ID, Handle: fh, ID: id, Client: e.m.Client}, nil
 }
 
 func (s *Server) lock(ctx context.Context, e *env, p *wire.LockParams) (any, error) {

@@ -147,7 +147,18 @@ type MountParams struct {
 	// Groups are the supplementary groups (optional; at most
 	// MaxMountGroups).
 	Groups []uint32 `json:"groups,omitempty"`
+	// Client names the client instance (optional, at most MaxClientID
+	// bytes): a random string a client library picks once and sends with
+	// every mount it makes, on any gateway. On a volume that several
+	// gateways share, a lock of the same client and owner left on another
+	// gateway (one the client moved away from) does not block it, so that
+	// it can reclaim its locks on the gateway it moved to (PROTOCOL.md,
+	// "Failover").
+	Client string `json:"client,omitempty"`
 }
+
+// MaxClientID is the longest MountParams.Client, in bytes.
+const MaxClientID = 64
 
 // MaxMountGroups is the most supplementary groups a mount may carry.
 const MaxMountGroups = 32
