@@ -2,12 +2,16 @@ package fusefs
 
 import (
 	"bufio"
+	"fmt"
 	"net/http"
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/proxyfs/proxyfs/internal/daemontest"
 )
@@ -106,5 +110,27 @@ func TestHotRequestsBinary(t *testing.T) {
 		if d := after["binary/"+m] - before["binary/"+m]; d < want {
 			t.Errorf("%v binary %s calls, want at least %v", d, m, want)
 		}
+	}
+}
+
+// TestReadAhead checks that a mount by root gets ReadAhead as its
+// kernel readahead, so that a sequential reader has several reads in
+// flight.
+func TestReadAhead(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("only root may set a mount's readahead")
+	}
+	e := start(t, Options{}, daemontest.Options{})
+	var st syscall.Stat_t
+	if err := syscall.Stat(e.dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	p := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(st.Dev), unix.Minor(st.Dev))
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Skipf("no bdi readahead to check: %v", err)
+	}
+	if got, want := strings.TrimSpace(string(b)), strconv.Itoa(ReadAhead/1024); got != want {
+		t.Errorf("%s: %s, want %s", p, got, want)
 	}
 }
