@@ -72,7 +72,7 @@
 // (ExplicitDataCacheControl): FS keeps a file's pages at open when the file
 // is unchanged or changed only by this mount's writes (FOPEN_KEEP_CACHE),
 // and drops them (notify) when it sees another client's change in fresh
-// attributes (FS.seen). Readahead is raised to MaxWrite when root mounts.
+// attributes (FS.seen). Readahead is raised to ReadAhead (8 MiB) when root mounts.
 //
 // # Errors
 //

@@ -2,9 +2,10 @@
 //
 // A Client is a small pool of connections to one daemon: a few JSON-RPC
 // 2.0 connections (Content-Length framing) for metadata calls, and a few
-// binary-channel connections for Read and Write and for the idempotent hot
-// metadata calls, Lookup, LookupCI, GetStat, ReadDirPlus and Flush (see PROTOCOL.md;
-// JSON would cost them more than the call itself).
+// binary-channel connections for Read and Write and for the hot metadata
+// calls, Lookup, LookupCI, GetStat, ReadDirPlus, Flush, Open, CreateOpen,
+// Handle.Close and Unlink (see PROTOCOL.md; JSON would cost them more
+// than the call itself).
 // Many calls are in flight on each connection at once, so a Client is
 // meant to be shared by all the goroutines of a program. Close stops every
 // goroutine the Client started.

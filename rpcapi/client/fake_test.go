@@ -8,7 +8,9 @@ package client
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -240,6 +242,17 @@ func (s *fakeServer) serveBinary(nc net.Conn, br *bufio.Reader) {
 				return
 			}
 		}
+		if h.Opcode == wire.OpOpen || h.Opcode == wire.OpClose {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rh, out := s.binaryHandle(h)
+				wmu.Lock()
+				defer wmu.Unlock()
+				_, _ = nc.Write(append(wire.AppendReply(nil, rh), out...))
+			}()
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -282,4 +295,45 @@ func (s *fakeServer) serveBinary(nc net.Conn, br *bufio.Reader) {
 			_, _ = nc.Write(append(wire.AppendReply(nil, rh), out...))
 		}()
 	}
+}
+
+// binaryHandle answers a binary OPEN or CLOSE with the test's JSON handler
+// of open or close (extra), as the daemon runs the JSON form's code.
+func (s *fakeServer) binaryHandle(h wire.RequestHeader) (wire.ReplyHeader, []byte) {
+	rh := wire.ReplyHeader{Opcode: h.Opcode, ID: h.ID}
+	method := wire.OpName(h.Opcode)
+	s.mu.Lock()
+	s.calls[method]++
+	_, mounted := s.mounts[h.MountID]
+	f := s.extra[method]
+	s.mu.Unlock()
+	if !mounted {
+		rh.Errno, rh.Flags = uint32(syscall.EINVAL), wire.ReplyFlagBadMount
+		return rh, nil
+	}
+	if f == nil {
+		rh.Errno = uint32(syscall.ENOSYS)
+		return rh, nil
+	}
+	var params any = wire.CloseParams{MountID: h.MountID, Fh: h.Offset}
+	if h.Opcode == wire.OpOpen {
+		params = wire.OpenParams{MountID: h.MountID, Inode: h.Inode, Flags: uint32(h.Offset & 3)}
+	}
+	raw, _ := json.Marshal(params)
+	res, err := f(context.Background(), raw)
+	if err != nil {
+		var je *jsonrpc2.Error
+		rh.Errno = uint32(syscall.EIO)
+		if errors.As(err, &je) {
+			rh.Errno = uint32(je.Code)
+		}
+		return rh, nil
+	}
+	var out []byte
+	if or, ok := res.(wire.OpenResult); ok && h.Opcode == wire.OpOpen {
+		out = binary.LittleEndian.AppendUint64(nil, or.Fh)
+		out = wire.AppendStatRecord(out, &or.Stat, h.Flags)
+	}
+	rh.Length = uint32(len(out))
+	return rh, out
 }

@@ -84,18 +84,48 @@ func (h *Handle) Fh() uint64 {
 // that ran twice leaves one more server handle, which pins the file until
 // the mount goes.
 func (m *Mount) Open(ctx context.Context, ino uint64, flags uint32) (*Handle, Stat, error) {
+	const method = wire.MethodOpen
+	if flags > OpenReadWrite {
+		return nil, Stat{}, &Error{Op: method, Errno: syscall.EINVAL, Msg: fmt.Sprintf("access mode %d", flags)}
+	}
 	h := &Handle{m: m, ino: ino, flags: flags}
-	var res wire.OpenResult
-	var used *mountState
-	_, err := m.do(ctx, wire.MethodOpen, func(ctx context.Context, st *mountState) error {
+	var (
+		data []byte
+		used *mountState
+	)
+	// The binary OPEN (PROTOCOL.md section 2): a FUSE mount opens every
+	// file it reads or writes, and JSON would cost more than the call.
+	_, err := m.do(ctx, method, func(ctx context.Context, st *mountState) error {
 		used = st
-		return m.jsonAttempt(ctx, wire.MethodOpen, wire.OpenParams{MountID: st.MountID, Inode: ino, Flags: flags}, &res)
+		var err error
+		_, data, err = m.c.binAttemptBuf(ctx, method, wire.RequestHeader{
+			Opcode: wire.OpOpen, MountID: st.MountID, Inode: ino, Offset: uint64(flags),
+			Flags: wire.RequestFlagStatExt, As: m.as,
+		}, nil, make([]byte, wire.StatExtSize+8), false)
+		return err
 	})
 	if err != nil {
 		return nil, Stat{}, err
 	}
-	m.register(ctx, h, used, res.Fh)
-	return h, res.Stat, nil
+	fh, st, err := decodeOpenReply(method, data)
+	if err != nil {
+		return nil, Stat{}, err
+	}
+	m.register(ctx, h, used, fh)
+	return h, st, nil
+}
+
+// decodeOpenReply decodes the reply of a binary OPEN or CREATE_OPEN: the
+// handle, then the extended stat record.
+func decodeOpenReply(method string, data []byte) (uint64, Stat, error) {
+	if len(data) != wire.StatExtSize+8 {
+		return 0, Stat{}, protocolError(method, fmt.Errorf("%w: open reply of %d bytes", wire.ErrBadFrame, len(data)))
+	}
+	st, err := wire.DecodeStatExt(data[8:])
+	if err != nil {
+		return 0, Stat{}, protocolError(method, err)
+	}
+	return binary.LittleEndian.Uint64(data), st, nil
 }
 
 // register lists the new handle h, opened as server handle fh on the
@@ -161,15 +191,12 @@ func (m *Mount) CreateOpen(ctx context.Context, dir uint64, name string, mode, f
 		m.ruleOK(method)
 		return m.Open(ctx, s.Ino, flags)
 	}
-	if len(data) != wire.StatExtSize+8 {
-		return nil, Stat{}, protocolError(method, fmt.Errorf("%w: create_open reply of %d bytes", wire.ErrBadFrame, len(data)))
-	}
-	st, derr := wire.DecodeStatExt(data[8:])
-	if derr != nil {
-		return nil, Stat{}, protocolError(method, derr)
+	fh, st, err := decodeOpenReply(method, data)
+	if err != nil {
+		return nil, Stat{}, err
 	}
 	h := &Handle{m: m, ino: st.Ino, flags: flags}
-	m.register(ctx, h, used, binary.LittleEndian.Uint64(data))
+	m.register(ctx, h, used, fh)
 	return h, st, nil
 }
 
@@ -242,7 +269,10 @@ func (h *Handle) Close(ctx context.Context) error {
 		}
 		fh := h.fh
 		h.mu.Unlock()
-		return m.jsonAttempt(ctx, wire.MethodClose, wire.CloseParams{MountID: st.MountID, Fh: fh}, nil)
+		_, err := m.c.binAttempt(ctx, wire.MethodClose, wire.RequestHeader{
+			Opcode: wire.OpClose, MountID: st.MountID, Offset: fh, As: m.as,
+		}, nil, nil)
+		return err
 	})
 	if err != nil && uncertain && errors.Is(err, syscall.EBADF) {
 		m.ruleOK(wire.MethodClose)

@@ -293,11 +293,25 @@ func (m *Mount) removal(ctx context.Context, method string, gone syscall.Errno, 
 	return err
 }
 
-// Unlink removes the entry name (not a directory) from directory dir.
+// Unlink removes the entry name (not a directory) from directory dir. It
+// is the binary UNLINK (PROTOCOL.md section 2), with the retry rule of
+// the JSON form (an uncertain attempt's ENOENT is success).
 func (m *Mount) Unlink(ctx context.Context, dir uint64, name string) error {
-	return m.removal(ctx, wire.MethodUnlink, syscall.ENOENT, func(id uint64) any {
-		return wire.EntryParams{MountID: id, Inode: dir, Name: name}
+	const method = wire.MethodUnlink
+	if len(name) > wire.MaxNamePayload {
+		return &Error{Op: method, Errno: syscall.ENAMETOOLONG, Msg: fmt.Sprintf("name of %d bytes", len(name))}
+	}
+	uncertain, err := m.do(ctx, method, func(ctx context.Context, st *mountState) error {
+		_, err := m.c.binAttempt(ctx, method, wire.RequestHeader{
+			Opcode: wire.OpUnlink, MountID: st.MountID, Inode: dir, Length: uint32(len(name)), As: m.as,
+		}, []byte(name), nil)
+		return err
 	})
+	if err != nil && uncertain && errors.Is(err, syscall.ENOENT) {
+		m.ruleOK(method)
+		return nil
+	}
+	return err
 }
 
 // UnlinkPath removes the entry at path (not a directory).

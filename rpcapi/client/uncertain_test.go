@@ -20,7 +20,7 @@ import (
 )
 
 // dropProxy forwards connections to the daemon. When armed for a JSON-RPC
-// method, it forwards the next request of that method, gives the daemon
+// method (or the method of a binary opcode, wire.OpName), it forwards the next request of that method, gives the daemon
 // time to execute it, runs the hook armed with it (another client acting
 // in between), and then breaks the connection before the reply can reach
 // the client: the client cannot know whether the call happened. Requests
@@ -129,14 +129,17 @@ func (p *dropProxy) accept() {
 	}
 }
 
-// readFrame reads one Content-Length frame, or (for a binary channel)
-// whatever is buffered.
+// readFrame reads one Content-Length frame, one binary request frame, or
+// (for binary replies) whatever is buffered.
 func readFrame(br *bufio.Reader) ([]byte, error) {
 	magic, err := br.Peek(4)
 	if err != nil {
 		return nil, err
 	}
-	if string(magic) == wire.RequestMagic || string(magic) == wire.ReplyMagic {
+	if string(magic) == wire.RequestMagic {
+		return readBinaryRequest(br)
+	}
+	if string(magic) == wire.ReplyMagic {
 		buf := make([]byte, max(br.Buffered(), 1))
 		n, err := br.Read(buf)
 		return buf[:n], err
@@ -178,7 +181,11 @@ func (p *dropProxy) forward(br *bufio.Reader, sc net.Conn, cut *atomic.Bool) {
 		var req struct {
 			Method string `json:"method"`
 		}
-		if i := strings.Index(string(frame), "\r\n\r\n"); i >= 0 && !strings.HasPrefix(string(frame), wire.RequestMagic) {
+		if strings.HasPrefix(string(frame), wire.RequestMagic) {
+			if h, err := wire.DecodeRequest(frame[:wire.RequestHeaderSize]); err == nil {
+				req.Method = wire.OpName(h.Opcode)
+			}
+		} else if i := strings.Index(string(frame), "\r\n\r\n"); i >= 0 {
 			_ = json.Unmarshal(frame[i+4:], &req)
 		}
 		p.mu.Lock()
@@ -383,4 +390,45 @@ func TestDaemonUncertainOthers(t *testing.T) {
 	if got := fmt.Sprint(sorted(entryNames(all))); got != "[. .. a b b2 c e f l s]" {
 		t.Errorf("o: %s", got)
 	}
+}
+
+// readBinaryRequest reads one binary request frame whole: the header, the
+// identity and handle blocks its flags announce, and its payload.
+func readBinaryRequest(br *bufio.Reader) ([]byte, error) {
+	frame := make([]byte, wire.RequestHeaderSize)
+	if _, err := io.ReadFull(br, frame); err != nil {
+		return nil, err
+	}
+	h, err := wire.DecodeRequest(frame)
+	if err != nil {
+		return nil, err
+	}
+	more := func(n int) error {
+		b := make([]byte, n)
+		if _, err := io.ReadFull(br, b); err != nil {
+			return err
+		}
+		frame = append(frame, b...)
+		return nil
+	}
+	if h.Flags&wire.RequestFlagIdentity != 0 {
+		if err := more(wire.IdentityHeadSize); err != nil {
+			return nil, err
+		}
+		ngroups := int(frame[len(frame)-4]) | int(frame[len(frame)-3])<<8
+		if err := more(4 * ngroups); err != nil {
+			return nil, err
+		}
+	}
+	if h.Flags&wire.RequestFlagHandle != 0 {
+		if err := more(wire.HandleBlockSize); err != nil {
+			return nil, err
+		}
+	}
+	if wire.HasPayload(h.Opcode) {
+		if err := more(int(h.Length)); err != nil {
+			return nil, err
+		}
+	}
+	return frame, nil
 }
