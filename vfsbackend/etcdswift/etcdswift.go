@@ -332,7 +332,7 @@ func (b *Backend) Get(ctx context.Context, key []byte) ([]byte, error) {
 		// what was read before it.
 		if c, ok := b.metaCache.get(k); ok && !rs.Committed() && !rs.Through() {
 			rs.Key(k, c.rev)
-			return bytes.Clone(c.value), nil
+			return []byte(c.value), nil
 		}
 		opts = append(opts, clientv3.WithSerializable()) // see scanRangeKV
 	}
@@ -352,7 +352,7 @@ func (b *Backend) Get(ctx context.Context, key []byte) ([]byte, error) {
 	}
 	if rs != nil {
 		rs.Key(k, resp.Kvs[0].ModRevision)
-		b.metaCache.put(k, bytes.Clone(v), resp.Kvs[0].ModRevision)
+		b.metaCache.put(k, string(v), resp.Kvs[0].ModRevision)
 	}
 	return v, nil
 }
@@ -539,7 +539,7 @@ func (b *Backend) cacheWritten(rev int64, written map[string]bool, values map[st
 		if deleted {
 			b.metaCache.drop(k)
 		} else {
-			b.metaCache.put(k, []byte(values[k]), rev)
+			b.metaCache.put(k, values[k], rev)
 		}
 	}
 }
@@ -550,7 +550,7 @@ func (b *Backend) cacheWritten(rev int64, written map[string]bool, values map[st
 // revision it was read at. (A key deleted from a range is caught by its
 // own compare: every key a range read returned is in the set.)
 func readCompares(rs *vfsbackend.ReadSet) []clientv3.Cmp {
-	var cmps []clientv3.Cmp
+	cmps := make([]clientv3.Cmp, 0, 4)
 	rs.Each(func(k string, version int64) {
 		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k), "=", version))
 	}, func(r vfsbackend.ReadRange) {

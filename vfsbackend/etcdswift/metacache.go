@@ -31,7 +31,7 @@ type metaCache struct {
 }
 
 type cachedKV struct {
-	value []byte // never modified
+	value string
 	rev   int64
 }
 
@@ -44,9 +44,8 @@ func (c *metaCache) get(k string) (cachedKV, bool) {
 	return v, ok
 }
 
-// put caches value (which the caller no longer modifies) as k's at rev,
-// unless a later revision of k is cached.
-func (c *metaCache) put(k string, value []byte, rev int64) {
+// put caches value as k's at rev, unless a later revision of k is cached.
+func (c *metaCache) put(k, value string, rev int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if old, ok := c.m[k]; ok && old.rev > rev {
