@@ -83,9 +83,37 @@ func TestScaleoutBench(t *testing.T) {
 	}
 	defer raw.Close()
 
+	// Where the CPU goes: etcd, each gateway, and this process (the
+	// clients), from /proc/PID/stat.
+	procs := []struct {
+		name string
+		pid  int
+	}{{"etcd", etcdPid(t)}, {"gateway 1", gws[0].Pid()}, {"gateway 2", gws[1].Pid()}, {"clients (test)", os.Getpid()}}
+	var cpuOut bytes.Buffer
+	cpu := func(what string, f func() float64) float64 {
+		before := make([]float64, len(procs))
+		for i, p := range procs {
+			before[i] = cpuSeconds(p.pid)
+		}
+		start := time.Now()
+		n := f()
+		wall := time.Since(start).Seconds()
+		fmt.Fprintf(&cpuOut, "%s, %.0f /s: CPU seconds per second:", what, n)
+		total := 0.0
+		for i, p := range procs {
+			c := (cpuSeconds(p.pid) - before[i]) / wall
+			total += c
+			fmt.Fprintf(&cpuOut, " %s %.2f;", p.name, c)
+		}
+		fmt.Fprintf(&cpuOut, " sum %.2f; etcd %.0f us per op\n", total, 1e6*(cpuSeconds(procs[0].pid)-before[0])/(n*wall))
+		return n
+	}
+
 	// Baselines, from the engine's own clients (the same libraries).
-	etcdRate := rate(t, workers, d, func(w, i int) error {
-		return raw.RawEtcdPutForBench(ctx, fmt.Sprintf("w%d-%d", w, i), "v")
+	etcdRate := cpu("etcd txn, raw", func() float64 {
+		return rate(t, workers, d, func(w, i int) error {
+			return raw.RawEtcdPutForBench(ctx, fmt.Sprintf("w%d-%d", w, i), "v")
+		})
 	})
 	mib := bytes.Repeat([]byte("s"), 1<<20)
 	putRate := rate(t, 1, d, func(_, i int) error { return raw.RawSwiftPutForBench(ctx, fmt.Sprintf("raw/%d", i), mib) })
@@ -118,35 +146,15 @@ func TestScaleoutBench(t *testing.T) {
 		}
 		dirs[w] = st.Ino
 	}
-	// Where the CPU goes during the creates: etcd, each gateway, and this
-	// process (the clients), from /proc/PID/stat.
-	procs := []struct {
-		name string
-		pid  int
-	}{{"etcd", etcdPid(t)}, {"gateway 1", gws[0].Pid()}, {"gateway 2", gws[1].Pid()}, {"clients (test)", os.Getpid()}}
-	var cpuOut bytes.Buffer
 	round := 0
 	creates := func(gateways int) float64 {
 		round++
-		before := make([]float64, len(procs))
-		for i, p := range procs {
-			before[i] = cpuSeconds(p.pid)
-		}
-		start := time.Now()
-		n := rate(t, workers, d, func(w, i int) error {
-			_, err := mounts[w%gateways].Create(ctx, dirs[w], fmt.Sprintf("r%d-%d", round, i), 0o644)
-			return err
+		return cpu(fmt.Sprintf("creates through %d gateway(s)", gateways), func() float64 {
+			return rate(t, workers, d, func(w, i int) error {
+				_, err := mounts[w%gateways].Create(ctx, dirs[w], fmt.Sprintf("r%d-%d", round, i), 0o644)
+				return err
+			})
 		})
-		wall := time.Since(start).Seconds()
-		fmt.Fprintf(&cpuOut, "creates through %d gateway(s), %.0f /s: CPU seconds per second of wall time:", gateways, n)
-		total := 0.0
-		for i, p := range procs {
-			c := (cpuSeconds(p.pid) - before[i]) / wall
-			total += c
-			fmt.Fprintf(&cpuOut, " %s %.2f;", p.name, c)
-		}
-		fmt.Fprintf(&cpuOut, " sum %.2f (of 2 cores, shared with the machine's other work)\n", total)
-		return n
 	}
 	var one float64
 	if prof != "" {
