@@ -12,6 +12,10 @@
 // (Create, Mkdir, Symlink, Link, Unlink, Rmdir, Rename, the freeing of
 // orphans) hold it exclusively, every other call holds it shared, so a
 // path resolution, a lookup or a readdir sees no entry change half done.
+// On a shared volume (shared.go) Create, Mkdir and Symlink hold it shared
+// and take their directory's stripe: there the engine's commit, not ns,
+// keeps a change whole against other calls, which other gateways make
+// anyway (see mknodOnce).
 // Calls that change one inode's record while holding ns shared (Write,
 // SetAttr, Fallocate, the xattr calls, CopyRange) also take that inode's
 // stripe lock (FS.stripe, by inode number), so changes to one file apply

@@ -59,8 +59,10 @@ type FS struct {
 	// sharedIno is the engine's inode allocator, when it has one (engines
 	// that several gateways share): new inode numbers come from it, in
 	// blocks of inoBlock reserved at a time ([inoNext, inoEnd)), and
-	// nextIno is not used. Under ns held exclusively, as nextIno.
+	// nextIno is not used. Under inoMu (creates on a shared volume hold
+	// ns only shared: see mknodOnce).
 	sharedIno       vfsbackend.InoAllocator
+	inoMu           sync.Mutex
 	inoNext, inoEnd Ino
 	// shared is the engine when several gateways may change the volume
 	// at once (shared.go): changes then run as optimistic attempts, and

@@ -28,18 +28,40 @@ func (fs *FS) mknod(ctx context.Context, c Caller, dir Ino, name string, mode ui
 	})
 }
 
+// mknodOnce is one attempt of mknod. On a shared volume it holds ns only
+// shared, and dir's stripe: every key it reads or writes that another
+// call could change is compared by its commit (the directory's record
+// and the name) or new (the inode), so two creates of this gateway need
+// no more exclusion than two creates of different gateways; the stripe
+// only orders the creates of this gateway in one directory, which would
+// otherwise conflict with each other on the directory's record. Calls
+// that remove or move entries still hold ns exclusively (they may read
+// and change several directories). On its first attempt it assumes the
+// name absent without reading it (vfsbackend.SharedEngine's
+// AssumeAbsent): the commit, or the validation of a call that fails,
+// then fails if the name exists, and the next attempt reads it.
 func (fs *FS) mknodOnce(ctx context.Context, c Caller, dir Ino, name string, mode uint32, target string) (Attr, error) {
-	fs.ns.Lock()
-	defer fs.ns.Unlock()
+	if fs.shared != nil {
+		fs.ns.RLock()
+		defer fs.ns.RUnlock()
+		st := &fs.stripe[dir%stripes]
+		st.Lock()
+		defer st.Unlock()
+	} else {
+		fs.ns.Lock()
+		defer fs.ns.Unlock()
+	}
 	t := fs.newTxn()
 	d, err := t.searchDir(ctx, c, dir)
 	if err != nil {
 		return Attr{}, err
 	}
-	if _, err := fs.lookupEntry(ctx, dir, name); err == nil {
-		return Attr{}, fmt.Errorf("create %d/%q: %w", dir, name, syscall.EEXIST)
-	} else if !errors.Is(err, syscall.ENOENT) {
-		return Attr{}, err
+	if fs.shared == nil || !fs.shared.AssumeAbsent(ctx, entryKey(dir, name)) {
+		if _, err := fs.lookupEntry(ctx, dir, name); err == nil {
+			return Attr{}, fmt.Errorf("create %d/%q: %w", dir, name, syscall.EEXIST)
+		} else if !errors.Is(err, syscall.ENOENT) {
+			return Attr{}, err
+		}
 	}
 	if err := c.mayCreate(&d.Attr); err != nil {
 		return Attr{}, err

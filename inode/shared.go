@@ -66,6 +66,9 @@ func (fs *FS) optimistic(ctx context.Context, fn func(ctx context.Context) error
 	}
 	for attempt := 0; ; attempt++ {
 		actx, rs := vfsbackend.WithReadSet(ctx)
+		if attempt > 0 {
+			rs.ReadThrough() // no cached value nor assumption of the engine's lost again
+		}
 		err := fn(actx)
 		conflict := errors.Is(err, vfsbackend.ErrConflict)
 		switch {

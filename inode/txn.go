@@ -154,9 +154,12 @@ func (t *txn) deleteInode(ctx context.Context, r *record) error {
 }
 
 // newInode allocates an inode number and counts the inode. Only valid
-// with ns held exclusively.
+// with ns held exclusively, or shared on a shared volume (which keeps no
+// count: the block of numbers has its own mutex).
 func (t *txn) newInode(ctx context.Context) (Ino, error) {
 	if a := t.fs.sharedIno; a != nil {
+		t.fs.inoMu.Lock()
+		defer t.fs.inoMu.Unlock()
 		if t.fs.inoNext == t.fs.inoEnd {
 			first, err := a.AllocInos(ctx, inoBlock, t.fs.nextIno)
 			if err != nil {
@@ -192,7 +195,9 @@ func (t *txn) commit(ctx context.Context) error {
 	}
 	t.batch.Frees = t.frees
 	if err := t.fs.be.Commit(ctx, &t.batch); err != nil {
-		t.fs.inodes = t.inodes
+		if t.fs.shared == nil { // a shared volume keeps no count
+			t.fs.inodes = t.inodes
+		}
 		return err
 	}
 	t.fs.release(t.freed)

@@ -107,6 +107,12 @@ func (b *instrumented) CountKeys(ctx context.Context, prefix []byte) (uint64, er
 	return n, err
 }
 
+// AssumeAbsent passes vfsbackend.SharedEngine through (it does no I/O).
+func (b *instrumented) AssumeAbsent(ctx context.Context, key []byte) bool {
+	s, ok := b.Backend.(vfsbackend.SharedEngine)
+	return ok && s.AssumeAbsent(ctx, key)
+}
+
 var errNoPins = fmt.Errorf("engine keeps no open files: %w", errors.ErrUnsupported)
 
 // Pin passes vfsbackend.Pinner through, timed.

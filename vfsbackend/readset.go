@@ -39,6 +39,13 @@ type SharedEngine interface {
 	// prefix: counts that each gateway cannot keep in memory (the number
 	// of inodes) are counted when asked for.
 	CountKeys(ctx context.Context, prefix []byte) (uint64, error)
+	// AssumeAbsent notes in ctx's ReadSet that key is absent, without
+	// reading it, and returns true; it returns false, doing nothing, when
+	// ctx carries no ReadSet or one that reads through (the caller then
+	// reads key). The call's commit, or its validation, fails with
+	// ErrConflict if key exists. It saves the read of a key that a call
+	// expects not to find (the name a create adds).
+	AssumeAbsent(ctx context.Context, key []byte) bool
 }
 
 // ReadSet records the versions of the metadata keys a call read, for the
@@ -49,6 +56,7 @@ type ReadSet struct {
 	keys      map[string]int64
 	ranges    []ReadRange
 	committed bool
+	through   bool
 }
 
 // ReadRange is a range [From, End) of keys read at revision Rev: the
@@ -99,6 +107,23 @@ func (rs *ReadSet) Range(from, end string, rev int64) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	rs.ranges = append(rs.ranges, ReadRange{From: from, End: end, Rev: rev})
+}
+
+// ReadThrough asks the engine to read from its store, not from a cache of
+// its own, and to assume nothing (SharedEngine.AssumeAbsent): for the
+// attempts after one that lost a race, which a stale cached value could
+// make lose again.
+func (rs *ReadSet) ReadThrough() {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	rs.through = true
+}
+
+// Through says whether ReadThrough was called.
+func (rs *ReadSet) Through() bool {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return rs.through
 }
 
 // Empty says whether nothing was read.

@@ -29,8 +29,12 @@
 // inode's calls on a volume that several gateways share) also compares the
 // mod revision of every key the call read, and of every range it scanned,
 // in the transaction's If: it fails with vfsbackend.ErrConflict, changing
-// nothing, if any changed. Get is a linearizable read; Scan reads pages of 512 keys,
-// every page at the revision of the first, so a Scan sees one snapshot.
+// nothing, if any changed. Get is a linearizable read, except with a read
+// set: then it is a serializable one, or an answer from the gateway's cache
+// of what it read and committed (metacache.go), both checked by the
+// call's commit or validation. AssumeAbsent notes a key as absent without
+// reading it. Scan reads pages of 512 keys, every page at the revision of
+// the first, so a Scan sees one snapshot.
 //
 // # Data in Swift
 //

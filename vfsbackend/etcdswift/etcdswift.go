@@ -28,6 +28,8 @@ import (
 	"github.com/proxyfs/proxyfs/vfsbackend"
 )
 
+var _ vfsbackend.SharedEngine = (*Backend)(nil)
+
 // Name is the name the engine is registered under.
 const Name = "etcdswift"
 
@@ -97,6 +99,9 @@ type Backend struct {
 	pins pinState
 
 	cache *chunkCache
+	// metaCache caches metadata for the reads of changing calls
+	// (metacache.go).
+	metaCache *metaCache
 
 	// Replaced chunk versions are deleted in the background (deleteLoop):
 	// their deletion is not part of any change, only of tidying up.
@@ -143,6 +148,7 @@ func Open(opts vfsbackend.Options) (*Backend, error) {
 		counters:  r.EtcdPrefix + "n",
 		pinKeys:   r.EtcdPrefix + "p",
 		lockKeys:  r.EtcdPrefix + "k",
+		metaCache: newMetaCache(),
 	}
 	// etcd's client logs every retry at info; keep its warnings.
 	cli, err := clientv3.New(clientv3.Config{
@@ -322,6 +328,12 @@ func (b *Backend) Get(ctx context.Context, key []byte) ([]byte, error) {
 	rs := vfsbackend.ReadSetFrom(ctx)
 	var opts []clientv3.OpOption
 	if rs != nil {
+		// After the call's commit, read etcd: the commit compared only
+		// what was read before it.
+		if c, ok := b.metaCache.get(k); ok && !rs.Committed() && !rs.Through() {
+			rs.Key(k, c.rev)
+			return []byte(c.value), nil
+		}
 		opts = append(opts, clientv3.WithSerializable()) // see scanRangeKV
 	}
 	resp, err := b.etcd.Get(ctx, k, opts...)
@@ -334,12 +346,13 @@ func (b *Backend) Get(ctx context.Context, key []byte) ([]byte, error) {
 		}
 		return nil, fmt.Errorf("etcdswift: get %q: %w", key, syscall.ENOENT)
 	}
-	if rs != nil {
-		rs.Key(k, resp.Kvs[0].ModRevision)
-	}
 	v := resp.Kvs[0].Value
 	if v == nil {
 		v = []byte{}
+	}
+	if rs != nil {
+		rs.Key(k, resp.Kvs[0].ModRevision)
+		b.metaCache.put(k, string(v), resp.Kvs[0].ModRevision)
 	}
 	return v, nil
 }
@@ -474,10 +487,8 @@ func (b *Backend) Commit(ctx context.Context, batch *vfsbackend.Batch) error {
 	}
 	ops := make([]clientv3.Op, 0, len(last))
 	rs := vfsbackend.ReadSetFrom(ctx)
-	var written map[string]bool
-	if rs != nil {
-		written = make(map[string]bool, len(last))
-	}
+	written := make(map[string]bool, len(last))
+	values := make(map[string]string, len(last))
 	for i, op := range batch.Ops {
 		if last[string(op.Key)] != i {
 			continue
@@ -486,27 +497,51 @@ func (b *Backend) Commit(ctx context.Context, batch *vfsbackend.Batch) error {
 		if op.Delete {
 			ops = append(ops, clientv3.OpDelete(k))
 		} else {
-			ops = append(ops, clientv3.OpPut(k, string(op.Value)))
+			v := string(op.Value)
+			ops = append(ops, clientv3.OpPut(k, v))
+			values[k] = v
 		}
-		if written != nil {
-			written[k] = op.Delete
-		}
+		written[k] = op.Delete
 	}
 	if rs == nil {
-		if _, err := b.etcd.Txn(ctx).Then(ops...).Commit(); err != nil {
+		// Whether or not it succeeded, what it wrote is no longer what
+		// the cache holds.
+		for k := range written {
+			b.metaCache.drop(k)
+		}
+		resp, err := b.etcd.Txn(ctx).Then(ops...).Commit()
+		if err != nil {
 			return etcdErr(fmt.Sprintf("commit of %d operations", len(ops)), err)
 		}
+		b.cacheWritten(resp.Header.Revision, written, values)
 		return nil
 	}
 	resp, err := b.etcd.Txn(ctx).If(readCompares(rs)...).Then(ops...).Commit()
 	if err != nil {
+		for k := range written { // it may have been applied
+			b.metaCache.drop(k)
+		}
 		return etcdErr(fmt.Sprintf("commit of %d operations", len(ops)), err)
 	}
 	if !resp.Succeeded {
+		b.metaCache.dropRead(rs)
 		return fmt.Errorf("etcdswift: commit of %d operations: %w", len(ops), vfsbackend.ErrConflict)
 	}
 	rs.CommittedAt(resp.Header.Revision, written)
+	b.cacheWritten(resp.Header.Revision, written, values)
 	return nil
+}
+
+// cacheWritten notes a commit's writes at its revision in the metadata
+// cache: a put key at its new value, a deleted one dropped.
+func (b *Backend) cacheWritten(rev int64, written map[string]bool, values map[string]string) {
+	for k, deleted := range written {
+		if deleted {
+			b.metaCache.drop(k)
+		} else {
+			b.metaCache.put(k, values[k], rev)
+		}
+	}
 }
 
 // readCompares turns a read set into the compares of an etcd transaction:
@@ -515,7 +550,7 @@ func (b *Backend) Commit(ctx context.Context, batch *vfsbackend.Batch) error {
 // revision it was read at. (A key deleted from a range is caught by its
 // own compare: every key a range read returned is in the set.)
 func readCompares(rs *vfsbackend.ReadSet) []clientv3.Cmp {
-	var cmps []clientv3.Cmp
+	cmps := make([]clientv3.Cmp, 0, 4)
 	rs.Each(func(k string, version int64) {
 		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k), "=", version))
 	}, func(r vfsbackend.ReadRange) {
@@ -540,6 +575,7 @@ func (b *Backend) ValidateReads(ctx context.Context) error {
 		return etcdErr("validate reads", err)
 	}
 	if !resp.Succeeded {
+		b.metaCache.dropRead(rs)
 		return fmt.Errorf("etcdswift: validate reads: %w", vfsbackend.ErrConflict)
 	}
 	return nil

@@ -3,6 +3,7 @@ package etcdswift
 import (
 	"bytes"
 	"context"
+	"sync/atomic"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -36,3 +37,62 @@ func (b *Backend) RawSwiftGetForBench(ctx context.Context, name string) error {
 }
 
 func (b *Backend) DropCacheForBench() { b.cache = newChunkCache(cacheBytes) }
+
+// CountEtcdForTest makes b count its etcd KV requests (reads, writes and
+// transactions; not leases nor watches) in the counter it returns.
+func CountEtcdForTest(b *Backend) *atomic.Int64 {
+	n := new(atomic.Int64)
+	b.etcd.KV = countingKV{KV: b.etcd.KV, n: n}
+	return n
+}
+
+type countingKV struct {
+	clientv3.KV
+	n *atomic.Int64
+}
+
+func (c countingKV) Get(ctx context.Context, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
+	c.n.Add(1)
+	return c.KV.Get(ctx, key, opts...)
+}
+
+func (c countingKV) Put(ctx context.Context, key, val string, opts ...clientv3.OpOption) (*clientv3.PutResponse, error) {
+	c.n.Add(1)
+	return c.KV.Put(ctx, key, val, opts...)
+}
+
+func (c countingKV) Delete(ctx context.Context, key string, opts ...clientv3.OpOption) (*clientv3.DeleteResponse, error) {
+	c.n.Add(1)
+	return c.KV.Delete(ctx, key, opts...)
+}
+
+func (c countingKV) Do(ctx context.Context, op clientv3.Op) (clientv3.OpResponse, error) {
+	c.n.Add(1)
+	return c.KV.Do(ctx, op)
+}
+
+func (c countingKV) Txn(ctx context.Context) clientv3.Txn {
+	return countingTxn{Txn: c.KV.Txn(ctx), n: c.n}
+}
+
+type countingTxn struct {
+	clientv3.Txn
+	n *atomic.Int64
+}
+
+func (t countingTxn) If(cs ...clientv3.Cmp) clientv3.Txn {
+	return countingTxn{Txn: t.Txn.If(cs...), n: t.n}
+}
+
+func (t countingTxn) Then(ops ...clientv3.Op) clientv3.Txn {
+	return countingTxn{Txn: t.Txn.Then(ops...), n: t.n}
+}
+
+func (t countingTxn) Else(ops ...clientv3.Op) clientv3.Txn {
+	return countingTxn{Txn: t.Txn.Else(ops...), n: t.n}
+}
+
+func (t countingTxn) Commit() (*clientv3.TxnResponse, error) {
+	t.n.Add(1)
+	return t.Txn.Commit()
+}
