@@ -194,13 +194,13 @@ func (b *Backend) openIndex(haveWALs bool) error {
 		// the volume, so convert it again.
 		snapSeq, err := snapshotSeq(snapPath)
 		if err != nil {
-			_ = st.db.Close()
+			_ = st.close()
 			return err
 		}
 		if snapSeq > st.seq.Load() {
 			b.log.Warn("the snapshot is newer than the metadata index (an older proxyfs served the volume): converting it again",
 				zap.Uint64("snapshot_seq", snapSeq), zap.Uint64("index_seq", st.seq.Load()))
-			if err := st.db.Close(); err != nil {
+			if err := st.close(); err != nil {
 				return err
 			}
 			st = nil
