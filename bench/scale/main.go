@@ -119,6 +119,8 @@ type bench struct {
 	seenMu  sync.Mutex
 	seen    []uint64
 	missing atomic.Int64
+
+	cpuPerOp time.Duration // the daemon's CPU time per operation of the last timed
 }
 
 func name(i int) (int, string) {
@@ -133,6 +135,11 @@ type figures struct {
 	ciRate       float64          // lookup_ci per second, all clients
 	ciLat, lkLat [3]time.Duration // one client: lookup_ci and lookup latency, p50, p90, p99
 	rd           readdirFigures
+	// The daemon's CPU time (user and system, all threads, from /proc) per
+	// lookup, get_stat and lookup_ci over all clients, and per entry of
+	// the readdir_plus: less sensitive than rates to other work on the
+	// machine.
+	cpu [4]time.Duration
 }
 
 // readdirFigures describes one readdir_plus of the largest directory.
@@ -299,6 +306,14 @@ func (b *bench) row(label string, f, base figures, restartCheck bool) error {
 			rd.entries, rate, rd.took.Seconds(), fmt.Sprintf("%.0f/%.0f", mib(rd.anon0), mib(rd.anonMax)), mib(rd.rssMax),
 			fmt.Sprintf("%.0f/%.0f", mib(rd.heap0), mib(rd.heapMax)), fmt.Sprintf("%.0f(%.0f)", mib(rd.clientAnon), mib(rd.clientHeap)))
 	}
+	us := func(d time.Duration) string {
+		if d <= 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.1f", float64(d)/float64(time.Microsecond))
+	}
+	fmt.Printf("%10s daemon CPU us per lookup %s, get_stat %s, lookup_ci %s, readdir_plus entry %s\n", "",
+		us(f.cpu[0]), us(f.cpu[1]), us(f.cpu[2]), us(f.cpu[3]))
 	return nil
 }
 
@@ -366,18 +381,21 @@ func (b *bench) measure(ctx context.Context) (figures, error) {
 	if f.rates[1], _, err = b.timed(b.mounts, *sample, b.lookupOp(ctx)); err != nil {
 		return f, err
 	}
+	f.cpu[0] = b.cpuPerOp
 	if b.inos == nil && len(b.seen) == 0 {
 		return f, errors.New("no lookup found its file")
 	}
 	if f.rates[2], _, err = b.timed(b.mounts, *sample, b.getStatOp(ctx)); err != nil {
 		return f, err
 	}
+	f.cpu[1] = b.cpuPerOp
 	if !*doDirs {
 		return f, nil
 	}
 	if f.ciRate, _, err = b.timed(b.mounts, *sample, b.lookupCIOp(ctx)); err != nil {
 		return f, err
 	}
+	f.cpu[2] = b.cpuPerOp
 	one := b.mounts[:1]
 	if _, f.ciLat, err = b.timed(one, max(*sample/10, 100), b.lookupCIOp(ctx)); err != nil {
 		return f, err
@@ -388,7 +406,17 @@ func (b *bench) measure(ctx context.Context) (figures, error) {
 	if n := b.missing.Load(); n > int64(*sample)/100 {
 		return f, fmt.Errorf("%d lookups of names that should exist found nothing", n)
 	}
-	f.rd, err = b.readdirPlus(ctx)
+	cpu0, err := procCPU(b.d.cmd.Process.Pid)
+	if err != nil {
+		return f, err
+	}
+	if f.rd, err = b.readdirPlus(ctx); err != nil {
+		return f, err
+	}
+	cpu1, err := procCPU(b.d.cmd.Process.Pid)
+	if f.rd.entries > 0 {
+		f.cpu[3] = (cpu1 - cpu0) / time.Duration(f.rd.entries)
+	}
 	return f, err
 }
 
@@ -479,8 +507,12 @@ func (b *bench) timed(mounts []*client.Mount, n int, op func(*client.Mount, *ran
 	left.Store(int64(n))
 	var mu sync.Mutex
 	all := make([]time.Duration, 0, n)
+	cpu0, err := procCPU(b.d.cmd.Process.Pid)
+	if err != nil {
+		return 0, pct, err
+	}
 	t := time.Now()
-	err := parallel(mounts, func(m *client.Mount) error {
+	err = parallel(mounts, func(m *client.Mount) error {
 		rng := rand.New(rand.NewPCG(rand.Uint64(), 1))
 		lats := make([]time.Duration, 0, n/len(mounts)+1)
 		defer func() { mu.Lock(); all = append(all, lats...); mu.Unlock() }()
@@ -497,6 +529,11 @@ func (b *bench) timed(mounts []*client.Mount, n int, op func(*client.Mount, *ran
 		return 0, pct, err
 	}
 	rate := float64(n) / time.Since(t).Seconds()
+	cpu1, err := procCPU(b.d.cmd.Process.Pid)
+	if err != nil {
+		return 0, pct, err
+	}
+	b.cpuPerOp = (cpu1 - cpu0) / time.Duration(n)
 	slices.Sort(all)
 	for k, p := range []float64{0.50, 0.90, 0.99} {
 		pct[k] = all[min(len(all)-1, int(p*float64(len(all))))]
@@ -877,6 +914,31 @@ wait:
 	}
 	return took, ru.Maxrss << 10, maxAnon, nil
 }
+
+// procCPU returns the CPU time, user and system, that process pid used
+// (all its threads; /proc/PID/stat counts in clock ticks, 10 ms here).
+func procCPU(pid int) (time.Duration, error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The fields after the command, which is in parentheses and may hold
+	// spaces: state is the 3rd field of the line, utime the 14th.
+	_, rest, ok := strings.Cut(string(stat), ") ")
+	f := strings.Fields(rest)
+	if !ok || len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %q", pid, stat)
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, err
+	}
+	return time.Duration(utime+stime) * time.Second / clockTicks, nil
+}
+
+// clockTicks is sysconf(_SC_CLK_TCK), 100 on Linux.
+const clockTicks = 100
 
 // procMemory returns a process's resident set and its anonymous part.
 func procMemory(pid int) (rss, anon int64, err error) {
