@@ -435,19 +435,22 @@ func damaged(r any) error {
 // memCursor walks a memtable's btree in key order, a few entries at a
 // time, for a merge with the store (the btree has no iterator of its own).
 // The tree must not change while the cursor is used: the caller holds
-// idxMu for reading.
+// idxMu for reading. It stops at the first key without prefix: a scan of
+// a few keys (a case-insensitive lookup) copies those, not a chunk of the
+// keys after them.
 type memCursor struct {
-	t    *btree.BTreeG[ment]
-	buf  []ment
-	i    int
-	last []byte // the last key buffered
-	done bool
+	t      *btree.BTreeG[ment]
+	prefix []byte
+	buf    []ment
+	i      int
+	last   []byte // the last key buffered
+	done   bool
 }
 
 const memCursorChunk = 64
 
-func newMemCursor(t *btree.BTreeG[ment], from []byte) *memCursor {
-	c := &memCursor{t: t}
+func newMemCursor(t *btree.BTreeG[ment], prefix, from []byte) *memCursor {
+	c := &memCursor{t: t, prefix: prefix}
 	if t == nil {
 		c.done = true
 		return c
@@ -461,6 +464,10 @@ func (c *memCursor) fill(from []byte, inclusive bool) {
 	c.t.AscendGreaterOrEqual(ment{key: from}, func(e ment) bool {
 		if !inclusive && bytes.Equal(e.key, from) {
 			return true
+		}
+		if !bytes.HasPrefix(e.key, c.prefix) {
+			c.done = true
+			return false
 		}
 		c.buf = append(c.buf, e)
 		return len(c.buf) < memCursorChunk
@@ -494,7 +501,7 @@ func (c *memCursor) next() { c.i++ }
 // in order, from the overlays (newest first: act shadows frz, which
 // shadows the store) and the store's bucket read in tx (nil: no store).
 func mergeScan(act, frz *btree.BTreeG[ment], sc *bolt.Cursor, prefix, from []byte, fn func(key, value []byte) bool) {
-	a, f := newMemCursor(act, from), newMemCursor(frz, from)
+	a, f := newMemCursor(act, prefix, from), newMemCursor(frz, prefix, from)
 	var sk, sv []byte
 	if sc != nil {
 		sk, sv = sc.Seek(storeKey(from))
