@@ -24,9 +24,11 @@
 // With -reuse DIR it creates nothing and only measures the volume that a
 // run with -keep -dir DIR left in DIR: it starts proxyfsd on DIR/vol with
 // a configuration of its own in a new temporary directory (the volume
-// read_only, not formatted if missing), finds the directories and the
-// number of files with lookups, prints the same two lines, and stops the
-// daemon with SIGTERM. With -baseline (the default) it first measures a
+// read_only, which refuses every change by a client, and not formatted if
+// missing), finds the directories and the number of files with lookups,
+// prints the same lines, and stops the daemon with SIGTERM. The daemon
+// opens the volume as any start does: after a kill -9 it replays the WAL
+// and may checkpoint it into the index. With -baseline (the default) it first measures a
 // fresh volume of -sample files for the ratios, as a full run's "empty"
 // row:
 //
