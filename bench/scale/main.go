@@ -594,7 +594,11 @@ func (b *bench) readdirPlus(ctx context.Context) (readdirFigures, error) {
 	next := t.Add(10 * time.Second)
 	cookie := int64(-1)
 	for f.entries < limit {
-		ents, eof, err := m.ReadDirPlus(ctx, b.dirIno[0], cookie, min(*rdPage, limit-f.entries+2))
+		ask := limit - f.entries
+		if cookie == -1 {
+			ask += 2 // "." and ".."
+		}
+		ents, eof, err := m.ReadDirPlus(ctx, b.dirIno[0], cookie, min(*rdPage, ask))
 		if err != nil {
 			close(stop)
 			<-sampled
