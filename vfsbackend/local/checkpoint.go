@@ -67,7 +67,12 @@ func (b *Backend) storeSeq() uint64 {
 func (b *Backend) compact() {
 	defer b.compactWG.Done()
 	defer b.compacting.Store(false)
-	if err := b.doCheckpoint(); err != nil {
+	start := time.Now()
+	err := b.doCheckpoint()
+	if b.observe != nil {
+		b.observe("checkpoint", start, err)
+	}
+	if err != nil {
 		b.compactAfter.Store(time.Now().Add(compactRetry).UnixNano())
 		b.log.Error("checkpoint failed; trying again after a pause", zap.Duration("pause", compactRetry), zap.Error(err))
 	}

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/proxyfs/proxyfs/vfsbackend"
 )
@@ -390,4 +391,31 @@ func TestStoreReadTxReuse(t *testing.T) {
 	}
 	done.Store(true)
 	wg.Wait()
+}
+
+// Background checkpoints are reported to Options.Observe as "checkpoint".
+func TestCheckpointObserved(t *testing.T) {
+	var mu sync.Mutex
+	ops := map[string]int{}
+	b, err := open(vfsbackend.Options{Path: t.TempDir(), Format: vfsbackend.FormatIfNew,
+		Observe: func(op string, start time.Time, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil && !start.IsZero() {
+				ops[op]++
+			}
+		}}, tuning{memMax: 64 << 10, compactThreshold: defaultCompactThreshold, maxOpenFiles: defaultMaxOpenFiles, inlineMax: vfsbackend.DefaultInlineBytes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5000 {
+		commitT(t, b, putOp(fmt.Sprintf("key/%06d", i), "a value of some length, like a file's record"))
+	}
+	b.compactWG.Wait()
+	closeT(t, b)
+	mu.Lock()
+	defer mu.Unlock()
+	if ops["checkpoint"] == 0 {
+		t.Errorf("no checkpoint observed: %v", ops)
+	}
 }

@@ -111,7 +111,8 @@ type Backend struct {
 	data dataStore
 
 	stop chan struct{}
-	// observe times the periodic sync (vfsbackend.Options.Observe); nil
+	// observe times the periodic sync and the background checkpoints
+	// (vfsbackend.Options.Observe); nil
 	// if not asked for.
 	observe  func(op string, start time.Time, err error)
 	syncerWG sync.WaitGroup
