@@ -142,6 +142,10 @@ type figures struct {
 	// the readdir_plus: less sensitive than rates to other work on the
 	// machine.
 	cpu [4]time.Duration
+	// Checkpoints that ended while the reads were measured, and their
+	// time: a checkpoint competes with the reads for the CPUs.
+	ckpts   int
+	ckptDur time.Duration
 }
 
 // readdirFigures describes one readdir_plus of the largest directory.
@@ -314,8 +318,8 @@ func (b *bench) row(label string, f, base figures, restartCheck bool) error {
 		}
 		return fmt.Sprintf("%.1f", float64(d)/float64(time.Microsecond))
 	}
-	fmt.Printf("%10s daemon CPU us per lookup %s, get_stat %s, lookup_ci %s, readdir_plus entry %s\n", "",
-		us(f.cpu[0]), us(f.cpu[1]), us(f.cpu[2]), us(f.cpu[3]))
+	fmt.Printf("%10s daemon CPU us per lookup %s, get_stat %s, lookup_ci %s, readdir_plus entry %s; checkpoints ended meanwhile: %d (%.1f s)\n", "",
+		us(f.cpu[0]), us(f.cpu[1]), us(f.cpu[2]), us(f.cpu[3]), f.ckpts, f.ckptDur.Seconds())
 	return nil
 }
 
@@ -368,8 +372,8 @@ func (b *bench) create(ctx context.Context, target int) error {
 // -dir-figures, sample lookup_ci spread over the clients, lookup_ci and
 // lookup latencies of a single client, and a readdir_plus of the largest
 // directory.
-func (b *bench) measure(ctx context.Context) (figures, error) {
-	f := figures{rates: [3]float64{-1, -1, -1}, ciRate: -1}
+func (b *bench) measure(ctx context.Context) (f figures, err error) {
+	f = figures{rates: [3]float64{-1, -1, -1}, ciRate: -1}
 	if b.inos != nil {
 		t := time.Now()
 		if err := b.create(ctx, b.count+*sample); err != nil {
@@ -379,7 +383,15 @@ func (b *bench) measure(ctx context.Context) (figures, error) {
 	} else {
 		b.seen = b.seen[:0]
 	}
-	var err error
+	n0, d0, err := b.d.checkpoints()
+	if err != nil {
+		return f, err
+	}
+	defer func() {
+		if n1, d1, err := b.d.checkpoints(); err == nil {
+			f.ckpts, f.ckptDur = n1-n0, d1-d0
+		}
+	}()
 	if f.rates[1], _, err = b.timed(b.mounts, *sample, b.lookupOp(ctx)); err != nil {
 		return f, err
 	}
@@ -1064,6 +1076,37 @@ func (d *daemon) memory() (rss, anon, heap int64, err error) {
 		}
 	}
 	return rss, anon, heap, sc.Err()
+}
+
+// checkpoints returns how many background checkpoints of the local
+// engine ended, and their total time, from the daemon's /metrics (0 with a
+// daemon that does not report them).
+func (d *daemon) checkpoints() (n int, took time.Duration, err error) {
+	resp, err := http.Get("http://" + d.metrics + "/metrics")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		l := sc.Text()
+		name, rest, ok := strings.Cut(l, "{")
+		if !ok || !strings.Contains(rest, `op="checkpoint"`) {
+			continue
+		}
+		_, v, _ := strings.Cut(rest, "} ")
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("/metrics: %q: %w", l, err)
+		}
+		switch name {
+		case "proxyfs_engine_operation_duration_seconds_count":
+			n += int(f)
+		case "proxyfs_engine_operation_duration_seconds_sum":
+			took += time.Duration(f * float64(time.Second))
+		}
+	}
+	return n, took, sc.Err()
 }
 
 // diskBytes is the space the files under dir take (allocated blocks).
