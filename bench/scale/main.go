@@ -746,7 +746,10 @@ func runReuse(dir string) error {
 	fmt.Fprintf(os.Stderr, "starting proxyfsd on %s (read-only; its log: %s)\n", vol, logPath)
 	took, err := r.startLog(logPath)
 	if err != nil {
-		return err
+		// The log goes with the temporary directory: show its end.
+		log, _ := os.ReadFile(logPath)
+		lines := strings.Split(strings.TrimSpace(string(log)), "\n")
+		return fmt.Errorf("%w; the end of its log:\n%s", err, strings.Join(lines[max(0, len(lines)-20):], "\n"))
 	}
 	defer func() { r.disconnect(); r.d.stop() }()
 	ctx := context.Background()
