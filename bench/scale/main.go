@@ -403,6 +403,9 @@ func (b *bench) measure(ctx context.Context) (f figures, err error) {
 		return f, err
 	}
 	f.cpu[1] = b.cpuPerOp
+	if n := b.missing.Load(); n > int64(*sample)/100 {
+		return f, fmt.Errorf("%d lookups of names that should exist found nothing", n)
+	}
 	if !*doDirs {
 		return f, nil
 	}
