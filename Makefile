@@ -169,7 +169,10 @@ bench-smb: build lib
 # bench-scale grows one volume to SCALE_N files (default 1 000 000) through
 # proxyfsd and prints, at each decade, create/lookup/get_stat rates against
 # the empty volume's, memory, bytes on disk per file, restart and -check
-# times (bench/scale; SCALE_ARGS for more flags, e.g. -check=false).
+# times, lookup_ci rate and latencies, a readdir_plus of the largest
+# directory with the daemon's memory meanwhile, and the daemon's CPU per
+# operation (bench/scale; SCALE_ARGS for more flags, e.g. -check=false;
+# bin/scale -reuse DIR measures a volume kept with -keep -dir DIR).
 SCALE_N ?= 1000000
 bench-scale: build
 	$(GO) build -o bin/scale ./bench/scale

@@ -24,7 +24,8 @@ func (m *Metrics) WrapBackend(volume string, be vfsbackend.Backend) vfsbackend.B
 }
 
 // EngineObserver returns the function an engine calls for the operations
-// it runs on its own (vfsbackend.Options.Observe: the periodic sync), so
+// it runs on its own (vfsbackend.Options.Observe: the periodic sync, the
+// local engine's checkpoints), so
 // that they are timed as the wrapped ones are; nil with a nil m.
 func (m *Metrics) EngineObserver(volume string) func(op string, start time.Time, err error) {
 	if m == nil {

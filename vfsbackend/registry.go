@@ -67,8 +67,9 @@ type Options struct {
 	Remote RemoteOptions
 	// Observe, if set, is called after each operation the engine runs on
 	// its own rather than for a caller (the local engine's periodic
-	// sync, as op "sync"), with its start and outcome: the metrics
-	// wrapper sees only the calls made through it.
+	// sync, as op "sync", and its background checkpoints, as op
+	// "checkpoint"), with its start and outcome: the metrics wrapper sees
+	// only the calls made through it.
 	Observe func(op string, start time.Time, err error)
 }
 

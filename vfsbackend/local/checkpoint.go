@@ -67,7 +67,12 @@ func (b *Backend) storeSeq() uint64 {
 func (b *Backend) compact() {
 	defer b.compactWG.Done()
 	defer b.compacting.Store(false)
-	if err := b.doCheckpoint(); err != nil {
+	start := time.Now()
+	err := b.doCheckpoint()
+	if b.observe != nil {
+		b.observe("checkpoint", start, err)
+	}
+	if err != nil {
 		b.compactAfter.Store(time.Now().Add(compactRetry).UnixNano())
 		b.log.Error("checkpoint failed; trying again after a pause", zap.Duration("pause", compactRetry), zap.Error(err))
 	}
@@ -194,13 +199,13 @@ func (b *Backend) openIndex(haveWALs bool) error {
 		// the volume, so convert it again.
 		snapSeq, err := snapshotSeq(snapPath)
 		if err != nil {
-			_ = st.db.Close()
+			_ = st.close()
 			return err
 		}
 		if snapSeq > st.seq.Load() {
 			b.log.Warn("the snapshot is newer than the metadata index (an older proxyfs served the volume): converting it again",
 				zap.Uint64("snapshot_seq", snapSeq), zap.Uint64("index_seq", st.seq.Load()))
-			if err := st.db.Close(); err != nil {
+			if err := st.close(); err != nil {
 				return err
 			}
 			st = nil

@@ -54,12 +54,31 @@ func (d *dataStore) init(volume string, maxOpen int) {
 	d.haveDir = map[string]bool{}
 }
 
+// subdir is <root>/<ino's low byte in 2 hex digits>; path is the data
+// file in it, <subdir>/<ino in 16 hex digits>. Both are built by hand,
+// not with Sprintf and filepath.Join: every stat of a regular file asks
+// for its path (AllocatedData). root is clean and not "/", so the result
+// is what filepath.Join would give.
 func (d *dataStore) subdir(ino vfsbackend.Ino) string {
-	return filepath.Join(d.root, fmt.Sprintf("%02x", uint8(ino)))
+	return string(d.appendSubdir(make([]byte, 0, len(d.root)+3), ino))
 }
 
 func (d *dataStore) path(ino vfsbackend.Ino) string {
-	return filepath.Join(d.subdir(ino), fmt.Sprintf("%016x", uint64(ino)))
+	b := d.appendSubdir(make([]byte, 0, len(d.root)+20), ino)
+	return string(appendHex(append(b, filepath.Separator), uint64(ino), 16))
+}
+
+func (d *dataStore) appendSubdir(b []byte, ino vfsbackend.Ino) []byte {
+	return appendHex(append(append(b, d.root...), filepath.Separator), uint64(uint8(ino)), 2)
+}
+
+// appendHex appends v as digits lower-case hex digits, zero-padded.
+func appendHex(b []byte, v uint64, digits int) []byte {
+	const hex = "0123456789abcdef"
+	for i := digits - 1; i >= 0; i-- {
+		b = append(b, hex[(v>>(4*uint(i)))&0xf])
+	}
+	return b
 }
 
 // acquire returns ino's open file with a reference taken, or nil, nil if

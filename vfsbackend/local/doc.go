@@ -42,7 +42,12 @@
 // Scan merges the three in key order (a cursor on each; a tombstone hides
 // the index's key), so a directory of any size streams with constant
 // memory. Reads of the index go through bbolt's read-only mmap: they cost
-// page cache, which the kernel bounds and reclaims, not Go heap.
+// page cache, which the kernel bounds and reclaims, not Go heap. Get reuses
+// bbolt read transactions (each one goroutine's at a time, with a cursor
+// per bucket) instead of beginning one per key: only a checkpoint writes
+// the index, and it ends the idle ones and keeps none while it writes, so
+// a reused transaction never sees an index older than the last
+// checkpoint's write, and bbolt never waits for one to remap or close.
 //
 // A batch is refused with EFBIG if its record would exceed 1 GiB. If the
 // WAL write fails (ENOSPC, EIO) the partial record is truncated away and the

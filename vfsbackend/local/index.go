@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -115,7 +116,35 @@ func lookup(t *btree.BTreeG[ment], key []byte) (value []byte, del, found bool) {
 type store struct {
 	db  *bolt.DB
 	seq atomic.Uint64 // the WAL sequence number the store reflects
+
+	// Read transactions that get reuses: beginning and ending a bbolt
+	// transaction takes two of the database's global mutexes, allocates,
+	// and opening a bucket searches the root, for every key; a lookup
+	// reads three or four. A transaction is one goroutine's at a time (it
+	// is taken out of idle while used). Only writes change the store
+	// (write, by a checkpoint): a write empties idle and keeps nothing
+	// while it runs, and gen changes at its start and end, so a
+	// transaction kept in idle always began after the last write ended
+	// and sees the store as it is. Keeping none during a write also means
+	// that bbolt never waits for an idle transaction (to remap the file,
+	// or to close the database).
+	txMu    sync.Mutex
+	idle    []*readTx
+	gen     uint64 // changes at the start and end of every write
+	writing bool   // a write (or close) is under way: keep nothing
 }
+
+// readTx is a read transaction of the store with a cursor on each bucket
+// (reused: bbolt's Bucket.Get makes a cursor, and grows its stack, for
+// every key).
+type readTx struct {
+	tx        *bolt.Tx
+	keys, inl *bolt.Cursor
+	gen       uint64 // store.gen when it began
+}
+
+// maxIdleTx bounds the read transactions a store keeps for reuse.
+const maxIdleTx = 64
 
 // openStore opens dir/index, creating it (empty, as of sequence 0) when
 // create is set and it does not exist. It returns nil, nil when it does not
@@ -215,17 +244,115 @@ func storeKey(key []byte) []byte {
 	return k
 }
 
-// get reads key from bucket into a copy; ok is false if it is missing.
+// get reads key from bucket (bucketKeys or bucketInline) into a copy; ok
+// is false if it is missing.
 func (s *store) get(bucket, key []byte) (value []byte, ok bool, err error) {
-	defer recoverDamage(&err)
-	err = s.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucket).Get(storeKey(key))
-		if v != nil {
-			value, ok = append([]byte{}, v...), true
+	rt, err := s.readTx()
+	if err != nil {
+		return nil, false, err
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			// A damaged page: end the transaction rather than keep it.
+			_ = rt.tx.Rollback()
+			value, ok, err = nil, false, damaged(r)
+			return
 		}
-		return nil
-	})
-	return value, ok, err
+		s.release(rt)
+	}()
+	c := rt.keys
+	if bytes.Equal(bucket, bucketInline) {
+		c = rt.inl
+	}
+	var kb [128]byte // storeKey on the stack, for most keys
+	var k []byte
+	if len(key) < len(kb) {
+		k = append(append(kb[:0], 0), key...)
+	} else {
+		k = storeKey(key)
+	}
+	// Bucket.Get, with our cursor (the buckets hold no nested buckets).
+	if sk, v := c.Seek(k); sk != nil && bytes.Equal(sk, k) {
+		return append([]byte{}, v...), true, nil
+	}
+	return nil, false, nil
+}
+
+// readTx returns an idle read transaction, or begins one; give it back
+// with release.
+func (s *store) readTx() (rt *readTx, err error) {
+	s.txMu.Lock()
+	if n := len(s.idle); n > 0 {
+		rt = s.idle[n-1]
+		s.idle[n-1] = nil
+		s.idle = s.idle[:n-1]
+		s.txMu.Unlock()
+		return rt, nil
+	}
+	gen := s.gen
+	s.txMu.Unlock()
+	defer recoverDamage(&err)
+	tx, err := s.db.Begin(false)
+	if err != nil {
+		return nil, err
+	}
+	keys, inl := tx.Bucket(bucketKeys), tx.Bucket(bucketInline)
+	if keys == nil || inl == nil {
+		_ = tx.Rollback()
+		return nil, errors.New("buckets missing")
+	}
+	return &readTx{tx: tx, keys: keys.Cursor(), inl: inl.Cursor(), gen: gen}, nil
+}
+
+// release keeps rt for reuse if no write started since it began, else
+// ends it.
+func (s *store) release(rt *readTx) {
+	s.txMu.Lock()
+	if !s.writing && rt.gen == s.gen && len(s.idle) < maxIdleTx {
+		s.idle = append(s.idle, rt)
+		rt = nil
+	}
+	s.txMu.Unlock()
+	if rt != nil {
+		_ = rt.tx.Rollback()
+	}
+}
+
+// current says whether no write started or ended since rt began: then rt
+// sees every write that ended before the caller's call, and a write under
+// way still has its frozen overlay in place.
+func (s *store) current(rt *readTx) bool {
+	s.txMu.Lock()
+	defer s.txMu.Unlock()
+	return rt.gen == s.gen
+}
+
+// quiesce ends the idle read transactions and keeps none until resume;
+// writing starts with it. Transactions in use end when released.
+func (s *store) quiesce() {
+	s.txMu.Lock()
+	idle := s.idle
+	s.idle = nil
+	s.writing = true
+	s.gen++
+	s.txMu.Unlock()
+	for _, rt := range idle {
+		_ = rt.tx.Rollback()
+	}
+}
+
+// resume lets read transactions be kept again, after a write.
+func (s *store) resume() {
+	s.txMu.Lock()
+	s.writing = false
+	s.gen++
+	s.txMu.Unlock()
+}
+
+// close ends the idle read transactions and closes the database.
+func (s *store) close() error {
+	s.quiesce()
+	return s.db.Close()
 }
 
 // write applies a memtable to the store and records seq, in transactions
@@ -234,6 +361,8 @@ func (s *store) get(bucket, key []byte) (value []byte, ok bool, err error) {
 // but the older sequence number: replaying the WAL from there puts or
 // deletes every key m touched again, in order, so the result is the same.
 func (s *store) write(m *memtable, seq uint64) error {
+	s.quiesce()
+	defer s.resume()
 	type src struct {
 		t      *btree.BTreeG[ment]
 		bucket []byte
@@ -306,19 +435,22 @@ func damaged(r any) error {
 // memCursor walks a memtable's btree in key order, a few entries at a
 // time, for a merge with the store (the btree has no iterator of its own).
 // The tree must not change while the cursor is used: the caller holds
-// idxMu for reading.
+// idxMu for reading. It stops at the first key without prefix: a scan of
+// a few keys (a case-insensitive lookup) copies those, not a chunk of the
+// keys after them.
 type memCursor struct {
-	t    *btree.BTreeG[ment]
-	buf  []ment
-	i    int
-	last []byte // the last key buffered
-	done bool
+	t      *btree.BTreeG[ment]
+	prefix []byte
+	buf    []ment
+	i      int
+	last   []byte // the last key buffered
+	done   bool
 }
 
 const memCursorChunk = 64
 
-func newMemCursor(t *btree.BTreeG[ment], from []byte) *memCursor {
-	c := &memCursor{t: t}
+func newMemCursor(t *btree.BTreeG[ment], prefix, from []byte) *memCursor {
+	c := &memCursor{t: t, prefix: prefix}
 	if t == nil {
 		c.done = true
 		return c
@@ -332,6 +464,10 @@ func (c *memCursor) fill(from []byte, inclusive bool) {
 	c.t.AscendGreaterOrEqual(ment{key: from}, func(e ment) bool {
 		if !inclusive && bytes.Equal(e.key, from) {
 			return true
+		}
+		if !bytes.HasPrefix(e.key, c.prefix) {
+			c.done = true
+			return false
 		}
 		c.buf = append(c.buf, e)
 		return len(c.buf) < memCursorChunk
@@ -364,12 +500,10 @@ func (c *memCursor) next() { c.i++ }
 // mergeScan calls fn for each live key >= from that starts with prefix,
 // in order, from the overlays (newest first: act shadows frz, which
 // shadows the store) and the store's bucket read in tx (nil: no store).
-func mergeScan(act, frz *btree.BTreeG[ment], tx *bolt.Tx, bucket, prefix, from []byte, fn func(key, value []byte) bool) {
-	a, f := newMemCursor(act, from), newMemCursor(frz, from)
+func mergeScan(act, frz *btree.BTreeG[ment], sc *bolt.Cursor, prefix, from []byte, fn func(key, value []byte) bool) {
+	a, f := newMemCursor(act, prefix, from), newMemCursor(frz, prefix, from)
 	var sk, sv []byte
-	var sc *bolt.Cursor
-	if tx != nil {
-		sc = tx.Bucket(bucket).Cursor()
+	if sc != nil {
 		sk, sv = sc.Seek(storeKey(from))
 		if sk != nil {
 			sk = sk[1:]

@@ -1,12 +1,17 @@
 package local
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/proxyfs/proxyfs/vfsbackend"
 )
@@ -273,5 +278,144 @@ func TestScanCallbackPanic(t *testing.T) {
 	n := 0
 	if err := b.Scan(context.Background(), nil, nil, func(key, value []byte) bool { n++; return true }); err != nil || n != 1 {
 		t.Errorf("scan after: %d keys, %v", n, err)
+	}
+}
+
+// The store's kept read transactions never show a store older than the
+// last write: a write ends the idle ones, and one in use while a write
+// starts is not kept. Readers run beside writes (go test -race).
+func TestStoreReadTxReuse(t *testing.T) {
+	s, err := openStore(t.TempDir(), true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := s.close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	key := []byte("k")
+	put := func(v uint64) {
+		m := newMemtable()
+		m.apply(opPut, key, binary.BigEndian.AppendUint64(nil, v))
+		m.apply(opInlinePut, key, binary.BigEndian.AppendUint64(nil, v))
+		if err := s.write(m, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	get := func(bucket []byte) uint64 {
+		v, ok, err := s.get(bucket, key)
+		if err != nil || !ok || len(v) != 8 {
+			t.Fatalf("get: %x, %v, %v", v, ok, err)
+		}
+		return binary.BigEndian.Uint64(v)
+	}
+	put(1)
+	for i := uint64(2); i < 20; i++ {
+		if got := get(bucketKeys); got != i-1 {
+			t.Fatalf("before write %d: %d", i, got)
+		}
+		put(i)
+		if got, gotInl := get(bucketKeys), get(bucketInline); got != i || gotInl != i {
+			t.Fatalf("after write %d: %d, inline %d", i, got, gotInl)
+		}
+		s.txMu.Lock()
+		idle := len(s.idle)
+		s.txMu.Unlock()
+		if idle == 0 {
+			t.Fatal("no read transaction kept after a get")
+		}
+	}
+	if _, ok, err := s.get(bucketKeys, []byte("missing")); ok || err != nil {
+		t.Fatalf("get of a missing key: %v, %v", ok, err)
+	}
+	if _, ok, err := s.get(bucketKeys, []byte("zzz")); ok || err != nil { // after the last key
+		t.Fatalf("get of a missing key: %v, %v", ok, err)
+	}
+	m := newMemtable()
+	m.apply(opPut, []byte("empty"), nil)
+	m.apply(opInlinePut, []byte("empty"), nil)
+	if err := s.write(m, 50); err != nil {
+		t.Fatal(err)
+	}
+	for _, bucket := range [][]byte{bucketKeys, bucketInline} {
+		if v, ok, err := s.get(bucket, []byte("empty")); v == nil || len(v) != 0 || !ok || err != nil {
+			t.Fatalf("get of an empty value: %v, %v, %v", v, ok, err)
+		}
+	}
+	long := bytes.Repeat([]byte("x"), 300) // over get's stack buffer
+	m = newMemtable()
+	m.apply(opPut, long, []byte("long"))
+	if err := s.write(m, 100); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok, err := s.get(bucketKeys, long); string(v) != "long" || !ok || err != nil {
+		t.Fatalf("get of a long key: %q, %v, %v", v, ok, err)
+	}
+
+	// Readers beside writes: what a reader sees never goes back, and once
+	// a write returned every later get sees it.
+	var done atomic.Bool
+	var wg sync.WaitGroup
+	var written atomic.Uint64
+	written.Store(200)
+	put(200)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			last := uint64(0)
+			for !done.Load() {
+				floor := written.Load()
+				v, ok, err := s.get(bucketKeys, key)
+				if err != nil || !ok {
+					t.Errorf("get: %v, %v", ok, err)
+					return
+				}
+				got := binary.BigEndian.Uint64(v)
+				if got < last || got < floor {
+					t.Errorf("get %d after %d, with %d written", got, last, floor)
+					return
+				}
+				last = got
+			}
+		}()
+	}
+	for v := uint64(201); v < 260; v++ {
+		m := newMemtable()
+		m.apply(opPut, key, binary.BigEndian.AppendUint64(nil, v))
+		if err := s.write(m, v); err != nil {
+			t.Fatal(err)
+		}
+		written.Store(v)
+	}
+	done.Store(true)
+	wg.Wait()
+}
+
+// Background checkpoints are reported to Options.Observe as "checkpoint".
+func TestCheckpointObserved(t *testing.T) {
+	var mu sync.Mutex
+	ops := map[string]int{}
+	b, err := open(vfsbackend.Options{Path: t.TempDir(), Format: vfsbackend.FormatIfNew,
+		Observe: func(op string, start time.Time, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil && !start.IsZero() {
+				ops[op]++
+			}
+		}}, tuning{memMax: 64 << 10, compactThreshold: defaultCompactThreshold, maxOpenFiles: defaultMaxOpenFiles, inlineMax: vfsbackend.DefaultInlineBytes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5000 {
+		commitT(t, b, putOp(fmt.Sprintf("key/%06d", i), "a value of some length, like a file's record"))
+	}
+	b.compactWG.Wait()
+	closeT(t, b)
+	mu.Lock()
+	defer mu.Unlock()
+	if ops["checkpoint"] == 0 {
+		t.Errorf("no checkpoint observed: %v", ops)
 	}
 }

@@ -111,7 +111,8 @@ type Backend struct {
 	data dataStore
 
 	stop chan struct{}
-	// observe times the periodic sync (vfsbackend.Options.Observe); nil
+	// observe times the periodic sync and the background checkpoints
+	// (vfsbackend.Options.Observe); nil
 	// if not asked for.
 	observe  func(op string, start time.Time, err error)
 	syncerWG sync.WaitGroup
@@ -192,7 +193,7 @@ func open(opts vfsbackend.Options, tune tuning) (_ *Backend, err error) {
 				_ = b.wal.Close()
 			}
 			if b.store != nil {
-				_ = b.store.db.Close()
+				_ = b.store.close()
 			}
 			_ = b.closeDir()
 			_ = lock.Close()
@@ -493,20 +494,50 @@ func (b *Backend) Scan(ctx context.Context, prefix, start []byte, fn func(key, v
 
 // scan merges the overlays and the store's bucket (bucketKeys or
 // bucketInline) from from on, for keys with prefix.
-func (b *Backend) scan(bucket, prefix, from []byte, fn func(key, value []byte) bool) (err error) {
+func (b *Backend) scan(bucket, prefix, from []byte, fn func(key, value []byte) bool) error {
+	for {
+		if again, err := b.scanOnce(bucket, prefix, from, fn); !again {
+			return err
+		}
+	}
+}
+
+// scanOnce is scan; again says that a checkpoint's write started or ended
+// between the store's read transaction and the overlays, and that nothing
+// was scanned: the transaction could miss what a frozen overlay, already
+// dropped, held.
+func (b *Backend) scanOnce(bucket, prefix, from []byte, fn func(key, value []byte) bool) (again bool, err error) {
 	// The store's read transaction first, then idxMu (see Backend.idxMu).
 	b.idxMu.RLock()
 	st := b.store
 	b.idxMu.RUnlock()
-	var tx *bolt.Tx
+	var sc *bolt.Cursor
+	var rt *readTx
+	scanned := false // mergeScan returned: no damage, no panic of fn
 	if st != nil {
-		if tx, err = st.db.Begin(false); err != nil {
-			return fmt.Errorf("local: scan: metadata index: %w: %w", err, syscall.EIO)
+		var rerr error
+		if rt, rerr = st.readTx(); rerr != nil {
+			return false, fmt.Errorf("local: scan: metadata index: %w: %w", rerr, syscall.EIO)
 		}
-		defer func() { _ = tx.Rollback() }()
+		sc = rt.keys
+		if bytes.Equal(bucket, bucketInline) {
+			sc = rt.inl
+		}
+		// The transaction is kept for reuse only after a scan that ended
+		// normally (not after damage, nor a panic of fn).
+		defer func() {
+			if scanned {
+				st.release(rt)
+			} else {
+				_ = rt.tx.Rollback()
+			}
+		}()
 	}
 	b.idxMu.RLock()
 	defer b.idxMu.RUnlock()
+	if rt != nil && !st.current(rt) {
+		return true, nil
+	}
 	act, frz := b.act.kv, (*btree.BTreeG[ment])(nil)
 	if bytes.Equal(bucket, bucketInline) {
 		act = b.act.inl
@@ -528,13 +559,14 @@ func (b *Backend) scan(bucket, prefix, from []byte, fn func(key, value []byte) b
 			err = damaged(r)
 		}
 	}()
-	mergeScan(act, frz, tx, bucket, prefix, from, func(key, value []byte) bool {
+	mergeScan(act, frz, sc, prefix, from, func(key, value []byte) bool {
 		inFn = true
 		more := fn(key, value)
 		inFn = false
 		return more
 	})
-	return nil
+	scanned = true
+	return false, nil
 }
 
 // Commit implements vfsbackend.Backend.
@@ -807,7 +839,7 @@ func (b *Backend) Close() error {
 	b.walMu.Unlock()
 
 	if b.store != nil {
-		errs = append(errs, b.store.db.Close())
+		errs = append(errs, b.store.close())
 	}
 	errs = append(errs, b.data.closeAll(), b.closeDir(), b.lock.Close())
 	if err := errors.Join(errs...); err != nil {
