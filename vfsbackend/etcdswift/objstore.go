@@ -117,6 +117,15 @@ func certificateError(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "remote error: tls:")
 }
 
+// certHint is a hint for an error at connection: the configuration key of
+// the CA file, if err is a certificate problem.
+func certHint(err error, key string) string {
+	if certificateError(err) {
+		return " (check the object store's CA file: " + key + ")"
+	}
+	return ""
+}
+
 // ObjectStoreWait bounds how long one object store request waits for the
 // store to answer again when it is unreachable or failing (connection
 // refused or reset, a 5xx answer): a restart of Swift's proxy or an object

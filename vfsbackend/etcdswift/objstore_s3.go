@@ -65,7 +65,7 @@ func (s *s3Store) String() string { return fmt.Sprintf("S3 bucket %q at %s", s.b
 // here; prepare creates it).
 func (s *s3Store) connect(ctx context.Context) error {
 	if _, err := s.cli.BucketExists(ctx, s.bucket); err != nil {
-		return fmt.Errorf("S3 at %s: %w", s.endpoint, err)
+		return fmt.Errorf("S3 at %s: %w%s", s.endpoint, err, certHint(err, "s3_tls_ca"))
 	}
 	return nil
 }

@@ -40,7 +40,7 @@ func (s *swiftStore) String() string {
 
 func (s *swiftStore) connect(ctx context.Context) error {
 	if err := s.conn.Authenticate(ctx); err != nil {
-		return fmt.Errorf("Swift authentication at %s: %w", s.conn.AuthUrl, err)
+		return fmt.Errorf("Swift authentication at %s: %w%s", s.conn.AuthUrl, err, certHint(err, "swift_tls_ca"))
 	}
 	return nil
 }
