@@ -6,10 +6,14 @@ package etcdswift_test
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/proxyfs/proxyfs/internal/testpki"
 	"github.com/proxyfs/proxyfs/vfsbackend"
@@ -136,4 +140,71 @@ func TestTLS(t *testing.T) {
 	if took := time.Since(start); took > 20*time.Second {
 		t.Errorf("proxyfsd with a wrong etcd CA took %v to give up", took)
 	}
+
+	// Last, as it changes the servers for good: etcd with authentication,
+	// a user allowed the volume's prefix only.
+	testEtcdUser(t, s)
+}
+
+// testEtcdUser enables authentication on s's etcd, with a user that may
+// read and write one prefix, and opens a volume there as that user; a
+// wrong password fails Open, naming the cause.
+func testEtcdUser(t *testing.T, s *etcdswifttest.Servers) {
+	r := s.Remote(t.Name()+"/user", 4096)
+	pem, err := os.ReadFile(s.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.LoadX509KeyPair(s.EtcdCertFile, s.EtcdKeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsc := &tls.Config{RootCAs: x509.NewCertPool(), Certificates: []tls.Certificate{cert}}
+	if !tlsc.RootCAs.AppendCertsFromPEM(pem) {
+		t.Fatalf("no certificate in %s", s.CAFile)
+	}
+	admin, err := clientv3.New(clientv3.Config{Endpoints: s.EtcdEndpoints, TLS: tlsc, DialTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	steps := []func() error{
+		func() error { _, err := admin.UserAdd(ctx, "root", "root-secret"); return err },
+		func() error { _, err := admin.UserGrantRole(ctx, "root", "root"); return err },
+		func() error { _, err := admin.RoleAdd(ctx, "proxyfs-vol"); return err },
+		func() error {
+			_, err := admin.RoleGrantPermission(ctx, "proxyfs-vol", r.EtcdPrefix, clientv3.GetPrefixRangeEnd(r.EtcdPrefix), clientv3.PermissionType(clientv3.PermReadWrite))
+			return err
+		},
+		func() error { _, err := admin.UserAdd(ctx, "gateway", "gw-secret"); return err },
+		func() error { _, err := admin.UserGrantRole(ctx, "gateway", "proxyfs-vol"); return err },
+		func() error { _, err := admin.AuthEnable(ctx); return err },
+	}
+	for i, step := range steps {
+		if err := step(); err != nil {
+			t.Fatalf("etcd auth setup step %d: %v", i, err)
+		}
+	}
+	r.EtcdUser, r.EtcdPassword = "gateway", "gw-secret"
+	b, err := etcdswift.Open(vfsbackend.Options{Remote: r, Format: vfsbackend.FormatIfNew})
+	if err != nil {
+		t.Fatalf("Open as etcd user %q: %v", r.EtcdUser, err)
+	}
+	defer b.Close()
+	if err := b.Commit(ctx, &vfsbackend.Batch{Ops: []vfsbackend.Op{{Key: []byte("k"), Value: []byte("as gateway")}}}); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := b.Get(ctx, []byte("k")); err != nil || string(v) != "as gateway" {
+		t.Fatalf("Get as etcd user = %q, %v", v, err)
+	}
+	if err := b.WriteData(ctx, 9, []byte("data"), 0); err != nil {
+		t.Fatal(err)
+	}
+	// Another prefix is out of the user's reach.
+	other := s.Remote(t.Name()+"/not-granted", 4096)
+	other.EtcdUser, other.EtcdPassword = r.EtcdUser, r.EtcdPassword
+	openFails(t, "etcd user, prefix not granted", other, 15*time.Second, "permission denied")
+	bad := r
+	bad.EtcdPassword = "wrong"
+	openFails(t, "etcd user, wrong password", bad, 15*time.Second, "authentication failed")
 }
