@@ -177,8 +177,10 @@ bench-scale: build
 
 # bench-scaleout measures etcdswift volumes served by proxyfsd gateways
 # against etcd's raw transaction rate and Swift's raw PUT/GET, one and two
-# gateways, in one run (etcd and Swift started on loopback; see
-# BENCHMARKS.md). BENCH_SCALEOUT_SECONDS per figure (default 5).
+# gateways, in one run, then sequential data on a volume whose data is in
+# S3 (Swift's s3api) against the S3 client's raw PUT/GET (TestScaleoutBenchS3)
+# (etcd and Swift started on loopback; see BENCHMARKS.md).
+# BENCH_SCALEOUT_SECONDS per figure (default 5).
 bench-scaleout:
 	PROXYFS_BENCH_SCALEOUT=1 PROXYFS_REQUIRE_SCALEOUT=1 PROXYFS_BENCH_SECONDS=$(BENCH_SCALEOUT_SECONDS) \
 		$(GO) test ./vfsbackend/etcdswift -run TestScaleoutBench -count=1 -v
