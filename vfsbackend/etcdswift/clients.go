@@ -107,7 +107,7 @@ func (b *Backend) newEtcd(r vfsbackend.RemoteOptions, log *zap.Logger) error {
 		return fmt.Errorf("etcdswift: etcd %v: %w", r.EtcdEndpoints, err)
 	}
 	b.etcd = cli
-	b.etcdEndpoints = r.EtcdEndpoints
+	b.etcdURLs = r.EtcdEndpoints
 	return nil
 }
 
@@ -158,7 +158,7 @@ func probeTLS(ctx context.Context, endpoints []string, c *tls.Config) error {
 // etcdOpenErr is the error of Open's first etcd request.
 func (b *Backend) etcdOpenErr(err error) error {
 	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("etcdswift: etcd %v did not answer: %w (is it up? for a TLS etcd, are the endpoints https:// and the TLS files right?)", b.etcdEndpoints, err)
+		return fmt.Errorf("etcdswift: etcd %v did not answer: %w (is it up? for a TLS etcd, are the endpoints https:// and the TLS files right?)", b.etcdURLs, err)
 	}
-	return fmt.Errorf("etcdswift: etcd %v: %w", b.etcdEndpoints, err)
+	return fmt.Errorf("etcdswift: etcd %v: %w", b.etcdURLs, err)
 }

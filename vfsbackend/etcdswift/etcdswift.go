@@ -75,18 +75,17 @@ func init() {
 
 // Backend is the etcd + Swift engine. Create it with Open.
 type Backend struct {
-	log  *zap.Logger
-	etcd *clientv3.Client
-	// etcdEndpoints are the etcd URLs, for messages.
-	etcdEndpoints []string
-	store         objectStore
-	transport     *http.Transport
-	container     string // the container or bucket, for messages
-	chunk         int64
-	capacity      uint64
-	readOnly      bool
-	formatted     bool
-	closed        atomic.Bool
+	log       *zap.Logger
+	etcd      *clientv3.Client
+	etcdURLs  []string    // the etcd endpoints, for messages
+	store     objectStore // Swift or S3 (objstore.go)
+	transport *http.Transport
+	container string // the container or bucket, for messages
+	chunk     int64
+	capacity  uint64
+	readOnly  bool
+	formatted bool
+	closed    atomic.Bool
 
 	// Keys, all starting with the volume's prefix.
 	marker, meta, sizes, chunks, counters, pinKeys, lockKeys string
