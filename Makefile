@@ -62,8 +62,11 @@ vet:
 # operations verified, load latencies, memory) are printed.
 # PROXYFS_REQUIRE_SCALEOUT=1: the etcd+Swift engine's tests fail, rather
 # than skip, when etcd or Swift is not installed (.ci/run installs them).
+# Each package's binary may take 30m: vfsbackend/etcdswift runs the
+# conformance suite on Swift and on S3 plus TLS servers of its own, about
+# 20 minutes with -race on a loaded 2-core machine.
 go-test: vet
-	PROXYFS_REQUIRE_SCALEOUT=1 $(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v /reliability$$)
+	PROXYFS_REQUIRE_SCALEOUT=1 $(GO) test -race -count=1 -timeout 30m $$($(GO) list ./... | grep -v /reliability$$)
 	@mkdir -p bin
 	$(GO) test -race -count=1 -timeout 20m -v ./reliability > bin/reliability.log 2>&1; rc=$$?; \
 		if [ $$rc = 0 ]; then grep -E '^(--- |ok )|_test.go:[0-9]+:' bin/reliability.log; else cat bin/reliability.log; fi; \
@@ -180,8 +183,10 @@ bench-scale: build
 
 # bench-scaleout measures etcdswift volumes served by proxyfsd gateways
 # against etcd's raw transaction rate and Swift's raw PUT/GET, one and two
-# gateways, in one run (etcd and Swift started on loopback; see
-# BENCHMARKS.md). BENCH_SCALEOUT_SECONDS per figure (default 5).
+# gateways, in one run, then sequential data on a volume whose data is in
+# S3 (Swift's s3api) against the S3 client's raw PUT/GET (TestScaleoutBenchS3)
+# (etcd and Swift started on loopback; see BENCHMARKS.md).
+# BENCH_SCALEOUT_SECONDS per figure (default 5).
 bench-scaleout:
 	PROXYFS_BENCH_SCALEOUT=1 PROXYFS_REQUIRE_SCALEOUT=1 PROXYFS_BENCH_SECONDS=$(BENCH_SCALEOUT_SECONDS) \
 		$(GO) test ./vfsbackend/etcdswift -run TestScaleoutBench -count=1 -v

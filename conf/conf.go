@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -215,8 +216,9 @@ type Volume struct {
 	Name string
 	// Engine is the storage engine: "local", "memory" or "etcdswift".
 	Engine string
-	// Remote locates an etcdswift volume: etcd endpoints and prefix, Swift
-	// credentials and container, chunk size. Empty for other engines.
+	// Remote locates an etcdswift volume: etcd endpoints, prefix and TLS,
+	// the object store (Swift or S3: credentials, container or bucket,
+	// TLS), chunk size. Empty for other engines.
 	Remote vfsbackend.RemoteOptions
 	// Path is the directory holding the volume's files.
 	Path string
@@ -322,10 +324,23 @@ type raw struct {
 
 		EtcdEndpoints  []string `toml:"etcd_endpoints"`
 		EtcdPrefix     *string  `toml:"etcd_prefix"`
+		EtcdTLSCA      *string  `toml:"etcd_tls_ca"`
+		EtcdTLSCert    *string  `toml:"etcd_tls_cert"`
+		EtcdTLSKey     *string  `toml:"etcd_tls_key"`
+		EtcdUser       *string  `toml:"etcd_user"`
+		EtcdPassword   *string  `toml:"etcd_password"`
+		ObjectStore    *string  `toml:"object_store"`
 		SwiftAuthURL   *string  `toml:"swift_auth_url"`
 		SwiftUser      *string  `toml:"swift_user"`
 		SwiftKey       *string  `toml:"swift_key"`
 		SwiftContainer *string  `toml:"swift_container"`
+		SwiftTLSCA     *string  `toml:"swift_tls_ca"`
+		S3Endpoint     *string  `toml:"s3_endpoint"`
+		S3Region       *string  `toml:"s3_region"`
+		S3AccessKey    *string  `toml:"s3_access_key"`
+		S3SecretKey    *string  `toml:"s3_secret_key"`
+		S3Bucket       *string  `toml:"s3_bucket"`
+		S3TLSCA        *string  `toml:"s3_tls_ca"`
 		ChunkBytes     *int64   `toml:"chunk_bytes"`
 	} `toml:"volume"`
 }
@@ -508,10 +523,12 @@ func (r *raw) validate() (*Config, error) {
 		if v.Path == "" {
 			return nil, fmt.Errorf("config: %s: empty", key("path"))
 		}
-		remote := rv.EtcdEndpoints != nil || rv.EtcdPrefix != nil || rv.SwiftAuthURL != nil || rv.SwiftUser != nil ||
-			rv.SwiftKey != nil || rv.SwiftContainer != nil || rv.ChunkBytes != nil
+		swiftKeys := rv.SwiftAuthURL != nil || rv.SwiftUser != nil || rv.SwiftKey != nil || rv.SwiftContainer != nil || rv.SwiftTLSCA != nil
+		s3Keys := rv.S3Endpoint != nil || rv.S3Region != nil || rv.S3AccessKey != nil || rv.S3SecretKey != nil || rv.S3Bucket != nil || rv.S3TLSCA != nil
+		remote := rv.EtcdEndpoints != nil || rv.EtcdPrefix != nil || rv.EtcdTLSCA != nil || rv.EtcdTLSCert != nil || rv.EtcdTLSKey != nil ||
+			rv.EtcdUser != nil || rv.EtcdPassword != nil || rv.ObjectStore != nil || swiftKeys || s3Keys || rv.ChunkBytes != nil
 		if remote && v.Engine != "etcdswift" {
-			return nil, fmt.Errorf("config: volume[%d]: etcd_* and swift_* keys and chunk_bytes are for engine \"etcdswift\", not %q", i, v.Engine)
+			return nil, fmt.Errorf("config: volume[%d]: etcd_*, object_store, swift_* and s3_* keys and chunk_bytes are for engine \"etcdswift\", not %q", i, v.Engine)
 		}
 		if v.Engine == "etcdswift" {
 			r := &v.Remote
@@ -528,15 +545,52 @@ func (r *raw) validate() (*Config, error) {
 			if r.EtcdPrefix == "" {
 				return nil, fmt.Errorf("config: %s: empty", key("etcd_prefix"))
 			}
-			r.SwiftAuthURL = str(rv.SwiftAuthURL, "")
-			if r.SwiftAuthURL == "" {
-				return nil, fmt.Errorf("config: %s: missing (engine etcdswift)", key("swift_auth_url"))
+			r.EtcdTLSCA = str(rv.EtcdTLSCA, "")
+			r.EtcdTLSCert = str(rv.EtcdTLSCert, "")
+			r.EtcdTLSKey = str(rv.EtcdTLSKey, "")
+			if (r.EtcdTLSCert == "") != (r.EtcdTLSKey == "") {
+				return nil, fmt.Errorf("config: %s and %s go together: set both or neither", key("etcd_tls_cert"), key("etcd_tls_key"))
 			}
-			r.SwiftUser = str(rv.SwiftUser, "")
-			r.SwiftKey = str(rv.SwiftKey, "")
-			r.SwiftContainer = str(rv.SwiftContainer, "proxyfs-"+v.Name)
-			if r.SwiftContainer == "" || strings.Contains(r.SwiftContainer, "/") {
-				return nil, fmt.Errorf("config: %s: %q is not a container name", key("swift_container"), r.SwiftContainer)
+			r.EtcdUser = str(rv.EtcdUser, "")
+			r.EtcdPassword = str(rv.EtcdPassword, "")
+			if (r.EtcdUser == "") != (r.EtcdPassword == "") {
+				return nil, fmt.Errorf("config: %s and %s go together: set both or neither", key("etcd_user"), key("etcd_password"))
+			}
+			r.ObjectStore = str(rv.ObjectStore, "swift")
+			switch r.ObjectStore {
+			case "swift":
+				if s3Keys {
+					return nil, fmt.Errorf("config: volume[%d]: s3_* keys need object_store = \"s3\"", i)
+				}
+				r.SwiftAuthURL = str(rv.SwiftAuthURL, "")
+				if r.SwiftAuthURL == "" {
+					return nil, fmt.Errorf("config: %s: missing (engine etcdswift, object_store swift)", key("swift_auth_url"))
+				}
+				r.SwiftUser = str(rv.SwiftUser, "")
+				r.SwiftKey = str(rv.SwiftKey, "")
+				r.SwiftContainer = str(rv.SwiftContainer, "proxyfs-"+v.Name)
+				if r.SwiftContainer == "" || strings.Contains(r.SwiftContainer, "/") {
+					return nil, fmt.Errorf("config: %s: %q is not a container name", key("swift_container"), r.SwiftContainer)
+				}
+				r.SwiftTLSCA = str(rv.SwiftTLSCA, "")
+			case "s3":
+				if swiftKeys {
+					return nil, fmt.Errorf("config: volume[%d]: swift_* keys need object_store = \"swift\"", i)
+				}
+				r.S3Endpoint = str(rv.S3Endpoint, "")
+				if u, err := url.Parse(r.S3Endpoint); r.S3Endpoint == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+					return nil, fmt.Errorf("config: %s: %q is not an http:// or https:// URL of a host (engine etcdswift, object_store s3)", key("s3_endpoint"), r.S3Endpoint)
+				}
+				r.S3Region = str(rv.S3Region, "")
+				r.S3AccessKey = str(rv.S3AccessKey, "")
+				r.S3SecretKey = str(rv.S3SecretKey, "")
+				r.S3Bucket = str(rv.S3Bucket, "proxyfs-"+strings.ToLower(strings.ReplaceAll(v.Name, "_", "-")))
+				if !validBucket.MatchString(r.S3Bucket) || strings.Contains(r.S3Bucket, "..") {
+					return nil, fmt.Errorf("config: %s: %q is not an S3 bucket name (3..63 of a-z 0-9 . -, starting and ending with a letter or digit)", key("s3_bucket"), r.S3Bucket)
+				}
+				r.S3TLSCA = str(rv.S3TLSCA, "")
+			default:
+				return nil, fmt.Errorf("config: %s: %q is not one of swift, s3", key("object_store"), r.ObjectStore)
 			}
 			if rv.ChunkBytes != nil {
 				if *rv.ChunkBytes < 4096 || *rv.ChunkBytes > MaxChunkBytes {
@@ -612,6 +666,9 @@ func (r *raw) validate() (*Config, error) {
 }
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$`)
+
+// validBucket is an S3 bucket name (DNS-compatible; ".." is checked apart).
+var validBucket = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 
 func isEngine(e string) bool {
 	for _, n := range Engines {

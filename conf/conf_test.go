@@ -291,7 +291,8 @@ chunk_bytes = 262144
 	}
 	r := c.Volumes[0].Remote
 	want := vfsbackend.RemoteOptions{EtcdEndpoints: []string{"http://127.0.0.1:2379", "http://127.0.0.2:2379"}, EtcdPrefix: "proxyfs/v/",
-		SwiftAuthURL: "http://127.0.0.1:8080/auth/v1.0", SwiftUser: "test:tester", SwiftKey: "testing", SwiftContainer: "proxyfs-v", ChunkBytes: 262144}
+		SwiftAuthURL: "http://127.0.0.1:8080/auth/v1.0", SwiftUser: "test:tester", SwiftKey: "testing", SwiftContainer: "proxyfs-v", ChunkBytes: 262144,
+		ObjectStore: "swift"}
 	if !reflect.DeepEqual(r, want) {
 		t.Errorf("remote %+v, want %+v", r, want)
 	}
@@ -300,11 +301,80 @@ chunk_bytes = 262144
 		`engine = "etcdswift"` + "\n" + `etcd_endpoints = ["http://e:2379"]`,                                   // no Swift
 		`engine = "local"` + "\n" + `etcd_endpoints = ["http://e:2379"]`,                                       // wrong engine
 		`engine = "etcdswift"` + "\n" + `etcd_endpoints = ["e"]` + "\nswift_auth_url = \"u\"\nchunk_bytes = 1", // chunk too small
+		`engine = "local"` + "\n" + `s3_endpoint = "http://e:9000"`,                                            // wrong engine
 	} {
 		if _, err := Parse([]byte(base + bad)); err == nil {
 			t.Errorf("accepted %q", bad)
 		}
 	}
+}
+
+// TestEtcdSwiftVolumeS3TLS: an S3 object store and TLS to both etcd and
+// the object store.
+func TestEtcdSwiftVolumeS3TLS(t *testing.T) {
+	base := "[[volume]]\nname = \"My_Vol\"\nengine = \"etcdswift\"\n"
+	c, err := Parse([]byte(base + `etcd_endpoints = ["https://e1:2379", "https://e2:2379"]
+etcd_tls_ca = "/etc/proxyfs/etcd-ca.pem"
+etcd_tls_cert = "/etc/proxyfs/etcd-client.pem"
+etcd_tls_key = "/etc/proxyfs/etcd-client.key"
+etcd_user = "proxyfs"
+etcd_password = "secret"
+object_store = "s3"
+s3_endpoint = "https://s3.example.com"
+s3_region = "eu-west-1"
+s3_access_key = "AK"
+s3_secret_key = "SK"
+s3_tls_ca = "/etc/proxyfs/s3-ca.pem"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := vfsbackend.RemoteOptions{EtcdEndpoints: []string{"https://e1:2379", "https://e2:2379"}, EtcdPrefix: "proxyfs/My_Vol/",
+		EtcdTLSCA: "/etc/proxyfs/etcd-ca.pem", EtcdTLSCert: "/etc/proxyfs/etcd-client.pem", EtcdTLSKey: "/etc/proxyfs/etcd-client.key",
+		EtcdUser: "proxyfs", EtcdPassword: "secret", ObjectStore: "s3",
+		S3Endpoint: "https://s3.example.com", S3Region: "eu-west-1", S3AccessKey: "AK", S3SecretKey: "SK",
+		S3Bucket: "proxyfs-my-vol", S3TLSCA: "/etc/proxyfs/s3-ca.pem"}
+	if r := c.Volumes[0].Remote; !reflect.DeepEqual(r, want) {
+		t.Errorf("remote %+v, want %+v", r, want)
+	}
+	// Swift over https with its own CA.
+	c, err = Parse([]byte(base + `etcd_endpoints = ["http://e:2379"]
+swift_auth_url = "https://swift.example.com/auth/v1.0"
+swift_tls_ca = "/etc/proxyfs/swift-ca.pem"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := c.Volumes[0].Remote; r.ObjectStore != "swift" || r.SwiftTLSCA != "/etc/proxyfs/swift-ca.pem" || r.SwiftContainer != "proxyfs-My_Vol" {
+		t.Errorf("swift over TLS: %+v", r)
+	}
+	eps := `etcd_endpoints = ["https://e:2379"]` + "\n"
+	for bad, wantErr := range map[string]string{
+		eps + `object_store = "gcs"`:                                                   "not one of swift, s3",
+		eps + `object_store = "s3"`:                                                    "s3_endpoint",
+		eps + "object_store = \"s3\"\ns3_endpoint = \"s3.example.com\"":                "s3_endpoint",
+		eps + "object_store = \"s3\"\ns3_endpoint = \"https://h/path\"":                "s3_endpoint",
+		eps + "object_store = \"s3\"\ns3_endpoint = \"https://h\"\ns3_bucket = \"Up\"": "s3_bucket",
+		eps + "object_store = \"s3\"\ns3_endpoint = \"https://h\"\nswift_key = \"k\"":  "swift_* keys",
+		eps + "swift_auth_url = \"https://h/auth/v1.0\"\ns3_bucket = \"b\"":            "s3_* keys",
+		eps + "swift_auth_url = \"u\"\netcd_tls_cert = \"c.pem\"":                      "etcd_tls_key",
+		eps + "swift_auth_url = \"u\"\netcd_user = \"u\"":                              "etcd_password",
+		`engine = "local"` + "\n" + `etcd_tls_ca = "ca.pem"`:                           "for engine",
+	} {
+		_, err := Parse([]byte(strings.Replace(base, "engine = \"etcdswift\"\n", "", 1) + ensureEngine(bad)))
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Errorf("%q: %v, want an error naming %q", bad, err, wantErr)
+		}
+	}
+}
+
+// ensureEngine adds engine = "etcdswift" to a volume body that names no
+// engine.
+func ensureEngine(body string) string {
+	if strings.Contains(body, "engine =") {
+		return body
+	}
+	return "engine = \"etcdswift\"\n" + body
 }
 
 func TestLogAccess(t *testing.T) {

@@ -12,6 +12,11 @@
 #
 # ETCD_MEMBERS=3 in the environment of start makes etcd a cluster of that
 # many members (default 1), each with its own ports and data directory.
+# SCALEOUT_TLS=1 makes both servers TLS-only: start makes a throwaway CA
+# with openssl (DIR/tls), etcd serves https and requires a client
+# certificate signed by it (its peers talk TLS too), and Swift's proxy
+# serves https (its own cert_file/key_file: fine for tests; production puts
+# a TLS terminator in front of the proxy).
 # NAME is etcd1, etcd2, ... for the etcd members, swift-proxy,
 # swift-object, swift-container, swift-account or memcached.
 #
@@ -21,9 +26,22 @@
 #   SWIFT_AUTH_URL=http://127.0.0.1:PORT/auth/v1.0
 #   SWIFT_USER=test:tester
 #   SWIFT_KEY=testing
+#   S3_ENDPOINT=http://127.0.0.1:PORT    Swift's S3 API (s3api), same proxy
+#   S3_REGION=us-east-1
+#   S3_ACCESS_KEY=test:tester
+#   S3_SECRET_KEY=testing
+#
+# and with SCALEOUT_TLS=1 (the URLs are then https):
+#
+#   ETCD_CA_FILE=DIR/tls/ca.pem        the CA of both servers' certificates
+#   ETCD_CERT_FILE=DIR/tls/client.pem  etcd client certificate and key
+#   ETCD_KEY_FILE=DIR/tls/client.key
+#   OBJECT_CA_FILE=DIR/tls/ca.pem      the CA of Swift's (and S3's) certificate
 #
 # Packages (Debian bookworm): etcd-server, swift, swift-proxy, swift-account,
-# swift-container, swift-object, memcached (tempauth keeps its tokens there).
+# swift-container, swift-object, memcached (tempauth keeps its tokens there);
+# openssl for SCALEOUT_TLS=1. The S3 API is the s3api middleware of
+# python3-swift (a dependency of swift), with tempauth's users as S3 keys.
 # etcd runs with --max-txn-ops and --max-request-bytes raised above their
 # defaults (128 operations, 1.5 MiB): a proxyfs batch is one etcd transaction
 # (see vfsbackend/etcdswift). Swift's storage directory must take user
@@ -112,6 +130,40 @@ start() {
 	fi
 	user=$(id -un)
 
+	# TLS: a CA, a certificate for 127.0.0.1 that serves (and, for etcd's
+	# peers, also authenticates as a client), and a client certificate.
+	tls=${SCALEOUT_TLS:-0}
+	scheme=http
+	etls=""
+	ptls=""
+	if [ "$tls" = 1 ]; then
+		command -v openssl >/dev/null 2>&1 || {
+			echo "$0: SCALEOUT_TLS=1 needs openssl: apt-get install openssl" >&2
+			exit 3
+		}
+		scheme=https
+		t=$dir/tls
+		mkdir -p "$t"
+		(
+			cd "$t"
+			ec="-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
+			openssl req -x509 $ec -keyout ca.key -out ca.pem -days 2 -subj /CN=proxyfs-test-ca \
+				-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
+			printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n' >server.ext
+			openssl req $ec -keyout server.key -out server.csr -subj /CN=127.0.0.1
+			openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile server.ext -out server.pem
+			printf 'extendedKeyUsage=clientAuth\n' >client.ext
+			openssl req $ec -keyout client.key -out client.csr -subj /CN=proxyfs
+			openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile client.ext -out client.pem
+		) >"$dir/log/openssl.out" 2>&1 || {
+			echo "$0: openssl failed:" >&2
+			cat "$dir/log/openssl.out" >&2
+			exit 1
+		}
+		etls="--cert-file $t/server.pem --key-file $t/server.key --trusted-ca-file $t/ca.pem --client-cert-auth"
+		ptls="--peer-cert-file $t/server.pem --peer-key-file $t/server.key --peer-trusted-ca-file $t/ca.pem --peer-client-cert-auth"
+	fi
+
 	# etcd: ETCD_MEMBERS members (default 1); fsync as in production (no
 	# --unsafe-no-fsync).
 	members=${ETCD_MEMBERS:-1}
@@ -123,7 +175,7 @@ start() {
 		p=$(freeport)
 		cports="$cports $c"
 		eval "ec$i=$c ep$i=$p"
-		cluster="$cluster${cluster:+,}etcd$i=http://127.0.0.1:$p"
+		cluster="$cluster${cluster:+,}etcd$i=$scheme://127.0.0.1:$p"
 		i=$((i + 1))
 	done
 	endpoints=""
@@ -132,13 +184,14 @@ start() {
 		eval "c=\$ec$i p=\$ep$i"
 		mkdir -p "$dir/etcd$i"
 		launch "etcd$i" etcd --name "etcd$i" --data-dir "$dir/etcd$i" \
-			--listen-client-urls "http://127.0.0.1:$c" --advertise-client-urls "http://127.0.0.1:$c" \
-			--listen-peer-urls "http://127.0.0.1:$p" --initial-advertise-peer-urls "http://127.0.0.1:$p" \
+			--listen-client-urls "$scheme://127.0.0.1:$c" --advertise-client-urls "$scheme://127.0.0.1:$c" \
+			--listen-peer-urls "$scheme://127.0.0.1:$p" --initial-advertise-peer-urls "$scheme://127.0.0.1:$p" \
+			$etls $ptls \
 			--initial-cluster "$cluster" --initial-cluster-state new --initial-cluster-token proxyfs-test \
 			--max-txn-ops 16384 --max-request-bytes 16777216 \
 			--auto-compaction-mode revision --auto-compaction-retention 10000 \
 			--log-outputs "$dir/log/etcd$i.log" --logger zap
-		endpoints="$endpoints${endpoints:+,}http://127.0.0.1:$c"
+		endpoints="$endpoints${endpoints:+,}$scheme://127.0.0.1:$c"
 		i=$((i + 1))
 	done
 
@@ -203,12 +256,18 @@ log_level = WARNING
 	done
 	{
 		printf "$common" proxy-server
+		if [ "$tls" = 1 ]; then
+			echo "cert_file = $dir/tls/server.pem"
+			echo "key_file = $dir/tls/server.key"
+		fi
 		cat <<EOF
 bind_ip = 127.0.0.1
 bind_port = $sp
 
+# s3api before tempauth: S3 requests are signed with tempauth's users
+# (access key test:tester, secret key testing).
 [pipeline:main]
-pipeline = catch_errors proxy-logging cache tempauth proxy-logging proxy-server
+pipeline = catch_errors proxy-logging cache s3api tempauth proxy-logging proxy-server
 
 [app:proxy-server]
 use = egg:swift#proxy
@@ -220,7 +279,11 @@ error_suppression_interval = 1
 [filter:tempauth]
 use = egg:swift#tempauth
 user_test_tester = testing .admin
-storage_url_scheme = default
+storage_url_scheme = $scheme
+
+[filter:s3api]
+use = egg:swift#s3api
+location = us-east-1
 
 [filter:cache]
 use = egg:swift#memcache
@@ -252,10 +315,22 @@ EOF
 	fi
 	cat >"$dir/env" <<EOF
 ETCD_ENDPOINTS=$endpoints
-SWIFT_AUTH_URL=http://127.0.0.1:$sp/auth/v1.0
+SWIFT_AUTH_URL=$scheme://127.0.0.1:$sp/auth/v1.0
 SWIFT_USER=test:tester
 SWIFT_KEY=testing
+S3_ENDPOINT=$scheme://127.0.0.1:$sp
+S3_REGION=us-east-1
+S3_ACCESS_KEY=test:tester
+S3_SECRET_KEY=testing
 EOF
+	if [ "$tls" = 1 ]; then
+		cat >>"$dir/env" <<EOF
+ETCD_CA_FILE=$dir/tls/ca.pem
+ETCD_CERT_FILE=$dir/tls/client.pem
+ETCD_KEY_FILE=$dir/tls/client.key
+OBJECT_CA_FILE=$dir/tls/ca.pem
+EOF
+	fi
 	cat "$dir/env"
 }
 

@@ -73,15 +73,28 @@ type Options struct {
 	Observe func(op string, start time.Time, err error)
 }
 
-// RemoteOptions locate a volume kept in etcd (metadata) and OpenStack
-// Swift (file data).
+// RemoteOptions locate a volume kept in etcd (metadata) and an object
+// store (file data): OpenStack Swift through its native API, or any S3
+// API (Amazon S3, Swift's s3api, Ceph RGW, MinIO).
 type RemoteOptions struct {
 	// EtcdEndpoints are the etcd cluster's client URLs
-	// (http://host:2379, ...).
+	// (http://host:2379, or https://host:2379 for TLS).
 	EtcdEndpoints []string
 	// EtcdPrefix is the key prefix under which the volume's keys live;
 	// every gateway serving the volume uses the same one.
 	EtcdPrefix string
+	// EtcdTLSCA is a PEM file of the CAs that etcd's server certificates
+	// are checked against (empty: the system's). EtcdTLSCert and
+	// EtcdTLSKey are a client certificate and its key, for an etcd that
+	// requires them (--client-cert-auth). Any of them makes the client
+	// speak TLS, as does an https endpoint.
+	EtcdTLSCA, EtcdTLSCert, EtcdTLSKey string
+	// EtcdUser and EtcdPassword authenticate to an etcd with
+	// authentication enabled (empty: none).
+	EtcdUser, EtcdPassword string
+	// ObjectStore is where file data goes: "swift" (the default when
+	// empty) or "s3".
+	ObjectStore string
 	// SwiftAuthURL, SwiftUser and SwiftKey authenticate to Swift (v1
 	// auth such as tempauth: X-Auth-User/X-Auth-Key; v2/v3 Keystone URLs
 	// are recognised by their path).
@@ -90,8 +103,18 @@ type RemoteOptions struct {
 	SwiftKey     string
 	// SwiftContainer is the container holding the volume's data objects.
 	SwiftContainer string
+	// SwiftTLSCA is a PEM file of the CAs that an https Swift's
+	// certificate is checked against (empty: the system's).
+	SwiftTLSCA string
+	// S3Endpoint is the S3 service's URL (https://s3.amazonaws.com,
+	// http://127.0.0.1:9000, ...); S3Region its region (empty: us-east-1);
+	// S3AccessKey and S3SecretKey the credentials (AWS signature v4);
+	// S3Bucket the bucket holding the volume's data objects; S3TLSCA a PEM
+	// file of the CAs its certificate is checked against (empty: the
+	// system's).
+	S3Endpoint, S3Region, S3AccessKey, S3SecretKey, S3Bucket, S3TLSCA string
 	// ChunkBytes is the size of the pieces a data object is stored in
-	// (one Swift object each) when a volume is formatted; zero means the
+	// (one object each in the object store) when a volume is formatted; zero means the
 	// engine's default. An existing volume keeps the size it was
 	// formatted with.
 	ChunkBytes int

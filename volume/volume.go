@@ -133,6 +133,9 @@ func Open(ctx context.Context, vc conf.Volume, mode Mode, opts Options) (*Volume
 // where says where a volume is stored, for messages.
 func where(vc conf.Volume) string {
 	if vc.Engine == "etcdswift" {
+		if vc.Remote.ObjectStore == "s3" {
+			return fmt.Sprintf("etcd %v prefix %q, S3 bucket %q at %s", vc.Remote.EtcdEndpoints, vc.Remote.EtcdPrefix, vc.Remote.S3Bucket, vc.Remote.S3Endpoint)
+		}
 		return fmt.Sprintf("etcd %v prefix %q, Swift container %q", vc.Remote.EtcdEndpoints, vc.Remote.EtcdPrefix, vc.Remote.SwiftContainer)
 	}
 	return vc.Path

@@ -112,7 +112,7 @@ func TestDaemonServiceFailures(t *testing.T) {
 	}()
 	pause := func() { time.Sleep(2 * time.Second) }
 	// progress waits until a file is written after since (at most 60s,
-	// the engine's SwiftWait).
+	// the engine's ObjectStoreWait).
 	progress := func(what string, since time.Time) {
 		t.Helper()
 		for {

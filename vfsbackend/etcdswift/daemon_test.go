@@ -23,8 +23,21 @@ func volumeTOML(r vfsbackend.RemoteOptions) string {
 	for i, e := range r.EtcdEndpoints {
 		eps[i] = fmt.Sprintf("%q", e)
 	}
-	return fmt.Sprintf("etcd_endpoints = [%s]\netcd_prefix = %q\nswift_auth_url = %q\nswift_user = %q\nswift_key = %q\nswift_container = %q\nchunk_bytes = %d\n",
-		strings.Join(eps, ", "), r.EtcdPrefix, r.SwiftAuthURL, r.SwiftUser, r.SwiftKey, r.SwiftContainer, r.ChunkBytes)
+	s := fmt.Sprintf("etcd_endpoints = [%s]\netcd_prefix = %q\nchunk_bytes = %d\n", strings.Join(eps, ", "), r.EtcdPrefix, r.ChunkBytes)
+	// Optional keys, written when set.
+	for _, kv := range []struct{ k, v string }{
+		{"etcd_tls_ca", r.EtcdTLSCA}, {"etcd_tls_cert", r.EtcdTLSCert}, {"etcd_tls_key", r.EtcdTLSKey},
+		{"etcd_user", r.EtcdUser}, {"etcd_password", r.EtcdPassword}, {"object_store", r.ObjectStore},
+		{"swift_auth_url", r.SwiftAuthURL}, {"swift_user", r.SwiftUser}, {"swift_key", r.SwiftKey},
+		{"swift_container", r.SwiftContainer}, {"swift_tls_ca", r.SwiftTLSCA},
+		{"s3_endpoint", r.S3Endpoint}, {"s3_region", r.S3Region}, {"s3_access_key", r.S3AccessKey},
+		{"s3_secret_key", r.S3SecretKey}, {"s3_bucket", r.S3Bucket}, {"s3_tls_ca", r.S3TLSCA},
+	} {
+		if kv.v != "" {
+			s += fmt.Sprintf("%s = %q\n", kv.k, kv.v)
+		}
+	}
+	return s
 }
 
 func startGateway(t *testing.T, r vfsbackend.RemoteOptions) *daemontest.Daemon {

@@ -11,7 +11,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ncw/swift/v2"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/proxyfs/proxyfs/vfsbackend"
@@ -22,7 +21,7 @@ type object struct {
 	exists bool
 	size   int64
 	rev    int64            // the size key's mod revision (0: absent)
-	chunks map[int64]string // chunk number -> Swift object name
+	chunks map[int64]string // chunk number -> object name
 }
 
 func (b *Backend) sizeKey(ino vfsbackend.Ino) string { return b.sizes + be64(uint64(ino)) }
@@ -173,7 +172,7 @@ func (b *Backend) ReadData(ctx context.Context, ino vfsbackend.Ino, p []byte, of
 			lo := max(off, c*b.chunk)
 			hi := min(off+int64(n), (c+1)*b.chunk)
 			_, err := b.getRange(ctx, o.chunks[c], q[lo-off:hi-off], lo-c*b.chunk)
-			if errors.Is(err, swift.ObjectNotFound) {
+			if errors.Is(err, errObjectNotFound) {
 				gone = true
 				return nil
 			}
@@ -266,7 +265,7 @@ func (b *Backend) writePiece(ctx context.Context, ino vfsbackend.Ino, p []byte, 
 		})
 		if err != nil {
 			b.deleteObjects(ctx, nonEmpty(names))
-			if errors.Is(err, swift.ObjectNotFound) {
+			if errors.Is(err, errObjectNotFound) {
 				continue
 			}
 			return swiftErr(fmt.Sprintf("write %d at %d", ino, off), err)
@@ -336,7 +335,7 @@ func (b *Backend) TruncateData(ctx context.Context, ino vfsbackend.Ino, size int
 				delFrom = cut + 1
 				if prev, ok := o.chunks[cut]; ok {
 					data, err := b.getObject(ctx, prev)
-					if errors.Is(err, swift.ObjectNotFound) {
+					if errors.Is(err, errObjectNotFound) {
 						continue
 					}
 					if err != nil {
@@ -455,20 +454,14 @@ func (b *Backend) Garbage(ctx context.Context, olderThan time.Duration, fn func(
 	// all, and one switched in before the scan is seen by it.
 	cutoff := time.Now().Add(-olderThan)
 	var candidates []string
-	err := b.sw.ObjectsWalk(ctx, b.container, &swift.ObjectsOpts{Limit: 1000}, func(ctx context.Context, opts *swift.ObjectsOpts) (any, error) {
-		objs, err := b.sw.Objects(ctx, b.container, opts)
-		if err != nil {
-			return nil, err
+	err := b.store.list(ctx, func(name string, modified time.Time) bool {
+		if strings.Count(name, "/") == 2 && modified.Before(cutoff) {
+			candidates = append(candidates, name)
 		}
-		for _, o := range objs {
-			if strings.Count(o.Name, "/") == 2 && o.LastModified.Before(cutoff) {
-				candidates = append(candidates, o.Name)
-			}
-		}
-		return objs, nil
+		return true
 	})
 	if err != nil {
-		return swiftErr("list container", err)
+		return swiftErr("list the "+b.store.String(), err)
 	}
 	used := map[string]bool{}
 	if err := b.scanRange(ctx, b.chunks, clientv3.GetPrefixRangeEnd(b.chunks), func(_, v []byte) bool {
@@ -496,11 +489,7 @@ func (b *Backend) CollectGarbage(ctx context.Context, olderThan time.Duration) (
 		return 0, err
 	}
 	err := forEach(len(names), func(i int) error {
-		err := b.sw.ObjectDelete(ctx, b.container, names[i])
-		if errors.Is(err, swift.ObjectNotFound) {
-			return nil
-		}
-		return err
+		return b.retry(ctx, func() error { return b.store.remove(ctx, names[i]) })
 	})
 	if err != nil {
 		return 0, swiftErr("collect garbage", err)

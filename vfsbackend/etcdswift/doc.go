@@ -1,5 +1,6 @@
 // Package etcdswift is a storage engine (vfsbackend.Backend) whose metadata
-// lives in etcd and whose file data lives in OpenStack Swift, so that the
+// lives in etcd and whose file data lives in an object store (OpenStack
+// Swift through its native API, or any S3 API: objstore.go), so that the
 // volume is kept by replicated services rather than one machine's disk, and
 // several gateways can open it. It is registered as "etcdswift".
 //
@@ -11,7 +12,7 @@
 //	P "v"                      the volume marker: "etcdswift 1 chunk=N"
 //	P "m" key                  metadata: the engine's ordered map (Get, Scan, Commit)
 //	P "s" ino(8, big-endian)   a data object's size (decimal); present = the object exists
-//	P "c" ino(8) chunk(8)      the Swift object holding chunk number chunk of ino
+//	P "c" ino(8) chunk(8)      the object holding chunk number chunk of ino
 //	P "n" name                 counters (the inode number allocator: "n" "ino")
 //	P "p" ino(8) lease(8)      a gateway has ino open (pins.go), under its lease
 //	P "k" ino(8) lease(8)      a gateway's locks on ino (locks.go), under its lease
@@ -36,10 +37,10 @@
 // reading it. Scan reads pages of 512 keys, every page at the revision of
 // the first, so a Scan sees one snapshot.
 //
-// # Data in Swift
+// # Data in the object store
 //
 // A data object is cut in chunks of ChunkBytes (1 MiB by default, fixed
-// when the volume is formatted). Chunk i of inode ino is a Swift object
+// when the volume is formatted). Chunk i of inode ino is an object
 // named "%016x/%016x/%s" (ino, i, a random version), written once and never
 // changed: a write stores new versions of the chunks it touches (reading
 // the old version of a chunk it covers only in part), then switches them
@@ -55,16 +56,17 @@
 // it cuts through, so growing the object again exposes zeros.
 //
 // Because chunk objects are immutable and named by version, a reader never
-// sees a half-written chunk nor depends on Swift's eventual consistency
-// for overwrites: it reads the versions etcd names. A crash between the
-// Swift writes and the etcd transaction, or before the replaced versions
+// sees a half-written chunk nor depends on the store's consistency for
+// overwrites (Swift's is eventual): it reads the versions etcd names. A
+// crash between the object writes and the etcd transaction, or before the replaced versions
 // are deleted, leaves garbage (objects that no chunk key names), never a
 // wrong byte; Garbage lists such objects and CollectGarbage deletes them.
 //
 // # Durability
 //
 // Write-through: an acknowledged Commit is in etcd (on a quorum's disks),
-// an acknowledged WriteData/TruncateData/DeleteData has its data in Swift
-// (the object server fsyncs before answering) and its chunk map in etcd.
+// an acknowledged WriteData/TruncateData/DeleteData has its data in the
+// object store (Swift's object server fsyncs before answering) and its
+// chunk map in etcd.
 // Sync and SyncData therefore have nothing left to do.
 package etcdswift

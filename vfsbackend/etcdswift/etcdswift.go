@@ -8,8 +8,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -18,12 +16,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ncw/swift/v2"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/proxyfs/proxyfs/vfsbackend"
 )
@@ -83,9 +79,10 @@ func init() {
 type Backend struct {
 	log       *zap.Logger
 	etcd      *clientv3.Client
-	sw        *swift.Connection
+	etcdURLs  []string    // the etcd endpoints, for messages
+	store     objectStore // Swift or S3 (objstore.go)
 	transport *http.Transport
-	container string
+	container string // the container or bucket, for messages
 	chunk     int64
 	capacity  uint64
 	readOnly  bool
@@ -127,8 +124,6 @@ func Open(opts vfsbackend.Options) (*Backend, error) {
 		return nil, fmt.Errorf("etcdswift: no etcd endpoints: %w", syscall.EINVAL)
 	case r.EtcdPrefix == "":
 		return nil, fmt.Errorf("etcdswift: empty etcd prefix: %w", syscall.EINVAL)
-	case r.SwiftAuthURL == "" || r.SwiftContainer == "":
-		return nil, fmt.Errorf("etcdswift: Swift auth URL and container are needed: %w", syscall.EINVAL)
 	case r.ChunkBytes < 0 || r.ChunkBytes > MaxChunkBytes:
 		return nil, fmt.Errorf("etcdswift: chunk size %d out of range 0..%d: %w", r.ChunkBytes, MaxChunkBytes, syscall.EINVAL)
 	}
@@ -138,7 +133,6 @@ func Open(opts vfsbackend.Options) (*Backend, error) {
 	}
 	b := &Backend{
 		log:       log,
-		container: r.SwiftContainer,
 		capacity:  opts.CapacityBytes,
 		readOnly:  opts.ReadOnly,
 		marker:    r.EtcdPrefix + "v",
@@ -150,31 +144,12 @@ func Open(opts vfsbackend.Options) (*Backend, error) {
 		lockKeys:  r.EtcdPrefix + "k",
 		metaCache: newMetaCache(),
 	}
-	// etcd's client logs every retry at info; keep its warnings.
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:          r.EtcdEndpoints,
-		DialTimeout:        10 * time.Second,
-		MaxCallSendMsgSize: 64 << 20,
-		MaxCallRecvMsgSize: 64 << 20,
-		Logger:             log.Named("etcd").WithOptions(zap.IncreaseLevel(zapcore.WarnLevel)),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("etcdswift: etcd %v: %w", r.EtcdEndpoints, err)
+	if err := b.newStore(r); err != nil {
+		return nil, err
 	}
-	b.etcd = cli
-	b.transport = &http.Transport{
-		Proxy:               nil,
-		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConnsPerHost: 2 * parallel,
-		IdleConnTimeout:     90 * time.Second,
-	}
-	b.sw = &swift.Connection{
-		UserName:  r.SwiftUser,
-		ApiKey:    r.SwiftKey,
-		AuthUrl:   r.SwiftAuthURL,
-		Transport: b.transport,
-		UserAgent: "proxyfs-etcdswift",
-		Timeout:   60 * time.Second,
+	if err := b.newEtcd(r, log); err != nil {
+		b.closeClients()
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -193,12 +168,12 @@ func Open(opts vfsbackend.Options) (*Backend, error) {
 }
 
 func (b *Backend) open(ctx context.Context, format vfsbackend.FormatPolicy, chunk int) error {
-	if err := b.sw.Authenticate(ctx); err != nil {
-		return fmt.Errorf("etcdswift: Swift authentication at %s: %w", b.sw.AuthUrl, err)
+	if err := b.store.connect(ctx); err != nil {
+		return fmt.Errorf("etcdswift: %w", err)
 	}
 	resp, err := b.etcd.Get(ctx, b.marker)
 	if err != nil {
-		return fmt.Errorf("etcdswift: etcd: %w", err)
+		return b.etcdOpenErr(err)
 	}
 	if len(resp.Kvs) == 1 {
 		return b.loadMarker(resp.Kvs[0].Value)
@@ -215,16 +190,12 @@ func (b *Backend) open(ctx context.Context, format vfsbackend.FormatPolicy, chun
 	if resp.Count > 0 {
 		return fmt.Errorf("etcdswift: etcd prefix %q holds %d keys but no volume: not formatting over them: %w", prefix, resp.Count, syscall.EEXIST)
 	}
-	info, _, err := b.sw.Container(ctx, b.container)
-	switch {
-	case errors.Is(err, swift.ContainerNotFound):
-		if err := b.sw.ContainerCreate(ctx, b.container, nil); err != nil {
-			return fmt.Errorf("etcdswift: create container %q: %w", b.container, err)
-		}
-	case err != nil:
-		return fmt.Errorf("etcdswift: container %q: %w", b.container, err)
-	case info.Count > 0:
-		return fmt.Errorf("etcdswift: container %q holds %d objects but etcd holds no volume: not formatting over them: %w", b.container, info.Count, syscall.EEXIST)
+	empty, err := b.store.prepare(ctx)
+	if err != nil {
+		return fmt.Errorf("etcdswift: %s: %w", b.store, err)
+	}
+	if !empty {
+		return fmt.Errorf("etcdswift: %s holds objects but etcd holds no volume: not formatting over them: %w", b.store, syscall.EEXIST)
 	}
 	if chunk == 0 {
 		chunk = DefaultChunkBytes
@@ -240,7 +211,7 @@ func (b *Backend) open(ctx context.Context, format vfsbackend.FormatPolicy, chun
 	}
 	b.formatted = true
 	b.chunk = int64(chunk)
-	b.log.Info("formatted a new volume", zap.String("etcd_prefix", prefix), zap.String("container", b.container), zap.Int("chunk_bytes", chunk))
+	b.log.Info("formatted a new volume", zap.String("etcd_prefix", prefix), zap.Stringer("object_store", b.store), zap.Int("chunk_bytes", chunk))
 	return nil
 }
 
@@ -599,26 +570,27 @@ func (b *Backend) Sync(ctx context.Context) error { return b.check() }
 // SyncData has nothing to do: data is written through to Swift.
 func (b *Backend) SyncData(ctx context.Context, ino vfsbackend.Ino) error { return b.check() }
 
-// Usage reports the container's bytes against the capacity: the volume's
-// configured capacity, else the account's or container's Swift quota,
-// else 1 PiB. Swift updates container statistics asynchronously, so the
-// used bytes may lag behind recent writes.
+// Usage reports the bytes in the container or bucket against the
+// capacity: the volume's configured capacity, else the container's Swift
+// quota, else 1 PiB. Swift updates container statistics asynchronously,
+// so the used bytes may lag behind recent writes; S3 keeps none, so they
+// are summed from a listing of the bucket at most once a minute.
 func (b *Backend) Usage(ctx context.Context) (vfsbackend.Usage, error) {
 	if err := b.check(); err != nil {
 		return vfsbackend.Usage{}, err
 	}
-	info, _, err := b.sw.Container(ctx, b.container)
+	usedBytes, quota, err := b.store.usage(ctx)
 	if err != nil {
-		return vfsbackend.Usage{}, swiftErr("container stats", err)
+		return vfsbackend.Usage{}, swiftErr("usage of the "+b.store.String(), err)
 	}
 	total := b.capacity
-	if total == 0 && info.QuotaBytes > 0 {
-		total = uint64(info.QuotaBytes)
+	if total == 0 && quota > 0 {
+		total = uint64(quota)
 	}
 	if total == 0 {
 		total = defaultCapacity
 	}
-	used := uint64(max(info.Bytes, 0))
+	used := uint64(max(usedBytes, 0))
 	free := uint64(0)
 	if used < total {
 		free = total - used
@@ -655,7 +627,9 @@ func (b *Backend) closeClients() error {
 	if b.etcd != nil {
 		err = b.etcd.Close()
 	}
-	b.transport.CloseIdleConnections()
+	if b.transport != nil {
+		b.transport.CloseIdleConnections()
+	}
 	return err
 }
 
@@ -716,121 +690,6 @@ func (b *Backend) AllocInos(ctx context.Context, n uint64, min vfsbackend.Ino) (
 	return 0, fmt.Errorf("etcdswift: inode counter: too much contention: %w", syscall.EAGAIN)
 }
 
-// readAll reads a whole small object (a chunk).
-func (b *Backend) getObject(ctx context.Context, name string) ([]byte, error) {
-	if d, ok := b.cache.get(name); ok {
-		return append(make([]byte, 0, b.chunk), d...), nil
-	}
-	var buf bytes.Buffer
-	buf.Grow(int(b.chunk))
-	err := b.swiftRetry(ctx, func() error {
-		buf.Reset()
-		_, err := b.sw.ObjectGet(ctx, b.container, name, &buf, false, nil)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	b.cache.put(name, bytes.Clone(buf.Bytes()))
-	return buf.Bytes(), nil
-}
-
-// putObject stores a new chunk version; data must not change afterwards.
-func (b *Backend) putObject(ctx context.Context, name string, data []byte) error {
-	if err := b.swiftRetry(ctx, func() error {
-		_, err := b.sw.ObjectPut(ctx, b.container, name, bytes.NewReader(data), false, "", "application/octet-stream", swift.Headers{"Content-Length": strconv.Itoa(len(data))})
-		return err
-	}); err != nil {
-		return err
-	}
-	b.cache.put(name, data)
-	return nil
-}
-
-// getRange reads object bytes [lo, lo+len(p)) into p and returns how many
-// the object had there (the rest of p is left alone).
-func (b *Backend) getRange(ctx context.Context, name string, p []byte, lo int64) (int, error) {
-	if d, ok := b.cache.get(name); ok {
-		if lo >= int64(len(d)) {
-			return 0, nil
-		}
-		return copy(p, d[lo:]), nil
-	}
-	h := swift.Headers{"Range": fmt.Sprintf("bytes=%d-%d", lo, lo+int64(len(p))-1)}
-	var n int
-	err := b.swiftRetry(ctx, func() error {
-		f, _, err := b.sw.ObjectOpen(ctx, b.container, name, false, h)
-		if err != nil {
-			var se *swift.Error
-			if errors.As(err, &se) && se.StatusCode == http.StatusRequestedRangeNotSatisfiable {
-				n = 0
-				return nil // the object ends before lo
-			}
-			return err
-		}
-		n, err = io.ReadFull(f, p)
-		cerr := f.Close()
-		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-			err = nil
-		}
-		if err == nil {
-			err = cerr
-		}
-		return err
-	})
-	return n, err
-}
-
-// SwiftWait bounds how long one Swift request waits for Swift to answer
-// again when it is unreachable or failing (connection refused or reset,
-// a 5xx answer): a restart of the proxy or an object server makes calls
-// wait rather than fail.
-var SwiftWait = time.Minute
-
-// swiftRetry runs fn, again after a pause while its error is transient
-// (see SwiftWait) and ctx lasts.
-func (b *Backend) swiftRetry(ctx context.Context, fn func() error) error {
-	start := time.Now()
-	pause := 50 * time.Millisecond
-	logged := false
-	for {
-		err := fn()
-		if err == nil || !transientSwift(err) || time.Since(start)+pause > SwiftWait {
-			if err == nil && logged {
-				b.log.Info("etcdswift: Swift answers again", zap.Duration("after", time.Since(start)))
-			}
-			return err
-		}
-		if !logged {
-			b.log.Warn("etcdswift: Swift unreachable or failing: waiting", zap.Error(err), zap.Duration("up_to", SwiftWait))
-			logged = true
-		}
-		t := time.NewTimer(pause)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return err
-		case <-t.C:
-		}
-		pause = min(2*pause, time.Second)
-	}
-}
-
-// transientSwift says whether a Swift error may go away by itself: the
-// network (refused, reset, timeouts) or a server error (5xx).
-func transientSwift(err error) bool {
-	var se *swift.Error
-	if errors.As(err, &se) {
-		return se.StatusCode >= 500 || se.StatusCode == http.StatusRequestTimeout
-	}
-	var ne net.Error
-	if errors.As(err, &ne) {
-		return true
-	}
-	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
-		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.EPIPE)
-}
-
 // deleteObjects has replaced versions deleted in the background.
 func (b *Backend) deleteObjects(ctx context.Context, names []string) {
 	if len(names) == 0 {
@@ -866,11 +725,7 @@ func (b *Backend) deleteNow(ctx context.Context, names []string) {
 		return
 	}
 	err := forEach(len(names), func(i int) error {
-		err := b.swiftRetry(ctx, func() error { return b.sw.ObjectDelete(ctx, b.container, names[i]) })
-		if errors.Is(err, swift.ObjectNotFound) {
-			err = nil
-		}
-		return err
+		return b.retry(ctx, func() error { return b.store.remove(ctx, names[i]) })
 	})
 	if err != nil {
 		b.log.Warn("etcdswift: replaced chunk objects not deleted (garbage until collected)", zap.Int("objects", len(names)), zap.Error(err))

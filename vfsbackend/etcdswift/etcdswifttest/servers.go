@@ -21,14 +21,22 @@ import (
 // into a failure instead of a skip (make test sets it, so CI cannot skip).
 const RequireEnv = "PROXYFS_REQUIRE_SCALEOUT"
 
-// Servers are running etcd and Swift servers.
+// Servers are running etcd and Swift servers. Swift also serves the S3
+// API (its s3api middleware) at S3Endpoint.
 type Servers struct {
 	Dir           string
 	EtcdEndpoints []string
 	SwiftAuthURL  string
 	SwiftUser     string
 	SwiftKey      string
-	script        string
+	S3Endpoint    string
+	S3Region      string
+	S3AccessKey   string
+	S3SecretKey   string
+	// With Options.TLS: the CA of both servers' certificates, and the
+	// client certificate and key etcd requires.
+	CAFile, EtcdCertFile, EtcdKeyFile string
+	script                            string
 }
 
 // binaries are what the script needs.
@@ -81,6 +89,9 @@ type Options struct {
 	// EtcdMembers is the number of etcd members (default 1); each gets
 	// its own ports and data directory.
 	EtcdMembers int
+	// TLS makes both servers TLS-only (SCALEOUT_TLS=1): https URLs, a CA
+	// in Servers.CAFile, and etcd requiring a client certificate.
+	TLS bool
 }
 
 // StartWith starts the servers under a new temporary directory.
@@ -94,6 +105,9 @@ func StartWith(o Options) (*Servers, error) {
 	cmd.Env = os.Environ()
 	if o.EtcdMembers > 0 {
 		cmd.Env = append(cmd.Env, fmt.Sprintf("ETCD_MEMBERS=%d", o.EtcdMembers))
+	}
+	if o.TLS {
+		cmd.Env = append(cmd.Env, "SCALEOUT_TLS=1")
 	}
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -116,9 +130,23 @@ func StartWith(o Options) (*Servers, error) {
 			s.SwiftUser = v
 		case "SWIFT_KEY":
 			s.SwiftKey = v
+		case "S3_ENDPOINT":
+			s.S3Endpoint = v
+		case "S3_REGION":
+			s.S3Region = v
+		case "S3_ACCESS_KEY":
+			s.S3AccessKey = v
+		case "S3_SECRET_KEY":
+			s.S3SecretKey = v
+		case "ETCD_CA_FILE":
+			s.CAFile = v
+		case "ETCD_CERT_FILE":
+			s.EtcdCertFile = v
+		case "ETCD_KEY_FILE":
+			s.EtcdKeyFile = v
 		}
 	}
-	if len(s.EtcdEndpoints) == 0 || s.SwiftAuthURL == "" {
+	if len(s.EtcdEndpoints) == 0 || s.SwiftAuthURL == "" || s.S3Endpoint == "" || (o.TLS && s.CAFile == "") {
 		s.Stop()
 		return nil, fmt.Errorf("%s start printed no endpoints: %q", s.script, out.String())
 	}
@@ -150,18 +178,38 @@ func (s *Servers) Stop() error {
 	return err
 }
 
-// Remote returns options for a volume named by name: its own etcd prefix
-// and container.
+// Remote returns options for a volume named by name, its data in Swift
+// through the native API: its own etcd prefix and container. With TLS
+// servers, they carry the CA and etcd's client certificate.
 func (s *Servers) Remote(name string, chunkBytes int) vfsbackend.RemoteOptions {
 	h := sha256.Sum256([]byte(name))
 	id := hex.EncodeToString(h[:8])
 	return vfsbackend.RemoteOptions{
 		EtcdEndpoints:  s.EtcdEndpoints,
 		EtcdPrefix:     "test/" + id + "/",
+		EtcdTLSCA:      s.CAFile,
+		EtcdTLSCert:    s.EtcdCertFile,
+		EtcdTLSKey:     s.EtcdKeyFile,
 		SwiftAuthURL:   s.SwiftAuthURL,
 		SwiftUser:      s.SwiftUser,
 		SwiftKey:       s.SwiftKey,
 		SwiftContainer: "test-" + id,
+		SwiftTLSCA:     s.CAFile,
 		ChunkBytes:     chunkBytes,
 	}
+}
+
+// RemoteS3 is Remote with the data in a bucket of Swift's S3 API (a
+// container by another name: the same Swift account).
+func (s *Servers) RemoteS3(name string, chunkBytes int) vfsbackend.RemoteOptions {
+	r := s.Remote(name, chunkBytes)
+	r.ObjectStore = "s3"
+	r.S3Endpoint = s.S3Endpoint
+	r.S3Region = s.S3Region
+	r.S3AccessKey = s.S3AccessKey
+	r.S3SecretKey = s.S3SecretKey
+	r.S3Bucket = "s3-" + strings.TrimPrefix(r.SwiftContainer, "test-")
+	r.S3TLSCA = s.CAFile
+	r.SwiftAuthURL, r.SwiftUser, r.SwiftKey, r.SwiftContainer, r.SwiftTLSCA = "", "", "", "", ""
+	return r
 }
