@@ -85,6 +85,10 @@ type MountConfig struct {
 	// Server is the daemon's address (server=ADDR; "" for the caller's
 	// default).
 	Server string
+	// Gateways are more gateways serving the same volumes, tried in turn
+	// when the one in use cannot be reached (gateway=ADDR, repeatable;
+	// client.WithGateways).
+	Gateways []string
 	// Timeout bounds every server call, reconnects included (timeout=D;
 	// 0, the default: calls wait for the daemon as long as it takes, and
 	// end only when the caller is interrupted, as an NFS hard mount).
@@ -105,7 +109,7 @@ var ignoredOptions = map[string]bool{
 }
 
 // ParseOptions parses a -o list (several lists may be given; later values
-// win): server=ADDR, timeout=D, uid=N, gid=N, attr_timeout=S,
+// win): server=ADDR, gateway=ADDR (repeatable: each adds one), timeout=D, uid=N, gid=N, attr_timeout=S,
 // entry_timeout=S, negative_timeout=S (seconds, fractions allowed),
 // writeback_cache, direct_io, max_write=BYTES, allow_other, ro, fsname=NAME,
 // debug, default_permissions, and the generic mount options of fstab
@@ -122,6 +126,8 @@ func ParseOptions(lists ...string) (MountConfig, error) {
 			switch key {
 			case "server":
 				c.Server = val
+			case "gateway":
+				c.Gateways = append(c.Gateways, val)
 			case "timeout":
 				c.Timeout, err = time.ParseDuration(val)
 			case "uid", "gid":
@@ -171,6 +177,9 @@ func ParseOptions(lists ...string) (MountConfig, error) {
 			}
 			if err != nil {
 				return c, fmt.Errorf("mount option %q: %v", opt, err)
+			}
+			if key == "gateway" && val == "" {
+				return c, fmt.Errorf("mount option %q needs an address", key)
 			}
 			if !hasVal && (key == "server" || key == "timeout" || key == "uid" || key == "gid" ||
 				key == "max_write" || key == "fsname" || strings.HasSuffix(key, "_timeout")) {

@@ -9,8 +9,9 @@
 // Global flags:
 //
 //	-server ADDR   daemon address: host:port for TCP, or the path of its
-//	               Unix socket (any ADDR containing '/'); default
-//	               $PROXYFS_SERVER, else 127.0.0.1:9450
+//	               Unix socket (any ADDR containing '/'), or a
+//	               comma-separated list of gateways serving the same
+//	               volumes; default $PROXYFS_SERVER, else 127.0.0.1:9450
 //	-volume NAME   volume to mount (default "default")
 //	-uid N, -gid N identity of the mount; new files and directories are
 //	               owned by it (default: the caller's uid and gid)
@@ -151,7 +152,8 @@ Volumes and server:
   help                       show this help
 
 Global flags:
-  -server ADDR  host:port or Unix socket path (default $PROXYFS_SERVER or 127.0.0.1:9450)
+  -server ADDR  host:port or Unix socket path, or a comma-separated list of gateways
+                (default $PROXYFS_SERVER or 127.0.0.1:9450)
   -volume NAME  volume to mount (default "default")
   -uid N        uid of the mount (default: yours)
   -gid N        gid of the mount (default: yours)

@@ -6,7 +6,8 @@
 //	proxyfs-fuse [-f] [-o OPTIONS] VOLUME MOUNTPOINT
 //
 // It mounts VOLUME of the proxyfsd at server=ADDR (default
-// $PROXYFS_SERVER, else 127.0.0.1:9450) on MOUNTPOINT and goes into the
+// $PROXYFS_SERVER, else 127.0.0.1:9450; gateway=ADDR, repeated, names more
+// gateways to move to when it cannot be reached) on MOUNTPOINT and goes into the
 // background once the mount is there (-f: stays in the foreground, logging
 // to stderr). SIGTERM and SIGINT unmount (detached if files are open);
 // fusermount3 -u and umount end it too. Options (-o, comma-separated, may

@@ -103,7 +103,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 // serve mounts and serves in this process.
 func serve(ctx context.Context, volume, dir string, cfg fusefs.MountConfig, stderr io.Writer) error {
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	c, err := client.Dial(ctx, cfg.Server, client.WithCallTimeout(cfg.Timeout), client.WithLogger(logger),
+	c, err := client.Dial(ctx, cfg.Server, client.WithGateways(cfg.Gateways...), client.WithCallTimeout(cfg.Timeout), client.WithLogger(logger),
 		client.WithOutageHook(func(o client.Outage) {
 			if o.Reconnected {
 				logger.Warn("proxyfsd reachable again", "server", cfg.Server)

@@ -85,6 +85,20 @@ func parseEndpoint(addr string) endpoint {
 	return endpoint{"tcp", addr}
 }
 
+// splitGateways splits Dial's address list at commas, trimming spaces.
+func splitGateways(list string) ([]string, error) {
+	var addrs []string
+	for _, a := range strings.Split(list, ",") {
+		a = strings.TrimSpace(a)
+		if a == "" {
+			return nil, &Error{Op: "dial", Errno: syscall.EINVAL,
+				Msg: fmt.Sprintf("empty gateway address in %q", list)}
+		}
+		addrs = append(addrs, a)
+	}
+	return addrs, nil
+}
+
 // ep returns the gateway the Client uses now.
 func (c *Client) ep() endpoint { return c.eps[int(c.cur.Load())%len(c.eps)] }
 
@@ -168,9 +182,12 @@ type Client struct {
 
 // Dial connects to proxyfsd at addr: "host:port" for TCP, or the path of
 // its Unix socket (any addr containing '/', or prefixed with "unix:").
-// It opens one JSON-RPC connection and pings the server before returning;
-// the other connections are opened when first needed. Dial does not
-// retry: it fails if the server cannot be reached.
+// addr may also be a comma-separated list of gateways (spaces around each
+// ignored), as libproxyfs takes it: the first is dialled first and the
+// others are as WithGateways (which adds to the list's end); an empty
+// entry is EINVAL. It opens one JSON-RPC connection and pings the server
+// before returning; the other connections are opened when first needed.
+// Dial does not retry one address: it fails if no gateway can be reached.
 func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 	o := options{
 		jsonConns:   DefaultJSONConns,
@@ -185,8 +202,12 @@ func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 			opt(&o)
 		}
 	}
+	addrs, err := splitGateways(addr)
+	if err != nil {
+		return nil, err
+	}
 	c := &Client{o: o, done: make(chan struct{}), mounts: map[*Mount]struct{}{}, id: newClientID()}
-	for _, a := range append([]string{addr}, o.gateways...) {
+	for _, a := range append(addrs, o.gateways...) {
 		c.eps = append(c.eps, parseEndpoint(a))
 	}
 	for range o.jsonConns {
