@@ -108,7 +108,7 @@ func TestMetrics(t *testing.T) {
 		t.Fatalf("binary read of a missing inode: %+v", h)
 	}
 
-	after := scrape(t, d)
+	var after map[string]float64
 	delta := func(k string) float64 { return after[k] - before[k] }
 	want := map[string]float64{
 		"proxyfs_requests_total{channel=json,method=mount}":                      1,
@@ -130,6 +130,19 @@ func TestMetrics(t *testing.T) {
 		"proxyfs_connections{channel=json}":     1,
 		"proxyfs_connections{channel=binary}":   1,
 		"proxyfs_volume_inodes{volume=default}": 1,
+	}
+	// A request is counted once its reply is sent (its duration includes
+	// the sending): the last reply may reach us first. Scrape until the
+	// counts are there, for a while.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		after = scrape(t, d)
+		settled := true
+		for k, v := range want {
+			settled = settled && delta(k) == v
+		}
+		if settled || time.Now().After(deadline) {
+			break
+		}
 	}
 	for k, v := range want {
 		if got := delta(k); got != v {
