@@ -2,6 +2,7 @@ package etcdswift_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"syscall"
 	"testing"
@@ -201,4 +202,96 @@ func TestCheckUsageMismatch(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "usage keys add up to 1005 bytes, the regular files' sizes to 1000") {
 		t.Errorf("proxyfsd -check with a wrong usage key: exit %d\n%s", code, out)
 	}
+}
+
+// TestDaemonCapacityConcurrent: two gateways, two writers each, appending
+// to files of their own at the same time until ENOSPC: the volume ends
+// full, past its capacity by at most the slack of one gateway, and -check
+// finds the usage keys exact.
+func TestDaemonCapacityConcurrent(t *testing.T) {
+	r := servers.Remote(t.Name(), 256<<10)
+	a := startCapacityGateway(t, r)
+	b := startCapacityGateway(t, r)
+	ms := []*client.Mount{mountRoot(t, a), mountRoot(t, b)}
+	const writers = 4
+	wrote := make([]uint64, writers)
+	errs := make(chan error, writers)
+	for w := range writers {
+		m := ms[w%2]
+		st := writeFile(t, m, fmt.Sprintf("w%d", w), nil)
+		go func() {
+			buf := make([]byte, capTestWrite)
+			for {
+				_, err := m.Write(ctx, st.Ino, buf, wrote[w])
+				if errors.Is(err, syscall.ENOSPC) {
+					errs <- nil
+					return
+				}
+				if err != nil {
+					errs <- fmt.Errorf("writer %d: %w", w, err)
+					return
+				}
+				wrote[w] += capTestWrite
+			}
+		}()
+	}
+	for range writers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	var total uint64
+	for _, n := range wrote {
+		total += n
+	}
+	// A writer stops at a refusal made after reading the volume's use,
+	// when that use plus its gateway's growth in flight (its other
+	// writer's, counted twice at most) plus its write passed the capacity.
+	if total+4*capTestWrite <= capTestBytes || total > capTestBytes+capTestSlack {
+		t.Errorf("4 writers through two gateways wrote %d bytes (%v) on a volume of %d: want within (capacity - %d, capacity + %d]",
+			total, wrote, capTestBytes, 4*capTestWrite, capTestSlack)
+	}
+	wantUsed(t, "full", ms, total)
+	b.Stop()
+	a.Check(t)
+}
+
+// TestDaemonCapacityUpgrade: a volume made before usage keys (here: its
+// usage keys removed) gets them, counted from its files' sizes, when a
+// gateway opens it read-write; the capacity then holds and -check is clean.
+func TestDaemonCapacityUpgrade(t *testing.T) {
+	r := servers.Remote(t.Name(), 256<<10)
+	a := startCapacityGateway(t, r)
+	ma := mountRoot(t, a)
+	writeFile(t, ma, "f", make([]byte, 3<<20))
+	a.Stop()
+	be := open(t, t.Name(), 256<<10, vfsbackend.FormatNever)
+	var batch vfsbackend.Batch
+	for _, pfx := range []string{"u", "susage_keys"} {
+		if err := be.Scan(ctx, []byte(pfx), nil, func(k, _ []byte) bool {
+			batch.Delete(append([]byte(nil), k...))
+			return true
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if batch.Len() < 2 {
+		t.Fatalf("usage keys of the volume: %d, want the marker and at least one count", batch.Len())
+	}
+	if err := be.Commit(ctx, &batch); err != nil {
+		t.Fatal(err)
+	}
+	be.Close()
+	a.Restart()
+	ma = mountRoot(t, a)
+	wantUsed(t, "upgraded", []*client.Mount{ma}, 3<<20)
+	st, err := ma.GetStatPath(ctx, "f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := fillFiles(t, []*client.Mount{ma}, []uint64{st.Ino}, []uint64{st.Size})
+	if 3<<20+n+capTestWrite <= capTestBytes || 3<<20+n > capTestBytes {
+		t.Errorf("after the upgrade, %d more bytes fit beside 3 MiB in a volume of %d", n, capTestBytes)
+	}
+	a.Check(t)
 }
