@@ -25,7 +25,8 @@ type Options struct {
 	// CapacityBytes, if not 0, caps the sum of the sizes of the volume's
 	// files: writes and resizes beyond it fail with ENOSPC, and StatFS
 	// reports it as the volume's size. Sizes are counted as the files'
-	// lengths, holes included.
+	// lengths, holes included. On a shared volume the cap is the
+	// volume's, whichever gateways write, within a slack (usage.go).
 	CapacityBytes uint64
 	// ReadOnly opens the volume for inspection (Check): nothing is
 	// written, not even to format it or to repair the leftovers of a
@@ -89,7 +90,8 @@ type FS struct {
 	ciIndexed bool
 
 	// capacity is Options.CapacityBytes; used is the sum of the sizes of
-	// every regular file, counted at Open and kept by every size change.
+	// every regular file, counted at Open and kept by every size change
+	// (on a volume that is not shared).
 	capacity uint64
 	used     atomic.Uint64
 	// usage replaces used on a shared volume (usage.go).
