@@ -103,15 +103,11 @@ func (fs *FS) fallocateOnce(ctx context.Context, c Caller, ino Ino, mode uint32,
 		newSize = end
 	}
 	grow := newSize - oldSize
-	if err := fs.reserve(grow); err != nil {
+	if err := fs.reserve(ctx, grow); err != nil {
 		return err
 	}
 	ok := false
-	defer func() {
-		if !ok {
-			fs.release(grow)
-		}
-	}()
+	defer func() { fs.settle(grow, ok) }()
 	if grow > 0 {
 		// As SetAttr: cut what a failed call left, then extend the object
 		// (sparse) to the new size so that it covers it.
@@ -149,7 +145,7 @@ func (fs *FS) fallocateOnce(ctx context.Context, c Caller, ino Ino, mode uint32,
 		r.Size = newSize
 		r.Mtime, r.Ctime = now, now
 		c.wrote(&r.Attr)
-		if err := fs.putRecord(ctx, r); err != nil {
+		if err := fs.putResized(ctx, r, oldSize); err != nil {
 			undo()
 			return err
 		}

@@ -99,14 +99,14 @@ func (fs *FS) setAttrOnce(ctx context.Context, c Caller, ino Ino, sa SetAttr) (A
 	}
 	r.Ctime = now
 	if r.Size > oldSize {
-		if err := fs.reserve(r.Size - oldSize); err != nil {
+		if err := fs.reserve(ctx, r.Size-oldSize); err != nil {
 			return Attr{}, err
 		}
 	}
 	committed := false
 	defer func() {
-		if !committed && r.Size > oldSize {
-			fs.release(r.Size - oldSize)
+		if r.Size > oldSize {
+			fs.settle(r.Size-oldSize, committed)
 		}
 	}()
 	if r.Size > oldSize {
@@ -124,13 +124,16 @@ func (fs *FS) setAttrOnce(ctx context.Context, c Caller, ino Ino, sa SetAttr) (A
 	}
 	t := fs.newTxn()
 	t.put(r)
+	if r.Mode&ModeType == ModeRegular {
+		t.resized(ino, oldSize, r.Size)
+	}
 	t.frees = r.Size < oldSize // a full volume can still be cleaned up
 	if err := t.commit(ctx); err != nil {
 		return Attr{}, err
 	}
 	committed = true
 	if r.Size < oldSize {
-		fs.release(oldSize - r.Size)
+		fs.freed(oldSize - r.Size)
 		// The new size is committed, so the call succeeded; data beyond
 		// it is unreachable even if this fails, and Sync or Open cuts it.
 		if err := fs.be.TruncateData(ctx, ino, int64(r.Size)); err != nil {
@@ -141,9 +144,11 @@ func (fs *FS) setAttrOnce(ctx context.Context, c Caller, ino Ino, sa SetAttr) (A
 	return r.Attr, nil
 }
 
-// putRecord commits one record on its own.
-func (fs *FS) putRecord(ctx context.Context, r *record) error {
+// putResized commits regular file r's record on its own, its size changed
+// from oldSize.
+func (fs *FS) putResized(ctx context.Context, r *record, oldSize uint64) error {
 	t := fs.newTxn()
 	t.put(r)
+	t.resized(r.Ino, oldSize, r.Size)
 	return t.commit(ctx)
 }

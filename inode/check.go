@@ -17,7 +17,9 @@ import (
 // is the directory holding it, that no data, symlink target or xattr
 // belongs to a missing inode, that no data extends past its inode's size,
 // that the orphan list (open files without links: orphan.go) lists
-// exactly the files without links, and that the inode counters match. Data that a failed engine call left
+// exactly the files without links, that the inode counters match, and, on
+// a shared volume, that the usage keys add up to the files' sizes
+// (usage.go). Data that a failed engine call left
 // behind and that the next Sync removes is not reported. It holds the namespace lock shared
 // for its whole run.
 //
@@ -34,6 +36,10 @@ func (fs *FS) CheckProgress(ctx context.Context, say func(phase string, n int64,
 	fs.ns.RLock()
 	defer fs.ns.RUnlock()
 	progress := logProgress(2*time.Second, say)
+	usage, err := fs.checkUsage(ctx)
+	if err != nil {
+		return nil, err
+	}
 	ok, err := fs.checkFast(ctx, progress)
 	if err != nil {
 		return nil, err
@@ -43,13 +49,14 @@ func (fs *FS) CheckProgress(ctx context.Context, say func(phase string, n int64,
 		if err == nil && ok != (len(probs) == 0) {
 			err = fmt.Errorf("inode: checkFast says consistent=%v, the exact check found %d problems: %q", ok, len(probs), probs)
 		}
-		return probs, err
+		return append(probs, usage...), err
 	}
 	if ok {
-		return nil, nil
+		return usage, nil
 	}
 	progress("problems found; the exact check names them", 0, true)
-	return fs.checkExact(ctx)
+	probs, err := fs.checkExact(ctx)
+	return append(probs, usage...), err
 }
 
 // verifyCheckFast makes Check run the exact check too and fail when the

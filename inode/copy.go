@@ -81,15 +81,11 @@ func (fs *FS) copyRangeOnce(ctx context.Context, c Caller, src Ino, srcOff uint6
 	if end := dstOff + n; end > oldSize {
 		grow = end - oldSize
 	}
-	if err := fs.reserve(grow); err != nil {
+	if err := fs.reserve(ctx, grow); err != nil {
 		return 0, err
 	}
 	ok := false
-	defer func() {
-		if !ok {
-			fs.release(grow)
-		}
-	}()
+	defer func() { fs.settle(grow, ok) }()
 	if dstOff > oldSize {
 		// A hole, as in Write: nothing a failed call left shows through.
 		if err := fs.cutLeftovers(ctx, dst, oldSize); err != nil {
@@ -109,7 +105,7 @@ func (fs *FS) copyRangeOnce(ctx context.Context, c Caller, src Ino, srcOff uint6
 	dr.Size = max(oldSize, dstOff+n)
 	dr.Mtime, dr.Ctime = now, now
 	c.wrote(&dr.Attr)
-	if err := fs.putRecord(ctx, dr); err != nil {
+	if err := fs.putResized(ctx, dr, oldSize); err != nil {
 		undo()
 		return 0, err
 	}

@@ -175,15 +175,11 @@ func (fs *FS) writeOnce(ctx context.Context, c Caller, ino Ino, p []byte, off ui
 	if end := off + uint64(len(p)); end > oldSize {
 		grow = end - oldSize
 	}
-	if err := fs.reserve(grow); err != nil {
+	if err := fs.reserve(ctx, grow); err != nil {
 		return err
 	}
 	ok := false
-	defer func() {
-		if !ok {
-			fs.release(grow)
-		}
-	}()
+	defer func() { fs.settle(grow, ok) }()
 	if off > r.Size {
 		// A hole: make sure nothing a failed call left beyond the old
 		// size shows through it.
@@ -198,7 +194,7 @@ func (fs *FS) writeOnce(ctx context.Context, c Caller, ino Ino, p []byte, off ui
 	r.Size = max(r.Size, off+uint64(len(p)))
 	r.Mtime, r.Ctime = now, now
 	c.wrote(&r.Attr)
-	if err := fs.putRecord(ctx, r); err != nil {
+	if err := fs.putResized(ctx, r, oldSize); err != nil {
 		if r.Size > oldSize {
 			// The bytes past the old size are not part of the file; cut
 			// them now or, failing that, at the next Sync or Open.

@@ -25,7 +25,8 @@ type Options struct {
 	// CapacityBytes, if not 0, caps the sum of the sizes of the volume's
 	// files: writes and resizes beyond it fail with ENOSPC, and StatFS
 	// reports it as the volume's size. Sizes are counted as the files'
-	// lengths, holes included.
+	// lengths, holes included. On a shared volume the cap is the
+	// volume's, whichever gateways write, within a slack (usage.go).
 	CapacityBytes uint64
 	// ReadOnly opens the volume for inspection (Check): nothing is
 	// written, not even to format it or to repair the leftovers of a
@@ -89,9 +90,12 @@ type FS struct {
 	ciIndexed bool
 
 	// capacity is Options.CapacityBytes; used is the sum of the sizes of
-	// every regular file, counted at Open and kept by every size change.
+	// every regular file, counted at Open and kept by every size change
+	// (on a volume that is not shared).
 	capacity uint64
 	used     atomic.Uint64
+	// usage replaces used on a shared volume (usage.go).
+	usage *sharedUsage
 
 	// pins are the open inodes and the orphan list (orphan.go).
 	pins pins
@@ -131,6 +135,9 @@ func Open(ctx context.Context, be vfsbackend.Backend, opts Options) (*FS, error)
 		return nil, err
 	}
 	if err := fs.countUsed(ctx); err != nil {
+		return nil, err
+	}
+	if err := fs.openUsage(ctx); err != nil {
 		return nil, err
 	}
 	if err := fs.upgrade(ctx); err != nil {
@@ -267,9 +274,12 @@ func (fs *FS) countUsed(ctx context.Context) error {
 
 // reserve accounts for n more bytes of file data, failing with ENOSPC if
 // that would exceed the volume's capacity.
-func (fs *FS) reserve(n uint64) error {
+func (fs *FS) reserve(ctx context.Context, n uint64) error {
 	if n == 0 {
 		return nil
+	}
+	if fs.usage != nil {
+		return fs.reserveShared(ctx, n)
 	}
 	for {
 		cur := fs.used.Load()
@@ -602,7 +612,11 @@ func (fs *FS) StatFS(ctx context.Context) (StatFS, error) {
 		// The volume's own size; free space is what the capacity leaves,
 		// and never more than the engine has.
 		st.Blocks = fs.capacity / bs
-		usedBlocks := (fs.used.Load() + bs - 1) / bs
+		usedBytes, err := fs.usedBytes(ctx)
+		if err != nil {
+			return StatFS{}, err
+		}
+		usedBlocks := (usedBytes + bs - 1) / bs
 		left := uint64(0)
 		if usedBlocks < st.Blocks {
 			left = st.Blocks - usedBlocks

@@ -28,6 +28,9 @@ type txn struct {
 	// orphaned lists the open inodes whose last link the txn removes:
 	// listed as orphans once the commit succeeded (orphan.go).
 	orphaned []Ino
+	// usage is the change of the regular files' sizes per stripe, added
+	// to the usage keys at commit on a shared volume (usage.go).
+	usage map[int]int64
 }
 
 func (fs *FS) newTxn() *txn {
@@ -135,6 +138,7 @@ func (t *txn) deleteInode(ctx context.Context, r *record) error {
 	case ModeRegular:
 		t.deleteData = append(t.deleteData, r.Ino)
 		t.freed += r.Size
+		t.resized(r.Ino, r.Size, 0)
 	}
 	var keys [][]byte
 	if err := t.fs.be.Scan(ctx, inoKey(pfxXattr, r.Ino), nil, func(k, _ []byte) bool {
@@ -193,6 +197,9 @@ func (t *txn) commit(ctx context.Context) error {
 			t.batch.Put(inodeKey(ino), encodeRecord(r))
 		}
 	}
+	if err := t.putUsage(ctx); err != nil {
+		return err
+	}
 	t.batch.Frees = t.frees
 	if err := t.fs.be.Commit(ctx, &t.batch); err != nil {
 		if t.fs.shared == nil { // a shared volume keeps no count
@@ -200,7 +207,7 @@ func (t *txn) commit(ctx context.Context) error {
 		}
 		return err
 	}
-	t.fs.release(t.freed)
+	t.fs.freed(t.freed)
 	for _, ino := range t.orphaned {
 		t.fs.pins.orphans[ino] = struct{}{}
 	}

@@ -192,3 +192,12 @@ type Pinner interface {
 	// the read makes the call's commit fail).
 	Pinned(ctx context.Context, ino Ino) (bool, error)
 }
+
+// WithoutReadSet returns ctx without its ReadSet: reads through it are not
+// noted, so the call's commit does not depend on them.
+func WithoutReadSet(ctx context.Context) context.Context {
+	if ReadSetFrom(ctx) == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, readSetKey{}, (*ReadSet)(nil))
+}

@@ -570,14 +570,20 @@ func (b *Backend) Sync(ctx context.Context) error { return b.check() }
 // SyncData has nothing to do: data is written through to Swift.
 func (b *Backend) SyncData(ctx context.Context, ino vfsbackend.Ino) error { return b.check() }
 
-// Usage reports the bytes in the container or bucket against the
-// capacity: the volume's configured capacity, else the container's Swift
-// quota, else 1 PiB. Swift updates container statistics asynchronously,
-// so the used bytes may lag behind recent writes; S3 keeps none, so they
-// are summed from a listing of the bucket at most once a minute.
+// Usage reports the space of the volume. With a configured capacity it is
+// all free as far as the engine knows: the volume's use against it is the
+// sum of its files' sizes, which package inode counts (the usage keys of
+// every gateway) and subtracts. Without one it reports the bytes in the
+// container or bucket against the container's Swift quota, else 1 PiB.
+// Swift updates container statistics asynchronously, so the used bytes
+// may lag behind recent writes; S3 keeps none, so they are summed from a
+// listing of the bucket at most once a minute.
 func (b *Backend) Usage(ctx context.Context) (vfsbackend.Usage, error) {
 	if err := b.check(); err != nil {
 		return vfsbackend.Usage{}, err
+	}
+	if b.capacity > 0 {
+		return vfsbackend.Usage{TotalBytes: b.capacity, FreeBytes: b.capacity, AvailBytes: b.capacity}, nil
 	}
 	usedBytes, quota, err := b.store.usage(ctx)
 	if err != nil {
