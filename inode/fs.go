@@ -96,6 +96,11 @@ type FS struct {
 	used     atomic.Uint64
 	// usage replaces used on a shared volume (usage.go).
 	usage *sharedUsage
+	// kept, on a volume that is not shared, keeps used in the volume too
+	// (usage keys of instance 0), so that Open reads it instead of
+	// counting every file (usage.go); nil when opened read-only before
+	// the volume had them.
+	kept *keptUsage
 
 	// pins are the open inodes and the orphan list (orphan.go).
 	pins pins
@@ -134,7 +139,7 @@ func Open(ctx context.Context, be vfsbackend.Backend, opts Options) (*FS, error)
 	if err := fs.loadOrphans(ctx); err != nil {
 		return nil, err
 	}
-	if err := fs.countUsed(ctx); err != nil {
+	if err := fs.openKeptUsage(ctx); err != nil {
 		return nil, err
 	}
 	if err := fs.openUsage(ctx); err != nil {
@@ -244,31 +249,6 @@ func (fs *FS) upgrade(ctx context.Context) error {
 	}
 	fs.dataCovers = true
 	fs.log.Info("upgraded the volume: data objects now cover their files' sizes", zap.Int("extended", len(grows)))
-	return nil
-}
-
-// countUsed sets fs.used from the inode records.
-func (fs *FS) countUsed(ctx context.Context) error {
-	var sum uint64
-	var derr error
-	err := fs.be.Scan(ctx, []byte{pfxInode}, nil, func(k, v []byte) bool {
-		r, err := decodeRecord(Ino(binary.BigEndian.Uint64(k[1:])), v)
-		if err != nil {
-			derr = err
-			return false
-		}
-		if r.Mode&ModeType == ModeRegular {
-			sum += r.Size
-		}
-		return true
-	})
-	if err == nil {
-		err = derr
-	}
-	if err != nil {
-		return fmt.Errorf("open volume: count space: %w", err)
-	}
-	fs.used.Store(sum)
 	return nil
 }
 

@@ -31,6 +31,9 @@ type txn struct {
 	// usage is the change of the regular files' sizes per stripe, added
 	// to the usage keys at commit on a shared volume (usage.go).
 	usage map[int]int64
+	// keptLocked are the stripes whose kept usage locks t holds during
+	// its commit (a volume that is not shared; usage.go).
+	keptLocked []int
 }
 
 func (fs *FS) newTxn() *txn {
@@ -200,8 +203,16 @@ func (t *txn) commit(ctx context.Context) error {
 	if err := t.putUsage(ctx); err != nil {
 		return err
 	}
+	// On a volume that is not shared the usage keys are written from
+	// memory, under their stripes' locks until the commit is done.
+	unlock := t.putKeptUsage()
 	t.batch.Frees = t.frees
-	if err := t.fs.be.Commit(ctx, &t.batch); err != nil {
+	err := t.fs.be.Commit(ctx, &t.batch)
+	if err == nil {
+		t.keptCommitted()
+	}
+	unlock()
+	if err != nil {
 		if t.fs.shared == nil { // a shared volume keeps no count
 			t.fs.inodes = t.inodes
 		}

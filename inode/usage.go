@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"syscall"
 
@@ -17,8 +18,8 @@ import (
 // The space of a shared volume (several gateways: shared.go).
 //
 // The volume's use is the sum of the sizes of its regular files. On a
-// volume that one gateway changes, FS counts it at Open and keeps it in
-// memory (fs.used). On a shared volume every gateway's changes count, so
+// volume that one gateway changes, FS keeps it in memory (fs.used) and in
+// the volume (keptUsage, below), which Open reads. On a shared volume every gateway's changes count, so
 // the use is kept in the volume as usage keys: one per (gateway instance,
 // inode stripe), pfxUsage + instance (8 bytes) + stripe (1 byte), holding
 // a signed count (two's complement, 8 bytes big-endian). Every commit that
@@ -253,7 +254,7 @@ func (fs *FS) usedBytes(ctx context.Context) (uint64, error) {
 
 // resized notes that regular file ino's size goes from old to new in t.
 func (t *txn) resized(ino Ino, old, new uint64) {
-	if t.fs.usage == nil || old == new {
+	if (t.fs.usage == nil && t.fs.kept == nil) || old == new {
 		return
 	}
 	if t.usage == nil {
@@ -263,8 +264,11 @@ func (t *txn) resized(ino Ino, old, new uint64) {
 }
 
 // putUsage adds t's size changes to this instance's usage keys in t's
-// batch, reading them through ctx's read set.
+// batch, reading them through ctx's read set (a shared volume).
 func (t *txn) putUsage(ctx context.Context) error {
+	if t.fs.usage == nil {
+		return nil
+	}
 	for stripe, d := range t.usage {
 		if d == 0 {
 			continue
@@ -291,7 +295,7 @@ func (t *txn) putUsage(ctx context.Context) error {
 // the check may make it report a difference that is not there.
 func (fs *FS) checkUsage(ctx context.Context) ([]string, error) {
 	if fs.shared == nil {
-		return nil, nil
+		return fs.checkKeptUsage(ctx)
 	}
 	if _, err := fs.be.Get(ctx, keyUsageKeys); errors.Is(err, syscall.ENOENT) {
 		return nil, nil // made before usage keys; the next read-write open adds them
@@ -303,6 +307,173 @@ func (fs *FS) checkUsage(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	keys, err := fs.readUsage(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if keys != int64(sizes) {
+		return []string{fmt.Sprintf("volume use: the usage keys add up to %d bytes, the regular files' sizes to %d", keys, sizes)}, nil
+	}
+	return nil, nil
+}
+
+// keptUsage is the use of a volume that is not shared, kept in the volume
+// as the usage keys of instance 0, one per inode stripe, so that Open sums
+// at most 256 keys instead of reading every inode. Every commit that
+// changes a regular file's size writes the new value of its stripe's key
+// in the same batch (so a crash keeps them exact) while holding that
+// stripe's lock here until the commit is done; val is what the keys hold.
+// A volume made before them gets them at its first read-write open:
+// counted once from the inode records, as a base in stripe 0 (the other
+// stripes' keys may then go negative).
+type keptUsage struct {
+	mu  [stripes]sync.Mutex
+	val [stripes]int64
+}
+
+// openKeptUsage sets fs.used on a volume that is not shared: from the
+// usage keys, or by counting the files once (and keeping the count, read-
+// write).
+func (fs *FS) openKeptUsage(ctx context.Context) error {
+	if fs.shared != nil {
+		return nil // openUsage
+	}
+	switch _, err := fs.be.Get(ctx, keyUsageKeys); {
+	case err == nil:
+		k := &keptUsage{}
+		var sum int64
+		var derr error
+		err := fs.be.Scan(ctx, []byte{pfxUsage}, nil, func(key, v []byte) bool {
+			n, err := decodeUint64(v)
+			if err != nil || len(key) != 10 || binary.BigEndian.Uint64(key[1:9]) != 0 {
+				derr = fmt.Errorf("usage key %x: malformed", key)
+				return false
+			}
+			k.val[key[9]] = int64(n)
+			sum += int64(n)
+			return true
+		})
+		if err == nil {
+			err = derr
+		}
+		if err != nil {
+			return fmt.Errorf("open volume: read the volume's use: %w", err)
+		}
+		if sum < 0 {
+			return fmt.Errorf("open volume: the usage keys add up to %d bytes: %w", sum, syscall.EIO)
+		}
+		fs.used.Store(uint64(sum))
+		fs.kept = k
+		return nil
+	case !errors.Is(err, syscall.ENOENT):
+		return fmt.Errorf("open volume: %w", err)
+	}
+	sum, err := fs.sumSizes(ctx)
+	if err != nil {
+		return fmt.Errorf("open volume: count space: %w", err)
+	}
+	fs.used.Store(sum)
+	if fs.readOnly {
+		return nil // counted at each open until a read-write one keeps it
+	}
+	var b vfsbackend.Batch
+	for _, k := range fs.scanKeys(ctx, []byte{pfxUsage}) {
+		b.Delete(k) // none expected: a volume without the marker
+	}
+	b.Put(usageKey(0, 0), encodeUint64(sum))
+	b.Put(keyUsageKeys, []byte{1})
+	if err := fs.be.Commit(ctx, &b); err != nil {
+		return fmt.Errorf("open volume: keep the volume's use: %w", err)
+	}
+	fs.kept = &keptUsage{}
+	fs.kept.val[0] = int64(sum)
+	fs.log.Info("upgraded the volume: its space in use is kept, not counted at each open", zap.Uint64("bytes", sum))
+	return nil
+}
+
+// putKeptUsage puts the new values of t's stripes' usage keys in t's
+// batch on a volume that is not shared, holding their locks; it returns
+// what unlocks them, to call when the commit is done.
+func (t *txn) putKeptUsage() (unlock func()) {
+	k := t.fs.kept
+	if k == nil || len(t.usage) == 0 {
+		return func() {}
+	}
+	ss := make([]int, 0, len(t.usage))
+	for s, d := range t.usage {
+		if d != 0 {
+			ss = append(ss, s)
+		}
+	}
+	slices.Sort(ss) // one order: no deadlock between two commits
+	for _, s := range ss {
+		k.mu[s].Lock()
+		t.batch.Put(usageKey(0, s), encodeUint64(uint64(k.val[s]+t.usage[s])))
+	}
+	t.keptLocked = ss
+	return func() {
+		for _, s := range ss {
+			k.mu[s].Unlock()
+		}
+		t.keptLocked = nil
+	}
+}
+
+// keptCommitted records t's committed size changes in the kept values;
+// called with their locks held.
+func (t *txn) keptCommitted() {
+	if k := t.fs.kept; k != nil {
+		for _, s := range t.keptLocked {
+			k.val[s] += t.usage[s]
+		}
+	}
+}
+
+// scanKeys returns the keys with prefix (few: used for the usage keys).
+func (fs *FS) scanKeys(ctx context.Context, prefix []byte) [][]byte {
+	var keys [][]byte
+	_ = fs.be.Scan(ctx, prefix, nil, func(k, _ []byte) bool {
+		keys = append(keys, append([]byte(nil), k...))
+		return true
+	})
+	return keys
+}
+
+// checkKeptUsage reports a volume that is not shared whose usage keys do
+// not add up to its regular files' sizes; size changes wait meanwhile.
+func (fs *FS) checkKeptUsage(ctx context.Context) ([]string, error) {
+	if _, err := fs.be.Get(ctx, keyUsageKeys); errors.Is(err, syscall.ENOENT) {
+		return nil, nil // the next read-write open keeps them
+	} else if err != nil {
+		return nil, err
+	}
+	if k := fs.kept; k != nil {
+		for i := range k.mu {
+			k.mu[i].Lock()
+		}
+		defer func() {
+			for i := range k.mu {
+				k.mu[i].Unlock()
+			}
+		}()
+	}
+	sizes, err := fs.sumSizes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var keys int64
+	var derr error
+	err = fs.be.Scan(ctx, []byte{pfxUsage}, nil, func(k, v []byte) bool {
+		n, err := decodeUint64(v)
+		if err != nil {
+			derr = fmt.Errorf("usage key %x: %w", k, err)
+			return false
+		}
+		keys += int64(n)
+		return true
+	})
+	if err == nil {
+		err = derr
+	}
 	if err != nil {
 		return nil, err
 	}
