@@ -120,22 +120,7 @@ func TestReadSetConflicts(t *testing.T) {
 // is won exactly once, the losers get EEXIST (never a second entry or a
 // lost one), and Check is clean with an inode count taken from etcd.
 func TestTwoFSOneName(t *testing.T) {
-	var fss []*inode.FS
-	name := uniqueName(t)
-	for i := range 2 {
-		format := vfsbackend.FormatNever
-		if i == 0 {
-			format = vfsbackend.FormatIfNew
-		}
-		fs, err := inode.Open(ctx, open(t, name, 0, format), inode.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !fs.Shared() {
-			t.Fatal("the etcdswift engine is not seen as shared")
-		}
-		fss = append(fss, fs)
-	}
+	fss := twoFS(t, 0)
 	root := inode.Caller{}
 	const names, racers = 10, 6
 	var wg sync.WaitGroup
@@ -228,19 +213,7 @@ func TestTwoFSOneName(t *testing.T) {
 // the size it read). Every acknowledged block is there afterwards, and
 // the size is right.
 func TestTwoFSOneFile(t *testing.T) {
-	var fss []*inode.FS
-	name := uniqueName(t)
-	for i := range 2 {
-		format := vfsbackend.FormatNever
-		if i == 0 {
-			format = vfsbackend.FormatIfNew
-		}
-		fs, err := inode.Open(ctx, open(t, name, 4096, format), inode.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		fss = append(fss, fs)
-	}
+	fss := twoFS(t, 4096)
 	root := inode.Caller{}
 	f, err := fss[0].Create(ctx, root, inode.RootIno, fmt.Sprint("f", time.Now().UnixNano()), 0o644) // -count=n reuses the volume
 	if err != nil {
@@ -282,4 +255,28 @@ func TestTwoFSOneFile(t *testing.T) {
 			}
 		}
 	}
+}
+
+// twoFS opens file systems on two engines (two gateways) of one new
+// volume with chunks of chunk bytes (0: the default), and makes sure
+// inode sees the engine as shared.
+func twoFS(t *testing.T, chunk int) []*inode.FS {
+	t.Helper()
+	var fss []*inode.FS
+	name := uniqueName(t)
+	for i := range 2 {
+		format := vfsbackend.FormatNever
+		if i == 0 {
+			format = vfsbackend.FormatIfNew
+		}
+		fs, err := inode.Open(ctx, open(t, name, chunk, format), inode.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !fs.Shared() {
+			t.Fatal("the etcdswift engine is not seen as shared")
+		}
+		fss = append(fss, fs)
+	}
+	return fss
 }

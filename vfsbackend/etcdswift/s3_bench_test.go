@@ -56,33 +56,7 @@ func TestScaleoutBenchS3(t *testing.T) {
 		}
 		return m
 	}
-	m := mount(writer.TCPAddr)
-	st, err := m.Create(ctx, m.RootInode(), "seq", 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wr := rate(t, 1, d, func(_, i int) error {
-		_, err := m.Write(ctx, st.Ino, mib, uint64(i)<<20)
-		return err
-	})
-	size, err := m.GetStat(ctx, st.Ino)
-	if err != nil {
-		t.Fatal(err)
-	}
-	chunks := int(size.Size >> 20)
-	if chunks == 0 {
-		t.Fatal("nothing written")
-	}
-	// Another gateway reads, so that no chunk comes from the writer's cache.
-	rm := mount(reader.TCPAddr)
-	p := make([]byte, 1<<20)
-	rd := rate(t, 1, d, func(_, i int) error {
-		n, err := rm.Read(ctx, st.Ino, p, uint64(i%chunks)<<20)
-		if err == nil && n != len(p) {
-			err = fmt.Errorf("read %d bytes of chunk %d, want %d", n, i%chunks, len(p))
-		}
-		return err
-	})
+	wr, rd := seqData(t, mount(writer.TCPAddr), mount(reader.TCPAddr), d)
 
 	ratio := func(a, b float64) string { return fmt.Sprintf("%.2fx", a/b) }
 	var out bytes.Buffer

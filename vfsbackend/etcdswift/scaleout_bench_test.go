@@ -171,27 +171,7 @@ func TestScaleoutBench(t *testing.T) {
 
 	// Sequential data through one gateway: one writer of 1 MiB calls,
 	// then one reader, against Swift's raw PUT and GET of 1 MiB objects.
-	m := mounts[0]
-	st, err := m.Create(ctx, m.RootInode(), "seq", 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wr := rate(t, 1, d, func(_, i int) error {
-		_, err := m.Write(ctx, st.Ino, mib, uint64(i)<<20)
-		return err
-	})
-	size, err := m.GetStat(ctx, st.Ino)
-	if err != nil {
-		t.Fatal(err)
-	}
-	chunks := int(size.Size >> 20)
-	// Another gateway reads, so that no chunk comes from the writer's cache.
-	rm := mounts[1]
-	p := make([]byte, 1<<20)
-	rd := rate(t, 1, d, func(_, i int) error {
-		_, err := rm.Read(ctx, st.Ino, p, uint64(i%chunks)<<20)
-		return err
-	})
+	wr, rd := seqData(t, mounts[0], mounts[1], d)
 
 	ratio := func(a, b float64) string { return fmt.Sprintf("%.2fx", a/b) }
 	var out bytes.Buffer
@@ -203,6 +183,39 @@ func TestScaleoutBench(t *testing.T) {
 	fmt.Fprintf(&out, "| sequential read, 1 MiB calls | %.1f MB/s | Swift GET 1 MiB: %.1f MB/s | %s | >= 0.7x |\n", rd*1.048576, getRate*1.048576, ratio(rd, getRate))
 	out.Write(cpuOut.Bytes())
 	t.Log(out.String())
+}
+
+// seqData measures sequential 1 MiB writes to a new file through w for d,
+// then 1 MiB reads of it through r (another gateway, so that no chunk
+// comes from the writer's cache) for d; calls per second of each.
+func seqData(t *testing.T, w, r *client.Mount, d time.Duration) (wr, rd float64) {
+	t.Helper()
+	mib := bytes.Repeat([]byte("s"), 1<<20)
+	st, err := w.Create(ctx, w.RootInode(), "seq", 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wr = rate(t, 1, d, func(_, i int) error {
+		_, err := w.Write(ctx, st.Ino, mib, uint64(i)<<20)
+		return err
+	})
+	size, err := w.GetStat(ctx, st.Ino)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunks := int(size.Size >> 20)
+	if chunks == 0 {
+		t.Fatal("nothing written")
+	}
+	p := make([]byte, 1<<20)
+	rd = rate(t, 1, d, func(_, i int) error {
+		n, err := r.Read(ctx, st.Ino, p, uint64(i%chunks)<<20)
+		if err == nil && n != len(p) {
+			err = fmt.Errorf("read %d bytes of chunk %d, want %d", n, i%chunks, len(p))
+		}
+		return err
+	})
+	return wr, rd
 }
 
 // cpuSeconds is the user and system CPU time pid used so far (0 if it
