@@ -161,6 +161,7 @@ bench-python: build lib
 # workload of 10 000 files) and prints the ratios (bench/fuse.sh).
 bench-fuse: build
 	$(GO) build -o bin/fusemeta ./bench/fusemeta
+	$(GO) build -o bin/fuseloop ./bench/fuseloop
 	sh bench/fuse.sh $(CURDIR)/bin
 
 # bench-smb times smbclient through smbd + vfs_proxyfs against smbd +

@@ -6,8 +6,13 @@
 # sequential 1 MiB reads (cold: the file's pages evicted on both sides,
 # the daemon's data files included; as fio does it by default; cached),
 # 4 KiB random read, and fusemeta (create, stat, readdir, unlink of
-# 10 000 files). Prints each figure and the ratio mount/local. Needs root
-# (or fusermount3), fio and python3.
+# 10 000 files). Prints each figure and the ratio mount/local. The same
+# workloads also run on go-fuse's own loopback filesystem over a third
+# directory of the same disk (bench/fuseloop, the same kernel options):
+# what FUSE alone costs on this machine, with no daemon behind it, the
+# floor of any FUSE filesystem here; the last two columns are
+# loopback/local and mount/loopback. Needs root (or fusermount3), fio and
+# python3.
 # BENCH_FUSE_SIZE (default 512M) and BENCH_FUSE_OPTS (-o options) tune it.
 set -eu
 BIN=$1
@@ -16,7 +21,9 @@ OPTS=${BENCH_FUSE_OPTS:-}
 BASE=$(mktemp -d "${TMPDIR:-/var/tmp}/bench-fuse.XXXXXX")
 MNT=$BASE/mnt
 LOCAL=$BASE/local
-mkdir -p "$MNT" "$LOCAL"
+LOOPSRC=$BASE/loopsrc
+LOOP=$BASE/loop
+mkdir -p "$MNT" "$LOCAL" "$LOOPSRC" "$LOOP"
 cat > "$BASE/proxyfsd.toml" <<CONF
 [server]
 tcp = ""
@@ -32,8 +39,11 @@ auto_format = true
 CONF
 "$BIN/proxyfsd" -config "$BASE/proxyfsd.toml" > "$BASE/proxyfsd.log" 2>&1 &
 DPID=$!
+LPID=
 cleanup() {
 	fusermount3 -u "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null || true
+	fusermount3 -u "$LOOP" 2>/dev/null || umount -l "$LOOP" 2>/dev/null || true
+	[ -z "$LPID" ] || wait "$LPID" 2>/dev/null || true
 	kill "$DPID" 2>/dev/null || true
 	wait "$DPID" 2>/dev/null || true
 	rm -rf "$BASE"
@@ -45,6 +55,13 @@ until [ -S "$BASE/proxyfsd.sock" ]; do
 	sleep 0.1
 done
 "$BIN/proxyfs-fuse" -o "server=$BASE/proxyfsd.sock${OPTS:+,$OPTS}" bench "$MNT"
+"$BIN/fuseloop" "$LOOPSRC" "$LOOP" 2> "$BASE/fuseloop.log" &
+LPID=$!
+i=0
+until grep -q " $LOOP " /proc/mounts; do
+	i=$((i + 1)); [ $i -lt 100 ] || { cat "$BASE/fuseloop.log"; exit 1; }
+	sleep 0.1
+done
 
 # fiojob NAME DIR ARGS...: prints the bandwidth in MiB/s (or IOPS for
 # randread).
@@ -89,16 +106,19 @@ for top in sys.argv[1:]:
 PY
 }
 
-printf '%-30s %12s %12s %7s %s\n' workload fuse local ratio target
-for where in fuse local; do
-	dir=$MNT; [ $where = local ] && dir=$LOCAL
+for where in fuse local loop; do
+	case $where in
+	fuse) dir=$MNT src=$BASE/vol ;;
+	local) dir=$LOCAL src=$LOCAL ;;
+	loop) dir=$LOOP src=$LOOPSRC ;;
+	esac
 	eval "w_$where=\$(fiojob write $dir --rw=write --bs=1M --size=$SIZE --end_fsync=1)"
 	# Cold: the file is written and fsynced, then its pages are dropped
-	# wherever they are kept -- the local file's, and for the mount the
-	# daemon's data files (fio drops the mount's own pages before it
-	# reads) -- so that both sides read from the disk.
+	# wherever they are kept -- the local file's, and for a mount the
+	# files under it (the daemon's data files; fio drops the mount's own
+	# pages before it reads) -- so that every side reads from the disk.
 	fio --name=readcold --directory="$dir" --rw=write --bs=1M --size="$SIZE" --ioengine=psync --end_fsync=1 > /dev/null
-	if [ $where = fuse ]; then evict "$BASE/vol"; else evict "$LOCAL"; fi
+	evict "$src"
 	eval "rcold_$where=\$(fiojob readcold $dir --rw=read --bs=1M --size=$SIZE)"
 	# As fio does it by default: the file just written (not fsynced) is
 	# read after fio's fadvise(DONTNEED) of it. Locally that leaves its
@@ -115,12 +135,23 @@ for where in fuse local; do
 	eval "rr_$where=\$(fiojob randread $dir --rw=randread --bs=4k --size=256M --runtime=10 --time_based)"
 	eval "m_$where=\$("$BIN/fusemeta" -n 10000 -j 4 "$dir")"
 done
-printf '%-30s %12s %12s %7s %s\n' "seq write 1M + fsync MiB/s" "$w_fuse" "$w_local" "$(ratio "$w_fuse" "$w_local")" ">=0.6"
-printf '%-30s %12s %12s %7s %s\n' "seq read 1M cold MiB/s" "$rcold_fuse" "$rcold_local" "$(ratio "$rcold_fuse" "$rcold_local")" ">=0.6"
-printf '%-30s %12s %12s %7s %s\n' "seq read 1M fio-default MiB/s" "$r_fuse" "$r_local" "$(ratio "$r_fuse" "$r_local")" "-"
-printf '%-30s %12s %12s %7s %s\n' "seq read 1M cached MiB/s" "$rc_fuse" "$rc_local" "$(ratio "$rc_fuse" "$rc_local")" "-"
-printf '%-30s %12s %12s %7s %s\n' "rand read 4K IOPS" "$rr_fuse" "$rr_local" "$(ratio "$rr_fuse" "$rr_local")" "-"
-mf=$(echo "$m_fuse" | awk '{print $NF}'); ml=$(echo "$m_local" | awk '{print $NF}')
-printf '%-30s %12s %12s %7s %s\n' "metadata 10k files s" "$mf" "$ml" "$(ratio "$ml" "$mf")" ">=0.3"
-echo "fuse:  $m_fuse"
-echo "local: $m_local"
+mf=$(echo "$m_fuse" | awk '{print $NF}'); ml=$(echo "$m_local" | awk '{print $NF}'); mo=$(echo "$m_loop" | awk '{print $NF}')
+# row NAME FUSE LOCAL LOOP TARGET [inverse]: one line of the table; with
+# inverse (times, smaller is better) each ratio is turned over.
+row() {
+	if [ "${6:-}" = inverse ]; then
+		printf '%-30s %10s %10s %6s %6s %10s %6s %6s\n' "$1" "$2" "$3" "$(ratio "$3" "$2")" "$5" "$4" "$(ratio "$3" "$4")" "$(ratio "$4" "$2")"
+	else
+		printf '%-30s %10s %10s %6s %6s %10s %6s %6s\n' "$1" "$2" "$3" "$(ratio "$2" "$3")" "$5" "$4" "$(ratio "$4" "$3")" "$(ratio "$2" "$4")"
+	fi
+}
+printf '%-30s %10s %10s %6s %6s %10s %6s %6s\n' workload fuse local ratio target loopback lp/loc fs/lp
+row "seq write 1M + fsync MiB/s" "$w_fuse" "$w_local" "$w_loop" ">=0.6"
+row "seq read 1M cold MiB/s" "$rcold_fuse" "$rcold_local" "$rcold_loop" ">=0.6"
+row "seq read 1M fio-default MiB/s" "$r_fuse" "$r_local" "$r_loop" "-"
+row "seq read 1M cached MiB/s" "$rc_fuse" "$rc_local" "$rc_loop" "-"
+row "rand read 4K IOPS" "$rr_fuse" "$rr_local" "$rr_loop" "-"
+row "metadata 10k files s" "$mf" "$ml" "$mo" ">=0.3" inverse
+echo "fuse:     $m_fuse"
+echo "local:    $m_local"
+echo "loopback: $m_loop"
