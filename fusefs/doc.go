@@ -55,7 +55,11 @@
 // (permissions checked at open): reads, writes, fsync and ftruncate go
 // through the file's server handle (client.Handle), whose access mode
 // decides. default_permissions (Options.DefaultPermissions) adds the
-// kernel's own check in front; it is off by default. The lock handle of
+// kernel's own check in front; it is off by default. The removal of
+// privileges when a file changes (setuid, setgid, security.capability on
+// a write, a truncation or a chown) is the server's, in the change's own
+// commit (HANDLE_KILLPRIV_V2), so the kernel does not ask for
+// security.capability before every write. The lock handle of
 // an inode (locks.go) is the mount's own.
 //
 // A program that serves the mount in its own process (FS.Mount) should not

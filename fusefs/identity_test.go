@@ -257,3 +257,117 @@ except PermissionError:
 		t.Fatalf("as alice with default_permissions: %q %v", out, err)
 	}
 }
+
+// TestPrivilegesDropped: with HANDLE_KILLPRIV_V2 the server, not the
+// kernel, removes privileges when a file changes: a write through the
+// mount drops security.capability whoever writes (root included), and the
+// setuid and setgid bits when the writer is not root; a truncating open
+// and a chown do the same.
+func TestPrivilegesDropped(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to set security.capability and to run as another user")
+	}
+	if _, err := os.Stat("/usr/bin/python3"); err != nil {
+		t.Skip("no /usr/bin/python3")
+	}
+	e := start(t, Options{}, daemontest.Options{})
+	caps := []byte{0, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0} // cap_net_bind_service=ep, v2
+	mode := func(p string) os.FileMode {
+		t.Helper()
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Mode() & (os.ModePerm | os.ModeSetuid | os.ModeSetgid)
+	}
+
+	prepare := func(name string, want os.FileMode) string {
+		t.Helper()
+		p := e.path(name)
+		if err := os.WriteFile(p, []byte("program"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(p, aliceUID, aliceUID); err != nil { // before chmod: a chown clears setuid
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, want); err != nil {
+			t.Fatal(err)
+		}
+		if m := mode(p); m != want {
+			t.Fatalf("%s: mode %v after chmod %v", name, m, want)
+		}
+		if err := syscall.Setxattr(p, "security.capability", caps, 0); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	hasCaps := func(p string) bool {
+		t.Helper()
+		buf := make([]byte, 64)
+		_, err := syscall.Getxattr(p, "security.capability", buf)
+		if err != nil && err != syscall.ENODATA {
+			t.Fatal(err)
+		}
+		return err == nil
+	}
+	// Root writes: capabilities go, setuid stays (CAP_FSETID).
+	p := prepare("byroot", 0o755|os.ModeSetuid)
+	f, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("X"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if hasCaps(p) {
+		t.Error("security.capability kept after a write by root")
+	}
+	if m := mode(p); m != 0o755|os.ModeSetuid {
+		t.Errorf("mode after a write by root %v, want setuid kept", m)
+	}
+
+	// The owner (not root) writes: capabilities and setuid/setgid go.
+	p = prepare("byowner", 0o775|os.ModeSetuid|os.ModeSetgid)
+	if out, err := asUser(t, e.dir, aliceUID, aliceUID, nil,
+		"f = os.open('byowner', os.O_WRONLY); os.pwrite(f, b'Y', 1); os.close(f)"); err != nil {
+		t.Fatalf("write as the owner: %v\n%s", err, out)
+	}
+	if hasCaps(p) {
+		t.Error("security.capability kept after a write by the owner")
+	}
+	if m := mode(p); m != 0o775 {
+		t.Errorf("mode after a write by the owner %v, want 0775", m)
+	}
+
+	// A truncating open by the owner, and a chown by root.
+	p = prepare("trunc", 0o755|os.ModeSetuid)
+	if out, err := asUser(t, e.dir, aliceUID, aliceUID, nil,
+		"os.close(os.open('trunc', os.O_WRONLY | os.O_TRUNC))"); err != nil {
+		t.Fatalf("O_TRUNC as the owner: %v\n%s", err, out)
+	}
+	if hasCaps(p) || mode(p) != 0o755 {
+		t.Errorf("after O_TRUNC by the owner: caps %v, mode %v", hasCaps(p), mode(p))
+	}
+	p = prepare("chown", 0o755)
+	if err := os.Chown(p, bobUID, bobUID); err != nil {
+		t.Fatal(err)
+	}
+	if hasCaps(p) {
+		t.Error("security.capability kept after chown")
+	}
+
+	// Reading and chmod keep them.
+	p = prepare("kept", 0o755)
+	if _, err := os.ReadFile(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if !hasCaps(p) {
+		t.Error("security.capability dropped by a read or chmod")
+	}
+}

@@ -22,7 +22,11 @@ type Server struct {
 // MountOptions returns go-fuse's options for fs: default_permissions if
 // asked for (see the package documentation, "Identity"), POSIX and flock locks
 // forwarded, 1 MiB requests, the writeback cache if asked for, requests
-// served concurrently.
+// served concurrently, and the removal of privileges on a change of data
+// or owner left to the server (HANDLE_KILLPRIV_V2: the server clears
+// setuid and setgid and drops security.capability in the change's own
+// commit, as Linux does, so the kernel no longer asks for
+// security.capability before every write).
 func (fs *FS) MountOptions() *fuse.MountOptions {
 	o := fs.opts
 	name := o.FsName
@@ -51,6 +55,7 @@ func (fs *FS) MountOptions() *fuse.MountOptions {
 	if o.ReadOnly {
 		mo.Options = append(mo.Options, "ro")
 	}
+	mo.ExtraCapabilities |= fuse.CAP_HANDLE_KILLPRIV_V2
 	if o.WritebackCache {
 		mo.ExtraCapabilities |= fuse.CAP_WRITEBACK_CACHE
 	}

@@ -127,6 +127,11 @@ func (fs *FS) setAttrOnce(ctx context.Context, c Caller, ino Ino, sa SetAttr) (A
 	if r.Mode&ModeType == ModeRegular {
 		t.resized(ino, oldSize, r.Size)
 	}
+	if sa.Mask&(SetSize|SetUID|SetGID) != 0 {
+		if err := fs.dropCaps(ctx, t, r); err != nil {
+			return Attr{}, err
+		}
+	}
 	t.frees = r.Size < oldSize // a full volume can still be cleaned up
 	if err := t.commit(ctx); err != nil {
 		return Attr{}, err
@@ -144,11 +149,15 @@ func (fs *FS) setAttrOnce(ctx context.Context, c Caller, ino Ino, sa SetAttr) (A
 	return r.Attr, nil
 }
 
-// putResized commits regular file r's record on its own, its size changed
-// from oldSize.
+// putResized commits regular file r's record, its data changed and its
+// size changed from oldSize, with the removal of its file capabilities
+// (dropCaps).
 func (fs *FS) putResized(ctx context.Context, r *record, oldSize uint64) error {
 	t := fs.newTxn()
 	t.put(r)
 	t.resized(r.Ino, oldSize, r.Size)
+	if err := fs.dropCaps(ctx, t, r); err != nil {
+		return err
+	}
 	return t.commit(ctx)
 }

@@ -589,6 +589,78 @@ func TestPermSetIDBits(t *testing.T) {
 	}
 }
 
+// File capabilities (security.capability) go with any change of a regular
+// file's data, size or owner, whoever makes it (root too), in the same
+// commit; other attributes stay, and a change of mode or times keeps them.
+func TestPermCapsDropped(t *testing.T) {
+	chmod := func(fs *inode.FS, c inode.Caller, f inode.Attr) error {
+		_, err := fs.SetAttr(ctx, c, f.Ino, inode.SetAttr{Mask: inode.SetMode, Mode: 0o755})
+		return err
+	}
+	for _, tc := range []struct {
+		name string
+		c    inode.Caller
+		do   func(fs *inode.FS, c inode.Caller, f inode.Attr) error
+		kept bool
+	}{
+		{"write by owner", pOwner, func(fs *inode.FS, c inode.Caller, f inode.Attr) error {
+			return fs.Write(ctx, c, f.Ino, []byte("z"), 0)
+		}, false},
+		{"write by root", pRoot, func(fs *inode.FS, c inode.Caller, f inode.Attr) error {
+			return fs.Write(ctx, c, f.Ino, []byte("z"), 3)
+		}, false},
+		{"truncate by root", pRoot, func(fs *inode.FS, c inode.Caller, f inode.Attr) error {
+			_, err := fs.SetAttr(ctx, c, f.Ino, inode.SetAttr{Mask: inode.SetSize, Size: 0})
+			return err
+		}, false},
+		{"fallocate by owner", pOwner, func(fs *inode.FS, c inode.Caller, f inode.Attr) error {
+			return fs.Fallocate(ctx, c, f.Ino, 0, 0, 100)
+		}, false},
+		{"copy into, by root", pRoot, func(fs *inode.FS, c inode.Caller, f inode.Attr) error {
+			src := mk(t, fs, inode.RootIno, "src", 'f', 0o644)
+			wantErr(t, "write src", fs.Write(ctx, pRoot, src.Ino, []byte("data"), 0), 0)
+			_, err := fs.CopyRange(ctx, c, src.Ino, 0, f.Ino, 0, 4)
+			return err
+		}, false},
+		{"chown by root", pRoot, func(fs *inode.FS, c inode.Caller, f inode.Attr) error {
+			_, err := fs.SetAttr(ctx, c, f.Ino, inode.SetAttr{Mask: inode.SetUID, UID: ownerUID})
+			return err
+		}, false},
+		{"chmod by owner", pOwner, chmod, true},
+		{"read by owner", pOwner, func(fs *inode.FS, c inode.Caller, f inode.Attr) error {
+			_, err := fs.Read(ctx, c, f.Ino, make([]byte, 4), 0)
+			return err
+		}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs, _ := inodetest.New(t)
+			_, f := scene(t, fs, 0o777, 0o664)
+			wantErr(t, "write", fs.Write(ctx, pRoot, f.Ino, []byte("program"), 0), 0)
+			wantErr(t, "setcap", fs.SetXattr(ctx, pRoot, f.Ino, inode.XattrCaps, []byte("caps"), 0), 0)
+			wantErr(t, "set user.a", fs.SetXattr(ctx, pRoot, f.Ino, "user.a", []byte("1"), 0), 0)
+			wantErr(t, tc.name, tc.do(fs, tc.c, f), 0)
+			_, err := fs.GetXattr(ctx, pRoot, f.Ino, inode.XattrCaps)
+			if tc.kept {
+				wantErr(t, "caps kept", err, 0)
+			} else {
+				wantErr(t, "caps dropped", err, syscall.ENODATA)
+			}
+			v, err := fs.GetXattr(ctx, pRoot, f.Ino, "user.a")
+			if err != nil || string(v) != "1" {
+				t.Fatalf("user.a after %s: %q, %v", tc.name, v, err)
+			}
+		})
+	}
+	// A directory keeps them through a change of owner.
+	fs, _ := inodetest.New(t)
+	d, _ := scene(t, fs, 0o755, 0o644)
+	wantErr(t, "setcap dir", fs.SetXattr(ctx, pRoot, d.Ino, inode.XattrCaps, []byte("caps"), 0), 0)
+	chown(t, fs, d.Ino, 5, 6)
+	if _, err := fs.GetXattr(ctx, pRoot, d.Ino, inode.XattrCaps); err != nil {
+		t.Fatalf("directory caps after chown: %v", err)
+	}
+}
+
 // Setgid directories: new entries take the directory's group, new
 // directories its setgid bit too; a new file asking for setgid with group
 // execute loses it unless its creator is in that group or root.

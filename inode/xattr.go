@@ -8,6 +8,33 @@ import (
 	"syscall"
 )
 
+// XattrCaps is the extended attribute holding a file's capabilities.
+// Linux removes it from a regular file whose data or owner changes,
+// whoever changes it (file_remove_privs, and chown), so that a changed
+// program never keeps the privileges granted to the old one: so does
+// this package, in the same commit as the change (write, a size change,
+// fallocate, the destination of a copy, a change of owner or group).
+// Clients (the FUSE mount) can then leave that rule to the server.
+const XattrCaps = "security.capability"
+
+// dropCaps adds to t the removal of r's file capabilities (XattrCaps), if
+// r is a regular file that has them. The caller holds r's stripe lock.
+func (fs *FS) dropCaps(ctx context.Context, t *txn, r *record) error {
+	if r.Mode&ModeType != ModeRegular {
+		return nil
+	}
+	k := xattrKey(r.Ino, XattrCaps)
+	_, err := fs.be.Get(ctx, k)
+	switch {
+	case errors.Is(err, syscall.ENOENT):
+		return nil
+	case err != nil:
+		return err
+	}
+	t.batch.Delete(k)
+	return nil
+}
+
 func checkXattrName(name string) error {
 	switch {
 	case name == "":
