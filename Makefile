@@ -157,8 +157,10 @@ bench-python: build lib
 	$(PYTHON) bench/pybench.py --proxyfsd $(PROXYFSD) $(PYBENCH_ARGS)
 
 # bench-fuse compares a proxyfs FUSE mount with the local disk under it
-# (fio sequential write+fsync and read, 4 KiB random read; a metadata
-# workload of 10 000 files) and prints the ratios (bench/fuse.sh).
+# (fio sequential write+fsync and read, 4 KiB random read and write; a
+# metadata workload of 10 000 files) and with go-fuse's loopback
+# filesystem over the same disk (bench/fuseloop: FUSE alone), and prints
+# the ratios (bench/fuse.sh).
 bench-fuse: build
 	$(GO) build -o bin/fusemeta ./bench/fusemeta
 	$(GO) build -o bin/fuseloop ./bench/fuseloop

@@ -5,8 +5,8 @@
 # beside the volume (the limit): fio sequential 1 MiB write with fsync,
 # sequential 1 MiB reads (cold: the file's pages evicted on both sides,
 # the daemon's data files included; as fio does it by default; cached),
-# 4 KiB random read, and fusemeta (create, stat, readdir, unlink of
-# 10 000 files). Prints each figure and the ratio mount/local. The same
+# 4 KiB random read and write, and fusemeta (create, stat, readdir,
+# unlink of 10 000 files). Prints each figure and the ratio mount/local. The same
 # workloads also run on go-fuse's own loopback filesystem over a third
 # directory of the same disk (bench/fuseloop, the same kernel options):
 # what FUSE alone costs on this machine, with no daemon behind it, the
@@ -74,6 +74,8 @@ j = json.load(open(sys.argv[1]))["jobs"][0]
 name = sys.argv[2]
 if name == "randread":
     print("%.0f" % j["read"]["iops"])
+elif name == "randwrite":
+    print("%.0f" % j["write"]["iops"])
 elif name == "write":
     print("%.1f" % (j["write"]["bw_bytes"] / 1048576))
 else:
@@ -133,6 +135,7 @@ for where in fuse local loop; do
 	eval "rc_$where=\$(fiojob readc $dir --rw=read --bs=1M --size=$SIZE --invalidate=0)"
 	fio --name=randread --directory="$dir" --rw=write --bs=1M --size=256M --ioengine=psync > /dev/null
 	eval "rr_$where=\$(fiojob randread $dir --rw=randread --bs=4k --size=256M --runtime=10 --time_based)"
+	eval "rw_$where=\$(fiojob randwrite $dir --rw=randwrite --bs=4k --size=256M --runtime=10 --time_based)"
 	eval "m_$where=\$("$BIN/fusemeta" -n 10000 -j 4 "$dir")"
 done
 mf=$(echo "$m_fuse" | awk '{print $NF}'); ml=$(echo "$m_local" | awk '{print $NF}'); mo=$(echo "$m_loop" | awk '{print $NF}')
@@ -151,6 +154,7 @@ row "seq read 1M cold MiB/s" "$rcold_fuse" "$rcold_local" "$rcold_loop" ">=0.6"
 row "seq read 1M fio-default MiB/s" "$r_fuse" "$r_local" "$r_loop" "-"
 row "seq read 1M cached MiB/s" "$rc_fuse" "$rc_local" "$rc_loop" "-"
 row "rand read 4K IOPS" "$rr_fuse" "$rr_local" "$rr_loop" "-"
+row "rand write 4K IOPS" "$rw_fuse" "$rw_local" "$rw_loop" "-"
 row "metadata 10k files s" "$mf" "$ml" "$mo" ">=0.3" inverse
 echo "fuse:     $m_fuse"
 echo "local:    $m_local"
