@@ -33,6 +33,10 @@ type Options struct {
 	// crash (those are marked untidy instead, which Check does not report
 	// as problems).
 	ReadOnly bool
+	// DeferRecovery leaves RecoverData to the caller, who runs it after
+	// Open while the volume serves: Open then takes the same time however
+	// many files have data. Ignored with ReadOnly (Check needs it first).
+	DeferRecovery bool
 }
 
 // stripes is the number of per-inode locks; inodes share them by number.
@@ -133,8 +137,10 @@ func Open(ctx context.Context, be vfsbackend.Backend, opts Options) (*FS, error)
 	if err := fs.probeShared(ctx); err != nil {
 		return nil, err
 	}
-	if err := fs.recoverData(ctx); err != nil {
-		return nil, err
+	if !opts.DeferRecovery || fs.readOnly {
+		if err := fs.RecoverData(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if err := fs.loadOrphans(ctx); err != nil {
 		return nil, err
@@ -343,47 +349,51 @@ func (fs *FS) loadOrFormat(ctx context.Context) error {
 	return nil
 }
 
-// recoverData removes data objects of missing inodes and cuts data beyond
-// an inode's size.
-func (fs *FS) recoverData(ctx context.Context) error {
-	type fix struct {
-		ino  Ino
-		size int64 // -1: delete
-	}
-	var objs []fix
+// RecoverData removes what a crash can leave behind in the data store:
+// the data objects of removed inodes (a crash between the commit of an
+// unlink and the removal of its data) and data beyond a file's size (a
+// crash between a write's data and the commit of its new size). Neither
+// can be seen meanwhile: inode numbers are never used twice, reads stop
+// at a file's size, and every call that grows a file cuts its object to
+// the old size first. It lists every data object, so it takes time in
+// proportion to the files that have data; Open runs it unless
+// Options.DeferRecovery, with which the caller runs it while the volume
+// serves (the daemon does, in the background). It streams the list,
+// marks what to remove untidy, and removes it as tidy does (the namespace
+// held exclusively once, for those inodes only). Read-only, it only
+// marks them, which Check does not report as problems. On a shared
+// volume data beyond a file's size is left alone: it may be another
+// gateway's write in progress (data first, then the record), and the
+// next growth cuts it.
+func (fs *FS) RecoverData(ctx context.Context) error {
+	var gerr error
 	if err := fs.be.ListData(ctx, func(ino Ino, size int64) bool {
-		objs = append(objs, fix{ino, size})
+		if err := ctx.Err(); err != nil {
+			gerr = err
+			return false
+		}
+		r, err := fs.get(ctx, ino)
+		switch {
+		case errors.Is(err, syscall.ENOENT) || (err == nil && r.Mode&ModeType != ModeRegular):
+			fs.markUntidy(ino)
+		case err != nil:
+			gerr = err
+			return false
+		case uint64(size) > r.Size && (fs.readOnly || fs.sharedIno == nil):
+			fs.markUntidy(ino)
+		}
 		return true
 	}); err != nil {
 		return fmt.Errorf("recover: list data: %w", err)
 	}
-	for _, o := range objs {
-		r, err := fs.get(ctx, o.ino)
-		switch {
-		case fs.readOnly && (errors.Is(err, syscall.ENOENT) || (err == nil && (r.Mode&ModeType != ModeRegular || uint64(o.size) > r.Size))):
-			// The leftovers of a crash, which the next read-write open
-			// removes: not problems for Check.
-			fs.markUntidy(o.ino)
-		case errors.Is(err, syscall.ENOENT) || (err == nil && r.Mode&ModeType != ModeRegular):
-			fs.log.Info("recover: deleting data of removed inode", zap.Uint64("ino", uint64(o.ino)))
-			if err := fs.be.DeleteData(ctx, o.ino); err != nil {
-				return fmt.Errorf("recover: delete data %d: %w", o.ino, err)
-			}
-		case err != nil:
-			return fmt.Errorf("recover: %w", err)
-		case uint64(o.size) > r.Size && fs.sharedIno != nil:
-			// Several gateways may serve this volume: the bytes beyond
-			// the size may be another gateway's write in progress (data
-			// first, then the record). Left alone: every call that grows
-			// a file cuts its object to the old size first, so they are
-			// never seen.
-		case uint64(o.size) > r.Size:
-			fs.log.Info("recover: cutting data beyond size", zap.Uint64("ino", uint64(o.ino)),
-				zap.Int64("data", o.size), zap.Uint64("size", r.Size))
-			if err := fs.be.TruncateData(ctx, o.ino, int64(r.Size)); err != nil {
-				return fmt.Errorf("recover: truncate data %d: %w", o.ino, err)
-			}
-		}
+	if gerr != nil {
+		return fmt.Errorf("recover: %w", gerr)
+	}
+	if fs.readOnly {
+		return nil
+	}
+	if err := fs.tidy(ctx); err != nil {
+		return fmt.Errorf("recover: %w", err)
 	}
 	return nil
 }
@@ -545,9 +555,10 @@ func (fs *FS) tidy(ctx context.Context) error {
 	for ino := range fs.untidy {
 		r, err := fs.get(ctx, ino)
 		switch {
-		case errors.Is(err, syscall.ENOENT):
+		case errors.Is(err, syscall.ENOENT) || (err == nil && r.Mode&ModeType != ModeRegular):
+			fs.log.Info("tidy: deleting data of a removed inode", zap.Uint64("ino", uint64(ino)))
 			err = fs.be.DeleteData(ctx, ino)
-		case err == nil && r.Mode&ModeType == ModeRegular:
+		case err == nil:
 			err = fs.be.TruncateData(ctx, ino, int64(r.Size))
 		}
 		if err != nil {

@@ -48,6 +48,9 @@ type Volume struct {
 	formatted bool
 	// sweepStop ends the orphan sweep of a shared volume (nil: none).
 	sweepStop func()
+	// recoveryStop ends the data recovery of a read-write open if it is
+	// still running, and waits for it (nil: none).
+	recoveryStop func()
 }
 
 // Mode is how Open opens a volume.
@@ -109,7 +112,8 @@ func Open(ctx context.Context, vc conf.Volume, mode Mode, opts Options) (*Volume
 		return nil, fmt.Errorf("volume %q: open %s engine at %s: %w", vc.Name, vc.Engine, where(vc), err)
 	}
 	be := m.WrapBackend(vc.Name, raw)
-	fs, err := inode.Open(ctx, be, inode.Options{Logger: vlog, CapacityBytes: vc.CapacityBytes, ReadOnly: mode.ReadOnly})
+	fs, err := inode.Open(ctx, be, inode.Options{Logger: vlog, CapacityBytes: vc.CapacityBytes, ReadOnly: mode.ReadOnly,
+		DeferRecovery: !mode.Repair}) // a repair checks the volume right after: recover first
 	if err != nil {
 		be.Close()
 		return nil, fmt.Errorf("volume %q: %w", vc.Name, err)
@@ -125,9 +129,35 @@ func Open(ctx context.Context, vc conf.Volume, mode Mode, opts Options) (*Volume
 	if ls, ok := raw.(lock.Store); ok && fs.Shared() && !mode.ReadOnly {
 		v.LockStore = ls
 	}
+	if !mode.ReadOnly && !mode.Repair {
+		v.startRecovery(vlog)
+	}
 	vlog.Info("volume ready", zap.String("engine", vc.Engine), zap.String("path", where(vc)),
 		zap.String("volume_id", fmt.Sprintf("%x", fs.VolumeID())))
 	return v, nil
+}
+
+// startRecovery runs inode.FS.RecoverData in the background: it lists
+// every data object, which takes time in proportion to the files that
+// have data, so the volume serves meanwhile (what it removes can never be
+// seen: see RecoverData). Close stops it.
+func (v *Volume) startRecovery(log *zap.Logger) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		start := time.Now()
+		err := v.FS.RecoverData(ctx)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			log.Info("data recovery stopped by close; the next open runs it again")
+		case err != nil:
+			log.Error("data recovery failed; the next open runs it again", zap.Error(err))
+		default:
+			log.Info("data recovery done", zap.Duration("took", time.Since(start)))
+		}
+	}()
+	v.recoveryStop = func() { cancel(); <-done }
 }
 
 // where says where a volume is stored, for messages.
@@ -196,6 +226,9 @@ func (v *Volume) Sync(ctx context.Context) error { return v.FS.Sync(ctx) }
 
 // Close closes the volume's engine. It does not sync first (see Sync).
 func (v *Volume) Close() error {
+	if v.recoveryStop != nil {
+		v.recoveryStop()
+	}
 	if v.sweepStop != nil {
 		v.sweepStop()
 	}

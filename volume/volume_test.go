@@ -7,8 +7,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/proxyfs/proxyfs/conf"
+	"github.com/proxyfs/proxyfs/inode"
+	"github.com/proxyfs/proxyfs/vfsbackend"
 	"github.com/proxyfs/proxyfs/volume"
 
 	_ "github.com/proxyfs/proxyfs/vfsbackend/local"
@@ -119,5 +122,104 @@ func TestDev(t *testing.T) {
 	}
 	if volume.Dev([16]byte{}, "x") == volume.Dev([16]byte{}, "y") {
 		t.Error("unidentified volumes of two names share a device")
+	}
+}
+
+// TestDataRecoveryInBackground: what a crash left in the data store (the
+// data file of a removed inode, data beyond a file's size) is removed by
+// the recovery that a read-write open starts in the background, and Close
+// stops that recovery if it is still running.
+func TestDataRecoveryInBackground(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a")
+	cfg := config(t, fmt.Sprintf("[[volume]]\nname = \"a\"\nengine = \"local\"\npath = %q\nauto_format = true\n", path))
+	vols, err := volume.OpenAll(ctx, cfg, volume.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := inode.Caller{}
+	a, err := vols[0].FS.Create(ctx, root, inode.RootIno, "keep", 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 8192) // more than inline_bytes: a data file
+	if err := vols[0].FS.Write(ctx, root, a.Ino, data, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := vols[0].Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := vols[0].Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The leftovers of a crash, written with the engine itself.
+	be, err := vfsbackend.Open("local", vfsbackend.Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const gone = vfsbackend.Ino(99999)
+	if err := be.WriteData(ctx, gone, []byte("removed"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := be.WriteData(ctx, vfsbackend.Ino(a.Ino), []byte("beyond the size"), 8192); err != nil {
+		t.Fatal(err)
+	}
+	if err := be.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := be.Close(); err != nil {
+		t.Fatal(err)
+	}
+	dataFile := func(ino uint64) string {
+		return filepath.Join(path, "data", fmt.Sprintf("%02x", uint8(ino)), fmt.Sprintf("%016x", ino))
+	}
+	for _, p := range []string{dataFile(uint64(gone)), dataFile(uint64(a.Ino))} {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("the test's leftovers: %v", err)
+		}
+	}
+
+	vols, err = volume.OpenAll(ctx, cfg, volume.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The file reads as it was committed meanwhile, and afterwards.
+	if st, err := vols[0].FS.GetAttr(ctx, a.Ino); err != nil || st.Size != 8192 {
+		t.Fatalf("keep: size %d, %v", st.Size, err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, goneErr := os.Stat(dataFile(uint64(gone)))
+		st, err := os.Stat(dataFile(uint64(a.Ino)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if os.IsNotExist(goneErr) && st.Size() == 8192 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 10 s: removed inode's data %v, data of keep %d bytes (want 8192)", goneErr, st.Size())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := vols[0].Close(); err != nil {
+		t.Fatal(err)
+	}
+	probs, err := volume.Check(ctx, cfg, nil, nil)
+	if err != nil || len(probs) != 0 {
+		t.Fatalf("check: %q, %v", probs, err)
+	}
+
+	// Close right after open stops a recovery that may still run.
+	for range 5 {
+		vols, err = volume.OpenAll(ctx, cfg, volume.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := vols[0].Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
