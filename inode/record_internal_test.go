@@ -205,9 +205,12 @@ func FuzzDecodeRecord(f *testing.F) {
 			}
 			return
 		}
+		// A version 2 input re-encodes no longer: its varints are minimal,
+		// and the encoder leaves out whatever the input may have repeated
+		// (a time equal to ctime, zero directory fields).
 		nb := encodeRecord(r)
-		if b[0] == recordVersion && !bytes.Equal(nb, b) {
-			t.Fatalf("decodeRecord(%x) = %+v encodes as %x", b, *r, nb)
+		if b[0] == recordVersion && len(nb) > len(b) {
+			t.Fatalf("decodeRecord(%x) = %+v encodes longer: %x", b, *r, nb)
 		}
 		r2, err := decodeRecord(9, nb)
 		if err != nil || *r2 != *r {
