@@ -10,8 +10,12 @@ import (
 // Key layout in the backend's ordered map. Inode numbers and cookies are
 // big-endian so that keys sort numerically.
 //
-//	i<ino>               inode record (encodeRecord: version 2, varints)
-//	e<dir><name>         directory entry: ino, cookie, type (encodeEntry)
+//	i<ino>               inode record (encodeRecord): version 2 in varints,
+//	                     about 21 bytes for an empty file; version 1 (93
+//	                     bytes, fixed) is still read
+//	e<dir><name>         directory entry: ino, cookie, type (encodeEntry):
+//	                     version 2 in varints, 4-16 bytes; version 1 (17
+//	                     bytes, fixed) is still read
 //	c<dir><cookie>       the same entry by cookie: ino, type, name
 //	l<ino>               symlink target
 //	x<ino><name>         extended attribute value
@@ -78,8 +82,8 @@ type record struct {
 // cookie (8 each), all big-endian. Volumes written before version 2 hold
 // it; it is still read, never written.
 //
-// Version 2 (written since issue 19, variable length, typically 20-23
-// bytes for an empty file and 24-28 for a directory):
+// Version 2 (written since issue 19, variable length: about 21 bytes for
+// a new empty file, 26 for a directory, 28 for a file written once):
 //
 //	version (2), flags
 //	uvarint mode, uid, gid, nlink, size
