@@ -54,6 +54,7 @@ pfs_build_module() {
   # (the module registers under its file's name): runs of other trees on the
   # same machine, and an installed proxyfs.so, are left alone.
   VFS_NAME=proxyfs_test_$$
+  install -d -m 0755 "$MODDIR" || die "mkdir $MODDIR"
   install -m 0644 "$HERE/proxyfs.so" "$MODDIR/$VFS_NAME.so" || die "install $MODDIR/$VFS_NAME.so"
 }
 pfs_remove_module() {
