@@ -125,7 +125,7 @@ check() {
 
 # ---------------------------------------------------------------- build
 say "packages"
-pfs_packages samba-testsuite python3-impacket
+pfs_packages samba-vfs-modules samba-testsuite python3-impacket
 
 say "build: libproxyfs, proxyfs.so (headers: fetch-headers.sh), install the module"
 pfs_build_module
