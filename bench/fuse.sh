@@ -8,9 +8,10 @@
 # 4 KiB random read and write, and fusemeta (create, stat, readdir,
 # unlink of 10 000 files). Prints each figure and the ratio mount/local. The same
 # workloads also run on go-fuse's own loopback filesystem over a third
-# directory of the same disk (bench/fuseloop, the same kernel options):
-# what FUSE alone costs on this machine, with no daemon behind it, the
-# floor of any FUSE filesystem here; the last two columns are
+# directory of the same disk (bench/fuseloop, the same kernel options,
+# FUSE passthrough declined): what FUSE alone costs on this machine, with
+# no daemon behind it, the floor of any FUSE filesystem whose server sees
+# the data it stores; the last two columns are
 # loopback/local and mount/loopback. Needs root (or fusermount3), fio and
 # python3.
 # BENCH_FUSE_SIZE (default 512M) and BENCH_FUSE_OPTS (-o options) tune it.
