@@ -710,7 +710,7 @@ static void test_readdir_batch(void)
     int64_t prev = -1;
     size_t n = 0, total = 0, files = 0;
     int eof = 0, calls = 0;
-    long mark;
+    long mark = 0;
     static int64_t cookies[N + 2];
     char name[64];
 
@@ -736,7 +736,9 @@ static void test_readdir_batch(void)
         free(es);
     }
     prev = -1;
-    mark = requests_total();
+    /* Settled: the last single readdir_plus above is counted after its
+     * reply, so a mark taken at once could miss it. */
+    requests_since(&mark);
     while (!eof && calls < 10) {
         calls++;
         CHECK_RC(proxyfs_readdir_plus_batch(mh, dir, prev, MAX, &ents, &n, &eof), 0);
