@@ -18,6 +18,18 @@ const (
 	groupGID = 4310 // a group alice is in as a supplementary group
 )
 
+// needAsUser skips t unless asUser can run: as root (why says what for),
+// with /usr/bin/python3.
+func needAsUser(t *testing.T, why string) {
+	t.Helper()
+	if os.Getuid() != 0 {
+		t.Skip("needs root " + why)
+	}
+	if _, err := os.Stat("/usr/bin/python3"); err != nil {
+		t.Skip("no /usr/bin/python3")
+	}
+}
+
 // asUser runs a Python script (/usr/bin/python3) in dir as uid:gid with
 // the supplementary groups groups (syscall.Credential), and returns its
 // output and error.
@@ -45,12 +57,7 @@ func pyAs(dir string, uid, gid uint32, groups []uint32, script string) *exec.Cmd
 // semantics for open files: processes of two users (alice, bob) use the
 // mount at once.
 func TestCallerIdentity(t *testing.T) {
-	if os.Getuid() != 0 {
-		t.Skip("needs root to run processes as other users")
-	}
-	if _, err := os.Stat("/usr/bin/python3"); err != nil {
-		t.Skip("no /usr/bin/python3")
-	}
+	needAsUser(t, "to run processes as other users")
 	e := start(t, Options{}, daemontest.Options{})
 	if e.fs.MountOptions().Options != nil {
 		for _, o := range e.fs.MountOptions().Options {
@@ -231,12 +238,7 @@ os.close(fd)`
 // TestDefaultPermissionsOption: with default_permissions the kernel checks
 // too; the results are the same.
 func TestDefaultPermissionsOption(t *testing.T) {
-	if os.Getuid() != 0 {
-		t.Skip("needs root to run processes as other users")
-	}
-	if _, err := os.Stat("/usr/bin/python3"); err != nil {
-		t.Skip("no /usr/bin/python3")
-	}
+	needAsUser(t, "to run processes as other users")
 	e := start(t, Options{DefaultPermissions: true}, daemontest.Options{})
 	if err := os.WriteFile(e.path("secret"), []byte("root's"), 0o600); err != nil {
 		t.Fatal(err)
@@ -264,12 +266,7 @@ except PermissionError:
 // setuid and setgid bits when the writer is not root; a truncating open
 // and a chown do the same.
 func TestPrivilegesDropped(t *testing.T) {
-	if os.Getuid() != 0 {
-		t.Skip("needs root to set security.capability and to run as another user")
-	}
-	if _, err := os.Stat("/usr/bin/python3"); err != nil {
-		t.Skip("no /usr/bin/python3")
-	}
+	needAsUser(t, "to set security.capability and to run as another user")
 	e := start(t, Options{}, daemontest.Options{})
 	caps := []byte{0, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0} // cap_net_bind_service=ep, v2
 	mode := func(p string) os.FileMode {
