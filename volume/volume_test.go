@@ -189,6 +189,9 @@ func TestDataRecoveryInBackground(t *testing.T) {
 	if st, err := vols[0].FS.GetAttr(ctx, a.Ino); err != nil || st.Size != 8192 {
 		t.Fatalf("keep: size %d, %v", st.Size, err)
 	}
+	if n, err := vols[0].FS.Read(ctx, root, a.Ino, make([]byte, 16), 8190); err != nil || n != 2 {
+		t.Fatalf("keep: read at its end: %d bytes, %v (want 2: nothing beyond the size)", n, err)
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		_, goneErr := os.Stat(dataFile(uint64(gone)))
